@@ -1,0 +1,160 @@
+"""``config.yaml`` plus ``AIRLOCK_<SECTION>__<KEY>`` environment variables (DESIGN §3a).
+
+Environment variables win over the file. Credentials never live here: they live in the
+vault, keyed by service name. An invalid file is refused with the file, the key and the
+reason.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from airlock.durations import Duration
+from airlock.errors import ConfigError
+
+SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TotpConfig(Section):
+    issuer: str = "Airlock"
+    account: str = "me@airlock"
+    digits: int = Field(6, ge=6, le=8)
+    period: int = Field(30, ge=15, le=120)
+
+
+class SessionsConfig(Section):
+    default_ttl: Duration = 3600
+    max_ttl: Duration = 8 * 3600
+
+
+class ApprovalsConfig(Section):
+    timeout: Duration = 300
+    max_failures: int = Field(5, ge=1, le=100)
+    failure_window: Duration = 900
+    lockout: Duration = 900
+    notifiers: list[str] = Field(default_factory=lambda: ["console"])
+
+
+class ServiceConfig(BaseModel):
+    """One configured service: which connector, plus that connector's own settings."""
+
+    model_config = ConfigDict(extra="allow")
+
+    connector: str
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ServicePermissions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    write: str = Field("ask", pattern="^(ask|deny)$")
+    max_usd: float | None = None
+
+
+class PermissionsConfig(BaseModel):
+    """``rate_limit`` plus one optional block a service (``gmail: {write: deny}``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    rate_limit: int = Field(60, ge=1, le=100_000)
+
+    def for_service(self, service: str) -> ServicePermissions:
+        raw = (self.model_extra or {}).get(service, {})
+        return ServicePermissions.model_validate(raw or {})
+
+
+class DaemonConfig(Section):
+    allowed_uids: list[int] = Field(default_factory=list)
+
+
+class McpConfig(Section):
+    approval_wait: Duration = 120
+
+
+class VaultConfig(Section):
+    key: str = Field("totp", pattern="^(totp|passphrase)$")
+
+
+class AuditConfig(Section):
+    rotate_bytes: int = Field(64 * 1024 * 1024, ge=4096)
+
+
+class AirlockConfig(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AIRLOCK_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    totp: TotpConfig = Field(default_factory=TotpConfig)
+    sessions: SessionsConfig = Field(default_factory=SessionsConfig)
+    approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
+    services: dict[str, ServiceConfig] = Field(default_factory=dict)
+    notifiers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    permissions: PermissionsConfig = Field(default_factory=PermissionsConfig)
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    mcp: McpConfig = Field(default_factory=McpConfig)
+    vault: VaultConfig = Field(default_factory=VaultConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+
+    @field_validator("services")
+    @classmethod
+    def _service_names(cls, services: dict[str, ServiceConfig]) -> dict[str, ServiceConfig]:
+        for name in services:
+            if not SERVICE_NAME.match(name):
+                raise ValueError(
+                    f"service name {name!r} must be lowercase letters, digits, - or _ "
+                    "(at most 32, starting with a letter)"
+                )
+        return services
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file arrives as init kwargs; environment variables override it.
+        return (env_settings, init_settings)
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def load_config(path: Path) -> AirlockConfig:
+    """Read *path* (missing file means defaults) and the environment."""
+    data: Any = {}
+    if path.exists():
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    try:
+        return AirlockConfig(**data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = _location(first["loc"])
+        raise ConfigError(
+            f"{path}: key {key}: {first['msg']}",
+            hint="fix the key or remove it to use the default (see docs/configuration.md)",
+            field=key,
+        ) from None

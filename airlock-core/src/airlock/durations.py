@@ -1,0 +1,61 @@
+"""Durations as people write them in config and on the command line: ``90s``, ``60m``, ``8h``, ``7d``."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import BeforeValidator
+
+from airlock.errors import InvalidInput
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_PATTERN = re.compile(r"^\s*(\d{1,7})\s*([smhd])\s*$")
+
+
+def parse_duration(text: str | int | float, *, field: str = "duration") -> int:
+    """Seconds in *text* (``"90s"``, ``"60m"``, ``"8h"``, ``"7d"``; a bare number is seconds)."""
+    if isinstance(text, bool):
+        raise InvalidInput(f"{field}: expected a duration like 90s, 60m or 8h", field=field)
+    if isinstance(text, int | float):
+        seconds = int(text)
+    else:
+        match = _PATTERN.match(text)
+        if match is None:
+            if text.strip().isdigit():
+                seconds = int(text.strip())
+            else:
+                raise InvalidInput(
+                    f"{field}: {text[:20]!r} is not a duration; write it like 90s, 60m or 8h",
+                    field=field,
+                )
+        else:
+            seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        raise InvalidInput(f"{field}: must be longer than zero", field=field)
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _validate(value: object) -> int:
+    if isinstance(value, str | int | float):
+        return parse_duration(value)
+    raise ValueError("expected a duration like 90s, 60m or 8h")
+
+
+def _as_value_error(value: object) -> int:
+    try:
+        return _validate(value)
+    except InvalidInput as exc:
+        raise ValueError(exc.message) from None
+
+
+Duration = Annotated[int, BeforeValidator(_as_value_error)]
+"""A pydantic field type: accepts ``"60m"`` and stores seconds."""

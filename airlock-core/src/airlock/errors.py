@@ -1,0 +1,184 @@
+"""Every error Airlock raises on purpose; one tree rooted at ``AirlockError``.
+
+::
+
+    AirlockError
+    ├── ConfigError               config.yaml invalid, unknown connector or notifier
+    ├── PluginError               a plugin failed to load, or two register one id
+    ├── InvalidInput              bad parameters or body (400)
+    ├── NotFound                  unknown service, operation, request or session (404)
+    ├── Unauthenticated           no, unknown, expired or revoked token (401)
+    ├── Forbidden                 out of scope, wrong uid, not the owner (403)
+    │   └── AccessDenied          the person (or a policy) said no (403, exit 3)
+    ├── NotPending                the request was already answered or expired (409)
+    ├── PayloadTooLarge           body over the limit (413)
+    ├── ApprovalError             a TOTP code could not approve
+    │   ├── InvalidCode           wrong or already used code
+    │   ├── NotEnrolled           no TOTP secret yet
+    │   └── ApprovalsLocked       too many wrong codes (423)
+    ├── ApprovalTimedOut          nobody answered in time (exit 4)
+    ├── RateLimited               too many operations (429)
+    ├── VaultError                credentials file problems
+    │   ├── VaultLocked           passphrase vault not unlocked yet
+    │   └── VaultCorrupt          wrong key or tampered file
+    ├── AuditError                the audit record could not be written (fail closed)
+    ├── ConnectorError            the service failed or refused
+    │   └── ConnectorAuthError    the service rejected the credentials
+    └── DaemonUnreachable         no daemon on the socket (exit 5)
+
+Each class carries the HTTP ``status``, a stable machine ``code`` and the CLI
+``exit_code`` used for it, so the daemon, the clients and the CLI agree.
+Messages say what went wrong and what to do next; they never contain secrets.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class AirlockError(Exception):
+    """Base of every error Airlock raises on purpose."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "error"
+    exit_code: ClassVar[int] = 1
+
+    def __init__(self, message: str, *, hint: str | None = None, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.field = field
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_dict(self) -> dict[str, str]:
+        body = {"code": self.code, "message": self.message}
+        if self.hint:
+            body["hint"] = self.hint
+        if self.field:
+            body["field"] = self.field
+        return body
+
+
+class ConfigError(AirlockError):
+    code = "config_error"
+
+
+class PluginError(AirlockError):
+    code = "plugin_error"
+
+
+class InvalidInput(AirlockError):
+    status = 400
+    code = "invalid_input"
+    exit_code = 2
+
+
+class NotFound(AirlockError):
+    status = 404
+    code = "not_found"
+
+
+class Unauthenticated(AirlockError):
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(AirlockError):
+    status = 403
+    code = "forbidden"
+    exit_code = 3
+
+
+class AccessDenied(Forbidden):
+    code = "denied"
+
+
+class NotPending(AirlockError):
+    status = 409
+    code = "not_pending"
+
+
+class PayloadTooLarge(AirlockError):
+    status = 413
+    code = "payload_too_large"
+
+
+class ApprovalError(AirlockError):
+    status = 403
+    code = "approval_failed"
+    exit_code = 3
+
+
+class InvalidCode(ApprovalError):
+    code = "invalid_code"
+
+
+class NotEnrolled(ApprovalError):
+    status = 409
+    code = "totp_not_enrolled"
+
+    def __init__(self, message: str = "TOTP not enrolled", **kw: str | None) -> None:
+        kw.setdefault("hint", "run `airlock totp setup`")
+        super().__init__(message, **kw)
+
+
+class ApprovalsLocked(ApprovalError):
+    status = 423
+    code = "approvals_locked"
+
+
+class ApprovalTimedOut(AirlockError):
+    status = 408
+    code = "approval_timed_out"
+    exit_code = 4
+
+
+class RateLimited(AirlockError):
+    status = 429
+    code = "rate_limited"
+
+
+class VaultError(AirlockError):
+    status = 503
+    code = "vault_error"
+
+
+class VaultLocked(VaultError):
+    code = "vault_locked"
+
+
+class VaultCorrupt(VaultError):
+    code = "vault_corrupt"
+
+
+class AuditError(AirlockError):
+    status = 503
+    code = "audit_unavailable"
+
+
+class ConnectorError(AirlockError):
+    status = 502
+    code = "service_error"
+
+
+class ConnectorAuthError(ConnectorError):
+    code = "service_auth_failed"
+
+
+class DaemonUnreachable(AirlockError):
+    status = 503
+    code = "daemon_unreachable"
+    exit_code = 5
+
+
+def error_class_for(code: str) -> type[AirlockError]:
+    """The error class whose ``code`` is *code* (clients rebuild daemon errors with it)."""
+    stack: list[type[AirlockError]] = [AirlockError]
+    while stack:
+        cls = stack.pop()
+        if cls.code == code:
+            return cls
+        stack.extend(cls.__subclasses__())
+    return AirlockError
