@@ -1,0 +1,72 @@
+"""The ``airlock`` command line, built by :func:`build_app` from a plugin manager.
+
+Each sub-module adds one group of commands with a ``register(app)`` function; plugins add
+theirs through the ``register_commands`` hook. Heavy libraries are imported inside the
+command functions so ``airlock --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from airlock._version import __version__
+from airlock.errors import AirlockError
+
+if TYPE_CHECKING:
+    from airlock.plugins import AirlockPluginManager
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"airlock {__version__}")
+        raise typer.Exit()
+
+
+def build_app(pm: AirlockPluginManager) -> typer.Typer:
+    """The typer app with the built-in commands and every plugin's commands."""
+    from airlock.cli import plugins, setup, status
+    from airlock.cli.context import CliState
+
+    app = typer.Typer(
+        name="airlock",
+        help="Airlock: let AI agents reach your accounts only with your approval.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+        rich_markup_mode=None,
+    )
+
+    @app.callback()
+    def _root(
+        ctx: typer.Context,
+        version: Annotated[
+            bool,
+            typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+        ] = False,
+    ) -> None:
+        ctx.obj = CliState(pm)
+
+    for module in (setup, status, plugins):
+        module.register(app)
+    from airlock.plugins import register_commands
+
+    register_commands(pm, app)
+    return app
+
+
+def main() -> None:
+    """Entry point of the ``airlock`` script."""
+    from airlock.cli.output import report_error
+    from airlock.plugins import get_plugin_manager
+
+    try:
+        app = build_app(get_plugin_manager())
+        app(prog_name="airlock")
+    except AirlockError as exc:
+        report_error(exc)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,28 @@
+"""What every command needs, loaded once and only when first asked for."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airlock.config import AirlockConfig
+    from airlock.paths import AirlockPaths
+    from airlock.plugins import AirlockPluginManager
+
+
+class CliState:
+    def __init__(self, pm: AirlockPluginManager) -> None:
+        self.pm = pm
+
+    @cached_property
+    def paths(self) -> AirlockPaths:
+        from airlock.paths import resolve_paths
+
+        return resolve_paths()
+
+    @cached_property
+    def config(self) -> AirlockConfig:
+        from airlock.config import load_config
+
+        return load_config(self.paths.config_file)

@@ -1,0 +1,218 @@
+"""The connector contract: what a service plugin implements (DESIGN §2, §9).
+
+A connector class declares its operations with :func:`operation`::
+
+    class Maildir(Connector):
+        name = "maildir"
+        title = "Local Maildir"
+        Settings = MaildirSettings
+
+        @operation(access=Access.READ, params=ListParams, result=MessageList,
+                   description="List messages in a folder, newest first.")
+        async def list_messages(self, params: ListParams) -> MessageList: ...
+
+Core calls operations only through :meth:`Connector.call`, which validates the parameters
+against the params model and the return value against the result model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from airlock.errors import ConnectorError, InvalidInput, NotFound
+
+OPERATION_NAME = re.compile(r"^[a-z][a-z0-9_]{1,47}$")
+
+
+class Access(StrEnum):
+    READ = "read"
+    WRITE = "write"
+
+    def allows(self, needed: Access) -> bool:
+        """A write session may also read; a read session may only read."""
+        return self is Access.WRITE or needed is Access.READ
+
+
+class Params(BaseModel):
+    """Base for params models: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoCredentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Done(BaseModel):
+    """The result of a write operation that returns nothing else."""
+
+    ok: bool = True
+    detail: str = ""
+
+
+class CheckResult(BaseModel):
+    """What ``check()`` found, in words a person reads: "connected: 1,234 messages, 12 unread"."""
+
+    ok: bool
+    summary: str
+
+
+P = TypeVar("P", bound=BaseModel)
+R = TypeVar("R", bound=BaseModel)
+Method = Callable[[Any, P], Awaitable[R]]
+
+
+@dataclass(frozen=True)
+class OperationSpec:
+    name: str
+    access: Access
+    params: type[BaseModel]
+    result: type[BaseModel]
+    description: str
+    method: str
+
+    def params_schema(self) -> dict[str, Any]:
+        return self.params.model_json_schema()
+
+    def result_schema(self) -> dict[str, Any]:
+        return self.result.model_json_schema()
+
+
+_SPEC_ATTR = "__airlock_operation__"
+
+
+def operation(
+    *,
+    access: Access,
+    params: type[P],
+    result: type[R],
+    description: str,
+    name: str | None = None,
+) -> Callable[[Method[P, R]], Method[P, R]]:
+    """Declare an async method of a :class:`Connector` as an operation agents may call."""
+
+    def mark(func: Method[P, R]) -> Method[P, R]:
+        op_name = name or func.__name__
+        if not OPERATION_NAME.match(op_name):
+            raise ValueError(f"operation name {op_name!r} must be snake_case")
+        if not description.strip():
+            raise ValueError(f"operation {op_name!r} needs a one-line description")
+        spec = OperationSpec(op_name, access, params, result, description, func.__name__)
+        setattr(func, _SPEC_ATTR, spec)
+        return func
+
+    return mark
+
+
+class Connector:
+    """Base class of every connector. Subclasses set ``name``, ``title`` and operations.
+
+    One instance serves one configured service. ``open()`` connects, ``close()`` releases
+    (it must be safe to call twice), ``check()`` is a read-only probe used by
+    ``airlock credentials add``. Read-only must also be enforced at the protocol level
+    where the service allows it.
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str] = ""
+    Settings: ClassVar[type[BaseModel]] = NoSettings
+    Credentials: ClassVar[type[BaseModel]] = NoCredentials
+    operations: ClassVar[Mapping[str, OperationSpec]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        found: dict[str, OperationSpec] = dict(getattr(cls, "operations", {}))
+        for attr in vars(cls).values():
+            spec = getattr(attr, _SPEC_ATTR, None)
+            if isinstance(spec, OperationSpec):
+                found[spec.name] = spec
+        cls.operations = found
+
+    def __init__(self, settings: BaseModel, credentials: BaseModel, *, service: str) -> None:
+        self.settings = settings
+        self.credentials = credentials
+        self.service = service
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} service={self.service!r}>"
+
+    @classmethod
+    def parse_settings(cls, raw: Mapping[str, Any], *, service: str) -> BaseModel:
+        try:
+            return cls.Settings.model_validate(dict(raw))
+        except ValidationError as exc:
+            raise InvalidInput(
+                f"service {service!r}: {_first_error(exc)}", field=_first_field(exc)
+            ) from None
+
+    @classmethod
+    def parse_credentials(cls, raw: Mapping[str, Any], *, service: str) -> BaseModel:
+        try:
+            return cls.Credentials.model_validate(dict(raw))
+        except ValidationError as exc:
+            # Never echo the input: it is a secret.
+            raise InvalidInput(
+                f"service {service!r}: credentials incomplete or invalid "
+                f"(field {_first_field(exc)})",
+                field=_first_field(exc),
+                hint=f"run `airlock credentials add {service}`",
+            ) from None
+
+    async def open(self) -> None:
+        """Connect and authenticate. Called before the first operation of a session."""
+
+    async def close(self) -> None:
+        """Release connections. Idempotent."""
+
+    async def check(self) -> CheckResult:
+        """A read-only probe: can we connect, and what is there?"""
+        return CheckResult(ok=True, summary="no check implemented")
+
+    @classmethod
+    def spec(cls, operation_name: str) -> OperationSpec:
+        try:
+            return cls.operations[operation_name]
+        except KeyError:
+            raise NotFound(
+                f"{cls.name} has no operation {operation_name!r}",
+                hint="GET /v1/services lists the operations",
+            ) from None
+
+    async def call(self, operation_name: str, params: Mapping[str, Any] | None) -> BaseModel:
+        """Validate *params*, run the operation and validate what it returns."""
+        spec = self.spec(operation_name)
+        try:
+            parsed = spec.params.model_validate(dict(params or {}))
+        except ValidationError as exc:
+            raise InvalidInput(_first_error(exc), field=_first_field(exc)) from None
+        method: Callable[[BaseModel], Awaitable[BaseModel]] = getattr(self, spec.method)
+        result = await method(parsed)
+        if not isinstance(result, spec.result):
+            raise ConnectorError(
+                f"{self.name}.{spec.name} returned {type(result).__name__}, "
+                f"expected {spec.result.__name__}"
+            )
+        return result
+
+
+def _first_field(exc: ValidationError) -> str:
+    errors = exc.errors()
+    return ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors()
+    if not errors:
+        return "invalid parameters"
+    field = _first_field(exc) or "params"
+    return f"{field}: {errors[0]['msg']}"

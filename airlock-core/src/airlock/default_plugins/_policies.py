@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import re
+import threading
+from collections import deque
+from typing import Any
+
+from pydantic import BaseModel
+
+from airlock.connectors import Access
+from airlock.policies import Decision, PolicyContext, Verdict
+
+
+class ScopePolicy:
+    """An operation's service must be in the session, and its access within the session's."""
+
+    name = "scope"
+
+    def check(self, ctx: PolicyContext) -> Verdict | None:
+        if ctx.stage != "operation":
+            return None
+        if ctx.session is None:
+            return Verdict(Decision.DENY, "no session")
+        if ctx.service not in ctx.session.services:
+            return Verdict(Decision.DENY, f"session does not cover service {ctx.service!r}")
+        if not ctx.session.access.allows(ctx.access):
+            return Verdict(Decision.DENY, f"session is {ctx.session.access}-only")
+        return Verdict(Decision.ALLOW, "in scope")
+
+
+def _write_setting(ctx: PolicyContext) -> str:
+    block = ctx.permissions.get(ctx.service)
+    return str(block.get("write", "ask")) if isinstance(block, dict) else "ask"
+
+
+class ReadOnlyPolicy:
+    """Writes need their own approval of the exact action, unless configured ``deny``."""
+
+    name = "read-only"
+
+    def check(self, ctx: PolicyContext) -> Verdict | None:
+        if ctx.access is not Access.WRITE:
+            return None
+        if _write_setting(ctx) == "deny":
+            return Verdict(Decision.DENY, f"writes to {ctx.service!r} are disabled in config")
+        if ctx.stage == "operation":
+            return Verdict(Decision.ASK, "write operations need their own approval")
+        return None
+
+
+class RateLimitPolicy:
+    """At most ``permissions.rate_limit`` operations a minute per session (sliding window)."""
+
+    name = "rate-limit"
+    window = 60.0
+
+    def __init__(self) -> None:
+        self._calls: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, ctx: PolicyContext) -> Verdict | None:
+        if ctx.stage != "operation" or ctx.session is None:
+            return None
+        limit = int(ctx.permissions.get("rate_limit", 60))
+        with self._lock:
+            calls = self._calls.setdefault(ctx.session.id, deque())
+            while calls and calls[0] <= ctx.now - self.window:
+                calls.popleft()
+            if len(calls) >= limit:
+                return Verdict(
+                    Decision.DENY, f"more than {limit} operations a minute", code="rate_limited"
+                )
+            calls.append(ctx.now)
+        return None
+
+
+# A one-time code: 4-8 digits (optionally split by a space or dash) near a word that says so.
+_CODE_WORDS = (
+    r"code|otp|passcode|pin|verification|verify|security|one[- ]time|2fa|two[- ]factor|"
+    r"login|sign[- ]in|token|código|codice|bestätigungscode|einmal"
+)
+_CODE_NEAR_WORD = re.compile(
+    rf"(?P<word>\b(?:{_CODE_WORDS})\b[^\n\d]{{0,40}}?)(?P<code>\b\d{{3,4}}[- ]?\d{{2,4}}\b)",
+    re.IGNORECASE,
+)
+_CODE_BEFORE_WORD = re.compile(
+    rf"(?P<code>\b\d{{4,8}}\b)(?P<word>[^\n\d]{{0,25}}?\b(?:is your|{_CODE_WORDS})\b)",
+    re.IGNORECASE,
+)
+_RESET_LINK = re.compile(
+    r"https?://[^\s<>\"')\]]*(?:reset|password|passwd|recover|verify|verification|confirm|"
+    r"magic|token|otp|login|signin|sign-in|auth)[^\s<>\"')\]]*",
+    re.IGNORECASE,
+)
+REDACTED_CODE = "[code redacted]"
+REDACTED_LINK = "[link redacted]"
+_TEXT_FIELDS = frozenset({"text", "snippet", "subject", "body", "html", "content", "preview"})
+
+
+def redact_text(text: str) -> str:
+    """Mask one-time codes and password-reset/sign-in links in *text*."""
+    text = _RESET_LINK.sub(REDACTED_LINK, text)
+    text = _CODE_NEAR_WORD.sub(lambda m: m.group("word") + REDACTED_CODE, text)
+    return _CODE_BEFORE_WORD.sub(lambda m: REDACTED_CODE + m.group("word"), text)
+
+
+def _redact(value: Any, key: str | None) -> Any:
+    if isinstance(value, str):
+        return redact_text(value) if key in _TEXT_FIELDS else value
+    if isinstance(value, dict):
+        return {k: _redact(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v, key) for v in value]
+    return value
+
+
+class RedactCodesPolicy:
+    """Mail text handed to agents has one-time codes and reset links masked.
+
+    An agent that can read mail could otherwise take over accounts by requesting a
+    password reset and reading the code. A session approved with ``sensitive: true``
+    sees the text unmasked.
+    """
+
+    name = "redact-codes"
+
+    def check(self, ctx: PolicyContext) -> Verdict | None:
+        return None
+
+    def filter_result(self, ctx: PolicyContext, result: BaseModel) -> BaseModel:
+        if ctx.session is not None and ctx.session.sensitive:
+            return result
+        dumped = result.model_dump(mode="python", by_alias=True)
+        redacted = _redact(dumped, None)
+        if redacted == dumped:
+            return result
+        return type(result).model_validate(redacted)

@@ -1,0 +1,191 @@
+"""Finding plugins and asking them for components (DESIGN §2).
+
+Callers never touch ``pm.hook`` directly; they use the typed getters below, which also
+enforce unique component ids and report which distribution registered what.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pluggy
+
+from airlock import hookspecs
+from airlock._version import __version__
+from airlock.errors import PluginError
+
+if TYPE_CHECKING:
+    from airlock.connectors import Connector
+    from airlock.notifiers import Notifier
+    from airlock.policies import Policy
+
+ENTRY_POINT_GROUP = "airlock"
+DEFAULT_PLUGINS = (
+    "airlock.default_plugins.console",
+    "airlock.default_plugins.policies",
+)
+CORE_DISTRIBUTION = "airlock-core"
+
+
+@dataclass(frozen=True)
+class PluginSource:
+    name: str
+    distribution: str
+    version: str
+    builtin: bool
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    name: str
+    distribution: str
+    error: str
+
+
+@dataclass
+class PluginRegistry:
+    """Where each registered plugin came from, and which plugins failed to load."""
+
+    sources: dict[str, PluginSource] = field(default_factory=dict)
+    failures: list[LoadFailure] = field(default_factory=list)
+
+
+class AirlockPluginManager(pluggy.PluginManager):
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT)
+        self.registry = PluginRegistry()
+
+
+def _disabled(env: Mapping[str, str]) -> set[str]:
+    raw = env.get("AIRLOCK_DISABLE_PLUGINS", "")
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+def get_plugin_manager(
+    *,
+    load_entry_points: bool = True,
+    env: Mapping[str, str] | None = None,
+    extra_plugins: Iterable[ModuleType | object] = (),
+) -> AirlockPluginManager:
+    """A fresh plugin manager: built-ins, installed plugins, then *extra_plugins* (tests)."""
+    env = os.environ if env is None else env
+    disabled = _disabled(env)
+    pm = AirlockPluginManager()
+    pm.add_hookspecs(hookspecs)
+    for module_name in DEFAULT_PLUGINS:
+        short = module_name.rsplit(".", 1)[-1]
+        if short in disabled:
+            continue
+        pm.register(importlib.import_module(module_name), name=short)
+        pm.registry.sources[short] = PluginSource(short, CORE_DISTRIBUTION, __version__, True)
+    if load_entry_points:
+        _load_entry_points(pm, disabled)
+    for plugin in extra_plugins:
+        name = pm.register(plugin)
+        if name is not None:
+            pm.registry.sources[name] = PluginSource(name, "(test)", "0", False)
+    pm.check_pending()
+    return pm
+
+
+def _load_entry_points(pm: AirlockPluginManager, disabled: set[str]) -> None:
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist is not None else "(unknown)"
+        version = ep.dist.version if ep.dist is not None else "?"
+        if ep.name in disabled or dist in disabled:
+            continue
+        try:
+            plugin = ep.load()
+        except Exception as exc:  # a broken plugin must not take the others down
+            pm.registry.failures.append(LoadFailure(ep.name, dist, f"{type(exc).__name__}: {exc}"))
+            continue
+        if pm.is_registered(plugin):
+            continue
+        pm.register(plugin, name=ep.name)
+        pm.registry.sources[ep.name] = PluginSource(ep.name, dist, version, False)
+
+
+T = TypeVar("T")
+
+
+def _collect(pm: AirlockPluginManager, hook_name: str, kind: str) -> dict[str, tuple[Any, str]]:
+    """Call every implementation of a registration hook; ids must be unique."""
+    found: dict[str, tuple[Any, str]] = {}
+    caller = getattr(pm.hook, hook_name)
+    for impl in caller.get_hookimpls():
+        plugin_name = impl.plugin_name
+        dist = _distribution(pm, plugin_name)
+        for component in impl.function() or ():
+            cid = str(component.name)
+            if cid in found:
+                raise PluginError(
+                    f"{kind} id {cid!r} is registered by both {found[cid][1]} and {dist}",
+                    hint="uninstall one of them or disable it with AIRLOCK_DISABLE_PLUGINS",
+                )
+            found[cid] = (component, dist)
+    return found
+
+
+def _distribution(pm: AirlockPluginManager, plugin_name: str) -> str:
+    source = pm.registry.sources.get(plugin_name)
+    return source.distribution if source else plugin_name
+
+
+def get_connectors(pm: AirlockPluginManager) -> dict[str, type[Connector]]:
+    return {cid: comp for cid, (comp, _) in _collect(pm, "register_connectors", "connector").items()}
+
+
+def get_notifiers(pm: AirlockPluginManager) -> dict[str, type[Notifier]]:
+    return {cid: comp for cid, (comp, _) in _collect(pm, "register_notifiers", "notifier").items()}
+
+
+def get_policies(pm: AirlockPluginManager) -> list[Policy]:
+    return [comp for comp, _ in _collect(pm, "register_policies", "policy").values()]
+
+
+def register_commands(pm: AirlockPluginManager, app: Any) -> None:
+    pm.hook.register_commands(app=app)
+
+
+def plugin_report(pm: AirlockPluginManager, *, include_builtin: bool) -> list[dict[str, Any]]:
+    """What ``airlock plugins list`` prints: one entry a plugin, plus load failures."""
+    components: dict[str, dict[str, list[str]]] = {}
+    for hook_name, kind in (
+        ("register_connectors", "connectors"),
+        ("register_notifiers", "notifiers"),
+        ("register_policies", "policies"),
+    ):
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            ids = [str(c.name) for c in impl.function() or ()]
+            components.setdefault(impl.plugin_name, {})[kind] = ids
+    report: list[dict[str, Any]] = []
+    for name, plugin in pm.list_name_plugin():
+        source = pm.registry.sources.get(name)
+        if source is None or (source.builtin and not include_builtin):
+            continue
+        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or ())
+        report.append(
+            {
+                "name": name,
+                "distribution": source.distribution,
+                "version": source.version,
+                "builtin": source.builtin,
+                "hooks": hooks,
+                "components": components.get(name, {}),
+            }
+        )
+    for failure in pm.registry.failures:
+        report.append(
+            {
+                "name": failure.name,
+                "distribution": failure.distribution,
+                "error": failure.error,
+            }
+        )
+    return report

@@ -1,0 +1,84 @@
+"""Configured services: a service name bound to a connector and its settings (DESIGN §3a)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from airlock.config import AirlockConfig
+from airlock.connectors import Connector
+from airlock.errors import ConfigError, InvalidInput, NotFound
+
+# Where the components that Airlock's own packages provide live, so an unknown id can
+# name what to install. Anything else is assumed to follow the airlock-<id> convention.
+KNOWN_PACKAGES = {
+    "imap": "airlock-mail",
+    "maildir": "airlock-mail",
+    "gmail": "airlock-gmail",
+    "icloud": "airlock-icloud",
+    "gcal": "airlock-gcal",
+    "openrouter": "airlock-openrouter",
+    "telegram": "airlock-notify-telegram",
+    "signal": "airlock-notify-signal",
+}
+
+
+def package_for(component_id: str) -> str:
+    return KNOWN_PACKAGES.get(component_id, f"airlock-{component_id}")
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    connector: type[Connector]
+    settings: BaseModel
+
+
+def resolve_service(
+    name: str, config: AirlockConfig, connectors: Mapping[str, type[Connector]]
+) -> Service:
+    """The configured service *name*, with its settings validated by its connector."""
+    entry = config.services.get(name)
+    if entry is None:
+        raise NotFound(
+            f"no service named {name!r}",
+            hint=f"configured services: {', '.join(sorted(config.services)) or 'none'}",
+        )
+    cls = connectors.get(entry.connector)
+    if cls is None:
+        raise ConfigError(
+            f"service {name!r} uses connector {entry.connector!r}, which is not installed",
+            hint=f"pip install {package_for(entry.connector)}",
+        )
+    try:
+        settings = cls.parse_settings(entry.settings, service=name)
+    except InvalidInput as exc:
+        raise ConfigError(
+            f"services.{name}: {exc.message}", hint="see docs/configuration.md"
+        ) from None
+    return Service(name, cls, settings)
+
+
+def resolve_services(
+    config: AirlockConfig, connectors: Mapping[str, type[Connector]]
+) -> dict[str, Service]:
+    """Every configured service, or a ConfigError for the first one that is wrong."""
+    return {name: resolve_service(name, config, connectors) for name in config.services}
+
+
+def describe_services(
+    config: AirlockConfig, connectors: Mapping[str, type[Connector]]
+) -> list[dict[str, Any]]:
+    """For ``status``: each service and, instead of failing, what is wrong with it."""
+    described: list[dict[str, Any]] = []
+    for name, entry in sorted(config.services.items()):
+        item: dict[str, Any] = {"name": name, "connector": entry.connector}
+        try:
+            resolve_service(name, config, connectors)
+        except ConfigError as exc:
+            item["problem"] = f"{exc.message} ({exc.hint})" if exc.hint else exc.message
+        described.append(item)
+    return described

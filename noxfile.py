@@ -1,0 +1,100 @@
+"""One way to build, test and check Airlock: ``uv run nox`` runs the default sessions.
+
+Each package is tested in an environment holding only that package, its dependencies
+(from uv.lock) and the test tools, so a missing dependency declaration fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.sessions = ["lint", "typecheck", "tests", "discovery"]
+nox.options.reuse_existing_virtualenvs = True
+
+ROOT = Path(__file__).parent
+# package folder -> its tests folder
+PACKAGES = {
+    "airlock-core": "tests/core",
+    "airlock-mail": "tests/mail",
+}
+
+
+def _sync(session: nox.Session, *args: str) -> None:
+    """Install exactly what uv.lock says into this session's environment."""
+    session.run_install(
+        "uv",
+        "sync",
+        "--locked",
+        "--compile-bytecode",
+        *args,
+        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
+        silent=True,
+    )
+
+
+@nox.session
+@nox.parametrize("package", list(PACKAGES))
+def tests(session: nox.Session, package: str) -> None:
+    """Run one package's tests with only that package installed."""
+    _sync(session, "--package", package, "--group", "test")
+    session.run("pytest", PACKAGES[package], *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    _sync(session, "--only-group", "dev")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over every package."""
+    _sync(session, "--all-packages", "--group", "dev")
+    session.run("mypy")
+
+
+@nox.session
+def discovery(session: nox.Session) -> None:
+    """Build real wheels, install only airlock-core and airlock-mail, and find `maildir`."""
+    dist = Path(tempfile.mkdtemp(prefix="airlock-dist-"))
+    try:
+        session.run("uv", "build", "--all-packages", "--wheel", "-o", str(dist), silent=True)
+        wheels = {w.name.split("-")[0]: w for w in dist.glob("*.whl")}
+        session.install(str(wheels["airlock_core"]), str(wheels["airlock_mail"]))
+        out = session.run("airlock", "plugins", "list", "--json", silent=True)
+        assert isinstance(out, str)
+        report = json.loads(out)
+        found = {
+            cid
+            for entry in report
+            for cid in entry.get("components", {}).get("connectors", [])
+        }
+        failures = [entry for entry in report if "error" in entry]
+        if failures or "maildir" not in found:
+            session.error(f"discovery failed: connectors={sorted(found)} failures={failures}")
+        session.log(f"discovered connectors from wheels: {sorted(found)}")
+    finally:
+        shutil.rmtree(dist, ignore_errors=True)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run every benchmark; each prints JSON."""
+    _sync(session, "--all-packages", "--group", "test")
+    env = {"PYTHONDONTWRITEBYTECODE": ""}
+    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+        if not script.name.startswith("_"):
+            session.run("python", str(script), *session.posargs, env=env)
+
+
+if os.environ.get("CI") == "true":
+    nox.options.error_on_missing_interpreters = True

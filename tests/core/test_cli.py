@@ -1,0 +1,121 @@
+"""The airlock command as a person runs it: a real subprocess in a temporary AIRLOCK_HOME."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def airlock(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "AIRLOCK_HOME": str(home), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "airlock", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_version(tmp_path: Path) -> None:
+    from airlock import __version__
+
+    result = airlock(tmp_path, "--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"airlock {__version__}"
+
+
+def test_init_writes_a_commented_config_and_private_directories(tmp_path: Path) -> None:
+    result = airlock(tmp_path, "init")
+    assert result.returncode == 0, result.stderr
+    config = tmp_path / "config.yaml"
+    assert config.read_text().startswith("# Airlock configuration")
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    for directory in (tmp_path / "data", tmp_path / "data" / "audit", tmp_path / "run"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert "same" not in result.stderr
+    assert "Personal mode" in result.stdout
+
+
+def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("services: {}\n# mine\n")
+    result = airlock(tmp_path, "init")
+    assert result.returncode == 1
+    assert "already exists" in result.stderr
+    assert "--force" in result.stderr
+    assert (tmp_path / "config.yaml").read_text() == "services: {}\n# mine\n"
+    assert airlock(tmp_path, "init", "--force").returncode == 0
+    assert "# mine" not in (tmp_path / "config.yaml").read_text()
+
+
+def test_the_written_config_loads(tmp_path: Path) -> None:
+    airlock(tmp_path, "init")
+    result = airlock(tmp_path, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    facts = json.loads(result.stdout)
+    assert facts["config_exists"] is True
+    assert facts["mode"] == "personal"
+    assert facts["services"] == []
+    assert any("Personal mode" in w for w in facts["warnings"])
+
+
+def test_status_names_a_service_whose_connector_is_missing(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("services:\n  cal: {connector: gcal}\n")
+    facts = json.loads(airlock(tmp_path, "status", "--json").stdout)
+    assert facts["services"][0]["name"] == "cal"
+    assert "pip install airlock-gcal" in facts["services"][0]["problem"]
+
+
+def test_an_invalid_config_is_an_error_with_file_and_key(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("approvals: {timeout: later}\n")
+    result = airlock(tmp_path, "status")
+    assert result.returncode == 1
+    assert "config.yaml: key approvals.timeout" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_plugins_list_shows_builtins_with_all(tmp_path: Path) -> None:
+    result = airlock(tmp_path, "plugins", "list", "--json", "--all")
+    report = json.loads(result.stdout)
+    console = next(e for e in report if e["name"] == "console")
+    assert console["distribution"] == "airlock-core"
+    assert console["components"] == {"notifiers": ["console"]}
+    policies = next(e for e in report if e["name"] == "policies")
+    assert policies["components"]["policies"] == ["scope", "read-only", "rate-limit", "redact-codes"]
+
+
+def test_an_unknown_command_is_a_usage_error(tmp_path: Path) -> None:
+    assert airlock(tmp_path, "frobnicate").returncode == 2
+
+
+def test_help_imports_nothing_heavy(tmp_path: Path) -> None:
+    probe = (
+        "import sys\n"
+        "sys.argv = ['airlock', '--help']\n"
+        "from airlock.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = {'mcp', 'aiohttp', 'httpx', 'structlog', 'pydantic', 'cryptography', 'imapclient'}\n"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AIRLOCK_HOME": str(tmp_path)},
+        timeout=60,
+        check=False,
+    )
+    assert result.stderr.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("args", [["status"], ["plugins", "list"]])
+def test_commands_work_without_a_config(tmp_path: Path, args: list[str]) -> None:
+    result = airlock(tmp_path, *args)
+    assert result.returncode == 0, result.stderr

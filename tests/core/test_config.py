@@ -1,0 +1,136 @@
+"""config.yaml and AIRLOCK_ variables: defaults, overrides, and clear refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from airlock.config import load_config
+from airlock.connectors import Connector
+from airlock.durations import parse_duration
+from airlock.errors import ConfigError, InvalidInput
+from airlock.paths import Mode, resolve_paths
+from airlock.services import resolve_service
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_missing_file_means_defaults(tmp_path: Path) -> None:
+    config = load_config(tmp_path / "config.yaml")
+    assert config.sessions.default_ttl == 3600
+    assert config.approvals.max_failures == 5
+    assert config.services == {}
+
+
+def test_durations_are_read_as_people_write_them(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "sessions: {default_ttl: 90s, max_ttl: 8h}\n"))
+    assert (config.sessions.default_ttl, config.sessions.max_ttl) == (90, 8 * 3600)
+
+
+def test_environment_variables_override_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRLOCK_SESSIONS__DEFAULT_TTL", "30m")
+    monkeypatch.setenv("AIRLOCK_APPROVALS__MAX_FAILURES", "3")
+    config = load_config(write(tmp_path, "sessions: {default_ttl: 90s}\n"))
+    assert config.sessions.default_ttl == 1800
+    assert config.approvals.max_failures == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "words"),
+    [
+        ("sessions: {default_ttl: soon}\n", "sessions.default_ttl", "not a duration"),
+        ("approvals: {max_failures: -1}\n", "approvals.max_failures", "greater than"),
+        ("totp: {colour: blue}\n", "totp.colour", "not permitted"),
+        ("services: {Bad Name: {connector: imap}}\n", "services", "lowercase"),
+        ("services: {work: {host: x}}\n", "services.work.connector", "required"),
+    ],
+)
+def test_an_invalid_file_is_refused_with_file_key_and_reason(
+    tmp_path: Path, text: str, key: str, words: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = info.value.message
+    assert str(path) in message
+    assert f"key {key}" in message
+    assert words in message
+
+
+def test_yaml_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(write(tmp_path, "- just\n- a list\n"))
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "services: {unclosed\n"))
+
+
+def test_an_unknown_connector_names_the_package_to_install(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "services: {mail: {connector: gmail}}\n"))
+    with pytest.raises(ConfigError) as info:
+        resolve_service("mail", config, {})
+    assert info.value.hint == "pip install airlock-gmail"
+
+
+def test_service_settings_are_checked_by_their_connector(tmp_path: Path) -> None:
+    from pydantic import BaseModel
+
+    class PortSettings(BaseModel):
+        port: int
+
+    class Fake(Connector):
+        name = "fake"
+        Settings = PortSettings
+
+    config = load_config(write(tmp_path, "services: {f: {connector: fake, port: many}}\n"))
+    with pytest.raises(ConfigError, match="services.f: .*port"):
+        resolve_service("f", config, {"fake": Fake})
+    config = load_config(write(tmp_path, "services: {f: {connector: fake, port: 993}}\n"))
+    assert resolve_service("f", config, {"fake": Fake}).settings == PortSettings(port=993)
+
+
+def test_airlock_home_puts_everything_under_one_directory(tmp_path: Path) -> None:
+    paths = resolve_paths({"AIRLOCK_HOME": str(tmp_path)})
+    assert paths.mode is Mode.PERSONAL
+    assert paths.config_file == tmp_path / "config.yaml"
+    assert paths.data_dir == tmp_path / "data"
+    assert paths.socket == tmp_path / "run" / "airlock.sock"
+
+
+def test_personal_mode_follows_xdg(tmp_path: Path) -> None:
+    env = {
+        "HOME": str(tmp_path),
+        "XDG_RUNTIME_DIR": str(tmp_path / "rt"),
+        "AIRLOCK_SOCKET": str(tmp_path / "other.sock"),
+    }
+    paths = resolve_paths(env)
+    assert paths.config_file == tmp_path / ".config/airlock/config.yaml"
+    assert paths.data_dir == tmp_path / ".local/share/airlock"
+    assert paths.run_dir == tmp_path / "rt/airlock"
+    assert paths.socket == tmp_path / "other.sock"
+
+
+def test_isolated_mode_uses_system_paths() -> None:
+    paths = resolve_paths({"AIRLOCK_MODE": "isolated", "HOME": "/nonexistent"})
+    assert paths.config_file == Path("/etc/airlock/config.yaml")
+    assert paths.data_dir == Path("/var/lib/airlock")
+    assert paths.socket == Path("/run/airlock/airlock.sock")
+    with pytest.raises(ConfigError, match="not a mode"):
+        resolve_paths({"AIRLOCK_MODE": "sideways"})
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("60m", 3600), ("8h", 28800), ("7d", 604800), ("45", 45)])
+def test_durations_parse(text: str, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "0m", "-5m", "5 minutes", "1e9s", "m"])
+def test_bad_durations_are_refused_clearly(text: str) -> None:
+    with pytest.raises(InvalidInput):
+        parse_duration(text, field="ttl")

@@ -1,0 +1,136 @@
+"""The plugin framework: discovery, failures, duplicates, disabling, the combine rule."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from airlock.errors import PluginError
+from airlock.plugins import get_connectors, get_notifiers, get_plugin_manager, plugin_report
+from airlock.policies import Decision, PolicyContext, Verdict, combine, evaluate
+from airlock.connectors import Access
+
+
+def make_distribution(site: Path, dist: str, module: str, body: str) -> None:
+    """A real installed distribution (dist-info + entry point) on a sys.path entry."""
+    (site / f"{module}.py").write_text(textwrap.dedent(body))
+    info = site / f"{dist.replace('-', '_')}-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
+    (info / "entry_points.txt").write_text(f"[airlock]\n{module} = {module}\n")
+
+
+CONNECTOR_PLUGIN = """
+from airlock.hookspecs import hookimpl
+from airlock.connectors import Connector
+
+class Dup(Connector):
+    name = "dup"
+
+@hookimpl
+def register_connectors():
+    return [Dup]
+"""
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    return site
+
+
+def test_an_installed_plugin_is_found_through_its_entry_point(site: Path) -> None:
+    make_distribution(site, "airlock-dupe-a", "dupe_a", CONNECTOR_PLUGIN)
+    pm = get_plugin_manager(env={})
+    assert "dup" in get_connectors(pm)
+    entry = next(e for e in plugin_report(pm, include_builtin=False) if e["name"] == "dupe_a")
+    assert entry["distribution"] == "airlock-dupe-a"
+    assert entry["version"] == "1.2.3"
+    assert entry["hooks"] == ["register_connectors"]
+    assert entry["components"]["connectors"] == ["dup"]
+
+
+def test_two_plugins_registering_one_id_is_an_error_naming_both(site: Path) -> None:
+    make_distribution(site, "airlock-dupe-a", "dupe_a", CONNECTOR_PLUGIN)
+    make_distribution(site, "airlock-dupe-b", "dupe_b", CONNECTOR_PLUGIN)
+    pm = get_plugin_manager(env={})
+    with pytest.raises(PluginError) as info:
+        get_connectors(pm)
+    assert "airlock-dupe-a" in info.value.message
+    assert "airlock-dupe-b" in info.value.message
+
+
+def test_a_plugin_that_fails_to_import_is_reported_and_others_still_load(site: Path) -> None:
+    make_distribution(site, "airlock-broken", "broken_plugin", "import no_such_module_xyz\n")
+    make_distribution(site, "airlock-dupe-a", "dupe_a", CONNECTOR_PLUGIN)
+    pm = get_plugin_manager(env={})
+    assert "dup" in get_connectors(pm)
+    failures = [e for e in plugin_report(pm, include_builtin=False) if "error" in e]
+    assert [f for f in failures if f["distribution"] == "airlock-broken"] == [
+        {
+            "name": "broken_plugin",
+            "distribution": "airlock-broken",
+            "error": "ModuleNotFoundError: No module named 'no_such_module_xyz'",
+        }
+    ]
+
+
+def test_disabled_plugins_are_not_loaded(site: Path) -> None:
+    make_distribution(site, "airlock-dupe-a", "dupe_a", CONNECTOR_PLUGIN)
+    make_distribution(site, "airlock-dupe-b", "dupe_b", CONNECTOR_PLUGIN)
+    pm = get_plugin_manager(env={"AIRLOCK_DISABLE_PLUGINS": "dupe_b, airlock-nothing"})
+    assert "dup" in get_connectors(pm)
+    pm = get_plugin_manager(env={"AIRLOCK_DISABLE_PLUGINS": "airlock-dupe-a,airlock-dupe-b"})
+    assert "dup" not in get_connectors(pm)
+
+
+def test_builtins_come_through_the_same_hooks() -> None:
+    pm = get_plugin_manager(env={}, load_entry_points=False)
+    assert "console" in get_notifiers(pm)
+    builtin = plugin_report(pm, include_builtin=True)
+    assert {e["name"] for e in builtin} == {"console", "policies"}
+    assert plugin_report(pm, include_builtin=False) == []
+
+
+def test_each_plugin_manager_is_fresh(site: Path) -> None:
+    first = get_plugin_manager(env={})
+    make_distribution(site, "airlock-dupe-a", "dupe_a", CONNECTOR_PLUGIN)
+    second = get_plugin_manager(env={})
+    assert "dup" not in get_connectors(first)
+    assert "dup" in get_connectors(second)
+
+
+def v(decision: Decision) -> Verdict:
+    return Verdict(decision, decision.value)
+
+
+def test_deny_beats_ask_beats_allow() -> None:
+    assert combine([v(Decision.ALLOW), v(Decision.DENY), v(Decision.ASK)]).decision is Decision.DENY
+    assert combine([v(Decision.ALLOW), None, v(Decision.ASK)]).decision is Decision.ASK
+    assert combine([None, v(Decision.ALLOW)]).decision is Decision.ALLOW
+    assert combine([None, None]).decision is Decision.ALLOW
+
+
+class Exploding:
+    name = "exploding"
+
+    def check(self, ctx: PolicyContext) -> Verdict | None:
+        raise RuntimeError("bug")
+
+
+class Allowing:
+    name = "allowing"
+
+    def check(self, ctx: PolicyContext) -> Verdict | None:
+        return Verdict(Decision.ALLOW, "fine")
+
+
+def test_a_policy_that_raises_denies() -> None:
+    ctx = PolicyContext(stage="operation", service="mail", access=Access.READ)
+    verdict = evaluate([Allowing(), Exploding()], ctx)
+    assert verdict.decision is Decision.DENY
+    assert verdict.policy == "exploding"
