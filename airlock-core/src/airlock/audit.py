@@ -76,7 +76,6 @@ if TYPE_CHECKING:
 __all__ = [
     "CURRENT_NAME",
     "GENESIS",
-    "AsyncAuditLog",
     "AuditLog",
     "AuditRecord",
     "VerifyProblem",
@@ -475,18 +474,21 @@ class _Current:
 class AuditLog:
     """Appends records to the chain; thread-safe, group-committing, fail-closed.
 
-    ``append`` blocks until the record is durable; call it from threads or sync code
-    (the CLI). From asyncio use :class:`AsyncAuditLog`, which never blocks the loop.
+    ``await log.append(event, **fields)`` from coroutines (the daemon),
+    ``log.append_sync(event, **fields)`` from threads or sync code (the CLI). *key* is
+    the key itself or the key file (created on first use).
     """
 
     def __init__(
         self,
         audit_dir: Path,
-        key: bytes,
+        key: bytes | Path,
         *,
         rotate_bytes: int = 64 * 1024 * 1024,
         clock: Clock | None = None,
     ) -> None:
+        if isinstance(key, Path):
+            key = load_or_create_key(key)
         if len(key) != KEY_BYTES:
             raise ValueError("the audit key must be 32 bytes")
         self.audit_dir = audit_dir
@@ -524,8 +526,21 @@ class AuditLog:
 
     # -- appending --------------------------------------------------------------------
 
-    def append(self, event: str, /, **fields: Any) -> AuditRecord:
-        """Write one record and wait until it is on disk; ``AuditError`` if it is not."""
+    async def append(self, event: str, **fields: Any) -> AuditRecord:
+        """Write one record; returns once it is on disk, ``AuditError`` if it cannot be.
+
+        For coroutines: waits on a future while the disk work runs in a worker thread,
+        so the event loop never blocks on fsync.
+        """
+        pending = self._prepare(event, fields)
+        loop = asyncio.get_running_loop()
+        pending.loop, pending.future = loop, loop.create_future()
+        if self._enqueue(pending):
+            loop.run_in_executor(None, self._lead)
+        return await pending.future
+
+    def append_sync(self, event: str, **fields: Any) -> AuditRecord:
+        """``append`` for threads and sync code (the CLI): blocks until the record is durable."""
         pending = self._prepare(event, fields)
         pending.done = threading.Event()
         if self._enqueue(pending):
@@ -535,14 +550,9 @@ class AuditLog:
             raise _audit_error(pending.error or "unknown failure")
         return pending.record
 
-    async def append_async(self, event: str, /, **fields: Any) -> AuditRecord:
-        """``append`` for coroutines: waits on a future, the disk work runs in a thread."""
-        pending = self._prepare(event, fields)
-        loop = asyncio.get_running_loop()
-        pending.loop, pending.future = loop, loop.create_future()
-        if self._enqueue(pending):
-            loop.run_in_executor(None, self._lead)
-        return await pending.future
+    def query(self, **criteria: Any) -> list[dict[str, Any]]:
+        """:func:`query` on this log's directory."""
+        return query(self.audit_dir, **criteria)
 
     def _prepare(self, event: str, fields: Mapping[str, Any]) -> _Pending:
         # Validation and JSON happen in the caller, so one bad event cannot fail a batch.
@@ -732,19 +742,6 @@ def _seq_ts(line: bytes, path: Path) -> tuple[int, str]:
         return int(record["seq"]), str(record["ts"])
     except (ValueError, KeyError, TypeError):
         raise AuditError(f"{path}: the first record is unreadable") from None
-
-
-class AsyncAuditLog:
-    """The daemon's face of the log: ``await audit.append(event, **fields)``."""
-
-    def __init__(self, log: AuditLog) -> None:
-        self.log = log
-
-    async def append(self, event: str, /, **fields: Any) -> AuditRecord:
-        return await self.log.append_async(event, **fields)
-
-    def close(self) -> None:
-        self.log.close()
 
 
 # --- reading ------------------------------------------------------------------------------
