@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 
-def airlock(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def airlock(
+    home: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "AIRLOCK_HOME": str(home), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "airlock", *args],
@@ -88,7 +90,12 @@ def test_plugins_list_shows_builtins_with_all(tmp_path: Path) -> None:
     assert console["distribution"] == "airlock-core"
     assert console["components"] == {"notifiers": ["console"]}
     policies = next(e for e in report if e["name"] == "policies")
-    assert policies["components"]["policies"] == ["scope", "read-only", "rate-limit", "redact-codes"]
+    assert policies["components"]["policies"] == [
+        "scope",
+        "read-only",
+        "rate-limit",
+        "redact-codes",
+    ]
 
 
 def test_an_unknown_command_is_a_usage_error(tmp_path: Path) -> None:

@@ -125,7 +125,9 @@ def test_isolated_mode_uses_system_paths() -> None:
         resolve_paths({"AIRLOCK_MODE": "sideways"})
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("60m", 3600), ("8h", 28800), ("7d", 604800), ("45", 45)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("60m", 3600), ("8h", 28800), ("7d", 604800), ("45", 45)]
+)
 def test_durations_parse(text: str, seconds: int) -> None:
     assert parse_duration(text) == seconds
 

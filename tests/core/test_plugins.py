@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from airlock.connectors import Access
 from airlock.errors import PluginError
 from airlock.plugins import get_connectors, get_notifiers, get_plugin_manager, plugin_report
 from airlock.policies import Decision, PolicyContext, Verdict, combine, evaluate
-from airlock.connectors import Access
 
 
 def make_distribution(site: Path, dist: str, module: str, body: str) -> None:

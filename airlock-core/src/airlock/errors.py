@@ -9,7 +9,8 @@
     ├── NotFound                  unknown service, operation, request or session (404)
     ├── Unauthenticated           no, unknown, expired or revoked token (401)
     ├── Forbidden                 out of scope, wrong uid, not the owner (403)
-    │   └── AccessDenied          the person (or a policy) said no (403, exit 3)
+    │   ├── AccessDenied          the person (or a policy) said no (403, exit 3)
+    │   └── ApprovalRequired      a write needs its own approval first (403)
     ├── NotPending                the request was already answered or expired (409)
     ├── PayloadTooLarge           body over the limit (413)
     ├── ApprovalError             a TOTP code could not approve
@@ -93,6 +94,10 @@ class Forbidden(AirlockError):
 
 class AccessDenied(Forbidden):
     code = "denied"
+
+
+class ApprovalRequired(Forbidden):
+    code = "approval_required"
 
 
 class NotPending(AirlockError):

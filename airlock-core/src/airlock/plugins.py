@@ -138,11 +138,13 @@ def _distribution(pm: AirlockPluginManager, plugin_name: str) -> str:
 
 
 def get_connectors(pm: AirlockPluginManager) -> dict[str, type[Connector]]:
-    return {cid: comp for cid, (comp, _) in _collect(pm, "register_connectors", "connector").items()}
+    found = _collect(pm, "register_connectors", "connector")
+    return {cid: comp for cid, (comp, _) in found.items()}
 
 
 def get_notifiers(pm: AirlockPluginManager) -> dict[str, type[Notifier]]:
-    return {cid: comp for cid, (comp, _) in _collect(pm, "register_notifiers", "notifier").items()}
+    found = _collect(pm, "register_notifiers", "notifier")
+    return {cid: comp for cid, (comp, _) in found.items()}
 
 
 def get_policies(pm: AirlockPluginManager) -> list[Policy]:

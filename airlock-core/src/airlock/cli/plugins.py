@@ -40,6 +40,12 @@ def register(app: typer.Typer) -> None:
                 f"{kind}: {', '.join(ids)}" for kind, ids in entry["components"].items() if ids
             )
             rows.append(
-                [entry["name"], entry["distribution"], entry["version"], ", ".join(entry["hooks"]), comps]
+                [
+                    entry["name"],
+                    entry["distribution"],
+                    entry["version"],
+                    ", ".join(entry["hooks"]),
+                    comps,
+                ]
             )
         typer.echo(table(rows, ["NAME", "DISTRIBUTION", "VERSION", "HOOKS", "COMPONENTS"]))

@@ -40,7 +40,7 @@ approvals:
 # One entry per account; the key is the service name agents and the CLI use.
 services: {}
 #  archive: {connector: maildir, path: ~/Mail/archive}
-#  work:    {connector: imap, host: imap.example.com, port: 993, security: tls, username: me@example.com}
+#  work:    {connector: imap, host: imap.example.com, port: 993, username: me@example.com}
 #  gmail:   {connector: gmail, username: me@gmail.com}
 
 permissions:
@@ -53,7 +53,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def init(
         ctx: typer.Context,
-        force: Annotated[bool, typer.Option("--force", help="Overwrite an existing config.")] = False,
+        force: Annotated[
+            bool, typer.Option("--force", help="Overwrite an existing config.")
+        ] = False,
         isolated: Annotated[
             bool, typer.Option("--isolated", help="Use the system paths of isolated mode.")
         ] = False,

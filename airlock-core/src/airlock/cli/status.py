@@ -44,7 +44,9 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(facts)
             return
-        typer.echo(f"config:   {facts['config']}{'' if facts['config_exists'] else ' (missing: defaults)'}")
+        typer.echo(
+            f"config:   {facts['config']}{'' if facts['config_exists'] else ' (missing: defaults)'}"
+        )
         typer.echo(f"mode:     {facts['mode']}")
         typer.echo(f"data:     {facts['data_dir']}")
         typer.echo(f"socket:   {facts['socket']}")

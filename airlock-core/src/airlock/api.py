@@ -1,0 +1,190 @@
+"""The HTTP API v1 as pydantic models (DESIGN §3).
+
+The daemon validates bodies with these models, the clients parse answers with them, and
+``GET /v1/openapi.json`` is generated from them, so the three cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SERVICE_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+OPERATION_PATTERN = r"^[a-z][a-z0-9_]{1,47}$"
+TOTP_PATTERN = r"^[0-9]{6,8}$"
+API_VERSION = "v1"
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OperationRef(Body):
+    service: str = Field(pattern=SERVICE_PATTERN)
+    name: str = Field(pattern=OPERATION_PATTERN)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class AccessRequestIn(Body):
+    services: list[str] = Field(min_length=1, max_length=16)
+    access: Literal["read", "write"] = "read"
+    reason: str = Field(min_length=1, max_length=1000)
+    ttl: str | None = Field(None, max_length=16, description='"90s", "60m", "8h"')
+    operation: OperationRef | None = None
+    agent: str | None = Field(None, max_length=64)
+    sensitive: bool = False
+
+
+class AccessRequestCreated(BaseModel):
+    id: str
+    code: str
+    claim: str
+    fingerprint: str
+    expires_at: datetime
+
+
+class SessionInfo(BaseModel):
+    id: str
+    services: list[str]
+    access: str
+    created_at: datetime
+    expires_at: datetime
+    use_count: int = 0
+    sensitive: bool = False
+
+
+class SessionGrant(BaseModel):
+    token: str
+    id: str
+    services: list[str]
+    access: str
+    expires_at: datetime
+
+
+class RequestState(BaseModel):
+    id: str
+    status: Literal["pending", "approved", "denied", "expired"]
+    session: SessionGrant | None = None
+
+
+class PendingRequest(BaseModel):
+    id: str
+    code: str
+    fingerprint: str
+    services: list[str]
+    access: str
+    reason: str
+    ttl: int
+    requester_uid: int
+    agent: str | None = None
+    operation: dict[str, Any] | None = None
+    created_at: datetime
+    expires_at: datetime
+
+
+class PendingList(BaseModel):
+    requests: list[PendingRequest]
+
+
+class ApproveIn(Body):
+    totp: str = Field(pattern=TOTP_PATTERN)
+
+
+class Decided(BaseModel):
+    id: str
+    code: str
+    status: str
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionInfo]
+
+
+class Revoked(BaseModel):
+    revoked: list[str]
+
+
+class OperationIn(Body):
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class OperationOut(BaseModel):
+    result: Any
+    untrusted: Literal[True] = True
+    service: str
+    operation: str
+
+
+class OperationInfo(BaseModel):
+    name: str
+    access: str
+    description: str
+    params_schema: dict[str, Any]
+
+
+class ServiceInfo(BaseModel):
+    name: str
+    connector: str
+    title: str
+    operations: list[OperationInfo]
+
+
+class ServiceList(BaseModel):
+    services: list[ServiceInfo]
+
+
+class NotifierHealth(BaseModel):
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+class DaemonStatus(BaseModel):
+    version: str
+    mode: str
+    totp_enrolled: bool
+    locked: bool
+    locked_until: datetime | None = None
+    pending: int
+    sessions: list[SessionInfo]
+    services: list[str]
+    notifiers: list[NotifierHealth] = Field(default_factory=list)
+    pid: int
+
+
+class CredentialsIn(Body):
+    totp: str = Field(pattern=TOTP_PATTERN)
+    fields: dict[str, str] = Field(max_length=32)
+
+
+class CredentialsOut(BaseModel):
+    service: str
+    fields: list[str]
+    check: dict[str, Any] | None = None
+
+
+class CredentialValue(BaseModel):
+    service: str
+    field: str
+    value: str
+
+
+class CredentialListing(BaseModel):
+    credentials: list[dict[str, Any]]
+
+
+class AuditEvents(BaseModel):
+    events: list[dict[str, Any]]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+    hint: str | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail

@@ -1,0 +1,1 @@
+"""The gateway daemon: one process holding the credentials, answering on a Unix socket."""

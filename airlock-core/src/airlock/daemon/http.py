@@ -1,0 +1,136 @@
+"""HTTP plumbing: the caller's identity, JSON bodies within the limit, JSON errors."""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pwd
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from pydantic import BaseModel, ValidationError
+
+from airlock.errors import AirlockError, Forbidden, InvalidInput, PayloadTooLarge
+from airlock.peers import Peer, peer_of
+
+log = structlog.get_logger("airlock.daemon")
+
+BODY_LIMIT = 1024 * 1024
+PEER_KEY = web.AppKey("peer_check", object)
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(exc: AirlockError) -> web.Response:
+    return web.json_response({"error": exc.to_dict()}, status=exc.status)
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except AirlockError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        body = {"error": {"code": code, "message": exc.reason or code}}
+        return web.json_response(
+            body,
+            status=exc.status,
+            headers={"Allow": exc.headers.get("Allow", "")} if exc.status == 405 else None,
+        )
+    except Exception as exc:  # a bug: answer cleanly, keep details out of the response
+        log.error("unhandled_error", path=request.path, error=type(exc).__name__)
+        body = {
+            "error": {"code": "internal_error", "message": "internal error; see the daemon log"}
+        }
+        return web.json_response(body, status=500)
+
+
+def peer(request: web.Request) -> Peer:
+    cached = request.get("airlock_peer")
+    if isinstance(cached, Peer):
+        return cached
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        raise Forbidden("cannot identify the caller")
+    found = peer_of(sock)
+    request["airlock_peer"] = found
+    return found
+
+
+class UidGate:
+    """``daemon.allowed_uids``, or by default the owner, root and the socket's group."""
+
+    def __init__(self, allowed: list[int], socket_gid: int | None) -> None:
+        self._explicit = set(allowed)
+        self._owner = os.getuid()
+        self._gid = socket_gid
+
+    def allows(self, uid: int) -> bool:
+        if self._explicit:
+            return uid in self._explicit or uid == self._owner
+        if uid in (self._owner, 0):
+            return True
+        if self._gid is None:
+            return False
+        try:
+            user = pwd.getpwuid(uid)
+            group = grp.getgrgid(self._gid)
+        except KeyError:
+            return False
+        return user.pw_gid == self._gid or user.pw_name in group.gr_mem
+
+
+def make_uid_middleware(gate: UidGate) -> Middleware:
+    @web.middleware
+    async def only_allowed_uids(request: web.Request, handler: Handler) -> web.StreamResponse:
+        caller = peer(request)
+        if not gate.allows(caller.uid):
+            raise Forbidden(
+                f"uid {caller.uid} may not use this Airlock", hint="see daemon.allowed_uids"
+            )
+        return await handler(request)
+
+    return only_allowed_uids
+
+
+async def read_body(request: web.Request, model: type[M]) -> M:
+    if request.content_length is not None and request.content_length > BODY_LIMIT:
+        raise PayloadTooLarge("request body over 1 MiB")
+    raw = await request.content.read(BODY_LIMIT + 1)
+    if len(raw) > BODY_LIMIT:
+        raise PayloadTooLarge("request body over 1 MiB")
+    try:
+        data: Any = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("body is not valid JSON", field="body") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("body must be a JSON object", field="body")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise InvalidInput(f"{where}: {first['msg']}", field=where) from None
+
+
+def json_model(model: BaseModel, status: int = 200) -> web.Response:
+    return web.Response(
+        text=model.model_dump_json(), status=status, content_type="application/json"
+    )

@@ -1,0 +1,89 @@
+"""The OpenAPI 3.1 document of the HTTP API, generated from the route table's models."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from airlock._version import __version__
+from airlock.api import ErrorOut
+from airlock.daemon.routes import Route
+
+_ERRORS = {
+    "400": "bad input (the field at fault is named)",
+    "401": "no or unknown token",
+    "403": "out of scope or denied",
+    "404": "unknown service, operation or request",
+    "409": "request no longer pending",
+    "413": "body over 1 MiB",
+    "423": "approvals locked",
+    "429": "rate limited",
+}
+
+
+def openapi_document(routes: tuple[Route, ...]) -> dict[str, Any]:
+    models: set[type[BaseModel]] = {ErrorOut}
+    for route in routes:
+        models.update(m for m in (route.body, route.response) if m is not None)
+    _, schemas = models_json_schema(
+        [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
+        ref_template="#/components/schemas/{model}",
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        op: dict[str, Any] = {
+            "summary": route.summary,
+            "operationId": _operation_id(route),
+            "parameters": [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in re.findall(r"{(\w+)}", route.path)
+            ]
+            + [
+                {"name": q, "in": "query", "required": False, "schema": {"type": "string"}}
+                for q in route.query
+            ]
+            + [
+                {"name": h, "in": "header", "required": False, "schema": {"type": "string"}}
+                for h in route.headers
+            ],
+            "responses": {
+                str(route.status): {
+                    "description": "OK",
+                    "content": {"application/json": {"schema": _ref(route.response)}},
+                },
+                **{
+                    code: {
+                        "description": text,
+                        "content": {"application/json": {"schema": _ref(ErrorOut)}},
+                    }
+                    for code, text in _ERRORS.items()
+                },
+            },
+        }
+        if route.body is not None:
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": _ref(route.body)}},
+            }
+        paths.setdefault(route.path, {})[route.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Airlock daemon API", "version": __version__},
+        "servers": [{"url": "http://airlock"}],
+        "paths": paths,
+        "components": {"schemas": schemas.get("$defs", {})},
+    }
+
+
+def _operation_id(route: Route) -> str:
+    words = re.sub(r"[^a-z0-9]+", "_", route.path.lower()).strip("_")
+    return f"{route.method.lower()}_{words}"
+
+
+def _ref(model: type | None) -> dict[str, Any]:
+    if model is None:
+        return {"type": "object"}
+    return {"$ref": f"#/components/schemas/{model.__name__}"}

@@ -1,0 +1,319 @@
+"""The HTTP API v1 (DESIGN §3): one table of routes, used for both serving and OpenAPI."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from airlock import api
+from airlock.daemon.http import json_model, peer, read_body
+from airlock.daemon.runtime import Runtime, session_info
+from airlock.errors import Forbidden, InvalidInput, Unauthenticated
+
+RUNTIME = web.AppKey("runtime", Runtime)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    query: tuple[str, ...] = ()
+    headers: tuple[str, ...] = ()
+
+
+def rt(request: web.Request) -> Runtime:
+    return request.app[RUNTIME]
+
+
+def _int_query(request: web.Request, name: str, default: int, *, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a number", field=name) from None
+    if not math.isfinite(value):
+        raise InvalidInput(f"{name} must be a number", field=name)
+    return int(min(max(value, lo), hi))
+
+
+def _totp_header(request: web.Request) -> str:
+    code = request.headers.get("X-Airlock-TOTP", "")
+    if not code.isdigit() or not 6 <= len(code) <= 8:
+        raise InvalidInput("send your current TOTP code in X-Airlock-TOTP", field="X-Airlock-TOTP")
+    return code
+
+
+def _bearer(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("no session token", hint="send Authorization: Bearer alk_...")
+    return token.strip()
+
+
+async def status(request: web.Request) -> web.StreamResponse:
+    return json_model(rt(request).status(peer(request)))
+
+
+async def services(request: web.Request) -> web.StreamResponse:
+    return json_model(rt(request).service_list())
+
+
+async def create_request(request: web.Request) -> web.StreamResponse:
+    body = await read_body(request, api.AccessRequestIn)
+    created = await rt(request).approvals.create_request(body, peer(request))
+    return json_model(created, status=202)
+
+
+async def get_request(request: web.Request) -> web.StreamResponse:
+    wait = _int_query(request, "wait", 0, lo=0, hi=60)
+    state = await rt(request).approvals.collect(
+        request.match_info["id"],
+        request.headers.get("X-Airlock-Claim"),
+        peer=peer(request),
+        wait=wait,
+    )
+    return json_model(state)
+
+
+async def list_requests(request: web.Request) -> web.StreamResponse:
+    return json_model(api.PendingList(requests=rt(request).approvals.pending()))
+
+
+async def approve(request: web.Request) -> web.StreamResponse:
+    body = await read_body(request, api.ApproveIn)
+    done = await rt(request).approvals.approve(
+        request.match_info["id"], body.totp, peer=peer(request), channel="terminal"
+    )
+    return json_model(api.Decided(id=done.id, code=done.code, status=done.status))
+
+
+async def deny(request: web.Request) -> web.StreamResponse:
+    done = await rt(request).approvals.deny(
+        request.match_info["id"], peer=peer(request), channel="terminal"
+    )
+    return json_model(api.Decided(id=done.id, code=done.code, status=done.status))
+
+
+async def list_sessions(request: web.Request) -> web.StreamResponse:
+    found = rt(request).sessions.list(peer(request).uid)
+    return json_model(api.SessionList(sessions=[session_info(s) for s in found]))
+
+
+async def revoke_session(request: web.Request) -> web.StreamResponse:
+    runtime, caller = rt(request), peer(request)
+    session = runtime.sessions.revoke(request.match_info["id"][:64], caller.uid)
+    await runtime.audit.append("session_revoked", **caller.audit_fields(), session=session.id)
+    return json_model(api.Revoked(revoked=[session.id]))
+
+
+async def revoke_all(request: web.Request) -> web.StreamResponse:
+    runtime, caller = rt(request), peer(request)
+    revoked = runtime.sessions.revoke_all(caller.uid)
+    for session in revoked:
+        await runtime.audit.append("session_revoked", **caller.audit_fields(), session=session.id)
+    return json_model(api.Revoked(revoked=[s.id for s in revoked]))
+
+
+async def run_operation(request: web.Request) -> web.StreamResponse:
+    token = _bearer(request)
+    body = await read_body(request, api.OperationIn)
+    out = await rt(request).gateway.run(
+        token,
+        peer(request),
+        request.match_info["service"],
+        request.match_info["operation"],
+        body.params,
+    )
+    return json_model(out)
+
+
+async def set_credentials(request: web.Request) -> web.StreamResponse:
+    body = await read_body(request, api.CredentialsIn)
+    out = await rt(request).set_credentials(
+        request.match_info["service"], body.totp, body.fields, peer(request)
+    )
+    return json_model(out)
+
+
+async def remove_credentials(request: web.Request) -> web.StreamResponse:
+    out = await rt(request).remove_credentials(
+        request.match_info["service"], _totp_header(request), peer(request)
+    )
+    return json_model(out)
+
+
+async def get_credential(request: web.Request) -> web.StreamResponse:
+    service, field = request.match_info["service"], request.match_info["field"]
+    value = await rt(request).get_credential(service, field, _totp_header(request), peer(request))
+    return json_model(api.CredentialValue(service=service, field=field, value=value))
+
+
+async def list_credentials(request: web.Request) -> web.StreamResponse:
+    return json_model(api.CredentialListing(credentials=rt(request).credential_listing()))
+
+
+async def audit_events(request: web.Request) -> web.StreamResponse:
+    runtime, caller = rt(request), peer(request)
+    if caller.uid not in (0, runtime_owner()):
+        raise Forbidden("only the owner of the daemon reads its audit log")
+    since_raw = request.query.get("since")
+    since = None
+    if since_raw:
+        since = _parse_since(since_raw)
+    limit = _int_query(request, "limit", 100, lo=1, hi=10_000)
+    events = runtime.audit.query(
+        since=since,
+        service=request.query.get("service"),
+        event=request.query.get("event"),
+        limit=limit,
+    )
+    return json_model(api.AuditEvents(events=events))
+
+
+def runtime_owner() -> int:
+    import os
+
+    return os.getuid()
+
+
+def _parse_since(raw: str) -> datetime:
+    from airlock.durations import parse_duration
+
+    try:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        pass
+    seconds = parse_duration(raw, field="since")
+    return datetime.now(UTC) - timedelta(seconds=seconds)
+
+
+async def openapi(request: web.Request) -> web.StreamResponse:
+    from airlock.daemon.openapi import openapi_document
+
+    return web.json_response(openapi_document(ROUTES))
+
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "GET",
+        "/v1/status",
+        status,
+        "Daemon status and the caller's sessions",
+        response=api.DaemonStatus,
+    ),
+    Route(
+        "GET",
+        "/v1/services",
+        services,
+        "Configured services and their operations",
+        response=api.ServiceList,
+    ),
+    Route(
+        "POST",
+        "/v1/requests",
+        create_request,
+        "Ask for access",
+        body=api.AccessRequestIn,
+        response=api.AccessRequestCreated,
+        status=202,
+    ),
+    Route("GET", "/v1/requests", list_requests, "Pending requests", response=api.PendingList),
+    Route(
+        "GET",
+        "/v1/requests/{id}",
+        get_request,
+        "Wait for a decision; collect the session once",
+        response=api.RequestState,
+        query=("wait",),
+        headers=("X-Airlock-Claim",),
+    ),
+    Route(
+        "POST",
+        "/v1/requests/{id}/approve",
+        approve,
+        "Approve with a TOTP code",
+        body=api.ApproveIn,
+        response=api.Decided,
+    ),
+    Route("POST", "/v1/requests/{id}/deny", deny, "Deny a request", response=api.Decided),
+    Route(
+        "GET",
+        "/v1/sessions",
+        list_sessions,
+        "The caller's active sessions",
+        response=api.SessionList,
+    ),
+    Route(
+        "DELETE",
+        "/v1/sessions",
+        revoke_all,
+        "Revoke all the caller's sessions",
+        response=api.Revoked,
+    ),
+    Route(
+        "DELETE", "/v1/sessions/{id}", revoke_session, "Revoke one session", response=api.Revoked
+    ),
+    Route(
+        "POST",
+        "/v1/ops/{service}/{operation}",
+        run_operation,
+        "Run an operation in a session",
+        body=api.OperationIn,
+        response=api.OperationOut,
+        headers=("Authorization",),
+    ),
+    Route(
+        "GET",
+        "/v1/credentials",
+        list_credentials,
+        "Which services have stored credentials",
+        response=api.CredentialListing,
+    ),
+    Route(
+        "POST",
+        "/v1/credentials/{service}",
+        set_credentials,
+        "Store a service's credentials",
+        body=api.CredentialsIn,
+        response=api.CredentialsOut,
+    ),
+    Route(
+        "DELETE",
+        "/v1/credentials/{service}",
+        remove_credentials,
+        "Remove a service's credentials",
+        response=api.CredentialsOut,
+        headers=("X-Airlock-TOTP",),
+    ),
+    Route(
+        "GET",
+        "/v1/credentials/{service}/{field}",
+        get_credential,
+        "Read one credential value",
+        response=api.CredentialValue,
+        headers=("X-Airlock-TOTP",),
+    ),
+    Route(
+        "GET",
+        "/v1/audit",
+        audit_events,
+        "Audit events",
+        response=api.AuditEvents,
+        query=("since", "service", "event", "limit"),
+    ),
+    Route("GET", "/v1/openapi.json", openapi, "This document"),
+)

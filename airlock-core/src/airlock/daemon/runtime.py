@@ -1,0 +1,327 @@
+"""Everything the daemon holds, assembled once at start: config, state, vault, audit,
+approvals, gateway, notifiers. Handlers only translate HTTP to calls on this object."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from airlock import totp
+from airlock._version import __version__
+from airlock.api import (
+    CredentialsOut,
+    DaemonStatus,
+    NotifierHealth,
+    OperationInfo,
+    ServiceInfo,
+    ServiceList,
+    SessionInfo,
+)
+from airlock.approvals import ApprovalService
+from airlock.audit import AuditLog, load_or_create_key
+from airlock.clock import Clock, SystemClock
+from airlock.config import AirlockConfig, load_config
+from airlock.errors import InvalidInput, NotEnrolled, NotFound
+from airlock.gateway import ConnectorPool, Gateway
+from airlock.notifiers import Notifier
+from airlock.paths import AirlockPaths
+from airlock.peers import Peer
+from airlock.plugins import AirlockPluginManager, get_connectors, get_notifiers, get_policies
+from airlock.services import Service, resolve_services
+from airlock.sessions import SessionManager
+from airlock.store import Session, StateStore
+from airlock.vault import TotpKey, Vault
+
+log = structlog.get_logger("airlock.daemon")
+
+EXPIRY_INTERVAL = 5.0
+IDLE_CLOSE_SECONDS = 300.0
+
+
+def session_info(session: Session) -> SessionInfo:
+    from datetime import UTC, datetime
+
+    return SessionInfo(
+        id=session.id,
+        services=list(session.services),
+        access=session.access,
+        created_at=datetime.fromtimestamp(session.created_at, UTC),
+        expires_at=datetime.fromtimestamp(session.expires_at, UTC),
+        use_count=session.use_count,
+        sensitive=session.sensitive,
+    )
+
+
+class Runtime:
+    def __init__(
+        self,
+        paths: AirlockPaths,
+        pm: AirlockPluginManager,
+        *,
+        clock: Clock | None = None,
+        config: AirlockConfig | None = None,
+    ) -> None:
+        self.paths = paths
+        self.clock = clock or SystemClock()
+        self.config = config or load_config(paths.config_file)
+        paths.ensure_data_dirs()
+        self.connectors = get_connectors(pm)
+        self.services: dict[str, Service] = resolve_services(self.config, self.connectors)
+        self.policies = get_policies(pm)
+        self.store = StateStore(paths.state_db)
+        self.audit = AuditLog(
+            paths.audit_dir,
+            load_or_create_key(paths.audit_key_file),
+            rotate_bytes=self.config.audit.rotate_bytes,
+            clock=self.clock,
+        )
+        self.sessions = SessionManager(self.store, self.config.sessions, self.clock)
+        self._totp_mtime: float | None = None
+        self.verifier = totp.TotpVerifier(
+            self.store, None, self.config.totp, self.config.approvals, self.clock
+        )
+        self.vault = Vault(paths.vault_file)
+        self.refresh_totp()
+        self.notifiers = self._open_notifiers(pm)
+        self.approvals = ApprovalService(
+            store=self.store,
+            sessions=self.sessions,
+            verifier=self.verifier,
+            config=self.config,
+            clock=self.clock,
+            audit=self.audit,
+            services=self.services,
+            policies=self.policies,
+            notifiers=self.notifiers,
+        )
+        self.gateway = Gateway(
+            store=self.store,
+            sessions=self.sessions,
+            services=self.services,
+            policies=self.policies,
+            config=self.config,
+            clock=self.clock,
+            audit=self.audit,
+            pool=ConnectorPool(self.services, self.credentials_for),
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- TOTP and vault -----------------------------------------------------------------
+
+    def refresh_totp(self) -> None:
+        """Pick up a secret enrolled (or reset) by ``airlock totp`` while we run."""
+        try:
+            mtime = self.paths.totp_file.stat().st_mtime
+        except FileNotFoundError:
+            mtime = None
+        if mtime == self._totp_mtime:
+            return
+        self._totp_mtime = mtime
+        secret = totp.load_secret(self.paths.totp_file) if mtime is not None else None
+        self.verifier.set_secret(secret)
+        if secret is None:
+            self.vault.lock()
+        else:
+            self.vault.unlock(TotpKey(secret))
+
+    def credentials_for(self, service: str) -> Mapping[str, str]:
+        self.refresh_totp()
+        if not self.verifier.enrolled:
+            raise NotEnrolled()
+        return self.vault.get(service) if self.vault.has(service) else {}
+
+    # -- notifiers ---------------------------------------------------------------------
+
+    def _open_notifiers(self, pm: AirlockPluginManager) -> dict[str, Notifier]:
+        available = get_notifiers(pm)
+        opened: dict[str, Notifier] = {}
+        for name in self.config.approvals.notifiers:
+            cls = available.get(name)
+            if cls is None:
+                from airlock.errors import ConfigError
+                from airlock.services import package_for
+
+                raise ConfigError(
+                    f"approvals.notifiers names {name!r}, which is not installed",
+                    hint=f"pip install {package_for(name)}",
+                )
+            settings = cls.Settings.model_validate(self.config.notifiers.get(name, {}))
+            stored = self.vault.get(name) if self.verifier.enrolled and self.vault.has(name) else {}
+            opened[name] = cls(settings, cls.Credentials.model_validate(stored))
+        return opened
+
+    # -- answers -----------------------------------------------------------------------
+
+    def status(self, peer: Peer) -> DaemonStatus:
+        from datetime import UTC, datetime
+
+        self.refresh_totp()
+        lock = self.verifier.lock_state()
+        return DaemonStatus(
+            version=__version__,
+            mode=self.paths.mode.value,
+            totp_enrolled=self.verifier.enrolled,
+            locked=lock.locked,
+            locked_until=datetime.fromtimestamp(lock.locked_until, UTC)
+            if lock.locked_until
+            else None,
+            pending=len(self.approvals.pending()),
+            sessions=[session_info(s) for s in self.sessions.list(peer.uid)],
+            services=sorted(self.services),
+            notifiers=[NotifierHealth(**h) for h in self.approvals.channel_health()],
+            pid=os.getpid(),
+        )
+
+    def service_list(self) -> ServiceList:
+        return ServiceList(
+            services=[
+                ServiceInfo(
+                    name=name,
+                    connector=svc.connector.name,
+                    title=svc.connector.title,
+                    operations=[
+                        OperationInfo(
+                            name=op.name,
+                            access=op.access.value,
+                            description=op.description,
+                            params_schema=op.params_schema(),
+                        )
+                        for op in svc.connector.operations.values()
+                    ],
+                )
+                for name, svc in sorted(self.services.items())
+            ]
+        )
+
+    async def set_credentials(
+        self, service: str, totp_code: str, fields: dict[str, str], peer: Peer
+    ) -> CredentialsOut:
+        target = self._credential_target(service)
+        self.refresh_totp()
+        self.verifier.verify(totp_code)
+        check: dict[str, Any] | None = None
+        if isinstance(target, Service):
+            credentials = target.connector.parse_credentials(fields, service=service)
+            connector = target.connector(target.settings, credentials, service=service)
+            try:
+                await connector.open()
+                result = await connector.check()
+                check = result.model_dump()
+            finally:
+                await connector.close()
+        self.vault.set(service, fields)
+        await self.gateway.pool.discard(service)
+        await self.audit.append(
+            "credentials_changed",
+            **peer.audit_fields(),
+            service=service,
+            fields=sorted(fields),
+            action="set",
+        )
+        return CredentialsOut(service=service, fields=sorted(fields), check=check)
+
+    async def get_credential(self, service: str, field: str, totp_code: str, peer: Peer) -> str:
+        self._credential_target(service)
+        self.refresh_totp()
+        self.verifier.verify(totp_code)
+        stored = self.vault.get(service) if self.vault.has(service) else {}
+        if field not in stored:
+            raise NotFound(f"no credential field {field[:40]!r} for {service}")
+        await self.audit.append(
+            "credentials_read", **peer.audit_fields(), service=service, field=field
+        )
+        return stored[field]
+
+    async def remove_credentials(self, service: str, totp_code: str, peer: Peer) -> CredentialsOut:
+        self._credential_target(service)
+        self.refresh_totp()
+        self.verifier.verify(totp_code)
+        if not self.vault.has(service):
+            raise NotFound(f"no credentials stored for {service}")
+        fields = sorted(self.vault.get(service))
+        self.vault.remove(service)
+        await self.gateway.pool.discard(service)
+        await self.audit.append(
+            "credentials_changed",
+            **peer.audit_fields(),
+            service=service,
+            fields=fields,
+            action="remove",
+        )
+        return CredentialsOut(service=service, fields=[])
+
+    def credential_listing(self) -> list[dict[str, Any]]:
+        self.refresh_totp()
+        stored = set(self.vault.services()) if self.verifier.enrolled else set()
+        names = sorted(set(self.services) | set(self.notifiers) | stored)
+        return [{"service": n, "stored": n in stored} for n in names]
+
+    def _credential_target(self, name: str) -> Service | str:
+        if name in self.services:
+            return self.services[name]
+        if name in self.notifiers or name in self.config.notifiers:
+            return name
+        raise NotFound(f"no service or notifier named {name[:40]!r}")
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.audit.append("daemon_started", pid=os.getpid(), mode=self.paths.mode.value)
+        self._tasks.append(asyncio.create_task(self._housekeeping()))
+        for name, notifier in self.notifiers.items():
+            self._tasks.append(asyncio.create_task(self._listen(name, notifier)))
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(EXPIRY_INTERVAL)
+            try:
+                await self.approvals.expire_due()
+                keep = {
+                    svc
+                    for s in self.store.list_sessions(active_at=self.clock.now())
+                    for svc in s.services
+                }
+                await self.gateway.pool.close_idle(keep=keep, idle_seconds=IDLE_CLOSE_SECONDS)
+            except Exception as exc:
+                log.error("housekeeping_failed", error=type(exc).__name__)
+
+    async def _listen(self, name: str, notifier: Notifier) -> None:
+        try:
+            async for reply in notifier.replies():
+                await self.approvals.handle_reply(name, reply)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("notifier_listen_failed", notifier=name, error=type(exc).__name__)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.approvals.close()
+        await self.gateway.pool.close_all()
+        for notifier in self.notifiers.values():
+            try:
+                await notifier.close()
+            except Exception as exc:
+                log.warning(
+                    "notifier_close_failed",
+                    notifier=type(notifier).__name__,
+                    error=type(exc).__name__,
+                )
+        await self.audit.append("daemon_stopped", pid=os.getpid())
+        self.audit.close()
+        self.store.close()
+
+
+def parse_fields(raw: Mapping[str, Any]) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for key, value in raw.items():
+        if not isinstance(value, str) or not key.isidentifier() or len(key) > 64:
+            raise InvalidInput("credential fields are FIELD=VALUE strings", field="fields")
+        fields[key] = value
+    return fields

@@ -1,0 +1,104 @@
+"""``airlock serve``: bind the socket, run until SIGTERM/SIGINT, shut down cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import signal
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from airlock.daemon.http import BODY_LIMIT, UidGate, errors_as_json, make_uid_middleware
+from airlock.daemon.routes import ROUTES, RUNTIME
+from airlock.daemon.runtime import Runtime
+from airlock.errors import AirlockError
+from airlock.files import ensure_private_dir
+from airlock.paths import AirlockPaths, Mode
+from airlock.plugins import AirlockPluginManager
+
+log = structlog.get_logger("airlock.daemon")
+
+
+class AlreadyRunning(AirlockError):
+    code = "already_running"
+
+
+def build_web_app(runtime: Runtime, gate: UidGate) -> web.Application:
+    app = web.Application(
+        middlewares=[errors_as_json, make_uid_middleware(gate)], client_max_size=BODY_LIMIT
+    )
+    app[RUNTIME] = runtime
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)
+    return app
+
+
+@contextlib.contextmanager
+def single_instance(lock_file: Path):  # type: ignore[no-untyped-def]
+    """Hold an exclusive lock on the data directory's lock file for the daemon's life."""
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AlreadyRunning(
+                f"another airlock daemon is already using {lock_file.parent}",
+                hint="stop it first, or use another AIRLOCK_HOME",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)
+
+
+async def serve(
+    paths: AirlockPaths, pm: AirlockPluginManager, *, ready: asyncio.Event | None = None
+) -> None:
+    with single_instance(_lock_path(paths)):
+        runtime = Runtime(paths, pm)
+        ensure_private_dir(
+            paths.socket.parent
+        ) if paths.mode is Mode.PERSONAL else paths.socket.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            paths.socket.unlink()
+        gate = UidGate(runtime.config.daemon.allowed_uids, _socket_gid(paths))
+        app = build_web_app(runtime, gate)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.UnixSite(runner, str(paths.socket))
+        old_umask = os.umask(0o117)  # socket 0660: owner and group only
+        try:
+            await site.start()
+        finally:
+            os.umask(old_umask)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await runtime.start()
+        log.info("daemon_ready", socket=str(paths.socket), pid=os.getpid(), mode=paths.mode.value)
+        print(f"airlock daemon listening on {paths.socket} (pid {os.getpid()})", flush=True)
+        if ready is not None:
+            ready.set()
+        try:
+            await stop.wait()
+        finally:
+            log.info("daemon_stopping")
+            await runner.cleanup()
+            await runtime.stop()
+            with contextlib.suppress(FileNotFoundError):
+                paths.socket.unlink()
+
+
+def _lock_path(paths: AirlockPaths) -> Path:
+    paths.ensure_data_dirs()
+    return paths.lock_file
+
+
+def _socket_gid(paths: AirlockPaths) -> int | None:
+    return os.getgid() if paths.mode is Mode.ISOLATED else None

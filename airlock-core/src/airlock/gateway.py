@@ -1,0 +1,231 @@
+"""One operation through the gateway (DESIGN §0, §8):
+
+token → session → policies → write approval → connector → result filters → audit → answer.
+
+The audit record is written (and fsynced) before the result leaves; if it cannot be
+written the caller gets an error instead of the data (fail closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from airlock.api import OperationOut
+from airlock.approvals import Auditor, canonical_operation_params, operation_hash
+from airlock.clock import Clock
+from airlock.config import AirlockConfig
+from airlock.connectors import Access, Connector
+from airlock.errors import (
+    AirlockError,
+    ApprovalRequired,
+    ConnectorError,
+    Forbidden,
+    NotFound,
+    RateLimited,
+)
+from airlock.peers import Peer
+from airlock.policies import Decision, Policy, PolicyContext, SessionFacts, apply_filters, evaluate
+from airlock.services import Service
+from airlock.sessions import SessionManager
+from airlock.store import Session, StateStore
+
+CredentialsFor = Callable[[str], Mapping[str, str]]
+
+
+@dataclass
+class _Open:
+    connector: Connector
+    last_used: float
+
+
+class ConnectorPool:
+    """One open connector per service while sessions use it; closed when idle."""
+
+    def __init__(self, services: Mapping[str, Service], credentials_for: CredentialsFor) -> None:
+        self._services = services
+        self._credentials_for = credentials_for
+        self._open: dict[str, _Open] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def get(self, name: str) -> Connector:
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            entry = self._open.get(name)
+            if entry is None:
+                service = self._services[name]
+                credentials = service.connector.parse_credentials(
+                    self._credentials_for(name), service=name
+                )
+                connector = service.connector(service.settings, credentials, service=name)
+                await connector.open()
+                entry = self._open[name] = _Open(connector, time.monotonic())
+            entry.last_used = time.monotonic()
+            return entry.connector
+
+    async def close_idle(self, *, keep: set[str], idle_seconds: float) -> list[str]:
+        """Close connectors of services no active session covers, or unused for a while."""
+        closed = []
+        now = time.monotonic()
+        for name, entry in list(self._open.items()):
+            if name not in keep or now - entry.last_used > idle_seconds:
+                await self.discard(name)
+                closed.append(name)
+        return closed
+
+    async def discard(self, name: str) -> None:
+        entry = self._open.pop(name, None)
+        if entry is not None:
+            # Closing must never take the daemon down; the connection is dropped anyway.
+            with contextlib.suppress(Exception):
+                await entry.connector.close()
+
+    async def close_all(self) -> None:
+        for name in list(self._open):
+            await self.discard(name)
+
+
+def session_facts(session: Session) -> SessionFacts:
+    return SessionFacts(
+        id=session.id,
+        services=session.services,
+        access=Access(session.access),
+        uid=session.uid,
+        sensitive=session.sensitive,
+    )
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        store: StateStore,
+        sessions: SessionManager,
+        services: Mapping[str, Service],
+        policies: list[Policy],
+        config: AirlockConfig,
+        clock: Clock,
+        audit: Auditor,
+        pool: ConnectorPool,
+    ) -> None:
+        self._store = store
+        self._sessions = sessions
+        self._services = services
+        self._policies = policies
+        self._config = config
+        self._clock = clock
+        self._audit = audit
+        self.pool = pool
+
+    async def run(
+        self, token: str, peer: Peer, service_name: str, operation: str, params: Mapping[str, Any]
+    ) -> OperationOut:
+        session = self._sessions.authenticate(token, peer.uid)
+        service = self._services.get(service_name)
+        if service is None:
+            raise NotFound(f"no service named {service_name!r}")
+        spec = service.connector.spec(operation)
+        canonical = canonical_operation_params(service, operation, params)
+        ctx = PolicyContext(
+            stage="operation",
+            service=service_name,
+            access=spec.access,
+            operation=operation,
+            params=canonical,
+            session=session_facts(session),
+            uid=peer.uid,
+            now=self._clock.now(),
+            permissions=self._config.permissions.model_dump(),
+        )
+        where = {
+            **peer.audit_fields(),
+            "session": session.id,
+            "service": service_name,
+            "op": operation,
+        }
+        verdict = evaluate(self._policies, ctx)
+        if verdict.decision is Decision.DENY:
+            await self._audit.append(
+                "operation_denied", **where, reason=verdict.reason, policy=verdict.policy
+            )
+            if verdict.code == "rate_limited":
+                raise RateLimited(verdict.reason, hint="wait a minute")
+            raise Forbidden(f"refused by policy {verdict.policy}: {verdict.reason}")
+        approval = None
+        if verdict.decision is Decision.ASK:
+            digest = operation_hash(service_name, operation, canonical)
+            approval = self._store.consume_write_approval(
+                digest, session_id=session.id, now=self._clock.now()
+            )
+            if approval is None:
+                await self._audit.append(
+                    "operation_denied", **where, reason="needs its own approval", params=canonical
+                )
+                raise ApprovalRequired(
+                    f"{service_name}.{operation} changes data and needs its own approval",
+                    hint="request access with this operation and its exact parameters",
+                )
+        started = time.perf_counter()
+        try:
+            connector = await self.pool.get(service_name)
+            result = await connector.call(operation, canonical)
+        except AirlockError as exc:
+            await self._audit.append(
+                "operation",
+                **where,
+                params=canonical,
+                outcome="error",
+                error=exc.code,
+                duration_ms=_ms(started),
+            )
+            if isinstance(exc, ConnectorError):
+                await self.pool.discard(service_name)
+            raise
+        except Exception as exc:
+            await self._audit.append(
+                "operation",
+                **where,
+                params=canonical,
+                outcome="error",
+                error=type(exc).__name__,
+                duration_ms=_ms(started),
+            )
+            await self.pool.discard(service_name)
+            raise ConnectorError(
+                f"{service_name}.{operation} failed: {type(exc).__name__}"
+            ) from None
+        result = apply_filters(self._policies, ctx, result)
+        count = self._sessions.record_use(session.id)
+        await self._audit.append(
+            "operation",
+            **where,
+            params=canonical,
+            outcome="ok",
+            count=count,
+            items=_items(result),
+            duration_ms=_ms(started),
+            approval=approval.request_id if approval else None,
+        )
+        return OperationOut(
+            result=result.model_dump(mode="json", by_alias=True),
+            service=service_name,
+            operation=operation,
+        )
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def _items(result: BaseModel) -> int | None:
+    """How many things a result carries (messages, events), for the audit line."""
+    for value in result.__dict__.values():
+        if isinstance(value, list):
+            return len(value)
+    return None

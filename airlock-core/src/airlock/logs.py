@@ -1,0 +1,62 @@
+"""Logging with structlog: readable on a terminal, JSON Lines otherwise; secrets masked.
+
+Log calls pass facts as keywords (``log.info("session_issued", session=...)``). The
+``mask_secrets`` processor replaces values under secret-sounding keys and any session
+token pattern, so a careless call site still cannot leak a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+SECRET_KEYS = re.compile(
+    r"(password|passphrase|secret|token|totp|claim|authorization|api_key|apikey|bot_token|key)$",
+    re.IGNORECASE,
+)
+TOKEN_PATTERN = re.compile(r"alk_[A-Za-z0-9_-]{20,}|clm_[A-Za-z0-9_-]{20,}")
+MASK = "[redacted]"
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, str):
+        return TOKEN_PATTERN.sub(MASK, value)
+    if isinstance(value, dict):
+        return {k: MASK if SECRET_KEYS.search(str(k)) else _mask(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask(v) for v in value]
+    if type(value).__name__ == "SecretStr":
+        return MASK
+    return value
+
+
+def mask_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key in list(event):
+        event[key] = MASK if SECRET_KEYS.search(key) else _mask(event[key])
+    return event
+
+
+def configure_logging(*, json: bool | None = None, level: int = logging.INFO) -> None:
+    """JSON when *json* is true or stderr is not a terminal; a readable console otherwise."""
+    as_json = (not sys.stderr.isatty()) if json is None else json
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            mask_secrets,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )

@@ -1,0 +1,76 @@
+"""The approval prompt: one rendering, the same on every channel (DESIGN §4).
+
+Everything the agent controls (reason, agent name, parameters) is flattened to one line,
+stripped of control and formatting characters and cut to a length, and shown quoted
+under a fixed heading, so it cannot imitate or hide the prompt's own lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+from datetime import UTC, datetime
+from typing import Any
+
+from airlock.durations import format_duration
+from airlock.notifiers import Prompt
+from airlock.store import AccessRequest
+
+REASON_LIMIT = 300
+PARAM_LIMIT = 400
+
+
+def untrusted_line(text: str, limit: int) -> str:
+    """One line of agent text: no control/format characters, no newlines, at most *limit*."""
+    cleaned = []
+    for char in text:
+        category = unicodedata.category(char)
+        if category in ("Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"):
+            cleaned.append(" ")
+        else:
+            cleaned.append(char)
+    line = " ".join("".join(cleaned).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def render_prompt(request: AccessRequest, *, process: str | None) -> Prompt:
+    who = f"uid {request.requester_uid}"
+    if process:
+        who += f", process {untrusted_line(process, 32)}"
+    if request.agent:
+        who += f", agent {untrusted_line(request.agent, 64)!r}"
+    lines: list[tuple[str, str]] = [
+        ("Who", who),
+        ("Services", ", ".join(request.services)),
+        ("Access", request.access),
+        ("Lasts", format_duration(request.ttl)),
+    ]
+    if request.operation:
+        lines.append(("Operation", f"{request.operation['service']}.{request.operation['name']}"))
+        lines.append(("Parameters", _params_line(request.operation.get("params", {}))))
+    if request.sensitive:
+        lines.append(("Sensitive", "yes: one-time codes and reset links NOT masked"))
+    lines += [("Request", request.code), ("Fingerprint", request.fingerprint)]
+    title = (
+        f"Airlock: approve write {request.code}?"
+        if request.operation
+        else f"Airlock: access request {request.code}"
+    )
+    return Prompt(
+        request_id=request.id,
+        code=request.code,
+        title=title,
+        lines=lines,
+        reason=untrusted_line(request.reason, REASON_LIMIT),
+        expires_at=datetime.fromtimestamp(request.expires_at, UTC),
+    )
+
+
+def _params_line(params: dict[str, Any]) -> str:
+    text = json.dumps(params, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+    line = untrusted_line(text, PARAM_LIMIT)
+    if line != text:
+        # Too long or altered to show faithfully: add a digest of the exact parameters.
+        line += f" (sha256 {hashlib.sha256(text.encode()).hexdigest()[:16]})"
+    return line
