@@ -1,0 +1,182 @@
+"""The ``maildir`` connector: a local Maildir++ tree, no credentials (DESIGN §9).
+
+Useful for mail fetched by mbsync/offlineimap/getmail, for archives, and for the demo.
+Ids are Maildir keys, unique per folder. Reads only open files read-only, so they
+never change a flag or move a message from ``new/`` to ``cur/``; ``mark_read`` does
+move a message from ``new/`` to ``cur/``, because only there can a file carry flags.
+
+Filesystem work is synchronous and runs in a worker thread (``asyncio.to_thread``) so
+the daemon keeps serving other requests meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from airlock.clock import Clock
+from airlock.errors import NotFound
+from airlock_mail.connector import MailConnector
+from airlock_mail.maildir_store import KEY_PATTERN, Entry, MaildirStore, is_maildir
+from airlock_mail.mime import SUMMARY_BYTES, header_date, parse_message, parse_summary
+from airlock_mail.model import Folder, Message, MessageSummary
+from airlock_mail.query import Query, ReadTerm, day_start, matches
+
+__all__ = ["MaildirConnector", "MaildirSettings"]
+
+MESSAGE_BYTES = 64 * 1024 * 1024  # get_message reads at most this much of one file
+HEAD_BYTES = 64 * 1024  # enough for any sane header block, to sort by Date
+_DATE_CACHE_SIZE = 100_000
+
+
+class MaildirSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path = Field(description="The Maildir: a directory with cur/, new/ and tmp/.")
+
+    @field_validator("path")
+    @classmethod
+    def _is_maildir(cls, value: Path) -> Path:
+        path = value.expanduser()
+        if not is_maildir(path):
+            raise ValueError(f"{path} is not a Maildir (it needs cur/, new/ and tmp/)")
+        return path
+
+
+class MaildirConnector(MailConnector):
+    name = "maildir"
+    title = "Local Maildir"
+    Settings = MaildirSettings
+    id_pattern = KEY_PATTERN
+    id_example = "1740744000.M552847P1.hostname"
+
+    def __init__(
+        self,
+        settings: BaseModel,
+        credentials: BaseModel,
+        *,
+        service: str,
+        clock: Clock | None = None,
+    ) -> None:
+        if not isinstance(settings, MaildirSettings):
+            raise TypeError("MaildirConnector takes MaildirSettings (see parse_settings)")
+        super().__init__(settings, credentials, service=service, clock=clock)
+        self.store = MaildirStore(settings.path)
+        # (folder, file name, mtime, size) -> Date header; a renamed or rewritten file
+        # gets a new key, so the cache never serves a stale date.
+        self._date_cache: dict[tuple[str, str, float, int], datetime] = {}
+
+    async def open(self) -> None:
+        await asyncio.to_thread(self.store.check)
+
+    # ------------------------------------------------------------------ reads
+
+    async def load_folders(self) -> list[Folder]:
+        return await asyncio.to_thread(self._folders)
+
+    def _folders(self) -> list[Folder]:
+        found = []
+        for name in self.store.folder_names():
+            entries = self.store.entries(name)
+            unread = sum(1 for e in entries if not e.seen)
+            found.append(Folder(name=name, messages=len(entries), unread=unread))
+        return found
+
+    async def load_summaries(
+        self, folder: str, *, limit: int, unread_only: bool, since: date | None
+    ) -> list[MessageSummary]:
+        return await asyncio.to_thread(self._summaries, folder, limit, unread_only, since)
+
+    def _summaries(
+        self, folder: str, limit: int, unread_only: bool, since: date | None
+    ) -> list[MessageSummary]:
+        entries = self._newest_first(folder)
+        if unread_only:
+            entries = [(e, d) for e, d in entries if not e.seen]
+        if since is not None:
+            entries = [(e, d) for e, d in entries if d >= day_start(since)]
+        return [self._summary(folder, e) for e, _ in entries[:limit]]
+
+    async def search_folder(self, folder: str, query: Query, *, limit: int) -> list[MessageSummary]:
+        return await asyncio.to_thread(self._search, folder, query, limit)
+
+    def _search(self, folder: str, query: Query, limit: int) -> list[MessageSummary]:
+        now = self.now()
+        flag_terms = Query(tuple(t for t in query.terms if isinstance(t, ReadTerm)))
+        found: list[MessageSummary] = []
+        for entry, _ in self._newest_first(folder):
+            if len(found) >= limit:
+                break
+            summary = self._summary(folder, entry)
+            if not matches(flag_terms, summary, now):
+                continue  # cheap terms first: no parse of the body
+            candidate = self._message(folder, entry, 200_000) if query.needs_body else summary
+            if matches(query, candidate, now):
+                found.append(summary)
+        return found
+
+    async def load_message(self, folder: str, message_id: str, *, max_chars: int) -> Message:
+        return await asyncio.to_thread(self._find_message, folder, message_id, max_chars)
+
+    def _find_message(self, folder: str, message_id: str, max_chars: int) -> Message:
+        return self._message(folder, self.store.find(folder, message_id), max_chars)
+
+    async def load_unread_count(self, folder: str) -> int:
+        entries = await asyncio.to_thread(self.store.entries, folder)
+        return sum(1 for e in entries if not e.seen)
+
+    # ------------------------------------------------------------------ writes
+
+    async def store_seen(self, folder: str, message_id: str, *, seen: bool) -> bool:
+        return await asyncio.to_thread(self._mark_seen, folder, message_id, seen)
+
+    def _mark_seen(self, folder: str, message_id: str, seen: bool) -> bool:
+        return self.store.set_seen(folder, self.store.find(folder, message_id), seen=seen)
+
+    async def store_move(self, folder: str, message_id: str, to_folder: str) -> None:
+        await asyncio.to_thread(self._move, folder, message_id, to_folder)
+
+    def _move(self, folder: str, message_id: str, to_folder: str) -> None:
+        entry = self.store.find(folder, message_id)
+        if to_folder not in self.store.folder_names():
+            raise NotFound(f"no folder {to_folder!r}", hint="list_folders shows the folders")
+        self.store.move(folder, entry, to_folder)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _summary(self, folder: str, entry: Entry) -> MessageSummary:
+        raw = self.store.read(folder, entry, limit=SUMMARY_BYTES)
+        return parse_summary(
+            raw, id=entry.key, folder=folder, unread=not entry.seen, size=entry.size
+        )
+
+    def _message(self, folder: str, entry: Entry, max_chars: int) -> Message:
+        raw = self.store.read(folder, entry, limit=MESSAGE_BYTES)
+        return parse_message(
+            raw,
+            id=entry.key,
+            folder=folder,
+            unread=not entry.seen,
+            size=entry.size,
+            max_chars=max_chars,
+        )
+
+    def _newest_first(self, folder: str) -> list[tuple[Entry, datetime]]:
+        """Every message with its date (Date header, else file mtime), newest first."""
+        dated = [(entry, self._date(folder, entry)) for entry in self.store.entries(folder)]
+        dated.sort(key=lambda pair: (pair[1], pair[0].key), reverse=True)
+        return dated
+
+    def _date(self, folder: str, entry: Entry) -> datetime:
+        cache_key = (folder, entry.name, entry.mtime, entry.size)
+        cached = self._date_cache.get(cache_key)
+        if cached is None:
+            head = self.store.read_head(folder, entry, limit=HEAD_BYTES)
+            cached = header_date(head) or datetime.fromtimestamp(entry.mtime, UTC)
+            if len(self._date_cache) >= _DATE_CACHE_SIZE:
+                self._date_cache.clear()
+            self._date_cache[cache_key] = cached
+        return cached

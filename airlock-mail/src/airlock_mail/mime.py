@@ -1,0 +1,354 @@
+"""Raw RFC 5322 bytes to the mail model, for any message, however broken.
+
+Every backend hands the bytes it fetched to :func:`parse_summary` (list views: headers,
+attachment flag, a snippet) or :func:`parse_message` (one message: text, attachments,
+a subset of headers). Neither raises: missing headers give empty fields, a bad date
+gives ``None``, broken boundaries, bad base64 and unknown charsets give the best text
+the stdlib ``email`` package can recover, and if even that fails the raw bytes are
+shown as text. One unreadable message must not break a listing.
+
+Parsing uses ``email.policy.default`` (it decodes RFC 2047 and RFC 2231 and parses
+addresses), but that policy can raise on some malformed headers when a value is
+accessed, and it turns 8-bit header bytes into U+FFFD; so each header is read on its
+own, and on any trouble decoded from the raw value by :mod:`airlock_mail.decoding`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import email.policy
+import email.utils
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import Message as EmailMessage
+from email.parser import BytesParser
+
+from airlock_mail.decoding import decode_bytes, decode_header_text, one_line
+from airlock_mail.html_text import html_to_text
+from airlock_mail.model import Attachment, Message, MessageSummary
+
+__all__ = ["SNIPPET_LENGTH", "SUMMARY_BYTES", "header_date", "parse_message", "parse_summary"]
+
+SNIPPET_LENGTH = 200
+HEADER_MAX_LENGTH = 2000
+SUMMARY_BYTES = 256 * 1024  # a summary needs the headers and the first text part
+MAX_DEPTH = 30  # MIME nesting deeper than this is an attack, not a mail
+HEADER_SUBSET = (
+    "Date", "From", "Sender", "Reply-To", "To", "Cc", "Subject", "Message-ID",
+    "In-Reply-To", "References", "List-Id", "List-Unsubscribe", "Auto-Submitted",
+)  # fmt: skip
+
+_POLICY = email.policy.default
+
+
+def parse_summary(
+    raw: bytes,
+    *,
+    id: str,
+    folder: str,
+    unread: bool,
+    size: int | None = None,
+    labels: Iterable[str] = (),
+) -> MessageSummary:
+    """A list-view summary of *raw*. Only the first text part is decoded, and only the
+    first :data:`SUMMARY_BYTES` are parsed: a listing must not decode every attachment
+    (an attachment that starts beyond them is not seen by ``has_attachments``)."""
+    mail = _Mail(raw[:SUMMARY_BYTES])
+    return MessageSummary(
+        id=id,
+        folder=folder,
+        unread=unread,
+        size=len(raw) if size is None else size,
+        labels=list(labels),
+        has_attachments=any(True for _ in mail.attachment_parts()),
+        snippet=snippet(mail.text(first_only=True)),
+        **mail.envelope(),
+    )
+
+
+def parse_message(
+    raw: bytes,
+    *,
+    id: str,
+    folder: str,
+    unread: bool,
+    max_chars: int = 20_000,
+    size: int | None = None,
+    labels: Iterable[str] = (),
+) -> Message:
+    """The whole of *raw*: text (HTML rendered, cut at *max_chars*), attachments, headers."""
+    mail = _Mail(raw)
+    text = mail.text(first_only=False)
+    attachments = mail.attachments()
+    return Message(
+        id=id,
+        folder=folder,
+        unread=unread,
+        size=len(raw) if size is None else size,
+        labels=list(labels),
+        has_attachments=bool(attachments),
+        snippet=snippet(text),
+        cc=mail.addresses("Cc"),
+        reply_to=mail.addresses("Reply-To"),
+        message_id=mail.header("Message-ID"),
+        headers=mail.header_subset(),
+        text=text[:max_chars],
+        text_truncated=len(text) > max_chars,
+        attachments=attachments,
+        **mail.envelope(),
+    )
+
+
+def header_date(head: bytes) -> datetime | None:
+    """The Date header of a message (or of just its header block), aware; or None."""
+    return _Mail(head).date()
+
+
+def snippet(text: str) -> str:
+    """The first :data:`SNIPPET_LENGTH` characters of *text*, whitespace collapsed."""
+    return one_line(text[: SNIPPET_LENGTH * 4])[:SNIPPET_LENGTH]
+
+
+@dataclass
+class _Part:
+    """A leaf MIME part with what the body and attachment logic need to know."""
+
+    msg: EmailMessage
+    content_type: str
+    is_attachment: bool
+
+
+class _Mail:
+    """One parsed message and safe accessors for it; every accessor catches everything."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self.msg = _load(raw)
+
+    # ------------------------------------------------------------------ headers
+
+    def header(self, name: str) -> str:
+        if not _has_raw(self.msg, name):
+            return ""
+        try:
+            value = str(self.msg.get(name))
+            if "\ufffd" in value or any("\udc80" <= c <= "\udcff" for c in value):
+                raise ValueError("8-bit bytes in header")  # decode them better ourselves
+            text = one_line(value)
+        except Exception:
+            text = decode_header_text(_raw_value(self.msg, name))
+        return text[:HEADER_MAX_LENGTH]
+
+    def addresses(self, name: str) -> list[str]:
+        if not _has_raw(self.msg, name):
+            return []
+        try:
+            header = self.msg.get(name)
+            found = getattr(header, "addresses", None)
+            if found is not None and not getattr(header, "defects", True):
+                return [one_line(str(a)) for a in found if str(a).strip()][:100]
+        except Exception:  # noqa: S110  # fall through to the forgiving parser
+            pass
+        text = decode_header_text(_raw_value(self.msg, name))
+        pairs = email.utils.getaddresses([text])
+        return [one_line(_format_address(n, a)) for n, a in pairs if n or a][:100] or (
+            [text[:HEADER_MAX_LENGTH]] if text else []
+        )
+
+    def date(self) -> datetime | None:
+        value = self.header("Date")
+        if not value:
+            return None
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except Exception:
+            return None
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+    def envelope(self) -> dict[str, object]:
+        """The fields summaries and messages share, keyed for the model constructors."""
+        senders = self.addresses("From")
+        return {
+            "from_": ", ".join(senders),
+            "to": self.addresses("To"),
+            "subject": self.header("Subject"),
+            "date": self.date(),
+        }
+
+    def header_subset(self) -> dict[str, str]:
+        found = ((name, self.header(name)) for name in HEADER_SUBSET)
+        return {name: value for name, value in found if value}
+
+    # ------------------------------------------------------------------ body
+
+    def text(self, *, first_only: bool) -> str:
+        try:
+            pieces: list[str] = []
+            for part in _body_parts(self.msg, 0):
+                piece = _render(part)
+                if piece.strip():
+                    pieces.append(piece.strip("\n"))
+                    if first_only:
+                        break
+            return "\n\n".join(pieces)
+        except Exception:  # a structure we could not walk: the raw bytes as text
+            return _raw_body(self.raw)
+
+    def attachment_parts(self) -> Iterator[_Part]:
+        with contextlib.suppress(Exception):  # a broken structure lists what it could
+            yield from (p for p in _leaves(self.msg, 0) if p.is_attachment)
+
+    def attachments(self) -> list[Attachment]:
+        found = []
+        for part in self.attachment_parts():
+            found.append(
+                Attachment(
+                    filename=_filename(part.msg),
+                    content_type=part.content_type,
+                    size=_decoded_size(part.msg),
+                )
+            )
+        return found
+
+
+# ---------------------------------------------------------------------- structure
+
+
+def _load(raw: bytes) -> EmailMessage:
+    try:
+        return email.message_from_bytes(raw, policy=_POLICY)
+    except Exception:  # e.g. RecursionError on absurd nesting: keep the headers at least
+        try:
+            return BytesParser(policy=_POLICY).parsebytes(raw, headersonly=True)
+        except Exception:
+            return EmailMessage(policy=_POLICY)
+
+
+def _has_raw(msg: EmailMessage, name: str) -> bool:
+    return name in msg  # case-insensitive, and parses nothing
+
+
+def _raw_value(msg: EmailMessage, name: str) -> str:
+    for key, value in msg.raw_items():
+        if key.lower() == name.lower():
+            return str(value)
+    return ""
+
+
+def _content_type(msg: EmailMessage) -> str:
+    """The part's type; a multipart whose boundary never occurs is text to show as is."""
+    try:
+        found = one_line(msg.get_content_type()).lower()[:200]
+    except Exception:
+        return "text/plain"
+    if found.startswith("multipart/") and not msg.is_multipart():
+        return "text/plain"
+    return found
+
+
+def _children(msg: EmailMessage) -> list[EmailMessage]:
+    payload = msg.get_payload()
+    return [p for p in payload if isinstance(p, EmailMessage)] if isinstance(payload, list) else []
+
+
+def _is_attachment(msg: EmailMessage, content_type: str) -> bool:
+    """Attachment: said so, or named, or not a body type (an inline image is one too)."""
+    try:
+        disposition = (msg.get_content_disposition() or "").lower()
+    except Exception:
+        disposition = ""
+    if disposition == "attachment" or content_type == "message/rfc822":
+        return True
+    if content_type not in ("text/plain", "text/html"):
+        return True
+    return bool(_filename(msg))
+
+
+def _leaves(msg: EmailMessage, depth: int) -> Iterator[_Part]:
+    """Every non-multipart part, depth first; attached messages are not opened."""
+    if depth > MAX_DEPTH:
+        return
+    content_type = _content_type(msg)
+    if msg.is_multipart() and content_type != "message/rfc822":
+        for child in _children(msg):
+            yield from _leaves(child, depth + 1)
+        return
+    yield _Part(msg, content_type, _is_attachment(msg, content_type))
+
+
+def _body_parts(msg: EmailMessage, depth: int) -> Iterator[_Part]:
+    """The parts a reader sees as the body: of each alternative set only the best one
+    (plain text over HTML), every inline text part of a mixed set, in order."""
+    if depth > MAX_DEPTH:
+        return
+    content_type = _content_type(msg)
+    if not msg.is_multipart() or content_type == "message/rfc822":
+        part = _Part(msg, content_type, _is_attachment(msg, content_type))
+        if not part.is_attachment:
+            yield part
+        return
+    children = _children(msg)
+    if content_type == "multipart/alternative":
+        children = _best_alternative(children)
+    elif content_type == "multipart/related":
+        children = children[:1]  # the root; the rest are its images
+    for child in children:
+        yield from _body_parts(child, depth + 1)
+
+
+def _best_alternative(children: list[EmailMessage]) -> list[EmailMessage]:
+    for wanted in ("text/plain", "text/html"):
+        for child in children:
+            if _content_type(child) == wanted and not _is_attachment(child, wanted):
+                return [child]
+    return [c for c in children if c.is_multipart()][:1]
+
+
+def _render(part: _Part) -> str:
+    payload = _payload(part.msg)
+    try:
+        charset = part.msg.get_content_charset()
+    except Exception:
+        charset = None
+    text = decode_bytes(payload, charset)
+    return html_to_text(text) if part.content_type == "text/html" else text
+
+
+def _payload(msg: EmailMessage) -> bytes:
+    try:
+        data = msg.get_payload(decode=True)
+    except Exception:
+        data = None
+    if isinstance(data, bytes):
+        return data
+    raw = msg.get_payload()
+    return raw.encode("utf-8", errors="surrogateescape") if isinstance(raw, str) else b""
+
+
+def _decoded_size(msg: EmailMessage) -> int:
+    if _content_type(msg) == "message/rfc822":
+        try:
+            return len(msg.as_bytes())
+        except Exception:
+            return 0
+    return len(_payload(msg))
+
+
+def _filename(msg: EmailMessage) -> str:
+    try:
+        name = msg.get_filename() or ""
+    except Exception:
+        name = ""
+    return one_line(str(name))[:255]
+
+
+def _format_address(name: str, address: str) -> str:
+    return f"{name} <{address}>" if name and address else name or address
+
+
+def _raw_body(raw: bytes) -> str:
+    """Last resort: everything after the header block, as text."""
+    head, sep, body = raw.partition(b"\n\n")
+    return decode_bytes(body if sep else head, None).strip()
