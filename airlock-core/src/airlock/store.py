@@ -366,10 +366,10 @@ class StateStore:
 
     def list_requests(self, status: str | None = None) -> list[AccessRequest]:
         if status is None:
-            rows = self._all("SELECT * FROM requests ORDER BY created_at")
+            rows = self._all("SELECT * FROM requests ORDER BY created_at, rowid")
         else:
             rows = self._all(
-                "SELECT * FROM requests WHERE status = ? ORDER BY created_at", (status,)
+                "SELECT * FROM requests WHERE status = ? ORDER BY created_at, rowid", (status,)
             )
         return [_request_from_row(row) for row in rows]
 
@@ -440,7 +440,7 @@ class StateStore:
         if active_at is not None:
             sql += " AND revoked_at IS NULL AND expires_at > ?"
             params.append(active_at)
-        rows = self._all(sql + " ORDER BY created_at", params)
+        rows = self._all(sql + " ORDER BY created_at, rowid", params)
         return [_session_from_row(row) for row in rows]
 
     def revoke_session(self, session_id: str, *, at: float) -> bool:
@@ -544,7 +544,7 @@ class StateStore:
         with self.transaction():
             row = self._conn.execute(
                 """SELECT * FROM write_approvals WHERE operation_hash = ? AND used_at IS NULL
-                   AND expires_at > ? AND session_id IS ? ORDER BY created_at LIMIT 1""",
+                   AND expires_at > ? AND session_id IS ? ORDER BY created_at, rowid LIMIT 1""",
                 (operation_hash, now, session_id),
             ).fetchone()
             if row is None:
