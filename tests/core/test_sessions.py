@@ -27,7 +27,8 @@ def test_a_token_is_alk_and_256_random_bits_in_base64url() -> None:
     tokens = {new_token() for _ in range(200)}
     assert len(tokens) == 200
     for token in tokens:
-        assert token.startswith("alk_") and len(token) == 47
+        assert token.startswith("alk_")
+        assert len(token) == 47
         raw = base64.urlsafe_b64decode(token[4:] + "=")
         assert len(raw) == 32
 
@@ -162,7 +163,8 @@ def test_revoking_twice_is_harmless(sessions: SessionManager) -> None:
     session, _ = sessions.create(["gmail"], "read", OWNER)
     first = sessions.revoke(session.id, OWNER)
     second = sessions.revoke(session.id, OWNER)
-    assert first.revoked_at is not None and first.revoked_at == second.revoked_at
+    assert first.revoked_at is not None
+    assert first.revoked_at == second.revoked_at
 
 
 def test_revoke_all_ends_only_my_sessions(sessions: SessionManager) -> None:

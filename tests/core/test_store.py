@@ -149,7 +149,8 @@ def test_a_session_is_found_by_token_hash_and_revoked(store: StateStore) -> None
     assert store.revoke_session("ses_1", at=200.0)
     assert not store.revoke_session("ses_1", at=300.0)
     revoked = store.get_session("ses_1")
-    assert revoked is not None and revoked.revoked_at == 200.0
+    assert revoked is not None
+    assert revoked.revoked_at == 200.0
 
 
 def test_session_repr_leaves_out_the_token_hash(store: StateStore) -> None:
@@ -178,7 +179,8 @@ def test_use_counts_are_exact_under_concurrent_use(store: StateStore) -> None:
     for thread in threads:
         thread.join()
     session = store.get_session("ses_1")
-    assert session is not None and session.use_count == 400
+    assert session is not None
+    assert session.use_count == 400
 
 
 def test_each_expired_session_is_reported_once(store: StateStore) -> None:
@@ -239,9 +241,11 @@ def test_a_write_approval_lets_exactly_one_racing_operation_through(store: State
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(winners) == 1 and winners[0].used_at == 200.0
+    assert len(winners) == 1
+    assert winners[0].used_at == 200.0
     stored = store.get_write_approval("req_1")
-    assert stored is not None and stored.used_at == 200.0
+    assert stored is not None
+    assert stored.used_at == 200.0
 
 
 def test_a_write_approval_is_bound_to_its_session_and_expiry(store: StateStore) -> None:
@@ -257,10 +261,14 @@ def test_a_write_approval_is_bound_to_its_session_and_expiry(store: StateStore) 
 
 
 def test_a_failed_transaction_leaves_nothing_behind(store: StateStore) -> None:
-    with pytest.raises(RuntimeError), store.transaction():
-        store.advance_last_step(5)
-        store.add_failure(1.0)
-        raise RuntimeError("boom")
+    def half_done() -> None:
+        with store.transaction():
+            store.advance_last_step(5)
+            store.add_failure(1.0)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        half_done()
     assert store.last_step() is None
     assert store.count_failures_since(0.0) == 0
 

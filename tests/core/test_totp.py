@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import stat
 import threading
 from pathlib import Path
@@ -148,10 +149,9 @@ def test_racing_approvals_with_one_code_accept_it_once(
 
     def approve() -> None:
         barrier.wait()
-        try:
+        # 7 replays are 5 failures: approvals lock before the last ones are checked
+        with contextlib.suppress(InvalidCode, ApprovalsLocked):
             accepted.append(verifier.verify(code))
-        except (InvalidCode, ApprovalsLocked):  # 7 replays are 5 failures: approvals lock
-            pass
 
     threads = [threading.Thread(target=approve) for _ in range(8)]
     for thread in threads:
@@ -227,7 +227,9 @@ def test_failures_outside_the_window_do_not_count(verifier: TotpVerifier, clock:
         with pytest.raises(InvalidCode):
             verifier.verify(wrong_code(step_of(clock)))
     state = verifier.lock_state()
-    assert not state.locked and state.recent_failures == 4 and state.attempts_left == 1
+    assert not state.locked
+    assert state.recent_failures == 4
+    assert state.attempts_left == 1
 
 
 def test_a_correct_code_does_not_wipe_earlier_failures(
@@ -272,9 +274,8 @@ def test_the_used_code_stays_refused_after_a_restart(data_dir: Path, clock: Fake
     code = code_at(step_of(clock))
     with StateStore(path) as store:
         TotpVerifier(store, SECRET, TotpConfig(), APPROVALS, clock).verify(code)
-    with StateStore(path) as store:
-        with pytest.raises(InvalidCode, match="already used"):
-            TotpVerifier(store, SECRET, TotpConfig(), APPROVALS, clock).verify(code)
+    with StateStore(path) as store, pytest.raises(InvalidCode, match="already used"):
+        TotpVerifier(store, SECRET, TotpConfig(), APPROVALS, clock).verify(code)
 
 
 # --- enrolment ----------------------------------------------------------------------------
@@ -285,16 +286,19 @@ def test_the_uri_carries_the_secret_and_encodes_issuer_and_account() -> None:
     uri = provisioning_uri(SECRET, config)
     parsed = urlparse(uri)
     assert (parsed.scheme, parsed.netloc) == ("otpauth", "totp")
-    assert parsed.path.count("/") == 1 and parsed.path.count(":") == 1
+    assert parsed.path.count("/") == 1
+    assert parsed.path.count(":") == 1
     issuer, account = (unquote(part) for part in parsed.path[1:].split(":"))
     assert (issuer, account) == ("ACME Labs/Ops", "me+ai@example.com: home")
     query = parse_qs(parsed.query)
     assert query["secret"] == [SECRET]
     assert query["issuer"] == ["ACME Labs/Ops"]
-    assert query["digits"] == ["6"] and query["period"] == ["30"]
+    assert query["digits"] == ["6"]
+    assert query["period"] == ["30"]
     assert " " not in uri
     otp = pyotp.parse_uri(uri)
-    assert otp.secret == SECRET and otp.issuer == "ACME Labs/Ops"
+    assert otp.secret == SECRET
+    assert otp.issuer == "ACME Labs/Ops"
 
 
 def test_new_secrets_are_160_bit_base32_and_unique() -> None:

@@ -55,7 +55,8 @@ def test_credentials_come_back_after_a_restart(vault: Vault, vault_file: Path) -
     reopened = Vault(vault_file, TotpKey(SECRET))
     assert reopened.get("gmail") == GMAIL
     assert reopened.services() == ["gmail", "llm"]
-    assert reopened.has("llm") and not reopened.has("work")
+    assert reopened.has("llm")
+    assert not reopened.has("work")
 
 
 def test_setting_a_service_replaces_its_fields(vault: Vault) -> None:
@@ -83,7 +84,8 @@ def test_an_unknown_service_is_not_found_with_a_hint(vault: Vault) -> None:
 
 def test_a_vault_without_a_file_is_empty(vault_file: Path) -> None:
     empty = Vault(vault_file, TotpKey(SECRET))
-    assert empty.services() == [] and not empty.exists()
+    assert empty.services() == []
+    assert not empty.exists()
 
 
 def test_bad_credentials_are_refused_before_anything_is_written(vault: Vault) -> None:
@@ -143,13 +145,15 @@ def test_every_write_uses_a_fresh_salt_and_nonce(vault: Vault, vault_file: Path)
     vault.set("gmail", GMAIL)
     after = vault_file.read_bytes()
     assert len(before) == len(after)
-    assert before[6:22] != after[6:22] and before[22:34] != after[22:34]
+    assert before[6:22] != after[6:22]
+    assert before[22:34] != after[22:34]
 
 
 def test_secrets_stay_out_of_reprs(vault: Vault) -> None:
     texts = [repr(vault), repr(TotpKey(SECRET)), repr(PassphraseKey("open sesame"))]
     for text in texts:
-        assert SECRET not in text and "open sesame" not in text
+        assert SECRET not in text
+        assert "open sesame" not in text
 
 
 # --- wrong keys and tampering ---------------------------------------------------------------
