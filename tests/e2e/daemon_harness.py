@@ -1,0 +1,164 @@
+"""A real Airlock daemon process on a real socket in a temporary AIRLOCK_HOME."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyotp
+import yaml
+
+from airlock.demo.sample_mail import write_sample_maildir
+from airlock.paths import resolve_paths
+from airlock.totp import save_secret
+
+
+def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = (
+            merged(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else value
+        )
+    return out
+
+
+@dataclass
+class TotpPhone:
+    """The person's authenticator app: each code it hands out is for a newer time step."""
+
+    secret: str
+    last_step: int = -(10**9)
+
+    def code(self) -> str:
+        totp = pyotp.TOTP(self.secret)
+        now_step = int(time.time() // 30)
+        step = max(self.last_step + 1, now_step - 1)
+        if step > now_step + 1:
+            # Three approvals used this window's steps; the next code exists only later.
+            time.sleep((step - 1) * 30 - time.time() + 0.1)
+        self.last_step = step
+        return totp.at(step * 30)
+
+    def used_code(self) -> str:
+        return pyotp.TOTP(self.secret).at(self.last_step * 30)
+
+
+@dataclass
+class Airlock:
+    home: Path
+    overrides: dict[str, Any] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    phone: TotpPhone = field(init=False)
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.maildir = write_sample_maildir(self.home / "Maildir")
+        base = {
+            "services": {"mail": {"connector": "maildir", "path": str(self.maildir)}},
+            "approvals": {"notifiers": ["console"]},
+        }
+        config = merged(base, self.overrides)
+        (self.home / "config.yaml").write_text(yaml.safe_dump(config))
+        self.paths = resolve_paths({"AIRLOCK_HOME": str(self.home)})
+        self.paths.ensure_data_dirs()
+        secret = pyotp.random_base32()
+        save_secret(self.paths.totp_file, secret)
+        self.phone = TotpPhone(secret)
+        self.log = self.home / "daemon.log"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "AIRLOCK_HOME": str(self.home)}
+
+    def start(self) -> Airlock:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "airlock", "serve"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited: {self.log.read_text()[-2000:]}")
+            try:
+                with self.client() as client:
+                    if client.get("/v1/status").status_code == 200:
+                        return self
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError("daemon did not answer within 20 s")
+
+    def stop(self) -> int:
+        if self.proc is None:
+            return 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self.proc = None
+        return code
+
+    def restart(self) -> Airlock:
+        self.stop()
+        return self.start()
+
+    def client(self, **headers: str) -> httpx.Client:
+        transport = httpx.HTTPTransport(uds=str(self.paths.socket))
+        return httpx.Client(
+            transport=transport, base_url="http://airlock", headers=headers, timeout=70
+        )
+
+    # -- the flows every test needs ------------------------------------------------------
+
+    def request(self, client: httpx.Client, **body: Any) -> dict[str, Any]:
+        body.setdefault("services", ["mail"])
+        body.setdefault("reason", "summarise my inbox")
+        response = client.post("/v1/requests", json=body)
+        assert response.status_code == 202, response.text
+        created: dict[str, Any] = response.json()
+        return created
+
+    def approve(self, client: httpx.Client, ref: str) -> httpx.Response:
+        return client.post(f"/v1/requests/{ref}/approve", json={"totp": self.phone.code()})
+
+    def session(self, client: httpx.Client, **body: Any) -> dict[str, Any]:
+        """Request, approve and collect: the token of a fresh session."""
+        created = self.request(client, **body)
+        assert self.approve(client, created["code"]).status_code == 200
+        state = client.get(
+            f"/v1/requests/{created['id']}", headers={"X-Airlock-Claim": created["claim"]}
+        ).json()
+        assert state["status"] == "approved", state
+        session: dict[str, Any] = state["session"]
+        return session
+
+    def op(self, client: httpx.Client, token: str, operation: str, **params: Any) -> httpx.Response:
+        return client.post(
+            f"/v1/ops/mail/{operation}",
+            json={"params": params},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    def audit_verify(self) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "airlock", "audit", "verify", "--json"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )

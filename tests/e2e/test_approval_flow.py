@@ -1,0 +1,143 @@
+"""The approval flow end to end: a real daemon process, a real socket, real files."""
+
+from __future__ import annotations
+
+import json
+
+from daemon_harness import Airlock
+
+from airlock.demo.sample_mail import SIGN_IN_CODE
+
+
+def test_an_agent_asks_the_person_approves_and_the_agent_reads(airlock: Airlock) -> None:
+    with airlock.client() as agent:
+        created = airlock.request(agent, reason="find the lunch invitation")
+        assert len(created["code"]) == 4
+        pending = agent.get("/v1/requests").json()["requests"]
+        assert [p["id"] for p in pending] == [created["id"]]
+        assert "claim" not in json.dumps(pending)
+
+        waiting = agent.get(
+            f"/v1/requests/{created['id']}", headers={"X-Airlock-Claim": created["claim"]}
+        ).json()
+        assert waiting == {"id": created["id"], "status": "pending", "session": None}
+
+        assert airlock.approve(agent, created["code"]).json()["status"] == "approved"
+        state = agent.get(
+            f"/v1/requests/{created['id']}?wait=5", headers={"X-Airlock-Claim": created["claim"]}
+        ).json()
+        token = state["session"]["token"]
+        assert token.startswith("alk_")
+        assert state["session"]["services"] == ["mail"]
+        assert state["session"]["access"] == "read"
+
+        listed = airlock.op(agent, token, "list_messages", limit=10)
+        assert listed.status_code == 200, listed.text
+        body = listed.json()
+        assert body["untrusted"] is True
+        subjects = [m["subject"] for m in body["result"]["messages"]]
+        assert "Lunch on Thursday?" in subjects
+
+        again = agent.get(
+            f"/v1/requests/{created['id']}", headers={"X-Airlock-Claim": created["claim"]}
+        ).json()
+        assert again["status"] == "approved"
+        assert again["session"] is None, "the token is handed out once"
+
+    assert airlock.audit_verify().returncode == 0
+    log = (airlock.paths.audit_dir / "audit.jsonl").read_text()
+    for event in ("access_requested", "totp_verified", "session_issued", "operation"):
+        assert f'"event":"{event}"' in log
+    assert token not in log
+    assert created["claim"] not in log
+
+
+def test_one_time_codes_in_mail_are_masked_for_the_agent(airlock: Airlock) -> None:
+    with airlock.client() as agent:
+        token = airlock.session(agent)["token"]
+        found = airlock.op(agent, token, "search", query="subject:sign-in").json()
+        message_id = found["result"]["messages"][0]["id"]
+        message = airlock.op(agent, token, "get_message", id=message_id).json()["result"]
+    assert SIGN_IN_CODE not in message["text"]
+    assert "[code redacted]" in message["text"]
+    assert "reset-password" not in message["text"]
+
+
+def test_the_claim_secret_is_needed_to_collect_the_token(airlock: Airlock) -> None:
+    with airlock.client() as agent:
+        created = airlock.request(agent)
+        airlock.approve(agent, created["code"])
+        url = f"/v1/requests/{created['id']}"
+        assert agent.get(url).status_code == 403
+        assert agent.get(url, headers={"X-Airlock-Claim": "clm_guess"}).status_code == 403
+        state = agent.get(url, headers={"X-Airlock-Claim": created["claim"]}).json()
+        assert state["session"]["token"].startswith("alk_")
+
+
+def test_a_reused_code_is_refused(airlock: Airlock) -> None:
+    with airlock.client() as agent:
+        first = airlock.request(agent)
+        assert airlock.approve(agent, first["code"]).status_code == 200
+        second = airlock.request(agent)
+        replay = agent.post(
+            f"/v1/requests/{second['code']}/approve", json={"totp": airlock.phone.used_code()}
+        )
+        assert replay.status_code == 403
+        assert replay.json()["error"]["code"] == "invalid_code"
+        assert agent.get("/v1/requests").json()["requests"][0]["id"] == second["id"]
+
+
+def test_a_denied_request_gives_no_session(airlock: Airlock) -> None:
+    with airlock.client() as agent:
+        created = airlock.request(agent)
+        assert agent.post(f"/v1/requests/{created['code']}/deny").json()["status"] == "denied"
+        state = agent.get(
+            f"/v1/requests/{created['id']}", headers={"X-Airlock-Claim": created["claim"]}
+        ).json()
+        assert state == {"id": created["id"], "status": "denied", "session": None}
+        late = airlock.approve(agent, created["code"])
+        assert late.status_code == 409
+
+
+def test_a_write_needs_its_own_approval_and_works_once(airlock: Airlock) -> None:
+    with airlock.client() as agent:
+        read_token = airlock.session(agent)["token"]
+        messages = airlock.op(agent, read_token, "list_messages", unread_only=True).json()
+        target = messages["result"]["messages"][0]["id"]
+
+        refused = airlock.op(agent, read_token, "mark_read", id=target)
+        assert refused.status_code == 403
+
+        operation = {"service": "mail", "name": "mark_read", "params": {"id": target}}
+        write = airlock.session(agent, operation=operation, reason="tidy up")
+        assert write["access"] == "write"
+        other = airlock.op(agent, write["token"], "mark_unread", id=target)
+        assert other.status_code == 403
+        assert other.json()["error"]["code"] == "approval_required"
+        done = airlock.op(agent, write["token"], "mark_read", id=target)
+        assert done.status_code == 200, done.text
+        twice = airlock.op(agent, write["token"], "mark_read", id=target)
+        assert twice.status_code == 403
+        assert twice.json()["error"]["code"] == "approval_required"
+
+        after = airlock.op(agent, read_token, "get_message", id=target).json()["result"]
+        assert after["unread"] is False
+
+
+def test_revocation_takes_effect_on_the_next_call(airlock: Airlock) -> None:
+    with airlock.client() as agent:
+        session = airlock.session(agent)
+        assert airlock.op(agent, session["token"], "count_unread").status_code == 200
+        assert agent.delete(f"/v1/sessions/{session['id']}").json() == {"revoked": [session["id"]]}
+        after = airlock.op(agent, session["token"], "count_unread")
+        assert after.status_code == 401
+        assert after.json()["error"]["message"] == "session revoked"
+
+
+def test_sessions_survive_a_daemon_restart(airlock: Airlock) -> None:
+    with airlock.client() as agent:
+        session = airlock.session(agent)
+    airlock.restart()
+    with airlock.client() as agent:
+        assert airlock.op(agent, session["token"], "count_unread").status_code == 200
+        assert [s["id"] for s in agent.get("/v1/sessions").json()["sessions"]] == [session["id"]]
