@@ -15,7 +15,7 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["lint", "typecheck", "tests", "discovery"]
+nox.options.sessions = ["lint", "typecheck", "tests", "e2e", "discovery"]
 nox.options.reuse_existing_virtualenvs = True
 
 ROOT = Path(__file__).parent
@@ -45,6 +45,13 @@ def tests(session: nox.Session, package: str) -> None:
     """Run one package's tests with only that package installed."""
     _sync(session, "--package", package, "--group", "test")
     session.run("pytest", PACKAGES[package], *session.posargs)
+
+
+@nox.session
+def e2e(session: nox.Session) -> None:
+    """End-to-end tests across packages: a real daemon process on a real socket."""
+    _sync(session, "--all-packages", "--group", "test")
+    session.run("pytest", "tests/e2e", *session.posargs)
 
 
 @nox.session
