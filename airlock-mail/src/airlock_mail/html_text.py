@@ -33,6 +33,7 @@ _BLOCK = _PARAGRAPH | frozenset(
 )  # fmt: skip
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 _LINK_SCHEMES = ("http://", "https://", "mailto:")
+_SOURCE_WHITESPACE = re.compile(r"\s+")
 _SPACES = re.compile(r"[ \t\f\v\r\u00a0\u200b]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
@@ -97,7 +98,8 @@ class _Renderer(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         if self._skip_at is None:
-            self._text(data)
+            # Source line breaks are spaces in HTML, except inside <pre>.
+            self._text(data if "pre" in self._open else _SOURCE_WHITESPACE.sub(" ", data))
 
     def _void(self, tag: str, attrs: dict[str, str | None]) -> None:
         if tag == "br":

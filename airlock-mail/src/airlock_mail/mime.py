@@ -29,7 +29,14 @@ from airlock_mail.decoding import decode_bytes, decode_header_text, one_line
 from airlock_mail.html_text import html_to_text
 from airlock_mail.model import Attachment, Message, MessageSummary
 
-__all__ = ["SNIPPET_LENGTH", "SUMMARY_BYTES", "header_date", "parse_message", "parse_summary"]
+__all__ = [
+    "SNIPPET_LENGTH",
+    "SUMMARY_BYTES",
+    "body_snippet",
+    "header_date",
+    "parse_message",
+    "parse_summary",
+]
 
 SNIPPET_LENGTH = 200
 HEADER_MAX_LENGTH = 2000
@@ -90,7 +97,6 @@ def parse_message(
         labels=list(labels),
         has_attachments=bool(attachments),
         snippet=snippet(text),
-        cc=mail.addresses("Cc"),
         reply_to=mail.addresses("Reply-To"),
         message_id=mail.header("Message-ID"),
         headers=mail.header_subset(),
@@ -109,6 +115,17 @@ def header_date(head: bytes) -> datetime | None:
 def snippet(text: str) -> str:
     """The first :data:`SNIPPET_LENGTH` characters of *text*, whitespace collapsed."""
     return one_line(text[: SNIPPET_LENGTH * 4])[:SNIPPET_LENGTH]
+
+
+def body_snippet(raw: bytes) -> str:
+    """The snippet of *raw* (MIME headers and the start of a body) alone, for backends
+    that get the other fields elsewhere (IMAP: ENVELOPE, BODYSTRUCTURE). Parsed with
+    the stdlib's compat32 policy: no header objects, several times faster."""
+    try:
+        part = next(_body_parts(email.message_from_bytes(raw), 0), None)
+        return snippet(_render(part)) if part is not None else ""
+    except Exception:
+        return snippet(_raw_body(raw))
 
 
 @dataclass
@@ -173,6 +190,7 @@ class _Mail:
         return {
             "from_": ", ".join(senders),
             "to": self.addresses("To"),
+            "cc": self.addresses("Cc"),
             "subject": self.header("Subject"),
             "date": self.date(),
         }

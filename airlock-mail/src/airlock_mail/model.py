@@ -177,6 +177,7 @@ class MessageSummary(MailModel):
     folder: str
     from_: str = Field("", alias="from", description='Sender, "Name <address>".')
     to: list[str] = Field(default_factory=list)
+    cc: list[str] = Field(default_factory=list)
     subject: str = ""
     date: AwareDatetime | None = Field(None, description="The Date header; null if missing.")
     unread: bool
@@ -187,7 +188,6 @@ class MessageSummary(MailModel):
 
 
 class Message(MessageSummary):
-    cc: list[str] = Field(default_factory=list)
     reply_to: list[str] = Field(default_factory=list)
     message_id: str = Field("", description="The Message-ID header.")
     headers: dict[str, str] = Field(

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 @hookimpl
 def register_connectors() -> Iterable[type[Connector]]:
+    from airlock_mail.imap import ImapConnector
     from airlock_mail.maildir import MaildirConnector
 
-    return [MaildirConnector]
+    return [MaildirConnector, ImapConnector]

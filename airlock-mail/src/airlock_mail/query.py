@@ -57,7 +57,7 @@ _FIELDS: dict[str, HeaderField] = {"from": "from", "to": "to", "subject": "subje
 
 @dataclass(frozen=True)
 class FieldTerm:
-    """``from:`` / ``to:`` / ``subject:``: *value* occurs in that header (``to`` also
+    """``from:`` / ``to:`` / ``subject:``: *value* occurs in that header (``to:`` also
     searches Cc, as Gmail does)."""
 
     field: HeaderField
@@ -314,7 +314,7 @@ def _contains(haystack: str, needle: str) -> bool:
 
 
 def _recipients(message: MessageSummary) -> list[str]:
-    return message.to + (message.cc if isinstance(message, Message) else [])
+    return message.to + message.cc
 
 
 def _term_matches(term: Term, message: MessageSummary, now: datetime) -> bool:
