@@ -113,7 +113,7 @@ class PayloadTooLarge(AirlockError):
 class ApprovalError(AirlockError):
     status = 403
     code = "approval_failed"
-    exit_code = 3
+    exit_code = 1
 
 
 class InvalidCode(ApprovalError):

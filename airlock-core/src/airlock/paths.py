@@ -36,6 +36,8 @@ class AirlockPaths:
     data_dir: Path
     run_dir: Path
     socket: Path
+    cache_dir: Path
+    """The CLI's own cache (session tokens of ``airlock run``), private to the user."""
 
     @property
     def vault_file(self) -> Path:
@@ -110,4 +112,9 @@ def resolve_paths(env: Mapping[str, str] | None = None) -> AirlockPaths:
         runtime = env.get("XDG_RUNTIME_DIR")
         run_dir = Path(runtime) / "airlock" if runtime else data_dir / "run"
     socket = Path(env["AIRLOCK_SOCKET"]) if env.get("AIRLOCK_SOCKET") else run_dir / "airlock.sock"
-    return AirlockPaths(mode, config_file, data_dir, run_dir, socket)
+    cache = (
+        Path(home).expanduser().absolute() / "cache"
+        if home
+        else _xdg(env, "XDG_CACHE_HOME", ".cache") / "airlock"
+    )
+    return AirlockPaths(mode, config_file, data_dir, run_dir, socket, cache)

@@ -1,0 +1,187 @@
+"""Asking for access and answering requests: request, pending, approve, deny, sessions,
+revoke, run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from airlock.cli.client_support import WaitDisplay, read_totp, with_client
+from airlock.cli.context import CliState
+from airlock.cli.output import print_json, table
+from airlock.errors import InvalidInput, Unauthenticated
+
+if TYPE_CHECKING:
+    from airlock import api
+    from airlock.client import AirlockClient
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+async def _ask(
+    client: AirlockClient,
+    services: list[str],
+    reason: str,
+    *,
+    ttl: str | None,
+    write: bool,
+    wait: float,
+) -> api.SessionGrant:
+    display = WaitDisplay()
+    created = await client.submit_request(
+        services, reason, access="write" if write else "read", ttl=ttl
+    )
+    try:
+        return await client.await_approval(created, wait=wait, on_wait=display)
+    finally:
+        display.done()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def request(
+        ctx: typer.Context,
+        services: Annotated[list[str], typer.Argument(help="Services to ask for.")],
+        reason: Annotated[str, typer.Option("--reason", help="Why, shown to the person.")],
+        ttl: Annotated[str | None, typer.Option("--ttl", help="How long, e.g. 60m.")] = None,
+        write: Annotated[bool, typer.Option("--write", help="Ask for write access.")] = False,
+        wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for approval.")] = 120,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Ask for access and wait for the person's approval; prints the session."""
+        state: CliState = ctx.obj
+        grant = with_client(
+            state, lambda c: _ask(c, services, reason, ttl=ttl, write=write, wait=wait)
+        )
+        if as_json:
+            print_json(grant.model_dump(mode="json"))
+        else:
+            until = f"{grant.expires_at:%H:%M} UTC"
+            typer.echo(f"approved: session {grant.id} on {', '.join(grant.services)} until {until}")
+            typer.echo(grant.token)
+
+    @app.command()
+    def pending(ctx: typer.Context, as_json: JsonOption = False) -> None:
+        """List requests waiting for approval."""
+        found = with_client(ctx.obj, lambda c: c.pending())
+        if as_json:
+            print_json(found.model_dump(mode="json")["requests"])
+            return
+        if not found.requests:
+            typer.echo("no pending requests")
+            return
+        rows = [
+            [
+                r.code,
+                ", ".join(r.services),
+                r.access,
+                f"uid {r.requester_uid}",
+                r.fingerprint,
+                r.reason[:60],
+            ]
+            for r in found.requests
+        ]
+        typer.echo(table(rows, ["CODE", "SERVICES", "ACCESS", "WHO", "FINGERPRINT", "REASON"]))
+
+    @app.command()
+    def approve(
+        ctx: typer.Context,
+        code: Annotated[str, typer.Argument(help="The request's 4-character code.")],
+        totp: Annotated[
+            str | None, typer.Option("--totp", help="For scripts; prompts otherwise.")
+        ] = None,
+    ) -> None:
+        """Approve a pending request with a code from your authenticator app."""
+        secret = read_totp(totp)
+        done = with_client(ctx.obj, lambda c: c.approve(code, secret))
+        typer.echo(f"approved {done.code}")
+
+    @app.command()
+    def deny(
+        ctx: typer.Context, code: Annotated[str, typer.Argument(help="The request's code.")]
+    ) -> None:
+        """Deny a pending request."""
+        done = with_client(ctx.obj, lambda c: c.deny(code))
+        typer.echo(f"denied {done.code}")
+
+    @app.command()
+    def sessions(ctx: typer.Context, as_json: JsonOption = False) -> None:
+        """List your active sessions."""
+        found = with_client(ctx.obj, lambda c: c.sessions())
+        if as_json:
+            print_json(found.model_dump(mode="json")["sessions"])
+            return
+        if not found.sessions:
+            typer.echo("no active sessions")
+            return
+        rows = [
+            [
+                s.id,
+                ", ".join(s.services),
+                s.access,
+                f"{s.expires_at:%Y-%m-%d %H:%M}",
+                str(s.use_count),
+            ]
+            for s in found.sessions
+        ]
+        typer.echo(table(rows, ["ID", "SERVICES", "ACCESS", "EXPIRES (UTC)", "USES"]))
+
+    @app.command()
+    def revoke(
+        ctx: typer.Context,
+        session_id: Annotated[str | None, typer.Argument(help="The session to revoke.")] = None,
+        revoke_all: Annotated[
+            bool, typer.Option("--all", help="Revoke all your sessions.")
+        ] = False,
+    ) -> None:
+        """Revoke one session, or all of them; takes effect on the next call."""
+        if revoke_all == (session_id is not None):
+            raise InvalidInput("give a session id or --all", hint="`airlock sessions` lists them")
+        done = with_client(
+            ctx.obj, lambda c: c.revoke_all() if revoke_all else c.revoke(str(session_id))
+        )
+        typer.echo(f"revoked {len(done.revoked)} session(s)")
+
+    @app.command()
+    def run(
+        ctx: typer.Context,
+        service: Annotated[str, typer.Argument(help="The service, e.g. mail.")],
+        operation: Annotated[str, typer.Argument(help="The operation, e.g. list_messages.")],
+        params: Annotated[str, typer.Option("-p", "--params", help="Parameters as JSON.")] = "{}",
+        ttl: Annotated[
+            str | None, typer.Option("--ttl", help="Session length if one is asked for.")
+        ] = None,
+        reason: Annotated[
+            str | None, typer.Option("--reason", help="Why, if access is asked for.")
+        ] = None,
+        wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for approval.")] = 120,
+    ) -> None:
+        """Run one operation, asking for access first when there is no session."""
+        from airlock.cli.token_cache import TokenCache
+
+        try:
+            parsed: Any = json.loads(params)
+        except ValueError:
+            raise InvalidInput("-p must be a JSON object", field="params") from None
+        if not isinstance(parsed, dict):
+            raise InvalidInput("-p must be a JSON object", field="params")
+        state: CliState = ctx.obj
+        cache = TokenCache(state.paths.cache_dir)
+        why = reason or f"airlock run {service} {operation}"
+
+        async def go(client: AirlockClient) -> api.OperationOut:
+            token = cache.get(service)
+            if token is not None:
+                try:
+                    return await client.call(service, operation, parsed, token=token)
+                except Unauthenticated:
+                    cache.drop(service)
+            grant = await _ask(client, [service], why, ttl=ttl, write=False, wait=wait)
+            cache.put(grant.services, grant.token, grant.expires_at)
+            return await client.call(service, operation, parsed, token=grant.token)
+
+        out = with_client(state, go)
+        sys.stdout.write(json.dumps(out.result, indent=2, ensure_ascii=False) + "\n")

@@ -1,0 +1,70 @@
+"""What the client commands share: a daemon client, the TOTP prompt, the approval wait."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from airlock.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from airlock._wallet import WaitStatus
+    from airlock.cli.context import CliState
+    from airlock.client import AirlockClient
+
+T = TypeVar("T")
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+
+def with_client(state: CliState, work: Callable[[AirlockClient], Awaitable[T]]) -> T:
+    """Run *work* with a client of this home's daemon, then close it."""
+    from airlock.client import AirlockClient
+
+    async def main() -> T:
+        async with AirlockClient(state.paths.socket, agent="airlock-cli") as client:
+            return await work(client)
+
+    return asyncio.run(main())
+
+
+def read_totp(given: str | None, *, prompt: str = "TOTP code from your authenticator") -> str:
+    """The code from ``--totp``, a hidden prompt on a TTY, or one line of stdin."""
+    if given is None:
+        given = getpass.getpass(f"{prompt}: ") if sys.stdin.isatty() else sys.stdin.readline()
+    code = given.strip().replace(" ", "")
+    if not code.isdigit() or not 6 <= len(code) <= 8:
+        raise InvalidInput("a TOTP code is 6 digits", field="totp")
+    return code
+
+
+class WaitDisplay:
+    """A spinner with a countdown on a terminal; one plain line otherwise."""
+
+    def __init__(self) -> None:
+        self._tty = sys.stderr.isatty()
+        self._frame = 0
+        self._announced = False
+
+    async def __call__(self, status: WaitStatus) -> None:
+        if not self._announced:
+            sys.stderr.write(
+                f"request {status.code} (fingerprint {status.fingerprint}) is waiting for "
+                "approval: answer the prompt on your phone or run "
+                f"`airlock approve {status.code}`\n"
+            )
+            self._announced = True
+        if self._tty:
+            left = max(0, round(status.total - status.elapsed))
+            spin = SPINNER[self._frame % len(SPINNER)]
+            self._frame += 1
+            clock = f"{left // 60}:{left % 60:02d}"
+            sys.stderr.write(f"\r{spin} waiting for approval of {status.code}: {clock} left ")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self._tty and self._announced:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()

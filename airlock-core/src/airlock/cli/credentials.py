@@ -1,0 +1,117 @@
+"""``airlock credentials add|list|get|remove``: secrets go to the daemon's vault, never argv."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from typing import Annotated
+
+import typer
+from pydantic import BaseModel
+
+from airlock.cli.client_support import read_totp, with_client
+from airlock.cli.context import CliState
+from airlock.cli.output import print_json
+from airlock.errors import InvalidInput, NotFound
+
+TotpOption = Annotated[str | None, typer.Option("--totp", help="For scripts; prompts otherwise.")]
+
+
+def credential_model(state: CliState, name: str) -> type[BaseModel]:
+    """The Credentials model of a configured service's connector, or of a notifier."""
+    from airlock.plugins import get_connectors, get_notifiers
+    from airlock.services import resolve_service
+
+    if name in state.config.services:
+        return resolve_service(name, state.config, get_connectors(state.pm)).connector.Credentials
+    notifier = get_notifiers(state.pm).get(name)
+    if notifier is not None:
+        return notifier.Credentials
+    raise NotFound(f"no service or notifier named {name!r}", hint="see `airlock status`")
+
+
+def read_fields(model: type[BaseModel]) -> tuple[dict[str, str], str | None]:
+    """Each field of *model*: hidden and confirmed on a TTY, ``FIELD=VALUE`` lines otherwise.
+
+    On stdin a ``totp=CODE`` line may carry the TOTP code too.
+    """
+    names = list(model.model_fields)
+    if sys.stdin.isatty():
+        fields = {}
+        for name in names:
+            label = model.model_fields[name].description or name
+            first = getpass.getpass(f"{label}: ")
+            if getpass.getpass(f"{label} (again): ") != first:
+                raise InvalidInput(
+                    f"the two entries of {name} differ; nothing was saved", field=name
+                )
+            fields[name] = first
+        return fields, None
+    fields, totp = {}, None
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        key, sep, value = line.rstrip("\n").partition("=")
+        key = key.strip()
+        if not sep:
+            raise InvalidInput("stdin lines must be FIELD=VALUE", field="stdin")
+        if key == "totp":
+            totp = value.strip()
+        elif key in names:
+            fields[key] = value
+        else:
+            raise InvalidInput(f"unknown field {key!r}; expected {', '.join(names)}", field=key)
+    missing = [n for n in names if n not in fields and model.model_fields[n].is_required()]
+    if missing:
+        raise InvalidInput(f"missing {', '.join(missing)}", field=missing[0])
+    return fields, totp
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(
+        help="Credentials kept in the daemon's encrypted vault.", no_args_is_help=True
+    )
+    app.add_typer(group, name="credentials")
+
+    @group.command("add")
+    def add(ctx: typer.Context, service: str, totp: TotpOption = None) -> None:
+        """Store a service's credentials (asks for each field) and check they work."""
+        state: CliState = ctx.obj
+        fields, piped_totp = read_fields(credential_model(state, service))
+        code = read_totp(totp or piped_totp)
+        out = with_client(state, lambda c: c.add_credentials(service, fields, totp=code))
+        typer.echo(f"saved {', '.join(out.fields)} for {service}")
+        if out.check:
+            typer.echo(
+                ("connected: " if out.check.get("ok") else "check failed: ")
+                + str(out.check.get("summary"))
+            )
+
+    @group.command("list")
+    def list_(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+        """Which services and notifiers have credentials stored (never the values)."""
+        from airlock.client import AirlockClient
+
+        async def fetch(client: AirlockClient) -> list[dict[str, object]]:
+            return await client.list_credentials()
+
+        listing = with_client(ctx.obj, fetch)
+        if as_json:
+            print_json(listing)
+            return
+        for item in listing:
+            typer.echo(f"{item['service']:<16} {'stored' if item['stored'] else '-'}")
+
+    @group.command("get")
+    def get(ctx: typer.Context, service: str, field: str, totp: TotpOption = None) -> None:
+        """Print one stored value (needs your TOTP code; the read is audited)."""
+        code = read_totp(totp)
+        out = with_client(ctx.obj, lambda c: c.get_credential(service, field, totp=code))
+        typer.echo(out.value)
+
+    @group.command("remove")
+    def remove(ctx: typer.Context, service: str, totp: TotpOption = None) -> None:
+        """Delete a service's stored credentials."""
+        code = read_totp(totp)
+        with_client(ctx.obj, lambda c: c.remove_credentials(service, totp=code))
+        typer.echo(f"removed credentials of {service}")
