@@ -57,6 +57,7 @@ def test_entities_lists_tables_images_and_rules() -> None:
 
 def test_whitespace_is_collapsed() -> None:
     assert html_to_text("<p>  a \n\n  b&nbsp;&nbsp;c  </p>\n\n\n   <p>d</p>") == "a b c\n\nd"
+    assert html_to_text("<pre>line 1\nline 2</pre>") == "line 1\nline 2"  # except in <pre>
 
 
 def test_broken_markup_keeps_its_text() -> None:

@@ -13,7 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airlock_mail.decoding import decode_bytes, decode_header_text
-from airlock_mail.mime import SNIPPET_LENGTH, header_date, parse_message, parse_summary
+from airlock_mail.mime import (
+    SNIPPET_LENGTH,
+    body_snippet,
+    header_date,
+    parse_message,
+    parse_summary,
+)
 from airlock_mail.model import Message
 from tests.mail.corpus import CorpusMessage, build_corpus, by_label
 
@@ -194,6 +200,12 @@ def test_summary_and_full_parse_agree(message: CorpusMessage) -> None:
     whole = full(message.raw)
     for name in ("from_", "to", "cc", "subject", "date", "has_attachments", "size"):
         assert getattr(summary, name) == getattr(whole, name), name
+
+
+def test_a_snippet_from_headers_and_the_start_of_the_body() -> None:
+    # What an IMAP backend has after fetching BODY.PEEK[HEADER.FIELDS (...)] and TEXT<0.N>.
+    head = b"Content-Type: text/html; charset=iso-8859-1\nContent-Transfer-Encoding: 8bit\n\n"
+    assert body_snippet(head + b"<p>Caf\xe9 <b>ouvert</b></p><p>demain") == "Café ouvert demain"
 
 
 def test_a_summary_of_a_big_message_does_not_decode_its_attachment() -> None:
