@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import getpass
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import BaseModel
 
 from airlock.cli.client_support import read_totp, with_client
 from airlock.cli.context import CliState
 from airlock.cli.output import print_json
 from airlock.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 TotpOption = Annotated[str | None, typer.Option("--totp", help="For scripts; prompts otherwise.")]
 

@@ -26,11 +26,24 @@ def collect_status(state: CliState) -> dict[str, Any]:
         "services": describe_services(config, connectors),
         "warnings": [],
     }
+    status["daemon"] = daemon_facts(state)
     if paths.mode.value == "personal":
         from airlock.cli.setup import PERSONAL_MODE_WARNING
 
         status["warnings"].append(PERSONAL_MODE_WARNING)
     return status
+
+
+def daemon_facts(state: CliState) -> dict[str, Any]:
+    """What the running daemon says, or that none answers on the socket."""
+    from airlock.cli.client_support import with_client
+    from airlock.errors import AirlockError
+
+    try:
+        facts = with_client(state, lambda c: c.status())
+    except AirlockError as exc:
+        return {"running": False, "problem": exc.message}
+    return {"running": True, **facts.model_dump(mode="json")}
 
 
 def register(app: typer.Typer) -> None:
@@ -58,5 +71,20 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"  {svc['name']:<12} {svc['connector']}{problem}")
         else:
             typer.echo("services: none configured (see `airlock init` and docs/configuration.md)")
+        daemon = facts["daemon"]
+        if daemon["running"]:
+            lock = "LOCKED until " + str(daemon["locked_until"]) if daemon["locked"] else "open"
+            enrolled = daemon["totp_enrolled"]
+            totp = "enrolled" if enrolled else "NOT enrolled: run `airlock totp setup`"
+            typer.echo(
+                f"daemon:   running (pid {daemon['pid']}), TOTP {totp}"
+                f", approvals {lock}, {daemon['pending']} pending, "
+                f"{len(daemon['sessions'])} session(s) of yours"
+            )
+            for channel in daemon["notifiers"]:
+                health = "ok" if channel["ok"] else f"UNREACHABLE ({channel['detail']})"
+                typer.echo(f"  notifier {channel['name']}: {health}")
+        else:
+            typer.echo("daemon:   not running (start it with `airlock serve`)")
         for warning in facts["warnings"]:
             typer.echo(f"\nwarning: {warning}")
