@@ -1,0 +1,169 @@
+"""HTTP/1.1 to the daemon over its Unix socket, with daemon errors rebuilt as exceptions.
+
+Every client (the CLI, the Python client, the MCP server) reaches the daemon through
+:class:`DaemonConnection`, so they share one translation of the wire: an error body
+``{"error": {"code", "message", "hint"?, "field"?}}`` becomes the class of
+:mod:`airlock.errors` with that ``code`` (or, for a body without one, the class that
+owns the status), and a missing or silent socket becomes :class:`DaemonUnreachable`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from airlock import errors
+from airlock.api import ErrorOut
+from airlock.connectors import _first_error as first_error
+from airlock.connectors import _first_field as first_field
+
+M = TypeVar("M", bound=BaseModel)
+
+BASE_URL = "http://airlock"
+START_HINT = "start it with `airlock serve`"
+
+# For answers whose body names no known code (a proxy, an aiohttp default page).
+_BY_STATUS: dict[int, type[errors.AirlockError]] = {
+    400: errors.InvalidInput,
+    401: errors.Unauthenticated,
+    403: errors.Forbidden,
+    404: errors.NotFound,
+    408: errors.ApprovalTimedOut,
+    409: errors.NotPending,
+    413: errors.PayloadTooLarge,
+    423: errors.ApprovalsLocked,
+    429: errors.RateLimited,
+    502: errors.ConnectorError,
+}
+
+
+def build(model: type[M], **fields: Any) -> M:
+    """A request body; bad input is InvalidInput naming the field, as the daemon would say."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        raise errors.InvalidInput(first_error(exc), field=first_field(exc)) from None
+
+
+def error_from_response(status: int, body: bytes) -> errors.AirlockError:
+    """The exception a daemon answer with an error *status* and *body* stands for."""
+    try:
+        detail = ErrorOut.model_validate_json(body).error
+    except ValidationError:
+        cls = _BY_STATUS.get(status, errors.AirlockError)
+        text = body.decode("utf-8", "replace").strip()[:200] or f"HTTP {status}"
+        return cls(f"the daemon answered {status}: {text}")
+    cls = errors.error_class_for(detail.code)
+    if cls is errors.AirlockError:
+        cls = _BY_STATUS.get(status, errors.AirlockError)
+    return cls(detail.message, hint=detail.hint, field=detail.field)
+
+
+class DaemonConnection:
+    """One keep-alive HTTP connection pool to the daemon's socket.
+
+    Methods return parsed JSON (or a model) and raise :class:`airlock.errors.AirlockError`
+    subclasses; httpx exceptions never escape, so callers handle one error tree.
+    """
+
+    def __init__(self, socket: Path, *, timeout: float = 10.0) -> None:
+        self.socket = socket
+        self.timeout = timeout
+        # Plain HTTP over a Unix socket: no TLS context to build (it costs ~50 ms of
+        # start-up), and no proxy from the environment may take the request elsewhere.
+        self._http = httpx.AsyncClient(
+            transport=httpx.AsyncHTTPTransport(uds=str(socket), verify=False),
+            base_url=BASE_URL,
+            timeout=timeout,
+            headers={"Accept": "application/json"},
+            trust_env=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"<DaemonConnection socket={str(self.socket)!r}>"
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: BaseModel | Mapping[str, Any] | None = None,
+        params: Mapping[str, str | int] | None = None,
+        headers: Mapping[str, str] | None = None,
+        read_timeout: float | None = None,
+    ) -> Any:
+        """Send one request; the decoded JSON answer, or the matching AirlockError."""
+        content: bytes | None = None
+        sent_headers = dict(headers or {})
+        if body is not None:
+            content = (
+                body.model_dump_json(exclude_none=True).encode()
+                if isinstance(body, BaseModel)
+                else json.dumps(dict(body)).encode()
+            )
+            sent_headers["Content-Type"] = "application/json"
+        try:
+            response = await self._http.request(
+                method,
+                path,
+                content=content,
+                params=params,
+                headers=sent_headers,
+                timeout=self.timeout if read_timeout is None else read_timeout,
+            )
+        except httpx.TimeoutException:
+            raise errors.DaemonUnreachable(
+                f"the daemon at {self.socket} did not answer in time", hint=START_HINT
+            ) from None
+        except httpx.TransportError as exc:
+            raise _unreachable(self.socket, exc) from None
+        if response.status_code >= 400:
+            raise error_from_response(response.status_code, response.content)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise errors.AirlockError(
+                f"the daemon answered {method} {path} with a body that is not JSON"
+            ) from None
+
+    async def fetch(self, model: type[M], method: str, path: str, **kw: Any) -> M:
+        """:meth:`request`, with the answer validated as *model*."""
+        return self.parse(model, await self.request(method, path, **kw))
+
+    @staticmethod
+    def parse(model: type[M], data: Any) -> M:
+        """Validate a daemon answer; a mismatch means client and daemon versions differ."""
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise errors.AirlockError(
+                f"unexpected answer from the daemon ({model.__name__}: {exc.error_count()} "
+                "problems)",
+                hint="the client and the daemon may be different Airlock versions",
+            ) from None
+
+
+def _unreachable(socket: Path, exc: httpx.TransportError) -> errors.DaemonUnreachable:
+    """Say why the socket did not answer, and what to do about it."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, PermissionError):
+        return errors.DaemonUnreachable(
+            f"not allowed to connect to the Airlock socket {socket}",
+            hint="in isolated mode, add your user to the socket's group (see `airlock status`)",
+        )
+    reason = cause.strerror.lower() if isinstance(cause, OSError) and cause.strerror else str(exc)
+    return errors.DaemonUnreachable(
+        f"no Airlock daemon answers at {socket} ({reason})", hint=START_HINT
+    )

@@ -1,0 +1,3 @@
+from airlock.mcp import main
+
+main()

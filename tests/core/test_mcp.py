@@ -1,0 +1,347 @@
+"""The MCP server, in-process and over a real stdio subprocess, against a daemon that
+speaks the documented wire format on a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import mcp
+import pytest
+import typer
+from fake_daemon import SERVICES, FakeDaemon, running
+from mcp.types import CallToolResult
+from typer.testing import CliRunner
+
+from airlock.cli import mcp as mcp_cli
+from airlock.cli.context import CliState
+from airlock.client import AirlockClient
+from airlock.mcp.server import build_server
+from airlock.mcp.tools import UNTRUSTED_NOTE
+from airlock.plugins import get_plugin_manager
+
+T = TypeVar("T")
+Body = Callable[[mcp.Client], Awaitable[T]]
+
+FIXED_TOOLS = {
+    "airlock_status",
+    "airlock_request_access",
+    "airlock_list_emails",
+    "airlock_search_emails",
+    "airlock_get_email",
+    "airlock_count_unread",
+}
+
+
+@pytest.fixture
+def sock_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="alk") as d:
+        yield Path(d)
+
+
+@pytest.fixture
+def daemon(sock_dir: Path) -> Iterator[FakeDaemon]:
+    with running(sock_dir / "airlock.sock") as fake:
+        yield fake
+
+
+def with_mcp(socket: Path, body: Body[T], *, approval_wait: float = 10.0) -> T:
+    async def main() -> T:
+        airlock = AirlockClient(socket, approval_wait=approval_wait)
+        async with airlock, mcp.Client(build_server(airlock)) as session:
+            return await body(session)
+
+    return asyncio.run(main())
+
+
+def text(result: CallToolResult) -> str:
+    first = result.content[0]
+    assert first.type == "text"
+    return first.text
+
+
+def structured(result: CallToolResult) -> dict[str, Any]:
+    assert not result.is_error, text(result)
+    assert isinstance(result.structured_content, dict)
+    assert json.loads(text(result)) == result.structured_content
+    return result.structured_content
+
+
+# -- the tool list ------------------------------------------------------------------
+
+
+def test_tools_are_the_fixed_ones_plus_one_per_service_operation(daemon: FakeDaemon) -> None:
+    async def body(session: mcp.Client) -> Any:
+        return (await session.list_tools()).tools
+
+    tools = {t.name: t for t in with_mcp(daemon.socket, body)}
+    per_operation = {f"{s.name}_{op.name}": op for s in SERVICES for op in s.operations}
+    assert set(tools) == FIXED_TOOLS | set(per_operation)
+    assert (
+        tools["gmail_list_messages"].input_schema
+        == per_operation["gmail_list_messages"].params_schema
+    )
+    assert tools["work-mail_count_unread"].annotations is not None
+    assert tools["gmail_list_messages"].annotations.read_only_hint is True  # type: ignore[union-attr]
+    assert tools["gmail_mark_read"].annotations.read_only_hint is False  # type: ignore[union-attr]
+    assert "approval of these exact parameters" in (tools["gmail_mark_read"].description or "")
+    assert "untrusted" in (tools["calendar_today"].description or "")
+    request = tools["airlock_request_access"].input_schema
+    assert set(request["properties"]) == {"services", "reason", "ttl"}
+    assert set(request["required"]) == {"services", "reason"}
+
+
+def test_without_a_daemon_the_fixed_tools_remain_and_say_how_to_start_it(
+    sock_dir: Path,
+) -> None:
+    async def body(session: mcp.Client) -> tuple[set[str], CallToolResult]:
+        names = {t.name for t in (await session.list_tools()).tools}
+        return names, await session.call_tool("airlock_status", {})
+
+    names, status = with_mcp(sock_dir / "missing.sock", body)
+    assert names == FIXED_TOOLS
+    assert status.is_error
+    assert "start it with `airlock serve`" in text(status)
+
+
+# -- a tool asks for access by itself ---------------------------------------------------
+
+
+def test_a_tool_without_a_session_asks_waits_with_progress_and_runs(daemon: FakeDaemon) -> None:
+    daemon.answer_after_polls = 2
+    progress: list[tuple[float, float | None, str | None]] = []
+
+    async def note(done: float, total: float | None, message: str | None) -> None:
+        progress.append((done, total, message))
+
+    async def body(session: mcp.Client) -> tuple[CallToolResult, CallToolResult]:
+        first = await session.call_tool("gmail_list_messages", {"limit": 5}, progress_callback=note)
+        again = await session.call_tool("gmail_count_unread", {})
+        return first, again
+
+    first, again = with_mcp(daemon.socket, body)
+    result = structured(first)
+    assert result["untrusted_content_from"] == "gmail"
+    assert result["operation"] == "list_messages"
+    assert result["note"] == UNTRUSTED_NOTE
+    assert result["result"]["echo"] == {"limit": 5}
+    assert structured(again)["result"] == 3
+
+    (req,) = daemon.requests  # the second call used the same session
+    assert req.body.services == ["gmail"]
+    assert req.body.access == "read"
+    assert req.body.reason == "MCP tool gmail_list_messages called by the agent"
+    assert req.body.agent == "mcp (MCP)"
+    assert len(progress) == 3
+    assert all(total == 10.0 for _, total, _ in progress)
+    assert f"airlock approve {req.code}" in (progress[0][2] or "")
+
+
+def test_a_denied_request_is_a_tool_error_the_model_can_read(daemon: FakeDaemon) -> None:
+    daemon.answer = "deny"
+
+    async def body(session: mcp.Client) -> CallToolResult:
+        return await session.call_tool("calendar_today", {})
+
+    result = with_mcp(daemon.socket, body)
+    assert result.is_error
+    assert "the person denied request" in text(result)
+    assert daemon.calls == []
+
+
+def test_nobody_approving_within_approval_wait_is_a_tool_error(daemon: FakeDaemon) -> None:
+    daemon.answer = "ignore"
+
+    async def body(session: mcp.Client) -> CallToolResult:
+        return await session.call_tool("calendar_today", {})
+
+    result = with_mcp(daemon.socket, body, approval_wait=0)
+    assert result.is_error
+    assert "nobody approved" in text(result)
+    assert "hint: approve it with `airlock approve" in text(result)
+
+
+def test_request_access_tool_then_the_service_tool_uses_that_session(daemon: FakeDaemon) -> None:
+    async def body(session: mcp.Client) -> tuple[CallToolResult, CallToolResult]:
+        granted = await session.call_tool(
+            "airlock_request_access",
+            {"services": ["calendar", "gmail"], "reason": "plan my day", "ttl": "30m"},
+        )
+        return granted, await session.call_tool("calendar_today", {})
+
+    granted, today = with_mcp(daemon.socket, body)
+    session = structured(granted)["session"]
+    assert session["services"] == ["calendar", "gmail"]
+    assert set(session) == {"id", "services", "access", "expires_at"}
+    assert structured(today)["untrusted_content_from"] == "calendar"
+    (req,) = daemon.requests
+    assert (req.body.reason, req.body.ttl) == ("plan my day", "30m")
+
+
+def test_a_write_tool_gets_its_own_approval_for_its_exact_parameters(daemon: FakeDaemon) -> None:
+    async def body(session: mcp.Client) -> CallToolResult:
+        return await session.call_tool("gmail_mark_read", {"id": "3.9"})
+
+    result = structured(with_mcp(daemon.socket, body))
+    assert result["result"]["echo"] == {"id": "3.9"}
+    (write,) = daemon.requests
+    assert write.body.access == "write"
+    assert write.body.operation is not None
+    assert (write.body.operation.name, write.body.operation.params) == ("mark_read", {"id": "3.9"})
+    assert write.body.reason == "MCP tool gmail_mark_read called by the agent"
+
+
+def test_bad_arguments_come_back_from_the_daemon_as_a_tool_error(daemon: FakeDaemon) -> None:
+    async def body(session: mcp.Client) -> list[CallToolResult]:
+        return [
+            await session.call_tool("gmail_list_messages", {"limit": 5000}),
+            await session.call_tool("airlock_request_access", {"services": []}),
+            await session.call_tool("no_such_tool", {}),
+        ]
+
+    daemon_refused, bad_args, unknown = with_mcp(daemon.socket, body)
+    assert daemon_refused.is_error
+    assert "limit: Input should be less than or equal to 100" in text(daemon_refused)
+    assert bad_args.is_error
+    assert "bad arguments" in text(bad_args)
+    assert unknown.is_error
+    assert "no tool 'no_such_tool'" in text(unknown)
+
+
+# -- the names earlier Airlock users configured ---------------------------------------
+
+
+def test_compatibility_tools_map_to_the_mail_operations(daemon: FakeDaemon) -> None:
+    async def body(session: mcp.Client) -> list[CallToolResult]:
+        return [
+            await session.call_tool("airlock_list_emails", {"service": "gmail", "limit": 5}),
+            await session.call_tool(
+                "airlock_search_emails", {"service": "gmail", "query": "from:alice"}
+            ),
+            await session.call_tool("airlock_get_email", {"service": "gmail", "message_id": "7.1"}),
+            await session.call_tool("airlock_count_unread", {"service": "work-mail"}),
+        ]
+
+    results = [structured(r) for r in with_mcp(daemon.socket, body)]
+    assert [(c.service, c.operation, c.params) for c in daemon.calls] == [
+        ("gmail", "list_messages", {"limit": 5}),
+        ("gmail", "search", {"query": "from:alice"}),
+        ("gmail", "get_message", {"id": "7.1"}),
+        ("work-mail", "count_unread", {}),
+    ]
+    assert results[3]["result"] == 3
+    assert all(r["note"] == UNTRUSTED_NOTE for r in results)
+
+
+def test_the_mail_service_may_be_left_out_only_when_there_is_one(daemon: FakeDaemon) -> None:
+    async def body(session: mcp.Client) -> CallToolResult:
+        return await session.call_tool("airlock_count_unread", {})
+
+    ambiguous = with_mcp(daemon.socket, body)
+    assert ambiguous.is_error
+    assert "say which service: one of gmail, work-mail" in text(ambiguous)
+
+    daemon.services = [s for s in SERVICES if s.name != "work-mail"]
+    assert structured(with_mcp(daemon.socket, body))["untrusted_content_from"] == "gmail"
+
+
+# -- status and secrecy --------------------------------------------------------------
+
+
+def test_status_shows_services_and_held_sessions_but_never_a_token(daemon: FakeDaemon) -> None:
+    async def body(session: mcp.Client) -> list[CallToolResult]:
+        return [
+            await session.call_tool("gmail_count_unread", {}),
+            await session.call_tool(
+                "airlock_request_access", {"services": ["calendar"], "reason": "r"}
+            ),
+            await session.call_tool("airlock_status", {}),
+            await session.call_tool("gmail_mark_read", {"id": "1.1"}),
+        ]
+
+    results = with_mcp(daemon.socket, body)
+    status = structured(results[2])
+    assert status["daemon"]["version"] == "0.1.0"
+    assert status["services"]["gmail"][0] == "gmail_count_unread"
+    assert [s["services"] for s in status["sessions_held"]] == [["calendar"], ["gmail"]]
+    everything = "".join(text(r) + json.dumps(r.structured_content) for r in results)
+    assert daemon.tokens or daemon.revoked
+    for secret in [*daemon.tokens, *(r.claim for r in daemon.requests)]:
+        assert secret not in everything
+    assert "alk_" not in everything
+
+
+def test_the_sessions_are_revoked_when_the_server_stops(daemon: FakeDaemon) -> None:
+    async def body(session: mcp.Client) -> None:
+        await session.call_tool("gmail_count_unread", {})
+
+    with_mcp(daemon.socket, body)
+    assert len(daemon.revoked) == 1
+    assert daemon.sessions == {}
+
+
+# -- a real stdio subprocess ------------------------------------------------------------
+
+
+def test_the_stdio_server_in_a_subprocess(daemon: FakeDaemon, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "AIRLOCK_HOME": str(tmp_path),
+        "AIRLOCK_SOCKET": str(daemon.socket),
+        "AIRLOCK_MCP__APPROVAL_WAIT": "7",
+    }
+    params = mcp.StdioServerParameters(command=sys.executable, args=["-m", "airlock.mcp"], env=env)
+    progress: list[float | None] = []
+
+    async def note(done: float, total: float | None, message: str | None) -> None:
+        progress.append(total)
+
+    async def main() -> tuple[set[str], CallToolResult]:
+        async with mcp.Client(params) as session:
+            names = {t.name for t in (await session.list_tools()).tools}
+            result = await session.call_tool(
+                "airlock_list_emails", {"service": "gmail"}, progress_callback=note
+            )
+            return names, result
+
+    names, result = asyncio.run(main())
+    assert {"airlock_status", "gmail_list_messages", "work-mail_search"} <= names
+    assert structured(result)["untrusted_content_from"] == "gmail"
+    assert progress
+    assert progress[0] == 7.0
+    (req,) = daemon.requests
+    assert req.body.reason == "MCP tool airlock_list_emails called by the agent"
+    assert len(daemon.revoked) == 1  # the server revoked its session when stdin closed
+
+
+# -- airlock mcp config ---------------------------------------------------------------
+
+
+def test_mcp_config_prints_an_absolute_command_and_the_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRLOCK_HOME", str(tmp_path))
+    monkeypatch.delenv("AIRLOCK_SOCKET", raising=False)
+    app = typer.Typer()
+
+    @app.callback()
+    def root(ctx: typer.Context) -> None:
+        ctx.obj = CliState(get_plugin_manager())
+
+    mcp_cli.register(app)
+    result = CliRunner().invoke(app, ["mcp", "config", "--name", "mail"])
+    assert result.exit_code == 0, result.output
+    server = json.loads(result.stdout)["mcpServers"]["mail"]
+    assert Path(server["command"]).is_absolute()
+    assert Path(server["command"]).exists()
+    assert server["env"] == {
+        "AIRLOCK_SOCKET": str(tmp_path / "run" / "airlock.sock"),
+        "AIRLOCK_HOME": str(tmp_path),
+    }
+    assert "claude mcp add mail" in result.stderr
