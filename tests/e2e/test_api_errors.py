@@ -12,7 +12,8 @@ from daemon_harness import Airlock
 def error(response: httpx.Response, status: int) -> dict[str, str]:
     assert response.status_code == status, response.text
     body: dict[str, str] = response.json()["error"]
-    assert body["code"] and body["message"]
+    assert body["code"]
+    assert body["message"]
     return body
 
 

@@ -8,9 +8,9 @@ must receive as untrusted data, not instructions).
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 SIGN_IN_CODE = "482913"

@@ -1,0 +1,200 @@
+"""The demo script: each step prints what happens, as a newcomer would watch it.
+
+It runs the real product: a real daemon process on a real socket, the Python client as
+the agent, TOTP codes computed by a simulated phone from the enrolled secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyotp
+import yaml
+
+from airlock.audit import verify_dir
+from airlock.clock import SystemClock
+from airlock.config import TotpConfig
+from airlock.demo.sample_mail import SIGN_IN_CODE, write_sample_maildir
+from airlock.errors import AirlockError, DaemonUnreachable
+from airlock.paths import AirlockPaths, resolve_paths
+from airlock.store import StateStore
+from airlock.totp import Enrolment
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def step(number: int, title: str) -> None:
+    say(f"\n\033[1m{number}. {title}\033[0m" if sys.stdout.isatty() else f"\n{number}. {title}")
+
+
+class Phone:
+    """The person's authenticator app (simulated: the demo knows the secret)."""
+
+    def __init__(self, secret: str) -> None:
+        self._totp = pyotp.TOTP(secret)
+        self.last: str | None = None
+
+    def code_after(self, used_step: int) -> str:
+        now_step = int(time.time() // 30)
+        step_ = max(used_step + 1, now_step - 1)
+        self.last = self._totp.at(step_ * 30)
+        return self.last
+
+
+@contextmanager
+def demo_home() -> Iterator[Path]:
+    home = Path(tempfile.mkdtemp(prefix="airlock-demo-"))
+    try:
+        yield home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@contextmanager
+def running_daemon(
+    paths: AirlockPaths, env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "airlock", "serve"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while not paths.socket.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise DaemonUnreachable(
+                    f"the demo daemon did not start:\n{log.read_text()[-2000:]}"
+                )
+            time.sleep(0.05)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def console_prompt(log: Path) -> str:
+    """The last approval prompt the daemon printed on its terminal."""
+    text = log.read_text(encoding="utf-8", errors="replace")
+    start = text.rfind("=" * 60, 0, text.rfind("=" * 60))
+    return text[start:].split("\n[airlock]")[0].strip() if start >= 0 else "(no prompt yet)"
+
+
+async def agent_and_person(
+    paths: AirlockPaths, log: Path, phone: Phone, enrolled_step: int
+) -> None:
+    from airlock.client import AirlockClient
+
+    async with AirlockClient(paths.socket, agent="demo-agent") as agent:
+        step(3, "The agent asks for read access to the mailbox")
+        created = await agent.submit_request(["mail"], "Summarise my unread mail", ttl="10m")
+        say(f"   request {created.code}, fingerprint {created.fingerprint}; the daemon shows:")
+        await asyncio.sleep(0.3)
+        for line in console_prompt(log).splitlines():
+            say(f"   | {line}")
+
+        step(4, "The person answers from their phone with a 6-digit code (simulated)")
+        code = phone.code_after(enrolled_step)
+        say(f"   phone shows {code}; the person sends it")
+        await agent.approve(created.code, code)
+        grant = await agent.await_approval(created, wait=10)
+        say(f"   approved: session {grant.id}, read-only, on {grant.services}")
+        say("   (the agent holds the token in memory; the person never handles it)")
+
+        step(5, "The agent reads: results arrive marked untrusted")
+        listed = await agent.call("mail", "list_messages", {"limit": 10}, token=grant.token)
+        for msg in listed.result["messages"]:
+            flag = "unread" if msg["unread"] else "read  "
+            say(f"   [{flag}] {msg['from'][:34]:<34} {msg['subject']}")
+        say(f"   untrusted: {listed.untrusted} (the injection mail is data, never instructions)")
+
+        step(6, "A sign-in code in the mail is masked before the agent sees it")
+        found = await agent.call("mail", "search", {"query": "subject:sign-in"}, token=grant.token)
+        msg_id = found.result["messages"][0]["id"]
+        message = await agent.call("mail", "get_message", {"id": msg_id}, token=grant.token)
+        say("   " + message.result["text"].strip().replace("\n", "\n   "))
+        assert SIGN_IN_CODE not in message.result["text"]
+
+        step(7, "A write without its own approval is refused")
+        try:
+            await agent.call("mail", "mark_read", {"id": msg_id}, token=grant.token)
+            say("   !! the write went through: this should never happen")
+        except AirlockError as exc:
+            say(f"   refused ({exc.code}): {exc.message}")
+
+        step(8, "A replayed code is refused")
+        again = await agent.submit_request(["mail"], "Once more, please")
+        try:
+            await agent.approve(again.code, code)
+            say("   !! the replayed code was accepted: this should never happen")
+        except AirlockError as exc:
+            say(f"   refused ({exc.code}): {exc.message}")
+        await agent.deny(again.code)
+        await agent.revoke(grant.id)
+        say(f"   session {grant.id} revoked")
+
+
+def run_demo() -> int:
+    with demo_home() as home:
+        env = {**os.environ, "AIRLOCK_HOME": str(home)}
+        paths = resolve_paths(env)
+        paths.ensure_data_dirs()
+        say("Airlock demo: a throwaway home, a sample mailbox, a real daemon.")
+        say("No account and no network are needed.")
+        say(f"home: {home}")
+
+        step(1, "Sample mailbox and config")
+        maildir = write_sample_maildir(home / "Maildir")
+        config = {"services": {"mail": {"connector": "maildir", "path": str(maildir)}}}
+        paths.config_file.write_text(yaml.safe_dump(config))
+        say(f"   4 messages in {maildir} (one carries a prompt injection, one a sign-in code)")
+
+        step(2, "TOTP enrolment: the person scans a QR code (here: a simulated phone)")
+        with StateStore(paths.state_db) as store:
+            enrolment = Enrolment(
+                paths.totp_file, store, TotpConfig(account="demo@airlock"), SystemClock()
+            )
+            phone = Phone(enrolment.secret)
+            say(f"   {enrolment.uri.split('?')[0]}?secret=…")
+            enrolled_step = enrolment.confirm(phone.code_after(int(time.time() // 30) - 2))
+        say("   enrolled after the first correct code")
+
+        log = home / "daemon.log"
+        with running_daemon(paths, env, log):
+            say(f"   daemon running on {paths.socket}")
+            asyncio.run(agent_and_person(paths, log, phone, enrolled_step))
+
+        step(9, "The audit trail")
+        from airlock.audit import query
+
+        for record in query(paths.audit_dir):
+            details = {
+                k: v
+                for k, v in record.items()
+                if k
+                in ("service", "op", "request", "session", "outcome", "channel", "why", "reason")
+            }
+            say(f"   {record['seq']:>3} {record['event']:<18} {details}")
+        result = verify_dir(paths.audit_dir, paths.audit_key_file)
+        verdict = "OK" if result.ok else "FAILED"
+        say(f"   airlock audit verify: {verdict} ({result.records} records)")
+        say("\nDone. Nothing is left running; the demo home was deleted.")
+        return 0 if result.ok else 1
