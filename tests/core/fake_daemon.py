@@ -165,6 +165,7 @@ class FakeDaemon:
                 web.delete("/v1/sessions", self.revoke_all),
                 web.delete("/v1/sessions/{id}", self.revoke),
                 web.post("/v1/ops/{service}/{operation}", self.operation),
+                web.get("/v1/credentials", self.list_credentials),
                 web.post("/v1/credentials/{service}", self.add_credentials),
                 web.get("/v1/credentials/{service}/{field}", self.get_credential),
                 web.delete("/v1/credentials/{service}", self.remove_credentials),
@@ -389,6 +390,10 @@ class FakeDaemon:
             result = 3
         out = api.OperationOut(result=result, service=service, operation=name)
         return self.reply(out)
+
+    async def list_credentials(self, request: web.Request) -> web.Response:
+        listed = [{"service": s.name, "stored": s.name in self.credentials} for s in self.services]
+        return self.reply(api.CredentialListing(credentials=listed))
 
     async def add_credentials(self, request: web.Request) -> web.Response:
         body = api.CredentialsIn.model_validate_json(await request.read())

@@ -462,6 +462,8 @@ def test_credentials_and_audit(daemon: FakeDaemon) -> None:
             added = await person.add_credentials("gmail", {"password": "s3cret"}, totp=GOOD_TOTP)
             assert added.fields == ["password"]
             assert added.check == {"ok": True, "summary": "connected: 3 messages"}
+            listing = await person.list_credentials()
+            assert {"service": "gmail", "stored": True} in listing
             value = await person.get_credential("gmail", "password", totp=GOOD_TOTP)
             assert value.value == "s3cret"
             with pytest.raises(errors.InvalidCode):

@@ -368,6 +368,11 @@ class AirlockClient:
         path = f"/v1/credentials/{_seg(service)}"
         return await self._conn.fetch(api.CredentialsOut, "POST", path, body=body)
 
+    async def list_credentials(self) -> list[dict[str, object]]:
+        """Which services and notifiers have stored credentials (names only, no TOTP)."""
+        listing = await self._conn.fetch(api.CredentialListing, "GET", "/v1/credentials")
+        return listing.credentials
+
     async def get_credential(self, service: str, field: str, *, totp: str) -> api.CredentialValue:
         path = f"/v1/credentials/{_seg(service)}/{_seg(field)}"
         headers = {TOTP_HEADER: totp}

@@ -156,6 +156,7 @@ class SyncAirlockClient:
     sessions = _Blocking(AirlockClient.sessions)
     revoke = _Blocking(AirlockClient.revoke)
     revoke_all = _Blocking(AirlockClient.revoke_all)
+    list_credentials = _Blocking(AirlockClient.list_credentials)
     add_credentials = _Blocking(AirlockClient.add_credentials)
     get_credential = _Blocking(AirlockClient.get_credential)
     remove_credentials = _Blocking(AirlockClient.remove_credentials)
