@@ -1,0 +1,157 @@
+"""Opening an IMAP connection whose every byte passes the wire guard, and logging in.
+
+imapclient builds its ``imaplib`` object in ``IMAPClient._create_IMAP4``, and imaplib
+sends CAPABILITY from its constructor. So the guard is put into the imaplib object
+before that constructor runs (the ``_Guarded*`` classes below), not patched on
+afterwards: there is no moment at which the connection can write unchecked.
+
+Connection security: ``tls`` (implicit TLS, port 993) and ``starttls`` verify the
+server certificate against the system store, or against ``ca_file`` for a self-hosted
+server with its own CA. ``starttls`` never falls back to plain text. ``none`` is
+accepted only for loopback hosts (the settings model enforces that).
+"""
+
+from __future__ import annotations
+
+import functools
+import imaplib
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from imapclient import IMAPClient
+from imapclient.imap4 import IMAP4WithTimeout
+from imapclient.tls import IMAP4_TLS
+
+from airlock_mail._imap_guard import WireGuard, WirePolicy
+from airlock_mail._imap_search import imap_string, needs_literal
+
+__all__ = ["Endpoint", "GuardedClient", "LoginRefused", "login"]
+
+Security = Literal["tls", "starttls", "none"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how to connect; nothing secret."""
+
+    host: str
+    port: int
+    security: Security
+    timeout: float = 30.0
+    ca_file: Path | None = None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if self.ca_file is not None:
+            context.load_verify_locations(cafile=str(self.ca_file))
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        return context
+
+
+class LoginRefused(Exception):
+    """The server answered LOGIN with NO; the argument is the server's text."""
+
+
+def _guarded_send(imap: imaplib.IMAP4, policy: WirePolicy) -> WireGuard:
+    return WireGuard(policy, functools.partial(imaplib.IMAP4.send, imap))
+
+
+class _GuardedPlain(IMAP4WithTimeout):  # type: ignore[misc]  # imapclient is untyped
+    def __init__(self, host: str, port: int, timeout: float | None, policy: WirePolicy):
+        self.guard = _guarded_send(self, policy)  # before super(): it sends CAPABILITY
+        super().__init__(host, port, timeout)
+
+    def send(self, data: bytes) -> None:
+        self.guard.send(data)
+
+
+class _GuardedTLS(IMAP4_TLS):  # type: ignore[misc]
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext,
+        timeout: float | None,
+        policy: WirePolicy,
+    ):
+        self.guard = _guarded_send(self, policy)
+        super().__init__(host, port, ssl_context, timeout)
+
+    def send(self, data: bytes) -> None:
+        self.guard.send(data)
+
+
+class GuardedClient(IMAPClient):  # type: ignore[misc]  # imapclient ships no types
+    """An IMAPClient whose imaplib object writes only through a :class:`WireGuard`."""
+
+    def __init__(self, endpoint: Endpoint, policy: WirePolicy) -> None:
+        self._endpoint = endpoint
+        self._policy = policy
+        context = endpoint.ssl_context() if endpoint.security != "none" else None
+        super().__init__(
+            endpoint.host,
+            endpoint.port,
+            ssl=endpoint.security == "tls",
+            ssl_context=context,
+            timeout=endpoint.timeout,
+        )
+        self._imap.debug = 0  # imaplib would format every line for a logger otherwise
+        if endpoint.security == "starttls":
+            if not self.has_capability("STARTTLS"):
+                raise ssl.SSLError(
+                    "the server does not offer STARTTLS; use security: tls (port 993)"
+                )
+            self.starttls(context)
+
+    def _create_IMAP4(self) -> imaplib.IMAP4:  # imapclient's hook
+        timeout = self._endpoint.timeout
+        if self._endpoint.security == "tls":
+            return _GuardedTLS(
+                self.host, self.port, self._endpoint.ssl_context(), timeout, self._policy
+            )
+        return _GuardedPlain(self.host, self.port, timeout, self._policy)
+
+    @property
+    def guard(self) -> WireGuard:
+        guard: WireGuard = self._imap.guard
+        return guard
+
+    def raw_untagged(
+        self, command: bytes, args: list[bytes], *, response: str, uid: bool = True
+    ) -> list[Any]:
+        """Send *command* with *args* exactly as given (8-bit ones as literals) and
+        return its untagged *response* lines. Used where imapclient would send an
+        argument as an atom (its search quoting leaves ``ALL`` or ``)`` bare)."""
+        data: list[Any] = self._raw_command_untagged(command, args, response_name=response, uid=uid)
+        return data
+
+
+def login(client: GuardedClient, username: str, password: str) -> None:
+    """LOGIN with both values as IMAP strings (imaplib would send the user name bare),
+    the password as a literal if it is not printable ASCII."""
+    imap = client._imap
+    user = imap_string(username, field_name="username")
+    if needs_literal(user):
+        raise LoginRefused("the user name must be ASCII")
+    secret = imap_string(password, field_name="password")
+    args = [user]
+    if needs_literal(secret):
+        imap.literal = secret  # imaplib sends it as {n} + bytes after the line
+    else:
+        args.append(secret)
+    try:
+        typ, data = imap._simple_command("LOGIN", *args)
+    except imaplib.IMAP4.error as exc:  # BAD, or NO on some servers' literal handling
+        raise LoginRefused(str(exc)) from None
+    if typ != "OK":
+        raise LoginRefused(_text(data[-1] if data else b""))
+    imap.state = "AUTH"
+    client._cached_capabilities = None  # capabilities may grow after login
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)

@@ -1,0 +1,367 @@
+"""The ``imap`` connector: any IMAP server, read-only on the wire (DESIGN §9).
+
+Reads use one authenticated connection, kept while the connector is open and rebuilt
+once if the server dropped it. That connection's wire guard lets only read commands
+out (``_imap_guard``): folders are opened with EXAMINE, bodies fetched with BODY.PEEK,
+so no read can set ``\\Seen`` even by mistake. Writes (``mark_read``, ``mark_unread``,
+``move``), which core runs only after the person approved that exact operation, each
+open a connection of their own whose guard also allows SELECT, UID STORE, UID MOVE and
+UID COPY/EXPUNGE, and log out when done.
+
+Performance: a page of summaries costs three commands whatever the limit (EXAMINE, UID
+SEARCH, one UID FETCH of the whole page; ``_imap_summaries``); ``count_unread`` is one
+STATUS; ``list_folders`` one LIST-STATUS where the server has it.
+
+imapclient blocks, so every call runs in a worker thread, one at a time per connector.
+Providers (``gmail``, ``icloud``) subclass this and adjust the hooks near the top.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import imaplib
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from datetime import date
+from pathlib import Path
+from typing import ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from airlock.clock import Clock
+from airlock.connectors import CheckResult
+from airlock.errors import AirlockError, ConnectorAuthError, ConnectorError, NotFound
+from airlock_mail._imap_client import Endpoint, LoginRefused
+from airlock_mail._imap_errors import connect_error, is_dropped, server_refused
+from airlock_mail._imap_guard import READ_ONLY, READ_WRITE, GuardViolation, WirePolicy
+from airlock_mail._imap_ids import ID_EXAMPLE, ID_PATTERN, ImapId, parse_id
+from airlock_mail._imap_search import (
+    SearchCriteria,
+    list_criteria,
+    query_criteria,
+)
+from airlock_mail._imap_session import ImapSession
+from airlock_mail._imap_summaries import labels_of, summary_items, to_summary
+from airlock_mail._imap_write import move_message, set_seen
+from airlock_mail.connector import MailConnector
+from airlock_mail.mime import parse_message
+from airlock_mail.model import INBOX, Folder, Message, MessageSummary
+from airlock_mail.query import Query
+
+__all__ = ["ImapConnector", "ImapCredentials", "ImapSettings"]
+
+T = TypeVar("T")
+MESSAGE_BYTES = 64 * 1024 * 1024  # get_message fetches at most this much of one message
+_HOST = re.compile(r"[A-Za-z0-9.\-:\[\]]{1,253}")
+# Special-use folders (RFC 6154) by the names people call them.
+SPECIAL_USE_ALIASES: Mapping[str, bytes] = {
+    "archive": b"\\Archive",
+    "drafts": b"\\Drafts",
+    "junk": b"\\Junk",
+    "spam": b"\\Junk",
+    "sent": b"\\Sent",
+    "trash": b"\\Trash",
+}
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class ServerSettings(BaseModel):
+    """Where the server is and how to reach it; shared by every IMAP-based connector."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(description="IMAP server host name, e.g. imap.example.com.")
+    port: int = Field(993, ge=1, le=65535, description="IMAP port: 993 for tls, 143 otherwise.")
+    security: Literal["tls", "starttls", "none"] = Field(
+        "tls",
+        description="tls (port 993), starttls (port 143), or none (only for this machine).",
+    )
+    ca_file: Path | None = Field(
+        None, description="PEM file of a private CA to trust (a self-hosted server)."
+    )
+    timeout: float = Field(30.0, gt=0, le=600, description="Seconds to wait for the server.")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not _HOST.fullmatch(value):
+            raise ValueError("must be a host name or IP address")
+        return value
+
+    @model_validator(mode="after")
+    def _plain_only_on_loopback(self) -> ServerSettings:
+        if self.security == "none" and not is_loopback(self.host):
+            raise ValueError(
+                "security: none would send the password unencrypted; it is allowed only "
+                "for a server on this machine (localhost, 127.0.0.1, ::1): use tls or starttls"
+            )
+        return self
+
+
+class ImapSettings(ServerSettings):
+    username: str = Field(
+        min_length=1, max_length=320, description="Login name, often the email address."
+    )
+
+
+class ImapCredentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: SecretStr = Field(
+        min_length=1,
+        description="IMAP password (use an app password if your provider offers them)",
+    )
+
+
+class ImapConnector(MailConnector):
+    name = "imap"
+    title = "IMAP mail"
+    Settings = ImapSettings
+    Credentials = ImapCredentials
+    id_pattern = ID_PATTERN
+    id_example = ID_EXAMPLE
+
+    folder_aliases: ClassVar[Mapping[str, bytes]] = SPECIAL_USE_ALIASES
+    """Lower-case folder names that mean a special-use folder when no folder has them."""
+
+    def __init__(
+        self,
+        settings: BaseModel,
+        credentials: BaseModel,
+        *,
+        service: str,
+        clock: Clock | None = None,
+    ) -> None:
+        if not isinstance(settings, ServerSettings):
+            raise TypeError(f"{type(self).__name__} takes its Settings model (parse_settings)")
+        super().__init__(settings, credentials, service=service, clock=clock)
+        self.server = settings
+        self._session: ImapSession | None = None
+        self._lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ provider hooks
+
+    def login_identity(self) -> tuple[str, SecretStr]:
+        """The user name and password to LOGIN with."""
+        assert isinstance(self.settings, ImapSettings)
+        assert isinstance(self.credentials, ImapCredentials)
+        return self.settings.username, self.credentials.password
+
+    def login_error(self, username: str, server_text: str) -> AirlockError:
+        """The error for a refused LOGIN; providers explain their own answers."""
+        return ConnectorAuthError(
+            f"{self.where} refused the login for {username!r}: {server_text}",
+            hint=f"check the user name and password (`airlock credentials add {self.service}`)",
+        )
+
+    def summary_extras(self, session: ImapSession) -> tuple[bytes, ...]:
+        """Fetch items to add to summaries and messages (Gmail: its labels)."""
+        return ()
+
+    def criteria(self, session: ImapSession, query: Query) -> SearchCriteria:
+        return query_criteria(query, now=self.now())
+
+    @property
+    def where(self) -> str:
+        return f"{self.title} {self.server.host}:{self.server.port}"
+
+    def endpoint(self) -> Endpoint:
+        s = self.server
+        return Endpoint(s.host, s.port, s.security, timeout=s.timeout, ca_file=s.ca_file)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def open(self) -> None:
+        await self._read(lambda session: None)
+
+    async def close(self) -> None:
+        async with self._lock:
+            session, self._session = self._session, None
+            if session is not None:
+                await asyncio.to_thread(session.close)
+
+    async def check(self) -> CheckResult:
+        """Log in and count INBOX: "connected: 1,234 messages, 12 unread in INBOX"."""
+        counts = await self._read(lambda session: session.status(INBOX))
+        messages, unread = counts.get(b"MESSAGES", 0), counts.get(b"UNSEEN", 0)
+        return CheckResult(
+            ok=True, summary=f"connected: {messages:,} messages, {unread:,} unread in INBOX"
+        )
+
+    @property
+    def commands_sent(self) -> int:
+        """IMAP commands the read connection has sent (for the benchmark and tests)."""
+        return self._session.commands_sent if self._session and self._session.client else 0
+
+    # ------------------------------------------------------------------ reads
+
+    async def load_folders(self) -> list[Folder]:
+        return await self._read(lambda session: session.folder_counts())
+
+    async def load_unread_count(self, folder: str) -> int:
+        def count(session: ImapSession) -> int:
+            return session.status(session.folder(folder), ["UNSEEN"]).get(b"UNSEEN", 0)
+
+        return await self._read(count)
+
+    async def load_summaries(
+        self, folder: str, *, limit: int, unread_only: bool, since: date | None
+    ) -> list[MessageSummary]:
+        criteria = list_criteria(unread_only=unread_only, since=since)
+        return await self._read(lambda session: self._page(session, folder, criteria, limit))
+
+    async def search_folder(self, folder: str, query: Query, *, limit: int) -> list[MessageSummary]:
+        def run(session: ImapSession) -> list[MessageSummary]:
+            return self._page(session, folder, self.criteria(session, query), limit)
+
+        return await self._read(run)
+
+    async def load_message(self, folder: str, message_id: str, *, max_chars: int) -> Message:
+        mid = parse_id(message_id)
+        return await self._read(lambda session: self._message(session, folder, mid, max_chars))
+
+    def _page(
+        self, session: ImapSession, folder: str, criteria: SearchCriteria, limit: int
+    ) -> list[MessageSummary]:
+        """Newest first (highest UID first): EXAMINE, UID SEARCH, one UID FETCH."""
+        name = session.folder(folder)
+        uidvalidity = session.examine(name)
+        uids = sorted(session.search(criteria), reverse=True)
+        items = summary_items(self.summary_extras(session))
+        found: list[MessageSummary] = []
+        # Some terms are decided on the summaries (see SearchCriteria.recheck); if they
+        # drop candidates, the next, bigger page is fetched.
+        now = self.now()
+        start, size = 0, limit
+        while start < len(uids) and len(found) < limit:
+            page = uids[start : start + size]
+            fetched = session.fetch(page, items)
+            for uid in page:
+                if uid in fetched:
+                    summary = to_summary(
+                        fetched[uid], message_id=ImapId(uidvalidity, uid), folder=name
+                    )
+                    if criteria.keeps(summary, now):
+                        found.append(summary)
+            start, size = start + size, min(size * 2, 400)
+        return found[:limit]
+
+    def _message(self, session: ImapSession, folder: str, mid: ImapId, max_chars: int) -> Message:
+        name = session.folder(folder)
+        mid.check_current(session.examine(name), name)
+        items = [
+            b"FLAGS",
+            b"RFC822.SIZE",
+            f"BODY.PEEK[]<0.{MESSAGE_BYTES}>".encode(),
+            *self.summary_extras(session),
+        ]
+        found = session.fetch([mid.uid], items).get(mid.uid)
+        if found is None:
+            raise NotFound(f"no message {mid} in {name!r}", hint="list_messages shows the ids")
+        raw = next((v for k, v in found.items() if k.startswith(b"BODY[]")), b"")
+        return parse_message(
+            raw if isinstance(raw, bytes) else b"",
+            id=str(mid),
+            folder=name,
+            unread=b"\\Seen" not in found.get(b"FLAGS", ()),
+            size=int(found.get(b"RFC822.SIZE") or 0),
+            max_chars=max_chars,
+            labels=labels_of(found),
+        )
+
+    # ------------------------------------------------------------------ writes
+
+    async def store_seen(self, folder: str, message_id: str, *, seen: bool) -> bool:
+        mid = parse_id(message_id)
+        return await self._write(lambda session: set_seen(session, folder, mid, seen=seen))
+
+    async def store_move(self, folder: str, message_id: str, to_folder: str) -> None:
+        mid = parse_id(message_id)
+        await self._write(lambda session: move_message(session, folder, mid, to_folder))
+
+    # ------------------------------------------------------------------ connections
+
+    async def _read(self, work: Callable[[ImapSession], T]) -> T:
+        async with self._lock:
+            return await asyncio.to_thread(self._on_read_session, work)
+
+    async def _write(self, work: Callable[[ImapSession], T]) -> T:
+        async with self._lock:
+            return await asyncio.to_thread(self._on_write_session, work)
+
+    def _on_read_session(self, work: Callable[[ImapSession], T]) -> T:
+        """Run *work* on the shared read connection; reconnect once if it was dropped."""
+        for attempt in (1, 2):
+            fresh = self._session is None
+            if self._session is None:
+                self._session = self._connect(READ_ONLY)
+            session = self._session
+            try:
+                return self._translated(work, session)
+            except _Dropped as dropped:
+                session.discard()
+                self._session = None
+                if fresh or attempt == 2:
+                    raise ConnectorError(
+                        f"lost the connection to {self.where}: {dropped.reason}",
+                        hint="try again; check the network and the server",
+                    ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _on_write_session(self, work: Callable[[ImapSession], T]) -> T:
+        """Run one approved write on a connection of its own, then log out."""
+        session = self._connect(READ_WRITE)
+        try:
+            return self._translated(work, session)
+        except _Dropped as dropped:
+            raise ConnectorError(
+                f"lost the connection to {self.where} during a write: {dropped.reason}",
+                hint="check the message's state with get_message before trying again",
+            ) from None
+        finally:
+            session.close()
+
+    def _translated(self, work: Callable[[ImapSession], T], session: ImapSession) -> T:
+        try:
+            return work(session)
+        except AirlockError:
+            raise
+        except GuardViolation as exc:
+            session.discard()
+            raise ConnectorError(f"blocked by the IMAP wire guard: {exc}") from None
+        except imaplib.IMAP4.error as exc:
+            if is_dropped(exc):
+                raise _Dropped(str(exc)) from None
+            raise server_refused(exc, where=self.where) from None
+        except Exception as exc:
+            if is_dropped(exc):
+                raise _Dropped(str(exc) or type(exc).__name__) from None
+            raise
+
+    def _connect(self, policy: WirePolicy) -> ImapSession:
+        username, password = self.login_identity()
+        session = ImapSession(self.endpoint(), policy, aliases=self.folder_aliases)
+        try:
+            session.connect(username, password.get_secret_value())
+        except LoginRefused as exc:
+            raise self.login_error(username, str(exc)) from None
+        except AirlockError:
+            raise
+        except Exception as exc:
+            raise connect_error(exc, where=self.where) from None
+        return session
+
+
+class _Dropped(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
