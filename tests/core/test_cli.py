@@ -108,7 +108,8 @@ def test_help_imports_nothing_heavy(tmp_path: Path) -> None:
         "sys.argv = ['airlock', '--help']\n"
         "from airlock.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy = {'mcp', 'aiohttp', 'httpx', 'structlog', 'pydantic', 'cryptography', 'imapclient'}\n"
+        "heavy = {'mcp', 'aiohttp', 'httpx', 'structlog', 'pydantic', 'cryptography',\n"
+        "         'imapclient'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}), file=sys.stderr)\n"
     )
     result = subprocess.run(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -65,7 +65,8 @@ class PolicyContext:
 
 @runtime_checkable
 class Policy(Protocol):
-    name: ClassVar[str] | str
+    @property
+    def name(self) -> str: ...
 
     def check(self, ctx: PolicyContext) -> Verdict | None: ...
 

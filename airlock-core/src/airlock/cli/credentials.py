@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
         from airlock.client import AirlockClient
 
         async def fetch(client: AirlockClient) -> list[dict[str, object]]:
-            return (await client.list_credentials()).credentials
+            return await client.list_credentials()
 
         listing = with_client(ctx.obj, fetch)
         if as_json:

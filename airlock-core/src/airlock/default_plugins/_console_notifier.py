@@ -42,10 +42,12 @@ class ConsoleNotifier(Notifier):
     async def notify(self, notice: Notice) -> None:
         self._write(f"[airlock] {notice.text}\n")
 
-    async def replies(self) -> AsyncIterator[Reply]:  # type: ignore[override]
+    async def replies(self) -> AsyncIterator[Reply]:
+        # Nothing ever arrives here: wait until closed, then end the iteration.
         await self._closed.wait()
-        return
-        yield  # an async generator that ends when the notifier closes
+        nothing: tuple[Reply, ...] = ()
+        for reply in nothing:
+            yield reply
 
     async def close(self) -> None:
         self._closed.set()
