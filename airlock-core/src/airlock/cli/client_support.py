@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import sys
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,8 @@ SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 def with_client(state: CliState, work: Callable[[AirlockClient], Awaitable[T]]) -> T:
     """Run *work* with a client of this home's daemon, then close it."""
+    import asyncio
+
     from airlock.client import AirlockClient
 
     async def main() -> T:

@@ -1,0 +1,45 @@
+"""Docs that match the code: every hook has a section with its exact signature."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pluggy
+import pytest
+
+from airlock import hookspecs
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def hook_names() -> list[str]:
+    marker = f"{hookspecs.PROJECT}_spec"
+    return sorted(
+        name
+        for name, func in vars(hookspecs).items()
+        if callable(func) and hasattr(func, marker) and not isinstance(func, pluggy.HookspecMarker)
+    )
+
+
+def test_the_hook_list_is_what_design_promises() -> None:
+    assert hook_names() == [
+        "register_commands",
+        "register_connectors",
+        "register_notifiers",
+        "register_policies",
+    ]
+
+
+@pytest.mark.parametrize("name", hook_names())
+def test_every_hook_has_a_section_with_its_exact_signature(name: str) -> None:
+    signature = f"{name}{inspect.signature(getattr(hookspecs, name))}".replace("'", "")
+    text = (DOCS / "plugins.md").read_text(encoding="utf-8")
+    assert f"### `{signature}`" in text, f"docs/plugins.md needs a section '### `{signature}`'"
+
+
+@pytest.mark.parametrize("name", hook_names())
+def test_every_hook_says_its_call_style(name: str) -> None:
+    doc = inspect.getdoc(getattr(hookspecs, name)) or ""
+    assert "called" in doc
+    assert "I/O" in doc or "import heavy" in doc
