@@ -6,8 +6,9 @@ session is read-only (folders opened with EXAMINE), a write session lives for on
 approved write and may SELECT.
 
 Folder names the agent gives are resolved against the server's LIST before they are
-used: an exact name, else (for providers with localised or bracketed names such as
-``[Gmail]/Trash``) a known alias of a special-use folder. So a folder name that reaches
+used: an exact name, else a known alias (for providers with localised or bracketed
+names such as ``[Gmail]/Trash``): the folder with a special-use flag (RFC 6154), or one
+of the provider's usual names. So a folder name that reaches
 the wire is one the server itself reported; it is still sent quoted (imapclient
 encodes modified UTF-7 and quotes), and never holds CR or LF.
 """
@@ -48,15 +49,15 @@ class FolderEntry:
 
 
 class ImapSession:
-    """See the module docstring. ``aliases`` maps a lower-case alias (``trash``) to a
-    special-use flag (``\\Trash``)."""
+    """See the module docstring. ``aliases`` maps a lower-case alias (``trash``) to what
+    it may mean, in order: special-use flags (``b"\\Trash"``) or folder names."""
 
     def __init__(
         self,
         endpoint: Endpoint,
         policy: WirePolicy,
         *,
-        aliases: Mapping[str, bytes] | None = None,
+        aliases: Mapping[str, Sequence[bytes | str]] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.policy = policy
@@ -139,10 +140,10 @@ class ImapSession:
         for entry in entries:
             if entry.name == name:
                 return entry
-        flag = self.aliases.get(name.casefold())
-        for entry in entries if flag else ():
-            if flag in entry.flags:
-                return entry
+        for meaning in self.aliases.get(name.casefold(), ()):
+            for entry in entries:
+                if meaning in entry.flags or meaning == entry.name:
+                    return entry
         return None
 
     def folder_counts(self) -> list[Folder]:

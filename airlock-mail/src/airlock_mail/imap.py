@@ -49,20 +49,28 @@ from airlock_mail.mime import parse_message
 from airlock_mail.model import INBOX, Folder, Message, MessageSummary
 from airlock_mail.query import Query
 
-__all__ = ["ImapConnector", "ImapCredentials", "ImapSettings"]
+__all__ = [
+    "ADDRESS_PATTERN",
+    "AddressCredentials",
+    "ImapConnector",
+    "ImapCredentials",
+    "ImapSettings",
+    "ServerSettings",
+]
 
 T = TypeVar("T")
 MESSAGE_BYTES = 64 * 1024 * 1024  # get_message fetches at most this much of one message
 _HOST = re.compile(r"[A-Za-z0-9.\-:\[\]]{1,253}")
 # Special-use folders (RFC 6154) by the names people call them.
-SPECIAL_USE_ALIASES: Mapping[str, bytes] = {
-    "archive": b"\\Archive",
-    "drafts": b"\\Drafts",
-    "junk": b"\\Junk",
-    "spam": b"\\Junk",
-    "sent": b"\\Sent",
-    "trash": b"\\Trash",
+SPECIAL_USE_ALIASES: Mapping[str, tuple[bytes | str, ...]] = {
+    "archive": (b"\\Archive",),
+    "drafts": (b"\\Drafts",),
+    "junk": (b"\\Junk",),
+    "spam": (b"\\Junk",),
+    "sent": (b"\\Sent",),
+    "trash": (b"\\Trash",),
 }
+ADDRESS_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,255}$"
 
 
 def is_loopback(host: str) -> bool:
@@ -113,6 +121,16 @@ class ImapSettings(ServerSettings):
     )
 
 
+class AddressCredentials(BaseModel):
+    """For providers whose login is the mail address and an app password (Gmail,
+    iCloud); subclasses reword the descriptions, which ``credentials add`` prompts with."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str = Field(pattern=ADDRESS_PATTERN, description="Your mail address")
+    app_password: SecretStr = Field(min_length=1, description="App password")
+
+
 class ImapCredentials(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -125,12 +143,12 @@ class ImapCredentials(BaseModel):
 class ImapConnector(MailConnector):
     name = "imap"
     title = "IMAP mail"
-    Settings = ImapSettings
-    Credentials = ImapCredentials
+    Settings: ClassVar[type[BaseModel]] = ImapSettings
+    Credentials: ClassVar[type[BaseModel]] = ImapCredentials
     id_pattern = ID_PATTERN
     id_example = ID_EXAMPLE
 
-    folder_aliases: ClassVar[Mapping[str, bytes]] = SPECIAL_USE_ALIASES
+    folder_aliases: ClassVar[Mapping[str, tuple[bytes | str, ...]]] = SPECIAL_USE_ALIASES
     """Lower-case folder names that mean a special-use folder when no folder has them."""
 
     def __init__(
@@ -152,9 +170,12 @@ class ImapConnector(MailConnector):
 
     def login_identity(self) -> tuple[str, SecretStr]:
         """The user name and password to LOGIN with."""
-        assert isinstance(self.settings, ImapSettings)
-        assert isinstance(self.credentials, ImapCredentials)
-        return self.settings.username, self.credentials.password
+        credentials = self.credentials
+        if isinstance(credentials, AddressCredentials):
+            return credentials.address, credentials.app_password
+        if isinstance(self.settings, ImapSettings) and isinstance(credentials, ImapCredentials):
+            return self.settings.username, credentials.password
+        raise TypeError(f"{type(self).__name__}: credentials of the wrong model")
 
     def login_error(self, username: str, server_text: str) -> AirlockError:
         """The error for a refused LOGIN; providers explain their own answers."""
@@ -166,9 +187,6 @@ class ImapConnector(MailConnector):
     def summary_extras(self, session: ImapSession) -> tuple[bytes, ...]:
         """Fetch items to add to summaries and messages (Gmail: its labels)."""
         return ()
-
-    def criteria(self, session: ImapSession, query: Query) -> SearchCriteria:
-        return query_criteria(query, now=self.now())
 
     @property
     def where(self) -> str:
@@ -221,7 +239,7 @@ class ImapConnector(MailConnector):
 
     async def search_folder(self, folder: str, query: Query, *, limit: int) -> list[MessageSummary]:
         def run(session: ImapSession) -> list[MessageSummary]:
-            return self._page(session, folder, self.criteria(session, query), limit)
+            return self._page(session, folder, query_criteria(query, now=self.now()), limit)
 
         return await self._read(run)
 

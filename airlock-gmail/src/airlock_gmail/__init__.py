@@ -1,0 +1,1 @@
+"""Airlock connector for Gmail: IMAP with Gmail's search (X-GM-RAW) and labels."""

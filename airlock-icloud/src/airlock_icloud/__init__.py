@@ -1,0 +1,1 @@
+"""Airlock connector for iCloud Mail over IMAP."""
