@@ -202,6 +202,16 @@ def test_summary_and_full_parse_agree(message: CorpusMessage) -> None:
         assert getattr(summary, name) == getattr(whole, name), name
 
 
+def test_a_headers_only_summary_skips_the_body() -> None:
+    raw = CORPUS["attachment"].raw
+    whole = parse_summary(raw, id="1", folder="INBOX", unread=True)
+    light = parse_summary(raw, id="1", folder="INBOX", unread=True, headers_only=True)
+    assert (light.snippet, light.has_attachments) == ("", False)
+    assert light.model_dump(exclude={"snippet", "has_attachments"}) == whole.model_dump(
+        exclude={"snippet", "has_attachments"}
+    )
+
+
 def test_a_snippet_from_headers_and_the_start_of_the_body() -> None:
     # What an IMAP backend has after fetching BODY.PEEK[HEADER.FIELDS (...)] and TEXT<0.N>.
     head = b"Content-Type: text/html; charset=iso-8859-1\nContent-Transfer-Encoding: 8bit\n\n"

@@ -23,7 +23,7 @@ from airlock_mail.connector import MailConnector
 from airlock_mail.maildir_store import KEY_PATTERN, Entry, MaildirStore, is_maildir
 from airlock_mail.mime import SUMMARY_BYTES, header_date, parse_message, parse_summary
 from airlock_mail.model import Folder, Message, MessageSummary
-from airlock_mail.query import Query, ReadTerm, day_start, matches
+from airlock_mail.query import AttachmentTerm, Query, TextTerm, day_start, matches
 
 __all__ = ["MaildirConnector", "MaildirSettings"]
 
@@ -104,15 +104,20 @@ class MaildirConnector(MailConnector):
         return await asyncio.to_thread(self._search, folder, query, limit)
 
     def _search(self, folder: str, query: Query, limit: int) -> list[MessageSummary]:
+        """Newest first, cheapest test first: flags and headers (from the header block
+        alone), then the summary (attachments), then the full text if the query has
+        free text."""
         now = self.now()
-        flag_terms = Query(tuple(t for t in query.terms if isinstance(t, ReadTerm)))
+        header_terms = Query(
+            tuple(t for t in query.terms if not isinstance(t, TextTerm | AttachmentTerm))
+        )
         found: list[MessageSummary] = []
         for entry, _ in self._newest_first(folder):
             if len(found) >= limit:
                 break
+            if header_terms.terms and not matches(header_terms, self._head(folder, entry), now):
+                continue
             summary = self._summary(folder, entry)
-            if not matches(flag_terms, summary, now):
-                continue  # cheap terms first: no parse of the body
             candidate = self._message(folder, entry, 200_000) if query.needs_body else summary
             if matches(query, candidate, now):
                 found.append(summary)
@@ -151,6 +156,18 @@ class MaildirConnector(MailConnector):
         raw = self.store.read(folder, entry, limit=SUMMARY_BYTES)
         return parse_summary(
             raw, id=entry.key, folder=folder, unread=not entry.seen, size=entry.size
+        )
+
+    def _head(self, folder: str, entry: Entry) -> MessageSummary:
+        """A summary from the header block only: right but for snippet and attachments."""
+        raw = self.store.read_head(folder, entry, limit=HEAD_BYTES)
+        return parse_summary(
+            raw,
+            id=entry.key,
+            folder=folder,
+            unread=not entry.seen,
+            size=entry.size,
+            headers_only=True,
         )
 
     def _message(self, folder: str, entry: Entry, max_chars: int) -> Message:
