@@ -131,6 +131,8 @@ class FakeDaemon:
     revoked: list[str] = field(default_factory=list)
     seen_paths: list[str] = field(default_factory=list)
     credentials: dict[str, dict[str, str]] = field(default_factory=dict)
+    # operations a policy makes ask for their own approval although they are reads
+    needs_approval: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -372,7 +374,7 @@ class FakeDaemon:
             return self.error(
                 400, "invalid_input", f"{where}: {exc.errors()[0]['msg']}", field=where
             )
-        if op.access == "write":
+        if op.access == "write" or name in self.needs_approval:
             bound = session.operation
             if bound is None or (bound.service, bound.name, bound.params) != (
                 service,

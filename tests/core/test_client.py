@@ -230,6 +230,26 @@ def test_a_write_gets_its_own_approval_for_its_exact_parameters_then_runs_once(
     assert read.collected
 
 
+def test_a_call_the_daemon_answers_approval_required_is_approved_and_retried_once(
+    daemon: FakeDaemon,
+) -> None:
+    daemon.needs_approval = {"get_message"}
+
+    async def scenario() -> Any:
+        async with client(daemon) as airlock:
+            await airlock.request_access(["gmail"], "read one message")
+            return await airlock.gmail.get_message(id="9.9")
+
+    assert run(scenario)["echo"] == {"id": "9.9"}
+    read, approval = daemon.requests
+    assert approval.body.operation is not None
+    assert (approval.body.operation.name, approval.body.operation.params) == (
+        "get_message",
+        {"id": "9.9"},
+    )
+    assert [c.operation for c in daemon.calls] == ["get_message"]
+
+
 def test_a_write_without_any_session_asks_only_for_the_write(daemon: FakeDaemon) -> None:
     async def scenario() -> None:
         async with client(daemon) as airlock:

@@ -143,6 +143,16 @@ def test_a_tool_without_a_session_asks_waits_with_progress_and_runs(daemon: Fake
     assert f"airlock approve {req.code}" in (progress[0][2] or "")
 
 
+def test_a_revoked_session_is_asked_for_again(daemon: FakeDaemon) -> None:
+    async def body(session: mcp.Client) -> CallToolResult:
+        structured(await session.call_tool("gmail_count_unread", {}))
+        daemon.sessions.clear()  # the person ran `airlock revoke --all`
+        return await session.call_tool("gmail_count_unread", {})
+
+    assert structured(with_mcp(daemon.socket, body))["result"] == 3
+    assert len(daemon.requests) == 2
+
+
 def test_a_denied_request_is_a_tool_error_the_model_can_read(daemon: FakeDaemon) -> None:
     daemon.answer = "deny"
 

@@ -271,9 +271,12 @@ class AirlockClient:
     ) -> api.OperationOut:
         """Run an operation with the held session, getting approvals where needed.
 
-        A write without its own approval is approved for these exact *params* and retried
-        once. Without a session, or when it expired or was revoked, a *reason* lets this
-        ask for a new one (the MCP server does); without one it raises Unauthenticated.
+        A write operation is approved by the person for these exact *params* and runs
+        with the one-use session that approval grants (no held session can run a write,
+        DESIGN §4); so is any call the daemon answers with ``approval_required``.
+        Without a session on *service*, or when it expired or was revoked, a *reason*
+        lets this ask for one (the MCP server does); without one it raises
+        Unauthenticated.
         """
         args = dict(params or {})
         catalogue = await self.catalogue()
@@ -281,11 +284,11 @@ class AirlockClient:
             op = find_operation(catalogue, service, operation)
         except AttributeError as exc:
             raise NotFound(str(exc), hint="GET /v1/services lists them") from None
+        if op.access == "write":
+            return await self._approved_write(service, operation, args, reason, on_wait)
         for attempt in (1, 2):
             held = self._wallet.find(service)
             if held is None:
-                if op.access == "write":
-                    return await self._approved_write(service, operation, args, reason, on_wait)
                 if reason is None:
                     raise Unauthenticated(
                         f"this client holds no session for {service!r}"
