@@ -241,7 +241,7 @@ def test_a_call_the_daemon_answers_approval_required_is_approved_and_retried_onc
             return await airlock.gmail.get_message(id="9.9")
 
     assert run(scenario)["echo"] == {"id": "9.9"}
-    read, approval = daemon.requests
+    _read, approval = daemon.requests
     assert approval.body.operation is not None
     assert (approval.body.operation.name, approval.body.operation.params) == (
         "get_message",
