@@ -519,6 +519,7 @@ def test_the_sync_client_does_the_same_without_async(daemon: FakeDaemon) -> None
             _ = airlock.nope
         assert "alk_" not in repr(airlock)
     assert len(daemon.revoked) == 1
+    airlock.close()  # closing twice is harmless
 
 
 def test_the_sync_client_raises_the_same_errors(sock_dir: Path) -> None:

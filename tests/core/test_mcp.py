@@ -100,14 +100,19 @@ def test_tools_are_the_fixed_ones_plus_one_per_service_operation(daemon: FakeDae
 def test_without_a_daemon_the_fixed_tools_remain_and_say_how_to_start_it(
     sock_dir: Path,
 ) -> None:
-    async def body(session: mcp.Client) -> tuple[set[str], CallToolResult]:
+    async def body(session: mcp.Client) -> tuple[set[str], list[CallToolResult]]:
         names = {t.name for t in (await session.list_tools()).tools}
-        return names, await session.call_tool("airlock_status", {})
+        calls = [
+            await session.call_tool("airlock_status", {}),
+            await session.call_tool("gmail_list_messages", {}),
+        ]
+        return names, calls
 
-    names, status = with_mcp(sock_dir / "missing.sock", body)
+    names, calls = with_mcp(sock_dir / "missing.sock", body)
     assert names == FIXED_TOOLS
-    assert status.is_error
-    assert "start it with `airlock serve`" in text(status)
+    for result in calls:
+        assert result.is_error
+        assert "(hint: start it with `airlock serve`)" in text(result)
 
 
 # -- a tool asks for access by itself ---------------------------------------------------
@@ -221,7 +226,7 @@ def test_bad_arguments_come_back_from_the_daemon_as_a_tool_error(daemon: FakeDae
     assert bad_args.is_error
     assert "bad arguments" in text(bad_args)
     assert unknown.is_error
-    assert "no tool 'no_such_tool'" in text(unknown)
+    assert "no tool 'no_such_tool' (hint: airlock_status lists the services)" in text(unknown)
 
 
 # -- the names earlier Airlock users configured ---------------------------------------

@@ -198,11 +198,12 @@ class AirlockClient:
         ttl: str | int | None = None,
         access: Access = "read",
         *,
-        wait: float = DEFAULT_WAIT,
+        wait: float | None = None,
         sensitive: bool = False,
         on_wait: WaitCallback | None = None,
     ) -> HeldSession:
-        """Ask for a session on *services* and wait up to *wait* seconds for approval.
+        """Ask for a session on *services* and wait up to *wait* seconds for approval
+        (default: the client's ``approval_wait``).
 
         The session is kept by this client (and used by its operation calls) until it
         expires or the client closes; the returned value describes it, without the token
@@ -232,9 +233,7 @@ class AirlockClient:
         async with lock:
             held = self._wallet.find(service)
             if held is None:
-                held = await self.request_access(
-                    [service], reason, wait=self.approval_wait, on_wait=on_wait
-                )
+                held = await self.request_access([service], reason, on_wait=on_wait)
             return held
 
     # -- operations ---------------------------------------------------------------

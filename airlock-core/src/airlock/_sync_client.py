@@ -110,6 +110,7 @@ class SyncAirlockClient:
             socket, timeout=timeout, approval_wait=approval_wait, agent=agent
         )
         self._runner = _LoopThread()
+        self._closed = False
 
     def __repr__(self) -> str:
         return repr(self.client).replace("<AirlockClient", "<SyncAirlockClient", 1)
@@ -126,7 +127,10 @@ class SyncAirlockClient:
         self.close()
 
     def close(self) -> None:
-        """Revoke this client's sessions, close the connection and stop the loop."""
+        """Revoke this client's sessions, close the connection and stop the loop (once)."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             self._runner.run(self.client.aclose())
         finally:

@@ -19,8 +19,8 @@ from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
 from airlock._version import __version__
-from airlock.client import AirlockClient, WaitCallback, WaitStatus
-from airlock.errors import AirlockError
+from airlock.client import AirlockClient, WaitStatus
+from airlock.errors import AirlockError, NotFound
 from airlock.mcp.tools import AirlockTools, ToolSpec
 
 log = logging.getLogger("airlock.mcp")
@@ -73,20 +73,21 @@ def build_server(client: AirlockClient) -> Server[Any]:
     async def call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        spec = await tools.spec(params.name)
-        if spec is None:
-            text = f"no tool {params.name!r}; airlock_status lists the services"
-            return types.CallToolResult(content=_text(text), is_error=True)
-
         async def progress(status: WaitStatus) -> None:
             await ctx.session.report_progress(status.elapsed, status.total, status.message())
 
-        on_wait: WaitCallback = progress
         client.agent = client.agent or _agent(ctx)
         try:
-            result = await spec.run(dict(params.arguments or {}), on_wait)
+            spec = await tools.spec(params.name)
+            if spec is None:
+                raise NotFound(f"no tool {params.name!r}", hint="airlock_status lists the services")
+            result = await spec.run(dict(params.arguments or {}), progress)
         except AirlockError as exc:
             return error_result(exc)
+        except Exception:
+            # A bug of ours: the model gets a plain message, the traceback goes to stderr.
+            log.exception("tool %s failed", params.name)
+            return error_result(AirlockError(f"airlock-mcp failed running {params.name}"))
         return types.CallToolResult(content=_text(result), structured_content=result)
 
     return Server(

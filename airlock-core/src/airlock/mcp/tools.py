@@ -160,23 +160,28 @@ class AirlockTools:
         *refresh* re-reads the services (when the client lists tools), so a daemon
         started or reconfigured after this server shows its services.
         """
-        fixed = self._fixed()
         try:
             await self.client.services(refresh=refresh)
-            catalogue = await self.client.catalogue()
         except DaemonUnreachable:
+            return self._fixed()
+        return self._fixed() + await self._per_operation()
+
+    async def spec(self, name: str) -> ToolSpec | None:
+        """The tool called *name*; DaemonUnreachable if only the daemon could tell."""
+        fixed = next((s for s in self._fixed() if s.name == name), None)
+        if fixed is not None:
             return fixed
-        taken = {spec.name for spec in fixed}
-        per_operation = [
+        return next((s for s in await self._per_operation() if s.name == name), None)
+
+    async def _per_operation(self) -> list[ToolSpec]:
+        catalogue = await self.client.catalogue()
+        taken = {spec.name for spec in self._fixed()}
+        return [
             self._operation_tool(service, op)
             for service in catalogue.values()
             for op in service.operations
             if f"{service.name}_{op.name}" not in taken
         ]
-        return fixed + per_operation
-
-    async def spec(self, name: str) -> ToolSpec | None:
-        return next((s for s in await self.specs() if s.name == name), None)
 
     def _fixed(self) -> list[ToolSpec]:
         tools = [
@@ -231,7 +236,6 @@ class AirlockTools:
             args.services,
             args.reason,
             ttl=args.ttl,
-            wait=self.client.approval_wait,
             on_wait=on_wait,
         )
         return {
