@@ -458,9 +458,12 @@ def test_any_bytes_as_a_mail_file_read_cleanly(tmp_path: Path, raw: bytes, seen:
 # ---------------------------------------------------------------------------- the plugin
 
 
-def test_the_plugin_registers_the_maildir_connector() -> None:
-    pm = get_plugin_manager(env={})
-    assert get_connectors(pm)["maildir"] is MaildirConnector
+def test_the_plugin_registers_the_mail_connectors() -> None:
+    from airlock_mail.imap import ImapConnector
+
+    connectors = get_connectors(get_plugin_manager(env={}))
+    assert connectors["maildir"] is MaildirConnector
+    assert connectors["imap"] is ImapConnector
 
 
 def test_importing_the_plugin_module_loads_no_connector_code() -> None:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime
+from functools import cached_property
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from airlock.clock import Clock
 from airlock.errors import NotFound
 from airlock_mail.connector import MailConnector
 from airlock_mail.maildir_store import KEY_PATTERN, Entry, MaildirStore, is_maildir
@@ -53,21 +53,17 @@ class MaildirConnector(MailConnector):
     id_pattern = KEY_PATTERN
     id_example = "1740744000.M552847P1.hostname"
 
-    def __init__(
-        self,
-        settings: BaseModel,
-        credentials: BaseModel,
-        *,
-        service: str,
-        clock: Clock | None = None,
-    ) -> None:
-        if not isinstance(settings, MaildirSettings):
+    @cached_property
+    def store(self) -> MaildirStore:
+        if not isinstance(self.settings, MaildirSettings):
             raise TypeError("MaildirConnector takes MaildirSettings (see parse_settings)")
-        super().__init__(settings, credentials, service=service, clock=clock)
-        self.store = MaildirStore(settings.path)
-        # (folder, file name, mtime, size) -> Date header; a renamed or rewritten file
-        # gets a new key, so the cache never serves a stale date.
-        self._date_cache: dict[tuple[str, str, float, int], datetime] = {}
+        return MaildirStore(self.settings.path)
+
+    @cached_property
+    def _date_cache(self) -> dict[tuple[str, str, float, int], datetime]:
+        """(folder, file name, mtime, size) -> sort date; a renamed or rewritten file
+        gets a new key, so the cache never serves a stale date."""
+        return {}
 
     async def open(self) -> None:
         await asyncio.to_thread(self.store.check)
@@ -115,7 +111,8 @@ class MaildirConnector(MailConnector):
         for entry, _ in self._newest_first(folder):
             if len(found) >= limit:
                 break
-            if header_terms.terms and not matches(header_terms, self._head(folder, entry), now):
+            head = self._summary(folder, entry, headers_only=True) if header_terms.terms else None
+            if head is not None and not matches(header_terms, head, now):
                 continue
             summary = self._summary(folder, entry)
             candidate = self._message(folder, entry, 200_000) if query.needs_body else summary
@@ -152,22 +149,20 @@ class MaildirConnector(MailConnector):
 
     # ------------------------------------------------------------------ helpers
 
-    def _summary(self, folder: str, entry: Entry) -> MessageSummary:
-        raw = self.store.read(folder, entry, limit=SUMMARY_BYTES)
-        return parse_summary(
-            raw, id=entry.key, folder=folder, unread=not entry.seen, size=entry.size
-        )
-
-    def _head(self, folder: str, entry: Entry) -> MessageSummary:
-        """A summary from the header block only: right but for snippet and attachments."""
-        raw = self.store.read_head(folder, entry, limit=HEAD_BYTES)
+    def _summary(self, folder: str, entry: Entry, *, headers_only: bool = False) -> MessageSummary:
+        """*headers_only*: from the header block alone, right but for snippet and
+        attachments (a cheap first pass for search)."""
+        if headers_only:
+            raw = self.store.read_head(folder, entry, limit=HEAD_BYTES)
+        else:
+            raw = self.store.read(folder, entry, limit=SUMMARY_BYTES)
         return parse_summary(
             raw,
             id=entry.key,
             folder=folder,
             unread=not entry.seen,
             size=entry.size,
-            headers_only=True,
+            headers_only=headers_only,
         )
 
     def _message(self, folder: str, entry: Entry, max_chars: int) -> Message:

@@ -67,14 +67,10 @@ def parse_summary(
     first pass for a local search whose terms look at headers and flags only."""
     mail = _Mail(raw[:SUMMARY_BYTES])
     return MessageSummary(
-        id=id,
-        folder=folder,
-        unread=unread,
-        size=len(raw) if size is None else size,
-        labels=list(labels),
         has_attachments=not headers_only and any(True for _ in mail.attachment_parts()),
         snippet="" if headers_only else snippet(mail.text(first_only=True)),
         **mail.envelope(),
+        **_listing(id, folder, unread, len(raw) if size is None else size, labels),
     )
 
 
@@ -93,11 +89,7 @@ def parse_message(
     text = mail.text(first_only=False)
     attachments = mail.attachments()
     return Message(
-        id=id,
-        folder=folder,
-        unread=unread,
-        size=len(raw) if size is None else size,
-        labels=list(labels),
+        **_listing(id, folder, unread, len(raw) if size is None else size, labels),
         has_attachments=bool(attachments),
         snippet=snippet(text),
         reply_to=mail.addresses("Reply-To"),
@@ -108,6 +100,13 @@ def parse_message(
         attachments=attachments,
         **mail.envelope(),
     )
+
+
+def _listing(
+    id: str, folder: str, unread: bool, size: int, labels: Iterable[str]
+) -> dict[str, object]:
+    """The fields the backend knows, not the bytes: where the message is and its flags."""
+    return {"id": id, "folder": folder, "unread": unread, "size": size, "labels": list(labels)}
 
 
 def header_date(head: bytes) -> datetime | None:
