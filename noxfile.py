@@ -23,6 +23,8 @@ ROOT = Path(__file__).parent
 PACKAGES = {
     "airlock-core": "tests/core",
     "airlock-mail": "tests/mail",
+    "airlock-gmail": "tests/gmail",
+    "airlock-icloud": "tests/icloud",
 }
 
 

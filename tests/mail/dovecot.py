@@ -21,6 +21,7 @@ import grp
 import ipaddress
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -71,7 +72,7 @@ class DovecotServer:
     process: subprocess.Popen[bytes]
     host: str = HOST
     _owner: tuple[int, int] = (NOBODY, NOBODY)
-    _users: set[str] = field(default_factory=set)
+    users: dict[str, MailUser] = field(default_factory=dict)
 
     @property
     def config(self) -> Path:
@@ -88,18 +89,19 @@ class DovecotServer:
         """Create an account whose Maildir holds *messages* and *folders* (which may be
         empty; the folders of the messages are created as needed).
 
-        Dovecot re-reads the passwd file when it changes, so users can be added while it
-        runs: each test that writes gets an account of its own and cannot disturb others.
+        Each user has a passwd file of its own (Dovecot would not notice a second line
+        added to one file within the same second), so users can be added while it runs:
+        each test that writes gets an account of its own and cannot disturb others.
         """
-        if username in self._users or ":" in username or "\n" in username:
+        if username in self.users or not re.fullmatch(r"[a-z0-9.@_-]+", username):
             raise ValueError(f"bad or duplicate test user {username!r}")
         maildir = self.root / "home" / username / "Maildir"
         write_maildir(maildir, messages, folders)
         _chown_tree(maildir.parent, *self._owner)
-        with (self.root / "passwd").open("a") as passwd:
-            passwd.write(f"{username}:{{PLAIN}}{password}::::::\n")
-        self._users.add(username)
-        return MailUser(username, password)
+        passwd = self.root / "users" / f"{username}.passwd"
+        passwd.write_text(f"{username}:{{PLAIN}}{password}::::::\n")
+        self.users[username] = MailUser(username, password)
+        return self.users[username]
 
     def doveadm(self, *args: str, stdin: bytes | None = None) -> str:
         """Run ``doveadm`` against this server (not the system's)."""
@@ -296,11 +298,11 @@ namespace inbox {{
 
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {root}/passwd
+  args = scheme=PLAIN username_format=%u {root}/users/%u.passwd
 }}
 userdb {{
   driver = passwd-file
-  args = username_format=%u {root}/passwd
+  args = username_format=%u {root}/users/%u.passwd
   default_fields = uid={uid} gid={gid} home={root}/home/%u
 }}
 
@@ -336,9 +338,8 @@ def start_dovecot(root: Path) -> DovecotServer:
     for parent in (root, *root.parents):
         if parent != Path("/"):
             parent.chmod(parent.stat().st_mode | 0o011)
-    for sub in ("run", "state", "home"):
+    for sub in ("run", "state", "home", "users"):
         (root / sub).mkdir(exist_ok=True)
-    (root / "passwd").touch()
     ca_file = write_certificate(root)
     identity, owner = _identity_settings(root)
     # Without root, the login and anvil processes cannot chroot; without this line every

@@ -69,13 +69,15 @@ class SearchCriteria:
 
     args: list[bytes] = field(default_factory=list)
     recheck: tuple[Term, ...] = ()
+    utf8: bool = False
+    """Always say ``CHARSET UTF-8`` (Gmail's form), not only when a literal needs it."""
 
     def keeps(self, summary: MessageSummary, now: datetime) -> bool:
         return not self.recheck or matches(Query(self.recheck), summary, now)
 
     @property
     def charset(self) -> bytes | None:
-        return b"UTF-8" if any(needs_literal(a) for a in self.args) else None
+        return b"UTF-8" if self.utf8 or any(needs_literal(a) for a in self.args) else None
 
     def command_args(self) -> list[bytes]:
         """Everything after ``UID SEARCH``."""
@@ -105,7 +107,7 @@ def query_criteria(query: Query, *, now: datetime) -> SearchCriteria:
 
 def gmail_raw_criteria(text: str) -> SearchCriteria:
     """Gmail's own search language, passed whole as one string to X-GM-RAW."""
-    return SearchCriteria(args=[b"X-GM-RAW", imap_string(text)])
+    return SearchCriteria(args=[b"X-GM-RAW", imap_string(text)], utf8=True)
 
 
 def _term(term: Term, now: datetime) -> list[bytes]:

