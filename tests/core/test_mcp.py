@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
@@ -360,3 +362,61 @@ def test_mcp_config_prints_an_absolute_command_and_the_socket(
         "AIRLOCK_HOME": str(tmp_path),
     }
     assert "claude mcp add mail" in result.stderr
+
+
+def test_sigterm_stops_the_stdio_server_and_revokes_its_session(
+    daemon: FakeDaemon, tmp_path: Path
+) -> None:
+    env = {**os.environ, "AIRLOCK_HOME": str(tmp_path), "AIRLOCK_SOCKET": str(daemon.socket)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airlock.mcp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+
+    def rpc(message: dict[str, Any]) -> dict[str, Any] | None:
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        proc.stdin.write(json.dumps({"jsonrpc": "2.0", **message}) + "\n")
+        proc.stdin.flush()
+        if "id" not in message:
+            return None
+        answer: dict[str, Any] = json.loads(proc.stdout.readline())
+        return answer
+
+    try:
+        hello = rpc(
+            {
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "raw-test", "version": "1"},
+                },
+            }
+        )
+        assert hello is not None
+        assert hello["result"]["serverInfo"]["name"] == "airlock"
+        rpc({"method": "notifications/initialized"})
+        called = rpc(
+            {
+                "id": 2,
+                "method": "tools/call",
+                "params": {"name": "gmail_count_unread", "arguments": {}},
+            }
+        )
+        assert called is not None
+        assert called["result"]["structuredContent"]["result"] == 3
+        assert daemon.requests[0].body.agent == "raw-test (MCP)"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert len(daemon.revoked) == 1

@@ -8,6 +8,7 @@ line may contain.
 from __future__ import annotations
 
 import enum
+import functools
 import hmac
 import json
 import math
@@ -23,11 +24,11 @@ from typing import Any
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
+from airlock._audit_chain import HEAD, SEQ_AT, SEQ_MARK
 from airlock.errors import AuditError
 from airlock.files import PRIVATE_FILE, ensure_private_dir, fsync_dir
 
 CURRENT_NAME = "audit.jsonl"
-GENESIS = "0" * 64
 KEY_BYTES = 32
 REDACTED = "[redacted]"
 RESERVED = frozenset({"ts", "seq", "event", "prev", "mac"})
@@ -37,60 +38,23 @@ MAX_DEPTH = 12
 
 _EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _ROTATED = re.compile(r"^audit-(\d{8}T\d{6}\.\d{3}Z)-(\d{12})\.jsonl$")
-TS_LEN = 24  # 2026-01-26T15:30:00.123Z
-HEAD = b'{"ts":"'
-SEQ_AT = len(HEAD) + TS_LEN  # where '","seq":' starts
-SEQ_MARK = b'","seq":'
-MAC_MARK = b',"mac":"'
-PREV_MARK = b',"prev":"'
-MAC_TAIL = len(MAC_MARK) + 64 + len(b'"}\n')  # bytes after the canonical body's last '"'
-PREV_TAIL = MAC_TAIL + 1 + 64 + len(PREV_MARK)
 
 # --- secrets out ----------------------------------------------------------------------
 
-_SECRET_KEYS = frozenset(
-    {
-        "code",
-        "otp",
-        "claim",
-        "token",
-        "pin",
-        "2fa",
-        "mfa",
-        "mfa_code",
-        "auth_code",
-        "verification_code",
-        "x_airlock_claim",
-        "x_airlock_totp",
-    }
+_SECRET_KEY = re.compile(
+    r"password|passwd|passphrase|secret|authorization|api_?key|private_key|cookie|credential"
+    r"|^totp|_token$|_claim$|_otp$"
+    r"|^(code|otp|claim|token|pin|2fa|mfa|mfa_code|auth_code|verification_code"
+    r"|x_airlock_claim|x_airlock_totp)$"
 )
-_SECRET_PARTS = (
-    "password",
-    "passwd",
-    "passphrase",
-    "secret",
-    "authorization",
-    "api_key",
-    "apikey",
-    "private_key",
-    "cookie",
-    "credential",
-    "bot_token",
-)
-_SECRET_PREFIXES = ("totp",)
-_SECRET_SUFFIXES = ("_token", "_claim", "_otp")
 _TOKEN_IN_TEXT = re.compile(r"alk_[A-Za-z0-9_-]{8,}")
-_BEARER_IN_TEXT = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
+_AUTH_IN_TEXT = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 
 
+@functools.lru_cache(maxsize=4096)
 def _secret_key(name: str) -> bool:
-    key = name.lower().replace("-", "_")
-    return (
-        key in _SECRET_KEYS
-        or any(part in key for part in _SECRET_PARTS)
-        or key.startswith(_SECRET_PREFIXES)
-        or key.endswith(_SECRET_SUFFIXES)
-    )
+    """Whether a field called *name* holds a secret (cached: field names repeat)."""
+    return _SECRET_KEY.search(name.lower().replace("-", "_")) is not None
 
 
 def _scrub_text(text: str) -> str:
@@ -98,38 +62,40 @@ def _scrub_text(text: str) -> str:
         text = f"{text[:MAX_STRING]}…[+{len(text) - MAX_STRING} chars]"
     if "alk_" in text:
         text = _TOKEN_IN_TEXT.sub("alk_" + REDACTED, text)
-    return _BEARER_IN_TEXT.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    if _AUTH_IN_TEXT.search(text) is None:  # the common case, and cheaper than sub
+        return text
+    return _AUTH_IN_TEXT.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
 
 
 def scrub(value: Any, *, _depth: int = 0) -> Any:
-    """*value* as JSON-ready data with secrets replaced by ``"[redacted]"``."""
+    """*value* as JSON-ready data with secrets replaced by ``"[redacted]"``.
+
+    Values under keys that name secrets are replaced whatever they are; ``SecretStr``
+    values anywhere; ``alk_`` tokens and ``Bearer``/``Basic`` credentials inside text are
+    masked. Long strings and collections are cut down so one event cannot bloat the log.
+    """
+    kind = type(value)
+    if kind is str:
+        return _scrub_text(value)
+    if value is None or kind is int or kind is bool:
+        return value
     if _depth > MAX_DEPTH:
         return "[too deep]"
-    if value is None or isinstance(value, bool | int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, str):
-        return _scrub_text(value)
-    if isinstance(value, SecretStr | SecretBytes):
-        return REDACTED
-    if isinstance(value, enum.Enum):
-        return scrub(value.value, _depth=_depth + 1)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return _scrub_text(str(value))
-    if isinstance(value, BaseModel):
-        # SecretStr fields dump as "**********"; the key rules catch their names too.
-        return scrub(value.model_dump(mode="json"), _depth=_depth + 1)
-    if isinstance(value, Mapping):
+    if kind is dict or isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for index, (key, item) in enumerate(value.items()):
             if index >= MAX_ITEMS:
                 out["[truncated]"] = f"{len(value) - MAX_ITEMS} more keys"
                 break
-            name = str(key)
-            out[name] = REDACTED if _secret_key(name) else scrub(item, _depth=_depth + 1)
+            name = key if type(key) is str else str(key)
+            if _secret_key(name):
+                out[name] = REDACTED
+            elif type(item) is str:
+                out[name] = _scrub_text(item)
+            elif type(item) is int or item is None:
+                out[name] = item
+            else:
+                out[name] = scrub(item, _depth=_depth + 1)
         return out
     if isinstance(value, list | tuple | set | frozenset):
         items = list(value)
@@ -137,6 +103,28 @@ def scrub(value: Any, *, _depth: int = 0) -> Any:
         if len(items) > MAX_ITEMS:
             cleaned.append(f"[+{len(items) - MAX_ITEMS} more]")
         return cleaned
+    return _scrub_other(value, _depth)
+
+
+def _scrub_other(value: Any, depth: int) -> Any:
+    """The rarer types (subclasses of the basic ones included)."""
+    if isinstance(value, enum.Enum):
+        return scrub(value.value, _depth=depth + 1)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return _scrub_text(str(value))
+    if isinstance(value, SecretStr | SecretBytes):
+        return REDACTED
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, BaseModel):
+        # SecretStr fields dump as "**********"; the key rules catch their names too.
+        return scrub(value.model_dump(mode="json"), _depth=depth + 1)
     if isinstance(value, bytes | bytearray):
         return f"[{len(value)} bytes]"
     return _scrub_text(str(value))
@@ -160,16 +148,19 @@ def ts_bound(when: float | datetime) -> str:
     return format_ts(when)
 
 
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+)
+
+
 def fields_json(fields: Mapping[str, Any]) -> str:
     """The scrubbed fields as ``,"k":v,...`` (keys sorted), ready to splice into a line."""
     for name in fields:
         if name in RESERVED:
             raise ValueError(f"audit field name {name!r} is reserved")
-    clean = scrub(dict(fields))
-    if not clean:
+    if not fields:
         return ""
-    text = json.dumps(clean, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return "," + text[1:-1]
+    return "," + _CANONICAL.encode(scrub(fields))[1:-1]
 
 
 def encode_line(

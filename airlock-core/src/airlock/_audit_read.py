@@ -1,34 +1,42 @@
 """Reading the audit log back: ``query`` (seek by time, filter) and ``verify`` (the chain).
 
-Both rely on the line layout of ``_audit_format``: a fixed-width ``ts`` at the start of
-every line lets a query bisect on byte offsets, and the fixed-width ``prev``/``mac``
-tail lets the verifier recover each record's canonical bytes without re-serialising it,
-which keeps a million-record check to a few seconds.
+A fixed-width ``ts`` starts every line, so a query bisects on byte offsets to the first
+record of its range and reads only the range, parsing it in blocks (one JSON parse per
+block, not per line). ``verify`` leaves the per-record work to ``_audit_chain`` and, for a
+log of several large files, runs it in worker processes, one file each, then checks that
+each file starts where the previous one ended.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
+import multiprocessing
 import os
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from airlock._audit_format import (
+from airlock._audit_chain import (
     GENESIS,
     HEAD,
-    MAC_MARK,
-    MAC_TAIL,
-    PREV_MARK,
-    PREV_TAIL,
     SEQ_AT,
-    SEQ_MARK,
-    log_files,
-    ts_bound,
+    FileCheck,
+    Mac,
+    body_of,
+    check_file,
+    framed,
+    mac_of,
+    prev_of,
+    seq_of,
 )
+from airlock._audit_format import log_files, ts_bound
+
+PARALLEL_MIN_BYTES = 16 * 1024 * 1024  # below this, starting workers costs more than it saves
+_FIRST_BLOCK = 64 * 1024
+_MAX_BLOCK = 4 * 1024 * 1024
 
 # --- reading ------------------------------------------------------------------------------
 
@@ -86,33 +94,75 @@ def _ranges(audit_dir: Path, since: str | None, until: str | None) -> list[tuple
     return out
 
 
-def _lines_forward(path: Path, start: int, end: int) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
-        handle.seek(start)
-        pos = start
-        while pos < end:
-            line = handle.readline()
-            if not line:
-                return
-            pos += len(line)
-            yield line
+def _blocks(path: Path, start: int, end: int, *, backward: bool) -> Iterator[bytes]:
+    """Whole lines of [start, end) in blocks growing from 64 KiB to 4 MiB.
 
-
-def _lines_backward(path: Path, start: int, end: int, block: int = 65536) -> Iterator[bytes]:
+    Small first blocks keep ``limit=10`` cheap; big later ones keep a day's worth fast.
+    A partial line at the very end (a record being written right now) is left out.
+    """
+    size = _FIRST_BLOCK
     with open(path, "rb") as handle:
+        if not backward:
+            pos, carry = start, b""
+            while pos < end:
+                handle.seek(pos)
+                data = carry + handle.read(min(size, end - pos))
+                if len(data) == len(carry):
+                    return
+                pos += len(data) - len(carry)
+                cut = data.rfind(b"\n") + 1
+                carry = data[cut:]
+                if cut:
+                    yield data[:cut]
+                size = min(size * 2, _MAX_BLOCK)
+            return
         pos, carry = end, b""
+        if end > start:  # drop a partial last line
+            handle.seek(end - 1)
+            if handle.read(1) != b"\n":
+                handle.seek(start)
+                tail = handle.read(end - start)
+                pos = start + tail.rfind(b"\n") + 1
         while pos > start:
-            size = min(block, pos - start)
-            pos -= size
+            step = min(size, pos - start)
+            pos -= step
             handle.seek(pos)
-            chunk = handle.read(size) + carry
-            lines = chunk.split(b"\n")
-            carry = lines[0]
-            for line in reversed(lines[1:]):
-                if line:
-                    yield line + b"\n"
-        if carry:
-            yield carry + b"\n"
+            data = handle.read(step) + carry
+            if pos > start:
+                cut = data.find(b"\n") + 1  # before it: the end of a line that began earlier
+                carry, data = (data, b"") if cut == 0 else (data[:cut], data[cut:])
+            else:
+                carry = b""
+            if data:
+                yield data
+            size = min(size * 2, _MAX_BLOCK)
+
+
+def _parse(block: bytes, needles: tuple[bytes, ...]) -> list[dict[str, Any]]:
+    """The records of a block of lines, in order; lines that do not parse are skipped.
+
+    One ``json.loads`` of the block as an array (JSON strings cannot hold a raw newline,
+    so newline-to-comma is safe); if that fails or the count is off, line by line.
+    *needles* are byte strings every wanted line contains: a cheap pre-filter, checked
+    properly after parsing.
+    """
+    lines = [line for line in block.split(b"\n") if line]
+    if needles:
+        lines = [line for line in lines if all(needle in line for needle in needles)]
+    if not lines:
+        return []
+    try:
+        records = json.loads(b"[" + b",".join(lines) + b"]")
+    except ValueError:
+        records = None
+    if not isinstance(records, list) or len(records) != len(lines):
+        records = []
+        for line in lines:
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+    return [record for record in records if isinstance(record, dict)]
 
 
 def query(
@@ -133,31 +183,28 @@ def query(
     A record matches *service* if its ``service`` is it or its ``services`` contain it.
     Unreadable lines are skipped here; ``verify`` is the place that reports them.
     """
-    since_ts = ts_bound(since) if since is not None else None
-    until_ts = ts_bound(until) if until is not None else None
-    ranges = _ranges(audit_dir, since_ts, until_ts)
     out: list[dict[str, Any]] = []
     if limit is not None and limit <= 0:
         return out
-    ordered = reversed(ranges) if newest_first else iter(ranges)
-    for path, start, end in ordered:
-        lines = (
-            _lines_backward(path, start, end) if newest_first else _lines_forward(path, start, end)
-        )
-        for line in lines:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(record, dict):
-                continue
-            if event is not None and record.get("event") != event:
-                continue
-            if service is not None and not _has_service(record, service):
-                continue
-            out.append(record)
-            if limit is not None and len(out) >= limit:
-                return out
+    since_ts = ts_bound(since) if since is not None else None
+    until_ts = ts_bound(until) if until is not None else None
+    ranges = _ranges(audit_dir, since_ts, until_ts)
+    needles: list[bytes] = []
+    if event is not None:
+        needles.append(b'"event":' + json.dumps(event).encode("ascii"))
+    if service is not None:
+        needles.append(json.dumps(service).encode("ascii"))
+    for path, start, end in reversed(ranges) if newest_first else ranges:
+        for block in _blocks(path, start, end, backward=newest_first):
+            records = _parse(block, tuple(needles))
+            for record in reversed(records) if newest_first else records:
+                if event is not None and record.get("event") != event:
+                    continue
+                if service is not None and not _has_service(record, service):
+                    continue
+                out.append(record)
+                if limit is not None and len(out) >= limit:
+                    return out
     return out
 
 
@@ -207,8 +254,8 @@ class VerifyResult:
         }
 
 
-def _diagnose(line: bytes) -> str:
-    """Why a line that failed the fast checks is bad."""
+def _diagnose(line: bytes, mac: Mac, expected_seq: int, prev_hex: bytes) -> str:
+    """Why a line that is not the next record of the chain is bad, in a person's words."""
     if not line.endswith(b"\n"):
         return "the last line is cut short (crash while writing, or truncated)"
     try:
@@ -217,72 +264,85 @@ def _diagnose(line: bytes) -> str:
         return "not a JSON record (damaged or cut short)"
     if not isinstance(record, dict) or "mac" not in record:
         return "not an audit record"
-    return "record was changed (not in the form Airlock writes)"
+    if not framed(line):
+        return "record was changed (not in the form Airlock writes)"
+    try:
+        computed = mac.of(bytes.fromhex(prev_of(line).decode("ascii")), body_of(line))
+        intact = computed.hex().encode() == mac_of(line)
+    except ValueError:
+        intact = False
+    if not intact:
+        return "mac mismatch: the record was changed"
+    seq = seq_of(line)
+    if seq is not None and seq > expected_seq:
+        missing = (
+            f"record {expected_seq} is missing"
+            if seq == expected_seq + 1
+            else f"records {expected_seq}-{seq - 1} are missing"
+        )
+        return f"sequence gap: expected seq {expected_seq}, found {seq} ({missing})"
+    if seq != expected_seq:
+        return f"out of order: expected seq {expected_seq}, found {seq} (records moved or repeated)"
+    if prev_of(line) != prev_hex:
+        return "chain broken: prev is not the previous record's mac"
+    return "record was changed"
 
 
-def verify(audit_dir: Path, key: bytes) -> VerifyResult:
+def _first_line(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.readline(65536)
+
+
+def verify(audit_dir: Path, key: bytes, *, workers: int | None = None) -> VerifyResult:
     """Check every record's mac, ``seq`` and ``prev`` across all files, oldest first.
 
     Stops at the first problem and names its file and line: an edited record fails its
     mac, a deleted or reordered one breaks ``seq``, a line cut short does not parse, and a
     record spliced in from elsewhere breaks ``prev``.
+
+    *workers*: processes to use (default: one per CPU, and only for several files of
+    ``PARALLEL_MIN_BYTES`` or more in all); 1 checks everything in this process.
     """
     files = [f.path for f in log_files(audit_dir)]
-    expected_seq, prev = 1, GENESIS.encode("ascii")
+    mac = Mac(key)
+    if workers is None:
+        total = sum(_size(path) for path in files)
+        workers = (os.cpu_count() or 1) if total >= PARALLEL_MIN_BYTES else 1
+    workers = min(workers, len(files))
+    expected, prev = 1, GENESIS.encode("ascii")
     count = 0
-    digest = hmac.digest
-    for path in files:
-        with open(path, "rb") as handle:
-            for number, line in enumerate(handle, start=1):
-                shaped = (
-                    line.startswith(HEAD)
-                    and line[SEQ_AT : SEQ_AT + len(SEQ_MARK)] == SEQ_MARK
-                    and line.endswith(b'"}\n')
-                    and line[-MAC_TAIL : -MAC_TAIL + len(MAC_MARK)] == MAC_MARK
-                    and line[-PREV_TAIL : -PREV_TAIL + len(PREV_MARK)] == PREV_MARK
-                    and line[-MAC_TAIL - 1 : -MAC_TAIL] == b'"'
-                )
-                if not shaped:
-                    problem = VerifyProblem(path, number, _diagnose(line))
-                    return VerifyResult(False, count, files, problem, expected_seq - 1)
-                body = line[:-MAC_TAIL] + b"}"
-                record_prev = line[-PREV_TAIL + len(PREV_MARK) : -MAC_TAIL - 1]
-                mac_hex = line[-MAC_TAIL + len(MAC_MARK) : -3]
-                try:
-                    ok = hmac.compare_digest(
-                        digest(key, bytes.fromhex(record_prev.decode()) + body, "sha256"),
-                        bytes.fromhex(mac_hex.decode()),
-                    )
-                except ValueError:
-                    ok = False
-                if not ok:
-                    problem = VerifyProblem(path, number, "mac mismatch: the record was changed")
-                    return VerifyResult(False, count, files, problem, expected_seq - 1)
-                digits = SEQ_AT + len(SEQ_MARK)
-                seq = int(line[digits : line.find(b",", digits)])
-                if seq != expected_seq:
-                    if seq > expected_seq:
-                        missing = (
-                            f"record {expected_seq} is missing"
-                            if seq == expected_seq + 1
-                            else f"records {expected_seq}-{seq - 1} are missing"
-                        )
-                        reason = (
-                            f"sequence gap: expected seq {expected_seq}, found {seq} ({missing})"
-                        )
-                    else:
-                        reason = (
-                            f"out of order: expected seq {expected_seq}, found {seq} "
-                            "(records moved or repeated)"
-                        )
-                    problem = VerifyProblem(path, number, reason)
-                    return VerifyResult(False, count, files, problem, expected_seq - 1)
-                if record_prev != prev:
-                    problem = VerifyProblem(
-                        path, number, "chain broken: prev is not the previous record's mac"
-                    )
-                    return VerifyResult(False, count, files, problem, expected_seq - 1)
-                prev = mac_hex
-                expected_seq += 1
-                count += 1
-    return VerifyResult(True, count, files, None, expected_seq - 1)
+    checks = _check_parallel(files, key, workers) if workers > 1 else None
+    for index, path in enumerate(files):
+        if checks is None:
+            check = check_file(str(path), key, expected, prev)
+        else:
+            check = checks[index]
+            if check.good == 0 and check.bad_line is None:
+                continue  # empty file
+            if check.bad_line != 1 and (check.start_seq, check.start_prev) != (expected, prev):
+                # The file is sound on its own but does not continue the chain.
+                reason = _diagnose(_first_line(path), mac, expected, prev)
+                return VerifyResult(False, count, files, VerifyProblem(path, 1, reason), count)
+            if check.bad_line == 1:
+                check = check_file(str(path), key, expected, prev)
+        count += check.good
+        if check.bad_line is not None:
+            reason = _diagnose(check.bad_text, mac, expected + check.good, check.last_mac)
+            problem = VerifyProblem(path, check.bad_line, reason)
+            return VerifyResult(False, count, files, problem, count)
+        expected, prev = expected + check.good, check.last_mac
+    return VerifyResult(True, count, files, None, count)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _check_parallel(files: list[Path], key: bytes, workers: int) -> list[FileCheck]:
+    # spawn, not fork: the caller may have threads (fork would copy their locks).
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        return list(pool.map(check_file, [str(p) for p in files], [key] * len(files)))

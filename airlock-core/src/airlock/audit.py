@@ -51,14 +51,15 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airlock._audit_chain import GENESIS
 from airlock._audit_format import (
     CURRENT_NAME,
-    GENESIS,
     KEY_BYTES,
     REDACTED,
     check_event,
@@ -82,6 +83,8 @@ from airlock.files import PRIVATE_FILE, ensure_private_dir, fsync_dir
 if TYPE_CHECKING:
     from airlock.config import AuditConfig
     from airlock.paths import AirlockPaths
+
+GROUP_WAIT = 0.002  # seconds a leader waits for writers already inside append()
 
 __all__ = [
     "CURRENT_NAME",
@@ -121,7 +124,7 @@ class AuditRecord:
 class _Pending:
     event: str
     fields_json: str
-    done: threading.Event | None = None
+    done: threading.Lock | None = None  # held until settled: a cheap one-shot event
     future: asyncio.Future[AuditRecord] | None = None
     loop: asyncio.AbstractEventLoop | None = None
     record: AuditRecord | None = None
@@ -130,7 +133,7 @@ class _Pending:
     def settle(self, record: AuditRecord | None, error: str | None) -> None:
         self.record, self.error = record, error
         if self.done is not None:
-            self.done.set()
+            self.done.release()
         if self.future is not None and self.loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 self.loop.call_soon_threadsafe(_settle_future, self.future, record, error)
@@ -193,22 +196,22 @@ class AuditLog:
         if len(key) != KEY_BYTES:
             raise ValueError("the audit key must be 32 bytes")
         self.audit_dir = audit_dir
+        self.current_path = audit_dir / CURRENT_NAME
+        self._current_name = str(self.current_path)  # str: stat on every batch, skip pathlib
         self._key = key
         self._rotate_bytes = rotate_bytes
         self._clock: Clock = clock or SystemClock()
         self._queue: list[_Pending] = []
         self._qlock = threading.Lock()
+        self._arrived = threading.Condition(self._qlock)
         self._leading = False
+        self._inflight = 0
         self._chain = _Chain()
         self._current: _Current | None = None
         self._lock_fd: int | None = None
 
     def __repr__(self) -> str:
         return f"AuditLog({str(self.audit_dir)!r})"
-
-    @property
-    def current_path(self) -> Path:
-        return self.audit_dir / CURRENT_NAME
 
     def close(self) -> None:
         with self._qlock:
@@ -233,20 +236,29 @@ class AuditLog:
         For coroutines: waits on a future while the disk work runs in a worker thread,
         so the event loop never blocks on fsync.
         """
-        pending = self._prepare(event, fields)
-        loop = asyncio.get_running_loop()
-        pending.loop, pending.future = loop, loop.create_future()
-        if self._enqueue(pending):
-            loop.run_in_executor(None, self._lead)
-        return await pending.future
+        self._begin()
+        try:
+            pending = self._prepare(event, fields)
+            loop = asyncio.get_running_loop()
+            pending.loop, pending.future = loop, loop.create_future()
+            if self._enqueue(pending):
+                loop.run_in_executor(None, self._lead)
+            return await pending.future
+        finally:
+            self._end()
 
     def append_sync(self, event: str, **fields: Any) -> AuditRecord:
         """``append`` for threads and sync code (the CLI): blocks until the record is durable."""
-        pending = self._prepare(event, fields)
-        pending.done = threading.Event()
-        if self._enqueue(pending):
-            self._lead()
-        pending.done.wait()
+        self._begin()
+        try:
+            pending = self._prepare(event, fields)
+            pending.done = threading.Lock()
+            pending.done.acquire()
+            if self._enqueue(pending):
+                self._lead()
+            pending.done.acquire()
+        finally:
+            self._end()
         if pending.record is None:
             raise _audit_error(pending.error or "unknown failure")
         return pending.record
@@ -260,10 +272,20 @@ class AuditLog:
         check_event(event)
         return _Pending(event, fields_json(fields))
 
+    def _begin(self) -> None:
+        with self._qlock:
+            self._inflight += 1
+
+    def _end(self) -> None:
+        with self._qlock:
+            self._inflight -= 1
+            self._arrived.notify()
+
     def _enqueue(self, pending: _Pending) -> bool:
         """Queue *pending*; True if the caller must lead (nobody is writing now)."""
         with self._qlock:
             self._queue.append(pending)
+            self._arrived.notify()
             if self._leading:
                 return False
             self._leading = True
@@ -275,6 +297,7 @@ class AuditLog:
         try:
             while True:
                 with self._qlock:
+                    self._gather()
                     if not self._queue:
                         self._leading = False
                         return
@@ -295,6 +318,21 @@ class AuditLog:
                 if pending.record is None and pending.error is None:
                     pending.settle(None, "the writer was interrupted")
             raise
+
+    def _gather(self) -> None:
+        """Give writers already on their way a moment to join the batch (lock held).
+
+        Without this, a lone early writer takes a batch of one and everybody else waits
+        a whole fsync for the next. Only writers inside ``append`` count, so a single
+        writer never waits, and the wait is capped at ``GROUP_WAIT``.
+        """
+        deadline: float | None = None
+        while self._queue and len(self._queue) < self._inflight:
+            now = time.monotonic()
+            deadline = deadline or now + GROUP_WAIT
+            if now >= deadline:
+                return
+            self._arrived.wait(deadline - now)
 
     # -- one batch ----------------------------------------------------------------------
 
@@ -325,7 +363,7 @@ class AuditLog:
         """The open current file, reopened and re-read if anyone else changed it."""
         current = self._current
         try:
-            st = os.stat(self.current_path, follow_symlinks=False)
+            st = os.stat(self._current_name, follow_symlinks=False)
         except FileNotFoundError:
             st = None
         if (

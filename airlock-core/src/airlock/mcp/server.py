@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 from typing import Any
 
+import anyio
 import mcp.types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
@@ -24,6 +27,8 @@ from airlock.errors import AirlockError, NotFound
 from airlock.mcp.tools import AirlockTools, ToolSpec
 
 log = logging.getLogger("airlock.mcp")
+
+REVOKE_WITHIN = 5.0
 
 INSTRUCTIONS = (
     "Airlock gives you access to the person's accounts (mail, calendar, ...) only with "
@@ -100,7 +105,30 @@ def build_server(client: AirlockClient) -> Server[Any]:
 
 
 async def serve_stdio(client: AirlockClient) -> None:
-    """Serve MCP on stdin/stdout until the client hangs up; then revoke the sessions."""
+    """Serve MCP on stdin/stdout until the client hangs up or stops us (SIGTERM, SIGHUP);
+    either way, revoke the sessions this server obtained first."""
     server = build_server(client)
-    async with client, stdio_server() as (read_stream, write_stream):
-        await server.run(read_stream, write_stream, server.create_initialization_options())
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(_exit_on_signal, client)
+            async with stdio_server() as (read_stream, write_stream):
+                await server.run(read_stream, write_stream, server.create_initialization_options())
+            group.cancel_scope.cancel()
+    finally:
+        await _revoke(client)
+
+
+async def _revoke(client: AirlockClient) -> None:
+    # Shielded, so a cancelled server still says goodbye to the daemon; bounded, so a
+    # hung daemon cannot keep the process alive.
+    with anyio.move_on_after(REVOKE_WITHIN, shield=True):
+        await client.aclose()
+
+
+async def _exit_on_signal(client: AirlockClient) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+        async for _ in signals:
+            await _revoke(client)
+            # The thread blocked reading stdin cannot be cancelled, and nothing else is
+            # left to clean up: leave now rather than wait for a line that never comes.
+            os._exit(0)
