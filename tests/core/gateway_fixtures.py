@@ -1,0 +1,122 @@
+"""An in-process daemon runtime with an injected clock, a notebook connector and a
+recording notifier: for the approval and gateway rules that depend on time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyotp
+from pydantic import BaseModel
+
+from airlock.clock import FakeClock
+from airlock.config import AirlockConfig
+from airlock.connectors import Access, CheckResult, Connector, Done, Params, operation
+from airlock.daemon.runtime import Runtime
+from airlock.hookspecs import hookimpl
+from airlock.notifiers import Delivery, Notice, Notifier, Prompt, Reply
+from airlock.paths import resolve_paths
+from airlock.plugins import get_plugin_manager
+from airlock.totp import save_secret
+
+NOTES: dict[str, str] = {}
+
+
+class NoteParams(Params):
+    name: str
+
+
+class Note(BaseModel):
+    name: str
+    text: str
+
+
+class SaveParams(Params):
+    name: str
+    text: str
+
+
+class Notebook(Connector):
+    """A service whose state is a dict: reads look, writes change it."""
+
+    name = "notebook"
+    title = "In-memory notebook"
+    opened = 0
+    closed = 0
+
+    async def open(self) -> None:
+        Notebook.opened += 1
+
+    async def close(self) -> None:
+        Notebook.closed += 1
+
+    async def check(self) -> CheckResult:
+        return CheckResult(ok=True, summary=f"{len(NOTES)} notes")
+
+    @operation(access=Access.READ, params=NoteParams, result=Note, description="Read a note.")
+    async def read_note(self, params: NoteParams) -> Note:
+        return Note(name=params.name, text=NOTES.get(params.name, ""))
+
+    @operation(access=Access.WRITE, params=SaveParams, result=Done, description="Save a note.")
+    async def save_note(self, params: SaveParams) -> Done:
+        NOTES[params.name] = params.text
+        return Done()
+
+
+class Phone(Notifier):
+    """A notifier whose 'person' answers through a queue; it records what it was sent."""
+
+    name = "phone"
+
+    def __init__(self, settings: BaseModel, credentials: BaseModel) -> None:
+        super().__init__(settings, credentials)
+        self.sent: list[Prompt] = []
+        self.notices: list[str] = []
+        self.inbox: asyncio.Queue[Reply] = asyncio.Queue()
+        self.broken = False
+
+    async def send(self, prompt: Prompt) -> Delivery:
+        if self.broken:
+            raise ConnectionError("phone unreachable")
+        self.sent.append(prompt)
+        return Delivery(notifier=self.name, ref=f"msg-{len(self.sent)}")
+
+    async def notify(self, notice: Notice) -> None:
+        self.notices.append(notice.text)
+
+    async def replies(self) -> AsyncIterator[Reply]:
+        while True:
+            yield await self.inbox.get()
+
+    def reply(self, text: str, in_reply_to: str | None = None) -> None:
+        self.inbox.put_nowait(
+            Reply(sender="me", text=text, in_reply_to=in_reply_to, received_at=datetime.now(UTC))
+        )
+
+
+class TestPlugin:
+    @hookimpl
+    def register_connectors(self) -> Iterable[type[Connector]]:
+        return [Notebook]
+
+    @hookimpl
+    def register_notifiers(self) -> Iterable[type[Notifier]]:
+        return [Phone]
+
+
+def make_runtime(tmp_path: Path, clock: FakeClock, **overrides: Any) -> tuple[Runtime, pyotp.TOTP]:
+    NOTES.clear()
+    paths = resolve_paths({"AIRLOCK_HOME": str(tmp_path / "home")})
+    paths.ensure_data_dirs()
+    secret = pyotp.random_base32()
+    save_secret(paths.totp_file, secret)
+    config = AirlockConfig(
+        services={"notes": {"connector": "notebook"}},
+        approvals={"notifiers": ["console", "phone"], **overrides.pop("approvals", {})},
+        **overrides,
+    )
+    pm = get_plugin_manager(load_entry_points=False, env={}, extra_plugins=[TestPlugin()])
+    return Runtime(paths, pm, clock=clock, config=config), pyotp.TOTP(secret)

@@ -1,0 +1,274 @@
+"""Approval rules that depend on time and channels, on an in-process runtime with a fake
+clock, a real state store, a real audit log and a recording 'phone' notifier."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gateway_fixtures import NOTES, Notebook, Phone, make_runtime
+
+from airlock.api import AccessRequestIn, OperationRef
+from airlock.clock import FakeClock
+from airlock.daemon.runtime import Runtime
+from airlock.errors import ApprovalRequired, Forbidden, NotPending, Unauthenticated
+from airlock.peers import Peer
+
+ME = Peer(uid=os.getuid(), pid=os.getpid())
+
+
+async def settle() -> None:
+    """Let spawned tasks (prompt fan-out, reply listeners, audit writes in the executor)
+    finish. The fake clock does not move: this waits for work, not for time."""
+    for _ in range(10):
+        await asyncio.sleep(0.01)
+
+
+def audit_events(runtime: Runtime) -> list[dict[str, Any]]:
+    lines = (runtime.paths.audit_dir / "audit.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+Scenario = Callable[[Runtime, Any, Phone, FakeClock], Awaitable[None]]
+
+
+def run(tmp_path: Path, scenario: Scenario, **config: Any) -> None:
+    clock = FakeClock(start=1_800_000_000.0)
+    runtime, totp = make_runtime(tmp_path, clock, **config)
+
+    async def main() -> None:
+        await runtime.start()
+        phone = runtime.notifiers["phone"]
+        assert isinstance(phone, Phone)
+        try:
+            await scenario(runtime, totp, phone, clock)
+        finally:
+            await runtime.stop()
+
+    asyncio.run(main())
+
+
+def code_at(totp: Any, clock: FakeClock, steps_ahead: int = 0) -> str:
+    return str(totp.at(clock.now() + 30 * steps_ahead))
+
+
+async def ask(runtime: Runtime, **body: Any) -> Any:
+    body.setdefault("services", ["notes"])
+    body.setdefault("reason", "read my notes")
+    created = await runtime.approvals.create_request(AccessRequestIn(**body), ME)
+    await settle()
+    return created
+
+
+def test_the_prompt_reaches_every_channel_with_the_agents_text_quoted(tmp_path: Path) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        created = await ask(runtime, reason="line one\nTOTP: approved\u202e by admin")
+        prompt = phone.sent[0]
+        assert prompt.code == created.code
+        assert ("Fingerprint", created.fingerprint) in prompt.lines
+        assert "\n" not in prompt.reason
+        assert "\u202e" not in prompt.reason
+        text = prompt.as_text()
+        assert "> line one TOTP: approved by admin" in text
+
+    run(tmp_path, scenario)
+
+
+def test_a_request_expires_after_the_approval_timeout(tmp_path: Path) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        created = await ask(runtime)
+        clock.advance(301)
+        await runtime.approvals.expire_due()
+        assert runtime.approvals.pending() == []
+        state = await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)
+        assert state.status == "expired"
+        with pytest.raises(NotPending):
+            await runtime.approvals.approve(
+                created.code, code_at(totp, clock), peer=ME, channel="terminal"
+            )
+        timed_out = [e for e in audit_events(runtime) if e.get("reason") == "approval timed out"]
+        assert [e["request"] for e in timed_out] == [created.id]
+
+    run(tmp_path, scenario, approvals={"timeout": "5m"})
+
+
+def test_a_session_expires_at_its_ttl_and_the_expiry_is_audited(tmp_path: Path) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        created = await ask(runtime, ttl="10m")
+        await runtime.approvals.approve(
+            created.code, code_at(totp, clock), peer=ME, channel="terminal"
+        )
+        grant = (
+            await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)
+        ).session
+        assert grant is not None
+        await runtime.gateway.run(grant.token, ME, "notes", "read_note", {"name": "a"})
+        clock.advance(601)
+        with pytest.raises(Unauthenticated, match="expired"):
+            await runtime.gateway.run(grant.token, ME, "notes", "read_note", {"name": "a"})
+        await runtime.approvals.expire_due()
+        assert [e["session"] for e in audit_events(runtime) if e["event"] == "session_expired"] == [
+            grant.id
+        ]
+
+    run(tmp_path, scenario)
+
+
+def test_a_reply_to_a_prompt_approves_that_request_only(tmp_path: Path) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        first = await ask(runtime)
+        second = await ask(runtime)
+        phone.reply(code_at(totp, clock), in_reply_to="msg-2")
+        await settle()
+        assert [p.id for p in runtime.approvals.pending()] == [first.id]
+        state = await runtime.approvals.collect(second.id, second.claim, peer=ME, wait=0)
+        assert state.status == "approved"
+
+    run(tmp_path, scenario)
+
+
+def test_a_bare_code_approves_when_exactly_one_request_is_pending(tmp_path: Path) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        created = await ask(runtime)
+        phone.reply(
+            " 123 456 ".replace(
+                "123 456", code_at(totp, clock)[:3] + " " + code_at(totp, clock)[3:]
+            )
+        )
+        await settle()
+        assert runtime.approvals.pending() == []
+        assert (
+            await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)
+        ).status == "approved"
+
+    run(tmp_path, scenario)
+
+
+def test_a_bare_code_with_two_requests_pending_asks_which(tmp_path: Path) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        first = await ask(runtime)
+        second = await ask(runtime)
+        phone.reply(code_at(totp, clock))
+        await settle()
+        assert {p.id for p in runtime.approvals.pending()} == {first.id, second.id}
+        assert any(n.startswith("Which request?") and first.code in n for n in phone.notices)
+
+    run(tmp_path, scenario)
+
+
+def test_deny_in_reply_denies(tmp_path: Path) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        created = await ask(runtime)
+        phone.reply("deny", in_reply_to="msg-1")
+        await settle()
+        assert (
+            await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)
+        ).status == "denied"
+
+    run(tmp_path, scenario)
+
+
+def test_lockout_is_told_on_every_channel_and_lifts_after_the_lockout(tmp_path: Path) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        created = await ask(runtime)
+        for wrong in ("000000", "111111"):
+            phone.reply(wrong, in_reply_to="msg-1")
+            await settle()
+        assert any("locked" in n for n in phone.notices)
+        assert runtime.status(ME).locked
+        phone.reply(code_at(totp, clock), in_reply_to="msg-1")
+        await settle()
+        assert [p.id for p in runtime.approvals.pending()] == [created.id]
+        clock.advance(15 * 60 + 1)
+        fresh = await ask(runtime)
+        await runtime.approvals.approve(
+            fresh.code, code_at(totp, clock), peer=ME, channel="terminal"
+        )
+        assert (
+            await runtime.approvals.collect(fresh.id, fresh.claim, peer=ME, wait=0)
+        ).status == "approved"
+
+    run(tmp_path, scenario, approvals={"max_failures": 2, "timeout": "1h"})
+
+
+def test_an_unreachable_channel_does_not_stop_approvals(tmp_path: Path) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        phone.broken = True
+        created = await ask(runtime)
+        health = {h.name: h for h in runtime.status(ME).notifiers}
+        assert health["phone"].ok is False
+        assert health["console"].ok is True
+        await runtime.approvals.approve(
+            created.code, code_at(totp, clock), peer=ME, channel="terminal"
+        )
+        assert (
+            await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)
+        ).status == "approved"
+
+    run(tmp_path, scenario)
+
+
+def test_a_write_runs_once_with_its_own_approval_and_only_as_approved(tmp_path: Path) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        params = {"name": "todo", "text": "buy milk"}
+        created = await ask(
+            runtime, operation=OperationRef(service="notes", name="save_note", params=params)
+        )
+        assert "save_note" in phone.sent[0].as_text()
+        assert "buy milk" in phone.sent[0].as_text()
+        await runtime.approvals.approve(
+            created.code, code_at(totp, clock), peer=ME, channel="terminal"
+        )
+        grant = (
+            await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)
+        ).session
+        assert grant is not None
+        with pytest.raises(ApprovalRequired):
+            await runtime.gateway.run(
+                grant.token, ME, "notes", "save_note", {**params, "text": "sell milk"}
+            )
+        assert "todo" not in NOTES
+        await runtime.gateway.run(grant.token, ME, "notes", "save_note", params)
+        assert NOTES == {"todo": "buy milk"}
+        with pytest.raises(ApprovalRequired):
+            await runtime.gateway.run(grant.token, ME, "notes", "save_note", params)
+
+    run(tmp_path, scenario)
+
+
+def test_a_write_is_denied_when_configured_deny(tmp_path: Path) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        params = {"name": "todo", "text": "x"}
+        with pytest.raises(Forbidden, match="disabled in config"):
+            await ask(
+                runtime, operation=OperationRef(service="notes", name="save_note", params=params)
+            )
+        assert phone.sent == []
+
+    run(tmp_path, scenario, permissions={"notes": {"write": "deny"}})
+
+
+def test_connectors_open_for_a_session_and_close_when_no_session_needs_them(tmp_path: Path) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        opened, closed = Notebook.opened, Notebook.closed
+        created = await ask(runtime)
+        await runtime.approvals.approve(
+            created.code, code_at(totp, clock), peer=ME, channel="terminal"
+        )
+        grant = (
+            await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)
+        ).session
+        assert grant is not None
+        for _ in range(3):
+            await runtime.gateway.run(grant.token, ME, "notes", "read_note", {"name": "a"})
+        assert Notebook.opened == opened + 1, "one connection reused for the session"
+        runtime.sessions.revoke(grant.id, ME.uid)
+        assert await runtime.gateway.pool.close_idle(keep=set(), idle_seconds=300) == ["notes"]
+        assert Notebook.closed == closed + 1
+
+    run(tmp_path, scenario)
