@@ -22,6 +22,7 @@ from airlock.audit import (
     CURRENT_NAME,
     GENESIS,
     AuditLog,
+    format_ts,
     load_or_create_key,
     query,
     scrub,
@@ -243,8 +244,9 @@ def rotating(audit_dir: Path, clock: FakeClock) -> Iterator[AuditLog]:
         yield opened
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_full_files_rotate_and_the_chain_continues(
-    rotating: AuditLog, clock: FakeClock, audit_dir: Path
+    rotating: AuditLog, clock: FakeClock, audit_dir: Path, workers: int
 ) -> None:
     write_events(rotating, clock, 120)
     rotated = rotated_files(audit_dir)
@@ -259,31 +261,33 @@ def test_full_files_rotate_and_the_chain_continues(
         following = json.loads(lines_of(newer)[0])
         assert following["prev"] == last["mac"]
         assert following["seq"] == last["seq"] + 1
-    result = verify(audit_dir, KEY)
+    result = verify(audit_dir, KEY, workers=workers)
     assert result.ok, result.problem
     assert result.records == 120
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_an_edit_in_a_rotated_file_is_named_with_that_file(
-    rotating: AuditLog, clock: FakeClock, audit_dir: Path
+    rotating: AuditLog, clock: FakeClock, audit_dir: Path, workers: int
 ) -> None:
     write_events(rotating, clock, 120)
     target = rotated_files(audit_dir)[1]
     lines = lines_of(target)
     lines[2] = lines[2].replace(b"list_messages", b"send_messages")
     target.write_bytes(b"".join(lines))
-    problem = verify(audit_dir, KEY).problem
+    problem = verify(audit_dir, KEY, workers=workers).problem
     assert problem is not None
     assert (problem.file, problem.line) == (target, 3)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_a_deleted_rotated_file_is_named_at_the_next_file(
-    rotating: AuditLog, clock: FakeClock, audit_dir: Path
+    rotating: AuditLog, clock: FakeClock, audit_dir: Path, workers: int
 ) -> None:
     write_events(rotating, clock, 120)
     files = rotated_files(audit_dir)
     files[1].unlink()
-    problem = verify(audit_dir, KEY).problem
+    problem = verify(audit_dir, KEY, workers=workers).problem
     assert problem is not None
     assert (problem.file, problem.line) == (files[2], 1)
     assert "missing" in problem.reason
@@ -299,6 +303,20 @@ def test_a_new_writer_continues_the_chain_of_rotated_files(
         record = restarted.append_sync("daemon_started")
     assert verify(audit_dir, KEY).ok
     assert record.seq == verify(audit_dir, KEY).last_seq
+
+
+def test_rotated_files_swapped_in_order_are_named(
+    rotating: AuditLog, clock: FakeClock, audit_dir: Path
+) -> None:
+    write_events(rotating, clock, 120)
+    files = rotated_files(audit_dir)
+    one, two = files[1].read_bytes(), files[2].read_bytes()
+    files[1].write_bytes(two)
+    files[2].write_bytes(one)
+    for workers in (1, 2):
+        problem = verify(audit_dir, KEY, workers=workers).problem
+        assert problem is not None
+        assert (problem.file, problem.line) == (files[1], 1)
 
 
 # --- durability and failure ---------------------------------------------------------------
@@ -571,6 +589,38 @@ def test_a_query_of_an_empty_range_is_empty(
     assert query(audit_dir, since=DAY0 + timedelta(days=30)) == []
     assert query(audit_dir, until=DAY0 - timedelta(days=1)) == []
     assert query(audit_dir / "missing") == []
+
+
+def test_a_big_file_is_queried_in_blocks_both_ways(
+    log: AuditLog, clock: FakeClock, audit_dir: Path
+) -> None:
+    clock.set(DAY0.timestamp())
+    for n in range(1000):  # ~1.7 MB in one file: several read blocks each way
+        log.append_sync("operation", service="gmail", n=n, padding="x" * 1500)
+        clock.advance(60)
+    everything = [json.loads(line) for line in lines_of(log.current_path)]
+    since, until = DAY0 + timedelta(hours=3), DAY0 + timedelta(hours=14, minutes=30)
+    inside = [
+        r
+        for r in everything
+        if format_ts(since.timestamp()) <= r["ts"] < format_ts(until.timestamp())
+    ]
+    assert query(audit_dir, since=since, until=until) == inside
+    assert query(audit_dir, since=since, until=until, newest_first=True) == inside[::-1]
+    assert query(audit_dir, newest_first=True) == everything[::-1]
+    assert query(audit_dir, event="operation", limit=7, newest_first=True) == everything[::-1][:7]
+
+
+def test_a_query_skips_a_damaged_line_and_a_half_written_one(
+    log: AuditLog, clock: FakeClock, audit_dir: Path
+) -> None:
+    write_events(log, clock, 10)
+    lines = lines_of(log.current_path)
+    lines[4] = b"garbage, not json\n"
+    log.current_path.write_bytes(b"".join(lines) + b'{"ts":"2099-01-01T00:00:00.000Z","se')
+    got = [r["n"] for r in query(audit_dir)]
+    assert got == [0, 1, 2, 3, 5, 6, 7, 8, 9]
+    assert [r["n"] for r in query(audit_dir, newest_first=True)] == got[::-1]
 
 
 # --- secrets stay out -------------------------------------------------------------------------

@@ -146,18 +146,22 @@ def _parse(block: bytes, needles: tuple[bytes, ...]) -> list[dict[str, Any]]:
     *needles* are byte strings every wanted line contains: a cheap pre-filter, checked
     properly after parsing.
     """
-    lines = [line for line in block.split(b"\n") if line]
     if needles:
-        lines = [line for line in lines if all(needle in line for needle in needles)]
-    if not lines:
+        lines = [line for line in block.split(b"\n") if all(n in line for n in needles)]
+        joined, count = b",".join(lines), len(lines)
+    else:
+        joined, count = block.rstrip(b"\n").replace(b"\n", b","), block.count(b"\n")
+    if not count:
         return []
     try:
-        records = json.loads(b"[" + b",".join(lines) + b"]")
+        records = json.loads(b"[" + joined + b"]")
     except ValueError:
         records = None
-    if not isinstance(records, list) or len(records) != len(lines):
+    if not isinstance(records, list) or len(records) != count:
         records = []
-        for line in lines:
+        for line in block.split(b"\n"):
+            if not line or not all(n in line for n in needles):
+                continue
             try:
                 records.append(json.loads(line))
             except ValueError:
