@@ -325,6 +325,10 @@ class ImapConnector(MailConnector):
             session = self._session
             try:
                 return self._translated(work, session)
+            except ConnectorError:
+                if session.client is None:  # the guard closed it: start clean next time
+                    self._session = None
+                raise
             except _Dropped as dropped:
                 session.discard()
                 self._session = None
