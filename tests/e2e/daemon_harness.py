@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +14,7 @@ import pyotp
 import yaml
 
 from airlock.demo.sample_mail import write_sample_maildir
-from airlock.paths import resolve_paths
+from airlock.local_daemon import LocalDaemon
 from airlock.totp import save_secret
 
 
@@ -56,9 +54,7 @@ class TotpPhone:
 class Airlock:
     home: Path
     overrides: dict[str, Any] = field(default_factory=dict)
-    proc: subprocess.Popen[bytes] | None = None
     phone: TotpPhone = field(init=False)
-    log: Path = field(init=False)
 
     def __post_init__(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -69,48 +65,27 @@ class Airlock:
         }
         config = merged(base, self.overrides)
         (self.home / "config.yaml").write_text(yaml.safe_dump(config))
-        self.paths = resolve_paths({"AIRLOCK_HOME": str(self.home)})
+        self.daemon = LocalDaemon(self.home)
+        self.paths = self.daemon.paths
         self.paths.ensure_data_dirs()
         secret = pyotp.random_base32()
         save_secret(self.paths.totp_file, secret)
         self.phone = TotpPhone(secret)
-        self.log = self.home / "daemon.log"
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, "AIRLOCK_HOME": str(self.home)}
+        return self.daemon.env
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.daemon.proc
 
     def start(self) -> Airlock:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "airlock", "serve"],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daemon exited: {self.log.read_text()[-2000:]}")
-            try:
-                with self.client() as client:
-                    if client.get("/v1/status").status_code == 200:
-                        return self
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise RuntimeError("daemon did not answer within 20 s")
+        self.daemon.start()
+        return self
 
     def stop(self) -> int:
-        if self.proc is None:
-            return 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait()
-        self.proc = None
-        return code
+        return self.daemon.stop()
 
     def restart(self) -> Airlock:
         self.stop()

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +23,8 @@ from airlock.audit import verify_dir
 from airlock.clock import SystemClock
 from airlock.config import TotpConfig
 from airlock.demo.sample_mail import SIGN_IN_CODE, write_sample_maildir
-from airlock.errors import AirlockError, DaemonUnreachable
+from airlock.errors import AirlockError
+from airlock.local_daemon import LocalDaemon
 from airlock.paths import AirlockPaths, resolve_paths
 from airlock.store import StateStore
 from airlock.totp import Enrolment
@@ -60,35 +59,6 @@ def demo_home() -> Iterator[Path]:
         yield home
     finally:
         shutil.rmtree(home, ignore_errors=True)
-
-
-@contextmanager
-def running_daemon(
-    paths: AirlockPaths, env: dict[str, str], log: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "airlock", "serve"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 20
-        while not paths.socket.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise DaemonUnreachable(
-                    f"the demo daemon did not start:\n{log.read_text()[-2000:]}"
-                )
-            time.sleep(0.05)
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def console_prompt(log: Path) -> str:
@@ -177,10 +147,9 @@ def run_demo() -> int:
             enrolled_step = enrolment.confirm(phone.code_after(int(time.time() // 30) - 2))
         say("   enrolled after the first correct code")
 
-        log = home / "daemon.log"
-        with running_daemon(paths, env, log):
+        with LocalDaemon(home) as daemon:
             say(f"   daemon running on {paths.socket}")
-            asyncio.run(agent_and_person(paths, log, phone, enrolled_step))
+            asyncio.run(agent_and_person(paths, daemon.log, phone, enrolled_step))
 
         step(9, "The audit trail")
         from airlock.audit import query

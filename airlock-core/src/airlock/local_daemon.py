@@ -1,0 +1,83 @@
+"""A daemon process for one AIRLOCK_HOME, started and stopped from Python.
+
+The demo, the end-to-end tests and the benchmarks run the real `airlock serve` this way:
+a child process on a real socket, its output in a log file, stopped with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from airlock.errors import DaemonUnreachable
+from airlock.paths import AirlockPaths, resolve_paths
+
+
+class LocalDaemon:
+    def __init__(self, home: Path, *, log: Path | None = None) -> None:
+        self.home = home
+        self.env = {**os.environ, "AIRLOCK_HOME": str(home)}
+        self.paths: AirlockPaths = resolve_paths(self.env)
+        self.log = log or home / "daemon.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, timeout: float = 20.0) -> Self:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "airlock", "serve"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while not self._answers():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                tail = self.log.read_text(errors="replace")[-2000:]
+                self.stop()
+                raise DaemonUnreachable(f"the daemon did not start:\n{tail}")
+            time.sleep(0.02)
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            with socket.socket(socket.AF_UNIX) as probe:
+                probe.connect(str(self.paths.socket))
+        except OSError:
+            return False
+        return True
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, *, timeout: float = 15.0) -> int:
+        """SIGTERM (a graceful shutdown), SIGKILL if it does not end in time."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self.proc = None
+        return code
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
