@@ -28,7 +28,7 @@ def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
 @pytest.fixture
 def sock_dir() -> Iterator[Path]:
     # AF_UNIX paths are limited to 108 bytes: pytest's tmp_path can be longer.
-    with tempfile.TemporaryDirectory(prefix="alk") as d:
+    with tempfile.TemporaryDirectory(prefix="sock") as d:
         yield Path(d)
 
 

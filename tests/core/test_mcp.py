@@ -43,7 +43,7 @@ FIXED_TOOLS = {
 
 @pytest.fixture
 def sock_dir() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="alk") as d:
+    with tempfile.TemporaryDirectory(prefix="sock") as d:
         yield Path(d)
 
 
