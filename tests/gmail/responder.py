@@ -134,6 +134,7 @@ class Script:
     """What the responder knows and what it saw."""
 
     password: str = "abcdefghijklmnop"
+    capability: str = CAPABILITY
     messages: list[GmailMessage] = field(default_factory=lambda: list(MESSAGES))
     search: Callable[[str], list[int]] = lambda query: [
         m.uid for m in MESSAGES if "has:attachment" not in query or m.uid == 102
@@ -232,7 +233,7 @@ class _Handler(socketserver.StreamRequestHandler):
         return True
 
     def capability(self, tag: str, args: list[str | bytes]) -> None:
-        self.send(f"* CAPABILITY {CAPABILITY}")
+        self.send(f"* CAPABILITY {self.script.capability}")
         self.send(f"{tag} OK Thats all she wrote! (Success)")
 
     def noop(self, tag: str, args: list[str | bytes]) -> None:
@@ -245,7 +246,9 @@ class _Handler(socketserver.StreamRequestHandler):
         elif password != self.script.password:
             self.send(f"{tag} NO {WRONG_PASSWORD}")
         else:
-            self.send(f"{tag} OK [CAPABILITY {CAPABILITY}] {user} authenticated (Success)")
+            self.send(
+                f"{tag} OK [CAPABILITY {self.script.capability}] {user} authenticated (Success)"
+            )
 
     def list(self, tag: str, args: list[str | bytes]) -> None:
         for flags, name in FOLDERS:

@@ -11,7 +11,7 @@ from airlock.errors import ConnectorAuthError, ConnectorError, InvalidInput
 from airlock.plugins import get_connectors, get_plugin_manager
 from airlock.testing import ConnectorContract, ConnectorFactory, run
 from airlock_gmail.connector import APP_PASSWORDS, GmailConnector, GmailCredentials
-from tests.gmail.responder import UIDVALIDITY, Script, gmail_responder
+from tests.gmail.responder import CAPABILITY, UIDVALIDITY, Script, gmail_responder
 
 ADDRESS = "me@gmail.com"
 APP_PASSWORD = "abcd efgh ijkl mnop"  # as Google shows it; the responder's is without spaces
@@ -74,6 +74,17 @@ def test_full_gmail_syntax_is_passed_through_not_parsed(gmail: tuple[int, Script
         b"UID SEARCH CHARSET UTF-8 X-GM-RAW "
         b'"{from:alice OR label:work} -in:spam subject:\\"a \\\\\\"b\\\\\\"\\" ) ALL"'
     )
+
+
+def test_without_gmail_extensions_the_shared_syntax_is_translated() -> None:
+    script = Script(capability=CAPABILITY.replace("X-GM-EXT-1 ", ""))
+    with gmail_responder(script) as (port, _):
+        gm = connector(port)
+        call(gm, "search", query="from:alice is:unread")
+        assert script.sent("UID SEARCH") == [b'UID SEARCH FROM "alice" UNSEEN']
+        assert all(m.labels == [] for m in call(gm, "list_messages").messages)
+        with pytest.raises(InvalidInput, match="OR is not supported"):
+            call(gm, "search", query="from:alice OR from:bob")
 
 
 def test_a_non_ascii_query_is_sent_as_a_literal(gmail: tuple[int, Script]) -> None:

@@ -21,8 +21,6 @@ from tests.mail.corpus import NOW, build_corpus
 from tests.mail.dovecot import DovecotServer, MailUser, dovecot  # noqa: F401  # fixture
 from tests.mail.mailbox import EXTRA_FOLDERS, SeedMessage, dovecot_mailbox, generated_mail
 
-pytestmark = pytest.mark.dovecot
-
 PASSWORD = "s3cret-password"  # a test value
 SHARED = "me@example.test"
 _numbers = itertools.count(1)
