@@ -124,6 +124,8 @@ def test_a_log_opened_with_a_key_file_creates_the_key(audit_dir: Path, tmp_path:
 
 
 def test_verifying_without_the_key_file_says_so(log: AuditLog, tmp_path: Path) -> None:
+    assert verify_dir(log.audit_dir, tmp_path / "missing.key").ok  # fresh: nothing to check
+    log.append_sync("daemon_started")
     with pytest.raises(AuditError, match="no audit key"):
         verify_dir(log.audit_dir, tmp_path / "missing.key")
 

@@ -354,6 +354,17 @@ def test_the_enrolment_code_cannot_also_approve_a_request(
         verifier.verify(code)
 
 
+def test_a_new_secret_can_be_confirmed_in_the_step_the_old_code_was_used(
+    tmp_path: Path, store: StateStore, clock: FakeClock
+) -> None:
+    # A reset proves the old secret first; the new app's first code may share its step.
+    verifier = TotpVerifier(store, SECRET, TotpConfig(), APPROVALS, clock)
+    verifier.verify(code_at(step_of(clock)))
+    enrolment = Enrolment(tmp_path / "totp.key", store, TotpConfig(), clock)
+    assert enrolment.confirm(code_at(step_of(clock), enrolment.secret)) == step_of(clock)
+    assert load_secret(tmp_path / "totp.key") == enrolment.secret
+
+
 def test_a_missing_secret_file_means_not_enrolled(tmp_path: Path) -> None:
     with pytest.raises(NotEnrolled):
         load_secret(tmp_path / "totp.key")

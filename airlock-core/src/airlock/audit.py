@@ -490,7 +490,13 @@ def _seq_ts(line: bytes, path: Path) -> tuple[int, str]:
 
 
 def verify_dir(audit_dir: Path, key_file: Path) -> VerifyResult:
-    """``airlock audit verify`` without the CLI: load the key, verify the directory."""
+    """``airlock audit verify`` without the CLI: load the key, verify the directory.
+
+    No key and no log is a fresh install (nothing to check); log files without their key
+    cannot be checked and raise ``AuditError``.
+    """
+    if not key_file.exists() and not log_files(audit_dir):
+        return VerifyResult(True, 0)
     return verify(audit_dir, load_key(key_file))
 
 

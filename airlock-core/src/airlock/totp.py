@@ -303,9 +303,10 @@ class Enrolment:
     """One enrolment attempt: a new secret, its URI and QR code, saved only once confirmed.
 
     ``confirm(code)`` checks the code against the *new* secret (same ±1 step rule),
-    records its step as used (so the enrolment code cannot also approve a request), and
-    then saves the secret. A wrong code raises ``InvalidCode`` and changes nothing; it does
-    not count towards the lockout, because whoever runs enrolment already holds the secret.
+    moves the last accepted step up to the code's step (so the enrolment code cannot also
+    approve a request), and then saves the secret. A wrong code raises ``InvalidCode``
+    and changes nothing; it does not count towards the lockout, because whoever runs
+    enrolment already holds the secret.
     """
 
     def __init__(
@@ -359,10 +360,11 @@ class Enrolment:
         """
         with self._store.transaction():
             step = self.check(code)
-            if not self._store.advance_last_step(step):
-                raise InvalidCode(
-                    "code already used", hint="wait for the next code from your app and send that"
-                )
+            # Whatever the last accepted step was, afterwards it is at least this one, so
+            # the enrolment code cannot also approve a request. (A code of the old secret
+            # may have been accepted in this very step just before, to authorise a reset:
+            # that must not block the new secret's first code.)
+            self._store.advance_last_step(step)
             if rekey is None:
                 save_secret(self._totp_file, self.secret)
             else:

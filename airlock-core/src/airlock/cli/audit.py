@@ -1,0 +1,167 @@
+"""``airlock audit [today|yesterday] [--since 7d] ...`` and ``airlock audit verify``.
+
+Listing asks the daemon (``GET /v1/audit``), like every other client command. Verifying
+reads the files and the key directly, because its job is to check the daemon's work: run
+it as the person in personal mode, as root or the airlock user in isolated mode. It
+exits 1 and names the first bad file and line when the chain is broken.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import typer
+
+from airlock.cli.context import CliState
+from airlock.cli.output import print_json
+
+SinceOption = Annotated[
+    str | None, typer.Option("--since", help="How far back: 7d, 12h, or an ISO time.")
+]
+ServiceOption = Annotated[str | None, typer.Option("--service", help="Only this service.")]
+EventOption = Annotated[
+    str | None, typer.Option("--event", help="Only this event, e.g. operation.")
+]
+LimitOption = Annotated[int, typer.Option("--limit", min=1, max=10_000, help="At most N events.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+_CHAIN_FIELDS = ("ts", "seq", "event", "prev", "mac")
+
+
+def _local_midnight(days_ago: int) -> datetime:
+    today = datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+    return (today - timedelta(days=days_ago)).astimezone(UTC)
+
+
+def _iso(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _line(record: dict[str, Any]) -> str:
+    details = " ".join(
+        f"{key}={value if isinstance(value, str) else json.dumps(value, separators=(',', ':'))}"
+        for key, value in record.items()
+        if key not in _CHAIN_FIELDS
+    )
+    return (
+        f"{record.get('ts', '?')}  #{record.get('seq', '?')}  {record.get('event', '?')}  {details}"
+    )
+
+
+def _list(
+    state: CliState,
+    *,
+    since: str | None,
+    until: datetime | None,
+    service: str | None,
+    event: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    from airlock.cli.client_support import with_client
+
+    events = with_client(
+        state, lambda c: c.audit(since=since, service=service, event=event, limit=limit)
+    ).events
+    records: list[dict[str, Any]] = list(events)
+    if until is not None:
+        records = [r for r in records if str(r.get("ts", "")) < _iso(until)]
+    if as_json:
+        print_json(records)
+        return
+    if not records:
+        typer.echo("no audit events")
+    for record in records:
+        typer.echo(_line(record))
+
+
+def register(app: typer.Typer) -> None:
+    audit_app = typer.Typer(
+        name="audit",
+        help="Read the audit trail, or check that nobody changed it.",
+        invoke_without_command=True,
+    )
+
+    @audit_app.callback()
+    def listing(
+        ctx: typer.Context,
+        since: SinceOption = None,
+        service: ServiceOption = None,
+        event: EventOption = None,
+        limit: LimitOption = 100,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Audit events, oldest first (the last day unless --since says otherwise)."""
+        if ctx.invoked_subcommand is None:
+            _list(
+                ctx.obj,
+                since=since or "1d",
+                until=None,
+                service=service,
+                event=event,
+                limit=limit,
+                as_json=as_json,
+            )
+
+    @audit_app.command("today")
+    def today(
+        ctx: typer.Context,
+        service: ServiceOption = None,
+        event: EventOption = None,
+        limit: LimitOption = 1000,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Events since local midnight."""
+        since = _iso(_local_midnight(0))
+        _list(
+            ctx.obj,
+            since=since,
+            until=None,
+            service=service,
+            event=event,
+            limit=limit,
+            as_json=as_json,
+        )
+
+    @audit_app.command("yesterday")
+    def yesterday(
+        ctx: typer.Context,
+        service: ServiceOption = None,
+        event: EventOption = None,
+        limit: LimitOption = 10_000,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Events of the previous local day."""
+        _list(
+            ctx.obj,
+            since=_iso(_local_midnight(1)),
+            until=_local_midnight(0),
+            service=service,
+            event=event,
+            limit=limit,
+            as_json=as_json,
+        )
+
+    @audit_app.command("verify")
+    def verify(ctx: typer.Context, as_json: JsonOption = False) -> None:
+        """Check the hash chain of every audit file; name the first bad line."""
+        from airlock.audit import verify_dir
+
+        state: CliState = ctx.obj
+        result = verify_dir(state.paths.audit_dir, state.paths.audit_key_file)
+        if as_json:
+            print_json(result.to_dict())
+        elif result.ok:
+            typer.echo(f"ok: {result.records} records in {len(result.files)} file(s), chain intact")
+        else:
+            assert result.problem is not None
+            typer.echo(f"TAMPERED: {result.problem}")
+            typer.echo(
+                f"{result.records} records before it verified; nothing after it can be trusted",
+                err=True,
+            )
+        if not result.ok:
+            raise typer.Exit(1)
+
+    app.add_typer(audit_app)
