@@ -19,8 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from airlock import errors
 from airlock.api import ErrorOut
-from airlock.connectors import _first_error as first_error
-from airlock.connectors import _first_field as first_field
+from airlock.connectors import first_error, first_field
 
 M = TypeVar("M", bound=BaseModel)
 

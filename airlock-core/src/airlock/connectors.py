@@ -152,7 +152,7 @@ class Connector:
             return cls.Settings.model_validate(dict(raw))
         except ValidationError as exc:
             raise InvalidInput(
-                f"service {service!r}: {_first_error(exc)}", field=_first_field(exc)
+                f"service {service!r}: {first_error(exc)}", field=first_field(exc)
             ) from None
 
     @classmethod
@@ -163,8 +163,8 @@ class Connector:
             # Never echo the input: it is a secret.
             raise InvalidInput(
                 f"service {service!r}: credentials incomplete or invalid "
-                f"(field {_first_field(exc)})",
-                field=_first_field(exc),
+                f"(field {first_field(exc)})",
+                field=first_field(exc),
                 hint=f"run `airlock credentials add {service}`",
             ) from None
 
@@ -194,7 +194,7 @@ class Connector:
         try:
             parsed = spec.params.model_validate(dict(params or {}))
         except ValidationError as exc:
-            raise InvalidInput(_first_error(exc), field=_first_field(exc)) from None
+            raise InvalidInput(first_error(exc), field=first_field(exc)) from None
         method: Callable[[BaseModel], Awaitable[BaseModel]] = getattr(self, spec.method)
         result = await method(parsed)
         if not isinstance(result, spec.result):
@@ -205,14 +205,14 @@ class Connector:
         return result
 
 
-def _first_field(exc: ValidationError) -> str:
+def first_field(exc: ValidationError) -> str:
     errors = exc.errors()
     return ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
 
 
-def _first_error(exc: ValidationError) -> str:
+def first_error(exc: ValidationError) -> str:
     errors = exc.errors()
     if not errors:
         return "invalid parameters"
-    field = _first_field(exc) or "params"
+    field = first_field(exc) or "params"
     return f"{field}: {errors[0]['msg']}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +32,15 @@ from airlock.errors import (
     RateLimited,
 )
 from airlock.peers import Peer
-from airlock.policies import Decision, Policy, PolicyContext, SessionFacts, apply_filters, evaluate
+from airlock.policies import (
+    Decision,
+    Policy,
+    PolicyContext,
+    SessionFacts,
+    apply_filters,
+    evaluate,
+    result_filters,
+)
 from airlock.services import Service
 from airlock.sessions import SessionManager
 from airlock.store import Session, StateStore
@@ -91,6 +100,32 @@ class ConnectorPool:
             await self.discard(name)
 
 
+class UseCounter:
+    """Sessions' use counts, kept in memory and written to the store in batches.
+
+    The audit log is the durable record of every operation; the count shown by
+    ``airlock sessions`` may lag by one housekeeping interval. Writing it per operation
+    would cost an fsync on every call.
+    """
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+        self._unsaved: Counter[str] = Counter()
+
+    def add(self, session: Session) -> int:
+        self._unsaved[session.id] += 1
+        return session.use_count + self._unsaved[session.id]
+
+    def flush(self) -> None:
+        if not self._unsaved:
+            return
+        unsaved, self._unsaved = self._unsaved, Counter()
+        with self._store.transaction():
+            for session_id, uses in unsaved.items():
+                for _ in range(uses):
+                    self._store.increment_use(session_id)
+
+
 def session_facts(session: Session) -> SessionFacts:
     return SessionFacts(
         id=session.id,
@@ -122,6 +157,9 @@ class Gateway:
         self._clock = clock
         self._audit = audit
         self.pool = pool
+        self.uses = UseCounter(store)
+        self._filters = result_filters(policies)
+        self._permissions = config.permissions.model_dump()
 
     async def run(
         self, token: str, peer: Peer, service_name: str, operation: str, params: Mapping[str, Any]
@@ -141,7 +179,7 @@ class Gateway:
             session=session_facts(session),
             uid=peer.uid,
             now=self._clock.now(),
-            permissions=self._config.permissions.model_dump(),
+            permissions=self._permissions,
         )
         where = {
             **peer.audit_fields(),
@@ -200,8 +238,8 @@ class Gateway:
             raise ConnectorError(
                 f"{service_name}.{operation} failed: {type(exc).__name__}"
             ) from None
-        result = apply_filters(self._policies, ctx, result)
-        count = self._sessions.record_use(session.id)
+        result = apply_filters(self._filters, ctx, result)
+        count = self.uses.add(session)
         await self._audit.append(
             "operation",
             **where,

@@ -101,8 +101,14 @@ def evaluate(policies: Iterable[Policy], ctx: PolicyContext) -> Verdict:
     return combine(verdicts)
 
 
-def apply_filters(policies: Iterable[Policy], ctx: PolicyContext, result: BaseModel) -> BaseModel:
-    for policy in policies:
-        if isinstance(policy, ResultFilter):
-            result = policy.filter_result(ctx, result)
+def result_filters(policies: Iterable[Policy]) -> list[ResultFilter]:
+    """The policies that may rewrite results (found once; the protocol check is slow)."""
+    return [policy for policy in policies if isinstance(policy, ResultFilter)]
+
+
+def apply_filters(
+    filters: Iterable[ResultFilter], ctx: PolicyContext, result: BaseModel
+) -> BaseModel:
+    for result_filter in filters:
+        result = result_filter.filter_result(ctx, result)
     return result

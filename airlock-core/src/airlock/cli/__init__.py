@@ -27,7 +27,7 @@ def _version(value: bool) -> None:
 
 def build_app(pm: AirlockPluginManager) -> typer.Typer:
     """The typer app with the built-in commands and every plugin's commands."""
-    from airlock.cli import access, credentials, daemon, demo, plugins, setup, status
+    from airlock.cli import access, credentials, daemon, demo, mcp, plugins, setup, status
     from airlock.cli.context import CliState
 
     app = typer.Typer(
@@ -49,7 +49,7 @@ def build_app(pm: AirlockPluginManager) -> typer.Typer:
     ) -> None:
         ctx.obj = CliState(pm)
 
-    for module in (setup, status, plugins, daemon, access, credentials, demo):
+    for module in (setup, status, plugins, daemon, access, credentials, mcp, demo):
         module.register(app)
     from airlock.plugins import register_commands
 

@@ -109,6 +109,7 @@ async def deny(request: web.Request) -> web.StreamResponse:
 
 
 async def list_sessions(request: web.Request) -> web.StreamResponse:
+    rt(request).gateway.uses.flush()
     found = rt(request).sessions.list(peer(request).uid)
     return json_model(api.SessionList(sessions=[session_info(s) for s in found]))
 

@@ -160,6 +160,7 @@ class Runtime:
         from datetime import UTC, datetime
 
         self.refresh_totp()
+        self.gateway.uses.flush()
         lock = self.verifier.lock_state()
         return DaemonStatus(
             version=__version__,
@@ -279,6 +280,7 @@ class Runtime:
         while True:
             await asyncio.sleep(EXPIRY_INTERVAL)
             try:
+                self.gateway.uses.flush()
                 await self.approvals.expire_due()
                 keep = {
                     svc
@@ -303,6 +305,7 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.approvals.close()
+        self.gateway.uses.flush()
         await self.gateway.pool.close_all()
         for notifier in self.notifiers.values():
             try:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from airlock.api import OperationInfo, ServiceInfo
 from airlock.client import AirlockClient, WaitCallback
-from airlock.connectors import _first_error as first_error
+from airlock.connectors import first_error
 from airlock.errors import DaemonUnreachable, InvalidInput
 
 UNTRUSTED_NOTE = (
