@@ -27,7 +27,18 @@ def _version(value: bool) -> None:
 
 def build_app(pm: AirlockPluginManager) -> typer.Typer:
     """The typer app with the built-in commands and every plugin's commands."""
-    from airlock.cli import access, credentials, daemon, demo, mcp, plugins, setup, status
+    from airlock.cli import (
+        access,
+        audit,
+        credentials,
+        daemon,
+        demo,
+        mcp,
+        plugins,
+        setup,
+        status,
+        totp,
+    )
     from airlock.cli.context import CliState
 
     app = typer.Typer(
@@ -49,7 +60,8 @@ def build_app(pm: AirlockPluginManager) -> typer.Typer:
     ) -> None:
         ctx.obj = CliState(pm)
 
-    for module in (setup, status, plugins, daemon, access, credentials, mcp, demo):
+    commands = (setup, status, plugins, daemon, totp, access, credentials, audit, mcp, demo)
+    for module in commands:
         module.register(app)
     from airlock.plugins import register_commands
 
