@@ -258,7 +258,10 @@ class Runtime:
     def credential_listing(self) -> list[dict[str, Any]]:
         self.refresh_totp()
         stored = set(self.vault.services()) if self.verifier.enrolled else set()
-        names = sorted(set(self.services) | set(self.notifiers) | stored)
+        # Only what takes credentials: a Maildir or the console has nothing to store.
+        wanted = {n for n, svc in self.services.items() if svc.connector.Credentials.model_fields}
+        wanted |= {n for n, ntf in self.notifiers.items() if type(ntf).Credentials.model_fields}
+        names = sorted(wanted | stored)
         return [{"service": n, "stored": n in stored} for n in names]
 
     def _credential_target(self, name: str) -> Service | str:
