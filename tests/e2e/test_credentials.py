@@ -8,7 +8,6 @@ import sys
 from collections.abc import Callable
 
 from daemon_harness import Airlock
-
 from tests.mail.dovecot import DovecotServer, dovecot
 from tests.mail.mailbox import generated_mail
 
