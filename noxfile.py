@@ -25,6 +25,8 @@ PACKAGES = {
     "airlock-mail": "tests/mail",
     "airlock-gmail": "tests/gmail",
     "airlock-icloud": "tests/icloud",
+    "airlock-notify-telegram": "tests/telegram",
+    "airlock-notify-signal": "tests/signal",
 }
 
 

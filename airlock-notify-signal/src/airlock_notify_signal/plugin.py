@@ -1,0 +1,1 @@
+"""Airlock plugin hooks of airlock-notify-signal. Only hooks here."""

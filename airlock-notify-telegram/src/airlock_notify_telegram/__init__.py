@@ -1,0 +1,1 @@
+"""Airlock notifier for Telegram: prompts from a bot, answered by replying with a code."""

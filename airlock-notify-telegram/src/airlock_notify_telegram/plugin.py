@@ -1,0 +1,1 @@
+"""Airlock plugin hooks of airlock-notify-telegram. Only hooks here."""
