@@ -84,7 +84,8 @@ _CODE_NEAR_WORD = re.compile(
     re.IGNORECASE,
 )
 _CODE_BEFORE_WORD = re.compile(
-    rf"(?P<code>\b\d{{4,8}}\b)(?P<word>[^\n\d]{{0,25}}?\b(?:is your|{_CODE_WORDS})\b)",
+    rf"(?P<code>\b(?:\d{{3,4}}[- ]\d{{3,4}}|\d{{4,8}})\b)"
+    rf"(?P<word>[^\n\d]{{0,25}}?\b(?:is your|{_CODE_WORDS})\b)",
     re.IGNORECASE,
 )
 _RESET_LINK = re.compile(

@@ -1,0 +1,117 @@
+"""The default policies: scope, read-only, rate-limit, redact-codes (DESIGN §8)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from airlock.connectors import Access
+from airlock.default_plugins._policies import (
+    RateLimitPolicy,
+    ReadOnlyPolicy,
+    RedactCodesPolicy,
+    ScopePolicy,
+    redact_text,
+)
+from airlock.plugins import get_plugin_manager, get_policies
+from airlock.policies import Decision, PolicyContext, SessionFacts, evaluate
+
+READ_SESSION = SessionFacts(id="ses_1", services=("mail",), access=Access.READ, uid=1000)
+WRITE_SESSION = SessionFacts(id="ses_2", services=("mail",), access=Access.WRITE, uid=1000)
+
+
+def op(
+    service: str = "mail",
+    access: Access = Access.READ,
+    session: SessionFacts | None = READ_SESSION,
+    now: float = 0.0,
+    **permissions: object,
+) -> PolicyContext:
+    return PolicyContext(
+        stage="operation",
+        service=service,
+        access=access,
+        operation="x",
+        session=session,
+        now=now,
+        permissions=dict(permissions),
+    )
+
+
+def test_the_defaults_are_registered_through_the_hooks() -> None:
+    names = [p.name for p in get_policies(get_plugin_manager(load_entry_points=False, env={}))]
+    assert names == ["scope", "read-only", "rate-limit", "redact-codes"]
+
+
+def test_scope_refuses_a_service_outside_the_session() -> None:
+    verdict = ScopePolicy().check(op(service="calendar"))
+    assert verdict is not None
+    assert verdict.decision is Decision.DENY
+    assert "calendar" in verdict.reason
+
+
+def test_scope_refuses_a_write_in_a_read_session_and_allows_reads() -> None:
+    assert ScopePolicy().check(op(access=Access.WRITE)).decision is Decision.DENY  # type: ignore[union-attr]
+    assert ScopePolicy().check(op()).decision is Decision.ALLOW  # type: ignore[union-attr]
+    assert ScopePolicy().check(op(session=None)).decision is Decision.DENY  # type: ignore[union-attr]
+
+
+def test_read_only_asks_for_each_write_and_can_be_configured_to_deny() -> None:
+    policy = ReadOnlyPolicy()
+    assert policy.check(op()) is None
+    asked = policy.check(op(access=Access.WRITE, session=WRITE_SESSION))
+    assert asked is not None
+    assert asked.decision is Decision.ASK
+    denied = policy.check(op(access=Access.WRITE, session=WRITE_SESSION, mail={"write": "deny"}))
+    assert denied is not None
+    assert denied.decision is Decision.DENY
+
+
+def test_a_write_session_still_needs_the_per_operation_approval() -> None:
+    verdict = evaluate(
+        [ScopePolicy(), ReadOnlyPolicy()], op(access=Access.WRITE, session=WRITE_SESSION)
+    )
+    assert verdict.decision is Decision.ASK
+
+
+def test_rate_limit_counts_per_session_in_a_sliding_minute() -> None:
+    policy = RateLimitPolicy()
+    for second in range(3):
+        assert policy.check(op(now=float(second), rate_limit=3)) is None
+    refused = policy.check(op(now=3.0, rate_limit=3))
+    assert refused is not None
+    assert refused.code == "rate_limited"
+    other = SessionFacts(id="ses_other", services=("mail",), access=Access.READ, uid=1000)
+    assert policy.check(op(session=other, now=3.0, rate_limit=3)) is None
+    assert policy.check(op(now=60.5, rate_limit=3)) is None, "the first call left the window"
+
+
+class Mail(BaseModel):
+    subject: str
+    text: str
+    id: str
+
+
+def test_one_time_codes_and_reset_links_are_masked() -> None:
+    text = (
+        "Your verification code is 482913.\n"
+        "Use 731-044 to sign in.\n"
+        "904512 is your Example code\n"
+        "Reset: https://example.test/reset-password?token=abc\n"
+        "Lunch at 12:30 on 2026-11-24, room 4012, invoice 20261124."
+    )
+    masked = redact_text(text)
+    for secret in ("482913", "731-044", "904512", "reset-password"):
+        assert secret not in masked
+    for ordinary in ("12:30", "2026-11-24", "room 4012", "invoice 20261124"):
+        assert ordinary in masked
+
+
+def test_redaction_applies_to_text_fields_unless_the_session_is_sensitive() -> None:
+    mail = Mail(subject="Your code 482913", text="code: 482913", id="1700000000.482913")
+    filtered = RedactCodesPolicy().filter_result(op(), mail)
+    assert isinstance(filtered, Mail)
+    assert "482913" not in filtered.text
+    assert "482913" not in filtered.subject
+    assert filtered.id == mail.id, "ids are not text and stay usable"
+    sensitive = SessionFacts(id="s", services=("mail",), access=Access.READ, uid=1, sensitive=True)
+    assert RedactCodesPolicy().filter_result(op(session=sensitive), mail) == mail
