@@ -19,30 +19,10 @@ from airlock.errors import DaemonUnreachable, InvalidCode, NotEnrolled
 from airlock.totp import load_secret
 from airlock.vault import TotpKey, Vault
 
-# Registers the two command groups when airlock.cli does not (yet) list them itself.
-RUNNER = """
-import sys
-from airlock.cli import audit, build_app, totp
-from airlock.cli.output import report_error
-from airlock.errors import AirlockError
-from airlock.plugins import get_plugin_manager
-
-app = build_app(get_plugin_manager())
-names = {group.typer_instance.info.name for group in app.registered_groups}
-for module in (totp, audit):
-    if module.__name__.rsplit(".", 1)[1] not in names:
-        module.register(app)
-try:
-    app(prog_name="airlock", args=sys.argv[1:])
-except AirlockError as exc:
-    report_error(exc)
-    sys.exit(exc.exit_code)
-"""
-
 
 def start(home: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", RUNNER, *args],
+        [sys.executable, "-m", "airlock", *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -53,7 +33,7 @@ def start(home: Path, *args: str) -> subprocess.Popen[str]:
 
 def run(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", RUNNER, *args],
+        [sys.executable, "-m", "airlock", *args],
         input=stdin,
         capture_output=True,
         text=True,
