@@ -17,6 +17,14 @@ from airlock.demo.sample_mail import write_sample_maildir
 from airlock.local_daemon import LocalDaemon
 from airlock.totp import save_secret
 
+PLANTED_SECRETS: set[str] = set()
+"""Every secret value the end-to-end tests create; none may show up in a log or audit line."""
+
+
+def remember(secret: str) -> str:
+    PLANTED_SECRETS.add(secret)
+    return secret
+
 
 def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
@@ -68,7 +76,7 @@ class Airlock:
         self.daemon = LocalDaemon(self.home)
         self.paths = self.daemon.paths
         self.paths.ensure_data_dirs()
-        secret = pyotp.random_base32()
+        secret = remember(pyotp.random_base32())
         save_secret(self.paths.totp_file, secret)
         self.phone = TotpPhone(secret)
 
@@ -105,6 +113,7 @@ class Airlock:
         response = client.post("/v1/requests", json=body)
         assert response.status_code == 202, response.text
         created: dict[str, Any] = response.json()
+        remember(created["claim"])
         return created
 
     def approve(self, client: httpx.Client, ref: str) -> httpx.Response:
@@ -119,6 +128,7 @@ class Airlock:
         ).json()
         assert state["status"] == "approved", state
         session: dict[str, Any] = state["session"]
+        remember(session["token"])
         return session
 
     def op(self, client: httpx.Client, token: str, operation: str, **params: Any) -> httpx.Response:

@@ -7,13 +7,13 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from daemon_harness import Airlock
+from daemon_harness import Airlock, remember
 from tests.mail.dovecot import DovecotServer, dovecot
 from tests.mail.mailbox import generated_mail
 
 __all__ = ["dovecot"]  # the session fixture, shared with the mail tests
 
-PASSWORD = "e2e-imap-pass-7Qx"  # a test value on a throwaway server
+PASSWORD = remember("e2e-imap-pass-7Qx")  # a test value on a throwaway server
 
 
 def cli(airlock: Airlock, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
