@@ -80,14 +80,27 @@ def discovery(session: nox.Session) -> None:
     try:
         session.run("uv", "build", "--all-packages", "--wheel", "-o", str(dist), silent=True)
         wheels = {w.name.split("-")[0]: w for w in dist.glob("*.whl")}
-        session.install(str(wheels["airlock_core"]), str(wheels["airlock_mail"]))
+        # Dependencies at the versions uv.lock pins, so the check is reproducible.
+        constraints = dist / "constraints.txt"
+        session.run(
+            "uv",
+            "export",
+            "--frozen",
+            "--all-packages",
+            "--no-emit-workspace",
+            "--no-hashes",
+            "-o",
+            str(constraints),
+            silent=True,
+        )
+        session.install(
+            "-c", str(constraints), str(wheels["airlock_core"]), str(wheels["airlock_mail"])
+        )
         out = session.run("airlock", "plugins", "list", "--json", silent=True)
         assert isinstance(out, str)
         report = json.loads(out)
         found = {
-            cid
-            for entry in report
-            for cid in entry.get("components", {}).get("connectors", [])
+            cid for entry in report for cid in entry.get("components", {}).get("connectors", [])
         }
         failures = [entry for entry in report if "error" in entry]
         if failures or "maildir" not in found:
