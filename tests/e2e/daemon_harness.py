@@ -138,12 +138,17 @@ class Airlock:
             headers={"Authorization": f"Bearer {token}"},
         )
 
-    def audit_verify(self) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """`airlock ARGS...` as a person or script runs it against this daemon."""
         return subprocess.run(
-            [sys.executable, "-m", "airlock", "audit", "verify", "--json"],
+            [sys.executable, "-m", "airlock", *args],
             env=self.env,
+            input=stdin,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=90,
             check=False,
         )
+
+    def audit_verify(self) -> subprocess.CompletedProcess[str]:
+        return self.cli("audit", "verify", "--json")

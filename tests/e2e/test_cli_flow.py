@@ -12,18 +12,6 @@ from pathlib import Path
 from daemon_harness import Airlock
 
 
-def cli(airlock: Airlock, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "airlock", *args],
-        env=airlock.env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-
-
 def start_cli(airlock: Airlock, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "airlock", *args],
@@ -38,7 +26,7 @@ def start_cli(airlock: Airlock, *args: str) -> subprocess.Popen[str]:
 def pending_code(airlock: Airlock) -> str:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        listed = json.loads(cli(airlock, "pending", "--json").stdout)
+        listed = json.loads(airlock.cli("pending", "--json").stdout)
         if listed:
             code: str = listed[0]["code"]
             return code
@@ -49,37 +37,37 @@ def pending_code(airlock: Airlock) -> str:
 def test_request_then_approve_on_the_terminal(airlock: Airlock) -> None:
     agent = start_cli(airlock, "request", "mail", "--reason", "weekly summary", "--json")
     code = pending_code(airlock)
-    approved = cli(airlock, "approve", code, "--totp", airlock.phone.code())
+    approved = airlock.cli("approve", code, "--totp", airlock.phone.code())
     assert approved.returncode == 0, approved.stderr
     out, err = agent.communicate(timeout=60)
     assert agent.returncode == 0, err
     grant = json.loads(out)
     assert grant["token"].startswith("alk_")
     assert f"airlock approve {code}" in err
-    sessions = json.loads(cli(airlock, "sessions", "--json").stdout)
+    sessions = json.loads(airlock.cli("sessions", "--json").stdout)
     assert [s["id"] for s in sessions] == [grant["id"]]
-    assert cli(airlock, "revoke", "--all").stdout.strip() == "revoked 1 session(s)"
-    assert json.loads(cli(airlock, "sessions", "--json").stdout) == []
+    assert airlock.cli("revoke", "--all").stdout.strip() == "revoked 1 session(s)"
+    assert json.loads(airlock.cli("sessions", "--json").stdout) == []
 
 
 def test_the_totp_code_can_come_from_stdin(airlock: Airlock) -> None:
     agent = start_cli(airlock, "request", "mail", "--reason", "r")
     code = pending_code(airlock)
-    assert cli(airlock, "approve", code, stdin=airlock.phone.code() + "\n").returncode == 0
+    assert airlock.cli("approve", code, stdin=airlock.phone.code() + "\n").returncode == 0
     assert agent.wait(timeout=60) == 0
 
 
 def test_a_denied_request_exits_3(airlock: Airlock) -> None:
     agent = start_cli(airlock, "request", "mail", "--reason", "r")
     code = pending_code(airlock)
-    assert cli(airlock, "deny", code).returncode == 0
+    assert airlock.cli("deny", code).returncode == 0
     _, err = agent.communicate(timeout=60)
     assert agent.returncode == 3
     assert "denied" in err
 
 
 def test_an_unanswered_request_exits_4(airlock: Airlock) -> None:
-    result = cli(airlock, "request", "mail", "--reason", "r", "--wait", "1")
+    result = airlock.cli("request", "mail", "--reason", "r", "--wait", "1")
     assert result.returncode == 4
     assert "airlock approve" in result.stderr
 
@@ -87,31 +75,31 @@ def test_an_unanswered_request_exits_4(airlock: Airlock) -> None:
 def test_a_wrong_code_is_an_error_and_the_request_stays(airlock: Airlock) -> None:
     agent = start_cli(airlock, "request", "mail", "--reason", "r")
     code = pending_code(airlock)
-    wrong = cli(airlock, "approve", code, "--totp", "000000")
+    wrong = airlock.cli("approve", code, "--totp", "000000")
     assert wrong.returncode == 1
     assert "error:" in wrong.stderr
     assert pending_code(airlock) == code
-    cli(airlock, "deny", code)
+    airlock.cli("deny", code)
     agent.wait(timeout=60)
 
 
 def test_run_asks_once_then_uses_the_cached_session(airlock: Airlock) -> None:
     first = start_cli(airlock, "run", "mail", "count_unread", "-p", '{"folder": "INBOX"}')
     code = pending_code(airlock)
-    cli(airlock, "approve", code, "--totp", airlock.phone.code())
+    airlock.cli("approve", code, "--totp", airlock.phone.code())
     out, err = first.communicate(timeout=60)
     assert first.returncode == 0, err
     assert json.loads(out)["unread"] == 3
     cache = next((airlock.home / "cache").glob("sessions-*.json"))
     assert stat.S_IMODE(cache.stat().st_mode) == 0o600
-    again = cli(airlock, "run", "mail", "list_messages", "-p", '{"limit": 2}')
+    again = airlock.cli("run", "mail", "list_messages", "-p", '{"limit": 2}')
     assert again.returncode == 0, again.stderr
     assert len(json.loads(again.stdout)["messages"]) == 2
-    assert json.loads(cli(airlock, "pending", "--json").stdout) == []
+    assert json.loads(airlock.cli("pending", "--json").stdout) == []
 
 
 def test_run_with_bad_params_is_a_usage_error(airlock: Airlock) -> None:
-    result = cli(airlock, "run", "mail", "count_unread", "-p", "[1, 2")
+    result = airlock.cli("run", "mail", "count_unread", "-p", "[1, 2")
     assert result.returncode == 2
     assert "JSON object" in result.stderr
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 
 from daemon_harness import Airlock, remember
@@ -14,18 +12,6 @@ from tests.mail.mailbox import generated_mail
 __all__ = ["dovecot"]  # the session fixture, shared with the mail tests
 
 PASSWORD = remember("e2e-imap-pass-7Qx")  # a test value on a throwaway server
-
-
-def cli(airlock: Airlock, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "airlock", *args],
-        env=airlock.env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
 
 
 def imap_airlock(
@@ -46,8 +32,7 @@ def test_credentials_are_checked_stored_encrypted_and_used(
     start_airlock: Callable[..., Airlock], dovecot: DovecotServer
 ) -> None:
     airlock = imap_airlock(start_airlock, dovecot, "e2e-creds@example.test")
-    added = cli(
-        airlock,
+    added = airlock.cli(
         "credentials",
         "add",
         "work",
@@ -58,7 +43,7 @@ def test_credentials_are_checked_stored_encrypted_and_used(
     assert added.returncode == 0, added.stderr
     assert "connected: 12 messages" in added.stdout
     assert PASSWORD.encode() not in airlock.paths.vault_file.read_bytes()
-    listing = json.loads(cli(airlock, "credentials", "list", "--json").stdout)
+    listing = json.loads(airlock.cli("credentials", "list", "--json").stdout)
     assert {"service": "work", "stored": True} in listing
 
     with airlock.client() as agent:
@@ -71,9 +56,9 @@ def test_credentials_are_checked_stored_encrypted_and_used(
         assert listed.status_code == 200, listed.text
         assert len(listed.json()["result"]["messages"]) == 5
 
-    removed = cli(airlock, "credentials", "remove", "work", "--totp", airlock.phone.code())
+    removed = airlock.cli("credentials", "remove", "work", "--totp", airlock.phone.code())
     assert removed.returncode == 0, removed.stderr
-    listing = json.loads(cli(airlock, "credentials", "list", "--json").stdout)
+    listing = json.loads(airlock.cli("credentials", "list", "--json").stdout)
     assert {"service": "work", "stored": False} in listing
     everything = airlock.paths.audit_dir / "audit.jsonl"
     assert PASSWORD not in everything.read_text()
@@ -84,8 +69,7 @@ def test_a_wrong_password_is_refused_and_nothing_is_saved(
     start_airlock: Callable[..., Airlock], dovecot: DovecotServer
 ) -> None:
     airlock = imap_airlock(start_airlock, dovecot, "e2e-wrong@example.test")
-    wrong = cli(
-        airlock,
+    wrong = airlock.cli(
         "credentials",
         "add",
         "work",
@@ -96,18 +80,17 @@ def test_a_wrong_password_is_refused_and_nothing_is_saved(
     assert wrong.returncode == 1
     assert "error:" in wrong.stderr
     assert "not-it" not in wrong.stderr
-    assert json.loads(cli(airlock, "credentials", "list", "--json").stdout) == [
+    assert json.loads(airlock.cli("credentials", "list", "--json").stdout) == [
         {"service": "work", "stored": False}
     ]
-    added = cli(
-        airlock,
+    added = airlock.cli(
         "credentials",
         "add",
         "work",
         stdin=f"password={PASSWORD}\ntotp={airlock.phone.code()}\n",
     )
     assert added.returncode == 0, added.stderr
-    shown = cli(airlock, "credentials", "get", "work", "password", "--totp", airlock.phone.code())
+    shown = airlock.cli("credentials", "get", "work", "password", "--totp", airlock.phone.code())
     assert shown.stdout.strip() == PASSWORD
     log = (airlock.paths.audit_dir / "audit.jsonl").read_text()
     assert '"event":"credentials_read"' in log
