@@ -57,6 +57,12 @@ CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_PATTERN = re.compile(r"^[0-9A-HJKMNP-TV-Z]{4}$")
 TOTP_REPLY = re.compile(r"^\s*(\d{3})[ -]?(\d{3})\s*$")
 DENY_WORDS = frozenset({"deny", "no", "/deny", "reject", "👎"})
+COMMANDS = frozenset({"/pending", "/revoke", "/start", "/help"})
+HELP_TEXT = (
+    "Airlock: reply to a prompt with your 6-digit code to approve it, or 'deny'. "
+    "/pending lists waiting requests; /revoke ends every active session."
+)
+IGNORED_AUDIT_INTERVAL = 60.0
 MAX_WAIT = 60.0
 SEND_TIMEOUT = 15.0
 
@@ -134,6 +140,7 @@ class ApprovalService:
         self._changed = asyncio.Condition()
         self._collect_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._ignored: dict[tuple[str, str], tuple[float, int]] = {}
 
     # -- requests ---------------------------------------------------------------------
 
@@ -317,7 +324,9 @@ class ApprovalService:
             step=step,
         )
         self._spawn(
-            self._notify_all(Notice(text=f"Approved {request.code}.", request_id=request.id))
+            self._notify_all(
+                Notice(text=f"Approved {request.code}.", request_id=request.id, outcome="approved")
+            )
         )
         await self._wake()
         return self.find(request.id)
@@ -336,7 +345,11 @@ class ApprovalService:
             channel=channel,
             reason="denied by the person",
         )
-        self._spawn(self._notify_all(Notice(text=f"Denied {request.code}.", request_id=request.id)))
+        self._spawn(
+            self._notify_all(
+                Notice(text=f"Denied {request.code}.", request_id=request.id, outcome="denied")
+            )
+        )
         await self._wake()
         return self.find(request.id)
 
@@ -452,10 +465,18 @@ class ApprovalService:
     # -- notifiers --------------------------------------------------------------------
 
     def channel_health(self) -> list[dict[str, Any]]:
-        return [
-            {"name": name, "ok": ch.healthy, "detail": ch.detail}
-            for name, ch in sorted(self._channels.items())
-        ]
+        """Each channel: the last send's outcome, and what the notifier says of itself
+        (e.g. "unreachable: ConnectError (retrying in 8s)" while its receive loop waits)."""
+        health = []
+        for name, ch in sorted(self._channels.items()):
+            try:
+                own = ch.notifier.health()
+            except Exception as exc:
+                own = {"ok": False, "detail": f"health failed: {type(exc).__name__}"}
+            own_ok = bool(own.get("ok", True))
+            detail = ch.detail if own_ok else str(own.get("detail") or "") or ch.detail
+            health.append({"name": name, "ok": ch.healthy and own_ok, "detail": detail})
+        return health
 
     async def _send_prompt(self, request: AccessRequest, peer: Peer) -> None:
         prompt = render_prompt(request, process=peer.process)
@@ -488,8 +509,16 @@ class ApprovalService:
         await asyncio.gather(*(one(n, c) for n, c in self._channels.items()))
 
     async def handle_reply(self, notifier: str, reply: Reply) -> None:
-        """What a person's message on a channel means: a code, a denial, or a question."""
+        """What a person's message on a channel means: a code, a denial, a command, or a
+        question. A message from anyone but the configured sender is audited, never used."""
+        if not reply.known_sender:
+            await self._ignore_reply(notifier, reply)
+            return
         text = reply.text.strip()
+        command = text.split(maxsplit=1)[0].lower().partition("@")[0] if text else ""
+        if command in COMMANDS:
+            await self._command(notifier, command)
+            return
         request_id = (
             self._deliveries.get((notifier, reply.in_reply_to)) if reply.in_reply_to else None
         )
@@ -528,6 +557,57 @@ class ApprovalService:
                 await channel.notifier.notify(
                     Notice(text=f"Not approved: {exc.message}", request_id=request_id)
                 )
+
+    async def _ignore_reply(self, notifier: str, reply: Reply) -> None:
+        """Audit a stranger's message: the first from each sender, then at most one a
+        minute with the count in between, so a stranger cannot flood the audit log."""
+        key = (notifier, reply.sender[:80])
+        now = self._clock.now()
+        last, skipped = self._ignored.get(key, (float("-inf"), 0))
+        if now - last < IGNORED_AUDIT_INTERVAL:
+            self._ignored[key] = (last, skipped + 1)
+            return
+        if len(self._ignored) > 1000:
+            self._ignored.clear()
+        self._ignored[key] = (now, 0)
+        await self._audit.append(
+            "reply_ignored",
+            notifier=notifier,
+            sender=key[1],
+            why="not the configured sender",
+            ignored_since_last=skipped,
+        )
+
+    async def _command(self, notifier: str, command: str) -> None:
+        """The quick commands a person sends from the phone: /pending, /revoke, /help."""
+        channel = self._channels.get(notifier)
+        if command == "/pending":
+            now = self._clock.now()
+            rows = [
+                f"{p.code}: {', '.join(p.services)} ({p.access}), uid {p.requester_uid}, "
+                f"{max(0, int(p.expires_at.timestamp() - now)) // 60} min left"
+                for p in self.pending()
+            ]
+            text = "Pending: " + "; ".join(rows) if rows else "Nothing is pending."
+        elif command == "/revoke":
+            revoked = await self.revoke_everything(channel=notifier)
+            text = f"Revoked {len(revoked)} session(s)."
+        else:
+            text = HELP_TEXT
+        if channel is not None:
+            await channel.notifier.notify(Notice(text=text))
+
+    async def revoke_everything(self, *, channel: str) -> list[str]:
+        """Revoke every active session of every uid: the person's panic button."""
+        now = self._clock.now()
+        revoked = []
+        for session in self._store.list_sessions(active_at=now):
+            self._sessions.revoke(session.id, session.uid)
+            await self._audit.append(
+                "session_revoked", session=session.id, uid=session.uid, channel=channel
+            )
+            revoked.append(session.id)
+        return revoked
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

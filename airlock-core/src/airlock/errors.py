@@ -25,6 +25,7 @@
     ├── AuditError                the audit record could not be written (fail closed)
     ├── ConnectorError            the service failed or refused
     │   └── ConnectorAuthError    the service rejected the credentials
+    ├── NotifierError             a notifier could not reach its messenger (prompt not sent)
     └── DaemonUnreachable         no daemon on the socket (exit 5)
 
 Each class carries the HTTP ``status``, a stable machine ``code`` and the CLI
@@ -170,6 +171,11 @@ class ConnectorError(AirlockError):
 
 class ConnectorAuthError(ConnectorError):
     code = "service_auth_failed"
+
+
+class NotifierError(AirlockError):
+    status = 502
+    code = "notifier_error"
 
 
 class DaemonUnreachable(AirlockError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -44,17 +44,30 @@ class Delivery(BaseModel):
 
 
 class Reply(BaseModel):
+    """What came back on a channel. ``in_reply_to`` is the ``Delivery.ref`` it answers.
+
+    ``known_sender`` is False for a message from anyone but the configured person: the
+    notifier still yields it (it has no audit log of its own), and core records it and
+    does nothing else with it.
+    """
+
     sender: str
     text: str
     in_reply_to: str | None = None
     received_at: datetime
+    known_sender: bool = True
 
 
 class Notice(BaseModel):
-    """An informational message (lockout, approved, denied) with no reply expected."""
+    """An informational message (lockout, approved, denied) with no reply expected.
+
+    ``outcome`` is set when the notice decides a request, so a channel that can edit the
+    request's prompt in place (Telegram) can show the outcome there.
+    """
 
     text: str
     request_id: str | None = None
+    outcome: Literal["approved", "denied"] | None = None
 
 
 class Notifier:
@@ -76,7 +89,12 @@ class Notifier:
         raise NotImplementedError
 
     def replies(self) -> AsyncIterator[Reply]:
-        """Replies as they arrive, from the configured sender only. Runs until closed."""
+        """Replies as they arrive. Runs until closed.
+
+        Messages from anyone but the configured sender are yielded with
+        ``known_sender=False`` (core audits and ignores them). Connection problems are
+        retried inside, with back-off, and shown by :meth:`health`; they do not end it.
+        """
         raise NotImplementedError
 
     async def notify(self, notice: Notice) -> None:

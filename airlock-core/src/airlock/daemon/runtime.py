@@ -137,19 +137,32 @@ class Runtime:
     # -- notifiers ---------------------------------------------------------------------
 
     def _open_notifiers(self, pm: AirlockPluginManager) -> dict[str, Notifier]:
+        from pydantic import ValidationError
+
+        from airlock.connectors import first_error
+        from airlock.errors import ConfigError
+
         available = get_notifiers(pm)
+        # Installed notifiers may receive credentials before they are configured:
+        # `airlock telegram setup` stores the token first, then writes the config.
+        self.installed_notifiers = set(available)
         opened: dict[str, Notifier] = {}
         for name in self.config.approvals.notifiers:
             cls = available.get(name)
             if cls is None:
-                from airlock.errors import ConfigError
                 from airlock.services import package_for
 
                 raise ConfigError(
                     f"approvals.notifiers names {name!r}, which is not installed",
                     hint=f"pip install {package_for(name)}",
                 )
-            settings = cls.Settings.model_validate(self.config.notifiers.get(name, {}))
+            try:
+                settings = cls.Settings.model_validate(self.config.notifiers.get(name, {}))
+            except ValidationError as exc:
+                raise ConfigError(
+                    f"notifiers.{name}.{first_error(exc)}",
+                    hint=f"see `airlock {name} setup` or docs/configuration.md",
+                ) from None
             stored = self.vault.get(name) if self.verifier.enrolled and self.vault.has(name) else {}
             opened[name] = cls(settings, cls.Credentials.model_validate(stored))
         return opened
@@ -269,6 +282,8 @@ class Runtime:
             return self.services[name]
         if name in self.notifiers or name in self.config.notifiers:
             return name
+        if name in self.installed_notifiers:
+            return name
         raise NotFound(f"no service or notifier named {name[:40]!r}")
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -297,7 +312,10 @@ class Runtime:
     async def _listen(self, name: str, notifier: Notifier) -> None:
         try:
             async for reply in notifier.replies():
-                await self.approvals.handle_reply(name, reply)
+                try:
+                    await self.approvals.handle_reply(name, reply)
+                except Exception as exc:  # one failed answer must not stop the listening
+                    log.error("notifier_reply_failed", notifier=name, error=type(exc).__name__)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -1,0 +1,28 @@
+"""The built-in console notifier passes the notifier contract every notifier must pass."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from airlock.connectors import NoCredentials, NoSettings
+from airlock.default_plugins._console_notifier import ConsoleNotifier
+from airlock.notifiers import Notifier
+from airlock.testing import NotifierContract, NotifierFactory
+
+
+class TestConsoleNotifierContract(NotifierContract):
+    notifier_class = ConsoleNotifier
+
+    @pytest.fixture
+    def notifier_factory(self) -> NotifierFactory:
+        self.stream = io.StringIO()
+
+        async def make() -> Notifier:
+            return ConsoleNotifier(NoSettings(), NoCredentials(), stream=self.stream)
+
+        return make
+
+    def delivered(self) -> list[str]:
+        return [self.stream.getvalue()]
