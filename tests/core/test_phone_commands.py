@@ -144,3 +144,16 @@ def test_a_failed_answer_does_not_stop_the_channel_listening(tmp_path: Path) -> 
         assert state.status == "approved"
 
     run(tmp_path, scenario)
+
+
+def test_a_reply_to_a_message_that_is_no_open_prompt_approves_nothing(tmp_path: Path) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        created = await ask(runtime)
+        phone.reply(code_at(totp, clock), in_reply_to="msg-from-before-a-restart")
+        await settle()
+        assert [p.id for p in runtime.approvals.pending()] == [created.id]
+        assert phone.notices[-1] == (
+            f"That message is not an open prompt. Reply to its prompt. Pending: {created.code}."
+        )
+
+    run(tmp_path, scenario)

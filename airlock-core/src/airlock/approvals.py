@@ -524,13 +524,18 @@ class ApprovalService:
         )
         channel = self._channels.get(notifier)
         if request_id is None:
+            # A reply to some other message (an old prompt, one from before a restart) is
+            # not a bare code: it must not approve whatever happens to be pending now.
             pending = self.pending()
-            if len(pending) == 1:
+            if len(pending) == 1 and reply.in_reply_to is None:
                 request_id = pending[0].id
             elif channel is not None:
                 listing = ", ".join(p.code for p in pending) or "none"
+                question = (
+                    "That message is not an open prompt." if reply.in_reply_to else "Which request?"
+                )
                 await channel.notifier.notify(
-                    Notice(text=f"Which request? Reply to its prompt. Pending: {listing}.")
+                    Notice(text=f"{question} Reply to its prompt. Pending: {listing}.")
                 )
                 return
             else:
