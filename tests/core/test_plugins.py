@@ -134,3 +134,24 @@ def test_a_policy_that_raises_denies() -> None:
     verdict = evaluate([Allowing(), Exploding()], ctx)
     assert verdict.decision is Decision.DENY
     assert verdict.policy == "exploding"
+
+
+def test_an_entry_point_may_name_an_object_inside_a_module(site: Path) -> None:
+    body = (
+        CONNECTOR_PLUGIN.replace(
+            "@hookimpl\ndef register_connectors():",
+            "class P:\n    @hookimpl\n    def register_connectors(self):",
+        ).replace("\n    return [Dup]", "\n        return [Dup]")
+        + "\nplugin = P()\n"
+    )
+    (site / "objplugin.py").write_text(textwrap.dedent(body))
+    info = site / "airlock_objplugin-2.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: airlock-objplugin\nVersion: 2.0\n")
+    (info / "entry_points.txt").write_text(
+        "[console_scripts]\nx = y:z\n\n[airlock]\nobjplugin = objplugin:plugin\n"
+    )
+    pm = get_plugin_manager(env={})
+    assert "dup" in get_connectors(pm)
+    entry = next(e for e in plugin_report(pm, include_builtin=False) if e["name"] == "objplugin")
+    assert (entry["distribution"], entry["version"]) == ("airlock-objplugin", "2.0")

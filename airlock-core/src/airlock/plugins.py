@@ -10,13 +10,13 @@ import importlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
 
 from airlock import hookspecs
+from airlock._entry_points import entry_points
 from airlock._version import __version__
 from airlock.errors import PluginError
 
@@ -95,9 +95,8 @@ def get_plugin_manager(
 
 
 def _load_entry_points(pm: AirlockPluginManager, disabled: set[str]) -> None:
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = ep.dist.name if ep.dist is not None else "(unknown)"
-        version = ep.dist.version if ep.dist is not None else "?"
+    for ep in entry_points(ENTRY_POINT_GROUP):
+        dist, version = ep.distribution, ep.version
         if ep.name in disabled or dist in disabled:
             continue
         try:
