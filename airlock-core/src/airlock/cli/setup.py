@@ -12,8 +12,8 @@ from airlock.errors import AirlockError
 
 PERSONAL_MODE_WARNING = (
     "Personal mode: the daemon runs as your user, so any program running as you "
-    "(including an agent) can read Airlock's data directory. For real isolation run "
-    "`airlock service install --isolated` (see docs/security.md)."
+    "(including an agent) can read Airlock's data directory. For real isolation run the "
+    "daemon as its own system user: isolated mode (see docs/security.md)."
 )
 
 CONFIG_TEMPLATE = """\
