@@ -136,3 +136,15 @@ def test_durations_parse(text: str, seconds: int) -> None:
 def test_bad_durations_are_refused_clearly(text: str) -> None:
     with pytest.raises(InvalidInput):
         parse_duration(text, field="ttl")
+
+
+def test_isolated_mode_lets_the_socket_group_reach_the_run_directory(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    paths = resolve_paths({"AIRLOCK_MODE": "isolated", "HOME": str(tmp_path)})
+    local = replace(
+        paths, data_dir=tmp_path / "lib", run_dir=tmp_path / "run", config_file=tmp_path / "c.yaml"
+    )
+    local.ensure_data_dirs()
+    assert (local.data_dir.stat().st_mode & 0o777) == 0o700
+    assert (local.run_dir.stat().st_mode & 0o777) == 0o750

@@ -64,10 +64,18 @@ class AirlockPaths:
         return self.data_dir / "daemon.lock"
 
     def ensure_data_dirs(self) -> None:
-        """Create the data and run directories 0700 (what every command that writes needs)."""
+        """Create the data directories 0700 and the run directory (what commands need).
+
+        In isolated mode the socket's group must reach the socket, so the run directory
+        is 0750; it holds nothing but the socket (0660).
+        """
         ensure_private_dir(self.data_dir)
         ensure_private_dir(self.audit_dir)
-        ensure_private_dir(self.run_dir)
+        if self.mode is Mode.ISOLATED:
+            self.run_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
+            self.run_dir.chmod(0o750)
+        else:
+            ensure_private_dir(self.run_dir)
 
 
 def _xdg(env: Mapping[str, str], name: str, default: str) -> Path:
