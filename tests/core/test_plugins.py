@@ -155,3 +155,30 @@ def test_an_entry_point_may_name_an_object_inside_a_module(site: Path) -> None:
     assert "dup" in get_connectors(pm)
     entry = next(e for e in plugin_report(pm, include_builtin=False) if e["name"] == "objplugin")
     assert (entry["distribution"], entry["version"]) == ("airlock-objplugin", "2.0")
+
+
+COMMAND_PLUGIN = """
+import typer
+from airlock.hookspecs import hookimpl
+
+@hookimpl
+def register_commands(app):
+    group = typer.Typer(help="Example service.")
+    app.add_typer(group, name="example")
+
+    @group.command()
+    def hello(name: str) -> None:
+        typer.echo(f"hello {name}")
+"""
+
+
+def test_a_plugin_adds_commands_through_register_commands(site: Path) -> None:
+    from typer.testing import CliRunner
+
+    from airlock.cli import build_app
+
+    make_distribution(site, "airlock-example", "example_plugin", COMMAND_PLUGIN)
+    app = build_app(get_plugin_manager(env={}))
+    result = CliRunner().invoke(app, ["example", "hello", "world"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "hello world"

@@ -141,3 +141,22 @@ def test_sessions_survive_a_daemon_restart(airlock: Airlock) -> None:
     with airlock.client() as agent:
         assert airlock.op(agent, session["token"], "count_unread").status_code == 200
         assert [s["id"] for s in agent.get("/v1/sessions").json()["sessions"]] == [session["id"]]
+
+
+def test_one_daemon_per_data_directory_and_a_clean_stop(airlock: Airlock) -> None:
+    from airlock.errors import DaemonUnreachable
+    from airlock.local_daemon import LocalDaemon
+
+    second = LocalDaemon(airlock.home, log=airlock.home / "second.log")
+    try:
+        second.start(timeout=10)
+        raise AssertionError("a second daemon started on the same data directory")
+    except DaemonUnreachable:
+        pass
+    assert "another airlock daemon is already using" in (airlock.home / "second.log").read_text()
+    with airlock.client() as agent:
+        assert agent.get("/v1/status").status_code == 200, "the first daemon is unharmed"
+    assert airlock.stop() == 0
+    assert not airlock.paths.socket.exists()
+    last = (airlock.paths.audit_dir / "audit.jsonl").read_text().splitlines()[-1]
+    assert '"event":"daemon_stopped"' in last

@@ -6,6 +6,7 @@ a child process on a real socket, its output in a log file, stopped with SIGTERM
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -46,12 +47,18 @@ class LocalDaemon:
         return self
 
     def _answers(self) -> bool:
+        """Our process (not another daemon on the same socket) answers ``/v1/status``."""
+        request = b"GET /v1/status HTTP/1.1\r\nHost: airlock\r\nConnection: close\r\n\r\n"
         try:
             with socket.socket(socket.AF_UNIX) as probe:
+                probe.settimeout(5)
                 probe.connect(str(self.paths.socket))
-        except OSError:
+                probe.sendall(request)
+                answer = b"".join(iter(lambda: probe.recv(65536), b""))
+            status = json.loads(answer.partition(b"\r\n\r\n")[2])
+        except (OSError, ValueError):
             return False
-        return True
+        return self.proc is not None and status.get("pid") == self.proc.pid
 
     @property
     def running(self) -> bool:
