@@ -22,8 +22,12 @@ from airlock.paths import AirlockPaths, resolve_paths
 
 
 class LocalDaemon:
-    def __init__(self, home: Path, *, log: Path | None = None) -> None:
+    def __init__(
+        self, home: Path, *, log: Path | None = None, command: list[str] | None = None
+    ) -> None:
         self.home = home
+        # Tests may run the same server with extra plugins (a launcher of their own).
+        self.command = command or [sys.executable, "-m", "airlock", "serve"]
         self.env = {**os.environ, "AIRLOCK_HOME": str(home)}
         self.paths: AirlockPaths = resolve_paths(self.env)
         self.log = log or home / "daemon.log"
@@ -32,7 +36,7 @@ class LocalDaemon:
     def start(self, *, timeout: float = 20.0) -> Self:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "airlock", "serve"],
+                self.command,
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

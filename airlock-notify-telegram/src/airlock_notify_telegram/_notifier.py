@@ -1,0 +1,263 @@
+"""The ``telegram`` notifier: prompts from a bot, replies read by long-polling getUpdates.
+
+It only transports (DESIGN §10): the person's reply to a prompt becomes a Reply bound to
+that prompt's message id, a press of the prompt's Deny button becomes a "deny" reply to
+it, and core decides what either means. When core tells the outcome, the prompt is
+edited to show it and its button goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from airlock.backoff import Backoff, Sleep
+from airlock.errors import NotifierError
+from airlock.notifiers import Delivery, Notice, Notifier, Prompt, Reply
+from airlock_notify_telegram._bot_api import BotApi, BotApiError, BotApiUnreachable
+from airlock_notify_telegram._render import deny_markup, notice_html, outcome_html, prompt_html
+from airlock_notify_telegram._updates import read_update
+
+log = structlog.get_logger("airlock.telegram")
+
+__all__ = ["TelegramCredentials", "TelegramNotifier", "TelegramSettings"]
+
+DEFAULT_API_BASE = "https://api.telegram.org"
+BACKLOG_SECONDS = 60.0
+"""Messages older than the notifier's start by more than this are a backlog, not answers."""
+MAX_SEND_WAIT = 10.0
+"""The longest 429 ``retry_after`` a send waits out (core gives a send 15 s in all)."""
+SEND_ATTEMPTS = 3
+REMEMBERED_PROMPTS = 500
+NOT_EDITABLE = ("message is not modified", "message to edit not found", "can't be edited")
+
+
+class TelegramSettings(BaseModel):
+    """``notifiers.telegram`` in config.yaml; ``airlock telegram setup`` finds the ids."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chat_id: int = Field(description="The chat with your bot.")
+    user_id: int = Field(description="Your Telegram user id; nobody else is listened to.")
+    api_base: str = Field(DEFAULT_API_BASE, description="A self-hosted Bot API server.")
+    poll_timeout: int = Field(30, ge=1, le=50, description="Seconds one getUpdates waits.")
+    retry_initial: float = Field(1.0, gt=0, le=60, description="First wait after an error.")
+    retry_max: float = Field(60.0, gt=0, le=3600, description="Longest wait after errors.")
+
+    @field_validator("api_base")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class TelegramCredentials(BaseModel):
+    """The vault entry ``telegram``. Optional so a daemon starts before setup is done."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bot_token: SecretStr | None = Field(None, description="Bot token from @BotFather")
+
+
+@dataclass(frozen=True)
+class _SentPrompt:
+    message_id: int
+    text: str
+
+
+class TelegramNotifier(Notifier):
+    name = "telegram"
+    title = "Telegram bot"
+    Settings = TelegramSettings
+    Credentials = TelegramCredentials
+
+    def __init__(
+        self,
+        settings: BaseModel,
+        credentials: BaseModel,
+        *,
+        sleep: Sleep | None = None,
+        clock: Callable[[], float] = time.time,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(settings, credentials)
+        self.config = TelegramSettings.model_validate(settings)
+        secret = TelegramCredentials.model_validate(credentials).bot_token
+        self._problem = "" if secret else "no bot token in the vault: run `airlock telegram setup`"
+        self._api: BotApi | None = None
+        if secret:
+            try:
+                self._api = BotApi(self.config.api_base, secret.get_secret_value(), transport=transport)
+            except NotifierError as exc:
+                self._problem = exc.message
+        self._sleep: Sleep = sleep or asyncio.sleep
+        self._backoff = Backoff(
+            initial=self.config.retry_initial, maximum=self.config.retry_max, sleep=self._sleep
+        )
+        self._not_before = clock() - BACKLOG_SECONDS
+        self._offset: int | None = None
+        self._prompts: OrderedDict[str, _SentPrompt] = OrderedDict()
+        self._sent = 0
+
+    # -- sending -----------------------------------------------------------------------
+
+    async def send(self, prompt: Prompt) -> Delivery:
+        text = prompt_html(prompt)
+        message = await self._send_message(text, reply_markup=deny_markup(prompt))
+        message_id = _message_id(message)
+        self._prompts[prompt.request_id] = _SentPrompt(message_id, text)
+        while len(self._prompts) > REMEMBERED_PROMPTS:
+            self._prompts.popitem(last=False)
+        return Delivery(notifier=self.name, ref=str(message_id))
+
+    async def notify(self, notice: Notice) -> None:
+        sent = self._prompts.get(notice.request_id) if notice.request_id else None
+        if sent is not None and notice.outcome is not None:
+            await self._show_outcome(sent, notice.outcome)
+        reply_to = (
+            {"message_id": sent.message_id, "allow_sending_without_reply": True} if sent else None
+        )
+        await self._send_message(notice_html(notice), reply_parameters=reply_to)
+
+    async def _show_outcome(
+        self, sent: _SentPrompt, outcome: Literal["approved", "denied"]
+    ) -> None:
+        """Edit the prompt to show the outcome; without reply_markup the button goes."""
+        payload = {
+            "chat_id": self.config.chat_id,
+            "message_id": sent.message_id,
+            "text": outcome_html(sent.text, outcome),
+            "parse_mode": "HTML",
+            "link_preview_options": {"is_disabled": True},
+        }
+        try:
+            await self._call("editMessageText", payload)
+        except BotApiError as exc:
+            if not any(phrase in exc.message for phrase in NOT_EDITABLE):
+                raise
+
+    async def _send_message(self, text: str, **extra: Any) -> Any:
+        payload = {
+            "chat_id": self.config.chat_id,
+            "text": text,
+            "parse_mode": "HTML",
+            "link_preview_options": {"is_disabled": True},
+            **{key: value for key, value in extra.items() if value is not None},
+        }
+        result = await self._call("sendMessage", payload)
+        self._sent += 1
+        return result
+
+    async def _call(self, method: str, payload: dict[str, Any]) -> Any:
+        """One Bot API call; a 429 with a short ``retry_after`` is waited out and retried."""
+        api = self._require_api()
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            try:
+                return await api.call(method, payload)
+            except BotApiError as exc:
+                wait = exc.retry_after
+                if wait is None or wait > MAX_SEND_WAIT or attempt == SEND_ATTEMPTS:
+                    raise
+                log.info("telegram_rate_limited", method=method, retry_after=wait)
+                await self._sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _require_api(self) -> BotApi:
+        if self._api is None:
+            raise NotifierError(f"telegram: {self._problem}")
+        return self._api
+
+    # -- receiving ---------------------------------------------------------------------
+
+    async def replies(self) -> AsyncIterator[Reply]:
+        if self._api is None:
+            await self._backoff.until_closed(_forever())
+            return
+        while not self._backoff.closed:
+            updates = await self._poll(self._api)
+            for raw in updates:
+                incoming = read_update(
+                    raw,
+                    chat_id=self.config.chat_id,
+                    user_id=self.config.user_id,
+                    not_before=self._not_before,
+                )
+                if incoming.update_id is not None:
+                    self._offset = max(self._offset or 0, incoming.update_id + 1)
+                if incoming.callback_id is not None:
+                    await self._answer_button(incoming.callback_id, incoming.reply)
+                if incoming.reply is not None:
+                    yield incoming.reply
+
+    async def _poll(self, api: BotApi) -> list[Any]:
+        """One long poll; on failure, the back-off wait and an empty batch."""
+        payload: dict[str, Any] = {
+            "timeout": self.config.poll_timeout,
+            "allowed_updates": ["message", "callback_query"],
+        }
+        if self._offset is not None:
+            payload["offset"] = self._offset
+        try:
+            # The read timeout must outlast the server's own wait.
+            result = await self._backoff.until_closed(
+                api.call("getUpdates", payload, timeout=self.config.poll_timeout + 10)
+            )
+        except BotApiError as exc:
+            await self._backoff.failed(_poll_problem(exc), at_least=exc.retry_after or 0.0)
+            return []
+        except BotApiUnreachable as exc:
+            await self._backoff.failed(f"unreachable: {exc.kind}")
+            return []
+        if result is None:
+            return []
+        self._backoff.succeeded()
+        return result if isinstance(result, list) else []
+
+    async def _answer_button(self, callback_id: str, reply: Reply | None) -> None:
+        """Stop the button's spinner; the edited prompt will show the outcome."""
+        text = "Sent to Airlock." if reply is not None and reply.known_sender else ""
+        try:
+            await self._call("answerCallbackQuery", {"callback_query_id": callback_id, "text": text})
+        except NotifierError as exc:
+            log.warning("telegram_answer_failed", error=type(exc).__name__)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def close(self) -> None:
+        self._backoff.close()
+        if self._api is not None:
+            await self._api.aclose()
+
+    def health(self) -> dict[str, Any]:
+        if self._problem:
+            return {"ok": False, "detail": self._problem}
+        return {**self._backoff.health(), "sent": self._sent}
+
+
+def _poll_problem(exc: BotApiError) -> str:
+    if exc.error_code == 409:
+        return "conflict: another program polls this bot, or a webhook is set"
+    if exc.error_code in (401, 404):
+        return "the bot token was refused: run `airlock telegram setup`"
+    if exc.error_code == 429:
+        return "rate limited by Telegram"
+    return f"Telegram error {exc.error_code}"
+
+
+def _message_id(message: Any) -> int:
+    if isinstance(message, dict) and isinstance(message.get("message_id"), int):
+        return int(message["message_id"])
+    raise NotifierError("telegram: sendMessage answered without a message_id")
+
+
+async def _forever() -> None:
+    await asyncio.Event().wait()

@@ -1,0 +1,113 @@
+"""A real daemon process on a real socket, with a notifier configured against a local
+stand-in of its messenger: for tests driven end to end, and the approval benchmark.
+
+Time is real here, so each TOTP code the "phone" hands out is for a newer time step
+(a code is accepted once); a run of approvals faster than one per 30 s uses the steps
+the verifier accepts ahead (±1), and only then waits for the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyotp
+import yaml
+
+from airlock.local_daemon import LocalDaemon
+from airlock.totp import save_secret
+from airlock.vault import TotpKey, Vault
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class TotpPhone:
+    def __init__(self, secret: str) -> None:
+        self.totp = pyotp.TOTP(secret)
+        self.last_step = -(10**9)
+
+    def code(self) -> str:
+        now_step = int(time.time() // 30)
+        step = max(self.last_step + 1, now_step - 1)
+        if step > now_step + 1:
+            time.sleep((step - 1) * 30 - time.time() + 0.1)
+        self.last_step = step
+        return str(self.totp.at(step * 30))
+
+
+class NotifierDaemon(LocalDaemon):
+    """`airlock serve` (plus the echo connector) for one home, the notifier configured."""
+
+    def __init__(
+        self,
+        home: Path,
+        notifier: str,
+        settings: dict[str, Any],
+        credentials: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        home.mkdir(parents=True, exist_ok=True)
+        super().__init__(home, command=[sys.executable, "-m", "tests.notifier_harness.serve"])
+        config = {
+            "services": {"echo": {"connector": "echo"}},
+            "approvals": {"notifiers": ["console", notifier]},
+            "notifiers": {notifier: settings},
+            **(extra or {}),
+        }
+        (home / "config.yaml").write_text(yaml.safe_dump(config))
+        self.paths.ensure_data_dirs()
+        secret = pyotp.random_base32()
+        save_secret(self.paths.totp_file, secret)
+        if credentials:
+            Vault(self.paths.vault_file, TotpKey(secret)).set(notifier, credentials)
+        self.phone = TotpPhone(secret)
+        pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        self.env["PYTHONPATH"] = pythonpath  # the launcher lives in this repository
+
+    def client(self) -> httpx.AsyncClient:
+        transport = httpx.AsyncHTTPTransport(uds=str(self.paths.socket))
+        return httpx.AsyncClient(transport=transport, base_url="http://airlock", timeout=70)
+
+    def cli(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        """Run ``airlock ARGS`` against this home, as the person would."""
+        return subprocess.run(
+            [sys.executable, "-m", "airlock", *args],
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=ROOT,
+        )
+
+    def audit(self, event: str | None = None) -> list[dict[str, Any]]:
+        lines = (self.paths.audit_dir / "audit.jsonl").read_text().splitlines()
+        events = [json.loads(line) for line in lines]
+        return [e for e in events if event is None or e["event"] == event]
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+async def request(client: httpx.AsyncClient, reason: str = "read my echo") -> dict[str, Any]:
+    response = await client.post("/v1/requests", json={"services": ["echo"], "reason": reason})
+    assert response.status_code == 202, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def collect(client: httpx.AsyncClient, created: dict[str, Any], wait: int = 20) -> Any:
+    """The agent's long-poll for its request: the status (and the session, once)."""
+    response = await client.get(
+        f"/v1/requests/{created['id']}?wait={wait}",
+        headers={"X-Airlock-Claim": created["claim"]},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()

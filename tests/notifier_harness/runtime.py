@@ -1,0 +1,95 @@
+"""An in-process daemon runtime (no socket) with an injected clock and a real TOTP secret:
+for approval flows whose timing the test controls. The notifier under test is the real
+plugin, opened by the runtime from config and vault exactly as ``airlock serve`` does."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pyotp
+
+from airlock.api import AccessRequestCreated, AccessRequestIn
+from airlock.clock import FakeClock
+from airlock.config import AirlockConfig
+from airlock.daemon.runtime import Runtime
+from airlock.peers import Peer
+from airlock.paths import resolve_paths
+from airlock.plugins import get_plugin_manager
+from airlock.totp import save_secret
+from airlock.vault import TotpKey, Vault
+from tests.notifier_harness.echo_plugin import EchoPlugin
+
+ME = Peer(uid=os.getuid(), pid=os.getpid())
+
+
+class Phone:
+    """The person's authenticator app against an injected clock: each code is fresh."""
+
+    def __init__(self, secret: str, clock: FakeClock) -> None:
+        self.totp = pyotp.TOTP(secret)
+        self.clock = clock
+
+    def code(self) -> str:
+        self.clock.advance(30)  # a new time step, so the code was never used
+        return str(self.totp.at(self.clock.now()))
+
+
+def make_runtime(
+    home: Path,
+    plugin: ModuleType,
+    notifier: str,
+    settings: Mapping[str, Any],
+    credentials: Mapping[str, str] | None = None,
+    **config: Any,
+) -> tuple[Runtime, Phone]:
+    paths = resolve_paths({"AIRLOCK_HOME": str(home)})
+    paths.ensure_data_dirs()
+    secret = pyotp.random_base32()
+    save_secret(paths.totp_file, secret)
+    if credentials:
+        Vault(paths.vault_file, TotpKey(secret)).set(notifier, dict(credentials))
+    clock = FakeClock(start=1_800_000_000.0)
+    airlock_config = AirlockConfig(
+        services={"echo": {"connector": "echo"}},
+        approvals={"notifiers": ["console", notifier], **config.pop("approvals", {})},
+        notifiers={notifier: dict(settings)},
+        **config,
+    )
+    pm = get_plugin_manager(load_entry_points=False, env={}, extra_plugins=[EchoPlugin(), plugin])
+    return Runtime(paths, pm, clock=clock, config=airlock_config), Phone(secret, clock)
+
+
+async def ask(runtime: Runtime, reason: str = "read my echo", **body: Any) -> AccessRequestCreated:
+    body.setdefault("services", ["echo"])
+    return await runtime.approvals.create_request(AccessRequestIn(reason=reason, **body), ME)
+
+
+async def status_of(runtime: Runtime, created: AccessRequestCreated) -> str:
+    state = await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)
+    return str(state.status)
+
+
+async def eventually(check: Any, timeout: float = 5.0) -> None:
+    """Wait until *check()* (sync or async) is truthy: work happens on other tasks/threads."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"still not true after {timeout}s: {check}")
+        await asyncio.sleep(0.01)
+
+
+def audit_events(runtime: Runtime, event: str | None = None) -> list[dict[str, Any]]:
+    lines = (runtime.paths.audit_dir / "audit.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    return [e for e in events if event is None or e["event"] == event]
