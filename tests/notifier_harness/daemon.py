@@ -48,25 +48,29 @@ class NotifierDaemon(LocalDaemon):
         self,
         home: Path,
         notifier: str,
-        settings: dict[str, Any],
+        settings: dict[str, Any] | None,
         credentials: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
         home.mkdir(parents=True, exist_ok=True)
         super().__init__(home, command=[sys.executable, "-m", "tests.notifier_harness.serve"])
+        extra = dict(extra or {})
+        # Without settings the notifier is installed but not configured (before setup).
+        active = ["console", notifier] if settings is not None else ["console"]
         config = {
             "services": {"echo": {"connector": "echo"}},
-            "approvals": {"notifiers": ["console", notifier]},
-            "notifiers": {notifier: settings},
-            **(extra or {}),
+            "approvals": {"notifiers": active, **extra.pop("approvals", {})},
+            "notifiers": {notifier: settings} if settings is not None else {},
+            **extra,
         }
         (home / "config.yaml").write_text(yaml.safe_dump(config))
         self.paths.ensure_data_dirs()
         secret = pyotp.random_base32()
         save_secret(self.paths.totp_file, secret)
-        if credentials:
-            Vault(self.paths.vault_file, TotpKey(secret)).set(notifier, credentials)
         self.phone = TotpPhone(secret)
+        self.vault = Vault(self.paths.vault_file, TotpKey(secret))
+        if credentials:
+            self.vault.set(notifier, credentials)
         pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
         self.env["PYTHONPATH"] = pythonpath  # the launcher lives in this repository
 

@@ -18,8 +18,8 @@ from airlock.api import AccessRequestCreated, AccessRequestIn
 from airlock.clock import FakeClock
 from airlock.config import AirlockConfig
 from airlock.daemon.runtime import Runtime
-from airlock.peers import Peer
 from airlock.paths import resolve_paths
+from airlock.peers import Peer
 from airlock.plugins import get_plugin_manager
 from airlock.totp import save_secret
 from airlock.vault import TotpKey, Vault
@@ -75,9 +75,9 @@ async def status_of(runtime: Runtime, created: AccessRequestCreated) -> str:
     return str(state.status)
 
 
-async def eventually(check: Any, timeout: float = 5.0) -> None:
+async def eventually(check: Any, within: float = 5.0) -> None:
     """Wait until *check()* (sync or async) is truthy: work happens on other tasks/threads."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         result = check()
         if asyncio.iscoroutine(result):
@@ -85,7 +85,7 @@ async def eventually(check: Any, timeout: float = 5.0) -> None:
         if result:
             return
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"still not true after {timeout}s: {check}")
+            raise AssertionError(f"still not true after {within}s: {check}")
         await asyncio.sleep(0.01)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.notifier_harness.runtime import eventually
 from tests.telegram.bot_api_server import PERSON, BotApiServer
 
 
@@ -34,3 +35,17 @@ def settings_for(server: BotApiServer, **extra: Any) -> dict[str, Any]:
         "retry_max": 0.2,
         **extra,
     }
+
+
+async def prompt_id(bot_api: BotApiServer, code: str) -> int:
+    """The message id of the prompt for request *code*, once it has been sent."""
+    found: list[int] = []
+
+    def sent() -> bool:
+        found[:] = [
+            m["message_id"] for m in bot_api.sent() if m["reply_markup"] and code in m["text"]
+        ]
+        return bool(found)
+
+    await eventually(sent, within=10)
+    return found[0]

@@ -20,7 +20,7 @@ from tests.notifier_harness.runtime import (
     status_of,
 )
 from tests.telegram.bot_api_server import GROUP_CHAT, PERSON, STRANGER, BotApiServer
-from tests.telegram.conftest import settings_for
+from tests.telegram.conftest import prompt_id, settings_for
 
 Scenario = Callable[[Runtime, Phone], Awaitable[None]]
 
@@ -43,20 +43,6 @@ def run(tmp_path: Path, bot_api: BotApiServer, scenario: Scenario, **config: Any
             await runtime.stop()
 
     asyncio.run(main())
-
-
-async def prompt_id(bot_api: BotApiServer, code: str) -> int:
-    """The message id of the prompt for request *code*, once it has been sent."""
-    found: list[int] = []
-
-    def sent() -> bool:
-        found[:] = [
-            m["message_id"] for m in bot_api.sent() if m["reply_markup"] and code in m["text"]
-        ]
-        return bool(found)
-
-    await eventually(sent)
-    return found[0]
 
 
 def chat_texts(bot_api: BotApiServer) -> list[str]:

@@ -99,7 +99,11 @@ class BotApi:
         return text.replace(self._token, PLACEHOLDER)
 
     async def call(
-        self, method: str, payload: Mapping[str, Any] | None = None, *, timeout: float | None = None
+        self,
+        method: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        read_timeout: float | None = None,
     ) -> Any:
         if self._client is None:
             self._client = httpx.AsyncClient(transport=self._transport, timeout=self._timeout)
@@ -107,7 +111,7 @@ class BotApi:
             response = await self._client.post(
                 self._base + method,
                 json=dict(payload or {}),
-                timeout=timeout if timeout is not None else self._timeout,
+                timeout=read_timeout if read_timeout is not None else self._timeout,
             )
             body = response.json()
         except httpx.HTTPError as exc:

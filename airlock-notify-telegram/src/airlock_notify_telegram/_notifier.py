@@ -96,7 +96,9 @@ class TelegramNotifier(Notifier):
         self._api: BotApi | None = None
         if secret:
             try:
-                self._api = BotApi(self.config.api_base, secret.get_secret_value(), transport=transport)
+                self._api = BotApi(
+                    self.config.api_base, secret.get_secret_value(), transport=transport
+                )
             except NotifierError as exc:
                 self._problem = exc.message
         self._sleep: Sleep = sleep or asyncio.sleep
@@ -209,7 +211,7 @@ class TelegramNotifier(Notifier):
         try:
             # The read timeout must outlast the server's own wait.
             result = await self._backoff.until_closed(
-                api.call("getUpdates", payload, timeout=self.config.poll_timeout + 10)
+                api.call("getUpdates", payload, read_timeout=self.config.poll_timeout + 10)
             )
         except BotApiError as exc:
             await self._backoff.failed(_poll_problem(exc), at_least=exc.retry_after or 0.0)
@@ -226,7 +228,9 @@ class TelegramNotifier(Notifier):
         """Stop the button's spinner; the edited prompt will show the outcome."""
         text = "Sent to Airlock." if reply is not None and reply.known_sender else ""
         try:
-            await self._call("answerCallbackQuery", {"callback_query_id": callback_id, "text": text})
+            await self._call(
+                "answerCallbackQuery", {"callback_query_id": callback_id, "text": text}
+            )
         except NotifierError as exc:
             log.warning("telegram_answer_failed", error=type(exc).__name__)
 

@@ -128,7 +128,7 @@ async def _wait_for_start(api: BotApi, wait: int) -> Person:
         if offset is not None:
             payload["offset"] = offset
         try:
-            updates = await api.call("getUpdates", payload, timeout=timeout + 10)
+            updates = await api.call("getUpdates", payload, read_timeout=timeout + 10)
         except BotApiError as exc:
             if exc.error_code == 409:
                 raise NotifierError(
