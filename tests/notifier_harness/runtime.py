@@ -4,7 +4,6 @@ plugin, opened by the runtime from config and vault exactly as ``airlock serve``
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import Mapping
@@ -73,20 +72,6 @@ async def ask(runtime: Runtime, reason: str = "read my echo", **body: Any) -> Ac
 async def status_of(runtime: Runtime, created: AccessRequestCreated) -> str:
     state = await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)
     return str(state.status)
-
-
-async def eventually(check: Any, within: float = 5.0) -> None:
-    """Wait until *check()* (sync or async) is truthy: work happens on other tasks/threads."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"still not true after {within}s: {check}")
-        await asyncio.sleep(0.01)
 
 
 def audit_events(runtime: Runtime, event: str | None = None) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.notifier_harness.runtime import eventually
+from tests.notifier_harness.waiting import eventually
 from tests.telegram.bot_api_server import PERSON, BotApiServer
 
 

@@ -15,10 +15,10 @@ from tests.notifier_harness.runtime import (
     Phone,
     ask,
     audit_events,
-    eventually,
     make_runtime,
     status_of,
 )
+from tests.notifier_harness.waiting import eventually
 from tests.telegram.bot_api_server import GROUP_CHAT, PERSON, STRANGER, BotApiServer
 from tests.telegram.conftest import prompt_id, settings_for
 

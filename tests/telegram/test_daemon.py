@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.notifier_harness.daemon import NotifierDaemon, collect, request
-from tests.notifier_harness.runtime import eventually
+from tests.notifier_harness.waiting import eventually
 from tests.telegram.bot_api_server import STRANGER, BotApiServer
 from tests.telegram.conftest import prompt_id, settings_for
 

@@ -20,7 +20,7 @@ from airlock_notify_telegram._notifier import (
     TelegramNotifier,
     TelegramSettings,
 )
-from tests.notifier_harness.runtime import eventually
+from tests.notifier_harness.waiting import Sleeps, eventually
 from tests.telegram.bot_api_server import BotApiServer
 from tests.telegram.conftest import settings_for
 
@@ -32,17 +32,6 @@ PROMPT = Prompt(
     reason="read my echo",
     expires_at=datetime.now(UTC) + timedelta(minutes=5),
 )
-
-
-class Sleeps:
-    """The injected sleep: records each wait, and yields briefly instead of waiting it."""
-
-    def __init__(self) -> None:
-        self.waited: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waited.append(seconds)
-        await asyncio.sleep(0.01)
 
 
 def notifier(bot_api: BotApiServer, sleeps: Sleeps, **settings: Any) -> TelegramNotifier:

@@ -1,0 +1,143 @@
+"""signal-cli-rest-api (bbernhard) over httpx: about, accounts, ``POST /v2/send`` and the
+polling ``GET /v1/receive/{number}``. The WebSocket of json-rpc mode is in ``_receiving``.
+
+``/v2/send`` answers ``{"timestamp": "<ms>"}`` in release 0.100 and an array of such
+objects (with per-recipient ``errors``) in later versions; both are read. The timestamp
+is the message's identity in Signal: a quote-reply or a reaction names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from airlock.errors import NotifierError
+
+__all__ = ["SignalApiError", "SignalRestApi", "SignalUnreachable"]
+
+DEFAULT_TIMEOUT = 15.0
+
+
+class SignalApiError(NotifierError):
+    """The REST API answered with an error (``http_status``; 429: Signal wants a captcha)."""
+
+    def __init__(self, message: str, *, http_status: int) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+
+
+class SignalUnreachable(NotifierError):
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"signal-cli-rest-api unreachable: {kind}")
+        self.kind = kind
+
+
+class SignalRestApi:
+    def __init__(
+        self,
+        api_base: str,
+        number: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.api_base = api_base.rstrip("/")
+        self.number = number
+        self._transport = transport
+        self._timeout = timeout
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def receive_path(self) -> str:
+        return f"/v1/receive/{quote(self.number, safe='+')}"
+
+    def receive_ws_url(self) -> str:
+        """The json-rpc mode WebSocket: the receive path on ws:// (or wss://)."""
+        return "ws" + self.api_base.removeprefix("http") + self.receive_path
+
+    async def about(self) -> dict[str, Any]:
+        about = await self._request("GET", "/v1/about")
+        return about if isinstance(about, dict) else {}
+
+    async def accounts(self) -> list[str]:
+        accounts = await self._request("GET", "/v1/accounts")
+        return [str(a) for a in accounts] if isinstance(accounts, list) else []
+
+    async def send(self, recipient: str, message: str, **extra: Any) -> int:
+        """Send *message*; returns its timestamp (ms), the id replies will quote."""
+        body = {
+            "number": self.number,
+            "recipients": [recipient],
+            "message": message,
+            "text_mode": "normal",  # never "styled": agent text must not become formatting
+            **{k: v for k, v in extra.items() if v is not None},
+        }
+        answer = await self._request("POST", "/v2/send", body)
+        return _timestamp(answer)
+
+    async def receive(self, wait: int) -> list[Any]:
+        """Queued messages (the call drains the queue), waiting up to *wait* s for one."""
+        items = await self._request(
+            "GET", f"{self.receive_path}?timeout={wait}", read_timeout=wait + 10
+        )
+        return items if isinstance(items, list) else []
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        read_timeout: float | None = None,
+    ) -> Any:
+        if self._client is None:
+            self._client = httpx.AsyncClient(transport=self._transport, timeout=self._timeout)
+        try:
+            response = await self._client.request(
+                method,
+                self.api_base + path,
+                json=dict(body) if body is not None else None,
+                timeout=read_timeout or self._timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise SignalUnreachable(type(exc).__name__) from None
+        try:
+            answer = response.json() if response.content else None
+        except ValueError:
+            answer = None
+        if response.is_success:
+            return answer
+        raise SignalApiError(
+            _error_text(response.status_code, answer), http_status=response.status_code
+        )
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+def _timestamp(answer: Any) -> int:
+    first = answer[0] if isinstance(answer, list) and answer else answer
+    if not isinstance(first, dict):
+        raise NotifierError("signal: /v2/send answered without a timestamp")
+    errors = first.get("errors")
+    if errors:
+        raise NotifierError(f"signal: the message was not delivered: {str(errors)[:200]}")
+    try:
+        return int(first["timestamp"])
+    except (KeyError, TypeError, ValueError):
+        raise NotifierError("signal: /v2/send answered without a timestamp") from None
+
+
+def _error_text(status: int, answer: Any) -> str:
+    if status == 429:
+        return (
+            "rate limited by Signal: it wants a captcha solved "
+            "(see signal-cli-rest-api's docs on rate limit challenges)"
+        )
+    detail = answer.get("error") if isinstance(answer, dict) else None
+    return f"signal-cli-rest-api refused ({status}): {str(detail or 'no detail')[:200]}"
