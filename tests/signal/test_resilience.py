@@ -1,0 +1,107 @@
+"""Outages and dropped connections in both receive modes: the notifier backs off (the
+injected sleep records each wait), says what is wrong in its health, and resumes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from airlock.connectors import NoCredentials
+from airlock.notifiers import Reply
+from airlock_notify_signal._notifier import SignalNotifier, SignalSettings
+from tests.notifier_harness.waiting import Sleeps, eventually
+from tests.signal.conftest import settings_for
+from tests.signal.signal_api_server import SignalApiServer
+
+
+def use(
+    server: SignalApiServer,
+    body: Callable[[SignalNotifier, Sleeps], Awaitable[None]],
+    **settings: Any,
+) -> Sleeps:
+    sleeps = Sleeps()
+
+    async def main() -> None:
+        config = SignalSettings.model_validate(settings_for(server, **settings))
+        notifier = SignalNotifier(config, NoCredentials(), sleep=sleeps)
+        try:
+            await body(notifier, sleeps)
+        finally:
+            await notifier.close()
+
+    asyncio.run(main())
+    return sleeps
+
+
+def next_reply(replies: AsyncIterator[Reply]) -> asyncio.Future[Reply]:
+    return asyncio.ensure_future(asyncio.wait_for(anext(replies), 20))
+
+
+def test_the_receive_mode_follows_what_about_says(signal_api: SignalApiServer) -> None:
+    async def body(notifier: SignalNotifier, sleeps: Sleeps) -> None:
+        waiting = next_reply(notifier.replies())
+        await eventually(lambda: signal_api.receive_calls >= 1)
+        signal_api.message("hello")
+        assert (await waiting).text == "hello"
+        expected = "websocket" if signal_api.mode == "json-rpc" else "poll"
+        assert notifier.health()["receive"] == expected
+
+    use(signal_api, body)
+
+
+def test_an_outage_shows_in_health_and_receiving_resumes(signal_api: SignalApiServer) -> None:
+    async def body(notifier: SignalNotifier, sleeps: Sleeps) -> None:
+        waiting = next_reply(notifier.replies())
+        await eventually(lambda: signal_api.receive_calls >= 1)
+        signal_api.stop()
+        await eventually(lambda: len(sleeps.waited) >= 5)
+        health = notifier.health()
+        assert not health["ok"]
+        kind = "ClientConnectorError" if signal_api.mode == "json-rpc" else "ConnectError"
+        assert health["detail"] == f"unreachable: {kind} (retrying in 8s)"
+        signal_api.start()
+        await eventually(lambda: notifier.health()["ok"], within=10)
+        signal_api.message("back")
+        assert (await waiting).text == "back"
+
+    sleeps = use(signal_api, body, retry_initial=1, retry_max=8, poll_timeout=1)
+    assert sleeps.waited[1:5] == [2, 4, 8, 8]
+
+
+def test_a_dropped_websocket_is_reopened() -> None:
+    server = SignalApiServer(mode="json-rpc")
+
+    async def body(notifier: SignalNotifier, sleeps: Sleeps) -> None:
+        replies = notifier.replies()
+        waiting = next_reply(replies)
+        await eventually(lambda: server.receive_calls == 1)
+        server.drop_websockets()
+        await eventually(lambda: server.receive_calls == 2)
+        server.message("after the drop")
+        assert (await waiting).text == "after the drop"
+        assert sleeps.waited == [0.05]
+
+    try:
+        use(server, body)
+    finally:
+        server.close()
+
+
+def test_a_wrong_receive_mode_is_reported_and_retried() -> None:
+    server = SignalApiServer(mode="json-rpc")
+
+    async def body(notifier: SignalNotifier, sleeps: Sleeps) -> None:
+        replies = notifier.replies()
+        waiting = next_reply(replies)
+        await eventually(lambda: bool(sleeps.waited))
+        assert notifier.health()["detail"].startswith(
+            "signal-cli-rest-api refused (400): receive over the WebSocket in json-rpc mode"
+        )
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+
+    try:
+        use(server, body, receive="poll")
+    finally:
+        server.close()

@@ -1,0 +1,74 @@
+"""``airlock signal setup`` as a person runs it: it checks the REST API, sends a test
+message, and finishes when the person quote-replies to it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from airlock_notify_signal._setup import TEST_MESSAGE
+from tests.signal.signal_api_server import BOT, PERSON, PERSON_UUID, STRANGER, SignalApiServer
+
+
+def setup(home: Path, server: SignalApiServer, *args: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "airlock", "signal", "setup", "--api-base", server.url]
+    return subprocess.Popen(
+        [*command, "--number", BOT, "--recipient", PERSON, "--wait", "10", *args],
+        env={**os.environ, "AIRLOCK_HOME": str(home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def answer_the_test_message(server: SignalApiServer, *, source: str = PERSON) -> None:
+    deadline = time.monotonic() + 10
+    while not any(m["message"] == TEST_MESSAGE for m in list(server.sent)):
+        assert time.monotonic() < deadline, "no test message was sent"
+        time.sleep(0.02)
+    sent = next(m for m in server.sent if m["message"] == TEST_MESSAGE)
+    server.quote_reply("ok", sent["timestamp"], source=source)
+
+
+def test_setup_exchanges_a_test_message_and_writes_the_config(
+    tmp_path: Path, signal_api: SignalApiServer
+) -> None:
+    running = setup(tmp_path, signal_api, "--write-config")
+    answer_the_test_message(signal_api, source=STRANGER)  # not who we wait for
+    answer_the_test_message(signal_api)
+    out, err = running.communicate(timeout=30)
+    assert running.returncode == 0, err
+    assert f"(mode {signal_api.mode})" in out
+    assert "Signal works both ways" in out
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert config["notifiers"]["signal"] == {
+        "api_base": signal_api.url,
+        "number": BOT,
+        "recipient": PERSON,
+        "recipient_uuid": PERSON_UUID,
+    }
+    assert config["approvals"]["notifiers"] == ["console", "signal"]
+
+
+def test_an_unregistered_number_is_refused(tmp_path: Path) -> None:
+    server = SignalApiServer()
+    try:
+        command = [sys.executable, "-m", "airlock", "signal", "setup", "--api-base", server.url]
+        result = subprocess.run(
+            [*command, "--number", "+15559999999", "--recipient", PERSON],
+            env={**os.environ, "AIRLOCK_HOME": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        server.close()
+    assert result.returncode == 1
+    assert "+15559999999 is not registered in signal-cli-rest-api" in result.stderr
+    assert server.sent == []
