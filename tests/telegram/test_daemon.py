@@ -17,6 +17,7 @@ from tests.notifier_harness.daemon import NotifierDaemon, collect, request
 from tests.notifier_harness.waiting import eventually
 from tests.telegram.bot_api_server import STRANGER, BotApiServer
 from tests.telegram.conftest import prompt_id, settings_for
+from tests.telegram.test_prompt import HOSTILE
 
 Start = Callable[..., NotifierDaemon]
 
@@ -176,3 +177,32 @@ def test_telegram_going_down_and_coming_back(start_daemon: Start, bot_api: BotAp
             }
 
     asyncio.run(main())
+
+
+def test_hostile_reasons_from_an_agent_reach_the_chat_quoted_and_escaped(
+    start_daemon: Start, bot_api: BotApiServer
+) -> None:
+    daemon = start_daemon()
+
+    async def main() -> list[tuple[str, dict[str, Any]]]:
+        sent = []
+        async with daemon.client() as agent:
+            too_long = {"services": ["echo"], "reason": HOSTILE["long"]}
+            refused = await agent.post("/v1/requests", json=too_long)
+            assert refused.status_code == 400  # the API takes 1,000 characters at most
+            for reason in [*HOSTILE.values(), "B" * 1000]:
+                if len(reason) > 1000:
+                    continue
+                created = await request(agent, reason=reason)
+                sent.append((reason, bot_api.messages[await prompt_id(bot_api, created["code"])]))
+        return sent
+
+    for reason, message in asyncio.run(main()):
+        wire, visible = message["html"], message["text"]
+        assert wire.count("<blockquote>") == wire.count("</blockquote>") == 1
+        lines = visible.splitlines()
+        quote = lines.index("Reason given by the agent (untrusted):") + 1
+        own = lines[:quote] + lines[quote + 1 :]
+        assert not any("Approved" in line or "ZZZZ" in line for line in own), reason
+        assert not any(ch in visible for ch in "\u202e\u2066\u200b")
+        assert len(lines[quote]) <= 300
