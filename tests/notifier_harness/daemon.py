@@ -1,9 +1,8 @@
 """A real daemon process on a real socket, with a notifier configured against a local
 stand-in of its messenger: for tests driven end to end, and the approval benchmark.
 
-Time is real here, so each TOTP code the "phone" hands out is for a newer time step
-(a code is accepted once); a run of approvals faster than one per 30 s uses the steps
-the verifier accepts ahead (±1), and only then waits for the next one.
+Time is real here, so the "phone" is the end-to-end tests' TotpPhone: each code it hands
+out is for a newer time step (a code is accepted once).
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +21,9 @@ import yaml
 from airlock.local_daemon import LocalDaemon
 from airlock.totp import save_secret
 from airlock.vault import TotpKey, Vault
+from tests.e2e.daemon_harness import TotpPhone
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class TotpPhone:
-    def __init__(self, secret: str) -> None:
-        self.totp = pyotp.TOTP(secret)
-        self.last_step = -(10**9)
-
-    def code(self) -> str:
-        now_step = int(time.time() // 30)
-        step = max(self.last_step + 1, now_step - 1)
-        if step > now_step + 1:
-            time.sleep((step - 1) * 30 - time.time() + 0.1)
-        self.last_step = step
-        return str(self.totp.at(step * 30))
 
 
 class NotifierDaemon(LocalDaemon):

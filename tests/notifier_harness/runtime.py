@@ -4,9 +4,10 @@ plugin, opened by the runtime from config and vault exactly as ``airlock serve``
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -62,6 +63,21 @@ def make_runtime(
     )
     pm = get_plugin_manager(load_entry_points=False, env={}, extra_plugins=[EchoPlugin(), plugin])
     return Runtime(paths, pm, clock=clock, config=airlock_config), Phone(secret, clock)
+
+
+def run_scenario(
+    runtime: Runtime, phone: Phone, scenario: Callable[[Runtime, Phone], Awaitable[None]]
+) -> None:
+    """Start the runtime (its notifiers start listening), play *scenario*, stop it."""
+
+    async def main() -> None:
+        await runtime.start()
+        try:
+            await scenario(runtime, phone)
+        finally:
+            await runtime.stop()
+
+    asyncio.run(main())
 
 
 async def ask(runtime: Runtime, reason: str = "read my echo", **body: Any) -> AccessRequestCreated:

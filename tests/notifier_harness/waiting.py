@@ -4,7 +4,12 @@ inject into a notifier that records each wait instead of waiting it."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from airlock.notifiers import Notifier
+
+N = TypeVar("N", bound=Notifier)
 
 
 async def eventually(check: Any, within: float = 5.0) -> None:
@@ -30,3 +35,20 @@ class Sleeps:
     async def __call__(self, seconds: float) -> None:
         self.waited.append(seconds)
         await asyncio.sleep(0.01)
+
+
+def use_notifier(
+    make: Callable[[Sleeps], N], body: Callable[[N, Sleeps], Awaitable[None]]
+) -> Sleeps:
+    """Make a notifier with a recording sleep, run *body* with it, close it; the waits."""
+    sleeps = Sleeps()
+
+    async def main() -> None:
+        notifier = make(sleeps)
+        try:
+            await body(notifier, sleeps)
+        finally:
+            await notifier.close()
+
+    asyncio.run(main())
+    return sleeps

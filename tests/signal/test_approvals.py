@@ -3,7 +3,6 @@ notifier; a clock the test moves), against the local signal-cli-rest-api in both
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from tests.notifier_harness.runtime import (
     ask,
     audit_events,
     make_runtime,
+    run_scenario,
     status_of,
 )
 from tests.notifier_harness.waiting import eventually
@@ -30,15 +30,7 @@ def run(tmp_path: Path, server: SignalApiServer, scenario: Scenario, **settings:
     runtime, phone = make_runtime(
         tmp_path / "home", signal_plugin, "signal", settings_for(server, **settings)
     )
-
-    async def main() -> None:
-        await runtime.start()
-        try:
-            await scenario(runtime, phone)
-        finally:
-            await runtime.stop()
-
-    asyncio.run(main())
+    run_scenario(runtime, phone, scenario)
 
 
 async def prompt_of(server: SignalApiServer, code: str) -> int:

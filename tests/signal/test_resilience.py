@@ -10,7 +10,7 @@ from typing import Any
 from airlock.connectors import NoCredentials
 from airlock.notifiers import Reply
 from airlock_notify_signal._notifier import SignalNotifier, SignalSettings
-from tests.notifier_harness.waiting import Sleeps, eventually
+from tests.notifier_harness.waiting import Sleeps, eventually, use_notifier
 from tests.signal.conftest import settings_for
 from tests.signal.signal_api_server import SignalApiServer
 
@@ -20,18 +20,11 @@ def use(
     body: Callable[[SignalNotifier, Sleeps], Awaitable[None]],
     **settings: Any,
 ) -> Sleeps:
-    sleeps = Sleeps()
-
-    async def main() -> None:
+    def make(sleeps: Sleeps) -> SignalNotifier:
         config = SignalSettings.model_validate(settings_for(server, **settings))
-        notifier = SignalNotifier(config, NoCredentials(), sleep=sleeps)
-        try:
-            await body(notifier, sleeps)
-        finally:
-            await notifier.close()
+        return SignalNotifier(config, NoCredentials(), sleep=sleeps)
 
-    asyncio.run(main())
-    return sleeps
+    return use_notifier(make, body)
 
 
 def next_reply(replies: AsyncIterator[Reply]) -> asyncio.Future[Reply]:

@@ -3,7 +3,6 @@ notifier; a clock the test moves), against the local Bot API server."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from tests.notifier_harness.runtime import (
     ask,
     audit_events,
     make_runtime,
+    run_scenario,
     status_of,
 )
 from tests.notifier_harness.waiting import eventually
@@ -34,15 +34,7 @@ def run(tmp_path: Path, bot_api: BotApiServer, scenario: Scenario, **config: Any
         {"bot_token": bot_api.token},
         **config,
     )
-
-    async def main() -> None:
-        await runtime.start()
-        try:
-            await scenario(runtime, phone)
-        finally:
-            await runtime.stop()
-
-    asyncio.run(main())
+    run_scenario(runtime, phone, scenario)
 
 
 def chat_texts(bot_api: BotApiServer) -> list[str]:

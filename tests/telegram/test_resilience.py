@@ -20,7 +20,7 @@ from airlock_notify_telegram._notifier import (
     TelegramNotifier,
     TelegramSettings,
 )
-from tests.notifier_harness.waiting import Sleeps, eventually
+from tests.notifier_harness.waiting import Sleeps, eventually, use_notifier
 from tests.telegram.bot_api_server import BotApiServer
 from tests.telegram.conftest import settings_for
 
@@ -44,17 +44,7 @@ def use(
     body: Callable[[TelegramNotifier, Sleeps], Awaitable[None]],
     **settings: Any,
 ) -> Sleeps:
-    sleeps = Sleeps()
-
-    async def main() -> None:
-        telegram = notifier(bot_api, sleeps, **settings)
-        try:
-            await body(telegram, sleeps)
-        finally:
-            await telegram.close()
-
-    asyncio.run(main())
-    return sleeps
+    return use_notifier(lambda sleeps: notifier(bot_api, sleeps, **settings), body)
 
 
 async def first_reply(replies: AsyncIterator[Reply], within: float = 10.0) -> Reply:

@@ -8,6 +8,8 @@ What it is waiting for is the channel's health, e.g.
 ``{"ok": False, "detail": "unreachable: ConnectError (retrying in 8s)"}``.
 
 The sleep is injected, so tests check the delays without waiting them.
+:class:`ApiSettings` is the part of a notifier's settings that goes with it: where the
+service's API is, and how long to back off.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-__all__ = ["Backoff", "Sleep"]
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["ApiSettings", "Backoff", "Sleep"]
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
@@ -78,6 +82,27 @@ class Backoff:
 
     def close(self) -> None:
         self._closed.set()
+
+
+class ApiSettings(BaseModel):
+    """Settings shared by notifiers that talk to an HTTP API; subclasses add their own
+    (and redeclare ``api_base`` with its default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_base: str = Field(description="Where the service's API is (http:// or https://).")
+    retry_initial: float = Field(1.0, gt=0, le=60, description="First wait after an error.")
+    retry_max: float = Field(60.0, gt=0, le=3600, description="Longest wait after errors.")
+
+    @field_validator("api_base")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    def backoff(self, sleep: Sleep | None = None) -> Backoff:
+        return Backoff(initial=self.retry_initial, maximum=self.retry_max, sleep=sleep)
 
 
 def _seconds(delay: float) -> str:

@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field
 
-from airlock.backoff import Backoff, Sleep
+from airlock.backoff import ApiSettings, Sleep
 from airlock.notifiers import Delivery, Notice, Notifier, Prompt, Reply
 from airlock_notify_signal._envelopes import read_envelope
 from airlock_notify_signal._receiving import Receiver
@@ -32,10 +32,8 @@ REMEMBERED_PROMPTS = 500
 E164 = r"^\+[1-9][0-9]{6,14}$"
 
 
-class SignalSettings(BaseModel):
+class SignalSettings(ApiSettings):
     """``notifiers.signal`` in config.yaml; ``airlock signal setup`` checks and fills it."""
-
-    model_config = ConfigDict(extra="forbid")
 
     api_base: str = Field(DEFAULT_API_BASE, description="Where signal-cli-rest-api listens.")
     number: str = Field(pattern=E164, description="The Signal account that sends prompts.")
@@ -47,15 +45,6 @@ class SignalSettings(BaseModel):
         "auto", description="auto asks GET /v1/about (json-rpc mode means the WebSocket)."
     )
     poll_timeout: int = Field(10, ge=1, le=60, description="Seconds one receive call waits.")
-    retry_initial: float = Field(1.0, gt=0, le=60, description="First wait after an error.")
-    retry_max: float = Field(60.0, gt=0, le=3600, description="Longest wait after errors.")
-
-    @field_validator("api_base")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
 
 
 class SignalNotifier(Notifier):
@@ -75,9 +64,7 @@ class SignalNotifier(Notifier):
         super().__init__(settings, credentials)
         self.config = SignalSettings.model_validate(settings)
         self._api = SignalRestApi(self.config.api_base, self.config.number, transport=transport)
-        self._backoff = Backoff(
-            initial=self.config.retry_initial, maximum=self.config.retry_max, sleep=sleep
-        )
+        self._backoff = self.config.backoff(sleep)
         self._receiver = Receiver(
             self._api, self._backoff, mode=self.config.receive, wait=self.config.poll_timeout
         )

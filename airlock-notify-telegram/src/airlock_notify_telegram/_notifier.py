@@ -17,9 +17,9 @@ from typing import Any, Literal
 
 import httpx
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from airlock.backoff import Backoff, Sleep
+from airlock.backoff import ApiSettings, Sleep
 from airlock.errors import NotifierError
 from airlock.notifiers import Delivery, Notice, Notifier, Prompt, Reply
 from airlock_notify_telegram._bot_api import BotApi, BotApiError, BotApiUnreachable
@@ -40,24 +40,13 @@ REMEMBERED_PROMPTS = 500
 NOT_EDITABLE = ("message is not modified", "message to edit not found", "can't be edited")
 
 
-class TelegramSettings(BaseModel):
+class TelegramSettings(ApiSettings):
     """``notifiers.telegram`` in config.yaml; ``airlock telegram setup`` finds the ids."""
-
-    model_config = ConfigDict(extra="forbid")
 
     chat_id: int = Field(description="The chat with your bot.")
     user_id: int = Field(description="Your Telegram user id; nobody else is listened to.")
     api_base: str = Field(DEFAULT_API_BASE, description="A self-hosted Bot API server.")
     poll_timeout: int = Field(30, ge=1, le=50, description="Seconds one getUpdates waits.")
-    retry_initial: float = Field(1.0, gt=0, le=60, description="First wait after an error.")
-    retry_max: float = Field(60.0, gt=0, le=3600, description="Longest wait after errors.")
-
-    @field_validator("api_base")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
 
 
 class TelegramCredentials(BaseModel):
@@ -102,9 +91,7 @@ class TelegramNotifier(Notifier):
             except NotifierError as exc:
                 self._problem = exc.message
         self._sleep: Sleep = sleep or asyncio.sleep
-        self._backoff = Backoff(
-            initial=self.config.retry_initial, maximum=self.config.retry_max, sleep=self._sleep
-        )
+        self._backoff = self.config.backoff(self._sleep)
         self._not_before = clock() - BACKLOG_SECONDS
         self._offset: int | None = None
         self._prompts: OrderedDict[str, _SentPrompt] = OrderedDict()
