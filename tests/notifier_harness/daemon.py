@@ -76,8 +76,11 @@ class NotifierDaemon(LocalDaemon):
             cwd=ROOT,
         )
 
+    def audit_text(self) -> str:
+        return (self.paths.audit_dir / "audit.jsonl").read_text()
+
     def audit(self, event: str | None = None) -> list[dict[str, Any]]:
-        lines = (self.paths.audit_dir / "audit.jsonl").read_text().splitlines()
+        lines = self.audit_text().splitlines()
         events = [json.loads(line) for line in lines]
         return [e for e in events if event is None or e["event"] == event]
 
