@@ -7,8 +7,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import airlock_notify_telegram.plugin as telegram_plugin
 from airlock.daemon.runtime import Runtime
+from airlock.errors import ConfigError
 from tests.notifier_harness.runtime import (
     ME,
     Phone,
@@ -227,3 +230,13 @@ def test_a_backlog_from_before_the_start_is_not_taken_as_answers(
         assert not audit_events(runtime, "approval_failed")
 
     run(tmp_path, bot_api, scenario)
+
+
+def test_a_missing_chat_id_stops_the_daemon_naming_the_key(
+    tmp_path: Path, bot_api: BotApiServer
+) -> None:
+    settings = settings_for(bot_api)
+    del settings["chat_id"]
+    with pytest.raises(ConfigError, match=r"notifiers\.telegram\.chat_id: Field required") as err:
+        make_runtime(tmp_path / "home", telegram_plugin, "telegram", settings)
+    assert err.value.hint == "see `airlock telegram setup` or docs/configuration.md"
