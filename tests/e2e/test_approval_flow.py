@@ -137,10 +137,13 @@ def test_revocation_takes_effect_on_the_next_call(airlock: Airlock) -> None:
 def test_sessions_survive_a_daemon_restart(airlock: Airlock) -> None:
     with airlock.client() as agent:
         session = airlock.session(agent)
+        assert airlock.op(agent, session["token"], "count_unread").status_code == 200
     airlock.restart()
     with airlock.client() as agent:
         assert airlock.op(agent, session["token"], "count_unread").status_code == 200
-        assert [s["id"] for s in agent.get("/v1/sessions").json()["sessions"]] == [session["id"]]
+        listed = agent.get("/v1/sessions").json()["sessions"]
+        assert [s["id"] for s in listed] == [session["id"]]
+        assert listed[0]["use_count"] == 2, "uses before and after the restart both count"
 
 
 def test_one_daemon_per_data_directory_and_a_clean_stop(airlock: Airlock) -> None:

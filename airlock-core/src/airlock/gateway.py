@@ -110,11 +110,15 @@ class UseCounter:
 
     def __init__(self, store: StateStore) -> None:
         self._store = store
+        self._totals: dict[str, int] = {}
         self._unsaved: Counter[str] = Counter()
 
     def add(self, session: Session) -> int:
+        """Count one use; the session's count so far (stored plus not yet saved)."""
+        total = self._totals.get(session.id, session.use_count) + 1
+        self._totals[session.id] = total
         self._unsaved[session.id] += 1
-        return session.use_count + self._unsaved[session.id]
+        return total
 
     def flush(self) -> None:
         if not self._unsaved:

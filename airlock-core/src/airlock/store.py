@@ -242,6 +242,9 @@ class StateStore:
         _create_private(path)
         self._lock = threading.RLock()
         self._depth = 0
+        # Counts revocations made through this store, so a cache of sessions (see
+        # SessionManager.authenticate) knows when to look again.
+        self.revocations = 0
         self._conn = sqlite3.connect(
             path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
         )
@@ -449,6 +452,7 @@ class StateStore:
             "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
             (at, session_id),
         )
+        self.revocations += 1
         return cursor.rowcount == 1
 
     def increment_use(self, session_id: str) -> int:
