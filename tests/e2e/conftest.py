@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_harness import PLANTED_SECRETS, Airlock
+from daemon_harness import Airlock, leaked_secrets
 
 
 @pytest.fixture
@@ -35,13 +35,6 @@ def no_secret_in_any_log_or_audit_line(
     """The canary scan: after the whole run, no planted secret (TOTP secret, session
     token, claim, password) appears in any daemon log or audit file the tests produced."""
     yield
-    root = tmp_path_factory.getbasetemp()
-    files = [*root.rglob("daemon.log"), *root.rglob("audit*.jsonl")]
-    assert files, "the scan found no logs: the test layout changed"
-    leaks = [
-        f"{path}: {secret[:6]}..."
-        for path in files
-        for secret in PLANTED_SECRETS
-        if secret in path.read_text(encoding="utf-8", errors="replace")
-    ]
+    homes = {p.parent for p in tmp_path_factory.getbasetemp().rglob("daemon.log")}
+    leaks = [leak for home in homes for leak in leaked_secrets(home)]
     assert not leaks, f"secrets leaked into logs or audit lines: {leaks}"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import httpx
 import pyotp
 import yaml
 
+from airlock.demo.phone import SimulatedPhone
 from airlock.demo.sample_mail import write_sample_maildir
 from airlock.local_daemon import LocalDaemon
 from airlock.totp import save_secret
@@ -26,6 +26,18 @@ def remember(secret: str) -> str:
     return secret
 
 
+def leaked_secrets(home: Path) -> list[str]:
+    """Planted secrets found in *home*'s daemon logs and audit files (shortened)."""
+    files = [*home.rglob("*.log"), *home.rglob("audit*.jsonl")]
+    assert files, f"no daemon log or audit file under {home}: the layout changed"
+    return [
+        f"{path}: {secret[:6]}..."
+        for path in files
+        for secret in PLANTED_SECRETS
+        if secret in path.read_text(encoding="utf-8", errors="replace")
+    ]
+
+
 def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in extra.items():
@@ -37,25 +49,7 @@ def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@dataclass
-class TotpPhone:
-    """The person's authenticator app: each code it hands out is for a newer time step."""
-
-    secret: str
-    last_step: int = -(10**9)
-
-    def code(self) -> str:
-        totp = pyotp.TOTP(self.secret)
-        now_step = int(time.time() // 30)
-        step = max(self.last_step + 1, now_step - 1)
-        if step > now_step + 1:
-            # Three approvals used this window's steps; the next code exists only later.
-            time.sleep((step - 1) * 30 - time.time() + 0.1)
-        self.last_step = step
-        return totp.at(step * 30)
-
-    def used_code(self) -> str:
-        return pyotp.TOTP(self.secret).at(self.last_step * 30)
+TotpPhone = SimulatedPhone  # the name the notifier tests import
 
 
 @dataclass

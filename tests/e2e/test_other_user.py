@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_harness import Airlock
+from daemon_harness import Airlock, leaked_secrets
 
 OTHER_USER = "airlock-e2e"
 
@@ -84,7 +84,9 @@ def shared_airlock(other_uid: int) -> Iterator[Airlock]:
         yield airlock
     finally:
         airlock.stop()
+        leaks = leaked_secrets(airlock.home)
         shutil.rmtree(root, ignore_errors=True)
+    assert not leaks, f"secrets leaked into logs or audit lines: {leaks}"
 
 
 def test_a_token_presented_by_another_uid_is_refused(

@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,10 +62,19 @@ def test_signal_going_down_and_coming_back(
 
             created = await request(agent)
             await eventually(unreachable, within=10)
-            status = daemon.cli("status", "--json")
-            channels = {n["name"]: n for n in json.loads(status.stdout)["daemon"]["notifiers"]}
-            assert not channels["signal"]["ok"]
-            assert "retrying in" in channels["signal"]["detail"]
+
+            def signal_health_in_status() -> dict[str, Any]:
+                status = daemon.cli("status", "--json")
+                notifiers = json.loads(status.stdout)["daemon"]["notifiers"]
+                found: dict[str, Any] = {n["name"]: n for n in notifiers}["signal"]
+                return found
+
+            # The receive loop alternates between waiting and retrying: look until
+            # `airlock status` catches it waiting (a single look could race a retry).
+            await eventually(
+                lambda: "retrying in" in signal_health_in_status()["detail"], within=15
+            )
+            assert not signal_health_in_status()["ok"]
             approved = daemon.cli("approve", created["code"], "--totp", daemon.phone.code())
             assert approved.returncode == 0, approved.stderr
             assert (await collect(agent, created))["status"] == "approved"

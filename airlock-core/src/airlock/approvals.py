@@ -16,9 +16,9 @@ import json
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from pydantic import ValidationError
@@ -30,6 +30,8 @@ from airlock.api import (
     RequestState,
     SessionGrant,
 )
+from airlock.audit import Auditor
+from airlock.channels import Channels
 from airlock.clock import Clock
 from airlock.config import AirlockConfig
 from airlock.connectors import Access
@@ -42,7 +44,7 @@ from airlock.errors import (
     NotFound,
     NotPending,
 )
-from airlock.notifiers import Delivery, Notice, Notifier, Reply
+from airlock.notifiers import Notice
 from airlock.peers import Peer
 from airlock.policies import Decision, Policy, PolicyContext, evaluate
 from airlock.prompts import render_prompt
@@ -55,22 +57,7 @@ log = structlog.get_logger("airlock.approvals")
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_PATTERN = re.compile(r"^[0-9A-HJKMNP-TV-Z]{4}$")
-TOTP_REPLY = re.compile(r"^\s*(\d{3})[ -]?(\d{3})\s*$")
-DENY_WORDS = frozenset({"deny", "no", "/deny", "reject", "👎"})
-COMMANDS = frozenset({"/pending", "/revoke", "/start", "/help"})
-HELP_TEXT = (
-    "Airlock: reply to a prompt with your 6-digit code to approve it, or 'deny'. "
-    "/pending lists waiting requests; /revoke ends every active session."
-)
-IGNORED_AUDIT_INTERVAL = 60.0
 MAX_WAIT = 60.0
-SEND_TIMEOUT = 15.0
-
-
-class Auditor(Protocol):
-    """Where decisions are recorded (``airlock.audit.AuditLog``); fails closed by raising."""
-
-    async def append(self, event: str, **fields: Any) -> object: ...
 
 
 def canonical_params(params: Mapping[str, Any]) -> str:
@@ -106,13 +93,6 @@ def _iso(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-@dataclass
-class _Channel:
-    notifier: Notifier
-    healthy: bool = True
-    detail: str = ""
-
-
 class ApprovalService:
     def __init__(
         self,
@@ -125,7 +105,7 @@ class ApprovalService:
         audit: Auditor,
         services: Mapping[str, Service],
         policies: list[Policy],
-        notifiers: Mapping[str, Notifier],
+        channels: Channels,
     ) -> None:
         self._store = store
         self._sessions = sessions
@@ -135,12 +115,10 @@ class ApprovalService:
         self._audit = audit
         self._services = services
         self._policies = policies
-        self._channels = {name: _Channel(n) for name, n in notifiers.items()}
-        self._deliveries: dict[tuple[str, str], str] = {}
+        self._channels = channels
         self._changed = asyncio.Condition()
         self._collect_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._ignored: dict[tuple[str, str], tuple[float, int]] = {}
 
     # -- requests ---------------------------------------------------------------------
 
@@ -220,7 +198,7 @@ class ApprovalService:
             agent=body.agent,
         )
         self._store.insert_request(request)
-        self._spawn(self._send_prompt(request, peer))
+        self._spawn(self._channels.send_prompt(render_prompt(request, process=peer.process)))
         return AccessRequestCreated(
             id=request.id,
             code=request.code,
@@ -324,7 +302,7 @@ class ApprovalService:
             step=step,
         )
         self._spawn(
-            self._notify_all(
+            self._channels.notify_all(
                 Notice(text=f"Approved {request.code}.", request_id=request.id, outcome="approved")
             )
         )
@@ -346,7 +324,7 @@ class ApprovalService:
             reason="denied by the person",
         )
         self._spawn(
-            self._notify_all(
+            self._channels.notify_all(
                 Notice(text=f"Denied {request.code}.", request_id=request.id, outcome="denied")
             )
         )
@@ -356,7 +334,7 @@ class ApprovalService:
     async def _lock_notice(self, until: float | None) -> None:
         when = _iso(until).strftime("%H:%M:%S UTC") if until else "later"
         await self._audit.append("approvals_locked", until=until)
-        await self._notify_all(
+        await self._channels.notify_all(
             Notice(text=f"Airlock: too many wrong codes. Approvals are locked until {when}.")
         )
 
@@ -461,146 +439,6 @@ class ApprovalService:
     async def _wake(self) -> None:
         async with self._changed:
             self._changed.notify_all()
-
-    # -- notifiers --------------------------------------------------------------------
-
-    def channel_health(self) -> list[dict[str, Any]]:
-        """Each channel: the last send's outcome, and what the notifier says of itself
-        (e.g. "unreachable: ConnectError (retrying in 8s)" while its receive loop waits)."""
-        health = []
-        for name, ch in sorted(self._channels.items()):
-            try:
-                own = ch.notifier.health()
-            except Exception as exc:
-                own = {"ok": False, "detail": f"health failed: {type(exc).__name__}"}
-            own_ok = bool(own.get("ok", True))
-            detail = ch.detail if own_ok else str(own.get("detail") or "") or ch.detail
-            health.append({"name": name, "ok": ch.healthy and own_ok, "detail": detail})
-        return health
-
-    async def _send_prompt(self, request: AccessRequest, peer: Peer) -> None:
-        prompt = render_prompt(request, process=peer.process)
-
-        async def send(name: str, channel: _Channel) -> None:
-            try:
-                delivery: Delivery = await asyncio.wait_for(
-                    channel.notifier.send(prompt), SEND_TIMEOUT
-                )
-            except Exception as exc:  # one broken channel must not stop the others
-                channel.healthy, channel.detail = False, f"send failed: {type(exc).__name__}"
-                log.warning("notifier_send_failed", notifier=name, error=type(exc).__name__)
-                await self._audit.append(
-                    "approval_sent", request=request.id, notifier=name, ok=False
-                )
-                return
-            channel.healthy, channel.detail = True, ""
-            self._deliveries[(name, delivery.ref)] = request.id
-            await self._audit.append("approval_sent", request=request.id, notifier=name, ok=True)
-
-        await asyncio.gather(*(send(n, c) for n, c in self._channels.items()))
-
-    async def _notify_all(self, notice: Notice) -> None:
-        async def one(name: str, channel: _Channel) -> None:
-            try:
-                await asyncio.wait_for(channel.notifier.notify(notice), SEND_TIMEOUT)
-            except Exception as exc:
-                channel.healthy, channel.detail = False, f"notify failed: {type(exc).__name__}"
-
-        await asyncio.gather(*(one(n, c) for n, c in self._channels.items()))
-
-    async def handle_reply(self, notifier: str, reply: Reply) -> None:
-        """What a person's message on a channel means: a code, a denial, a command, or a
-        question. A message from anyone but the configured sender is audited, never used."""
-        if not reply.known_sender:
-            await self._ignore_reply(notifier, reply)
-            return
-        text = reply.text.strip()
-        command = text.split(maxsplit=1)[0].lower().partition("@")[0] if text else ""
-        if command in COMMANDS:
-            await self._command(notifier, command)
-            return
-        request_id = (
-            self._deliveries.get((notifier, reply.in_reply_to)) if reply.in_reply_to else None
-        )
-        channel = self._channels.get(notifier)
-        if request_id is None:
-            # A reply to some other message (an old prompt, one from before a restart) is
-            # not a bare code: it must not approve whatever happens to be pending now.
-            pending = self.pending()
-            if len(pending) == 1 and reply.in_reply_to is None:
-                request_id = pending[0].id
-            elif channel is not None:
-                listing = ", ".join(p.code for p in pending) or "none"
-                question = (
-                    "That message is not an open prompt." if reply.in_reply_to else "Which request?"
-                )
-                await channel.notifier.notify(
-                    Notice(text=f"{question} Reply to its prompt. Pending: {listing}.")
-                )
-                return
-            else:
-                return
-        try:
-            if text.lower() in DENY_WORDS:
-                await self.deny(request_id, peer=None, channel=notifier)
-                return
-            match = TOTP_REPLY.match(text)
-            if match is None:
-                if channel is not None:
-                    await channel.notifier.notify(
-                        Notice(
-                            text="Reply with your 6-digit code to approve, or 'deny'.",
-                            request_id=request_id,
-                        )
-                    )
-                return
-            await self.approve(
-                request_id, match.group(1) + match.group(2), peer=None, channel=notifier
-            )
-        except (InvalidCode, ApprovalsLocked, NotPending, NotFound) as exc:
-            if channel is not None:
-                await channel.notifier.notify(
-                    Notice(text=f"Not approved: {exc.message}", request_id=request_id)
-                )
-
-    async def _ignore_reply(self, notifier: str, reply: Reply) -> None:
-        """Audit a stranger's message: the first from each sender, then at most one a
-        minute with the count in between, so a stranger cannot flood the audit log."""
-        key = (notifier, reply.sender[:80])
-        now = self._clock.now()
-        last, skipped = self._ignored.get(key, (float("-inf"), 0))
-        if now - last < IGNORED_AUDIT_INTERVAL:
-            self._ignored[key] = (last, skipped + 1)
-            return
-        if len(self._ignored) > 1000:
-            self._ignored.clear()
-        self._ignored[key] = (now, 0)
-        await self._audit.append(
-            "reply_ignored",
-            notifier=notifier,
-            sender=key[1],
-            why="not the configured sender",
-            ignored_since_last=skipped,
-        )
-
-    async def _command(self, notifier: str, command: str) -> None:
-        """The quick commands a person sends from the phone: /pending, /revoke, /help."""
-        channel = self._channels.get(notifier)
-        if command == "/pending":
-            now = self._clock.now()
-            rows = [
-                f"{p.code}: {', '.join(p.services)} ({p.access}), uid {p.requester_uid}, "
-                f"{max(0, int(p.expires_at.timestamp() - now)) // 60} min left"
-                for p in self.pending()
-            ]
-            text = "Pending: " + "; ".join(rows) if rows else "Nothing is pending."
-        elif command == "/revoke":
-            revoked = await self.revoke_everything(channel=notifier)
-            text = f"Revoked {len(revoked)} session(s)."
-        else:
-            text = HELP_TEXT
-        if channel is not None:
-            await channel.notifier.notify(Notice(text=text))
 
     async def revoke_everything(self, *, channel: str) -> list[str]:
         """Revoke every active session of every uid: the person's panic button."""

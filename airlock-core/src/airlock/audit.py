@@ -55,7 +55,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airlock._audit_chain import GENESIS
 from airlock._audit_format import (
@@ -513,3 +513,9 @@ def open_log(paths: AirlockPaths, config: AuditConfig, clock: Clock | None = Non
 def key_fingerprint(key: bytes) -> str:
     """A short, non-secret name for a key (to tell which key signed a log)."""
     return hashlib.sha256(b"airlock audit key|" + key).hexdigest()[:16]
+
+
+class Auditor(Protocol):
+    """Where the daemon's parts record what happened (``AuditLog``); raises to fail closed."""
+
+    async def append(self, event: str, **fields: Any) -> object: ...

@@ -19,7 +19,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from airlock.api import OperationOut
-from airlock.approvals import Auditor, canonical_operation_params, operation_hash
+from airlock.approvals import canonical_operation_params, operation_hash
+from airlock.audit import Auditor
 from airlock.clock import Clock
 from airlock.config import AirlockConfig
 from airlock.connectors import Access, Connector

@@ -23,6 +23,7 @@ from airlock.api import (
 )
 from airlock.approvals import ApprovalService
 from airlock.audit import AuditLog, load_or_create_key
+from airlock.channels import Channels
 from airlock.clock import Clock, SystemClock
 from airlock.config import AirlockConfig, load_config
 from airlock.errors import InvalidInput, NotEnrolled, NotFound
@@ -31,6 +32,7 @@ from airlock.notifiers import Notifier
 from airlock.paths import AirlockPaths
 from airlock.peers import Peer
 from airlock.plugins import AirlockPluginManager, get_connectors, get_notifiers, get_policies
+from airlock.replies import ReplyHandler
 from airlock.services import Service, resolve_services
 from airlock.sessions import SessionManager
 from airlock.store import Session, StateStore
@@ -87,6 +89,7 @@ class Runtime:
         self.vault = Vault(paths.vault_file)
         self.refresh_totp()
         self.notifiers = self._open_notifiers(pm)
+        self.channels = Channels(self.notifiers, self.audit)
         self.approvals = ApprovalService(
             store=self.store,
             sessions=self.sessions,
@@ -96,8 +99,9 @@ class Runtime:
             audit=self.audit,
             services=self.services,
             policies=self.policies,
-            notifiers=self.notifiers,
+            channels=self.channels,
         )
+        self.replies = ReplyHandler(self.approvals, self.channels, self.audit, self.clock)
         self.gateway = Gateway(
             store=self.store,
             sessions=self.sessions,
@@ -186,7 +190,7 @@ class Runtime:
             pending=len(self.approvals.pending()),
             sessions=[session_info(s) for s in self.sessions.list(peer.uid)],
             services=sorted(self.services),
-            notifiers=[NotifierHealth(**h) for h in self.approvals.channel_health()],
+            notifiers=[NotifierHealth(**h) for h in self.channels.health()],
             pid=os.getpid(),
         )
 
@@ -313,7 +317,7 @@ class Runtime:
         try:
             async for reply in notifier.replies():
                 try:
-                    await self.approvals.handle_reply(name, reply)
+                    await self.replies.handle(name, reply)
                 except Exception as exc:  # one failed answer must not stop the listening
                     log.error("notifier_reply_failed", notifier=name, error=type(exc).__name__)
         except asyncio.CancelledError:

@@ -11,17 +11,16 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pyotp
 import yaml
 
 from airlock.audit import verify_dir
 from airlock.clock import SystemClock
 from airlock.config import TotpConfig
+from airlock.demo.phone import SimulatedPhone
 from airlock.demo.sample_mail import SIGN_IN_CODE, write_sample_maildir
 from airlock.errors import AirlockError
 from airlock.local_daemon import LocalDaemon
@@ -36,20 +35,6 @@ def say(text: str = "") -> None:
 
 def step(number: int, title: str) -> None:
     say(f"\n\033[1m{number}. {title}\033[0m" if sys.stdout.isatty() else f"\n{number}. {title}")
-
-
-class Phone:
-    """The person's authenticator app (simulated: the demo knows the secret)."""
-
-    def __init__(self, secret: str) -> None:
-        self._totp = pyotp.TOTP(secret)
-        self.last: str | None = None
-
-    def code_after(self, used_step: int) -> str:
-        now_step = int(time.time() // 30)
-        step_ = max(used_step + 1, now_step - 1)
-        self.last = self._totp.at(step_ * 30)
-        return self.last
 
 
 @contextmanager
@@ -68,9 +53,7 @@ def console_prompt(log: Path) -> str:
     return text[start:].split("\n[airlock]")[0].strip() if start >= 0 else "(no prompt yet)"
 
 
-async def agent_and_person(
-    paths: AirlockPaths, log: Path, phone: Phone, enrolled_step: int
-) -> None:
+async def agent_and_person(paths: AirlockPaths, log: Path, phone: SimulatedPhone) -> None:
     from airlock.client import AirlockClient
 
     async with AirlockClient(paths.socket, agent="demo-agent") as agent:
@@ -82,7 +65,7 @@ async def agent_and_person(
             say(f"   | {line}")
 
         step(4, "The person answers from their phone with a 6-digit code (simulated)")
-        code = phone.code_after(enrolled_step)
+        code = phone.code()
         say(f"   phone shows {code}; the person sends it")
         await agent.approve(created.code, code)
         grant = await agent.await_approval(created, wait=10)
@@ -142,14 +125,14 @@ def run_demo() -> int:
             enrolment = Enrolment(
                 paths.totp_file, store, TotpConfig(account="demo@airlock"), SystemClock()
             )
-            phone = Phone(enrolment.secret)
+            phone = SimulatedPhone(enrolment.secret)
             say(f"   {enrolment.uri.split('?')[0]}?secret=…")
-            enrolled_step = enrolment.confirm(phone.code_after(int(time.time() // 30) - 2))
+            enrolment.confirm(phone.code())
         say("   enrolled after the first correct code")
 
         with LocalDaemon(home) as daemon:
             say(f"   daemon running on {paths.socket}")
-            asyncio.run(agent_and_person(paths, daemon.log, phone, enrolled_step))
+            asyncio.run(agent_and_person(paths, daemon.log, phone))
 
         step(9, "The audit trail")
         from airlock.audit import query
