@@ -163,3 +163,20 @@ def test_one_daemon_per_data_directory_and_a_clean_stop(airlock: Airlock) -> Non
     assert not airlock.paths.socket.exists()
     last = (airlock.paths.audit_dir / "audit.jsonl").read_text().splitlines()[-1]
     assert '"event":"daemon_stopped"' in last
+
+
+def test_records_cut_off_the_end_of_the_audit_log_are_detected(airlock: Airlock) -> None:
+    with airlock.client() as agent:
+        token = airlock.session(agent)["token"]
+        assert airlock.op(agent, token, "count_unread").status_code == 200
+        audit_file = airlock.paths.audit_dir / "audit.jsonl"
+        lines = audit_file.read_text().splitlines(keepends=True)
+        audit_file.write_text("".join(lines[:-2]))  # hide the last two records
+
+        verified = airlock.audit_verify()
+        assert verified.returncode == 1
+        assert json.loads(verified.stdout)["problem"]["reason"].startswith("records after seq")
+
+        refused = airlock.op(agent, token, "count_unread")
+        assert refused.status_code == 503, "nothing is served on a cut log"
+        assert refused.json()["error"]["code"] == "audit_unavailable"

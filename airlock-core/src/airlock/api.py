@@ -152,6 +152,7 @@ class DaemonStatus(BaseModel):
     services: list[str]
     notifiers: list[NotifierHealth] = Field(default_factory=list)
     pid: int
+    audit_seq: int = Field(0, description="seq of the last audit record the daemon wrote")
 
 
 class CredentialsIn(Body):

@@ -213,6 +213,11 @@ class AuditLog:
     def __repr__(self) -> str:
         return f"AuditLog({str(self.audit_dir)!r})"
 
+    @property
+    def last_seq(self) -> int:
+        """The seq of the last record this log wrote or read (0 before the first)."""
+        return self._chain.seq
+
     def close(self) -> None:
         with self._qlock:
             if self._current is not None:
@@ -395,7 +400,16 @@ class AuditLog:
             current = _Current(fd, (info.st_dev, info.st_ino), good, repaired=repaired)
             if good:
                 current.first = _seq_ts(first_line_of(fd), self.current_path)
-            self._chain = self._chain_from(last)
+            chain = self._chain_from(last)
+            if chain.seq < self._chain.seq:
+                # Records this process wrote are gone: someone cut the log. Continuing
+                # would chain new records onto the cut and hide it; refuse instead.
+                raise AuditError(
+                    f"{self.current_path}: records after seq {chain.seq} are gone "
+                    f"(this daemon wrote up to {self._chain.seq})",
+                    hint="the audit log was cut; run `airlock audit verify` and investigate",
+                )
+            self._chain = chain
         except BaseException:
             os.close(fd)
             raise

@@ -76,6 +76,20 @@ def _list(
         typer.echo(_line(record))
 
 
+def daemon_audit_seq(state: CliState) -> int | None:
+    """The last seq the running daemon wrote, or None when no daemon answers.
+
+    A hash chain cannot show records deleted from its end; the daemon's own count can.
+    """
+    from airlock.cli.client_support import with_client
+    from airlock.errors import AirlockError
+
+    try:
+        return with_client(state, lambda c: c.status()).audit_seq
+    except AirlockError:
+        return None
+
+
 def register(app: typer.Typer) -> None:
     audit_app = typer.Typer(
         name="audit",
@@ -149,9 +163,22 @@ def register(app: typer.Typer) -> None:
         from airlock.audit import verify_dir
 
         state: CliState = ctx.obj
+        # Asked first: the daemon only appends, so the files must reach at least this seq.
+        written = daemon_audit_seq(state)
         result = verify_dir(state.paths.audit_dir, state.paths.audit_key_file)
+        missing_tail = result.ok and written is not None and result.last_seq < written
         if as_json:
-            print_json(result.to_dict())
+            report = result.to_dict()
+            report["daemon_audit_seq"] = written
+            if missing_tail:
+                report["ok"] = False
+                report["problem"] = {"reason": f"records after seq {result.last_seq} are missing"}
+            print_json(report)
+        elif missing_tail:
+            typer.echo(
+                f"TAMPERED: the files end at seq {result.last_seq}, but the running daemon "
+                f"has written up to seq {written}: records were cut off the end"
+            )
         elif result.ok:
             typer.echo(f"ok: {result.records} records in {len(result.files)} file(s), chain intact")
         else:
@@ -161,7 +188,7 @@ def register(app: typer.Typer) -> None:
                 f"{result.records} records before it verified; nothing after it can be trusted",
                 err=True,
             )
-        if not result.ok:
+        if not result.ok or missing_tail:
             raise typer.Exit(1)
 
     app.add_typer(audit_app)

@@ -192,6 +192,7 @@ class Runtime:
             services=sorted(self.services),
             notifiers=[NotifierHealth(**h) for h in self.channels.health()],
             pid=os.getpid(),
+            audit_seq=self.audit.last_seq,
         )
 
     def service_list(self) -> ServiceList:
