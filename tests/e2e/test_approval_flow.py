@@ -180,3 +180,19 @@ def test_records_cut_off_the_end_of_the_audit_log_are_detected(airlock: Airlock)
         refused = airlock.op(agent, token, "count_unread")
         assert refused.status_code == 503, "nothing is served on a cut log"
         assert refused.json()["error"]["code"] == "audit_unavailable"
+
+
+def test_records_cut_while_the_daemon_was_down_are_detected_at_restart(airlock: Airlock) -> None:
+    with airlock.client() as agent:
+        token = airlock.session(agent)["token"]
+        assert airlock.op(agent, token, "count_unread").status_code == 200
+    airlock.stop()
+    audit_file = airlock.paths.audit_dir / "audit.jsonl"
+    lines = audit_file.read_text().splitlines(keepends=True)
+    audit_file.write_text("".join(lines[:-3]))  # the operation and the stop vanish
+    airlock.start()
+
+    verified = airlock.audit_verify()
+    assert verified.returncode == 1
+    assert "cut off the end" in json.loads(verified.stdout)["problem"]["reason"]
+    assert '"event":"audit_cut_detected"' in audit_file.read_text()

@@ -99,6 +99,15 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX write_approvals_hash ON write_approvals (operation_hash, used_at);
     """,
+    # 2: how far the daemon's audit log is known to reach, so a restart can tell when
+    # records were cut off its end while it was down.
+    """
+    CREATE TABLE audit_anchor (
+        id              INTEGER PRIMARY KEY CHECK (id = 1),
+        seq             INTEGER NOT NULL
+    );
+    INSERT INTO audit_anchor (id, seq) VALUES (1, 0);
+    """,
 )
 
 
@@ -516,6 +525,17 @@ class StateStore:
 
     def set_locked_until(self, until: float | None) -> None:
         self._execute("UPDATE approval_lock SET locked_until = ? WHERE id = 1", (until,))
+
+    # -- audit anchor -----------------------------------------------------------------
+
+    def audit_anchor(self) -> int:
+        """The highest audit seq the daemon recorded as written (0 when none)."""
+        row = self._one("SELECT seq FROM audit_anchor WHERE id = 1")
+        return int(row["seq"]) if row else 0
+
+    def raise_audit_anchor(self, seq: int) -> None:
+        """Record that the audit log reaches *seq*; the anchor never goes down."""
+        self._execute("UPDATE audit_anchor SET seq = MAX(seq, ?) WHERE id = 1", (seq,))
 
     # -- write approvals ------------------------------------------------------------
 

@@ -77,17 +77,38 @@ def _list(
 
 
 def daemon_audit_seq(state: CliState) -> int | None:
-    """The last seq the running daemon wrote, or None when no daemon answers.
+    """How far the log is known to reach: what the running daemon says it wrote, or the
+    anchor it keeps in the state database; None when neither can be read.
 
     A hash chain cannot show records deleted from its end; the daemon's own count can.
     """
+    import contextlib
+    import sqlite3
+
     from airlock.cli.client_support import with_client
     from airlock.errors import AirlockError
+    from airlock.store import StateStore
 
-    try:
-        return with_client(state, lambda c: c.status()).audit_seq
-    except AirlockError:
+    known: list[int] = []
+    with contextlib.suppress(AirlockError):
+        known.append(with_client(state, lambda c: c.status()).audit_seq)
+    if state.paths.state_db.exists():
+        try:
+            with StateStore(state.paths.state_db) as store:
+                known.append(store.audit_anchor())
+        except (OSError, sqlite3.Error, AirlockError):
+            pass  # isolated mode: the state belongs to the daemon's user
+    return max(known) if known else None
+
+
+def cut_off_end(last_seq: int, written: int | None) -> str | None:
+    """Why the log is short, when the daemon wrote further than the files reach."""
+    if written is None or last_seq >= written:
         return None
+    return (
+        f"records after seq {last_seq} are missing: the daemon wrote up to seq {written}, "
+        "so records were cut off the end"
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -160,25 +181,27 @@ def register(app: typer.Typer) -> None:
     @audit_app.command("verify")
     def verify(ctx: typer.Context, as_json: JsonOption = False) -> None:
         """Check the hash chain of every audit file; name the first bad line."""
-        from airlock.audit import verify_dir
+        from airlock.audit import query, verify_dir
 
         state: CliState = ctx.obj
         # Asked first: the daemon only appends, so the files must reach at least this seq.
         written = daemon_audit_seq(state)
         result = verify_dir(state.paths.audit_dir, state.paths.audit_key_file)
-        missing_tail = result.ok and written is not None and result.last_seq < written
+        cut = cut_off_end(result.last_seq, written) if result.ok else None
+        if cut is None and result.ok:
+            # A cut the daemon found at a restart stays on record in the log itself.
+            found = query(state.paths.audit_dir, event="audit_cut_detected", limit=1)
+            if found:
+                cut = cut_off_end(int(found[0]["found"]), int(found[0]["expected_at_least"]))
         if as_json:
             report = result.to_dict()
             report["daemon_audit_seq"] = written
-            if missing_tail:
+            if cut is not None:
                 report["ok"] = False
-                report["problem"] = {"reason": f"records after seq {result.last_seq} are missing"}
+                report["problem"] = {"reason": cut}
             print_json(report)
-        elif missing_tail:
-            typer.echo(
-                f"TAMPERED: the files end at seq {result.last_seq}, but the running daemon "
-                f"has written up to seq {written}: records were cut off the end"
-            )
+        elif cut is not None:
+            typer.echo(f"TAMPERED: {cut}")
         elif result.ok:
             typer.echo(f"ok: {result.records} records in {len(result.files)} file(s), chain intact")
         else:
@@ -188,7 +211,7 @@ def register(app: typer.Typer) -> None:
                 f"{result.records} records before it verified; nothing after it can be trusted",
                 err=True,
             )
-        if not result.ok or missing_tail:
+        if not result.ok or cut is not None:
             raise typer.Exit(1)
 
     app.add_typer(audit_app)

@@ -294,7 +294,17 @@ class Runtime:
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.audit.append("daemon_started", pid=os.getpid(), mode=self.paths.mode.value)
+        anchor = self.store.audit_anchor()
+        started = await self.audit.append(
+            "daemon_started", pid=os.getpid(), mode=self.paths.mode.value
+        )
+        if started.seq - 1 < anchor:
+            # Records were cut off the end of the log while no daemon was watching it.
+            log.error("audit_cut_detected", expected_at_least=anchor, found=started.seq - 1)
+            await self.audit.append(
+                "audit_cut_detected", expected_at_least=anchor, found=started.seq - 1
+            )
+        self.store.raise_audit_anchor(self.audit.last_seq)
         self._tasks.append(asyncio.create_task(self._housekeeping()))
         for name, notifier in self.notifiers.items():
             self._tasks.append(asyncio.create_task(self._listen(name, notifier)))
@@ -304,6 +314,7 @@ class Runtime:
             await asyncio.sleep(EXPIRY_INTERVAL)
             try:
                 self.gateway.uses.flush()
+                self.store.raise_audit_anchor(self.audit.last_seq)
                 await self.approvals.expire_due()
                 keep = {
                     svc
@@ -343,6 +354,7 @@ class Runtime:
                     error=type(exc).__name__,
                 )
         await self.audit.append("daemon_stopped", pid=os.getpid())
+        self.store.raise_audit_anchor(self.audit.last_seq)
         self.audit.close()
         self.store.close()
 
