@@ -272,3 +272,20 @@ def test_connectors_open_for_a_session_and_close_when_no_session_needs_them(tmp_
         assert Notebook.closed == closed + 1
 
     run(tmp_path, scenario)
+
+
+def test_an_agent_cannot_flood_the_person_with_prompts(tmp_path: Path) -> None:
+    from airlock.approvals import MAX_PENDING
+    from airlock.errors import RateLimited
+
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        for _ in range(MAX_PENDING):
+            await ask(runtime)
+        with pytest.raises(RateLimited):
+            await ask(runtime)
+        assert len(phone.sent) == MAX_PENDING
+        await runtime.approvals.deny(phone.sent[0].code, peer=ME, channel="terminal")
+        await ask(runtime)
+        assert len(phone.sent) == MAX_PENDING + 1
+
+    run(tmp_path, scenario)

@@ -43,6 +43,7 @@ from airlock.errors import (
     InvalidInput,
     NotFound,
     NotPending,
+    RateLimited,
 )
 from airlock.notifiers import Notice
 from airlock.peers import Peer
@@ -58,6 +59,9 @@ log = structlog.get_logger("airlock.approvals")
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_PATTERN = re.compile(r"^[0-9A-HJKMNP-TV-Z]{4}$")
 MAX_WAIT = 60.0
+# More open prompts than a person can read are noise at best and cover for a prompt
+# slipped among them at worst: an agent flooding the phone is refused instead.
+MAX_PENDING = 10
 
 
 def canonical_params(params: Mapping[str, Any]) -> str:
@@ -123,6 +127,11 @@ class ApprovalService:
     # -- requests ---------------------------------------------------------------------
 
     async def create_request(self, body: AccessRequestIn, peer: Peer) -> AccessRequestCreated:
+        if len(self.pending()) >= MAX_PENDING:
+            raise RateLimited(
+                f"{MAX_PENDING} requests are already waiting for the person",
+                hint="wait for an answer, or for pending requests to expire",
+            )
         services = list(dict.fromkeys(body.services))
         access = body.access
         operation: dict[str, Any] | None = None
