@@ -196,3 +196,14 @@ def test_records_cut_while_the_daemon_was_down_are_detected_at_restart(airlock: 
     assert verified.returncode == 1
     assert "cut off the end" in json.loads(verified.stdout)["problem"]["reason"]
     assert '"event":"audit_cut_detected"' in audit_file.read_text()
+
+
+def test_the_owner_reads_the_audit_trail_over_the_api(airlock: Airlock) -> None:
+    with airlock.client() as person:
+        session = airlock.session(person)
+        issued = person.get("/v1/audit", params={"event": "session_issued", "since": "1d"}).json()
+        assert [e["session"] for e in issued["events"]] == [session["id"]]
+        assert session["token"] not in str(issued)
+        bad = person.get("/v1/audit", params={"since": "last tuesday"})
+        assert bad.status_code == 400
+        assert bad.json()["error"]["field"] == "since"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 from airlock import api
 from airlock.daemon.http import json_model, peer, read_body
 from airlock.daemon.runtime import Runtime, session_info
+from airlock.durations import parse_duration
 from airlock.errors import Forbidden, InvalidInput, Unauthenticated
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -169,12 +171,10 @@ async def list_credentials(request: web.Request) -> web.StreamResponse:
 
 async def audit_events(request: web.Request) -> web.StreamResponse:
     runtime, caller = rt(request), peer(request)
-    if caller.uid not in (0, runtime_owner()):
+    if caller.uid not in (0, os.getuid()):
         raise Forbidden("only the owner of the daemon reads its audit log")
     since_raw = request.query.get("since")
-    since = None
-    if since_raw:
-        since = _parse_since(since_raw)
+    since = _parse_since(since_raw) if since_raw else None
     limit = _int_query(request, "limit", 100, lo=1, hi=10_000)
     events = runtime.audit.query(
         since=since,
@@ -185,15 +185,7 @@ async def audit_events(request: web.Request) -> web.StreamResponse:
     return json_model(api.AuditEvents(events=events))
 
 
-def runtime_owner() -> int:
-    import os
-
-    return os.getuid()
-
-
 def _parse_since(raw: str) -> datetime:
-    from airlock.durations import parse_duration
-
     try:
         return datetime.fromisoformat(raw.replace("Z", "+00:00")).astimezone(UTC)
     except ValueError:
