@@ -158,7 +158,6 @@ class Gateway:
         self._sessions = sessions
         self._services = services
         self._policies = policies
-        self._config = config
         self._clock = clock
         self._audit = audit
         self.pool = pool

@@ -11,7 +11,7 @@ import typer
 
 from airlock.cli.client_support import WaitDisplay, read_totp, with_client
 from airlock.cli.context import CliState
-from airlock.cli.output import print_json, table
+from airlock.cli.output import print_json, print_listing
 from airlock.errors import InvalidInput, Unauthenticated
 
 if TYPE_CHECKING:
@@ -67,24 +67,21 @@ def register(app: typer.Typer) -> None:
     def pending(ctx: typer.Context, as_json: JsonOption = False) -> None:
         """List requests waiting for approval."""
         found = with_client(ctx.obj, lambda c: c.pending())
-        if as_json:
-            print_json(found.model_dump(mode="json")["requests"])
-            return
-        if not found.requests:
-            typer.echo("no pending requests")
-            return
-        rows = [
-            [
+        print_listing(
+            found.requests,
+            as_json=as_json,
+            dump=lambda r: r.model_dump(mode="json"),
+            empty="no pending requests",
+            headers=["CODE", "SERVICES", "ACCESS", "WHO", "FINGERPRINT", "REASON"],
+            row=lambda r: [
                 r.code,
                 ", ".join(r.services),
                 r.access,
                 f"uid {r.requester_uid}",
                 r.fingerprint,
                 r.reason[:60],
-            ]
-            for r in found.requests
-        ]
-        typer.echo(table(rows, ["CODE", "SERVICES", "ACCESS", "WHO", "FINGERPRINT", "REASON"]))
+            ],
+        )
 
     @app.command()
     def approve(
@@ -111,23 +108,20 @@ def register(app: typer.Typer) -> None:
     def sessions(ctx: typer.Context, as_json: JsonOption = False) -> None:
         """List your active sessions."""
         found = with_client(ctx.obj, lambda c: c.sessions())
-        if as_json:
-            print_json(found.model_dump(mode="json")["sessions"])
-            return
-        if not found.sessions:
-            typer.echo("no active sessions")
-            return
-        rows = [
-            [
+        print_listing(
+            found.sessions,
+            as_json=as_json,
+            dump=lambda s: s.model_dump(mode="json"),
+            empty="no active sessions",
+            headers=["ID", "SERVICES", "ACCESS", "EXPIRES (UTC)", "USES"],
+            row=lambda s: [
                 s.id,
                 ", ".join(s.services),
                 s.access,
                 f"{s.expires_at:%Y-%m-%d %H:%M}",
                 str(s.use_count),
-            ]
-            for s in found.sessions
-        ]
-        typer.echo(table(rows, ["ID", "SERVICES", "ACCESS", "EXPIRES (UTC)", "USES"]))
+            ],
+        )
 
     @app.command()
     def revoke(

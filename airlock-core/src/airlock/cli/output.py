@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from airlock.errors import AirlockError
+
+T = TypeVar("T")
 
 
 def print_json(data: Any) -> None:
@@ -28,3 +31,21 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
     for row in rows:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     return "\n".join(lines)
+
+
+def print_listing(
+    items: Sequence[T],
+    *,
+    as_json: bool,
+    dump: Callable[[T], Any],
+    empty: str,
+    headers: list[str],
+    row: Callable[[T], list[str]],
+) -> None:
+    """A listing command's output: JSON for scripts, a table or a plain "none" for people."""
+    if as_json:
+        print_json([dump(item) for item in items])
+    elif not items:
+        sys.stdout.write(empty + "\n")
+    else:
+        sys.stdout.write(table([row(item) for item in items], headers) + "\n")
