@@ -1,5 +1,8 @@
-"""CLI start-up time: median wall time of `airlock --help`, `airlock plugins list` and
-`airlock status` against `python -c pass`. Prints JSON. Target: `--help` <= 200 ms.
+"""CLI start-up time: median wall time of every command that does not need the daemon,
+and of `airlock status` with one, against `python -c pass` in the same run. Prints JSON.
+
+Targets: each offline command <= 150 ms (about 10x `python -c pass` here); `airlock status`
+with a daemon <= 200 ms.
 
 Bytecode is written by warm-up runs (PYTHONDONTWRITEBYTECODE is cleared), as a user's
 installed copy would have it.
@@ -18,7 +21,18 @@ import tempfile
 import time
 from pathlib import Path
 
-TARGET_HELP_MS = 200.0
+from airlock.local_daemon import LocalDaemon
+
+TARGET_OFFLINE_MS = 150.0
+TARGET_STATUS_MS = 200.0
+OFFLINE = {
+    "airlock --help": ["--help"],
+    "airlock plugins list": ["plugins", "list"],
+    "airlock init": ["init"],
+    "airlock status (no daemon)": ["status"],
+    "airlock services (no daemon)": ["services"],
+    "airlock audit verify (small log)": ["audit", "verify"],
+}
 
 
 def airlock_command() -> list[str]:
@@ -37,24 +51,43 @@ def median_ms(argv: list[str], env: dict[str, str], runs: int) -> float:
     return round(statistics.median(samples), 1)
 
 
+def small_audit_log(home: Path) -> None:
+    """A few records written the way the daemon writes them, so `audit verify` has work."""
+    from airlock.audit import AuditLog
+    from airlock.paths import resolve_paths
+
+    paths = resolve_paths({"AIRLOCK_HOME": str(home)})
+    paths.ensure_data_dirs()
+    with AuditLog(paths.audit_dir, paths.audit_key_file) as log:
+        for n in range(50):
+            log.append_sync("operation", service="mail", operation="count_unread", count=n)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
-    home = tempfile.mkdtemp(prefix="airlock-bench-")
+    home = Path(tempfile.mkdtemp(prefix="airlock-bench-"))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["AIRLOCK_HOME"] = home
+    env["AIRLOCK_HOME"] = str(home)
     airlock = airlock_command()
     try:
-        figures = {
-            "python -c pass": median_ms([sys.executable, "-c", "pass"], env, args.runs),
-            "airlock --help": median_ms([*airlock, "--help"], env, args.runs),
-            "airlock plugins list": median_ms([*airlock, "plugins", "list"], env, args.runs),
-            "airlock status": median_ms([*airlock, "status"], env, args.runs),
-        }
+        small_audit_log(home)
+        figures = {"python -c pass": median_ms([sys.executable, "-c", "pass"], env, args.runs)}
+        for name, argv in OFFLINE.items():
+            figures[name] = median_ms([*airlock, *argv], env, args.runs)
+        with LocalDaemon(home):
+            figures["airlock status (daemon running)"] = median_ms(
+                [*airlock, "status"], env, args.runs
+            )
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    help_ms = figures["airlock --help"]
+    slow = {
+        name: ms
+        for name, ms in figures.items()
+        if name.startswith("airlock ")
+        and ms > (TARGET_STATUS_MS if "daemon running" in name else TARGET_OFFLINE_MS)
+    }
     print(
         json.dumps(
             {
@@ -62,9 +95,12 @@ def main() -> None:
                 "unit": "ms (median wall time)",
                 "runs": args.runs,
                 "figures": figures,
-                "help_over_python_ms": round(help_ms - figures["python -c pass"], 1),
-                "target_help_ms": TARGET_HELP_MS,
-                "meets_target": help_ms <= TARGET_HELP_MS,
+                "targets": {
+                    "offline_ms": TARGET_OFFLINE_MS,
+                    "status_with_daemon_ms": TARGET_STATUS_MS,
+                },
+                "over_target": slow,
+                "meets_targets": not slow,
             },
             indent=2,
         )
