@@ -234,6 +234,35 @@ def test_count_unread(call: Call, corpus: list[CorpusMessage]) -> None:
     assert call("count_unread", folder="Sent").unread == 0
 
 
+def _age_directories(maildir: Path, seconds: float) -> None:
+    """Make cur/ and new/ look untouched for *seconds* (a count of them may be cached)."""
+    for sub in ("cur", "new"):
+        info = os.stat(maildir / sub)
+        os.utime(maildir / sub, ns=(info.st_atime_ns, info.st_mtime_ns - int(seconds * 1e9)))
+
+
+def test_count_unread_follows_changes_made_behind_the_connectors_back(
+    maildir: Path, call: Call, corpus: list[CorpusMessage]
+) -> None:
+    unread = sum(not m.seen for m in inbox(corpus))
+    _age_directories(maildir, 60)  # settled: the count is kept between calls
+    assert call("count_unread").unread == unread
+    assert call("count_unread").unread == unread
+    # Another program (a mail client, a deliverer) changes the Maildir meanwhile.
+    unseen = next(p for p in (maildir / "cur").iterdir() if not p.name.endswith("S"))
+    unseen.rename(unseen.with_name(unseen.name + "S"))
+    assert call("count_unread").unread == unread - 1
+    (maildir / "new" / "1760000000.M1P1.test").write_bytes(b"Subject: new\n\nhi\n")
+    assert call("count_unread").unread == unread
+    # Changes within the same timestamp tick as a count are not missed either.
+    for _ in range(3):
+        fresh = maildir / "new" / "1760000000.M1P1.test"
+        fresh.rename(maildir / "cur" / (fresh.name + ":2,S"))
+        assert call("count_unread").unread == unread - 1
+        (maildir / "cur" / (fresh.name + ":2,S")).rename(fresh)
+        assert call("count_unread").unread == unread
+
+
 # ---------------------------------------------------------------------------- read-only
 
 

@@ -127,8 +127,7 @@ class MaildirConnector(MailConnector):
         return self._message(folder, self.store.find(folder, message_id), max_chars)
 
     async def load_unread_count(self, folder: str) -> int:
-        entries = await asyncio.to_thread(self.store.entries, folder)
-        return sum(1 for e in entries if not e.seen)
+        return await asyncio.to_thread(self.store.unread_count, folder)
 
     # ------------------------------------------------------------------ writes
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +42,10 @@ Subdir = Literal["cur", "new"]
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _HEAD_CHUNK = 8192
+# A directory whose mtime is this recent may still change within the same timestamp tick
+# (the kernel's clock for mtimes is coarse), so its cached count is not trusted yet.
+_SETTLED_NS = 1_000_000_000
+_DirStamp = tuple[int, int, int]  # device, inode, mtime in ns
 
 
 def is_maildir(path: Path) -> bool:
@@ -59,9 +64,7 @@ class Entry:
 
     @property
     def flags(self) -> str:
-        if self.subdir == "new" or ":2," not in self.name:
-            return ""
-        return self.name.split(":2,", 1)[1]
+        return _flags(self.subdir, self.name)
 
     @property
     def seen(self) -> bool:
@@ -71,6 +74,7 @@ class Entry:
 class MaildirStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._unread: dict[str, tuple[tuple[_DirStamp, _DirStamp], int]] = {}
 
     def check(self) -> None:
         if not is_maildir(self.root):
@@ -112,6 +116,27 @@ class MaildirStore:
                 with _opendir(subdir, folder_fd) as fd, os.scandir(fd) as items:
                     found.extend(_entry(item, subdir) for item in items if _is_message(item))
         return found
+
+    def unread_count(self, folder: str) -> int:
+        """Messages without the S flag, counted from file names alone.
+
+        Adding, removing or renaming a message (which is how flags change) updates its
+        directory's mtime, so while both ``cur/`` and ``new/`` keep theirs the last count
+        stands: an agent polling for new mail costs two ``fstat`` calls, not a listing.
+        """
+        with (
+            self._folder(folder) as folder_fd,
+            _opendir("cur", folder_fd) as cur_fd,
+            _opendir("new", folder_fd) as new_fd,
+        ):
+            stamps = (_dir_stamp(cur_fd), _dir_stamp(new_fd))
+            cached = self._unread.get(folder)
+            if cached is not None and cached[0] == stamps:
+                return cached[1]
+            count = _count_unseen(cur_fd, "cur") + _count_unseen(new_fd, "new")
+        if all(time.time_ns() - stamp[2] > _SETTLED_NS for stamp in stamps):
+            self._unread[folder] = (stamps, count)
+        return count
 
     def find(self, folder: str, key: str) -> Entry:
         for entry in self.entries(folder):
@@ -224,6 +249,24 @@ def _opendir(name: str, parent_fd: int) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
+
+
+def _dir_stamp(fd: int) -> _DirStamp:
+    info = os.fstat(fd)
+    return (info.st_dev, info.st_ino, info.st_mtime_ns)
+
+
+def _flags(subdir: Subdir, name: str) -> str:
+    if subdir == "new" or ":2," not in name:
+        return ""
+    return name.split(":2,", 1)[1]
+
+
+def _count_unseen(fd: int, subdir: Subdir) -> int:
+    with os.scandir(fd) as items:
+        return sum(
+            1 for item in items if _is_message(item) and "S" not in _flags(subdir, item.name)
+        )
 
 
 def _is_message(item: os.DirEntry[str]) -> bool:
