@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -21,11 +22,40 @@ JSON = st.recursive(
     ),
     max_leaves=12,
 )
+EXTREME_DATES = st.one_of(
+    st.sampled_from(
+        ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "9999999d", "0001-01-01"]
+    ),
+    st.builds(
+        lambda when, minutes: when.isoformat() + f"{minutes // 60:+03d}:{minutes % 60:02d}",
+        st.datetimes(),
+        st.integers(-23 * 60, 23 * 60),
+    ),
+)
 NASTY_TEXT = st.one_of(
     st.text(max_size=60),
     st.sampled_from(
         ["../../etc/passwd", "%00", "\r\nX: y", "' OR 1=1", "{}", "A" * 300, "req_", "ses_"]
     ),
+    EXTREME_DATES,
+)
+
+
+@dataclass(frozen=True)
+class Raw:
+    """Body bytes sent as they are: nesting too deep for json.dumps to produce."""
+
+    content: bytes
+
+
+def _nested(depth: int, brackets: tuple[bytes, bytes]) -> bytes:
+    return brackets[0] * depth + b"1" + brackets[1] * depth
+
+
+DEEP_VALUES = st.builds(
+    _nested,
+    st.one_of(st.integers(30, 40), st.integers(900, 1100), st.integers(50_000, 100_000)),
+    st.sampled_from([(b"[", b"]"), (b'{"a":', b"}")]),
 )
 
 HEADER_TEXT = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60)
@@ -51,7 +81,12 @@ def _body_for(schema: dict[str, Any], components: dict[str, Any]) -> st.SearchSt
     target = components.get(ref.rsplit("/", 1)[-1], {}) if ref else schema
     names = list(target.get("properties", {}))
     shaped = st.fixed_dictionaries({}, optional={name: JSON for name in names}) if names else JSON
-    return st.one_of(shaped, JSON)
+    deep = st.builds(
+        lambda name, value: Raw(b'{"' + name.encode() + b'": ' + value + b"}"),
+        st.sampled_from(names or ["x"]),
+        DEEP_VALUES,
+    )
+    return st.one_of(shaped, JSON, deep, st.builds(Raw, DEEP_VALUES))
 
 
 @st.composite
@@ -91,7 +126,10 @@ def test_generated_requests_never_get_a_5xx(daemon: Airlock, document: dict[str,
     @given(call=calls(document))
     def one(call: tuple[str, str, dict[str, str], Any]) -> None:
         method, url, headers, body = call
-        content = None if body is None else json.dumps(body).encode()
+        if isinstance(body, Raw):
+            content: bytes | None = body.content
+        else:
+            content = None if body is None else json.dumps(body).encode()
         response = client.request(method, url, headers=headers, content=content)
         assert response.status_code < 500, (method, url, response.text)
         if response.status_code >= 400:

@@ -20,6 +20,8 @@ from airlock.peers import Peer, peer_of
 log = structlog.get_logger("airlock.daemon")
 
 BODY_LIMIT = 1024 * 1024
+MAX_DEPTH = 32
+"""How deeply a body's values may nest: deeper input is a 400, never a RecursionError."""
 PEER_KEY = web.AppKey("peer_check", object)
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -111,23 +113,60 @@ def make_uid_middleware(gate: UidGate) -> Middleware:
 
 
 async def read_body(request: web.Request, model: type[M]) -> M:
-    if request.content_length is not None and request.content_length > BODY_LIMIT:
-        raise PayloadTooLarge("request body over 1 MiB")
-    raw = await request.content.read(BODY_LIMIT + 1)
-    if len(raw) > BODY_LIMIT:
-        raise PayloadTooLarge("request body over 1 MiB")
-    try:
-        data: Any = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("body is not valid JSON", field="body") from None
-    if not isinstance(data, dict):
-        raise InvalidInput("body must be a JSON object", field="body")
+    data = parse_json_object(await whole_body(request))
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
         raise InvalidInput(f"{where}: {first['msg']}", field=where) from None
+
+
+async def whole_body(request: web.Request) -> bytes:
+    """Every byte of the body, whatever the framing (Content-Length or chunked), up to
+    the limit: ``read(n)`` alone returns only what has arrived so far."""
+    if request.content_length is not None and request.content_length > BODY_LIMIT:
+        raise PayloadTooLarge("request body over 1 MiB")
+    body = bytearray()
+    async for chunk in request.content.iter_any():
+        body += chunk
+        if len(body) > BODY_LIMIT:
+            raise PayloadTooLarge("request body over 1 MiB")
+    return bytes(body)
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """A JSON object of at most ``MAX_DEPTH`` levels; anything else is a 400 naming where."""
+    try:
+        data: Any = json.loads(raw or b"{}")
+    except RecursionError:
+        raise _too_deep("body") from None
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("body is not valid JSON", field="body") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("body must be a JSON object", field="body")
+    for name, value in data.items():
+        if _depth(value) > MAX_DEPTH:
+            raise _too_deep(str(name))
+    return data
+
+
+def _too_deep(field: str) -> InvalidInput:
+    return InvalidInput(f"{field}: nested more than {MAX_DEPTH} levels deep", field=field)
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth without recursion (the check must not itself overflow the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level > MAX_DEPTH:
+                return level
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def json_model(model: BaseModel, status: int = 200) -> web.Response:

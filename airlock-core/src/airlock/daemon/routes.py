@@ -187,11 +187,16 @@ async def audit_events(request: web.Request) -> web.StreamResponse:
 
 def _parse_since(raw: str) -> datetime:
     try:
-        return datetime.fromisoformat(raw.replace("Z", "+00:00")).astimezone(UTC)
-    except ValueError:
-        pass
-    seconds = parse_duration(raw, field="since")
-    return datetime.now(UTC) - timedelta(seconds=seconds)
+        try:
+            return datetime.fromisoformat(raw.replace("Z", "+00:00")).astimezone(UTC)
+        except ValueError:
+            pass
+        seconds = parse_duration(raw, field="since")
+        return datetime.now(UTC) - timedelta(seconds=seconds)
+    except OverflowError:
+        raise InvalidInput(
+            "since: outside the dates Airlock can count from", field="since"
+        ) from None
 
 
 async def openapi(request: web.Request) -> web.StreamResponse:
