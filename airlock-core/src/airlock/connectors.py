@@ -20,36 +20,34 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from airlock.errors import ConnectorError, InvalidInput, NotFound
+from airlock.models import Access, NoCredentials, NoSettings, first_problem
+
+__all__ = [
+    "OPERATION_NAME",
+    "Access",
+    "CheckResult",
+    "Connector",
+    "Done",
+    "NoCredentials",
+    "NoSettings",
+    "OperationSpec",
+    "Params",
+    "first_error",
+    "first_field",
+    "operation",
+]
 
 OPERATION_NAME = re.compile(r"^[a-z][a-z0-9_]{1,47}$")
-
-
-class Access(StrEnum):
-    READ = "read"
-    WRITE = "write"
-
-    def allows(self, needed: Access) -> bool:
-        """A write session may also read; a read session may only read."""
-        return self is Access.WRITE or needed is Access.READ
 
 
 class Params(BaseModel):
     """Base for params models: unknown fields are an error, not silently dropped."""
 
-    model_config = ConfigDict(extra="forbid")
-
-
-class NoSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class NoCredentials(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -206,13 +204,9 @@ class Connector:
 
 
 def first_field(exc: ValidationError) -> str:
-    errors = exc.errors()
-    return ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
+    return first_problem(exc).field
 
 
 def first_error(exc: ValidationError) -> str:
-    errors = exc.errors()
-    if not errors:
-        return "invalid parameters"
-    field = first_field(exc) or "params"
-    return f"{field}: {errors[0]['msg']}"
+    problem = first_problem(exc)
+    return str(problem) if problem.field else f"params: {problem.message}"

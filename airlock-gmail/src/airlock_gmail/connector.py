@@ -24,21 +24,28 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr, field_validator
 
-from airlock.connectors import Access, operation
-from airlock.errors import AirlockError, ConnectorAuthError, ConnectorError
-from airlock_mail._imap_search import SearchCriteria, gmail_raw_criteria, query_criteria
-from airlock_mail._imap_session import ImapSession
+from airlock.plugin import Access, AirlockError, ConnectorAuthError, ConnectorError, operation
 from airlock_mail.imap import (
     ADDRESS_PATTERN,
     SPECIAL_USE_ALIASES,
     AddressCredentials,
     ImapConnector,
+    ImapSession,
+    SearchCriteria,
     ServerSettings,
+    imap_string,
+    query_criteria,
 )
 from airlock_mail.model import INBOX, MessageList, MessageSummary, SearchParams
 from airlock_mail.query import parse_query
 
-__all__ = ["APP_PASSWORDS", "GmailConnector", "GmailCredentials", "GmailSettings"]
+__all__ = [
+    "APP_PASSWORDS",
+    "GmailConnector",
+    "GmailCredentials",
+    "GmailSettings",
+    "gmail_raw_criteria",
+]
 
 APP_PASSWORDS = "https://myaccount.google.com/apppasswords"
 ENABLE_IMAP = "https://support.google.com/mail/answer/7126229"
@@ -142,3 +149,9 @@ class GmailConnector(ImapConnector):
                 f"and run `airlock credentials add {self.service}`"
             ),
         )
+
+
+def gmail_raw_criteria(text: str) -> SearchCriteria:
+    """Gmail's own search language, passed whole as one string to X-GM-RAW (quoted or a
+    literal, never IMAP syntax)."""
+    return SearchCriteria(args=[b"X-GM-RAW", imap_string(text)], utf8=True)

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr
 
-from airlock.errors import AirlockError, ConnectorAuthError
+from airlock.plugin import AirlockError, ConnectorAuthError
 from airlock_mail.imap import (
     ADDRESS_PATTERN,
     SPECIAL_USE_ALIASES,

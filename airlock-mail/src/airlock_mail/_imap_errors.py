@@ -10,7 +10,7 @@ import imaplib
 import socket
 import ssl
 
-from airlock.errors import AirlockError, ConnectorError
+from airlock.plugin import AirlockError, ConnectorError
 
 __all__ = ["DROPPED", "connect_error", "is_dropped", "server_refused"]
 

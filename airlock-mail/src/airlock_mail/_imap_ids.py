@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from airlock.errors import InvalidInput, NotFound
+from airlock.plugin import InvalidInput, NotFound
 
 __all__ = ["ID_EXAMPLE", "ID_PATTERN", "ImapId", "parse_id"]
 

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from airlock.errors import InvalidInput
+from airlock.plugin import InvalidInput
 from airlock_mail.model import MessageSummary
 from airlock_mail.query import (
     AgeTerm,
@@ -32,7 +32,7 @@ from airlock_mail.query import (
     matches,
 )
 
-__all__ = ["SearchCriteria", "gmail_raw_criteria", "imap_string", "list_criteria", "query_criteria"]
+__all__ = ["SearchCriteria", "imap_string", "list_criteria", "query_criteria"]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
@@ -103,11 +103,6 @@ def query_criteria(query: Query, *, now: datetime) -> SearchCriteria:
         criteria.args += _term(term, now)
     criteria.recheck = tuple(t for t in query.terms if isinstance(t, _RECHECKED))
     return criteria
-
-
-def gmail_raw_criteria(text: str) -> SearchCriteria:
-    """Gmail's own search language, passed whole as one string to X-GM-RAW."""
-    return SearchCriteria(args=[b"X-GM-RAW", imap_string(text)], utf8=True)
 
 
 def _term(term: Term, now: datetime) -> list[bytes]:

@@ -25,7 +25,7 @@ from typing import Any
 from imapclient.imap_utf7 import decode as decode_utf7
 from imapclient.response_parser import parse_message_list, parse_response
 
-from airlock.errors import ConnectorError, InvalidInput, NotFound
+from airlock.plugin import ConnectorError, InvalidInput, NotFound
 from airlock_mail._imap_client import Endpoint, GuardedClient, login
 from airlock_mail._imap_guard import WirePolicy
 from airlock_mail._imap_search import SearchCriteria

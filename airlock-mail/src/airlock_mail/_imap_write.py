@@ -9,7 +9,7 @@ EXPUNGE would also remove every other message someone had marked deleted.
 
 from __future__ import annotations
 
-from airlock.errors import ConnectorError, InvalidInput, NotFound
+from airlock.plugin import ConnectorError, InvalidInput, NotFound
 from airlock_mail._imap_ids import ImapId
 from airlock_mail._imap_session import ImapSession
 

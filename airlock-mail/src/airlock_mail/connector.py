@@ -10,7 +10,7 @@ refuses a move onto itself, and builds the result models. A backend subclass set
 below. ``load_*`` methods must not change anything on the service (no \\Seen flag, no
 move from new/ to cur/): agents read with read-only sessions.
 
-Time comes from an injected :class:`~airlock.clock.Clock`, so relative searches
+Time comes from an injected :class:`~airlock.plugin.Clock`, so relative searches
 (``newer_than:7d``) are testable without sleeping.
 """
 
@@ -23,9 +23,16 @@ from typing import ClassVar
 
 from pydantic import BaseModel
 
-from airlock.clock import Clock, SystemClock
-from airlock.connectors import Access, CheckResult, Connector, Done, operation
-from airlock.errors import InvalidInput
+from airlock.plugin import (
+    Access,
+    CheckResult,
+    Clock,
+    Connector,
+    Done,
+    InvalidInput,
+    SystemClock,
+    operation,
+)
 from airlock_mail.model import (
     INBOX,
     CountUnreadParams,

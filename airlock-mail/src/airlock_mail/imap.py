@@ -29,15 +29,21 @@ from typing import ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from airlock.clock import Clock
-from airlock.connectors import CheckResult
-from airlock.errors import AirlockError, ConnectorAuthError, ConnectorError, NotFound
+from airlock.plugin import (
+    AirlockError,
+    CheckResult,
+    Clock,
+    ConnectorAuthError,
+    ConnectorError,
+    NotFound,
+)
 from airlock_mail._imap_client import Endpoint, LoginRefused
 from airlock_mail._imap_errors import connect_error, is_dropped, server_refused
 from airlock_mail._imap_guard import READ_ONLY, READ_WRITE, GuardViolation, WirePolicy
 from airlock_mail._imap_ids import ID_EXAMPLE, ID_PATTERN, ImapId, parse_id
 from airlock_mail._imap_search import (
     SearchCriteria,
+    imap_string,
     list_criteria,
     query_criteria,
 )
@@ -49,13 +55,21 @@ from airlock_mail.mime import parse_message
 from airlock_mail.model import INBOX, Folder, Message, MessageSummary
 from airlock_mail.query import Query
 
+# Public, also for provider connectors built on this one (airlock-gmail, airlock-icloud):
+# the session and search pieces let a provider add its own search without reaching
+# into this package's private modules.
 __all__ = [
     "ADDRESS_PATTERN",
+    "SPECIAL_USE_ALIASES",
     "AddressCredentials",
     "ImapConnector",
     "ImapCredentials",
+    "ImapSession",
     "ImapSettings",
+    "SearchCriteria",
     "ServerSettings",
+    "imap_string",
+    "query_criteria",
 ]
 
 T = TypeVar("T")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from airlock.errors import NotFound
+from airlock.plugin import NotFound
 from airlock_mail.connector import MailConnector
 from airlock_mail.maildir_store import KEY_PATTERN, Entry, MaildirStore, is_maildir
 from airlock_mail.mime import SUMMARY_BYTES, header_date, parse_message, parse_summary

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from airlock.errors import ConnectorError, NotFound
+from airlock.plugin import ConnectorError, NotFound
 from airlock_mail.model import INBOX
 
 __all__ = ["KEY_PATTERN", "Entry", "MaildirStore", "is_maildir"]

@@ -28,7 +28,7 @@ from pydantic import (
     StringConstraints,
 )
 
-from airlock.connectors import Params
+from airlock.plugin import Params
 
 __all__ = [
     "FOLDER_MAX_LENGTH",

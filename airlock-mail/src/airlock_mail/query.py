@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal, TypeAlias
 
-from airlock.errors import InvalidInput
+from airlock.plugin import InvalidInput
 from airlock_mail.model import QUERY_MAX_LENGTH, Message, MessageSummary
 
 __all__ = [

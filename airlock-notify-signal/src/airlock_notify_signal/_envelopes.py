@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from airlock.notifiers import Reply
+from airlock.plugin import Reply
 
 __all__ = ["THUMBS_DOWN", "read_envelope"]
 

@@ -17,8 +17,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, Field
 
-from airlock.backoff import ApiSettings, Sleep
-from airlock.notifiers import Delivery, Notice, Notifier, Prompt, Reply
+from airlock.plugin import ApiSettings, Delivery, Notice, Notifier, Prompt, Reply, Sleep
 from airlock_notify_signal._envelopes import read_envelope
 from airlock_notify_signal._receiving import Receiver
 from airlock_notify_signal._render import notice_text, prompt_text

@@ -14,7 +14,7 @@ import json
 from collections.abc import AsyncGenerator
 from typing import Any, Literal
 
-from airlock.backoff import Backoff
+from airlock.plugin import Backoff
 from airlock_notify_signal._rest_api import SignalApiError, SignalRestApi, SignalUnreachable
 
 __all__ = ["Receiver"]

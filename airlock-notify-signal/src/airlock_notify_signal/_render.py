@@ -5,8 +5,7 @@ the whole prompt stays one readable message."""
 
 from __future__ import annotations
 
-from airlock.notifiers import Notice, Prompt
-from airlock.prompts import REASON_LIMIT, untrusted_line
+from airlock.plugin import REASON_LIMIT, Notice, Prompt, untrusted_line
 
 __all__ = ["notice_text", "prompt_text"]
 

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
-from airlock.errors import NotifierError
+from airlock.plugin import NotifierError
 
 __all__ = ["SignalApiError", "SignalRestApi", "SignalUnreachable"]
 

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from airlock.errors import ApprovalTimedOut, InvalidInput, NotifierError
+from airlock.plugin import ApprovalTimedOut, InvalidInput, NotifierError
 
 if TYPE_CHECKING:
-    from airlock.cli.context import CliState
+    from airlock.plugin import CliState
     from airlock_notify_signal._notifier import SignalSettings
     from airlock_notify_signal._receiving import Receiver
 
@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
         """Check signal-cli-rest-api, exchange a test message with you, then the config."""
         import asyncio
 
-        from airlock.cli.notifier_setup import report_settings
+        from airlock.plugin import report_settings
 
         state: CliState = ctx.obj
         settings = _settings(state, number=number, recipient=recipient, api_base=api_base)
@@ -65,7 +65,7 @@ def _settings(
 ) -> SignalSettings:
     from pydantic import ValidationError
 
-    from airlock.connectors import first_error
+    from airlock.plugin import first_problem
     from airlock_notify_signal._notifier import SignalSettings
 
     configured = state.config.notifiers.get("signal", {})
@@ -76,14 +76,17 @@ def _settings(
     try:
         return SignalSettings.model_validate(raw)
     except ValidationError as exc:
-        raise InvalidInput(first_error(exc), hint="numbers look like +15550001234") from None
+        problem = first_problem(exc)
+        raise InvalidInput(
+            str(problem), field=problem.field, hint="numbers look like +15550001234"
+        ) from None
 
 
 async def _exchange(settings: SignalSettings, wait: int) -> dict[str, Any]:
     """The settings to save, once the person's quote-reply to a test message came back."""
     import asyncio
 
-    from airlock.backoff import Backoff
+    from airlock.plugin import Backoff
     from airlock_notify_signal._notifier import DEFAULT_API_BASE
     from airlock_notify_signal._receiving import Receiver
     from airlock_notify_signal._rest_api import SignalRestApi

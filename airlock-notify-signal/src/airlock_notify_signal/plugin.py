@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from airlock.hookspecs import hookimpl
+from airlock.plugin import hookimpl
 
 if TYPE_CHECKING:
-    from airlock.notifiers import Notifier
+    from airlock.plugin import Notifier
 
 
 @hookimpl

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from airlock.errors import NotifierError
+from airlock.plugin import NotifierError
 
 __all__ = ["BotApi", "BotApiError", "BotApiUnreachable", "valid_token"]
 

@@ -19,9 +19,16 @@ import httpx
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from airlock.backoff import ApiSettings, Sleep
-from airlock.errors import NotifierError
-from airlock.notifiers import Delivery, Notice, Notifier, Prompt, Reply
+from airlock.plugin import (
+    ApiSettings,
+    Delivery,
+    Notice,
+    Notifier,
+    NotifierError,
+    Prompt,
+    Reply,
+    Sleep,
+)
 from airlock_notify_telegram._bot_api import BotApi, BotApiError, BotApiUnreachable
 from airlock_notify_telegram._render import deny_markup, notice_html, outcome_html, prompt_html
 from airlock_notify_telegram._updates import read_update

@@ -13,8 +13,7 @@ from __future__ import annotations
 import html
 from typing import Any, Literal
 
-from airlock.notifiers import Notice, Prompt
-from airlock.prompts import REASON_LIMIT, untrusted_line
+from airlock.plugin import REASON_LIMIT, Notice, Prompt, untrusted_line
 from airlock_notify_telegram._updates import DENY_PREFIX
 
 __all__ = ["deny_markup", "notice_html", "outcome_html", "prompt_html", "visible_length"]

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from airlock.errors import ApprovalTimedOut, InvalidInput, NotEnrolled, NotifierError
+from airlock.plugin import ApprovalTimedOut, InvalidInput, NotEnrolled, NotifierError
 
 if TYPE_CHECKING:
-    from airlock.cli.context import CliState
+    from airlock.plugin import CliState
     from airlock_notify_telegram._bot_api import BotApi
 
 TEST_MESSAGE = (
@@ -60,8 +60,7 @@ def run_setup(
 ) -> None:
     import asyncio
 
-    from airlock.cli.client_support import read_totp, with_client
-    from airlock.cli.notifier_setup import report_settings, store_secret
+    from airlock.plugin import read_totp, report_settings, store_secret, with_client
     from airlock_notify_telegram._notifier import DEFAULT_API_BASE
 
     status = with_client(state, lambda client: client.status())  # fails early, with a hint
@@ -149,7 +148,7 @@ async def _wait_for_start(api: BotApi, wait: int) -> Person:
 
 
 def _person_in(update: dict[str, Any]) -> Person | None:
-    from airlock.prompts import untrusted_line
+    from airlock.plugin import untrusted_line
 
     message = update.get("message") or {}
     chat, sender = message.get("chat") or {}, message.get("from") or {}

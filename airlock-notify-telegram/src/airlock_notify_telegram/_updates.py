@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from airlock.notifiers import Reply
+from airlock.plugin import Reply
 
 __all__ = ["Incoming", "read_update"]
 

@@ -1,0 +1,57 @@
+"""Small types shared by core and plugins that belong to no one component.
+
+``Access`` is the level a session grants and an operation needs; ``NoSettings`` and
+``NoCredentials`` are what a connector or notifier without either declares; and
+:func:`first_problem` turns pydantic's list of complaints into the one message and field
+a person is shown (``params.limit: Input should be less than or equal to 100``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import NamedTuple
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+__all__ = ["Access", "NoCredentials", "NoSettings", "Problem", "first_problem"]
+
+
+class Access(StrEnum):
+    READ = "read"
+    WRITE = "write"
+
+    def allows(self, needed: Access) -> bool:
+        """A write session may also read; a read session may only read."""
+        return self is Access.WRITE or needed is Access.READ
+
+
+class NoSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoCredentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Problem(NamedTuple):
+    """The first thing pydantic refused: where (dotted, may be empty) and why."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
+def first_problem(exc: ValidationError, *, within: str = "") -> Problem:
+    """The first error of *exc*; *within* prefixes the field (``params`` → ``params.limit``).
+
+    pydantic's own messages describe the expected value, not the input; a validator's own
+    message may quote the input, so report secrets by :attr:`Problem.field` alone.
+    """
+    errors = exc.errors()
+    if not errors:
+        return Problem(within, "invalid value")
+    path = [within] if within else []
+    path += [str(part) for part in errors[0]["loc"]]
+    return Problem(".".join(path), errors[0]["msg"])

@@ -1,0 +1,171 @@
+"""Everything a plugin needs from Airlock core, in one place: ``from airlock.plugin import ...``.
+
+A plugin (a connector, a notifier, a policy or CLI commands) imports core only from this
+module; the modules behind it are core's own and may change between releases. The names
+fall into six groups:
+
+- hooks: ``hookimpl`` marks the functions of a plugin module (see docs/plugins.md);
+- connectors: ``Connector``, ``operation``, ``Access``, ``Params``, ``CheckResult``,
+  ``Done``, ``NoSettings``, ``NoCredentials``, ``OperationSpec``, and ``Clock`` /
+  ``SystemClock`` for a connector that needs the time;
+- notifiers: ``Notifier`` and what it sends and receives (``Prompt``, ``Delivery``,
+  ``Reply``, ``Notice``), ``ApiSettings`` / ``Backoff`` / ``Sleep`` for one that talks to
+  an HTTP API, and ``untrusted_line`` / ``REASON_LIMIT`` to show agent text safely;
+- policies: ``Policy``, ``ResultFilter``, ``PolicyContext``, ``SessionFacts``, ``Verdict``,
+  ``Decision``;
+- errors a plugin raises (each carries its HTTP status and CLI exit code), and
+  ``first_problem`` to turn a pydantic ``ValidationError`` into one message naming a field;
+- setup commands: ``CliState`` (the ``ctx.obj`` of every command), ``with_client``,
+  ``read_totp``, ``store_secret`` and ``report_settings``.
+
+The contract test suites for a plugin's own tests are in :mod:`airlock.testing`
+(``ConnectorContract``, ``NotifierContract``).
+
+Names load on first use, so a plugin module that imports only ``hookimpl`` keeps
+``airlock --help`` fast (no pydantic, no HTTP client).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airlock.backoff import ApiSettings, Backoff, Sleep
+    from airlock.cli.client_support import read_totp, with_client
+    from airlock.cli.context import CliState
+    from airlock.cli.notifier_setup import report_settings, store_secret
+    from airlock.clock import Clock, SystemClock
+    from airlock.connectors import CheckResult, Connector, Done, OperationSpec, Params, operation
+    from airlock.errors import (
+        AirlockError,
+        ApprovalTimedOut,
+        ConfigError,
+        ConnectorAuthError,
+        ConnectorError,
+        Forbidden,
+        InvalidInput,
+        NotEnrolled,
+        NotFound,
+        NotifierError,
+        RateLimited,
+    )
+    from airlock.hookspecs import hookimpl
+    from airlock.models import Access, NoCredentials, NoSettings, Problem, first_problem
+    from airlock.notifiers import Delivery, Notice, Notifier, Prompt, Reply
+    from airlock.policies import (
+        Decision,
+        Policy,
+        PolicyContext,
+        ResultFilter,
+        SessionFacts,
+        Verdict,
+    )
+    from airlock.prompts import REASON_LIMIT, untrusted_line
+
+__all__ = [
+    "REASON_LIMIT",
+    "Access",
+    "AirlockError",
+    "ApiSettings",
+    "ApprovalTimedOut",
+    "Backoff",
+    "CheckResult",
+    "CliState",
+    "Clock",
+    "ConfigError",
+    "Connector",
+    "ConnectorAuthError",
+    "ConnectorError",
+    "Decision",
+    "Delivery",
+    "Done",
+    "Forbidden",
+    "InvalidInput",
+    "NoCredentials",
+    "NoSettings",
+    "NotEnrolled",
+    "NotFound",
+    "Notice",
+    "Notifier",
+    "NotifierError",
+    "OperationSpec",
+    "Params",
+    "Policy",
+    "PolicyContext",
+    "Problem",
+    "Prompt",
+    "RateLimited",
+    "Reply",
+    "ResultFilter",
+    "SessionFacts",
+    "Sleep",
+    "SystemClock",
+    "Verdict",
+    "first_problem",
+    "hookimpl",
+    "operation",
+    "read_totp",
+    "report_settings",
+    "store_secret",
+    "untrusted_line",
+    "with_client",
+]
+
+# Where each public name lives; kept equal to the imports above by tests/core.
+_HOMES: dict[str, tuple[str, ...]] = {
+    "airlock.backoff": ("ApiSettings", "Backoff", "Sleep"),
+    "airlock.cli.client_support": ("read_totp", "with_client"),
+    "airlock.cli.context": ("CliState",),
+    "airlock.cli.notifier_setup": ("report_settings", "store_secret"),
+    "airlock.clock": ("Clock", "SystemClock"),
+    "airlock.connectors": (
+        "CheckResult",
+        "Connector",
+        "Done",
+        "OperationSpec",
+        "Params",
+        "operation",
+    ),
+    "airlock.errors": (
+        "AirlockError",
+        "ApprovalTimedOut",
+        "ConfigError",
+        "ConnectorAuthError",
+        "ConnectorError",
+        "Forbidden",
+        "InvalidInput",
+        "NotEnrolled",
+        "NotFound",
+        "NotifierError",
+        "RateLimited",
+    ),
+    "airlock.hookspecs": ("hookimpl",),
+    "airlock.models": ("Access", "NoCredentials", "NoSettings", "Problem", "first_problem"),
+    "airlock.notifiers": ("Delivery", "Notice", "Notifier", "Prompt", "Reply"),
+    "airlock.policies": (
+        "Decision",
+        "Policy",
+        "PolicyContext",
+        "ResultFilter",
+        "SessionFacts",
+        "Verdict",
+    ),
+    "airlock.prompts": ("REASON_LIMIT", "untrusted_line"),
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+
+if not TYPE_CHECKING:  # mypy sees the imports above; an unknown name stays an error there
+
+    def __getattr__(name: str) -> Any:
+        module = _HOME_OF.get(name)
+        if module is None:
+            raise AttributeError(f"module 'airlock.plugin' has no attribute {name!r}")
+        value = getattr(import_module(module), name)
+        globals()[name] = value
+        return value
+
+
+def __dir__() -> list[str]:
+    return list(__all__)
