@@ -13,7 +13,7 @@ from airlock.default_plugins._policies import (
     redact_text,
 )
 from airlock.plugins import get_plugin_manager, get_policies
-from airlock.policies import Decision, PolicyContext, SessionFacts, evaluate
+from airlock.policies import Decision, PolicyContext, SessionFacts, UntrustedText, evaluate
 
 READ_SESSION = SessionFacts(id="ses_1", services=("mail",), access=Access.READ, uid=1000)
 WRITE_SESSION = SessionFacts(id="ses_2", services=("mail",), access=Access.WRITE, uid=1000)
@@ -115,3 +115,50 @@ def test_redaction_applies_to_text_fields_unless_the_session_is_sensitive() -> N
     assert filtered.id == mail.id, "ids are not text and stay usable"
     sensitive = SessionFacts(id="s", services=("mail",), access=Access.READ, uid=1, sensitive=True)
     assert RedactCodesPolicy().filter_result(op(session=sensitive), mail) == mail
+
+
+def test_meeting_passwords_and_pins_are_masked() -> None:
+    invitation = (
+        "Join Zoom: https://zoom.us/j/81234567890?pwd=AbCdEf123xyz\n"
+        "Meeting ID: 812 3456 7890  Passcode: 482913\n"
+        "Teams passcode: aB3xYz\n"
+        "Join by phone +1 555-010-0199 PIN: 123 456 789#\n"
+        "Door PIN is 4711. The wifi password is hunter2!"
+    )
+    masked = redact_text(invitation)
+    for secret in ("AbCdEf123xyz", "482913", "aB3xYz", "123 456 789", "4711", "hunter2"):
+        assert secret not in masked
+    for ordinary in ("https://zoom.us/j/81234567890?pwd=", "Meeting ID", "Join by phone +1"):
+        assert ordinary in masked
+
+
+class Person(BaseModel):
+    name: UntrustedText = ""
+    email: str = ""
+
+
+class Invitation(BaseModel):
+    id: str
+    summary: UntrustedText
+    location: UntrustedText = ""
+    organizer: Person | None = None
+    guests: list[Person] = []
+    code_word: str = ""
+
+
+def test_fields_a_connector_marks_untrusted_are_masked_at_any_depth() -> None:
+    invitation = Invitation(
+        id="evt-482913",
+        summary="Standup, passcode: 482913",
+        location="Room 4, door PIN: 7355",
+        organizer=Person(name="Your code is 904512", email="a@example.test"),
+        guests=[Person(name="verification code 731044")],
+        code_word="passcode: 111222",
+    )
+    filtered = RedactCodesPolicy().filter_result(op(), invitation)
+    assert isinstance(filtered, Invitation)
+    text = filtered.model_dump_json()
+    for secret in ("482913,", "7355", "904512", "731044"):
+        assert secret not in text.replace("evt-482913", "")
+    assert filtered.id == "evt-482913"
+    assert filtered.code_word == "passcode: 111222", "unmarked fields are left alone"

@@ -10,11 +10,28 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Annotated, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
 from airlock.connectors import Access
+
+
+class Untrusted:
+    """Marks a result field as text a stranger wrote (see :data:`UntrustedText`)."""
+
+    def __repr__(self) -> str:
+        return "Untrusted()"
+
+
+UNTRUSTED = Untrusted()
+UntrustedText = Annotated[str, UNTRUSTED]
+"""A result field holding text from outside: a mail subject, an invitation's description.
+
+Result filters such as ``redact-codes`` mask one-time codes and meeting passwords in
+every field so marked, whatever the connector; mail's ``subject``, ``text``, ``snippet``
+(and the like) are covered by name as well.
+"""
 
 
 class Decision(StrEnum):

@@ -2,13 +2,15 @@ from __future__ import annotations
 
 import re
 import threading
+import typing
 from collections import deque
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
 
 from airlock.connectors import Access
-from airlock.policies import Decision, PolicyContext, Verdict
+from airlock.policies import Decision, PolicyContext, Untrusted, Verdict
 
 
 class ScopePolicy:
@@ -93,6 +95,14 @@ _RESET_LINK = re.compile(
     r"magic|token|otp|login|signin|sign-in|auth)[^\s<>\"')\]]*",
     re.IGNORECASE,
 )
+# A secret after its label: "Passcode: aB3xYz", "PIN: 123 456 789#", "?pwd=Xy12",
+# "the password is hunter2" (meeting invitations carry these).
+_LABELLED_SECRET = re.compile(
+    r"(?P<label>\b(?:password|passwort|passcode|pass code|pwd|pin|access code|meeting code|"
+    r"kennwort|mot de passe|contraseña)\b\s*(?:[:=]|\bis\b)\s*)"
+    r"(?P<secret>\d[\d \-]{2,24}\d#?|[^\s,;<>\"')\]]{3,64})",
+    re.IGNORECASE,
+)
 REDACTED_CODE = "[code redacted]"
 REDACTED_LINK = "[link redacted]"
 _TEXT_FIELDS = frozenset({"text", "snippet", "subject", "body", "html", "content", "preview"})
@@ -101,22 +111,51 @@ _TEXT_FIELDS = frozenset({"text", "snippet", "subject", "body", "html", "content
 def redact_text(text: str) -> str:
     """Mask one-time codes and password-reset/sign-in links in *text*."""
     text = _RESET_LINK.sub(REDACTED_LINK, text)
+    text = _LABELLED_SECRET.sub(lambda m: m.group("label") + REDACTED_CODE, text)
     text = _CODE_NEAR_WORD.sub(lambda m: m.group("word") + REDACTED_CODE, text)
     return _CODE_BEFORE_WORD.sub(lambda m: REDACTED_CODE + m.group("word"), text)
 
 
-def _redact(value: Any, key: str | None) -> Any:
+@cache
+def text_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The keys whose strings are redacted in *model*'s results: mail's usual names, and
+    every field (at any depth) a connector marked :data:`~airlock.policies.UntrustedText`."""
+    found = set(_TEXT_FIELDS)
+    seen: set[type[BaseModel]] = set()
+
+    def visit(cls: type[BaseModel]) -> None:
+        if cls in seen:
+            return
+        seen.add(cls)
+        for name, info in cls.model_fields.items():
+            if any(isinstance(meta, Untrusted) for meta in info.metadata):
+                found.add(info.alias or name)
+            for inner in _models_in(info.annotation):
+                visit(inner)
+
+    visit(model)
+    return frozenset(found)
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def _redact(value: Any, key: str | None, fields: frozenset[str]) -> Any:
     if isinstance(value, str):
-        return redact_text(value) if key in _TEXT_FIELDS else value
+        return redact_text(value) if key in fields else value
     if isinstance(value, dict):
-        return {k: _redact(v, k) for k, v in value.items()}
+        return {k: _redact(v, k, fields) for k, v in value.items()}
     if isinstance(value, list):
-        return [_redact(v, key) for v in value]
+        return [_redact(v, key, fields) for v in value]
     return value
 
 
 class RedactCodesPolicy:
-    """Mail text handed to agents has one-time codes and reset links masked.
+    """Text from outside handed to agents has one-time codes, meeting passwords and PINs,
+    and reset links masked: mail, and any result field marked ``UntrustedText``.
 
     An agent that can read mail could otherwise take over accounts by requesting a
     password reset and reading the code. A session approved with ``sensitive: true``
@@ -132,7 +171,7 @@ class RedactCodesPolicy:
         if ctx.session is not None and ctx.session.sensitive:
             return result
         dumped = result.model_dump(mode="python", by_alias=True)
-        redacted = _redact(dumped, None)
+        redacted = _redact(dumped, None, text_fields(type(result)))
         if redacted == dumped:
             return result
         return type(result).model_validate(redacted)
