@@ -105,6 +105,8 @@ def test_airlock_home_puts_everything_under_one_directory(tmp_path: Path) -> Non
 
 def test_personal_mode_follows_xdg(tmp_path: Path) -> None:
     env = {
+        # Explicit: an isolated install on this machine (/etc/airlock) must not change it.
+        "AIRLOCK_MODE": "personal",
         "HOME": str(tmp_path),
         "XDG_RUNTIME_DIR": str(tmp_path / "rt"),
         "AIRLOCK_SOCKET": str(tmp_path / "other.sock"),
