@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 import nox
@@ -80,6 +81,10 @@ def discovery(session: nox.Session) -> None:
     try:
         session.run("uv", "build", "--all-packages", "--wheel", "-o", str(dist), silent=True)
         wheels = {w.name.split("-")[0]: w for w in dist.glob("*.whl")}
+        for wheel in wheels.values():
+            with zipfile.ZipFile(wheel) as archive:
+                if not any(n.endswith(".dist-info/licenses/LICENSE") for n in archive.namelist()):
+                    session.error(f"{wheel.name} carries no LICENSE")
         # Dependencies at the versions uv.lock pins, so the check is reproducible.
         constraints = dist / "constraints.txt"
         session.run(

@@ -136,18 +136,52 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
 
+def _yaml_error(path: Path, text: str, exc: yaml.YAMLError) -> ConfigError:
+    """The line YAML stumbled on, shown with what usually causes it."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is None:
+        return ConfigError(f"{path}: not valid YAML: {problem}")
+    lines = text.splitlines()
+    line = lines[mark.line] if mark.line < len(lines) else ""
+    if "\t" in line[: len(line) - len(line.lstrip())] or "'\\t'" in problem:
+        hint = "indent with spaces: YAML does not allow tabs"
+    elif mark.line > 0 and re.match(r"^\S[^#]*:\s*[{\[]", lines[mark.line - 1]):
+        hint = (
+            f"line {mark.line} already gives its value inline ({lines[mark.line - 1].strip()}); "
+            "remove the {} or [] to put entries on the lines below it"
+        )
+    else:
+        hint = (
+            "check the indentation (spaces, the same for every entry of a section) and "
+            "that each key is followed by a colon and a space; docs/configuration.md has examples"
+        )
+    return ConfigError(
+        f"{path}, line {mark.line + 1}: not valid YAML: {problem}\n    {line.rstrip()}",
+        hint=hint,
+        field=f"line {mark.line + 1}",
+    )
+
+
 def load_config(path: Path) -> AirlockConfig:
     """Read *path* (missing file means defaults) and the environment."""
     data: Any = {}
     if path.exists():
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not valid UTF-8 text: {exc.reason}") from None
         except OSError as exc:
             raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise _yaml_error(path, text, exc) from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+        # A section whose entries are all commented out (`services:` over examples) is
+        # empty, not an error: the template relies on it.
+        data = {key: value for key, value in data.items() if value is not None}
     try:
         return AirlockConfig(**data)
     except ValidationError as exc:

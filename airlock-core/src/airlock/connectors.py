@@ -20,9 +20,10 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Generic, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from typing_extensions import TypeVar
 
 from airlock.errors import ConnectorError, InvalidInput, NotFound
 from airlock.models import Access, NoCredentials, NoSettings, first_problem
@@ -40,6 +41,7 @@ __all__ = [
     "first_error",
     "first_field",
     "operation",
+    "validate_settings",
 ]
 
 OPERATION_NAME = re.compile(r"^[a-z][a-z0-9_]{1,47}$")
@@ -67,6 +69,9 @@ class CheckResult(BaseModel):
 
 P = TypeVar("P", bound=BaseModel)
 R = TypeVar("R", bound=BaseModel)
+# A connector's settings model: ``class Weather(Connector[WeatherSettings])`` makes
+# ``self.settings.city`` typed for mypy; a bare ``Connector`` means any settings.
+S = TypeVar("S", bound=BaseModel, covariant=True, default=BaseModel)
 Method = Callable[[Any, P], Awaitable[R]]
 
 
@@ -112,8 +117,9 @@ def operation(
     return mark
 
 
-class Connector:
-    """Base class of every connector. Subclasses set ``name``, ``title`` and operations.
+class Connector(Generic[S]):
+    """Base class of every connector. Subclasses set ``name``, ``title`` and operations,
+    and ``Settings`` to the model they name as type argument (``Connector[MySettings]``).
 
     One instance serves one configured service. ``open()`` connects, ``close()`` releases
     (it must be safe to call twice), ``check()`` is a read-only probe used by
@@ -137,7 +143,8 @@ class Connector:
         cls.operations = found
 
     def __init__(self, settings: BaseModel, credentials: BaseModel, *, service: str) -> None:
-        self.settings = settings
+        # Core builds *settings* with this class's own Settings model (parse_settings).
+        self.settings: S = cast(S, settings)
         self.credentials = credentials
         self.service = service
 
@@ -146,12 +153,7 @@ class Connector:
 
     @classmethod
     def parse_settings(cls, raw: Mapping[str, Any], *, service: str) -> BaseModel:
-        try:
-            return cls.Settings.model_validate(dict(raw))
-        except ValidationError as exc:
-            raise InvalidInput(
-                f"service {service!r}: {first_error(exc)}", field=first_field(exc)
-            ) from None
+        return validate_settings(cls.Settings, raw, where=f"service {service!r}")
 
     @classmethod
     def parse_credentials(cls, raw: Mapping[str, Any], *, service: str) -> BaseModel:
@@ -201,6 +203,27 @@ class Connector:
                 f"expected {spec.result.__name__}"
             )
         return result
+
+
+def validate_settings(model: type[BaseModel], raw: Mapping[str, Any], *, where: str) -> BaseModel:
+    """*raw* as *model*; a key the model does not know is refused by name, even when the
+    plugin's model forgot ``extra="forbid"`` (a typo must not silently fall back to a
+    default). Only a model that says ``extra="allow"`` takes free-form keys."""
+    if model.model_config.get("extra") != "allow":
+        known = set(model.model_fields)
+        known |= {f.alias for f in model.model_fields.values() if f.alias}
+        for key in raw:
+            if key not in known:
+                raise InvalidInput(
+                    f"{where}: unknown setting {key!r}",
+                    field=str(key),
+                    hint=f"its settings are: {', '.join(model.model_fields) or 'none'}",
+                )
+    try:
+        return model.model_validate(dict(raw))
+    except ValidationError as exc:
+        problem = first_problem(exc)
+        raise InvalidInput(f"{where}: {problem}", field=problem.field) from None
 
 
 def first_field(exc: ValidationError) -> str:

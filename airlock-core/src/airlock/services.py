@@ -57,7 +57,9 @@ def resolve_service(
         settings = cls.parse_settings(entry.settings, service=name)
     except InvalidInput as exc:
         raise ConfigError(
-            f"services.{name}: {exc.message}", hint="see docs/configuration.md"
+            f"services.{name}: {exc.message.removeprefix(f'service {name!r}: ')}",
+            hint=exc.hint or "see docs/configuration.md",
+            field=f"services.{name}.{exc.field}" if exc.field else f"services.{name}",
         ) from None
     return Service(name, cls, settings)
 

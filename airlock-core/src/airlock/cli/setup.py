@@ -38,14 +38,16 @@ approvals:
   notifiers: [console]         # add telegram or signal once set up
 
 # One entry per account; the key is the service name agents and the CLI use.
-services: {}
-#  archive: {connector: maildir, path: ~/Mail/archive}
-#  work:    {connector: imap, host: imap.example.com, port: 993, username: me@example.com}
-#  gmail:   {connector: gmail, username: me@gmail.com}
+# Remove the # in front of an example to use it (its password goes in with
+# `airlock credentials add NAME`), then restart the daemon.
+services:
+  # archive: {connector: maildir, path: ~/Mail/archive}
+  # work:    {connector: imap, host: imap.example.com, port: 993, username: me@example.com}
+  # gmail:   {connector: gmail}
 
 permissions:
   rate_limit: 60               # operations a minute per session
-#  gmail: {write: deny}        # never allow writes to this service, even with approval
+  # gmail: {write: deny}      # never allow writes to this service, even with approval
 """
 
 

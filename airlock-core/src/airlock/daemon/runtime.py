@@ -141,10 +141,8 @@ class Runtime:
     # -- notifiers ---------------------------------------------------------------------
 
     def _open_notifiers(self, pm: AirlockPluginManager) -> dict[str, Notifier]:
-        from pydantic import ValidationError
-
-        from airlock.connectors import first_error
-        from airlock.errors import ConfigError
+        from airlock.connectors import validate_settings
+        from airlock.errors import ConfigError, InvalidInput
 
         available = get_notifiers(pm)
         # Installed notifiers may receive credentials before they are configured:
@@ -161,11 +159,12 @@ class Runtime:
                     hint=f"pip install {package_for(name)}",
                 )
             try:
-                settings = cls.Settings.model_validate(self.config.notifiers.get(name, {}))
-            except ValidationError as exc:
+                settings = validate_settings(
+                    cls.Settings, self.config.notifiers.get(name, {}), where=f"notifiers.{name}"
+                )
+            except InvalidInput as exc:
                 raise ConfigError(
-                    f"notifiers.{name}.{first_error(exc)}",
-                    hint=f"see `airlock {name} setup` or docs/configuration.md",
+                    exc.message, hint=f"see `airlock {name} setup` or docs/configuration.md"
                 ) from None
             stored = self.vault.get(name) if self.verifier.enrolled and self.vault.has(name) else {}
             opened[name] = cls(settings, cls.Credentials.model_validate(stored))

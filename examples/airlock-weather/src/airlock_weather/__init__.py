@@ -1,0 +1,1 @@
+"""An example Airlock plugin: a read-only weather connector."""
