@@ -3,8 +3,13 @@ extreme dates, floods of connections. Each case runs against a real daemon proce
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 from daemon_harness import Airlock
@@ -93,3 +98,73 @@ def test_an_audit_since_outside_the_calendar_is_a_400_naming_since(airlock: Airl
             response = owner.get("/v1/audit", params={"since": since})
             assert error(response, 400)["field"] == "since", since
         assert owner.get("/v1/audit", params={"since": "7d"}).status_code == 200
+
+
+# -- a typed TOTP code never travels in argv or the environment ---------------------------
+
+
+def _connected(pid: int) -> bool:
+    fds = Path(f"/proc/{pid}/fd")
+    return any(os.readlink(fd).startswith("socket:") for fd in fds.iterdir())
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+    return dict(entry.partition("=")[::2] for entry in raw.split("\0") if entry)
+
+
+def test_the_code_is_read_from_stdin_and_never_visible_in_proc(airlock: Airlock) -> None:
+    """An agent of the same uid reads every process's cmdline and environ: the code a
+    person types must not be there while the CLI waits for a (here: stopped) daemon."""
+    with airlock.client() as agent:
+        created = airlock.request(agent)
+    code = airlock.phone.code()
+    argv = [sys.executable, "-m", "airlock", "approve", created["code"]]
+    assert airlock.proc is not None
+    airlock.proc.send_signal(signal.SIGSTOP)  # a slow daemon: the CLI waits on the socket
+    try:
+        typed, stdin = os.pipe()
+        os.write(stdin, f"{code}\n".encode())
+        os.close(stdin)
+        cli = subprocess.Popen(
+            argv, env=airlock.env, stdin=typed, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        os.close(typed)
+        deadline = time.monotonic() + 30
+        while not _connected(cli.pid):
+            assert cli.poll() is None, cli.communicate()
+            assert time.monotonic() < deadline, "the CLI never connected"
+            time.sleep(0.05)
+        cmdline = Path(f"/proc/{cli.pid}/cmdline").read_bytes().split(b"\0")[:-1]
+        environ = _environ(cli.pid)
+        assert cli.poll() is None, "the CLI must still be waiting while it is inspected"
+    finally:
+        airlock.proc.send_signal(signal.SIGCONT)
+    assert [arg.decode() for arg in cmdline] == argv
+    assert code not in b"".join(cmdline).decode()
+    assert [name for name, value in environ.items() if code in value] == [
+        name
+        for name, value in airlock.env.items()
+        if code in value  # a coincidence only
+    ]
+    out, err = cli.communicate(timeout=60)
+    assert cli.returncode == 0, err
+    assert out.decode().strip() == f"approved {created['code']}"
+
+
+def test_an_old_script_passing_totp_is_told_how_to_pass_the_code(airlock: Airlock) -> None:
+    with airlock.client() as agent:
+        created = airlock.request(agent)
+        for args in (
+            ("approve", created["code"], "--totp", "123456"),
+            ("approve", created["code"], "--totp=123456"),
+            ("credentials", "get", "mail", "password", "--totp", "123456"),
+            ("totp", "reset", "--totp", "123456"),
+        ):
+            refused = airlock.cli(*args)
+            assert refused.returncode == 2, args
+            assert "--totp is no longer accepted" in refused.stderr
+            assert "first line of stdin" in refused.stderr
+            assert "123456" not in refused.stderr + refused.stdout
+        pending = agent.get("/v1/requests").json()["requests"]
+        assert [r["code"] for r in pending] == [created["code"]]

@@ -37,7 +37,7 @@ def pending_code(airlock: Airlock) -> str:
 def test_request_then_approve_on_the_terminal(airlock: Airlock) -> None:
     agent = start_cli(airlock, "request", "mail", "--reason", "weekly summary", "--json")
     code = pending_code(airlock)
-    approved = airlock.cli("approve", code, "--totp", airlock.phone.code())
+    approved = airlock.cli("approve", code, stdin=airlock.phone.code() + "\n")
     assert approved.returncode == 0, approved.stderr
     out, err = agent.communicate(timeout=60)
     assert agent.returncode == 0, err
@@ -75,7 +75,7 @@ def test_an_unanswered_request_exits_4(airlock: Airlock) -> None:
 def test_a_wrong_code_is_an_error_and_the_request_stays(airlock: Airlock) -> None:
     agent = start_cli(airlock, "request", "mail", "--reason", "r")
     code = pending_code(airlock)
-    wrong = airlock.cli("approve", code, "--totp", "000000")
+    wrong = airlock.cli("approve", code, stdin="000000\n")
     assert wrong.returncode == 1
     assert "error:" in wrong.stderr
     assert pending_code(airlock) == code
@@ -86,7 +86,7 @@ def test_a_wrong_code_is_an_error_and_the_request_stays(airlock: Airlock) -> Non
 def test_run_asks_once_then_uses_the_cached_session(airlock: Airlock) -> None:
     first = start_cli(airlock, "run", "mail", "count_unread", "-p", '{"folder": "INBOX"}')
     code = pending_code(airlock)
-    airlock.cli("approve", code, "--totp", airlock.phone.code())
+    airlock.cli("approve", code, stdin=airlock.phone.code() + "\n")
     out, err = first.communicate(timeout=60)
     assert first.returncode == 0, err
     assert json.loads(out)["unread"] == 3

@@ -33,12 +33,7 @@ def test_credentials_are_checked_stored_encrypted_and_used(
 ) -> None:
     airlock = imap_airlock(start_airlock, dovecot, "e2e-creds@example.test")
     added = airlock.cli(
-        "credentials",
-        "add",
-        "work",
-        "--totp",
-        airlock.phone.code(),
-        stdin=f"password={PASSWORD}\n",
+        "credentials", "add", "work", stdin=f"{airlock.phone.code()}\npassword={PASSWORD}\n"
     )
     assert added.returncode == 0, added.stderr
     assert "connected: 12 messages" in added.stdout
@@ -56,7 +51,7 @@ def test_credentials_are_checked_stored_encrypted_and_used(
         assert listed.status_code == 200, listed.text
         assert len(listed.json()["result"]["messages"]) == 5
 
-    removed = airlock.cli("credentials", "remove", "work", "--totp", airlock.phone.code())
+    removed = airlock.cli("credentials", "remove", "work", stdin=airlock.phone.code() + "\n")
     assert removed.returncode == 0, removed.stderr
     listing = json.loads(airlock.cli("credentials", "list", "--json").stdout)
     assert {"service": "work", "stored": False} in listing
@@ -70,12 +65,7 @@ def test_a_wrong_password_is_refused_and_nothing_is_saved(
 ) -> None:
     airlock = imap_airlock(start_airlock, dovecot, "e2e-wrong@example.test")
     wrong = airlock.cli(
-        "credentials",
-        "add",
-        "work",
-        "--totp",
-        airlock.phone.code(),
-        stdin="password=not-it\n",
+        "credentials", "add", "work", stdin=f"{airlock.phone.code()}\npassword=not-it\n"
     )
     assert wrong.returncode == 1
     assert "error:" in wrong.stderr
@@ -84,13 +74,10 @@ def test_a_wrong_password_is_refused_and_nothing_is_saved(
         {"service": "work", "stored": False}
     ]
     added = airlock.cli(
-        "credentials",
-        "add",
-        "work",
-        stdin=f"password={PASSWORD}\ntotp={airlock.phone.code()}\n",
+        "credentials", "add", "work", stdin=f"{airlock.phone.code()}\npassword={PASSWORD}\n"
     )
     assert added.returncode == 0, added.stderr
-    shown = airlock.cli("credentials", "get", "work", "password", "--totp", airlock.phone.code())
+    shown = airlock.cli("credentials", "get", "work", "password", stdin=airlock.phone.code() + "\n")
     assert shown.stdout.strip() == PASSWORD
     log = (airlock.paths.audit_dir / "audit.jsonl").read_text()
     assert '"event":"credentials_read"' in log

@@ -75,7 +75,7 @@ def test_signal_going_down_and_coming_back(
                 lambda: "retrying in" in signal_health_in_status()["detail"], within=15
             )
             assert not signal_health_in_status()["ok"]
-            approved = daemon.cli("approve", created["code"], "--totp", daemon.phone.code())
+            approved = daemon.cli("approve", created["code"], stdin=daemon.phone.code() + "\n")
             assert approved.returncode == 0, approved.stderr
             assert (await collect(agent, created))["status"] == "approved"
             signal_api.start()

@@ -32,8 +32,8 @@ class Running:
     bot_api: BotApiServer
     outputs: list[str] = field(default_factory=list)
 
-    def cli(self, *args: str) -> Any:
-        result = self.daemon.cli(*args)
+    def cli(self, *args: str, stdin: str = "") -> Any:
+        result = self.daemon.cli(*args, stdin=stdin)
         self.outputs += [result.stdout, result.stderr]
         return result
 
@@ -210,7 +210,7 @@ def test_telegram_going_down_and_coming_back(own: Any) -> None:
             assert shown["console"]["ok"]
             # Approvals keep working on the terminal meanwhile.
             code = running.daemon.phone.code()
-            done = running.cli("approve", created["code"], "--totp", code)
+            done = running.cli("approve", created["code"], stdin=code + "\n")
             assert done.returncode == 0, done.stderr
             assert (await collect(agent, created))["status"] == "approved"
             bot_api.start()

@@ -49,15 +49,15 @@ def register(app: typer.Typer) -> None:
         write_config: Annotated[
             bool, typer.Option("--write-config", help="Write the settings into config.yaml.")
         ] = False,
-        totp: Annotated[str | None, typer.Option("--totp", help="For scripts.")] = None,
     ) -> None:
-        """Connect a Telegram bot: token, your /start, a test message, then the config."""
-        run_setup(ctx.obj, api_base=api_base, wait=wait, write_config=write_config, totp=totp)
+        """Connect a Telegram bot: token, your /start, a test message, then the config.
+
+        From a script: the token on stdin's first line, your TOTP code on the next.
+        """
+        run_setup(ctx.obj, api_base=api_base, wait=wait, write_config=write_config)
 
 
-def run_setup(
-    state: CliState, *, api_base: str | None, wait: int, write_config: bool, totp: str | None
-) -> None:
+def run_setup(state: CliState, *, api_base: str | None, wait: int, write_config: bool) -> None:
     import asyncio
 
     from airlock.plugin import read_totp, report_settings, store_secret, with_client
@@ -73,7 +73,7 @@ def run_setup(
     typer.echo(f"found you: {person.name}, user id {person.user_id}, chat id {person.chat_id}")
     if sys.stdin.isatty() and not typer.confirm("is that you?", default=True):
         raise InvalidInput("setup stopped: that /start came from someone else", field="chat")
-    store_secret(state, "telegram", {"bot_token": token}, read_totp(totp))
+    store_secret(state, "telegram", {"bot_token": token}, read_totp())
     typer.echo("saved the bot token in the vault (entry telegram, field bot_token)")
     settings: dict[str, Any] = {"chat_id": person.chat_id, "user_id": person.user_id}
     if base != DEFAULT_API_BASE:

@@ -71,10 +71,12 @@ def build_app(pm: AirlockPluginManager) -> typer.Typer:
 
 def main() -> None:
     """Entry point of the ``airlock`` script."""
+    from airlock.cli.client_support import refuse_code_in_argv
     from airlock.cli.output import report_error
     from airlock.plugins import get_plugin_manager
 
     try:
+        refuse_code_in_argv(sys.argv[1:])
         app = build_app(get_plugin_manager())
         app(prog_name="airlock")
     except AirlockError as exc:

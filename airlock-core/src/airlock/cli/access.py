@@ -87,12 +87,12 @@ def register(app: typer.Typer) -> None:
     def approve(
         ctx: typer.Context,
         code: Annotated[str, typer.Argument(help="The request's 4-character code.")],
-        totp: Annotated[
-            str | None, typer.Option("--totp", help="For scripts; prompts otherwise.")
-        ] = None,
     ) -> None:
-        """Approve a pending request with a code from your authenticator app."""
-        secret = read_totp(totp)
+        """Approve a pending request with a code from your authenticator app.
+
+        The code is asked for (hidden), or read from the first line of stdin.
+        """
+        secret = read_totp()
         done = with_client(ctx.obj, lambda c: c.approve(code, secret))
         typer.echo(f"approved {done.code}")
 

@@ -31,14 +31,40 @@ def with_client(state: CliState, work: Callable[[AirlockClient], Awaitable[T]]) 
     return asyncio.run(main())
 
 
-def read_totp(given: str | None, *, prompt: str = "TOTP code from your authenticator") -> str:
-    """The code from ``--totp``, a hidden prompt on a TTY, or one line of stdin."""
-    if given is None:
-        given = getpass.getpass(f"{prompt}: ") if sys.stdin.isatty() else sys.stdin.readline()
-    code = given.strip().replace(" ", "")
+CODE_ON_STDIN = (
+    "type it when asked (hidden), or send it as the first line of stdin, "
+    'e.g. `read -s CODE; echo "$CODE" | airlock approve AB12`'
+)
+
+
+def read_totp(*, prompt: str = "TOTP code from your authenticator") -> str:
+    """The person's TOTP code: hidden input on a terminal, otherwise the next stdin line.
+
+    The one way every command (plugins' too) gets a code. Never from argv or the
+    environment: any process of the same uid, the agent included, can read those in
+    /proc/PID/cmdline and /proc/PID/environ, and spend the code first.
+    """
+    line = getpass.getpass(f"{prompt}: ") if sys.stdin.isatty() else sys.stdin.readline()
+    code = line.strip().replace(" ", "")
+    if not code:
+        raise InvalidInput("no TOTP code given", field="totp", hint=CODE_ON_STDIN)
     if not code.isdigit() or not 6 <= len(code) <= 8:
-        raise InvalidInput("a TOTP code is 6 digits", field="totp")
+        raise InvalidInput("a TOTP code is 6 digits", field="totp", hint=CODE_ON_STDIN)
     return code
+
+
+def refuse_code_in_argv(args: list[str]) -> None:
+    """``--totp`` is gone: a code on the command line can be read and spent by the agent."""
+    for arg in args:
+        if arg == "--":
+            return
+        if arg == "--totp" or arg.startswith("--totp="):
+            raise InvalidInput(
+                "--totp is no longer accepted: a code on the command line is visible to "
+                "every process (/proc/PID/cmdline), which could spend it first",
+                field="totp",
+                hint=CODE_ON_STDIN,
+            )
 
 
 class WaitDisplay:

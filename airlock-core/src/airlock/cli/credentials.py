@@ -16,8 +16,6 @@ from airlock.errors import InvalidInput, NotFound
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-TotpOption = Annotated[str | None, typer.Option("--totp", help="For scripts; prompts otherwise.")]
-
 
 def credential_model(state: CliState, name: str) -> type[BaseModel]:
     """The Credentials model of a configured service's connector, or of a notifier."""
@@ -32,11 +30,9 @@ def credential_model(state: CliState, name: str) -> type[BaseModel]:
     raise NotFound(f"no service or notifier named {name!r}", hint="see `airlock status`")
 
 
-def read_fields(model: type[BaseModel]) -> tuple[dict[str, str], str | None]:
-    """Each field of *model*: hidden and confirmed on a TTY, ``FIELD=VALUE`` lines otherwise.
-
-    On stdin a ``totp=CODE`` line may carry the TOTP code too.
-    """
+def read_fields(model: type[BaseModel]) -> dict[str, str]:
+    """Each field of *model*: hidden and confirmed on a TTY, ``FIELD=VALUE`` lines otherwise
+    (after the TOTP code's line)."""
     names = list(model.model_fields)
     if sys.stdin.isatty():
         fields = {}
@@ -48,8 +44,8 @@ def read_fields(model: type[BaseModel]) -> tuple[dict[str, str], str | None]:
                     f"the two entries of {name} differ; nothing was saved", field=name
                 )
             fields[name] = first
-        return fields, None
-    fields, totp = {}, None
+        return fields
+    fields = {}
     for line in sys.stdin:
         if not line.strip():
             continue
@@ -58,15 +54,15 @@ def read_fields(model: type[BaseModel]) -> tuple[dict[str, str], str | None]:
         if not sep:
             raise InvalidInput("stdin lines must be FIELD=VALUE", field="stdin")
         if key == "totp":
-            totp = value.strip()
-        elif key in names:
+            raise InvalidInput("the TOTP code goes alone on the first line of stdin", field="totp")
+        if key in names:
             fields[key] = value
         else:
             raise InvalidInput(f"unknown field {key!r}; expected {', '.join(names)}", field=key)
     missing = [n for n in names if n not in fields and model.model_fields[n].is_required()]
     if missing:
         raise InvalidInput(f"missing {', '.join(missing)}", field=missing[0])
-    return fields, totp
+    return fields
 
 
 def register(app: typer.Typer) -> None:
@@ -76,11 +72,19 @@ def register(app: typer.Typer) -> None:
     app.add_typer(group, name="credentials")
 
     @group.command("add")
-    def add(ctx: typer.Context, service: str, totp: TotpOption = None) -> None:
-        """Store a service's credentials (asks for each field) and check they work."""
+    def add(ctx: typer.Context, service: str) -> None:
+        """Store a service's credentials (asks for each field) and check they work.
+
+        From a script: the TOTP code on stdin's first line, then FIELD=VALUE lines.
+        """
         state: CliState = ctx.obj
-        fields, piped_totp = read_fields(credential_model(state, service))
-        code = read_totp(totp or piped_totp)
+        model = credential_model(state, service)
+        if sys.stdin.isatty():
+            fields = read_fields(model)
+            code = read_totp()  # asked last: a code lives about 30 seconds
+        else:
+            code = read_totp()
+            fields = read_fields(model)
         out = with_client(state, lambda c: c.add_credentials(service, fields, totp=code))
         typer.echo(f"saved {', '.join(out.fields)} for {service}")
         if out.check:
@@ -105,15 +109,15 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{item['service']:<16} {'stored' if item['stored'] else '-'}")
 
     @group.command("get")
-    def get(ctx: typer.Context, service: str, field: str, totp: TotpOption = None) -> None:
+    def get(ctx: typer.Context, service: str, field: str) -> None:
         """Print one stored value (needs your TOTP code; the read is audited)."""
-        code = read_totp(totp)
+        code = read_totp()
         out = with_client(ctx.obj, lambda c: c.get_credential(service, field, totp=code))
         typer.echo(out.value)
 
     @group.command("remove")
-    def remove(ctx: typer.Context, service: str, totp: TotpOption = None) -> None:
-        """Delete a service's stored credentials."""
-        code = read_totp(totp)
+    def remove(ctx: typer.Context, service: str) -> None:
+        """Delete a service's stored credentials (needs your TOTP code)."""
+        code = read_totp()
         with_client(ctx.obj, lambda c: c.remove_credentials(service, totp=code))
         typer.echo(f"removed credentials of {service}")

@@ -8,7 +8,7 @@ On a terminal it draws the QR code, shows the ``otpauth://`` URI and the secret 
 manual entry, and asks for the first code (three tries). When stdin is not a terminal
 (scripts, tests) the URI is the first line of stdout and the code is the next line of
 stdin. Re-enrolling, and ``reset``, first need a valid code of the *current* secret
-(``--totp``, a hidden prompt, or the first stdin line); the failure counts towards the
+(a hidden prompt, or the first stdin line; never an argument); the failure counts towards the
 approvals lockout like any wrong code. The vault, whose default key derives from the
 secret, is re-keyed in a crash-safe order (see ``airlock.totp.replace_secret``).
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -31,10 +31,6 @@ if TYPE_CHECKING:
     from airlock.store import StateStore
     from airlock.totp import Enrolment
 
-TotpOption = Annotated[
-    str | None,
-    typer.Option("--totp", help="A code of the current secret (when replacing it); for scripts."),
-]
 TTY_ATTEMPTS = 3
 
 
@@ -63,16 +59,14 @@ def _rekey(paths: AirlockPaths, config: AirlockConfig, old: str) -> Callable[[st
     return rekey
 
 
-def _prove_current(
-    store: StateStore, config: AirlockConfig, secret: str, given: str | None, audit: AuditLog
-) -> None:
+def _prove_current(store: StateStore, config: AirlockConfig, secret: str, audit: AuditLog) -> None:
     """Check a code of the current secret; a wrong one counts towards the lockout."""
     from airlock.cli.client_support import read_totp
     from airlock.clock import SystemClock
     from airlock.errors import ApprovalError
     from airlock.totp import TotpVerifier
 
-    code = read_totp(given, prompt="Code from the app you are replacing")
+    code = read_totp(prompt="Code from the app you are replacing")
     verifier = TotpVerifier(store, secret, config.totp, config.approvals, SystemClock())
     try:
         verifier.verify(code)
@@ -119,7 +113,7 @@ def _confirm_code(enrolment: Enrolment, tty: bool) -> str:
     raise AssertionError("unreachable")
 
 
-def enrol(state: CliState, *, current_code: str | None, replacing: bool) -> bool:
+def enrol(state: CliState, *, replacing: bool) -> bool:
     """Enrol a new secret; returns whether one was replaced."""
     from airlock.audit import AuditLog
     from airlock.clock import SystemClock
@@ -140,7 +134,7 @@ def enrol(state: CliState, *, current_code: str | None, replacing: bool) -> bool
     ):
         old = load_secret(paths.totp_file) if enrolled else None
         if old is not None:
-            _prove_current(store, config, old, current_code, audit)
+            _prove_current(store, config, old, audit)
         enrolment = Enrolment(paths.totp_file, store, config.totp, SystemClock())
         _show(enrolment, tty)
         code = _confirm_code(enrolment, tty)
@@ -158,15 +152,15 @@ def register(app: typer.Typer) -> None:
     )
 
     @totp_app.command("setup")
-    def setup(ctx: typer.Context, totp: TotpOption = None) -> None:
+    def setup(ctx: typer.Context) -> None:
         """Show a QR code for your authenticator app; saved after the first correct code."""
-        replaced = enrol(ctx.obj, current_code=totp, replacing=False)
+        replaced = enrol(ctx.obj, replacing=False)
         _done(replaced)
 
     @totp_app.command("reset")
-    def reset(ctx: typer.Context, totp: TotpOption = None) -> None:
+    def reset(ctx: typer.Context) -> None:
         """Replace the secret (needs a code of the current one) and re-key the vault."""
-        enrol(ctx.obj, current_code=totp, replacing=True)
+        enrol(ctx.obj, replacing=True)
         _done(True)
 
     app.add_typer(totp_app)
