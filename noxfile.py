@@ -26,6 +26,7 @@ PACKAGES = {
     "airlock-mail": "tests/mail",
     "airlock-gmail": "tests/gmail",
     "airlock-icloud": "tests/icloud",
+    "airlock-openrouter": "tests/openrouter",
     "airlock-notify-telegram": "tests/telegram",
     "airlock-notify-signal": "tests/signal",
 }

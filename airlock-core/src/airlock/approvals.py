@@ -144,9 +144,15 @@ class ApprovalService:
             if service is None:
                 raise NotFound(f"no service named {op.service!r}", field="operation.service")
             spec = service.connector.spec(op.name)
+            if spec.access is Access.SPEND:
+                raise InvalidInput(
+                    f'{op.service}.{op.name} spends money: ask for access "spend" with a '
+                    "budget instead of approving one call",
+                    field="operation",
+                )
             params = canonical_operation_params(service, op.name, op.params)
             operation = {"service": op.service, "name": op.name, "params": params}
-            services, access = [op.service], spec.access.value
+            services, access = [op.service], "write" if spec.access is Access.WRITE else "read"
         ttl = self._sessions.ttl_seconds(body.ttl)
         if operation is not None:
             ttl = min(ttl, self._config.approvals.timeout)

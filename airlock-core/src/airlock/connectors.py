@@ -45,6 +45,8 @@ __all__ = [
 ]
 
 OPERATION_NAME = re.compile(r"^[a-z][a-z0-9_]{1,47}$")
+OPENAI_PATHS = {"chat/completions": "POST", "embeddings": "POST", "models": "GET"}
+"""The OpenAI API paths (and their methods) a connector may serve; see ``openai_operations``."""
 
 
 class Params(BaseModel):
@@ -132,6 +134,11 @@ class Connector(Generic[S]):
     Settings: ClassVar[type[BaseModel]] = NoSettings
     Credentials: ClassVar[type[BaseModel]] = NoCredentials
     operations: ClassVar[Mapping[str, OperationSpec]] = {}
+    openai_operations: ClassVar[Mapping[str, str]] = {}
+    """Which operations speak OpenAI's wire format, by OpenAI path: e.g.
+    ``{"chat/completions": "chat", "embeddings": "embed", "models": "list_models"}``.
+    The daemon serves them at ``/v1/openai/{service}/{path}`` for OpenAI clients; their
+    params models take OpenAI's request bodies and their results are OpenAI's responses."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

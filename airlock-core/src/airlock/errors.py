@@ -19,12 +19,15 @@
     │   └── ApprovalsLocked       too many wrong codes (423)
     ├── ApprovalTimedOut          nobody answered in time (exit 4)
     ├── RateLimited               too many operations (429)
+    │   └── ServiceRateLimited    the service asked us to slow down (429, retry_after)
+    ├── BudgetExhausted           a spend call the budget left cannot cover (402)
     ├── VaultError                credentials file problems
     │   ├── VaultLocked           passphrase vault not unlocked yet
     │   └── VaultCorrupt          wrong key or tampered file
     ├── AuditError                the audit record could not be written (fail closed)
     ├── ConnectorError            the service failed or refused
-    │   └── ConnectorAuthError    the service rejected the credentials
+    │   ├── ConnectorAuthError    the service rejected the credentials
+    │   └── ServiceOutOfCredit    the account at the service has no money left (402)
     ├── NotifierError             a notifier could not reach its messenger (prompt not sent)
     └── DaemonUnreachable         no daemon on the socket (exit 5)
 
@@ -146,6 +149,21 @@ class RateLimited(AirlockError):
     code = "rate_limited"
 
 
+class ServiceRateLimited(RateLimited):
+    code = "service_rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: str | None):
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+        """Seconds the service asked to wait (sent on as the ``Retry-After`` header)."""
+
+
+class BudgetExhausted(AirlockError):
+    status = 402
+    code = "budget_exhausted"
+    exit_code = 3
+
+
 class VaultError(AirlockError):
     status = 503
     code = "vault_error"
@@ -171,6 +189,11 @@ class ConnectorError(AirlockError):
 
 class ConnectorAuthError(ConnectorError):
     code = "service_auth_failed"
+
+
+class ServiceOutOfCredit(ConnectorError):
+    status = 402
+    code = "service_out_of_credit"
 
 
 class NotifierError(AirlockError):

@@ -19,10 +19,12 @@ __all__ = ["Access", "NoCredentials", "NoSettings", "Problem", "first_problem"]
 class Access(StrEnum):
     READ = "read"
     WRITE = "write"
+    SPEND = "spend"
+    """Costs money: runs within a budget the person approved (see :mod:`airlock.spending`)."""
 
     def allows(self, needed: Access) -> bool:
-        """A write session may also read; a read session may only read."""
-        return self is Access.WRITE or needed is Access.READ
+        """Every session may read; a write session may write, a spend session may spend."""
+        return needed is Access.READ or self is needed
 
 
 class NoSettings(BaseModel):

@@ -47,7 +47,14 @@ from typing import Any, ClassVar, TypeVar
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from airlock.connectors import OPERATION_NAME, Access, CheckResult, Connector, OperationSpec
+from airlock.connectors import (
+    OPENAI_PATHS,
+    OPERATION_NAME,
+    Access,
+    CheckResult,
+    Connector,
+    OperationSpec,
+)
 from airlock.errors import InvalidInput, NotFound
 from airlock.notifiers import Delivery, Notice, Notifier, Prompt, Reply
 
@@ -91,6 +98,8 @@ class ConnectorContract:
     connector_class: ClassVar[type[Connector]]
     read_params: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     """Valid sample params for every read operation, so none goes untested."""
+    spend_params: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    """Valid sample params for every spend operation: each must be priced by ``quote``."""
 
     @pytest.fixture
     def connector_factory(self) -> ConnectorFactory:
@@ -176,6 +185,35 @@ class ConnectorContract:
         )
         for name, params in self.read_params.items():
             self.connector_class.operations[name].params.model_validate(dict(params))
+
+    def test_spend_operations_are_priced(self, connector_factory: ConnectorFactory) -> None:
+        from airlock.spending import PricedConnector, Quote
+
+        spends = set(self._operations(Access.SPEND))
+        if not spends:
+            return
+        assert issubclass(self.connector_class, PricedConnector), (
+            "a connector with spend operations subclasses airlock.spending.PricedConnector"
+        )
+        assert set(self.spend_params) == spends, (
+            f"spend_params must cover exactly the spend operations {sorted(spends)}"
+        )
+
+        async def body(connector: Connector) -> None:
+            assert isinstance(connector, PricedConnector)
+            for name, params in self.spend_params.items():
+                parsed = connector.spec(name).params.model_validate(dict(params))
+                quote = await connector.quote(name, parsed)
+                assert isinstance(quote, Quote), name
+                assert quote.usd >= 0, name
+                json.dumps(quote.facts)
+
+        self._use(connector_factory, body)
+
+    def test_openai_operations_are_declared_operations(self) -> None:
+        for path, name in self.connector_class.openai_operations.items():
+            assert path in OPENAI_PATHS, f"{path!r} is not an OpenAI path Airlock serves"
+            assert name in self.connector_class.operations, f"{path!r} names no operation"
 
     # ------------------------------------------------------------------ validation
 

@@ -1,0 +1,1 @@
+"""Airlock connector for OpenRouter: chat and embeddings within an approved budget."""

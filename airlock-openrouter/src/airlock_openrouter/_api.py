@@ -1,0 +1,150 @@
+"""OpenRouter's HTTP API over httpx: JSON calls, server-sent events, errors mapped.
+
+The API key travels only in the ``Authorization`` header of requests to ``api_base``;
+no message raised here quotes a header, a request body or the service's error text for an
+authentication failure (a service may echo part of the key back).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from airlock.errors import (
+    ConnectorAuthError,
+    ConnectorError,
+    InvalidInput,
+    ServiceOutOfCredit,
+    ServiceRateLimited,
+)
+
+__all__ = ["OpenRouterApi"]
+
+ERROR_TEXT_LIMIT = 300
+
+
+class OpenRouterApi:
+    def __init__(
+        self,
+        api_base: str,
+        api_key: str,
+        *,
+        service: str,
+        timeout: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.service = service
+        self._client = httpx.AsyncClient(
+            base_url=api_base.rstrip("/") + "/",
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "X-Title": "Airlock",
+                "User-Agent": "airlock-openrouter",
+            },
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def get(self, path: str) -> dict[str, Any]:
+        return await self._json("GET", path, None)
+
+    async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._json("POST", path, body)
+
+    async def _json(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        try:
+            response = await self._client.request(method, path, json=body)
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from None
+        if response.status_code >= 400:
+            raise self._error(response.status_code, response.headers, response.content)
+        return self._object(response.content)
+
+    async def stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """POST *body* and yield each server-sent event's JSON as it arrives."""
+        try:
+            async with self._client.stream("POST", path, json=body) as response:
+                if response.status_code >= 400:
+                    content = await response.aread()
+                    raise self._error(response.status_code, response.headers, content)
+                data: list[str] = []
+                async for line in response.aiter_lines():
+                    if line.startswith(":"):  # a comment, e.g. ": OPENROUTER PROCESSING"
+                        continue
+                    if line.startswith("data:"):
+                        data.append(line[5:].removeprefix(" "))
+                        continue
+                    if line or not data:
+                        continue
+                    payload, data = "\n".join(data), []
+                    if payload.strip() == "[DONE]":
+                        return
+                    yield self._object(payload.encode())
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from None
+
+    def _object(self, content: bytes) -> dict[str, Any]:
+        try:
+            data = json.loads(content)
+        except ValueError:
+            raise ConnectorError("OpenRouter sent something that is not JSON") from None
+        if not isinstance(data, dict):
+            raise ConnectorError("OpenRouter sent JSON that is not an object")
+        return data
+
+    def _unreachable(self, exc: httpx.HTTPError) -> ConnectorError:
+        if isinstance(exc, httpx.TimeoutException):
+            return ConnectorError(f"OpenRouter did not answer in time ({type(exc).__name__})")
+        return ConnectorError(f"OpenRouter unreachable: {type(exc).__name__}")
+
+    def _error(self, status: int, headers: httpx.Headers, content: bytes) -> Exception:
+        text = _error_text(content)
+        if status in (401, 403):
+            # The person fixes this, not the agent: no detail that could echo the key.
+            return ConnectorAuthError(
+                f"OpenRouter refused the API key of service {self.service!r} (HTTP {status})",
+                hint=f"the person must store a valid key: `airlock credentials add {self.service}`",
+            )
+        if status == 402:
+            return ServiceOutOfCredit(
+                "the OpenRouter account has no credit left for this call",
+                hint="the person can add credit at https://openrouter.ai/settings/credits",
+            )
+        if status == 429:
+            retry_after = _retry_after(headers)
+            wait = f"; retry after {retry_after:g}s" if retry_after is not None else ""
+            return ServiceRateLimited(
+                f"OpenRouter is rate limiting this key{wait}", retry_after=retry_after
+            )
+        if status >= 500:
+            return ConnectorError(f"OpenRouter failed: HTTP {status}")
+        return InvalidInput(f"OpenRouter refused the request (HTTP {status}): {text}")
+
+
+def _error_text(content: bytes) -> str:
+    """The service's own explanation (``{"error": {"message"}}``), short and on one line."""
+    try:
+        data = json.loads(content)
+        message = data["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = content.decode("utf-8", "replace")
+    text = " ".join(str(message).split())
+    return text[:ERROR_TEXT_LIMIT] or "no reason given"
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    raw = headers.get("Retry-After")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < 86_400 else None

@@ -1,0 +1,68 @@
+"""Prices from OpenRouter's ``/models`` and the arithmetic of worst cases and charges.
+
+OpenRouter gives prices as strings of dollars per token (``"0.0000025"``); they are read
+as ``Decimal`` so sums stay exact. A prompt's tokens are estimated from its UTF-8 size
+(:data:`BYTES_PER_TOKEN`), erring high for ordinary text; the service's own count settles
+the call afterwards.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+BYTES_PER_TOKEN = 3
+"""Tokenisers average about 4 bytes a token on English text and code; 3 errs high."""
+TOKENS_PER_MESSAGE = 4
+"""Each message's role and separators."""
+
+
+@dataclass(frozen=True)
+class Price:
+    """Dollars per prompt token, per answer token, and per request."""
+
+    prompt: Decimal
+    completion: Decimal
+    request: Decimal = Decimal(0)
+
+    @classmethod
+    def of(cls, pricing: Mapping[str, Any]) -> Price | None:
+        """The price of a ``/models`` entry; None when it is missing or not a number."""
+        try:
+            values = [Decimal(str(pricing.get(k) or 0)) for k in ("prompt", "completion")]
+            request = Decimal(str(pricing.get("request") or 0))
+        except (InvalidOperation, ValueError):
+            return None
+        if any(not v.is_finite() or v < 0 for v in (*values, request)):
+            return None  # OpenRouter marks a router's variable price with "-1"
+        return cls(values[0], values[1], request)
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
+        return self.prompt * prompt_tokens + self.completion * completion_tokens + self.request
+
+
+def allowed(model: str, patterns: Iterable[str]) -> bool:
+    """Whether *model* matches one of the glob *patterns* (case-sensitive, like the ids)."""
+    return any(fnmatch.fnmatchcase(model, pattern) for pattern in patterns)
+
+
+def estimate_tokens(text_size: int, messages: int = 0) -> int:
+    return math.ceil(text_size / BYTES_PER_TOKEN) + TOKENS_PER_MESSAGE * messages
+
+
+def prompt_size(value: Any) -> int:
+    """UTF-8 bytes of the text in *value* (messages, content parts or embedding input)."""
+    if isinstance(value, str):
+        return len(value.encode("utf-8"))
+    if isinstance(value, int):
+        return BYTES_PER_TOKEN  # a token id is one token
+    if isinstance(value, list):
+        return sum(prompt_size(item) for item in value)
+    if isinstance(value, dict):
+        return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+    return 0

@@ -1,0 +1,316 @@
+"""The ``openrouter`` connector: OpenRouter's chat and embeddings within a budget.
+
+``list_models`` and ``usage`` read; ``chat`` and ``embed`` spend. Before a spend call core
+asks :meth:`OpenRouterConnector.quote` for its worst case — the prompt's estimated tokens at
+the model's prompt price plus ``max_tokens`` at its answer price, from ``/models`` — and
+reserves it; afterwards :meth:`OpenRouterConnector.charge` gives the real cost, OpenRouter's
+``usage.cost`` (asked for with ``usage: {include: true}``) or, when absent, the tokens it
+counted at the listed prices. Models outside the ``models`` allow-list are refused before
+anything is sent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from airlock.connectors import Access, CheckResult, operation
+from airlock.errors import ConnectorError, Forbidden, InvalidInput
+from airlock.spending import Charge, Meter, PricedConnector, Quote, StreamItem, current_budget
+from airlock_openrouter._api import OpenRouterApi
+from airlock_openrouter._models import (
+    Budget,
+    ChatParams,
+    ChatResult,
+    EmbedParams,
+    EmbedResult,
+    KeyInfo,
+    ModelInfo,
+    ModelList,
+    NoParams,
+    OpenRouterCredentials,
+    OpenRouterSettings,
+    UsageResult,
+)
+from airlock_openrouter._pricing import Price, allowed, estimate_tokens, prompt_size
+
+__all__ = ["OpenRouterConnector"]
+
+CATALOGUE_TTL = 600.0
+"""Seconds the model list (and so the prices) is reused before it is fetched again."""
+CHAT, EMBED = "chat", "embed"
+
+
+class OpenRouterConnector(PricedConnector):
+    name = "openrouter"
+    title = "OpenRouter (LLM chat and embeddings)"
+    Settings = OpenRouterSettings
+    Credentials = OpenRouterCredentials
+    openai_operations: ClassVar[Mapping[str, str]] = {
+        "chat/completions": CHAT,
+        "embeddings": EMBED,
+        "models": "list_models",
+    }
+
+    def __init__(self, settings: BaseModel, credentials: BaseModel, *, service: str) -> None:
+        super().__init__(settings, credentials, service=service)
+        assert isinstance(settings, OpenRouterSettings)
+        assert isinstance(credentials, OpenRouterCredentials)
+        self.config = settings
+        self._key = credentials.api_key
+        self._api: OpenRouterApi | None = None
+        self._catalogue: dict[str, ModelInfo] = {}
+        self._fetched_at = -CATALOGUE_TTL
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    @property
+    def api(self) -> OpenRouterApi:
+        if self._api is None:
+            self._api = OpenRouterApi(
+                self.config.api_base,
+                self._key.get_secret_value(),
+                service=self.service,
+                timeout=self.config.timeout,
+            )
+        return self._api
+
+    async def close(self) -> None:
+        api, self._api = self._api, None
+        if api is not None:
+            await api.aclose()
+
+    async def check(self) -> CheckResult:
+        key = await self._key_info()
+        models = await self._models()
+        spent = f"${key.usage_usd:.2f} used" if key.usage_usd is not None else "usage unknown"
+        limit = f" of ${key.limit_usd:.2f}" if key.limit_usd is not None else ""
+        return CheckResult(
+            ok=True, summary=f"connected: {spent}{limit}, {len(models)} models allowed"
+        )
+
+    # -- reads ----------------------------------------------------------------------
+
+    @operation(
+        access=Access.READ,
+        params=NoParams,
+        result=ModelList,
+        description="The models you may use, with OpenRouter's prices in dollars per token.",
+    )
+    async def list_models(self, params: NoParams) -> ModelList:
+        return ModelList(data=sorted((await self._models()).values(), key=lambda m: m.id))
+
+    @operation(
+        access=Access.READ,
+        params=NoParams,
+        result=UsageResult,
+        description="Budget left in this session, and the OpenRouter key's own usage and limit.",
+    )
+    async def usage(self, params: NoParams) -> UsageResult:
+        state = current_budget()
+        budget = Budget(**state.as_usd()) if state is not None else None
+        return UsageResult(budget=budget, key=await self._key_info())
+
+    # -- spending -------------------------------------------------------------------
+
+    @operation(
+        access=Access.SPEND,
+        params=ChatParams,
+        result=ChatResult,
+        description="Chat completion (OpenAI format); costs money within the session's budget.",
+    )
+    async def chat(self, params: ChatParams) -> ChatResult:
+        if params.stream:
+            raise InvalidInput(
+                "stream: answers are streamed only on the OpenAI-compatible endpoint",
+                field="stream",
+                hint=f"POST /v1/openai/{self.service}/chat/completions",
+            )
+        await self._price(params.model)  # the allow-list holds even without a quote
+        answer = await self.api.post("chat/completions", self._chat_body(params))
+        return ChatResult.model_validate(_no_error(answer))
+
+    @operation(
+        access=Access.SPEND,
+        params=EmbedParams,
+        result=EmbedResult,
+        description="Embeddings of text (OpenAI format); costs money within the budget.",
+    )
+    async def embed(self, params: EmbedParams) -> EmbedResult:
+        await self._price(params.model)
+        body = params.model_dump(exclude_none=True) | {"usage": {"include": True}}
+        answer = await self.api.post("embeddings", body)
+        return EmbedResult.model_validate(_no_error(answer))
+
+    async def quote(self, operation: str, params: BaseModel) -> Quote:
+        if isinstance(params, ChatParams):
+            price = await self._price(params.model)
+            limit = self._max_tokens(params)
+            prompt = estimate_tokens(_chat_size(params), len(params.messages))
+            answers = limit * (params.n or 1)
+            worst = price.cost(prompt, answers)
+            facts = {"model": params.model, "max_tokens": limit, "prompt_tokens_est": prompt}
+        elif isinstance(params, EmbedParams):
+            price = await self._price(params.model)
+            prompt = estimate_tokens(prompt_size(params.input))
+            worst = price.cost(prompt, 0)
+            facts = {"model": params.model, "prompt_tokens_est": prompt}
+        else:
+            raise ConnectorError(f"{self.name} has no price for {operation!r}")
+        return Quote(usd=float(worst), facts=facts)
+
+    def charge(self, operation: str, params: BaseModel, result: BaseModel) -> Charge:
+        usage = getattr(result, "usage", None)
+        model = str(getattr(result, "model", "") or getattr(params, "model", ""))
+        return self._charge_of(str(getattr(params, "model", "")), model, usage)
+
+    async def stream(self, operation: str, params: BaseModel) -> AsyncIterator[StreamItem]:
+        if operation != CHAT or not isinstance(params, ChatParams):
+            raise ConnectorError(f"{self.name}.{operation} cannot be streamed")
+        price = await self._price(params.model)
+        body = self._chat_body(params) | {"stream": True}
+        answered = 0
+        async for chunk in self.api.stream("chat/completions", body):
+            yield chunk
+            if _has_content(chunk):
+                answered += 1  # every content chunk carries at least one token
+                yield Meter(usd=float(price.completion * answered))
+            usage = chunk.get("usage")
+            if isinstance(usage, dict):
+                yield self._charge_of(params.model, str(chunk.get("model") or ""), usage)
+
+    # -- helpers --------------------------------------------------------------------
+
+    def _chat_body(self, params: ChatParams) -> dict[str, Any]:
+        body = params.model_dump(
+            exclude_none=True, exclude={"stream", "stream_options", "max_completion_tokens"}
+        )
+        body["messages"] = [m.model_dump(exclude_none=True) for m in params.messages]
+        body["max_tokens"] = self._max_tokens(params)
+        body["usage"] = {"include": True}
+        return body
+
+    def _max_tokens(self, params: ChatParams) -> int:
+        asked = [v for v in (params.max_tokens, params.max_completion_tokens) if v is not None]
+        limit = min(asked) if asked else self.config.max_tokens
+        if limit > self.config.max_tokens:
+            raise InvalidInput(
+                f"max_tokens: at most {self.config.max_tokens} on service {self.service!r}",
+                field="max_tokens",
+            )
+        return limit
+
+    async def _models(self) -> dict[str, ModelInfo]:
+        """The allowed models by id, from ``/models`` (fetched again after a while)."""
+        now = time.monotonic()
+        if now - self._fetched_at >= CATALOGUE_TTL:
+            listed = await self.api.get("models")
+            data = listed.get("data")
+            if not isinstance(data, list):
+                raise ConnectorError("OpenRouter's model list has no data")
+            catalogue = {}
+            for entry in data:
+                try:
+                    info = ModelInfo.model_validate(entry)
+                except ValueError:
+                    continue
+                if allowed(info.id, self.config.models):
+                    catalogue[info.id] = info
+            self._catalogue, self._fetched_at = catalogue, now
+        return self._catalogue
+
+    async def _price(self, model: str) -> Price:
+        if not allowed(model, self.config.models):
+            raise Forbidden(
+                f"model {model!r} is not allowed on service {self.service!r}",
+                hint=f"allowed: {', '.join(self.config.models)} (the `models` setting)",
+            )
+        info = (await self._models()).get(model)
+        if info is None:
+            raise InvalidInput(
+                f"model: OpenRouter has no model {model!r}",
+                field="model",
+                hint=f"list_models on {self.service!r} lists them",
+            )
+        price = Price.of(info.pricing)
+        if price is None:
+            raise InvalidInput(f"model: {model!r} has no fixed price", field="model")
+        return price
+
+    def _charge_of(self, asked: str, answered: str, usage: Any) -> Charge:
+        if not isinstance(usage, dict):
+            raise ConnectorError("OpenRouter reported no usage for the call")
+        prompt = _count(usage.get("prompt_tokens"))
+        completion = _count(usage.get("completion_tokens"))
+        reported = _dollars(usage.get("cost"))
+        if reported is not None:
+            cost, source = reported, "service"
+        else:
+            info = self._catalogue.get(asked)
+            price = Price.of(info.pricing) if info is not None else None
+            if price is None:
+                raise ConnectorError("OpenRouter reported no cost and the price is unknown")
+            cost, source = price.cost(prompt, completion), "tokens x price"
+        facts = {
+            "model": answered or asked,
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "cost_from": source,
+        }
+        return Charge(usd=float(cost), facts=facts)
+
+    async def _key_info(self) -> KeyInfo:
+        data = (await self.api.get("key")).get("data")
+        if not isinstance(data, dict):
+            raise ConnectorError("OpenRouter's key endpoint sent no data")
+        return KeyInfo(
+            label=str(data.get("label") or "")[:80],
+            usage_usd=_float(data.get("usage")),
+            limit_usd=_float(data.get("limit")),
+            limit_remaining_usd=_float(data.get("limit_remaining")),
+            is_free_tier=free if isinstance(free := data.get("is_free_tier"), bool) else None,
+        )
+
+
+def _no_error(answer: dict[str, Any]) -> dict[str, Any]:
+    """OpenRouter can answer 200 with an error object (the provider failed mid-way)."""
+    error = answer.get("error")
+    if isinstance(error, dict) and not answer.get("choices") and not answer.get("data"):
+        raise ConnectorError(f"OpenRouter's provider failed: {str(error.get('message'))[:200]}")
+    return answer
+
+
+def _chat_size(params: ChatParams) -> int:
+    """Bytes of what the model reads: message texts, tool calls and tool definitions."""
+    parts: list[Any] = [params.tools or [], params.response_format or ""]
+    for message in params.messages:
+        parts += [message.content or "", message.tool_calls or [], message.name or ""]
+    return prompt_size(parts)
+
+
+def _has_content(chunk: dict[str, Any]) -> bool:
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if isinstance(delta, dict) and (delta.get("content") or delta.get("tool_calls")):
+            return True
+    return False
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _dollars(value: Any) -> Decimal | None:
+    number = _float(value)
+    return Decimal(str(number)) if number is not None and number >= 0 else None
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if number == number and abs(number) != float("inf") else None

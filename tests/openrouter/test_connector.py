@@ -1,0 +1,268 @@
+"""The openrouter connector against a local OpenRouter: prices, quotes, charges, streams
+and every upstream error mapped, with the key never in an error."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import pytest
+
+from airlock.errors import (
+    AirlockError,
+    ConnectorAuthError,
+    ConnectorError,
+    Forbidden,
+    InvalidInput,
+    ServiceOutOfCredit,
+    ServiceRateLimited,
+)
+from airlock.spending import Charge, Meter, Quote
+from airlock.testing import run
+from airlock_openrouter.connector import OpenRouterConnector
+from tests.openrouter.conftest import connector_for
+from tests.openrouter.openrouter_server import OpenRouterServer
+
+T = TypeVar("T")
+HELLO = [{"role": "user", "content": "Say hello in one word."}]
+
+
+def use(
+    server: OpenRouterServer, body: Callable[[OpenRouterConnector], Awaitable[T]], **kw: Any
+) -> T:
+    async def main() -> T:
+        connector = connector_for(server, **kw)
+        await connector.open()
+        try:
+            return await body(connector)
+        finally:
+            await connector.close()
+
+    return run(main())
+
+
+def quote(server: OpenRouterServer, operation: str, params: dict[str, Any], **kw: Any) -> Quote:
+    async def body(connector: OpenRouterConnector) -> Quote:
+        parsed = connector.spec(operation).params.model_validate(params)
+        return await connector.quote(operation, parsed)
+
+    return use(server, body, **kw)
+
+
+def test_list_models_shows_only_allowed_models_with_their_prices(
+    server: OpenRouterServer,
+) -> None:
+    async def body(connector: OpenRouterConnector) -> Any:
+        return (await connector.call("list_models", {})).model_dump()
+
+    listed = use(server, body)
+    ids = [m["id"] for m in listed["data"]]
+    assert ids == ["test/cheap", "test/embed", "test/flat", "test/variable"]
+    assert listed["object"] == "list"
+    assert listed["data"][0]["pricing"]["completion"] == "0.000002"
+
+
+def test_a_model_outside_the_allow_list_is_refused_before_anything_is_sent(
+    server: OpenRouterServer,
+) -> None:
+    with pytest.raises(Forbidden, match="not allowed"):
+        quote(server, "chat", {"model": "other/model", "messages": HELLO})
+    assert server.spending_calls() == []
+
+
+@pytest.mark.parametrize("model", ["test/no-such-model", "test/variable"])
+def test_a_model_without_a_price_cannot_be_quoted(server: OpenRouterServer, model: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        quote(server, "chat", {"model": model, "messages": HELLO})
+    assert raised.value.field == "model"
+
+
+def test_the_worst_case_is_the_prompt_estimate_plus_max_tokens_at_the_model_price(
+    server: OpenRouterServer,
+) -> None:
+    text = "x" * 300  # 300 bytes: estimated as 100 tokens, plus 4 for the message
+    params = {"model": "test/cheap", "messages": [{"role": "user", "content": text}]}
+    found = quote(server, "chat", {**params, "max_tokens": 50})
+    assert Decimal(str(found.usd)) == Decimal("0.000001") * 104 + Decimal("0.000002") * 50
+    assert found.facts == {"model": "test/cheap", "max_tokens": 50, "prompt_tokens_est": 104}
+    # No max_tokens: the service's cap is the worst case (and is sent upstream).
+    capped = quote(server, "chat", params, max_tokens=200)
+    assert capped.facts["max_tokens"] == 200
+
+
+def test_max_tokens_above_the_cap_is_refused_naming_the_field(server: OpenRouterServer) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        quote(server, "chat", {"model": "test/cheap", "messages": HELLO, "max_tokens": 9000})
+    assert raised.value.field == "max_tokens"
+
+
+def test_chat_answers_in_openai_format_and_is_charged_what_openrouter_reports(
+    server: OpenRouterServer,
+) -> None:
+    server.answer_tokens = 3
+
+    async def body(connector: OpenRouterConnector) -> tuple[Any, Charge]:
+        params = {"model": "test/cheap", "messages": HELLO, "max_tokens": 20}
+        result = await connector.call("chat", params)
+        parsed = connector.spec("chat").params.model_validate(params)
+        return result, connector.charge("chat", parsed, result)
+
+    result, charge = use(server, body)
+    assert result.model_dump()["choices"][0]["message"]["content"] == "w w w "
+    sent = server.spending_calls()[-1].body
+    assert sent is not None
+    assert sent["usage"] == {"include": True}
+    assert sent["max_tokens"] == 20
+    assert "stream" not in sent
+    assert charge.usd == result.model_dump()["usage"]["cost"]
+    assert charge.facts["completion_tokens"] == 3
+    assert charge.facts["cost_from"] == "service"
+
+
+def test_without_a_reported_cost_the_charge_is_tokens_times_price(
+    server: OpenRouterServer,
+) -> None:
+    server.report_cost = False
+    server.answer_tokens = 10
+
+    async def body(connector: OpenRouterConnector) -> Charge:
+        params = {"model": "test/flat", "messages": HELLO, "max_tokens": 10}
+        result = await connector.call("chat", params)
+        return connector.charge(
+            "chat", connector.spec("chat").params.model_validate(params), result
+        )
+
+    charge = use(server, body)
+    assert Decimal(str(charge.usd)) == Decimal("0.00001") * 10
+    assert charge.facts["cost_from"] == "tokens x price"
+
+
+def test_embeddings_are_quoted_and_charged(server: OpenRouterServer) -> None:
+    params = {"model": "test/embed", "input": ["one", "two"]}
+    assert quote(server, "embed", params).usd > 0
+
+    async def body(connector: OpenRouterConnector) -> tuple[Any, Charge]:
+        result = await connector.call("embed", params)
+        parsed = connector.spec("embed").params.model_validate(params)
+        return result.model_dump(), connector.charge("embed", parsed, result)
+
+    result, charge = use(server, body)
+    assert [d["index"] for d in result["data"]] == [0, 1]
+    assert charge.usd == result["usage"]["cost"]
+
+
+def test_usage_reports_the_key_credit_and_no_budget_outside_a_session(
+    server: OpenRouterServer,
+) -> None:
+    async def body(connector: OpenRouterConnector) -> Any:
+        return (await connector.call("usage", {})).model_dump()
+
+    usage = use(server, body)
+    assert usage["budget"] is None
+    assert usage["key"]["limit_remaining_usd"] == 9.75
+    assert server.key not in str(usage)
+
+
+def test_chat_with_stream_true_is_only_for_the_openai_endpoint(server: OpenRouterServer) -> None:
+    async def body(connector: OpenRouterConnector) -> Any:
+        return await connector.call(
+            "chat", {"model": "test/cheap", "messages": HELLO, "stream": True}
+        )
+
+    with pytest.raises(InvalidInput) as raised:
+        use(server, body)
+    assert raised.value.field == "stream"
+    assert server.spending_calls() == []
+
+
+def test_a_stream_yields_chunks_meter_readings_and_then_its_charge(
+    server: OpenRouterServer,
+) -> None:
+    server.answer_tokens = 4
+
+    async def body(connector: OpenRouterConnector) -> list[Any]:
+        params = connector.spec("chat").params.model_validate(
+            {"model": "test/cheap", "messages": HELLO, "max_tokens": 10, "stream": True}
+        )
+        return [item async for item in connector.stream("chat", params)]
+
+    items = use(server, body)
+    chunks = [i for i in items if isinstance(i, dict)]
+    meters = [i for i in items if isinstance(i, Meter)]
+    charges = [i for i in items if isinstance(i, Charge)]
+    text = "".join(c["choices"][0]["delta"]["content"] for c in chunks if c["choices"])
+    assert text == "w w w w "
+    assert [m.usd for m in meters] == [float(Decimal("0.000002") * n) for n in range(1, 5)]
+    assert len(charges) == 1
+    assert charges[0].facts["completion_tokens"] == 4
+    assert isinstance(items[-1], Charge)
+    assert server.spending_calls()[-1].body["stream"] is True  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "code"),
+    [
+        (401, ConnectorAuthError, "service_auth_failed"),
+        (402, ServiceOutOfCredit, "service_out_of_credit"),
+        (429, ServiceRateLimited, "service_rate_limited"),
+        (500, ConnectorError, "service_error"),
+        (503, ConnectorError, "service_error"),
+    ],
+)
+def test_upstream_errors_are_mapped(
+    server: OpenRouterServer, status: int, error: type[AirlockError], code: str
+) -> None:
+    server.fail("/chat/completions", status, retry_after=7 if status == 429 else None)
+
+    async def body(connector: OpenRouterConnector) -> Any:
+        return await connector.call("chat", {"model": "test/cheap", "messages": HELLO})
+
+    with pytest.raises(error) as raised:
+        use(server, body)
+    assert raised.value.code == code
+    assert server.key not in str(raised.value.to_dict())
+    if status == 429:
+        assert isinstance(raised.value, ServiceRateLimited)
+        assert raised.value.retry_after == 7
+        assert raised.value.status == 429
+    if status >= 500:
+        assert raised.value.status == 502
+
+
+def test_a_wrong_key_is_refused_without_quoting_it(server: OpenRouterServer) -> None:
+    wrong = "sk-or-v1-WRONGKEY" + "0" * 40
+
+    async def body(connector: OpenRouterConnector) -> Any:
+        return await connector.call("list_models", {})
+
+    with pytest.raises(ConnectorAuthError) as raised:
+        use(server, body, key=wrong)
+    text = str(raised.value.to_dict())
+    assert wrong not in text
+    assert "airlock credentials add llm" in text
+
+
+def test_an_unreachable_service_is_a_502_naming_no_key(server: OpenRouterServer) -> None:
+    async def body(connector: OpenRouterConnector) -> Any:
+        return await connector.call("list_models", {})
+
+    connector_kw = {"api_base": "http://127.0.0.1:9/api/v1"}
+    with pytest.raises(ConnectorError) as raised:
+        use(server, body, **connector_kw)
+    assert raised.value.status == 502
+    assert "unreachable" in raised.value.message
+
+
+@pytest.mark.parametrize("key", ["max_usd_typo", "api_key"])
+def test_unknown_settings_are_refused_naming_the_key(key: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        OpenRouterConnector.parse_settings({key: 1}, service="llm")
+    assert raised.value.field == key
+
+
+def test_missing_credentials_name_the_field_only() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        OpenRouterConnector.parse_credentials({"api_kye": "sk-or-secret"}, service="llm")
+    assert "sk-or-secret" not in str(raised.value.to_dict())
+    assert raised.value.field is not None
