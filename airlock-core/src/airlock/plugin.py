@@ -2,7 +2,7 @@
 
 A plugin (a connector, a notifier, a policy or CLI commands) imports core only from this
 module; the modules behind it are core's own and may change between releases. The names
-fall into six groups:
+fall into seven groups:
 
 - hooks: ``hookimpl`` marks the functions of a plugin module (see docs/plugins.md);
 - connectors: ``Connector``, ``operation``, ``Access``, ``Params``, ``CheckResult``,
@@ -13,6 +13,9 @@ fall into six groups:
   an HTTP API, and ``untrusted_line`` / ``REASON_LIMIT`` to show agent text safely;
 - policies: ``Policy``, ``ResultFilter``, ``PolicyContext``, ``SessionFacts``, ``Verdict``,
   ``Decision``;
+- spending: ``PricedConnector`` (a connector whose operations cost money), ``Quote``,
+  ``Charge``, ``Meter``, ``StreamItem``, ``SpendSettings``, ``BudgetState`` and
+  ``current_budget``;
 - errors a plugin raises (each carries its HTTP status and CLI exit code), and
   ``first_problem`` to turn a pydantic ``ValidationError`` into one message naming a field;
 - setup commands: ``CliState`` (the ``ctx.obj`` of every command), ``with_client``,
@@ -49,6 +52,8 @@ if TYPE_CHECKING:
         NotFound,
         NotifierError,
         RateLimited,
+        ServiceOutOfCredit,
+        ServiceRateLimited,
     )
     from airlock.hookspecs import hookimpl
     from airlock.models import Access, NoCredentials, NoSettings, Problem, first_problem
@@ -62,6 +67,16 @@ if TYPE_CHECKING:
         Verdict,
     )
     from airlock.prompts import REASON_LIMIT, untrusted_line
+    from airlock.spending import (
+        BudgetState,
+        Charge,
+        Meter,
+        PricedConnector,
+        Quote,
+        SpendSettings,
+        StreamItem,
+        current_budget,
+    )
 
 __all__ = [
     "REASON_LIMIT",
@@ -70,6 +85,8 @@ __all__ = [
     "ApiSettings",
     "ApprovalTimedOut",
     "Backoff",
+    "BudgetState",
+    "Charge",
     "CheckResult",
     "CliState",
     "Clock",
@@ -82,6 +99,7 @@ __all__ = [
     "Done",
     "Forbidden",
     "InvalidInput",
+    "Meter",
     "NoCredentials",
     "NoSettings",
     "NotEnrolled",
@@ -93,15 +111,22 @@ __all__ = [
     "Params",
     "Policy",
     "PolicyContext",
+    "PricedConnector",
     "Problem",
     "Prompt",
+    "Quote",
     "RateLimited",
     "Reply",
     "ResultFilter",
+    "ServiceOutOfCredit",
+    "ServiceRateLimited",
     "SessionFacts",
     "Sleep",
+    "SpendSettings",
+    "StreamItem",
     "SystemClock",
     "Verdict",
+    "current_budget",
     "first_problem",
     "hookimpl",
     "operation",
@@ -139,6 +164,8 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "NotFound",
         "NotifierError",
         "RateLimited",
+        "ServiceOutOfCredit",
+        "ServiceRateLimited",
     ),
     "airlock.hookspecs": ("hookimpl",),
     "airlock.models": ("Access", "NoCredentials", "NoSettings", "Problem", "first_problem"),
@@ -152,6 +179,16 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "Verdict",
     ),
     "airlock.prompts": ("REASON_LIMIT", "untrusted_line"),
+    "airlock.spending": (
+        "BudgetState",
+        "Charge",
+        "Meter",
+        "PricedConnector",
+        "Quote",
+        "SpendSettings",
+        "StreamItem",
+        "current_budget",
+    ),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from airlock.errors import (
+from airlock.plugin import (
     ConnectorAuthError,
     ConnectorError,
     InvalidInput,

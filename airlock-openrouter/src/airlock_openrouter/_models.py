@@ -12,8 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from airlock.connectors import Params
-from airlock.spending import SpendSettings
+from airlock.plugin import Params, SpendSettings
 
 MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+~-]{0,159}$"
 DEFAULT_API_BASE = "https://openrouter.ai/api/v1"

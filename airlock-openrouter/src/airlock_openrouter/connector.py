@@ -18,9 +18,20 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from airlock.connectors import Access, CheckResult, operation
-from airlock.errors import ConnectorError, Forbidden, InvalidInput
-from airlock.spending import Charge, Meter, PricedConnector, Quote, StreamItem, current_budget
+from airlock.plugin import (
+    Access,
+    Charge,
+    CheckResult,
+    ConnectorError,
+    Forbidden,
+    InvalidInput,
+    Meter,
+    PricedConnector,
+    Quote,
+    StreamItem,
+    current_budget,
+    operation,
+)
 from airlock_openrouter._api import OpenRouterApi
 from airlock_openrouter._models import (
     Budget,

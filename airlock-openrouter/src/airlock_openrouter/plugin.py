@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from airlock.hookspecs import hookimpl
+from airlock.plugin import hookimpl
 
 if TYPE_CHECKING:
-    from airlock.connectors import Connector
+    from airlock.plugin import Connector
 
 
 @hookimpl
