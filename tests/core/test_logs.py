@@ -9,7 +9,7 @@ import pytest
 import structlog
 from pydantic import SecretStr
 
-from airlock.logs import configure_logging
+from airlock.logs import configure_logging, get_logger
 
 TOKEN = "alk_" + "Q" * 43
 
@@ -34,3 +34,42 @@ def test_secret_values_are_masked_in_json_logs(capsys: pytest.CaptureFixture[str
         assert canary not in line
     assert record["nested"]["service"] == "mail"
     assert record["event"] == "session_issued"
+
+
+def _fail_holding(secret: str) -> None:
+    raise RuntimeError("the connector broke")
+
+
+def test_console_tracebacks_never_show_local_variables(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A traceback on the daemon's terminal names the frames, not their locals: a frame
+    may hold a code, a token or a credential (rich's default would print them)."""
+    configure_logging(json=False, level=logging.INFO)
+    try:
+        log = get_logger("test")
+        secret = "-".join(("vault", "password", "canary"))  # a local, not in the source
+        try:
+            _fail_holding(secret)
+        except RuntimeError:
+            log.exception("operation_failed")
+    finally:
+        structlog.reset_defaults()
+    err = capsys.readouterr().err
+    assert "the connector broke" in err
+    assert "_fail_holding" in err
+    assert "vault-password-canary" not in err
+
+
+def test_loggers_import_structlog_only_when_they_log() -> None:
+    """Registering plugins and printing help must not pay for structlog (and rich)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from airlock.logs import get_logger; log = get_logger('x'); "
+        "import airlock.approvals, airlock.channels; "
+        "print('structlog' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

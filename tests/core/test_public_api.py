@@ -71,6 +71,7 @@ PUBLIC_NAMES = [
     "Verdict",
     "current_budget",
     "first_problem",
+    "get_logger",
     "hookimpl",
     "operation",
     "read_totp",

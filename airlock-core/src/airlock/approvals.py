@@ -20,7 +20,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-import structlog
 from pydantic import ValidationError
 
 from airlock.api import (
@@ -45,6 +44,7 @@ from airlock.errors import (
     NotPending,
     RateLimited,
 )
+from airlock.logs import get_logger
 from airlock.notifiers import Notice
 from airlock.peers import Peer
 from airlock.policies import Decision, Policy, PolicyContext, evaluate
@@ -54,7 +54,7 @@ from airlock.sessions import SessionManager
 from airlock.store import AccessRequest, RequestStatus, StateStore, WriteApproval
 from airlock.totp import TotpVerifier
 
-log = structlog.get_logger("airlock.approvals")
+log = get_logger("airlock.approvals")
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_PATTERN = re.compile(r"^[0-9A-HJKMNP-TV-Z]{4}$")

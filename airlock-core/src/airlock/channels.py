@@ -12,12 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
 from airlock.audit import Auditor
+from airlock.logs import get_logger
 from airlock.notifiers import Delivery, Notice, Notifier, Prompt
 
-log = structlog.get_logger("airlock.channels")
+log = get_logger("airlock.channels")
 
 SEND_TIMEOUT = 15.0
 

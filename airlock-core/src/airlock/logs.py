@@ -2,7 +2,12 @@
 
 Log calls pass facts as keywords (``log.info("session_issued", session=...)``). The
 ``mask_secrets`` processor replaces values under secret-sounding keys and any session
-token pattern, so a careless call site still cannot leak a secret.
+token pattern, so a careless call site still cannot leak a secret. Tracebacks are printed
+plainly, never with the local variables of each frame (which may hold a code, a token or
+a credential).
+
+Modules take their logger from :func:`get_logger`: structlog is imported on the first log
+call, not at import (it costs ~100 ms, and a CLI command that logs nothing need not pay).
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import structlog
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
 
 SECRET_KEYS = re.compile(
     r"(password|passphrase|secret|token|totp|claim|authorization|api_key|apikey|bot_token|key)$",
@@ -41,13 +47,38 @@ def mask_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMap
     return event
 
 
+class _LazyLogger:
+    __slots__ = ("_logger", "_name")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._logger: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._logger is None:
+            import structlog
+
+            self._logger = structlog.get_logger(self._name)
+        return getattr(self._logger, attr)
+
+
+def get_logger(name: str) -> FilteringBoundLogger:
+    """The logger called *name*; structlog is imported when it first logs."""
+    lazy: Any = _LazyLogger(name)
+    return lazy  # type: ignore[no-any-return]
+
+
 def configure_logging(*, json: bool | None = None, level: int = logging.INFO) -> None:
     """JSON when *json* is true or stderr is not a terminal; a readable console otherwise."""
+    import structlog
+
     as_json = (not sys.stderr.isatty()) if json is None else json
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if as_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
     structlog.configure(
         processors=[

@@ -4,7 +4,8 @@ A plugin (a connector, a notifier, a policy or CLI commands) imports core only f
 module; the modules behind it are core's own and may change between releases. The names
 fall into seven groups:
 
-- hooks: ``hookimpl`` marks the functions of a plugin module (see docs/plugins.md);
+- hooks: ``hookimpl`` marks the functions of a plugin module (see docs/plugins.md), and
+  ``get_logger`` gives a plugin a logger whose output has secrets masked;
 - connectors: ``Connector``, ``operation``, ``Access``, ``Params``, ``CheckResult``,
   ``Done``, ``NoSettings``, ``NoCredentials``, ``OperationSpec``, and ``Clock`` /
   ``SystemClock`` for a connector that needs the time;
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
         ServiceRateLimited,
     )
     from airlock.hookspecs import hookimpl
+    from airlock.logs import get_logger
     from airlock.models import Access, NoCredentials, NoSettings, Problem, first_problem
     from airlock.notifiers import Delivery, Notice, Notifier, Prompt, Reply
     from airlock.policies import (
@@ -128,6 +130,7 @@ __all__ = [
     "Verdict",
     "current_budget",
     "first_problem",
+    "get_logger",
     "hookimpl",
     "operation",
     "read_totp",
@@ -168,6 +171,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "ServiceRateLimited",
     ),
     "airlock.hookspecs": ("hookimpl",),
+    "airlock.logs": ("get_logger",),
     "airlock.models": ("Access", "NoCredentials", "NoSettings", "Problem", "first_problem"),
     "airlock.notifiers": ("Delivery", "Notice", "Notifier", "Prompt", "Reply"),
     "airlock.policies": (

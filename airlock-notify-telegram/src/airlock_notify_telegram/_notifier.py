@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
-import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from airlock.plugin import (
@@ -28,12 +27,13 @@ from airlock.plugin import (
     Prompt,
     Reply,
     Sleep,
+    get_logger,
 )
 from airlock_notify_telegram._bot_api import BotApi, BotApiError, BotApiUnreachable
 from airlock_notify_telegram._render import deny_markup, notice_html, outcome_html, prompt_html
 from airlock_notify_telegram._updates import read_update
 
-log = structlog.get_logger("airlock.telegram")
+log = get_logger("airlock.telegram")
 
 __all__ = ["TelegramCredentials", "TelegramNotifier", "TelegramSettings"]
 

@@ -9,15 +9,15 @@ import pwd
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ValidationError
 
 from airlock.errors import AirlockError, Forbidden, InvalidInput, PayloadTooLarge
+from airlock.logs import get_logger
 from airlock.peers import Peer, peer_of
 
-log = structlog.get_logger("airlock.daemon")
+log = get_logger("airlock.daemon")
 
 BODY_LIMIT = 1024 * 1024
 MAX_DEPTH = 32

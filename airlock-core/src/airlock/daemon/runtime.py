@@ -8,8 +8,6 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-import structlog
-
 from airlock import totp
 from airlock._version import __version__
 from airlock.api import (
@@ -28,6 +26,7 @@ from airlock.clock import Clock, SystemClock
 from airlock.config import AirlockConfig, load_config
 from airlock.errors import InvalidInput, NotEnrolled, NotFound
 from airlock.gateway import ConnectorPool, Gateway
+from airlock.logs import get_logger
 from airlock.notifiers import Notifier
 from airlock.paths import AirlockPaths
 from airlock.peers import Peer
@@ -38,7 +37,7 @@ from airlock.sessions import SessionManager
 from airlock.store import Session, StateStore
 from airlock.vault import TotpKey, Vault
 
-log = structlog.get_logger("airlock.daemon")
+log = get_logger("airlock.daemon")
 
 EXPIRY_INTERVAL = 5.0
 IDLE_CLOSE_SECONDS = 300.0

@@ -9,7 +9,6 @@ import os
 import signal
 from pathlib import Path
 
-import structlog
 from aiohttp import web
 
 from airlock.daemon.http import BODY_LIMIT, UidGate, errors_as_json, make_uid_middleware
@@ -17,10 +16,11 @@ from airlock.daemon.routes import ROUTES, RUNTIME
 from airlock.daemon.runtime import Runtime
 from airlock.errors import AirlockError
 from airlock.files import ensure_private_dir
+from airlock.logs import get_logger
 from airlock.paths import AirlockPaths, Mode
 from airlock.plugins import AirlockPluginManager
 
-log = structlog.get_logger("airlock.daemon")
+log = get_logger("airlock.daemon")
 
 
 class AlreadyRunning(AirlockError):
