@@ -116,9 +116,21 @@ class DovecotServer:
             raise RuntimeError(f"doveadm {' '.join(args)}: {done.stderr.decode(errors='replace')}")
         return done.stdout.decode(errors="replace")
 
-    def kick(self, username: str) -> None:
-        """Drop every connection of *username* server-side (a dropped connection)."""
+    def kick(self, username: str, *, timeout: float = 10.0) -> None:
+        """Drop every connection of *username* server-side (a dropped connection).
+
+        ``doveadm kick`` only signals the user's imap processes; returns once ``doveadm
+        who`` lists none of them, so the caller's next command meets a closed connection
+        even on a loaded machine.
+        """
         self.doveadm("kick", username)
+        deadline = time.monotonic() + timeout
+        while username in self.doveadm("who", username):
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{username}'s connections were still open {timeout} s after kick"
+                )
+            time.sleep(0.01)
 
     def observe(self, account: MailUser) -> MailboxState:
         """What a second, independent IMAP client sees: every folder's UIDVALIDITY and
