@@ -267,6 +267,7 @@ class AirlockClient:
         *,
         reason: str | None = None,
         on_wait: WaitCallback | None = None,
+        wait: float | None = None,
     ) -> api.OperationOut:
         """Run an operation with the held session, getting approvals where needed.
 
@@ -284,7 +285,7 @@ class AirlockClient:
         except AttributeError as exc:
             raise NotFound(str(exc), hint="GET /v1/services lists them") from None
         if op.access == "write":
-            return await self._approved_write(service, operation, args, reason, on_wait)
+            return await self._approved_write(service, operation, args, reason, on_wait, wait)
         for attempt in (1, 2):
             held = self._wallet.find(service)
             if held is None:
@@ -298,7 +299,7 @@ class AirlockClient:
             try:
                 return await self.call(service, operation, args, token=held.token)
             except ApprovalRequired:
-                return await self._approved_write(service, operation, args, reason, on_wait)
+                return await self._approved_write(service, operation, args, reason, on_wait, wait)
             except Unauthenticated:
                 self._wallet.discard(held)  # expired or revoked: never present it again
                 if attempt == 2:
@@ -312,6 +313,7 @@ class AirlockClient:
         params: dict[str, Any],
         reason: str | None,
         on_wait: WaitCallback | None,
+        wait: float | None = None,
     ) -> api.OperationOut:
         """Ask the person to approve this exact call, then make it with the one-use session."""
         why = reason or self._reason or f"{service}.{operation} called by the agent"
@@ -321,7 +323,7 @@ class AirlockClient:
             access="write",
             operation=build(api.OperationRef, service=service, name=operation, params=params),
         )
-        grant = await self.await_approval(created, on_wait=on_wait)
+        grant = await self.await_approval(created, wait=wait, on_wait=on_wait)
         return await self.call(service, operation, params, token=grant.token)
 
     def service(self, name: str) -> ServiceProxy:

@@ -153,6 +153,9 @@ class DaemonStatus(BaseModel):
     notifiers: list[NotifierHealth] = Field(default_factory=list)
     pid: int
     audit_seq: int = Field(0, description="seq of the last audit record the daemon wrote")
+    config_changed: bool = Field(
+        False, description="config.yaml was edited since the daemon read it (restart it)"
+    )
 
 
 class CredentialsIn(Body):

@@ -132,6 +132,20 @@ class AirlockConfig(BaseSettings):
         return (env_settings, init_settings)
 
 
+CONFIG_CHANGED = "config changed since the daemon started: restart (or reload) the daemon"
+
+
+def config_digest(path: Path) -> str | None:
+    """SHA-256 of the file's bytes, so a daemon can tell its config was edited; None if
+    there is no file."""
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 def _location(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,22 +13,31 @@ from airlock.config import AirlockConfig
 from airlock.connectors import Connector
 from airlock.errors import ConfigError, InvalidInput, NotFound
 
-# Where the components that Airlock's own packages provide live, so an unknown id can
-# name what to install. Anything else is assumed to follow the airlock-<id> convention.
-KNOWN_PACKAGES = {
+# The packages this project publishes, and the components each provides. Only these are
+# ever suggested for installation: a name made up from a typo (`pip install airlock-gmial`)
+# would invite whoever registers it on PyPI into the person's machine.
+PUBLISHED_PACKAGES = {
     "imap": "airlock-mail",
     "maildir": "airlock-mail",
     "gmail": "airlock-gmail",
     "icloud": "airlock-icloud",
-    "gcal": "airlock-gcal",
-    "openrouter": "airlock-openrouter",
     "telegram": "airlock-notify-telegram",
     "signal": "airlock-notify-signal",
 }
 
 
-def package_for(component_id: str) -> str:
-    return KNOWN_PACKAGES.get(component_id, f"airlock-{component_id}")
+def missing_component_hint(component_id: str, installed: Iterable[str], kind: str) -> str:
+    """What to do about a connector or notifier id no installed plugin provides."""
+    package = PUBLISHED_PACKAGES.get(component_id)
+    if package is not None:
+        return f"pip install {package}"
+    close = difflib.get_close_matches(component_id, sorted(installed), n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}? (`airlock plugins list` shows the installed {kind}s)"
+    return (
+        f"no installed plugin provides the {kind} {component_id!r}; "
+        f"`airlock plugins list` shows the installed {kind}s"
+    )
 
 
 @dataclass(frozen=True)
@@ -51,7 +61,7 @@ def resolve_service(
     if cls is None:
         raise ConfigError(
             f"service {name!r} uses connector {entry.connector!r}, which is not installed",
-            hint=f"pip install {package_for(entry.connector)}",
+            hint=missing_component_hint(entry.connector, connectors, "connector"),
         )
     try:
         settings = cls.parse_settings(entry.settings, service=name)

@@ -35,6 +35,7 @@ def build_app(pm: AirlockPluginManager) -> typer.Typer:
         demo,
         mcp,
         plugins,
+        services,
         setup,
         status,
         totp,
@@ -60,7 +61,19 @@ def build_app(pm: AirlockPluginManager) -> typer.Typer:
     ) -> None:
         ctx.obj = CliState(pm)
 
-    commands = (setup, status, plugins, daemon, totp, access, credentials, audit, mcp, demo)
+    commands = (
+        setup,
+        status,
+        services,
+        plugins,
+        daemon,
+        totp,
+        access,
+        credentials,
+        audit,
+        mcp,
+        demo,
+    )
     for module in commands:
         module.register(app)
     from airlock.plugins import register_commands

@@ -167,6 +167,22 @@ def register(app: typer.Typer) -> None:
         why = reason or f"airlock run {service} {operation}"
 
         async def go(client: AirlockClient) -> api.OperationOut:
+            known = (await client.catalogue()).get(service)
+            op = next((o for o in known.operations if o.name == operation), None) if known else None
+            if op is not None and op.access == "write":
+                # A write is approved for this exact call and runs once; no session can run it.
+                shown = json.dumps(parsed, ensure_ascii=False, sort_keys=True)
+                sys.stderr.write(
+                    f"{service}.{operation} {shown} changes your data: asking the person "
+                    "to approve exactly this call\n"
+                )
+                display = WaitDisplay()
+                try:
+                    return await client.invoke(
+                        service, operation, parsed, reason=why, on_wait=display, wait=wait
+                    )
+                finally:
+                    display.done()
             token = cache.get(service)
             if token is not None:
                 try:

@@ -18,7 +18,8 @@ from airlock.cli.context import CliState
 from airlock.cli.output import print_json
 
 SinceOption = Annotated[
-    str | None, typer.Option("--since", help="How far back: 7d, 12h, or an ISO time.")
+    str | None,
+    typer.Option("--since", "--last", help="How far back: 7d, 12h, or an ISO time."),
 ]
 ServiceOption = Annotated[str | None, typer.Option("--service", help="Only this service.")]
 EventOption = Annotated[

@@ -30,10 +30,28 @@ def credential_model(state: CliState, name: str) -> type[BaseModel]:
     raise NotFound(f"no service or notifier named {name!r}", hint="see `airlock status`")
 
 
-def read_fields(model: type[BaseModel]) -> dict[str, str]:
-    """Each field of *model*: hidden and confirmed on a TTY, ``FIELD=VALUE`` lines otherwise
-    (after the TOTP code's line)."""
-    names = list(model.model_fields)
+def one_field(model: type[BaseModel], service: str, field: str) -> list[str]:
+    """``[field]``, for ``credentials add SERVICE FIELD``, if that field can go in alone."""
+    if field not in model.model_fields:
+        raise InvalidInput(
+            f"{service} has no credential field {field!r}",
+            field="field",
+            hint=f"its fields are: {', '.join(model.model_fields)}",
+        )
+    others = [n for n, f in model.model_fields.items() if n != field and f.is_required()]
+    if others:
+        raise InvalidInput(
+            f"{service} also needs {', '.join(others)}: they are stored together",
+            field="field",
+            hint=f"run `airlock credentials add {service}`",
+        )
+    return [field]
+
+
+def read_fields(model: type[BaseModel], only: list[str] | None = None) -> dict[str, str]:
+    """Each field of *model* (or those in *only*): hidden and confirmed on a TTY,
+    ``FIELD=VALUE`` lines otherwise (after the TOTP code's line)."""
+    names = only or list(model.model_fields)
     if sys.stdin.isatty():
         fields = {}
         for name in names:
@@ -72,19 +90,29 @@ def register(app: typer.Typer) -> None:
     app.add_typer(group, name="credentials")
 
     @group.command("add")
-    def add(ctx: typer.Context, service: str) -> None:
+    def add(
+        ctx: typer.Context,
+        service: str,
+        field: Annotated[
+            str | None, typer.Argument(help="Only this field, e.g. api_key (default: all).")
+        ] = None,
+    ) -> None:
         """Store a service's credentials (asks for each field) and check they work.
 
         From a script: the TOTP code on stdin's first line, then FIELD=VALUE lines.
         """
         state: CliState = ctx.obj
         model = credential_model(state, service)
+        if not model.model_fields:
+            typer.echo(f"{service} takes no credentials: nothing to store")
+            return
+        only = one_field(model, service, field) if field is not None else None
         if sys.stdin.isatty():
-            fields = read_fields(model)
+            fields = read_fields(model, only)
             code = read_totp()  # asked last: a code lives about 30 seconds
         else:
             code = read_totp()
-            fields = read_fields(model)
+            fields = read_fields(model, only)
         out = with_client(state, lambda c: c.add_credentials(service, fields, totp=code))
         typer.echo(f"saved {', '.join(out.fields)} for {service}")
         if out.check:

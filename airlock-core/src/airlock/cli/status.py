@@ -27,6 +27,14 @@ def collect_status(state: CliState) -> dict[str, Any]:
         "warnings": [],
     }
     status["daemon"] = daemon_facts(state)
+    if status["daemon"]["running"]:
+        loaded = set(status["daemon"]["services"])
+        for item in status["services"]:
+            item["loaded"] = item["name"] in loaded
+        if status["daemon"].get("config_changed"):
+            from airlock.config import CONFIG_CHANGED
+
+            status["warnings"].append(CONFIG_CHANGED)
     if paths.mode.value == "personal":
         from airlock.cli.setup import PERSONAL_MODE_WARNING
 
@@ -68,6 +76,8 @@ def register(app: typer.Typer) -> None:
             typer.echo("services:")
             for svc in facts["services"]:
                 problem = f"  ! {svc['problem']}" if svc.get("problem") else ""
+                if svc.get("loaded") is False:
+                    problem += "  ! not loaded by the running daemon: restart (or reload) it"
                 typer.echo(f"  {svc['name']:<12} {svc['connector']}{problem}")
         else:
             typer.echo("services: none configured (see `airlock init` and docs/configuration.md)")

@@ -15,7 +15,7 @@ from airlock import api
 from airlock.daemon.http import json_model, peer, read_body
 from airlock.daemon.runtime import Runtime, session_info
 from airlock.durations import parse_duration
-from airlock.errors import Forbidden, InvalidInput, Unauthenticated
+from airlock.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 
 RUNTIME = web.AppKey("runtime", Runtime)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -76,7 +76,10 @@ async def services(request: web.Request) -> web.StreamResponse:
 
 async def create_request(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, api.AccessRequestIn)
-    created = await rt(request).approvals.create_request(body, peer(request))
+    try:
+        created = await rt(request).approvals.create_request(body, peer(request))
+    except NotFound as exc:
+        raise rt(request).explain_unknown_service(exc) from None
     return json_model(created, status=202)
 
 
@@ -134,13 +137,16 @@ async def revoke_all(request: web.Request) -> web.StreamResponse:
 async def run_operation(request: web.Request) -> web.StreamResponse:
     token = _bearer(request)
     body = await read_body(request, api.OperationIn)
-    out = await rt(request).gateway.run(
-        token,
-        peer(request),
-        request.match_info["service"],
-        request.match_info["operation"],
-        body.params,
-    )
+    try:
+        out = await rt(request).gateway.run(
+            token,
+            peer(request),
+            request.match_info["service"],
+            request.match_info["operation"],
+            body.params,
+        )
+    except NotFound as exc:
+        raise rt(request).explain_unknown_service(exc) from None
     return json_model(out)
 
 

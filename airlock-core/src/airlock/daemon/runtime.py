@@ -23,7 +23,7 @@ from airlock.approvals import ApprovalService
 from airlock.audit import AuditLog, load_or_create_key
 from airlock.channels import Channels
 from airlock.clock import Clock, SystemClock
-from airlock.config import AirlockConfig, load_config
+from airlock.config import CONFIG_CHANGED, AirlockConfig, config_digest, load_config
 from airlock.errors import InvalidInput, NotEnrolled, NotFound
 from airlock.gateway import ConnectorPool, Gateway
 from airlock.logs import get_logger
@@ -68,6 +68,8 @@ class Runtime:
     ) -> None:
         self.paths = paths
         self.clock = clock or SystemClock()
+        # Taken before reading, so an edit racing the start shows as a change, not the reverse.
+        self.config_digest = config_digest(paths.config_file) if config is None else None
         self.config = config or load_config(paths.config_file)
         paths.ensure_data_dirs()
         self.connectors = get_connectors(pm)
@@ -151,11 +153,11 @@ class Runtime:
         for name in self.config.approvals.notifiers:
             cls = available.get(name)
             if cls is None:
-                from airlock.services import package_for
+                from airlock.services import missing_component_hint
 
                 raise ConfigError(
                     f"approvals.notifiers names {name!r}, which is not installed",
-                    hint=f"pip install {package_for(name)}",
+                    hint=missing_component_hint(name, available, "notifier"),
                 )
             try:
                 settings = validate_settings(
@@ -191,7 +193,20 @@ class Runtime:
             notifiers=[NotifierHealth(**h) for h in self.channels.health()],
             pid=os.getpid(),
             audit_seq=self.audit.last_seq,
+            config_changed=self.config_changed(),
         )
+
+    def config_changed(self) -> bool:
+        """Whether config.yaml on disk differs from what this daemon loaded at start."""
+        return self.config_digest is not None and (
+            config_digest(self.paths.config_file) != self.config_digest
+        )
+
+    def explain_unknown_service(self, exc: NotFound) -> NotFound:
+        """A service this daemon does not know may be one added to the file since."""
+        if exc.message.startswith("no service named") and self.config_changed():
+            return NotFound(exc.message, field=exc.field, hint=CONFIG_CHANGED)
+        return exc
 
     def service_list(self) -> ServiceList:
         return ServiceList(

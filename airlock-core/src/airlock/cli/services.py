@@ -1,0 +1,135 @@
+"""``airlock services [SERVICE]``: what agents may ask for, operation by operation."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from airlock.cli.context import CliState
+from airlock.cli.output import print_json
+from airlock.errors import NotFound
+
+if TYPE_CHECKING:
+    from airlock.connectors import OperationSpec
+
+
+def _type(schema: dict[str, Any]) -> str:
+    if "type" in schema:
+        return str(schema["type"])
+    choices = [_type(s) for s in schema.get("anyOf", []) if s.get("type") != "null"]
+    if "enum" in schema:
+        return " | ".join(json.dumps(v) for v in schema["enum"])
+    return " | ".join(choices) or "any"
+
+
+def describe_params(spec: OperationSpec) -> list[dict[str, Any]]:
+    """Each parameter of an operation, from its params model."""
+    schema = spec.params_schema()
+    required = set(schema.get("required", []))
+    params = []
+    for name, prop in schema.get("properties", {}).items():
+        entry: dict[str, Any] = {
+            "name": name,
+            "type": _type(prop),
+            "required": name in required,
+            "description": prop.get("description", ""),
+        }
+        if "default" in prop:
+            entry["default"] = prop["default"]
+        params.append(entry)
+    return params
+
+
+def _daemon_view(state: CliState) -> tuple[set[str] | None, set[str], bool]:
+    """The services the running daemon loaded (None: no daemon), those with stored
+    credentials, and whether the config changed since it started."""
+    from airlock.cli.client_support import with_client
+    from airlock.client import AirlockClient
+    from airlock.errors import AirlockError
+
+    async def ask(client: AirlockClient) -> tuple[set[str], set[str], bool]:
+        status = await client.status()
+        stored = {str(c["service"]) for c in await client.list_credentials() if c.get("stored")}
+        return set(status.services), stored, status.config_changed
+
+    try:
+        loaded, stored, changed = with_client(state, ask)
+    except AirlockError:
+        return None, set(), False
+    return loaded, stored, changed
+
+
+def collect_services(state: CliState) -> list[dict[str, Any]]:
+    from airlock.config import CONFIG_CHANGED
+    from airlock.plugins import get_connectors
+    from airlock.services import describe_services
+
+    connectors = get_connectors(state.pm)
+    loaded, stored, changed = _daemon_view(state)
+    listing = []
+    for item in describe_services(state.config, connectors):
+        name, cls = item["name"], connectors.get(item["connector"])
+        entry: dict[str, Any] = {"name": name, "connector": item["connector"]}
+        if item.get("problem"):
+            entry["health"] = item["problem"]
+        elif loaded is None:
+            entry["health"] = "daemon not running (start it with `airlock serve`)"
+        elif name not in loaded:
+            entry["health"] = "not loaded by the running daemon: " + CONFIG_CHANGED.split(": ")[1]
+        elif cls is not None and cls.Credentials.model_fields and name not in stored:
+            entry["health"] = f"no credentials: run `airlock credentials add {name}`"
+        else:
+            entry["health"] = "ok"
+        if changed and name in (loaded or set()):
+            entry["health"] += f" ({CONFIG_CHANGED})"
+        entry["title"] = cls.title if cls is not None else ""
+        entry["operations"] = [
+            {
+                "name": spec.name,
+                "access": spec.access.value,
+                "description": spec.description,
+                "params": describe_params(spec),
+            }
+            for spec in (cls.operations.values() if cls is not None else ())
+        ]
+        listing.append(entry)
+    return listing
+
+
+def _param_text(param: dict[str, Any]) -> str:
+    if "default" in param:
+        return f"{param['name']}={json.dumps(param['default'])}"
+    return str(param["name"]) + ("" if param["required"] else "?")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def services(
+        ctx: typer.Context,
+        service: Annotated[str | None, typer.Argument(help="Only this service.")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """List configured services: connector, health and each operation with its access
+        level, parameters and description."""
+        listing = collect_services(ctx.obj)
+        if service is not None:
+            listing = [s for s in listing if s["name"] == service]
+            if not listing:
+                raise NotFound(
+                    f"no service named {service!r}", hint="`airlock services` lists them"
+                )
+        if as_json:
+            print_json(listing)
+            return
+        if not listing:
+            typer.echo("no services configured (see `airlock init` and docs/configuration.md)")
+        for entry in listing:
+            title = f" ({entry['title']})" if entry["title"] else ""
+            typer.echo(f"{entry['name']}: {entry['connector']}{title}, {entry['health']}")
+            for op in entry["operations"]:
+                typer.echo(f"  {op['name']:<16} {op['access']:<6} {op['description']}")
+                if op["params"]:
+                    shown = ", ".join(_param_text(p) for p in op["params"])
+                    typer.echo(f"  {'':<16} {'':<6} params: {shown}")

@@ -1,0 +1,106 @@
+"""What a new user tripped over on the command line, against a real daemon: listing a
+service's operations, performing a write, a config edited under a running daemon,
+credentials for a connector that takes none, and the original README's commands."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from daemon_harness import Airlock, remember
+from test_cli_flow import pending_code, start_cli
+
+
+def test_services_lists_each_operation_with_access_params_and_description(
+    airlock: Airlock,
+) -> None:
+    result = airlock.cli("services", "--json")
+    assert result.returncode == 0, result.stderr
+    (mail,) = json.loads(result.stdout)
+    assert (mail["name"], mail["connector"], mail["health"]) == ("mail", "maildir", "ok")
+    ops = {op["name"]: op for op in mail["operations"]}
+    assert ops["list_messages"]["access"] == "read"
+    assert ops["mark_read"]["access"] == "write"
+    assert ops["list_messages"]["description"].startswith("List messages")
+    limit = next(p for p in ops["list_messages"]["params"] if p["name"] == "limit")
+    assert (limit["type"], limit["default"], limit["required"]) == ("integer", 20, False)
+    text = airlock.cli("services", "mail")
+    assert text.returncode == 0, text.stderr
+    assert "mark_read" in text.stdout
+    assert "write" in text.stdout
+    missing = airlock.cli("services", "nope")
+    assert missing.returncode != 0
+    assert "no service named 'nope'" in missing.stderr
+
+
+def unread_id(airlock: Airlock) -> str:
+    with airlock.client() as client:
+        token = airlock.session(client)["token"]
+        listed = airlock.op(client, token, "list_messages", unread_only=True).json()
+    message_id: str = listed["result"]["messages"][0]["id"]
+    return message_id
+
+
+def test_run_of_a_write_asks_for_that_exact_call_and_runs_it_once(airlock: Airlock) -> None:
+    message_id = unread_id(airlock)
+    params = json.dumps({"id": message_id})
+    agent = start_cli(airlock, "run", "mail", "mark_read", "-p", params, "--wait", "60")
+    code = pending_code(airlock)
+    (pending,) = json.loads(airlock.cli("pending", "--json").stdout)
+    assert pending["access"] == "write"
+    assert pending["operation"]["name"] == "mark_read"
+    assert pending["operation"]["params"]["id"] == message_id
+    assert airlock.cli("approve", code, stdin=airlock.phone.code() + "\n").returncode == 0
+    out, err = agent.communicate(timeout=60)
+    assert agent.returncode == 0, err
+    assert f'mail.mark_read {{"id": "{message_id}"}}' in err
+    assert json.loads(out)["ok"] is True
+    ran = json.loads(airlock.cli("audit", "--event", "operation", "--json").stdout)
+    assert [e["op"] for e in ran if e.get("op") == "mark_read"] == ["mark_read"]
+
+
+def test_a_config_edited_under_the_daemon_says_restart(airlock: Airlock) -> None:
+    config_file = airlock.home / "config.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    config["services"]["archive"] = {"connector": "maildir", "path": str(airlock.maildir)}
+    config_file.write_text(yaml.safe_dump(config))
+    status = airlock.cli("status")
+    assert "config changed since the daemon started: restart (or reload) the daemon" in (
+        status.stdout
+    )
+    assert "archive" in status.stdout
+    assert "not loaded by the running daemon" in status.stdout
+    run = airlock.cli("run", "archive", "count_unread", "--wait", "1")
+    assert run.returncode != 0
+    assert "no service named 'archive'" in run.stderr
+    assert "restart (or reload) the daemon" in run.stderr
+
+
+def test_credentials_add_for_a_connector_without_credentials_says_so(airlock: Airlock) -> None:
+    result = airlock.cli("credentials", "add", "mail", stdin="")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "mail takes no credentials: nothing to store"
+    assert "TOTP" not in result.stderr
+
+
+def test_the_original_readme_commands_still_work(airlock: Airlock) -> None:
+    token = remember("123456:e2e-bot-token-from-the-old-readme")
+    added = airlock.cli(
+        "credentials",
+        "add",
+        "telegram",
+        "bot_token",
+        stdin=f"{airlock.phone.code()}\nbot_token={token}\n",
+    )
+    assert added.returncode == 0, added.stderr
+    assert "saved bot_token for telegram" in added.stdout
+    got = airlock.cli("credentials", "get", "telegram", "bot_token", stdin=airlock.phone.code())
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == token + "\n"
+    unknown = airlock.cli("credentials", "add", "telegram", "api_key", stdin="")
+    assert unknown.returncode == 2
+    assert "bot_token" in unknown.stderr
+    for args in (("audit", "today"), ("audit", "--service", "mail", "--last", "7d")):
+        listed = airlock.cli(*args, "--json")
+        assert listed.returncode == 0, listed.stderr
+        assert isinstance(json.loads(listed.stdout), list)
