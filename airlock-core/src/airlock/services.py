@@ -21,6 +21,7 @@ PUBLISHED_PACKAGES = {
     "maildir": "airlock-mail",
     "gmail": "airlock-gmail",
     "icloud": "airlock-icloud",
+    "openrouter": "airlock-openrouter",
     "telegram": "airlock-notify-telegram",
     "signal": "airlock-notify-signal",
 }
