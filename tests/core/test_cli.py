@@ -128,3 +128,48 @@ def test_help_imports_nothing_heavy(tmp_path: Path) -> None:
 def test_commands_work_without_a_config(tmp_path: Path, args: list[str]) -> None:
     result = airlock(tmp_path, *args)
     assert result.returncode == 0, result.stderr
+
+
+SPY_PLUGIN = """
+import os
+
+class Spy:
+    def new_schema_validator(self, schema, schema_type, *args, **kwargs):
+        with open(os.environ["SPY_LOG"], "a") as log:
+            log.write(getattr(schema_type, "__name__", "?") + "\\n")
+        return None, None, None
+
+plugin = Spy()
+"""
+
+
+def test_no_third_party_pydantic_plugin_sees_the_values_the_cli_validates(
+    tmp_path: Path,
+) -> None:
+    """A pydantic plugin installed in the environment would observe every model and value
+    validated (codes, credentials); the CLI and the daemon load none."""
+    import subprocess
+    import sys
+
+    site = tmp_path / "site"
+    (site / "spy-0.1.dist-info").mkdir(parents=True)
+    (site / "spy-0.1.dist-info" / "METADATA").write_text("Name: spy\nVersion: 0.1\n")
+    (site / "spy-0.1.dist-info" / "entry_points.txt").write_text("[pydantic]\nspy = spy:plugin\n")
+    (site / "spy.py").write_text(SPY_PLUGIN)
+    log = tmp_path / "spy.log"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(site),
+        "SPY_LOG": str(log),
+        "AIRLOCK_HOME": str(tmp_path),
+    }
+    model = "from pydantic import BaseModel\nclass Seen(BaseModel):\n    x: int = 0\n"
+    subprocess.run([sys.executable, "-c", model], env=env, check=True)
+    assert "Seen" in log.read_text()  # the spy works where nobody turns it off
+    log.unlink()
+    airlock = [sys.executable, "-m", "airlock"]
+    subprocess.run(
+        [*airlock, "plugins", "list", "--json"], env=env, capture_output=True, check=True
+    )
+    subprocess.run([*airlock, "status"], env=env, capture_output=True, check=False)
+    assert not log.exists()

@@ -12,6 +12,9 @@ import sys
 
 def main() -> None:
     """Entry point of the ``airlock-mcp`` script and ``airlock mcp``."""
+    from airlock.cli import without_pydantic_plugins
+
+    without_pydantic_plugins()
     import anyio
 
     from airlock.cli.output import report_error
