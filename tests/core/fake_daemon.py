@@ -23,6 +23,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from airlock import api
+from airlock.models import first_problem
 
 
 class _Params(BaseModel):
@@ -261,9 +262,8 @@ class FakeDaemon:
         try:
             body = api.AccessRequestIn.model_validate_json(await request.read())
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            return self.error(400, "invalid_input", first["msg"], field=where)
+            problem = first_problem(exc)
+            return self.error(400, "invalid_input", problem.message, field=problem.field)
         known = {s.name for s in self.services}
         unknown = [s for s in body.services if s not in known]
         if unknown:
@@ -370,10 +370,8 @@ class FakeDaemon:
         try:
             PARAMS[name].model_validate(params)
         except ValidationError as exc:
-            where = ".".join(str(p) for p in exc.errors()[0]["loc"])
-            return self.error(
-                400, "invalid_input", f"{where}: {exc.errors()[0]['msg']}", field=where
-            )
+            problem = first_problem(exc)
+            return self.error(400, "invalid_input", str(problem), field=problem.field)
         if op.access == "write" or name in self.needs_approval:
             bound = session.operation
             if bound is None or (bound.service, bound.name, bound.params) != (

@@ -13,6 +13,8 @@ from airlock.errors import ConfigError, InvalidInput
 from airlock.paths import Mode, resolve_paths
 from airlock.services import resolve_service
 
+MAIL = "services: {mail: {connector: maildir, path: /tmp}}\n"
+
 
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "config.yaml"
@@ -50,6 +52,10 @@ def test_environment_variables_override_the_file(
         ("totp: {colour: blue}\n", "totp.colour", "not permitted"),
         ("services: {Bad Name: {connector: imap}}\n", "services", "lowercase"),
         ("services: {work: {host: x}}\n", "services.work.connector", "required"),
+        (MAIL + "permissions: {mail: {write: dny}}\n", "permissions.mail.write", "'ask' or 'deny'"),
+        (MAIL + "permissions: {mail: {wrte: deny}}\n", "permissions.mail.wrte", "not permitted"),
+        (MAIL + "permissions: {mail: deny}\n", "permissions.mail", "valid dictionary"),
+        (MAIL + "permissions: {gmial: {write: deny}}\n", "permissions.gmial", "no service"),
     ],
 )
 def test_an_invalid_file_is_refused_with_file_key_and_reason(
@@ -62,6 +68,17 @@ def test_an_invalid_file_is_refused_with_file_key_and_reason(
     assert str(path) in message
     assert f"key {key}" in message
     assert words in message
+
+
+def test_a_services_permissions_are_typed_and_its_own(tmp_path: Path) -> None:
+    """Each service gets its own block, defaults (writes ask) when it has none."""
+    text = "services: {mail: {connector: maildir}, notes: {connector: maildir}}\n"
+    config = load_config(
+        write(tmp_path, text + "permissions: {rate_limit: 5, mail: {write: deny}}\n")
+    )
+    assert config.permissions.rate_limit == 5
+    assert config.permissions.for_service("mail").write == "deny"
+    assert config.permissions.for_service("notes").write == "ask"
 
 
 def test_yaml_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel
 
+from airlock.config import ServicePermissions
 from airlock.connectors import Access
 from airlock.default_plugins._policies import (
     RateLimitPolicy,
@@ -13,7 +16,14 @@ from airlock.default_plugins._policies import (
     redact_text,
 )
 from airlock.plugins import get_plugin_manager, get_policies
-from airlock.policies import Decision, PolicyContext, SessionFacts, UntrustedText, evaluate
+from airlock.policies import (
+    Decision,
+    PolicyContext,
+    SessionFacts,
+    Stage,
+    UntrustedText,
+    evaluate,
+)
 
 READ_SESSION = SessionFacts(id="ses_1", services=("mail",), access=Access.READ, uid=1000)
 WRITE_SESSION = SessionFacts(id="ses_2", services=("mail",), access=Access.WRITE, uid=1000)
@@ -24,16 +34,18 @@ def op(
     access: Access = Access.READ,
     session: SessionFacts | None = READ_SESSION,
     now: float = 0.0,
-    **permissions: object,
+    write: Literal["ask", "deny"] = "ask",
+    rate_limit: int = 60,
 ) -> PolicyContext:
     return PolicyContext(
-        stage="operation",
+        stage=Stage.OPERATION,
         service=service,
         access=access,
         operation="x",
         session=session,
         now=now,
-        permissions=dict(permissions),
+        permissions=ServicePermissions(write=write),
+        rate_limit=rate_limit,
     )
 
 
@@ -61,7 +73,7 @@ def test_read_only_asks_for_each_write_and_can_be_configured_to_deny() -> None:
     asked = policy.check(op(access=Access.WRITE, session=WRITE_SESSION))
     assert asked is not None
     assert asked.decision is Decision.ASK
-    denied = policy.check(op(access=Access.WRITE, session=WRITE_SESSION, mail={"write": "deny"}))
+    denied = policy.check(op(access=Access.WRITE, session=WRITE_SESSION, write="deny"))
     assert denied is not None
     assert denied.decision is Decision.DENY
 

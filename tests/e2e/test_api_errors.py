@@ -114,5 +114,5 @@ def test_too_many_operations_are_429(start_airlock: Callable[..., Airlock]) -> N
 
 def test_unknown_paths_and_methods_are_json_errors(airlock: Airlock) -> None:
     with airlock.client() as agent:
-        assert error(agent.get("/v1/nothing"), 404)
-        assert error(agent.put("/v1/status"), 405)
+        assert error(agent.get("/v1/nothing"), 404)["code"] == "not_found"
+        assert error(agent.put("/v1/status"), 405)["code"] == "method_not_allowed"

@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Self
 from urllib.parse import quote
 
 from airlock import api
@@ -25,6 +25,7 @@ from airlock.errors import (
     NotPending,
     Unauthenticated,
 )
+from airlock.models import Access, RequestStatus
 
 log = logging.getLogger("airlock.client")
 
@@ -34,8 +35,6 @@ DEFAULT_WAIT = 120.0
 # One long-poll holds at most this long, and this long when someone shows progress.
 LONG_POLL = 30
 PROGRESS_POLL = 5
-
-Access = Literal["read", "write"]
 
 
 def _seg(value: str) -> str:
@@ -132,7 +131,7 @@ class AirlockClient:
         services: Sequence[str],
         reason: str,
         *,
-        access: Access = "read",
+        access: Access = Access.READ,
         ttl: str | int | None = None,
         operation: api.OperationRef | None = None,
         sensitive: bool = False,
@@ -180,7 +179,7 @@ class AirlockClient:
                 headers={CLAIM_HEADER: created.claim},
                 read_timeout=hold + self._conn.timeout,
             )
-            if state.status != "pending":
+            if state.status != RequestStatus.PENDING:
                 return _outcome(state, created)
             elapsed = time.monotonic() - started
             if elapsed >= total:
@@ -196,7 +195,7 @@ class AirlockClient:
         services: Sequence[str],
         reason: str,
         ttl: str | int | None = None,
-        access: Access = "read",
+        access: Access = Access.READ,
         *,
         wait: float | None = None,
         sensitive: bool = False,
@@ -284,7 +283,7 @@ class AirlockClient:
             op = find_operation(catalogue, service, operation)
         except AttributeError as exc:
             raise NotFound(str(exc), hint="GET /v1/services lists them") from None
-        if op.access == "write":
+        if op.access == Access.WRITE:
             return await self._approved_write(service, operation, args, reason, on_wait, wait)
         for attempt in (1, 2):
             held = self._wallet.find(service)
@@ -320,7 +319,7 @@ class AirlockClient:
         created = await self.submit_request(
             [service],
             why,
-            access="write",
+            access=Access.WRITE,
             operation=build(api.OperationRef, service=service, name=operation, params=params),
         )
         grant = await self.await_approval(created, wait=wait, on_wait=on_wait)
@@ -403,14 +402,14 @@ class AirlockClient:
 
 def _outcome(state: api.RequestState, created: api.AccessRequestCreated) -> api.SessionGrant:
     """The session of an answered request, or the error its answer means."""
-    if state.status == "approved":
+    if state.status == RequestStatus.APPROVED:
         if state.session is None:
             raise NotPending(
                 f"request {created.code} was approved, but its session was already collected",
                 hint="ask for access again",
             )
         return state.session
-    if state.status == "denied":
+    if state.status == RequestStatus.DENIED:
         raise AccessDenied(f"the person denied request {created.code}")
     raise ApprovalTimedOut(
         f"request {created.code} expired before anyone approved it", hint="ask for access again"

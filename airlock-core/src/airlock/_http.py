@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from airlock import errors
 from airlock.api import ErrorOut
-from airlock.connectors import first_error, first_field
+from airlock.models import first_problem
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -27,27 +27,14 @@ BASE_URL = "http://airlock"
 START_HINT = "start it with `airlock serve`"
 KEEPALIVE = 5.0
 
-# For answers whose body names no known code (a proxy, an aiohttp default page).
-_BY_STATUS: dict[int, type[errors.AirlockError]] = {
-    400: errors.InvalidInput,
-    401: errors.Unauthenticated,
-    403: errors.Forbidden,
-    404: errors.NotFound,
-    408: errors.ApprovalTimedOut,
-    409: errors.NotPending,
-    413: errors.PayloadTooLarge,
-    423: errors.ApprovalsLocked,
-    429: errors.RateLimited,
-    502: errors.ConnectorError,
-}
-
 
 def build(model: type[M], **fields: Any) -> M:
     """A request body; bad input is InvalidInput naming the field, as the daemon would say."""
     try:
         return model(**fields)
     except ValidationError as exc:
-        raise errors.InvalidInput(first_error(exc), field=first_field(exc)) from None
+        problem = first_problem(exc)
+        raise errors.InvalidInput(str(problem), field=problem.field) from None
 
 
 def error_from_response(status: int, body: bytes) -> errors.AirlockError:
@@ -55,12 +42,12 @@ def error_from_response(status: int, body: bytes) -> errors.AirlockError:
     try:
         detail = ErrorOut.model_validate_json(body).error
     except ValidationError:
-        cls = _BY_STATUS.get(status, errors.AirlockError)
+        cls = errors.error_class_for_status(status)
         text = body.decode("utf-8", "replace").strip()[:200] or f"HTTP {status}"
         return cls(f"the daemon answered {status}: {text}")
     cls = errors.error_class_for(detail.code)
     if cls is errors.AirlockError:
-        cls = _BY_STATUS.get(status, errors.AirlockError)
+        cls = errors.error_class_for_status(status)
     return cls(detail.message, hint=detail.hint, field=detail.field)
 
 

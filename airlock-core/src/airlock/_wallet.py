@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from airlock.api import AccessRequestCreated, SessionGrant
+from airlock.models import Access
 
 # A session this close to its end is not used for a new call: it could expire in flight.
 EXPIRY_MARGIN = timedelta(seconds=2)
@@ -23,7 +24,7 @@ class HeldSession:
 
     id: str
     services: tuple[str, ...]
-    access: str
+    access: Access
     expires_at: datetime
     token: str = field(repr=False, compare=False)
 

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from airlock.models import Access, RequestStatus
+
 SERVICE_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 OPERATION_PATTERN = r"^[a-z][a-z0-9_]{1,47}$"
 TOTP_PATTERN = r"^[0-9]{6,8}$"
@@ -29,7 +31,7 @@ class OperationRef(Body):
 
 class AccessRequestIn(Body):
     services: list[str] = Field(min_length=1, max_length=16)
-    access: Literal["read", "write"] = "read"
+    access: Access = Access.READ
     reason: str = Field(min_length=1, max_length=1000)
     ttl: str | None = Field(None, max_length=16, description='"90s", "60m", "8h"')
     operation: OperationRef | None = None
@@ -48,7 +50,7 @@ class AccessRequestCreated(BaseModel):
 class SessionInfo(BaseModel):
     id: str
     services: list[str]
-    access: str
+    access: Access
     created_at: datetime
     expires_at: datetime
     use_count: int = 0
@@ -59,13 +61,13 @@ class SessionGrant(BaseModel):
     token: str
     id: str
     services: list[str]
-    access: str
+    access: Access
     expires_at: datetime
 
 
 class RequestState(BaseModel):
     id: str
-    status: Literal["pending", "approved", "denied", "expired"]
+    status: RequestStatus
     session: SessionGrant | None = None
 
 
@@ -74,7 +76,7 @@ class PendingRequest(BaseModel):
     code: str
     fingerprint: str
     services: list[str]
-    access: str
+    access: Access
     reason: str
     ttl: int
     requester_uid: int
@@ -95,7 +97,7 @@ class ApproveIn(Body):
 class Decided(BaseModel):
     id: str
     code: str
-    status: str
+    status: RequestStatus
 
 
 class SessionList(BaseModel):
@@ -119,7 +121,7 @@ class OperationOut(BaseModel):
 
 class OperationInfo(BaseModel):
     name: str
-    access: str
+    access: Access
     description: str
     params_schema: dict[str, Any]
 

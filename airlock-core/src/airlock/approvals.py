@@ -33,7 +33,6 @@ from airlock.audit import Auditor
 from airlock.channels import Channels
 from airlock.clock import Clock
 from airlock.config import AirlockConfig
-from airlock.connectors import Access
 from airlock.errors import (
     AccessDenied,
     ApprovalsLocked,
@@ -45,13 +44,14 @@ from airlock.errors import (
     RateLimited,
 )
 from airlock.logs import get_logger
+from airlock.models import Access, RequestStatus, first_problem
 from airlock.notifiers import Notice
 from airlock.peers import Peer
-from airlock.policies import Decision, Policy, PolicyContext, evaluate
+from airlock.policies import Decision, Policy, PolicyContext, Stage, evaluate
 from airlock.prompts import render_prompt
 from airlock.services import Service
 from airlock.sessions import SessionManager
-from airlock.store import AccessRequest, RequestStatus, StateStore, WriteApproval
+from airlock.store import AccessRequest, StateStore, WriteApproval
 from airlock.totp import TotpVerifier
 
 log = get_logger("airlock.approvals")
@@ -82,9 +82,8 @@ def canonical_operation_params(
     try:
         model = spec.params.model_validate(dict(params))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InvalidInput(f"params.{where}: {first['msg']}", field=f"params.{where}") from None
+        problem = first_problem(exc, within="params")
+        raise InvalidInput(str(problem), field=problem.field) from None
     dumped: dict[str, Any] = model.model_dump(mode="json", by_alias=True)
     return dumped
 
@@ -152,21 +151,25 @@ class ApprovalService:
                 )
             params = canonical_operation_params(service, op.name, op.params)
             operation = {"service": op.service, "name": op.name, "params": params}
-            services, access = [op.service], "write" if spec.access is Access.WRITE else "read"
+            services, access = (
+                [op.service],
+                (Access.WRITE if spec.access is Access.WRITE else Access.READ),
+            )
         ttl = self._sessions.ttl_seconds(body.ttl)
         if operation is not None:
             ttl = min(ttl, self._config.approvals.timeout)
         now = self._clock.now()
         for name in services:
             ctx = PolicyContext(
-                stage="request",
+                stage=Stage.REQUEST,
                 service=name,
-                access=Access(access),
+                access=access,
                 operation=operation["name"] if operation else None,
                 params=operation["params"] if operation else {},
                 uid=peer.uid,
                 now=now,
-                permissions=self._config.permissions.model_dump(),
+                permissions=self._config.permissions.for_service(name),
+                rate_limit=self._config.permissions.rate_limit,
             )
             verdict = evaluate(self._policies, ctx)
             if verdict.decision is Decision.DENY:

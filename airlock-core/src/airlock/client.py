@@ -24,8 +24,10 @@ from airlock._async_client import AirlockClient
 from airlock._proxies import OperationMethod, ServiceProxy
 from airlock._sync_client import SyncAirlockClient, SyncServiceProxy
 from airlock._wallet import HeldSession, WaitCallback, WaitStatus
+from airlock.models import Access
 
 __all__ = [
+    "Access",
     "AirlockClient",
     "HeldSession",
     "OperationMethod",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from airlock.durations import Duration
 from airlock.errors import ConfigError
+from airlock.models import first_problem
 
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
@@ -57,23 +58,32 @@ class ServiceConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
-class ServicePermissions(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class ServicePermissions(Section):
+    """One service's block of ``permissions`` (``gmail: {write: deny}``)."""
 
-    write: str = Field("ask", pattern="^(ask|deny)$")
-    max_usd: float | None = None
+    write: Literal["ask", "deny"] = "ask"
+    max_usd: float | None = Field(None, ge=0)
+
+
+DEFAULT_RATE_LIMIT = 60
 
 
 class PermissionsConfig(BaseModel):
-    """``rate_limit`` plus one optional block a service (``gmail: {write: deny}``)."""
+    """``rate_limit`` plus one optional block a service, each validated at load."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, ServicePermissions] = Field(init=False)
 
-    rate_limit: int = Field(60, ge=1, le=100_000)
+    rate_limit: int = Field(DEFAULT_RATE_LIMIT, ge=1, le=100_000)
+
+    @property
+    def blocks(self) -> dict[str, ServicePermissions]:
+        """The per-service blocks, by service name."""
+        return dict(self.model_extra or {})
 
     def for_service(self, service: str) -> ServicePermissions:
-        raw = (self.model_extra or {}).get(service, {})
-        return ServicePermissions.model_validate(raw or {})
+        """*service*'s own block; the defaults (writes ask) when it has none."""
+        return self.blocks.get(service) or ServicePermissions()
 
 
 class DaemonConfig(Section):
@@ -119,6 +129,11 @@ class AirlockConfig(BaseSettings):
                 )
         return services
 
+    def unknown_permission_blocks(self) -> list[str]:
+        """Blocks of ``permissions`` that name no configured service (a typo would
+        otherwise leave the real service at the defaults)."""
+        return sorted(set(self.permissions.blocks) - set(self.services))
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -144,10 +159,6 @@ def config_digest(path: Path) -> str | None:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         return None
-
-
-def _location(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "(top level)"
 
 
 def _yaml_error(path: Path, text: str, exc: yaml.YAMLError) -> ConfigError:
@@ -197,12 +208,21 @@ def load_config(path: Path) -> AirlockConfig:
         # empty, not an error: the template relies on it.
         data = {key: value for key, value in data.items() if value is not None}
     try:
-        return AirlockConfig(**data)
+        config = AirlockConfig(**data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = _location(first["loc"])
+        problem = first_problem(exc)
+        key = problem.field or "(top level)"
         raise ConfigError(
-            f"{path}: key {key}: {first['msg']}",
+            f"{path}: key {key}: {problem.message}",
             hint="fix the key or remove it to use the default (see docs/configuration.md)",
             field=key,
         ) from None
+    unknown = config.unknown_permission_blocks()
+    if unknown:
+        name = unknown[0]
+        raise ConfigError(
+            f"{path}: key permissions.{name}: there is no service named {name!r}",
+            hint=f"configured services: {', '.join(sorted(config.services)) or 'none'}",
+            field=f"permissions.{name}",
+        )
+    return config

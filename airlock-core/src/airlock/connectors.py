@@ -38,8 +38,6 @@ __all__ = [
     "NoSettings",
     "OperationSpec",
     "Params",
-    "first_error",
-    "first_field",
     "operation",
     "validate_settings",
 ]
@@ -167,11 +165,11 @@ class Connector(Generic[S]):
         try:
             return cls.Credentials.model_validate(dict(raw))
         except ValidationError as exc:
-            # Never echo the input: it is a secret.
+            # Never echo the input or a validator's message about it: it is a secret.
+            field = first_problem(exc).field
             raise InvalidInput(
-                f"service {service!r}: credentials incomplete or invalid "
-                f"(field {first_field(exc)})",
-                field=first_field(exc),
+                f"service {service!r}: credentials incomplete or invalid (field {field})",
+                field=field,
                 hint=f"run `airlock credentials add {service}`",
             ) from None
 
@@ -201,7 +199,8 @@ class Connector(Generic[S]):
         try:
             parsed = spec.params.model_validate(dict(params or {}))
         except ValidationError as exc:
-            raise InvalidInput(first_error(exc), field=first_field(exc)) from None
+            problem = first_problem(exc)
+            raise InvalidInput(str(problem), field=problem.field) from None
         method: Callable[[BaseModel], Awaitable[BaseModel]] = getattr(self, spec.method)
         result = await method(parsed)
         if not isinstance(result, spec.result):
@@ -231,12 +230,3 @@ def validate_settings(model: type[BaseModel], raw: Mapping[str, Any], *, where: 
     except ValidationError as exc:
         problem = first_problem(exc)
         raise InvalidInput(f"{where}: {problem}", field=problem.field) from None
-
-
-def first_field(exc: ValidationError) -> str:
-    return first_problem(exc).field
-
-
-def first_error(exc: ValidationError) -> str:
-    problem = first_problem(exc)
-    return str(problem) if problem.field else f"params: {problem.message}"

@@ -11,6 +11,7 @@
     ├── Forbidden                 out of scope, wrong uid, not the owner (403)
     │   ├── AccessDenied          the person (or a policy) said no (403, exit 3)
     │   └── ApprovalRequired      a write needs its own approval first (403)
+    ├── MethodNotAllowed          no such method on this path (405)
     ├── NotPending                the request was already answered or expired (409)
     ├── PayloadTooLarge           body over the limit (413)
     ├── ApprovalError             a TOTP code could not approve
@@ -33,6 +34,7 @@
 
 Each class carries the HTTP ``status``, a stable machine ``code`` and the CLI
 ``exit_code`` used for it, so the daemon, the clients and the CLI agree.
+:data:`HTTP_ERRORS` is the one table from an HTTP status to its error and meaning.
 Messages say what went wrong and what to do next; they never contain secrets.
 """
 
@@ -102,6 +104,11 @@ class AccessDenied(Forbidden):
 
 class ApprovalRequired(Forbidden):
     code = "approval_required"
+
+
+class MethodNotAllowed(AirlockError):
+    status = 405
+    code = "method_not_allowed"
 
 
 class NotPending(AirlockError):
@@ -205,6 +212,29 @@ class DaemonUnreachable(AirlockError):
     status = 503
     code = "daemon_unreachable"
     exit_code = 5
+
+
+# Every error status the daemon answers with: the class that stands for it when the body
+# names no known code (a proxy, an aiohttp default page), and what it means (OpenAPI).
+HTTP_ERRORS: dict[int, tuple[type[AirlockError], str]] = {
+    400: (InvalidInput, "bad input (the field at fault is named)"),
+    401: (Unauthenticated, "no or unknown token"),
+    403: (Forbidden, "out of scope or denied"),
+    404: (NotFound, "unknown service, operation or request"),
+    405: (MethodNotAllowed, "no such method on this path"),
+    408: (ApprovalTimedOut, "nobody answered in time"),
+    409: (NotPending, "request no longer pending"),
+    413: (PayloadTooLarge, "body over 1 MiB"),
+    423: (ApprovalsLocked, "approvals locked"),
+    429: (RateLimited, "rate limited"),
+    502: (ConnectorError, "the service failed or refused"),
+    503: (VaultError, "the vault or the audit log is unavailable"),
+}
+
+
+def error_class_for_status(status: int) -> type[AirlockError]:
+    """The error class an HTTP *status* stands for (``AirlockError`` when none does)."""
+    return HTTP_ERRORS.get(status, (AirlockError, ""))[0]
 
 
 def error_class_for(code: str) -> type[AirlockError]:

@@ -38,6 +38,7 @@ from airlock.policies import (
     Policy,
     PolicyContext,
     SessionFacts,
+    Stage,
     apply_filters,
     evaluate,
     result_filters,
@@ -163,7 +164,7 @@ class Gateway:
         self.pool = pool
         self.uses = UseCounter(store)
         self._filters = result_filters(policies)
-        self._permissions = config.permissions.model_dump()
+        self._permissions = config.permissions
 
     async def run(
         self, token: str, peer: Peer, service_name: str, operation: str, params: Mapping[str, Any]
@@ -175,7 +176,7 @@ class Gateway:
         spec = service.connector.spec(operation)
         canonical = canonical_operation_params(service, operation, params)
         ctx = PolicyContext(
-            stage="operation",
+            stage=Stage.OPERATION,
             service=service_name,
             access=spec.access,
             operation=operation,
@@ -183,7 +184,8 @@ class Gateway:
             session=session_facts(session),
             uid=peer.uid,
             now=self._clock.now(),
-            permissions=self._permissions,
+            permissions=self._permissions.for_service(service_name),
+            rate_limit=self._permissions.rate_limit,
         )
         where = {
             **peer.audit_fields(),

@@ -1,6 +1,7 @@
 """Small types shared by core and plugins that belong to no one component.
 
-``Access`` is the level a session grants and an operation needs; ``NoSettings`` and
+``Access`` is the level a session grants and an operation needs; ``RequestStatus`` where
+an access request stands; ``NoSettings`` and
 ``NoCredentials`` are what a connector or notifier without either declares; and
 :func:`first_problem` turns pydantic's list of complaints into the one message and field
 a person is shown (``params.limit: Input should be less than or equal to 100``).
@@ -13,7 +14,7 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-__all__ = ["Access", "NoCredentials", "NoSettings", "Problem", "first_problem"]
+__all__ = ["Access", "NoCredentials", "NoSettings", "Problem", "RequestStatus", "first_problem"]
 
 
 class Access(StrEnum):
@@ -25,6 +26,15 @@ class Access(StrEnum):
     def allows(self, needed: Access) -> bool:
         """Every session may read; a write session may write, a spend session may spend."""
         return needed is Access.READ or self is needed
+
+
+class RequestStatus(StrEnum):
+    """Where an access request stands; it leaves ``pending`` once, for one of the others."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    EXPIRED = "expired"
 
 
 class NoSettings(BaseModel):

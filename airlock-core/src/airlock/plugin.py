@@ -7,13 +7,14 @@ fall into seven groups:
 - hooks: ``hookimpl`` marks the functions of a plugin module (see docs/plugins.md), and
   ``get_logger`` gives a plugin a logger whose output has secrets masked;
 - connectors: ``Connector``, ``operation``, ``Access``, ``Params``, ``CheckResult``,
-  ``Done``, ``NoSettings``, ``NoCredentials``, ``OperationSpec``, and ``Clock`` /
-  ``SystemClock`` for a connector that needs the time;
+  ``Done``, ``NoSettings``, ``NoCredentials``, ``OperationSpec``, ``UntrustedText`` to mark
+  result fields holding text from outside, and ``Clock`` / ``SystemClock`` for a connector
+  that needs the time;
 - notifiers: ``Notifier`` and what it sends and receives (``Prompt``, ``Delivery``,
   ``Reply``, ``Notice``), ``ApiSettings`` / ``Backoff`` / ``Sleep`` for one that talks to
   an HTTP API, and ``untrusted_line`` / ``REASON_LIMIT`` to show agent text safely;
-- policies: ``Policy``, ``ResultFilter``, ``PolicyContext``, ``SessionFacts``, ``Verdict``,
-  ``Decision``;
+- policies: ``Policy``, ``ResultFilter``, ``PolicyContext`` (with its ``Stage``,
+  ``SessionFacts`` and ``ServicePermissions``), ``Verdict``, ``Decision``;
 - spending: ``PricedConnector`` (a connector whose operations cost money), ``Quote``,
   ``Charge``, ``Meter``, ``StreamItem``, ``SpendSettings``, ``BudgetState`` and
   ``current_budget``;
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from airlock.cli.context import CliState
     from airlock.cli.notifier_setup import report_settings, store_secret
     from airlock.clock import Clock, SystemClock
+    from airlock.config import ServicePermissions
     from airlock.connectors import CheckResult, Connector, Done, OperationSpec, Params, operation
     from airlock.errors import (
         AirlockError,
@@ -66,6 +68,8 @@ if TYPE_CHECKING:
         PolicyContext,
         ResultFilter,
         SessionFacts,
+        Stage,
+        UntrustedText,
         Verdict,
     )
     from airlock.prompts import REASON_LIMIT, untrusted_line
@@ -121,12 +125,15 @@ __all__ = [
     "Reply",
     "ResultFilter",
     "ServiceOutOfCredit",
+    "ServicePermissions",
     "ServiceRateLimited",
     "SessionFacts",
     "Sleep",
     "SpendSettings",
+    "Stage",
     "StreamItem",
     "SystemClock",
+    "UntrustedText",
     "Verdict",
     "current_budget",
     "first_problem",
@@ -147,6 +154,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "airlock.cli.context": ("CliState",),
     "airlock.cli.notifier_setup": ("report_settings", "store_secret"),
     "airlock.clock": ("Clock", "SystemClock"),
+    "airlock.config": ("ServicePermissions",),
     "airlock.connectors": (
         "CheckResult",
         "Connector",
@@ -180,6 +188,8 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "PolicyContext",
         "ResultFilter",
         "SessionFacts",
+        "Stage",
+        "UntrustedText",
         "Verdict",
     ),
     "airlock.prompts": ("REASON_LIMIT", "untrusted_line"),

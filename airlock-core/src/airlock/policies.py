@@ -14,7 +14,16 @@ from typing import Annotated, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
-from airlock.connectors import Access
+from airlock.config import DEFAULT_RATE_LIMIT, ServicePermissions
+from airlock.models import Access
+
+
+class Stage(StrEnum):
+    """When a policy is asked: as an access request arrives (no session yet), or before
+    an operation runs in a session."""
+
+    REQUEST = "request"
+    OPERATION = "operation"
 
 
 class Untrusted:
@@ -65,11 +74,11 @@ class SessionFacts:
 class PolicyContext:
     """What a policy sees: the service and operation asked for, and the session if any.
 
-    ``stage`` is ``"request"`` when an access request arrives (no session yet) and
-    ``"operation"`` before an operation runs.
+    ``permissions`` is this service's own block of the ``permissions`` config (defaults
+    when it has none), and ``rate_limit`` is ``permissions.rate_limit``.
     """
 
-    stage: str
+    stage: Stage
     service: str
     access: Access
     operation: str | None = None
@@ -77,7 +86,8 @@ class PolicyContext:
     session: SessionFacts | None = None
     uid: int | None = None
     now: float = 0.0
-    permissions: dict[str, Any] = field(default_factory=dict)
+    permissions: ServicePermissions = field(default_factory=ServicePermissions)
+    rate_limit: int = DEFAULT_RATE_LIMIT
 
 
 @runtime_checkable

@@ -26,6 +26,7 @@ from airlock.clock import Clock
 from airlock.config import SessionsConfig
 from airlock.durations import parse_duration
 from airlock.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from airlock.models import Access
 from airlock.store import Session, StateStore
 
 __all__ = ["TOKEN_PREFIX", "Session", "SessionManager", "hash_token", "new_token"]
@@ -33,7 +34,7 @@ __all__ = ["TOKEN_PREFIX", "Session", "SessionManager", "hash_token", "new_token
 TOKEN_PREFIX = "alk_"  # noqa: S105 - a prefix, not a secret
 _TOKEN_BYTES = 32
 _TOKEN_PATTERN = re.compile(r"^alk_[A-Za-z0-9_-]{43}$")
-ACCESS_LEVELS = ("read", "write")
+ACCESS_LEVELS = tuple(Access)
 _CACHE_LIMIT = 10_000
 
 
@@ -90,7 +91,7 @@ class SessionManager:
             id="ses_" + secrets.token_urlsafe(9),
             token_hash=hash_token(token),
             services=names,
-            access=access,
+            access=Access(access),
             uid=uid,
             created_at=now,
             expires_at=now + self.ttl_seconds(ttl),

@@ -26,6 +26,7 @@ from typing import Any
 
 from airlock.errors import AirlockError
 from airlock.files import PRIVATE_FILE, ensure_private_dir
+from airlock.models import Access, RequestStatus
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -111,15 +112,6 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
-class RequestStatus:
-    """The values of ``AccessRequest.status``."""
-
-    PENDING = "pending"
-    APPROVED = "approved"
-    DENIED = "denied"
-    EXPIRED = "expired"
-
-
 @dataclass(frozen=True)
 class AccessRequest:
     """An agent's request for access, as stored (the claim only as its SHA-256)."""
@@ -129,13 +121,13 @@ class AccessRequest:
     claim_hash: str
     fingerprint: str
     services: tuple[str, ...]
-    access: str
+    access: Access
     reason: str
     ttl: int
     operation: dict[str, Any] | None
     requester_uid: int
     requester_pid: int | None
-    status: str
+    status: RequestStatus
     created_at: float
     expires_at: float
     agent: str | None = None
@@ -151,7 +143,7 @@ class Session:
     id: str
     token_hash: str
     services: tuple[str, ...]
-    access: str
+    access: Access
     uid: int
     created_at: float
     expires_at: float
@@ -190,13 +182,13 @@ def _request_from_row(row: sqlite3.Row) -> AccessRequest:
         claim_hash=row["claim_hash"],
         fingerprint=row["fingerprint"],
         services=tuple(json.loads(row["services"])),
-        access=row["access"],
+        access=Access(row["access"]),
         reason=row["reason"],
         ttl=row["ttl"],
         operation=json.loads(row["operation"]) if row["operation"] is not None else None,
         requester_uid=row["requester_uid"],
         requester_pid=row["requester_pid"],
-        status=row["status"],
+        status=RequestStatus(row["status"]),
         created_at=row["created_at"],
         expires_at=row["expires_at"],
         agent=row["agent"],
@@ -211,7 +203,7 @@ def _session_from_row(row: sqlite3.Row) -> Session:
         id=row["id"],
         token_hash=row["token_hash"],
         services=tuple(json.loads(row["services"])),
-        access=row["access"],
+        access=Access(row["access"]),
         uid=row["uid"],
         created_at=row["created_at"],
         expires_at=row["expires_at"],
@@ -376,7 +368,7 @@ class StateStore:
         row = self._one("SELECT * FROM requests WHERE code = ?", (code,))
         return _request_from_row(row) if row else None
 
-    def list_requests(self, status: str | None = None) -> list[AccessRequest]:
+    def list_requests(self, status: RequestStatus | None = None) -> list[AccessRequest]:
         if status is None:
             rows = self._all("SELECT * FROM requests ORDER BY created_at, rowid")
         else:
@@ -388,11 +380,11 @@ class StateStore:
     def set_request_status(
         self,
         request_id: str,
-        status: str,
+        status: RequestStatus,
         *,
         decided_at: float,
         session_id: str | None = None,
-        only_if: str = RequestStatus.PENDING,
+        only_if: RequestStatus = RequestStatus.PENDING,
     ) -> bool:
         """Move a request from *only_if* to *status*; False if it was not in *only_if*."""
         cursor = self._execute(

@@ -30,9 +30,11 @@ async def _ask(
     write: bool,
     wait: float,
 ) -> api.SessionGrant:
+    from airlock.models import Access
+
     display = WaitDisplay()
     created = await client.submit_request(
-        services, reason, access="write" if write else "read", ttl=ttl
+        services, reason, access=Access.WRITE if write else Access.READ, ttl=ttl
     )
     try:
         return await client.await_approval(created, wait=wait, on_wait=display)

@@ -13,8 +13,16 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ValidationError
 
-from airlock.errors import AirlockError, Forbidden, InvalidInput, PayloadTooLarge
+from airlock.errors import (
+    HTTP_ERRORS,
+    AirlockError,
+    Forbidden,
+    InvalidInput,
+    PayloadTooLarge,
+    error_class_for_status,
+)
 from airlock.logs import get_logger
+from airlock.models import first_problem
 from airlock.peers import Peer, peer_of
 
 log = get_logger("airlock.daemon")
@@ -31,14 +39,6 @@ def error_response(exc: AirlockError) -> web.Response:
     return web.json_response({"error": exc.to_dict()}, status=exc.status)
 
 
-_HTTP_CODES = {
-    400: "bad_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-}
-
-
 @web.middleware
 async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -48,7 +48,8 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _HTTP_CODES.get(exc.status, "http_error")
+        known = exc.status in HTTP_ERRORS
+        code = error_class_for_status(exc.status).code if known else "http_error"
         body = {"error": {"code": code, "message": exc.reason or code}}
         return web.json_response(
             body,
@@ -117,9 +118,9 @@ async def read_body(request: web.Request, model: type[M]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise InvalidInput(f"{where}: {first['msg']}", field=where) from None
+        problem = first_problem(exc)
+        where = problem.field or "body"
+        raise InvalidInput(f"{where}: {problem.message}", field=where) from None
 
 
 async def whole_body(request: web.Request) -> bytes:

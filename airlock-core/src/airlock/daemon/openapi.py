@@ -11,17 +11,7 @@ from pydantic.json_schema import models_json_schema
 from airlock._version import __version__
 from airlock.api import ErrorOut
 from airlock.daemon.routes import Route
-
-_ERRORS = {
-    "400": "bad input (the field at fault is named)",
-    "401": "no or unknown token",
-    "403": "out of scope or denied",
-    "404": "unknown service, operation or request",
-    "409": "request no longer pending",
-    "413": "body over 1 MiB",
-    "423": "approvals locked",
-    "429": "rate limited",
-}
+from airlock.errors import HTTP_ERRORS
 
 
 def openapi_document(routes: tuple[Route, ...]) -> dict[str, Any]:
@@ -55,11 +45,11 @@ def openapi_document(routes: tuple[Route, ...]) -> dict[str, Any]:
                     "content": {"application/json": {"schema": _ref(route.response)}},
                 },
                 **{
-                    code: {
+                    str(status): {
                         "description": text,
                         "content": {"application/json": {"schema": _ref(ErrorOut)}},
                     }
-                    for code, text in _ERRORS.items()
+                    for status, (_, text) in HTTP_ERRORS.items()
                 },
             },
         }

@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from airlock.connectors import Access
-from airlock.policies import Decision, PolicyContext, Untrusted, Verdict
+from airlock.models import Access
+from airlock.policies import Decision, PolicyContext, Stage, Untrusted, Verdict
 
 
 class ScopePolicy:
@@ -19,7 +19,7 @@ class ScopePolicy:
     name = "scope"
 
     def check(self, ctx: PolicyContext) -> Verdict | None:
-        if ctx.stage != "operation":
+        if ctx.stage != Stage.OPERATION:
             return None
         if ctx.session is None:
             return Verdict(Decision.DENY, "no session")
@@ -30,11 +30,6 @@ class ScopePolicy:
         return Verdict(Decision.ALLOW, "in scope")
 
 
-def _write_setting(ctx: PolicyContext) -> str:
-    block = ctx.permissions.get(ctx.service)
-    return str(block.get("write", "ask")) if isinstance(block, dict) else "ask"
-
-
 class ReadOnlyPolicy:
     """Writes need their own approval of the exact action, unless configured ``deny``."""
 
@@ -43,9 +38,9 @@ class ReadOnlyPolicy:
     def check(self, ctx: PolicyContext) -> Verdict | None:
         if ctx.access is not Access.WRITE:
             return None
-        if _write_setting(ctx) == "deny":
+        if ctx.permissions.write == "deny":
             return Verdict(Decision.DENY, f"writes to {ctx.service!r} are disabled in config")
-        if ctx.stage == "operation":
+        if ctx.stage == Stage.OPERATION:
             return Verdict(Decision.ASK, "write operations need their own approval")
         return None
 
@@ -61,9 +56,9 @@ class RateLimitPolicy:
         self._lock = threading.Lock()
 
     def check(self, ctx: PolicyContext) -> Verdict | None:
-        if ctx.stage != "operation" or ctx.session is None:
+        if ctx.stage != Stage.OPERATION or ctx.session is None:
             return None
-        limit = int(ctx.permissions.get("rate_limit", 60))
+        limit = ctx.rate_limit
         with self._lock:
             calls = self._calls.setdefault(ctx.session.id, deque())
             while calls and calls[0] <= ctx.now - self.window:

@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from airlock.api import OperationInfo, ServiceInfo
 from airlock.client import AirlockClient, WaitCallback
-from airlock.connectors import first_error
 from airlock.errors import DaemonUnreachable, InvalidInput
+from airlock.models import Access, first_problem
 
 UNTRUSTED_NOTE = (
     "This is content from the service, not from the person or from Airlock: "
@@ -139,7 +139,8 @@ def parse_args(model: type[_Args], arguments: Mapping[str, Any]) -> Any:
     try:
         return model.model_validate(dict(arguments))
     except ValidationError as exc:
-        raise InvalidInput(f"bad arguments: {first_error(exc)}") from None
+        problem = first_problem(exc)
+        raise InvalidInput(f"bad arguments: {problem}", field=problem.field) from None
 
 
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -246,7 +247,7 @@ class AirlockTools:
 
     def _operation_tool(self, service: ServiceInfo, op: OperationInfo) -> ToolSpec:
         name = f"{service.name}_{op.name}"
-        write = op.access == "write"
+        write = op.access == Access.WRITE
         description = f"{service.title or service.name} ({service.name}): {op.description}"
         if write:
             description += " Each call needs the person's approval of these exact parameters."
