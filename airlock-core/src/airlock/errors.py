@@ -219,6 +219,7 @@ class DaemonUnreachable(AirlockError):
 HTTP_ERRORS: dict[int, tuple[type[AirlockError], str]] = {
     400: (InvalidInput, "bad input (the field at fault is named)"),
     401: (Unauthenticated, "no or unknown token"),
+    402: (BudgetExhausted, "the session's budget or the service's credit is spent"),
     403: (Forbidden, "out of scope or denied"),
     404: (NotFound, "unknown service, operation or request"),
     405: (MethodNotAllowed, "no such method on this path"),
