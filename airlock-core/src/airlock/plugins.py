@@ -6,6 +6,7 @@ enforce unique component ids and report which distribution registered what.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 from collections.abc import Iterable, Mapping
@@ -106,8 +107,45 @@ def _load_entry_points(pm: AirlockPluginManager, disabled: set[str]) -> None:
             continue
         if pm.is_registered(plugin):
             continue
-        pm.register(plugin, name=ep.name)
+        problem = _register_checked(pm, plugin, ep.name)
+        if problem is not None:
+            pm.registry.failures.append(LoadFailure(ep.name, dist, problem))
+            continue
         pm.registry.sources[ep.name] = PluginSource(ep.name, dist, version, False)
+
+
+def _register_checked(pm: AirlockPluginManager, plugin: object, name: str) -> str | None:
+    """Register *plugin*; what is wrong with it (and it stays out) if pluggy refuses it or
+    it implements a hook Airlock does not have: a misspelled hook must not stop every
+    command, ``--help`` included, at ``check_pending``."""
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:
+        return f"PluginValidationError: {exc}"
+    unknown = sorted(c.name for c in pm.get_hookcallers(plugin) or () if not c.has_spec())
+    if not unknown:
+        return None
+    pm.unregister(plugin)
+    hooks = sorted(n for n in vars(hookspecs) if n.startswith("register_"))
+    close = difflib.get_close_matches(unknown[0], hooks, n=1)
+    guess = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown hook {unknown[0]!r}{guess}; Airlock's hooks are {', '.join(hooks)}"
+
+
+def _call(pm: AirlockPluginManager, impl: Any, hook_name: str, **kwargs: Any) -> list[Any]:
+    """One plugin's implementation of a hook; a plugin whose hook raises is reported
+    (``airlock plugins list``) and skipped, so the others and every command keep working."""
+    try:
+        return list(impl.function(**kwargs) or ())
+    except Exception as exc:
+        failure = LoadFailure(
+            impl.plugin_name,
+            _distribution(pm, impl.plugin_name),
+            f"{hook_name} raised {type(exc).__name__}: {exc}",
+        )
+        if failure not in pm.registry.failures:
+            pm.registry.failures.append(failure)
+        return []
 
 
 T = TypeVar("T")
@@ -120,7 +158,7 @@ def _collect(pm: AirlockPluginManager, hook_name: str, kind: str) -> dict[str, t
     for impl in caller.get_hookimpls():
         plugin_name = impl.plugin_name
         dist = _distribution(pm, plugin_name)
-        for component in impl.function() or ():
+        for component in _call(pm, impl, hook_name):
             cid = str(component.name)
             if cid in found:
                 raise PluginError(
@@ -151,7 +189,8 @@ def get_policies(pm: AirlockPluginManager) -> list[Policy]:
 
 
 def register_commands(pm: AirlockPluginManager, app: Any) -> None:
-    pm.hook.register_commands(app=app)
+    for impl in pm.hook.register_commands.get_hookimpls():
+        _call(pm, impl, "register_commands", app=app)
 
 
 def plugin_report(pm: AirlockPluginManager, *, include_builtin: bool) -> list[dict[str, Any]]:
@@ -163,7 +202,7 @@ def plugin_report(pm: AirlockPluginManager, *, include_builtin: bool) -> list[di
         ("register_policies", "policies"),
     ):
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
-            ids = [str(c.name) for c in impl.function() or ()]
+            ids = [str(c.name) for c in _call(pm, impl, hook_name)]
             components.setdefault(impl.plugin_name, {})[kind] = ids
     report: list[dict[str, Any]] = []
     for name, plugin in pm.list_name_plugin():
