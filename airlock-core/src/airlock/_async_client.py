@@ -135,6 +135,7 @@ class AirlockClient:
         ttl: str | int | None = None,
         operation: api.OperationRef | None = None,
         sensitive: bool = False,
+        budget_usd: float | None = None,
     ) -> api.AccessRequestCreated:
         """``POST /v1/requests``: the request's id, short code, fingerprint and claim."""
         body = build(
@@ -146,6 +147,7 @@ class AirlockClient:
             operation=operation,
             agent=self.agent,
             sensitive=sensitive,
+            budget_usd=budget_usd,
         )
         return await self._conn.fetch(api.AccessRequestCreated, "POST", "/v1/requests", body=body)
 
@@ -199,17 +201,19 @@ class AirlockClient:
         *,
         wait: float | None = None,
         sensitive: bool = False,
+        budget_usd: float | None = None,
         on_wait: WaitCallback | None = None,
     ) -> HeldSession:
         """Ask for a session on *services* and wait up to *wait* seconds for approval
-        (default: the client's ``approval_wait``).
+        (default: the client's ``approval_wait``). ``access="spend"`` asks for an amount
+        of money (*budget_usd*, default the service's ``max_usd``) on one LLM service.
 
         The session is kept by this client (and used by its operation calls) until it
         expires or the client closes; the returned value describes it, without the token
         in its repr.
         """
         created = await self.submit_request(
-            services, reason, access=access, ttl=ttl, sensitive=sensitive
+            services, reason, access=access, ttl=ttl, sensitive=sensitive, budget_usd=budget_usd
         )
         grant = await self.await_approval(created, wait=wait, on_wait=on_wait)
         held = HeldSession.from_grant(grant)

@@ -32,6 +32,14 @@ class OperationRef(Body):
 class AccessRequestIn(Body):
     services: list[str] = Field(min_length=1, max_length=16)
     access: Access = Access.READ
+    budget_usd: float | None = Field(
+        None,
+        gt=0,
+        le=10_000,
+        allow_inf_nan=False,
+        description='For access "spend": the most the session may spend, in US dollars '
+        "(default and cap: the service's max_usd)",
+    )
     reason: str = Field(min_length=1, max_length=1000)
     ttl: str | None = Field(None, max_length=16, description='"90s", "60m", "8h"')
     operation: OperationRef | None = None
@@ -47,6 +55,15 @@ class AccessRequestCreated(BaseModel):
     expires_at: datetime
 
 
+class BudgetInfo(BaseModel):
+    """A spend session's budget in US dollars: approved, spent, held by calls running, left."""
+
+    limit_usd: float
+    spent_usd: float
+    reserved_usd: float
+    left_usd: float
+
+
 class SessionInfo(BaseModel):
     id: str
     services: list[str]
@@ -55,6 +72,7 @@ class SessionInfo(BaseModel):
     expires_at: datetime
     use_count: int = 0
     sensitive: bool = False
+    budget: BudgetInfo | None = None
 
 
 class SessionGrant(BaseModel):
@@ -82,6 +100,7 @@ class PendingRequest(BaseModel):
     requester_uid: int
     agent: str | None = None
     operation: dict[str, Any] | None = None
+    budget_usd: float | None = None
     created_at: datetime
     expires_at: datetime
 

@@ -30,6 +30,7 @@ from airlock.api import (
     SessionGrant,
 )
 from airlock.audit import Auditor
+from airlock.budgets import requested_budget
 from airlock.channels import Channels
 from airlock.clock import Clock
 from airlock.config import AirlockConfig
@@ -51,6 +52,7 @@ from airlock.policies import Decision, Policy, PolicyContext, Stage, evaluate
 from airlock.prompts import render_prompt
 from airlock.services import Service
 from airlock.sessions import SessionManager
+from airlock.spending import usd
 from airlock.store import AccessRequest, StateStore, WriteApproval
 from airlock.totp import TotpVerifier
 
@@ -155,6 +157,7 @@ class ApprovalService:
                 [op.service],
                 (Access.WRITE if spec.access is Access.WRITE else Access.READ),
             )
+        budget = requested_budget(body, self._services, self._config.permissions)
         ttl = self._sessions.ttl_seconds(body.ttl)
         if operation is not None:
             ttl = min(ttl, self._config.approvals.timeout)
@@ -201,6 +204,7 @@ class ApprovalService:
             expires_at=now + self._config.approvals.timeout,
             agent=body.agent,
             sensitive=body.sensitive,
+            budget_nano=budget,
         )
         request = _with_fingerprint(request)
         await self._audit.append(
@@ -214,6 +218,7 @@ class ApprovalService:
             reason=body.reason[:300],
             operation=operation,
             agent=body.agent,
+            budget_usd=usd(budget) if budget is not None else None,
         )
         self._store.insert_request(request)
         self._spawn(self._channels.send_prompt(render_prompt(request, process=peer.process)))
@@ -247,6 +252,7 @@ class ApprovalService:
                 requester_uid=r.requester_uid,
                 agent=r.agent,
                 operation=r.operation,
+                budget_usd=usd(r.budget_nano) if r.budget_nano is not None else None,
                 created_at=_iso(r.created_at),
                 expires_at=_iso(r.expires_at),
             )
@@ -411,6 +417,8 @@ class ApprovalService:
                 ttl=request.ttl,
                 sensitive=request.sensitive,
             )
+            if request.budget_nano is not None:
+                self._store.open_budget(session.id, request.budget_nano)
             await self._audit.append(
                 "session_issued",
                 **peer.audit_fields(),
@@ -419,6 +427,7 @@ class ApprovalService:
                 services=list(session.services),
                 access=session.access,
                 expires_at=session.expires_at,
+                budget_usd=usd(request.budget_nano) if request.budget_nano is not None else None,
             )
             self._store.set_request_status(
                 request.id,
@@ -492,6 +501,7 @@ def _with_fingerprint(request: AccessRequest) -> AccessRequest:
             "reason": request.reason,
             "operation": request.operation,
         }
+        | ({"budget_nano": request.budget_nano} if request.budget_nano is not None else {})
     )
     digest = hashlib.sha256(material.encode("utf-8")).hexdigest()[:8].upper()
     return replace(request, fingerprint=f"{digest[:4]}-{digest[4:]}")

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,14 +21,17 @@ from pydantic import BaseModel
 from airlock.api import OperationOut
 from airlock.approvals import canonical_operation_params, operation_hash
 from airlock.audit import Auditor
+from airlock.budgets import Budgets
 from airlock.clock import Clock
 from airlock.config import AirlockConfig
-from airlock.connectors import Access, Connector
+from airlock.connectors import Access, Connector, OperationSpec
 from airlock.errors import (
     AirlockError,
     ApprovalRequired,
+    BudgetExhausted,
     ConnectorError,
     Forbidden,
+    InvalidInput,
     NotFound,
     RateLimited,
 )
@@ -43,9 +46,11 @@ from airlock.policies import (
     evaluate,
     result_filters,
 )
+from airlock.priced_calls import BudgetCut, PricedCalls, audited_params
 from airlock.services import Service
 from airlock.sessions import SessionManager
-from airlock.store import Session, StateStore
+from airlock.spending import BudgetState, budget_in_force
+from airlock.store import Session, StateStore, WriteApproval
 
 CredentialsFor = Callable[[str], Mapping[str, str]]
 
@@ -142,6 +147,20 @@ def session_facts(session: Session) -> SessionFacts:
     )
 
 
+@dataclass(frozen=True)
+class _Admitted:
+    """An operation that passed authentication, validation and the policies."""
+
+    session: Session
+    spec: OperationSpec
+    canonical: dict[str, Any]
+    audited: dict[str, Any]
+    """The parameters as the audit records them (a spend call's prompt only as a digest)."""
+    ctx: PolicyContext
+    where: dict[str, Any]
+    approval: WriteApproval | None
+
+
 class Gateway:
     def __init__(
         self,
@@ -165,16 +184,81 @@ class Gateway:
         self.uses = UseCounter(store)
         self._filters = result_filters(policies)
         self._permissions = config.permissions
+        self.priced = PricedCalls(Budgets(store, clock))
 
     async def run(
         self, token: str, peer: Peer, service_name: str, operation: str, params: Mapping[str, Any]
     ) -> OperationOut:
+        call = await self._admit(token, peer, service_name, operation, params)
+        result = await self._execute(call)
+        return OperationOut(
+            result=result.model_dump(mode="json", by_alias=True),
+            service=service_name,
+            operation=operation,
+        )
+
+    async def run_result(
+        self, token: str, peer: Peer, service_name: str, operation: str, params: Mapping[str, Any]
+    ) -> BaseModel:
+        """Like :meth:`run`, returning the operation's own result (for the OpenAI routes)."""
+        call = await self._admit(token, peer, service_name, operation, params)
+        return await self._execute(call)
+
+    async def stream(
+        self, token: str, peer: Peer, service_name: str, operation: str, params: Mapping[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """A spend operation streamed: the same checks as :meth:`run`, then the chunks as
+        they arrive. Admission errors raise before the first chunk; the audit record is
+        written when the stream ends, however it ends."""
+        call = await self._admit(token, peer, service_name, operation, params)
+        if call.spec.access is not Access.SPEND:
+            raise InvalidInput(f"{service_name}.{operation} cannot be streamed", field="stream")
+        connector = await self.pool.get(service_name)
+        return self._relay(call, connector)
+
+    async def _relay(self, call: _Admitted, connector: Connector) -> AsyncIterator[dict[str, Any]]:
+        facts: dict[str, Any] = {"stream": True}
+        started = time.perf_counter()
+        outcome, error = "ok", None
+        try:
+            async for chunk in self.priced.stream(
+                connector, call.spec, call.canonical, call.session.id, facts
+            ):
+                yield chunk
+        except BudgetCut:
+            outcome, error = "cut", BudgetExhausted.code
+            raise
+        except AirlockError as exc:
+            outcome, error = "error", exc.code
+            raise
+        except BaseException as exc:
+            outcome, error = "error", type(exc).__name__
+            raise
+        finally:
+            count = self.uses.add(call.session)
+            await self._audit.append(
+                "operation",
+                **call.where,
+                params=call.audited,
+                outcome=outcome,
+                error=error,
+                count=count,
+                duration_ms=_ms(started),
+                **facts,
+            )
+
+    async def _admit(
+        self, token: str, peer: Peer, service_name: str, operation: str, params: Mapping[str, Any]
+    ) -> _Admitted:
+        """Authenticate, validate and ask the policies; an operation cleared to run."""
         session = self._sessions.authenticate(token, peer.uid)
         service = self._services.get(service_name)
         if service is None:
             raise NotFound(f"no service named {service_name!r}")
         spec = service.connector.spec(operation)
         canonical = canonical_operation_params(service, operation, params)
+        spend = spec.access is Access.SPEND
+        audited = audited_params(service.settings, canonical) if spend else canonical
         ctx = PolicyContext(
             stage=Stage.OPERATION,
             service=service_name,
@@ -209,24 +293,36 @@ class Gateway:
             )
             if approval is None:
                 await self._audit.append(
-                    "operation_denied", **where, reason="needs its own approval", params=canonical
+                    "operation_denied", **where, reason="needs its own approval", params=audited
                 )
                 raise ApprovalRequired(
                     f"{service_name}.{operation} changes data and needs its own approval",
                     hint="request access with this operation and its exact parameters",
                 )
+        return _Admitted(session, spec, canonical, audited, ctx, where, approval)
+
+    async def _execute(self, call: _Admitted) -> BaseModel:
+        service_name, operation = call.ctx.service, call.spec.name
+        facts: dict[str, Any] = {}
         started = time.perf_counter()
         try:
             connector = await self.pool.get(service_name)
-            result = await connector.call(operation, canonical)
+            with budget_in_force(self._budget_of(call.session)):
+                if call.spec.access is Access.SPEND:
+                    result = await self.priced.run(
+                        connector, call.spec, call.canonical, call.session.id, facts
+                    )
+                else:
+                    result = await connector.call(operation, call.canonical)
         except AirlockError as exc:
             await self._audit.append(
                 "operation",
-                **where,
-                params=canonical,
+                **call.where,
+                params=call.audited,
                 outcome="error",
                 error=exc.code,
                 duration_ms=_ms(started),
+                **facts,
             )
             if isinstance(exc, ConnectorError):
                 await self.pool.discard(service_name)
@@ -234,33 +330,36 @@ class Gateway:
         except Exception as exc:
             await self._audit.append(
                 "operation",
-                **where,
-                params=canonical,
+                **call.where,
+                params=call.audited,
                 outcome="error",
                 error=type(exc).__name__,
                 duration_ms=_ms(started),
+                **facts,
             )
             await self.pool.discard(service_name)
             raise ConnectorError(
                 f"{service_name}.{operation} failed: {type(exc).__name__}"
             ) from None
-        result = apply_filters(self._filters, ctx, result)
-        count = self.uses.add(session)
+        result = apply_filters(self._filters, call.ctx, result)
+        count = self.uses.add(call.session)
         await self._audit.append(
             "operation",
-            **where,
-            params=canonical,
+            **call.where,
+            params=call.audited,
             outcome="ok",
             count=count,
             items=_items(result),
             duration_ms=_ms(started),
-            approval=approval.request_id if approval else None,
+            approval=call.approval.request_id if call.approval else None,
+            **facts,
         )
-        return OperationOut(
-            result=result.model_dump(mode="json", by_alias=True),
-            service=service_name,
-            operation=operation,
-        )
+        return result
+
+    def _budget_of(self, session: Session) -> BudgetState | None:
+        if session.access != Access.SPEND:
+            return None
+        return self.priced.budgets.state(session.id)
 
 
 def _ms(started: float) -> float:

@@ -15,6 +15,7 @@ from typing import Any
 
 from airlock.durations import format_duration
 from airlock.notifiers import Prompt
+from airlock.spending import format_usd
 from airlock.store import AccessRequest
 
 REASON_LIMIT = 300
@@ -43,7 +44,7 @@ def render_prompt(request: AccessRequest, *, process: str | None) -> Prompt:
     lines: list[tuple[str, str]] = [
         ("Who", who),
         ("Services", ", ".join(request.services)),
-        ("Access", request.access),
+        ("Access", _access_line(request)),
         ("Lasts", format_duration(request.ttl)),
     ]
     if request.operation:
@@ -64,6 +65,17 @@ def render_prompt(request: AccessRequest, *, process: str | None) -> Prompt:
         lines=lines,
         reason=untrusted_line(request.reason, REASON_LIMIT),
         expires_at=datetime.fromtimestamp(request.expires_at, UTC),
+    )
+
+
+def _access_line(request: AccessRequest) -> str:
+    """``read``, ``write``, or for money the amount itself: the person approves a sum."""
+    if request.budget_nano is None:
+        return request.access
+    where = ", ".join(request.services)
+    return (
+        f"spend up to {format_usd(request.budget_nano)} on {where} "
+        f"for {format_duration(request.ttl)}"
     )
 
 

@@ -84,7 +84,9 @@ class SessionManager:
         if not names:
             raise InvalidInput("a session needs at least one service", field="services")
         if access not in ACCESS_LEVELS:
-            raise InvalidInput(f"access must be read or write, not {access[:10]!r}", field="access")
+            raise InvalidInput(
+                f"access must be read, write or spend, not {access[:10]!r}", field="access"
+            )
         now = self._clock.now()
         token = new_token()
         session = Session(

@@ -21,7 +21,8 @@ The facts in a :class:`Quote` or :class:`Charge` go into the audit record of the
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
@@ -102,6 +103,16 @@ def current_budget() -> BudgetState | None:
     A connector's ``usage``-like operation reports it; core sets it around every call.
     """
     return _CURRENT_BUDGET.get()
+
+
+@contextlib.contextmanager
+def budget_in_force(state: BudgetState | None) -> Iterator[None]:
+    """What :func:`current_budget` returns while the enclosed operation runs (core's use)."""
+    token = _CURRENT_BUDGET.set(state)
+    try:
+        yield
+    finally:
+        _CURRENT_BUDGET.reset(token)
 
 
 class SpendSettings(BaseModel):

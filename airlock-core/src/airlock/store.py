@@ -109,6 +109,25 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO audit_anchor (id, seq) VALUES (1, 0);
     """,
+    # 3: spend access. A request carries the budget the person is asked to approve; a
+    # session's budget counts whole nano-dollars spent and reserved by calls in flight.
+    """
+    ALTER TABLE requests ADD COLUMN budget_nano INTEGER;
+
+    CREATE TABLE budgets (
+        session_id      TEXT PRIMARY KEY,
+        limit_nano      INTEGER NOT NULL,
+        spent_nano      INTEGER NOT NULL DEFAULT 0,
+        reserved_nano   INTEGER NOT NULL DEFAULT 0
+    );
+
+    CREATE TABLE budget_reservations (
+        id              TEXT PRIMARY KEY,
+        session_id      TEXT NOT NULL,
+        amount_nano     INTEGER NOT NULL,
+        created_at      REAL NOT NULL
+    );
+    """,
 )
 
 
@@ -134,6 +153,8 @@ class AccessRequest:
     sensitive: bool = False
     decided_at: float | None = None
     session_id: str | None = None
+    budget_nano: int | None = None
+    """For access ``spend``: the amount asked for, in nano-dollars."""
 
 
 @dataclass(frozen=True)
@@ -195,6 +216,7 @@ def _request_from_row(row: sqlite3.Row) -> AccessRequest:
         sensitive=bool(row["sensitive"]),
         decided_at=row["decided_at"],
         session_id=row["session_id"],
+        budget_nano=row["budget_nano"],
     )
 
 
@@ -336,8 +358,8 @@ class StateStore:
         self._execute(
             """INSERT INTO requests (id, code, claim_hash, fingerprint, services, access,
                reason, ttl, operation, requester_uid, requester_pid, agent, sensitive, status,
-               created_at, expires_at, decided_at, session_id)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               created_at, expires_at, decided_at, session_id, budget_nano)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 request.id,
                 request.code,
@@ -357,6 +379,7 @@ class StateStore:
                 request.expires_at,
                 request.decided_at,
                 request.session_id,
+                request.budget_nano,
             ),
         )
 
@@ -586,3 +609,61 @@ class StateStore:
             (session_id, request_id),
         )
         return cursor.rowcount == 1
+
+    # -- budgets of spend sessions -----------------------------------------------------
+
+    def open_budget(self, session_id: str, limit_nano: int) -> None:
+        self._execute(
+            "INSERT INTO budgets (session_id, limit_nano) VALUES (?, ?)", (session_id, limit_nano)
+        )
+
+    def get_budget(self, session_id: str) -> tuple[int, int, int] | None:
+        """(limit, spent, reserved) of a session's budget, in nano-dollars."""
+        row = self._one("SELECT * FROM budgets WHERE session_id = ?", (session_id,))
+        if row is None:
+            return None
+        return int(row["limit_nano"]), int(row["spent_nano"]), int(row["reserved_nano"])
+
+    def reserve_budget(
+        self, session_id: str, reservation_id: str, amount_nano: int, *, at: float
+    ) -> bool:
+        """Reserve *amount_nano* if the budget left covers it; False (nothing held) if not.
+
+        One statement checks and takes, so two calls racing for the last cents cannot both
+        win, in this process or another.
+        """
+        with self.transaction():
+            cursor = self._conn.execute(
+                """UPDATE budgets SET reserved_nano = reserved_nano + ?
+                   WHERE session_id = ? AND spent_nano + reserved_nano + ? <= limit_nano""",
+                (amount_nano, session_id, amount_nano),
+            )
+            if cursor.rowcount != 1:
+                return False
+            self._conn.execute(
+                """INSERT INTO budget_reservations (id, session_id, amount_nano, created_at)
+                   VALUES (?, ?, ?, ?)""",
+                (reservation_id, session_id, amount_nano, at),
+            )
+        return True
+
+    def settle_budget(self, reservation_id: str, spent_nano: int) -> bool:
+        """Release a reservation and count *spent_nano* as spent; False if already settled."""
+        with self.transaction():
+            row = self._conn.execute(
+                "SELECT * FROM budget_reservations WHERE id = ?", (reservation_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            self._conn.execute("DELETE FROM budget_reservations WHERE id = ?", (reservation_id,))
+            self._conn.execute(
+                """UPDATE budgets SET reserved_nano = reserved_nano - ?,
+                   spent_nano = spent_nano + ? WHERE session_id = ?""",
+                (row["amount_nano"], spent_nano, row["session_id"]),
+            )
+        return True
+
+    def open_reservations(self) -> list[tuple[str, str, int]]:
+        """(reservation id, session id, amount) of every reservation not settled yet."""
+        rows = self._all("SELECT * FROM budget_reservations ORDER BY created_at, rowid")
+        return [(r["id"], r["session_id"], int(r["amount_nano"])) for r in rows]

@@ -29,17 +29,26 @@ async def _ask(
     ttl: str | None,
     write: bool,
     wait: float,
+    spend: float | None = None,
 ) -> api.SessionGrant:
     from airlock.models import Access
 
     display = WaitDisplay()
+    access = Access.SPEND if spend is not None else Access.WRITE if write else Access.READ
     created = await client.submit_request(
-        services, reason, access=Access.WRITE if write else Access.READ, ttl=ttl
+        services, reason, access=access, ttl=ttl, budget_usd=spend
     )
     try:
         return await client.await_approval(created, wait=wait, on_wait=display)
     finally:
         display.done()
+
+
+def _budget_cell(session: api.SessionInfo) -> str:
+    budget = session.budget
+    if budget is None:
+        return "-"
+    return f"${budget.spent_usd:.4f} / ${budget.left_usd:.4f} of ${budget.limit_usd:.2f}"
 
 
 def register(app: typer.Typer) -> None:
@@ -50,13 +59,18 @@ def register(app: typer.Typer) -> None:
         reason: Annotated[str, typer.Option("--reason", help="Why, shown to the person.")],
         ttl: Annotated[str | None, typer.Option("--ttl", help="How long, e.g. 60m.")] = None,
         write: Annotated[bool, typer.Option("--write", help="Ask for write access.")] = False,
+        spend: Annotated[
+            float | None,
+            typer.Option("--spend", help="Ask to spend up to this many US dollars (LLM)."),
+        ] = None,
         wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for approval.")] = 120,
         as_json: JsonOption = False,
     ) -> None:
         """Ask for access and wait for the person's approval; prints the session."""
         state: CliState = ctx.obj
         grant = with_client(
-            state, lambda c: _ask(c, services, reason, ttl=ttl, write=write, wait=wait)
+            state,
+            lambda c: _ask(c, services, reason, ttl=ttl, write=write, wait=wait, spend=spend),
         )
         if as_json:
             print_json(grant.model_dump(mode="json"))
@@ -115,13 +129,14 @@ def register(app: typer.Typer) -> None:
             as_json=as_json,
             dump=lambda s: s.model_dump(mode="json"),
             empty="no active sessions",
-            headers=["ID", "SERVICES", "ACCESS", "EXPIRES (UTC)", "USES"],
+            headers=["ID", "SERVICES", "ACCESS", "EXPIRES (UTC)", "USES", "BUDGET USED / LEFT"],
             row=lambda s: [
                 s.id,
                 ", ".join(s.services),
                 s.access,
                 f"{s.expires_at:%Y-%m-%d %H:%M}",
                 str(s.use_count),
+                _budget_cell(s),
             ],
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grp
 import json
+import math
 import os
 import pwd
 from collections.abc import Awaitable, Callable
@@ -36,7 +37,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def error_response(exc: AirlockError) -> web.Response:
-    return web.json_response({"error": exc.to_dict()}, status=exc.status)
+    retry_after = getattr(exc, "retry_after", None)  # a service asked to slow down
+    headers = {"Retry-After": f"{math.ceil(retry_after)}"} if retry_after is not None else None
+    return web.json_response({"error": exc.to_dict()}, status=exc.status, headers=headers)
 
 
 @web.middleware

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from airlock import api
 from airlock.daemon.http import json_model, peer, read_body
-from airlock.daemon.runtime import Runtime, session_info
+from airlock.daemon.runtime import Runtime
 from airlock.durations import parse_duration
 from airlock.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 
@@ -115,8 +115,7 @@ async def deny(request: web.Request) -> web.StreamResponse:
 
 async def list_sessions(request: web.Request) -> web.StreamResponse:
     rt(request).gateway.uses.flush()
-    found = rt(request).sessions.list(peer(request).uid)
-    return json_model(api.SessionList(sessions=[session_info(s) for s in found]))
+    return json_model(api.SessionList(sessions=rt(request).session_infos(peer(request).uid)))
 
 
 async def revoke_session(request: web.Request) -> web.StreamResponse:

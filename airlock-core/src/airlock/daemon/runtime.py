@@ -11,6 +11,7 @@ from typing import Any
 from airlock import totp
 from airlock._version import __version__
 from airlock.api import (
+    BudgetInfo,
     CredentialsOut,
     DaemonStatus,
     NotifierHealth,
@@ -34,6 +35,7 @@ from airlock.plugins import AirlockPluginManager, get_connectors, get_notifiers,
 from airlock.replies import ReplyHandler
 from airlock.services import Service, resolve_services
 from airlock.sessions import SessionManager
+from airlock.spending import BudgetState, usd
 from airlock.store import Session, StateStore
 from airlock.vault import TotpKey, Vault
 
@@ -43,7 +45,7 @@ EXPIRY_INTERVAL = 5.0
 IDLE_CLOSE_SECONDS = 300.0
 
 
-def session_info(session: Session) -> SessionInfo:
+def session_info(session: Session, budget: BudgetState | None = None) -> SessionInfo:
     from datetime import UTC, datetime
 
     return SessionInfo(
@@ -54,6 +56,7 @@ def session_info(session: Session) -> SessionInfo:
         expires_at=datetime.fromtimestamp(session.expires_at, UTC),
         use_count=session.use_count,
         sensitive=session.sensitive,
+        budget=BudgetInfo(**budget.as_usd()) if budget is not None else None,
     )
 
 
@@ -188,7 +191,7 @@ class Runtime:
             if lock.locked_until
             else None,
             pending=len(self.approvals.pending()),
-            sessions=[session_info(s) for s in self.sessions.list(peer.uid)],
+            sessions=self.session_infos(peer.uid),
             services=sorted(self.services),
             notifiers=[NotifierHealth(**h) for h in self.channels.health()],
             pid=os.getpid(),
@@ -207,6 +210,14 @@ class Runtime:
         if exc.message.startswith("no service named") and self.config_changed():
             return NotFound(exc.message, field=exc.field, hint=CONFIG_CHANGED)
         return exc
+
+    def session_infos(self, uid: int) -> list[SessionInfo]:
+        """The caller's active sessions, a spend session with its budget used and left."""
+        budgets = self.gateway.priced.budgets
+        return [
+            session_info(s, budgets.state(s.id) if s.access == "spend" else None)
+            for s in self.sessions.list(uid)
+        ]
 
     def service_list(self) -> ServiceList:
         return ServiceList(
@@ -318,6 +329,14 @@ class Runtime:
                 "audit_cut_detected", expected_at_least=anchor, found=started.seq - 1
             )
         self.store.raise_audit_anchor(self.audit.last_seq)
+        for cut in self.gateway.priced.budgets.settle_cut_off():
+            # A call in flight when the daemon stopped may have reached the service.
+            await self.audit.append(
+                "budget_settled_at_reservation",
+                session=cut.session_id,
+                cost_usd=usd(cut.amount_nano),
+                reason="the call was cut off by a daemon stop",
+            )
         self._tasks.append(asyncio.create_task(self._housekeeping()))
         for name, notifier in self.notifiers.items():
             self._tasks.append(asyncio.create_task(self._listen(name, notifier)))

@@ -1,0 +1,195 @@
+"""Budgets of spend sessions in the real state database: exact exhaustion, races for the
+last cents, a call that costs more than it reserved, and money spent surviving a restart."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from airlock.api import AccessRequestIn
+from airlock.budgets import Budgets, requested_budget
+from airlock.clock import FakeClock
+from airlock.config import PermissionsConfig
+from airlock.connectors import Connector
+from airlock.errors import BudgetExhausted, InvalidInput
+from airlock.services import Service
+from airlock.spending import PricedConnector, SpendSettings, format_usd, nano_usd
+from airlock.store import StateStore
+
+CENT = nano_usd("0.01")
+
+
+def budgets_of(store: StateStore, clock: FakeClock, session: str, limit: int) -> Budgets:
+    budgets = Budgets(store, clock)
+    budgets.open(session, limit)
+    return budgets
+
+
+def test_dollars_are_counted_in_whole_nano_dollars_rounded_up() -> None:
+    assert nano_usd("0.05") == 50_000_000
+    assert nano_usd(0.1 + 0.2) == 300_000_001  # never less than the float says
+    assert nano_usd("0.0000000001") == 1
+    assert format_usd(nano_usd("0.05")) == "$0.05"
+    assert format_usd(nano_usd("1.234")) == "$1.24"
+    assert format_usd(nano_usd("0.000123")) == "$0.000123"
+    with pytest.raises(ValueError, match="not a cost"):
+        nano_usd("-1")
+
+
+def test_a_budget_is_spent_exactly_to_zero_then_refuses(
+    store: StateStore, clock: FakeClock
+) -> None:
+    budgets = budgets_of(store, clock, "ses_a", 5 * CENT)
+    for _ in range(5):
+        held = budgets.reserve("ses_a", CENT, service="llm")
+        budgets.settle(held, CENT)
+    state = budgets.state("ses_a")
+    assert state is not None
+    assert (state.spent_nano, state.reserved_nano, state.left_nano) == (5 * CENT, 0, 0)
+    with pytest.raises(BudgetExhausted) as refused:
+        budgets.reserve("ses_a", 1, service="llm")
+    assert refused.value.status == 402
+    assert "nothing was sent" in refused.value.message
+    assert "$0.00" in refused.value.message
+
+
+def test_a_reservation_holds_money_until_it_is_settled(store: StateStore, clock: FakeClock) -> None:
+    budgets = budgets_of(store, clock, "ses_a", 10 * CENT)
+    held = budgets.reserve("ses_a", 8 * CENT, service="llm")
+    with pytest.raises(BudgetExhausted):
+        budgets.reserve("ses_a", 3 * CENT, service="llm")  # 8 held + 3 > 10
+    budgets.settle(held, 2 * CENT)  # it cost less than its worst case
+    budgets.reserve("ses_a", 3 * CENT, service="llm")
+    state = budgets.state("ses_a")
+    assert state is not None
+    assert (state.spent_nano, state.reserved_nano, state.left_nano) == (
+        2 * CENT,
+        3 * CENT,
+        5 * CENT,
+    )
+
+
+def test_concurrent_calls_racing_for_the_last_cents_cannot_overspend(
+    data_dir: Path, clock: FakeClock
+) -> None:
+    """Threads on two connections (as two processes would be) reserve a cent each."""
+    first = StateStore(data_dir / "state.db")
+    second = StateStore(data_dir / "state.db")
+    budgets_of(first, clock, "ses_a", 7 * CENT)
+    sides = [Budgets(first, clock), Budgets(second, clock)]
+    won: list[int] = []
+    lost: list[int] = []
+    start = threading.Barrier(24)
+
+    def race(index: int) -> None:
+        start.wait()
+        try:
+            sides[index % 2].reserve("ses_a", CENT, service="llm")
+        except BudgetExhausted:
+            lost.append(index)
+        else:
+            won.append(index)
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(won) == 7
+    assert len(lost) == 17
+    state = sides[1].state("ses_a")
+    assert state is not None
+    assert state.reserved_nano == 7 * CENT
+    first.close()
+    second.close()
+
+
+def test_a_call_costing_more_than_its_reservation_is_counted_in_full(
+    store: StateStore, clock: FakeClock
+) -> None:
+    budgets = budgets_of(store, clock, "ses_a", 10 * CENT)
+    held = budgets.reserve("ses_a", 6 * CENT, service="llm")
+    after = budgets.settle(held, 12 * CENT)  # the service charged more than quoted
+    assert after.spent_nano == 12 * CENT
+    assert after.left_nano == 0
+    with pytest.raises(BudgetExhausted):
+        budgets.reserve("ses_a", 1, service="llm")
+
+
+def test_money_spent_and_calls_cut_off_survive_a_restart(data_dir: Path, clock: FakeClock) -> None:
+    store = StateStore(data_dir / "state.db")
+    budgets = budgets_of(store, clock, "ses_a", 10 * CENT)
+    budgets.settle(budgets.reserve("ses_a", 3 * CENT, service="llm"), 2 * CENT)
+    budgets.reserve("ses_a", 4 * CENT, service="llm")  # in flight when the daemon stops
+    store.close()
+
+    reopened = StateStore(data_dir / "state.db")
+    again = Budgets(reopened, clock)
+    cut = again.settle_cut_off()
+    assert [(c.session_id, c.amount_nano) for c in cut] == [("ses_a", 4 * CENT)]
+    state = again.state("ses_a")
+    assert state is not None
+    assert (state.spent_nano, state.reserved_nano, state.left_nano) == (6 * CENT, 0, 4 * CENT)
+    assert again.settle_cut_off() == []  # each is counted once
+    reopened.close()
+
+
+class Meter(PricedConnector):
+    name = "meter"
+    title = "A priced service"
+
+
+class Plain(Connector):
+    name = "plain"
+    title = "A free service"
+
+
+SERVICES = {
+    "llm": Service("llm", Meter, SpendSettings(max_usd=0.5)),
+    "notes": Service("notes", Plain, Plain.Settings()),
+}
+
+
+def ask(**body: object) -> int | None:
+    request = AccessRequestIn.model_validate({"reason": "write a poem", **body})
+    return requested_budget(request, SERVICES, PermissionsConfig())
+
+
+def test_a_spend_request_defaults_to_and_is_capped_by_max_usd() -> None:
+    assert ask(services=["llm"], access="spend") == nano_usd("0.5")
+    assert ask(services=["llm"], access="spend", budget_usd=0.05) == nano_usd("0.05")
+    assert ask(services=["llm"], access="spend", budget_usd=99) == nano_usd("0.5")
+    assert ask(services=["llm"], access="read") is None
+
+
+def test_permissions_max_usd_lowers_the_cap() -> None:
+    request = AccessRequestIn.model_validate(
+        {"reason": "r", "services": ["llm"], "access": "spend", "budget_usd": 0.4}
+    )
+    permissions = PermissionsConfig.model_validate({"llm": {"max_usd": 0.25}})
+    assert requested_budget(request, SERVICES, permissions) == nano_usd("0.25")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"services": ["llm"], "access": "read", "budget_usd": 1}, "budget_usd"),
+        ({"services": ["notes"], "access": "spend"}, "access"),
+        ({"services": ["llm", "notes"], "access": "spend"}, "services"),
+        (
+            {
+                "services": ["llm"],
+                "access": "spend",
+                "operation": {"service": "llm", "name": "chat", "params": {}},
+            },
+            "operation",
+        ),
+    ],
+)
+def test_a_wrong_spend_request_names_the_field(body: dict[str, object], field: str) -> None:
+    request = AccessRequestIn.model_validate({"reason": "r", **body})
+    with pytest.raises(InvalidInput) as raised:
+        requested_budget(request, SERVICES, PermissionsConfig())
+    assert raised.value.field == field

@@ -1,0 +1,249 @@
+"""Spending through a real daemon: an agent approved for an amount chats until the money
+runs out and is then refused before anything is sent. Calls racing for the last cents,
+a call costing more than it reserved, and a daemon restart mid-session keep the books
+right; the audit has model, tokens and cost but not the prompt; the key leaks nowhere."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from daemon_harness import Airlock, remember
+from tests.openrouter.openrouter_server import OpenRouterServer
+
+from airlock.vault import TotpKey, Vault
+
+PROMPT = "Draft a polite reply to Alice about the quarterly figures (secret-prompt-marker)."
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[OpenRouterServer]:
+    running = OpenRouterServer()
+    remember(running.key)
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def llm(tmp_path: Path, server: OpenRouterServer) -> Iterator[Airlock]:
+    """A daemon with service ``llm`` on the local OpenRouter, its key in the vault."""
+    server.reset()
+    airlock = start_llm(tmp_path / "home", server)
+    yield airlock
+    airlock.stop()
+
+
+def start_llm(home: Path, server: OpenRouterServer, **settings: Any) -> Airlock:
+    llm = {"connector": "openrouter", "api_base": server.url, "models": ["test/*"]}
+    airlock = Airlock(home, overrides={"services": {"llm": {**llm, "max_usd": 1.0, **settings}}})
+    Vault(airlock.paths.vault_file, TotpKey(airlock.phone.secret)).set(
+        "llm", {"api_key": server.key}
+    )
+    return airlock.start()
+
+
+def spend_session(airlock: Airlock, client: httpx.Client, budget: float) -> str:
+    session = airlock.session(
+        client, services=["llm"], access="spend", budget_usd=budget, reason="draft my replies"
+    )
+    assert session["access"] == "spend"
+    return str(session["token"])
+
+
+def chat(
+    client: httpx.Client, token: str, *, model: str = "test/cheap", max_tokens: int = 2000
+) -> httpx.Response:
+    params = {
+        "model": model,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": max_tokens,
+    }
+    return client.post(
+        "/v1/ops/llm/chat",
+        json={"params": params},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+def budget_of(client: httpx.Client) -> dict[str, float]:
+    sessions = client.get("/v1/sessions").json()["sessions"]
+    [spend] = [s for s in sessions if s["access"] == "spend"]
+    budget: dict[str, float] = spend["budget"]
+    return budget
+
+
+def audit(airlock: Airlock, event: str) -> list[dict[str, Any]]:
+    lines = (airlock.paths.audit_dir / "audit.jsonl").read_text().splitlines()
+    return [e for e in map(json.loads, lines) if e["event"] == event]
+
+
+def test_an_agent_with_5_cents_chats_until_the_money_runs_out_then_nothing_is_sent(
+    llm: Airlock, server: OpenRouterServer
+) -> None:
+    with llm.client() as client:
+        token = spend_session(llm, client, 0.05)
+        answered = 0
+        while True:
+            sent_before = len(server.spending_calls())
+            response = chat(client, token)
+            if response.status_code != 200:
+                break
+            answered += 1
+            assert response.json()["result"]["choices"][0]["message"]["content"]
+            assert answered < 50
+        assert response.status_code == 402, response.text
+        assert response.json()["error"]["code"] == "budget_exhausted"
+        assert len(server.spending_calls()) == sent_before  # refused before anything was sent
+        budget = budget_of(client)
+    # Each call reserves up to 2000 tokens at $0.000002 plus the prompt: about 12 fit in $0.05.
+    assert answered == 12
+    assert budget["limit_usd"] == 0.05
+    assert budget["spent_usd"] <= 0.05
+    assert budget["left_usd"] == pytest.approx(0.05 - budget["spent_usd"])
+    assert budget["reserved_usd"] == 0
+    log = llm.daemon.log.read_text()
+    assert "spend up to $0.05 on llm for 1h" in log
+    calls = [e for e in audit(llm, "operation") if e["op"] == "chat"]
+    assert [e["outcome"] for e in calls] == ["ok"] * 12 + ["error"]
+    last = calls[11]
+    assert last["model"] == "test/cheap"
+    assert last["completion_tokens"] == 2000
+    assert last["cost_usd"] > 0
+    assert last["budget_left_usd"] == pytest.approx(budget["left_usd"])
+    assert set(last["params"]) == {"chars", "sha256"}
+    assert calls[12]["error"] == "budget_exhausted"
+    audit_text = (llm.paths.audit_dir / "audit.jsonl").read_text()
+    assert "secret-prompt-marker" not in audit_text
+    assert server.key not in audit_text
+    assert server.key not in log
+
+
+def test_calls_racing_for_the_last_cents_cannot_overspend(
+    llm: Airlock, server: OpenRouterServer
+) -> None:
+    """test/flat costs exactly its worst case: 1000 tokens = $0.01 a call, five in $0.05."""
+    with llm.client() as client:
+        token = spend_session(llm, client, 0.05)
+    statuses: list[int] = []
+    start = threading.Barrier(15)
+
+    def agent() -> None:
+        with llm.client() as own:
+            start.wait()
+            statuses.append(chat(own, token, model="test/flat", max_tokens=1000).status_code)
+
+    threads = [threading.Thread(target=agent) for _ in range(15)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200] * 5 + [402] * 10
+    assert len(server.spending_calls()) == 5
+    with llm.client() as client:
+        budget = budget_of(client)
+    assert budget["spent_usd"] == pytest.approx(0.05)
+    assert budget["left_usd"] == 0
+
+
+def test_a_call_that_costs_more_than_it_reserved_is_charged_in_full(
+    llm: Airlock, server: OpenRouterServer
+) -> None:
+    server.cost_factor = server.cost_factor * 3  # the service bills three times the list price
+    with llm.client() as client:
+        token = spend_session(llm, client, 0.05)
+        assert chat(client, token, model="test/flat", max_tokens=1000).status_code == 200
+        assert budget_of(client)["spent_usd"] == pytest.approx(0.03)
+        assert chat(client, token, model="test/flat", max_tokens=1000).status_code == 200
+        budget = budget_of(client)
+        refused = chat(client, token, model="test/flat", max_tokens=1000)
+    assert budget["spent_usd"] == pytest.approx(0.06)  # over the budget: the money is gone
+    assert budget["left_usd"] == 0
+    assert refused.status_code == 402
+    over = [e for e in audit(llm, "operation") if e.get("over_reservation")]
+    assert len(over) == 2
+    assert over[0]["reserved_usd"] == pytest.approx(0.01)
+    assert over[0]["cost_usd"] == pytest.approx(0.03)
+
+
+def test_money_spent_is_remembered_across_a_daemon_restart(
+    llm: Airlock, server: OpenRouterServer
+) -> None:
+    with llm.client() as client:
+        token = spend_session(llm, client, 0.05)
+        for _ in range(3):
+            assert chat(client, token, model="test/flat", max_tokens=1000).status_code == 200
+    llm.restart()
+    with llm.client() as client:
+        assert budget_of(client)["spent_usd"] == pytest.approx(0.03)
+        assert chat(client, token, model="test/flat", max_tokens=1000).status_code == 200
+        assert chat(client, token, model="test/flat", max_tokens=1000).status_code == 200
+        assert chat(client, token, model="test/flat", max_tokens=1000).status_code == 402
+        budget = budget_of(client)
+    assert budget["spent_usd"] == pytest.approx(0.05)
+    assert len(server.spending_calls()) == 5
+
+
+def test_the_person_is_asked_for_the_amount_and_the_agent_cannot_exceed_max_usd(
+    tmp_path: Path, server: OpenRouterServer
+) -> None:
+    server.reset()
+    airlock = start_llm(tmp_path / "capped", server, max_usd=0.25)
+    try:
+        with airlock.client() as client:
+            created = airlock.request(
+                client, services=["llm"], access="spend", budget_usd=500, reason="a novel"
+            )
+            pending = client.get("/v1/requests").json()["requests"]
+            assert [r["budget_usd"] for r in pending] == [0.25]
+            wrong = client.post(
+                "/v1/requests",
+                json={"services": ["llm"], "access": "read", "budget_usd": 1, "reason": "x"},
+            )
+            assert wrong.status_code == 400
+            assert wrong.json()["error"]["field"] == "budget_usd"
+            read_only = airlock.session(client, services=["llm"], reason="look at models")
+            refused = chat(client, read_only["token"])
+            assert refused.status_code == 403
+            models = client.post(
+                "/v1/ops/llm/list_models",
+                json={"params": {}},
+                headers={"Authorization": f"Bearer {read_only['token']}"},
+            )
+            assert models.status_code == 200
+            assert created["code"] in airlock.daemon.log.read_text()
+        assert "spend up to $0.25 on llm for 1h" in airlock.daemon.log.read_text()
+        assert server.spending_calls() == []
+    finally:
+        airlock.stop()
+
+
+def test_upstream_refusals_reach_the_agent_cleanly_and_never_the_key(
+    llm: Airlock, server: OpenRouterServer
+) -> None:
+    with llm.client() as client:
+        token = spend_session(llm, client, 0.5)
+        server.fail("/chat/completions", 429, retry_after=7)
+        limited = chat(client, token)
+        server.fail("/chat/completions", 402)
+        broke = chat(client, token)
+        server.fail("/chat/completions", 503)
+        down = chat(client, token)
+        server.fail("/chat/completions", 401)
+        bad_key = chat(client, token)
+        outside = chat(client, token, model="other/model")
+        budget = budget_of(client)
+    assert (limited.status_code, limited.headers.get("Retry-After")) == (429, "7")
+    assert (broke.status_code, broke.json()["error"]["code"]) == (402, "service_out_of_credit")
+    assert (down.status_code, down.json()["error"]["code"]) == (502, "service_error")
+    assert (bad_key.status_code, bad_key.json()["error"]["code"]) == (502, "service_auth_failed")
+    assert outside.status_code == 403
+    for answer in (limited, broke, down, bad_key, outside):
+        assert server.key not in answer.text
+    assert budget["spent_usd"] == 0  # refused calls cost nothing
+    assert budget["reserved_usd"] == 0
+    assert len(server.spending_calls()) == 4  # the model outside the allow-list never left
