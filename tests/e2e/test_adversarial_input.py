@@ -3,11 +3,13 @@ extreme dates, floods of connections. Each case runs against a real daemon proce
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -168,3 +170,79 @@ def test_an_old_script_passing_totp_is_told_how_to_pass_the_code(airlock: Airloc
             assert "123456" not in refused.stderr + refused.stdout
         pending = agent.get("/v1/requests").json()["requests"]
         assert [r["code"] for r in pending] == [created["code"]]
+
+
+# -- agent text reaches the person's terminal only through the prompt's sanitiser ---------
+
+HOSTILE_REASON = (
+    "\x1b[2J\x1b[H"  # clear the screen
+    "\x1b]0;owned\x07"  # set the window title
+    "WRITE ALL MAIL\rread inbox"  # overwrite the start of the row
+    "\u202egnp.exe\u202c"  # bidi override
+    "zero\u200bwidth\u2060joiner\ufeff"  # invisible characters
+    "\x9b31m"  # a C1 control sequence introducer
+    "\nCODE  uid 0  forged row\n" + "A" * 800
+)
+HOSTILE_AGENT = "\x1b]0;x\x07\u202eclaude\rroot\u200b\n"
+
+
+def unsafe_characters(text: str) -> list[str]:
+    """Control and format characters a terminal would act on (a newline ends a line)."""
+    return sorted(
+        {
+            f"U+{ord(char):04X}"
+            for char in text
+            if char != "\n" and unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp")
+        }
+    )
+
+
+def test_every_listing_shows_agent_text_through_the_prompts_sanitiser(airlock: Airlock) -> None:
+    with airlock.client() as agent:
+        airlock.session(agent, reason=HOSTILE_REASON, agent=HOSTILE_AGENT)
+        airlock.request(agent, reason=HOSTILE_REASON, agent=HOSTILE_AGENT)
+    for command in (["pending"], ["sessions"], ["audit"], ["status"]):
+        shown = airlock.cli(*command)
+        assert shown.returncode == 0, (command, shown.stderr)
+        text = shown.stdout + shown.stderr
+        assert unsafe_characters(text) == [], (command, unsafe_characters(text))
+        assert "A" * 300 not in text, f"{command}: agent text is not length-limited"
+        assert "forged row" not in "".join(
+            line for line in text.splitlines() if line.startswith("CODE")
+        ), f"{command}: agent text started a line of its own"
+    pending = airlock.cli("pending").stdout.splitlines()
+    assert len(pending) == 2, pending  # the heading and one row: no forged rows
+    assert "WRITE ALL MAIL read inbox" in pending[1]
+    audit = airlock.cli("audit").stdout
+    assert "owned" in audit  # visible as plain text, not acted on
+    for command in (["pending"], ["sessions"], ["audit"], ["status"]):
+        shown = airlock.cli(*command, "--json")
+        assert shown.returncode == 0, (command, shown.stderr)
+        assert unsafe_characters(shown.stdout) == [], command
+        json.loads(shown.stdout)  # exact JSON, escaped by the encoder
+    listed = json.loads(airlock.cli("pending", "--json").stdout)
+    assert listed[0]["reason"] == HOSTILE_REASON
+    assert listed[0]["agent"] == HOSTILE_AGENT
+    records = json.loads(airlock.cli("audit", "--json", "--event", "access_requested").stdout)
+    assert records[0]["agent"] == HOSTILE_AGENT
+
+
+def test_an_error_naming_a_hostile_field_is_sanitised(airlock: Airlock) -> None:
+    """The daemon names the offending field in a 400; the CLI prints it safely."""
+    first = subprocess.Popen(
+        [sys.executable, "-m", "airlock", "run", "mail", "count_unread"],
+        env=airlock.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    with airlock.client() as person:
+        deadline = time.monotonic() + 30
+        while not (waiting := person.get("/v1/requests").json()["requests"]):
+            assert time.monotonic() < deadline, "no request appeared"
+            time.sleep(0.1)
+        assert airlock.approve(person, waiting[0]["code"]).status_code == 200
+    assert first.wait(timeout=60) == 0  # the session is cached for the next run
+    shown = airlock.cli("run", "mail", "list_messages", "-p", '{"\\u001b[2J\\u202ex": 1}')
+    assert shown.returncode == 2, shown.stderr
+    assert "error: params." in shown.stderr
+    assert unsafe_characters(shown.stderr) == [], unsafe_characters(shown.stderr)

@@ -1,8 +1,9 @@
-"""The approval prompt: one rendering, the same on every channel (DESIGN §4).
+"""The approval prompt: one rendering, the same on every channel.
 
-Everything the agent controls (reason, agent name, parameters) is flattened to one line,
-stripped of control and formatting characters and cut to a length, and shown quoted
-under a fixed heading, so it cannot imitate or hide the prompt's own lines.
+Everything the agent controls (reason, agent name, process name, parameters) is
+flattened to one line by :func:`untrusted_line`, and shown quoted under a fixed heading
+that says the agent claims it, so it cannot imitate or hide the prompt's own lines.
+The CLI's listings and every notifier show agent text through the same function.
 """
 
 from __future__ import annotations
@@ -20,10 +21,17 @@ from airlock.store import AccessRequest
 
 REASON_LIMIT = 300
 PARAM_LIMIT = 400
+CLAIM_LABEL = "Agent says it is"
 
 
 def untrusted_line(text: str, limit: int) -> str:
-    """One line of agent text: no control/format characters, no newlines, at most *limit*."""
+    """Agent-controlled text made safe to show a person: one line, at most *limit* chars.
+
+    Control characters (terminal escapes, ``\\r``, C1 codes), format characters (bidi
+    overrides, zero-width), line separators and unassigned code points become spaces;
+    runs of whitespace collapse to one. The one sanitiser for prompts, CLI listings and
+    notifiers.
+    """
     cleaned = []
     for char in text:
         category = unicodedata.category(char)
@@ -36,13 +44,15 @@ def untrusted_line(text: str, limit: int) -> str:
 
 
 def render_prompt(request: AccessRequest, *, process: str | None) -> Prompt:
-    who = f"uid {request.requester_uid}"
-    if process:
-        who += f", process {untrusted_line(process, 32)}"
+    lines: list[tuple[str, str]] = [("Who", f"uid {request.requester_uid}")]
+    claimed = []
+    if process:  # /proc/PID/comm: the agent picks its own process name
+        claimed.append(f"process {untrusted_line(process, 32)!r}")
     if request.agent:
-        who += f", agent {untrusted_line(request.agent, 64)!r}"
-    lines: list[tuple[str, str]] = [
-        ("Who", who),
+        claimed.append(f"agent {untrusted_line(request.agent, 64)!r}")
+    if claimed:
+        lines.append((CLAIM_LABEL, ", ".join(claimed) + " (unverified)"))
+    lines += [
         ("Services", ", ".join(request.services)),
         ("Access", _access_line(request)),
         ("Lasts", format_duration(request.ttl)),

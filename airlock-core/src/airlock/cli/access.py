@@ -82,6 +82,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def pending(ctx: typer.Context, as_json: JsonOption = False) -> None:
         """List requests waiting for approval."""
+        from airlock.prompts import untrusted_line
+
         found = with_client(ctx.obj, lambda c: c.pending())
         print_listing(
             found.requests,
@@ -95,7 +97,7 @@ def register(app: typer.Typer) -> None:
                 r.access,
                 f"uid {r.requester_uid}",
                 r.fingerprint,
-                r.reason[:60],
+                untrusted_line(r.reason, 60),
             ],
         )
 

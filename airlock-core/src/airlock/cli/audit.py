@@ -28,6 +28,7 @@ EventOption = Annotated[
 LimitOption = Annotated[int, typer.Option("--limit", min=1, max=10_000, help="At most N events.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 _CHAIN_FIELDS = ("ts", "seq", "event", "prev", "mac")
+VALUE_LIMIT = 200
 
 
 def _local_midnight(days_ago: int) -> datetime:
@@ -40,14 +41,18 @@ def _iso(when: datetime) -> str:
 
 
 def _line(record: dict[str, Any]) -> str:
+    """One line per record; every value is safe to show (reasons and names are the agent's)."""
+    from airlock.prompts import untrusted_line
+
+    def shown(value: Any) -> str:
+        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        return untrusted_line(str(text), VALUE_LIMIT)
+
     details = " ".join(
-        f"{key}={value if isinstance(value, str) else json.dumps(value, separators=(',', ':'))}"
-        for key, value in record.items()
-        if key not in _CHAIN_FIELDS
+        f"{shown(key)}={shown(value)}" for key, value in record.items() if key not in _CHAIN_FIELDS
     )
-    return (
-        f"{record.get('ts', '?')}  #{record.get('seq', '?')}  {record.get('event', '?')}  {details}"
-    )
+    ts, seq, event = (shown(record.get(key, "?")) for key in ("ts", "seq", "event"))
+    return f"{ts}  #{seq}  {event}  {details}"
 
 
 def _list(

@@ -1,4 +1,10 @@
-"""Printing for people and for scripts: JSON on ``--json``, errors to stderr with a hint."""
+"""Printing for people and for scripts: JSON on ``--json``, errors to stderr with a hint.
+
+Text for people goes through :func:`airlock.prompts.untrusted_line` (the prompt's own
+sanitiser): much of it (reasons, agent names, audit details, daemon messages) comes from
+the agent, and must not reach the terminal as escape sequences or forged lines. JSON is
+escaped by the encoder (``ensure_ascii``) and stays exact.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ from typing import Any, TypeVar
 from airlock.errors import AirlockError
 
 T = TypeVar("T")
+CELL_LIMIT = 80
+MESSAGE_LIMIT = 500
 
 
 def print_json(data: Any) -> None:
@@ -17,13 +25,18 @@ def print_json(data: Any) -> None:
 
 
 def report_error(exc: AirlockError) -> None:
-    sys.stderr.write(f"error: {exc.message}\n")
+    from airlock.prompts import untrusted_line
+
+    sys.stderr.write(f"error: {untrusted_line(exc.message, MESSAGE_LIMIT)}\n")
     if exc.hint:
-        sys.stderr.write(f"hint: {exc.hint}\n")
+        sys.stderr.write(f"hint: {untrusted_line(exc.hint, MESSAGE_LIMIT)}\n")
 
 
 def table(rows: list[list[str]], headers: list[str]) -> str:
-    """A plain aligned table (no colours, so it pastes cleanly)."""
+    """A plain aligned table (no colours, so it pastes cleanly); each cell one safe line."""
+    from airlock.prompts import untrusted_line
+
+    rows = [[untrusted_line(cell, CELL_LIMIT) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]

@@ -61,6 +61,8 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Show the config, mode, plugins and configured services."""
+        from airlock.prompts import untrusted_line
+
         facts = collect_status(ctx.obj)
         if as_json:
             print_json(facts)
@@ -75,7 +77,7 @@ def register(app: typer.Typer) -> None:
         if facts["services"]:
             typer.echo("services:")
             for svc in facts["services"]:
-                problem = f"  ! {svc['problem']}" if svc.get("problem") else ""
+                problem = f"  ! {untrusted_line(svc['problem'], 300)}" if svc.get("problem") else ""
                 if svc.get("loaded") is False:
                     problem += "  ! not loaded by the running daemon: restart (or reload) it"
                 typer.echo(f"  {svc['name']:<12} {svc['connector']}{problem}")
@@ -92,7 +94,8 @@ def register(app: typer.Typer) -> None:
                 f"{len(daemon['sessions'])} session(s) of yours"
             )
             for channel in daemon["notifiers"]:
-                health = "ok" if channel["ok"] else f"UNREACHABLE ({channel['detail']})"
+                detail = untrusted_line(str(channel["detail"]), 300)
+                health = "ok" if channel["ok"] else f"UNREACHABLE ({detail})"
                 typer.echo(f"  notifier {channel['name']}: {health}")
         else:
             typer.echo("daemon:   not running (start it with `airlock serve`)")

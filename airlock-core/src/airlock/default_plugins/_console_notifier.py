@@ -8,6 +8,9 @@ from typing import Any, TextIO
 from pydantic import BaseModel
 
 from airlock.notifiers import Delivery, Notice, Notifier, Prompt, Reply
+from airlock.prompts import untrusted_line
+
+NOTICE_LIMIT = 1000
 
 
 class ConsoleNotifier(Notifier):
@@ -40,7 +43,7 @@ class ConsoleNotifier(Notifier):
         return Delivery(notifier=self.name, ref=prompt.request_id)
 
     async def notify(self, notice: Notice) -> None:
-        self._write(f"[airlock] {notice.text}\n")
+        self._write(f"[airlock] {untrusted_line(notice.text, NOTICE_LIMIT)}\n")
 
     async def replies(self) -> AsyncIterator[Reply]:
         # Nothing ever arrives here: wait until closed, then end the iteration.
