@@ -5,18 +5,15 @@ right; the audit has model, tokens and cost but not the prompt; the key leaks no
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from daemon_harness import Airlock, remember
+from llm_harness import audit, budget_of, spend_session, start_llm
 from tests.openrouter.openrouter_server import OpenRouterServer
-
-from airlock.vault import TotpKey, Vault
 
 PROMPT = "Draft a polite reply to Alice about the quarterly figures (secret-prompt-marker)."
 
@@ -38,23 +35,6 @@ def llm(tmp_path: Path, server: OpenRouterServer) -> Iterator[Airlock]:
     airlock.stop()
 
 
-def start_llm(home: Path, server: OpenRouterServer, **settings: Any) -> Airlock:
-    llm = {"connector": "openrouter", "api_base": server.url, "models": ["test/*"]}
-    airlock = Airlock(home, overrides={"services": {"llm": {**llm, "max_usd": 1.0, **settings}}})
-    Vault(airlock.paths.vault_file, TotpKey(airlock.phone.secret)).set(
-        "llm", {"api_key": server.key}
-    )
-    return airlock.start()
-
-
-def spend_session(airlock: Airlock, client: httpx.Client, budget: float) -> str:
-    session = airlock.session(
-        client, services=["llm"], access="spend", budget_usd=budget, reason="draft my replies"
-    )
-    assert session["access"] == "spend"
-    return str(session["token"])
-
-
 def chat(
     client: httpx.Client, token: str, *, model: str = "test/cheap", max_tokens: int = 2000
 ) -> httpx.Response:
@@ -68,18 +48,6 @@ def chat(
         json={"params": params},
         headers={"Authorization": f"Bearer {token}"},
     )
-
-
-def budget_of(client: httpx.Client) -> dict[str, float]:
-    sessions = client.get("/v1/sessions").json()["sessions"]
-    [spend] = [s for s in sessions if s["access"] == "spend"]
-    budget: dict[str, float] = spend["budget"]
-    return budget
-
-
-def audit(airlock: Airlock, event: str) -> list[dict[str, Any]]:
-    lines = (airlock.paths.audit_dir / "audit.jsonl").read_text().splitlines()
-    return [e for e in map(json.loads, lines) if e["event"] == event]
 
 
 def test_an_agent_with_5_cents_chats_until_the_money_runs_out_then_nothing_is_sent(

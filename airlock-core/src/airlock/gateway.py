@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -206,24 +206,33 @@ class Gateway:
 
     async def stream(
         self, token: str, peer: Peer, service_name: str, operation: str, params: Mapping[str, Any]
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """A spend operation streamed: the same checks as :meth:`run`, then the chunks as
-        they arrive. Admission errors raise before the first chunk; the audit record is
-        written when the stream ends, however it ends."""
+        they arrive. Admission errors raise here; a refusal of the budget or the service
+        raises from the first ``anext``, before any chunk. Closing the generator ends the
+        upstream call, settles the budget and writes the call's audit record."""
         call = await self._admit(token, peer, service_name, operation, params)
         if call.spec.access is not Access.SPEND:
             raise InvalidInput(f"{service_name}.{operation} cannot be streamed", field="stream")
         connector = await self.pool.get(service_name)
         return self._relay(call, connector)
 
-    async def _relay(self, call: _Admitted, connector: Connector) -> AsyncIterator[dict[str, Any]]:
+    async def _relay(
+        self, call: _Admitted, connector: Connector
+    ) -> AsyncGenerator[dict[str, Any], None]:
         facts: dict[str, Any] = {"stream": True}
         started = time.perf_counter()
         outcome, error = "ok", None
+        # Nothing is served before a durable record of the call: written while the
+        # service prepares its first chunk, awaited before that chunk is passed on.
+        begun = asyncio.ensure_future(
+            self._audit.append("operation_started", **call.where, params=call.audited, **facts)
+        )
         try:
             async for chunk in self.priced.stream(
                 connector, call.spec, call.canonical, call.session.id, facts
             ):
+                await begun
                 yield chunk
         except BudgetCut:
             outcome, error = "cut", BudgetExhausted.code
@@ -235,6 +244,8 @@ class Gateway:
             outcome, error = "error", type(exc).__name__
             raise
         finally:
+            with contextlib.suppress(Exception):
+                await begun
             count = self.uses.add(call.session)
             await self._audit.append(
                 "operation",

@@ -58,7 +58,7 @@ def _totp_header(request: web.Request) -> str:
     return code
 
 
-def _bearer(request: web.Request) -> str:
+def bearer(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -134,7 +134,7 @@ async def revoke_all(request: web.Request) -> web.StreamResponse:
 
 
 async def run_operation(request: web.Request) -> web.StreamResponse:
-    token = _bearer(request)
+    token = bearer(request)
     body = await read_body(request, api.OperationIn)
     try:
         out = await rt(request).gateway.run(

@@ -12,6 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from airlock.daemon.http import BODY_LIMIT, UidGate, errors_as_json, make_uid_middleware
+from airlock.daemon.openai_routes import OPENAI_ROUTE, openai_call
 from airlock.daemon.routes import ROUTES, RUNTIME
 from airlock.daemon.runtime import Runtime
 from airlock.errors import AirlockError
@@ -34,6 +35,8 @@ def build_web_app(runtime: Runtime, gate: UidGate) -> web.Application:
     app[RUNTIME] = runtime
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
+    for method in ("GET", "POST"):  # which path takes which is the connector's to say
+        app.router.add_route(method, OPENAI_ROUTE, openai_call)
     return app
 
 

@@ -1,0 +1,113 @@
+"""The OpenAI-compatible endpoint: ``/v1/openai/{service}/...`` for OpenAI clients.
+
+A connector that declares ``openai_operations`` (see docs/plugins.md) has those operations
+served here in OpenAI's own request and response format, so the official ``openai`` SDK
+and OpenAI-compatible tools work through Airlock unchanged: the session token is the API
+key, and every call goes through the gateway like ``POST /v1/ops`` (session, policies,
+scope, rate limit, budget, audit). ``stream: true`` relays the service's server-sent
+events as each chunk arrives; a stream that fails or is cut by the budget ends with an
+``error`` event instead of ``[DONE]``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from aiohttp import web
+
+from airlock.connectors import OPENAI_PATHS
+from airlock.daemon.http import parse_json_object, peer, whole_body
+from airlock.daemon.routes import RUNTIME, bearer
+from airlock.daemon.runtime import Runtime
+from airlock.errors import AirlockError, BudgetExhausted, NotFound
+from airlock.logs import get_logger
+from airlock.priced_calls import BudgetCut
+
+__all__ = ["OPENAI_ROUTE", "openai_call"]
+
+log = get_logger("airlock.daemon")
+
+OPENAI_ROUTE = "/v1/openai/{service}/{path:.+}"
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+
+
+def _operation(runtime: Runtime, service: str, path: str, method: str) -> str:
+    """The operation that serves OpenAI's *path* on *service*, or a 404 saying why."""
+    svc = runtime.services.get(service)
+    if svc is None:
+        raise NotFound(f"no service named {service[:40]!r}")
+    operation = svc.connector.openai_operations.get(path)
+    if operation is None or OPENAI_PATHS.get(path) != method:
+        spoken = ", ".join(f"/{p}" for p in svc.connector.openai_operations) or "none"
+        raise NotFound(
+            f"service {service!r} has no OpenAI endpoint {method} /{path[:60]}",
+            hint=f"it serves: {spoken}",
+        )
+    return operation
+
+
+async def openai_call(request: web.Request) -> web.StreamResponse:
+    runtime = request.app[RUNTIME]
+    service, path = request.match_info["service"], request.match_info["path"]
+    operation = _operation(runtime, service, path, request.method)
+    token = bearer(request)
+    caller = peer(request)
+    body: dict[str, Any] = {}
+    if request.method == "POST":
+        body = parse_json_object(await whole_body(request))
+    gateway = runtime.gateway
+    if body.get("stream") is True:
+        chunks = await gateway.stream(token, caller, service, operation, body)
+        return await _relay(request, chunks)
+    result = await gateway.run_result(token, caller, service, operation, body)
+    return web.Response(text=result.model_dump_json(by_alias=True), content_type="application/json")
+
+
+async def _relay(
+    request: web.Request, chunks: AsyncGenerator[dict[str, Any], None]
+) -> web.StreamResponse:
+    """Server-sent events, one per chunk, written the moment the chunk arrives.
+
+    The first chunk is awaited before the answer starts, so a refusal (the budget, the
+    service) is still an ordinary JSON error with its status, not an event."""
+    try:
+        try:
+            first: dict[str, Any] | None = await anext(chunks)
+        except StopAsyncIteration:
+            first = None
+        response = web.StreamResponse(headers=SSE_HEADERS)
+        await response.prepare(request)
+        try:
+            if first is not None:
+                await response.write(_event(first))
+                async for chunk in chunks:
+                    await response.write(_event(chunk))
+        except BudgetCut as exc:
+            await response.write(_event({"error": _error(BudgetExhausted.code, str(exc))}))
+        except AirlockError as exc:
+            await response.write(_event({"error": exc.to_dict()}))
+        except (ConnectionError, RuntimeError):
+            raise  # the client went away: nothing more to send
+        except Exception as exc:
+            log.error("stream_failed", path=request.path, error=type(exc).__name__)
+            await response.write(_event({"error": _error("internal_error", "stream failed")}))
+        else:
+            await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+    finally:
+        await chunks.aclose()  # settles the budget and writes the audit record
+    return response
+
+
+def _event(data: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+
+
+def _error(code: str, message: str) -> dict[str, str]:
+    return {"code": code, "message": message}

@@ -1,0 +1,46 @@
+"""A daemon with an ``llm`` service on the local OpenRouter, and the calls the spending
+tests make: a spend session, the budget as ``airlock sessions`` shows it, the audit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+from daemon_harness import Airlock
+from tests.openrouter.openrouter_server import OpenRouterServer
+
+from airlock.vault import TotpKey, Vault
+
+
+def start_llm(home: Path, server: OpenRouterServer, **settings: Any) -> Airlock:
+    """`airlock serve` with service ``llm`` (models test/*, max_usd $1), its key stored."""
+    llm = {"connector": "openrouter", "api_base": server.url, "models": ["test/*"]}
+    airlock = Airlock(home, overrides={"services": {"llm": {**llm, "max_usd": 1.0, **settings}}})
+    Vault(airlock.paths.vault_file, TotpKey(airlock.phone.secret)).set(
+        "llm", {"api_key": server.key}
+    )
+    return airlock.start()
+
+
+def spend_session(airlock: Airlock, client: httpx.Client, budget: float) -> str:
+    """The token of a session approved to spend up to *budget* dollars on ``llm``."""
+    session = airlock.session(
+        client, services=["llm"], access="spend", budget_usd=budget, reason="draft my replies"
+    )
+    assert session["access"] == "spend"
+    return str(session["token"])
+
+
+def budget_of(client: httpx.Client) -> dict[str, float]:
+    """The spend session's budget as ``GET /v1/sessions`` lists it."""
+    sessions = client.get("/v1/sessions").json()["sessions"]
+    [spend] = [s for s in sessions if s["access"] == "spend"]
+    budget: dict[str, float] = spend["budget"]
+    return budget
+
+
+def audit(airlock: Airlock, event: str) -> list[dict[str, Any]]:
+    lines = (airlock.paths.audit_dir / "audit.jsonl").read_text().splitlines()
+    return [e for e in map(json.loads, lines) if e["event"] == event]

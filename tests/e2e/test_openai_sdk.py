@@ -1,0 +1,210 @@
+"""The official ``openai`` SDK through a real daemon: chat, embeddings and models at
+``/v1/openai/llm``, the session token as its API key, streaming relayed chunk by chunk,
+a budget that refuses before sending and cuts a runaway stream with an error event."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from daemon_harness import Airlock, remember
+from llm_harness import audit, budget_of, spend_session, start_llm
+from tests.openrouter.openrouter_server import OpenRouterServer
+
+HELLO = [{"role": "user", "content": "Say hello."}]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[OpenRouterServer]:
+    running = OpenRouterServer()
+    remember(running.key)
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def llm(tmp_path: Path, server: OpenRouterServer) -> Iterator[Airlock]:
+    """A daemon of its own for each test (its phone needs no wait between approvals)."""
+    server.reset()
+    airlock = start_llm(tmp_path / "home", server)
+    yield airlock
+    airlock.stop()
+
+
+@pytest.fixture
+def token(llm: Airlock) -> str:
+    with llm.client() as client:
+        return spend_session(llm, client, 0.05)
+
+
+def sdk(airlock: Airlock, key: str) -> openai.OpenAI:
+    """What an agent writes: the OpenAI client pointed at Airlock's socket."""
+    return openai.OpenAI(
+        base_url="http://airlock/v1/openai/llm",
+        api_key=key,
+        http_client=httpx.Client(transport=httpx.HTTPTransport(uds=str(airlock.paths.socket))),
+        max_retries=0,
+    )
+
+
+def test_the_openai_sdk_chats_embeds_and_lists_models_through_airlock(
+    llm: Airlock, server: OpenRouterServer, token: str
+) -> None:
+    server.answer_tokens = 3
+    client = sdk(llm, token)
+    completion = client.chat.completions.create(
+        model="test/cheap",
+        messages=HELLO,
+        max_tokens=10,  # type: ignore[arg-type]
+    )
+    assert completion.choices[0].message.content == "w w w "
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens == 3
+    embedded = client.embeddings.create(model="test/embed", input=["one", "two"])
+    assert [e.index for e in embedded.data] == [0, 1]
+    assert len(embedded.data[0].embedding) == 8
+    models = [m.id for m in client.models.list()]
+    assert models == ["test/cheap", "test/embed", "test/flat", "test/variable"]
+    sent = server.spending_calls()
+    assert [c.path for c in sent] == ["/chat/completions", "/embeddings"]
+    assert all(c.authorization == f"Bearer {server.key}" for c in sent)  # the real key, added
+    with llm.client() as plain:
+        spent = budget_of(plain)["spent_usd"]
+    assert spent == pytest.approx(
+        completion.usage.model_extra["cost"] + embedded.usage.model_extra["cost"]  # type: ignore[index]
+    )
+    records = [e for e in audit(llm, "operation") if e["op"] in ("chat", "embed")]
+    assert [(e["op"], e["outcome"]) for e in records] == [("chat", "ok"), ("embed", "ok")]
+    assert all(e["cost_usd"] > 0 and set(e["params"]) == {"chars", "sha256"} for e in records)
+
+
+def test_a_stream_is_relayed_as_each_chunk_arrives_and_settled_from_its_usage(
+    llm: Airlock, server: OpenRouterServer, token: str
+) -> None:
+    server.answer_tokens = 5
+    server.token_delay = 0.2
+    client = sdk(llm, token)
+    arrivals: list[float] = []
+    text = ""
+    usage: Any = None
+    stream = client.chat.completions.create(
+        model="test/cheap",
+        messages=HELLO,  # type: ignore[arg-type]
+        max_tokens=10,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            arrivals.append(time.monotonic())
+            text += chunk.choices[0].delta.content
+        if chunk.usage is not None:
+            usage = chunk.usage
+    assert text == "w " * 5
+    # 0.2 s between tokens at the service: had Airlock buffered the answer, they would
+    # have arrived together.
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert min(gaps) > 0.1
+    assert usage is not None
+    with llm.client() as plain:
+        assert budget_of(plain)["spent_usd"] == pytest.approx(usage.model_extra["cost"])
+    [record] = [e for e in audit(llm, "operation") if e.get("stream")][-1:]
+    assert record["outcome"] == "ok"
+    assert record["completion_tokens"] == 5
+    assert server.spending_calls()[-1].body["stream"] is True  # type: ignore[index]
+
+
+def test_a_stream_running_past_its_reservation_ends_with_an_error_event(
+    llm: Airlock, server: OpenRouterServer, token: str
+) -> None:
+    """A provider ignoring max_tokens: Airlock cuts it off at what was reserved."""
+    server.extra_tokens = 200
+    client = sdk(llm, token)
+    received = ""
+    stream = client.chat.completions.create(
+        model="test/flat",
+        messages=HELLO,  # type: ignore[arg-type]
+        max_tokens=5,
+        stream=True,
+    )
+
+    def read_all() -> None:
+        nonlocal received
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                received += chunk.choices[0].delta.content
+
+    with pytest.raises(openai.APIError, match="passed its reserved"):
+        read_all()
+    assert 0 < len(received) <= len("w ") * 6
+    with llm.client() as plain:
+        budget = budget_of(plain)
+    assert budget["spent_usd"] == pytest.approx(0.00005)  # its reservation: 5 x $0.00001
+    assert budget["reserved_usd"] == 0
+    [record] = [e for e in audit(llm, "operation") if e.get("cut")][-1:]
+    assert record["outcome"] == "cut"
+
+
+def test_the_sdk_sees_a_spent_budget_as_an_error_and_nothing_is_sent(
+    llm: Airlock, server: OpenRouterServer, token: str
+) -> None:
+    client = sdk(llm, token)
+    for _ in range(5):  # test/flat: exactly $0.01 a call
+        client.chat.completions.create(model="test/flat", messages=HELLO, max_tokens=1000)  # type: ignore[arg-type]
+    sent = len(server.spending_calls())
+    with pytest.raises(openai.APIStatusError) as refused:
+        client.chat.completions.create(model="test/flat", messages=HELLO, max_tokens=1000)  # type: ignore[arg-type]
+    assert refused.value.status_code == 402
+    assert refused.value.body["code"] == "budget_exhausted"  # type: ignore[index]
+    with pytest.raises(openai.APIStatusError) as streamed:
+        client.chat.completions.create(
+            model="test/flat",
+            messages=HELLO,  # type: ignore[arg-type]
+            max_tokens=1000,
+            stream=True,
+        )
+    assert streamed.value.status_code == 402
+    assert len(server.spending_calls()) == sent
+
+
+def test_a_wrong_key_or_a_read_session_is_refused_like_openai_would(
+    llm: Airlock, server: OpenRouterServer
+) -> None:
+    with pytest.raises(openai.AuthenticationError):
+        sdk(llm, "alk_" + "A" * 43).models.list()
+    with llm.client() as client:
+        read = llm.session(client, services=["llm"], reason="which models are there")
+    client_ = sdk(llm, read["token"])
+    assert [m.id for m in client_.models.list()][:1] == ["test/cheap"]
+    with pytest.raises(openai.PermissionDeniedError):
+        client_.chat.completions.create(model="test/cheap", messages=HELLO)  # type: ignore[arg-type]
+    with pytest.raises(openai.NotFoundError):
+        client_.completions.create(model="test/cheap", prompt="legacy endpoint")
+    assert server.spending_calls() == []
+
+
+def test_bad_openai_bodies_are_400s_naming_the_field(llm: Airlock, token: str) -> None:
+    with llm.client(Authorization=f"Bearer {token}") as client:
+        unknown = client.post(
+            "/v1/openai/llm/chat/completions",
+            json={"model": "test/cheap", "messages": HELLO, "models": ["other/model"]},
+        )
+        not_json = client.post("/v1/openai/llm/chat/completions", content=b"{nope")
+    assert unknown.status_code == 400
+    assert unknown.json()["error"]["field"] == "params.models"
+    assert not_json.status_code == 400
+    assert json.loads(not_json.text)["error"]["field"] == "body"
+
+
+def test_openai_routes_name_no_service_that_does_not_speak_openai(llm: Airlock) -> None:
+    with llm.client(Authorization="Bearer alk_" + "A" * 43) as client:
+        response = client.get("/v1/openai/mail/models")
+    assert response.status_code == 404
+    assert "no OpenAI endpoint" in response.json()["error"]["message"]
