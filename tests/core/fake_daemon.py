@@ -76,9 +76,47 @@ MAIL_OPERATIONS = [
     _op("count_unread", "read", FolderParams, "Count unread messages."),
     _op("mark_read", "write", MarkParams, "Mark a message read."),
 ]
+# What airlock-mail's connectors declare: tool names of the original Airlock's MCP server.
+MAIL_ALIASES = [
+    api.ToolAliasInfo(
+        tool="airlock_list_emails",
+        operation="list_messages",
+        description="List messages in a mail folder, newest first.",
+        args={"limit": "limit", "folder": "folder"},
+    ),
+    api.ToolAliasInfo(
+        tool="airlock_search_emails",
+        operation="search",
+        description="Search mail.",
+        args={"query": "query", "limit": "limit"},
+    ),
+    api.ToolAliasInfo(
+        tool="airlock_get_email",
+        operation="get_message",
+        description="Read one message.",
+        args={"message_id": "id"},
+    ),
+    api.ToolAliasInfo(
+        tool="airlock_count_unread",
+        operation="count_unread",
+        description="Count unread messages in the inbox.",
+    ),
+]
 SERVICES = [
-    api.ServiceInfo(name="gmail", connector="gmail", title="Gmail", operations=MAIL_OPERATIONS),
-    api.ServiceInfo(name="work-mail", connector="imap", title="IMAP", operations=MAIL_OPERATIONS),
+    api.ServiceInfo(
+        name="gmail",
+        connector="gmail",
+        title="Gmail",
+        operations=MAIL_OPERATIONS,
+        tool_aliases=MAIL_ALIASES,
+    ),
+    api.ServiceInfo(
+        name="work-mail",
+        connector="imap",
+        title="IMAP",
+        operations=MAIL_OPERATIONS,
+        tool_aliases=MAIL_ALIASES,
+    ),
     api.ServiceInfo(
         name="calendar",
         connector="gcal",

@@ -13,7 +13,7 @@ import pytest
 from fake_daemon import GOOD_TOTP, FakeDaemon, running
 
 from airlock import errors
-from airlock.client import AirlockClient, SyncAirlockClient, WaitStatus
+from airlock.client import AirlockClient, StillPending, SyncAirlockClient, WaitStatus
 
 T = TypeVar("T")
 
@@ -93,9 +93,28 @@ def test_nobody_answering_within_the_wait_raises_approval_timed_out(daemon: Fake
         async with client(daemon) as airlock:
             await airlock.request_access(["gmail"], "read mail", wait=0)
 
-    with pytest.raises(errors.ApprovalTimedOut, match="within 0s") as caught:
+    with pytest.raises(errors.ApprovalTimedOut, match=r"still waiting .* after 0s") as caught:
         run(scenario)
     assert "airlock approve" in (caught.value.hint or "")
+    assert isinstance(caught.value, StillPending)
+    assert caught.value.request_code == daemon.requests[0].code
+
+
+def test_asking_again_after_the_wait_ran_out_resumes_the_same_request(
+    daemon: FakeDaemon,
+) -> None:
+    daemon.answer = "ignore"
+
+    async def scenario() -> str:
+        async with client(daemon) as airlock:
+            with pytest.raises(StillPending):
+                await airlock.request_access(["gmail"], "read mail", wait=0)
+            daemon.answer = "approve"
+            held = await airlock.request_access(["gmail"], "read mail again", wait=5)
+            return held.id
+
+    assert run(scenario)
+    assert len(daemon.requests) == 1
 
 
 def test_the_wait_reports_the_code_to_show_the_person(daemon: FakeDaemon) -> None:

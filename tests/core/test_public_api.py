@@ -70,6 +70,7 @@ PUBLIC_NAMES = [
     "Stage",
     "StreamItem",
     "SystemClock",
+    "ToolAlias",
     "UntrustedText",
     "Verdict",
     "current_budget",

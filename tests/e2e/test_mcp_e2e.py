@@ -148,3 +148,41 @@ def test_the_stdio_server_as_an_agent_starts_it(airlock: Airlock) -> None:
     assert seen[0]["reason"] == "MCP tool airlock_count_unread called by the agent"
     with airlock.client() as owner:
         assert owner.get("/v1/sessions").json()["sessions"] == [], "revoked when stdin closed"
+
+
+def test_a_short_approval_wait_answers_pending_then_the_same_request_resumes(
+    start_airlock: Callable[..., Airlock],
+) -> None:
+    """The wait comes from config.yaml (mcp.approval_wait); the server is started under
+    the original README's name, `python -m airlock.mcp_server`."""
+    airlock = start_airlock({"mcp": {"approval_wait": "2s"}})
+    params = mcp.StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "airlock.mcp_server"],
+        env={**os.environ, "AIRLOCK_HOME": str(airlock.home)},
+    )
+    progress: list[str | None] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        progress.append(message)
+
+    async def main() -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+        async with mcp.Client(params) as session:
+            first = await session.call_tool("mail_count_unread", {}, progress_callback=on_progress)
+            async with AirlockClient(airlock.paths.socket) as person:
+                pending = [r.model_dump() for r in (await person.pending()).requests]
+                code = await asyncio.to_thread(airlock.phone.code)
+                await person.approve(pending[0]["code"], code)
+            again = await session.call_tool("mail_count_unread", {})
+            return data(first), data(again), pending
+
+    first, again, pending = asyncio.run(main())
+    assert first["status"] == "pending"
+    assert first["request"] == pending[0]["code"]
+    assert first["fingerprint"] == pending[0]["fingerprint"]
+    assert len(pending) == 1
+    assert progress, "progress notifications while waiting"
+    assert again["untrusted_content_from"] == "mail"
+    with airlock.client() as owner:
+        requests = owner.get("/v1/audit", params={"event": "access_requested"}).json()["events"]
+    assert len(requests) == 1, "calling again resumed the same request"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -35,6 +37,24 @@ DEFAULT_WAIT = 120.0
 # One long-poll holds at most this long, and this long when someone shows progress.
 LONG_POLL = 30
 PROGRESS_POLL = 5
+
+
+class StillPending(ApprovalTimedOut):
+    """The wait ended while the request still waits for the person. The same client
+    asking again for the same thing resumes this request instead of opening another."""
+
+    def __init__(self, created: api.AccessRequestCreated, waited: float) -> None:
+        super().__init__(
+            f"request {created.code} (fingerprint {created.fingerprint}) is still waiting "
+            f"for the person's approval after {waited:g}s",
+            hint=f"approve it with `airlock approve {created.code}` before it expires",
+        )
+        self.request_code = created.code
+        self.fingerprint = created.fingerprint
+        self.expires_at = created.expires_at
+
+
+WaitKey = tuple[str, ...]
 
 
 def _seg(value: str) -> str:
@@ -75,6 +95,8 @@ class AirlockClient:
         self._catalogue: dict[str, api.ServiceInfo] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._reason: str | None = None
+        # Requests this client is waiting on, by what they ask for (see StillPending).
+        self._waiting: dict[WaitKey, api.AccessRequestCreated] = {}
 
     def __repr__(self) -> str:
         held = [s.id for s in self._wallet.held()]
@@ -185,10 +207,7 @@ class AirlockClient:
                 return _outcome(state, created)
             elapsed = time.monotonic() - started
             if elapsed >= total:
-                raise ApprovalTimedOut(
-                    f"nobody approved request {created.code} within {total:g}s",
-                    hint=f"approve it with `airlock approve {created.code}`, or ask again",
-                )
+                raise StillPending(created, total)
             if on_wait:
                 await on_wait(WaitStatus.of(created, elapsed, total))
 
@@ -212,14 +231,48 @@ class AirlockClient:
         expires or the client closes; the returned value describes it, without the token
         in its repr.
         """
-        created = await self.submit_request(
-            services, reason, access=access, ttl=ttl, sensitive=sensitive, budget_usd=budget_usd
+        key = ("session", str(access), str(budget_usd), *sorted(services))
+        grant = await self._approval(
+            key,
+            lambda: self.submit_request(
+                services,
+                reason,
+                access=access,
+                ttl=ttl,
+                sensitive=sensitive,
+                budget_usd=budget_usd,
+            ),
+            wait=wait,
+            on_wait=on_wait,
         )
-        grant = await self.await_approval(created, wait=wait, on_wait=on_wait)
         held = HeldSession.from_grant(grant)
         self._wallet.add(held)
         self._reason = reason
         return held
+
+    async def _approval(
+        self,
+        key: WaitKey,
+        submit: Callable[[], Awaitable[api.AccessRequestCreated]],
+        *,
+        wait: float | None,
+        on_wait: WaitCallback | None,
+    ) -> api.SessionGrant:
+        """Ask (or resume the unexpired request this client already made for *key*) and
+        wait. Only a wait that ran out keeps the request for the next ask."""
+        created = self._waiting.get(key)
+        if created is None or created.expires_at <= datetime.now(UTC):
+            created = await submit()
+            self._waiting[key] = created
+        try:
+            grant = await self.await_approval(created, wait=wait, on_wait=on_wait)
+        except StillPending:
+            raise
+        except BaseException:
+            self._waiting.pop(key, None)
+            raise
+        self._waiting.pop(key, None)
+        return grant
 
     def held_sessions(self) -> list[HeldSession]:
         """The unexpired sessions this client holds."""
@@ -320,13 +373,18 @@ class AirlockClient:
     ) -> api.OperationOut:
         """Ask the person to approve this exact call, then make it with the one-use session."""
         why = reason or self._reason or f"{service}.{operation} called by the agent"
-        created = await self.submit_request(
-            [service],
-            why,
-            access=Access.WRITE,
-            operation=build(api.OperationRef, service=service, name=operation, params=params),
+        key = ("write", service, operation, json.dumps(params, sort_keys=True, default=str))
+        grant = await self._approval(
+            key,
+            lambda: self.submit_request(
+                [service],
+                why,
+                access=Access.WRITE,
+                operation=build(api.OperationRef, service=service, name=operation, params=params),
+            ),
+            wait=wait,
+            on_wait=on_wait,
         )
-        grant = await self.await_approval(created, wait=wait, on_wait=on_wait)
         return await self.call(service, operation, params, token=grant.token)
 
     def service(self, name: str) -> ServiceProxy:

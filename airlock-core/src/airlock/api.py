@@ -143,6 +143,18 @@ class OperationInfo(BaseModel):
     access: Access
     description: str
     params_schema: dict[str, Any]
+    result_schema: dict[str, Any] = Field(default_factory=dict)
+    destructive: bool = False
+    open_world: bool = True
+
+
+class ToolAliasInfo(BaseModel):
+    """An MCP tool name from earlier releases, mapped to an operation (tool arg -> param)."""
+
+    tool: str
+    operation: str
+    description: str
+    args: dict[str, str] = Field(default_factory=dict)
 
 
 class ServiceInfo(BaseModel):
@@ -150,6 +162,7 @@ class ServiceInfo(BaseModel):
     connector: str
     title: str
     operations: list[OperationInfo]
+    tool_aliases: list[ToolAliasInfo] = Field(default_factory=list)
 
 
 class ServiceList(BaseModel):

@@ -20,7 +20,7 @@ lower-level methods: :meth:`~AirlockClient.submit_request` and
 ``approve``, ``deny``, ``sessions``, ``revoke``, credentials, ``audit``).
 """
 
-from airlock._async_client import AirlockClient
+from airlock._async_client import AirlockClient, StillPending
 from airlock._proxies import OperationMethod, ServiceProxy
 from airlock._sync_client import SyncAirlockClient, SyncServiceProxy
 from airlock._wallet import HeldSession, WaitCallback, WaitStatus
@@ -32,6 +32,7 @@ __all__ = [
     "HeldSession",
     "OperationMethod",
     "ServiceProxy",
+    "StillPending",
     "SyncAirlockClient",
     "SyncServiceProxy",
     "WaitCallback",

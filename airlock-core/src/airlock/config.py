@@ -91,7 +91,8 @@ class DaemonConfig(Section):
 
 
 class McpConfig(Section):
-    approval_wait: Duration = 120
+    # Below the ~60 s after which common MCP clients give up on a tool call.
+    approval_wait: Duration = 45
 
 
 class VaultConfig(Section):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -38,6 +38,7 @@ __all__ = [
     "NoSettings",
     "OperationSpec",
     "Params",
+    "ToolAlias",
     "operation",
     "validate_settings",
 ]
@@ -83,12 +84,28 @@ class OperationSpec:
     result: type[BaseModel]
     description: str
     method: str
+    destructive: bool = False
 
     def params_schema(self) -> dict[str, Any]:
         return self.params.model_json_schema()
 
     def result_schema(self) -> dict[str, Any]:
-        return self.result.model_json_schema()
+        """What a result looks like as the daemon sends it (aliases, JSON types)."""
+        return self.result.model_json_schema(by_alias=True, mode="serialization")
+
+
+@dataclass(frozen=True)
+class ToolAlias:
+    """An MCP tool name that agents configured for earlier releases used, mapped to an
+    operation: ``ToolAlias("airlock_get_email", "get_message", "Read one message.",
+    {"message_id": "id"})``. The tool takes the operation's parameters named in *args*
+    (tool argument -> parameter; all of them when empty), plus ``service`` when more
+    than one service offers the operation."""
+
+    tool: str
+    operation: str
+    description: str
+    args: Mapping[str, str] = field(default_factory=dict)
 
 
 _SPEC_ATTR = "__airlock_operation__"
@@ -101,8 +118,13 @@ def operation(
     result: type[R],
     description: str,
     name: str | None = None,
+    destructive: bool = False,
 ) -> Callable[[Method[P, R]], Method[P, R]]:
-    """Declare an async method of a :class:`Connector` as an operation agents may call."""
+    """Declare an async method of a :class:`Connector` as an operation agents may call.
+
+    *destructive*: the write cannot be undone by another operation (delete, send, pay);
+    MCP clients show it as such.
+    """
 
     def mark(func: Method[P, R]) -> Method[P, R]:
         op_name = name or func.__name__
@@ -110,7 +132,9 @@ def operation(
             raise ValueError(f"operation name {op_name!r} must be snake_case")
         if not description.strip():
             raise ValueError(f"operation {op_name!r} needs a one-line description")
-        spec = OperationSpec(op_name, access, params, result, description, func.__name__)
+        spec = OperationSpec(
+            op_name, access, params, result, description, func.__name__, destructive
+        )
         setattr(func, _SPEC_ATTR, spec)
         return func
 
@@ -132,6 +156,11 @@ class Connector(Generic[S]):
     Settings: ClassVar[type[BaseModel]] = NoSettings
     Credentials: ClassVar[type[BaseModel]] = NoCredentials
     operations: ClassVar[Mapping[str, OperationSpec]] = {}
+    open_world: ClassVar[bool] = True
+    """Whether the service is out in the world (a mail server, an API) rather than local
+    files; MCP clients show it."""
+    tool_aliases: ClassVar[tuple[ToolAlias, ...]] = ()
+    """MCP tool names from earlier releases that map to this connector's operations."""
     openai_operations: ClassVar[Mapping[str, str]] = {}
     """Which operations speak OpenAI's wire format, by OpenAI path: e.g.
     ``{"chat/completions": "chat", "embeddings": "embed", "models": "list_models"}``.

@@ -42,7 +42,15 @@ if TYPE_CHECKING:
     from airlock.cli.notifier_setup import report_settings, store_secret
     from airlock.clock import Clock, SystemClock
     from airlock.config import ServicePermissions
-    from airlock.connectors import CheckResult, Connector, Done, OperationSpec, Params, operation
+    from airlock.connectors import (
+        CheckResult,
+        Connector,
+        Done,
+        OperationSpec,
+        Params,
+        ToolAlias,
+        operation,
+    )
     from airlock.errors import (
         AirlockError,
         ApprovalTimedOut,
@@ -133,6 +141,7 @@ __all__ = [
     "Stage",
     "StreamItem",
     "SystemClock",
+    "ToolAlias",
     "UntrustedText",
     "Verdict",
     "current_budget",
@@ -161,6 +170,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "Done",
         "OperationSpec",
         "Params",
+        "ToolAlias",
         "operation",
     ),
     "airlock.errors": (

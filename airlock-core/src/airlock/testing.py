@@ -177,6 +177,14 @@ class ConnectorContract:
             json.dumps(spec.params_schema())
             json.dumps(spec.result_schema())
 
+    def test_tool_aliases_name_real_operations_and_parameters(self) -> None:
+        operations = self._operations()
+        for alias in self.connector_class.tool_aliases:
+            assert alias.operation in operations, f"{alias.tool}: no operation {alias.operation}"
+            params = operations[alias.operation].params.model_fields
+            for tool_arg, param in alias.args.items():
+                assert param in params, f"{alias.tool}: {tool_arg} maps to unknown {param!r}"
+
     def test_every_read_operation_has_sample_params(self) -> None:
         reads = set(self._operations(Access.READ))
         assert set(self.read_params) == reads, (

@@ -31,6 +31,7 @@ from airlock.plugin import (
     Done,
     InvalidInput,
     SystemClock,
+    ToolAlias,
     operation,
 )
 from airlock_mail.model import (
@@ -61,6 +62,28 @@ class MailConnector(Connector, abc.ABC):
     """The exact shape of this backend's message ids (IMAP: ``<uidvalidity>.<uid>``)."""
     id_example: ClassVar[str]
     """An id of that shape, for error messages."""
+
+    # The tool names agents configured for the original Airlock's MCP server still work.
+    tool_aliases = (
+        ToolAlias(
+            "airlock_list_emails",
+            "list_messages",
+            "List messages in a mail folder, newest first.",
+            {"limit": "limit", "folder": "folder"},
+        ),
+        ToolAlias(
+            "airlock_search_emails", "search", "Search mail.", {"query": "query", "limit": "limit"}
+        ),
+        ToolAlias(
+            "airlock_get_email",
+            "get_message",
+            "Read one message: headers, text and attachment names.",
+            {"message_id": "id", "folder": "folder"},
+        ),
+        ToolAlias(
+            "airlock_count_unread", "count_unread", "Count unread messages in the inbox.", {}
+        ),
+    )
 
     def __init__(
         self,

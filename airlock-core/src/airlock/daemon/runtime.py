@@ -19,6 +19,7 @@ from airlock.api import (
     ServiceInfo,
     ServiceList,
     SessionInfo,
+    ToolAliasInfo,
 )
 from airlock.approvals import ApprovalService
 from airlock.audit import AuditLog, load_or_create_key
@@ -232,8 +233,20 @@ class Runtime:
                             access=op.access.value,
                             description=op.description,
                             params_schema=op.params_schema(),
+                            result_schema=op.result_schema(),
+                            destructive=op.destructive,
+                            open_world=svc.connector.open_world,
                         )
                         for op in svc.connector.operations.values()
+                    ],
+                    tool_aliases=[
+                        ToolAliasInfo(
+                            tool=a.tool,
+                            operation=a.operation,
+                            description=a.description,
+                            args=dict(a.args),
+                        )
+                        for a in svc.connector.tool_aliases
                     ],
                 )
                 for name, svc in sorted(self.services.items())

@@ -9,17 +9,22 @@ results carrying the error's message and hint (what ``ToolError`` produces in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import mcp.types as types
 from mcp.server.context import ServerRequestContext
-from mcp.server.lowlevel import Server
+from mcp.server.lowlevel import NotificationOptions, Server
+from mcp.server.session import ServerSession
 from mcp.server.stdio import stdio_server
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
 
 from airlock._version import __version__
 from airlock.client import AirlockClient, WaitStatus
@@ -29,6 +34,8 @@ from airlock.mcp.tools import AirlockTools, ToolSpec
 log = logging.getLogger("airlock.mcp")
 
 REVOKE_WITHIN = 5.0
+# How often the server looks for a changed tool list (one GET /v1/services on the socket).
+WATCH_EVERY = 5.0
 
 INSTRUCTIONS = (
     "Airlock gives you access to the person's accounts (mail, calendar, ...) only with "
@@ -43,9 +50,19 @@ def _tool(spec: ToolSpec) -> types.Tool:
         name=spec.name,
         description=spec.description,
         input_schema=spec.input_schema,
+        output_schema=spec.output_schema,
         annotations=types.ToolAnnotations(
-            read_only_hint=spec.read_only, destructive_hint=False, open_world_hint=True
+            read_only_hint=spec.read_only,
+            destructive_hint=False if spec.read_only else spec.destructive,
+            open_world_hint=spec.open_world,
         ),
+    )
+
+
+def _fingerprint(specs: list[ToolSpec]) -> list[tuple[str, str]]:
+    """What the client's tool list depends on, to tell when it changed."""
+    return sorted(
+        (s.name, json.dumps([s.input_schema, s.output_schema], sort_keys=True)) for s in specs
     )
 
 
@@ -66,14 +83,49 @@ def _agent(ctx: ServerRequestContext[Any]) -> str:
     return f"{name[:40]} (MCP)" if name else "MCP client"
 
 
-def build_server(client: AirlockClient) -> Server[Any]:
-    """The MCP server whose tools reach the daemon through *client*."""
+def build_server(client: AirlockClient, *, watch_every: float = WATCH_EVERY) -> Server[Any]:
+    """The MCP server whose tools reach the daemon through *client*. Every *watch_every*
+    seconds it looks at the daemon's services and tells the client when its tool list
+    changed (the daemon started, stopped or was reconfigured)."""
     tools = AirlockTools(client)
+    bus = InMemorySubscriptionBus()
+    sessions: list[ServerSession] = []
 
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
+        if ctx.session not in sessions:
+            sessions.append(ctx.session)
         return types.ListToolsResult(tools=[_tool(s) for s in await tools.specs(refresh=True)])
+
+    async def watch(server: Server[Any]) -> None:
+        seen: list[tuple[str, str]] = []
+        with contextlib.suppress(AirlockError):
+            seen = _fingerprint(await tools.specs(refresh=True))
+        while True:
+            await anyio.sleep(watch_every)
+            try:
+                now = _fingerprint(await tools.specs(refresh=True))
+            except AirlockError as exc:  # a daemon in trouble: look again next time
+                log.warning("could not list the daemon's services: %s", exc)
+                continue
+            if now == seen:
+                continue
+            seen = now
+            log.info("the daemon's services changed: telling the client to list tools again")
+            await bus.publish(ToolsListChanged())  # clients on subscriptions/listen
+            for session in list(sessions):  # clients of the initialize handshake
+                try:
+                    await session.send_tool_list_changed()
+                except Exception:  # a closed connection: nobody to tell
+                    sessions.remove(session)
+
+    @asynccontextmanager
+    async def lifespan(server: Server[Any]) -> AsyncIterator[dict[str, Any]]:
+        async with anyio.create_task_group() as group:
+            group.start_soon(watch, server)
+            yield {}
+            group.cancel_scope.cancel()
 
     async def call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
@@ -101,6 +153,8 @@ def build_server(client: AirlockClient) -> Server[Any]:
         instructions=INSTRUCTIONS,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
+        on_subscriptions_listen=ListenHandler(bus),
+        lifespan=lifespan,
     )
 
 
@@ -112,7 +166,10 @@ async def serve_stdio(client: AirlockClient) -> None:
         async with anyio.create_task_group() as group:
             group.start_soon(_exit_on_signal, client)
             async with stdio_server() as (read_stream, write_stream):
-                await server.run(read_stream, write_stream, server.create_initialization_options())
+                options = server.create_initialization_options(
+                    NotificationOptions(tools_changed=True)
+                )
+                await server.run(read_stream, write_stream, options)
             group.cancel_scope.cancel()
     finally:
         await _revoke(client)
