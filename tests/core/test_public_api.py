@@ -24,6 +24,7 @@ PUBLIC_CORE = {"airlock.plugin"}
 PUBLIC_NAMES = [
     "REASON_LIMIT",
     "Access",
+    "AccessDenied",
     "AirlockError",
     "ApiSettings",
     "ApprovalTimedOut",

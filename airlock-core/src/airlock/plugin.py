@@ -52,6 +52,7 @@ if TYPE_CHECKING:
         operation,
     )
     from airlock.errors import (
+        AccessDenied,
         AirlockError,
         ApprovalTimedOut,
         ConfigError,
@@ -95,6 +96,7 @@ if TYPE_CHECKING:
 __all__ = [
     "REASON_LIMIT",
     "Access",
+    "AccessDenied",
     "AirlockError",
     "ApiSettings",
     "ApprovalTimedOut",
@@ -174,6 +176,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "operation",
     ),
     "airlock.errors": (
+        "AccessDenied",
         "AirlockError",
         "ApprovalTimedOut",
         "ConfigError",

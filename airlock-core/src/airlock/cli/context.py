@@ -6,6 +6,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from airlock.config import AirlockConfig
     from airlock.paths import AirlockPaths
     from airlock.plugins import AirlockPluginManager
@@ -26,3 +28,11 @@ class CliState:
         from airlock.config import load_config
 
         return load_config(self.paths.config_file)
+
+    def service_settings(self, name: str) -> BaseModel:
+        """The configured service *name*'s settings, validated by its connector (a plugin
+        command such as ``airlock gcal auth SERVICE`` checks the type it expects)."""
+        from airlock.plugins import get_connectors
+        from airlock.services import resolve_service
+
+        return resolve_service(name, self.config, get_connectors(self.pm)).settings
