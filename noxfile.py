@@ -27,6 +27,7 @@ PACKAGES = {
     "airlock-gmail": "tests/gmail",
     "airlock-icloud": "tests/icloud",
     "airlock-openrouter": "tests/openrouter",
+    "airlock-gcal": "tests/gcal",
     "airlock-notify-telegram": "tests/telegram",
     "airlock-notify-signal": "tests/signal",
 }
@@ -77,7 +78,8 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def discovery(session: nox.Session) -> None:
-    """Build real wheels, install only airlock-core and airlock-mail, and find `maildir`."""
+    """Build real wheels, install only airlock-core, airlock-mail and airlock-gcal, and find
+    `maildir` and `gcal`."""
     dist = Path(tempfile.mkdtemp(prefix="airlock-dist-"))
     try:
         session.run("uv", "build", "--all-packages", "--wheel", "-o", str(dist), silent=True)
@@ -100,7 +102,11 @@ def discovery(session: nox.Session) -> None:
             silent=True,
         )
         session.install(
-            "-c", str(constraints), str(wheels["airlock_core"]), str(wheels["airlock_mail"])
+            "-c",
+            str(constraints),
+            str(wheels["airlock_core"]),
+            str(wheels["airlock_mail"]),
+            str(wheels["airlock_gcal"]),
         )
         out = session.run("airlock", "plugins", "list", "--json", silent=True)
         assert isinstance(out, str)
@@ -109,7 +115,7 @@ def discovery(session: nox.Session) -> None:
             cid for entry in report for cid in entry.get("components", {}).get("connectors", [])
         }
         failures = [entry for entry in report if "error" in entry]
-        if failures or "maildir" not in found:
+        if failures or not {"maildir", "gcal"} <= found:
             session.error(f"discovery failed: connectors={sorted(found)} failures={failures}")
         session.log(f"discovered connectors from wheels: {sorted(found)}")
     finally:

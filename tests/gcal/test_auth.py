@@ -1,0 +1,116 @@
+"""`airlock gcal auth`'s OAuth flow against a local Google: loopback redirect, PKCE, state."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from airlock.errors import AccessDenied, ApprovalTimedOut, InvalidInput
+from airlock_gcal.oauth import OAuthClient, authorize, exchange, load_client_secrets, pkce_pair
+from tests.gcal.google_server import READ, WRITE, GoogleServer
+
+
+def browser(url: str) -> None:
+    """The person's browser: consent is given at once, the redirect is followed."""
+    httpx.get(url, follow_redirects=True, timeout=10).raise_for_status()
+
+
+def run_flow(google: GoogleServer, client: OAuthClient, scopes: list[str], **kw: object) -> str:
+    said: list[str] = []
+    token = authorize(
+        client=client,
+        scopes=scopes,
+        auth_uri=f"{google.url}/auth",
+        token_uri=f"{google.url}/token",
+        say=said.append,
+        open_browser=kw.get("open_browser", browser),  # type: ignore[arg-type]
+        timeout=float(kw.get("timeout", 20)),  # type: ignore[arg-type]
+    )
+    assert any(f"{google.url}/auth?" in line for line in said), "the address is printed"
+    return token
+
+
+def test_the_flow_returns_a_refresh_token_for_the_read_scope_only(google: GoogleServer) -> None:
+    client = OAuthClient(*google.client())
+    refresh = run_flow(google, client, [READ])
+    assert google.state.grants[refresh].scopes == [READ]
+    asked = google.state.last_auth_query
+    assert asked["scope"] == READ
+    assert asked["code_challenge_method"] == "S256"
+    assert asked["access_type"] == "offline"
+    redirect = urlsplit(asked["redirect_uri"])
+    assert (redirect.scheme, redirect.hostname, redirect.path) == ("http", "127.0.0.1", "/")
+    assert redirect.port not in (None, 80, 8080), "a random port"
+    exchanged = google.state.token_requests[-1]
+    assert exchanged["grant_type"] == "authorization_code"
+    assert len(exchanged["code_verifier"]) >= 43, "the server checked it against the challenge"
+
+
+def test_write_asks_for_calendar_events_too(google: GoogleServer) -> None:
+    refresh = run_flow(google, OAuthClient(*google.client()), [READ, WRITE])
+    assert google.state.grants[refresh].scopes == [READ, WRITE]
+
+
+def test_an_answer_with_another_state_is_refused_and_nothing_is_exchanged(
+    google: GoogleServer,
+) -> None:
+    google.state.state_override = "forged-by-another-page"
+    with pytest.raises(AccessDenied, match="does not carry this run's state"):
+        run_flow(google, OAuthClient(*google.client()), [READ])
+    assert google.state.token_requests == []
+
+
+def test_the_server_refuses_a_code_without_its_verifier(google: GoogleServer) -> None:
+    """What PKCE buys: a code seen by someone else cannot be exchanged without our verifier."""
+    client = OAuthClient(*google.client())
+    verifier, challenge = pkce_pair()
+    redirect = "http://127.0.0.1:9/"
+    answer = httpx.get(
+        f"{google.url}/auth",
+        params={
+            "client_id": client.client_id,
+            "redirect_uri": redirect,
+            "response_type": "code",
+            "scope": READ,
+            "state": "s",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        },
+    )
+    code = parse_qs(urlsplit(answer.headers["location"]).query)["code"][0]
+    other_verifier, _ = pkce_pair()
+    with pytest.raises(AccessDenied, match="invalid_grant"):
+        exchange(client, f"{google.url}/token", code, other_verifier, redirect, [READ])
+    assert verifier != other_verifier
+
+
+def test_no_answer_in_time_saves_nothing(google: GoogleServer) -> None:
+    with pytest.raises(ApprovalTimedOut, match="nothing was saved"):
+        run_flow(google, OAuthClient(*google.client()), [READ], open_browser=None, timeout=0.3)
+
+
+def test_client_secret_files_as_google_gives_them(tmp_path: Path) -> None:
+    path = tmp_path / "client_secret_123.json"
+    path.write_text(
+        json.dumps(
+            {
+                "installed": {
+                    "client_id": "123-abc.apps.googleusercontent.com",
+                    "client_secret": "GOCSPX-xyz",
+                    "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+                    "token_uri": "https://oauth2.googleapis.com/token",
+                    "redirect_uris": ["http://localhost"],
+                }
+            }
+        )
+    )
+    client = load_client_secrets(path)
+    assert client.client_id == "123-abc.apps.googleusercontent.com"
+    assert "GOCSPX" not in repr(client)
+    path.write_text('{"type": "service_account"}')
+    with pytest.raises(InvalidInput, match="not an OAuth client file"):
+        load_client_secrets(path)
