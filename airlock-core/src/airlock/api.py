@@ -175,6 +175,14 @@ class NotifierHealth(BaseModel):
     detail: str = ""
 
 
+class ServiceHealth(BaseModel):
+    """Whether a service's last operation found its credentials accepted."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+
 class DaemonStatus(BaseModel):
     version: str
     mode: str
@@ -185,6 +193,7 @@ class DaemonStatus(BaseModel):
     sessions: list[SessionInfo]
     services: list[str]
     notifiers: list[NotifierHealth] = Field(default_factory=list)
+    service_health: list[ServiceHealth] = Field(default_factory=list)
     pid: int
     audit_seq: int = Field(0, description="seq of the last audit record the daemon wrote")
     config_changed: bool = Field(

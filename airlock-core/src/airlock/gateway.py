@@ -29,6 +29,7 @@ from airlock.errors import (
     AirlockError,
     ApprovalRequired,
     BudgetExhausted,
+    ConnectorAuthError,
     ConnectorError,
     Forbidden,
     InvalidInput,
@@ -185,6 +186,9 @@ class Gateway:
         self._filters = result_filters(policies)
         self._permissions = config.permissions
         self.priced = PricedCalls(Budgets(store, clock))
+        self.auth_problems: dict[str, str] = {}
+        """Services whose last operation had its credentials refused, and what was said
+        (``airlock status`` shows them unhealthy until an operation succeeds again)."""
 
     async def run(
         self, token: str, peer: Peer, service_name: str, operation: str, params: Mapping[str, Any]
@@ -335,6 +339,9 @@ class Gateway:
                 duration_ms=_ms(started),
                 **facts,
             )
+            if isinstance(exc, ConnectorAuthError):
+                hint = f" ({exc.hint})" if exc.hint else ""
+                self.auth_problems[service_name] = exc.message + hint
             if isinstance(exc, ConnectorError):
                 await self.pool.discard(service_name)
             raise
@@ -352,6 +359,7 @@ class Gateway:
             raise ConnectorError(
                 f"{service_name}.{operation} failed: {type(exc).__name__}"
             ) from None
+        self.auth_problems.pop(service_name, None)
         result = apply_filters(self._filters, call.ctx, result)
         count = self.uses.add(call.session)
         await self._audit.append(

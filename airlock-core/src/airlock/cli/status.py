@@ -97,6 +97,9 @@ def register(app: typer.Typer) -> None:
                 detail = untrusted_line(str(channel["detail"]), 300)
                 health = "ok" if channel["ok"] else f"UNREACHABLE ({detail})"
                 typer.echo(f"  notifier {channel['name']}: {health}")
+            for service in daemon.get("service_health", []):
+                if not service["ok"]:
+                    typer.echo(f"  service {service['name']}: UNHEALTHY ({service['detail']})")
         else:
             typer.echo("daemon:   not running (start it with `airlock serve`)")
         for warning in facts["warnings"]:

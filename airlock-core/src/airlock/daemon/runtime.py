@@ -16,6 +16,7 @@ from airlock.api import (
     DaemonStatus,
     NotifierHealth,
     OperationInfo,
+    ServiceHealth,
     ServiceInfo,
     ServiceList,
     SessionInfo,
@@ -182,6 +183,7 @@ class Runtime:
 
         self.refresh_totp()
         self.gateway.uses.flush()
+        problems = self.gateway.auth_problems
         lock = self.verifier.lock_state()
         return DaemonStatus(
             version=__version__,
@@ -195,6 +197,10 @@ class Runtime:
             sessions=self.session_infos(peer.uid),
             services=sorted(self.services),
             notifiers=[NotifierHealth(**h) for h in self.channels.health()],
+            service_health=[
+                ServiceHealth(name=name, ok=name not in problems, detail=problems.get(name, ""))
+                for name in sorted(self.services)
+            ],
             pid=os.getpid(),
             audit_seq=self.audit.last_seq,
             config_changed=self.config_changed(),
@@ -270,6 +276,7 @@ class Runtime:
             finally:
                 await connector.close()
         self.vault.set(service, fields)
+        self.gateway.auth_problems.pop(service, None)
         await self.gateway.pool.discard(service)
         await self.audit.append(
             "credentials_changed",
