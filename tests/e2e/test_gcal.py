@@ -1,0 +1,178 @@
+"""Google Calendar through a real daemon: `airlock gcal auth` stores the grant, an agent
+reads a week, a write runs only with its own approval and only once, a revoked grant
+shows in `airlock status`. Google is a local server speaking Calendar v3 and OAuth 2.0."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from daemon_harness import Airlock, remember
+from tests.gcal.google_server import GoogleServer
+
+ME = "me@example.test"
+WEEK = {"start": "2026-11-30T00:00:00+01:00", "end": "2026-12-07T00:00:00+01:00"}
+BROWSER = Path(__file__).with_name("fake_browser.py")
+
+
+@pytest.fixture
+def google() -> Iterator[GoogleServer]:
+    server = GoogleServer()
+    server.add_calendar(ME, "Me", "Europe/Berlin", primary=True)
+    for day in range(7):
+        start = datetime(2026, 11, 30, 9, tzinfo=UTC) + timedelta(days=day)
+        server.add_event(
+            ME,
+            summary=f"day {day}",
+            description="Zoom: https://zoom.us/j/81234567890?pwd=Zx9secret  Passcode: 482913",
+            start={"dateTime": start.isoformat()},
+            end={"dateTime": (start + timedelta(hours=1)).isoformat()},
+        )
+    yield server
+    for secret in [*server.state.tokens, *server.state.grants, *server.state.clients.values()]:
+        remember(secret)  # none may appear in a daemon log or audit line (conftest's scan)
+    server.close()
+
+
+def lasting_code(airlock: Airlock) -> str:
+    """A code still good 30 s from now: the command reads it only after the browser flow
+    (the phone's next code may be for a step that ends in 5 s)."""
+    for _ in range(2):
+        airlock.phone.code()
+    return airlock.phone.code()
+
+
+def gcal_auth(airlock: Airlock, client_file: Path) -> subprocess.CompletedProcess[str]:
+    args = ["gcal", "auth", "calendar", "--client-secrets", str(client_file), "--timeout", "60"]
+    return subprocess.run(
+        [sys.executable, "-m", "airlock", *args],
+        env={**airlock.env, "BROWSER": f"{sys.executable} {BROWSER} %s"},
+        input=lasting_code(airlock) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def op(agent: httpx.Client, token: str, operation: str, **params: Any) -> httpx.Response:
+    return agent.post(
+        f"/v1/ops/calendar/{operation}",
+        json={"params": params},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+def test_auth_read_a_week_and_a_write_once_with_its_approval(
+    start_airlock: Callable[..., Airlock], google: GoogleServer, tmp_path: Path
+) -> None:
+    client_id, secret = google.client()
+    client_file = tmp_path / "client_secret.json"
+    client_file.write_text(
+        json.dumps({"installed": {"client_id": client_id, "client_secret": secret}})
+    )
+    airlock = start_airlock(
+        {"services": {"calendar": {"connector": "gcal", "write": True, **google.settings()}}}
+    )
+
+    authorised = gcal_auth(airlock, client_file)
+    assert authorised.returncode == 0, authorised.stderr
+    assert "saved client_id, client_secret, refresh_token for calendar" in authorised.stdout
+    assert f"connected: 1 calendar(s), primary {ME}" in authorised.stdout
+    assert f"{google.url}/auth?" in authorised.stderr, "the address is printed"
+    (refresh,) = google.state.grants
+    remember(refresh)
+    assert google.state.grants[refresh].scopes[-1].endswith("calendar.events")
+    assert refresh.encode() not in airlock.paths.vault_file.read_bytes()
+    assert refresh not in authorised.stdout + authorised.stderr
+
+    with airlock.client() as agent:
+        read = airlock.session(agent, services=["calendar"], reason="plan my week")["token"]
+        week = op(agent, read, "list_events", **WEEK)
+        assert week.status_code == 200, week.text
+        events = week.json()["result"]["events"]
+        assert [e["summary"] for e in events] == [f"day {d}" for d in range(7)]
+        text = json.dumps(events)
+        assert "482913" not in text, "meeting passcodes are masked"
+        assert "Zx9secret" not in text
+
+        new = {
+            "summary": "Dentist",
+            "start": "2026-12-03T15:00:00+01:00",
+            "end": "2026-12-03T16:00:00+01:00",
+        }
+        refused = op(agent, read, "create_event", **new)
+        assert refused.status_code == 403
+        assert google.state.events[ME][-1]["summary"] == "day 6", "nothing was created"
+
+        operation = {"service": "calendar", "name": "create_event", "params": new}
+        write = airlock.session(
+            agent, services=["calendar"], operation=operation, reason="book the dentist"
+        )["token"]
+        other = op(agent, write, "create_event", **{**new, "summary": "Something else"})
+        assert other.json()["error"]["code"] == "approval_required"
+        done = op(agent, write, "create_event", **new)
+        assert done.status_code == 200, done.text
+        assert done.json()["result"]["start"] == "2026-12-03T15:00:00+01:00"
+        twice = op(agent, write, "create_event", **new)
+        assert twice.json()["error"]["code"] == "approval_required"
+        assert [e["summary"] for e in google.state.events[ME]].count("Dentist") == 1
+
+        google.state.grants[refresh].revoked = True
+        google.state.tokens.clear()
+        gone = op(agent, read, "list_calendars")
+        assert gone.status_code == 502
+        assert "airlock gcal auth calendar" in gone.json()["error"]["hint"]
+
+    status = airlock.cli("status", "--json")
+    health = json.loads(status.stdout)["daemon"]["service_health"]
+    assert {k: health[0][k] for k in ("name", "ok")} == {"name": "calendar", "ok": False}
+    assert "invalid_grant" in health[0]["detail"]
+    assert "UNHEALTHY" in airlock.cli("status").stdout
+    for leaked in (refresh, secret):
+        assert leaked not in airlock.daemon.log.read_text()
+        assert leaked not in (airlock.paths.audit_dir / "audit.jsonl").read_text()
+
+
+def test_a_redirect_with_a_forged_state_saves_nothing(
+    start_airlock: Callable[..., Airlock], google: GoogleServer, tmp_path: Path
+) -> None:
+    client_id, secret = google.client()
+    client_file = tmp_path / "client_secret.json"
+    client_file.write_text(
+        json.dumps({"installed": {"client_id": client_id, "client_secret": secret}})
+    )
+    airlock = start_airlock({"services": {"calendar": {"connector": "gcal", **google.settings()}}})
+    google.state.state_override = "planted-by-a-web-page"
+    refused = gcal_auth(airlock, client_file)
+    assert refused.returncode == 3, refused.stderr
+    assert "does not carry this run's state" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    listing = json.loads(airlock.cli("credentials", "list", "--json").stdout)
+    assert {"service": "calendar", "stored": False} in listing
+    assert google.state.token_requests == []
+
+
+def test_headless_credentials_add_takes_the_three_fields(
+    start_airlock: Callable[..., Airlock], google: GoogleServer
+) -> None:
+    client_id, secret = google.client()
+    refresh = remember(google.grant(client_id))
+    airlock = start_airlock({"services": {"calendar": {"connector": "gcal", **google.settings()}}})
+    added = airlock.cli(
+        "credentials",
+        "add",
+        "calendar",
+        "--totp",
+        airlock.phone.code(),
+        stdin=f"client_id={client_id}\nclient_secret={secret}\nrefresh_token={refresh}\n",
+    )
+    assert added.returncode == 0, added.stderr
+    assert "connected: 1 calendar(s)" in added.stdout
