@@ -166,13 +166,7 @@ def test_headless_credentials_add_takes_the_three_fields(
     client_id, secret = google.client()
     refresh = remember(google.grant(client_id))
     airlock = start_airlock({"services": {"calendar": {"connector": "gcal", **google.settings()}}})
-    added = airlock.cli(
-        "credentials",
-        "add",
-        "calendar",
-        "--totp",
-        airlock.phone.code(),
-        stdin=f"client_id={client_id}\nclient_secret={secret}\nrefresh_token={refresh}\n",
-    )
+    fields = f"client_id={client_id}\nclient_secret={secret}\nrefresh_token={refresh}\n"
+    added = airlock.cli("credentials", "add", "calendar", stdin=f"{airlock.phone.code()}\n{fields}")
     assert added.returncode == 0, added.stderr
     assert "connected: 1 calendar(s)" in added.stdout

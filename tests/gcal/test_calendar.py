@@ -346,7 +346,7 @@ def test_a_read_only_grant_is_refused_by_google_too(
 ) -> None:
     """write: true with a grant made before it: Google itself says no, and the hint says why."""
     connector = make_connector()
-    connector.config = connector.config.model_copy(update={"write": True})
+    connector.settings = connector.settings.model_copy(update={"write": True})
     with pytest.raises(ConnectorAuthError, match="invalid_scope") as refused:
         call(connector, "create_event", summary="x", start="2026-12-02", end="2026-12-03")
     assert refused.value.hint == "run `airlock gcal auth cal` again"

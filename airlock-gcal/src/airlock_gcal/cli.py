@@ -58,7 +58,7 @@ def register(app: Any) -> None:
             "client_secret": client.client_secret,
             "refresh_token": refresh_token,
         }
-        code = read_totp(None)
+        code = read_totp()
         out = with_client(state, lambda c: c.add_credentials(service, fields, totp=code))
         typer.echo(f"saved {', '.join(out.fields)} for {service}")
         if out.check:

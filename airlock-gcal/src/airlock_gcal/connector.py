@@ -57,7 +57,7 @@ T = TypeVar("T")
 PAGE = 250  # Google's default page of events.list
 
 
-class GcalConnector(Connector):
+class GcalConnector(Connector[GcalSettings]):
     name = "gcal"
     title = "Google Calendar"
     Settings: ClassVar[type[BaseModel]] = GcalSettings
@@ -73,9 +73,7 @@ class GcalConnector(Connector):
         clock: Clock | None = None,
     ) -> None:
         super().__init__(settings, credentials, service=service)
-        assert isinstance(settings, GcalSettings)
         assert isinstance(credentials, GcalCredentials)
-        self.config: GcalSettings = settings
         self._secrets = credentials
         self._retry = RateLimitRetry(sleep)
         self._clock = clock or SystemClock()
@@ -86,7 +84,7 @@ class GcalConnector(Connector):
     async def open(self) -> None:
         if self._calendar is None:
             self._calendar = await asyncio.to_thread(
-                authorized_calendar, self.config, self._secrets, self._retry
+                authorized_calendar, self.settings, self._secrets, self._retry
             )
 
     async def close(self) -> None:
@@ -123,14 +121,14 @@ class GcalConnector(Connector):
 
     def _allowed(self, *calendars: str) -> None:
         for calendar in calendars:
-            if not self.config.allows(calendar):
+            if not self.settings.allows(calendar):
                 raise Forbidden(
                     f"calendar {calendar!r} is not in service {self.service!r}'s calendars",
                     hint="the person lists allowed calendars in config.yaml",
                 )
 
     def _writable(self) -> None:
-        if not self.config.write:
+        if not self.settings.write:
             raise Forbidden(
                 f"service {self.service!r} is read-only",
                 hint="set write: true for it in config.yaml and run `airlock gcal auth` again",
@@ -172,8 +170,8 @@ class GcalConnector(Connector):
             return CalendarList(calendars=[as_calendar(c) for c in gc.get_calendar_list()])
 
         listing = await self._google("calendar list", work)
-        allowed = [c for c in listing.calendars if self.config.allows(c.id)]
-        if self.config.calendars is not None and "primary" in self.config.calendars:
+        allowed = [c for c in listing.calendars if self.settings.allows(c.id)]
+        if self.settings.calendars is not None and "primary" in self.settings.calendars:
             allowed += [c for c in listing.calendars if c.primary and c not in allowed]
         return CalendarList(calendars=allowed)
 
