@@ -170,3 +170,19 @@ def test_headless_credentials_add_takes_the_three_fields(
     added = airlock.cli("credentials", "add", "calendar", stdin=f"{airlock.phone.code()}\n{fields}")
     assert added.returncode == 0, added.stderr
     assert "connected: 1 calendar(s)" in added.stdout
+
+
+def test_without_a_daemon_auth_stops_before_sending_the_person_to_google(
+    start_airlock: Callable[..., Airlock], google: GoogleServer, tmp_path: Path
+) -> None:
+    client_id, secret = google.client()
+    client_file = tmp_path / "client_secret.json"
+    client_file.write_text(
+        json.dumps({"installed": {"client_id": client_id, "client_secret": secret}})
+    )
+    airlock = start_airlock({"services": {"calendar": {"connector": "gcal", **google.settings()}}})
+    airlock.stop()
+    refused = gcal_auth(airlock, client_file)
+    assert refused.returncode == 5, refused.stderr
+    assert "/auth?" not in refused.stderr
+    assert google.state.last_auth_query == {}

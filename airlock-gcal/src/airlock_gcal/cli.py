@@ -44,6 +44,9 @@ def register(app: Any) -> None:
         state = ctx.obj
         settings = _service_settings(state, service)
         client = _client(client_secrets)
+        # The grant can only be kept by the daemon: find out it is not running before
+        # the person goes through Google's pages, not after.
+        with_client(state, lambda c: c.status())
         refresh_token = authorize(
             client=client,
             scopes=settings.scopes(),
