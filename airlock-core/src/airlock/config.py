@@ -7,6 +7,7 @@ reason.
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -208,6 +209,12 @@ def load_config(path: Path) -> AirlockConfig:
         # A section whose entries are all commented out (`services:` over examples) is
         # empty, not an error: the template relies on it.
         data = {key: value for key, value in data.items() if value is not None}
+        from airlock.config_legacy import upgrade
+
+        data, notices = upgrade(path, data)
+        for notice in notices:
+            # Shown on stderr by the CLI (logging's last resort) and in the daemon log.
+            logging.getLogger("airlock.config").warning(notice)
     try:
         config = AirlockConfig(**data)
     except ValidationError as exc:

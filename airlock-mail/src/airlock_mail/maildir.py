@@ -49,6 +49,7 @@ class MaildirSettings(BaseModel):
 class MaildirConnector(MailConnector):
     name = "maildir"
     title = "Local Maildir"
+    open_world = False  # local files, no server out in the world
     Settings = MaildirSettings
     id_pattern = KEY_PATTERN
     id_example = "1740744000.M552847P1.hostname"
