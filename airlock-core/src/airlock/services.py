@@ -19,6 +19,7 @@ from airlock.errors import ConfigError, InvalidInput, NotFound
 PUBLISHED_PACKAGES = {
     "imap": "airlock-mail",
     "maildir": "airlock-mail",
+    "gcal": "airlock-gcal",
     "gmail": "airlock-gmail",
     "icloud": "airlock-icloud",
     "openrouter": "airlock-openrouter",
