@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -74,8 +73,8 @@ class Person:
 
 
 @pytest.fixture
-def person(tmp_path: Path) -> Iterator[Person]:
-    yield Person(tmp_path / "alice")
+def person(tmp_path: Path) -> Person:
+    return Person(tmp_path / "alice")
 
 
 def step(steps: list[str], prefix: str) -> str:
@@ -94,7 +93,7 @@ def test_readme_using_it_works_as_written_on_a_fresh_home(person: Person) -> Non
     assert config.is_file(), "the README says ~/.config/airlock/config.yaml"
 
     setup = person.start(step(steps, "airlock totp setup"), stdin=True)
-    assert setup.stdout is not None and setup.stdin is not None
+    assert setup.stdout is not None
     uri = setup.stdout.readline().strip()
     phone = SimulatedPhone(parse_qs(urlparse(uri).query)["secret"][0])
     out, err = setup.communicate(phone.code() + "\n", timeout=60)
