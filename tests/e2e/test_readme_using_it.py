@@ -38,9 +38,7 @@ class Person:
         }
         # A fresh user's session: their HOME and runtime directory, and personal mode
         # even on a machine where another test left an isolated install in /etc.
-        self.env.update(
-            HOME=str(home), XDG_RUNTIME_DIR=str(home / "run"), AIRLOCK_MODE="personal"
-        )
+        self.env.update(HOME=str(home), XDG_RUNTIME_DIR=str(home / "run"), AIRLOCK_MODE="personal")
         (home / "run").mkdir(mode=0o700, parents=True)
 
     def command(self, line: str) -> list[str]:
