@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import unicodedata
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -246,3 +249,115 @@ def test_an_error_naming_a_hostile_field_is_sanitised(airlock: Airlock) -> None:
     assert shown.returncode == 2, shown.stderr
     assert "error: params." in shown.stderr
     assert unsafe_characters(shown.stderr) == [], unsafe_characters(shown.stderr)
+
+
+# -- a flood of idle and half-sent connections leaves room for the person -----------------
+
+FD_LIMIT = 256
+WITH_FD_LIMIT = (
+    "import os, resource, sys;"
+    f"resource.setrlimit(resource.RLIMIT_NOFILE, ({FD_LIMIT}, {FD_LIMIT}));"
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+HALF_SENT = b"POST /v1/requests HTTP/1.1\r\nHost: airlock\r\nContent-Le"
+
+
+class Flood(threading.Thread):
+    """Opens connections as fast as the daemon takes them, idle or with half a request,
+    and keeps the newest *held* of them open, until stopped."""
+
+    def __init__(self, socket_path: Path, held: int = 400) -> None:
+        super().__init__(daemon=True)
+        self.path = str(socket_path)
+        self.open: deque[socket.socket] = deque()
+        self.held = held
+        self.opened = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            conn = socket.socket(socket.AF_UNIX)
+            conn.settimeout(1)
+            try:
+                conn.connect(self.path)
+                if self.opened % 2:
+                    conn.sendall(HALF_SENT)
+            except OSError:
+                conn.close()
+                continue
+            self.opened += 1
+            self.open.append(conn)
+            while len(self.open) > self.held:
+                self.open.popleft().close()
+            time.sleep(0.002)  # the machine is shared: a steady flood, not a spin
+
+    def finish(self) -> list[socket.socket]:
+        self.stop.set()
+        self.join(timeout=10)
+        return list(self.open)
+
+
+def closed_by_the_daemon(conn: socket.socket, deadline: float) -> bool:
+    conn.settimeout(max(0.01, deadline - time.monotonic()))
+    try:
+        while conn.recv(65536):
+            pass  # an error answer, then the close
+    except TimeoutError:
+        return False
+    except OSError:
+        return True  # reset by the daemon
+    return True
+
+
+def test_a_connection_flood_leaves_room_for_approve_and_revoke(tmp_path: Path) -> None:
+    airlock = Airlock(
+        tmp_path / "flooded",
+        overrides={"daemon": {"idle_timeout": "3s", "max_connections_per_uid": 32}},
+    )
+    airlock.daemon.command = [sys.executable, "-c", WITH_FD_LIMIT, *airlock.daemon.command]
+    airlock.start()
+    try:
+        with airlock.client() as agent:
+            created = airlock.request(agent)
+            airlock.session(agent)
+        assert airlock.proc is not None
+        flood = Flood(airlock.paths.socket)
+        flood.start()
+        try:
+            while flood.opened < 2 * FD_LIMIT:  # more than the daemon has descriptors
+                assert flood.is_alive()
+                time.sleep(0.05)
+            daemon_fds = len(os.listdir(f"/proc/{airlock.proc.pid}/fd"))
+            approved = subprocess.run(
+                [sys.executable, "-m", "airlock", "approve", created["code"]],
+                env=airlock.env,
+                input=airlock.phone.code() + "\n",
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            revoked = subprocess.run(
+                [sys.executable, "-m", "airlock", "revoke", "--all"],
+                env=airlock.env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+        finally:
+            left_open = flood.finish()
+        assert approved.returncode == 0, approved.stderr
+        assert revoked.returncode == 0, revoked.stderr
+        assert revoked.stdout.strip() == "revoked 1 session(s)"
+        assert daemon_fds < FD_LIMIT - 32, daemon_fds
+        # What the flood still holds is closed by the daemon once idle for 3 s.
+        deadline = time.monotonic() + 3 + 5
+        still_open = [c for c in left_open if not closed_by_the_daemon(c, deadline)]
+        for conn in left_open:
+            conn.close()
+        assert still_open == [], f"{len(still_open)} of {len(left_open)} connections still open"
+        with airlock.client() as agent:
+            assert agent.get("/v1/status").status_code == 200
+    finally:
+        airlock.stop()

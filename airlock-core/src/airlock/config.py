@@ -89,6 +89,9 @@ class PermissionsConfig(BaseModel):
 
 class DaemonConfig(Section):
     allowed_uids: list[int] = Field(default_factory=list)
+    idle_timeout: Duration = 30
+    """A connection is closed after this long without a complete request (or body)."""
+    max_connections_per_uid: int = Field(64, ge=1)
 
 
 class McpConfig(Section):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import grp
 import json
 import math
@@ -32,6 +33,8 @@ BODY_LIMIT = 1024 * 1024
 MAX_DEPTH = 32
 """How deeply a body's values may nest: deeper input is a 400, never a RecursionError."""
 PEER_KEY = web.AppKey("peer_check", object)
+BODY_TIMEOUT = web.AppKey("body_timeout", float)
+"""Seconds a body may take to arrive once its headers have (``daemon.idle_timeout``)."""
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -132,10 +135,14 @@ async def whole_body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > BODY_LIMIT:
         raise PayloadTooLarge("request body over 1 MiB")
     body = bytearray()
-    async for chunk in request.content.iter_any():
-        body += chunk
-        if len(body) > BODY_LIMIT:
-            raise PayloadTooLarge("request body over 1 MiB")
+    try:
+        async with asyncio.timeout(request.app.get(BODY_TIMEOUT, 30.0)):
+            async for chunk in request.content.iter_any():
+                body += chunk
+                if len(body) > BODY_LIMIT:
+                    raise PayloadTooLarge("request body over 1 MiB")
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(reason="the request body did not arrive in time") from None
     return bytes(body)
 
 

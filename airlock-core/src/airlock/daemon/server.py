@@ -11,7 +11,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from airlock.daemon.http import BODY_LIMIT, UidGate, errors_as_json, make_uid_middleware
+from airlock.daemon.connections import ConnectionGuard, GuardedUnixSite, connection_budget
+from airlock.daemon.http import (
+    BODY_LIMIT,
+    BODY_TIMEOUT,
+    UidGate,
+    errors_as_json,
+    make_uid_middleware,
+)
 from airlock.daemon.openai_routes import OPENAI_ROUTE, openai_call
 from airlock.daemon.routes import ROUTES, RUNTIME
 from airlock.daemon.runtime import Runtime
@@ -28,11 +35,13 @@ class AlreadyRunning(AirlockError):
     code = "already_running"
 
 
-def build_web_app(runtime: Runtime, gate: UidGate) -> web.Application:
+def build_web_app(runtime: Runtime, gate: UidGate, guard: ConnectionGuard) -> web.Application:
     app = web.Application(
-        middlewares=[errors_as_json, make_uid_middleware(gate)], client_max_size=BODY_LIMIT
+        middlewares=[guard.middleware(), errors_as_json, make_uid_middleware(gate)],
+        client_max_size=BODY_LIMIT,
     )
     app[RUNTIME] = runtime
+    app[BODY_TIMEOUT] = float(runtime.config.daemon.idle_timeout)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
     for method in ("GET", "POST"):  # which path takes which is the connector's to say
@@ -70,10 +79,16 @@ async def serve(
         with contextlib.suppress(FileNotFoundError):
             paths.socket.unlink()
         gate = UidGate(runtime.config.daemon.allowed_uids, _socket_gid(paths))
-        app = build_web_app(runtime, gate)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        settings = runtime.config.daemon
+        guard = ConnectionGuard(per_uid=settings.max_connections_per_uid, total=connection_budget())
+        app = build_web_app(runtime, gate, guard)
+        # aiohttp's keep-alive timer starts when a connection is accepted: it also ends
+        # connections that never finish their headers.
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, keepalive_timeout=settings.idle_timeout
+        )
         await runner.setup()
-        site = web.UnixSite(runner, str(paths.socket))
+        site = GuardedUnixSite(runner, str(paths.socket), guard)
         old_umask = os.umask(0o117)  # socket 0660: owner and group only
         try:
             await site.start()

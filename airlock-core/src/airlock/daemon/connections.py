@@ -1,0 +1,178 @@
+"""Room on the socket for the person, whatever an agent does with connections.
+
+Without limits, an agent holding ~1,000 idle or half-sent connections uses up the
+daemon's file descriptors and nobody (not even ``airlock approve``) gets in. So:
+
+- a connection that sends no complete request within ``daemon.idle_timeout`` is closed
+  (aiohttp's keep-alive timer runs from the moment a connection is accepted, so this also
+  ends slow headers), and a body must arrive within the same time (see ``http.py``);
+- each uid holds at most ``daemon.max_connections_per_uid`` connections, and all uids
+  together stay below the file descriptor limit. A connection over a cap sheds the
+  *oldest* connection of that uid (of the busiest uid for the global cap) that has no
+  request in progress, so the newest, such as the person's ``approve``, gets in even when
+  the agent runs as the same uid. A shed connection whose request is running still
+  finishes its work; only the answer is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import resource
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from airlock.peers import peer_of
+
+log = structlog.get_logger("airlock.daemon")
+
+RESERVED_FDS = 64
+"""Descriptors kept for everything but client connections (state, audit, notifiers, IMAP)."""
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def connection_budget() -> int:
+    """How many client connections the file descriptor limit leaves room for."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 4096
+    return max(8, soft - RESERVED_FDS)
+
+
+@dataclass
+class _Connection:
+    transport: asyncio.BaseTransport
+    uid: int
+    busy: int = 0
+
+
+class ConnectionGuard:
+    """Every open connection, oldest first, with its uid and whether a request runs on it."""
+
+    def __init__(self, *, per_uid: int, total: int) -> None:
+        self.per_uid = min(per_uid, total)
+        self.total = total
+        self._open: dict[asyncio.BaseTransport, _Connection] = {}
+        self.shed = 0
+        self._warned_at = 0.0
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def admit(self, transport: asyncio.BaseTransport) -> bool:
+        """Register a new connection; False when it is itself the one to close."""
+        sock = transport.get_extra_info("socket")
+        try:
+            uid = peer_of(sock).uid if sock is not None else -1
+        except OSError:
+            uid = -1
+        newcomer = _Connection(transport, uid)
+        self._open[transport] = newcomer
+        same_uid = [c for c in self._open.values() if c.uid == uid]
+        if len(same_uid) > self.per_uid:
+            self._shed_one(same_uid, newcomer)
+        if len(self._open) > self.total:
+            self._shed_one(self._busiest_uid(), newcomer)
+        return transport in self._open
+
+    def forget(self, transport: asyncio.BaseTransport) -> None:
+        self._open.pop(transport, None)
+
+    @contextlib.contextmanager
+    def request_running(self, transport: asyncio.BaseTransport | None) -> Iterator[None]:
+        conn = self._open.get(transport) if transport is not None else None
+        if conn is not None:
+            conn.busy += 1
+        try:
+            yield
+        finally:
+            if conn is not None:
+                conn.busy -= 1
+
+    def _busiest_uid(self) -> list[_Connection]:
+        counts: dict[int, int] = {}
+        for conn in self._open.values():
+            counts[conn.uid] = counts.get(conn.uid, 0) + 1
+        busiest = max(counts, key=lambda uid: counts[uid])
+        return [c for c in self._open.values() if c.uid == busiest]
+
+    def _shed_one(self, candidates: list[_Connection], newcomer: _Connection) -> None:
+        """Close the oldest idle connection among *candidates* (the newcomer last)."""
+        others = [c for c in candidates if c is not newcomer]
+        idle = [c for c in others if not c.busy]
+        victim = (idle or others or [newcomer])[0]
+        del self._open[victim.transport]
+        victim.transport.abort()  # type: ignore[attr-defined]
+        self.shed += 1
+        now = time.monotonic()
+        if now - self._warned_at > 60:
+            self._warned_at = now
+            log.warning(
+                "connections_shed", uid=victim.uid, open=len(self._open), shed_total=self.shed
+            )
+
+    def middleware(self) -> Middleware:
+        @web.middleware
+        async def mark_running(request: web.Request, handler: Handler) -> web.StreamResponse:
+            with self.request_running(request.transport):
+                return await handler(request)
+
+        return mark_running
+
+
+class _Admitted(asyncio.Protocol):
+    """In front of aiohttp's handler for one connection: registers it with the guard."""
+
+    def __init__(self, inner: asyncio.Protocol, guard: ConnectionGuard) -> None:
+        self._inner = inner
+        self._guard = guard
+        self._transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._guard.admit(transport):
+            self._transport = transport
+            self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._transport is not None:
+            self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received() if self._transport is not None else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is not None:
+            self._guard.forget(self._transport)
+            self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self._transport is not None:
+            self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._transport is not None:
+            self._inner.resume_writing()
+
+
+class GuardedUnixSite(web.UnixSite):
+    """``web.UnixSite`` whose connections pass through a :class:`ConnectionGuard`."""
+
+    def __init__(self, runner: web.AppRunner, path: str, guard: ConnectionGuard) -> None:
+        super().__init__(runner, path)
+        self._guard = guard
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)  # registers the site; UnixSite.start would listen
+        server = self._runner.server
+        assert server is not None
+        guard = self._guard
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_unix_server(
+            lambda: _Admitted(server(), guard), self._path, backlog=self._backlog
+        )
