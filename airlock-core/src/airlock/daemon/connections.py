@@ -23,13 +23,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
-import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from airlock.logs import get_logger
 from airlock.peers import peer_of
 
-log = structlog.get_logger("airlock.daemon")
+log = get_logger("airlock.daemon")
 
 RESERVED_FDS = 64
 """Descriptors kept for everything but client connections (state, audit, notifiers, IMAP)."""
