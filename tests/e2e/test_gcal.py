@@ -136,6 +136,9 @@ def test_auth_read_a_week_and_a_write_once_with_its_approval(
     assert {k: health[0][k] for k in ("name", "ok")} == {"name": "calendar", "ok": False}
     assert "invalid_grant" in health[0]["detail"]
     assert "UNHEALTHY" in airlock.cli("status").stdout
+    listed = {s["name"]: s for s in json.loads(airlock.cli("services", "--json").stdout)}
+    assert listed["calendar"]["health"].startswith("credentials refused: Google no longer")
+    assert listed["mail"]["health"] == "ok"
     for leaked in (refresh, secret):
         assert leaked not in airlock.daemon.log.read_text()
         assert leaked not in (airlock.paths.audit_dir / "audit.jsonl").read_text()

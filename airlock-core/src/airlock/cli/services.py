@@ -42,23 +42,26 @@ def describe_params(spec: OperationSpec) -> list[dict[str, Any]]:
     return params
 
 
-def _daemon_view(state: CliState) -> tuple[set[str] | None, set[str], bool]:
+def _daemon_view(
+    state: CliState,
+) -> tuple[set[str] | None, set[str], bool, dict[str, str]]:
     """The services the running daemon loaded (None: no daemon), those with stored
-    credentials, and whether the config changed since it started."""
+    credentials, whether the config changed since it started, and the services whose
+    credentials their service refused (with what it said)."""
     from airlock.cli.client_support import with_client
     from airlock.client import AirlockClient
     from airlock.errors import AirlockError
 
-    async def ask(client: AirlockClient) -> tuple[set[str], set[str], bool]:
+    async def ask(client: AirlockClient) -> tuple[set[str], set[str], bool, dict[str, str]]:
         status = await client.status()
         stored = {str(c["service"]) for c in await client.list_credentials() if c.get("stored")}
-        return set(status.services), stored, status.config_changed
+        refused = {h.name: h.detail for h in status.service_health if not h.ok}
+        return set(status.services), stored, status.config_changed, refused
 
     try:
-        loaded, stored, changed = with_client(state, ask)
+        return with_client(state, ask)
     except AirlockError:
-        return None, set(), False
-    return loaded, stored, changed
+        return None, set(), False, {}
 
 
 def collect_services(state: CliState) -> list[dict[str, Any]]:
@@ -67,7 +70,7 @@ def collect_services(state: CliState) -> list[dict[str, Any]]:
     from airlock.services import describe_services
 
     connectors = get_connectors(state.pm)
-    loaded, stored, changed = _daemon_view(state)
+    loaded, stored, changed, refused = _daemon_view(state)
     listing = []
     for item in describe_services(state.config, connectors):
         name, cls = item["name"], connectors.get(item["connector"])
@@ -80,6 +83,8 @@ def collect_services(state: CliState) -> list[dict[str, Any]]:
             entry["health"] = "not loaded by the running daemon: " + CONFIG_CHANGED.split(": ")[1]
         elif cls is not None and cls.Credentials.model_fields and name not in stored:
             entry["health"] = f"no credentials: run `airlock credentials add {name}`"
+        elif name in refused:
+            entry["health"] = f"credentials refused: {refused[name]}"
         else:
             entry["health"] = "ok"
         if changed and name in (loaded or set()):
