@@ -71,7 +71,7 @@ def test_the_openai_sdk_chats_embeds_and_lists_models_through_airlock(
     assert [e.index for e in embedded.data] == [0, 1]
     assert len(embedded.data[0].embedding) == 8
     models = [m.id for m in client.models.list()]
-    assert models == ["test/cheap", "test/embed", "test/flat", "test/variable"]
+    assert models == ["test/cheap", "test/embed", "test/flat", "test/slow", "test/variable"]
     sent = server.spending_calls()
     assert [c.path for c in sent] == ["/chat/completions", "/embeddings"]
     assert all(c.authorization == f"Bearer {server.key}" for c in sent)  # the real key, added

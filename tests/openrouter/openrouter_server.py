@@ -52,6 +52,13 @@ MODELS: list[dict[str, Any]] = [
         "pricing": {"prompt": "0.0000001", "completion": "0"},
     },
     {
+        # Takes SLOW_FIRST_TOKEN seconds to its first token, as a real model thinks.
+        "id": "test/slow",
+        "name": "Test: slow to start",
+        "context_length": 8192,
+        "pricing": {"prompt": "0.000001", "completion": "0.000002", "request": "0"},
+    },
+    {
         "id": "test/variable",
         "name": "A router with no fixed price",
         "context_length": 8192,
@@ -59,6 +66,7 @@ MODELS: list[dict[str, Any]] = [
     },
 ]
 PRICES = {m["id"]: m["pricing"] for m in MODELS}
+SLOW_FIRST_TOKEN = 0.05
 
 
 def canary_key() -> str:
@@ -199,6 +207,8 @@ class OpenRouterServer:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         await response.write(b": OPENROUTER PROCESSING\n\n")
+        if base["model"] == "test/slow":
+            await asyncio.sleep(SLOW_FIRST_TOKEN)
         chunk = {**base, "object": "chat.completion.chunk"}
         for index in range(tokens):
             delta = {"role": "assistant", "content": "w "} if index == 0 else {"content": "w "}

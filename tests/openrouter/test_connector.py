@@ -58,7 +58,7 @@ def test_list_models_shows_only_allowed_models_with_their_prices(
 
     listed = use(server, body)
     ids = [m["id"] for m in listed["data"]]
-    assert ids == ["test/cheap", "test/embed", "test/flat", "test/variable"]
+    assert ids == ["test/cheap", "test/embed", "test/flat", "test/slow", "test/variable"]
     assert listed["object"] == "list"
     assert listed["data"][0]["pricing"]["completion"] == "0.000002"
 

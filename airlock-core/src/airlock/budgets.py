@@ -14,7 +14,7 @@ at its worst case (fail closed).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from airlock.api import AccessRequestIn
@@ -48,11 +48,21 @@ class Budgets:
         found = self._store.get_budget(session_id)
         return BudgetState(*found) if found is not None else None
 
-    def reserve(self, session_id: str, amount_nano: int, *, service: str) -> Reservation:
-        """Hold *amount_nano* of the session's budget, or raise :class:`BudgetExhausted`."""
+    def reserve(
+        self,
+        session_id: str,
+        amount_nano: int,
+        *,
+        service: str,
+        decided: Callable[[bool], None] | None = None,
+    ) -> Reservation:
+        """Hold *amount_nano* of the session's budget, or raise :class:`BudgetExhausted`.
+
+        Returns once the reservation is durable; *decided* hears whether it was taken as
+        soon as that is known (see :meth:`StateStore.reserve_budget`)."""
         reservation = Reservation("rsv_" + secrets.token_urlsafe(9), session_id, amount_nano)
         if self._store.reserve_budget(
-            session_id, reservation.id, amount_nano, at=self._clock.now()
+            session_id, reservation.id, amount_nano, at=self._clock.now(), decided=decided
         ):
             return reservation
         state = self.state(session_id)

@@ -67,17 +67,18 @@ class PricedCalls:
         facts: dict[str, Any],
     ) -> BaseModel:
         priced, parsed = _priced(connector, spec, params)
-        reservation = await self._reserve(priced, spec, parsed, session_id, facts)
+        _, durable = await self._reserve(priced, spec, parsed, session_id, facts)
         try:
             result = await connector.call(spec.name, params)
         except AirlockError:
             # The service refused or failed the call, and such answers cost nothing.
-            await self._settle(reservation, None, facts, spent_nano=0)
+            await self._settle(await asyncio.shield(durable), None, facts, spent_nano=0)
             raise
         except BaseException:
             # Cut off (a crash in the connector, the client gone): it may have cost.
-            await self._settle(reservation, None, facts)
+            await self._settle(await asyncio.shield(durable), None, facts)
             raise
+        reservation = await durable
         await self._settle(reservation, lambda: priced.charge(spec.name, parsed, result), facts)
         return result
 
@@ -92,7 +93,7 @@ class PricedCalls:
         """The chunks of a streamed call, as they arrive; raises :class:`BudgetCut` when the
         service's answer runs past what was reserved."""
         priced, parsed = _priced(connector, spec, params)
-        reservation = await self._reserve(priced, spec, parsed, session_id, facts)
+        worst, durable = await self._reserve(priced, spec, parsed, session_id, facts)
         charge: Charge | None = None
         chunks = 0
         items = priced.stream(spec.name, parsed)
@@ -101,19 +102,21 @@ class PricedCalls:
                 if isinstance(item, Charge):
                     charge = item
                 elif isinstance(item, Meter):
-                    if nano_usd(item.usd) > reservation.amount_nano:
+                    if nano_usd(item.usd) > worst:
                         facts["cut"] = "answer ran past its reservation"
                         raise BudgetCut(
-                            f"the answer passed its reserved {format_usd(reservation.amount_nano)}"
-                            " and was cut off"
+                            f"the answer passed its reserved {format_usd(worst)} and was cut off"
                         )
                 else:
+                    if not chunks:
+                        await durable  # nothing leaves before the reservation is on disk
                     chunks += 1
                     yield item
         finally:
             facts["chunks"] = chunks
             await _close(items)
             found = charge
+            reservation = await asyncio.shield(durable)
             await self._settle(reservation, (lambda: found) if found else None, facts)
 
     async def _reserve(
@@ -123,20 +126,38 @@ class PricedCalls:
         parsed: BaseModel,
         session_id: str,
         facts: dict[str, Any],
-    ) -> Reservation:
+    ) -> tuple[int, asyncio.Future[Reservation]]:
+        """Reserve the call's worst case; returns it once the budget has said yes, with the
+        reservation's durable write still running (await it before anything leaves).
+
+        Waiting for the decision alone lets the call go out while the state database
+        syncs the reservation to disk (milliseconds here), instead of after."""
         quote = await priced.quote(spec.name, parsed)
         worst = nano_usd(quote.usd)
         facts.update(quote.facts)
         facts["reserved_usd"] = usd(worst)
-        try:
-            return await asyncio.to_thread(
-                self.budgets.reserve, session_id, worst, service=priced.service
+        loop = asyncio.get_running_loop()
+        decided: asyncio.Future[bool] = loop.create_future()
+
+        def tell(won: bool) -> None:
+            loop.call_soon_threadsafe(_resolve, decided, won)
+
+        durable = asyncio.ensure_future(
+            asyncio.to_thread(
+                self.budgets.reserve, session_id, worst, service=priced.service, decided=tell
             )
-        except BaseException:
-            state = self.budgets.state(session_id)
-            if state is not None:
-                facts.update(_budget_facts(state))
-            raise
+        )
+        either: set[asyncio.Future[Any]] = {decided, durable}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if not (decided.done() and decided.result()):
+            try:
+                await durable  # raises BudgetExhausted, or why the store failed
+            except BaseException:
+                state = self.budgets.state(session_id)
+                if state is not None:
+                    facts.update(_budget_facts(state))
+                raise
+        return worst, durable
 
     async def _settle(
         self,
@@ -177,6 +198,11 @@ def _priced(
         problem = first_problem(exc)
         raise InvalidInput(str(problem), field=problem.field) from None
     return connector, parsed
+
+
+def _resolve(future: asyncio.Future[bool], value: bool) -> None:
+    if not future.done():
+        future.set_result(value)
 
 
 async def _close(items: AsyncIterator[Any]) -> None:

@@ -19,7 +19,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -625,12 +625,20 @@ class StateStore:
         return int(row["limit_nano"]), int(row["spent_nano"]), int(row["reserved_nano"])
 
     def reserve_budget(
-        self, session_id: str, reservation_id: str, amount_nano: int, *, at: float
+        self,
+        session_id: str,
+        reservation_id: str,
+        amount_nano: int,
+        *,
+        at: float,
+        decided: Callable[[bool], None] | None = None,
     ) -> bool:
         """Reserve *amount_nano* if the budget left covers it; False (nothing held) if not.
 
         One statement checks and takes, so two calls racing for the last cents cannot both
-        win, in this process or another.
+        win, in this process or another. *decided* hears the answer as soon as it is known
+        under the write lock, before the commit's fsync: a caller may start its work then
+        and wait for this method's return (durable) before it lets any result out.
         """
         with self.transaction():
             cursor = self._conn.execute(
@@ -638,14 +646,16 @@ class StateStore:
                    WHERE session_id = ? AND spent_nano + reserved_nano + ? <= limit_nano""",
                 (amount_nano, session_id, amount_nano),
             )
-            if cursor.rowcount != 1:
-                return False
-            self._conn.execute(
-                """INSERT INTO budget_reservations (id, session_id, amount_nano, created_at)
-                   VALUES (?, ?, ?, ?)""",
-                (reservation_id, session_id, amount_nano, at),
-            )
-        return True
+            won = cursor.rowcount == 1
+            if won:
+                self._conn.execute(
+                    """INSERT INTO budget_reservations (id, session_id, amount_nano, created_at)
+                       VALUES (?, ?, ?, ?)""",
+                    (reservation_id, session_id, amount_nano, at),
+                )
+            if decided is not None:
+                decided(won)
+        return won
 
     def settle_budget(self, reservation_id: str, spent_nano: int) -> bool:
         """Release a reservation and count *spent_nano* as spent; False if already settled."""

@@ -75,7 +75,12 @@ class OpenRouterApi:
                     content = await response.aread()
                     raise self._error(response.status_code, response.headers, content)
                 data: list[str] = []
+                done = False
+                # Read to the end of the body even after [DONE], so the connection goes
+                # back to the pool instead of being closed.
                 async for line in response.aiter_lines():
+                    if done:
+                        continue
                     if line.startswith(":"):  # a comment, e.g. ": OPENROUTER PROCESSING"
                         continue
                     if line.startswith("data:"):
@@ -85,7 +90,8 @@ class OpenRouterApi:
                         continue
                     payload, data = "\n".join(data), []
                     if payload.strip() == "[DONE]":
-                        return
+                        done = True
+                        continue
                     yield self._object(payload.encode())
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from None

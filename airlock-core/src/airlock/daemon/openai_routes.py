@@ -11,6 +11,7 @@ events as each chunk arrives; a stream that fails or is cut by the budget ends w
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -83,23 +84,26 @@ async def _relay(
             first = None
         response = web.StreamResponse(headers=SSE_HEADERS)
         await response.prepare(request)
+        # From here on the status is sent: every ending is an event, never an exception
+        # (which would make the error middleware write a second response into the stream).
         try:
             if first is not None:
                 await response.write(_event(first))
                 async for chunk in chunks:
                     await response.write(_event(chunk))
+            ending = b"data: [DONE]\n\n"
+        except ConnectionError:
+            return response  # the client went away: nothing more to send
         except BudgetCut as exc:
-            await response.write(_event({"error": _error(BudgetExhausted.code, str(exc))}))
+            ending = _event({"error": _error(BudgetExhausted.code, str(exc))})
         except AirlockError as exc:
-            await response.write(_event({"error": exc.to_dict()}))
-        except (ConnectionError, RuntimeError):
-            raise  # the client went away: nothing more to send
+            ending = _event({"error": exc.to_dict()})
         except Exception as exc:
             log.error("stream_failed", path=request.path, error=type(exc).__name__)
-            await response.write(_event({"error": _error("internal_error", "stream failed")}))
-        else:
-            await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
+            ending = _event({"error": _error("internal_error", "stream failed")})
+        with contextlib.suppress(ConnectionError):
+            await response.write(ending)
+            await response.write_eof()
     finally:
         await chunks.aclose()  # settles the budget and writes the audit record
     return response

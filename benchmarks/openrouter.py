@@ -1,0 +1,216 @@
+"""LLM calls through Airlock: time to first streamed token, and calls/s. Prints JSON.
+
+The local OpenRouter of the tests (``tests/openrouter``, in a process of its own) answers
+chat completions; a real daemon process has service ``llm`` on it and one spend session.
+Measured in the same run:
+
+* time to first streamed token (TTFT) of a streamed chat completion, alternating between
+  the local server straight over TCP and Airlock's OpenAI-compatible endpoint on its
+  socket (session check, policies, the model's price, a reservation in the state
+  database, a durable audit record, the relay), one client, the whole stream read;
+* non-streamed chat completions through Airlock from 32 concurrent clients (the raw-socket
+  load generator of ``_loadgen.py``), each call quoted, reserved, settled and audited.
+
+The local server answers at once, so the TTFT ratio is the harshest case: a real model
+takes hundreds of milliseconds to its first token. Target: TTFT through Airlock (p50)
+<= 1.1 x direct + 2 ms.
+
+    uv run python benchmarks/openrouter.py --runs 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyotp
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT))  # the local OpenRouter of the tests
+from tests.openrouter.openrouter_server import SLOW_FIRST_TOKEN  # noqa: E402
+
+from _loadgen import drive, request_bytes  # noqa: E402
+from airlock.local_daemon import LocalDaemon  # noqa: E402
+from airlock.totp import save_secret  # noqa: E402
+from airlock.vault import TotpKey, Vault  # noqa: E402
+
+THROUGH = "/v1/openai/llm/chat/completions"
+TARGET_FACTOR = 1.1
+TARGET_PLUS_MS = 2.0
+CHAT = {
+    "model": "test/cheap",
+    "messages": [{"role": "user", "content": "Write one short sentence about airlocks."}],
+    "max_tokens": 16,
+}
+
+
+def start_server(key: str) -> tuple[subprocess.Popen[str], str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.openrouter.serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    proc.stdin.write(key + "\n")
+    proc.stdin.flush()
+    return proc, proc.stdout.readline().strip()
+
+
+def start_daemon(home: Path, api_base: str, key: str) -> tuple[LocalDaemon, pyotp.TOTP]:
+    llm = {"connector": "openrouter", "api_base": api_base, "models": ["test/*"]}
+    config = {
+        "services": {"llm": {**llm, "max_usd": 10_000}},
+        "permissions": {"rate_limit": 100_000},
+    }
+    (home / "config.yaml").write_text(yaml.safe_dump(config))
+    daemon = LocalDaemon(home)
+    daemon.paths.ensure_data_dirs()
+    secret = pyotp.random_base32()
+    save_secret(daemon.paths.totp_file, secret)
+    Vault(daemon.paths.vault_file, TotpKey(secret)).set("llm", {"api_key": key})
+    return daemon.start(), pyotp.TOTP(secret)
+
+
+def spend_session(client: httpx.Client, totp: pyotp.TOTP) -> str:
+    body = {"services": ["llm"], "access": "spend", "budget_usd": 10_000, "reason": "benchmark"}
+    created = client.post("/v1/requests", json=body).json()
+    code = totp.at(int(time.time() // 30) * 30)
+    approved = client.post(f"/v1/requests/{created['id']}/approve", json={"totp": code})
+    approved.raise_for_status()
+    state = client.get(
+        f"/v1/requests/{created['id']}", headers={"X-Airlock-Claim": created["claim"]}
+    ).json()
+    return str(state["session"]["token"])
+
+
+def first_token(client: httpx.Client, url: str, body: dict[str, Any], key: str) -> float:
+    """Seconds from sending a streamed chat to its first content chunk (all of it read)."""
+    ttft = None
+    started = time.perf_counter()
+    headers = {"Authorization": f"Bearer {key}"}
+    with client.stream("POST", url, json=body, headers=headers) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if ttft is None and line.startswith("data: {") and '"content"' in line:
+                ttft = time.perf_counter() - started
+    if ttft is None:
+        raise RuntimeError(f"no content streamed from {url}")
+    return ttft
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 3),
+        "p90_ms": round(ordered[int(len(ordered) * 0.9)] * 1000, 3),
+        "min_ms": round(ordered[0] * 1000, 3),
+    }
+
+
+def run(runs: int, clients: int, per_client: int) -> dict[str, Any]:
+    home = Path(tempfile.mkdtemp(prefix="airlock-bench-llm-"))
+    key = f"sk-or-v1-BENCH{secrets.token_hex(16)}"
+    server, api_base = start_server(key)
+    try:
+        daemon, totp = start_daemon(home, api_base, key)
+        try:
+            socket = daemon.paths.socket
+            agent = httpx.Client(
+                transport=httpx.HTTPTransport(uds=str(socket)), base_url="http://airlock"
+            )
+            direct = httpx.Client()
+            token = spend_session(agent, totp)
+            timed_pair(direct, agent, api_base, key, token, "test/cheap", 5)  # warm-up
+            ttft = {
+                model: timed_pair(direct, agent, api_base, key, token, model, runs)
+                for model in ("test/cheap", "test/slow")
+            }
+            payload = json.dumps(CHAT).encode()
+            request = request_bytes(
+                "POST", THROUGH, payload, headers={"Authorization": f"Bearer {token}"}
+            )
+            assert daemon.proc is not None
+            calls = drive(
+                socket, request, clients=clients, per_client=per_client, server_pid=daemon.proc.pid
+            )
+            sessions = agent.get("/v1/sessions").json()["sessions"]
+            agent.close()
+            direct.close()
+        finally:
+            daemon.stop()
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()
+        server.wait(10)
+        shutil.rmtree(home, ignore_errors=True)
+    return {
+        "benchmark": "openrouter",
+        "ttft_runs": runs,
+        "ttft_answer_at_once": verdict(*ttft["test/cheap"]),
+        f"ttft_model_thinking_{SLOW_FIRST_TOKEN * 1000:g}ms": verdict(*ttft["test/slow"]),
+        f"chat_calls_{clients}_clients": calls,
+        "budget_after": sessions[0]["budget"] if sessions else None,
+        "target": "TTFT through Airlock p50 <= direct p50 x 1.1 + 2 ms",
+    }
+
+
+def timed_pair(
+    direct: httpx.Client,
+    agent: httpx.Client,
+    api_base: str,
+    key: str,
+    token: str,
+    model: str,
+    runs: int,
+) -> tuple[list[float], list[float]]:
+    """TTFT straight to the server and through Airlock, alternating, *runs* each."""
+    streamed = {**CHAT, "model": model, "stream": True}
+    upstream = {**streamed, "usage": {"include": True}}  # what Airlock sends
+    direct_s, airlock_s = [], []
+    for _ in range(runs):
+        direct_s.append(first_token(direct, f"{api_base}/chat/completions", upstream, key))
+        airlock_s.append(first_token(agent, THROUGH, streamed, token))
+    return direct_s, airlock_s
+
+
+def verdict(direct_s: list[float], airlock_s: list[float]) -> dict[str, Any]:
+    direct, airlock = summary(direct_s), summary(airlock_s)
+    target = round(direct["p50_ms"] * TARGET_FACTOR + TARGET_PLUS_MS, 3)
+    return {
+        "direct": direct,
+        "through_airlock": airlock,
+        "overhead_p50_ms": round(airlock["p50_ms"] - direct["p50_ms"], 3),
+        "target_p50_ms": target,
+        "meets_target": airlock["p50_ms"] <= target,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=200, help="streamed chats timed each way")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--per-client", type=int, default=20)
+    args = parser.parse_args()
+    print(json.dumps(run(args.runs, args.clients, args.per_client), indent=2))
+
+
+if __name__ == "__main__":
+    main()
