@@ -4,8 +4,10 @@ a budget that refuses before sending and cuts a runaway stream with an error eve
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,9 @@ import pytest
 from daemon_harness import Airlock, remember
 from llm_harness import audit, budget_of, spend_session, start_llm
 from tests.openrouter.openrouter_server import OpenRouterServer
+
+from airlock.client import AirlockClient
+from airlock.models import Access
 
 HELLO = [{"role": "user", "content": "Say hello."}]
 
@@ -208,3 +213,70 @@ def test_openai_routes_name_no_service_that_does_not_speak_openai(llm: Airlock) 
         response = client.get("/v1/openai/mail/models")
     assert response.status_code == 404
     assert "no OpenAI endpoint" in response.json()["error"]["message"]
+
+
+def approve_when_asked(airlock: Airlock, count: int) -> threading.Thread:
+    """The person, on the terminal: approves the next *count* requests as they arrive."""
+
+    def person() -> None:
+        with airlock.client() as client:
+            for _ in range(count):
+                deadline = time.monotonic() + 30
+                while not (pending := client.get("/v1/requests").json()["requests"]):
+                    assert time.monotonic() < deadline, "no request arrived"
+                    time.sleep(0.05)
+                assert pending[0]["access"] == "spend"
+                assert airlock.approve(client, pending[0]["code"]).status_code == 200
+
+    thread = threading.Thread(target=person)
+    thread.start()
+    return thread
+
+
+def test_airlock_client_and_the_async_sdk_spend_within_the_approved_budget(
+    llm: Airlock, server: OpenRouterServer
+) -> None:
+    """The lines docs/openrouter.md shows, run as written."""
+    server.answer_tokens = 2
+    person = approve_when_asked(llm, 2)
+
+    async def agent() -> tuple[Any, Any, Any, Any]:
+        async with AirlockClient(llm.paths.socket, agent="drafter") as airlock:
+            held = await airlock.request_access(
+                ["llm"], "draft replies to today's mail", access=Access.SPEND, budget_usd=0.05
+            )
+            answer = await airlock.llm.chat(model="test/cheap", messages=HELLO, max_tokens=5)
+            usage = await airlock.llm.usage()
+            async_sdk = openai.AsyncOpenAI(
+                base_url="http://airlock/v1/openai/llm",
+                api_key=held.token,
+                http_client=httpx.AsyncClient(
+                    transport=httpx.AsyncHTTPTransport(uds=str(airlock.socket))
+                ),
+                max_retries=0,
+            )
+            via_sdk = await async_sdk.chat.completions.create(
+                model="test/cheap",
+                messages=HELLO,  # type: ignore[arg-type]
+                max_tokens=5,
+            )
+        # A client with no session asks for a spend session itself (as the MCP tools do).
+        async with AirlockClient(llm.paths.socket) as fresh:
+            asked = await fresh.invoke(
+                "llm",
+                "chat",
+                {"model": "test/cheap", "messages": HELLO, "max_tokens": 5},
+                reason="one more draft",
+            )
+        return answer, usage, via_sdk, asked
+
+    answer, usage, via_sdk, asked = asyncio.run(agent())
+    person.join()
+    assert answer["choices"][0]["message"]["content"] == "w w "
+    assert usage["budget"]["limit_usd"] == 0.05
+    assert 0 < usage["budget"]["spent_usd"] < 0.05
+    assert usage["budget"]["left_usd"] == pytest.approx(0.05 - usage["budget"]["spent_usd"])
+    assert usage["key"]["limit_remaining_usd"] == 9.75
+    assert via_sdk.choices[0].message.content == "w w "
+    assert asked.result["choices"][0]["message"]["content"] == "w w "
+    assert len(server.spending_calls()) == 3

@@ -279,17 +279,23 @@ class AirlockClient:
         return self._wallet.held()
 
     async def ensure_session(
-        self, service: str, reason: str, *, on_wait: WaitCallback | None = None
+        self,
+        service: str,
+        reason: str,
+        *,
+        on_wait: WaitCallback | None = None,
+        access: Access = Access.READ,
     ) -> HeldSession:
-        """A held session on *service*, asking for one (read access) if there is none.
+        """A held session on *service* covering *access*, asking for one if there is none
+        (read access, or ``spend`` with the service's default budget).
 
         Concurrent callers for one service share a single request.
         """
         lock = self._locks.setdefault(service, asyncio.Lock())
         async with lock:
-            held = self._wallet.find(service)
+            held = self._wallet.find(service, access)
             if held is None:
-                held = await self.request_access([service], reason, on_wait=on_wait)
+                held = await self.request_access([service], reason, access=access, on_wait=on_wait)
             return held
 
     # -- operations ---------------------------------------------------------------
@@ -342,8 +348,9 @@ class AirlockClient:
             raise NotFound(str(exc), hint="GET /v1/services lists them") from None
         if op.access == Access.WRITE:
             return await self._approved_write(service, operation, args, reason, on_wait, wait)
+        needed = Access.SPEND if op.access == Access.SPEND else Access.READ
         for attempt in (1, 2):
-            held = self._wallet.find(service)
+            held = self._wallet.find(service, needed)
             if held is None:
                 if reason is None:
                     raise Unauthenticated(
@@ -351,7 +358,7 @@ class AirlockClient:
                         + (" any more" if attempt == 2 else ""),
                         hint=f"call request_access(services=[{service!r}], reason=...) first",
                     )
-                held = await self.ensure_session(service, reason, on_wait=on_wait)
+                held = await self.ensure_session(service, reason, on_wait=on_wait, access=needed)
             try:
                 return await self.call(service, operation, args, token=held.token)
             except ApprovalRequired:

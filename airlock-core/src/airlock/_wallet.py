@@ -60,10 +60,14 @@ class SessionWallet:
     def add(self, session: HeldSession) -> None:
         self._sessions.insert(0, session)
 
-    def find(self, service: str) -> HeldSession | None:
+    def find(self, service: str, access: Access = Access.READ) -> HeldSession | None:
+        """The newest unexpired session on *service* whose access covers *access*."""
         now = datetime.now(UTC)
         self._sessions = [s for s in self._sessions if now < s.expires_at]
-        return next((s for s in self._sessions if s.usable_for(service, now)), None)
+        return next(
+            (s for s in self._sessions if s.usable_for(service, now) and s.access.allows(access)),
+            None,
+        )
 
     def discard(self, session: HeldSession) -> None:
         self._sessions = [s for s in self._sessions if s.id != session.id]

@@ -193,7 +193,13 @@ class AirlockTools:
         description = f"{service.title or service.name} ({service.name}): {op.description}"
         input_schema: dict[str, Any] = op.params_schema
         reason_arg: str | None = None
-        if not read_only:
+        if op.access == Access.SPEND:
+            description += (
+                " Costs money: the first call asks the person to approve an amount to spend "
+                "(say why in `reason`); later calls spend from it until it runs out."
+            )
+            input_schema, reason_arg = with_reason(op.params_schema)
+        elif not read_only:
             description += (
                 " Each call needs the person's approval of these exact parameters; say why "
                 "in `reason`."
