@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from airlock.clock import FakeClock
-from airlock.errors import ConnectorAuthError, Forbidden, InvalidInput, NotFound, RateLimited
+from airlock.errors import (
+    ConnectorAuthError,
+    ConnectorError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+)
 from airlock.testing import run
 from airlock_gcal.connector import GcalConnector
 from tests.gcal.conftest import ME, TEAM, MakeConnector, Sleeps
@@ -269,6 +276,19 @@ async def make_connector_check(connector: GcalConnector) -> Any:
         return await connector.check()
     finally:
         await connector.close()
+
+
+def test_google_out_of_reach_is_a_service_error_not_a_crash(
+    google: GoogleServer, make_connector: MakeConnector
+) -> None:
+    connector = make_connector()
+    google.stop()
+    try:
+        with pytest.raises(ConnectorError, match="cannot reach Google: "):
+            call(connector, "list_calendars")
+    finally:
+        google.start()
+    assert call(connector, "list_calendars")["calendars"], "it recovers once Google is back"
 
 
 def test_secrets_stay_out_of_errors(google: GoogleServer, make_connector: MakeConnector) -> None:
