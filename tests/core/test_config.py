@@ -106,7 +106,7 @@ def test_service_settings_are_checked_by_their_connector(tmp_path: Path) -> None
         Settings = PortSettings
 
     config = load_config(write(tmp_path, "services: {f: {connector: fake, port: many}}\n"))
-    with pytest.raises(ConfigError, match=r"services\.f: .*port"):
+    with pytest.raises(ConfigError, match=r"services\.f\.port: Input should be a valid integer"):
         resolve_service("f", config, {"fake": Fake})
     config = load_config(write(tmp_path, "services: {f: {connector: fake, port: 993}}\n"))
     assert resolve_service("f", config, {"fake": Fake}).settings == PortSettings(port=993)

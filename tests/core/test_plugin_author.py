@@ -60,7 +60,7 @@ def test_a_model_that_asks_for_free_form_settings_gets_them() -> None:
 def test_a_wrong_value_still_names_its_key() -> None:
     with pytest.raises(InvalidInput) as caught:
         Careless.parse_settings({"city": ["not", "a", "string"]}, service="w")
-    assert caught.value.field == "city"
+    assert caught.value.field == "services.w.city"  # the key to fix in config.yaml
     assert "city" in caught.value.message
 
 

@@ -187,7 +187,7 @@ class Connector(Generic[S]):
 
     @classmethod
     def parse_settings(cls, raw: Mapping[str, Any], *, service: str) -> BaseModel:
-        return validate_settings(cls.Settings, raw, where=f"service {service!r}")
+        return validate_settings(cls.Settings, raw, where=f"services.{service}")
 
     @classmethod
     def parse_credentials(cls, raw: Mapping[str, Any], *, service: str) -> BaseModel:
@@ -243,7 +243,8 @@ class Connector(Generic[S]):
 def validate_settings(model: type[BaseModel], raw: Mapping[str, Any], *, where: str) -> BaseModel:
     """*raw* as *model*; a key the model does not know is refused by name, even when the
     plugin's model forgot ``extra="forbid"`` (a typo must not silently fall back to a
-    default). Only a model that says ``extra="allow"`` takes free-form keys."""
+    default). Only a model that says ``extra="allow"`` takes free-form keys. *where* is the
+    section's key in config.yaml (``services.mail``); errors name the full key."""
     if model.model_config.get("extra") != "allow":
         known = set(model.model_fields)
         known |= {f.alias for f in model.model_fields.values() if f.alias}
@@ -251,11 +252,11 @@ def validate_settings(model: type[BaseModel], raw: Mapping[str, Any], *, where: 
             if key not in known:
                 raise InvalidInput(
                     f"{where}: unknown setting {key!r}",
-                    field=str(key),
+                    field=f"{where}.{key}",
                     hint=f"its settings are: {', '.join(model.model_fields) or 'none'}",
                 )
     try:
         return model.model_validate(dict(raw))
     except ValidationError as exc:
-        problem = first_problem(exc)
-        raise InvalidInput(f"{where}: {problem}", field=problem.field) from None
+        problem = first_problem(exc, within=where)
+        raise InvalidInput(str(problem), field=problem.field) from None

@@ -69,9 +69,9 @@ def resolve_service(
         settings = cls.parse_settings(entry.settings, service=name)
     except InvalidInput as exc:
         raise ConfigError(
-            f"services.{name}: {exc.message.removeprefix(f'service {name!r}: ')}",
+            exc.message,
             hint=exc.hint or "see docs/configuration.md",
-            field=f"services.{name}.{exc.field}" if exc.field else f"services.{name}",
+            field=exc.field or f"services.{name}",
         ) from None
     return Service(name, cls, settings)
 
