@@ -64,6 +64,8 @@ class Airlock:
         base = {
             "services": {"mail": {"connector": "maildir", "path": str(self.maildir)}},
             "approvals": {"notifiers": ["console"]},
+            # Tests run daemons side by side: a fixed port would be a race between them.
+            "dashboard": {"listen": "off"},
         }
         config = merged(base, self.overrides)
         (self.home / "config.yaml").write_text(yaml.safe_dump(config))

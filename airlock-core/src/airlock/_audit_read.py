@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -178,13 +178,15 @@ def query(
     event: str | None = None,
     limit: int | None = None,
     newest_first: bool = False,
+    match: Callable[[dict[str, Any]], bool] | None = None,
 ) -> list[dict[str, Any]]:
     """Records with ``since <= ts < until``, optionally of one service or event.
 
     Files are picked by the first ts in their names and each is entered by binary search
     on byte offsets, so a day out of a year-long log costs a few dozen seeks plus the
     day itself. ``limit`` keeps the oldest (or with *newest_first*, the newest) matches.
-    A record matches *service* if its ``service`` is it or its ``services`` contain it.
+    A record matches *service* if its ``service`` is it or its ``services`` contain it,
+    and *match* (if given) when it returns true: checked before *limit* counts it.
     Unreadable lines are skipped here; ``verify`` is the place that reports them.
     """
     out: list[dict[str, Any]] = []
@@ -205,6 +207,8 @@ def query(
                 if event is not None and record.get("event") != event:
                     continue
                 if service is not None and not _has_service(record, service):
+                    continue
+                if match is not None and not match(record):
                     continue
                 out.append(record)
                 if limit is not None and len(out) >= limit:

@@ -284,16 +284,25 @@ class ApprovalService:
 
     # -- decisions --------------------------------------------------------------------
 
-    async def approve(
-        self, ref: str, code: str, *, peer: Peer | None, channel: str
-    ) -> AccessRequest:
-        request = self._pending(ref)
-        actor = peer.audit_fields() if peer else {}
+    async def verify_code(
+        self,
+        code: str,
+        *,
+        channel: str,
+        actor: Mapping[str, Any],
+        subject: Mapping[str, Any],
+    ) -> int:
+        """Accept *code* once, audited: every code the person sends comes through here.
+
+        A wrong or reused code is recorded as ``approval_failed`` and counts toward the
+        lockout (announced on every channel when it starts); a good one is recorded as
+        ``totp_verified``. *subject* says what the code was for (a request, a login).
+        """
         try:
             step = self._verifier.verify(code)
         except InvalidCode as exc:
             await self._audit.append(
-                "approval_failed", **actor, request=request.id, channel=channel, why=exc.message
+                "approval_failed", **actor, **subject, channel=channel, why=exc.message
             )
             state = self._verifier.lock_state()
             if state.locked:
@@ -301,9 +310,23 @@ class ApprovalService:
             raise
         except ApprovalsLocked:
             await self._audit.append(
-                "approval_failed", **actor, request=request.id, channel=channel, why="locked"
+                "approval_failed", **actor, **subject, channel=channel, why="locked"
             )
             raise
+        await self._audit.append("totp_verified", **actor, **subject, channel=channel, step=step)
+        return step
+
+    async def approve(
+        self, ref: str, code: str, *, peer: Peer | None, channel: str
+    ) -> AccessRequest:
+        request = self._pending(ref)
+        actor = peer.audit_fields() if peer else {}
+        await self.verify_code(
+            code,
+            channel=channel,
+            actor=actor,
+            subject={"request": request.id, "request_code": request.code},
+        )
         now = self._clock.now()
         if not self._store.set_request_status(request.id, RequestStatus.APPROVED, decided_at=now):
             raise NotPending(f"request {request.code} was answered meanwhile")
@@ -317,14 +340,6 @@ class ApprovalService:
                     expires_at=now + request.ttl,
                 )
             )
-        await self._audit.append(
-            "totp_verified",
-            **actor,
-            request=request.id,
-            request_code=request.code,
-            channel=channel,
-            step=step,
-        )
         self._spawn(
             self._channels.notify_all(
                 Notice(text=f"Approved {request.code}.", request_id=request.id, outcome="approved")

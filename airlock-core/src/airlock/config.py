@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from airlock.durations import Duration
@@ -107,6 +114,24 @@ class AuditConfig(Section):
     rotate_bytes: int = Field(64 * 1024 * 1024, ge=4096)
 
 
+class DashboardConfig(Section):
+    """The web dashboard: ``listen`` is ``HOST:PORT`` or ``off`` (see docs/dashboard.md)."""
+
+    listen: str = "127.0.0.1:8410"
+    allow_remote: bool = False
+    session_ttl: Duration = 8 * 3600
+
+    @model_validator(mode="after")
+    def _address(self) -> DashboardConfig:
+        from airlock.dashboard.address import parse_listen
+
+        try:
+            parse_listen(self.listen, allow_remote=self.allow_remote)
+        except ConfigError as exc:
+            raise ValueError(f"{exc.message} ({exc.hint})") from None
+        return self
+
+
 class AirlockConfig(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AIRLOCK_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -122,6 +147,7 @@ class AirlockConfig(BaseSettings):
     mcp: McpConfig = Field(default_factory=McpConfig)
     vault: VaultConfig = Field(default_factory=VaultConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
 
     @field_validator("services")
     @classmethod

@@ -99,6 +99,9 @@ async def serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await runtime.start()
+        from airlock.dashboard.app import start as start_dashboard
+
+        dashboard = await start_dashboard(runtime)
         log.info("daemon_ready", socket=str(paths.socket), pid=os.getpid(), mode=paths.mode.value)
         print(f"airlock daemon listening on {paths.socket} (pid {os.getpid()})", flush=True)
         if ready is not None:
@@ -107,6 +110,8 @@ async def serve(
             await stop.wait()
         finally:
             log.info("daemon_stopping")
+            if dashboard is not None:
+                await dashboard.stop()
             await runner.cleanup()
             await runtime.stop()
             with contextlib.suppress(FileNotFoundError):

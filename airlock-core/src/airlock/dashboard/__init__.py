@@ -1,0 +1,1 @@
+"""The web dashboard: server-rendered pages on a loopback TCP listener (docs/dashboard.md)."""

@@ -1,0 +1,258 @@
+"""The audit page: newest first, filtered, paged by seek; chain status; export."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from airlock.audit import query, verify_dir
+from airlock.dashboard.app import Dashboard, of
+from airlock.dashboard.security import check_csrf, current_session
+
+PAGE = 50
+EXPORT_LIMIT = 100_000
+TEXT_LIMIT = 100
+SUMMARY_KEYS = ("service", "op", "outcome", "channel", "reason", "why", "error", "request_code")
+CSV_COLUMNS = (
+    "seq",
+    "ts",
+    "event",
+    "service",
+    "session",
+    "uid",
+    "channel",
+    "outcome",
+    "reason",
+    "agent",
+)
+
+
+class BadFilter(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Filters:
+    since: datetime | None = None
+    until: datetime | None = None
+    service: str = ""
+    event: str = ""
+    session: str = ""
+    text: str = ""
+
+    def params(self) -> dict[str, str]:
+        out = {
+            "from": self.since.date().isoformat() if self.since else "",
+            "to": (self.until - timedelta(days=1)).date().isoformat() if self.until else "",
+            "service": self.service,
+            "event": self.event,
+            "session": self.session,
+            "q": self.text,
+        }
+        return {k: v for k, v in out.items() if v}
+
+    def match(self, before_seq: int | None = None) -> Callable[[dict[str, Any]], bool]:
+        needle = self.text.lower()
+
+        def wanted(record: dict[str, Any]) -> bool:
+            if before_seq is not None and int(record.get("seq", 0)) >= before_seq:
+                return False
+            if self.session and record.get("session") != self.session:
+                return False
+            if needle:
+                return needle in json.dumps(record, ensure_ascii=False).lower()
+            return True
+
+        return wanted
+
+
+def _day(raw: str, field: str) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(raw), datetime.min.time(), UTC)
+    except ValueError:
+        raise BadFilter(field, f"{field}: expected a day like 2026-01-31") from None
+
+
+def _text(request: web.Request, name: str) -> str:
+    value = request.query.get(name, "").strip()
+    if len(value) > TEXT_LIMIT:
+        raise BadFilter(name, f"{name}: at most {TEXT_LIMIT} characters")
+    return value
+
+
+def parse_filters(request: web.Request) -> Filters:
+    since = _day(request.query.get("from", ""), "from")
+    to = _day(request.query.get("to", ""), "to")
+    return Filters(
+        since=since,
+        until=to + timedelta(days=1) if to else None,
+        service=_text(request, "service"),
+        event=_text(request, "event"),
+        session=_text(request, "session"),
+        text=_text(request, "q"),
+    )
+
+
+def _before(request: web.Request) -> tuple[int, str] | None:
+    """The seek cursor: ``SEQ@TS`` of the last record shown."""
+    raw = request.query.get("before", "")
+    seq, _, ts = raw.partition("@")
+    if not raw:
+        return None
+    if not seq.isdigit() or not ts:
+        raise BadFilter("before", "before: not a page cursor")
+    return int(seq), ts
+
+
+def _cursor_until(ts: str) -> datetime:
+    # Records share a millisecond: read up to the end of it, then drop seq >= cursor.
+    parsed = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    return parsed + timedelta(milliseconds=1)
+
+
+def find(dash: Dashboard, filters: Filters, before: tuple[int, str] | None, limit: int) -> Any:
+    until = filters.until
+    if before is not None:
+        cursor = _cursor_until(before[1])
+        until = cursor if until is None else min(until, cursor)
+    return query(
+        dash.rt.audit.audit_dir,
+        since=filters.since,
+        until=until,
+        service=filters.service or None,
+        event=filters.event or None,
+        limit=limit,
+        newest_first=True,
+        match=filters.match(before[0] if before else None),
+    )
+
+
+def _row(record: dict[str, Any]) -> dict[str, Any]:
+    services = record.get("services")
+    return {
+        "seq": record.get("seq"),
+        "ts": record.get("ts"),
+        "event": record.get("event"),
+        "service": record.get("service") or (", ".join(services) if services else ""),
+        "session": record.get("session", ""),
+        "summary": "; ".join(
+            f"{k}={record[k]}" for k in SUMMARY_KEYS if k in record and k != "service"
+        ),
+        "refusal": record.get("event") in ("operation_denied", "access_denied", "approval_failed")
+        or record.get("outcome") == "error",
+        "json": json.dumps(record, indent=2, sort_keys=True),
+    }
+
+
+async def audit(request: web.Request) -> web.StreamResponse:
+    dash = of(request)
+    current_session(request)
+    try:
+        filters, before = parse_filters(request), _before(request)
+    except BadFilter as exc:
+        return dash.render(request, "error.html", status=400, message=str(exc))
+    started = time.perf_counter()
+    records = await asyncio.to_thread(find, dash, filters, before, PAGE + 1)
+    elapsed = time.perf_counter() - started
+    rows = [_row(r) for r in records[:PAGE]]
+    more = None
+    if len(records) > PAGE:
+        last = records[PAGE - 1]
+        more = {**filters.params(), "before": f"{last['seq']}@{last['ts']}"}
+    return dash.render(
+        request,
+        "audit.html",
+        rows=rows,
+        filters=filters.params(),
+        more=more,
+        elapsed_ms=round(elapsed * 1000),
+        verify=dash.state.get("verify"),
+    )
+
+
+async def export(request: web.Request) -> web.StreamResponse:
+    dash = of(request)
+    current_session(request)
+    kind = request.match_info["kind"]
+    try:
+        filters = parse_filters(request)
+    except BadFilter as exc:
+        return dash.render(request, "error.html", status=400, message=str(exc))
+    records = await asyncio.to_thread(find, dash, filters, None, EXPORT_LIMIT)
+    if kind == "jsonl":
+        body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        content_type = "application/x-ndjson"
+    else:
+        body, content_type = to_csv(records), "text/csv"
+    return web.Response(
+        text=body,
+        content_type=content_type,
+        headers={"Content-Disposition": f'attachment; filename="airlock-audit.{kind}"'},
+    )
+
+
+def _cell(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if value is None:
+        text = ""
+    # A spreadsheet runs a cell starting with = + - @ as a formula: agent text must not.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def to_csv(records: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([*CSV_COLUMNS, "details"])
+    for record in records:
+        rest = {k: v for k, v in record.items() if k not in CSV_COLUMNS}
+        writer.writerow(
+            [_cell(record.get(c)) for c in CSV_COLUMNS]
+            + [_cell(json.dumps(rest, ensure_ascii=False, sort_keys=True))]
+        )
+    return out.getvalue()
+
+
+async def run_verify(dash: Dashboard) -> None:
+    """Check the chain in a worker thread; the page shows the last result and its time."""
+    if dash.state.get("verify", {}).get("running"):
+        return
+    previous = dash.state.get("verify") or {}
+    dash.state["verify"] = {**previous, "running": True}
+    paths = dash.rt.paths
+    try:
+        result = await asyncio.to_thread(verify_dir, paths.audit_dir, paths.audit_key_file)
+        outcome = {
+            "ok": result.ok,
+            "records": result.records,
+            "problem": str(result.problem) if result.problem else "",
+        }
+    except Exception as exc:  # an unreadable log is a result to show, not a crash
+        outcome = {"ok": False, "records": 0, "problem": f"{type(exc).__name__}: {exc}"[:300]}
+    finished = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    dash.state["verify"] = {**outcome, "running": False, "at": finished}
+
+
+async def verify(request: web.Request) -> web.StreamResponse:
+    dash = of(request)
+    await check_csrf(request, dash.auth)
+    dash.spawn(run_verify(dash))
+    raise web.HTTPSeeOther("/audit")
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/audit", audit)
+    router.add_get(r"/audit/export.{kind:csv|jsonl}", export)
+    router.add_post("/audit/verify", verify)

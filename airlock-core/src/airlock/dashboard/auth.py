@@ -1,0 +1,117 @@
+"""Logging in to the dashboard with a TOTP code, and the browser's session.
+
+A login is the person proving themselves with a code, exactly like an approval: the code
+goes through the one audited check (``ApprovalService.verify_code``, channel
+``dashboard``), so it is accepted once and a wrong one counts toward the lockout. The
+browser then holds a random cookie token; the state store keeps only its SHA-256, as a
+session with access ``person`` that ``airlock sessions`` lists and ``airlock revoke``
+ends. The token has its own prefix, so it can never pass as an agent's session token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from collections import deque
+from dataclasses import dataclass
+
+from airlock.daemon.runtime import Runtime
+from airlock.errors import RateLimited
+from airlock.sessions import hash_token
+from airlock.store import Session
+
+COOKIE = "airlock_dashboard"
+LOGIN_COOKIE = "airlock_login"
+PERSON_ACCESS = "person"
+SERVICES = ("dashboard",)
+TOKEN_PREFIX = "ald_"  # noqa: S105 - a prefix, not a secret
+# Login attempts per client address per minute, before the codes are even checked. The
+# TOTP lockout bounds guessing overall; this keeps one page from burning through it.
+LOGIN_ATTEMPTS = 5
+LOGIN_WINDOW = 60.0
+
+
+@dataclass(frozen=True)
+class Login:
+    session: Session
+    token: str
+
+
+class DashboardAuth:
+    def __init__(self, runtime: Runtime, ttl: int) -> None:
+        self._rt = runtime
+        self._ttl = ttl
+        # Forms carry HMAC(session id); the key lives only in this process, so a form
+        # from before a restart asks to be loaded again.
+        self._csrf_key = secrets.token_bytes(32)
+        self._attempts: dict[str, deque[float]] = {}
+
+    def check_rate(self, remote: str) -> None:
+        now = self._rt.clock.now()
+        recent = self._attempts.setdefault(remote, deque())
+        while recent and recent[0] <= now - LOGIN_WINDOW:
+            recent.popleft()
+        if len(recent) >= LOGIN_ATTEMPTS:
+            raise RateLimited(
+                "too many login attempts from this address", hint="wait a minute, then try again"
+            )
+        recent.append(now)
+        if len(self._attempts) > 1000:  # forget idle addresses rather than grow forever
+            self._attempts = {k: v for k, v in self._attempts.items() if v}
+
+    async def login(self, code: str, remote: str) -> Login:
+        """A new person session for a good code; raises ``InvalidCode`` and friends."""
+        self.check_rate(remote)
+        self._rt.refresh_totp()
+        await self._rt.approvals.verify_code(
+            code, channel="dashboard", actor={"remote": remote}, subject={"purpose": "login"}
+        )
+        now = self._rt.clock.now()
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        session = Session(
+            id="ses_" + secrets.token_urlsafe(9),
+            token_hash=hash_token(token),
+            services=SERVICES,
+            access=PERSON_ACCESS,
+            uid=os.getuid(),
+            created_at=now,
+            expires_at=now + self._ttl,
+        )
+        self._rt.store.insert_session(session)
+        await self._rt.audit.append(
+            "session_issued",
+            session=session.id,
+            services=list(SERVICES),
+            access=PERSON_ACCESS,
+            channel="dashboard",
+            remote=remote,
+            expires_at=session.expires_at,
+        )
+        return Login(session, token)
+
+    def session_of(self, token: str | None) -> Session | None:
+        """The active person session of a cookie, or None."""
+        if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 100:
+            return None
+        session = self._rt.store.find_session_by_token_hash(hash_token(token))
+        if session is None or session.access != PERSON_ACCESS:
+            return None
+        return session if session.is_active(self._rt.clock.now()) else None
+
+    def session_of_id(self, session_id: str) -> bool:
+        session = self._rt.store.get_session(session_id)
+        return session is not None and session.is_active(self._rt.clock.now())
+
+    async def logout(self, session: Session) -> None:
+        if self._rt.store.revoke_session(session.id, at=self._rt.clock.now()):
+            await self._rt.audit.append(
+                "session_revoked", session=session.id, uid=session.uid, channel="dashboard"
+            )
+
+    def csrf_token(self, session_id: str) -> str:
+        return hmac.new(self._csrf_key, session_id.encode(), hashlib.sha256).hexdigest()
+
+    def csrf_ok(self, session_id: str, given: str) -> bool:
+        return hmac.compare_digest(self.csrf_token(session_id), given)

@@ -1,0 +1,281 @@
+"""Login, pending requests (live), sessions: the pages that change state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from airlock.approvals import CODE_PATTERN
+from airlock.dashboard.app import of
+from airlock.dashboard.auth import COOKIE, LOGIN_COOKIE, PERSON_ACCESS
+from airlock.dashboard.security import check_csrf, current_session
+from airlock.durations import format_duration
+from airlock.errors import AirlockError
+from airlock.peers import Peer
+from airlock.store import RequestStatus, Session
+
+EVENT_INTERVAL = 1.0
+KEEPALIVE_EVERY = 15
+DONE = {
+    "approved": "Approved",
+    "denied": "Denied",
+    "revoked": "Session revoked",
+    "revoked_all": "Every session revoked",
+}
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else ""
+
+
+def _remote(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+def _cookie_flags(request: web.Request) -> dict[str, Any]:
+    return {"httponly": True, "samesite": "Strict", "path": "/", "secure": request.secure}
+
+
+# -- login -------------------------------------------------------------------------------
+
+
+async def login_page(request: web.Request, error: str = "", status: int = 200) -> web.Response:
+    """The login form; a fresh double-submit token in a cookie and in the form."""
+    dash = of(request)
+    token = secrets.token_urlsafe(24)
+    response = dash.render(request, "login.html", status=status, login_token=token, error=error)
+    response.set_cookie(LOGIN_COOKIE, token, max_age=600, **_cookie_flags(request))
+    return response
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    dash = of(request)
+    form = await request.post()
+    given, expected = form.get("login_token"), request.cookies.get(LOGIN_COOKIE)
+    if not isinstance(given, str) or not expected or not secrets.compare_digest(given, expected):
+        return await login_page(request, "The form expired; type the code again.", 403)
+    code = form.get("code")
+    try:
+        done = await dash.auth.login(code if isinstance(code, str) else "", _remote(request))
+    except AirlockError as exc:
+        return await login_page(request, exc.message, exc.status)
+    response = web.HTTPSeeOther("/pending")
+    response.set_cookie(
+        COOKIE, done.token, max_age=dash.rt.config.dashboard.session_ttl, **_cookie_flags(request)
+    )
+    response.del_cookie(LOGIN_COOKIE, path="/")
+    return response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    dash = of(request)
+    await check_csrf(request, dash.auth)
+    await dash.auth.logout(current_session(request))
+    response = web.HTTPSeeOther("/login")
+    response.del_cookie(COOKIE, path="/")
+    return response
+
+
+# -- pending -----------------------------------------------------------------------------
+
+
+def pending_rows(request: web.Request) -> list[dict[str, Any]]:
+    rt = of(request).rt
+    now = rt.clock.now()
+    rows = []
+    for r in rt.store.list_requests(RequestStatus.PENDING):
+        if r.expires_at <= now:
+            continue
+        budgets = [rt.config.permissions.for_service(s).max_usd for s in r.services]
+        rows.append(
+            {
+                "id": r.id,
+                "code": r.code,
+                "fingerprint": r.fingerprint,
+                "uid": r.requester_uid,
+                "pid": r.requester_pid,
+                "process": Peer(r.requester_uid, r.requester_pid).process,
+                "agent": r.agent,
+                "services": ", ".join(r.services),
+                "access": r.access,
+                "operation": r.operation,
+                "params": json.dumps(r.operation.get("params", {}), sort_keys=True)
+                if r.operation
+                else "",
+                "ttl": format_duration(r.ttl),
+                "budget": ", ".join(f"${b:g}" for b in budgets if b is not None),
+                "reason": r.reason,
+                "sensitive": r.sensitive,
+                "expires": _when(r.expires_at),
+            }
+        )
+    return rows
+
+
+def _done_message(request: web.Request) -> str:
+    what = DONE.get(request.query.get("done", ""), "")
+    code = request.query.get("code", "")
+    return f"{what} {code}".strip() if what and (not code or CODE_PATTERN.match(code)) else what
+
+
+async def pending(request: web.Request) -> web.StreamResponse:
+    current_session(request)
+    return of(request).render(
+        request, "pending.html", rows=pending_rows(request), done=_done_message(request), error=""
+    )
+
+
+async def pending_list(request: web.Request) -> web.StreamResponse:
+    current_session(request)
+    return of(request).render(request, "_pending_list.html", rows=pending_rows(request))
+
+
+async def decide(request: web.Request) -> web.StreamResponse:
+    dash = of(request)
+    form = await check_csrf(request, dash.auth)
+    ref = request.match_info["id"][:64]
+    action = request.match_info["action"]
+    try:
+        if action == "approve":
+            code = form.get("code")
+            done = await dash.rt.approvals.approve(
+                ref, code if isinstance(code, str) else "", peer=None, channel="dashboard"
+            )
+        else:
+            done = await dash.rt.approvals.deny(ref, peer=None, channel="dashboard")
+    except AirlockError as exc:
+        return dash.render(
+            request,
+            "pending.html",
+            status=exc.status,
+            rows=pending_rows(request),
+            done="",
+            error=exc.message,
+        )
+    raise web.HTTPSeeOther(f"/pending?done={done.status}&code={done.code}")
+
+
+# -- sessions ----------------------------------------------------------------------------
+
+
+def session_rows(request: web.Request) -> list[dict[str, Any]]:
+    rt = of(request).rt
+    rt.gateway.uses.flush()
+    mine = current_session(request).id
+    return [
+        {
+            "id": s.id,
+            "uid": s.uid,
+            "services": ", ".join(s.services),
+            "access": s.access,
+            "person": s.access == PERSON_ACCESS,
+            "this": s.id == mine,
+            "created": _when(s.created_at),
+            "expires": _when(s.expires_at),
+            "left": format_duration(max(1, int(s.expires_at - rt.clock.now()))),
+            "uses": s.use_count,
+        }
+        for s in rt.store.list_sessions(active_at=rt.clock.now())
+    ]
+
+
+async def sessions(request: web.Request) -> web.StreamResponse:
+    return of(request).render(
+        request, "sessions.html", rows=session_rows(request), done=_done_message(request)
+    )
+
+
+async def sessions_list(request: web.Request) -> web.StreamResponse:
+    return of(request).render(request, "_sessions_list.html", rows=session_rows(request))
+
+
+async def _revoke(request: web.Request, session: Session) -> None:
+    rt = of(request).rt
+    if rt.store.revoke_session(session.id, at=rt.clock.now()):
+        await rt.audit.append(
+            "session_revoked", session=session.id, uid=session.uid, channel="dashboard"
+        )
+
+
+async def revoke(request: web.Request) -> web.StreamResponse:
+    dash = of(request)
+    await check_csrf(request, dash.auth)
+    found = dash.rt.store.get_session(request.match_info["id"][:64])
+    if found is None:
+        raise web.HTTPNotFound(text="no such session")
+    await _revoke(request, found)
+    raise web.HTTPSeeOther("/sessions?done=revoked")
+
+
+async def revoke_all(request: web.Request) -> web.StreamResponse:
+    """Every agent session; the person's own dashboard sessions stay (log out for those)."""
+    dash = of(request)
+    await check_csrf(request, dash.auth)
+    for found in dash.rt.store.list_sessions(active_at=dash.rt.clock.now()):
+        if found.access != PERSON_ACCESS:
+            await _revoke(request, found)
+    raise web.HTTPSeeOther("/sessions?done=revoked_all")
+
+
+# -- live updates ------------------------------------------------------------------------
+
+
+def _snapshot(request: web.Request) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    rt = of(request).rt
+    now = rt.clock.now()
+    waiting = tuple(
+        r.id for r in rt.store.list_requests(RequestStatus.PENDING) if r.expires_at > now
+    )
+    active = tuple(f"{s.id}:{s.use_count}" for s in rt.store.list_sessions(active_at=now))
+    return waiting, active
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: ``pending`` or ``sessions`` when that list changed."""
+    dash = of(request)
+    session = current_session(request)
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}
+    )
+    await response.prepare(request)
+    last = _snapshot(request)
+    ticks = 0
+    while not dash.closing.is_set() and dash.auth.session_of_id(session.id):
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(dash.closing.wait(), EVENT_INTERVAL)
+        now = _snapshot(request)
+        ticks += 1
+        chunks = []
+        if now[0] != last[0]:
+            chunks.append(b"event: pending\ndata: changed\n\n")
+        if now[1] != last[1]:
+            chunks.append(b"event: sessions\ndata: changed\n\n")
+        if not chunks and ticks % KEEPALIVE_EVERY == 0:
+            chunks.append(b": keepalive\n\n")
+        last = now
+        try:
+            for chunk in chunks:
+                await response.write(chunk)
+        except (ConnectionResetError, RuntimeError):
+            break
+    return response
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/login", login_page)
+    router.add_post("/login", login)
+    router.add_post("/logout", logout)
+    router.add_get("/pending", pending)
+    router.add_get("/pending/list", pending_list)
+    router.add_post(r"/pending/{id}/{action:approve|deny}", decide)
+    router.add_get("/sessions", sessions)
+    router.add_get("/sessions/list", sessions_list)
+    router.add_post("/sessions/revoke-all", revoke_all)
+    router.add_post("/sessions/{id}/revoke", revoke)
+    router.add_get("/events", events)

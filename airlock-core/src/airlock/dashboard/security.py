@@ -1,0 +1,94 @@
+"""What every dashboard request passes through: Host, Origin, login, CSRF, headers.
+
+The browser is the attack surface here: any page the person visits can make it send
+requests to 127.0.0.1. Requests under a foreign name (DNS rebinding) are refused by
+``Host``; state changes from another origin by ``Origin`` (plus the SameSite=Strict
+cookie and a CSRF token per form); framing by ``X-Frame-Options`` and
+``frame-ancestors``; injected markup by escaping everything and a CSP that runs only
+this dashboard's own script file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from multidict import MultiDictProxy
+
+from airlock.dashboard.address import host_allowed
+from airlock.dashboard.auth import COOKIE, DashboardAuth
+from airlock.store import Session
+
+log = structlog.get_logger("airlock.dashboard")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+SAFE_METHODS = ("GET", "HEAD")
+PUBLIC_PATHS = ("/login", "/static/")
+SESSION_KEY = "airlock_dashboard_session"
+
+
+def plain(status: int, text: str) -> web.Response:
+    return web.Response(status=status, text=text + "\n", content_type="text/plain")
+
+
+def make_guard(auth: DashboardAuth, *, port: Callable[[], int], remote: bool) -> Middleware:
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        host = request.headers.get("Host", "")
+        if not host_allowed(host, port=port(), remote=remote):
+            log.warning("dashboard_host_refused", host=host[:80])
+            return plain(421, "this dashboard answers only to its own address")
+        if request.method not in SAFE_METHODS:
+            origin = request.headers.get("Origin")
+            if origin != f"http://{host}":
+                log.warning("dashboard_origin_refused", origin=(origin or "")[:80])
+                return plain(403, "cross-origin request refused")
+        session = auth.session_of(request.cookies.get(COOKIE))
+        if session is not None:
+            request[SESSION_KEY] = session
+        elif not request.path.startswith(PUBLIC_PATHS):
+            if request.method in SAFE_METHODS and request.path != "/events":
+                raise web.HTTPSeeOther("/login")
+            return plain(401, "log in first")
+        return await handler(request)
+
+    return guard
+
+
+async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Every response, pages, errors and the event stream alike (``on_response_prepare``)."""
+    response.headers.update(HEADERS)
+
+
+def current_session(request: web.Request) -> Session:
+    session = request.get(SESSION_KEY)
+    if not isinstance(session, Session):
+        raise web.HTTPSeeOther("/login")
+    return session
+
+
+async def check_csrf(request: web.Request, auth: DashboardAuth) -> MultiDictProxy[Any]:
+    """The posted form, once its CSRF token matches the session's; 403 otherwise."""
+    session = current_session(request)
+    form = await request.post()
+    given = form.get("csrf")
+    if not isinstance(given, str) or not auth.csrf_ok(session.id, given):
+        raise web.HTTPForbidden(text="the form is stale or forged: reload the page")
+    return form

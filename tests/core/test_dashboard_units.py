@@ -1,0 +1,93 @@
+"""The dashboard's pure parts: where it may listen, which Host it answers, CSV cells,
+chart geometry. (Its pages are tested against a real daemon in tests/e2e.)"""
+
+from __future__ import annotations
+
+import pytest
+
+from airlock.config import AirlockConfig
+from airlock.dashboard.activity import HEIGHT, HOURS, chart
+from airlock.dashboard.address import ListenAddress, host_allowed, parse_listen
+from airlock.dashboard.audit_view import to_csv
+from airlock.errors import ConfigError
+
+
+def test_the_default_is_loopback_port_8410() -> None:
+    settings = AirlockConfig().dashboard
+    assert settings.listen == "127.0.0.1:8410" and settings.session_ttl == 8 * 3600
+    assert parse_listen(settings.listen, allow_remote=False) == ListenAddress("127.0.0.1", 8410)
+
+
+@pytest.mark.parametrize("value", ["off", "OFF", " off "])
+def test_off_disables(value: str) -> None:
+    assert parse_listen(value, allow_remote=False) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "host", "port"),
+    [
+        ("localhost:9000", "localhost", 9000),
+        ("[::1]:8410", "::1", 8410),
+        ("127.0.0.2:0", "127.0.0.2", 0),
+    ],
+)
+def test_loopback_forms(value: str, host: str, port: int) -> None:
+    assert parse_listen(value, allow_remote=False) == ListenAddress(host, port)
+
+
+@pytest.mark.parametrize("value", ["0.0.0.0:8410", "192.168.1.5:8410", "[::]:8410"])
+def test_a_network_address_needs_allow_remote(value: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_listen(value, allow_remote=False)
+    assert refused.value.field == "dashboard.listen"
+    assert "allow_remote" in (refused.value.hint or "")
+    assert parse_listen(value, allow_remote=True) is not None
+
+
+@pytest.mark.parametrize("value", ["8410", "example.com:8410", "127.0.0.1:", "127.0.0.1:99999", ""])
+def test_nonsense_is_refused_naming_the_key(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"dashboard\.listen"):
+        parse_listen(value, allow_remote=True)
+
+
+@pytest.mark.parametrize(
+    ("host", "remote", "allowed"),
+    [
+        ("127.0.0.1:8410", False, True),
+        ("localhost:8410", False, True),
+        ("[::1]:8410", False, True),
+        ("127.0.0.1:8411", False, False),
+        ("evil.example:8410", False, False),
+        ("localhost.evil.example:8410", False, False),
+        ("192.168.1.5:8410", False, False),
+        ("192.168.1.5:8410", True, True),
+        ("evil.example:8410", True, False),  # DNS rebinding needs a name: never one
+        ("127.0.0.1", False, False),
+        ("", False, False),
+    ],
+)
+def test_host_header(host: str, remote: bool, allowed: bool) -> None:
+    assert host_allowed(host, port=8410, remote=remote) is allowed
+
+
+def test_the_address_to_browse() -> None:
+    assert ListenAddress("127.0.0.1", 0).url(5555) == "http://127.0.0.1:5555/"
+    assert ListenAddress("::1", 8410).url() == "http://[::1]:8410/"
+    assert ListenAddress("0.0.0.0", 8410).url() == "http://127.0.0.1:8410/"
+
+
+@pytest.mark.parametrize("text", ["=1+2", "+SUM(A1)", "-2+3", "@cmd", "\t=1"])
+def test_csv_cells_never_start_a_formula(text: str) -> None:
+    out = to_csv([{"seq": 1, "event": "access_requested", "reason": text}])
+    assert f"'{text}" in out
+
+
+def test_chart_stacks_refusals_in_red_and_keeps_a_single_one_visible() -> None:
+    ok = [0] * HOURS
+    refused = [0] * HOURS
+    ok[10], refused[10], refused[20] = 100, 0, 1
+    drawn = chart({"ok": ok, "refused": refused})
+    assert drawn["peak"] == 100 and drawn["ok"] == 100 and drawn["refused"] == 1
+    kinds = {(b["x"], b["kind"]): b for b in drawn["bars"]}
+    assert kinds[(40, "ok")]["h"] == HEIGHT
+    assert kinds[(80, "refused")]["h"] == 1

@@ -1,0 +1,360 @@
+"""The dashboard against a real daemon, over HTTP as a browser (or an attacker) speaks it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from airlock.audit import query
+from airlock.errors import DaemonUnreachable
+from daemon_harness import Airlock, remember
+from dashboard_support import Browser, field, start_with_dashboard
+
+HOSTILE_REASON = "<script>alert('x')</script><img src=x onerror=alert(1)> please"
+
+
+@pytest.fixture
+def served(start_airlock: Callable[..., Airlock]) -> tuple[Airlock, str]:
+    return start_with_dashboard(start_airlock)
+
+
+@pytest.fixture
+def browser(served: tuple[Airlock, str]) -> Iterator[Browser]:
+    b = Browser(served[1])
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def person(served: tuple[Airlock, str], browser: Browser) -> Browser:
+    airlock, _ = served
+    answer = browser.login(airlock.phone.code())
+    assert answer.status_code == 303, answer.text
+    return browser
+
+
+def audit(airlock: Airlock, event: str) -> list[dict[str, Any]]:
+    return query(airlock.paths.audit_dir, event=event)
+
+
+def test_login_with_a_code_sets_a_strict_httponly_cookie_listed_as_a_person_session(
+    served: tuple[Airlock, str], browser: Browser
+) -> None:
+    airlock, _ = served
+    assert browser.get("/pending").headers["location"] == "/login"
+    answer = browser.login(airlock.phone.code())
+    assert answer.status_code == 303 and answer.headers["location"] == "/pending"
+    cookie = answer.headers["set-cookie"]
+    assert "airlock_dashboard=ald_" in cookie
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert "Max-Age=28800" in cookie  # dashboard.session_ttl, 8 h by default
+    remember(browser.http.cookies["airlock_dashboard"])
+    assert "Pending requests" in browser.get("/pending").text
+    listed = json.loads(airlock.cli("sessions", "--json").stdout)
+    person = [s for s in listed if s["access"] == "person"]
+    assert len(person) == 1 and person[0]["services"] == ["dashboard"]
+    verified = audit(airlock, "totp_verified")
+    assert verified[-1]["channel"] == "dashboard" and verified[-1]["purpose"] == "login"
+
+
+def test_wrong_and_replayed_codes_fail_count_toward_the_lockout_and_are_audited(
+    served: tuple[Airlock, str], browser: Browser
+) -> None:
+    airlock, _ = served
+    wrong = browser.login("000000")
+    assert wrong.status_code == 403 and "wrong code" in wrong.text
+    assert "4 attempts left" in wrong.text  # the approvals' lockout counter
+    assert "airlock_dashboard" not in browser.http.cookies
+    assert browser.login(airlock.phone.code()).status_code == 303
+    replay = Browser(browser.url)
+    again = replay.login(airlock.phone.used_code())
+    assert again.status_code == 403 and "already used" in again.text
+    failed = audit(airlock, "approval_failed")
+    assert [f["channel"] for f in failed] == ["dashboard", "dashboard"]
+    assert all(f["purpose"] == "login" and f["remote"] == "127.0.0.1" for f in failed)
+    replay.close()
+
+
+def test_login_attempts_are_rate_limited_per_address(
+    served: tuple[Airlock, str], browser: Browser
+) -> None:
+    codes = [browser.login("12345").status_code for _ in range(6)]
+    assert codes[:5] == [403] * 5 and codes[5] == 429
+    assert "too many login attempts" in browser.login("123456").text
+
+
+def test_the_login_form_needs_its_own_token(served: tuple[Airlock, str]) -> None:
+    airlock, url = served
+    forged = Browser(url)
+    answer = forged.post("/login", {"login_token": "guessed", "code": airlock.phone.code()})
+    assert answer.status_code == 403
+    assert "airlock_dashboard" not in forged.http.cookies
+    forged.close()
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["evil.example:{port}", "rebind.attacker.test:{port}", "127.0.0.1:1", "10.0.0.1:{port}", ""],
+)
+def test_a_foreign_host_header_is_refused_before_anything(person: Browser, host: str) -> None:
+    port = person.url.rsplit(":", 1)[1]
+    for path in ("/login", "/pending", "/static/dashboard.js", "/events"):
+        answer = person.get(path, headers={"Host": host.format(port=port)})
+        assert answer.status_code == 421, (host, path)
+        assert answer.headers["X-Frame-Options"] == "DENY"
+
+
+def test_localhost_and_the_address_itself_are_answered(person: Browser) -> None:
+    port = person.url.rsplit(":", 1)[1]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        assert person.get("/pending", headers={"Host": host}).status_code == 200
+
+
+def test_state_changes_need_the_right_origin_and_csrf_token(
+    served: tuple[Airlock, str], person: Browser
+) -> None:
+    airlock, _ = served
+    with airlock.client() as client:
+        session = airlock.session(client)
+    csrf = person.csrf("/sessions")
+    target = f"/sessions/{session['id']}/revoke"
+    no_origin = person.http.post(target, data={"csrf": csrf})
+    assert no_origin.status_code == 403
+    evil = person.post(target, {"csrf": csrf}, headers={"Origin": "http://evil.example"})
+    assert evil.status_code == 403
+    no_token = person.post(target, {})
+    assert no_token.status_code == 403 and "stale or forged" in no_token.text
+    wrong_token = person.post(target, {"csrf": "0" * 64})
+    assert wrong_token.status_code == 403
+    with airlock.client() as client:
+        listed = client.get("/v1/sessions").json()["sessions"]
+        assert session["id"] in [s["id"] for s in listed]
+    assert person.post(target, {"csrf": csrf}).status_code == 303
+    revoked = audit(airlock, "session_revoked")
+    assert revoked[-1]["session"] == session["id"] and revoked[-1]["channel"] == "dashboard"
+
+
+def test_every_response_carries_the_strict_headers(person: Browser) -> None:
+    for path in (
+        "/login",
+        "/pending",
+        "/sessions",
+        "/audit",
+        "/activity",
+        "/services",
+        "/static/dashboard.css",
+        "/nope",
+    ):
+        headers = person.get(path).headers
+        csp = headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp, path
+        assert "unsafe-inline" not in csp
+        assert headers["X-Frame-Options"] == "DENY"
+        assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_no_page_without_a_login(served: tuple[Airlock, str]) -> None:
+    _, url = served
+    stranger = Browser(url)
+    for path in (
+        "/",
+        "/pending",
+        "/sessions",
+        "/audit",
+        "/activity",
+        "/services",
+        "/pending/list",
+        "/audit/export.csv",
+    ):
+        assert stranger.get(path).status_code in (303, 401), path
+    assert stranger.get("/events").status_code == 401
+    forged = stranger.http.get("/pending", cookies={"airlock_dashboard": "ald_" + "A" * 43})
+    assert forged.status_code == 303
+    stranger.close()
+
+
+def test_agent_text_is_shown_escaped_and_approving_with_a_code_works(
+    served: tuple[Airlock, str], person: Browser
+) -> None:
+    airlock, _ = served
+    with airlock.client() as client:
+        created = airlock.request(client, reason=HOSTILE_REASON, agent="<b>bot</b>")
+    page = person.get("/pending").text
+    assert created["code"] in page and created["fingerprint"] in page
+    assert "<script>alert" not in page and "<img src=x" not in page and "<b>bot" not in page
+    assert (
+        "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in page
+    )
+    csrf = field(page, "csrf")
+    wrong = person.post(f"/pending/{created['id']}/approve", {"csrf": csrf, "code": "999999"})
+    assert wrong.status_code == 403 and "wrong code" in wrong.text
+    done = person.post(
+        f"/pending/{created['id']}/approve", {"csrf": csrf, "code": airlock.phone.code()}
+    )
+    assert done.status_code == 303
+    assert f"Approved {created['code']}" in person.get(done.headers["location"]).text
+    with airlock.client() as client:
+        state = client.get(
+            f"/v1/requests/{created['id']}", headers={"X-Airlock-Claim": created["claim"]}
+        ).json()
+    assert state["status"] == "approved"
+    remember(state["session"]["token"])
+    approved = [v for v in audit(airlock, "totp_verified") if v.get("request") == created["id"]]
+    assert approved and approved[0]["channel"] == "dashboard"
+
+
+def test_deny_from_the_dashboard(served: tuple[Airlock, str], person: Browser) -> None:
+    airlock, _ = served
+    with airlock.client() as client:
+        created = airlock.request(client)
+        answer = person.post(f"/pending/{created['id']}/deny", {"csrf": person.csrf()})
+        assert answer.status_code == 303
+        state = client.get(
+            f"/v1/requests/{created['id']}", headers={"X-Airlock-Claim": created["claim"]}
+        ).json()
+    assert state["status"] == "denied"
+
+
+def test_no_secret_ever_appears_in_a_page(served: tuple[Airlock, str], person: Browser) -> None:
+    airlock, _ = served
+    with airlock.client() as client:
+        session = airlock.session(client, reason="read my mail")
+        assert airlock.op(client, session["token"], "list_messages").status_code == 200
+        pending = airlock.request(client, reason="one more")
+    secrets = {
+        session["token"],
+        pending["claim"],
+        airlock.phone.secret,
+        person.http.cookies["airlock_dashboard"],
+    }
+    remember(person.http.cookies["airlock_dashboard"])
+    pages = [
+        "/pending",
+        "/pending/list",
+        "/sessions",
+        "/sessions/list",
+        "/audit",
+        "/activity",
+        "/services",
+        "/audit/export.csv",
+        "/audit/export.jsonl",
+    ]
+    for path in pages:
+        answer = person.get(path)
+        assert answer.status_code == 200, path
+        for secret in secrets:
+            assert secret not in answer.text, path
+    assert "read my mail" in person.get("/audit").text
+
+
+def test_revoking_from_the_cli_ends_the_browser_session(
+    served: tuple[Airlock, str], person: Browser
+) -> None:
+    airlock, _ = served
+    listed = json.loads(airlock.cli("sessions", "--json").stdout)
+    mine = next(s["id"] for s in listed if s["access"] == "person")
+    assert airlock.cli("revoke", mine).returncode == 0
+    assert person.get("/pending").status_code == 303
+
+
+def test_revoke_all_keeps_the_person_logged_in(
+    served: tuple[Airlock, str], person: Browser
+) -> None:
+    airlock, _ = served
+    with airlock.client() as client:
+        airlock.session(client)
+        airlock.session(client)
+        answer = person.post("/sessions/revoke-all", {"csrf": person.csrf("/sessions")})
+        assert answer.status_code == 303
+        left = client.get("/v1/sessions").json()["sessions"]
+    assert [s["access"] for s in left] == ["person"]
+    assert "No active sessions" not in person.get("/sessions").text
+
+
+def test_logout_revokes_the_cookie(served: tuple[Airlock, str], person: Browser) -> None:
+    cookie = person.http.cookies["airlock_dashboard"]
+    remember(cookie)
+    assert person.post("/logout", {"csrf": person.csrf()}).status_code == 303
+    again = httpx.get(person.url + "/pending", cookies={"airlock_dashboard": cookie})
+    assert again.status_code == 303
+
+
+def test_audit_filters_pages_and_exports(served: tuple[Airlock, str], person: Browser) -> None:
+    airlock, _ = served
+    with airlock.client() as client:
+        session = airlock.session(client, reason='=HYPERLINK("http://evil")')
+        for _ in range(60):
+            assert airlock.op(client, session["token"], "list_messages").status_code == 200
+    first = person.get("/audit", params={"event": "operation"}).text
+    assert first.count("<tr class=") == 50
+    older = re.search(r'href="/audit\?([^"]*before=[^"]*)"', first)
+    assert older, "no link to older records"
+    second = person.get("/audit?" + older.group(1).replace("&amp;", "&")).text
+    assert second.count("<tr class=") == 10
+    seqs = [int(s) for s in re.findall(r"<td>(\d+)</td>", first + second)]
+    assert seqs == sorted(seqs, reverse=True) and len(set(seqs)) == 60
+    by_session = person.get("/audit", params={"session": session["id"], "event": "session_issued"})
+    assert by_session.text.count("<tr class=") == 1
+    found = person.get("/audit", params={"q": "hyperlink"}).text
+    assert "access_requested" in found
+    csv_text = person.get("/audit/export.csv", params={"q": "hyperlink"}).text
+    rows = list(csv.DictReader(io.StringIO(csv_text)))
+    # A spreadsheet shows the agent's text as text, never runs it as a formula.
+    assert rows and all(r["reason"] == '\'=HYPERLINK("http://evil")' for r in rows)
+    lines = person.get("/audit/export.jsonl", params={"event": "operation"}).text.splitlines()
+    assert len(lines) == 60 and all(json.loads(x)["event"] == "operation" for x in lines)
+    bad = person.get("/audit", params={"from": "yesterday"})
+    assert bad.status_code == 400 and "from: expected a day" in bad.text
+
+
+def test_services_activity_and_chain_status(served: tuple[Airlock, str], person: Browser) -> None:
+    airlock, _ = served
+    with airlock.client() as client:
+        session = airlock.session(client)
+        assert airlock.op(client, session["token"], "list_messages").status_code == 200
+        assert airlock.op(client, session["token"], "mark_read", id="x").status_code == 403
+    assert person.post("/services/check", {"csrf": person.csrf("/services")}).status_code == 303
+    services = person.get("/services").text
+    assert "maildir" in services and "OK" in services and "Not locked" in services
+    assert "console" in services
+    activity = person.get("/activity").text
+    assert "1 done, 1 refused" in activity and 'class="refused"' in activity
+    assert person.post("/audit/verify", {"csrf": person.csrf("/audit")}).status_code == 303
+    for _ in range(100):
+        page = person.get("/audit").text
+        if "Chain intact" in page:
+            break
+    assert "Chain intact" in page
+
+
+def test_a_network_address_without_allow_remote_stops_the_daemon_with_a_clear_error(
+    start_airlock: Callable[..., Airlock],
+) -> None:
+    with pytest.raises(DaemonUnreachable) as refused:
+        start_airlock({"dashboard": {"listen": "0.0.0.0:0"}})
+    assert "dashboard.listen: 0.0.0.0 is not a loopback address" in str(refused.value)
+
+
+def test_off_serves_no_dashboard_and_a_taken_port_leaves_the_daemon_running(
+    start_airlock: Callable[..., Airlock],
+) -> None:
+    off = start_airlock({"dashboard": {"listen": "off"}}, name="off")
+    with off.client() as client:
+        assert client.get("/v1/status").status_code == 200
+    assert not (off.paths.run_dir / "dashboard.url").exists()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = start_airlock({"dashboard": {"listen": f"127.0.0.1:{port}"}}, name="busy")
+        with busy.client() as client:
+            assert client.get("/v1/status").status_code == 200
+        assert not (busy.paths.run_dir / "dashboard.url").exists()
+    assert "dashboard not started" in (busy.home / "daemon.log").read_text()
