@@ -14,7 +14,8 @@ from airlock.errors import ConfigError
 
 def test_the_default_is_loopback_port_8410() -> None:
     settings = AirlockConfig().dashboard
-    assert settings.listen == "127.0.0.1:8410" and settings.session_ttl == 8 * 3600
+    assert settings.listen == "127.0.0.1:8410"
+    assert settings.session_ttl == 8 * 3600
     assert parse_listen(settings.listen, allow_remote=False) == ListenAddress("127.0.0.1", 8410)
 
 
@@ -73,7 +74,7 @@ def test_host_header(host: str, remote: bool, allowed: bool) -> None:
 def test_the_address_to_browse() -> None:
     assert ListenAddress("127.0.0.1", 0).url(5555) == "http://127.0.0.1:5555/"
     assert ListenAddress("::1", 8410).url() == "http://[::1]:8410/"
-    assert ListenAddress("0.0.0.0", 8410).url() == "http://127.0.0.1:8410/"
+    assert ListenAddress("0.0.0.0", 8410).url() == "http://127.0.0.1:8410/"  # noqa: S104
 
 
 @pytest.mark.parametrize("text", ["=1+2", "+SUM(A1)", "-2+3", "@cmd", "\t=1"])
@@ -87,7 +88,9 @@ def test_chart_stacks_refusals_in_red_and_keeps_a_single_one_visible() -> None:
     refused = [0] * HOURS
     ok[10], refused[10], refused[20] = 100, 0, 1
     drawn = chart({"ok": ok, "refused": refused})
-    assert drawn["peak"] == 100 and drawn["ok"] == 100 and drawn["refused"] == 1
+    assert drawn["peak"] == 100
+    assert drawn["ok"] == 100
+    assert drawn["refused"] == 1
     kinds = {(b["x"], b["kind"]): b for b in drawn["bars"]}
     assert kinds[(40, "ok")]["h"] == HEIGHT
     assert kinds[(80, "refused")]["h"] == 1

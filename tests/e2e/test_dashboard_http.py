@@ -12,10 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from airlock.audit import query
-from airlock.errors import DaemonUnreachable
 from daemon_harness import Airlock, remember
 from dashboard_support import Browser, field, start_with_dashboard
+
+from airlock.audit import query
+from airlock.errors import DaemonUnreachable
 
 HOSTILE_REASON = "<script>alert('x')</script><img src=x onerror=alert(1)> please"
 
@@ -50,18 +51,22 @@ def test_login_with_a_code_sets_a_strict_httponly_cookie_listed_as_a_person_sess
     airlock, _ = served
     assert browser.get("/pending").headers["location"] == "/login"
     answer = browser.login(airlock.phone.code())
-    assert answer.status_code == 303 and answer.headers["location"] == "/pending"
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/pending"
     cookie = answer.headers["set-cookie"]
     assert "airlock_dashboard=ald_" in cookie
-    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie
     assert "Max-Age=28800" in cookie  # dashboard.session_ttl, 8 h by default
     remember(browser.http.cookies["airlock_dashboard"])
     assert "Pending requests" in browser.get("/pending").text
     listed = json.loads(airlock.cli("sessions", "--json").stdout)
     person = [s for s in listed if s["access"] == "person"]
-    assert len(person) == 1 and person[0]["services"] == ["dashboard"]
+    assert len(person) == 1
+    assert person[0]["services"] == ["dashboard"]
     verified = audit(airlock, "totp_verified")
-    assert verified[-1]["channel"] == "dashboard" and verified[-1]["purpose"] == "login"
+    assert verified[-1]["channel"] == "dashboard"
+    assert verified[-1]["purpose"] == "login"
 
 
 def test_wrong_and_replayed_codes_fail_count_toward_the_lockout_and_are_audited(
@@ -69,13 +74,15 @@ def test_wrong_and_replayed_codes_fail_count_toward_the_lockout_and_are_audited(
 ) -> None:
     airlock, _ = served
     wrong = browser.login("000000")
-    assert wrong.status_code == 403 and "wrong code" in wrong.text
+    assert wrong.status_code == 403
+    assert "wrong code" in wrong.text
     assert "4 attempts left" in wrong.text  # the approvals' lockout counter
     assert "airlock_dashboard" not in browser.http.cookies
     assert browser.login(airlock.phone.code()).status_code == 303
     replay = Browser(browser.url)
     again = replay.login(airlock.phone.used_code())
-    assert again.status_code == 403 and "already used" in again.text
+    assert again.status_code == 403
+    assert "already used" in again.text
     failed = audit(airlock, "approval_failed")
     assert [f["channel"] for f in failed] == ["dashboard", "dashboard"]
     assert all(f["purpose"] == "login" and f["remote"] == "127.0.0.1" for f in failed)
@@ -86,7 +93,8 @@ def test_login_attempts_are_rate_limited_per_address(
     served: tuple[Airlock, str], browser: Browser
 ) -> None:
     codes = [browser.login("12345").status_code for _ in range(6)]
-    assert codes[:5] == [403] * 5 and codes[5] == 429
+    assert codes[:5] == [403] * 5
+    assert codes[5] == 429
     assert "too many login attempts" in browser.login("123456").text
 
 
@@ -130,7 +138,8 @@ def test_state_changes_need_the_right_origin_and_csrf_token(
     evil = person.post(target, {"csrf": csrf}, headers={"Origin": "http://evil.example"})
     assert evil.status_code == 403
     no_token = person.post(target, {})
-    assert no_token.status_code == 403 and "stale or forged" in no_token.text
+    assert no_token.status_code == 403
+    assert "stale or forged" in no_token.text
     wrong_token = person.post(target, {"csrf": "0" * 64})
     assert wrong_token.status_code == 403
     with airlock.client() as client:
@@ -138,7 +147,8 @@ def test_state_changes_need_the_right_origin_and_csrf_token(
         assert session["id"] in [s["id"] for s in listed]
     assert person.post(target, {"csrf": csrf}).status_code == 303
     revoked = audit(airlock, "session_revoked")
-    assert revoked[-1]["session"] == session["id"] and revoked[-1]["channel"] == "dashboard"
+    assert revoked[-1]["session"] == session["id"]
+    assert revoked[-1]["channel"] == "dashboard"
 
 
 def test_every_response_carries_the_strict_headers(person: Browser) -> None:
@@ -154,7 +164,8 @@ def test_every_response_carries_the_strict_headers(person: Browser) -> None:
     ):
         headers = person.get(path).headers
         csp = headers["Content-Security-Policy"]
-        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp, path
+        assert "script-src 'self'" in csp, path
+        assert "frame-ancestors 'none'" in csp, path
         assert "unsafe-inline" not in csp
         assert headers["X-Frame-Options"] == "DENY"
         assert headers["X-Content-Type-Options"] == "nosniff"
@@ -187,14 +198,18 @@ def test_agent_text_is_shown_escaped_and_approving_with_a_code_works(
     with airlock.client() as client:
         created = airlock.request(client, reason=HOSTILE_REASON, agent="<b>bot</b>")
     page = person.get("/pending").text
-    assert created["code"] in page and created["fingerprint"] in page
-    assert "<script>alert" not in page and "<img src=x" not in page and "<b>bot" not in page
+    assert created["code"] in page
+    assert created["fingerprint"] in page
+    assert "<script>alert" not in page
+    assert "<img src=x" not in page
+    assert "<b>bot" not in page
     assert (
         "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in page
     )
     csrf = field(page, "csrf")
     wrong = person.post(f"/pending/{created['id']}/approve", {"csrf": csrf, "code": "999999"})
-    assert wrong.status_code == 403 and "wrong code" in wrong.text
+    assert wrong.status_code == 403
+    assert "wrong code" in wrong.text
     done = person.post(
         f"/pending/{created['id']}/approve", {"csrf": csrf, "code": airlock.phone.code()}
     )
@@ -207,7 +222,8 @@ def test_agent_text_is_shown_escaped_and_approving_with_a_code_works(
     assert state["status"] == "approved"
     remember(state["session"]["token"])
     approved = [v for v in audit(airlock, "totp_verified") if v.get("request") == created["id"]]
-    assert approved and approved[0]["channel"] == "dashboard"
+    assert approved
+    assert approved[0]["channel"] == "dashboard"
 
 
 def test_deny_from_the_dashboard(served: tuple[Airlock, str], person: Browser) -> None:
@@ -299,7 +315,8 @@ def test_audit_filters_pages_and_exports(served: tuple[Airlock, str], person: Br
     second = person.get("/audit?" + older.group(1).replace("&amp;", "&")).text
     assert second.count("<tr class=") == 10
     seqs = [int(s) for s in re.findall(r"<td>(\d+)</td>", first + second)]
-    assert seqs == sorted(seqs, reverse=True) and len(set(seqs)) == 60
+    assert seqs == sorted(seqs, reverse=True)
+    assert len(set(seqs)) == 60
     by_session = person.get("/audit", params={"session": session["id"], "event": "session_issued"})
     assert by_session.text.count("<tr class=") == 1
     found = person.get("/audit", params={"q": "hyperlink"}).text
@@ -307,11 +324,14 @@ def test_audit_filters_pages_and_exports(served: tuple[Airlock, str], person: Br
     csv_text = person.get("/audit/export.csv", params={"q": "hyperlink"}).text
     rows = list(csv.DictReader(io.StringIO(csv_text)))
     # A spreadsheet shows the agent's text as text, never runs it as a formula.
-    assert rows and all(r["reason"] == '\'=HYPERLINK("http://evil")' for r in rows)
+    assert rows
+    assert all(r["reason"] == '\'=HYPERLINK("http://evil")' for r in rows)
     lines = person.get("/audit/export.jsonl", params={"event": "operation"}).text.splitlines()
-    assert len(lines) == 60 and all(json.loads(x)["event"] == "operation" for x in lines)
+    assert len(lines) == 60
+    assert all(json.loads(x)["event"] == "operation" for x in lines)
     bad = person.get("/audit", params={"from": "yesterday"})
-    assert bad.status_code == 400 and "from: expected a day" in bad.text
+    assert bad.status_code == 400
+    assert "from: expected a day" in bad.text
 
 
 def test_services_activity_and_chain_status(served: tuple[Airlock, str], person: Browser) -> None:
@@ -322,10 +342,13 @@ def test_services_activity_and_chain_status(served: tuple[Airlock, str], person:
         assert airlock.op(client, session["token"], "mark_read", id="x").status_code == 403
     assert person.post("/services/check", {"csrf": person.csrf("/services")}).status_code == 303
     services = person.get("/services").text
-    assert "maildir" in services and "OK" in services and "Not locked" in services
+    assert "maildir" in services
+    assert "OK" in services
+    assert "Not locked" in services
     assert "console" in services
     activity = person.get("/activity").text
-    assert "1 done, 1 refused" in activity and 'class="refused"' in activity
+    assert "1 done, 1 refused" in activity
+    assert 'class="refused"' in activity
     assert person.post("/audit/verify", {"csrf": person.csrf("/audit")}).status_code == 303
     for _ in range(100):
         page = person.get("/audit").text
