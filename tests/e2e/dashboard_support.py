@@ -3,12 +3,14 @@ HTTP client (cookies, Origin, the form tokens a page carries)."""
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 from daemon_harness import Airlock
 
 DASHBOARD_ON = {"dashboard": {"listen": "127.0.0.1:0"}}
@@ -60,3 +62,23 @@ class Browser:
 
     def close(self) -> None:
         self.http.close()
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def need_browser() -> None:
+    """Skip without Chromium and Playwright locally; under CI a missing browser fails."""
+    missing = []
+    if not os.path.exists(CHROMIUM):
+        missing.append(f"{CHROMIUM} (apt-get install chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("playwright (uv sync --group test)")
+    if not missing:
+        return
+    reason = "the browser tests need " + " and ".join(missing)
+    if os.environ.get("CI") in ("true", "1"):
+        pytest.fail(f"{reason} (CI: the browser tests must run)", pytrace=False)
+    pytest.skip(reason)

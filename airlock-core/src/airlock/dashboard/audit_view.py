@@ -21,7 +21,17 @@ from airlock.dashboard.security import check_csrf, current_session
 PAGE = 50
 EXPORT_LIMIT = 100_000
 TEXT_LIMIT = 100
-SUMMARY_KEYS = ("service", "op", "outcome", "channel", "reason", "why", "error", "request_code")
+SUMMARY_KEYS = (
+    "service",
+    "op",
+    "outcome",
+    "channel",
+    "purpose",
+    "reason",
+    "why",
+    "error",
+    "request_code",
+)
 CSV_COLUMNS = (
     "seq",
     "ts",

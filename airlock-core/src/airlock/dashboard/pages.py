@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,7 @@ from airlock.errors import AirlockError
 from airlock.peers import Peer
 from airlock.store import RequestStatus, Session
 
+LOGIN_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
 EVENT_INTERVAL = 1.0
 KEEPALIVE_EVERY = 15
 DONE = {
@@ -46,9 +48,11 @@ def _cookie_flags(request: web.Request) -> dict[str, Any]:
 
 
 async def login_page(request: web.Request, error: str = "", status: int = 200) -> web.Response:
-    """The login form; a fresh double-submit token in a cookie and in the form."""
+    """The login form; a double-submit token in a cookie and in the form. A token the
+    browser already holds is kept, so two tabs (or a favicon fetch) do not race."""
     dash = of(request)
-    token = secrets.token_urlsafe(24)
+    held = request.cookies.get(LOGIN_COOKIE, "")
+    token = held if LOGIN_TOKEN.match(held) else secrets.token_urlsafe(24)
     response = dash.render(request, "login.html", status=status, login_token=token, error=error)
     response.set_cookie(LOGIN_COOKIE, token, max_age=600, **_cookie_flags(request))
     return response
