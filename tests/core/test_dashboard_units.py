@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from airlock.config import AirlockConfig
-from airlock.dashboard.activity import HEIGHT, HOURS, chart
+from airlock.dashboard.activity import BAR, HEIGHT, HOURS, chart
 from airlock.dashboard.address import ListenAddress, host_allowed, parse_listen
 from airlock.dashboard.audit_view import to_csv
 from airlock.errors import ConfigError
@@ -92,5 +92,5 @@ def test_chart_stacks_refusals_in_red_and_keeps_a_single_one_visible() -> None:
     assert drawn["ok"] == 100
     assert drawn["refused"] == 1
     kinds = {(b["x"], b["kind"]): b for b in drawn["bars"]}
-    assert kinds[(40, "ok")]["h"] == HEIGHT
-    assert kinds[(80, "refused")]["h"] == 1
+    assert kinds[(10 * BAR, "ok")]["h"] == HEIGHT
+    assert kinds[(20 * BAR, "refused")]["h"] == 1

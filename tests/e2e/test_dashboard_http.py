@@ -186,8 +186,8 @@ def test_no_page_without_a_login(served: tuple[Airlock, str]) -> None:
     ):
         assert stranger.get(path).status_code in (303, 401), path
     assert stranger.get("/events").status_code == 401
-    forged = stranger.http.get("/pending", cookies={"airlock_dashboard": "ald_" + "A" * 43})
-    assert forged.status_code == 303
+    stranger.http.cookies.set("airlock_dashboard", "ald_" + "A" * 43)
+    assert stranger.get("/pending").status_code == 303
     stranger.close()
 
 
@@ -298,8 +298,8 @@ def test_logout_revokes_the_cookie(served: tuple[Airlock, str], person: Browser)
     cookie = person.http.cookies["airlock_dashboard"]
     remember(cookie)
     assert person.post("/logout", {"csrf": person.csrf()}).status_code == 303
-    again = httpx.get(person.url + "/pending", cookies={"airlock_dashboard": cookie})
-    assert again.status_code == 303
+    with httpx.Client(cookies={"airlock_dashboard": cookie}) as replay:
+        assert replay.get(person.url + "/pending").status_code == 303
 
 
 def test_audit_filters_pages_and_exports(served: tuple[Airlock, str], person: Browser) -> None:
@@ -381,3 +381,22 @@ def test_off_serves_no_dashboard_and_a_taken_port_leaves_the_daemon_running(
             assert client.get("/v1/status").status_code == 200
         assert not (busy.paths.run_dir / "dashboard.url").exists()
     assert "dashboard not started" in (busy.home / "daemon.log").read_text()
+
+
+def test_airlock_dashboard_prints_the_address(
+    served: tuple[Airlock, str], start_airlock: Callable[..., Airlock]
+) -> None:
+    airlock, url = served
+    shown = airlock.cli("dashboard", "--no-browser")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[0] == url + "/"
+    off = start_airlock({"dashboard": {"listen": "off"}}, name="off")
+    refused = off.cli("dashboard", "--no-browser")
+    assert refused.returncode == 1
+    assert "the dashboard is off" in refused.stderr
+    off.stop()
+    gone = airlock.stop()
+    assert gone == 0
+    stopped = airlock.cli("dashboard", "--no-browser")
+    assert stopped.returncode == 5
+    assert "airlock serve" in stopped.stderr

@@ -138,16 +138,22 @@ def _blocks(path: Path, start: int, end: int, *, backward: bool) -> Iterator[byt
             size = min(size * 2, _MAX_BLOCK)
 
 
-def _parse(block: bytes, needles: tuple[bytes, ...]) -> list[dict[str, Any]]:
+def _wanted(line: bytes, needles: tuple[bytes, ...], folded: bytes | None) -> bool:
+    return all(n in line for n in needles) and (folded is None or folded in line.lower())
+
+
+def _parse(
+    block: bytes, needles: tuple[bytes, ...], folded: bytes | None = None
+) -> list[dict[str, Any]]:
     """The records of a block of lines, in order; lines that do not parse are skipped.
 
     One ``json.loads`` of the block as an array (JSON strings cannot hold a raw newline,
     so newline-to-comma is safe); if that fails or the count is off, line by line.
-    *needles* are byte strings every wanted line contains: a cheap pre-filter, checked
-    properly after parsing.
+    *needles* are byte strings every wanted line contains, *folded* one its lowercased
+    form contains: cheap pre-filters, checked properly after parsing.
     """
-    if needles:
-        lines = [line for line in block.split(b"\n") if all(n in line for n in needles)]
+    if needles or folded is not None:
+        lines = [line for line in block.split(b"\n") if _wanted(line, needles, folded)]
         joined, count = b",".join(lines), len(lines)
     else:
         joined, count = block.rstrip(b"\n").replace(b"\n", b","), block.count(b"\n")
@@ -160,7 +166,7 @@ def _parse(block: bytes, needles: tuple[bytes, ...]) -> list[dict[str, Any]]:
     if not isinstance(records, list) or len(records) != count:
         records = []
         for line in block.split(b"\n"):
-            if not line or not all(n in line for n in needles):
+            if not line or not _wanted(line, needles, folded):
                 continue
             try:
                 records.append(json.loads(line))
@@ -179,6 +185,8 @@ def query(
     limit: int | None = None,
     newest_first: bool = False,
     match: Callable[[dict[str, Any]], bool] | None = None,
+    contains: tuple[bytes, ...] = (),
+    contains_folded: bytes | None = None,
 ) -> list[dict[str, Any]]:
     """Records with ``since <= ts < until``, optionally of one service or event.
 
@@ -187,6 +195,9 @@ def query(
     day itself. ``limit`` keeps the oldest (or with *newest_first*, the newest) matches.
     A record matches *service* if its ``service`` is it or its ``services`` contain it,
     and *match* (if given) when it returns true: checked before *limit* counts it.
+    *contains* (bytes every stored line must hold) and *contains_folded* (bytes its
+    ASCII-lowercased form must hold) skip lines before they are parsed; they narrow, and
+    *match* decides.
     Unreadable lines are skipped here; ``verify`` is the place that reports them.
     """
     out: list[dict[str, Any]] = []
@@ -195,14 +206,14 @@ def query(
     since_ts = ts_bound(since) if since is not None else None
     until_ts = ts_bound(until) if until is not None else None
     ranges = _ranges(audit_dir, since_ts, until_ts)
-    needles: list[bytes] = []
+    needles: list[bytes] = list(contains)
     if event is not None:
         needles.append(b'"event":' + json.dumps(event).encode("ascii"))
     if service is not None:
         needles.append(json.dumps(service).encode("ascii"))
     for path, start, end in reversed(ranges) if newest_first else ranges:
         for block in _blocks(path, start, end, backward=newest_first):
-            records = _parse(block, tuple(needles))
+            records = _parse(block, tuple(needles), contains_folded)
             for record in reversed(records) if newest_first else records:
                 if event is not None and record.get("event") != event:
                     continue

@@ -50,6 +50,7 @@ class Dashboard:
         self.templates = _environment()
         self.state: dict[str, Any] = {}  # background results (audit verification, checks)
         self.closing = asyncio.Event()  # ends the live event streams at shutdown
+        self.streams = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -187,7 +188,9 @@ async def start(runtime: Runtime) -> Running | None:
     atomic_write_private(target, url.encode() + b"\n")
     log.info("dashboard_ready", url=url)
     print(f"dashboard on {url}", flush=True)
+    from airlock.dashboard import activity
     from airlock.dashboard.audit_view import run_verify
 
     dashboard.spawn(run_verify(dashboard))
+    dashboard.spawn(activity.warm(dashboard))
     return Running(dashboard, runner, url, target)

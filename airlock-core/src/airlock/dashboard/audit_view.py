@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -73,18 +74,37 @@ class Filters:
         return {k: v for k, v in out.items() if v}
 
     def match(self, before_seq: int | None = None) -> Callable[[dict[str, Any]], bool]:
-        needle = self.text.lower()
+        needle = self.folded()
 
         def wanted(record: dict[str, Any]) -> bool:
             if before_seq is not None and int(record.get("seq", 0)) >= before_seq:
                 return False
             if self.session and record.get("session") != self.session:
                 return False
-            if needle:
-                return needle in json.dumps(record, ensure_ascii=False).lower()
+            if needle is not None:
+                shown = {k: v for k, v in record.items() if k not in ("mac", "prev")}
+                return needle in _STORED.encode(shown).encode("ascii").lower()
             return True
 
         return wanted
+
+    def contains(self) -> tuple[bytes, ...]:
+        """Bytes a stored line of the wanted session holds (skips the rest unparsed)."""
+        return (
+            (b'"session":' + _STORED.encode(self.session).encode("ascii"),) if self.session else ()
+        )
+
+    def folded(self) -> bytes | None:
+        """The search text as it appears in a stored line, lowercased (ASCII letters fold;
+        other characters are stored as \\u escapes and match as written)."""
+        if not self.text:
+            return None
+        return _STORED.encode(self.text)[1:-1].encode("ascii").lower()
+
+
+# The audit log's own encoding of a record (sorted keys, compact, ASCII): searching the
+# stored text lets a search skip lines before parsing them.
+_STORED = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def _day(raw: str, field: str) -> datetime | None:
@@ -133,13 +153,17 @@ def _cursor_until(ts: str) -> datetime:
     return parsed + timedelta(milliseconds=1)
 
 
-def find(dash: Dashboard, filters: Filters, before: tuple[int, str] | None, limit: int) -> Any:
+def find(
+    audit_dir: Path, filters: Filters, before: tuple[int, str] | None, limit: int
+) -> list[dict[str, Any]]:
+    """Newest first: one page (or an export) of the records *filters* select, read by
+    seeking to the time range, and from *before* (the last record shown) on."""
     until = filters.until
     if before is not None:
         cursor = _cursor_until(before[1])
         until = cursor if until is None else min(until, cursor)
     return query(
-        dash.rt.audit.audit_dir,
+        audit_dir,
         since=filters.since,
         until=until,
         service=filters.service or None,
@@ -147,6 +171,8 @@ def find(dash: Dashboard, filters: Filters, before: tuple[int, str] | None, limi
         limit=limit,
         newest_first=True,
         match=filters.match(before[0] if before else None),
+        contains=filters.contains(),
+        contains_folded=filters.folded(),
     )
 
 
@@ -175,7 +201,7 @@ async def audit(request: web.Request) -> web.StreamResponse:
     except BadFilter as exc:
         return dash.render(request, "error.html", status=400, message=str(exc))
     started = time.perf_counter()
-    records = await asyncio.to_thread(find, dash, filters, before, PAGE + 1)
+    records = await asyncio.to_thread(find, dash.rt.audit.audit_dir, filters, before, PAGE + 1)
     elapsed = time.perf_counter() - started
     rows = [_row(r) for r in records[:PAGE]]
     more = None
@@ -201,7 +227,7 @@ async def export(request: web.Request) -> web.StreamResponse:
         filters = parse_filters(request)
     except BadFilter as exc:
         return dash.render(request, "error.html", status=400, message=str(exc))
-    records = await asyncio.to_thread(find, dash, filters, None, EXPORT_LIMIT)
+    records = await asyncio.to_thread(find, dash.rt.audit.audit_dir, filters, None, EXPORT_LIMIT)
     if kind == "jsonl":
         body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
         content_type = "application/x-ndjson"

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from airlock.approvals import CODE_PATTERN
-from airlock.dashboard.app import of
+from airlock.dashboard.app import Dashboard, of
 from airlock.dashboard.auth import COOKIE, LOGIN_COOKIE, PERSON_ACCESS
 from airlock.dashboard.security import check_csrf, current_session
 from airlock.durations import format_duration
@@ -24,6 +24,8 @@ from airlock.store import RequestStatus, Session
 LOGIN_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
 EVENT_INTERVAL = 1.0
 KEEPALIVE_EVERY = 15
+# Each open page holds one stream; a bound keeps a runaway tab from holding the loop.
+MAX_STREAMS = 20
 DONE = {
     "approved": "Approved",
     "denied": "Denied",
@@ -244,6 +246,16 @@ async def events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: ``pending`` or ``sessions`` when that list changed."""
     dash = of(request)
     session = current_session(request)
+    if dash.streams >= MAX_STREAMS:
+        raise web.HTTPTooManyRequests(text="too many open dashboard pages")
+    dash.streams += 1
+    try:
+        return await _stream(request, dash, session)
+    finally:
+        dash.streams -= 1
+
+
+async def _stream(request: web.Request, dash: Dashboard, session: Session) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}
     )

@@ -42,6 +42,10 @@ class SimulatedPhone:
         self.last_step = step
         return str(self._totp.at(step * PERIOD))
 
+    def totp_at(self, step: int) -> str:
+        """The code the app shows during *step* (what a person would read off it)."""
+        return str(self._totp.at(step * PERIOD))
+
     def used_code(self) -> str:
         """The code sent last (to show that a replay is refused)."""
         return str(self._totp.at(self.last_step * PERIOD))

@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +21,7 @@ import yaml
 from airlock.audit import verify_dir
 from airlock.clock import SystemClock
 from airlock.config import TotpConfig
-from airlock.demo.phone import SimulatedPhone
+from airlock.demo.phone import PERIOD, SimulatedPhone
 from airlock.demo.sample_mail import SIGN_IN_CODE, write_sample_maildir
 from airlock.errors import AirlockError
 from airlock.local_daemon import LocalDaemon
@@ -105,7 +106,41 @@ async def agent_and_person(paths: AirlockPaths, log: Path, phone: SimulatedPhone
         say(f"   session {grant.id} revoked")
 
 
-def run_demo() -> int:
+def dashboard_url(paths: AirlockPaths, timeout: float = 10.0) -> str | None:
+    """The demo daemon's dashboard address, once it listens (None if it did not start)."""
+    target = paths.run_dir / "dashboard.url"
+    deadline = time.monotonic() + timeout
+    while not target.exists():
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.05)
+    return target.read_text(encoding="utf-8").strip()
+
+
+def keep_running(home: Path, paths: AirlockPaths, phone: SimulatedPhone) -> None:
+    """``--keep``: the demo daemon again, with its dashboard, until Ctrl-C."""
+    with LocalDaemon(home):
+        url = dashboard_url(paths)
+        say(f"\nThe demo daemon keeps running (AIRLOCK_HOME={home}).")
+        say(f"Dashboard: {url or 'not started: see ' + str(home / 'daemon.log')}")
+        say("Log in and approve with the simulated phone's codes, shown here as they change.")
+        say(f"Ask for access from another terminal: AIRLOCK_HOME={home} airlock request mail \\")
+        say('    --reason "look around"')
+        say("Ctrl-C stops the daemon and deletes the demo home.")
+        shown = -1
+        try:
+            while True:
+                step = int(time.time() // PERIOD)
+                if step != shown:
+                    shown = step
+                    code = phone.totp_at(step)
+                    say(f"   phone shows {code} (for {PERIOD - int(time.time() % PERIOD)} s)")
+                time.sleep(1)
+        except KeyboardInterrupt:
+            say("\nstopping the demo daemon")
+
+
+def run_demo(*, keep: bool = False) -> int:
     with demo_home() as home:
         env = {**os.environ, "AIRLOCK_HOME": str(home)}
         paths = resolve_paths(env)
@@ -116,7 +151,11 @@ def run_demo() -> int:
 
         step(1, "Sample mailbox and config")
         maildir = write_sample_maildir(home / "Maildir")
-        config = {"services": {"mail": {"connector": "maildir", "path": str(maildir)}}}
+        config = {
+            "services": {"mail": {"connector": "maildir", "path": str(maildir)}},
+            # A free port: the person's own daemon may hold the default one.
+            "dashboard": {"listen": "127.0.0.1:0"},
+        }
         paths.config_file.write_text(yaml.safe_dump(config))
         say(f"   4 messages in {maildir} (one carries a prompt injection, one a sign-in code)")
 
@@ -132,6 +171,7 @@ def run_demo() -> int:
 
         with LocalDaemon(home) as daemon:
             say(f"   daemon running on {paths.socket}")
+            url = dashboard_url(paths)
             asyncio.run(agent_and_person(paths, daemon.log, phone))
 
         step(9, "The audit trail")
@@ -148,5 +188,11 @@ def run_demo() -> int:
         result = verify_dir(paths.audit_dir, paths.audit_key_file)
         verdict = "OK" if result.ok else "FAILED"
         say(f"   airlock audit verify: {verdict} ({result.records} records)")
-        say("\nDone. Nothing is left running; the demo home was deleted.")
+        if keep:
+            keep_running(home, paths, phone)
+            say("Done. The demo home was deleted.")
+        else:
+            say(f"\nThe web dashboard showed all this at {url} while the daemon ran.")
+            say("Hint: `airlock demo --keep` keeps the demo daemon running to look around there.")
+            say("\nDone. Nothing is left running; the demo home was deleted.")
         return 0 if result.ok else 1
