@@ -400,3 +400,25 @@ def test_airlock_dashboard_prints_the_address(
     stopped = airlock.cli("dashboard", "--no-browser")
     assert stopped.returncode == 5
     assert "airlock serve" in stopped.stderr
+
+
+@pytest.mark.parametrize(
+    ("params", "field_name"),
+    [
+        ({"from": "2026-13-01"}, "from"),
+        ({"to": "9999-12-31"}, "to"),
+        ({"before": "12@not-a-time"}, "before"),
+        ({"before": "x@2026-01-01T00:00:00.000Z"}, "before"),
+        ({"before": "9" * 40 + "@2026-01-01T00:00:00.000Z"}, "before"),
+        ({"q": "x" * 101}, "q"),
+        ({"session": "s" * 500}, "session"),
+    ],
+)
+def test_bad_audit_filters_are_a_400_naming_the_field(
+    person: Browser, params: dict[str, str], field_name: str
+) -> None:
+    exported = () if field_name == "before" else ("/audit/export.csv",)  # exports are whole
+    for path in ("/audit", *exported):
+        answer = person.get(path, params=params)
+        assert answer.status_code == 400, (path, params, answer.text[:200])
+        assert f"{field_name}:" in answer.text

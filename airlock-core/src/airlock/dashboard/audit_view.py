@@ -126,9 +126,13 @@ def _text(request: web.Request, name: str) -> str:
 def parse_filters(request: web.Request) -> Filters:
     since = _day(request.query.get("from", ""), "from")
     to = _day(request.query.get("to", ""), "to")
+    try:
+        until = to + timedelta(days=1) if to else None
+    except OverflowError:
+        raise BadFilter("to", "to: too far in the future") from None
     return Filters(
         since=since,
-        until=to + timedelta(days=1) if to else None,
+        until=until,
         service=_text(request, "service"),
         event=_text(request, "event"),
         session=_text(request, "session"),
@@ -142,8 +146,12 @@ def _before(request: web.Request) -> tuple[int, str] | None:
     seq, _, ts = raw.partition("@")
     if not raw:
         return None
-    if not seq.isdigit() or not ts:
+    if not seq.isdigit() or len(seq) > 18 or not ts:
         raise BadFilter("before", "before: not a page cursor")
+    try:
+        _cursor_until(ts)
+    except (ValueError, OverflowError):
+        raise BadFilter("before", "before: not a page cursor") from None
     return int(seq), ts
 
 

@@ -59,7 +59,8 @@ def make_guard(auth: DashboardAuth, *, port: Callable[[], int], remote: bool) ->
             return plain(421, "this dashboard answers only to its own address")
         if request.method not in SAFE_METHODS:
             origin = request.headers.get("Origin")
-            if origin != f"http://{host}":
+            # https too: the page may be served through a TLS proxy (allow_remote).
+            if origin not in (f"http://{host}", f"https://{host}"):
                 log.warning("dashboard_origin_refused", origin=(origin or "")[:80])
                 return plain(403, "cross-origin request refused")
         session = auth.session_of(request.cookies.get(COOKIE))
