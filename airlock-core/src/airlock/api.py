@@ -31,7 +31,8 @@ class OperationRef(Body):
 
 class AccessRequestIn(Body):
     services: list[str] = Field(min_length=1, max_length=16)
-    access: Access = Access.READ
+    # What an agent may ask for: never a person session (the dashboard's login).
+    access: Literal[Access.READ, Access.WRITE, Access.SPEND] = Access.READ
     budget_usd: float | None = Field(
         None,
         gt=0,

@@ -21,6 +21,7 @@ from airlock.api import AccessRequestIn
 from airlock.clock import Clock
 from airlock.config import PermissionsConfig
 from airlock.errors import BudgetExhausted, InvalidInput
+from airlock.models import Access
 from airlock.services import Service
 from airlock.spending import BudgetState, format_usd, nano_usd, spend_settings
 from airlock.store import StateStore
@@ -99,7 +100,7 @@ def requested_budget(
     ``permissions.<service>.max_usd`` when set): like a TTL, a larger amount is lowered,
     and the prompt shows the amount actually asked.
     """
-    if body.access != "spend":
+    if body.access is not Access.SPEND:
         if body.budget_usd is not None:
             raise InvalidInput('budget_usd goes with access "spend"', field="budget_usd")
         return None

@@ -22,9 +22,15 @@ class Access(StrEnum):
     WRITE = "write"
     SPEND = "spend"
     """Costs money: runs within a budget the person approved (see :mod:`airlock.spending`)."""
+    PERSON = "person"
+    """The person's own login to the dashboard (docs/dashboard.md): allows no operation,
+    and no agent can ask for it."""
 
     def allows(self, needed: Access) -> bool:
-        """Every session may read; a write session may write, a spend session may spend."""
+        """Every agent session may read; a write session may write, a spend session may
+        spend. A person session runs no operation at all."""
+        if self is Access.PERSON or needed is Access.PERSON:
+            return False
         return needed is Access.READ or self is needed
 
 

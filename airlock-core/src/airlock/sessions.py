@@ -34,7 +34,7 @@ __all__ = ["TOKEN_PREFIX", "Session", "SessionManager", "hash_token", "new_token
 TOKEN_PREFIX = "alk_"  # noqa: S105 - a prefix, not a secret
 _TOKEN_BYTES = 32
 _TOKEN_PATTERN = re.compile(r"^alk_[A-Za-z0-9_-]{43}$")
-ACCESS_LEVELS = tuple(Access)
+ACCESS_LEVELS = (Access.READ, Access.WRITE, Access.SPEND)  # an agent's; not Access.PERSON
 _CACHE_LIMIT = 10_000
 
 
@@ -123,6 +123,8 @@ class SessionManager:
             raise Unauthenticated("session expired", hint="request access again")
         if session.uid != uid:
             raise Forbidden("this session belongs to another user")
+        if session.access is Access.PERSON:  # a dashboard login runs no operation
+            raise Unauthenticated("not an agent's session token", hint="request access")
         return session
 
     def _lookup(self, digest: str) -> Session | None:

@@ -19,12 +19,13 @@ from dataclasses import dataclass
 
 from airlock.daemon.runtime import Runtime
 from airlock.errors import RateLimited
+from airlock.models import Access
 from airlock.sessions import hash_token
 from airlock.store import Session
 
 COOKIE = "airlock_dashboard"
 LOGIN_COOKIE = "airlock_login"
-PERSON_ACCESS = "person"
+PERSON_ACCESS = Access.PERSON
 SERVICES = ("dashboard",)
 TOKEN_PREFIX = "ald_"  # noqa: S105 - a prefix, not a secret
 # Login attempts per client address per minute, before the codes are even checked. The

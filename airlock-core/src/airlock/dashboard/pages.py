@@ -13,13 +13,16 @@ from typing import Any
 from aiohttp import web
 
 from airlock.approvals import CODE_PATTERN
+from airlock.daemon.runtime import Runtime
 from airlock.dashboard.app import Dashboard, of
 from airlock.dashboard.auth import COOKIE, LOGIN_COOKIE, PERSON_ACCESS
 from airlock.dashboard.security import check_csrf, current_session
 from airlock.durations import format_duration
 from airlock.errors import AirlockError
+from airlock.models import Access, RequestStatus
 from airlock.peers import Peer
-from airlock.store import RequestStatus, Session
+from airlock.spending import format_usd
+from airlock.store import Session
 
 LOGIN_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
 EVENT_INTERVAL = 1.0
@@ -98,7 +101,6 @@ def pending_rows(request: web.Request) -> list[dict[str, Any]]:
     for r in rt.store.list_requests(RequestStatus.PENDING):
         if r.expires_at <= now:
             continue
-        budgets = [rt.config.permissions.for_service(s).max_usd for s in r.services]
         rows.append(
             {
                 "id": r.id,
@@ -115,7 +117,7 @@ def pending_rows(request: web.Request) -> list[dict[str, Any]]:
                 if r.operation
                 else "",
                 "ttl": format_duration(r.ttl),
-                "budget": ", ".join(f"${b:g}" for b in budgets if b is not None),
+                "budget": format_usd(r.budget_nano) if r.budget_nano is not None else "",
                 "reason": r.reason,
                 "sensitive": r.sensitive,
                 "expires": _when(r.expires_at),
@@ -186,9 +188,19 @@ def session_rows(request: web.Request) -> list[dict[str, Any]]:
             "expires": _when(s.expires_at),
             "left": format_duration(max(1, int(s.expires_at - rt.clock.now()))),
             "uses": s.use_count,
+            "budget": _budget_left(rt, s),
         }
         for s in rt.store.list_sessions(active_at=rt.clock.now())
     ]
+
+
+def _budget_left(rt: Runtime, session: Session) -> str:
+    if session.access is not Access.SPEND:
+        return ""
+    state = rt.gateway.priced.budgets.state(session.id)
+    if state is None:
+        return ""
+    return f"{format_usd(state.left_nano)} left of {format_usd(state.limit_nano)}"
 
 
 async def sessions(request: web.Request) -> web.StreamResponse:
