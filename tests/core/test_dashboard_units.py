@@ -3,6 +3,8 @@ chart geometry. (Its pages are tested against a real daemon in tests/e2e.)"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from airlock.config import AirlockConfig
@@ -94,3 +96,36 @@ def test_chart_stacks_refusals_in_red_and_keeps_a_single_one_visible() -> None:
     kinds = {(b["x"], b["kind"]): b for b in drawn["bars"]}
     assert kinds[(10 * BAR, "ok")]["h"] == HEIGHT
     assert kinds[(20 * BAR, "refused")]["h"] == 1
+
+
+def test_a_person_session_runs_no_operation_and_no_agent_can_ask_for_one(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from airlock.api import AccessRequestIn
+    from airlock.clock import FakeClock
+    from airlock.config import SessionsConfig
+    from airlock.errors import Unauthenticated
+    from airlock.models import Access
+    from airlock.sessions import SessionManager, hash_token, new_token
+    from airlock.store import Session, StateStore
+
+    with pytest.raises(ValidationError):
+        AccessRequestIn.model_validate({"services": ["mail"], "reason": "x", "access": "person"})
+    assert not Access.PERSON.allows(Access.READ)
+    assert not Access.WRITE.allows(Access.PERSON)
+    clock = FakeClock()
+    with StateStore(tmp_path / "state.db") as store:
+        token = new_token()  # even an agent-shaped token on a person session is refused
+        store.insert_session(
+            Session(
+                id="ses_person",
+                token_hash=hash_token(token),
+                services=("dashboard",),
+                access=Access.PERSON,
+                uid=1000,
+                created_at=clock.now(),
+                expires_at=clock.now() + 3600,
+            )
+        )
+        with pytest.raises(Unauthenticated):
+            SessionManager(store, SessionsConfig(), clock).authenticate(token, 1000)
