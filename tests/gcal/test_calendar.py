@@ -197,10 +197,10 @@ def test_the_allow_list_refuses_other_calendars_before_asking_google(
 def test_settings_refuse_unknown_keys_and_clear_text_addresses() -> None:
     with pytest.raises(InvalidInput) as unknown:
         GcalConnector.parse_settings({"calendar": ["x"]}, service="cal")
-    assert unknown.value.field == "calendar"
+    assert unknown.value.field == "services.cal.calendar"
     with pytest.raises(InvalidInput) as clear:
         GcalConnector.parse_settings({"token_uri": "http://tokens.example.test/"}, service="cal")
-    assert clear.value.field == "token_uri"
+    assert clear.value.field == "services.cal.token_uri"
     local = GcalConnector.parse_settings({"api_endpoint": "http://127.0.0.1:9/cal"}, service="c")
     assert local.model_dump()["api_endpoint"] == "http://127.0.0.1:9/cal/"
     assert local.model_dump()["write"] is False

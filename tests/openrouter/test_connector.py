@@ -258,7 +258,7 @@ def test_an_unreachable_service_is_a_502_naming_no_key(server: OpenRouterServer)
 def test_unknown_settings_are_refused_naming_the_key(key: str) -> None:
     with pytest.raises(InvalidInput) as raised:
         OpenRouterConnector.parse_settings({key: 1}, service="llm")
-    assert raised.value.field == key
+    assert raised.value.field == f"services.llm.{key}"
 
 
 def test_missing_credentials_name_the_field_only() -> None:

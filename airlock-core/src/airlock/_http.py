@@ -10,16 +10,19 @@ owns the status), and a missing or silent socket becomes :class:`DaemonUnreachab
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import aiohttp
 from pydantic import BaseModel, ValidationError
 
 from airlock import errors
 from airlock.api import ErrorOut
 from airlock.models import first_problem
+
+if TYPE_CHECKING:
+    import aiohttp
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -60,7 +63,8 @@ class DaemonConnection:
     aiohttp's client, not httpx's: on this path it costs ~0.2 ms a request where httpx's
     async client costs ~1 ms (benchmarks/gateway.py, ``python_client_overhead_p50_ms``),
     and the daemon already depends on it. The session is made on first use, inside the
-    event loop that uses it.
+    event loop that uses it; aiohttp itself is imported then, so a command that finds no
+    socket at all (no daemon) does not pay for it.
     """
 
     def __init__(self, socket: Path, *, timeout: float = 10.0) -> None:
@@ -78,6 +82,10 @@ class DaemonConnection:
 
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
+            if not os.path.exists(self.socket):  # no daemon: say so without loading aiohttp
+                raise _unreachable(self.socket, FileNotFoundError(2, "No such file or directory"))
+            import aiohttp
+
             # Plain HTTP over a Unix socket; no proxy from the environment may take the
             # request elsewhere (trust_env stays off). An idle connection is dropped after
             # KEEPALIVE seconds, well before the daemon closes idle connections itself, so
@@ -109,12 +117,15 @@ class DaemonConnection:
                 else json.dumps(dict(body)).encode()
             )
             sent_headers["Content-Type"] = "application/json"
+        session = self._session()
+        import aiohttp
+
         timeout = aiohttp.ClientTimeout(
             total=self.timeout if read_timeout is None else read_timeout
         )
         query = {k: str(v) for k, v in params.items()} if params else None
         try:
-            async with self._session().request(
+            async with session.request(
                 method,
                 BASE_URL + path,
                 data=content,
@@ -157,11 +168,9 @@ class DaemonConnection:
             ) from None
 
 
-def _unreachable(socket: Path, exc: aiohttp.ClientError) -> errors.DaemonUnreachable:
+def _unreachable(socket: Path, exc: Exception) -> errors.DaemonUnreachable:
     """Say why the socket did not answer, and what to do about it."""
-    cause: BaseException | None = exc
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        cause = exc.os_error
+    cause: BaseException | None = getattr(exc, "os_error", exc)  # aiohttp's connector error
     while cause is not None and not isinstance(cause, OSError):
         cause = cause.__cause__ or cause.__context__
     if isinstance(cause, PermissionError):

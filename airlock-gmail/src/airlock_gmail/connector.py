@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -30,7 +30,6 @@ from airlock_mail.imap import (
     SPECIAL_USE_ALIASES,
     AddressCredentials,
     ImapConnector,
-    ImapSession,
     SearchCriteria,
     ServerSettings,
     imap_string,
@@ -38,6 +37,9 @@ from airlock_mail.imap import (
 )
 from airlock_mail.model import INBOX, MessageList, MessageSummary, SearchParams
 from airlock_mail.query import parse_query
+
+if TYPE_CHECKING:
+    from airlock_mail.imap import ImapSession
 
 __all__ = [
     "APP_PASSWORDS",

@@ -16,42 +16,17 @@ from __future__ import annotations
 import functools
 import imaplib
 import ssl
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from imapclient import IMAPClient
 from imapclient.imap4 import IMAP4WithTimeout
 from imapclient.tls import IMAP4_TLS
 
+from airlock_mail._imap_endpoint import Endpoint, LoginRefused
 from airlock_mail._imap_guard import WireGuard, WirePolicy
 from airlock_mail._imap_search import imap_string, needs_literal
 
 __all__ = ["Endpoint", "GuardedClient", "LoginRefused", "login"]
-
-Security = Literal["tls", "starttls", "none"]
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where and how to connect; nothing secret."""
-
-    host: str
-    port: int
-    security: Security
-    timeout: float = 30.0
-    ca_file: Path | None = None
-
-    def ssl_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context()
-        if self.ca_file is not None:
-            context.load_verify_locations(cafile=str(self.ca_file))
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        return context
-
-
-class LoginRefused(Exception):
-    """The server answered LOGIN with NO; the argument is the server's text."""
 
 
 def _guarded_send(imap: imaplib.IMAP4, policy: WirePolicy) -> WireGuard:

@@ -29,8 +29,6 @@ from datetime import UTC, datetime
 from email.message import Message
 from typing import Any
 
-from imapclient.imap_utf7 import decode as decode_utf7
-
 from airlock_mail._imap_ids import ImapId
 from airlock_mail.decoding import decode_header_text, one_line
 from airlock_mail.mime import body_snippet
@@ -125,6 +123,8 @@ def _section(found: Mapping[bytes, Any], prefix: bytes) -> bytes:
 def labels_of(found: Mapping[bytes, Any]) -> list[str]:
     """Gmail's X-GM-LABELS (modified UTF-7, system labels like ``\\Inbox``) as text."""
     raw: Iterable[Any] = found.get(b"X-GM-LABELS") or ()
+    from imapclient.imap_utf7 import decode as decode_utf7
+
     return [decode_utf7(label) if isinstance(label, bytes) else str(label) for label in raw]
 
 

@@ -9,9 +9,13 @@ EXPUNGE would also remove every other message someone had marked deleted.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from airlock.plugin import ConnectorError, InvalidInput, NotFound
 from airlock_mail._imap_ids import ImapId
-from airlock_mail._imap_session import ImapSession
+
+if TYPE_CHECKING:
+    from airlock_mail._imap_session import ImapSession
 
 __all__ = ["move_message", "set_seen"]
 

@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import date
 from pathlib import Path
-from typing import ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -37,7 +37,7 @@ from airlock.plugin import (
     ConnectorError,
     NotFound,
 )
-from airlock_mail._imap_client import Endpoint, LoginRefused
+from airlock_mail._imap_endpoint import Endpoint, LoginRefused
 from airlock_mail._imap_errors import connect_error, is_dropped, server_refused
 from airlock_mail._imap_guard import READ_ONLY, READ_WRITE, GuardViolation, WirePolicy
 from airlock_mail._imap_ids import ID_EXAMPLE, ID_PATTERN, ImapId, parse_id
@@ -47,13 +47,16 @@ from airlock_mail._imap_search import (
     list_criteria,
     query_criteria,
 )
-from airlock_mail._imap_session import ImapSession
 from airlock_mail._imap_summaries import labels_of, summary_items, to_summary
 from airlock_mail._imap_write import move_message, set_seen
 from airlock_mail.connector import MailConnector
 from airlock_mail.mime import parse_message
 from airlock_mail.model import INBOX, Folder, Message, MessageSummary
 from airlock_mail.query import Query
+
+if TYPE_CHECKING:
+    # imapclient loads when the first session opens, not when the connector is declared
+    from airlock_mail._imap_session import ImapSession
 
 # Public, also for provider connectors built on this one (airlock-gmail, airlock-icloud):
 # the session and search pieces let a provider add its own search without reaching
@@ -73,6 +76,16 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ImapSession":  # public, but imported only when asked for
+        from airlock_mail._imap_session import ImapSession
+
+        return ImapSession
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 MESSAGE_BYTES = 64 * 1024 * 1024  # get_message fetches at most this much of one message
 _HOST = re.compile(r"[A-Za-z0-9.\-:\[\]]{1,253}")
 # Special-use folders (RFC 6154) by the names people call them.
@@ -384,6 +397,8 @@ class ImapConnector(MailConnector):
             raise
 
     def _connect(self, policy: WirePolicy) -> ImapSession:
+        from airlock_mail._imap_session import ImapSession
+
         username, password = self.login_identity()
         session = ImapSession(self.endpoint(), policy, aliases=self.folder_aliases)
         try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Mapping
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
 
@@ -32,7 +32,6 @@ from airlock.plugin import (
     current_budget,
     operation,
 )
-from airlock_openrouter._api import OpenRouterApi
 from airlock_openrouter._models import (
     Budget,
     ChatParams,
@@ -48,6 +47,10 @@ from airlock_openrouter._models import (
     UsageResult,
 )
 from airlock_openrouter._pricing import Price, allowed, estimate_tokens, prompt_size
+
+if TYPE_CHECKING:
+    # httpx loads with the first call, not when the connector is declared
+    from airlock_openrouter._api import OpenRouterApi
 
 __all__ = ["OpenRouterConnector"]
 
@@ -82,6 +85,8 @@ class OpenRouterConnector(PricedConnector):
     @property
     def api(self) -> OpenRouterApi:
         if self._api is None:
+            from airlock_openrouter._api import OpenRouterApi
+
             self._api = OpenRouterApi(
                 self.config.api_base,
                 self._key.get_secret_value(),
