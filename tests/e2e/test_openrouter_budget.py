@@ -74,6 +74,9 @@ def test_an_agent_with_5_cents_chats_until_the_money_runs_out_then_nothing_is_se
     assert budget["spent_usd"] <= 0.05
     assert budget["left_usd"] == pytest.approx(0.05 - budget["spent_usd"])
     assert budget["reserved_usd"] == 0
+    listing = llm.cli("sessions")
+    assert listing.returncode == 0, listing.stderr
+    assert f"${budget['spent_usd']:.4f} / ${budget['left_usd']:.4f} of $0.05" in listing.stdout
     log = llm.daemon.log.read_text()
     assert "spend up to $0.05 on llm for 1h" in log
     calls = [e for e in audit(llm, "operation") if e["op"] == "chat"]
@@ -215,3 +218,7 @@ def test_upstream_refusals_reach_the_agent_cleanly_and_never_the_key(
     assert budget["spent_usd"] == 0  # refused calls cost nothing
     assert budget["reserved_usd"] == 0
     assert len(server.spending_calls()) == 4  # the model outside the allow-list never left
+    # The person, not the agent, hears about the key (console notices go to the daemon log).
+    assert "llm refused the credentials stored for it" in llm.daemon.log.read_text()
+    assert "credentials add" not in bad_key.text
+    assert len(audit(llm, "credentials_rejected")) == 1

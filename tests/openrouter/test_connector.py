@@ -240,7 +240,7 @@ def test_a_wrong_key_is_refused_without_quoting_it(server: OpenRouterServer) -> 
         use(server, body, key=wrong)
     text = str(raised.value.to_dict())
     assert wrong not in text
-    assert "airlock credentials add llm" in text
+    assert "the person has been told" in text
 
 
 def test_an_unreachable_service_is_a_502_naming_no_key(server: OpenRouterServer) -> None:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,6 +174,7 @@ class Gateway:
         clock: Clock,
         audit: Auditor,
         pool: ConnectorPool,
+        on_credentials_rejected: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._sessions = sessions
@@ -186,6 +187,7 @@ class Gateway:
         self._filters = result_filters(policies)
         self._permissions = config.permissions
         self.priced = PricedCalls(Budgets(store, clock))
+        self._on_credentials_rejected = on_credentials_rejected
         self.auth_problems: dict[str, str] = {}
         """Services whose last operation had its credentials refused, and what was said
         (``airlock status`` shows them unhealthy until an operation succeeds again)."""
@@ -243,6 +245,7 @@ class Gateway:
             raise
         except AirlockError as exc:
             outcome, error = "error", exc.code
+            await self._credentials_rejected(exc, call.ctx.service)
             raise
         except BaseException as exc:
             outcome, error = "error", type(exc).__name__
@@ -339,9 +342,7 @@ class Gateway:
                 duration_ms=_ms(started),
                 **facts,
             )
-            if isinstance(exc, ConnectorAuthError):
-                hint = f" ({exc.hint})" if exc.hint else ""
-                self.auth_problems[service_name] = exc.message + hint
+            await self._credentials_rejected(exc, service_name)
             if isinstance(exc, ConnectorError):
                 await self.pool.discard(service_name)
             raise
@@ -374,6 +375,16 @@ class Gateway:
             **facts,
         )
         return result
+
+    async def _credentials_rejected(self, exc: AirlockError, service: str) -> None:
+        """A service refused its stored credentials: the person must hear it, since only
+        they can fix it (the agent's error says no more than that it failed)."""
+        if not isinstance(exc, ConnectorAuthError):
+            return
+        hint = f" ({exc.hint})" if exc.hint else ""
+        self.auth_problems[service] = exc.message + hint  # shown by `airlock services`
+        if self._on_credentials_rejected is not None:
+            await self._on_credentials_rejected(service)
 
     def _budget_of(self, session: Session) -> BudgetState | None:
         if session.access != Access.SPEND:

@@ -115,8 +115,8 @@ class OpenRouterApi:
         if status in (401, 403):
             # The person fixes this, not the agent: no detail that could echo the key.
             return ConnectorAuthError(
-                f"OpenRouter refused the API key of service {self.service!r} (HTTP {status})",
-                hint=f"the person must store a valid key: `airlock credentials add {self.service}`",
+                f"OpenRouter refused the API key stored for service {self.service!r} "
+                f"(HTTP {status}); the person has been told",
             )
         if status == 402:
             return ServiceOutOfCredit(

@@ -30,7 +30,7 @@ from airlock.config import CONFIG_CHANGED, AirlockConfig, config_digest, load_co
 from airlock.errors import InvalidInput, NotEnrolled, NotFound
 from airlock.gateway import ConnectorPool, Gateway
 from airlock.logs import get_logger
-from airlock.notifiers import Notifier
+from airlock.notifiers import Notice, Notifier
 from airlock.paths import AirlockPaths
 from airlock.peers import Peer
 from airlock.plugins import AirlockPluginManager, get_connectors, get_notifiers, get_policies
@@ -45,6 +45,7 @@ log = get_logger("airlock.daemon")
 
 EXPIRY_INTERVAL = 5.0
 IDLE_CLOSE_SECONDS = 300.0
+REJECTED_NOTICE_INTERVAL = 600.0
 
 
 def session_info(session: Session, budget: BudgetState | None = None) -> SessionInfo:
@@ -117,7 +118,10 @@ class Runtime:
             clock=self.clock,
             audit=self.audit,
             pool=ConnectorPool(self.services, self.credentials_for),
+            on_credentials_rejected=self.credentials_rejected,
         )
+        self._rejected_at: dict[str, float] = {}
+        self._notices: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- TOTP and vault -----------------------------------------------------------------
@@ -137,6 +141,24 @@ class Runtime:
             self.vault.lock()
         else:
             self.vault.unlock(TotpKey(secret))
+
+    async def credentials_rejected(self, service: str) -> None:
+        """Tell the person (every channel, at most once in REJECTED_NOTICE_INTERVAL a
+        service) that a service refused the credentials stored for it."""
+        now = self.clock.now()
+        if now - self._rejected_at.get(service, -REJECTED_NOTICE_INTERVAL) < (
+            REJECTED_NOTICE_INTERVAL
+        ):
+            return
+        self._rejected_at[service] = now
+        await self.audit.append("credentials_rejected", service=service)
+        text = (
+            f"Airlock: {service} refused the credentials stored for it. "
+            f"Store valid ones with `airlock credentials add {service}`."
+        )
+        task = asyncio.create_task(self.channels.notify_all(Notice(text=text)))
+        self._notices.add(task)  # sent in the background: the agent's answer need not wait
+        task.add_done_callback(self._notices.discard)
 
     def credentials_for(self, service: str) -> Mapping[str, str]:
         self.refresh_totp()
@@ -390,9 +412,9 @@ class Runtime:
             log.error("notifier_listen_failed", notifier=name, error=type(exc).__name__)
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self._notices]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._notices, return_exceptions=True)
         await self.approvals.close()
         self.gateway.uses.flush()
         await self.gateway.pool.close_all()
