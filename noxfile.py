@@ -78,8 +78,8 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def discovery(session: nox.Session) -> None:
-    """Build real wheels, install only airlock-core, airlock-mail and airlock-gcal, and find
-    `maildir` and `gcal`."""
+    """Build real wheels, install only airlock-core, airlock-mail, airlock-gcal and
+    airlock-openrouter, and find `maildir`, `gcal` and `openrouter`."""
     dist = Path(tempfile.mkdtemp(prefix="airlock-dist-"))
     try:
         session.run("uv", "build", "--all-packages", "--wheel", "-o", str(dist), silent=True)
@@ -107,6 +107,7 @@ def discovery(session: nox.Session) -> None:
             str(wheels["airlock_core"]),
             str(wheels["airlock_mail"]),
             str(wheels["airlock_gcal"]),
+            str(wheels["airlock_openrouter"]),
         )
         out = session.run("airlock", "plugins", "list", "--json", silent=True)
         assert isinstance(out, str)
@@ -115,7 +116,7 @@ def discovery(session: nox.Session) -> None:
             cid for entry in report for cid in entry.get("components", {}).get("connectors", [])
         }
         failures = [entry for entry in report if "error" in entry]
-        if failures or not {"maildir", "gcal"} <= found:
+        if failures or not {"maildir", "gcal", "openrouter"} <= found:
             session.error(f"discovery failed: connectors={sorted(found)} failures={failures}")
         session.log(f"discovered connectors from wheels: {sorted(found)}")
     finally:

@@ -14,6 +14,7 @@ from airlock.clock import FakeClock
 from airlock.config import PermissionsConfig
 from airlock.connectors import Connector
 from airlock.errors import BudgetExhausted, InvalidInput
+from airlock.priced_calls import audited_params
 from airlock.services import Service
 from airlock.spending import PricedConnector, SpendSettings, format_usd, nano_usd
 from airlock.store import StateStore
@@ -193,3 +194,12 @@ def test_a_wrong_spend_request_names_the_field(body: dict[str, object], field: s
     with pytest.raises(InvalidInput) as raised:
         requested_budget(request, SERVICES, PermissionsConfig())
     assert raised.value.field == field
+
+
+def test_the_audit_keeps_a_prompt_only_as_its_length_and_hash_unless_asked() -> None:
+    params = {"model": "m", "messages": [{"role": "user", "content": "my secret plans"}]}
+    kept = audited_params(SpendSettings(), params)
+    assert set(kept) == {"chars", "sha256"}
+    assert "secret" not in str(kept)
+    assert kept == audited_params(SpendSettings(), dict(reversed(params.items())))  # canonical
+    assert audited_params(SpendSettings(audit_prompts=True), params) == params
