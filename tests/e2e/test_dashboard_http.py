@@ -8,6 +8,7 @@ import json
 import re
 import socket
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -66,7 +67,7 @@ def test_login_with_a_code_sets_a_strict_httponly_cookie_listed_as_a_person_sess
     assert person[0]["services"] == ["dashboard"]
     verified = audit(airlock, "totp_verified")
     assert verified[-1]["channel"] == "dashboard"
-    assert verified[-1]["purpose"] == "login"
+    assert verified[-1]["purpose"] == "dashboard_login"
 
 
 def test_wrong_and_replayed_codes_fail_count_toward_the_lockout_and_are_audited(
@@ -85,7 +86,7 @@ def test_wrong_and_replayed_codes_fail_count_toward_the_lockout_and_are_audited(
     assert "already used" in again.text
     failed = audit(airlock, "approval_failed")
     assert [f["channel"] for f in failed] == ["dashboard", "dashboard"]
-    assert all(f["purpose"] == "login" and f["remote"] == "127.0.0.1" for f in failed)
+    assert all(f["purpose"] == "dashboard_login" and f["remote"] == "127.0.0.1" for f in failed)
     replay.close()
 
 
@@ -422,3 +423,24 @@ def test_bad_audit_filters_are_a_400_naming_the_field(
         answer = person.get(path, params=params)
         assert answer.status_code == 400, (path, params, answer.text[:200])
         assert f"{field_name}:" in answer.text
+
+
+def test_day_range_and_a_broken_chain_show(served: tuple[Airlock, str], person: Browser) -> None:
+    airlock, _ = served
+    today = datetime.now(UTC).date()
+    shown = person.get("/audit", params={"from": str(today), "to": str(today)}).text
+    assert "session_issued" in shown
+    later = today + timedelta(days=1)
+    assert "No records match" in person.get("/audit", params={"from": str(later)}).text
+    assert "No records match" in person.get("/audit", params={"to": str(today - timedelta(1))}).text
+    log = airlock.paths.audit_dir / "audit.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    lines[0] = lines[0].replace(b'"daemon_started"', b'"daemon_startex"')
+    log.write_bytes(b"".join(lines))
+    assert person.post("/audit/verify", {"csrf": person.csrf("/audit")}).status_code == 303
+    for _ in range(200):
+        page = person.get("/audit").text
+        if "Chain BROKEN" in page:
+            break
+    assert "Chain BROKEN" in page
+    assert "audit.jsonl:1" in page

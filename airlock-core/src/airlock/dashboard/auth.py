@@ -67,7 +67,10 @@ class DashboardAuth:
         self.check_rate(remote)
         self._rt.refresh_totp()
         await self._rt.approvals.verify_code(
-            code, channel="dashboard", actor={"remote": remote}, subject={"purpose": "login"}
+            code,
+            channel="dashboard",
+            actor={"remote": remote},
+            subject={"purpose": "dashboard_login"},
         )
         now = self._rt.clock.now()
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)

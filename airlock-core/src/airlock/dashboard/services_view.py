@@ -68,6 +68,7 @@ async def services(request: web.Request) -> web.StreamResponse:
     stored = set(rt.vault.services()) if rt.verifier.enrolled and not rt.vault.locked else set()
     errors = await asyncio.to_thread(last_errors, dash, rt.clock.now())
     checks = dash.state.get("checks", {})
+    refused = rt.gateway.auth_problems  # credentials the service itself turned down
     rows = []
     for name, svc in sorted(rt.services.items()):
         fields = sorted(rt.vault.get(name)) if name in stored else []
@@ -80,6 +81,7 @@ async def services(request: web.Request) -> web.StreamResponse:
                 "needs": sorted(svc.connector.Credentials.model_fields),
                 "credentials": fields,
                 "check": checks.get(name),
+                "refused": refused.get(name, ""),
                 "error": f"{error.get('ts')}: {error.get('op')}: {error.get('error')}"
                 if error
                 else "",
