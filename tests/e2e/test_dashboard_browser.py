@@ -103,7 +103,7 @@ def test_the_person_and_the_attacker_in_a_real_browser(
         assert page.evaluate("document.cookie") == ""  # scripts cannot read it
 
         # A request arrives while the page is open: it appears without a reload.
-        page.wait_for_timeout(300)  # the event stream is connected
+        page.wait_for_selector("body[data-stream=open]")  # the event stream is connected
         created = airlock.request(agent, reason=HOSTILE, agent="<b>claude</b>")
         card = page.wait_for_selector(f"#req-{created['code']}", timeout=10_000)
         assert card is not None

@@ -7,6 +7,7 @@ import io
 import json
 import re
 import socket
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -378,10 +379,14 @@ def test_off_serves_no_dashboard_and_a_taken_port_leaves_the_daemon_running(
         taken.listen()
         port = taken.getsockname()[1]
         busy = start_airlock({"dashboard": {"listen": f"127.0.0.1:{port}"}}, name="busy")
+        log = busy.home / "daemon.log"
+        deadline = time.monotonic() + 20
+        while "dashboard not started" not in log.read_text():  # printed just after ready
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.05)
         with busy.client() as client:
             assert client.get("/v1/status").status_code == 200
         assert not (busy.paths.run_dir / "dashboard.url").exists()
-    assert "dashboard not started" in (busy.home / "daemon.log").read_text()
 
 
 def test_airlock_dashboard_prints_the_address(

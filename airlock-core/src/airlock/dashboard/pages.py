@@ -186,12 +186,22 @@ def session_rows(request: web.Request) -> list[dict[str, Any]]:
             "this": s.id == mine,
             "created": _when(s.created_at),
             "expires": _when(s.expires_at),
-            "left": format_duration(max(1, int(s.expires_at - rt.clock.now()))),
+            "left": _left(s.expires_at - rt.clock.now()),
             "uses": s.use_count,
             "budget": _budget_left(rt, s),
         }
         for s in rt.store.list_sessions(active_at=rt.clock.now())
     ]
+
+
+def _left(seconds: float) -> str:
+    """Time left as a person reads it: ``7h 59m``, ``12m``, ``40s``."""
+    whole = max(1, int(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes = rest // 60
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m" if minutes else f"{whole}s"
 
 
 def _budget_left(rt: Runtime, session: Session) -> str:
@@ -272,6 +282,7 @@ async def _stream(request: web.Request, dash: Dashboard, session: Session) -> we
         headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}
     )
     await response.prepare(request)
+    await response.write(b": open\n\n")  # the browser fires onopen once headers arrive
     last = _snapshot(request)
     ticks = 0
     while not dash.closing.is_set() and dash.auth.session_of_id(session.id):

@@ -24,6 +24,11 @@
       });
   }
   var source = new EventSource("/events");
+  source.onopen = function () {
+    // Whatever changed between rendering the page and opening the stream is fetched now.
+    live.forEach(refresh);
+    document.body.setAttribute("data-stream", "open");
+  };
   live.forEach(function (box) {
     source.addEventListener(box.getAttribute("data-live"), function () {
       refresh(box);
