@@ -3,6 +3,7 @@ extreme dates, floods of connections. Each case runs against a real daemon proce
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -17,7 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import mcp
 from daemon_harness import Airlock
+
+from airlock.client import AirlockClient
+from airlock.mcp.server import build_server
 
 REQUEST_HEAD = b'{"services": ["mail"], '
 REQUEST_TAIL = b'"reason": "summarise my inbox"}'
@@ -361,3 +366,60 @@ def test_a_connection_flood_leaves_room_for_approve_and_revoke(tmp_path: Path) -
             assert agent.get("/v1/status").status_code == 200
     finally:
         airlock.stop()
+
+
+# -- arguments are checked before the person is asked ------------------------------------
+
+
+def test_an_mcp_call_with_bad_arguments_is_refused_before_any_prompt(airlock: Airlock) -> None:
+    async def main() -> list[tuple[bool, str]]:
+        client = AirlockClient(airlock.paths.socket, approval_wait=1)
+        async with client, mcp.Client(build_server(client)) as agent:
+            calls = [
+                ("mail_list_messages", {"limit": 100_000}),
+                ("mail_list_messages", {"colour": "red"}),
+                ("mail_search", {"query": {"nested": ["not", "a", "string"]}}),
+            ]
+            results = [await agent.call_tool(name, args) for name, args in calls]
+        return [
+            (r.is_error, r.content[0].text if r.content[0].type == "text" else "") for r in results
+        ]
+
+    refused = asyncio.run(main())
+    assert [error for error, _ in refused] == [True, True, True], refused
+    assert "params.limit" in refused[0][1]
+    assert "params.colour" in refused[1][1]
+    with airlock.client() as person:
+        assert person.get("/v1/requests").json()["requests"] == []
+    assert "Airlock: access request" not in airlock.daemon.log.read_text()
+    records = json.loads(airlock.cli("audit", "--json", "--event", "access_requested").stdout)
+    assert records == []
+
+
+def test_airlock_run_with_bad_parameters_asks_nobody(airlock: Airlock) -> None:
+    shown = airlock.cli("run", "mail", "list_messages", "-p", '{"limit": 100000}', "--wait", "1")
+    assert shown.returncode == 2, shown.stderr
+    assert "params.limit" in shown.stderr
+    with airlock.client() as person:
+        assert person.get("/v1/requests").json()["requests"] == []
+
+
+# -- a crash during a vault write leaves nothing behind -----------------------------------
+
+
+def test_a_vault_temp_file_left_by_a_crash_is_removed_at_start(tmp_path: Path) -> None:
+    airlock = Airlock(tmp_path / "crashed")
+    vault = airlock.paths.vault_file
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    crashed = vault.with_name(f".{vault.name}.{pid_max + 1}.tmp")  # no such process
+    writing = vault.with_name(f".{vault.name}.{os.getpid()}.tmp")  # a live writer
+    for leftover in (crashed, writing):
+        leftover.write_bytes(b"AIRLOCK-VAULT ciphertext of an unfinished write")
+        leftover.chmod(0o600)
+    airlock.start()
+    try:
+        assert not crashed.exists(), "the crashed write's temp file is still there"
+        assert writing.exists(), "a live writer's temp file must not be taken away"
+    finally:
+        airlock.stop()
+        writing.unlink()

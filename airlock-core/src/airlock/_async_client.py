@@ -321,6 +321,18 @@ class AirlockClient:
             headers=headers,
         )
 
+    async def check_params(
+        self, service: str, operation: str, params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The daemon's verdict on *params* (InvalidInput naming the field), no session used."""
+        out = await self._conn.fetch(
+            api.OperationIn,
+            "POST",
+            f"/v1/ops/{_seg(service)}/{_seg(operation)}/check",
+            body=api.OperationIn(params=dict(params or {})),
+        )
+        return out.params
+
     async def invoke(
         self,
         service: str,
@@ -358,6 +370,8 @@ class AirlockClient:
                         + (" any more" if attempt == 2 else ""),
                         hint=f"call request_access(services=[{service!r}], reason=...) first",
                     )
+                # Bad arguments are refused before the person is asked for anything.
+                await self.check_params(service, operation, args)
                 held = await self.ensure_session(service, reason, on_wait=on_wait, access=needed)
             try:
                 return await self.call(service, operation, args, token=held.token)

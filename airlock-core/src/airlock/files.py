@@ -26,12 +26,44 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _temp_name(path: Path, pid: int) -> Path:
+    return path.with_name(f".{path.name}.{pid}.tmp")
+
+
+def remove_stale_temp_files(path: Path) -> list[Path]:
+    """Delete temp files of :func:`atomic_write_private` for *path* left by a process that
+    died mid-write (its pid no longer runs); a live writer's file is left alone."""
+    removed = []
+    prefix, suffix = f".{path.name}.", ".tmp"
+    with contextlib.suppress(FileNotFoundError):
+        for entry in path.parent.iterdir():
+            if not (entry.name.startswith(prefix) and entry.name.endswith(suffix)):
+                continue
+            pid = entry.name[len(prefix) : -len(suffix)]
+            if pid.isdigit() and int(pid) > 0 and _running(int(pid)):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+                removed.append(entry)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
 def atomic_write_private(path: Path, data: bytes) -> None:
     """Replace *path* with *data*: temp file created 0600, fsync, rename, fsync the directory.
 
     A crash at any point leaves either the old file or the new one, never a mix.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = _temp_name(path, os.getpid())
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, PRIVATE_FILE)
     try:
         os.fchmod(fd, PRIVATE_FILE)

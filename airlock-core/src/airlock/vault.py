@@ -53,7 +53,12 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from pydantic import SecretStr
 
 from airlock.errors import InvalidInput, NotFound, VaultCorrupt, VaultError, VaultLocked
-from airlock.files import PRIVATE_FILE, atomic_write_private, ensure_private_dir
+from airlock.files import (
+    PRIVATE_FILE,
+    atomic_write_private,
+    ensure_private_dir,
+    remove_stale_temp_files,
+)
 
 __all__ = ["KeySource", "PassphraseKey", "TotpKey", "Vault"]
 
@@ -157,6 +162,8 @@ class Vault:
 
     def __init__(self, path: Path, key: KeySource | None = None) -> None:
         self.path = path
+        # A crash during a write leaves a temp copy (ciphertext) behind: never reused.
+        remove_stale_temp_files(path)
         self._key = key
         self._wrapping: _Wrapping | None = None
         self._lock = threading.RLock()

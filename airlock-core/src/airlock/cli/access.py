@@ -208,6 +208,7 @@ def register(app: typer.Typer) -> None:
                     return await client.call(service, operation, parsed, token=token)
                 except Unauthenticated:
                     cache.drop(service)
+            await client.check_params(service, operation, parsed)  # before asking anyone
             grant = await _ask(client, [service], why, ttl=ttl, write=False, wait=wait)
             cache.put(grant.services, grant.token, grant.expires_at)
             return await client.call(service, operation, parsed, token=grant.token)

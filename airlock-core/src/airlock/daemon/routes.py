@@ -12,6 +12,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from airlock import api
+from airlock.approvals import canonical_operation_params
 from airlock.daemon.http import json_model, peer, read_body
 from airlock.daemon.runtime import Runtime
 from airlock.durations import parse_duration
@@ -131,6 +132,18 @@ async def revoke_all(request: web.Request) -> web.StreamResponse:
     for session in revoked:
         await runtime.audit.append("session_revoked", **caller.audit_fields(), session=session.id)
     return json_model(api.Revoked(revoked=[s.id for s in revoked]))
+
+
+async def check_operation(request: web.Request) -> web.StreamResponse:
+    """Validate parameters as the operation will, without a session and without running
+    it: a client checks an agent's arguments before it asks the person for anything."""
+    body = await read_body(request, api.OperationIn)
+    runtime, name = rt(request), request.match_info["service"]
+    service = runtime.services.get(name)
+    if service is None:
+        raise runtime.explain_unknown_service(NotFound(f"no service named {name[:40]!r}"))
+    params = canonical_operation_params(service, request.match_info["operation"], body.params)
+    return json_model(api.OperationIn(params=params))
 
 
 async def run_operation(request: web.Request) -> web.StreamResponse:
@@ -278,6 +291,14 @@ ROUTES: tuple[Route, ...] = (
         body=api.OperationIn,
         response=api.OperationOut,
         headers=("Authorization",),
+    ),
+    Route(
+        "POST",
+        "/v1/ops/{service}/{operation}/check",
+        check_operation,
+        "Check an operation's parameters without running it (no session needed)",
+        body=api.OperationIn,
+        response=api.OperationIn,
     ),
     Route(
         "GET",
