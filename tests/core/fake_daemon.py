@@ -206,6 +206,7 @@ class FakeDaemon:
                 web.delete("/v1/sessions", self.revoke_all),
                 web.delete("/v1/sessions/{id}", self.revoke),
                 web.post("/v1/ops/{service}/{operation}", self.operation),
+                web.post("/v1/ops/{service}/{operation}/check", self.check),
                 web.get("/v1/credentials", self.list_credentials),
                 web.post("/v1/credentials/{service}", self.add_credentials),
                 web.get("/v1/credentials/{service}/{field}", self.get_credential),
@@ -391,6 +392,20 @@ class FakeDaemon:
         self.sessions.clear()
         self.revoked.extend(ids)
         return self.reply(api.Revoked(revoked=ids))
+
+    async def check(self, request: web.Request) -> web.Response:
+        """Like the daemon: the operation's own model judges the parameters; no session."""
+        service, name = request.match_info["service"], request.match_info["operation"]
+        info = next((s for s in self.services if s.name == service), None)
+        if info is None or not any(o.name == name for o in info.operations):
+            return self.error(404, "not_found", f"no operation {service}.{name}")
+        params = api.OperationIn.model_validate_json(await request.read()).params
+        try:
+            model = PARAMS[name].model_validate(params)
+        except ValidationError as exc:
+            problem = first_problem(exc, within="params")
+            return self.error(400, "invalid_input", str(problem), field=problem.field)
+        return self.reply(api.OperationIn(params=model.model_dump(mode="json")))
 
     async def operation(self, request: web.Request) -> web.Response:
         service, name = request.match_info["service"], request.match_info["operation"]
