@@ -5,7 +5,6 @@ a budget that refuses before sending and cuts a runaway stream with an error eve
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import threading
 import time
@@ -114,9 +113,8 @@ def test_a_stream_is_relayed_as_each_chunk_arrives_and_settled_from_its_usage(
             usage = chunk.usage
     assert text == "w " * 5
     # 0.2 s between tokens at the service: had Airlock buffered the answer, they would
-    # have arrived together.
-    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
-    assert min(gaps) > 0.1
+    # have arrived together, not spread over the 0.8 s the service took.
+    assert arrivals[-1] - arrivals[0] > 0.5
     assert usage is not None
     with llm.client() as plain:
         assert budget_of(plain)["spent_usd"] == pytest.approx(usage.model_extra["cost"])
