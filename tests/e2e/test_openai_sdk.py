@@ -278,3 +278,33 @@ def test_airlock_client_and_the_async_sdk_spend_within_the_approved_budget(
     assert via_sdk.choices[0].message.content == "w w "
     assert asked.result["choices"][0]["message"]["content"] == "w w "
     assert len(server.spending_calls()) == 3
+
+
+def test_an_agent_hanging_up_mid_stream_leaves_no_money_held(
+    llm: Airlock, server: OpenRouterServer, token: str
+) -> None:
+    """The connection dropped after the first chunk: the upstream call is ended, the call
+    counted at its reservation (it may have cost that much), and audited."""
+    server.answer_tokens = 50
+    server.token_delay = 0.1
+    body = {"model": "test/cheap", "messages": HELLO, "max_tokens": 50, "stream": True}
+    with (
+        llm.client(Authorization=f"Bearer {token}") as client,
+        client.stream("POST", "/v1/openai/llm/chat/completions", json=body) as response,
+    ):
+        for line in response.iter_lines():
+            if line.startswith("data: {"):
+                break  # leaving the block closes the connection mid-answer
+    deadline = time.monotonic() + 10
+    while True:
+        with llm.client() as plain:
+            budget = budget_of(plain)
+        if budget["reserved_usd"] == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert budget["reserved_usd"] == 0
+    records = [e for e in audit(llm, "operation") if e.get("stream")]
+    assert records
+    assert records[-1]["outcome"] == "error"
+    assert budget["spent_usd"] == pytest.approx(records[-1]["reserved_usd"])
+    assert "Traceback" not in llm.daemon.log.read_text()
