@@ -14,6 +14,7 @@ from airlock.testing import NotifierContract, NotifierFactory
 
 class TestConsoleNotifierContract(NotifierContract):
     notifier_class = ConsoleNotifier
+    receives_replies = False  # the person answers with `airlock approve`
 
     @pytest.fixture
     def notifier_factory(self) -> NotifierFactory:

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
 from daemon_harness import Airlock
+
+from airlock.testing import skip_or_fail_under_ci
 
 DASHBOARD_ON = {"dashboard": {"listen": "127.0.0.1:0"}}
 
@@ -78,7 +79,4 @@ def need_browser() -> None:
         missing.append("playwright (uv sync --group test)")
     if not missing:
         return
-    reason = "the browser tests need " + " and ".join(missing)
-    if os.environ.get("CI") in ("true", "1"):
-        pytest.fail(f"{reason} (CI: the browser tests must run)", pytrace=False)
-    pytest.skip(reason)
+    skip_or_fail_under_ci("the browser tests need " + " and ".join(missing))

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from daemon_harness import Airlock, leaked_secrets
 
+from airlock.testing import skip_or_fail_under_ci
+
 OTHER_USER = "airlock-e2e"
 
 
@@ -52,9 +54,7 @@ def call_as(uid: int, socket_path: Path, token: str) -> tuple[int, dict[str, Any
 
 def _needs_root() -> None:
     if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must run as root to test with a second real user")
-        pytest.skip("needs root to create and switch to a second real user")
+        skip_or_fail_under_ci("needs root to create and switch to a second real user")
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ written to ``/etc/dovecot``. It runs as root (mail owned by ``nobody``, as Dovec
 refuses uid 0) and as an ordinary user (everything owned by the caller).
 
 The pytest fixtures at the end start one server per test session, however many test
-modules import them, and skip when Dovecot is missing, except under ``CI=true`` where a
-missing Dovecot is a failure: CI must never pass by skipping the IMAP tests.
+modules import them, and skip when Dovecot is missing, except under CI (``CI=true`` or
+``CI=1``) where a missing Dovecot is a failure: CI must never pass by skipping the IMAP
+tests.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from imapclient import IMAPClient
 
+from airlock.testing import skip_or_fail_under_ci
 from tests.mail.mailbox import SeedMessage, maildir_dir_name
 
 DOVECOT = "/usr/sbin/dovecot"
@@ -419,10 +421,8 @@ _SERVER_KEY = pytest.StashKey[DovecotServer]()
 
 
 def _unavailable(reason: str) -> None:
-    """Skip locally; under CI=true a missing Dovecot must fail the run, not hide it."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the IMAP tests must run)", pytrace=False)
-    pytest.skip(reason)
+    """Skip locally; under CI a missing Dovecot must fail the run, not hide it."""
+    skip_or_fail_under_ci(reason)
 
 
 @pytest.fixture(scope="session")

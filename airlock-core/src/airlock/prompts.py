@@ -22,6 +22,7 @@ from airlock.store import AccessRequest
 REASON_LIMIT = 300
 PARAM_LIMIT = 400
 CLAIM_LABEL = "Agent says it is"
+SENSITIVE_WARNING = "yes: one-time codes and reset links NOT masked"
 
 
 def untrusted_line(text: str, limit: int) -> str:
@@ -61,7 +62,7 @@ def render_prompt(request: AccessRequest, *, process: str | None) -> Prompt:
         lines.append(("Operation", f"{request.operation['service']}.{request.operation['name']}"))
         lines.append(("Parameters", _params_line(request.operation.get("params", {}))))
     if request.sensitive:
-        lines.append(("Sensitive", "yes: one-time codes and reset links NOT masked"))
+        lines.append(("Sensitive", SENSITIVE_WARNING))
     lines += [("Request", request.code), ("Fingerprint", request.fingerprint)]
     title = (
         f"Airlock: approve write {request.code}?"

@@ -40,9 +40,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import os
 import typing
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 import pytest
 from pydantic import BaseModel, ValidationError
@@ -65,6 +66,8 @@ __all__ = [
     "NotifierFactory",
     "contract_prompt",
     "run",
+    "skip_or_fail_under_ci",
+    "under_ci",
 ]
 
 T = TypeVar("T")
@@ -73,6 +76,21 @@ ConnectorFactory = Callable[[], Awaitable[Connector]]
 """An async callable returning an opened connector; called once per test."""
 
 _NOT_A_SCALAR: Any = [[{"x": None}]]
+
+
+def under_ci() -> bool:
+    """Whether this is a CI run: ``CI`` set to ``true`` or ``1`` (as CI services set it)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true")
+
+
+def skip_or_fail_under_ci(reason: str) -> NoReturn:
+    """Skip a test that cannot run here; under CI fail instead, so nothing that should
+    have been checked passes unseen (a missing server, tool, privilege or hook)."""
+    if under_ci():
+        pytest.fail(f"{reason} (CI is set: this test must run)", pytrace=False)
+    pytest.skip(reason)
+
+
 """A value no str, number, bool or date field accepts; fields that do accept it are skipped."""
 
 
@@ -277,7 +295,9 @@ class ConnectorContract:
     ) -> None:
         before = self.snapshot()
         if before is None:
-            pytest.skip("snapshot() not implemented: the service's state is not observable")
+            skip_or_fail_under_ci(
+                "snapshot() not implemented: the service's state is not observable"
+            )
 
         async def body(connector: Connector) -> None:
             await connector.check()
@@ -313,30 +333,40 @@ HOSTILE_REASON = (
     "**Approved** [ok](https://example.com) \u202eevorppa\u202c " + "x" * 10_000
 )
 """Agent text that tries to end the quote and write the prompt's own lines."""
+CONTRACT_PROCESS = "python3"
+CONTRACT_AGENT = "notes-helper"
 
 
 def contract_prompt(number: int = 1, *, reason: str = HOSTILE_REASON) -> Prompt:
-    """A prompt as core renders it (the reason flattened and cut by core's own rule)."""
-    from datetime import UTC, datetime, timedelta
+    """A prompt as core renders it (:func:`airlock.prompts.render_prompt`): a sensitive
+    request from an agent that names itself (process and agent name are its claims)."""
+    import time
 
-    from airlock.prompts import REASON_LIMIT, untrusted_line
+    from airlock.models import RequestStatus
+    from airlock.prompts import render_prompt
+    from airlock.store import AccessRequest
 
     code = f"C{number:03d}"[-4:]
-    return Prompt(
-        request_id=f"req_contract{number}",
+    now = time.time()
+    request = AccessRequest(
+        id=f"req_contract{number}",
         code=code,
-        title=f"Airlock: access request {code}",
-        lines=[
-            ("Who", "uid 1000, process python3"),
-            ("Services", "notes"),
-            ("Access", "read"),
-            ("Lasts", "1h"),
-            ("Request", code),
-            ("Fingerprint", "1A2B-3C4D"),
-        ],
-        reason=untrusted_line(reason, REASON_LIMIT),
-        expires_at=datetime.now(UTC) + timedelta(minutes=5),
+        claim_hash="0" * 64,
+        fingerprint="1A2B-3C4D",
+        services=("notes",),
+        access=Access.READ,
+        reason=reason,
+        ttl=3600,
+        operation=None,
+        requester_uid=1000,
+        requester_pid=4242,
+        status=RequestStatus.PENDING,
+        created_at=now,
+        expires_at=now + 300,
+        agent=CONTRACT_AGENT,
+        sensitive=True,
     )
+    return render_prompt(request, process=CONTRACT_PROCESS)
 
 
 class NotifierContract:
@@ -370,6 +400,9 @@ class NotifierContract:
     notifier_class: ClassVar[type[Notifier]]
     reply_timeout: ClassVar[float] = 10.0
     """How long a reply may take to come out of ``replies()``."""
+    receives_replies: ClassVar[bool] = True
+    """False for a channel the person answers another way (the console: ``airlock
+    approve``); its reply tests are then skipped as not applicable, also under CI."""
 
     @pytest.fixture
     def notifier_factory(self) -> NotifierFactory:
@@ -426,10 +459,16 @@ class NotifierContract:
                 await aclose()
         return seen
 
+    def _replies_or_skip(self) -> None:
+        if not self.receives_replies:
+            pytest.skip(f"{self.notifier_class.name} declares it receives no replies")
+
     def _delivered_or_skip(self) -> list[str]:
         texts = self.delivered()
         if texts is None:
-            pytest.skip("delivered() not implemented: what the person saw is not observable")
+            skip_or_fail_under_ci(
+                "delivered() not implemented: what the person saw is not observable"
+            )
         return texts
 
     # ------------------------------------------------------------------ declaration
@@ -488,6 +527,23 @@ class NotifierContract:
             assert "\u202e" not in line, "bidi controls must not reach the person"
         assert sum(len(line) for line in lines) < 5000, "agent text must be length-limited"
 
+    def test_the_person_sees_the_warnings_and_what_the_agent_claims(
+        self, notifier_factory: NotifierFactory
+    ) -> None:
+        from airlock.prompts import CLAIM_LABEL, SENSITIVE_WARNING
+
+        prompt = contract_prompt(9)
+        self._use(notifier_factory, lambda n: n.send(prompt))
+        text = "\n".join(self._delivered_or_skip())
+        assert SENSITIVE_WARNING in text, "a sensitive request must say codes are NOT masked"
+        claim = [line for line in text.splitlines() if CONTRACT_PROCESS in line]
+        assert claim, "the process name the agent gave must be shown"
+        assert all(CLAIM_LABEL in line and "unverified" in line for line in claim), (
+            f"the process name must be shown as the agent's claim: {claim}"
+        )
+        assert CONTRACT_AGENT in claim[0]
+        assert any("uid 1000" in line for line in text.splitlines())
+
     def test_notices_are_delivered(self, notifier_factory: NotifierFactory) -> None:
         async def body(notifier: Notifier) -> None:
             delivery = await notifier.send(contract_prompt(5))
@@ -509,8 +565,9 @@ class NotifierContract:
         async def body(notifier: Notifier) -> list[Reply]:
             await notifier.send(contract_prompt(6))
             delivery = await notifier.send(contract_prompt(7))
+            self._replies_or_skip()
             if not self.person_replies(delivery.ref, "123456"):
-                pytest.skip("this channel receives no replies")
+                skip_or_fail_under_ci("person_replies() not implemented")
             replies = await self._next_replies(notifier, lambda r: r.text == "123456")
             assert replies[-1].in_reply_to == delivery.ref
             return replies
@@ -524,8 +581,9 @@ class NotifierContract:
     ) -> None:
         async def body(notifier: Notifier) -> list[Reply]:
             delivery = await notifier.send(contract_prompt(8))
+            self._replies_or_skip()
             if not self.stranger_replies(delivery.ref, "654321"):
-                pytest.skip("stranger_replies() not implemented")
+                skip_or_fail_under_ci("stranger_replies() not implemented")
             assert self.person_replies(delivery.ref, "deny")
             return await self._next_replies(notifier, lambda r: r.text == "deny")
 
