@@ -200,10 +200,15 @@ def test_bad_openai_bodies_are_400s_naming_the_field(llm: Airlock, token: str) -
             json={"model": "test/cheap", "messages": HELLO, "models": ["other/model"]},
         )
         not_json = client.post("/v1/openai/llm/chat/completions", content=b"{nope")
+        streamed_embeddings = client.post(
+            "/v1/openai/llm/embeddings", json={"model": "test/embed", "input": "x", "stream": True}
+        )
     assert unknown.status_code == 400
     assert unknown.json()["error"]["field"] == "params.models"
     assert not_json.status_code == 400
     assert json.loads(not_json.text)["error"]["field"] == "body"
+    assert streamed_embeddings.status_code == 400
+    assert streamed_embeddings.json()["error"]["field"] == "params.stream"
 
 
 def test_openai_routes_name_no_service_that_does_not_speak_openai(llm: Airlock) -> None:

@@ -164,6 +164,31 @@ def test_usage_reports_the_key_credit_and_no_budget_outside_a_session(
     assert server.key not in str(usage)
 
 
+def test_usage_accounting_is_always_asked_for_whatever_the_client_says(
+    server: OpenRouterServer,
+) -> None:
+    async def body(connector: OpenRouterConnector) -> Any:
+        params = {"model": "test/cheap", "messages": HELLO, "usage": {"include": False}}
+        return await connector.call("chat", params)
+
+    use(server, body)
+    sent = server.spending_calls()[-1].body
+    assert sent is not None
+    assert sent["usage"] == {"include": True}
+
+
+def test_embeddings_cannot_be_streamed(server: OpenRouterServer) -> None:
+    async def body(connector: OpenRouterConnector) -> Any:
+        params = connector.spec("embed").params.model_validate(
+            {"model": "test/embed", "input": "x"}
+        )
+        return [item async for item in connector.stream("embed", params)]
+
+    with pytest.raises(InvalidInput) as raised:
+        use(server, body)
+    assert raised.value.field == "stream"
+
+
 def test_chat_with_stream_true_is_only_for_the_openai_endpoint(server: OpenRouterServer) -> None:
     async def body(connector: OpenRouterConnector) -> Any:
         return await connector.call(

@@ -77,6 +77,9 @@ class ChatParams(Params):
     user: str | None = Field(None, max_length=256)
     stream: bool = Field(False, description="Only on the OpenAI-compatible endpoint")
     stream_options: dict[str, Any] | None = None
+    usage: dict[str, Any] | None = Field(
+        None, description="Accepted for OpenRouter clients; Airlock always asks for usage"
+    )
 
 
 class ChatResult(BaseModel):

@@ -186,7 +186,7 @@ class OpenRouterConnector(PricedConnector):
 
     async def stream(self, operation: str, params: BaseModel) -> AsyncIterator[StreamItem]:
         if operation != CHAT or not isinstance(params, ChatParams):
-            raise ConnectorError(f"{self.name}.{operation} cannot be streamed")
+            raise InvalidInput(f"stream: {operation} cannot be streamed", field="stream")
         price = await self._price(params.model)
         body = self._chat_body(params) | {"stream": True}
         answered = 0
@@ -203,7 +203,8 @@ class OpenRouterConnector(PricedConnector):
 
     def _chat_body(self, params: ChatParams) -> dict[str, Any]:
         body = params.model_dump(
-            exclude_none=True, exclude={"stream", "stream_options", "max_completion_tokens"}
+            exclude_none=True,
+            exclude={"stream", "stream_options", "max_completion_tokens", "usage"},
         )
         body["messages"] = [m.model_dump(exclude_none=True) for m in params.messages]
         body["max_tokens"] = self._max_tokens(params)
