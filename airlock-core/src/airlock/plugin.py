@@ -11,8 +11,10 @@ fall into seven groups:
   result fields holding text from outside, and ``Clock`` / ``SystemClock`` for a connector
   that needs the time;
 - notifiers: ``Notifier`` and what it sends and receives (``Prompt``, ``Delivery``,
-  ``Reply``, ``Notice``), ``ApiSettings`` / ``Backoff`` / ``Sleep`` for one that talks to
-  an HTTP API, and ``untrusted_line`` / ``REASON_LIMIT`` to show agent text safely;
+  ``Reply``, ``Notice``); for one that talks to a messenger's HTTP API the base classes
+  ``HttpNotifier`` and ``HttpApi`` (with ``ApiSettings``, ``ApiUnreachable``, ``Backoff``,
+  ``Sleep`` and ``flatten_prompt``); ``untrusted_line`` / ``REASON_LIMIT`` to show agent
+  text safely;
 - policies: ``Policy``, ``ResultFilter``, ``PolicyContext`` (with its ``Stage``,
   ``SessionFacts`` and ``ServicePermissions``), ``Verdict``, ``Decision``;
 - spending: ``PricedConnector`` (a connector whose operations cost money), ``Quote``,
@@ -21,7 +23,8 @@ fall into seven groups:
 - errors a plugin raises (each carries its HTTP status and CLI exit code), and
   ``first_problem`` to turn a pydantic ``ValidationError`` into one message naming a field;
 - setup commands: ``CliState`` (the ``ctx.obj`` of every command), ``with_client``,
-  ``read_totp``, ``store_secret`` and ``report_settings``.
+  ``read_totp``, ``store_secret``, ``report_settings``, ``configured_api_base`` and
+  ``api_base_setting``.
 
 The contract test suites for a plugin's own tests are in :mod:`airlock.testing`
 (``ConnectorContract``, ``NotifierContract``).
@@ -39,7 +42,12 @@ if TYPE_CHECKING:
     from airlock.backoff import ApiSettings, Backoff, Sleep
     from airlock.cli.client_support import read_totp, with_client
     from airlock.cli.context import CliState
-    from airlock.cli.notifier_setup import report_settings, store_secret
+    from airlock.cli.notifier_setup import (
+        api_base_setting,
+        configured_api_base,
+        report_settings,
+        store_secret,
+    )
     from airlock.clock import Clock, SystemClock
     from airlock.config import ServicePermissions
     from airlock.connectors import (
@@ -68,6 +76,7 @@ if TYPE_CHECKING:
         ServiceRateLimited,
     )
     from airlock.hookspecs import hookimpl
+    from airlock.http_notifier import ApiUnreachable, HttpApi, HttpNotifier, flatten_prompt
     from airlock.logs import get_logger
     from airlock.models import Access, NoCredentials, NoSettings, Problem, first_problem
     from airlock.notifiers import Delivery, Notice, Notifier, Prompt, Reply
@@ -99,6 +108,7 @@ __all__ = [
     "AccessDenied",
     "AirlockError",
     "ApiSettings",
+    "ApiUnreachable",
     "ApprovalTimedOut",
     "Backoff",
     "BudgetState",
@@ -114,6 +124,8 @@ __all__ = [
     "Delivery",
     "Done",
     "Forbidden",
+    "HttpApi",
+    "HttpNotifier",
     "InvalidInput",
     "Meter",
     "NoCredentials",
@@ -146,8 +158,11 @@ __all__ = [
     "ToolAlias",
     "UntrustedText",
     "Verdict",
+    "api_base_setting",
+    "configured_api_base",
     "current_budget",
     "first_problem",
+    "flatten_prompt",
     "get_logger",
     "hookimpl",
     "operation",
@@ -163,7 +178,12 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "airlock.backoff": ("ApiSettings", "Backoff", "Sleep"),
     "airlock.cli.client_support": ("read_totp", "with_client"),
     "airlock.cli.context": ("CliState",),
-    "airlock.cli.notifier_setup": ("report_settings", "store_secret"),
+    "airlock.cli.notifier_setup": (
+        "api_base_setting",
+        "configured_api_base",
+        "report_settings",
+        "store_secret",
+    ),
     "airlock.clock": ("Clock", "SystemClock"),
     "airlock.config": ("ServicePermissions",),
     "airlock.connectors": (
@@ -192,6 +212,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "ServiceRateLimited",
     ),
     "airlock.hookspecs": ("hookimpl",),
+    "airlock.http_notifier": ("ApiUnreachable", "HttpApi", "HttpNotifier", "flatten_prompt"),
     "airlock.logs": ("get_logger",),
     "airlock.models": ("Access", "NoCredentials", "NoSettings", "Problem", "first_problem"),
     "airlock.notifiers": ("Delivery", "Notice", "Notifier", "Prompt", "Reply"),

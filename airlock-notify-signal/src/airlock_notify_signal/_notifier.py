@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, Field
 
-from airlock.plugin import ApiSettings, Delivery, Notice, Notifier, Prompt, Reply, Sleep
+from airlock.plugin import ApiSettings, Delivery, HttpNotifier, Notice, Prompt, Reply, Sleep
 from airlock_notify_signal._envelopes import read_envelope
 from airlock_notify_signal._receiving import Receiver
 from airlock_notify_signal._render import notice_text, prompt_text
@@ -26,8 +25,6 @@ from airlock_notify_signal._rest_api import SignalRestApi
 __all__ = ["SignalNotifier", "SignalSettings"]
 
 DEFAULT_API_BASE = "http://127.0.0.1:8080"
-BACKLOG_SECONDS = 60.0
-REMEMBERED_PROMPTS = 500
 E164 = r"^\+[1-9][0-9]{6,14}$"
 
 
@@ -46,7 +43,7 @@ class SignalSettings(ApiSettings):
     poll_timeout: int = Field(10, ge=1, le=60, description="Seconds one receive call waits.")
 
 
-class SignalNotifier(Notifier):
+class SignalNotifier(HttpNotifier[SignalSettings, int]):
     name = "signal"
     title = "Signal (signal-cli-rest-api)"
     Settings = SignalSettings
@@ -60,34 +57,29 @@ class SignalNotifier(Notifier):
         clock: Callable[[], float] = time.time,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        super().__init__(settings, credentials)
-        self.config = SignalSettings.model_validate(settings)
-        self._api = SignalRestApi(self.config.api_base, self.config.number, transport=transport)
-        self._backoff = self.config.backoff(sleep)
-        self._receiver = Receiver(
-            self._api, self._backoff, mode=self.config.receive, wait=self.config.poll_timeout
+        super().__init__(settings, credentials, sleep=sleep, clock=clock, transport=transport)
+        self._api = self.opened(
+            SignalRestApi(self.config.api_base, self.config.number, transport=transport)
         )
-        self._not_before = clock() - BACKLOG_SECONDS
-        self._prompts: OrderedDict[str, int] = OrderedDict()
-        self._sent = 0
+        self._receiver = Receiver(
+            self._api, self.backoff, mode=self.config.receive, wait=self.config.poll_timeout
+        )
 
     async def send(self, prompt: Prompt) -> Delivery:
         timestamp = await self._api.send(self.config.recipient, prompt_text(prompt))
-        self._sent += 1
-        self._prompts[prompt.request_id] = timestamp
-        while len(self._prompts) > REMEMBERED_PROMPTS:
-            self._prompts.popitem(last=False)
+        self.sent += 1
+        self.remember(prompt.request_id, timestamp)
         return Delivery(notifier=self.name, ref=str(timestamp))
 
     async def notify(self, notice: Notice) -> None:
-        prompt = self._prompts.get(notice.request_id) if notice.request_id else None
+        prompt = self.recall(notice.request_id)
         quote = (
             {"quote_timestamp": prompt, "quote_author": self.config.number}
             if prompt is not None
             else {}
         )
         await self._api.send(self.config.recipient, notice_text(notice), **quote)
-        self._sent += 1
+        self.sent += 1
 
     async def replies(self) -> AsyncIterator[Reply]:
         async with contextlib.aclosing(self._receiver.items()) as items:
@@ -96,17 +88,13 @@ class SignalNotifier(Notifier):
                     item,
                     recipient=self.config.recipient,
                     recipient_uuid=self.config.recipient_uuid,
-                    not_before=self._not_before,
+                    not_before=self.not_before,
                 )
                 if reply is not None:
                     yield reply
 
-    async def close(self) -> None:
-        self._backoff.close()
-        await self._api.aclose()
-
     def health(self) -> dict[str, Any]:
-        health = {**self._backoff.health(), "sent": self._sent}
+        health = super().health()
         if self._receiver.mode_in_use:
             health["receive"] = self._receiver.mode_in_use
         return health

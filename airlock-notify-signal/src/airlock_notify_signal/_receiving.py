@@ -14,8 +14,8 @@ import json
 from collections.abc import AsyncGenerator
 from typing import Any, Literal
 
-from airlock.plugin import Backoff
-from airlock_notify_signal._rest_api import SignalApiError, SignalRestApi, SignalUnreachable
+from airlock.plugin import ApiUnreachable, Backoff
+from airlock_notify_signal._rest_api import SignalApiError, SignalRestApi
 
 __all__ = ["Receiver"]
 
@@ -47,7 +47,7 @@ class Receiver:
         while not self._backoff.closed:
             try:
                 about = await self._backoff.until_closed(self._api.about())
-            except (SignalApiError, SignalUnreachable) as exc:
+            except (SignalApiError, ApiUnreachable) as exc:
                 await self._backoff.failed(_problem(exc))
                 continue
             if about is None:
@@ -59,7 +59,7 @@ class Receiver:
         while not self._backoff.closed:
             try:
                 batch = await self._backoff.until_closed(self._api.receive(self._wait))
-            except (SignalApiError, SignalUnreachable) as exc:
+            except (SignalApiError, ApiUnreachable) as exc:
                 await self._backoff.failed(_problem(exc))
                 continue
             if batch is None:
@@ -96,7 +96,7 @@ class Receiver:
             await self._backoff.failed(problem)
 
 
-def _problem(exc: SignalApiError | SignalUnreachable) -> str:
-    if isinstance(exc, SignalUnreachable):
+def _problem(exc: SignalApiError | ApiUnreachable) -> str:
+    if isinstance(exc, ApiUnreachable):
         return f"unreachable: {exc.kind}"
     return exc.message

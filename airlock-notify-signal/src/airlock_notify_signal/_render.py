@@ -5,7 +5,7 @@ the whole prompt stays one readable message."""
 
 from __future__ import annotations
 
-from airlock.plugin import REASON_LIMIT, Notice, Prompt, untrusted_line
+from airlock.plugin import Notice, Prompt, flatten_prompt, untrusted_line
 
 __all__ = ["notice_text", "prompt_text"]
 
@@ -17,16 +17,7 @@ HOW_TO_ANSWER = (
 
 
 def prompt_text(prompt: Prompt) -> str:
-    safe = prompt.model_copy(
-        update={
-            "title": untrusted_line(prompt.title, 120),
-            "lines": [
-                (untrusted_line(label, 32), untrusted_line(value, VALUE_LIMIT))
-                for label, value in prompt.lines
-            ],
-            "reason": untrusted_line(prompt.reason, REASON_LIMIT),
-        }
-    )
+    safe = flatten_prompt(prompt, value_limit=VALUE_LIMIT)
     return f"{safe.as_text()}\n{HOW_TO_ANSWER}"
 
 

@@ -14,11 +14,9 @@ from urllib.parse import quote
 
 import httpx
 
-from airlock.plugin import NotifierError
+from airlock.plugin import HttpApi, NotifierError
 
-__all__ = ["SignalApiError", "SignalRestApi", "SignalUnreachable"]
-
-DEFAULT_TIMEOUT = 15.0
+__all__ = ["SignalApiError", "SignalRestApi"]
 
 
 class SignalApiError(NotifierError):
@@ -29,26 +27,15 @@ class SignalApiError(NotifierError):
         self.http_status = http_status
 
 
-class SignalUnreachable(NotifierError):
-    def __init__(self, kind: str) -> None:
-        super().__init__(f"signal-cli-rest-api unreachable: {kind}")
-        self.kind = kind
+class SignalRestApi(HttpApi):
+    service = "signal-cli-rest-api"
 
-
-class SignalRestApi:
     def __init__(
-        self,
-        api_base: str,
-        number: str,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        self, api_base: str, number: str, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
+        super().__init__(transport=transport)
         self.api_base = api_base.rstrip("/")
         self.number = number
-        self._transport = transport
-        self._timeout = timeout
-        self._client: httpx.AsyncClient | None = None
 
     @property
     def receive_path(self) -> str:
@@ -93,17 +80,9 @@ class SignalRestApi:
         *,
         read_timeout: float | None = None,
     ) -> Any:
-        if self._client is None:
-            self._client = httpx.AsyncClient(transport=self._transport, timeout=self._timeout)
-        try:
-            response = await self._client.request(
-                method,
-                self.api_base + path,
-                json=dict(body) if body is not None else None,
-                timeout=read_timeout or self._timeout,
-            )
-        except httpx.HTTPError as exc:
-            raise SignalUnreachable(type(exc).__name__) from None
+        response = await self.request(
+            method, self.api_base + path, json=body, read_timeout=read_timeout
+        )
         try:
             answer = response.json() if response.content else None
         except ValueError:
@@ -113,11 +92,6 @@ class SignalRestApi:
         raise SignalApiError(
             _error_text(response.status_code, answer), http_status=response.status_code
         )
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
 
 
 def _timestamp(answer: Any) -> int:

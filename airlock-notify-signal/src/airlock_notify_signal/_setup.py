@@ -65,14 +65,15 @@ def _settings(
 ) -> SignalSettings:
     from pydantic import ValidationError
 
-    from airlock.plugin import first_problem
-    from airlock_notify_signal._notifier import SignalSettings
+    from airlock.plugin import configured_api_base, first_problem
+    from airlock_notify_signal._notifier import DEFAULT_API_BASE, SignalSettings
 
-    configured = state.config.notifiers.get("signal", {})
-    raw: dict[str, Any] = {"number": number, "recipient": recipient, "receive": "auto"}
-    base = api_base or configured.get("api_base")
-    if base:
-        raw["api_base"] = base
+    raw: dict[str, Any] = {
+        "number": number,
+        "recipient": recipient,
+        "receive": "auto",
+        "api_base": configured_api_base(state, "signal", api_base, DEFAULT_API_BASE),
+    }
     try:
         return SignalSettings.model_validate(raw)
     except ValidationError as exc:
@@ -86,7 +87,7 @@ async def _exchange(settings: SignalSettings, wait: int) -> dict[str, Any]:
     """The settings to save, once the person's quote-reply to a test message came back."""
     import asyncio
 
-    from airlock.plugin import Backoff
+    from airlock.plugin import Backoff, api_base_setting
     from airlock_notify_signal._notifier import DEFAULT_API_BASE
     from airlock_notify_signal._receiving import Receiver
     from airlock_notify_signal._rest_api import SignalRestApi
@@ -119,11 +120,13 @@ async def _exchange(settings: SignalSettings, wait: int) -> dict[str, Any]:
         backoff.close()
         await api.aclose()
     typer.echo("your reply came back: Signal works both ways")
-    found: dict[str, Any] = {"number": settings.number, "recipient": settings.recipient}
+    found: dict[str, Any] = {
+        **api_base_setting(settings.api_base, DEFAULT_API_BASE),
+        "number": settings.number,
+        "recipient": settings.recipient,
+    }
     if uuid:
         found["recipient_uuid"] = uuid
-    if settings.api_base != DEFAULT_API_BASE:
-        found = {"api_base": settings.api_base, **found}
     return found
 
 

@@ -14,13 +14,12 @@ from typing import Any
 
 import httpx
 
-from airlock.plugin import NotifierError
+from airlock.plugin import ApiUnreachable, HttpApi, NotifierError
 
-__all__ = ["BotApi", "BotApiError", "BotApiUnreachable", "valid_token"]
+__all__ = ["BotApi", "BotApiError", "valid_token"]
 
 PLACEHOLDER = "***"
 TOKEN_PATTERN = re.compile(r"^[0-9]{1,20}:[A-Za-z0-9_-]{20,200}$")
-DEFAULT_TIMEOUT = 15.0
 
 
 def valid_token(token: str) -> bool:
@@ -35,14 +34,6 @@ class BotApiError(NotifierError):
         super().__init__(message)
         self.error_code = error_code
         self.retry_after = retry_after
-
-
-class BotApiUnreachable(NotifierError):
-    """No answer from the Bot API (``kind`` names what failed: ConnectError, HTTP 502...)."""
-
-    def __init__(self, kind: str) -> None:
-        super().__init__(f"Telegram Bot API unreachable: {kind}")
-        self.kind = kind
 
 
 class _TokenTransport(httpx.AsyncBaseTransport):
@@ -68,8 +59,10 @@ class _TokenTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-class BotApi:
-    """Calls Bot API methods; returns ``result`` or raises one of the two errors above."""
+class BotApi(HttpApi):
+    """Calls Bot API methods; returns ``result`` or raises BotApiError or ApiUnreachable."""
+
+    service = "Telegram Bot API"
 
     def __init__(
         self,
@@ -77,7 +70,6 @@ class BotApi:
         token: str,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         if not valid_token(token):
             # Never echo it: a malformed token may still be most of a real one.
@@ -85,11 +77,9 @@ class BotApi:
                 "the stored bot token is not in the form 123456:ABC...",
                 hint="run `airlock telegram setup` to store it again",
             )
+        super().__init__(transport=_TokenTransport(token, transport or httpx.AsyncHTTPTransport()))
         self._token = token
         self._base = f"{api_base.rstrip('/')}/bot{PLACEHOLDER}/"
-        self._timeout = timeout
-        self._transport = _TokenTransport(token, transport or httpx.AsyncHTTPTransport())
-        self._client: httpx.AsyncClient | None = None
 
     def __repr__(self) -> str:
         return f"<BotApi {self._base}>"
@@ -105,21 +95,17 @@ class BotApi:
         *,
         read_timeout: float | None = None,
     ) -> Any:
-        if self._client is None:
-            self._client = httpx.AsyncClient(transport=self._transport, timeout=self._timeout)
+        response = await self.request(
+            "POST", self._base + method, json=payload or {}, read_timeout=read_timeout
+        )
         try:
-            response = await self._client.post(
-                self._base + method,
-                json=dict(payload or {}),
-                timeout=read_timeout if read_timeout is not None else self._timeout,
-            )
             body = response.json()
-        except httpx.HTTPError as exc:
-            raise BotApiUnreachable(type(exc).__name__) from None
         except ValueError:
-            raise BotApiUnreachable(f"HTTP {response.status_code} without JSON") from None
+            raise ApiUnreachable(
+                self.service, f"HTTP {response.status_code} without JSON"
+            ) from None
         if not isinstance(body, dict):
-            raise BotApiUnreachable(f"HTTP {response.status_code}: not a Bot API answer")
+            raise ApiUnreachable(self.service, f"HTTP {response.status_code}: not a Bot API answer")
         if body.get("ok") is True:
             return body.get("result")
         code = body.get("error_code")
@@ -132,8 +118,3 @@ class BotApi:
             error_code=code,
             retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
         )
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -20,16 +19,17 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from airlock.plugin import (
     ApiSettings,
+    ApiUnreachable,
     Delivery,
+    HttpNotifier,
     Notice,
-    Notifier,
     NotifierError,
     Prompt,
     Reply,
     Sleep,
     get_logger,
 )
-from airlock_notify_telegram._bot_api import BotApi, BotApiError, BotApiUnreachable
+from airlock_notify_telegram._bot_api import BotApi, BotApiError
 from airlock_notify_telegram._render import deny_markup, notice_html, outcome_html, prompt_html
 from airlock_notify_telegram._updates import read_update
 
@@ -38,12 +38,9 @@ log = get_logger("airlock.telegram")
 __all__ = ["TelegramCredentials", "TelegramNotifier", "TelegramSettings"]
 
 DEFAULT_API_BASE = "https://api.telegram.org"
-BACKLOG_SECONDS = 60.0
-"""Messages older than the notifier's start by more than this are a backlog, not answers."""
 MAX_SEND_WAIT = 10.0
 """The longest 429 ``retry_after`` a send waits out (core gives a send 15 s in all)."""
 SEND_ATTEMPTS = 3
-REMEMBERED_PROMPTS = 500
 NOT_EDITABLE = ("message is not modified", "message to edit not found", "can't be edited")
 
 
@@ -71,7 +68,7 @@ class _SentPrompt:
     text: str
 
 
-class TelegramNotifier(Notifier):
+class TelegramNotifier(HttpNotifier[TelegramSettings, _SentPrompt]):
     name = "telegram"
     title = "Telegram bot"
     Settings = TelegramSettings
@@ -86,24 +83,18 @@ class TelegramNotifier(Notifier):
         clock: Callable[[], float] = time.time,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        super().__init__(settings, credentials)
-        self.config = TelegramSettings.model_validate(settings)
+        super().__init__(settings, credentials, sleep=sleep, clock=clock, transport=transport)
         secret = TelegramCredentials.model_validate(credentials).bot_token
-        self._problem = "" if secret else "no bot token in the vault: run `airlock telegram setup`"
+        self.problem = "" if secret else "no bot token in the vault: run `airlock telegram setup`"
         self._api: BotApi | None = None
         if secret:
             try:
-                self._api = BotApi(
-                    self.config.api_base, secret.get_secret_value(), transport=transport
+                self._api = self.opened(
+                    BotApi(self.config.api_base, secret.get_secret_value(), transport=transport)
                 )
             except NotifierError as exc:
-                self._problem = exc.message
-        self._sleep: Sleep = sleep or asyncio.sleep
-        self._backoff = self.config.backoff(self._sleep)
-        self._not_before = clock() - BACKLOG_SECONDS
+                self.problem = exc.message
         self._offset: int | None = None
-        self._prompts: OrderedDict[str, _SentPrompt] = OrderedDict()
-        self._sent = 0
 
     # -- sending -----------------------------------------------------------------------
 
@@ -111,13 +102,11 @@ class TelegramNotifier(Notifier):
         text = prompt_html(prompt)
         message = await self._send_message(text, reply_markup=deny_markup(prompt))
         message_id = _message_id(message)
-        self._prompts[prompt.request_id] = _SentPrompt(message_id, text)
-        while len(self._prompts) > REMEMBERED_PROMPTS:
-            self._prompts.popitem(last=False)
+        self.remember(prompt.request_id, _SentPrompt(message_id, text))
         return Delivery(notifier=self.name, ref=str(message_id))
 
     async def notify(self, notice: Notice) -> None:
-        sent = self._prompts.get(notice.request_id) if notice.request_id else None
+        sent = self.recall(notice.request_id)
         if sent is not None and notice.outcome is not None:
             await self._show_outcome(sent, notice.outcome)
         reply_to = (
@@ -151,7 +140,7 @@ class TelegramNotifier(Notifier):
             **{key: value for key, value in extra.items() if value is not None},
         }
         result = await self._call("sendMessage", payload)
-        self._sent += 1
+        self.sent += 1
         return result
 
     async def _call(self, method: str, payload: dict[str, Any]) -> Any:
@@ -165,28 +154,28 @@ class TelegramNotifier(Notifier):
                 if wait is None or wait > MAX_SEND_WAIT or attempt == SEND_ATTEMPTS:
                     raise
                 log.info("telegram_rate_limited", method=method, retry_after=wait)
-                await self._sleep(wait)
+                await self.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _require_api(self) -> BotApi:
         if self._api is None:
-            raise NotifierError(f"telegram: {self._problem}")
+            raise NotifierError(f"telegram: {self.problem}")
         return self._api
 
     # -- receiving ---------------------------------------------------------------------
 
     async def replies(self) -> AsyncIterator[Reply]:
         if self._api is None:
-            await self._backoff.until_closed(_forever())
+            await self.backoff.until_closed(_forever())
             return
-        while not self._backoff.closed:
+        while not self.backoff.closed:
             updates = await self._poll(self._api)
             for raw in updates:
                 incoming = read_update(
                     raw,
                     chat_id=self.config.chat_id,
                     user_id=self.config.user_id,
-                    not_before=self._not_before,
+                    not_before=self.not_before,
                 )
                 if incoming.update_id is not None:
                     self._offset = max(self._offset or 0, incoming.update_id + 1)
@@ -205,18 +194,18 @@ class TelegramNotifier(Notifier):
             payload["offset"] = self._offset
         try:
             # The read timeout must outlast the server's own wait.
-            result = await self._backoff.until_closed(
+            result = await self.backoff.until_closed(
                 api.call("getUpdates", payload, read_timeout=self.config.poll_timeout + 10)
             )
         except BotApiError as exc:
-            await self._backoff.failed(_poll_problem(exc), at_least=exc.retry_after or 0.0)
+            await self.backoff.failed(_poll_problem(exc), at_least=exc.retry_after or 0.0)
             return []
-        except BotApiUnreachable as exc:
-            await self._backoff.failed(f"unreachable: {exc.kind}")
+        except ApiUnreachable as exc:
+            await self.backoff.failed(f"unreachable: {exc.kind}")
             return []
         if result is None:
             return []
-        self._backoff.succeeded()
+        self.backoff.succeeded()
         return result if isinstance(result, list) else []
 
     async def _answer_button(self, callback_id: str, reply: Reply | None) -> None:
@@ -228,18 +217,6 @@ class TelegramNotifier(Notifier):
             )
         except NotifierError as exc:
             log.warning("telegram_answer_failed", error=type(exc).__name__)
-
-    # -- lifecycle ---------------------------------------------------------------------
-
-    async def close(self) -> None:
-        self._backoff.close()
-        if self._api is not None:
-            await self._api.aclose()
-
-    def health(self) -> dict[str, Any]:
-        if self._problem:
-            return {"ok": False, "detail": self._problem}
-        return {**self._backoff.health(), "sent": self._sent}
 
 
 def _poll_problem(exc: BotApiError) -> str:

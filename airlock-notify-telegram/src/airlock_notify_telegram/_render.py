@@ -13,15 +13,13 @@ from __future__ import annotations
 import html
 from typing import Any, Literal
 
-from airlock.plugin import REASON_LIMIT, Notice, Prompt, untrusted_line
+from airlock.plugin import Notice, Prompt, flatten_prompt, untrusted_line
 from airlock_notify_telegram._updates import DENY_PREFIX
 
 __all__ = ["deny_markup", "notice_html", "outcome_html", "prompt_html", "visible_length"]
 
 MAX_VISIBLE = 4000  # Telegram allows 4,096 UTF-16 units after parsing; keep a margin
 VALUE_LIMITS = (400, 200, 100, 40)
-TITLE_LIMIT = 120
-LABEL_LIMIT = 32
 OUTCOMES = {"approved": "✅ Approved", "denied": "⛔ Denied"}
 
 
@@ -35,8 +33,6 @@ def visible_length(text: str) -> int:
 
 
 def prompt_html(prompt: Prompt) -> str:
-    title = untrusted_line(prompt.title, TITLE_LIMIT)
-    reason = untrusted_line(prompt.reason, REASON_LIMIT)
     code = untrusted_line(prompt.code, 8)
     footer = (
         f"Reply to this message with your 6-digit code to approve {code}, or tap Deny. "
@@ -44,16 +40,14 @@ def prompt_html(prompt: Prompt) -> str:
     )
     heading = "Reason given by the agent (untrusted):"
     for limit in VALUE_LIMITS:
-        rows = [
-            (untrusted_line(label, LABEL_LIMIT), untrusted_line(value, limit))
-            for label, value in prompt.lines
-        ]
-        plain = [title, heading, reason, footer] + [f"{k}: {v}" for k, v in rows]
+        safe = flatten_prompt(prompt, value_limit=limit)
+        plain = [safe.title, heading, safe.reason, footer]
+        plain += [f"{label}: {value}" for label, value in safe.lines]
         if sum(visible_length(p) + 1 for p in plain) <= MAX_VISIBLE:
             break
-    body = [f"<b>{_e(title)}</b>", ""]
-    body += [f"<b>{_e(label)}:</b> {_e(value)}" for label, value in rows]
-    body += ["", _e(heading), f"<blockquote>{_e(reason)}</blockquote>", _e(footer)]
+    body = [f"<b>{_e(safe.title)}</b>", ""]
+    body += [f"<b>{_e(label)}:</b> {_e(value)}" for label, value in safe.lines]
+    body += ["", _e(heading), f"<blockquote>{_e(safe.reason)}</blockquote>", _e(footer)]
     return "\n".join(body)
 
 

@@ -60,14 +60,20 @@ def register(app: typer.Typer) -> None:
 def run_setup(state: CliState, *, api_base: str | None, wait: int, write_config: bool) -> None:
     import asyncio
 
-    from airlock.plugin import read_totp, report_settings, store_secret, with_client
+    from airlock.plugin import (
+        api_base_setting,
+        configured_api_base,
+        read_totp,
+        report_settings,
+        store_secret,
+        with_client,
+    )
     from airlock_notify_telegram._notifier import DEFAULT_API_BASE
 
     status = with_client(state, lambda client: client.status())  # fails early, with a hint
     if not status.totp_enrolled:
         raise NotEnrolled("TOTP not enrolled: run `airlock totp setup` first")
-    configured = state.config.notifiers.get("telegram", {})
-    base = (api_base or configured.get("api_base") or DEFAULT_API_BASE).rstrip("/")
+    base = configured_api_base(state, "telegram", api_base, DEFAULT_API_BASE)
     token = read_token()
     person = asyncio.run(_meet(base, token, wait))
     typer.echo(f"found you: {person.name}, user id {person.user_id}, chat id {person.chat_id}")
@@ -75,9 +81,11 @@ def run_setup(state: CliState, *, api_base: str | None, wait: int, write_config:
         raise InvalidInput("setup stopped: that /start came from someone else", field="chat")
     store_secret(state, "telegram", {"bot_token": token}, read_totp())
     typer.echo("saved the bot token in the vault (entry telegram, field bot_token)")
-    settings: dict[str, Any] = {"chat_id": person.chat_id, "user_id": person.user_id}
-    if base != DEFAULT_API_BASE:
-        settings["api_base"] = base
+    settings: dict[str, Any] = {
+        "chat_id": person.chat_id,
+        "user_id": person.user_id,
+        **api_base_setting(base, DEFAULT_API_BASE),
+    }
     report_settings(state, "telegram", settings, write=write_config)
 
 

@@ -22,7 +22,14 @@ from airlock.errors import ConfigError
 if TYPE_CHECKING:
     from airlock.cli.context import CliState
 
-__all__ = ["config_snippet", "report_settings", "store_secret", "write_notifier_config"]
+__all__ = [
+    "api_base_setting",
+    "config_snippet",
+    "configured_api_base",
+    "report_settings",
+    "store_secret",
+    "write_notifier_config",
+]
 
 
 def config_snippet(name: str, settings: Mapping[str, Any]) -> str:
@@ -90,6 +97,17 @@ def report_settings(
     typer.echo(f"add this to {path} (or run again with --write-config):\n")
     typer.echo(config_snippet(name, settings))
     typer.echo("then restart the daemon (`airlock serve`)")
+
+
+def configured_api_base(state: CliState, name: str, given: str | None, default: str) -> str:
+    """``--api-base``, else ``notifiers.<name>.api_base`` from config.yaml, else *default*."""
+    configured = state.config.notifiers.get(name, {})
+    return str(given or configured.get("api_base") or default).rstrip("/")
+
+
+def api_base_setting(base: str, default: str) -> dict[str, str]:
+    """``{"api_base": base}`` to save, or nothing when *base* is the default."""
+    return {} if base == default else {"api_base": base}
 
 
 def store_secret(state: CliState, name: str, fields: Mapping[str, str], totp: str) -> None:
