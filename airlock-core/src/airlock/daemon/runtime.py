@@ -192,7 +192,9 @@ class Runtime:
                 )
             except InvalidInput as exc:
                 raise ConfigError(
-                    exc.message, hint=f"see `airlock {name} setup` or docs/configuration.md"
+                    exc.message,
+                    field=exc.field,
+                    hint=f"see `airlock {name} setup` or docs/configuration.md",
                 ) from None
             stored = self.vault.get(name) if self.verifier.enrolled and self.vault.has(name) else {}
             opened[name] = cls(settings, cls.Credentials.model_validate(stored))
