@@ -188,10 +188,3 @@ def test_each_expiry_is_reported_once(sessions: SessionManager, clock: FakeClock
     clock.advance(61)
     assert [s.id for s in sessions.expire_due()] == [short.id]
     assert sessions.expire_due() == []
-
-
-def test_uses_are_counted(sessions: SessionManager) -> None:
-    session, token = sessions.create(["gmail"], "read", OWNER)
-    assert sessions.record_use(session.id) == 1
-    assert sessions.record_use(session.id) == 2
-    assert sessions.authenticate(token, OWNER).use_count == 2

@@ -47,7 +47,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import threading
@@ -81,8 +80,7 @@ from airlock.errors import AuditError
 from airlock.files import PRIVATE_FILE, ensure_private_dir, fsync_dir
 
 if TYPE_CHECKING:
-    from airlock.config import AuditConfig
-    from airlock.paths import AirlockPaths
+    pass
 
 GROUP_WAIT = 0.002  # seconds a leader waits for writers already inside append()
 
@@ -96,10 +94,8 @@ __all__ = [
     "VerifyResult",
     "encode_record",
     "format_ts",
-    "key_fingerprint",
     "load_key",
     "load_or_create_key",
-    "open_log",
     "query",
     "rotated_name",
     "scrub",
@@ -512,21 +508,6 @@ def verify_dir(audit_dir: Path, key_file: Path) -> VerifyResult:
     if not key_file.exists() and not log_files(audit_dir):
         return VerifyResult(True, 0)
     return verify(audit_dir, load_key(key_file))
-
-
-def open_log(paths: AirlockPaths, config: AuditConfig, clock: Clock | None = None) -> AuditLog:
-    """The log under *paths* with its key (created on first use) and rotation size."""
-    try:
-        ensure_private_dir(paths.audit_dir)
-    except OSError as exc:
-        raise AuditError(f"{paths.audit_dir}: cannot be created: {exc.strerror}") from None
-    key = load_or_create_key(paths.audit_key_file)
-    return AuditLog(paths.audit_dir, key, rotate_bytes=config.rotate_bytes, clock=clock)
-
-
-def key_fingerprint(key: bytes) -> str:
-    """A short, non-secret name for a key (to tell which key signed a log)."""
-    return hashlib.sha256(b"airlock audit key|" + key).hexdigest()[:16]
 
 
 class Auditor(Protocol):

@@ -30,7 +30,8 @@
     │   ├── ConnectorAuthError    the service rejected the credentials
     │   └── ServiceOutOfCredit    the account at the service has no money left (402)
     ├── NotifierError             a notifier could not reach its messenger (prompt not sent)
-    └── DaemonUnreachable         no daemon on the socket (exit 5)
+    ├── DaemonUnreachable         no daemon on the socket (exit 5)
+    └── AlreadyRunning            a daemon already answers on the socket
 
 Each class carries the HTTP ``status``, a stable machine ``code`` and the CLI
 ``exit_code`` used for it, so the daemon, the clients and the CLI agree.
@@ -212,6 +213,10 @@ class DaemonUnreachable(AirlockError):
     status = 503
     code = "daemon_unreachable"
     exit_code = 5
+
+
+class AlreadyRunning(AirlockError):
+    code = "already_running"
 
 
 # Every error status the daemon answers with: the class that stands for it when the body

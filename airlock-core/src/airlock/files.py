@@ -80,10 +80,3 @@ def atomic_write_private(path: Path, data: bytes) -> None:
     os.close(fd)
     os.replace(tmp, path)
     fsync_dir(path.parent)
-
-
-def open_private_append(path: Path) -> int:
-    """Open *path* for appending, creating it 0600; returns a raw file descriptor."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, PRIVATE_FILE)
-    os.fchmod(fd, PRIVATE_FILE)
-    return fd

@@ -6,10 +6,8 @@ a child process on a real socket, its output in a log file, stopped with SIGTERM
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -52,21 +50,16 @@ class LocalDaemon:
 
     def _answers(self) -> bool:
         """Our process (not another daemon on the same socket) answers ``/v1/status``."""
-        request = b"GET /v1/status HTTP/1.1\r\nHost: airlock\r\nConnection: close\r\n\r\n"
-        try:
-            with socket.socket(socket.AF_UNIX) as probe:
-                probe.settimeout(5)
-                probe.connect(str(self.paths.socket))
-                probe.sendall(request)
-                answer = b"".join(iter(lambda: probe.recv(65536), b""))
-            status = json.loads(answer.partition(b"\r\n\r\n")[2])
-        except (OSError, ValueError):
-            return False
-        return self.proc is not None and status.get("pid") == self.proc.pid
+        import httpx
 
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        transport = httpx.HTTPTransport(uds=str(self.paths.socket))
+        try:
+            with httpx.Client(transport=transport, base_url="http://airlock", timeout=5) as http:
+                status = http.get("/v1/status").json()
+        except (httpx.HTTPError, ValueError):
+            return False
+        pid = status.get("pid") if isinstance(status, dict) else None
+        return self.proc is not None and pid == self.proc.pid
 
     def stop(self, *, timeout: float = 15.0) -> int:
         """SIGTERM (a graceful shutdown), SIGKILL if it does not end in time."""

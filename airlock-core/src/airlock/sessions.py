@@ -146,10 +146,6 @@ class SessionManager:
             self._cache[digest] = (session, generation)
         return session
 
-    def record_use(self, session_id: str) -> int:
-        """Count one operation on the session; returns the new use count."""
-        return self._store.increment_use(session_id)
-
     def get(self, session_id: str, uid: int) -> Session:
         session = self._store.get_session(session_id)
         if session is None:

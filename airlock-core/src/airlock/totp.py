@@ -214,9 +214,6 @@ class TotpVerifier:
             secret.get_secret_value(), digits=self._config.digits, interval=self._config.period
         )
 
-    def current_step(self) -> int:
-        return int(self._clock.now() // self._config.period)
-
     def lock_state(self) -> LockState:
         now = self._clock.now()
         until = self._store.locked_until()

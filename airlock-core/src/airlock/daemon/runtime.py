@@ -170,7 +170,7 @@ class Runtime:
 
     def _open_notifiers(self, pm: AirlockPluginManager) -> dict[str, Notifier]:
         from airlock.connectors import validate_settings
-        from airlock.errors import ConfigError, InvalidInput
+        from airlock.errors import ConfigError
 
         available = get_notifiers(pm)
         # Installed notifiers may receive credentials before they are configured:
@@ -433,12 +433,3 @@ class Runtime:
         self.store.raise_audit_anchor(self.audit.last_seq)
         self.audit.close()
         self.store.close()
-
-
-def parse_fields(raw: Mapping[str, Any]) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for key, value in raw.items():
-        if not isinstance(value, str) or not key.isidentifier() or len(key) > 64:
-            raise InvalidInput("credential fields are FIELD=VALUE strings", field="fields")
-        fields[key] = value
-    return fields

@@ -22,17 +22,13 @@ from airlock.daemon.http import (
 from airlock.daemon.openai_routes import OPENAI_ROUTE, openai_call
 from airlock.daemon.routes import ROUTES, RUNTIME
 from airlock.daemon.runtime import Runtime
-from airlock.errors import AirlockError
+from airlock.errors import AlreadyRunning
 from airlock.files import ensure_private_dir
 from airlock.logs import get_logger
 from airlock.paths import AirlockPaths, Mode
 from airlock.plugins import AirlockPluginManager
 
 log = get_logger("airlock.daemon")
-
-
-class AlreadyRunning(AirlockError):
-    code = "already_running"
 
 
 def build_web_app(runtime: Runtime, gate: UidGate, guard: ConnectionGuard) -> web.Application:
