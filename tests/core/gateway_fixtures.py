@@ -14,7 +14,16 @@ from pydantic import BaseModel
 
 from airlock.clock import FakeClock
 from airlock.config import AirlockConfig
-from airlock.connectors import Access, CheckResult, Connector, Done, Params, operation
+from airlock.connectors import (
+    Access,
+    CheckResult,
+    Connector,
+    Done,
+    OperationSpec,
+    Params,
+    listed_operation,
+    operation,
+)
 from airlock.daemon.runtime import Runtime
 from airlock.hookspecs import hookimpl
 from airlock.notifiers import Delivery, Notice, Notifier, Prompt, Reply
@@ -66,6 +75,54 @@ class Notebook(Connector):
         return Done()
 
 
+class ToolResult(BaseModel):
+    text: str
+
+
+CALC_SCHEMA = {
+    "type": "object",
+    "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+    "required": ["a", "b"],
+    "additionalProperties": False,
+}
+
+
+class Toolbox(Connector):
+    """A service whose operations are only known once it opens (like an MCP server's
+    tools): ``peek`` reads, ``stash`` writes NOTES; both listed with a JSON Schema."""
+
+    name = "toolbox"
+    title = "Listed tools"
+    lists_operations = True
+    listings = 0
+
+    async def list_operations(self) -> list[OperationSpec]:
+        Toolbox.listings += 1
+        text = {"type": "object", "properties": {"text": {"type": "string"}}}
+        return [
+            listed_operation(
+                name="add",
+                access=Access.READ,
+                input_schema=CALC_SCHEMA,
+                result=ToolResult,
+                description="Add two integers.\nMore text the listing leaves out.",
+            ),
+            listed_operation(
+                name="stash",
+                access=Access.WRITE,
+                input_schema={**text, "required": ["text"]},
+                result=ToolResult,
+                description="Stash a text.",
+            ),
+        ]
+
+    async def run_listed(self, spec: OperationSpec, arguments: dict[str, Any]) -> BaseModel:
+        if spec.name == "add":
+            return ToolResult(text=str(arguments["a"] + arguments["b"]))
+        NOTES["stash"] = arguments["text"]
+        return ToolResult(text="stashed")
+
+
 class Phone(Notifier):
     """A notifier whose 'person' answers through a queue; it records what it was sent."""
 
@@ -100,7 +157,7 @@ class Phone(Notifier):
 class TestPlugin:
     @hookimpl
     def register_connectors(self) -> Iterable[type[Connector]]:
-        return [Notebook]
+        return [Notebook, Toolbox]
 
     @hookimpl
     def register_notifiers(self) -> Iterable[type[Notifier]]:
@@ -114,7 +171,7 @@ def make_runtime(tmp_path: Path, clock: FakeClock, **overrides: Any) -> tuple[Ru
     secret = pyotp.random_base32()
     save_secret(paths.totp_file, secret)
     config = AirlockConfig(
-        services={"notes": {"connector": "notebook"}},
+        services=overrides.pop("services", {"notes": {"connector": "notebook"}}),
         approvals={"notifiers": ["console", "phone"], **overrides.pop("approvals", {})},
         **overrides,
     )

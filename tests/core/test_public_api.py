@@ -84,6 +84,7 @@ PUBLIC_NAMES = [
     "flatten_prompt",
     "get_logger",
     "hookimpl",
+    "listed_operation",
     "operation",
     "read_totp",
     "report_settings",

@@ -15,12 +15,10 @@ import hmac
 import json
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
-
-from pydantic import ValidationError
 
 from airlock.api import (
     AccessRequestCreated,
@@ -34,6 +32,7 @@ from airlock.budgets import requested_budget
 from airlock.channels import Channels
 from airlock.clock import Clock
 from airlock.config import AirlockConfig
+from airlock.connectors import OperationSpec
 from airlock.errors import (
     AccessDenied,
     ApprovalsLocked,
@@ -45,7 +44,7 @@ from airlock.errors import (
     RateLimited,
 )
 from airlock.logs import get_logger
-from airlock.models import Access, RequestStatus, first_problem
+from airlock.models import Access, RequestStatus
 from airlock.notifiers import Notice
 from airlock.peers import Peer
 from airlock.policies import Decision, Policy, PolicyContext, Stage, evaluate
@@ -76,18 +75,21 @@ def operation_hash(service: str, operation: str, params: Mapping[str, Any]) -> s
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def canonical_operation_params(
-    service: Service, name: str, params: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Validate *params* with the operation's model and return them in canonical form."""
-    spec = service.connector.spec(name)
-    try:
-        model = spec.params.model_validate(dict(params))
-    except ValidationError as exc:
-        problem = first_problem(exc, within="params")
-        raise InvalidInput(str(problem), field=problem.field) from None
+def canonical_operation_params(spec: OperationSpec, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate *params* with the operation's model (or JSON Schema) and return them in
+    canonical form."""
+    model = spec.parse_params(params, within="params")
     dumped: dict[str, Any] = model.model_dump(mode="json", by_alias=True)
     return dumped
+
+
+async def declared_spec(service: Service, name: str) -> OperationSpec:
+    """An operation the service's connector declares (no connector is opened to find it)."""
+    return service.connector.spec(name)
+
+
+SpecLookup = Callable[[Service, str], Awaitable[OperationSpec]]
+"""How to find a service's operation: declared, or listed when its connector opened."""
 
 
 def _claim_hash(claim: str) -> str:
@@ -111,6 +113,7 @@ class ApprovalService:
         services: Mapping[str, Service],
         policies: list[Policy],
         channels: Channels,
+        operation_spec: SpecLookup = declared_spec,
     ) -> None:
         self._store = store
         self._sessions = sessions
@@ -121,6 +124,7 @@ class ApprovalService:
         self._services = services
         self._policies = policies
         self._channels = channels
+        self._operation_spec = operation_spec
         self._changed = asyncio.Condition()
         self._collect_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -144,14 +148,14 @@ class ApprovalService:
             service = self._services.get(op.service)
             if service is None:
                 raise NotFound(f"no service named {op.service!r}", field="operation.service")
-            spec = service.connector.spec(op.name)
+            spec = await self._operation_spec(service, op.name)
             if spec.access is Access.SPEND:
                 raise InvalidInput(
                     f'{op.service}.{op.name} spends money: ask for access "spend" with a '
                     "budget instead of approving one call",
                     field="operation",
                 )
-            params = canonical_operation_params(service, op.name, op.params)
+            params = canonical_operation_params(spec, op.params)
             operation = {"service": op.service, "name": op.name, "params": params}
             services, access = (
                 [op.service],

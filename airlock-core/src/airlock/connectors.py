@@ -11,12 +11,18 @@ A connector class declares its operations with :func:`operation`::
                    description="List messages in a folder, newest first.")
         async def list_messages(self, params: ListParams) -> MessageList: ...
 
+A connector in front of a service whose operations are only known once connected (an
+MCP server's tools) sets ``lists_operations = True`` and returns them from
+:meth:`Connector.list_operations`, each made with :func:`listed_operation` (a JSON Schema
+for its params); core asks for them after ``open()`` and serves them like declared ones.
+
 Core calls operations only through :meth:`Connector.call`, which validates the parameters
-against the params model and the return value against the result model.
+against the params model (or JSON Schema) and the return value against the result model.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from typing_extensions import TypeVar
 
 from airlock.errors import ConnectorError, InvalidInput, NotFound
+from airlock.json_schema import check_json, check_schema
 from airlock.models import Access, NoCredentials, NoSettings, first_problem
 
 __all__ = [
@@ -39,6 +46,8 @@ __all__ = [
     "OperationSpec",
     "Params",
     "ToolAlias",
+    "ToolArguments",
+    "listed_operation",
     "operation",
     "validate_settings",
 ]
@@ -52,6 +61,12 @@ class Params(BaseModel):
     """Base for params models: unknown fields are an error, not silently dropped."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class ToolArguments(BaseModel):
+    """The params of a listed operation: any JSON object, checked against its JSON Schema."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 class Done(BaseModel):
@@ -85,9 +100,24 @@ class OperationSpec:
     description: str
     method: str
     destructive: bool = False
+    input_schema: Mapping[str, Any] | None = None
+    """A listed operation's params as JSON Schema (its ``params`` is then ToolArguments)."""
 
     def params_schema(self) -> dict[str, Any]:
+        if self.input_schema is not None:
+            return copy.deepcopy(dict(self.input_schema))
         return self.params.model_json_schema()
+
+    def parse_params(self, params: Mapping[str, Any], *, within: str = "") -> BaseModel:
+        """*params* validated by the params model (and JSON Schema), or InvalidInput naming
+        the field (under *within*, e.g. ``params``)."""
+        if self.input_schema is not None:
+            check_json(self.input_schema, params, within=within)
+        try:
+            return self.params.model_validate(dict(params))
+        except ValidationError as exc:
+            problem = first_problem(exc, within=within)
+            raise InvalidInput(str(problem), field=problem.field) from None
 
     def result_schema(self) -> dict[str, Any]:
         """What a result looks like as the daemon sends it (aliases, JSON types)."""
@@ -141,6 +171,34 @@ def operation(
     return mark
 
 
+def listed_operation(
+    *,
+    name: str,
+    access: Access,
+    input_schema: Mapping[str, Any],
+    result: type[BaseModel],
+    description: str,
+    destructive: bool = False,
+) -> OperationSpec:
+    """An operation a connector found when it opened (see ``Connector.list_operations``):
+    its params are the JSON object *input_schema* describes. A schema that is not valid
+    JSON Schema (draft 2020-12) is a ValueError."""
+    if not OPERATION_NAME.match(name):
+        raise ValueError(f"operation name {name!r} must be snake_case")
+    check_schema(input_schema)
+    first_line = description.strip().splitlines()[0] if description.strip() else ""
+    return OperationSpec(
+        name,
+        access,
+        ToolArguments,
+        result,
+        first_line or name.replace("_", " "),
+        "",
+        destructive,
+        input_schema=copy.deepcopy(dict(input_schema)),
+    )
+
+
 class Connector(Generic[S]):
     """Base class of every connector. Subclasses set ``name``, ``title`` and operations,
     and ``Settings`` to the model they name as type argument (``Connector[MySettings]``).
@@ -161,6 +219,9 @@ class Connector(Generic[S]):
     files; MCP clients show it."""
     tool_aliases: ClassVar[tuple[ToolAlias, ...]] = ()
     """MCP tool names from earlier releases that map to this connector's operations."""
+    lists_operations: ClassVar[bool] = False
+    """Whether the connector lists (more) operations when it opens: core then asks
+    :meth:`list_operations` after ``open()`` and runs them through :meth:`run_listed`."""
     openai_operations: ClassVar[Mapping[str, str]] = {}
     """Which operations speak OpenAI's wire format, by OpenAI path: e.g.
     ``{"chat/completions": "chat", "embeddings": "embed", "models": "list_models"}``.
@@ -181,6 +242,8 @@ class Connector(Generic[S]):
         self.settings: S = cast(S, settings)
         self.credentials = credentials
         self.service = service
+        self.listed: dict[str, OperationSpec] = {}
+        """The operations this open connector listed (kept by ``Connector.discover``)."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} service={self.service!r}>"
@@ -212,6 +275,28 @@ class Connector(Generic[S]):
         """A read-only probe: can we connect, and what is there?"""
         return CheckResult(ok=True, summary="no check implemented")
 
+    async def list_operations(self) -> list[OperationSpec]:
+        """The operations found at open (``lists_operations`` connectors): each made with
+        :func:`listed_operation`."""
+        return []
+
+    async def discover(self) -> dict[str, OperationSpec]:
+        """Ask the open connector for its listed operations and keep them; a listed name
+        that a declared operation already has is left out (the declared one wins)."""
+        if self.lists_operations:
+            found = await self.list_operations()
+            self.listed = {s.name: s for s in found if s.name not in self.operations}
+        return dict(self.listed)
+
+    async def run_listed(self, spec: OperationSpec, arguments: dict[str, Any]) -> BaseModel:
+        """Run a listed operation with its validated *arguments* (a JSON object)."""
+        raise NotFound(f"{self.name} has no operation {spec.name!r}")
+
+    def operation_spec(self, operation_name: str) -> OperationSpec:
+        """A declared or listed operation of this (open) connector."""
+        listed = self.listed.get(operation_name)
+        return listed if listed is not None else self.spec(operation_name)
+
     @classmethod
     def spec(cls, operation_name: str) -> OperationSpec:
         try:
@@ -224,14 +309,13 @@ class Connector(Generic[S]):
 
     async def call(self, operation_name: str, params: Mapping[str, Any] | None) -> BaseModel:
         """Validate *params*, run the operation and validate what it returns."""
-        spec = self.spec(operation_name)
-        try:
-            parsed = spec.params.model_validate(dict(params or {}))
-        except ValidationError as exc:
-            problem = first_problem(exc)
-            raise InvalidInput(str(problem), field=problem.field) from None
-        method: Callable[[BaseModel], Awaitable[BaseModel]] = getattr(self, spec.method)
-        result = await method(parsed)
+        spec = self.operation_spec(operation_name)
+        parsed = spec.parse_params(params or {})
+        if spec.input_schema is not None:
+            result = await self.run_listed(spec, parsed.model_dump(mode="json"))
+        else:
+            method: Callable[[BaseModel], Awaitable[BaseModel]] = getattr(self, spec.method)
+            result = await method(parsed)
         if not isinstance(result, spec.result):
             raise ConnectorError(
                 f"{self.name}.{spec.name} returned {type(result).__name__}, "

@@ -70,6 +70,9 @@ class ConnectorPool:
         self._credentials_for = credentials_for
         self._open: dict[str, _Open] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._listed: dict[str, dict[str, OperationSpec]] = {}
+        """Operations each service's connector listed when it last opened (kept after it
+        closes, so listing services does not start it again)."""
 
     async def get(self, name: str) -> Connector:
         lock = self._locks.setdefault(name, asyncio.Lock())
@@ -82,9 +85,30 @@ class ConnectorPool:
                 )
                 connector = service.connector(service.settings, credentials, service=name)
                 await connector.open()
+                try:
+                    self._listed[name] = await connector.discover()
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await connector.close()
+                    raise
                 entry = self._open[name] = _Open(connector, time.monotonic())
             entry.last_used = time.monotonic()
             return entry.connector
+
+    async def listed(self, name: str) -> dict[str, OperationSpec]:
+        """The operations service *name* lists at open (opening it the first time)."""
+        if self._services[name].connector.lists_operations and name not in self._listed:
+            await self.get(name)
+        return self._listed.get(name, {})
+
+    async def spec(self, service: Service, operation: str) -> OperationSpec:
+        """The service's operation *operation*: declared, or listed when it opened."""
+        cls = service.connector
+        if cls.lists_operations and operation not in cls.operations:
+            found = (await self.listed(service.name)).get(operation)
+            if found is not None:
+                return found
+        return cls.spec(operation)
 
     async def close_idle(self, *, keep: set[str], idle_seconds: float) -> list[str]:
         """Close connectors of services no active session covers, or unused for a while."""
@@ -273,8 +297,8 @@ class Gateway:
         service = self._services.get(service_name)
         if service is None:
             raise NotFound(f"no service named {service_name!r}")
-        spec = service.connector.spec(operation)
-        canonical = canonical_operation_params(service, operation, params)
+        spec = await self.pool.spec(service, operation)
+        canonical = canonical_operation_params(spec, params)
         spend = spec.access is Access.SPEND
         audited = audited_params(service.settings, canonical) if spend else canonical
         ctx = PolicyContext(

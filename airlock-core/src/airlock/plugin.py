@@ -6,7 +6,8 @@ fall into seven groups:
 
 - hooks: ``hookimpl`` marks the functions of a plugin module (see docs/plugins.md), and
   ``get_logger`` gives a plugin a logger whose output has secrets masked;
-- connectors: ``Connector``, ``operation``, ``Access``, ``Params``, ``CheckResult``,
+- connectors: ``Connector``, ``operation``, ``listed_operation`` (an operation found when
+  the connector opens), ``Access``, ``Params``, ``CheckResult``,
   ``Done``, ``NoSettings``, ``NoCredentials``, ``OperationSpec``, ``UntrustedText`` to mark
   result fields holding text from outside, and ``Clock`` / ``SystemClock`` for a connector
   that needs the time;
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
         OperationSpec,
         Params,
         ToolAlias,
+        listed_operation,
         operation,
     )
     from airlock.errors import (
@@ -165,6 +167,7 @@ __all__ = [
     "flatten_prompt",
     "get_logger",
     "hookimpl",
+    "listed_operation",
     "operation",
     "read_totp",
     "report_settings",
@@ -193,6 +196,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "OperationSpec",
         "Params",
         "ToolAlias",
+        "listed_operation",
         "operation",
     ),
     "airlock.errors": (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
@@ -12,6 +12,7 @@ from airlock.cli.output import print_json
 from airlock.errors import NotFound
 
 if TYPE_CHECKING:
+    from airlock.api import OperationInfo
     from airlock.connectors import OperationSpec
 
 
@@ -26,7 +27,10 @@ def _type(schema: dict[str, Any]) -> str:
 
 def describe_params(spec: OperationSpec) -> list[dict[str, Any]]:
     """Each parameter of an operation, from its params model."""
-    schema = spec.params_schema()
+    return _params_of(spec.params_schema())
+
+
+def _params_of(schema: dict[str, Any]) -> list[dict[str, Any]]:
     required = set(schema.get("required", []))
     params = []
     for name, prop in schema.get("properties", {}).items():
@@ -42,26 +46,40 @@ def describe_params(spec: OperationSpec) -> list[dict[str, Any]]:
     return params
 
 
-def _daemon_view(
-    state: CliState,
-) -> tuple[set[str] | None, set[str], bool, dict[str, str]]:
-    """The services the running daemon loaded (None: no daemon), those with stored
-    credentials, whether the config changed since it started, and the services whose
-    credentials their service refused (with what it said)."""
+class _DaemonView(NamedTuple):
+    loaded: set[str] | None
+    """The services the running daemon loaded (None: no daemon)."""
+    stored: set[str]
+    """Those with stored credentials."""
+    changed: bool
+    """Whether the config changed since it started."""
+    refused: dict[str, str]
+    """Services whose credentials their service refused, with what it said."""
+    listed: dict[str, list[OperationInfo]]
+    """Operations of the services whose connector lists them when it opens."""
+
+
+def _daemon_view(state: CliState, listing: set[str]) -> _DaemonView:
+    """What the running daemon says; the operations of the services in *listing* (those
+    only an open connector knows) come from its service list."""
     from airlock.cli.client_support import with_client
     from airlock.client import AirlockClient
     from airlock.errors import AirlockError
 
-    async def ask(client: AirlockClient) -> tuple[set[str], set[str], bool, dict[str, str]]:
+    async def ask(client: AirlockClient) -> _DaemonView:
         status = await client.status()
         stored = {str(c["service"]) for c in await client.list_credentials() if c.get("stored")}
         refused = {h.name: h.detail for h in status.service_health if not h.ok}
-        return set(status.services), stored, status.config_changed, refused
+        listed = {}
+        if listing & set(status.services):
+            catalogue = await client.services()
+            listed = {s.name: s.operations for s in catalogue.services if s.name in listing}
+        return _DaemonView(set(status.services), stored, status.config_changed, refused, listed)
 
     try:
         return with_client(state, ask)
     except AirlockError:
-        return None, set(), False, {}
+        return _DaemonView(None, set(), False, {}, {})
 
 
 def collect_services(state: CliState) -> list[dict[str, Any]]:
@@ -70,9 +88,15 @@ def collect_services(state: CliState) -> list[dict[str, Any]]:
     from airlock.services import describe_services
 
     connectors = get_connectors(state.pm)
-    loaded, stored, changed, refused = _daemon_view(state)
+    described = describe_services(state.config, connectors)
+    dynamic = {
+        item["name"]
+        for item in described
+        if (cls := connectors.get(item["connector"])) is not None and cls.lists_operations
+    }
+    loaded, stored, changed, refused, listed = _daemon_view(state, dynamic)
     listing = []
-    for item in describe_services(state.config, connectors):
+    for item in described:
         name, cls = item["name"], connectors.get(item["connector"])
         entry: dict[str, Any] = {"name": name, "connector": item["connector"]}
         if item.get("problem"):
@@ -98,6 +122,16 @@ def collect_services(state: CliState) -> list[dict[str, Any]]:
                 "params": describe_params(spec),
             }
             for spec in (cls.operations.values() if cls is not None else ())
+        ]
+        entry["operations"] += [
+            {
+                "name": op.name,
+                "access": op.access.value,
+                "description": op.description,
+                "params": _params_of(op.params_schema),
+            }
+            for op in listed.get(name, ())
+            if cls is None or op.name not in cls.operations
         ]
         listing.append(entry)
     return listing

@@ -72,7 +72,7 @@ async def status(request: web.Request) -> web.StreamResponse:
 
 
 async def services(request: web.Request) -> web.StreamResponse:
-    return json_model(rt(request).service_list())
+    return json_model(await rt(request).service_list())
 
 
 async def create_request(request: web.Request) -> web.StreamResponse:

@@ -27,7 +27,8 @@ from airlock.audit import AuditLog, load_or_create_key
 from airlock.channels import Channels
 from airlock.clock import Clock, SystemClock
 from airlock.config import CONFIG_CHANGED, AirlockConfig, config_digest, load_config
-from airlock.errors import InvalidInput, NotEnrolled, NotFound
+from airlock.connectors import OperationSpec
+from airlock.errors import AirlockError, InvalidInput, NotEnrolled, NotFound
 from airlock.gateway import ConnectorPool, Gateway
 from airlock.logs import get_logger
 from airlock.notifiers import Notice, Notifier
@@ -97,6 +98,7 @@ class Runtime:
         self.refresh_totp()
         self.notifiers = self._open_notifiers(pm)
         self.channels = Channels(self.notifiers, self.audit)
+        pool = ConnectorPool(self.services, self.credentials_for)
         self.approvals = ApprovalService(
             store=self.store,
             sessions=self.sessions,
@@ -107,6 +109,7 @@ class Runtime:
             services=self.services,
             policies=self.policies,
             channels=self.channels,
+            operation_spec=pool.spec,
         )
         self.replies = ReplyHandler(self.approvals, self.channels, self.audit, self.clock)
         self.gateway = Gateway(
@@ -117,7 +120,7 @@ class Runtime:
             config=self.config,
             clock=self.clock,
             audit=self.audit,
-            pool=ConnectorPool(self.services, self.credentials_for),
+            pool=pool,
             on_credentials_rejected=self.credentials_rejected,
         )
         self._rejected_at: dict[str, float] = {}
@@ -250,7 +253,7 @@ class Runtime:
             for s in self.sessions.list(uid)
         ]
 
-    def service_list(self) -> ServiceList:
+    async def service_list(self) -> ServiceList:
         return ServiceList(
             services=[
                 ServiceInfo(
@@ -267,7 +270,7 @@ class Runtime:
                             destructive=op.destructive,
                             open_world=svc.connector.open_world,
                         )
-                        for op in svc.connector.operations.values()
+                        for op in await self._operations(svc)
                     ],
                     tool_aliases=[
                         ToolAliasInfo(
@@ -282,6 +285,21 @@ class Runtime:
                 for name, svc in sorted(self.services.items())
             ]
         )
+
+    async def _operations(self, service: Service) -> list[OperationSpec]:
+        """The service's declared operations and those its connector lists when it opens
+        (opening it the first time). One that cannot open lists its declared ones only."""
+        declared = list(service.connector.operations.values())
+        if not service.connector.lists_operations:
+            return declared
+        try:
+            listed = await self.gateway.pool.listed(service.name)
+        except Exception as exc:
+            # An AirlockError's message is written for the agent, so it holds no secret.
+            detail = exc.message if isinstance(exc, AirlockError) else type(exc).__name__
+            log.warning("service_operations_unlisted", service=service.name, error=detail)
+            return declared
+        return declared + list(listed.values())
 
     async def set_credentials(
         self, service: str, totp_code: str, fields: dict[str, str], peer: Peer

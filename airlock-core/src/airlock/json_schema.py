@@ -1,0 +1,59 @@
+"""Parameters checked against a JSON Schema (a listed operation's params, e.g. an MCP
+tool's ``inputSchema``), with errors that name the field and never quote the value."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from airlock.errors import InvalidInput
+
+__all__ = ["check_json", "check_schema"]
+
+
+def _validator_class(schema: Mapping[str, Any]) -> Any:
+    from jsonschema import Draft202012Validator, validators
+
+    # The schema's own "$schema" picks the draft; none means the current one. No
+    # "$ref" is fetched from the network: the referencing library resolves local ones only.
+    return validators.validator_for(schema, default=Draft202012Validator)
+
+
+def check_schema(schema: Mapping[str, Any]) -> None:
+    """ValueError unless *schema* is a valid JSON Schema for a JSON object."""
+    from jsonschema.exceptions import SchemaError
+
+    if not isinstance(schema, Mapping) or schema.get("type", "object") != "object":
+        raise ValueError("the params schema must describe a JSON object")
+    try:
+        _validator_class(schema).check_schema(schema)
+    except SchemaError as exc:
+        raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
+
+
+def check_json(schema: Mapping[str, Any], value: Mapping[str, Any], *, within: str = "") -> None:
+    """InvalidInput naming the first field of *value* that *schema* refuses."""
+    from jsonschema.exceptions import best_match
+
+    validator = _validator_class(schema)(schema)
+    error = best_match(validator.iter_errors(dict(value)))
+    if error is None:
+        return
+    path = [str(part) for part in error.absolute_path]
+    instance = error.instance
+    message = f"not allowed by the schema ({error.validator})"
+    if error.validator == "required" and isinstance(instance, Mapping):
+        missing = [k for k in error.validator_value if k not in instance]
+        path += missing[:1]
+        message = "Field required"
+    elif error.validator == "additionalProperties" and isinstance(instance, Mapping):
+        known = set(error.schema.get("properties", {}))
+        extra = [k for k in instance if k not in known]
+        path += [str(k) for k in extra[:1]]
+        message = "Extra inputs are not permitted"
+    elif error.validator == "type":
+        message = f"must be of type {error.validator_value}"
+    elif error.validator == "enum":
+        message = "must be one of the listed values"
+    field = ".".join([within, *path] if within else path)
+    raise InvalidInput(f"{field or 'params'}: {message}", field=field or within or None)

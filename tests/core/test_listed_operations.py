@@ -1,0 +1,126 @@
+"""Operations a connector lists when it opens (an MCP server's tools): served, validated
+against their JSON Schema before anyone is asked, and a listed write still needs its own
+approval of the exact call. In-process runtime with a fake clock (tests/core/gateway_fixtures)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gateway_fixtures import NOTES, Phone, Toolbox
+from test_approvals import ME, ask, audit_events, code_at, run
+
+from airlock.api import OperationRef
+from airlock.clock import FakeClock
+from airlock.connectors import Access, listed_operation
+from airlock.daemon.runtime import Runtime
+from airlock.errors import ApprovalRequired, InvalidInput
+from airlock.json_schema import check_json
+
+TOOLS = {"services": {"tools": {"connector": "toolbox"}}}
+
+
+async def session(runtime: Runtime, totp: Any, clock: FakeClock, **body: Any) -> str:
+    created = await ask(runtime, services=["tools"], **body)
+    await runtime.approvals.approve(created.code, code_at(totp, clock), peer=ME, channel="cli")
+    grant = (await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)).session
+    assert grant is not None
+    return grant.token
+
+
+def test_listed_operations_are_served_with_their_schema(tmp_path: Path) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        listings = Toolbox.listings
+        listing = await runtime.service_list()
+        (tools,) = [s for s in listing.services if s.name == "tools"]
+        ops = {op.name: op for op in tools.operations}
+        assert sorted(ops) == ["add", "stash"]
+        assert ops["add"].access is Access.READ
+        assert ops["add"].description == "Add two integers."
+        assert ops["add"].params_schema["required"] == ["a", "b"]
+        assert ops["stash"].access is Access.WRITE
+        await runtime.service_list()
+        assert Toolbox.listings == listings + 1, "listed once, kept while the daemon runs"
+
+    run(tmp_path, scenario, **TOOLS)
+
+
+def test_a_listed_read_runs_in_a_session(tmp_path: Path) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        token = await session(runtime, totp, clock)
+        out = await runtime.gateway.run(token, ME, "tools", "add", {"a": 2, "b": 3})
+        assert out.result == {"text": "5"}
+        with pytest.raises(InvalidInput) as caught:
+            await runtime.gateway.run(token, ME, "tools", "add", {"a": "two", "b": 3})
+        assert caught.value.field == "params.a"
+        with pytest.raises(InvalidInput) as caught:
+            await runtime.gateway.run(token, ME, "tools", "add", {"a": 2, "b": 3, "c": 1})
+        assert caught.value.field == "params.c"
+
+    run(tmp_path, scenario, **TOOLS)
+
+
+def test_a_listed_write_runs_once_with_its_own_approval(tmp_path: Path) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        token = await session(runtime, totp, clock, access="write")
+        with pytest.raises(ApprovalRequired):
+            await runtime.gateway.run(token, ME, "tools", "stash", {"text": "a"})
+        assert "stash" not in NOTES
+        ref = OperationRef(service="tools", name="stash", params={"text": "a"})
+        created = await ask(runtime, services=["tools"], operation=ref)
+        assert "stash" in phone.sent[-1].as_text()
+        clock.advance(30)  # the next code: the session's one is used
+        await runtime.approvals.approve(created.code, code_at(totp, clock), peer=ME, channel="cli")
+        grant = (
+            await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)
+        ).session
+        assert grant is not None
+        with pytest.raises(ApprovalRequired):
+            await runtime.gateway.run(grant.token, ME, "tools", "stash", {"text": "b"})
+        await runtime.gateway.run(grant.token, ME, "tools", "stash", {"text": "a"})
+        assert NOTES["stash"] == "a"
+        with pytest.raises(ApprovalRequired):
+            await runtime.gateway.run(grant.token, ME, "tools", "stash", {"text": "a"})
+
+    run(tmp_path, scenario, **TOOLS)
+
+
+def test_schema_invalid_params_are_refused_before_anyone_is_asked(tmp_path: Path) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        for params, field in [({}, "params.text"), ({"text": 7}, "params.text")]:
+            ref = OperationRef(service="tools", name="stash", params=params)
+            with pytest.raises(InvalidInput) as caught:
+                await ask(runtime, services=["tools"], operation=ref)
+            assert caught.value.field == field
+        assert phone.sent == []
+        assert runtime.approvals.pending() == []
+        assert not [e for e in audit_events(runtime) if e["event"] == "request_created"]
+
+    run(tmp_path, scenario, **TOOLS)
+
+
+def test_a_listed_operation_needs_a_valid_name_and_schema() -> None:
+    def make(name: str, schema: dict[str, Any]) -> Any:
+        return listed_operation(
+            name=name,
+            access=Access.READ,
+            input_schema=schema,
+            result=Toolbox.Settings,
+            description="x",
+        )
+
+    with pytest.raises(ValueError, match="snake_case"):
+        make("Read-File", {"type": "object"})
+    with pytest.raises(ValueError, match="JSON object"):
+        make("read_file", {"type": "string"})
+    with pytest.raises(ValueError, match="not a valid JSON Schema"):
+        make("read_file", {"type": "object", "properties": {"a": {"type": 5}}})
+
+
+def test_schema_errors_name_the_field_and_not_the_value() -> None:
+    schema = {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}
+    with pytest.raises(InvalidInput) as caught:
+        check_json(schema, {"path": ["s3cr3t-value"]}, within="params")
+    assert caught.value.field == "params.path"
+    assert "s3cr3t" not in caught.value.message
