@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel
 
@@ -17,6 +17,7 @@ from airlock.default_plugins._policies import (
 )
 from airlock.plugins import get_plugin_manager, get_policies
 from airlock.policies import (
+    UNTRUSTED,
     Decision,
     PolicyContext,
     SessionFacts,
@@ -174,3 +175,21 @@ def test_fields_a_connector_marks_untrusted_are_masked_at_any_depth() -> None:
         assert secret not in text.replace("evt-482913", "")
     assert filtered.id == "evt-482913"
     assert filtered.code_word == "passcode: 111222", "unmarked fields are left alone"
+
+
+class ToolOutput(BaseModel):
+    tool: str
+    structured: Annotated[dict[str, Any] | None, UNTRUSTED] = None
+
+
+def test_every_string_inside_json_marked_untrusted_is_masked() -> None:
+    output = ToolOutput(
+        tool="read_mail 482913",
+        structured={"items": [{"note": "your code is 904512"}], "pin": {"x": "PIN: 7355"}},
+    )
+    filtered = RedactCodesPolicy().filter_result(op(), output)
+    assert isinstance(filtered, ToolOutput)
+    text = filtered.model_dump_json()
+    for secret in ("904512", "7355"):
+        assert secret not in text
+    assert filtered.tool == "read_mail 482913", "unmarked fields are left alone"

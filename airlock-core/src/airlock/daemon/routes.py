@@ -142,7 +142,8 @@ async def check_operation(request: web.Request) -> web.StreamResponse:
     service = runtime.services.get(name)
     if service is None:
         raise runtime.explain_unknown_service(NotFound(f"no service named {name[:40]!r}"))
-    params = canonical_operation_params(service, request.match_info["operation"], body.params)
+    spec = await runtime.gateway.pool.spec(service, request.match_info["operation"])
+    params = canonical_operation_params(spec, body.params)
     return json_model(api.OperationIn(params=params))
 
 

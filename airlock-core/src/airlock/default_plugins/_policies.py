@@ -138,13 +138,16 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
     return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
 
 
-def _redact(value: Any, key: str | None, fields: frozenset[str]) -> Any:
+def _redact(value: Any, key: str | None, fields: frozenset[str], within: bool = False) -> Any:
+    """*value* with text fields redacted; every string inside a text field holding JSON
+    (an MCP tool's structured content marked untrusted) counts as text too."""
+    untrusted = within or key in fields
     if isinstance(value, str):
-        return redact_text(value) if key in fields else value
+        return redact_text(value) if untrusted else value
     if isinstance(value, dict):
-        return {k: _redact(v, k, fields) for k, v in value.items()}
+        return {k: _redact(v, k, fields, untrusted) for k, v in value.items()}
     if isinstance(value, list):
-        return [_redact(v, key, fields) for v in value]
+        return [_redact(v, key, fields, within) for v in value]
     return value
 
 
