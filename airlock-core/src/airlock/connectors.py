@@ -253,6 +253,13 @@ class Connector(Generic[S]):
         return validate_settings(cls.Settings, raw, where=f"services.{service}")
 
     @classmethod
+    def credentials_model(cls, settings: BaseModel) -> type[BaseModel]:
+        """The credential fields a service with these *settings* takes (``airlock
+        credentials add`` asks for them): ``Credentials``, unless the fields depend on the
+        settings (an MCP service's ``env`` names them)."""
+        return cls.Credentials
+
+    @classmethod
     def parse_credentials(cls, raw: Mapping[str, Any], *, service: str) -> BaseModel:
         try:
             return cls.Credentials.model_validate(dict(raw))

@@ -23,7 +23,8 @@ def credential_model(state: CliState, name: str) -> type[BaseModel]:
     from airlock.services import resolve_service
 
     if name in state.config.services:
-        return resolve_service(name, state.config, get_connectors(state.pm)).connector.Credentials
+        service = resolve_service(name, state.config, get_connectors(state.pm))
+        return service.connector.credentials_model(service.settings)
     notifier = get_notifiers(state.pm).get(name)
     if notifier is not None:
         return notifier.Credentials

@@ -363,7 +363,11 @@ class Runtime:
         self.refresh_totp()
         stored = set(self.vault.services()) if self.verifier.enrolled else set()
         # Only what takes credentials: a Maildir or the console has nothing to store.
-        wanted = {n for n, svc in self.services.items() if svc.connector.Credentials.model_fields}
+        wanted = {
+            n
+            for n, svc in self.services.items()
+            if svc.connector.credentials_model(svc.settings).model_fields
+        }
         wanted |= {n for n, ntf in self.notifiers.items() if type(ntf).Credentials.model_fields}
         names = sorted(wanted | stored)
         return [{"service": n, "stored": n in stored} for n in names]
