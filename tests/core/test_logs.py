@@ -12,6 +12,8 @@ from pydantic import SecretStr
 from airlock.logs import configure_logging, get_logger
 
 TOKEN = "alk_" + "Q" * 43
+CLAIM = "clm_" + "R" * 43
+LOGIN = "ald_" + "S" * 43
 
 
 def test_secret_values_are_masked_in_json_logs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -23,6 +25,8 @@ def test_secret_values_are_masked_in_json_logs(capsys: pytest.CaptureFixture[str
             password="hunter2-canary",
             bot_token="123:ABC-canary",
             detail=f"token {TOKEN} was used",
+            request=f"collected with {CLAIM}",
+            cookie=[f"airlock_login={LOGIN}"],
             nested={"api_key": "sk-canary", "service": "mail"},
             field=SecretStr("secretstr-canary"),
         )
@@ -30,8 +34,17 @@ def test_secret_values_are_masked_in_json_logs(capsys: pytest.CaptureFixture[str
         structlog.reset_defaults()
     line = capsys.readouterr().err.strip().splitlines()[-1]
     record = json.loads(line)
-    for canary in ("hunter2-canary", "123:ABC-canary", TOKEN, "sk-canary", "secretstr-canary"):
-        assert canary not in line
+    for canary in (
+        "hunter2-canary",
+        "123:ABC-canary",
+        TOKEN,
+        CLAIM,
+        LOGIN,
+        "sk-canary",
+        "secretstr-canary",
+    ):
+        assert canary[:12] not in line, canary[:12]
+    assert record["request"] == "collected with [redacted]"
     assert record["nested"]["service"] == "mail"
     assert record["event"] == "session_issued"
 

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -402,6 +403,17 @@ def test_airlock_run_with_bad_parameters_asks_nobody(airlock: Airlock) -> None:
     assert "params.limit" in shown.stderr
     with airlock.client() as person:
         assert person.get("/v1/requests").json()["requests"] == []
+
+
+# -- the socket is the person's alone in personal mode -------------------------------------
+
+
+def test_the_socket_is_private_in_personal_mode(airlock: Airlock) -> None:
+    assert airlock.paths.mode.value == "personal"
+    socket_mode = airlock.paths.socket.stat().st_mode
+    assert stat.S_ISSOCK(socket_mode)
+    assert stat.S_IMODE(socket_mode) == 0o600, oct(stat.S_IMODE(socket_mode))
+    assert stat.S_IMODE(airlock.paths.socket.parent.stat().st_mode) == 0o700
 
 
 # -- a crash during a vault write leaves nothing behind -----------------------------------

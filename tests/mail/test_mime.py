@@ -235,12 +235,19 @@ def test_a_summary_of_a_big_message_does_not_decode_its_attachment() -> None:
     assert full(raw).attachments[0].size == 6_000_000
 
 
-def test_absurd_nesting_does_not_raise() -> None:
+def test_absurd_nesting_gives_the_text_instead_of_raising() -> None:
     raw = b"Content-Type: multipart/mixed; boundary=A0\n\n" + b"".join(
         b"--A%d\nContent-Type: multipart/mixed; boundary=A%d\n\n" % (i, i + 1) for i in range(3000)
     )
-    message = full(raw + b"--A3000\nContent-Type: text/plain\n\ndeep\n")
-    json.loads(message.model_dump_json())
+    raw += b"--A3000\nContent-Type: text/plain\n\ndeep\n"
+    message = full(raw, max_chars=1_000_000)
+    assert message.text.startswith("--A0\nContent-Type: multipart/mixed; boundary=A1")
+    assert message.text.endswith("Content-Type: text/plain\n\ndeep")
+    assert not message.text_truncated
+    cut = full(raw)  # the default limit still applies to such a body
+    assert cut.text_truncated
+    assert cut.text == message.text[: len(cut.text)]
+    json.loads(cut.model_dump_json())
 
 
 # ---------------------------------------------------------------------------- decoding
@@ -265,8 +272,8 @@ def test_bytes_decode_whatever_the_charset_claims(
     assert decode_bytes(data, charset) == expected
 
 
-def test_broken_encoded_words_do_not_raise() -> None:
-    assert decode_header_text("=?utf-8?b?!!!?= =?x-bogus?q?hi?= =?utf-8?q?=ZZ?=") is not None
+def test_broken_encoded_words_give_the_text_they_can() -> None:
+    assert decode_header_text("=?utf-8?b?!!!?= =?x-bogus?q?hi?= =?utf-8?q?=ZZ?=") == "hi=ZZ"
     assert decode_header_text("=?utf-8?q?a?= =?iso-8859-1?q?=E9?= b") == "aé b"
 
 
@@ -274,10 +281,20 @@ def test_broken_encoded_words_do_not_raise() -> None:
 
 
 def _never_raises(raw: bytes) -> None:
+    """Whatever the bytes: a message, its summary agreeing with it, one-line headers."""
     message = full(raw, max_chars=5000)
     summary = parse_summary(raw, id="1", folder="INBOX", unread=False)
     json.loads(message.model_dump_json())
     json.loads(summary.model_dump_json())
+    assert (summary.subject, summary.from_, summary.date) == (
+        message.subject,
+        message.from_,
+        message.date,
+    )
+    for header in (message.subject, message.from_):
+        assert "\n" not in header
+        assert "\r" not in header
+    assert len(message.text) <= 5000 + 100  # the cut, plus the note saying so
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])

@@ -25,7 +25,7 @@ SECRET_KEYS = re.compile(
     r"(password|passphrase|secret|token|totp|claim|authorization|api_key|apikey|bot_token|key)$",
     re.IGNORECASE,
 )
-TOKEN_PATTERN = re.compile(r"alk_[A-Za-z0-9_-]{20,}|clm_[A-Za-z0-9_-]{20,}")
+TOKEN_PATTERN = re.compile(r"(?:alk|clm|ald)_[A-Za-z0-9_-]{20,}")  # session, claim, login
 MASK = "[redacted]"
 
 

@@ -316,11 +316,22 @@ class ConnectorContract:
         assert result.summary.strip()
 
     def test_close_is_idempotent(self, connector_factory: ConnectorFactory) -> None:
-        async def body(connector: Connector) -> None:
+        async def body(connector: Connector) -> list[asyncio.Task[Any]]:
+            await connector.check()  # connected, as after a first operation
             await connector.close()
             await connector.close()
+            return await _left_running()
 
-        self._use(connector_factory, body)  # and _use closes a third time
+        left = self._use(connector_factory, body)  # and _use closes a third time
+        assert not left, f"close() left work running: {left}"
+
+
+async def _left_running() -> list[asyncio.Task[Any]]:
+    """Tasks other than this one still running a moment after a close."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+    here = asyncio.current_task()
+    return [t for t in asyncio.all_tasks() if t is not here and not t.done()]
 
 
 # ----------------------------------------------------------------------------- notifiers
@@ -605,11 +616,18 @@ class NotifierContract:
         self._use(notifier_factory, body)
 
     def test_close_is_idempotent(self, notifier_factory: NotifierFactory) -> None:
-        async def body(notifier: Notifier) -> None:
+        async def body(notifier: Notifier) -> tuple[Reply | None, list[asyncio.Task[Any]]]:
+            stream = notifier.replies()  # receiving, as the daemon does
+            first = asyncio.ensure_future(anext(stream, None))
+            await asyncio.sleep(0.05)
             await notifier.close()
             await notifier.close()
+            ended = await asyncio.wait_for(first, self.reply_timeout)
+            return ended, await _left_running()
 
-        self._use(notifier_factory, body)
+        ended, left = self._use(notifier_factory, body)  # and _use closes a third time
+        assert ended is None, "replies() must end once closed"
+        assert not left, f"close() left work running: {left}"
 
     def test_health_is_json_with_an_ok_flag(self, notifier_factory: NotifierFactory) -> None:
         health = self._use(notifier_factory, lambda n: _health(n))

@@ -85,7 +85,9 @@ async def serve(
         )
         await runner.setup()
         site = GuardedUnixSite(runner, str(paths.socket), guard)
-        old_umask = os.umask(0o117)  # socket 0660: owner and group only
+        # Created with its final mode (no window): 0600 for the person alone, 0660 in
+        # isolated mode, where the socket's group is who may connect.
+        old_umask = os.umask(0o177 if paths.mode is Mode.PERSONAL else 0o117)
         try:
             await site.start()
         finally:
