@@ -78,7 +78,7 @@ async def services(request: web.Request) -> web.StreamResponse:
                 "name": name,
                 "connector": svc.connector.name,
                 "title": svc.connector.title,
-                "needs": sorted(svc.connector.Credentials.model_fields),
+                "needs": sorted(svc.connector.credentials_model(svc.settings).model_fields),
                 "credentials": fields,
                 "check": checks.get(name),
                 "refused": refused.get(name, ""),
