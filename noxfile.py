@@ -28,6 +28,7 @@ PACKAGES = {
     "airlock-icloud": "tests/icloud",
     "airlock-openrouter": "tests/openrouter",
     "airlock-gcal": "tests/gcal",
+    "airlock-mcp-proxy": "tests/mcp_proxy",
     "airlock-notify-telegram": "tests/telegram",
     "airlock-notify-signal": "tests/signal",
 }
@@ -78,8 +79,9 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def discovery(session: nox.Session) -> None:
-    """Build real wheels, install only airlock-core, airlock-mail, airlock-gcal and
-    airlock-openrouter, and find `maildir`, `gcal` and `openrouter`."""
+    """Build real wheels, install only airlock-core, airlock-mail, airlock-gcal,
+    airlock-openrouter and airlock-mcp-proxy, and find `maildir`, `gcal`, `openrouter`
+    and `mcp`."""
     dist = Path(tempfile.mkdtemp(prefix="airlock-dist-"))
     try:
         session.run("uv", "build", "--all-packages", "--wheel", "-o", str(dist), silent=True)
@@ -108,6 +110,7 @@ def discovery(session: nox.Session) -> None:
             str(wheels["airlock_mail"]),
             str(wheels["airlock_gcal"]),
             str(wheels["airlock_openrouter"]),
+            str(wheels["airlock_mcp_proxy"]),
         )
         out = session.run("airlock", "plugins", "list", "--json", silent=True)
         assert isinstance(out, str)
@@ -116,7 +119,7 @@ def discovery(session: nox.Session) -> None:
             cid for entry in report for cid in entry.get("components", {}).get("connectors", [])
         }
         failures = [entry for entry in report if "error" in entry]
-        if failures or not {"maildir", "gcal", "openrouter"} <= found:
+        if failures or not {"maildir", "gcal", "openrouter", "mcp"} <= found:
             session.error(f"discovery failed: connectors={sorted(found)} failures={failures}")
         session.log(f"discovered connectors from wheels: {sorted(found)}")
     finally:

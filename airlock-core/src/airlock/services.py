@@ -23,6 +23,7 @@ PUBLISHED_PACKAGES = {
     "gmail": "airlock-gmail",
     "icloud": "airlock-icloud",
     "openrouter": "airlock-openrouter",
+    "mcp": "airlock-mcp-proxy",
     "telegram": "airlock-notify-telegram",
     "signal": "airlock-notify-signal",
 }

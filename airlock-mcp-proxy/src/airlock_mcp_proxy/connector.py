@@ -1,0 +1,223 @@
+"""The `mcp` connector: any MCP server behind Airlock. Its operations are the server's
+tools, listed when the service opens; a tool the server marks read-only is a read,
+every other one a write that the person approves call by call."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, SecretStr
+
+from airlock.plugin import (
+    Access,
+    CheckResult,
+    Connector,
+    ConnectorAuthError,
+    ConnectorError,
+    NotFound,
+    OperationSpec,
+    get_logger,
+    listed_operation,
+)
+from airlock_mcp_proxy.results import McpToolResult, error_result, tool_result
+from airlock_mcp_proxy.settings import (
+    McpCredentials,
+    McpSettings,
+    credentials_model,
+    resolve_env,
+)
+from airlock_mcp_proxy.upstream import Upstream
+
+log = get_logger("airlock_mcp_proxy")
+MAX_TOOLS = 500
+"""More tools than an agent can be shown; the rest are left out (and logged)."""
+
+
+def operation_name(tool: str) -> str | None:
+    """An Airlock operation name for an MCP tool name (``read_file``, ``get-issue`` ->
+    ``get_issue``); None when nothing usable is left."""
+    name = re.sub(r"[^a-z0-9_]+", "_", tool.lower()).strip("_")
+    name = re.sub(r"^[^a-z]+", "", name)[:48].rstrip("_")
+    return name if len(name) >= 2 else None
+
+
+def strict_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The tool's input schema, refusing arguments it does not name unless it says
+    otherwise: a misspelt argument must not be silently dropped by the server."""
+    strict = dict(schema)
+    strict.setdefault("type", "object")
+    if "additionalProperties" not in strict and "patternProperties" not in strict:
+        strict["additionalProperties"] = False
+    return strict
+
+
+class McpProxy(Connector[McpSettings]):
+    name = "mcp"
+    title = "MCP server"
+    Settings = McpSettings
+    Credentials = McpCredentials
+    lists_operations = True
+    _restarts_allowed: ClassVar[int] = 1
+
+    def __init__(self, settings: BaseModel, credentials: BaseModel, *, service: str) -> None:
+        super().__init__(settings, credentials, service=service)
+        self._upstream: Upstream | None = None
+        self._tools: dict[str, str] = {}
+        """Operation name -> the server's tool name."""
+        self._restarts = 0
+
+    @classmethod
+    def credentials_model(cls, settings: BaseModel) -> type[BaseModel]:
+        assert isinstance(settings, McpSettings)
+        return credentials_model(settings)
+
+    # -- the server -------------------------------------------------------------------
+
+    def _stored(self) -> dict[str, str]:
+        raw = self.credentials.model_dump()
+        return {
+            k: v.get_secret_value() if isinstance(v, SecretStr) else str(v)
+            for k, v in raw.items()
+            if v is not None
+        }
+
+    def _upstream_for(self) -> Upstream:
+        stored = self._stored()
+        needed = self.settings.credential_fields()
+        missing = [f for f in needed if f not in stored]
+        if missing:
+            raise ConnectorAuthError(
+                f"{self.service}: no stored credential {missing[0]!r}",
+                hint=f"run `airlock credentials add {self.service}`",
+            )
+        env = resolve_env(self.settings.env, stored)
+        secrets = [stored[f] for f in needed]
+        return Upstream(
+            service=self.service,
+            command=self.settings.command,
+            url=self.settings.url,
+            env=env,
+            cwd=self.settings.cwd,
+            timeout=self.settings.timeout,
+            secrets=sorted(secrets, key=len, reverse=True),
+        )
+
+    async def _start(self) -> Any:
+        upstream = self._upstream_for()
+        try:
+            client = await upstream.start()
+        except ConnectorAuthError:
+            raise
+        except Exception as exc:
+            raise ConnectorError(
+                f"{self.service}: the MCP server did not start ({type(exc).__name__})",
+                hint="the daemon log has the server's own output",
+            ) from None
+        self._upstream = upstream
+        return client
+
+    async def _client(self) -> Any:
+        """The connected client; a server that exited is started again, once."""
+        upstream = self._upstream
+        if upstream is not None and upstream.running:
+            return upstream.client
+        if upstream is not None:
+            await upstream.stop()
+            self._upstream = None
+            if self._restarts >= self._restarts_allowed:
+                raise ConnectorError(
+                    f"{self.service}: the MCP server stopped again and is not restarted",
+                    hint="the daemon log has the server's own output",
+                )
+            self._restarts += 1
+            log.warning("mcp_server_restarted", service=self.service)
+        return await self._start()
+
+    async def open(self) -> None:
+        await self._start()
+
+    async def close(self) -> None:
+        upstream, self._upstream = self._upstream, None
+        if upstream is not None:
+            await upstream.stop()
+
+    async def check(self) -> CheckResult:
+        tools = await self.list_operations()
+        return CheckResult(ok=True, summary=f"connected: {len(tools)} tools")
+
+    # -- tools as operations ----------------------------------------------------------
+
+    async def list_operations(self) -> list[OperationSpec]:
+        client = await self._client()
+        found: list[Any] = []
+        cursor: str | None = None
+        while len(found) < MAX_TOOLS:
+            page = await client.list_tools(cursor=cursor)
+            found += page.tools
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        specs: dict[str, OperationSpec] = {}
+        tools: dict[str, str] = {}
+        for tool in found[:MAX_TOOLS]:
+            spec = self._spec(tool)
+            if spec is None or spec.name in specs:
+                log.warning("mcp_tool_left_out", service=self.service, tool=tool.name[:80])
+                continue
+            specs[spec.name] = spec
+            tools[spec.name] = tool.name
+        self._tools = tools
+        return list(specs.values())
+
+    def _spec(self, tool: Any) -> OperationSpec | None:
+        name = operation_name(tool.name)
+        if name is None or not self.settings.offers(tool.name):
+            return None
+        hints = tool.annotations
+        read_only = hints.read_only_hint if hints is not None else None
+        read = self.settings.is_read(tool.name, read_only)
+        destructive = hints.destructive_hint if hints is not None else None
+        try:
+            return listed_operation(
+                name=name,
+                access=Access.READ if read else Access.WRITE,
+                input_schema=strict_schema(tool.input_schema),
+                result=McpToolResult,
+                description=(tool.description or tool.title or tool.name)[:300],
+                destructive=not read and destructive is not False,
+            )
+        except ValueError:
+            return None
+
+    async def run_listed(self, spec: OperationSpec, arguments: dict[str, Any]) -> BaseModel:
+        tool = self._tools.get(spec.name)
+        if tool is None:
+            raise NotFound(f"{self.service} has no tool {spec.name!r}")
+        from mcp.shared.exceptions import MCPError
+        from mcp.types import CONNECTION_CLOSED, REQUEST_TIMEOUT
+
+        client = await self._client()
+        upstream = self._upstream
+        secrets = upstream.secrets if upstream is not None else []
+        try:
+            answer = await client.call_tool(tool, arguments)
+        except MCPError as exc:
+            if exc.code not in (CONNECTION_CLOSED, REQUEST_TIMEOUT):
+                # The server answered with an error: the agent reads it like a tool error.
+                return error_result(tool, exc.message, secrets)
+            failure = "timed out" if exc.code == REQUEST_TIMEOUT else "stopped"
+            if upstream is not None:
+                # Gone or stuck: ended here, started again by the next call (once).
+                await upstream.stop()
+            raise ConnectorError(
+                f"{self.service}.{spec.name}: the MCP server {failure}",
+                hint="the daemon log has the server's own output",
+            ) from None
+        except Exception as exc:
+            raise ConnectorError(
+                f"{self.service}.{spec.name}: the MCP server failed ({type(exc).__name__})",
+                hint="the daemon log has the server's own output",
+            ) from None
+        return tool_result(tool, answer, secrets)

@@ -1,0 +1,150 @@
+"""One running MCP server: a child process of the daemon (stdio) or an HTTP endpoint.
+
+The MCP client lives in a task of its own, because the SDK's transports must be entered
+and left by the same task while Airlock opens a connector in one request and closes it
+from housekeeping. The child's stderr goes to the daemon log line by line, with the
+secrets from the vault masked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+from collections.abc import Iterable
+from typing import IO, Any
+
+from airlock.plugin import get_logger
+
+log = get_logger("airlock_mcp_proxy")
+LINE_LIMIT = 2000
+"""Longer stderr lines are cut: a server dumping a file to stderr must not flood the log."""
+
+
+def _mask(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[secret]")
+    return text
+
+
+def _relay_stderr(stream: IO[str], service: str, secrets: list[str]) -> None:
+    """Each line the server writes to stderr, into the daemon log (a thread: blocking reads)."""
+    with stream:
+        for line in stream:
+            text = _mask(line.rstrip("\n"), secrets)[:LINE_LIMIT]
+            if text.strip():
+                log.info("mcp_server_stderr", service=service, line=text)
+
+
+class Upstream:
+    """A connected MCP client session to one server, until :meth:`stop`."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        command: list[str] | None,
+        url: str | None,
+        env: dict[str, str],
+        cwd: str | None,
+        timeout: float,
+        secrets: list[str],
+    ) -> None:
+        self.service = service
+        self._command = command
+        self._url = url
+        self._env = env
+        self._cwd = cwd
+        self._timeout = timeout
+        self.secrets = secrets
+        self._client: Any = None
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.failure: BaseException | None = None
+        """Why the session ended on its own (the server exited, the connection broke)."""
+
+    @property
+    def client(self) -> Any:
+        """The connected ``mcp.Client`` (None once the session ended)."""
+        return self._client
+
+    @property
+    def running(self) -> bool:
+        return self._client is not None and self._task is not None and not self._task.done()
+
+    async def start(self) -> Any:
+        """Start the server and complete the MCP handshake; the connected ``mcp.Client``."""
+        ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._run(ready), name=f"mcp-upstream-{self.service}")
+        try:
+            return await asyncio.wait_for(asyncio.shield(ready), self._timeout)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _run(self, ready: asyncio.Future[Any]) -> None:
+        from mcp import Client
+
+        errlog: IO[str] | None = None
+        try:
+            if self._command is not None:
+                transport, errlog = self._stdio()
+                client = Client(transport, read_timeout_seconds=self._timeout)
+            else:
+                assert self._url is not None
+                client = Client(self._url, read_timeout_seconds=self._timeout)
+            async with client:
+                if errlog is not None:
+                    # The child holds its own copy: the relay sees EOF when it exits.
+                    errlog.close()
+                    errlog = None
+                self._client = client
+                ready.set_result(client)
+                await self._stop.wait()
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(exc)
+            elif not self._stop.is_set():
+                self.failure = exc
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        finally:
+            self._client = None
+            if errlog is not None:
+                errlog.close()
+
+    def _stdio(self) -> tuple[Any, IO[str]]:
+        from mcp import StdioServerParameters
+        from mcp.client.stdio import stdio_client
+
+        assert self._command is not None
+        read_fd, write_fd = os.pipe()
+        reader = os.fdopen(read_fd, "r", encoding="utf-8", errors="replace")
+        errlog = os.fdopen(write_fd, "w", encoding="utf-8")
+        threading.Thread(
+            target=_relay_stderr,
+            args=(reader, self.service, self.secrets),
+            name=f"mcp-stderr-{self.service}",
+            daemon=True,
+        ).start()
+        params = StdioServerParameters(
+            command=self._command[0], args=self._command[1:], env=self._env, cwd=self._cwd
+        )
+        return stdio_client(params, errlog=errlog), errlog
+
+    async def stop(self) -> None:
+        """End the session and the server (SIGTERM, then SIGKILL, by the SDK). Idempotent."""
+        self._stop.set()
+        task, self._task = self._task, None
+        if task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), 10)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        except BaseException:  # noqa: S110 - its failure was reported where it happened
+            pass

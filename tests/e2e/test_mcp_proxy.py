@@ -1,0 +1,166 @@
+"""Any MCP server behind Airlock, through a real daemon: the npm filesystem server (real
+read and write tools) and a small Python server that leaks its environment and crashes.
+The agent sees the tools, reads after a session approval, writes only with the approval
+of that exact call, never sees the server's secret; neither do the log or the audit."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from daemon_harness import Airlock, remember
+from tests.mcp_proxy.servers import filesystem_server
+
+TOY = Path(__file__).parents[1] / "mcp_proxy" / "toy_server.py"
+
+
+def op(
+    agent: httpx.Client, token: str, service: str, tool: str, /, **params: Any
+) -> httpx.Response:
+    return agent.post(
+        f"/v1/ops/{service}/{tool}",
+        json={"params": params},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Path:
+    folder = tmp_path / "served"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("buy milk\n")
+    return folder
+
+
+@pytest.fixture
+def airlock(start_airlock: Callable[..., Airlock], served: Path) -> Airlock:
+    node_argv = filesystem_server()
+    return start_airlock(
+        {
+            "services": {
+                "files": {"connector": "mcp", "command": [*node_argv, str(served)]},
+                "toy": {
+                    "connector": "mcp",
+                    "command": [sys.executable, str(TOY)],
+                    "env": {"TOY_TOKEN": "{credentials.token}"},
+                    "timeout": 30,
+                },
+            }
+        }
+    )
+
+
+def test_tools_listed_read_after_approval_and_a_write_once_with_its_own(
+    airlock: Airlock, served: Path
+) -> None:
+    listed = {s["name"]: s for s in json.loads(airlock.cli("services", "--json").stdout)}
+    ops = {o["name"]: o for o in listed["files"]["operations"]}
+    assert ops["read_text_file"]["access"] == "read"
+    assert ops["write_file"]["access"] == "write"
+    assert {"name": "path", "type": "string", "required": True}.items() <= (
+        ops["read_text_file"]["params"][0].items()
+    )
+    shown = airlock.cli("services", "files").stdout
+    assert "write_file" in shown
+    assert "params: path" in shown
+
+    with airlock.client() as agent:
+        catalogue = agent.get("/v1/services").json()["services"]
+        (files,) = [s for s in catalogue if s["name"] == "files"]
+        assert "list_directory" in {o["name"] for o in files["operations"]}
+
+        read = airlock.session(agent, services=["files"], reason="read my notes")["token"]
+        notes = op(agent, read, "files", "read_text_file", path=str(served / "notes.txt"))
+        assert notes.status_code == 200, notes.text
+        assert notes.json()["result"]["content"][0]["text"] == "buy milk\n"
+
+        target = str(served / "todo.txt")
+        refused = op(agent, read, "files", "write_file", path=target, content="x")
+        assert refused.status_code == 403
+        write = airlock.session(agent, services=["files"], access="write", reason="w")["token"]
+        unapproved = op(agent, write, "files", "write_file", path=target, content="x")
+        assert unapproved.json()["error"]["code"] == "approval_required"
+        assert not Path(target).exists()
+
+        call = {"path": target, "content": "call the dentist"}
+        operation = {"service": "files", "name": "write_file", "params": call}
+        approved = airlock.session(
+            agent, services=["files"], operation=operation, reason="note a todo"
+        )["token"]
+        other = op(agent, approved, "files", "write_file", path=target, content="rm -rf")
+        assert other.json()["error"]["code"] == "approval_required"
+        done = op(agent, approved, "files", "write_file", **call)
+        assert done.status_code == 200, done.text
+        assert Path(target).read_text() == "call the dentist"
+        twice = op(agent, approved, "files", "write_file", **call)
+        assert twice.json()["error"]["code"] == "approval_required"
+
+    audit = (airlock.paths.audit_dir / "audit.jsonl").read_text()
+    writes = [
+        json.loads(line)
+        for line in audit.splitlines()
+        if '"op":"write_file"' in line.replace(" ", "")
+    ]
+    assert [w["outcome"] for w in writes if w["event"] == "operation"] == ["ok"]
+
+
+def test_schema_invalid_arguments_are_refused_before_anyone_is_asked(airlock: Airlock) -> None:
+    with airlock.client() as agent:
+        for params, field in [
+            ({"content": "x"}, "params.path"),
+            ({"path": 7, "content": "x"}, "params.path"),
+            ({"path": "a", "content": "x", "mode": "0777"}, "params.mode"),
+        ]:
+            operation = {"service": "files", "name": "write_file", "params": params}
+            response = agent.post(
+                "/v1/requests",
+                json={"services": ["files"], "reason": "x", "operation": operation},
+            )
+            assert response.status_code == 400, response.text
+            assert response.json()["error"]["field"] == field
+        assert agent.get("/v1/requests").json()["requests"] == []
+    assert "request_created" not in (airlock.paths.audit_dir / "audit.jsonl").read_text()
+
+
+def test_the_servers_secret_never_reaches_the_agent_the_log_or_the_audit(
+    airlock: Airlock,
+) -> None:
+    secret = remember("tok_canary_5f1e2d3c4b5a69788796a5b4")  # conftest scans logs/audit
+    added = airlock.cli(
+        "credentials", "add", "toy", stdin=f"{airlock.phone.code()}\ntoken={secret}\n"
+    )
+    assert added.returncode == 0, added.stderr
+    assert "connected: 3 tools" in added.stdout
+    with airlock.client() as agent:
+        token = airlock.session(agent, services=["toy"], reason="check env")["token"]
+        echoed = op(agent, token, "toy", "show_env", name="TOY_TOKEN")
+        assert echoed.status_code == 200, echoed.text
+        assert "TOY_TOKEN=[secret]" in echoed.text, "the server had it; the agent sees a mask"
+        assert secret not in echoed.text
+        services = agent.get("/v1/services").text
+        assert secret not in services
+    log = airlock.daemon.log.read_text()
+    assert "toy server up, token [secret]" in log, "the server's stderr is in the daemon log"
+    assert secret not in log
+    assert secret not in (airlock.paths.audit_dir / "audit.jsonl").read_text()
+
+
+def test_a_crashing_server_is_a_clean_error_and_starts_again(airlock: Airlock) -> None:
+    secret = remember("tok_canary_crash_0a1b2c3d4e5f")
+    added = airlock.cli(
+        "credentials", "add", "toy", stdin=f"{airlock.phone.code()}\ntoken={secret}\n"
+    )
+    assert added.returncode == 0, added.stderr
+    with airlock.client() as agent:
+        token = airlock.session(agent, services=["toy"], reason="crash it")["token"]
+        crashed = op(agent, token, "toy", "crash")
+        assert crashed.status_code == 502, crashed.text
+        assert crashed.json()["error"]["message"] == "toy.crash: the MCP server stopped"
+        again = op(agent, token, "toy", "show_env", name="HOME")
+        assert again.status_code == 200, again.text
+    assert "Traceback" not in airlock.daemon.log.read_text()

@@ -1,0 +1,183 @@
+"""The mcp connector against real MCP servers: the npm filesystem server (tools with
+read-only annotations and writes) and a small Python server that leaks and crashes."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airlock.plugin import (
+    Access,
+    ConnectorAuthError,
+    ConnectorError,
+    InvalidInput,
+)
+from airlock_mcp_proxy.results import McpToolResult
+from tests.mcp_proxy.conftest import opened, proxy, toy_settings
+
+SECRET = "ghp_canary0123456789abcdefSECRET"
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_tools_become_operations_read_only_ones_as_reads(files_settings: dict[str, Any]) -> None:
+    async def main() -> dict[str, Any]:
+        async with opened(files_settings) as connector:
+            return {n: s for n, s in connector.listed.items()}
+
+    ops = run(main())
+    assert ops["read_text_file"].access is Access.READ
+    assert ops["list_directory"].access is Access.READ
+    assert ops["write_file"].access is Access.WRITE
+    assert ops["write_file"].destructive
+    assert ops["create_directory"].access is Access.WRITE, "annotated not read-only"
+    assert ops["read_text_file"].params_schema()["required"] == ["path"]
+
+
+def test_a_read_tool_returns_the_servers_content(
+    files_settings: dict[str, Any], served: Path
+) -> None:
+    async def main() -> Any:
+        async with opened(files_settings) as connector:
+            path = str(served / "notes.txt")
+            ok = await connector.call("read_text_file", {"path": path})
+            refused = await connector.call("read_text_file", {"path": "/etc/passwd"})
+            return ok, refused
+
+    ok, refused = run(main())
+    assert isinstance(ok, McpToolResult)
+    assert ok.tool == "read_text_file"
+    assert not ok.is_error
+    assert ok.content[0].type == "text"
+    assert "buy milk" in (ok.content[0].text or "")
+    assert ok.structured == {"content": "buy milk\nyour code is 482913\n"}
+    assert refused.is_error, "the server's own refusal reaches the agent as a tool error"
+
+
+def test_arguments_are_checked_against_the_tools_schema(files_settings: dict[str, Any]) -> None:
+    async def main() -> list[str | None]:
+        fields = []
+        async with opened(files_settings) as connector:
+            for params in ({}, {"path": 5}, {"path": "x", "no_such_argument": 1}):
+                with pytest.raises(InvalidInput) as caught:
+                    await connector.call("read_text_file", params)
+                fields.append(caught.value.field)
+        return fields
+
+    assert run(main()) == ["path", "path", "no_such_argument"]
+
+
+def test_allow_list_and_overrides(files_settings: dict[str, Any]) -> None:
+    settings = {
+        **files_settings,
+        "tools": ["read_*", "list_directory", "write_file", "create_directory"],
+        "read_tools": ["create_directory", "read_*"],
+        "write_tools": ["read_media_file"],
+    }
+
+    async def main() -> dict[str, Access]:
+        async with opened(settings) as connector:
+            return {n: s.access for n, s in connector.listed.items()}
+
+    ops = run(main())
+    assert set(ops) == {
+        "read_file",
+        "read_text_file",
+        "read_media_file",
+        "read_multiple_files",
+        "list_directory",
+        "write_file",
+        "create_directory",
+    }
+    assert ops["create_directory"] is Access.READ, "read_tools overrides the server"
+    assert ops["read_media_file"] is Access.WRITE, "write_tools wins"
+    assert ops["write_file"] is Access.WRITE
+
+
+def test_unannotated_tools_are_writes_unless_read_tools_says_so() -> None:
+    async def main(settings: dict[str, Any]) -> Access:
+        async with opened(settings) as connector:
+            return connector.listed["unsure"].access
+
+    assert run(main(toy_settings())) is Access.WRITE
+    assert run(main(toy_settings(read_tools=["unsure"]))) is Access.READ
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ({"command": ["x"], "commands": ["y"]}, "services.files.commands"),
+        ({"command": ["x"], "url": "http://127.0.0.1:1/mcp"}, "services.files"),
+        ({}, "services.files"),
+        ({"url": "file:///etc/passwd"}, "services.files.url"),
+        ({"command": []}, "services.files.command"),
+        ({"command": ["x"], "timeout": 0}, "services.files.timeout"),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_key(settings: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        proxy(settings)
+    assert caught.value.field == field
+
+
+def test_env_secrets_reach_the_server_but_never_the_agent() -> None:
+    settings = toy_settings(env={"TOY_TOKEN": "{credentials.token}", "PLAIN": "x"})
+
+    async def main() -> McpToolResult:
+        async with opened(settings, {"token": SECRET}) as connector:
+            result = await connector.call("show_env", {"name": "TOY_TOKEN"})
+            assert isinstance(result, McpToolResult)
+            return result
+
+    result = run(main())
+    text = result.model_dump_json()
+    assert SECRET not in text
+    assert "TOY_TOKEN=[secret]" in text, "the server did get the value, and it was masked"
+
+
+def test_a_credential_not_stored_is_a_clear_error() -> None:
+    settings = toy_settings(env={"TOY_TOKEN": "{credentials.token}"})
+    with pytest.raises(ConnectorAuthError, match="no stored credential 'token'"):
+        run(proxy(settings).open())
+
+
+def test_the_credentials_asked_for_are_those_env_names() -> None:
+    settings = proxy(
+        toy_settings(env={"A": "Bearer {credentials.token}", "B": "{credentials.org}"})
+    )
+    model = type(settings).credentials_model(settings.settings)
+    assert list(model.model_fields) == ["token", "org"]
+
+
+def test_a_crash_is_a_clean_error_and_the_server_is_restarted_once() -> None:
+    async def main() -> None:
+        async with opened(toy_settings()) as connector:
+            with pytest.raises(ConnectorError, match="the MCP server stopped"):
+                await connector.call("crash", {})
+            again = await connector.call("show_env", {"name": "HOME"})
+            assert isinstance(again, McpToolResult)
+            assert not again.is_error, "restarted"
+            with pytest.raises(ConnectorError):
+                await connector.call("crash", {})
+            with pytest.raises(ConnectorError, match="not restarted"):
+                await connector.call("show_env", {"name": "HOME"})
+
+    run(main())
+
+
+def test_a_server_that_dies_at_start_is_a_clean_error() -> None:
+    connector = proxy(toy_settings(env={"TOY_CRASH_AT_START": "1"}))
+    with pytest.raises(ConnectorError, match="did not start"):
+        run(connector.open())
+    run(connector.close())
+
+
+def test_a_missing_command_is_a_clean_error(tmp_path: Path) -> None:
+    connector = proxy({"command": [str(tmp_path / "no-such-server")]})
+    with pytest.raises(ConnectorError, match="did not start"):
+        run(connector.open())

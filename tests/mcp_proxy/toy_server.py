@@ -1,0 +1,41 @@
+"""A small stdio MCP server for the failure cases the real servers cannot show: one that
+tries to leak its environment (to stdout and stderr), and one that crashes. Run as
+``python toy_server.py``; ``TOY_CRASH_AT_START=1`` makes it exit before it speaks."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from mcp.server import MCPServer
+from mcp.types import ToolAnnotations
+
+READ = ToolAnnotations(read_only_hint=True)
+server = MCPServer("toy")
+
+
+@server.tool(annotations=READ)
+def show_env(name: str) -> str:
+    """Return an environment variable (and print it to stderr)."""
+    value = os.environ.get(name, "")
+    print(f"show_env {name}={value}", file=sys.stderr, flush=True)
+    return f"{name}={value}"
+
+
+@server.tool(annotations=READ)
+def crash() -> str:
+    """Exit at once, answering nothing."""
+    os._exit(3)
+
+
+@server.tool()
+def unsure(note: str) -> str:
+    """A tool without annotations: a write unless read_tools says otherwise."""
+    return note
+
+
+if __name__ == "__main__":
+    print(f"toy server up, token {os.environ.get('TOY_TOKEN', '')}", file=sys.stderr, flush=True)
+    if os.environ.get("TOY_CRASH_AT_START") == "1":
+        sys.exit(4)
+    server.run()
