@@ -15,7 +15,7 @@ import threading
 import time
 import unicodedata
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -367,6 +367,29 @@ def test_a_connection_flood_leaves_room_for_approve_and_revoke(tmp_path: Path) -
             assert agent.get("/v1/status").status_code == 200
     finally:
         airlock.stop()
+
+
+def test_a_body_that_stops_arriving_is_a_408(start_airlock: Callable[..., Airlock]) -> None:
+    airlock = start_airlock({"daemon": {"idle_timeout": "2s"}})
+    started = time.monotonic()
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.settimeout(15)
+        conn.connect(str(airlock.paths.socket))
+        conn.sendall(
+            b"POST /v1/requests HTTP/1.1\r\nHost: airlock\r\nContent-Type: application/json"
+            b"\r\nContent-Length: 100\r\n\r\n" + REQUEST_HEAD
+        )
+        answer = b""
+        while not answer.endswith(b"}}"):  # the whole JSON answer (the close comes later)
+            received = conn.recv(65536)
+            assert received, answer
+            answer += received
+        waited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b'"request_timeout"' in answer
+    assert waited < 10, waited
+    with airlock.client() as agent:
+        assert agent.get("/v1/requests").json()["requests"] == []
 
 
 # -- arguments are checked before the person is asked ------------------------------------

@@ -19,6 +19,7 @@
     │   ├── NotEnrolled           no TOTP secret yet
     │   └── ApprovalsLocked       too many wrong codes (423)
     ├── ApprovalTimedOut          nobody answered in time (exit 4)
+    ├── RequestTimedOut           a request body stopped arriving (408)
     ├── RateLimited               too many operations (429)
     │   └── ServiceRateLimited    the service asked us to slow down (429, retry_after)
     ├── BudgetExhausted           a spend call the budget left cannot cover (402)
@@ -150,6 +151,13 @@ class ApprovalTimedOut(AirlockError):
     status = 408
     code = "approval_timed_out"
     exit_code = 4
+
+
+class RequestTimedOut(AirlockError):
+    """A request's body stopped arriving (``daemon.idle_timeout``); nothing was done."""
+
+    status = 408
+    code = "request_timeout"
 
 
 class RateLimited(AirlockError):

@@ -21,6 +21,7 @@ from airlock.errors import (
     Forbidden,
     InvalidInput,
     PayloadTooLarge,
+    RequestTimedOut,
     error_class_for_status,
 )
 from airlock.logs import get_logger
@@ -142,7 +143,7 @@ async def whole_body(request: web.Request) -> bytes:
                 if len(body) > BODY_LIMIT:
                     raise PayloadTooLarge("request body over 1 MiB")
     except TimeoutError:
-        raise web.HTTPRequestTimeout(reason="the request body did not arrive in time") from None
+        raise RequestTimedOut("the request body did not arrive in time") from None
     return bytes(body)
 
 
