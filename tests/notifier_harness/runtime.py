@@ -65,19 +65,49 @@ def make_runtime(
     return Runtime(paths, pm, clock=clock, config=airlock_config), Phone(secret, clock)
 
 
+# A scenario waits for things with `eventually` (bounded); these bound the rest, so a
+# hang fails the test with every task's stack instead of stalling the whole run.
+SCENARIO_LIMIT = 120.0
+STOP_LIMIT = 30.0
+
+
 def run_scenario(
     runtime: Runtime, phone: Phone, scenario: Callable[[Runtime, Phone], Awaitable[None]]
 ) -> None:
     """Start the runtime (its notifiers start listening), play *scenario*, stop it."""
 
     async def main() -> None:
-        await runtime.start()
+        await bounded(runtime.start(), SCENARIO_LIMIT, "starting the runtime")
         try:
-            await scenario(runtime, phone)
+            await bounded(scenario(runtime, phone), SCENARIO_LIMIT, "the scenario")
         finally:
-            await runtime.stop()
+            await bounded(runtime.stop(), STOP_LIMIT, "stopping the runtime")
 
     asyncio.run(main())
+
+
+async def bounded(work: Awaitable[None], limit: float, what: str) -> None:
+    """Await *work* for at most *limit* seconds; past it, fail naming what every task of
+    the loop was waiting on (their stacks), then cancel it."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=limit)
+    if task in done:
+        task.result()
+        return
+    stacks = [f"  {t.get_name()}: {_awaiting(t.get_coro())}" for t in asyncio.all_tasks()]
+    task.cancel()
+    raise AssertionError(f"{what} did not finish in {limit:.0f} s; tasks:\n" + "\n".join(stacks))
+
+
+def _awaiting(coro: Any) -> str:
+    """The chain of coroutines *coro* is suspended in, outermost first."""
+    chain = []
+    while coro is not None and len(chain) < 20:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            chain.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return " -> ".join(chain) or "running"
 
 
 async def ask(runtime: Runtime, reason: str = "read my echo", **body: Any) -> AccessRequestCreated:
