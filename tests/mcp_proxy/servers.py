@@ -13,18 +13,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pytest
+from airlock.testing import skip_or_fail_under_ci
 
 FILESYSTEM_PACKAGE = "@modelcontextprotocol/server-filesystem"
 FILESYSTEM_VERSION = "2026.8.31"
 CACHE = Path(os.environ.get("AIRLOCK_TEST_CACHE", Path.home() / ".cache" / "airlock-tests"))
-
-
-def _unavailable(reason: str) -> None:
-    """Skip locally; under CI a missing server fails the run instead of hiding it."""
-    if os.environ.get("CI") in ("true", "1"):
-        pytest.fail(f"{reason} (CI: the MCP proxy tests must run)", pytrace=False)
-    pytest.skip(reason)
 
 
 def install_filesystem_server() -> Path:
@@ -68,7 +61,7 @@ def filesystem_server() -> list[str]:
     try:
         entry = install_filesystem_server()
     except (FileNotFoundError, subprocess.SubprocessError) as exc:
-        _unavailable(f"cannot install {FILESYSTEM_PACKAGE}: {exc}")
+        skip_or_fail_under_ci(f"cannot install {FILESYSTEM_PACKAGE}: {exc}")
     node = shutil.which("node")
     assert node is not None
     return [node, str(entry)]

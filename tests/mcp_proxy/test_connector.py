@@ -4,6 +4,7 @@ read-only annotations and writes) and a small Python server that leaks and crash
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +182,29 @@ def test_a_missing_command_is_a_clean_error(tmp_path: Path) -> None:
     connector = proxy({"command": [str(tmp_path / "no-such-server")]})
     with pytest.raises(ConnectorError, match="did not start"):
         run(connector.open())
+
+
+def proc_status(pid: int) -> str:
+    """/proc/PID/status, or "" once the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def test_the_server_runs_as_the_daemons_child_and_stops_when_the_service_closes(
+    tmp_path: Path,
+) -> None:
+    pid_file = tmp_path / "toy.pid"
+
+    async def main() -> tuple[int, str]:
+        async with opened(toy_settings(env={"TOY_PID_FILE": str(pid_file)})) as connector:
+            await connector.call("show_env", {"name": "HOME"})
+            pid = int(pid_file.read_text())
+            return pid, proc_status(pid)
+
+    pid, running = run(main())
+    assert f"PPid:\t{os.getpid()}" in running, "a child of this (the daemon's) process"
+    assert f"Uid:\t{os.getuid()}" in running, "as the daemon's user"
+    gone = proc_status(pid)
+    assert gone == "" or "zombie" in gone, "stopped when the service closed"

@@ -35,6 +35,9 @@ def unsure(note: str) -> str:
 
 
 if __name__ == "__main__":
+    if os.environ.get("TOY_PID_FILE"):
+        with open(os.environ["TOY_PID_FILE"], "w") as pid_file:
+            pid_file.write(str(os.getpid()))
     print(f"toy server up, token {os.environ.get('TOY_TOKEN', '')}", file=sys.stderr, flush=True)
     if os.environ.get("TOY_CRASH_AT_START") == "1":
         sys.exit(4)

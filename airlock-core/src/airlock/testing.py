@@ -46,7 +46,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar, NoReturn, TypeVar
 
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from airlock.connectors import (
     OPENAI_PATHS,
@@ -130,16 +130,40 @@ class ConnectorContract:
 
     # ------------------------------------------------------------------ helpers
 
-    def _operations(self, access: Access | None = None) -> dict[str, OperationSpec]:
-        ops = self.connector_class.operations
+    @pytest.fixture
+    def operations(self, request: pytest.FixtureRequest) -> dict[str, OperationSpec]:
+        """The declared operations and, for a connector that lists operations when it
+        opens, those it lists (a connector is opened to ask)."""
+        ops = dict(self.connector_class.operations)
+        if self.connector_class.lists_operations:
+            factory: ConnectorFactory = request.getfixturevalue("connector_factory")
+
+            async def listed(connector: Connector) -> dict[str, OperationSpec]:
+                return dict(connector.listed)
+
+            ops.update(self._use(factory, listed))
+        return ops
+
+    @staticmethod
+    def _select(
+        ops: Mapping[str, OperationSpec], access: Access | None = None
+    ) -> dict[str, OperationSpec]:
         return {n: s for n, s in ops.items() if access is None or s.access is access}
 
+    @staticmethod
+    def _param_names(spec: OperationSpec) -> list[str]:
+        if spec.input_schema is not None:
+            return list(spec.params_schema().get("properties", {}))
+        return list(spec.params.model_fields)
+
     def _use(self, factory: ConnectorFactory, body: Callable[[Connector], Awaitable[T]]) -> T:
-        """Open a connector, run *body* with it, and close it, on one event loop."""
+        """Open a connector (and let it list its operations, as core does), run *body*
+        with it, and close it, on one event loop."""
 
         async def main() -> T:
             connector = await factory()
             try:
+                await connector.discover()
                 return await body(connector)
             finally:
                 await connector.close()
@@ -171,9 +195,9 @@ class ConnectorContract:
         assert issubclass(cls.Settings, BaseModel)
         assert issubclass(cls.Credentials, BaseModel)
 
-    def test_operations_are_declared_completely(self) -> None:
-        ops = self._operations()
-        assert ops, "declare operations with @operation"
+    def test_operations_are_declared_completely(self, operations: dict[str, OperationSpec]) -> None:
+        ops = operations
+        assert ops, "declare operations with @operation (or list them at open)"
         for name, spec in ops.items():
             assert spec.name == name
             assert OPERATION_NAME.match(name), f"{name!r} is not snake_case"
@@ -182,40 +206,50 @@ class ConnectorContract:
             assert isinstance(spec.access, Access), name
             assert issubclass(spec.params, BaseModel), name
             assert issubclass(spec.result, BaseModel), name
+            if spec.input_schema is not None:  # listed: checked against its JSON Schema
+                assert spec.params_schema().get("type", "object") == "object", name
+                listed_runner = self.connector_class.run_listed
+                assert listed_runner is not Connector.run_listed, "implement run_listed"
+                continue
             assert spec.params.model_config.get("extra") == "forbid", (
                 f"{name}: params model must forbid unknown fields "
                 "(subclass airlock.connectors.Params)"
             )
             assert inspect.iscoroutinefunction(getattr(self.connector_class, spec.method)), name
-        methods = [spec.method for spec in ops.values()]
+        methods = [spec.method for spec in ops.values() if spec.input_schema is None]
         assert len(set(methods)) == len(methods), "two operations share one method"
 
-    def test_operation_schemas_are_json(self) -> None:
-        for spec in self._operations().values():
+    def test_operation_schemas_are_json(self, operations: dict[str, OperationSpec]) -> None:
+        for spec in operations.values():
             json.dumps(spec.params_schema())
             json.dumps(spec.result_schema())
 
-    def test_tool_aliases_name_real_operations_and_parameters(self) -> None:
-        operations = self._operations()
+    def test_tool_aliases_name_real_operations_and_parameters(
+        self, operations: dict[str, OperationSpec]
+    ) -> None:
         for alias in self.connector_class.tool_aliases:
             assert alias.operation in operations, f"{alias.tool}: no operation {alias.operation}"
-            params = operations[alias.operation].params.model_fields
+            params = self._param_names(operations[alias.operation])
             for tool_arg, param in alias.args.items():
                 assert param in params, f"{alias.tool}: {tool_arg} maps to unknown {param!r}"
 
-    def test_every_read_operation_has_sample_params(self) -> None:
-        reads = set(self._operations(Access.READ))
+    def test_every_read_operation_has_sample_params(
+        self, operations: dict[str, OperationSpec]
+    ) -> None:
+        reads = set(self._select(operations, Access.READ))
         assert set(self.read_params) == reads, (
             f"read_params must cover exactly the read operations {sorted(reads)}; "
             f"got {sorted(self.read_params)}"
         )
         for name, params in self.read_params.items():
-            self.connector_class.operations[name].params.model_validate(dict(params))
+            operations[name].parse_params(params)
 
-    def test_spend_operations_are_priced(self, connector_factory: ConnectorFactory) -> None:
+    def test_spend_operations_are_priced(
+        self, connector_factory: ConnectorFactory, operations: dict[str, OperationSpec]
+    ) -> None:
         from airlock.spending import PricedConnector, Quote
 
-        spends = set(self._operations(Access.SPEND))
+        spends = set(self._select(operations, Access.SPEND))
         if not spends:
             return
         assert issubclass(self.connector_class, PricedConnector), (
@@ -228,7 +262,7 @@ class ConnectorContract:
         async def body(connector: Connector) -> None:
             assert isinstance(connector, PricedConnector)
             for name, params in self.spend_params.items():
-                parsed = connector.spec(name).params.model_validate(dict(params))
+                parsed = connector.operation_spec(name).parse_params(params)
                 quote = await connector.quote(name, parsed)
                 assert isinstance(quote, Quote), name
                 assert quote.usd >= 0, name
@@ -251,25 +285,27 @@ class ConnectorContract:
         self._use(connector_factory, body)
 
     def test_an_unknown_parameter_is_invalid_input(
-        self, connector_factory: ConnectorFactory
+        self, connector_factory: ConnectorFactory, operations: dict[str, OperationSpec]
     ) -> None:
         calls = [
             (name, {**self.read_params.get(name, {}), "no_such_parameter": 1})
-            for name in self._operations()
+            for name in operations
         ]
         raised = self._expect_invalid(connector_factory, calls)
         for (name, _), exc in zip(calls, raised, strict=True):
             if name in self.read_params:
                 assert exc.field == "no_such_parameter", (name, exc.field)
 
-    def test_a_wrong_type_is_invalid_input(self, connector_factory: ConnectorFactory) -> None:
+    def test_a_wrong_type_is_invalid_input(
+        self, connector_factory: ConnectorFactory, operations: dict[str, OperationSpec]
+    ) -> None:
         calls: list[tuple[str, dict[str, Any]]] = []
-        for name, spec in self._operations().items():
-            for field in spec.params.model_fields:
+        for name, spec in operations.items():
+            for field in self._param_names(spec):
                 params = {**self.read_params.get(name, {}), field: _NOT_A_SCALAR}
                 try:
-                    spec.params.model_validate(params)
-                except ValidationError:
+                    spec.parse_params(params)
+                except InvalidInput:
                     calls.append((name, params))  # only values the model refuses
         self._expect_invalid(connector_factory, calls)
 
@@ -280,7 +316,7 @@ class ConnectorContract:
     ) -> None:
         async def body(connector: Connector) -> None:
             for name, params in self.read_params.items():
-                spec = connector.spec(name)
+                spec = connector.operation_spec(name)
                 result = await connector.call(name, dict(params))
                 assert isinstance(result, spec.result), name
                 encoded = result.model_dump_json()
