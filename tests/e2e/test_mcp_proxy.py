@@ -5,6 +5,7 @@ of that exact call, never sees the server's secret; neither do the log or the au
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import Callable
@@ -12,9 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import mcp
 import pytest
 from daemon_harness import Airlock, remember
+from test_mcp_e2e import approved, data
 from tests.mcp_proxy.servers import filesystem_server
+
+from airlock.client import AirlockClient
+from airlock.mcp.server import build_server
 
 TOY = Path(__file__).parents[1] / "mcp_proxy" / "toy_server.py"
 
@@ -164,3 +170,42 @@ def test_a_crashing_server_is_a_clean_error_and_starts_again(airlock: Airlock) -
         again = op(agent, token, "toy", "show_env", name="HOME")
         assert again.status_code == 200, again.text
     assert "Traceback" not in airlock.daemon.log.read_text()
+
+
+def test_airlock_mcp_and_the_python_client_serve_the_listed_tools(
+    airlock: Airlock, served: Path
+) -> None:
+    """The agent's side: `airlock mcp` offers files_* tools (writes not read-only) and
+    runs them after approvals; AirlockClient has the tools as methods."""
+    seen: list[dict[str, Any]] = []
+    target = str(served / "plan.txt")
+    notes = str(served / "notes.txt")
+
+    async def agent() -> tuple[dict[str, Any], Any, Any, Any]:
+        client = AirlockClient(airlock.paths.socket, approval_wait=20)
+        async with client, mcp.Client(build_server(client)) as session:
+            tools = {t.name: t for t in (await session.list_tools()).tools}
+            read = await approved(
+                airlock, session.call_tool("files_read_text_file", {"path": notes}), seen
+            )
+            call = {"path": target, "content": "plan"}
+            wrote = await approved(airlock, session.call_tool("files_write_file", call), seen)
+            direct = await client.files.list_directory(path=str(served))
+            return tools, read, wrote, direct
+
+    tools, read, wrote, direct = asyncio.run(agent())
+    assert tools["files_write_file"].annotations is not None
+    assert tools["files_write_file"].annotations.read_only_hint is False
+    assert tools["files_read_text_file"].input_schema["required"] == ["path"]
+    assert data(read)["untrusted_content_from"] == "files"
+    assert data(read)["result"]["content"][0]["text"] == "buy milk\n"
+    assert not data(wrote)["result"]["is_error"]
+    assert Path(target).read_text() == "plan"
+    read_request, write_request = seen
+    assert (read_request["access"], write_request["access"]) == ("read", "write")
+    assert write_request["operation"] == {
+        "service": "files",
+        "name": "write_file",
+        "params": {"path": target, "content": "plan"},
+    }
+    assert "notes.txt" in direct["content"][0]["text"]
