@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +21,7 @@ from airlock.plugin import (
     InvalidInput,
 )
 from airlock_mcp_proxy.results import McpToolResult
-from tests.mcp_proxy.conftest import opened, proxy, toy_settings
+from tests.mcp_proxy.conftest import TOY, opened, proxy, toy_settings
 
 SECRET = "ghp_canary0123456789abcdefSECRET"
 
@@ -208,3 +212,50 @@ def test_the_server_runs_as_the_daemons_child_and_stops_when_the_service_closes(
     assert f"Uid:\t{os.getuid()}" in running, "as the daemon's user"
     gone = proc_status(pid)
     assert gone == "" or "zombie" in gone, "stopped when the service closed"
+
+
+def test_a_description_cannot_carry_terminal_escapes() -> None:
+    async def main() -> str:
+        async with opened(toy_settings()) as connector:
+            return connector.listed["hello"].description
+
+    description = run(main())
+    assert description.startswith("Say hello.")
+    assert "\x1b" not in description
+    assert "\x07" not in description
+
+
+def test_a_tool_slower_than_the_timeout_is_a_clean_error() -> None:
+    async def main() -> None:
+        async with opened(toy_settings(timeout=1)) as connector:
+            with pytest.raises(ConnectorError, match="the MCP server timed out"):
+                await connector.call("nap", {"seconds": 5})
+
+    run(main())
+
+
+def test_a_streamable_http_server_by_url(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "TOY_HTTP_PORT": str(port), "TOY_TOKEN": "not-from-the-vault"}
+    server = subprocess.Popen([sys.executable, str(TOY)], env=env, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            with socket.socket() as attempt:
+                if attempt.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)  # the server's start, not a timing assumption of the test
+
+        async def main() -> McpToolResult:
+            settings = {"url": f"http://127.0.0.1:{port}/mcp", "timeout": 30}
+            async with opened(settings) as connector:
+                assert connector.listed["show_env"].access is Access.READ
+                result = await connector.call("show_env", {"name": "TOY_TOKEN"})
+                assert isinstance(result, McpToolResult)
+                return result
+
+        assert "TOY_TOKEN=not-from-the-vault" in run(main()).model_dump_json()
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -5,6 +5,7 @@ every other one a write that the person approves call by call."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -41,6 +42,13 @@ def operation_name(tool: str) -> str | None:
     name = re.sub(r"[^a-z0-9_]+", "_", tool.lower()).strip("_")
     name = re.sub(r"^[^a-z]+", "", name)[:48].rstrip("_")
     return name if len(name) >= 2 else None
+
+
+def plain_line(text: str) -> str:
+    """The first line of a server's description with control characters removed: the
+    person reads it in a terminal (`airlock services`), where escapes could repaint it."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return "".join(c for c in first if unicodedata.category(c)[0] != "C")[:300].strip()
 
 
 def strict_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -185,7 +193,7 @@ class McpProxy(Connector[McpSettings]):
                 access=Access.READ if read else Access.WRITE,
                 input_schema=strict_schema(tool.input_schema),
                 result=McpToolResult,
-                description=(tool.description or tool.title or tool.name)[:300],
+                description=plain_line(tool.description or tool.title or "") or name,
                 destructive=not read and destructive is not False,
             )
         except ValueError:

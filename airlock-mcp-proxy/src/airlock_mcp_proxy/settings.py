@@ -30,7 +30,7 @@ class McpSettings(BaseModel):
     write_tools: list[str] = []
     """Tools that change something, whatever the server says (globs; wins over read_tools)."""
     timeout: float = Field(default=60.0, gt=0, le=3600)
-    """Seconds a tool call (or the server's start) may take."""
+    """Seconds a tool call may take (the server's start may take at least 60)."""
 
     @model_validator(mode="after")
     def _one_server(self) -> McpSettings:

@@ -18,6 +18,9 @@ from typing import IO, Any
 from airlock.plugin import get_logger
 
 log = get_logger("airlock_mcp_proxy")
+START_TIMEOUT = 60.0
+"""Seconds a server may always take to start (``npx`` may fetch it first), whatever the
+service's ``timeout`` for tool calls."""
 LINE_LIMIT = 2000
 """Longer stderr lines are cut: a server dumping a file to stderr must not flood the log."""
 
@@ -79,7 +82,7 @@ class Upstream:
         ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._run(ready), name=f"mcp-upstream-{self.service}")
         try:
-            return await asyncio.wait_for(asyncio.shield(ready), self._timeout)
+            return await asyncio.wait_for(asyncio.shield(ready), max(self._timeout, START_TIMEOUT))
         except BaseException:
             await self.stop()
             raise
