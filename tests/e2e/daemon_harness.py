@@ -38,6 +38,16 @@ def leaked_secrets(home: Path) -> list[str]:
     ]
 
 
+def needs_root(why: str = "needs root to create and switch to real users") -> None:
+    """Skip locally without root; under CI a missing root fails the run, never skips it."""
+    import os
+
+    from airlock.testing import skip_or_fail_under_ci
+
+    if os.geteuid() != 0:
+        skip_or_fail_under_ci(why)
+
+
 def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in extra.items():

@@ -19,6 +19,20 @@ from airlock.errors import DaemonUnreachable
 from airlock.paths import AirlockPaths, resolve_paths
 
 
+def answering_pid(socket_path: Path) -> int | None:
+    """The pid of the daemon answering ``/v1/status`` on *socket_path*, if one does."""
+    import httpx
+
+    transport = httpx.HTTPTransport(uds=str(socket_path))
+    try:
+        with httpx.Client(transport=transport, base_url="http://airlock", timeout=5) as http:
+            status = http.get("/v1/status").json()
+    except (httpx.HTTPError, ValueError, OSError):
+        return None
+    pid = status.get("pid") if isinstance(status, dict) else None
+    return pid if isinstance(pid, int) else None
+
+
 class LocalDaemon:
     def __init__(
         self, home: Path, *, log: Path | None = None, command: list[str] | None = None
@@ -50,16 +64,7 @@ class LocalDaemon:
 
     def _answers(self) -> bool:
         """Our process (not another daemon on the same socket) answers ``/v1/status``."""
-        import httpx
-
-        transport = httpx.HTTPTransport(uds=str(self.paths.socket))
-        try:
-            with httpx.Client(transport=transport, base_url="http://airlock", timeout=5) as http:
-                status = http.get("/v1/status").json()
-        except (httpx.HTTPError, ValueError):
-            return False
-        pid = status.get("pid") if isinstance(status, dict) else None
-        return self.proc is not None and pid == self.proc.pid
+        return self.proc is not None and answering_pid(self.paths.socket) == self.proc.pid
 
     def stop(self, *, timeout: float = 15.0) -> int:
         """SIGTERM (a graceful shutdown), SIGKILL if it does not end in time."""

@@ -39,6 +39,13 @@ class AirlockPaths:
     cache_dir: Path
     """The CLI's own cache (session tokens of ``airlock run``), private to the user."""
 
+    def config_exists(self) -> bool:
+        """Whether the config file exists (one we may not read counts: it is the daemon's)."""
+        try:
+            return self.config_file.exists()
+        except PermissionError:
+            return True
+
     @property
     def vault_file(self) -> Path:
         return self.data_dir / "secrets.enc"
@@ -98,9 +105,18 @@ def _mode(env: Mapping[str, str]) -> Mode:
     if "AIRLOCK_HOME" in env:
         return Mode.PERSONAL
     personal = _xdg(env, "XDG_CONFIG_HOME", ".config") / "airlock" / "config.yaml"
-    if (ISOLATED_CONFIG_DIR / "config.yaml").exists() and not personal.exists():
+    if _isolated_installed() and not personal.exists():
         return Mode.ISOLATED
     return Mode.PERSONAL
+
+
+def _isolated_installed() -> bool:
+    """``/etc/airlock/config.yaml`` exists. Agents may not look inside /etc/airlock (0750):
+    for them, that private directory existing is the sign."""
+    try:
+        return (ISOLATED_CONFIG_DIR / "config.yaml").exists()
+    except PermissionError:
+        return True
 
 
 def resolve_paths(env: Mapping[str, str] | None = None) -> AirlockPaths:

@@ -25,8 +25,15 @@ class CliState:
 
     @cached_property
     def config(self) -> AirlockConfig:
-        from airlock.config import load_config
+        import os
 
+        from airlock.config import AirlockConfig, load_config
+        from airlock.paths import Mode
+
+        folder = self.paths.config_file.parent
+        if self.paths.mode is Mode.ISOLATED and not os.access(folder, os.X_OK):
+            # An agent's client in isolated mode: the config is the daemon's, not ours.
+            return AirlockConfig()
         return load_config(self.paths.config_file)
 
     def service_settings(self, name: str) -> BaseModel:

@@ -18,7 +18,7 @@ def collect_status(state: CliState) -> dict[str, Any]:
     connectors = get_connectors(state.pm)
     status: dict[str, Any] = {
         "config": str(paths.config_file),
-        "config_exists": paths.config_file.exists(),
+        "config_exists": paths.config_exists(),
         "mode": paths.mode.value,
         "data_dir": str(paths.data_dir),
         "socket": str(paths.socket),

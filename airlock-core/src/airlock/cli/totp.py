@@ -115,11 +115,9 @@ def _confirm_code(enrolment: Enrolment, tty: bool) -> str:
 
 def enrol(state: CliState, *, replacing: bool) -> bool:
     """Enrol a new secret; returns whether one was replaced."""
-    from airlock.audit import AuditLog
-    from airlock.clock import SystemClock
     from airlock.errors import NotEnrolled
-    from airlock.store import StateStore
-    from airlock.totp import Enrolment, finish_pending_secret, load_secret
+    from airlock.paths import Mode
+    from airlock.totp import finish_pending_secret
 
     paths, config = state.paths, state.config
     paths.ensure_data_dirs()
@@ -128,6 +126,29 @@ def enrol(state: CliState, *, replacing: bool) -> bool:
     if replacing and not enrolled:
         raise NotEnrolled("no TOTP secret to reset")
     tty = sys.stdin.isatty()
+    try:
+        return _enrol_in(paths, config, current_code=current_code, tty=tty, enrolled=enrolled)
+    finally:
+        if paths.mode is Mode.ISOLATED:
+            # Root enrols for the service: what it wrote must stay the service user's.
+            from airlock.service.isolated import give_state_to_service
+
+            give_state_to_service(paths.data_dir)
+
+
+def _enrol_in(
+    paths: AirlockPaths,
+    config: AirlockConfig,
+    *,
+    current_code: str | None,
+    tty: bool,
+    enrolled: bool,
+) -> bool:
+    from airlock.audit import AuditLog
+    from airlock.clock import SystemClock
+    from airlock.store import StateStore
+    from airlock.totp import Enrolment, load_secret
+
     with (
         StateStore(paths.state_db) as store,
         AuditLog(paths.audit_dir, paths.audit_key_file) as audit,

@@ -92,6 +92,10 @@ class UidGate:
         self._owner = os.getuid()
         self._gid = socket_gid
 
+    @property
+    def socket_gid(self) -> int | None:
+        return self._gid
+
     def allows(self, uid: int) -> bool:
         if self._explicit:
             return uid in self._explicit or uid == self._owner

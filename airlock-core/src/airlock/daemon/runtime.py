@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from airlock import totp
@@ -64,6 +64,18 @@ def session_info(session: Session, budget: BudgetState | None = None) -> Session
     )
 
 
+class _CurrentSecretVerifier(totp.TotpVerifier):
+    """Checks every code against the secret on disk now: ``airlock totp setup|reset`` may
+    have replaced it while the daemon runs (a phone reply or a terminal approval)."""
+
+    refresh: Callable[[], None] | None = None
+
+    def verify(self, code: str) -> int:
+        if self.refresh is not None:
+            self.refresh()
+        return super().verify(code)
+
+
 class Runtime:
     def __init__(
         self,
@@ -91,11 +103,12 @@ class Runtime:
         )
         self.sessions = SessionManager(self.store, self.config.sessions, self.clock)
         self._totp_mtime: float | None = None
-        self.verifier = totp.TotpVerifier(
+        self.verifier = _CurrentSecretVerifier(
             self.store, None, self.config.totp, self.config.approvals, self.clock
         )
         self.vault = Vault(paths.vault_file)
         self.refresh_totp()
+        self.verifier.refresh = self.refresh_totp
         self.notifiers = self._open_notifiers(pm)
         self.channels = Channels(self.notifiers, self.audit)
         pool = ConnectorPool(self.services, self.credentials_for)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import grp
 import os
 import signal
 from pathlib import Path
@@ -92,6 +93,7 @@ async def serve(
             await site.start()
         finally:
             os.umask(old_umask)
+        _hand_socket_to_group(paths, gate.socket_gid)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -122,4 +124,25 @@ def _lock_path(paths: AirlockPaths) -> Path:
 
 
 def _socket_gid(paths: AirlockPaths) -> int | None:
-    return os.getgid() if paths.mode is Mode.ISOLATED else None
+    """Isolated mode: the group whose members may connect (``airlock-agents``)."""
+    if paths.mode is not Mode.ISOLATED:
+        return None
+    from airlock.service.layout import AGENTS_GROUP
+
+    try:
+        return grp.getgrnam(AGENTS_GROUP).gr_gid
+    except KeyError:
+        return os.getgid()
+
+
+def _hand_socket_to_group(paths: AirlockPaths, gid: int | None) -> None:
+    """Give the socket (0660) and its directory (0750) to the agents' group: the daemon
+    belongs to it, so it may. If that fails, agents cannot connect: nothing opens up."""
+    if gid is None or gid == os.getgid():
+        return
+    try:
+        for path in (paths.socket.parent, paths.socket):
+            if path.stat().st_uid == os.geteuid():
+                os.chown(path, -1, gid)
+    except OSError as exc:
+        log.error("socket_group_failed", gid=gid, error=exc.strerror)

@@ -1,0 +1,193 @@
+"""``airlock service install|uninstall --isolated``: users, groups, directories, program,
+units. Each step is idempotent and reports what it found, so a second install says what
+already existed and changes nothing else.
+
+Ownership (an agent user reads none of it):
+
+======================  ========================  =====
+/etc/airlock            root:airlock              0750
+/etc/airlock/config     root:airlock              0640
+/var/lib/airlock        airlock:airlock           0700
+/var/log/airlock        airlock:airlock           0700
+/run/airlock            airlock:airlock-agents    0750   socket 0660 airlock:airlock-agents
+/opt/airlock/venv       root:root                 0755   (the program, no secret)
+======================  ========================  =====
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from airlock.errors import AirlockError
+from airlock.service import accounts
+from airlock.service.layout import (
+    AGENTS_GROUP,
+    CONFIG_DIR,
+    DAEMONS,
+    LOG_DIR,
+    PROGRAM_DIR,
+    RUN_DIR,
+    STATE_ROOT,
+    Daemon,
+)
+from airlock.service.units import system_unit, systemctl, systemd_is_pid1
+
+Say = Callable[[str], None]
+
+
+def require_root(what: str) -> None:
+    if os.geteuid() != 0:
+        raise AirlockError(f"{what} needs root", hint=f"sudo airlock {what}")
+
+
+def own_tree(root: Path, user: str, group: str | None = None) -> None:
+    """Give *root* and everything under it to *user* (symlinks left alone)."""
+    uid, gid = accounts.ids(user)
+    if group is not None:
+        import grp
+
+        gid = grp.getgrnam(group).gr_gid
+    for path in [root, *root.rglob("*")]:
+        os.chown(path, uid, gid, follow_symlinks=False)
+
+
+def _directory(path: Path, owner: str, group: str, mode: int, say: Say) -> None:
+    existed = path.is_dir()
+    path.mkdir(mode=mode, parents=True, exist_ok=True)
+    import grp
+
+    os.chown(path, accounts.ids(owner)[0], grp.getgrnam(group).gr_gid)
+    path.chmod(mode)
+    say(f"{'kept' if existed else 'created'} {path} ({owner}:{group} {mode:o})")
+
+
+def _config_file(say: Say) -> None:
+    import grp
+
+    from airlock.cli.setup import CONFIG_TEMPLATE
+
+    config = CONFIG_DIR / "config.yaml"
+    if config.exists():
+        say(f"kept {config}")
+    else:
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(CONFIG_TEMPLATE)
+        say(f"created {config}")
+    os.chown(config, 0, grp.getgrnam(DAEMONS[0].name).gr_gid)
+    config.chmod(0o640)
+
+
+def _accounts(agent_users: Sequence[str], say: Say) -> None:
+    for daemon in DAEMONS:
+        made = accounts.ensure_user(
+            daemon.name, home=daemon.state_dir, description=f"Airlock daemon {daemon.name}"
+        )
+        say(f"{'created' if made else 'kept'} system user and group {daemon.name}")
+    made = accounts.ensure_group(AGENTS_GROUP)
+    say(f"{'created' if made else 'kept'} group {AGENTS_GROUP} (may use the socket)")
+    for user in agent_users:
+        added = accounts.add_member(AGENTS_GROUP, user)
+        say(f"{'added' if added else 'kept'} {user} in {AGENTS_GROUP}")
+
+
+def _directories(say: Say) -> None:
+    core = DAEMONS[0]
+    _directory(CONFIG_DIR, "root", core.name, 0o750, say)
+    _config_file(say)
+    for daemon in DAEMONS:
+        _directory(daemon.state_dir, daemon.name, daemon.name, 0o700, say)
+        own_tree(daemon.state_dir, daemon.name)
+    _directory(LOG_DIR, core.name, core.name, 0o700, say)
+    _directory(RUN_DIR, core.name, AGENTS_GROUP, 0o750, say)
+
+
+def _units(python: Path, say: Say) -> None:
+    for daemon in DAEMONS:
+        text = system_unit(daemon, python)
+        unit = daemon.unit_file
+        if unit.exists() and unit.read_text() == text:
+            say(f"kept {unit}")
+            continue
+        unit.parent.mkdir(parents=True, exist_ok=True)
+        existed = unit.exists()
+        unit.write_text(text)
+        unit.chmod(0o644)
+        say(f"{'updated' if existed else 'wrote'} {unit}")
+    if systemd_is_pid1():
+        systemctl("daemon-reload")
+
+
+def install(
+    agent_users: Sequence[str],
+    *,
+    wheels: Path | None,
+    import_personal: str | None,
+    say: Say,
+) -> Path:
+    """Set everything up; returns the interpreter the units run."""
+    from airlock.service.program import ensure_program
+
+    require_root("service install --isolated")
+    for user in agent_users:
+        if not accounts.user_exists(user):
+            raise AirlockError(f"no user named {user!r}", hint="create the agent's user first")
+    if import_personal is not None:
+        from airlock.service.migrate import check_personal
+
+        check_personal(import_personal)
+    _accounts(agent_users, say)
+    _directories(say)
+    python = ensure_program(DAEMONS[0].name, wheels, say)
+    if import_personal is not None:
+        from airlock.service.migrate import import_personal as move
+
+        move(import_personal, say)
+    _units(python, say)
+    return python
+
+
+def _remove(path: Path, say: Say) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+    else:
+        return
+    say(f"removed {path}")
+
+
+def uninstall(*, keep_data: bool, say: Say) -> None:
+    from airlock.service.control import stop_isolated
+
+    require_root("service uninstall --isolated")
+    stop_isolated(say)
+    for daemon in DAEMONS:
+        if systemd_is_pid1():
+            systemctl("disable", daemon.unit_name)
+        _remove(daemon.unit_file, say)
+    if systemd_is_pid1():
+        systemctl("daemon-reload")
+    _remove(RUN_DIR, say)
+    _remove(PROGRAM_DIR, say)
+    if keep_data:
+        say(f"kept {CONFIG_DIR}, {STATE_ROOT} and {LOG_DIR} (--keep-data)")
+    else:
+        for path in (CONFIG_DIR, *{d.state_dir for d in DAEMONS}, LOG_DIR):
+            _remove(path, say)
+    for daemon in DAEMONS:
+        if accounts.remove_user(daemon.name):
+            say(f"removed user and group {daemon.name}")
+    if accounts.remove_group(AGENTS_GROUP):
+        say(f"removed group {AGENTS_GROUP}")
+
+
+def give_state_to_service(data_dir: Path) -> None:
+    """After root changed isolated state (``airlock totp setup``), hand it back to the
+    service user so the daemon can read what root wrote."""
+    core: Daemon = DAEMONS[0]
+    if os.geteuid() == 0 and accounts.user_exists(core.name) and data_dir.is_dir():
+        own_tree(data_dir, core.name)

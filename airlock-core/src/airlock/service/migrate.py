@@ -1,0 +1,78 @@
+"""``--import-personal USER``: move a person's personal-mode Airlock into isolated mode.
+
+The enrolment (``totp.key``), vault, state database, audit key and audit files move as
+they are, so the audit chain simply continues and ``airlock audit verify`` covers the
+records written before and after the move. The personal copies are removed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pwd
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from airlock.errors import AirlockError
+from airlock.paths import AirlockPaths, Mode, resolve_paths
+from airlock.service.layout import CONFIG_DIR, DAEMONS
+
+MOVED = ("totp.key", "secrets.enc", "state.db", "state.db-wal", "state.db-shm", "audit.key")
+
+
+def personal_paths(user: str) -> AirlockPaths:
+    try:
+        home = pwd.getpwnam(user).pw_dir
+    except KeyError:
+        raise AirlockError(f"no user named {user!r}") from None
+    return resolve_paths({"HOME": home, "AIRLOCK_MODE": Mode.PERSONAL.value})
+
+
+def check_personal(user: str) -> None:
+    """Refuse before changing anything: nothing to import, or its daemon still runs."""
+    paths = personal_paths(user)
+    if not paths.data_dir.is_dir():
+        raise AirlockError(f"{user} has no personal Airlock data in {paths.data_dir}")
+    if paths.lock_file.exists():
+        fd = os.open(paths.lock_file, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AirlockError(
+                f"{user}'s personal daemon is running",
+                hint=f"stop it first (as {user}: airlock service stop)",
+            ) from None
+        finally:
+            os.close(fd)
+
+
+def import_personal(user: str, say: Callable[[str], None]) -> None:
+    from airlock.service.isolated import own_tree
+
+    source = personal_paths(user)
+    core = DAEMONS[0]
+    target = core.state_dir
+    for name in MOVED:
+        if (source.data_dir / name).exists():
+            shutil.move(source.data_dir / name, target / name)
+            say(f"moved {source.data_dir / name} to {target / name}")
+    if source.audit_dir.is_dir():
+        (target / "audit").mkdir(mode=0o700, exist_ok=True)
+        for part in sorted(source.audit_dir.iterdir()):
+            shutil.move(part, target / "audit" / part.name)
+        source.audit_dir.rmdir()
+        say(f"moved the audit log {source.audit_dir} (the chain continues)")
+    own_tree(target, core.name)
+    if source.config_file.exists():
+        config = CONFIG_DIR / "config.yaml"
+        shutil.copyfile(source.config_file, config)
+        source.config_file.unlink()
+        say(f"moved {source.config_file} to {config}")
+    _remove_leftovers(source.data_dir)
+
+
+def _remove_leftovers(data_dir: Path) -> None:
+    """The lock file, the socket directory and the vault's lock: nothing secret."""
+    for leftover in ("daemon.lock", ".secrets.enc.lock"):
+        (data_dir / leftover).unlink(missing_ok=True)

@@ -1,0 +1,153 @@
+"""Run a daemon in the background without systemd (containers, machines where systemd is
+not PID 1): detached in its own session, as its own user, output appended to a log, its
+pid in a pid file; stopped with SIGTERM (SIGKILL after a grace period).
+
+A pid file can outlive its process and the pid be reused: a pid counts only while
+``/proc/PID/cmdline`` is still an ``airlock serve``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from airlock.errors import AirlockError, DaemonUnreachable
+from airlock.local_daemon import answering_pid
+
+
+@dataclass(frozen=True)
+class Supervised:
+    argv: list[str]
+    env: dict[str, str]
+    pid_file: Path
+    log_file: Path
+    socket: Path
+    user: str | None = None
+    """Run as this user (isolated mode); None runs as the caller."""
+    group: str | None = None
+    extra_groups: list[str] = field(default_factory=list)
+    cwd: Path = Path("/")
+
+
+def _is_airlock_daemon(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    if stat.rpartition(")")[2].split()[0] == "Z":  # exited, not yet reaped
+        return False
+    return b"serve" in cmdline and any(b"airlock" in part for part in cmdline)
+
+
+def running_pid(daemon: Supervised) -> int | None:
+    """The pid in the pid file while that process is still the daemon."""
+    try:
+        pid = int(daemon.pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _is_airlock_daemon(pid) else None
+
+
+def _open_log(daemon: Supervised) -> int:
+    daemon.log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(daemon.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    if daemon.user is not None:
+        import pwd
+
+        entry = pwd.getpwnam(daemon.user)
+        os.fchown(fd, entry.pw_uid, entry.pw_gid)
+    return fd
+
+
+def start(daemon: Supervised, *, timeout: float = 30.0) -> tuple[int, bool]:
+    """Start the daemon unless it runs; returns its pid and whether it was already running.
+
+    Returns once the daemon answers on its socket; a daemon that exits first raises an
+    error carrying the end of its log.
+    """
+    pid = running_pid(daemon)
+    if pid is not None:
+        return pid, False
+    log_fd = _open_log(daemon)
+    try:
+        proc = subprocess.Popen(
+            daemon.argv,
+            env=daemon.env,
+            cwd=daemon.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=log_fd,
+            start_new_session=True,
+            user=daemon.user,
+            group=daemon.group,
+            extra_groups=daemon.extra_groups if daemon.user is not None else None,
+            close_fds=True,
+        )
+    finally:
+        os.close(log_fd)
+    daemon.pid_file.parent.mkdir(parents=True, exist_ok=True)
+    daemon.pid_file.write_text(f"{proc.pid}\n")
+    daemon.pid_file.chmod(0o644)
+    deadline = time.monotonic() + timeout
+    while answering_pid(daemon.socket) != proc.pid:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait()
+            daemon.pid_file.unlink(missing_ok=True)
+            raise DaemonUnreachable(
+                f"the daemon did not start; the end of {daemon.log_file}:\n{_tail(daemon)}",
+                hint="fix what the log says, then run `airlock service start` again",
+            )
+        time.sleep(0.05)
+    return proc.pid, True
+
+
+def _tail(daemon: Supervised, limit: int = 2000) -> str:
+    try:
+        return daemon.log_file.read_text(errors="replace")[-limit:]
+    except OSError:
+        return "(no log)"
+
+
+def stop(daemon: Supervised, *, timeout: float = 15.0) -> int | None:
+    """SIGTERM the daemon (SIGKILL after *timeout*); the pid stopped, or None if none ran."""
+    pid = running_pid(daemon)
+    if pid is None:
+        daemon.pid_file.unlink(missing_ok=True)
+        return None
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _is_airlock_daemon(pid):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+    daemon.pid_file.unlink(missing_ok=True)
+    return pid
+
+
+def signal_daemon(daemon: Supervised, signum: signal.Signals) -> int:
+    pid = running_pid(daemon)
+    if pid is None:
+        raise AirlockError("the daemon is not running", hint="airlock service start")
+    os.kill(pid, signum)
+    return pid
+
+
+def status(daemon: Supervised) -> dict[str, object]:
+    pid = running_pid(daemon)
+    return {
+        "running": pid is not None,
+        "pid": pid,
+        "answers": pid is not None and answering_pid(daemon.socket) == pid,
+        "socket": str(daemon.socket),
+        "log": str(daemon.log_file),
+        "pid_file": str(daemon.pid_file),
+    }

@@ -1,0 +1,237 @@
+"""Isolated mode on this machine, for real: system users, /etc/airlock, /var/lib/airlock,
+/opt/airlock, a daemon supervised as user ``airlock``, and test users acting as the agent,
+the person and an outsider.
+
+Everything is removed afterwards (``scrub`` even when uninstall itself failed), and the
+machine is checked to be as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import json
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyotp
+from daemon_harness import TotpPhone, remember
+
+from airlock.demo.sample_mail import write_sample_maildir
+
+AGENT, PERSON, OUTSIDER = "alk-agent", "alk-person", "alk-outsider"
+TEST_USERS = (AGENT, PERSON, OUTSIDER)
+SERVICE_USERS = ("airlock",)
+GROUPS = ("airlock", "airlock-agents")
+LEFT_BEHIND = (
+    Path("/etc/airlock"),
+    Path("/var/lib/airlock"),
+    Path("/var/log/airlock"),
+    Path("/run/airlock"),
+    Path("/opt/airlock"),
+    Path("/etc/systemd/system/airlock.service"),
+)
+CLIENT = Path("/opt/airlock/venv/bin/airlock")
+SOCKET = Path("/run/airlock/airlock.sock")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def group_exists(name: str) -> bool:
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def leftovers() -> list[str]:
+    found = [str(p) for p in LEFT_BEHIND if p.exists() or p.is_symlink()]
+    found += [f"user {u}" for u in (*SERVICE_USERS, *TEST_USERS) if user_exists(u)]
+    found += [f"group {g}" for g in GROUPS if group_exists(g)]
+    return found
+
+
+def as_user(name: str, work: Callable[[], Any]) -> Any:
+    """Run *work* in a forked child that has become *name* (its own groups only) and
+    return what it returned (JSON); an exception in the child is re-raised here."""
+    entry = pwd.getpwnam(name)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_end)
+            os.setgroups(os.getgrouplist(name, entry.pw_gid))
+            os.setgid(entry.pw_gid)
+            os.setuid(entry.pw_uid)
+            try:
+                answer = {"ok": work()}
+            except BaseException as exc:
+                answer = {"error": f"{type(exc).__name__}: {exc}", "tb": traceback.format_exc()}
+            os.write(write_end, json.dumps(answer).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        raw = pipe.read()
+    os.waitpid(pid, 0)
+    answer = json.loads(raw)
+    if "error" in answer:
+        raise AssertionError(f"as {name}: {answer['error']}\n{answer['tb']}")
+    return answer["ok"]
+
+
+def _clean_env(home: str, **extra: str) -> dict[str, str]:
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8", **extra}
+
+
+def run_as(
+    name: str, *args: str, stdin: str | None = None, timeout: float = 90
+) -> subprocess.CompletedProcess[str]:
+    """``airlock ARGS`` as user *name*, with a clean environment: no AIRLOCK_* variable."""
+    entry = pwd.getpwnam(name)
+    return subprocess.run(
+        [str(CLIENT), *args],
+        user=entry.pw_uid,
+        group=entry.pw_gid,
+        extra_groups=os.getgrouplist(name, entry.pw_gid),
+        env=_clean_env(entry.pw_dir),
+        cwd=entry.pw_dir,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@dataclass
+class Isolated:
+    """A root's view of the installed isolated mode."""
+
+    root_config: Path
+    """An empty XDG_CONFIG_HOME for root's commands: no personal config of root's counts."""
+    mail: Path
+    phone: TotpPhone | None = None
+    install_output: str = ""
+    log: list[str] = field(default_factory=list)
+
+    def root(
+        self, *args: str, stdin: str | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        """``airlock ARGS`` as root, with the program under test."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRLOCK_", "XDG_"))}
+        env["XDG_CONFIG_HOME"] = str(self.root_config)
+        done = subprocess.run(
+            [sys.executable, "-m", "airlock", *args],
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd="/",
+        )
+        self.log.append(f"$ airlock {' '.join(args)}\n{done.stdout}{done.stderr}")
+        return done
+
+    def ok(self, *args: str, stdin: str | None = None) -> str:
+        done = self.root(*args, stdin=stdin)
+        assert done.returncode == 0, f"airlock {' '.join(args)}: {done.stdout}{done.stderr}"
+        return done.stdout
+
+    def daemon_pid(self) -> int:
+        return int(Path("/run/airlock/airlock.pid").read_text())
+
+
+def make_user(name: str, *, home: bool = True) -> None:
+    if user_exists(name):
+        raise AssertionError(f"user {name} already exists: a previous run left it behind")
+    flags = ["--create-home"] if home else ["--no-create-home"]
+    subprocess.run(
+        ["useradd", "--system", *flags, "--shell", "/usr/sbin/nologin", name],
+        check=True,
+        capture_output=True,
+    )
+
+
+def build_wheels(into: Path) -> Path:
+    """The workspace's wheels, as a release would ship them."""
+    uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+    subprocess.run(
+        [uv, "build", "--all-packages", "--wheel", "--quiet", "-o", str(into)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    return into
+
+
+def enrol_personal(person: str, root_config: Path) -> TotpPhone:
+    """Give *person* a personal-mode Airlock (enrolled, audited) to import later."""
+    home = pwd.getpwnam(person).pw_dir
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRLOCK_", "XDG_"))}
+    env.update(HOME=home, AIRLOCK_MODE="personal")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airlock", "totp", "setup"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd="/",
+    )
+    assert proc.stdout is not None
+    assert proc.stdin is not None
+    uri = proc.stdout.readline().strip()
+    secret = remember(pyotp.parse_uri(uri).secret)
+    phone = TotpPhone(secret)
+    out, err = proc.communicate(phone.code() + "\n", timeout=60)
+    assert proc.returncode == 0, out + err
+    entry = pwd.getpwnam(person)
+    for path in [Path(home), *Path(home).rglob("*")]:
+        os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+    return phone
+
+
+def shared_maildir() -> Path:
+    """A Maildir the service user may read (outside any private home or temp directory)."""
+    root = Path(tempfile.mkdtemp(prefix="airlock-isolated-mail-", dir="/srv"))
+    root.chmod(0o755)
+    return write_sample_maildir(root / "Maildir")
+
+
+def scrub() -> None:
+    """Remove whatever an install (or a failed test) left: last resort after uninstall."""
+    with contextlib.suppress(OSError, ValueError):
+        pid = int(Path("/run/airlock/airlock.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+    for path in LEFT_BEHIND:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+    for user in (*TEST_USERS, *SERVICE_USERS):
+        if user_exists(user):
+            subprocess.run(["userdel", "--remove", user], capture_output=True, check=False)
+    for group in (*GROUPS, *TEST_USERS):
+        if group_exists(group):
+            subprocess.run(["groupdel", group], capture_output=True, check=False)

@@ -1,0 +1,333 @@
+"""Isolated mode installed for real (root; CI runs these, a non-root run skips them):
+``airlock service install --isolated`` then ``airlock service start``, with real users —
+an agent and the person (both in airlock-agents) and an outsider (not).
+
+The install (the slow part: a program copy under /opt) happens once for the module; it
+imports the person's personal-mode Airlock, so the audit chain spans both modes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyotp
+import pytest
+import yaml
+from daemon_harness import TotpPhone, needs_root, remember
+from isolated_harness import (
+    AGENT,
+    OUTSIDER,
+    PERSON,
+    SOCKET,
+    TEST_USERS,
+    Isolated,
+    as_user,
+    build_wheels,
+    enrol_personal,
+    leftovers,
+    make_user,
+    run_as,
+    scrub,
+    shared_maildir,
+)
+
+PRIVATE_TREES = (Path("/etc/airlock"), Path("/var/lib/airlock"), Path("/var/log/airlock"))
+
+
+@pytest.fixture(scope="module")
+def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Isolated]:
+    needs_root()
+    if leftovers():
+        pytest.fail(
+            f"this machine already has isolated-mode parts, not touching them: {leftovers()}"
+        )
+    mail = shared_maildir()
+    setup = Isolated(tmp_path_factory.mktemp("root-config"), mail)
+    uninstall: subprocess.CompletedProcess[str] | None = None
+    remaining: list[str] = []
+    try:
+        make_user(AGENT)
+        make_user(PERSON)
+        make_user(OUTSIDER)
+        setup.phone = enrol_personal(PERSON, setup.root_config)
+        wheels = build_wheels(tmp_path_factory.mktemp("wheels"))
+        setup.install_output = setup.ok(
+            "service", "install", "--isolated", "--agent-user", AGENT, "--agent-user", PERSON,
+            "--wheels", str(wheels), "--import-personal", PERSON,
+        )  # fmt: skip
+        config = Path("/etc/airlock/config.yaml")
+        settings = yaml.safe_load(config.read_text())
+        settings["services"] = {"mail": {"connector": "maildir", "path": str(mail)}}
+        config.write_text(yaml.safe_dump(settings))
+        subprocess.run(["chown", "-R", "airlock:airlock", str(mail.parent)], check=True)
+        setup.ok("service", "start")
+        yield setup
+    finally:
+        uninstall = setup.root("service", "uninstall", "--isolated")
+        remaining = [item for item in leftovers() if not any(u in item for u in TEST_USERS)]
+        for user in TEST_USERS:
+            subprocess.run(["userdel", "--remove", user], capture_output=True, check=False)
+        shutil.rmtree(mail.parent, ignore_errors=True)
+        scrub()
+    assert uninstall is not None
+    assert uninstall.returncode == 0, uninstall.stdout + uninstall.stderr
+    assert not remaining, f"uninstall left these behind: {remaining}"
+    assert not leftovers(), f"the test left these behind: {leftovers()}"
+
+
+def phone(setup: Isolated) -> TotpPhone:
+    assert setup.phone is not None
+    return setup.phone
+
+
+# -- what the install did -------------------------------------------------------------
+
+
+def test_install_reports_each_step_and_a_second_install_changes_nothing(
+    isolated: Isolated, tmp_path: Path
+) -> None:
+    first = isolated.install_output
+    assert "created system user and group airlock" in first
+    assert f"added {AGENT} in airlock-agents" in first
+    assert "installing a copy of airlock into /opt/airlock/venv" in first
+    assert "moved the audit log" in first
+
+    wheels = build_wheels(tmp_path / "wheels")
+    again = isolated.ok(
+        "service", "install", "--isolated", "--agent-user", AGENT, "--wheels", str(wheels)
+    )
+    assert "created" not in again, again
+    assert "wrote" not in again, again
+    assert "kept system user and group airlock" in again
+    assert "/opt/airlock/venv already has the same airlock distributions: kept" in again
+    assert "kept /etc/systemd/system/airlock.service" in again
+
+
+def test_ownership_and_modes_of_what_was_installed(isolated: Isolated) -> None:
+    def owner(path: Path) -> tuple[str, str, int]:
+        import grp
+
+        st = path.stat()
+        return pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name, st.st_mode & 0o7777
+
+    assert owner(Path("/etc/airlock")) == ("root", "airlock", 0o750)
+    assert owner(Path("/etc/airlock/config.yaml")) == ("root", "airlock", 0o640)
+    assert owner(Path("/var/lib/airlock")) == ("airlock", "airlock", 0o700)
+    assert owner(Path("/var/lib/airlock/totp.key"))[::2] == ("airlock", 0o600)
+    assert owner(Path("/run/airlock")) == ("airlock", "airlock-agents", 0o750)
+    assert owner(SOCKET) == ("airlock", "airlock-agents", 0o660)
+    daemon = isolated.daemon_pid()
+    assert Path(f"/proc/{daemon}").stat().st_uid == pwd.getpwnam("airlock").pw_uid
+
+
+def test_the_person_s_personal_copies_were_moved_out(isolated: Isolated) -> None:
+    data = Path(pwd.getpwnam(PERSON).pw_dir) / ".local/share/airlock"
+    assert not (data / "totp.key").exists()
+    assert not (data / "audit").exists()
+    assert not (data / "audit.key").exists()
+
+
+# -- what an agent can and cannot do --------------------------------------------------
+
+
+def test_no_test_user_reads_any_file_under_the_private_directories(isolated: Isolated) -> None:
+    files: list[str] = []
+    folders: list[str] = []
+    for top in PRIVATE_TREES:
+        for here, _, names in os.walk(top):
+            folders.append(here)
+            files.extend(os.path.join(here, n) for n in names)
+    assert "/var/lib/airlock/totp.key" in files
+    assert "/var/lib/airlock/audit.key" in files
+
+    def try_everything() -> dict[str, list[str]]:
+        opened, listed = [], []
+        for path in files:
+            try:
+                with open(path, "rb") as handle:
+                    handle.read(1)
+                opened.append(path)
+            except PermissionError:
+                pass
+        for path in folders:
+            try:
+                os.listdir(path)
+                listed.append(path)
+            except PermissionError:
+                pass
+        return {"opened": opened, "listed": listed}
+
+    for user in (AGENT, PERSON, OUTSIDER):
+        assert as_user(user, try_everything) == {"opened": [], "listed": []}, user
+
+
+def test_an_agent_cannot_signal_ptrace_or_read_the_daemon_s_memory(isolated: Isolated) -> None:
+    pid = isolated.daemon_pid()
+
+    def attack() -> dict[str, str]:
+        found: dict[str, str] = {}
+        try:
+            os.kill(pid, signal.SIGKILL)
+            found["kill"] = "sent"
+        except PermissionError:
+            found["kill"] = "EPERM"
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+        attached = libc.ptrace(16, pid, None, None)  # PTRACE_ATTACH
+        found["ptrace"] = "attached" if attached == 0 else errno.errorcode[ctypes.get_errno()]
+        for name in ("mem", "environ"):
+            try:
+                with open(f"/proc/{pid}/{name}", "rb") as handle:
+                    handle.read(1)
+                found[name] = "read"
+            except PermissionError:
+                found[name] = "EACCES"
+        return found
+
+    assert as_user(AGENT, attack) == {
+        "kill": "EPERM",
+        "ptrace": "EPERM",
+        "mem": "EACCES",
+        "environ": "EACCES",
+    }
+    assert isolated.daemon_pid() == pid
+    assert Path(f"/proc/{pid}").exists()
+
+
+def test_only_members_of_airlock_agents_reach_the_socket(isolated: Isolated) -> None:
+    def connect() -> str:
+        with socket.socket(socket.AF_UNIX) as conn:
+            try:
+                conn.connect(str(SOCKET))
+            except PermissionError:
+                return "EACCES"
+        return "connected"
+
+    assert as_user(OUTSIDER, connect) == "EACCES"
+    assert as_user(AGENT, connect) == "connected"
+    refused = run_as(OUTSIDER, "status", "--json")
+    assert json.loads(refused.stdout)["daemon"]["running"] is False
+
+
+# -- the whole flow across users ------------------------------------------------------
+
+
+def _agent_http(method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    """One HTTP call to the daemon from the agent's uid."""
+
+    def call() -> dict[str, Any]:
+        transport = httpx.HTTPTransport(uds=str(SOCKET))
+        with httpx.Client(transport=transport, base_url="http://airlock", timeout=30) as c:
+            response = c.request(method, path, **kwargs)
+        return {
+            "status": response.status_code,
+            "body": response.json() if response.content else None,
+        }
+
+    answer: dict[str, Any] = as_user(AGENT, call)
+    return answer
+
+
+def _approved_session(setup: Isolated, **body: Any) -> dict[str, Any]:
+    body.setdefault("services", ["mail"])
+    body.setdefault("reason", "summarise my inbox")
+    created = _agent_http("POST", "/v1/requests", json=body)
+    assert created["status"] == 202, created
+    request = created["body"]
+    remember(request["claim"])
+    approved = run_as(PERSON, "approve", request["code"], stdin=phone(setup).code() + "\n")
+    assert approved.returncode == 0, approved.stderr
+    state = _agent_http(
+        "GET", f"/v1/requests/{request['id']}", headers={"X-Airlock-Claim": request["claim"]}
+    )
+    assert state["body"]["status"] == "approved", state
+    session: dict[str, Any] = state["body"]["session"]
+    remember(session["token"])
+    return session
+
+
+def _op(token: str, operation: str, **params: Any) -> dict[str, Any]:
+    return _agent_http(
+        "POST",
+        f"/v1/ops/mail/{operation}",
+        json={"params": params},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+def test_request_approve_read_write_revoke_and_audit_across_users(isolated: Isolated) -> None:
+    found = run_as(AGENT, "status", "--json")
+    assert found.returncode == 0, found.stderr
+    facts = json.loads(found.stdout)
+    assert facts["socket"] == str(SOCKET)
+    assert facts["daemon"]["running"] is True
+    assert facts["daemon"]["mode"] == "isolated"
+
+    read = _approved_session(isolated)
+    listed = _op(read["token"], "list_messages", unread_only=True)
+    assert listed["status"] == 200, listed
+    target = listed["body"]["result"]["messages"][0]["id"]
+    assert _op(read["token"], "mark_read", id=target)["status"] == 403
+
+    operation = {"service": "mail", "name": "mark_read", "params": {"id": target}}
+    write = _approved_session(isolated, operation=operation, reason="tidy up")
+    assert _op(write["token"], "mark_read", id=target)["status"] == 200
+
+    revoked = _agent_http("DELETE", f"/v1/sessions/{read['id']}")
+    assert revoked["status"] == 200, revoked
+    assert _op(read["token"], "count_unread")["status"] == 401
+
+    verified = isolated.root("audit", "verify", "--json")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    agent_uid = pwd.getpwnam(AGENT).pw_uid
+    events = [
+        json.loads(line)
+        for part in sorted(Path("/var/lib/airlock/audit").glob("audit*.jsonl"))
+        for line in part.read_text().splitlines()
+    ]
+    by_agent = {e["event"] for e in events if e.get("uid") == agent_uid}
+    assert {"access_requested", "operation", "session_revoked"} <= by_agent
+    # The chain began in personal mode: the person's enrolment is its first part.
+    kinds = [e["event"] for e in events]
+    assert kinds.index("totp_enrolled") < kinds.index("daemon_started")
+
+
+def test_root_enrols_a_new_secret_into_the_service_s_state(isolated: Isolated) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airlock", "totp", "reset", "--totp", phone(isolated).code()],
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith(("AIRLOCK_", "XDG_"))},
+            "XDG_CONFIG_HOME": str(isolated.root_config),
+        },
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd="/",
+    )
+    assert proc.stdout is not None
+    uri = proc.stdout.readline().strip()
+    # Codes are accepted once per time step, whichever secret made them.
+    new_phone = TotpPhone(remember(pyotp.parse_uri(uri).secret), phone(isolated).last_step)
+    out, err = proc.communicate(new_phone.code() + "\n", timeout=60)
+    assert proc.returncode == 0, out + err
+    isolated.phone = new_phone
+    airlock_uid = pwd.getpwnam("airlock").pw_uid
+    for path in Path("/var/lib/airlock").rglob("*"):
+        assert path.stat().st_uid == airlock_uid, f"{path} is not the service user's"
+    # The daemon (as airlock) reads the new secret: an approval with the new app works.
+    session = _approved_session(isolated)
+    assert _op(session["token"], "count_unread")["status"] == 200
