@@ -307,7 +307,7 @@ def test_request_approve_read_write_revoke_and_audit_across_users(isolated: Isol
 
 def test_root_enrols_a_new_secret_into_the_service_s_state(isolated: Isolated) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airlock", "totp", "reset", "--totp", phone(isolated).code()],
+        [sys.executable, "-m", "airlock", "totp", "reset"],
         env={
             **{k: v for k, v in os.environ.items() if not k.startswith(("AIRLOCK_", "XDG_"))},
             "XDG_CONFIG_HOME": str(isolated.root_config),
@@ -319,6 +319,9 @@ def test_root_enrols_a_new_secret_into_the_service_s_state(isolated: Isolated) -
         cwd="/",
     )
     assert proc.stdout is not None
+    assert proc.stdin is not None
+    proc.stdin.write(phone(isolated).code() + "\n")  # the current secret's code first
+    proc.stdin.flush()
     uri = proc.stdout.readline().strip()
     # Codes are accepted once per time step, whichever secret made them.
     new_phone = TotpPhone(remember(pyotp.parse_uri(uri).secret), phone(isolated).last_step)

@@ -127,7 +127,7 @@ def enrol(state: CliState, *, replacing: bool) -> bool:
         raise NotEnrolled("no TOTP secret to reset")
     tty = sys.stdin.isatty()
     try:
-        return _enrol_in(paths, config, current_code=current_code, tty=tty, enrolled=enrolled)
+        return _enrol_in(paths, config, tty=tty, enrolled=enrolled)
     finally:
         if paths.mode is Mode.ISOLATED:
             # Root enrols for the service: what it wrote must stay the service user's.
@@ -140,7 +140,6 @@ def _enrol_in(
     paths: AirlockPaths,
     config: AirlockConfig,
     *,
-    current_code: str | None,
     tty: bool,
     enrolled: bool,
 ) -> bool:
