@@ -59,21 +59,19 @@ def test_run_of_a_write_asks_for_that_exact_call_and_runs_it_once(airlock: Airlo
     assert [e["op"] for e in ran if e.get("op") == "mark_read"] == ["mark_read"]
 
 
-def test_a_config_edited_under_the_daemon_says_restart(airlock: Airlock) -> None:
+def test_a_config_edited_under_the_daemon_says_reload(airlock: Airlock) -> None:
     config_file = airlock.home / "config.yaml"
     config = yaml.safe_load(config_file.read_text())
     config["services"]["archive"] = {"connector": "maildir", "path": str(airlock.maildir)}
     config_file.write_text(yaml.safe_dump(config))
     status = airlock.cli("status")
-    assert "config changed since the daemon started: restart (or reload) the daemon" in (
-        status.stdout
-    )
+    assert "config changed since start: run airlock reload" in (status.stdout)
     assert "archive" in status.stdout
     assert "not loaded by the running daemon" in status.stdout
     run = airlock.cli("run", "archive", "count_unread", "--wait", "1")
     assert run.returncode != 0
     assert "no service named 'archive'" in run.stderr
-    assert "restart (or reload) the daemon" in run.stderr
+    assert "config changed since start: run airlock reload" in run.stderr
 
 
 def test_credentials_add_for_a_connector_without_credentials_says_so(airlock: Airlock) -> None:

@@ -68,12 +68,14 @@ def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Isolated]:
             "service", "install", "--isolated", "--agent-user", AGENT, "--agent-user", PERSON,
             "--wheels", str(wheels), "--import-personal", PERSON,
         )  # fmt: skip
+        setup.ok("service", "start")
+        # As the person would: edit the config while the daemon runs, then reload.
         config = Path("/etc/airlock/config.yaml")
         settings = yaml.safe_load(config.read_text())
         settings["services"] = {"mail": {"connector": "maildir", "path": str(mail)}}
         config.write_text(yaml.safe_dump(settings))
         subprocess.run(["chown", "-R", "airlock:airlock", str(mail.parent)], check=True)
-        setup.ok("service", "start")
+        assert "services mail" in setup.ok("reload")
         yield setup
     finally:
         uninstall = setup.root("service", "uninstall", "--isolated")
@@ -289,6 +291,10 @@ def test_request_approve_read_write_revoke_and_audit_across_users(isolated: Isol
     revoked = _agent_http("DELETE", f"/v1/sessions/{read['id']}")
     assert revoked["status"] == 200, revoked
     assert _op(read["token"], "count_unread")["status"] == 401
+
+    refused = run_as(AGENT, "reload")
+    assert refused.returncode != 0
+    assert "only the owner of the daemon (or root) may reload it" in refused.stderr
 
     verified = isolated.root("audit", "verify", "--json")
     assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -443,6 +443,10 @@ class AirlockClient:
         path = f"/v1/sessions/{_seg(session_id)}"
         return await self._conn.fetch(api.Revoked, "DELETE", path)
 
+    async def reload(self) -> api.Reloaded:
+        """Make the daemon re-read its config (the daemon's owner or root only)."""
+        return await self._conn.fetch(api.Reloaded, "POST", "/v1/reload")
+
     async def revoke_all(self) -> api.Revoked:
         return await self._conn.fetch(api.Revoked, "DELETE", "/v1/sessions")
 

@@ -160,6 +160,7 @@ class SyncAirlockClient:
     sessions = _Blocking(AirlockClient.sessions)
     revoke = _Blocking(AirlockClient.revoke)
     revoke_all = _Blocking(AirlockClient.revoke_all)
+    reload = _Blocking(AirlockClient.reload)
     list_credentials = _Blocking(AirlockClient.list_credentials)
     add_credentials = _Blocking(AirlockClient.add_credentials)
     get_credential = _Blocking(AirlockClient.get_credential)

@@ -198,8 +198,13 @@ class DaemonStatus(BaseModel):
     pid: int
     audit_seq: int = Field(0, description="seq of the last audit record the daemon wrote")
     config_changed: bool = Field(
-        False, description="config.yaml was edited since the daemon read it (restart it)"
+        False, description="the config file changed since the daemon read it: run airlock reload"
     )
+
+
+class Reloaded(BaseModel):
+    services: list[str]
+    notifiers: list[str]
 
 
 class CredentialsIn(Body):

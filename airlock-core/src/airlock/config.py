@@ -178,7 +178,7 @@ class AirlockConfig(BaseSettings):
         return (env_settings, init_settings)
 
 
-CONFIG_CHANGED = "config changed since the daemon started: restart (or reload) the daemon"
+CONFIG_CHANGED = "config changed since start: run airlock reload"
 
 
 def config_digest(path: Path) -> str | None:

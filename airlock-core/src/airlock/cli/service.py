@@ -142,3 +142,12 @@ def register(app: typer.Typer) -> None:
             control.uninstall_personal(state.paths, _say)
 
     app.add_typer(service_app)
+
+    @app.command("reload")
+    def reload(ctx: typer.Context) -> None:
+        """Make the daemon re-read its config, services and notifiers (sessions stay)."""
+        from airlock.cli.client_support import with_client
+
+        done = with_client(ctx.obj, lambda c: c.reload())
+        services = ", ".join(done.services) or "none"
+        typer.echo(f"reloaded: services {services}; notifiers {', '.join(done.notifiers)}")

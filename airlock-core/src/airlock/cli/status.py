@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
             for svc in facts["services"]:
                 problem = f"  ! {untrusted_line(svc['problem'], 300)}" if svc.get("problem") else ""
                 if svc.get("loaded") is False:
-                    problem += "  ! not loaded by the running daemon: restart (or reload) it"
+                    problem += "  ! not loaded by the running daemon: run airlock reload"
                 typer.echo(f"  {svc['name']:<12} {svc['connector']}{problem}")
         else:
             typer.echo("services: none configured (see `airlock init` and docs/configuration.md)")
@@ -101,6 +101,8 @@ def register(app: typer.Typer) -> None:
                 if not service["ok"]:
                     typer.echo(f"  service {service['name']}: UNHEALTHY ({service['detail']})")
         else:
-            typer.echo("daemon:   not running (start it with `airlock serve`)")
+            typer.echo(
+                "daemon:   not running (start it with `airlock service start` or `airlock serve`)"
+            )
         for warning in facts["warnings"]:
             typer.echo(f"\nwarning: {warning}")

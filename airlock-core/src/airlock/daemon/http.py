@@ -96,6 +96,10 @@ class UidGate:
     def socket_gid(self) -> int | None:
         return self._gid
 
+    def set_allowed(self, allowed: list[int]) -> None:
+        """After a reload: the new ``daemon.allowed_uids``."""
+        self._explicit = set(allowed)
+
     def allows(self, uid: int) -> bool:
         if self._explicit:
             return uid in self._explicit or uid == self._owner

@@ -204,6 +204,15 @@ async def audit_events(request: web.Request) -> web.StreamResponse:
     return json_model(api.AuditEvents(events=events))
 
 
+async def reload_config(request: web.Request) -> web.StreamResponse:
+    if peer(request).uid not in (0, os.getuid()):
+        raise Forbidden("only the owner of the daemon (or root) may reload it")
+    config = await rt(request).reload()
+    return json_model(
+        api.Reloaded(services=sorted(config.services), notifiers=list(config.approvals.notifiers))
+    )
+
+
 def _parse_since(raw: str) -> datetime:
     try:
         try:
@@ -339,6 +348,13 @@ ROUTES: tuple[Route, ...] = (
         "Audit events",
         response=api.AuditEvents,
         query=("since", "service", "event", "limit"),
+    ),
+    Route(
+        "POST",
+        "/v1/reload",
+        reload_config,
+        "Re-read the config, services and notifiers (owner or root)",
+        response=api.Reloaded,
     ),
     Route("GET", "/v1/openapi.json", openapi, "This document"),
 )

@@ -28,6 +28,7 @@ from airlock.channels import Channels
 from airlock.clock import Clock, SystemClock
 from airlock.config import CONFIG_CHANGED, AirlockConfig, config_digest, load_config
 from airlock.connectors import OperationSpec
+from airlock.daemon.reload import Parts
 from airlock.errors import AirlockError, InvalidInput, NotEnrolled, NotFound
 from airlock.gateway import ConnectorPool, Gateway
 from airlock.logs import get_logger
@@ -77,6 +78,16 @@ class _CurrentSecretVerifier(totp.TotpVerifier):
 
 
 class Runtime:
+    config: AirlockConfig
+    services: dict[str, Service]
+    sessions: SessionManager
+    verifier: totp.TotpVerifier
+    notifiers: dict[str, Notifier]
+    channels: Channels
+    approvals: ApprovalService
+    replies: ReplyHandler
+    gateway: Gateway
+
     def __init__(
         self,
         paths: AirlockPaths,
@@ -86,72 +97,107 @@ class Runtime:
         config: AirlockConfig | None = None,
     ) -> None:
         self.paths = paths
+        self.pm = pm
         self.clock = clock or SystemClock()
         # Taken before reading, so an edit racing the start shows as a change, not the reverse.
         self.config_digest = config_digest(paths.config_file) if config is None else None
-        self.config = config or load_config(paths.config_file)
+        config = config or load_config(paths.config_file)
         paths.ensure_data_dirs()
         self.connectors = get_connectors(pm)
-        self.services: dict[str, Service] = resolve_services(self.config, self.connectors)
         self.policies = get_policies(pm)
         self.store = StateStore(paths.state_db)
         self.audit = AuditLog(
             paths.audit_dir,
             load_or_create_key(paths.audit_key_file),
-            rotate_bytes=self.config.audit.rotate_bytes,
+            rotate_bytes=config.audit.rotate_bytes,
             clock=self.clock,
-        )
-        self.sessions = SessionManager(self.store, self.config.sessions, self.clock)
-        self._totp_mtime: float | None = None
-        self.verifier = _CurrentSecretVerifier(
-            self.store, None, self.config.totp, self.config.approvals, self.clock
         )
         self.vault = Vault(paths.vault_file)
-        self.refresh_totp()
-        self.verifier.refresh = self.refresh_totp
-        self.notifiers = self._open_notifiers(pm)
-        self.channels = Channels(self.notifiers, self.audit)
-        pool = ConnectorPool(self.services, self.credentials_for)
-        self.approvals = ApprovalService(
+        self._rejected_at: dict[str, float] = {}
+        self._notices: set[asyncio.Task[None]] = set()
+        self._use(self._assemble(config))
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listeners: list[asyncio.Task[None]] = []
+        self._reloading = asyncio.Lock()
+        self.on_reload: list[Callable[[AirlockConfig], None]] = []
+
+    # -- what follows the config (built at start, rebuilt by reload) --------------------
+
+    def _assemble(self, config: AirlockConfig) -> Parts:
+        """Everything the config decides, built aside: nothing in use changes until
+        :meth:`_use`, so a config that fails here leaves the running one alone."""
+        services = resolve_services(config, self.connectors)
+        sessions = SessionManager(self.store, config.sessions, self.clock)
+        verifier = _CurrentSecretVerifier(
+            self.store, None, config.totp, config.approvals, self.clock
+        )
+        secret = self._read_secret()
+        verifier.set_secret(secret)
+        if secret is not None:
+            self.vault.unlock(TotpKey(secret))
+        notifiers = self._open_notifiers(config, secret is not None)
+        channels = Channels(notifiers, self.audit)
+        pool = ConnectorPool(services, self.credentials_for)
+        approvals = ApprovalService(
             store=self.store,
-            sessions=self.sessions,
-            verifier=self.verifier,
-            config=self.config,
+            sessions=sessions,
+            verifier=verifier,
+            config=config,
             clock=self.clock,
             audit=self.audit,
-            services=self.services,
+            services=services,
             policies=self.policies,
-            channels=self.channels,
+            channels=channels,
             operation_spec=pool.spec,
         )
-        self.replies = ReplyHandler(self.approvals, self.channels, self.audit, self.clock)
-        self.gateway = Gateway(
+        gateway = Gateway(
             store=self.store,
-            sessions=self.sessions,
-            services=self.services,
+            sessions=sessions,
+            services=services,
             policies=self.policies,
-            config=self.config,
+            config=config,
             clock=self.clock,
             audit=self.audit,
             pool=pool,
             on_credentials_rejected=self.credentials_rejected,
         )
-        self._rejected_at: dict[str, float] = {}
-        self._notices: set[asyncio.Task[None]] = set()
-        self._tasks: list[asyncio.Task[None]] = []
+        replies = ReplyHandler(approvals, channels, self.audit, self.clock)
+        return Parts(
+            config, services, sessions, verifier, notifiers, channels, approvals, replies, gateway
+        )
+
+    def _use(self, parts: Parts) -> None:
+        self.config = parts.config
+        self.services = parts.services
+        self.sessions = parts.sessions
+        self.verifier = parts.verifier
+        self.notifiers = parts.notifiers
+        self.channels = parts.channels
+        self.approvals = parts.approvals
+        self.replies = parts.replies
+        self.gateway = parts.gateway
+        self._totp_mtime = self._secret_mtime()
+        if isinstance(self.verifier, _CurrentSecretVerifier):
+            self.verifier.refresh = self.refresh_totp
 
     # -- TOTP and vault -----------------------------------------------------------------
 
+    def _secret_mtime(self) -> float | None:
+        try:
+            return self.paths.totp_file.stat().st_mtime
+        except FileNotFoundError:
+            return None
+
+    def _read_secret(self) -> str | None:
+        return totp.load_secret(self.paths.totp_file) if self.paths.totp_file.exists() else None
+
     def refresh_totp(self) -> None:
         """Pick up a secret enrolled (or reset) by ``airlock totp`` while we run."""
-        try:
-            mtime = self.paths.totp_file.stat().st_mtime
-        except FileNotFoundError:
-            mtime = None
+        mtime = self._secret_mtime()
         if mtime == self._totp_mtime:
             return
         self._totp_mtime = mtime
-        secret = totp.load_secret(self.paths.totp_file) if mtime is not None else None
+        secret = self._read_secret() if mtime is not None else None
         self.verifier.set_secret(secret)
         if secret is None:
             self.vault.lock()
@@ -184,16 +230,16 @@ class Runtime:
 
     # -- notifiers ---------------------------------------------------------------------
 
-    def _open_notifiers(self, pm: AirlockPluginManager) -> dict[str, Notifier]:
+    def _open_notifiers(self, config: AirlockConfig, enrolled: bool) -> dict[str, Notifier]:
         from airlock.connectors import validate_settings
         from airlock.errors import ConfigError
 
-        available = get_notifiers(pm)
+        available = get_notifiers(self.pm)
         # Installed notifiers may receive credentials before they are configured:
         # `airlock telegram setup` stores the token first, then writes the config.
         self.installed_notifiers = set(available)
         opened: dict[str, Notifier] = {}
-        for name in self.config.approvals.notifiers:
+        for name in config.approvals.notifiers:
             cls = available.get(name)
             if cls is None:
                 from airlock.services import missing_component_hint
@@ -204,7 +250,7 @@ class Runtime:
                 )
             try:
                 settings = validate_settings(
-                    cls.Settings, self.config.notifiers.get(name, {}), where=f"notifiers.{name}"
+                    cls.Settings, config.notifiers.get(name, {}), where=f"notifiers.{name}"
                 )
             except InvalidInput as exc:
                 raise ConfigError(
@@ -212,7 +258,7 @@ class Runtime:
                     field=exc.field,
                     hint=f"see `airlock {name} setup` or docs/configuration.md",
                 ) from None
-            stored = self.vault.get(name) if self.verifier.enrolled and self.vault.has(name) else {}
+            stored = self.vault.get(name) if enrolled and self.vault.has(name) else {}
             opened[name] = cls(settings, cls.Credentials.model_validate(stored))
         return opened
 
@@ -417,8 +463,46 @@ class Runtime:
                 reason="the call was cut off by a daemon stop",
             )
         self._tasks.append(asyncio.create_task(self._housekeeping()))
-        for name, notifier in self.notifiers.items():
-            self._tasks.append(asyncio.create_task(self._listen(name, notifier)))
+        self._start_listening()
+
+    def _start_listening(self) -> None:
+        self._listeners = [
+            asyncio.create_task(self._listen(name, notifier))
+            for name, notifier in self.notifiers.items()
+        ]
+
+    async def reload(self) -> AirlockConfig:
+        """Re-read the config, services and notifiers; sessions and pending requests stay.
+
+        A config that does not load (or names a missing plugin) raises ``ConfigError``
+        and the running one stays in use.
+        """
+        async with self._reloading:
+            digest = config_digest(self.paths.config_file)
+            parts = self._assemble(load_config(self.paths.config_file))
+            old_approvals, old_pool, old_notifiers = (
+                self.approvals,
+                self.gateway.pool,
+                self.notifiers,
+            )
+            old_listeners = self._listeners
+            self.gateway.uses.flush()
+            self._use(parts)
+            self.config_digest = digest
+            self._start_listening()
+            for task in old_listeners:
+                task.cancel()
+            await asyncio.gather(*old_listeners, return_exceptions=True)
+            await old_approvals.close()
+            await old_pool.close_all()
+            await self._close_notifiers(old_notifiers)
+            await self.audit.append(
+                "config_reloaded", services=sorted(self.services), notifiers=sorted(self.notifiers)
+            )
+            for hook in self.on_reload:
+                hook(parts.config)
+            log.info("config_reloaded", services=len(self.services))
+            return parts.config
 
     async def _housekeeping(self) -> None:
         while True:
@@ -448,14 +532,8 @@ class Runtime:
         except Exception as exc:
             log.error("notifier_listen_failed", notifier=name, error=type(exc).__name__)
 
-    async def stop(self) -> None:
-        for task in [*self._tasks, *self._notices]:
-            task.cancel()
-        await asyncio.gather(*self._tasks, *self._notices, return_exceptions=True)
-        await self.approvals.close()
-        self.gateway.uses.flush()
-        await self.gateway.pool.close_all()
-        for notifier in self.notifiers.values():
+    async def _close_notifiers(self, notifiers: Mapping[str, Notifier]) -> None:
+        for notifier in notifiers.values():
             try:
                 await notifier.close()
             except Exception as exc:
@@ -464,6 +542,16 @@ class Runtime:
                     notifier=type(notifier).__name__,
                     error=type(exc).__name__,
                 )
+
+    async def stop(self) -> None:
+        tasks = [*self._tasks, *self._listeners, *self._notices]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.approvals.close()
+        self.gateway.uses.flush()
+        await self.gateway.pool.close_all()
+        await self._close_notifiers(self.notifiers)
         await self.audit.append("daemon_stopped", pid=os.getpid())
         self.store.raise_audit_anchor(self.audit.last_seq)
         self.audit.close()

@@ -23,7 +23,7 @@ from airlock.daemon.http import (
 from airlock.daemon.openai_routes import OPENAI_ROUTE, openai_call
 from airlock.daemon.routes import ROUTES, RUNTIME
 from airlock.daemon.runtime import Runtime
-from airlock.errors import AlreadyRunning
+from airlock.errors import AirlockError, AlreadyRunning
 from airlock.files import ensure_private_dir
 from airlock.logs import get_logger
 from airlock.paths import AirlockPaths, Mode
@@ -98,6 +98,15 @@ async def serve(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        runtime.on_reload.append(lambda config: gate.set_allowed(config.daemon.allowed_uids))
+        reloads: set[asyncio.Task[None]] = set()
+
+        def hangup() -> None:
+            task = loop.create_task(_reload_logged(runtime))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, hangup)
         await runtime.start()
         from airlock.dashboard.app import start as start_dashboard
 
@@ -116,6 +125,15 @@ async def serve(
             await runtime.stop()
             with contextlib.suppress(FileNotFoundError):
                 paths.socket.unlink()
+
+
+async def _reload_logged(runtime: Runtime) -> None:
+    """SIGHUP: reload; a config that does not load is logged and the old one kept."""
+    try:
+        await runtime.reload()
+    except AirlockError as exc:
+        log.error("reload_refused", error=exc.message)
+        print(f"reload refused, the previous config stays in use: {exc.message}", flush=True)
 
 
 def _lock_path(paths: AirlockPaths) -> Path:

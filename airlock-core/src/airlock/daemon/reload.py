@@ -1,0 +1,35 @@
+"""Live reload (``airlock reload``, SIGHUP): the parts of the daemon the config decides,
+which a reload builds aside and then puts in place.
+
+The state store, the audit log, the vault and the TOTP secret are not among the parts:
+sessions and pending requests live in the store, so they survive a reload untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airlock.approvals import ApprovalService
+    from airlock.channels import Channels
+    from airlock.config import AirlockConfig
+    from airlock.gateway import Gateway
+    from airlock.notifiers import Notifier
+    from airlock.replies import ReplyHandler
+    from airlock.services import Service
+    from airlock.sessions import SessionManager
+    from airlock.totp import TotpVerifier
+
+
+@dataclass(frozen=True)
+class Parts:
+    config: AirlockConfig
+    services: dict[str, Service]
+    sessions: SessionManager
+    verifier: TotpVerifier
+    notifiers: dict[str, Notifier]
+    channels: Channels
+    approvals: ApprovalService
+    replies: ReplyHandler
+    gateway: Gateway
