@@ -447,6 +447,11 @@ class AirlockClient:
         """Make the daemon re-read its config (the daemon's owner or root only)."""
         return await self._conn.fetch(api.Reloaded, "POST", "/v1/reload")
 
+    async def unlock(self, passphrase: str) -> api.Unlocked:
+        """Open the daemon's passphrase lock (the daemon's owner or root only)."""
+        body = build(api.UnlockIn, passphrase=passphrase)
+        return await self._conn.fetch(api.Unlocked, "POST", "/v1/unlock", body=body)
+
     async def revoke_all(self) -> api.Revoked:
         return await self._conn.fetch(api.Revoked, "DELETE", "/v1/sessions")
 

@@ -161,6 +161,7 @@ class SyncAirlockClient:
     revoke = _Blocking(AirlockClient.revoke)
     revoke_all = _Blocking(AirlockClient.revoke_all)
     reload = _Blocking(AirlockClient.reload)
+    unlock = _Blocking(AirlockClient.unlock)
     list_credentials = _Blocking(AirlockClient.list_credentials)
     add_credentials = _Blocking(AirlockClient.add_credentials)
     get_credential = _Blocking(AirlockClient.get_credential)

@@ -200,6 +200,17 @@ class DaemonStatus(BaseModel):
     config_changed: bool = Field(
         False, description="the config file changed since the daemon read it: run airlock reload"
     )
+    passphrase_locked: bool = Field(
+        False, description="the passphrase lock is on and closed: the person runs airlock unlock"
+    )
+
+
+class UnlockIn(Body):
+    passphrase: str = Field(min_length=1, max_length=1024)
+
+
+class Unlocked(BaseModel):
+    unlocked: bool
 
 
 class Reloaded(BaseModel):

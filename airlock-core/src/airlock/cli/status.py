@@ -27,6 +27,12 @@ def collect_status(state: CliState) -> dict[str, Any]:
         "warnings": [],
     }
     status["daemon"] = daemon_facts(state)
+    from airlock.ptrace import ptrace_scope, same_user_can_read_memory
+
+    scope, meaning = ptrace_scope()
+    status["ptrace_scope"] = {"value": scope, "meaning": meaning}
+    if paths.mode.value == "personal" and same_user_can_read_memory(scope):
+        status["warnings"].append(f"ptrace_scope {scope if scope is not None else '-'}: {meaning}")
     if status["daemon"]["running"]:
         loaded = set(status["daemon"]["services"])
         for item in status["services"]:
@@ -93,6 +99,10 @@ def register(app: typer.Typer) -> None:
                 f", approvals {lock}, {daemon['pending']} pending, "
                 f"{len(daemon['sessions'])} session(s) of yours"
             )
+            if daemon.get("passphrase_locked"):
+                typer.echo(
+                    "          LOCKED by its passphrase: requests wait; run `airlock unlock`"
+                )
             for channel in daemon["notifiers"]:
                 detail = untrusted_line(str(channel["detail"]), 300)
                 health = "ok" if channel["ok"] else f"UNREACHABLE ({detail})"
@@ -104,5 +114,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(
                 "daemon:   not running (start it with `airlock service start` or `airlock serve`)"
             )
+        scope = facts["ptrace_scope"]
+        typer.echo(f"ptrace:   scope {scope['value']}: {scope['meaning']}")
         for warning in facts["warnings"]:
             typer.echo(f"\nwarning: {warning}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -121,6 +121,15 @@ def enrol(state: CliState, *, replacing: bool) -> bool:
 
     paths, config = state.paths, state.config
     paths.ensure_data_dirs()
+    from airlock.passphrase import lock_is_on
+
+    if lock_is_on(paths):
+        from airlock.errors import AirlockError
+
+        raise AirlockError(
+            "the passphrase lock is on: enrolment cannot replace a sealed secret",
+            hint="see docs/security.md (passphrase lock)",
+        )
     finish_pending_secret(paths.totp_file, _vault_follows(paths, config))
     enrolled = paths.totp_file.exists()
     if replacing and not enrolled:
@@ -172,10 +181,23 @@ def register(app: typer.Typer) -> None:
     )
 
     @totp_app.command("setup")
-    def setup(ctx: typer.Context) -> None:
+    def setup(
+        ctx: typer.Context,
+        passphrase: Annotated[
+            bool,
+            typer.Option(
+                "--passphrase",
+                help="Then seal the secret and the vault with a passphrase (prompt or stdin).",
+            ),
+        ] = False,
+    ) -> None:
         """Show a QR code for your authenticator app; saved after the first correct code."""
         replaced = enrol(ctx.obj, replacing=False)
         _done(replaced)
+        if passphrase:
+            from airlock.cli.lock import set_passphrase
+
+            set_passphrase(ctx.obj)
 
     @totp_app.command("reset")
     def reset(ctx: typer.Context) -> None:

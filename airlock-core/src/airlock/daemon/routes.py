@@ -213,6 +213,15 @@ async def reload_config(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def unlock(request: web.Request) -> web.StreamResponse:
+    caller = peer(request)
+    if caller.uid not in (0, os.getuid()):
+        raise Forbidden("only the owner of the daemon (or root) may unlock it")
+    body = await read_body(request, api.UnlockIn)
+    await rt(request).unlock(body.passphrase, caller)
+    return json_model(api.Unlocked(unlocked=True))
+
+
 def _parse_since(raw: str) -> datetime:
     try:
         try:
@@ -355,6 +364,14 @@ ROUTES: tuple[Route, ...] = (
         reload_config,
         "Re-read the config, services and notifiers (owner or root)",
         response=api.Reloaded,
+    ),
+    Route(
+        "POST",
+        "/v1/unlock",
+        unlock,
+        "Open the passphrase lock (owner or root)",
+        body=api.UnlockIn,
+        response=api.Unlocked,
     ),
     Route("GET", "/v1/openapi.json", openapi, "This document"),
 )

@@ -28,11 +28,13 @@ from airlock.channels import Channels
 from airlock.clock import Clock, SystemClock
 from airlock.config import CONFIG_CHANGED, AirlockConfig, config_digest, load_config
 from airlock.connectors import OperationSpec
+from airlock.daemon.keeper import SecretKeeper
 from airlock.daemon.reload import Parts
 from airlock.errors import AirlockError, InvalidInput, NotEnrolled, NotFound
 from airlock.gateway import ConnectorPool, Gateway
 from airlock.logs import get_logger
 from airlock.notifiers import Notice, Notifier
+from airlock.passphrase import DaemonLocked, WrongPassphrase
 from airlock.paths import AirlockPaths
 from airlock.peers import Peer
 from airlock.plugins import AirlockPluginManager, get_connectors, get_notifiers, get_policies
@@ -41,7 +43,7 @@ from airlock.services import Service, resolve_services
 from airlock.sessions import SessionManager
 from airlock.spending import BudgetState, usd
 from airlock.store import Session, StateStore
-from airlock.vault import TotpKey, Vault
+from airlock.vault import Vault
 
 log = get_logger("airlock.daemon")
 
@@ -66,14 +68,14 @@ def session_info(session: Session, budget: BudgetState | None = None) -> Session
 
 
 class _CurrentSecretVerifier(totp.TotpVerifier):
-    """Checks every code against the secret on disk now: ``airlock totp setup|reset`` may
-    have replaced it while the daemon runs (a phone reply or a terminal approval)."""
+    """Checks every code against the secret as it is now: ``airlock totp setup|reset`` may
+    have replaced it, or the passphrase lock closed it, while the daemon runs."""
 
-    refresh: Callable[[], None] | None = None
+    before: Callable[[], None] | None = None
 
     def verify(self, code: str) -> int:
-        if self.refresh is not None:
-            self.refresh()
+        if self.before is not None:
+            self.before()
         return super().verify(code)
 
 
@@ -115,6 +117,7 @@ class Runtime:
         self.vault = Vault(paths.vault_file)
         self._rejected_at: dict[str, float] = {}
         self._notices: set[asyncio.Task[None]] = set()
+        self.keeper = SecretKeeper(paths, self.clock)
         self._use(self._assemble(config))
         self._tasks: list[asyncio.Task[None]] = []
         self._listeners: list[asyncio.Task[None]] = []
@@ -131,10 +134,10 @@ class Runtime:
         verifier = _CurrentSecretVerifier(
             self.store, None, config.totp, config.approvals, self.clock
         )
-        secret = self._read_secret()
+        secret, key = self.keeper.read()
         verifier.set_secret(secret)
-        if secret is not None:
-            self.vault.unlock(TotpKey(secret))
+        if key is not None:
+            self.vault.unlock(key)
         notifiers = self._open_notifiers(config, secret is not None)
         channels = Channels(notifiers, self.audit)
         pool = ConnectorPool(services, self.credentials_for)
@@ -176,33 +179,26 @@ class Runtime:
         self.approvals = parts.approvals
         self.replies = parts.replies
         self.gateway = parts.gateway
-        self._totp_mtime = self._secret_mtime()
         if isinstance(self.verifier, _CurrentSecretVerifier):
-            self.verifier.refresh = self.refresh_totp
+            self.verifier.before = self._before_verify
 
     # -- TOTP and vault -----------------------------------------------------------------
 
-    def _secret_mtime(self) -> float | None:
-        try:
-            return self.paths.totp_file.stat().st_mtime
-        except FileNotFoundError:
-            return None
-
-    def _read_secret(self) -> str | None:
-        return totp.load_secret(self.paths.totp_file) if self.paths.totp_file.exists() else None
-
     def refresh_totp(self) -> None:
-        """Pick up a secret enrolled (or reset) by ``airlock totp`` while we run."""
-        mtime = self._secret_mtime()
-        if mtime == self._totp_mtime:
+        """Pick up a secret enrolled, reset, sealed or unlocked while we run."""
+        if not self.keeper.changed():
             return
-        self._totp_mtime = mtime
-        secret = self._read_secret() if mtime is not None else None
+        secret, key = self.keeper.read()
         self.verifier.set_secret(secret)
-        if secret is None:
+        if key is None:
             self.vault.lock()
         else:
-            self.vault.unlock(TotpKey(secret))
+            self.vault.unlock(key)
+
+    def _before_verify(self) -> None:
+        self.refresh_totp()
+        if self.keeper.locked:
+            raise DaemonLocked()
 
     async def credentials_rejected(self, service: str) -> None:
         """Tell the person (every channel, at most once in REJECTED_NOTICE_INTERVAL a
@@ -223,7 +219,7 @@ class Runtime:
         task.add_done_callback(self._notices.discard)
 
     def credentials_for(self, service: str) -> Mapping[str, str]:
-        self.refresh_totp()
+        self._before_verify()
         if not self.verifier.enrolled:
             raise NotEnrolled()
         return self.vault.get(service) if self.vault.has(service) else {}
@@ -274,7 +270,8 @@ class Runtime:
         return DaemonStatus(
             version=__version__,
             mode=self.paths.mode.value,
-            totp_enrolled=self.verifier.enrolled,
+            totp_enrolled=self.verifier.enrolled or self.keeper.locked,
+            passphrase_locked=self.keeper.locked,
             locked=lock.locked,
             locked_until=datetime.fromtimestamp(lock.locked_until, UTC)
             if lock.locked_until
@@ -480,29 +477,41 @@ class Runtime:
         async with self._reloading:
             digest = config_digest(self.paths.config_file)
             parts = self._assemble(load_config(self.paths.config_file))
-            old_approvals, old_pool, old_notifiers = (
-                self.approvals,
-                self.gateway.pool,
-                self.notifiers,
-            )
-            old_listeners = self._listeners
-            self.gateway.uses.flush()
-            self._use(parts)
+            await self._swap(parts)
             self.config_digest = digest
-            self._start_listening()
-            for task in old_listeners:
-                task.cancel()
-            await asyncio.gather(*old_listeners, return_exceptions=True)
-            await old_approvals.close()
-            await old_pool.close_all()
-            await self._close_notifiers(old_notifiers)
             await self.audit.append(
                 "config_reloaded", services=sorted(self.services), notifiers=sorted(self.notifiers)
             )
-            for hook in self.on_reload:
-                hook(parts.config)
             log.info("config_reloaded", services=len(self.services))
             return parts.config
+
+    async def unlock(self, passphrase: str, peer: Peer) -> None:
+        """Open the passphrase lock; notifiers are rebuilt with their stored credentials."""
+        async with self._reloading:
+            try:
+                await asyncio.to_thread(self.keeper.unlock, passphrase)
+            except WrongPassphrase:
+                await self.audit.append("unlock_failed", **peer.audit_fields())
+                raise
+            self.refresh_totp()
+            await self._swap(self._assemble(self.config))
+            await self.audit.append("daemon_unlocked", **peer.audit_fields())
+
+    async def _swap(self, parts: Parts) -> None:
+        """Put freshly built parts in use and retire the old ones."""
+        old_approvals, old_pool, old_notifiers = self.approvals, self.gateway.pool, self.notifiers
+        old_listeners = self._listeners
+        self.gateway.uses.flush()
+        self._use(parts)
+        self._start_listening()
+        for task in old_listeners:
+            task.cancel()
+        await asyncio.gather(*old_listeners, return_exceptions=True)
+        await old_approvals.close()
+        await old_pool.close_all()
+        await self._close_notifiers(old_notifiers)
+        for hook in self.on_reload:
+            hook(parts.config)
 
     async def _housekeeping(self) -> None:
         while True:
