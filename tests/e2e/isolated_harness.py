@@ -122,6 +122,23 @@ def run_as(
     )
 
 
+def python_as(name: str, code: str) -> subprocess.CompletedProcess[str]:
+    """Python code run by *name* with the installed program (what an agent's tool does)."""
+    entry = pwd.getpwnam(name)
+    return subprocess.run(
+        [str(CLIENT.with_name("python")), "-c", code],
+        user=entry.pw_uid,
+        group=entry.pw_gid,
+        extra_groups=os.getgrouplist(name, entry.pw_gid),
+        env=_clean_env(entry.pw_dir),
+        cwd=entry.pw_dir,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
 @dataclass
 class Isolated:
     """A root's view of the installed isolated mode."""

@@ -39,6 +39,7 @@ from isolated_harness import (
     enrol_personal,
     leftovers,
     make_user,
+    python_as,
     run_as,
     scrub,
     shared_maildir,
@@ -277,6 +278,18 @@ def test_request_approve_read_write_revoke_and_audit_across_users(isolated: Isol
     assert facts["socket"] == str(SOCKET)
     assert facts["daemon"]["running"] is True
     assert facts["daemon"]["mode"] == "isolated"
+
+    client = python_as(
+        AGENT,
+        "import asyncio\n"
+        "from airlock.mcp.settings import mcp_client\n"
+        "async def main():\n"
+        "    async with mcp_client() as airlock:\n"
+        "        print((await airlock.status()).mode)\n"
+        "asyncio.run(main())\n",
+    )
+    assert client.returncode == 0, client.stderr
+    assert client.stdout.strip() == "isolated"
 
     read = _approved_session(isolated)
     listed = _op(read["token"], "list_messages", unread_only=True)

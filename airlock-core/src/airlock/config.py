@@ -222,7 +222,11 @@ def _yaml_error(path: Path, text: str, exc: yaml.YAMLError) -> ConfigError:
 def load_config(path: Path) -> AirlockConfig:
     """Read *path* (missing file means defaults) and the environment."""
     data: Any = {}
-    if path.exists():
+    try:
+        exists = path.exists()
+    except OSError as exc:  # e.g. an agent's user and the isolated-mode /etc/airlock
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
+    if exists:
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
