@@ -13,7 +13,7 @@ from typing import Any
 
 from airlock.paths import AirlockPaths
 from airlock.service import supervisor
-from airlock.service.layout import AGENTS_GROUP, DAEMONS, RUN_DIR, VENV_DIR, Daemon
+from airlock.service.layout import AGENTS_GROUP, DAEMONS, VENV_DIR, Daemon
 from airlock.service.supervisor import Supervised
 from airlock.service.units import systemctl, systemd_is_pid1
 
@@ -47,7 +47,7 @@ def isolated_daemon(daemon: Daemon) -> Supervised:
         },
         pid_file=daemon.pid_file,
         log_file=daemon.log_file,
-        socket=RUN_DIR / "airlock.sock",
+        socket=daemon.socket,
         user=daemon.name,
         group=daemon.name,
         extra_groups=[daemon.socket_group] if daemon.socket_group else [],

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -51,6 +52,10 @@ def own_tree(root: Path, user: str, group: str | None = None) -> None:
 
         gid = grp.getgrnam(group).gr_gid
     for path in [root, *root.rglob("*")]:
+        found = path.lstat()
+        if stat.S_ISREG(found.st_mode) and found.st_nlink > 1:
+            # A hard link planted by whoever owned this tree could be a system file.
+            raise AirlockError(f"{path} has {found.st_nlink} hard links: refusing to chown it")
         os.chown(path, uid, gid, follow_symlinks=False)
 
 

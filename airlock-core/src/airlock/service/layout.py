@@ -35,6 +35,8 @@ class Daemon:
     socket_group: str | None = None
     """The group whose members may reach its socket (the daemon joins it to hand the
     socket over)."""
+    socket: Path | None = None
+    """Where it answers ``GET /v1/status`` once ready (None: being alive is enough)."""
 
     @property
     def unit_name(self) -> str:
@@ -59,6 +61,7 @@ CORE = Daemon(
     command=("-m", "airlock", "serve"),
     state_dir=STATE_ROOT,
     socket_group=AGENTS_GROUP,
+    socket=RUN_DIR / "airlock.sock",
 )
 
 DAEMONS: tuple[Daemon, ...] = (CORE,)

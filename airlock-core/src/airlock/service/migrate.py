@@ -11,6 +11,7 @@ import fcntl
 import os
 import pwd
 import shutil
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,6 +35,12 @@ def check_personal(user: str) -> None:
     paths = personal_paths(user)
     if not paths.data_dir.is_dir():
         raise AirlockError(f"{user} has no personal Airlock data in {paths.data_dir}")
+    home = Path(pwd.getpwnam(user).pw_dir).resolve()
+    if not paths.data_dir.resolve().is_relative_to(home) or paths.data_dir.is_symlink():
+        raise AirlockError(
+            f"{paths.data_dir} leads outside {home} (a link?): not importing",
+            hint="check what put it there",
+        )
     if paths.lock_file.exists():
         fd = os.open(paths.lock_file, os.O_RDWR)
         try:
@@ -47,26 +54,51 @@ def check_personal(user: str) -> None:
             os.close(fd)
 
 
+def _plain(path: Path, *, folder: bool = False) -> bool:
+    """*path* is a real file (or folder), not a link: the person's directory may hold
+    links planted by an agent, and root must not move or read what they point to."""
+    try:
+        found = path.lstat()
+    except FileNotFoundError:
+        return False
+    if folder:
+        ok = stat.S_ISDIR(found.st_mode)
+    else:
+        ok = stat.S_ISREG(found.st_mode) and found.st_nlink == 1
+    if not ok:
+        raise AirlockError(
+            f"{path} is not a plain {'directory' if folder else 'file'} (a link?): not importing",
+            hint="check what put it there; import only real files",
+        )
+    return True
+
+
 def import_personal(user: str, say: Callable[[str], None]) -> None:
     from airlock.service.isolated import own_tree
 
     source = personal_paths(user)
     core = DAEMONS[0]
     target = core.state_dir
-    for name in MOVED:
-        if (source.data_dir / name).exists():
-            shutil.move(source.data_dir / name, target / name)
-            say(f"moved {source.data_dir / name} to {target / name}")
-    if source.audit_dir.is_dir():
+    moving = [source.data_dir / n for n in MOVED if _plain(source.data_dir / n)]
+    parts = sorted(source.audit_dir.iterdir()) if _plain(source.audit_dir, folder=True) else []
+    has_config = _plain(source.config_file)
+    for part in parts:
+        _plain(part)
+    for path in moving:
+        shutil.move(path, target / path.name)
+        say(f"moved {path} to {target / path.name}")
+    if parts or source.audit_dir.is_dir():
         (target / "audit").mkdir(mode=0o700, exist_ok=True)
-        for part in sorted(source.audit_dir.iterdir()):
+        for part in parts:
             shutil.move(part, target / "audit" / part.name)
         source.audit_dir.rmdir()
         say(f"moved the audit log {source.audit_dir} (the chain continues)")
     own_tree(target, core.name)
-    if source.config_file.exists():
+    if has_config:
         config = CONFIG_DIR / "config.yaml"
-        shutil.copyfile(source.config_file, config)
+        fd = os.open(source.config_file, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as handle:
+            config.write_bytes(handle.read())
         source.config_file.unlink()
         say(f"moved {source.config_file} to {config}")
     _remove_leftovers(source.data_dir)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import stat
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -26,7 +27,8 @@ class Supervised:
     env: dict[str, str]
     pid_file: Path
     log_file: Path
-    socket: Path
+    socket: Path | None
+    """Ready once the daemon answers here; None: ready once it has stayed up a moment."""
     user: str | None = None
     """Run as this user (isolated mode); None runs as the caller."""
     group: str | None = None
@@ -48,15 +50,34 @@ def _is_airlock_daemon(pid: int) -> bool:
 def running_pid(daemon: Supervised) -> int | None:
     """The pid in the pid file while that process is still the daemon."""
     try:
-        pid = int(daemon.pid_file.read_text().strip())
+        fd = os.open(daemon.pid_file, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd) as handle:
+            pid = int(handle.read(32).strip())
     except (OSError, ValueError):
         return None
     return pid if _is_airlock_daemon(pid) else None
 
 
+def _write_pid(path: Path, pid: int) -> None:
+    """Root writes into a directory the service user owns: never through a link it
+    planted (a fresh file, O_EXCL and O_NOFOLLOW)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(f"{pid}\n")
+
+
 def _open_log(daemon: Supervised) -> int:
     daemon.log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(daemon.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    found = os.fstat(fd)
+    if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1:
+        os.close(fd)
+        raise AirlockError(
+            f"{daemon.log_file} is not a plain file of its own (a link?): not using it",
+            hint="remove it and start again",
+        )
     if daemon.user is not None:
         import pwd
 
@@ -91,11 +112,10 @@ def start(daemon: Supervised, *, timeout: float = 30.0) -> tuple[int, bool]:
         )
     finally:
         os.close(log_fd)
-    daemon.pid_file.parent.mkdir(parents=True, exist_ok=True)
-    daemon.pid_file.write_text(f"{proc.pid}\n")
-    daemon.pid_file.chmod(0o644)
+    _write_pid(daemon.pid_file, proc.pid)
     deadline = time.monotonic() + timeout
-    while answering_pid(daemon.socket) != proc.pid:
+    settled = time.monotonic() + 1.0
+    while not _ready(daemon, proc.pid, settled):
         if proc.poll() is not None or time.monotonic() > deadline:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
@@ -107,6 +127,12 @@ def start(daemon: Supervised, *, timeout: float = 30.0) -> tuple[int, bool]:
             )
         time.sleep(0.05)
     return proc.pid, True
+
+
+def _ready(daemon: Supervised, pid: int, settled: float) -> bool:
+    if daemon.socket is None:
+        return time.monotonic() > settled
+    return answering_pid(daemon.socket) == pid
 
 
 def _tail(daemon: Supervised, limit: int = 2000) -> str:
@@ -146,8 +172,10 @@ def status(daemon: Supervised) -> dict[str, object]:
     return {
         "running": pid is not None,
         "pid": pid,
-        "answers": pid is not None and answering_pid(daemon.socket) == pid,
-        "socket": str(daemon.socket),
+        "answers": pid is not None
+        and daemon.socket is not None
+        and answering_pid(daemon.socket) == pid,
+        "socket": str(daemon.socket) if daemon.socket else None,
         "log": str(daemon.log_file),
         "pid_file": str(daemon.pid_file),
     }

@@ -1,0 +1,85 @@
+"""Root works inside directories that the service user or the person owns: it must never
+write, chown or read through a link planted there."""
+
+from __future__ import annotations
+
+import os
+import pwd
+from pathlib import Path
+
+import pytest
+
+from airlock.errors import AirlockError
+from airlock.service.isolated import own_tree
+from airlock.service.migrate import _plain
+from airlock.service.supervisor import Supervised, _open_log, _write_pid, running_pid
+
+ME = pwd.getpwuid(os.getuid()).pw_name
+
+
+def _daemon(tmp_path: Path) -> Supervised:
+    return Supervised(
+        argv=["true"],
+        env={},
+        pid_file=tmp_path / "run" / "airlock.pid",
+        log_file=tmp_path / "log" / "airlock.log",
+        socket=tmp_path / "run" / "airlock.sock",
+    )
+
+
+def test_the_pid_file_is_written_fresh_never_through_a_planted_link(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    daemon = _daemon(tmp_path)
+    daemon.pid_file.parent.mkdir()
+    daemon.pid_file.symlink_to(victim)
+    _write_pid(daemon.pid_file, 4242)
+    assert victim.read_text() == "precious\n"
+    assert not daemon.pid_file.is_symlink()
+    assert daemon.pid_file.read_text() == "4242\n"
+
+
+def test_a_pid_file_that_is_a_link_names_no_daemon(tmp_path: Path) -> None:
+    daemon = _daemon(tmp_path)
+    daemon.pid_file.parent.mkdir()
+    (tmp_path / "elsewhere").write_text(f"{os.getpid()}\n")
+    daemon.pid_file.symlink_to(tmp_path / "elsewhere")
+    assert running_pid(daemon) is None
+
+
+def test_a_log_file_hard_linked_elsewhere_is_refused(tmp_path: Path) -> None:
+    daemon = _daemon(tmp_path)
+    daemon.log_file.parent.mkdir()
+    (tmp_path / "victim").write_text("precious\n")
+    os.link(tmp_path / "victim", daemon.log_file)
+    with pytest.raises(AirlockError, match="not a plain file"):
+        _open_log(daemon)
+    os.close(_open_log(_daemon(tmp_path / "fresh")))
+
+
+def test_chowning_the_state_refuses_a_hard_link(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "totp.key").write_text("x")
+    own_tree(state, ME)
+    os.link(tmp_path / "state" / "totp.key", tmp_path / "second-name")
+    with pytest.raises(AirlockError, match="hard links"):
+        own_tree(state, ME)
+
+
+def test_import_takes_only_plain_files(tmp_path: Path) -> None:
+    plain = tmp_path / "totp.key"
+    plain.write_text("x")
+    assert _plain(plain)
+    assert not _plain(tmp_path / "missing")
+    link = tmp_path / "audit.key"
+    link.symlink_to("/etc/hostname")
+    with pytest.raises(AirlockError, match="not a plain file"):
+        _plain(link)
+    os.link(plain, tmp_path / "again")
+    with pytest.raises(AirlockError, match="not a plain file"):
+        _plain(plain)
+    folder_link = tmp_path / "audit"
+    folder_link.symlink_to(tmp_path)
+    with pytest.raises(AirlockError, match="not a plain directory"):
+        _plain(folder_link, folder=True)
