@@ -137,6 +137,8 @@ def test_the_servers_secret_never_reaches_the_agent_the_log_or_the_audit(
     airlock: Airlock,
 ) -> None:
     secret = remember("tok_canary_5f1e2d3c4b5a69788796a5b4")  # conftest scans logs/audit
+    listed = {s["name"]: s for s in json.loads(airlock.cli("services", "--json").stdout)}
+    assert listed["toy"]["health"] == "no credentials: run `airlock credentials add toy`"
     added = airlock.cli(
         "credentials", "add", "toy", stdin=f"{airlock.phone.code()}\ntoken={secret}\n"
     )

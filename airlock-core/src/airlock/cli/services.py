@@ -12,8 +12,10 @@ from airlock.cli.output import print_json
 from airlock.errors import NotFound
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from airlock.api import OperationInfo
-    from airlock.connectors import OperationSpec
+    from airlock.connectors import Connector, OperationSpec
 
 
 def _type(schema: dict[str, Any]) -> str:
@@ -82,6 +84,16 @@ def _daemon_view(state: CliState, listing: set[str]) -> _DaemonView:
         return _DaemonView(None, set(), False, {}, {})
 
 
+def _takes_credentials(
+    state: CliState, name: str, connectors: Mapping[str, type[Connector]]
+) -> bool:
+    """Whether the service takes credentials (its settings may say which: an MCP service's env)."""
+    from airlock.services import resolve_service
+
+    service = resolve_service(name, state.config, connectors)
+    return bool(service.connector.credentials_model(service.settings).model_fields)
+
+
 def collect_services(state: CliState) -> list[dict[str, Any]]:
     from airlock.config import CONFIG_CHANGED
     from airlock.plugins import get_connectors
@@ -105,7 +117,7 @@ def collect_services(state: CliState) -> list[dict[str, Any]]:
             entry["health"] = "daemon not running (start it with `airlock serve`)"
         elif name not in loaded:
             entry["health"] = "not loaded by the running daemon: " + CONFIG_CHANGED.split(": ")[1]
-        elif cls is not None and cls.Credentials.model_fields and name not in stored:
+        elif name not in stored and _takes_credentials(state, name, connectors):
             entry["health"] = f"no credentials: run `airlock credentials add {name}`"
         elif name in refused:
             entry["health"] = f"credentials refused: {refused[name]}"
