@@ -122,7 +122,7 @@ def test_a_session_expires_at_its_ttl_and_the_expiry_is_audited(tmp_path: Path) 
 def test_a_reply_to_a_prompt_approves_that_request_only(tmp_path: Path) -> None:
     async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
         first = await ask(runtime)
-        second = await ask(runtime)
+        second = await ask(runtime, ttl="2h")  # a different ask, so a second request
         phone.reply(code_at(totp, clock), in_reply_to="msg-2")
         await settle()
         assert [p.id for p in runtime.approvals.pending()] == [first.id]
@@ -152,7 +152,7 @@ def test_a_bare_code_approves_when_exactly_one_request_is_pending(tmp_path: Path
 def test_a_bare_code_with_two_requests_pending_asks_which(tmp_path: Path) -> None:
     async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
         first = await ask(runtime)
-        second = await ask(runtime)
+        second = await ask(runtime, ttl="2h")
         phone.reply(code_at(totp, clock))
         await settle()
         assert {p.id for p in runtime.approvals.pending()} == {first.id, second.id}
@@ -279,13 +279,29 @@ def test_an_agent_cannot_flood_the_person_with_prompts(tmp_path: Path) -> None:
     from airlock.errors import RateLimited
 
     async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
-        for _ in range(MAX_PENDING):
-            await ask(runtime)
+        for minutes in range(MAX_PENDING):  # each a different ask (asking again joins)
+            await ask(runtime, ttl=f"{61 + minutes}m")
         with pytest.raises(RateLimited):
-            await ask(runtime)
+            await ask(runtime, ttl="7h")
         assert len(phone.sent) == MAX_PENDING
         await runtime.approvals.deny(phone.sent[0].code, peer=ME, channel="terminal")
-        await ask(runtime)
+        await ask(runtime, ttl="7h")
         assert len(phone.sent) == MAX_PENDING + 1
+
+    run(tmp_path, scenario)
+
+
+def test_asking_again_for_the_same_thing_joins_instead_of_prompting_again(
+    tmp_path: Path,
+) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        first = await ask(runtime)
+        for _ in range(3):
+            again = await ask(runtime, reason="still the same thing")
+            assert (again.id, again.code) == (first.id, first.code)
+        shorter = await ask(runtime, ttl="30m")  # within what the person is asked for
+        assert shorter.id == first.id
+        assert len(phone.sent) == 1, "the person is prompted once"
+        assert len(runtime.approvals.pending()) == 1
 
     run(tmp_path, scenario)

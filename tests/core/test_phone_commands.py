@@ -98,7 +98,7 @@ def test_decisions_tell_channels_the_outcome_of_the_request(tmp_path: Path) -> N
             await original(notice)
 
         phone.notify = record  # type: ignore[method-assign]
-        approved, denied = await ask(runtime), await ask(runtime)
+        approved, denied = await ask(runtime), await ask(runtime, ttl="2h")
         phone.reply(code_at(totp, clock), in_reply_to="msg-1")
         phone.reply("deny", in_reply_to="msg-2")
         await settle()

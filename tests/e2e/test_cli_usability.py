@@ -5,6 +5,7 @@ credentials for a connector that takes none, and the original README's commands.
 from __future__ import annotations
 
 import json
+import time
 
 import yaml
 from daemon_harness import Airlock, remember
@@ -102,3 +103,49 @@ def test_the_original_readme_commands_still_work(airlock: Airlock) -> None:
         listed = airlock.cli(*args, "--json")
         assert listed.returncode == 0, listed.stderr
         assert isinstance(json.loads(listed.stdout), list)
+
+
+def test_asking_again_for_the_same_thing_joins_the_pending_request(airlock: Airlock) -> None:
+    first = airlock.cli("request", "mail", "--reason", "weekly summary", "--wait", "1")
+    assert first.returncode == 4
+    (waiting,) = json.loads(airlock.cli("pending", "--json").stdout)
+    assert f"airlock approve {waiting['code']}" in first.stderr
+    agent = start_cli(airlock, "request", "mail", "--reason", "weekly summary", "--json")
+    deadline = time.monotonic() + 20
+    while (
+        "access_request_joined"
+        not in airlock.cli("audit", "--event", "access_request_joined").stdout
+    ):
+        assert time.monotonic() < deadline, "the second ask did not join"
+        time.sleep(0.1)
+    assert [r["code"] for r in json.loads(airlock.cli("pending", "--json").stdout)] == [
+        waiting["code"]
+    ]
+    approved = airlock.cli("approve", waiting["code"], stdin=airlock.phone.code() + "\n")
+    assert approved.returncode == 0, approved.stderr
+    out, err = agent.communicate(timeout=60)
+    assert agent.returncode == 0, err
+    assert json.loads(out)["services"] == ["mail"]
+
+
+def test_only_the_latest_asker_collects_and_other_asks_are_new_requests(
+    airlock: Airlock,
+) -> None:
+    with airlock.client() as client:
+        one = airlock.request(client, reason="first")
+        two = airlock.request(client, reason="again")
+        assert (two["id"], two["code"], two["fingerprint"]) == (
+            one["id"],
+            one["code"],
+            one["fingerprint"],
+        )
+        assert two["claim"] != one["claim"]
+        write = airlock.request(client, access="write")
+        longer = airlock.request(client, ttl="8h")
+        assert len({one["id"], write["id"], longer["id"]}) == 3
+        assert airlock.approve(client, one["code"]).status_code == 200
+        stale = client.get(f"/v1/requests/{one['id']}", headers={"X-Airlock-Claim": one["claim"]})
+        assert stale.status_code == 403
+        fresh = client.get(f"/v1/requests/{two['id']}", headers={"X-Airlock-Claim": two["claim"]})
+        assert fresh.json()["status"] == "approved"
+        remember(fresh.json()["session"]["token"])

@@ -22,6 +22,7 @@ from airlock.local_daemon import LocalDaemon
 from airlock.totp import save_secret
 from airlock.vault import TotpKey, Vault
 from tests.e2e.daemon_harness import TotpPhone
+from tests.notifier_harness.runtime import distinct_ttl
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,7 +90,8 @@ class NotifierDaemon(LocalDaemon):
 
 
 async def request(client: httpx.AsyncClient, reason: str = "read my echo") -> dict[str, Any]:
-    response = await client.post("/v1/requests", json={"services": ["echo"], "reason": reason})
+    body = {"services": ["echo"], "reason": reason, "ttl": distinct_ttl()}
+    response = await client.post("/v1/requests", json=body)
     assert response.status_code == 202, response.text
     created: dict[str, Any] = response.json()
     return created

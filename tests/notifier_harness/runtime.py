@@ -5,6 +5,7 @@ plugin, opened by the runtime from config and vault exactly as ``airlock serve``
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 from collections.abc import Awaitable, Callable, Mapping
@@ -110,8 +111,18 @@ def _awaiting(coro: Any) -> str:
     return " -> ".join(chain) or "running"
 
 
+_ASKS = itertools.count()
+
+
+def distinct_ttl() -> str:
+    """A TTL no other ask of this run used: asking again for exactly the same thing joins
+    the pending request, and these tests want several requests."""
+    return f"{60 + next(_ASKS) % 400}m"
+
+
 async def ask(runtime: Runtime, reason: str = "read my echo", **body: Any) -> AccessRequestCreated:
     body.setdefault("services", ["echo"])
+    body.setdefault("ttl", distinct_ttl())
     return await runtime.approvals.create_request(AccessRequestIn(reason=reason, **body), ME)
 
 

@@ -132,11 +132,6 @@ class ApprovalService:
     # -- requests ---------------------------------------------------------------------
 
     async def create_request(self, body: AccessRequestIn, peer: Peer) -> AccessRequestCreated:
-        if len(self.pending()) >= MAX_PENDING:
-            raise RateLimited(
-                f"{MAX_PENDING} requests are already waiting for the person",
-                hint="wait for an answer, or for pending requests to expire",
-            )
         services = list(dict.fromkeys(body.services))
         access = body.access
         operation: dict[str, Any] | None = None
@@ -189,6 +184,16 @@ class ApprovalService:
                     policy=verdict.policy,
                 )
                 raise AccessDenied(f"refused by policy {verdict.policy}: {verdict.reason}")
+        joined = await self._join_pending(
+            peer, services, access, operation, ttl, body.sensitive, budget, now
+        )
+        if joined is not None:
+            return joined
+        if len(self.pending()) >= MAX_PENDING:
+            raise RateLimited(
+                f"{MAX_PENDING} requests are already waiting for the person",
+                hint="wait for an answer, or for pending requests to expire",
+            )
         request_id = "req_" + secrets.token_urlsafe(12)
         claim = "clm_" + secrets.token_urlsafe(24)
         request = AccessRequest(
@@ -233,6 +238,53 @@ class ApprovalService:
             fingerprint=request.fingerprint,
             expires_at=_iso(request.expires_at),
         )
+
+    async def _join_pending(
+        self,
+        peer: Peer,
+        services: list[str],
+        access: Access,
+        operation: dict[str, Any] | None,
+        ttl: int,
+        sensitive: bool,
+        budget: int | None,
+        now: float,
+    ) -> AccessRequestCreated | None:
+        """The same uid asking again for exactly what one of its pending requests asks
+        (after its wait ran out, say) joins that request instead of prompting the person
+        twice: the code and fingerprint stay, a new claim replaces the old one, so only
+        the latest asker collects the session. Anything that differs (services, access,
+        the exact operation, a longer TTL, budget, sensitivity) is a new request."""
+        for request in self._store.list_requests(RequestStatus.PENDING):
+            same = (
+                request.requester_uid == peer.uid
+                and request.expires_at > now
+                and sorted(request.services) == sorted(services)
+                and request.access == access
+                and request.operation == operation
+                and request.ttl >= ttl
+                and request.sensitive == sensitive
+                and request.budget_nano == budget
+            )
+            if not same:
+                continue
+            claim = "clm_" + secrets.token_urlsafe(24)
+            await self._audit.append(
+                "access_request_joined",
+                **peer.audit_fields(),
+                request=request.id,
+                request_code=request.code,
+            )
+            if not self._store.replace_claim(request.id, _claim_hash(claim)):
+                continue  # decided meanwhile: ask anew
+            return AccessRequestCreated(
+                id=request.id,
+                code=request.code,
+                claim=claim,
+                fingerprint=request.fingerprint,
+                expires_at=_iso(request.expires_at),
+            )
+        return None
 
     def _new_code(self) -> str:
         pending = {r.code for r in self._store.list_requests(RequestStatus.PENDING)}

@@ -417,6 +417,15 @@ class StateStore:
         )
         return cursor.rowcount == 1
 
+    def replace_claim(self, request_id: str, claim_hash: str) -> bool:
+        """Give a pending request a new claim (the old one stops working); False if it is
+        no longer pending."""
+        cursor = self._execute(
+            "UPDATE requests SET claim_hash = ? WHERE id = ? AND status = ?",
+            (claim_hash, request_id, RequestStatus.PENDING),
+        )
+        return cursor.rowcount == 1
+
     def pending_requests_due(self, now: float) -> list[AccessRequest]:
         """Pending requests whose ``expires_at`` has passed."""
         rows = self._all(
