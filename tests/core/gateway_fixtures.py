@@ -25,6 +25,7 @@ from airlock.connectors import (
     operation,
 )
 from airlock.daemon.runtime import Runtime
+from airlock.errors import ConnectorError
 from airlock.hookspecs import hookimpl
 from airlock.notifiers import Delivery, Notice, Notifier, Prompt, Reply
 from airlock.paths import resolve_paths
@@ -95,6 +96,13 @@ class Toolbox(Connector):
     title = "Listed tools"
     lists_operations = True
     listings = 0
+    opens = 0
+    broken = False
+
+    async def open(self) -> None:
+        Toolbox.opens += 1
+        if Toolbox.broken:
+            raise ConnectorError("toolbox: the server did not start")
 
     async def list_operations(self) -> list[OperationSpec]:
         Toolbox.listings += 1

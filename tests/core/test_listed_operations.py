@@ -124,3 +124,26 @@ def test_schema_errors_name_the_field_and_not_the_value() -> None:
         check_json(schema, {"path": ["s3cr3t-value"]}, within="params")
     assert caught.value.field == "params.path"
     assert "s3cr3t" not in caught.value.message
+
+
+def test_a_service_that_cannot_open_is_listed_without_operations_and_not_retried_at_once(
+    tmp_path: Path,
+) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        Toolbox.broken = True
+        try:
+            opens = Toolbox.opens
+            for _ in range(3):
+                listing = await runtime.service_list()
+                (tools,) = [s for s in listing.services if s.name == "tools"]
+                assert tools.operations == []
+            assert Toolbox.opens == opens + 1, "clients polling the list start it once"
+            clock.advance(61)
+            Toolbox.broken = False
+            listing = await runtime.service_list()
+            (tools,) = [s for s in listing.services if s.name == "tools"]
+            assert {op.name for op in tools.operations} == {"add", "stash"}
+        finally:
+            Toolbox.broken = False
+
+    run(tmp_path, scenario, **TOOLS)

@@ -46,6 +46,8 @@ from airlock.store import Session, StateStore
 from airlock.vault import Vault
 
 log = get_logger("airlock.daemon")
+UNLISTED_RETRY = 60.0
+"""Seconds before a service whose connector could not list its operations is asked again."""
 
 EXPIRY_INTERVAL = 5.0
 IDLE_CLOSE_SECONDS = 300.0
@@ -116,6 +118,7 @@ class Runtime:
         )
         self.vault = Vault(paths.vault_file)
         self._rejected_at: dict[str, float] = {}
+        self._unlisted_until: dict[str, float] = {}
         self._notices: set[asyncio.Task[None]] = set()
         self.keeper = SecretKeeper(paths, self.clock)
         self._use(self._assemble(config))
@@ -348,12 +351,17 @@ class Runtime:
         declared = list(service.connector.operations.values())
         if not service.connector.lists_operations:
             return declared
+        if self.clock.now() < self._unlisted_until.get(service.name, 0.0):
+            return declared
         try:
             listed = await self.gateway.pool.listed(service.name)
         except Exception as exc:
             # An AirlockError's message is written for the agent, so it holds no secret.
             detail = exc.message if isinstance(exc, AirlockError) else type(exc).__name__
             log.warning("service_operations_unlisted", service=service.name, error=detail)
+            # Clients ask for the list every few seconds: a server that cannot start is
+            # not started again for each of them (an operation still tries at once).
+            self._unlisted_until[service.name] = self.clock.now() + UNLISTED_RETRY
             return declared
         return declared + list(listed.values())
 
