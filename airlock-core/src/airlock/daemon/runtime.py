@@ -511,6 +511,7 @@ class Runtime:
         old_listeners = self._listeners
         self.gateway.uses.flush()
         self._use(parts)
+        self._unlisted_until.clear()  # a reloaded service may list its operations now
         self._start_listening()
         for task in old_listeners:
             task.cancel()
