@@ -23,7 +23,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from airlock.audit import (
+from airlock.security.audit import (
     CURRENT_NAME,
     GENESIS,
     AuditLog,

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from airlock.local_daemon import LocalDaemon
+from airlock.clients.local_daemon import LocalDaemon
 
 TARGET_OFFLINE_MS = 150.0
 TARGET_STATUS_MS = 200.0
@@ -53,8 +53,8 @@ def median_ms(argv: list[str], env: dict[str, str], runs: int) -> float:
 
 def small_audit_log(home: Path) -> None:
     """A few records written the way the daemon writes them, so `audit verify` has work."""
-    from airlock.audit import AuditLog
-    from airlock.paths import resolve_paths
+    from airlock.security.audit import AuditLog
+    from airlock.settings.paths import resolve_paths
 
     paths = resolve_paths({"AIRLOCK_HOME": str(home)})
     paths.ensure_data_dirs()

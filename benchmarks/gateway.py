@@ -38,10 +38,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _loadgen import drive, request_bytes
+from airlock.clients.local_daemon import LocalDaemon
 from airlock.demo.sample_mail import write_sample_maildir
-from airlock.local_daemon import LocalDaemon
-from airlock.plugins import get_connectors, get_plugin_manager
-from airlock.totp import save_secret
+from airlock.framework.plugins import get_connectors, get_plugin_manager
+from airlock.security.totp import save_secret
 
 OPERATION = ("mail", "count_unread", {"folder": "INBOX"})
 TARGET_OVERHEAD_MS = 1.0
@@ -189,7 +189,7 @@ async def mcp_overhead(socket: Path, totp: pyotp.TOTP, step: int, n: int) -> dic
         created = await airlock.submit_request(["mail"], "mcp benchmark")
         await airlock.approve(created.code, totp.at(step * 30))
         grant = await airlock.await_approval(created, wait=10)
-        from airlock._wallet import HeldSession
+        from airlock.clients._wallet import HeldSession
 
         airlock._wallet.add(HeldSession.from_grant(grant))
         service, op, params = OPERATION

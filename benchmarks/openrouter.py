@@ -43,9 +43,9 @@ sys.path.insert(0, str(ROOT))  # the local OpenRouter of the tests
 from tests.openrouter.openrouter_server import SLOW_FIRST_TOKEN  # noqa: E402
 
 from _loadgen import drive, request_bytes  # noqa: E402
-from airlock.local_daemon import LocalDaemon  # noqa: E402
-from airlock.totp import save_secret  # noqa: E402
-from airlock.vault import TotpKey, Vault  # noqa: E402
+from airlock.clients.local_daemon import LocalDaemon  # noqa: E402
+from airlock.security.totp import save_secret  # noqa: E402
+from airlock.security.vault import TotpKey, Vault  # noqa: E402
 
 THROUGH = "/v1/openai/llm/chat/completions"
 TARGET_FACTOR = 1.1

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from airlock.clock import FakeClock
-from airlock.store import StateStore
+from airlock.common.clock import FakeClock
+from airlock.state.store import StateStore
 
 
 @pytest.fixture

@@ -12,9 +12,10 @@ from typing import Any
 import pyotp
 from pydantic import BaseModel
 
-from airlock.clock import FakeClock
-from airlock.config import AirlockConfig
-from airlock.connectors import (
+from airlock.common.clock import FakeClock
+from airlock.daemon.runtime import Runtime
+from airlock.errors import ConnectorError
+from airlock.framework.connectors import (
     Access,
     CheckResult,
     Connector,
@@ -24,13 +25,12 @@ from airlock.connectors import (
     listed_operation,
     operation,
 )
-from airlock.daemon.runtime import Runtime
-from airlock.errors import ConnectorError
-from airlock.hookspecs import hookimpl
-from airlock.notifiers import Delivery, Notice, Notifier, Prompt, Reply
-from airlock.paths import resolve_paths
-from airlock.plugins import get_plugin_manager
-from airlock.totp import save_secret
+from airlock.framework.hookspecs import hookimpl
+from airlock.framework.notifiers import Delivery, Notice, Notifier, Prompt, Reply
+from airlock.framework.plugins import get_plugin_manager
+from airlock.security.totp import save_secret
+from airlock.settings.config import AirlockConfig
+from airlock.settings.paths import resolve_paths
 
 NOTES: dict[str, str] = {}
 

@@ -14,10 +14,10 @@ import pytest
 from gateway_fixtures import NOTES, Notebook, Phone, make_runtime
 
 from airlock.api import AccessRequestIn, OperationRef
-from airlock.clock import FakeClock
+from airlock.common.clock import FakeClock
 from airlock.daemon.runtime import Runtime
 from airlock.errors import ApprovalRequired, Forbidden, NotPending, Unauthenticated
-from airlock.peers import Peer
+from airlock.security.peers import Peer
 
 ME = Peer(uid=os.getuid(), pid=os.getpid())
 
@@ -275,8 +275,8 @@ def test_connectors_open_for_a_session_and_close_when_no_session_needs_them(tmp_
 
 
 def test_an_agent_cannot_flood_the_person_with_prompts(tmp_path: Path) -> None:
-    from airlock.approvals import MAX_PENDING
     from airlock.errors import RateLimited
+    from airlock.security.approvals import MAX_PENDING
 
     async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
         for minutes in range(MAX_PENDING):  # each a different ask (asking again joins)

@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, SecretStr
 
-from airlock.audit import (
+from airlock.common.clock import FakeClock
+from airlock.errors import AuditError
+from airlock.security.audit import (
     CURRENT_NAME,
     GENESIS,
     AuditLog,
@@ -29,8 +31,6 @@ from airlock.audit import (
     verify,
     verify_dir,
 )
-from airlock.clock import FakeClock
-from airlock.errors import AuditError
 
 KEY = bytes(range(32))
 DAY0 = datetime(2027, 3, 1, tzinfo=UTC)
@@ -390,7 +390,7 @@ _DISK_FULL = textwrap.dedent(
     """
     import json, os, resource, signal, sys
     from pathlib import Path
-    from airlock.audit import AuditLog
+    from airlock.security.audit import AuditLog
     from airlock.errors import AuditError
 
     audit_dir, key = Path(sys.argv[1]), bytes(range(32))
@@ -488,7 +488,7 @@ _OTHER_WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from airlock.audit import AuditLog
+    from airlock.security.audit import AuditLog
 
     with AuditLog(Path(sys.argv[1]), bytes(range(32)), rotate_bytes=8192) as log:
         for n in range(50):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from airlock.audit import AuditLog, verify_dir
 from airlock.errors import AuditError
+from airlock.security.audit import AuditLog, verify_dir
 
 
 def test_a_writer_refuses_to_chain_onto_a_log_cut_behind_its_back(tmp_path: Path) -> None:

@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 
 from airlock.api import AccessRequestIn
-from airlock.budgets import Budgets, requested_budget
-from airlock.clock import FakeClock
-from airlock.config import PermissionsConfig
-from airlock.connectors import Connector
+from airlock.common.clock import FakeClock
 from airlock.errors import BudgetExhausted, InvalidInput
-from airlock.priced_calls import audited_params
-from airlock.services import Service
-from airlock.spending import PricedConnector, SpendSettings, format_usd, nano_usd
-from airlock.store import StateStore
+from airlock.framework.connectors import Connector
+from airlock.framework.spending import PricedConnector, SpendSettings, format_usd, nano_usd
+from airlock.gateway.budgets import Budgets, requested_budget
+from airlock.gateway.priced_calls import audited_params
+from airlock.gateway.services import Service
+from airlock.settings.config import PermissionsConfig
+from airlock.state.store import StateStore
 
 CENT = nano_usd("0.01")
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pyotp
 import pytest
 
-from airlock.audit import query
 from airlock.errors import DaemonUnreachable, InvalidCode, NotEnrolled
-from airlock.totp import load_secret
-from airlock.vault import TotpKey, Vault
+from airlock.security.audit import query
+from airlock.security.totp import load_secret
+from airlock.security.vault import TotpKey, Vault
 
 
 def start(home: Path, *args: str) -> subprocess.Popen[str]:

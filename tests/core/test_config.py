@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from airlock.config import load_config
-from airlock.connectors import Connector
-from airlock.durations import parse_duration
 from airlock.errors import ConfigError, InvalidInput
-from airlock.paths import Mode, resolve_paths
-from airlock.services import resolve_service
+from airlock.framework.connectors import Connector
+from airlock.gateway.services import resolve_service
+from airlock.settings.config import load_config
+from airlock.settings.durations import parse_duration
+from airlock.settings.paths import Mode, resolve_paths
 
 MAIL = "services: {mail: {connector: maildir, path: /tmp}}\n"
 

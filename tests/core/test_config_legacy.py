@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from airlock.config import load_config
 from airlock.errors import ConfigError
+from airlock.settings.config import load_config
 
 OLD_EXAMPLE = """\
 totp:

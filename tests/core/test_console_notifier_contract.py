@@ -6,9 +6,9 @@ import io
 
 import pytest
 
-from airlock.connectors import NoCredentials, NoSettings
 from airlock.default_plugins._console_notifier import ConsoleNotifier
-from airlock.notifiers import Notifier
+from airlock.framework.connectors import NoCredentials, NoSettings
+from airlock.framework.notifiers import Notifier
 from airlock.testing import NotifierContract, NotifierFactory
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from airlock.config import AirlockConfig
 from airlock.dashboard.activity import BAR, HEIGHT, HOURS, chart
 from airlock.dashboard.address import ListenAddress, host_allowed, parse_listen
 from airlock.dashboard.audit_view import to_csv
 from airlock.errors import ConfigError
+from airlock.settings.config import AirlockConfig
 
 
 def test_the_default_is_loopback_port_8410() -> None:
@@ -102,12 +102,12 @@ def test_a_person_session_runs_no_operation_and_no_agent_can_ask_for_one(tmp_pat
     from pydantic import ValidationError
 
     from airlock.api import AccessRequestIn
-    from airlock.clock import FakeClock
-    from airlock.config import SessionsConfig
+    from airlock.common.clock import FakeClock
     from airlock.errors import Unauthenticated
     from airlock.models import Access
-    from airlock.sessions import SessionManager, hash_token, new_token
-    from airlock.store import Session, StateStore
+    from airlock.security.sessions import SessionManager, hash_token, new_token
+    from airlock.settings.config import SessionsConfig
+    from airlock.state.store import Session, StateStore
 
     with pytest.raises(ValidationError):
         AccessRequestIn.model_validate({"services": ["mail"], "reason": "x", "access": "person"})

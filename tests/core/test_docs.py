@@ -8,7 +8,7 @@ from pathlib import Path
 import pluggy
 import pytest
 
-from airlock import hookspecs
+from airlock.framework import hookspecs
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from airlock._entry_points import entry_points
+from airlock.framework._entry_points import entry_points
 
 
 def _key(name: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from airlock import errors
-from airlock._http import error_from_response
+from airlock.clients._http import error_from_response
 from airlock.daemon.openapi import openapi_document
 from airlock.daemon.routes import ROUTES
 

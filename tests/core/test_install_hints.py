@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from airlock.config import AirlockConfig
-from airlock.connectors import Connector
 from airlock.errors import ConfigError
-from airlock.services import PUBLISHED_PACKAGES, resolve_service
+from airlock.framework.connectors import Connector
+from airlock.gateway.services import PUBLISHED_PACKAGES, resolve_service
+from airlock.settings.config import AirlockConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,10 +12,10 @@ from gateway_fixtures import NOTES, Phone, Toolbox
 from test_approvals import ME, ask, audit_events, code_at, run
 
 from airlock.api import OperationRef
-from airlock.clock import FakeClock
-from airlock.connectors import Access, listed_operation
+from airlock.common.clock import FakeClock
 from airlock.daemon.runtime import Runtime
 from airlock.errors import ApprovalRequired, InvalidInput
+from airlock.framework.connectors import Access, listed_operation
 from airlock.json_schema import check_json
 
 TOOLS = {"services": {"tools": {"connector": "toolbox"}}}

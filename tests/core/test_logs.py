@@ -9,7 +9,7 @@ import pytest
 import structlog
 from pydantic import SecretStr
 
-from airlock.logs import configure_logging, get_logger
+from airlock.common.logs import configure_logging, get_logger
 
 TOKEN = "alk_" + "Q" * 43
 CLAIM = "clm_" + "R" * 43
@@ -80,8 +80,8 @@ def test_loggers_import_structlog_only_when_they_log() -> None:
     import sys
 
     code = (
-        "import sys; from airlock.logs import get_logger; log = get_logger('x'); "
-        "import airlock.approvals, airlock.channels; "
+        "import sys; from airlock.common.logs import get_logger; log = get_logger('x'); "
+        "import airlock.security.approvals, airlock.security.channels; "
         "print('structlog' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

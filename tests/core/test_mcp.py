@@ -25,9 +25,9 @@ from typer.testing import CliRunner
 from airlock.cli import mcp as mcp_cli
 from airlock.cli.context import CliState
 from airlock.client import AirlockClient
+from airlock.framework.plugins import get_plugin_manager
 from airlock.mcp.server import build_server
 from airlock.mcp.tools import UNTRUSTED_NOTE
-from airlock.plugins import get_plugin_manager
 
 T = TypeVar("T")
 Body = Callable[[mcp.Client], Awaitable[T]]

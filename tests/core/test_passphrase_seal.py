@@ -8,7 +8,7 @@ from pathlib import Path
 import pyotp
 import pytest
 
-from airlock.clock import FakeClock
+from airlock.common.clock import FakeClock
 from airlock.daemon.keeper import MAX_WRONG, WINDOW, SecretKeeper
 from airlock.errors import VaultCorrupt
 from airlock.passphrase import (
@@ -20,9 +20,9 @@ from airlock.passphrase import (
     seal,
     sealed_file,
 )
-from airlock.paths import AirlockPaths, resolve_paths
-from airlock.totp import save_secret
-from airlock.vault import PassphraseKey, TotpKey, Vault
+from airlock.security.totp import save_secret
+from airlock.security.vault import PassphraseKey, TotpKey, Vault
+from airlock.settings.paths import AirlockPaths, resolve_paths
 
 PASSPHRASE = "correct horse battery staple"
 

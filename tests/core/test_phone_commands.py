@@ -12,9 +12,9 @@ from typing import Any
 from gateway_fixtures import Phone
 from test_approvals import ME, ask, audit_events, code_at, run, settle
 
-from airlock.clock import FakeClock
+from airlock.common.clock import FakeClock
 from airlock.daemon.runtime import Runtime
-from airlock.notifiers import Notice, Reply
+from airlock.framework.notifiers import Notice, Reply
 
 
 def say(phone: Phone, text: str, *, known: bool = True, sender: str = "me") -> None:

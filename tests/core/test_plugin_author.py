@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from airlock.config import AirlockConfig
-from airlock.connectors import Connector
 from airlock.errors import ConfigError, InvalidInput
-from airlock.services import resolve_service
+from airlock.framework.connectors import Connector
+from airlock.gateway.services import resolve_service
+from airlock.settings.config import AirlockConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "airlock-weather"

@@ -7,10 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from airlock.connectors import Access
 from airlock.errors import PluginError
-from airlock.plugins import get_connectors, get_notifiers, get_plugin_manager, plugin_report
-from airlock.policies import Decision, PolicyContext, Verdict, combine, evaluate
+from airlock.framework.connectors import Access
+from airlock.framework.plugins import (
+    get_connectors,
+    get_notifiers,
+    get_plugin_manager,
+    plugin_report,
+)
+from airlock.framework.policies import Decision, PolicyContext, Verdict, combine, evaluate
 
 
 def make_distribution(site: Path, dist: str, module: str, body: str) -> None:
@@ -23,8 +28,8 @@ def make_distribution(site: Path, dist: str, module: str, body: str) -> None:
 
 
 CONNECTOR_PLUGIN = """
-from airlock.hookspecs import hookimpl
-from airlock.connectors import Connector
+from airlock.framework.hookspecs import hookimpl
+from airlock.framework.connectors import Connector
 
 class Dup(Connector):
     name = "dup"
@@ -159,7 +164,7 @@ def test_an_entry_point_may_name_an_object_inside_a_module(site: Path) -> None:
 
 COMMAND_PLUGIN = """
 import typer
-from airlock.hookspecs import hookimpl
+from airlock.framework.hookspecs import hookimpl
 
 @hookimpl
 def register_commands(app):

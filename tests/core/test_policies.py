@@ -6,8 +6,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel
 
-from airlock.config import ServicePermissions
-from airlock.connectors import Access
 from airlock.default_plugins._policies import (
     RateLimitPolicy,
     ReadOnlyPolicy,
@@ -15,8 +13,9 @@ from airlock.default_plugins._policies import (
     ScopePolicy,
     redact_text,
 )
-from airlock.plugins import get_plugin_manager, get_policies
-from airlock.policies import (
+from airlock.framework.connectors import Access
+from airlock.framework.plugins import get_plugin_manager, get_policies
+from airlock.framework.policies import (
     UNTRUSTED,
     Decision,
     PolicyContext,
@@ -25,6 +24,7 @@ from airlock.policies import (
     UntrustedText,
     evaluate,
 )
+from airlock.settings.config import ServicePermissions
 
 READ_SESSION = SessionFacts(id="ses_1", services=("mail",), access=Access.READ, uid=1000)
 WRITE_SESSION = SessionFacts(id="ses_2", services=("mail",), access=Access.WRITE, uid=1000)

@@ -207,13 +207,13 @@ def test_the_scan_catches_core_internals_and_another_packages_privates() -> None
         "from airlock.plugin import hookimpl\n"
         "from airlock_example._own import fine\n"
         "def f():\n"
-        "    from airlock.connectors import Connector\n"
+        "    from airlock.framework.connectors import Connector\n"
         "    import airlock_mail._imap_search\n"
         "    from airlock_mail.imap import ImapConnector\n"
     )
     workspace = {"airlock", "airlock_example", "airlock_mail"}
     assert forbidden_imports(source, "airlock_example", workspace) == [
-        (4, "airlock.connectors (use airlock.plugin)"),
+        (4, "airlock.framework.connectors (use airlock.plugin)"),
         (5, "airlock_mail._imap_search (private to airlock_mail)"),
     ]
 

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airlock.clock import FakeClock
-from airlock.config import SessionsConfig
+from airlock.common.clock import FakeClock
 from airlock.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
-from airlock.sessions import SessionManager, hash_token, new_token
-from airlock.store import StateStore
+from airlock.security.sessions import SessionManager, hash_token, new_token
+from airlock.settings.config import SessionsConfig
+from airlock.state.store import StateStore
 
 OWNER, OTHER = 1000, 1001
 

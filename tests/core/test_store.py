@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from airlock.errors import AirlockError
-from airlock.store import (
+from airlock.state.store import (
     MIGRATIONS,
     AccessRequest,
     RequestStatus,

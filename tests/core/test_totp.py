@@ -11,11 +11,9 @@ from urllib.parse import parse_qs, unquote, urlparse
 import pyotp
 import pytest
 
-from airlock.clock import FakeClock
-from airlock.config import ApprovalsConfig, TotpConfig
+from airlock.common.clock import FakeClock
 from airlock.errors import ApprovalsLocked, InvalidCode, NotEnrolled
-from airlock.store import StateStore
-from airlock.totp import (
+from airlock.security.totp import (
     Enrolment,
     TotpVerifier,
     finish_pending_secret,
@@ -26,7 +24,9 @@ from airlock.totp import (
     replace_secret,
     save_secret,
 )
-from airlock.vault import TotpKey, Vault
+from airlock.security.vault import TotpKey, Vault
+from airlock.settings.config import ApprovalsConfig, TotpConfig
+from airlock.state.store import StateStore
 
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 PERIOD = 30

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from airlock.errors import InvalidInput, NotFound, VaultCorrupt, VaultError, VaultLocked
-from airlock.vault import PassphraseKey, TotpKey, Vault
+from airlock.security.vault import PassphraseKey, TotpKey, Vault
 
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 OTHER_SECRET = "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU"
@@ -312,7 +312,7 @@ _REKEY_LOOP = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from airlock.vault import TotpKey, Vault
+    from airlock.security.vault import TotpKey, Vault
 
     path, a, b = Path(sys.argv[1]), TotpKey(sys.argv[2]), TotpKey(sys.argv[3])
     vault = Vault(path, a)

@@ -12,10 +12,10 @@ import httpx
 import pyotp
 import yaml
 
+from airlock.clients.local_daemon import LocalDaemon
 from airlock.demo.phone import SimulatedPhone
 from airlock.demo.sample_mail import write_sample_maildir
-from airlock.local_daemon import LocalDaemon
-from airlock.totp import save_secret
+from airlock.security.totp import save_secret
 
 PLANTED_SECRETS: set[str] = set()
 """Every secret value the end-to-end tests create; none may show up in a log or audit line."""

@@ -11,7 +11,7 @@ import httpx
 from daemon_harness import Airlock
 from tests.openrouter.openrouter_server import OpenRouterServer
 
-from airlock.vault import TotpKey, Vault
+from airlock.security.vault import TotpKey, Vault
 
 
 def start_llm(home: Path, server: OpenRouterServer, **settings: Any) -> Airlock:

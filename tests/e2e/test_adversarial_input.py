@@ -432,7 +432,7 @@ def test_airlock_run_with_bad_parameters_asks_nobody(airlock: Airlock) -> None:
 
 
 def test_the_socket_is_private_in_personal_mode(airlock: Airlock) -> None:
-    assert airlock.paths.mode.value == "personal"
+    assert airlock.settings.paths.mode.value == "personal"
     socket_mode = airlock.paths.socket.stat().st_mode
     assert stat.S_ISSOCK(socket_mode)
     assert stat.S_IMODE(socket_mode) == 0o600, oct(stat.S_IMODE(socket_mode))

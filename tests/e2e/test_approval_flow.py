@@ -147,8 +147,8 @@ def test_sessions_survive_a_daemon_restart(airlock: Airlock) -> None:
 
 
 def test_one_daemon_per_data_directory_and_a_clean_stop(airlock: Airlock) -> None:
+    from airlock.clients.local_daemon import LocalDaemon
     from airlock.errors import DaemonUnreachable
-    from airlock.local_daemon import LocalDaemon
 
     second = LocalDaemon(airlock.home, log=airlock.home / "second.log")
     try:

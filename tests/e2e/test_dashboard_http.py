@@ -17,8 +17,8 @@ import pytest
 from daemon_harness import Airlock, remember
 from dashboard_support import Browser, field, start_with_dashboard
 
-from airlock.audit import query
 from airlock.errors import DaemonUnreachable
+from airlock.security.audit import query
 
 HOSTILE_REASON = "<script>alert('x')</script><img src=x onerror=alert(1)> please"
 

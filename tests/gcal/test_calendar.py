@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from airlock.clock import FakeClock
+from airlock.common.clock import FakeClock
 from airlock.errors import (
     ConnectorAuthError,
     ConnectorError,

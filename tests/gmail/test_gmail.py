@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import pytest
 
 from airlock.errors import ConnectorAuthError, ConnectorError, InvalidInput
-from airlock.plugins import get_connectors, get_plugin_manager
+from airlock.framework.plugins import get_connectors, get_plugin_manager
 from airlock.testing import ConnectorContract, ConnectorFactory, run
 from airlock_gmail.connector import APP_PASSWORDS, GmailConnector, GmailCredentials
 from tests.gmail.responder import CAPABILITY, UIDVALIDITY, Script, gmail_responder

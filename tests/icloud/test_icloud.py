@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import pytest
 
 from airlock.errors import ConnectorAuthError
-from airlock.plugins import get_connectors, get_plugin_manager
+from airlock.framework.plugins import get_connectors, get_plugin_manager
 from airlock.testing import ConnectorContract, ConnectorFactory, run
 from airlock_icloud.connector import APP_PASSWORD_HELP, ICloudConnector, ICloudCredentials
 from tests.mail.dovecot import DovecotServer, MailUser

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from airlock.clock import FakeClock
+from airlock.common.clock import FakeClock
 from airlock.testing import run
 from airlock_mail.maildir import MaildirConnector
 from tests.mail.corpus import NOW, CorpusMessage, build_corpus, write_maildir

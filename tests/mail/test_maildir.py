@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airlock.errors import ConnectorError, InvalidInput, NotFound
-from airlock.plugins import get_connectors, get_plugin_manager
+from airlock.framework.plugins import get_connectors, get_plugin_manager
 from airlock.testing import run
 from airlock_mail.maildir import MaildirConnector
 from airlock_mail.model import FolderList, Message, MessageList

@@ -18,9 +18,9 @@ import httpx
 import pyotp
 import yaml
 
-from airlock.local_daemon import LocalDaemon
-from airlock.totp import save_secret
-from airlock.vault import TotpKey, Vault
+from airlock.clients.local_daemon import LocalDaemon
+from airlock.security.totp import save_secret
+from airlock.security.vault import TotpKey, Vault
 from tests.e2e.daemon_harness import TotpPhone
 from tests.notifier_harness.runtime import distinct_ttl
 

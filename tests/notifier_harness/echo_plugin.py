@@ -7,8 +7,8 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel
 
-from airlock.connectors import Access, CheckResult, Connector, Params, operation
-from airlock.hookspecs import hookimpl
+from airlock.framework.connectors import Access, CheckResult, Connector, Params, operation
+from airlock.framework.hookspecs import hookimpl
 
 
 class EchoParams(Params):

@@ -16,14 +16,14 @@ from typing import Any
 import pyotp
 
 from airlock.api import AccessRequestCreated, AccessRequestIn
-from airlock.clock import FakeClock
-from airlock.config import AirlockConfig
+from airlock.common.clock import FakeClock
 from airlock.daemon.runtime import Runtime
-from airlock.paths import resolve_paths
-from airlock.peers import Peer
-from airlock.plugins import get_plugin_manager
-from airlock.totp import save_secret
-from airlock.vault import TotpKey, Vault
+from airlock.framework.plugins import get_plugin_manager
+from airlock.security.peers import Peer
+from airlock.security.totp import save_secret
+from airlock.security.vault import TotpKey, Vault
+from airlock.settings.config import AirlockConfig
+from airlock.settings.paths import resolve_paths
 from tests.notifier_harness.echo_plugin import EchoPlugin
 
 ME = Peer(uid=os.getuid(), pid=os.getpid())

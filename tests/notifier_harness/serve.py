@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import asyncio
 
+from airlock.common.logs import configure_logging
 from airlock.daemon.server import serve
-from airlock.logs import configure_logging
-from airlock.paths import resolve_paths
-from airlock.plugins import get_plugin_manager
+from airlock.framework.plugins import get_plugin_manager
+from airlock.settings.paths import resolve_paths
 from tests.notifier_harness.echo_plugin import EchoPlugin
 
 

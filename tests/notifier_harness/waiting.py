@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from airlock.notifiers import Notifier
+from airlock.framework.notifiers import Notifier
 
 N = TypeVar("N", bound=Notifier)
 

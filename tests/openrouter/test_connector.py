@@ -18,7 +18,7 @@ from airlock.errors import (
     ServiceOutOfCredit,
     ServiceRateLimited,
 )
-from airlock.spending import Charge, Meter, Quote
+from airlock.framework.spending import Charge, Meter, Quote
 from airlock.testing import run
 from airlock_openrouter.connector import OpenRouterConnector
 from tests.openrouter.conftest import connector_for

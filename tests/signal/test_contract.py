@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from airlock.connectors import NoCredentials
-from airlock.notifiers import Notifier
+from airlock.framework.connectors import NoCredentials
+from airlock.framework.notifiers import Notifier
 from airlock.testing import NotifierContract, NotifierFactory
 from airlock_notify_signal._notifier import SignalNotifier, SignalSettings
 from tests.signal.conftest import settings_for

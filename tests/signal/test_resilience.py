@@ -7,8 +7,8 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from airlock.connectors import NoCredentials
-from airlock.notifiers import Reply
+from airlock.framework.connectors import NoCredentials
+from airlock.framework.notifiers import Reply
 from airlock_notify_signal._notifier import SignalNotifier, SignalSettings
 from tests.notifier_harness.waiting import Sleeps, eventually, use_notifier
 from tests.signal.conftest import settings_for

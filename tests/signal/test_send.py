@@ -10,9 +10,9 @@ from typing import Any, Literal
 
 import pytest
 
-from airlock.connectors import NoCredentials
 from airlock.errors import NotifierError
-from airlock.notifiers import Delivery, Notice
+from airlock.framework.connectors import NoCredentials
+from airlock.framework.notifiers import Delivery, Notice
 from airlock.testing import HOSTILE_REASON, contract_prompt
 from airlock_notify_signal._notifier import SignalNotifier, SignalSettings
 from tests.signal.conftest import settings_for

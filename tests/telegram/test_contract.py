@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from airlock.notifiers import Notifier
+from airlock.framework.notifiers import Notifier
 from airlock.testing import NotifierContract, NotifierFactory
 from airlock_notify_telegram._notifier import (
     TelegramCredentials,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from airlock.notifiers import Prompt
+from airlock.framework.notifiers import Prompt
 from airlock_notify_telegram._notifier import (
     TelegramCredentials,
     TelegramNotifier,

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from airlock.errors import NotifierError
-from airlock.notifiers import Prompt, Reply
+from airlock.framework.notifiers import Prompt, Reply
 from airlock_notify_telegram._notifier import (
     TelegramCredentials,
     TelegramNotifier,

@@ -20,10 +20,10 @@ lower-level methods: :meth:`~AirlockClient.submit_request` and
 ``approve``, ``deny``, ``sessions``, ``revoke``, credentials, ``audit``).
 """
 
-from airlock._async_client import AirlockClient, StillPending
-from airlock._proxies import OperationMethod, ServiceProxy
-from airlock._sync_client import SyncAirlockClient, SyncServiceProxy
-from airlock._wallet import HeldSession, WaitCallback, WaitStatus
+from airlock.clients._async_client import AirlockClient, StillPending
+from airlock.clients._proxies import OperationMethod, ServiceProxy
+from airlock.clients._sync_client import SyncAirlockClient, SyncServiceProxy
+from airlock.clients._wallet import HeldSession, WaitCallback, WaitStatus
 from airlock.models import Access
 
 __all__ = [

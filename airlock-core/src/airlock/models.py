@@ -21,7 +21,7 @@ class Access(StrEnum):
     READ = "read"
     WRITE = "write"
     SPEND = "spend"
-    """Costs money: runs within a budget the person approved (see :mod:`airlock.spending`)."""
+    """Costs money: runs within a budget the person approved (see docs/plugins.md)."""
     PERSON = "person"
     """The person's own login to the dashboard (docs/dashboard.md): allows no operation,
     and no agent can ask for it."""

@@ -3,7 +3,7 @@ passphrase (scrypt), so the files are useless to an agent that can read them.
 
 Turned on by ``airlock lock --set-passphrase`` (or ``airlock totp setup --passphrase``):
 
-1. ``totp.sealed`` is written: a vault file (``airlock.vault`` format, passphrase key)
+1. ``totp.sealed`` is written: a vault file (``airlock.security.vault`` format, passphrase key)
    holding the secret;
 2. ``secrets.enc`` is re-keyed from the TOTP-derived key to the passphrase;
 3. ``totp.key`` is removed.
@@ -20,10 +20,10 @@ import getpass
 import sys
 from pathlib import Path
 
+from airlock.common.files import fsync_dir
 from airlock.errors import AirlockError, InvalidInput, VaultError
-from airlock.files import fsync_dir
-from airlock.paths import AirlockPaths
-from airlock.vault import PassphraseKey, TotpKey, Vault
+from airlock.security.vault import PassphraseKey, TotpKey, Vault
+from airlock.settings.paths import AirlockPaths
 
 MAX_CHARS = 1024
 _ENTRY, _FIELD = "totp", "secret"
@@ -62,7 +62,7 @@ def key_from(passphrase: str) -> PassphraseKey:
 
 def seal(paths: AirlockPaths, passphrase: str) -> None:
     """Turn the lock on (the order of the module docstring)."""
-    from airlock.totp import load_secret
+    from airlock.security.totp import load_secret
 
     if lock_is_on(paths):
         raise AirlockError("the passphrase lock is already on", hint="`airlock unlock` opens it")

@@ -40,7 +40,6 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airlock.backoff import ApiSettings, Backoff, Sleep
     from airlock.cli.client_support import read_totp, with_client
     from airlock.cli.context import CliState
     from airlock.cli.notifier_setup import (
@@ -49,18 +48,8 @@ if TYPE_CHECKING:
         report_settings,
         store_secret,
     )
-    from airlock.clock import Clock, SystemClock
-    from airlock.config import ServicePermissions
-    from airlock.connectors import (
-        CheckResult,
-        Connector,
-        Done,
-        OperationSpec,
-        Params,
-        ToolAlias,
-        listed_operation,
-        operation,
-    )
+    from airlock.common.clock import Clock, SystemClock
+    from airlock.common.logs import get_logger
     from airlock.errors import (
         AccessDenied,
         AirlockError,
@@ -77,12 +66,26 @@ if TYPE_CHECKING:
         ServiceOutOfCredit,
         ServiceRateLimited,
     )
-    from airlock.hookspecs import hookimpl
-    from airlock.http_notifier import ApiUnreachable, HttpApi, HttpNotifier, flatten_prompt
-    from airlock.logs import get_logger
-    from airlock.models import Access, NoCredentials, NoSettings, Problem, first_problem
-    from airlock.notifiers import Delivery, Notice, Notifier, Prompt, Reply
-    from airlock.policies import (
+    from airlock.framework.backoff import ApiSettings, Backoff, Sleep
+    from airlock.framework.connectors import (
+        CheckResult,
+        Connector,
+        Done,
+        OperationSpec,
+        Params,
+        ToolAlias,
+        listed_operation,
+        operation,
+    )
+    from airlock.framework.hookspecs import hookimpl
+    from airlock.framework.http_notifier import (
+        ApiUnreachable,
+        HttpApi,
+        HttpNotifier,
+        flatten_prompt,
+    )
+    from airlock.framework.notifiers import Delivery, Notice, Notifier, Prompt, Reply
+    from airlock.framework.policies import (
         Decision,
         Policy,
         PolicyContext,
@@ -92,8 +95,7 @@ if TYPE_CHECKING:
         UntrustedText,
         Verdict,
     )
-    from airlock.prompts import REASON_LIMIT, untrusted_line
-    from airlock.spending import (
+    from airlock.framework.spending import (
         BudgetState,
         Charge,
         Meter,
@@ -103,6 +105,9 @@ if TYPE_CHECKING:
         StreamItem,
         current_budget,
     )
+    from airlock.models import Access, NoCredentials, NoSettings, Problem, first_problem
+    from airlock.security.prompts import REASON_LIMIT, untrusted_line
+    from airlock.settings.config import ServicePermissions
 
 __all__ = [
     "REASON_LIMIT",
@@ -178,7 +183,7 @@ __all__ = [
 
 # Where each public name lives; kept equal to the imports above by tests/core.
 _HOMES: dict[str, tuple[str, ...]] = {
-    "airlock.backoff": ("ApiSettings", "Backoff", "Sleep"),
+    "airlock.framework.backoff": ("ApiSettings", "Backoff", "Sleep"),
     "airlock.cli.client_support": ("read_totp", "with_client"),
     "airlock.cli.context": ("CliState",),
     "airlock.cli.notifier_setup": (
@@ -187,9 +192,9 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "report_settings",
         "store_secret",
     ),
-    "airlock.clock": ("Clock", "SystemClock"),
-    "airlock.config": ("ServicePermissions",),
-    "airlock.connectors": (
+    "airlock.common.clock": ("Clock", "SystemClock"),
+    "airlock.settings.config": ("ServicePermissions",),
+    "airlock.framework.connectors": (
         "CheckResult",
         "Connector",
         "Done",
@@ -215,12 +220,17 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "ServiceOutOfCredit",
         "ServiceRateLimited",
     ),
-    "airlock.hookspecs": ("hookimpl",),
-    "airlock.http_notifier": ("ApiUnreachable", "HttpApi", "HttpNotifier", "flatten_prompt"),
-    "airlock.logs": ("get_logger",),
+    "airlock.framework.hookspecs": ("hookimpl",),
+    "airlock.framework.http_notifier": (
+        "ApiUnreachable",
+        "HttpApi",
+        "HttpNotifier",
+        "flatten_prompt",
+    ),
+    "airlock.common.logs": ("get_logger",),
     "airlock.models": ("Access", "NoCredentials", "NoSettings", "Problem", "first_problem"),
-    "airlock.notifiers": ("Delivery", "Notice", "Notifier", "Prompt", "Reply"),
-    "airlock.policies": (
+    "airlock.framework.notifiers": ("Delivery", "Notice", "Notifier", "Prompt", "Reply"),
+    "airlock.framework.policies": (
         "Decision",
         "Policy",
         "PolicyContext",
@@ -230,8 +240,8 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "UntrustedText",
         "Verdict",
     ),
-    "airlock.prompts": ("REASON_LIMIT", "untrusted_line"),
-    "airlock.spending": (
+    "airlock.security.prompts": ("REASON_LIMIT", "untrusted_line"),
+    "airlock.framework.spending": (
         "BudgetState",
         "Charge",
         "Meter",

@@ -48,7 +48,8 @@ from typing import Any, ClassVar, NoReturn, TypeVar
 import pytest
 from pydantic import BaseModel
 
-from airlock.connectors import (
+from airlock.errors import InvalidInput, NotFound
+from airlock.framework.connectors import (
     OPENAI_PATHS,
     OPERATION_NAME,
     Access,
@@ -56,8 +57,7 @@ from airlock.connectors import (
     Connector,
     OperationSpec,
 )
-from airlock.errors import InvalidInput, NotFound
-from airlock.notifiers import Delivery, Notice, Notifier, Prompt, Reply
+from airlock.framework.notifiers import Delivery, Notice, Notifier, Prompt, Reply
 
 __all__ = [
     "ConnectorContract",
@@ -107,7 +107,7 @@ def run(coro: Awaitable[T]) -> T:
 
 
 class ConnectorContract:
-    """The behaviour core relies on from every :class:`~airlock.connectors.Connector`.
+    """The behaviour core relies on from every :class:`~airlock.framework.connectors.Connector`.
 
     A subclass sets :attr:`connector_class` and :attr:`read_params`, overrides the
     :meth:`connector_factory` fixture, and may override :meth:`snapshot`.
@@ -212,8 +212,7 @@ class ConnectorContract:
                 assert listed_runner is not Connector.run_listed, "implement run_listed"
                 continue
             assert spec.params.model_config.get("extra") == "forbid", (
-                f"{name}: params model must forbid unknown fields "
-                "(subclass airlock.connectors.Params)"
+                f"{name}: params model must forbid unknown fields (subclass airlock.plugin.Params)"
             )
             assert inspect.iscoroutinefunction(getattr(self.connector_class, spec.method)), name
         methods = [spec.method for spec in ops.values() if spec.input_schema is None]
@@ -247,13 +246,13 @@ class ConnectorContract:
     def test_spend_operations_are_priced(
         self, connector_factory: ConnectorFactory, operations: dict[str, OperationSpec]
     ) -> None:
-        from airlock.spending import PricedConnector, Quote
+        from airlock.framework.spending import PricedConnector, Quote
 
         spends = set(self._select(operations, Access.SPEND))
         if not spends:
             return
         assert issubclass(self.connector_class, PricedConnector), (
-            "a connector with spend operations subclasses airlock.spending.PricedConnector"
+            "a connector with spend operations subclasses airlock.plugin.PricedConnector"
         )
         assert set(self.spend_params) == spends, (
             f"spend_params must cover exactly the spend operations {sorted(spends)}"
@@ -385,13 +384,13 @@ CONTRACT_AGENT = "notes-helper"
 
 
 def contract_prompt(number: int = 1, *, reason: str = HOSTILE_REASON) -> Prompt:
-    """A prompt as core renders it (:func:`airlock.prompts.render_prompt`): a sensitive
+    """A prompt as core renders it (:func:`airlock.security.prompts.render_prompt`): a sensitive
     request from an agent that names itself (process and agent name are its claims)."""
     import time
 
     from airlock.models import RequestStatus
-    from airlock.prompts import render_prompt
-    from airlock.store import AccessRequest
+    from airlock.security.prompts import render_prompt
+    from airlock.state.store import AccessRequest
 
     code = f"C{number:03d}"[-4:]
     now = time.time()
@@ -417,7 +416,7 @@ def contract_prompt(number: int = 1, *, reason: str = HOSTILE_REASON) -> Prompt:
 
 
 class NotifierContract:
-    """The behaviour core relies on from every :class:`~airlock.notifiers.Notifier`.
+    """The behaviour core relies on from every :class:`~airlock.framework.notifiers.Notifier`.
 
     A subclass sets :attr:`notifier_class` and overrides the :meth:`notifier_factory`
     fixture. A notifier that reaches a person through a service (a local stand-in of it in
@@ -577,7 +576,7 @@ class NotifierContract:
     def test_the_person_sees_the_warnings_and_what_the_agent_claims(
         self, notifier_factory: NotifierFactory
     ) -> None:
-        from airlock.prompts import CLAIM_LABEL, SENSITIVE_WARNING
+        from airlock.security.prompts import CLAIM_LABEL, SENSITIVE_WARNING
 
         prompt = contract_prompt(9)
         self._use(notifier_factory, lambda n: n.send(prompt))

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from airlock.clock import FakeClock
+from airlock.common.clock import FakeClock
 from airlock.testing import run
 from airlock_mail.imap import ImapConnector
 from tests.mail.corpus import NOW, build_corpus

@@ -16,7 +16,7 @@ from airlock._version import __version__
 from airlock.errors import AirlockError
 
 if TYPE_CHECKING:
-    from airlock.plugins import AirlockPluginManager
+    from airlock.framework.plugins import AirlockPluginManager
 
 
 def _version(value: bool) -> None:
@@ -82,7 +82,7 @@ def build_app(pm: AirlockPluginManager) -> typer.Typer:
     )
     for module in commands:
         module.register(app)
-    from airlock.plugins import register_commands
+    from airlock.framework.plugins import register_commands
 
     register_commands(pm, app)
     return app
@@ -104,7 +104,7 @@ def main() -> None:
     without_pydantic_plugins()
     from airlock.cli.client_support import refuse_code_in_argv
     from airlock.cli.output import report_error
-    from airlock.plugins import get_plugin_manager
+    from airlock.framework.plugins import get_plugin_manager
 
     try:
         refuse_code_in_argv(sys.argv[1:])

@@ -42,7 +42,7 @@ def _iso(when: datetime) -> str:
 
 def _line(record: dict[str, Any]) -> str:
     """One line per record; every value is safe to show (reasons and names are the agent's)."""
-    from airlock.prompts import untrusted_line
+    from airlock.security.prompts import untrusted_line
 
     def shown(value: Any) -> str:
         text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
@@ -93,7 +93,7 @@ def daemon_audit_seq(state: CliState) -> int | None:
 
     from airlock.cli.client_support import with_client
     from airlock.errors import AirlockError
-    from airlock.store import StateStore
+    from airlock.state.store import StateStore
 
     known: list[int] = []
     with contextlib.suppress(AirlockError):
@@ -187,7 +187,7 @@ def register(app: typer.Typer) -> None:
     @audit_app.command("verify")
     def verify(ctx: typer.Context, as_json: JsonOption = False) -> None:
         """Check the hash chain of every audit file; name the first bad line."""
-        from airlock.audit import query, verify_dir
+        from airlock.security.audit import query, verify_dir
 
         state: CliState = ctx.obj
         # Asked first: the daemon only appends, so the files must reach at least this seq.

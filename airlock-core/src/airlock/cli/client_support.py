@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, TypeVar
 from airlock.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from airlock._wallet import WaitStatus
     from airlock.cli.context import CliState
     from airlock.client import AirlockClient
+    from airlock.clients._wallet import WaitStatus
 
 T = TypeVar("T")
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"

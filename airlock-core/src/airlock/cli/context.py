@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from airlock.config import AirlockConfig
-    from airlock.paths import AirlockPaths
-    from airlock.plugins import AirlockPluginManager
+    from airlock.framework.plugins import AirlockPluginManager
+    from airlock.settings.config import AirlockConfig
+    from airlock.settings.paths import AirlockPaths
 
 
 class CliState:
@@ -19,7 +19,7 @@ class CliState:
 
     @cached_property
     def paths(self) -> AirlockPaths:
-        from airlock.paths import resolve_paths
+        from airlock.settings.paths import resolve_paths
 
         return resolve_paths()
 
@@ -27,8 +27,8 @@ class CliState:
     def config(self) -> AirlockConfig:
         import os
 
-        from airlock.config import AirlockConfig, load_config
-        from airlock.paths import Mode
+        from airlock.settings.config import AirlockConfig, load_config
+        from airlock.settings.paths import Mode
 
         folder = self.paths.config_file.parent
         if self.paths.mode is Mode.ISOLATED and not os.access(folder, os.X_OK):
@@ -39,7 +39,7 @@ class CliState:
     def service_settings(self, name: str) -> BaseModel:
         """The configured service *name*'s settings, validated by its connector (a plugin
         command such as ``airlock gcal auth SERVICE`` checks the type it expects)."""
-        from airlock.plugins import get_connectors
-        from airlock.services import resolve_service
+        from airlock.framework.plugins import get_connectors
+        from airlock.gateway.services import resolve_service
 
         return resolve_service(name, self.config, get_connectors(self.pm)).settings

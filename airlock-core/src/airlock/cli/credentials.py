@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 def credential_model(state: CliState, name: str) -> type[BaseModel]:
     """The Credentials model of a configured service's connector, or of a notifier."""
-    from airlock.plugins import get_connectors, get_notifiers
-    from airlock.services import resolve_service
+    from airlock.framework.plugins import get_connectors, get_notifiers
+    from airlock.gateway.services import resolve_service
 
     if name in state.config.services:
         service = resolve_service(name, state.config, get_connectors(state.pm))

@@ -28,8 +28,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def serve(ctx: typer.Context) -> None:
         """Run the daemon in the foreground (systemd runs it in the background)."""
+        from airlock.common.logs import configure_logging
         from airlock.daemon.server import serve as run
-        from airlock.logs import configure_logging
 
         state: CliState = ctx.obj
         configure_logging()

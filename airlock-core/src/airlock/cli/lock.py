@@ -16,7 +16,7 @@ from airlock.cli.context import CliState
 
 def set_passphrase(state: CliState) -> None:
     from airlock.passphrase import read_passphrase, seal
-    from airlock.paths import Mode
+    from airlock.settings.paths import Mode
 
     paths = state.paths
     passphrase = read_passphrase(confirm=True, prompt="New passphrase")

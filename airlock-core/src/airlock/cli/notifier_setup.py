@@ -47,8 +47,8 @@ def write_notifier_config(path: Path, name: str, settings: Mapping[str, Any]) ->
     """
     import yaml
 
-    from airlock.config import load_config
-    from airlock.files import atomic_write_private
+    from airlock.common.files import atomic_write_private
+    from airlock.settings.config import load_config
 
     data: dict[str, Any] = {}
     if path.exists():

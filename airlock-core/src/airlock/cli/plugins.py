@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
         show_all: Annotated[bool, typer.Option("--all", help="Include built-in plugins.")] = False,
     ) -> None:
         """List plugins: name, distribution, version, hooks and components."""
-        from airlock.plugins import plugin_report
+        from airlock.framework.plugins import plugin_report
 
         state: CliState = ctx.obj
         report = plugin_report(state.pm, include_builtin=show_all)

@@ -25,7 +25,7 @@ def _say(line: str) -> None:
 
 
 def _isolated(state: CliState, flag: bool) -> bool:
-    from airlock.paths import Mode
+    from airlock.settings.paths import Mode
 
     return flag or state.paths.mode is Mode.ISOLATED
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from airlock.api import OperationInfo
-    from airlock.connectors import Connector, OperationSpec
+    from airlock.framework.connectors import Connector, OperationSpec
 
 
 def _type(schema: dict[str, Any]) -> str:
@@ -88,16 +88,16 @@ def _takes_credentials(
     state: CliState, name: str, connectors: Mapping[str, type[Connector]]
 ) -> bool:
     """Whether the service takes credentials (its settings may say which: an MCP service's env)."""
-    from airlock.services import resolve_service
+    from airlock.gateway.services import resolve_service
 
     service = resolve_service(name, state.config, connectors)
     return bool(service.connector.credentials_model(service.settings).model_fields)
 
 
 def collect_services(state: CliState) -> list[dict[str, Any]]:
-    from airlock.config import CONFIG_CHANGED
-    from airlock.plugins import get_connectors
-    from airlock.services import describe_services
+    from airlock.framework.plugins import get_connectors
+    from airlock.gateway.services import describe_services
+    from airlock.settings.config import CONFIG_CHANGED
 
     connectors = get_connectors(state.pm)
     described = describe_services(state.config, connectors)

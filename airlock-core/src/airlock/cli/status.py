@@ -11,8 +11,8 @@ from airlock.cli.output import print_json
 
 
 def collect_status(state: CliState) -> dict[str, Any]:
-    from airlock.plugins import get_connectors, plugin_report
-    from airlock.services import describe_services
+    from airlock.framework.plugins import get_connectors, plugin_report
+    from airlock.gateway.services import describe_services
 
     paths, config = state.paths, state.config
     connectors = get_connectors(state.pm)
@@ -38,7 +38,7 @@ def collect_status(state: CliState) -> dict[str, Any]:
         for item in status["services"]:
             item["loaded"] = item["name"] in loaded
         if status["daemon"].get("config_changed"):
-            from airlock.config import CONFIG_CHANGED
+            from airlock.settings.config import CONFIG_CHANGED
 
             status["warnings"].append(CONFIG_CHANGED)
     if paths.mode.value == "personal":
@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Show the config, mode, plugins and configured services."""
-        from airlock.prompts import untrusted_line
+        from airlock.security.prompts import untrusted_line
 
         facts = collect_status(ctx.obj)
         if as_json:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from airlock.files import atomic_write_private, ensure_private_dir
+from airlock.common.files import atomic_write_private, ensure_private_dir
 
 
 class TokenCache:

@@ -10,7 +10,7 @@ manual entry, and asks for the first code (three tries). When stdin is not a ter
 stdin. Re-enrolling, and ``reset``, first need a valid code of the *current* secret
 (a hidden prompt, or the first stdin line; never an argument); the failure counts towards the
 approvals lockout like any wrong code. The vault, whose default key derives from the
-secret, is re-keyed in a crash-safe order (see ``airlock.totp.replace_secret``).
+secret, is re-keyed in a crash-safe order (see ``airlock.security.totp.replace_secret``).
 """
 
 from __future__ import annotations
@@ -25,18 +25,18 @@ import typer
 from airlock.cli.context import CliState
 
 if TYPE_CHECKING:
-    from airlock.audit import AuditLog
-    from airlock.config import AirlockConfig
-    from airlock.paths import AirlockPaths
-    from airlock.store import StateStore
-    from airlock.totp import Enrolment
+    from airlock.security.audit import AuditLog
+    from airlock.security.totp import Enrolment
+    from airlock.settings.config import AirlockConfig
+    from airlock.settings.paths import AirlockPaths
+    from airlock.state.store import StateStore
 
 TTY_ATTEMPTS = 3
 
 
 def _vault_follows(paths: AirlockPaths, config: AirlockConfig) -> Callable[[str], bool]:
     """Whether the vault is (already) keyed by a given TOTP secret."""
-    from airlock.vault import TotpKey, Vault
+    from airlock.security.vault import TotpKey, Vault
 
     def follows(secret: str) -> bool:
         if config.vault.key != "totp" or not paths.vault_file.exists():
@@ -47,7 +47,7 @@ def _vault_follows(paths: AirlockPaths, config: AirlockConfig) -> Callable[[str]
 
 
 def _rekey(paths: AirlockPaths, config: AirlockConfig, old: str) -> Callable[[str], None] | None:
-    from airlock.vault import TotpKey, Vault
+    from airlock.security.vault import TotpKey, Vault
 
     if config.vault.key != "totp" or not paths.vault_file.exists():
         return None
@@ -62,9 +62,9 @@ def _rekey(paths: AirlockPaths, config: AirlockConfig, old: str) -> Callable[[st
 def _prove_current(store: StateStore, config: AirlockConfig, secret: str, audit: AuditLog) -> None:
     """Check a code of the current secret; a wrong one counts towards the lockout."""
     from airlock.cli.client_support import read_totp
-    from airlock.clock import SystemClock
+    from airlock.common.clock import SystemClock
     from airlock.errors import ApprovalError
-    from airlock.totp import TotpVerifier
+    from airlock.security.totp import TotpVerifier
 
     code = read_totp(prompt="Code from the app you are replacing")
     verifier = TotpVerifier(store, secret, config.totp, config.approvals, SystemClock())
@@ -116,8 +116,8 @@ def _confirm_code(enrolment: Enrolment, tty: bool) -> str:
 def enrol(state: CliState, *, replacing: bool) -> bool:
     """Enrol a new secret; returns whether one was replaced."""
     from airlock.errors import NotEnrolled
-    from airlock.paths import Mode
-    from airlock.totp import finish_pending_secret
+    from airlock.security.totp import finish_pending_secret
+    from airlock.settings.paths import Mode
 
     paths, config = state.paths, state.config
     paths.ensure_data_dirs()
@@ -152,10 +152,10 @@ def _enrol_in(
     tty: bool,
     enrolled: bool,
 ) -> bool:
-    from airlock.audit import AuditLog
-    from airlock.clock import SystemClock
-    from airlock.store import StateStore
-    from airlock.totp import Enrolment, load_secret
+    from airlock.common.clock import SystemClock
+    from airlock.security.audit import AuditLog
+    from airlock.security.totp import Enrolment, load_secret
+    from airlock.state.store import StateStore
 
     with (
         StateStore(paths.state_db) as store,

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from airlock.logs import get_logger
-from airlock.peers import peer_of
+from airlock.common.logs import get_logger
+from airlock.security.peers import peer_of
 
 log = get_logger("airlock.daemon")
 

@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ValidationError
 
+from airlock.common.logs import get_logger
 from airlock.errors import (
     HTTP_ERRORS,
     AirlockError,
@@ -24,9 +25,8 @@ from airlock.errors import (
     RequestTimedOut,
     error_class_for_status,
 )
-from airlock.logs import get_logger
 from airlock.models import first_problem
-from airlock.peers import Peer, peer_of
+from airlock.security.peers import Peer, peer_of
 
 log = get_logger("airlock.daemon")
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from airlock.clock import Clock
+from airlock.common.clock import Clock
 from airlock.passphrase import DaemonLocked, WrongPassphrase, lock_is_on, open_sealed, sealed_file
-from airlock.paths import AirlockPaths
-from airlock.vault import KeySource, TotpKey
+from airlock.security.vault import KeySource, TotpKey
+from airlock.settings.paths import AirlockPaths
 
 MAX_WRONG = 5
 """Wrong passphrases allowed within WINDOW; then unlocking waits (each try costs scrypt)."""
@@ -55,7 +55,7 @@ class SecretKeeper:
 
     def read(self) -> Found:
         """The secret and the vault key as things are now (None, None: none usable)."""
-        from airlock.totp import load_secret
+        from airlock.security.totp import load_secret
 
         self._seen = self._state()
         if self.paths.totp_file.exists():

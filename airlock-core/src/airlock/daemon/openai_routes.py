@@ -18,13 +18,13 @@ from typing import Any
 
 from aiohttp import web
 
-from airlock.connectors import OPENAI_PATHS
+from airlock.common.logs import get_logger
 from airlock.daemon.http import parse_json_object, peer, whole_body
 from airlock.daemon.routes import RUNTIME, bearer
 from airlock.daemon.runtime import Runtime
 from airlock.errors import AirlockError, BudgetExhausted, NotFound
-from airlock.logs import get_logger
-from airlock.priced_calls import BudgetCut
+from airlock.framework.connectors import OPENAI_PATHS
+from airlock.gateway.priced_calls import BudgetCut
 
 __all__ = ["OPENAI_ROUTE", "openai_call"]
 

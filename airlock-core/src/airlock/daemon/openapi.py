@@ -1,8 +1,10 @@
-"""The OpenAPI 3.1 document of the HTTP API, generated from the route table's models."""
+"""The HTTP API's routes described (:class:`Route`) and the OpenAPI 3.1 document generated
+from the route table's models. The table itself is in ``routes``, which imports this."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -10,8 +12,23 @@ from pydantic.json_schema import models_json_schema
 
 from airlock._version import __version__
 from airlock.api import ErrorOut
-from airlock.daemon.routes import Route
+from airlock.daemon.http import Handler
 from airlock.errors import HTTP_ERRORS
+
+
+@dataclass(frozen=True)
+class Route:
+    """One endpoint: what serves it and what it takes and answers (for the document)."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    query: tuple[str, ...] = ()
+    headers: tuple[str, ...] = ()
 
 
 def openapi_document(routes: tuple[Route, ...]) -> dict[str, Any]:

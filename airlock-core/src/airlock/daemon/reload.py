@@ -11,15 +11,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from airlock.approvals import ApprovalService
-    from airlock.channels import Channels
-    from airlock.config import AirlockConfig
-    from airlock.gateway import Gateway
-    from airlock.notifiers import Notifier
-    from airlock.replies import ReplyHandler
-    from airlock.services import Service
-    from airlock.sessions import SessionManager
-    from airlock.totp import TotpVerifier
+    from airlock.framework.notifiers import Notifier
+    from airlock.gateway.gateway import Gateway
+    from airlock.gateway.services import Service
+    from airlock.security.approvals import ApprovalService
+    from airlock.security.channels import Channels
+    from airlock.security.replies import ReplyHandler
+    from airlock.security.sessions import SessionManager
+    from airlock.security.totp import TotpVerifier
+    from airlock.settings.config import AirlockConfig
 
 
 @dataclass(frozen=True)

@@ -4,35 +4,19 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
-from pydantic import BaseModel
 
 from airlock import api
-from airlock.approvals import canonical_operation_params
 from airlock.daemon.http import json_model, peer, read_body
+from airlock.daemon.openapi import Route, openapi_document
 from airlock.daemon.runtime import Runtime
-from airlock.durations import parse_duration
 from airlock.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from airlock.security.approvals import canonical_operation_params
+from airlock.settings.durations import parse_duration
 
 RUNTIME = web.AppKey("runtime", Runtime)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str
-    handler: Handler
-    summary: str
-    body: type[BaseModel] | None = None
-    response: type[BaseModel] | None = None
-    status: int = 200
-    query: tuple[str, ...] = ()
-    headers: tuple[str, ...] = ()
 
 
 def rt(request: web.Request) -> Runtime:
@@ -237,8 +221,6 @@ def _parse_since(raw: str) -> datetime:
 
 
 async def openapi(request: web.Request) -> web.StreamResponse:
-    from airlock.daemon.openapi import openapi_document
-
     return web.json_response(openapi_document(ROUTES))
 
 

@@ -8,7 +8,6 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from airlock import totp
 from airlock._version import __version__
 from airlock.api import (
     BudgetInfo,
@@ -22,28 +21,34 @@ from airlock.api import (
     SessionInfo,
     ToolAliasInfo,
 )
-from airlock.approvals import ApprovalService
-from airlock.audit import AuditLog, load_or_create_key
-from airlock.channels import Channels
-from airlock.clock import Clock, SystemClock
-from airlock.config import CONFIG_CHANGED, AirlockConfig, config_digest, load_config
-from airlock.connectors import OperationSpec
+from airlock.common.clock import Clock, SystemClock
+from airlock.common.logs import get_logger
 from airlock.daemon.keeper import SecretKeeper
 from airlock.daemon.reload import Parts
 from airlock.errors import AirlockError, InvalidInput, NotEnrolled, NotFound
-from airlock.gateway import ConnectorPool, Gateway
-from airlock.logs import get_logger
-from airlock.notifiers import Notice, Notifier
+from airlock.framework.connectors import OperationSpec
+from airlock.framework.notifiers import Notice, Notifier
+from airlock.framework.plugins import (
+    AirlockPluginManager,
+    get_connectors,
+    get_notifiers,
+    get_policies,
+)
+from airlock.framework.spending import BudgetState, usd
+from airlock.gateway.gateway import ConnectorPool, Gateway
+from airlock.gateway.services import Service, resolve_services
 from airlock.passphrase import DaemonLocked, WrongPassphrase
-from airlock.paths import AirlockPaths
-from airlock.peers import Peer
-from airlock.plugins import AirlockPluginManager, get_connectors, get_notifiers, get_policies
-from airlock.replies import ReplyHandler
-from airlock.services import Service, resolve_services
-from airlock.sessions import SessionManager
-from airlock.spending import BudgetState, usd
-from airlock.store import Session, StateStore
-from airlock.vault import Vault
+from airlock.security import totp
+from airlock.security.approvals import ApprovalService
+from airlock.security.audit import AuditLog, load_or_create_key
+from airlock.security.channels import Channels
+from airlock.security.peers import Peer
+from airlock.security.replies import ReplyHandler
+from airlock.security.sessions import SessionManager
+from airlock.security.vault import Vault
+from airlock.settings.config import CONFIG_CHANGED, AirlockConfig, config_digest, load_config
+from airlock.settings.paths import AirlockPaths
+from airlock.state.store import Session, StateStore
 
 log = get_logger("airlock.daemon")
 UNLISTED_RETRY = 60.0
@@ -230,8 +235,8 @@ class Runtime:
     # -- notifiers ---------------------------------------------------------------------
 
     def _open_notifiers(self, config: AirlockConfig, enrolled: bool) -> dict[str, Notifier]:
-        from airlock.connectors import validate_settings
         from airlock.errors import ConfigError
+        from airlock.framework.connectors import validate_settings
 
         available = get_notifiers(self.pm)
         # Installed notifiers may receive credentials before they are configured:
@@ -241,7 +246,7 @@ class Runtime:
         for name in config.approvals.notifiers:
             cls = available.get(name)
             if cls is None:
-                from airlock.services import missing_component_hint
+                from airlock.gateway.services import missing_component_hint
 
                 raise ConfigError(
                     f"approvals.notifiers names {name!r}, which is not installed",

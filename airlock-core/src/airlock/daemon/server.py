@@ -12,6 +12,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from airlock.common.files import ensure_private_dir
+from airlock.common.logs import get_logger
 from airlock.daemon.connections import ConnectionGuard, GuardedUnixSite, connection_budget
 from airlock.daemon.http import (
     BODY_LIMIT,
@@ -24,10 +26,8 @@ from airlock.daemon.openai_routes import OPENAI_ROUTE, openai_call
 from airlock.daemon.routes import ROUTES, RUNTIME
 from airlock.daemon.runtime import Runtime
 from airlock.errors import AirlockError, AlreadyRunning
-from airlock.files import ensure_private_dir
-from airlock.logs import get_logger
-from airlock.paths import AirlockPaths, Mode
-from airlock.plugins import AirlockPluginManager
+from airlock.framework.plugins import AirlockPluginManager
+from airlock.settings.paths import AirlockPaths, Mode
 
 log = get_logger("airlock.daemon")
 

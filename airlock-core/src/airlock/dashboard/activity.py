@@ -10,9 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
-from airlock.audit import query
 from airlock.dashboard.app import Dashboard, of
 from airlock.dashboard.security import current_session
+from airlock.security.audit import query
 
 HOURS = 7 * 24
 BAR = 6  # px per hour

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiohttp import web
 
+from airlock.common.files import atomic_write_private
 from airlock.daemon.runtime import Runtime
 from airlock.dashboard.address import ListenAddress, parse_listen
 from airlock.dashboard.auth import DashboardAuth
 from airlock.dashboard.security import add_headers, current_session, make_guard
-from airlock.files import atomic_write_private
-from airlock.prompts import untrusted_line
+from airlock.security.prompts import untrusted_line
 
 if TYPE_CHECKING:
     import jinja2

@@ -15,9 +15,9 @@ from typing import Any
 
 from aiohttp import web
 
-from airlock.audit import query, verify_dir
 from airlock.dashboard.app import Dashboard, of
 from airlock.dashboard.security import check_csrf, current_session
+from airlock.security.audit import query, verify_dir
 
 PAGE = 50
 EXPORT_LIMIT = 100_000

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from airlock.daemon.runtime import Runtime
 from airlock.errors import RateLimited
 from airlock.models import Access
-from airlock.sessions import hash_token
-from airlock.store import Session
+from airlock.security.sessions import hash_token
+from airlock.state.store import Session
 
 COOKIE = "airlock_dashboard"
 LOGIN_COOKIE = "airlock_login"

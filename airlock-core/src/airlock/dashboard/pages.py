@@ -12,17 +12,17 @@ from typing import Any
 
 from aiohttp import web
 
-from airlock.approvals import CODE_PATTERN
 from airlock.daemon.runtime import Runtime
 from airlock.dashboard.app import Dashboard, of
 from airlock.dashboard.auth import COOKIE, LOGIN_COOKIE, PERSON_ACCESS
 from airlock.dashboard.security import check_csrf, current_session
-from airlock.durations import format_duration
 from airlock.errors import AirlockError
+from airlock.framework.spending import format_usd
 from airlock.models import Access, RequestStatus
-from airlock.peers import Peer
-from airlock.spending import format_usd
-from airlock.store import Session
+from airlock.security.approvals import CODE_PATTERN
+from airlock.security.peers import Peer
+from airlock.settings.durations import format_duration
+from airlock.state.store import Session
 
 LOGIN_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
 EVENT_INTERVAL = 1.0

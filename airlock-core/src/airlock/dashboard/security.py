@@ -20,7 +20,7 @@ from multidict import MultiDictProxy
 
 from airlock.dashboard.address import host_allowed
 from airlock.dashboard.auth import COOKIE, DashboardAuth
-from airlock.store import Session
+from airlock.state.store import Session
 
 log = structlog.get_logger("airlock.dashboard")
 

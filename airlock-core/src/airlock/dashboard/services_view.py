@@ -8,9 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
-from airlock.audit import query
 from airlock.dashboard.app import Dashboard, of
 from airlock.dashboard.security import check_csrf, current_session
+from airlock.security.audit import query
 
 CHECK_TIMEOUT = 15.0
 ERROR_LOOKBACK = 7 * 24 * 3600

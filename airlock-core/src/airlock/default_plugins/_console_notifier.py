@@ -7,8 +7,8 @@ from typing import Any, TextIO
 
 from pydantic import BaseModel
 
-from airlock.notifiers import Delivery, Notice, Notifier, Prompt, Reply
-from airlock.prompts import untrusted_line
+from airlock.framework.notifiers import Delivery, Notice, Notifier, Prompt, Reply
+from airlock.security.prompts import untrusted_line
 
 NOTICE_LIMIT = 1000
 

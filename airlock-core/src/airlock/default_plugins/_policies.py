@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from airlock.framework.policies import Decision, PolicyContext, Stage, Untrusted, Verdict
 from airlock.models import Access
-from airlock.policies import Decision, PolicyContext, Stage, Untrusted, Verdict
 
 
 class ScopePolicy:
@@ -114,7 +114,7 @@ def redact_text(text: str) -> str:
 @cache
 def text_fields(model: type[BaseModel]) -> frozenset[str]:
     """The keys whose strings are redacted in *model*'s results: mail's usual names, and
-    every field (at any depth) a connector marked :data:`~airlock.policies.UntrustedText`."""
+    every field (at any depth) a connector marked ``UntrustedText``."""
     found = set(_TEXT_FIELDS)
     seen: set[type[BaseModel]] = set()
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from airlock.hookspecs import hookimpl
+from airlock.framework.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from airlock.policies import Policy
+    from airlock.framework.policies import Policy
 
 
 @hookimpl

@@ -18,16 +18,16 @@ from pathlib import Path
 
 import yaml
 
-from airlock.audit import verify_dir
-from airlock.clock import SystemClock
-from airlock.config import TotpConfig
+from airlock.clients.local_daemon import LocalDaemon
+from airlock.common.clock import SystemClock
 from airlock.demo.phone import PERIOD, SimulatedPhone
 from airlock.demo.sample_mail import SIGN_IN_CODE, write_sample_maildir
 from airlock.errors import AirlockError
-from airlock.local_daemon import LocalDaemon
-from airlock.paths import AirlockPaths, resolve_paths
-from airlock.store import StateStore
-from airlock.totp import Enrolment
+from airlock.security.audit import verify_dir
+from airlock.security.totp import Enrolment
+from airlock.settings.config import TotpConfig
+from airlock.settings.paths import AirlockPaths, resolve_paths
+from airlock.state.store import StateStore
 
 
 def say(text: str = "") -> None:
@@ -175,7 +175,7 @@ def run_demo(*, keep: bool = False) -> int:
             asyncio.run(agent_and_person(paths, daemon.log, phone))
 
         step(9, "The audit trail")
-        from airlock.audit import query
+        from airlock.security.audit import query
 
         for record in query(paths.audit_dir):
             details = {

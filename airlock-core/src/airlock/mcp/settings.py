@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 from airlock.client import AirlockClient
-from airlock.config import McpConfig, load_config
 from airlock.errors import ConfigError
-from airlock.paths import resolve_paths
+from airlock.settings.config import McpConfig, load_config
+from airlock.settings.paths import resolve_paths
 
 log = logging.getLogger("airlock.mcp")
 

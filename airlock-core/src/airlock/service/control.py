@@ -11,11 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from airlock.paths import AirlockPaths
 from airlock.service import supervisor
 from airlock.service.layout import AGENTS_GROUP, DAEMONS, VENV_DIR, Daemon
 from airlock.service.supervisor import Supervised
 from airlock.service.units import systemctl, systemd_is_pid1
+from airlock.settings.paths import AirlockPaths
 
 Say = Callable[[str], None]
 UNIT = "airlock.service"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from airlock.paths import ISOLATED_CONFIG_DIR, ISOLATED_DATA_DIR, ISOLATED_RUN_DIR
+from airlock.settings.paths import ISOLATED_CONFIG_DIR, ISOLATED_DATA_DIR, ISOLATED_RUN_DIR
 
 AGENTS_GROUP = "airlock-agents"
 """Members may connect to the daemon's socket: the agents' users and the person's."""

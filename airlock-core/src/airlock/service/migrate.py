@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from airlock.errors import AirlockError
-from airlock.paths import AirlockPaths, Mode, resolve_paths
 from airlock.service.layout import CONFIG_DIR, DAEMONS
+from airlock.settings.paths import AirlockPaths, Mode, resolve_paths
 
 MOVED = ("totp.key", "secrets.enc", "state.db", "state.db-wal", "state.db-shm", "audit.key")
 

@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from airlock.clients.local_daemon import answering_pid
 from airlock.errors import AirlockError, DaemonUnreachable
-from airlock.local_daemon import answering_pid
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,508 @@
+"""The async client of the daemon; see :mod:`airlock.client` for the whole story."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import quote
+
+from airlock import api
+from airlock.clients._http import DaemonConnection, build
+from airlock.clients._proxies import ServiceProxy, find_operation, unknown_service
+from airlock.clients._wallet import HeldSession, SessionWallet, WaitCallback, WaitStatus
+from airlock.errors import (
+    AccessDenied,
+    AirlockError,
+    ApprovalRequired,
+    ApprovalTimedOut,
+    NotFound,
+    NotPending,
+    Unauthenticated,
+)
+from airlock.models import Access, RequestStatus
+
+log = logging.getLogger("airlock.client")
+
+CLAIM_HEADER = "X-Airlock-Claim"
+TOTP_HEADER = "X-Airlock-TOTP"
+DEFAULT_WAIT = 120.0
+# One long-poll holds at most this long, and this long when someone shows progress.
+LONG_POLL = 30
+PROGRESS_POLL = 5
+
+
+class StillPending(ApprovalTimedOut):
+    """The wait ended while the request still waits for the person. The same client
+    asking again for the same thing resumes this request instead of opening another."""
+
+    def __init__(self, created: api.AccessRequestCreated, waited: float) -> None:
+        super().__init__(
+            f"request {created.code} (fingerprint {created.fingerprint}) is still waiting "
+            f"for the person's approval after {waited:g}s",
+            hint=f"approve it with `airlock approve {created.code}` before it expires",
+        )
+        self.request_code = created.code
+        self.fingerprint = created.fingerprint
+        self.expires_at = created.expires_at
+
+
+WaitKey = tuple[str, ...]
+
+
+def _seg(value: str) -> str:
+    """One path segment: an agent-supplied name must not walk to another endpoint."""
+    return quote(value, safe="")
+
+
+def _ttl(ttl: str | int | None) -> str | None:
+    return f"{ttl}s" if isinstance(ttl, int) else ttl
+
+
+class AirlockClient:
+    """An async client of the daemon on *socket* (default: ``AIRLOCK_SOCKET`` or the
+    socket of this user's Airlock, see :mod:`airlock.settings.paths`).
+
+    Keyword options: ``timeout`` for one ordinary request, ``approval_wait`` for how long
+    an automatic approval (a write, or an MCP tool) may wait, ``agent`` the name shown to
+    the person in approval prompts.
+    """
+
+    def __init__(
+        self,
+        socket: str | Path | None = None,
+        *,
+        timeout: float = 10.0,
+        approval_wait: float = DEFAULT_WAIT,
+        agent: str | None = None,
+    ) -> None:
+        if socket is None:
+            from airlock.settings.paths import resolve_paths
+
+            socket = resolve_paths().socket
+        self.socket = Path(socket)
+        self.approval_wait = approval_wait
+        self.agent = agent
+        self._conn = DaemonConnection(self.socket, timeout=timeout)
+        self._wallet = SessionWallet()
+        self._catalogue: dict[str, api.ServiceInfo] | None = None
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._reason: str | None = None
+        # Requests this client is waiting on, by what they ask for (see StillPending).
+        self._waiting: dict[WaitKey, api.AccessRequestCreated] = {}
+
+    def __repr__(self) -> str:
+        held = [s.id for s in self._wallet.held()]
+        return f"<AirlockClient socket={str(self.socket)!r} sessions={held}>"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Revoke the sessions this client obtained, then close the connection."""
+        for held in self._wallet.take_all():
+            try:
+                await self.revoke(held.id)
+            except AirlockError as err:
+                # Exit must not hide the caller's own exception; the session still expires.
+                log.warning("could not revoke session %s: %s", held.id, err)
+        await self._conn.aclose()
+
+    # -- daemon facts -------------------------------------------------------------
+
+    async def status(self) -> api.DaemonStatus:
+        return await self._conn.fetch(api.DaemonStatus, "GET", "/v1/status")
+
+    async def services(self, *, refresh: bool = False) -> api.ServiceList:
+        """The configured services and their operations (cached after the first call)."""
+        if self._catalogue is None or refresh:
+            listed = await self._conn.fetch(api.ServiceList, "GET", "/v1/services")
+            self._catalogue = {s.name: s for s in listed.services}
+        return api.ServiceList(services=list(self._catalogue.values()))
+
+    async def catalogue(self) -> dict[str, api.ServiceInfo]:
+        """The services by name, fetched once."""
+        if self._catalogue is None:
+            await self.services()
+        assert self._catalogue is not None
+        return self._catalogue
+
+    def cached_catalogue(self) -> dict[str, api.ServiceInfo] | None:
+        """The services by name if already fetched; attribute access cannot wait for them."""
+        return self._catalogue
+
+    # -- asking for access --------------------------------------------------------
+
+    async def submit_request(
+        self,
+        services: Sequence[str],
+        reason: str,
+        *,
+        access: Access = Access.READ,
+        ttl: str | int | None = None,
+        operation: api.OperationRef | None = None,
+        sensitive: bool = False,
+        budget_usd: float | None = None,
+    ) -> api.AccessRequestCreated:
+        """``POST /v1/requests``: the request's id, short code, fingerprint and claim."""
+        body = build(
+            api.AccessRequestIn,
+            services=list(services),
+            access=access,
+            reason=reason,
+            ttl=_ttl(ttl),
+            operation=operation,
+            agent=self.agent,
+            sensitive=sensitive,
+            budget_usd=budget_usd,
+        )
+        return await self._conn.fetch(api.AccessRequestCreated, "POST", "/v1/requests", body=body)
+
+    async def await_approval(
+        self,
+        created: api.AccessRequestCreated,
+        *,
+        wait: float | None = None,
+        on_wait: WaitCallback | None = None,
+    ) -> api.SessionGrant:
+        """Long-poll the request until the person answers; the granted session.
+
+        Raises AccessDenied when denied, ApprovalTimedOut when the request expired or
+        *wait* seconds passed. *on_wait* is called before the first poll and after each
+        unanswered one (every few seconds when given, so progress can be shown).
+        """
+        total = self.approval_wait if wait is None else wait
+        step = PROGRESS_POLL if on_wait else LONG_POLL
+        started = time.monotonic()
+        log.info("waiting for approval of request %s (%s)", created.code, created.fingerprint)
+        if on_wait:
+            await on_wait(WaitStatus.of(created, 0.0, total))
+        while True:
+            remaining = total - (time.monotonic() - started)
+            hold = max(0, min(step, math.ceil(remaining)))
+            state = await self._conn.fetch(
+                api.RequestState,
+                "GET",
+                f"/v1/requests/{_seg(created.id)}",
+                params={"wait": hold},
+                headers={CLAIM_HEADER: created.claim},
+                read_timeout=hold + self._conn.timeout,
+            )
+            if state.status != RequestStatus.PENDING:
+                return _outcome(state, created)
+            elapsed = time.monotonic() - started
+            if elapsed >= total:
+                raise StillPending(created, total)
+            if on_wait:
+                await on_wait(WaitStatus.of(created, elapsed, total))
+
+    async def request_access(
+        self,
+        services: Sequence[str],
+        reason: str,
+        ttl: str | int | None = None,
+        access: Access = Access.READ,
+        *,
+        wait: float | None = None,
+        sensitive: bool = False,
+        budget_usd: float | None = None,
+        on_wait: WaitCallback | None = None,
+    ) -> HeldSession:
+        """Ask for a session on *services* and wait up to *wait* seconds for approval
+        (default: the client's ``approval_wait``). ``access="spend"`` asks for an amount
+        of money (*budget_usd*, default the service's ``max_usd``) on one LLM service.
+
+        The session is kept by this client (and used by its operation calls) until it
+        expires or the client closes; the returned value describes it, without the token
+        in its repr.
+        """
+        key = ("session", str(access), str(budget_usd), *sorted(services))
+        grant = await self._approval(
+            key,
+            lambda: self.submit_request(
+                services,
+                reason,
+                access=access,
+                ttl=ttl,
+                sensitive=sensitive,
+                budget_usd=budget_usd,
+            ),
+            wait=wait,
+            on_wait=on_wait,
+        )
+        held = HeldSession.from_grant(grant)
+        self._wallet.add(held)
+        self._reason = reason
+        return held
+
+    async def _approval(
+        self,
+        key: WaitKey,
+        submit: Callable[[], Awaitable[api.AccessRequestCreated]],
+        *,
+        wait: float | None,
+        on_wait: WaitCallback | None,
+    ) -> api.SessionGrant:
+        """Ask (or resume the unexpired request this client already made for *key*) and
+        wait. Only a wait that ran out keeps the request for the next ask."""
+        created = self._waiting.get(key)
+        if created is None or created.expires_at <= datetime.now(UTC):
+            created = await submit()
+            self._waiting[key] = created
+        try:
+            grant = await self.await_approval(created, wait=wait, on_wait=on_wait)
+        except StillPending:
+            raise
+        except BaseException:
+            self._waiting.pop(key, None)
+            raise
+        self._waiting.pop(key, None)
+        return grant
+
+    def held_sessions(self) -> list[HeldSession]:
+        """The unexpired sessions this client holds."""
+        return self._wallet.held()
+
+    async def ensure_session(
+        self,
+        service: str,
+        reason: str,
+        *,
+        on_wait: WaitCallback | None = None,
+        access: Access = Access.READ,
+    ) -> HeldSession:
+        """A held session on *service* covering *access*, asking for one if there is none
+        (read access, or ``spend`` with the service's default budget).
+
+        Concurrent callers for one service share a single request.
+        """
+        lock = self._locks.setdefault(service, asyncio.Lock())
+        async with lock:
+            held = self._wallet.find(service, access)
+            if held is None:
+                held = await self.request_access([service], reason, access=access, on_wait=on_wait)
+            return held
+
+    # -- operations ---------------------------------------------------------------
+
+    async def call(
+        self,
+        service: str,
+        operation: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        token: str | None = None,
+    ) -> api.OperationOut:
+        """One ``POST /v1/ops/{service}/{operation}`` with *token* (default: a held session)."""
+        if token is None:
+            held = self._wallet.find(service)
+            token = held.token if held else None
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return await self._conn.fetch(
+            api.OperationOut,
+            "POST",
+            f"/v1/ops/{_seg(service)}/{_seg(operation)}",
+            body=api.OperationIn(params=dict(params or {})),
+            headers=headers,
+        )
+
+    async def check_params(
+        self, service: str, operation: str, params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The daemon's verdict on *params* (InvalidInput naming the field), no session used."""
+        out = await self._conn.fetch(
+            api.OperationIn,
+            "POST",
+            f"/v1/ops/{_seg(service)}/{_seg(operation)}/check",
+            body=api.OperationIn(params=dict(params or {})),
+        )
+        return out.params
+
+    async def invoke(
+        self,
+        service: str,
+        operation: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        reason: str | None = None,
+        on_wait: WaitCallback | None = None,
+        wait: float | None = None,
+    ) -> api.OperationOut:
+        """Run an operation with the held session, getting approvals where needed.
+
+        A write operation is approved by the person for these exact *params* and runs
+        with the one-use session that approval grants (no held session can run a write,
+        DESIGN §4); so is any call the daemon answers with ``approval_required``.
+        Without a session on *service*, or when it expired or was revoked, a *reason*
+        lets this ask for one (the MCP server does); without one it raises
+        Unauthenticated.
+        """
+        args = dict(params or {})
+        catalogue = await self.catalogue()
+        try:
+            op = find_operation(catalogue, service, operation)
+        except AttributeError as exc:
+            raise NotFound(str(exc), hint="GET /v1/services lists them") from None
+        if op.access == Access.WRITE:
+            return await self._approved_write(service, operation, args, reason, on_wait, wait)
+        needed = Access.SPEND if op.access == Access.SPEND else Access.READ
+        for attempt in (1, 2):
+            held = self._wallet.find(service, needed)
+            if held is None:
+                if reason is None:
+                    raise Unauthenticated(
+                        f"this client holds no session for {service!r}"
+                        + (" any more" if attempt == 2 else ""),
+                        hint=f"call request_access(services=[{service!r}], reason=...) first",
+                    )
+                # Bad arguments are refused before the person is asked for anything.
+                await self.check_params(service, operation, args)
+                held = await self.ensure_session(service, reason, on_wait=on_wait, access=needed)
+            try:
+                return await self.call(service, operation, args, token=held.token)
+            except ApprovalRequired:
+                return await self._approved_write(service, operation, args, reason, on_wait, wait)
+            except Unauthenticated:
+                self._wallet.discard(held)  # expired or revoked: never present it again
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _approved_write(
+        self,
+        service: str,
+        operation: str,
+        params: dict[str, Any],
+        reason: str | None,
+        on_wait: WaitCallback | None,
+        wait: float | None = None,
+    ) -> api.OperationOut:
+        """Ask the person to approve this exact call, then make it with the one-use session."""
+        why = reason or self._reason or f"{service}.{operation} called by the agent"
+        key = ("write", service, operation, json.dumps(params, sort_keys=True, default=str))
+        grant = await self._approval(
+            key,
+            lambda: self.submit_request(
+                [service],
+                why,
+                access=Access.WRITE,
+                operation=build(api.OperationRef, service=service, name=operation, params=params),
+            ),
+            wait=wait,
+            on_wait=on_wait,
+        )
+        return await self.call(service, operation, params, token=grant.token)
+
+    def service(self, name: str) -> ServiceProxy:
+        """``airlock.service("my-imap")``: the proxy for a name that is not an identifier."""
+        if self._catalogue is not None and name not in self._catalogue:
+            raise unknown_service(name, self._catalogue)
+        return ServiceProxy(self, name)
+
+    def __getattr__(self, name: str) -> ServiceProxy:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.service(name)
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *(self._catalogue or {})})
+
+    # -- the person's side: requests, sessions, credentials, audit ----------------
+
+    async def pending(self) -> api.PendingList:
+        return await self._conn.fetch(api.PendingList, "GET", "/v1/requests")
+
+    async def approve(self, ref: str, totp: str) -> api.Decided:
+        """Approve request *ref* (its code or id) with the person's TOTP code."""
+        path = f"/v1/requests/{_seg(ref)}/approve"
+        body = build(api.ApproveIn, totp=totp)
+        return await self._conn.fetch(api.Decided, "POST", path, body=body)
+
+    async def deny(self, ref: str) -> api.Decided:
+        return await self._conn.fetch(api.Decided, "POST", f"/v1/requests/{_seg(ref)}/deny")
+
+    async def sessions(self) -> api.SessionList:
+        return await self._conn.fetch(api.SessionList, "GET", "/v1/sessions")
+
+    async def revoke(self, session_id: str) -> api.Revoked:
+        path = f"/v1/sessions/{_seg(session_id)}"
+        return await self._conn.fetch(api.Revoked, "DELETE", path)
+
+    async def reload(self) -> api.Reloaded:
+        """Make the daemon re-read its config (the daemon's owner or root only)."""
+        return await self._conn.fetch(api.Reloaded, "POST", "/v1/reload")
+
+    async def unlock(self, passphrase: str) -> api.Unlocked:
+        """Open the daemon's passphrase lock (the daemon's owner or root only)."""
+        body = build(api.UnlockIn, passphrase=passphrase)
+        return await self._conn.fetch(api.Unlocked, "POST", "/v1/unlock", body=body)
+
+    async def revoke_all(self) -> api.Revoked:
+        return await self._conn.fetch(api.Revoked, "DELETE", "/v1/sessions")
+
+    async def add_credentials(
+        self, service: str, fields: Mapping[str, str], *, totp: str
+    ) -> api.CredentialsOut:
+        """Store *fields* for *service* in the daemon's vault (the daemon runs ``check()``)."""
+        body = build(api.CredentialsIn, totp=totp, fields=dict(fields))
+        path = f"/v1/credentials/{_seg(service)}"
+        return await self._conn.fetch(api.CredentialsOut, "POST", path, body=body)
+
+    async def list_credentials(self) -> list[dict[str, object]]:
+        """Which services and notifiers have stored credentials (names only, no TOTP)."""
+        listing = await self._conn.fetch(api.CredentialListing, "GET", "/v1/credentials")
+        return listing.credentials
+
+    async def get_credential(self, service: str, field: str, *, totp: str) -> api.CredentialValue:
+        path = f"/v1/credentials/{_seg(service)}/{_seg(field)}"
+        headers = {TOTP_HEADER: totp}
+        return await self._conn.fetch(api.CredentialValue, "GET", path, headers=headers)
+
+    async def remove_credentials(self, service: str, *, totp: str) -> api.CredentialsOut:
+        path = f"/v1/credentials/{_seg(service)}"
+        headers = {TOTP_HEADER: totp}
+        return await self._conn.fetch(api.CredentialsOut, "DELETE", path, headers=headers)
+
+    async def audit(
+        self,
+        *,
+        since: str | None = None,
+        service: str | None = None,
+        event: str | None = None,
+        limit: int | None = None,
+    ) -> api.AuditEvents:
+        """Audit events; *since* as the daemon takes it (``"7d"`` or an ISO time)."""
+        query = {"since": since, "service": service, "event": event, "limit": limit}
+        params = {k: v for k, v in query.items() if v is not None}
+        return await self._conn.fetch(api.AuditEvents, "GET", "/v1/audit", params=params)
+
+
+def _outcome(state: api.RequestState, created: api.AccessRequestCreated) -> api.SessionGrant:
+    """The session of an answered request, or the error its answer means."""
+    if state.status == RequestStatus.APPROVED:
+        if state.session is None:
+            raise NotPending(
+                f"request {created.code} was approved, but its session was already collected",
+                hint="ask for access again",
+            )
+        return state.session
+    if state.status == RequestStatus.DENIED:
+        raise AccessDenied(f"the person denied request {created.code}")
+    raise ApprovalTimedOut(
+        f"request {created.code} expired before anyone approved it", hint="ask for access again"
+    )

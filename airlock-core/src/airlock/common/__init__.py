@@ -1,0 +1,3 @@
+"""Small helpers every part uses: the clock, private files, and logging with secrets
+masked.
+"""

@@ -1,0 +1,163 @@
+"""A base for notifiers that reach a messenger through its HTTP API (Telegram, Signal, the
+next one), so what they share is written once.
+
+:class:`HttpApi` is the client side: one httpx client opened on first use, and every
+transport failure turned into :class:`ApiUnreachable` naming only what failed (the URL may
+hold a token, so it is never quoted). :class:`HttpNotifier` is the notifier side: its
+settings (an :class:`~airlock.framework.backoff.ApiSettings`), the receive loop's back-off, the
+backlog cut-off (a message from before the notifier started answers an old prompt, not a
+new one), the prompts it remembers so a notice can point at one, the ``sent`` count and
+the health ``airlock status`` shows. :func:`flatten_prompt` re-flattens a prompt's pieces
+to single safe lines whatever core sent. A subclass adds how its messenger sends and what
+a received message means.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Generic, TypeVar, cast
+
+import httpx
+from pydantic import BaseModel
+
+from airlock.errors import NotifierError
+from airlock.framework.backoff import ApiSettings, Sleep
+from airlock.framework.notifiers import Notifier, Prompt
+from airlock.security.prompts import REASON_LIMIT, untrusted_line
+
+__all__ = ["ApiUnreachable", "HttpApi", "HttpNotifier", "flatten_prompt"]
+
+DEFAULT_TIMEOUT = 15.0
+S = TypeVar("S", bound=ApiSettings)
+R = TypeVar("R")
+A = TypeVar("A", bound="HttpApi")
+
+
+class ApiUnreachable(NotifierError):
+    """No usable answer from the messenger's API; ``kind`` says what failed."""
+
+    def __init__(self, service: str, kind: str) -> None:
+        super().__init__(f"{service} unreachable: {kind}")
+        self.kind = kind
+
+
+class HttpApi:
+    """A messenger's HTTP API; subclasses add its methods on top of :meth:`request`."""
+
+    service: ClassVar[str] = "the messenger's API"
+
+    def __init__(
+        self, *, transport: httpx.AsyncBaseTransport | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        self._transport = transport
+        self._timeout = timeout
+        self._client: httpx.AsyncClient | None = None
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Mapping[str, Any] | None = None,
+        read_timeout: float | None = None,
+    ) -> httpx.Response:
+        """One request; *read_timeout* replaces the default for a long poll."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(transport=self._transport, timeout=self._timeout)
+        try:
+            return await self._client.request(
+                method,
+                url,
+                json=dict(json) if json is not None else None,
+                timeout=read_timeout if read_timeout is not None else self._timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise ApiUnreachable(self.service, type(exc).__name__) from None
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+class HttpNotifier(Notifier, Generic[S, R]):
+    """Base of notifiers over an HTTP API. ``S`` is the settings model (``Settings``), ``R``
+    what a sent prompt is remembered as (a message id, a timestamp).
+
+    The keywords are for tests and are the same for every such notifier: *sleep* (the
+    back-off's waits), *clock* (the backlog cut-off) and *transport* (a local server).
+    """
+
+    Settings: ClassVar[type[BaseModel]] = ApiSettings
+    backlog_seconds: ClassVar[float] = 60.0
+    """Messages older than the notifier's start by more than this are a backlog."""
+    remembered_prompts: ClassVar[int] = 500
+
+    def __init__(
+        self,
+        settings: BaseModel,
+        credentials: BaseModel,
+        *,
+        sleep: Sleep | None = None,
+        clock: Callable[[], float] = time.time,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(settings, credentials)
+        # Settings is S for the subclass; a ClassVar cannot say so.
+        self.config = cast(S, self.Settings.model_validate(settings))
+        self.sleep: Sleep = sleep or asyncio.sleep
+        self.backoff = self.config.backoff(self.sleep)
+        self.not_before = clock() - self.backlog_seconds
+        self.transport = transport
+        self.problem = ""
+        """Why this notifier cannot work (e.g. no token yet); shown as its health."""
+        self.sent = 0
+        self._prompts: OrderedDict[str, R] = OrderedDict()
+        self._apis: list[HttpApi] = []
+
+    def opened(self, api: A) -> A:
+        """*api*, to be closed with this notifier."""
+        self._apis.append(api)
+        return api
+
+    def remember(self, request_id: str, sent: R) -> None:
+        """Remember the prompt sent for *request_id* (the oldest are forgotten)."""
+        self._prompts[request_id] = sent
+        while len(self._prompts) > self.remembered_prompts:
+            self._prompts.popitem(last=False)
+
+    def recall(self, request_id: str | None) -> R | None:
+        return self._prompts.get(request_id) if request_id else None
+
+    async def close(self) -> None:
+        self.backoff.close()
+        for api in self._apis:
+            await api.aclose()
+
+    def health(self) -> dict[str, Any]:
+        if self.problem:
+            return {"ok": False, "detail": self.problem}
+        return {**self.backoff.health(), "sent": self.sent}
+
+
+def flatten_prompt(
+    prompt: Prompt, *, value_limit: int, title_limit: int = 120, label_limit: int = 32
+) -> Prompt:
+    """*prompt* with its title, every label and value, and the reason each one short line.
+
+    Core already sends them so; a channel flattens again so that its own rendering never
+    depends on that (the reason is the agent's text and may be hostile).
+    """
+    return prompt.model_copy(
+        update={
+            "title": untrusted_line(prompt.title, title_limit),
+            "lines": [
+                (untrusted_line(label, label_limit), untrusted_line(value, value_limit))
+                for label, value in prompt.lines
+            ],
+            "reason": untrusted_line(prompt.reason, REASON_LIMIT),
+        }
+    )

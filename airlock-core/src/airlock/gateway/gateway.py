@@ -1,0 +1,428 @@
+"""One operation through the gateway (DESIGN §0, §8):
+
+token → session → policies → write approval → connector → result filters → audit → answer.
+
+The audit record is written (and fsynced) before the result leaves; if it cannot be
+written the caller gets an error instead of the data (fail closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from airlock.api import OperationOut
+from airlock.common.clock import Clock
+from airlock.errors import (
+    AirlockError,
+    ApprovalRequired,
+    BudgetExhausted,
+    ConnectorAuthError,
+    ConnectorError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+)
+from airlock.framework.connectors import Access, Connector, OperationSpec
+from airlock.framework.policies import (
+    Decision,
+    Policy,
+    PolicyContext,
+    SessionFacts,
+    Stage,
+    apply_filters,
+    evaluate,
+    result_filters,
+)
+from airlock.framework.spending import BudgetState, budget_in_force
+from airlock.gateway.budgets import Budgets
+from airlock.gateway.priced_calls import BudgetCut, PricedCalls, audited_params
+from airlock.gateway.services import Service
+from airlock.security.approvals import canonical_operation_params, operation_hash
+from airlock.security.audit import Auditor
+from airlock.security.peers import Peer
+from airlock.security.sessions import SessionManager
+from airlock.settings.config import AirlockConfig
+from airlock.state.store import Session, StateStore, WriteApproval
+
+CredentialsFor = Callable[[str], Mapping[str, str]]
+
+
+@dataclass
+class _Open:
+    connector: Connector
+    last_used: float
+
+
+class ConnectorPool:
+    """One open connector per service while sessions use it; closed when idle."""
+
+    def __init__(self, services: Mapping[str, Service], credentials_for: CredentialsFor) -> None:
+        self._services = services
+        self._credentials_for = credentials_for
+        self._open: dict[str, _Open] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._listed: dict[str, dict[str, OperationSpec]] = {}
+        """Operations each service's connector listed when it last opened (kept after it
+        closes, so listing services does not start it again)."""
+
+    async def get(self, name: str) -> Connector:
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            entry = self._open.get(name)
+            if entry is None:
+                service = self._services[name]
+                credentials = service.connector.parse_credentials(
+                    self._credentials_for(name), service=name
+                )
+                connector = service.connector(service.settings, credentials, service=name)
+                await connector.open()
+                try:
+                    self._listed[name] = await connector.discover()
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await connector.close()
+                    raise
+                entry = self._open[name] = _Open(connector, time.monotonic())
+            entry.last_used = time.monotonic()
+            return entry.connector
+
+    async def listed(self, name: str) -> dict[str, OperationSpec]:
+        """The operations service *name* lists at open (opening it the first time)."""
+        if self._services[name].connector.lists_operations and name not in self._listed:
+            await self.get(name)
+        return self._listed.get(name, {})
+
+    async def spec(self, service: Service, operation: str) -> OperationSpec:
+        """The service's operation *operation*: declared, or listed when it opened."""
+        cls = service.connector
+        if cls.lists_operations and operation not in cls.operations:
+            found = (await self.listed(service.name)).get(operation)
+            if found is not None:
+                return found
+        return cls.spec(operation)
+
+    async def close_idle(self, *, keep: set[str], idle_seconds: float) -> list[str]:
+        """Close connectors of services no active session covers, or unused for a while."""
+        closed = []
+        now = time.monotonic()
+        for name, entry in list(self._open.items()):
+            if name not in keep or now - entry.last_used > idle_seconds:
+                await self.discard(name)
+                closed.append(name)
+        return closed
+
+    async def discard(self, name: str) -> None:
+        entry = self._open.pop(name, None)
+        if entry is not None:
+            # Closing must never take the daemon down; the connection is dropped anyway.
+            with contextlib.suppress(Exception):
+                await entry.connector.close()
+
+    async def close_all(self) -> None:
+        for name in list(self._open):
+            await self.discard(name)
+
+
+class UseCounter:
+    """Sessions' use counts, kept in memory and written to the store in batches.
+
+    The audit log is the durable record of every operation; the count shown by
+    ``airlock sessions`` may lag by one housekeeping interval. Writing it per operation
+    would cost an fsync on every call.
+    """
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+        self._totals: dict[str, int] = {}
+        self._unsaved: Counter[str] = Counter()
+
+    def add(self, session: Session) -> int:
+        """Count one use; the session's count so far (stored plus not yet saved)."""
+        total = self._totals.get(session.id, session.use_count) + 1
+        self._totals[session.id] = total
+        self._unsaved[session.id] += 1
+        return total
+
+    def flush(self) -> None:
+        if not self._unsaved:
+            return
+        unsaved, self._unsaved = self._unsaved, Counter()
+        with self._store.transaction():
+            for session_id, uses in unsaved.items():
+                for _ in range(uses):
+                    self._store.increment_use(session_id)
+
+
+def session_facts(session: Session) -> SessionFacts:
+    return SessionFacts(
+        id=session.id,
+        services=session.services,
+        access=Access(session.access),
+        uid=session.uid,
+        sensitive=session.sensitive,
+    )
+
+
+@dataclass(frozen=True)
+class _Admitted:
+    """An operation that passed authentication, validation and the policies."""
+
+    session: Session
+    spec: OperationSpec
+    canonical: dict[str, Any]
+    audited: dict[str, Any]
+    """The parameters as the audit records them (a spend call's prompt only as a digest)."""
+    ctx: PolicyContext
+    where: dict[str, Any]
+    approval: WriteApproval | None
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        store: StateStore,
+        sessions: SessionManager,
+        services: Mapping[str, Service],
+        policies: list[Policy],
+        config: AirlockConfig,
+        clock: Clock,
+        audit: Auditor,
+        pool: ConnectorPool,
+        on_credentials_rejected: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        self._store = store
+        self._sessions = sessions
+        self._services = services
+        self._policies = policies
+        self._clock = clock
+        self._audit = audit
+        self.pool = pool
+        self.uses = UseCounter(store)
+        self._filters = result_filters(policies)
+        self._permissions = config.permissions
+        self.priced = PricedCalls(Budgets(store, clock))
+        self._on_credentials_rejected = on_credentials_rejected
+        self.auth_problems: dict[str, str] = {}
+        """Services whose last operation had its credentials refused, and what was said
+        (``airlock status`` shows them unhealthy until an operation succeeds again)."""
+
+    async def run(
+        self, token: str, peer: Peer, service_name: str, operation: str, params: Mapping[str, Any]
+    ) -> OperationOut:
+        call = await self._admit(token, peer, service_name, operation, params)
+        result = await self._execute(call)
+        return OperationOut(
+            result=result.model_dump(mode="json", by_alias=True),
+            service=service_name,
+            operation=operation,
+        )
+
+    async def run_result(
+        self, token: str, peer: Peer, service_name: str, operation: str, params: Mapping[str, Any]
+    ) -> BaseModel:
+        """Like :meth:`run`, returning the operation's own result (for the OpenAI routes)."""
+        call = await self._admit(token, peer, service_name, operation, params)
+        return await self._execute(call)
+
+    async def stream(
+        self, token: str, peer: Peer, service_name: str, operation: str, params: Mapping[str, Any]
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """A spend operation streamed: the same checks as :meth:`run`, then the chunks as
+        they arrive. Admission errors raise here; a refusal of the budget or the service
+        raises from the first ``anext``, before any chunk. Closing the generator ends the
+        upstream call, settles the budget and writes the call's audit record."""
+        call = await self._admit(token, peer, service_name, operation, params)
+        if call.spec.access is not Access.SPEND:
+            raise InvalidInput(f"{service_name}.{operation} cannot be streamed", field="stream")
+        connector = await self.pool.get(service_name)
+        return self._relay(call, connector)
+
+    async def _relay(
+        self, call: _Admitted, connector: Connector
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        facts: dict[str, Any] = {"stream": True}
+        started = time.perf_counter()
+        outcome, error = "ok", None
+        # Nothing is served before a durable record of the call: written while the
+        # service prepares its first chunk, awaited before that chunk is passed on.
+        begun = asyncio.ensure_future(
+            self._audit.append("operation_started", **call.where, params=call.audited, **facts)
+        )
+        try:
+            async for chunk in self.priced.stream(
+                connector, call.spec, call.canonical, call.session.id, facts
+            ):
+                await begun
+                yield chunk
+        except BudgetCut:
+            outcome, error = "cut", BudgetExhausted.code
+            raise
+        except AirlockError as exc:
+            outcome, error = "error", exc.code
+            await self._credentials_rejected(exc, call.ctx.service)
+            raise
+        except BaseException as exc:
+            outcome, error = "error", type(exc).__name__
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                await begun
+            count = self.uses.add(call.session)
+            await self._audit.append(
+                "operation",
+                **call.where,
+                params=call.audited,
+                outcome=outcome,
+                error=error,
+                count=count,
+                duration_ms=_ms(started),
+                **facts,
+            )
+
+    async def _admit(
+        self, token: str, peer: Peer, service_name: str, operation: str, params: Mapping[str, Any]
+    ) -> _Admitted:
+        """Authenticate, validate and ask the policies; an operation cleared to run."""
+        session = self._sessions.authenticate(token, peer.uid)
+        service = self._services.get(service_name)
+        if service is None:
+            raise NotFound(f"no service named {service_name!r}")
+        spec = await self.pool.spec(service, operation)
+        canonical = canonical_operation_params(spec, params)
+        spend = spec.access is Access.SPEND
+        audited = audited_params(service.settings, canonical) if spend else canonical
+        ctx = PolicyContext(
+            stage=Stage.OPERATION,
+            service=service_name,
+            access=spec.access,
+            operation=operation,
+            params=canonical,
+            session=session_facts(session),
+            uid=peer.uid,
+            now=self._clock.now(),
+            permissions=self._permissions.for_service(service_name),
+            rate_limit=self._permissions.rate_limit,
+        )
+        where = {
+            **peer.audit_fields(),
+            "session": session.id,
+            "service": service_name,
+            "op": operation,
+        }
+        verdict = evaluate(self._policies, ctx)
+        if verdict.decision is Decision.DENY:
+            await self._audit.append(
+                "operation_denied", **where, reason=verdict.reason, policy=verdict.policy
+            )
+            if verdict.code == "rate_limited":
+                raise RateLimited(verdict.reason, hint="wait a minute")
+            raise Forbidden(f"refused by policy {verdict.policy}: {verdict.reason}")
+        approval = None
+        if verdict.decision is Decision.ASK:
+            digest = operation_hash(service_name, operation, canonical)
+            approval = self._store.consume_write_approval(
+                digest, session_id=session.id, now=self._clock.now()
+            )
+            if approval is None:
+                await self._audit.append(
+                    "operation_denied", **where, reason="needs its own approval", params=audited
+                )
+                raise ApprovalRequired(
+                    f"{service_name}.{operation} changes data and needs its own approval",
+                    hint="request access with this operation and its exact parameters",
+                )
+        return _Admitted(session, spec, canonical, audited, ctx, where, approval)
+
+    async def _execute(self, call: _Admitted) -> BaseModel:
+        service_name, operation = call.ctx.service, call.spec.name
+        facts: dict[str, Any] = {}
+        started = time.perf_counter()
+        try:
+            connector = await self.pool.get(service_name)
+            with budget_in_force(self._budget_of(call.session)):
+                if call.spec.access is Access.SPEND:
+                    result = await self.priced.run(
+                        connector, call.spec, call.canonical, call.session.id, facts
+                    )
+                else:
+                    result = await connector.call(operation, call.canonical)
+        except AirlockError as exc:
+            await self._audit.append(
+                "operation",
+                **call.where,
+                params=call.audited,
+                outcome="error",
+                error=exc.code,
+                duration_ms=_ms(started),
+                **facts,
+            )
+            await self._credentials_rejected(exc, service_name)
+            if isinstance(exc, ConnectorError):
+                await self.pool.discard(service_name)
+            raise
+        except Exception as exc:
+            await self._audit.append(
+                "operation",
+                **call.where,
+                params=call.audited,
+                outcome="error",
+                error=type(exc).__name__,
+                duration_ms=_ms(started),
+                **facts,
+            )
+            await self.pool.discard(service_name)
+            raise ConnectorError(
+                f"{service_name}.{operation} failed: {type(exc).__name__}"
+            ) from None
+        self.auth_problems.pop(service_name, None)
+        result = apply_filters(self._filters, call.ctx, result)
+        count = self.uses.add(call.session)
+        await self._audit.append(
+            "operation",
+            **call.where,
+            params=call.audited,
+            outcome="ok",
+            count=count,
+            items=_items(result),
+            duration_ms=_ms(started),
+            approval=call.approval.request_id if call.approval else None,
+            **facts,
+        )
+        return result
+
+    async def _credentials_rejected(self, exc: AirlockError, service: str) -> None:
+        """A service refused its stored credentials: the person must hear it, since only
+        they can fix it (the agent's error says no more than that it failed)."""
+        if not isinstance(exc, ConnectorAuthError):
+            return
+        hint = f" ({exc.hint})" if exc.hint else ""
+        self.auth_problems[service] = exc.message + hint  # shown by `airlock services`
+        if self._on_credentials_rejected is not None:
+            await self._on_credentials_rejected(service)
+
+    def _budget_of(self, session: Session) -> BudgetState | None:
+        if session.access != Access.SPEND:
+            return None
+        return self.priced.budgets.state(session.id)
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def _items(result: BaseModel) -> int | None:
+    """How many things a result carries (messages, events), for the audit line."""
+    for value in result.__dict__.values():
+        if isinstance(value, list):
+            return len(value)
+    return None

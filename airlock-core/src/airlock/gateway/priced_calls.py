@@ -1,0 +1,211 @@
+"""One spend operation: quote → reserve → call → charge → settle (see docs/plugins.md).
+
+The gateway has already authenticated the session and run the policies. Here the
+connector prices the call's worst case, the session's budget reserves it (or the call is
+refused with 402 ``budget_exhausted`` and nothing is sent), the call runs, and its actual
+cost settles the reservation. What the audit records about the call is collected in
+``facts`` as it becomes known, so a failed call's record says as much as a good one's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from airlock.errors import AirlockError, ConnectorError, InvalidInput
+from airlock.framework.connectors import Connector, OperationSpec
+from airlock.framework.spending import (
+    BudgetState,
+    Charge,
+    Meter,
+    PricedConnector,
+    format_usd,
+    nano_usd,
+    spend_settings,
+    usd,
+)
+from airlock.gateway.budgets import Budgets, Reservation
+from airlock.models import first_problem
+from airlock.security.approvals import canonical_params
+
+__all__ = ["BudgetCut", "PricedCalls", "audited_params"]
+
+
+class BudgetCut(Exception):
+    """A stream passed its reservation and was ended (the client gets an error event)."""
+
+
+def audited_params(settings: BaseModel, params: Mapping[str, Any]) -> dict[str, Any]:
+    """What the audit keeps of a spend call's parameters: by default not the prompt, only
+    its length and SHA-256 (``audit_prompts: true`` keeps everything)."""
+    spend = spend_settings(settings)
+    if spend is not None and spend.audit_prompts:
+        return dict(params)
+    text = canonical_params(params)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return {"chars": len(text), "sha256": digest}
+
+
+def _budget_facts(state: BudgetState) -> dict[str, Any]:
+    return {"budget_left_usd": usd(state.left_nano), "budget_spent_usd": usd(state.spent_nano)}
+
+
+class PricedCalls:
+    def __init__(self, budgets: Budgets) -> None:
+        self.budgets = budgets
+
+    async def run(
+        self,
+        connector: Connector,
+        spec: OperationSpec,
+        params: Mapping[str, Any],
+        session_id: str,
+        facts: dict[str, Any],
+    ) -> BaseModel:
+        priced, parsed = _priced(connector, spec, params)
+        _, durable = await self._reserve(priced, spec, parsed, session_id, facts)
+        try:
+            result = await connector.call(spec.name, params)
+        except AirlockError:
+            # The service refused or failed the call, and such answers cost nothing.
+            await self._settle(await asyncio.shield(durable), None, facts, spent_nano=0)
+            raise
+        except BaseException:
+            # Cut off (a crash in the connector, the client gone): it may have cost.
+            await self._settle(await asyncio.shield(durable), None, facts)
+            raise
+        reservation = await durable
+        await self._settle(reservation, lambda: priced.charge(spec.name, parsed, result), facts)
+        return result
+
+    async def stream(
+        self,
+        connector: Connector,
+        spec: OperationSpec,
+        params: Mapping[str, Any],
+        session_id: str,
+        facts: dict[str, Any],
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The chunks of a streamed call, as they arrive; raises :class:`BudgetCut` when the
+        service's answer runs past what was reserved."""
+        priced, parsed = _priced(connector, spec, params)
+        worst, durable = await self._reserve(priced, spec, parsed, session_id, facts)
+        charge: Charge | None = None
+        chunks = 0
+        items = priced.stream(spec.name, parsed)
+        try:
+            async for item in items:
+                if isinstance(item, Charge):
+                    charge = item
+                elif isinstance(item, Meter):
+                    if nano_usd(item.usd) > worst:
+                        facts["cut"] = "answer ran past its reservation"
+                        raise BudgetCut(
+                            f"the answer passed its reserved {format_usd(worst)} and was cut off"
+                        )
+                else:
+                    if not chunks:
+                        await durable  # nothing leaves before the reservation is on disk
+                    chunks += 1
+                    yield item
+        finally:
+            facts["chunks"] = chunks
+            await _close(items)
+            found = charge
+            reservation = await asyncio.shield(durable)
+            await self._settle(reservation, (lambda: found) if found else None, facts)
+
+    async def _reserve(
+        self,
+        priced: PricedConnector,
+        spec: OperationSpec,
+        parsed: BaseModel,
+        session_id: str,
+        facts: dict[str, Any],
+    ) -> tuple[int, asyncio.Future[Reservation]]:
+        """Reserve the call's worst case; returns it once the budget has said yes, with the
+        reservation's durable write still running (await it before anything leaves).
+
+        Waiting for the decision alone lets the call go out while the state database
+        syncs the reservation to disk (milliseconds here), instead of after."""
+        quote = await priced.quote(spec.name, parsed)
+        worst = nano_usd(quote.usd)
+        facts.update(quote.facts)
+        facts["reserved_usd"] = usd(worst)
+        loop = asyncio.get_running_loop()
+        decided: asyncio.Future[bool] = loop.create_future()
+
+        def tell(won: bool) -> None:
+            loop.call_soon_threadsafe(_resolve, decided, won)
+
+        durable = asyncio.ensure_future(
+            asyncio.to_thread(
+                self.budgets.reserve, session_id, worst, service=priced.service, decided=tell
+            )
+        )
+        either: set[asyncio.Future[Any]] = {decided, durable}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if not (decided.done() and decided.result()):
+            try:
+                await durable  # raises BudgetExhausted, or why the store failed
+            except BaseException:
+                state = self.budgets.state(session_id)
+                if state is not None:
+                    facts.update(_budget_facts(state))
+                raise
+        return worst, durable
+
+    async def _settle(
+        self,
+        reservation: Reservation,
+        charge_of: Any,
+        facts: dict[str, Any],
+        *,
+        spent_nano: int | None = None,
+    ) -> None:
+        """Settle with the connector's charge; without one, at the reservation (fail closed)."""
+        if spent_nano is None:
+            spent_nano = reservation.amount_nano
+            try:
+                charge = charge_of() if charge_of is not None else None
+            except Exception as exc:  # a broken report must not leave money unaccounted
+                facts["charge_error"] = type(exc).__name__
+                charge = None
+            if charge is not None:
+                spent_nano = nano_usd(charge.usd)
+                facts.update(charge.facts)
+            else:
+                facts["cost_from"] = "reservation (no usage reported)"
+        if spent_nano > reservation.amount_nano:
+            facts["over_reservation"] = True
+        facts["cost_usd"] = usd(spent_nano)
+        state = await asyncio.to_thread(self.budgets.settle, reservation, spent_nano)
+        facts.update(_budget_facts(state))
+
+
+def _priced(
+    connector: Connector, spec: OperationSpec, params: Mapping[str, Any]
+) -> tuple[PricedConnector, BaseModel]:
+    if not isinstance(connector, PricedConnector):
+        raise ConnectorError(f"{connector.name}.{spec.name} spends money but has no prices")
+    try:
+        parsed = spec.params.model_validate(dict(params))
+    except ValidationError as exc:
+        problem = first_problem(exc)
+        raise InvalidInput(str(problem), field=problem.field) from None
+    return connector, parsed
+
+
+def _resolve(future: asyncio.Future[bool], value: bool) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+async def _close(items: AsyncIterator[Any]) -> None:
+    close = getattr(items, "aclose", None)
+    if close is not None:
+        await close()

@@ -1,0 +1,367 @@
+"""Reading the audit log back: ``query`` (seek by time, filter) and ``verify`` (the chain).
+
+A fixed-width ``ts`` starts every line, so a query bisects on byte offsets to the first
+record of its range and reads only the range, parsing it in blocks (one JSON parse per
+block, not per line). ``verify`` leaves the per-record work to ``_audit_chain`` and, for a
+log of several large files, runs it in worker processes, one file each, then checks that
+each file starts where the previous one ended.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from airlock.security._audit_chain import (
+    GENESIS,
+    HEAD,
+    SEQ_AT,
+    FileCheck,
+    Mac,
+    body_of,
+    check_file,
+    framed,
+    mac_of,
+    prev_of,
+    seq_of,
+)
+from airlock.security._audit_format import log_files, ts_bound
+
+PARALLEL_MIN_BYTES = 16 * 1024 * 1024  # below this, starting workers costs more than it saves
+_FIRST_BLOCK = 64 * 1024
+_MAX_BLOCK = 4 * 1024 * 1024
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def _line_start(handle: IO[bytes], pos: int) -> int:
+    """The start of the first line beginning at or after *pos*."""
+    if pos == 0:
+        return 0
+    handle.seek(pos - 1)
+    handle.readline()
+    return handle.tell()
+
+
+def _bisect(handle: IO[bytes], size: int, bound: str) -> int:
+    """Offset of the first line whose ts >= *bound* (``size`` if none). Lines are sorted."""
+    key = bound.encode("ascii")
+    lo, hi = 0, size
+    while lo < hi:
+        mid = (lo + hi) // 2
+        start = _line_start(handle, mid)
+        if start >= size:
+            hi = mid
+            continue
+        handle.seek(start)
+        line = handle.readline()
+        ts = line[len(HEAD) : SEQ_AT] if line.startswith(HEAD) else b""
+        if ts >= key:
+            hi = mid
+        else:
+            lo = mid + 1
+    return _line_start(handle, lo)
+
+
+def _ranges(audit_dir: Path, since: str | None, until: str | None) -> list[tuple[Path, int, int]]:
+    """(file, start, end) byte ranges holding the records in [since, until)."""
+    files = log_files(audit_dir)
+    out: list[tuple[Path, int, int]] = []
+    for index, log_file in enumerate(files):
+        if log_file.first_ts is None:
+            continue
+        if until is not None and log_file.first_ts >= until:
+            break
+        following = files[index + 1].first_ts if index + 1 < len(files) else None
+        if since is not None and following is not None and following < since:
+            continue
+        try:
+            with open(log_file.path, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                start = _bisect(handle, size, since) if since else 0
+                end = _bisect(handle, size, until) if until else size
+        except FileNotFoundError:  # rotated away meanwhile; its new name is not in our list
+            continue
+        if start < end:
+            out.append((log_file.path, start, end))
+    return out
+
+
+def _blocks(path: Path, start: int, end: int, *, backward: bool) -> Iterator[bytes]:
+    """Whole lines of [start, end) in blocks growing from 64 KiB to 4 MiB.
+
+    Small first blocks keep ``limit=10`` cheap; big later ones keep a day's worth fast.
+    A partial line at the very end (a record being written right now) is left out.
+    """
+    size = _FIRST_BLOCK
+    with open(path, "rb") as handle:
+        if not backward:
+            pos, carry = start, b""
+            while pos < end:
+                handle.seek(pos)
+                data = carry + handle.read(min(size, end - pos))
+                if len(data) == len(carry):
+                    return
+                pos += len(data) - len(carry)
+                cut = data.rfind(b"\n") + 1
+                carry = data[cut:]
+                if cut:
+                    yield data[:cut]
+                size = min(size * 2, _MAX_BLOCK)
+            return
+        pos, carry = end, b""
+        if end > start:  # drop a partial last line
+            handle.seek(end - 1)
+            if handle.read(1) != b"\n":
+                handle.seek(start)
+                tail = handle.read(end - start)
+                pos = start + tail.rfind(b"\n") + 1
+        while pos > start:
+            step = min(size, pos - start)
+            pos -= step
+            handle.seek(pos)
+            data = handle.read(step) + carry
+            if pos > start:
+                cut = data.find(b"\n") + 1  # before it: the end of a line that began earlier
+                carry, data = (data, b"") if cut == 0 else (data[:cut], data[cut:])
+            else:
+                carry = b""
+            if data:
+                yield data
+            size = min(size * 2, _MAX_BLOCK)
+
+
+def _wanted(line: bytes, needles: tuple[bytes, ...], folded: bytes | None) -> bool:
+    return all(n in line for n in needles) and (folded is None or folded in line.lower())
+
+
+def _parse(
+    block: bytes, needles: tuple[bytes, ...], folded: bytes | None = None
+) -> list[dict[str, Any]]:
+    """The records of a block of lines, in order; lines that do not parse are skipped.
+
+    One ``json.loads`` of the block as an array (JSON strings cannot hold a raw newline,
+    so newline-to-comma is safe); if that fails or the count is off, line by line.
+    *needles* are byte strings every wanted line contains, *folded* one its lowercased
+    form contains: cheap pre-filters, checked properly after parsing.
+    """
+    if needles or folded is not None:
+        lines = [line for line in block.split(b"\n") if _wanted(line, needles, folded)]
+        joined, count = b",".join(lines), len(lines)
+    else:
+        joined, count = block.rstrip(b"\n").replace(b"\n", b","), block.count(b"\n")
+    if not count:
+        return []
+    try:
+        records = json.loads(b"[" + joined + b"]")
+    except ValueError:
+        records = None
+    if not isinstance(records, list) or len(records) != count:
+        records = []
+        for line in block.split(b"\n"):
+            if not line or not _wanted(line, needles, folded):
+                continue
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+    return [record for record in records if isinstance(record, dict)]
+
+
+def query(
+    audit_dir: Path,
+    *,
+    since: float | datetime | None = None,
+    until: float | datetime | None = None,
+    service: str | None = None,
+    event: str | None = None,
+    limit: int | None = None,
+    newest_first: bool = False,
+    match: Callable[[dict[str, Any]], bool] | None = None,
+    contains: tuple[bytes, ...] = (),
+    contains_folded: bytes | None = None,
+) -> list[dict[str, Any]]:
+    """Records with ``since <= ts < until``, optionally of one service or event.
+
+    Files are picked by the first ts in their names and each is entered by binary search
+    on byte offsets, so a day out of a year-long log costs a few dozen seeks plus the
+    day itself. ``limit`` keeps the oldest (or with *newest_first*, the newest) matches.
+    A record matches *service* if its ``service`` is it or its ``services`` contain it,
+    and *match* (if given) when it returns true: checked before *limit* counts it.
+    *contains* (bytes every stored line must hold) and *contains_folded* (bytes its
+    ASCII-lowercased form must hold) skip lines before they are parsed; they narrow, and
+    *match* decides.
+    Unreadable lines are skipped here; ``verify`` is the place that reports them.
+    """
+    out: list[dict[str, Any]] = []
+    if limit is not None and limit <= 0:
+        return out
+    since_ts = ts_bound(since) if since is not None else None
+    until_ts = ts_bound(until) if until is not None else None
+    ranges = _ranges(audit_dir, since_ts, until_ts)
+    needles: list[bytes] = list(contains)
+    if event is not None:
+        needles.append(b'"event":' + json.dumps(event).encode("ascii"))
+    if service is not None:
+        needles.append(json.dumps(service).encode("ascii"))
+    for path, start, end in reversed(ranges) if newest_first else ranges:
+        for block in _blocks(path, start, end, backward=newest_first):
+            records = _parse(block, tuple(needles), contains_folded)
+            for record in reversed(records) if newest_first else records:
+                if event is not None and record.get("event") != event:
+                    continue
+                if service is not None and not _has_service(record, service):
+                    continue
+                if match is not None and not match(record):
+                    continue
+                out.append(record)
+                if limit is not None and len(out) >= limit:
+                    return out
+    return out
+
+
+def _has_service(record: dict[str, Any], service: str) -> bool:
+    if record.get("service") == service:
+        return True
+    services = record.get("services")
+    return isinstance(services, list) and service in services
+
+
+# --- verifying ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifyProblem:
+    """The first place the chain breaks: file, 1-based line, and what is wrong."""
+
+    file: Path
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    records: int
+    files: list[Path] = field(default_factory=list)
+    problem: VerifyProblem | None = None
+    last_seq: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "records": self.records,
+            "files": [str(f) for f in self.files],
+            "last_seq": self.last_seq,
+            "problem": None
+            if self.problem is None
+            else {
+                "file": str(self.problem.file),
+                "line": self.problem.line,
+                "reason": self.problem.reason,
+            },
+        }
+
+
+def _diagnose(line: bytes, mac: Mac, expected_seq: int, prev_hex: bytes) -> str:
+    """Why a line that is not the next record of the chain is bad, in a person's words."""
+    if not line.endswith(b"\n"):
+        return "the last line is cut short (crash while writing, or truncated)"
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return "not a JSON record (damaged or cut short)"
+    if not isinstance(record, dict) or "mac" not in record:
+        return "not an audit record"
+    if not framed(line):
+        return "record was changed (not in the form Airlock writes)"
+    try:
+        computed = mac.of(bytes.fromhex(prev_of(line).decode("ascii")), body_of(line))
+        intact = computed.hex().encode() == mac_of(line)
+    except ValueError:
+        intact = False
+    if not intact:
+        return "mac mismatch: the record was changed"
+    seq = seq_of(line)
+    if seq is not None and seq > expected_seq:
+        missing = (
+            f"record {expected_seq} is missing"
+            if seq == expected_seq + 1
+            else f"records {expected_seq}-{seq - 1} are missing"
+        )
+        return f"sequence gap: expected seq {expected_seq}, found {seq} ({missing})"
+    if seq != expected_seq:
+        return f"out of order: expected seq {expected_seq}, found {seq} (records moved or repeated)"
+    if prev_of(line) != prev_hex:
+        return "chain broken: prev is not the previous record's mac"
+    return "record was changed"
+
+
+def _first_line(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.readline(65536)
+
+
+def verify(audit_dir: Path, key: bytes, *, workers: int | None = None) -> VerifyResult:
+    """Check every record's mac, ``seq`` and ``prev`` across all files, oldest first.
+
+    Stops at the first problem and names its file and line: an edited record fails its
+    mac, a deleted or reordered one breaks ``seq``, a line cut short does not parse, and a
+    record spliced in from elsewhere breaks ``prev``.
+
+    *workers*: processes to use (default: one per CPU, and only for several files of
+    ``PARALLEL_MIN_BYTES`` or more in all); 1 checks everything in this process.
+    """
+    files = [f.path for f in log_files(audit_dir)]
+    mac = Mac(key)
+    if workers is None:
+        total = sum(_size(path) for path in files)
+        workers = (os.cpu_count() or 1) if total >= PARALLEL_MIN_BYTES else 1
+    workers = min(workers, len(files))
+    expected, prev = 1, GENESIS.encode("ascii")
+    count = 0
+    checks = _check_parallel(files, key, workers) if workers > 1 else None
+    for index, path in enumerate(files):
+        if checks is None:
+            check = check_file(str(path), key, expected, prev)
+        else:
+            check = checks[index]
+            if check.good == 0 and check.bad_line is None:
+                continue  # empty file
+            if check.bad_line != 1 and (check.start_seq, check.start_prev) != (expected, prev):
+                # The file is sound on its own but does not continue the chain.
+                reason = _diagnose(_first_line(path), mac, expected, prev)
+                return VerifyResult(False, count, files, VerifyProblem(path, 1, reason), count)
+            if check.bad_line == 1:
+                check = check_file(str(path), key, expected, prev)
+        count += check.good
+        if check.bad_line is not None:
+            reason = _diagnose(check.bad_text, mac, expected + check.good, check.last_mac)
+            problem = VerifyProblem(path, check.bad_line, reason)
+            return VerifyResult(False, count, files, problem, count)
+        expected, prev = expected + check.good, check.last_mac
+    return VerifyResult(True, count, files, None, count)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _check_parallel(files: list[Path], key: bytes, workers: int) -> list[FileCheck]:
+    # spawn, not fork: the caller may have threads (fork would copy their locks).
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        return list(pool.map(check_file, [str(p) for p in files], [key] * len(files)))

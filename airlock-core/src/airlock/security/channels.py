@@ -1,0 +1,87 @@
+"""The person's channels: one prompt fanned out to every active notifier, notices to all,
+and which sent message belongs to which request (DESIGN §4, §10).
+
+One broken channel never stops the others: each send is bounded in time, its failure is
+recorded in the channel's health (``airlock status``) and the audit line of the prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airlock.common.logs import get_logger
+from airlock.framework.notifiers import Delivery, Notice, Notifier, Prompt
+from airlock.security.audit import Auditor
+
+log = get_logger("airlock.channels")
+
+SEND_TIMEOUT = 15.0
+
+
+@dataclass
+class _Channel:
+    notifier: Notifier
+    healthy: bool = True
+    detail: str = ""
+
+
+class Channels:
+    def __init__(self, notifiers: Mapping[str, Notifier], audit: Auditor) -> None:
+        self._channels = {name: _Channel(n) for name, n in notifiers.items()}
+        self._deliveries: dict[tuple[str, str], str] = {}
+        self._audit = audit
+
+    def request_for(self, notifier: str, ref: str | None) -> str | None:
+        """The request whose prompt *ref* is on *notifier*, if it is one of ours."""
+        return self._deliveries.get((notifier, ref)) if ref else None
+
+    def health(self) -> list[dict[str, Any]]:
+        """Each channel: the last send's outcome, and what the notifier says of itself
+        (e.g. "unreachable: ConnectError (retrying in 8s)" while its receive loop waits)."""
+        health = []
+        for name, ch in sorted(self._channels.items()):
+            try:
+                own = ch.notifier.health()
+            except Exception as exc:
+                own = {"ok": False, "detail": f"health failed: {type(exc).__name__}"}
+            own_ok = bool(own.get("ok", True))
+            detail = ch.detail if own_ok else str(own.get("detail") or "") or ch.detail
+            health.append({"name": name, "ok": ch.healthy and own_ok, "detail": detail})
+        return health
+
+    async def send_prompt(self, prompt: Prompt) -> None:
+        async def send(name: str, channel: _Channel) -> None:
+            try:
+                delivery: Delivery = await asyncio.wait_for(
+                    channel.notifier.send(prompt), SEND_TIMEOUT
+                )
+            except Exception as exc:  # one broken channel must not stop the others
+                channel.healthy, channel.detail = False, f"send failed: {type(exc).__name__}"
+                log.warning("notifier_send_failed", notifier=name, error=type(exc).__name__)
+                await self._audit.append(
+                    "approval_sent", request=prompt.request_id, notifier=name, ok=False
+                )
+                return
+            channel.healthy, channel.detail = True, ""
+            self._deliveries[(name, delivery.ref)] = prompt.request_id
+            await self._audit.append(
+                "approval_sent", request=prompt.request_id, notifier=name, ok=True
+            )
+
+        await asyncio.gather(*(send(n, c) for n, c in self._channels.items()))
+
+    async def notify_all(self, notice: Notice) -> None:
+        await asyncio.gather(*(self.tell(name, notice) for name in self._channels))
+
+    async def tell(self, name: str, notice: Notice) -> None:
+        """A notice on one channel; a failure marks the channel unhealthy, nothing more."""
+        channel = self._channels.get(name)
+        if channel is None:
+            return
+        try:
+            await asyncio.wait_for(channel.notifier.notify(notice), SEND_TIMEOUT)
+        except Exception as exc:
+            channel.healthy, channel.detail = False, f"notify failed: {type(exc).__name__}"

@@ -1,0 +1,99 @@
+"""The approval prompt: one rendering, the same on every channel.
+
+Everything the agent controls (reason, agent name, process name, parameters) is
+flattened to one line by :func:`untrusted_line`, and shown quoted under a fixed heading
+that says the agent claims it, so it cannot imitate or hide the prompt's own lines.
+The CLI's listings and every notifier show agent text through the same function.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+from datetime import UTC, datetime
+from typing import Any
+
+from airlock.framework.notifiers import Prompt
+from airlock.framework.spending import format_usd
+from airlock.settings.durations import format_duration
+from airlock.state.store import AccessRequest
+
+REASON_LIMIT = 300
+PARAM_LIMIT = 400
+CLAIM_LABEL = "Agent says it is"
+SENSITIVE_WARNING = "yes: one-time codes and reset links NOT masked"
+
+
+def untrusted_line(text: str, limit: int) -> str:
+    """Agent-controlled text made safe to show a person: one line, at most *limit* chars.
+
+    Control characters (terminal escapes, ``\\r``, C1 codes), format characters (bidi
+    overrides, zero-width), line separators and unassigned code points become spaces;
+    runs of whitespace collapse to one. The one sanitiser for prompts, CLI listings and
+    notifiers.
+    """
+    cleaned = []
+    for char in text:
+        category = unicodedata.category(char)
+        if category in ("Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"):
+            cleaned.append(" ")
+        else:
+            cleaned.append(char)
+    line = " ".join("".join(cleaned).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def render_prompt(request: AccessRequest, *, process: str | None) -> Prompt:
+    lines: list[tuple[str, str]] = [("Who", f"uid {request.requester_uid}")]
+    claimed = []
+    if process:  # /proc/PID/comm: the agent picks its own process name
+        claimed.append(f"process {untrusted_line(process, 32)!r}")
+    if request.agent:
+        claimed.append(f"agent {untrusted_line(request.agent, 64)!r}")
+    if claimed:
+        lines.append((CLAIM_LABEL, ", ".join(claimed) + " (unverified)"))
+    lines += [
+        ("Services", ", ".join(request.services)),
+        ("Access", _access_line(request)),
+        ("Lasts", format_duration(request.ttl)),
+    ]
+    if request.operation:
+        lines.append(("Operation", f"{request.operation['service']}.{request.operation['name']}"))
+        lines.append(("Parameters", _params_line(request.operation.get("params", {}))))
+    if request.sensitive:
+        lines.append(("Sensitive", SENSITIVE_WARNING))
+    lines += [("Request", request.code), ("Fingerprint", request.fingerprint)]
+    title = (
+        f"Airlock: approve write {request.code}?"
+        if request.operation
+        else f"Airlock: access request {request.code}"
+    )
+    return Prompt(
+        request_id=request.id,
+        code=request.code,
+        title=title,
+        lines=lines,
+        reason=untrusted_line(request.reason, REASON_LIMIT),
+        expires_at=datetime.fromtimestamp(request.expires_at, UTC),
+    )
+
+
+def _access_line(request: AccessRequest) -> str:
+    """``read``, ``write``, or for money the amount itself: the person approves a sum."""
+    if request.budget_nano is None:
+        return request.access
+    where = ", ".join(request.services)
+    return (
+        f"spend up to {format_usd(request.budget_nano)} on {where} "
+        f"for {format_duration(request.ttl)}"
+    )
+
+
+def _params_line(params: dict[str, Any]) -> str:
+    text = json.dumps(params, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+    line = untrusted_line(text, PARAM_LIMIT)
+    if line != text:
+        # Too long or altered to show faithfully: add a digest of the exact parameters.
+        line += f" (sha256 {hashlib.sha256(text.encode()).hexdigest()[:16]})"
+    return line

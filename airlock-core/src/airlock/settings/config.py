@@ -1,0 +1,269 @@
+"""``config.yaml`` plus ``AIRLOCK_<SECTION>__<KEY>`` environment variables (DESIGN §3a).
+
+Environment variables win over the file. Credentials never live here: they live in the
+vault, keyed by service name. An invalid file is refused with the file, the key and the
+reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from airlock.errors import ConfigError
+from airlock.models import first_problem
+from airlock.settings.durations import Duration
+
+SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TotpConfig(Section):
+    issuer: str = "Airlock"
+    account: str = "me@airlock"
+    digits: int = Field(6, ge=6, le=8)
+    period: int = Field(30, ge=15, le=120)
+
+
+class SessionsConfig(Section):
+    default_ttl: Duration = 3600
+    max_ttl: Duration = 8 * 3600
+
+
+class ApprovalsConfig(Section):
+    timeout: Duration = 300
+    max_failures: int = Field(5, ge=1, le=100)
+    failure_window: Duration = 900
+    lockout: Duration = 900
+    notifiers: list[str] = Field(default_factory=lambda: ["console"])
+
+
+class ServiceConfig(BaseModel):
+    """One configured service: which connector, plus that connector's own settings."""
+
+    model_config = ConfigDict(extra="allow")
+
+    connector: str
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ServicePermissions(Section):
+    """One service's block of ``permissions`` (``gmail: {write: deny}``)."""
+
+    write: Literal["ask", "deny"] = "ask"
+    max_usd: float | None = Field(None, ge=0)
+
+
+DEFAULT_RATE_LIMIT = 60
+
+
+class PermissionsConfig(BaseModel):
+    """``rate_limit`` plus one optional block a service, each validated at load."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, ServicePermissions] = Field(init=False)
+
+    rate_limit: int = Field(DEFAULT_RATE_LIMIT, ge=1, le=100_000)
+
+    @property
+    def blocks(self) -> dict[str, ServicePermissions]:
+        """The per-service blocks, by service name."""
+        return dict(self.model_extra or {})
+
+    def for_service(self, service: str) -> ServicePermissions:
+        """*service*'s own block; the defaults (writes ask) when it has none."""
+        return self.blocks.get(service) or ServicePermissions()
+
+
+class DaemonConfig(Section):
+    allowed_uids: list[int] = Field(default_factory=list)
+    idle_timeout: Duration = 30
+    """A connection is closed after this long without a complete request (or body)."""
+    max_connections_per_uid: int = Field(64, ge=1)
+
+
+class McpConfig(Section):
+    # Below the ~60 s after which common MCP clients give up on a tool call.
+    approval_wait: Duration = 45
+
+
+class VaultConfig(Section):
+    key: str = Field("totp", pattern="^(totp|passphrase)$")
+
+
+class AuditConfig(Section):
+    rotate_bytes: int = Field(64 * 1024 * 1024, ge=4096)
+
+
+class DashboardConfig(Section):
+    """The web dashboard: ``listen`` is ``HOST:PORT`` or ``off`` (see docs/dashboard.md)."""
+
+    listen: str = "127.0.0.1:8410"
+    allow_remote: bool = False
+    session_ttl: Duration = 8 * 3600
+
+    @model_validator(mode="after")
+    def _address(self) -> DashboardConfig:
+        from airlock.dashboard.address import parse_listen
+
+        try:
+            parse_listen(self.listen, allow_remote=self.allow_remote)
+        except ConfigError as exc:
+            raise ValueError(f"{exc.message} ({exc.hint})") from None
+        return self
+
+
+class AirlockConfig(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AIRLOCK_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    totp: TotpConfig = Field(default_factory=TotpConfig)
+    sessions: SessionsConfig = Field(default_factory=SessionsConfig)
+    approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
+    services: dict[str, ServiceConfig] = Field(default_factory=dict)
+    notifiers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    permissions: PermissionsConfig = Field(default_factory=PermissionsConfig)
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    mcp: McpConfig = Field(default_factory=McpConfig)
+    vault: VaultConfig = Field(default_factory=VaultConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
+
+    @field_validator("services")
+    @classmethod
+    def _service_names(cls, services: dict[str, ServiceConfig]) -> dict[str, ServiceConfig]:
+        for name in services:
+            if not SERVICE_NAME.match(name):
+                raise ValueError(
+                    f"service name {name!r} must be lowercase letters, digits, - or _ "
+                    "(at most 32, starting with a letter)"
+                )
+        return services
+
+    def unknown_permission_blocks(self) -> list[str]:
+        """Blocks of ``permissions`` that name no configured service (a typo would
+        otherwise leave the real service at the defaults)."""
+        return sorted(set(self.permissions.blocks) - set(self.services))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file arrives as init kwargs; environment variables override it.
+        return (env_settings, init_settings)
+
+
+CONFIG_CHANGED = "config changed since start: run airlock reload"
+
+
+def config_digest(path: Path) -> str | None:
+    """SHA-256 of the file's bytes, so a daemon can tell its config was edited; None if
+    there is no file."""
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _yaml_error(path: Path, text: str, exc: yaml.YAMLError) -> ConfigError:
+    """The line YAML stumbled on, shown with what usually causes it."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is None:
+        return ConfigError(f"{path}: not valid YAML: {problem}")
+    lines = text.splitlines()
+    line = lines[mark.line] if mark.line < len(lines) else ""
+    if "\t" in line[: len(line) - len(line.lstrip())] or "'\\t'" in problem:
+        hint = "indent with spaces: YAML does not allow tabs"
+    elif mark.line > 0 and re.match(r"^\S[^#]*:\s*[{\[]", lines[mark.line - 1]):
+        hint = (
+            f"line {mark.line} already gives its value inline ({lines[mark.line - 1].strip()}); "
+            "remove the {} or [] to put entries on the lines below it"
+        )
+    else:
+        hint = (
+            "check the indentation (spaces, the same for every entry of a section) and "
+            "that each key is followed by a colon and a space; docs/configuration.md has examples"
+        )
+    return ConfigError(
+        f"{path}, line {mark.line + 1}: not valid YAML: {problem}\n    {line.rstrip()}",
+        hint=hint,
+        field=f"line {mark.line + 1}",
+    )
+
+
+def load_config(path: Path) -> AirlockConfig:
+    """Read *path* (missing file means defaults) and the environment."""
+    data: Any = {}
+    try:
+        exists = path.exists()
+    except OSError as exc:  # e.g. an agent's user and the isolated-mode /etc/airlock
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
+    if exists:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not valid UTF-8 text: {exc.reason}") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise _yaml_error(path, text, exc) from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+        # A section whose entries are all commented out (`services:` over examples) is
+        # empty, not an error: the template relies on it.
+        data = {key: value for key, value in data.items() if value is not None}
+        from airlock.settings.config_legacy import upgrade
+
+        data, notices = upgrade(path, data)
+        for notice in notices:
+            # Shown on stderr by the CLI (logging's last resort) and in the daemon log.
+            logging.getLogger("airlock.config").warning(notice)
+    try:
+        config = AirlockConfig(**data)
+    except ValidationError as exc:
+        problem = first_problem(exc)
+        key = problem.field or "(top level)"
+        raise ConfigError(
+            f"{path}: key {key}: {problem.message}",
+            hint="fix the key or remove it to use the default (see docs/configuration.md)",
+            field=key,
+        ) from None
+    unknown = config.unknown_permission_blocks()
+    if unknown:
+        name = unknown[0]
+        raise ConfigError(
+            f"{path}: key permissions.{name}: there is no service named {name!r}",
+            hint=f"configured services: {', '.join(sorted(config.services)) or 'none'}",
+            field=f"permissions.{name}",
+        )
+    return config
