@@ -43,3 +43,25 @@ def test_every_hook_says_its_call_style(name: str) -> None:
     doc = inspect.getdoc(getattr(hookspecs, name)) or ""
     assert "called" in doc
     assert "I/O" in doc or "import heavy" in doc
+
+
+ROOT = DOCS.parent
+CORE = ROOT / "airlock-core" / "src" / "airlock"
+
+
+def test_architecture_names_every_folder_of_core() -> None:
+    text = (DOCS / "architecture.md").read_text(encoding="utf-8")
+    folders = sorted(p.name for p in CORE.iterdir() if (p / "__init__.py").exists())
+    missing = [name for name in folders if f"{name}/" not in text]
+    assert missing == [], f"docs/architecture.md should describe {missing}"
+
+
+def test_no_code_or_doc_cites_a_file_outside_the_repository() -> None:
+    """DESIGN.md is not in the repository: point at docs/ pages instead."""
+    sources = [*ROOT.glob("airlock-*/src/**/*.py"), *DOCS.glob("*.md")]
+    citing = [
+        str(path.relative_to(ROOT))
+        for path in sources
+        if path.name != "design-changes.md" and "DESIGN §" in path.read_text(encoding="utf-8")
+    ]
+    assert citing == []

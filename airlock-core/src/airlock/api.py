@@ -1,4 +1,4 @@
-"""The HTTP API v1 as pydantic models (DESIGN §3).
+"""The HTTP API v1 as pydantic models (see docs/api.md).
 
 The daemon validates bodies with these models, the clients parse answers with them, and
 ``GET /v1/openapi.json`` is generated from them, so the three cannot drift apart.

@@ -1,4 +1,4 @@
-"""The Python client of the Airlock daemon (DESIGN §11)::
+"""The Python client of the Airlock daemon (see docs/api.md)::
 
     async with AirlockClient() as airlock:
         await airlock.request_access(services=["gmail"], reason="summarise today's mail")

@@ -1,6 +1,6 @@
 """The wire guard: what an IMAP connection may send, checked on the bytes themselves.
 
-Read-only must hold at the protocol level (DESIGN §2), not just in which Python methods
+Read-only must hold at the protocol level (see docs/plugins.md), not just in which Python methods
 the connector happens to call. So every byte a connection writes passes through
 :class:`WireGuard`, installed as the ``send`` of the underlying ``imaplib`` object, the
 one funnel through which both imaplib and imapclient write. It follows the client side

@@ -1,4 +1,5 @@
-"""``MailConnector``: the eight mail operations of DESIGN §9, declared once for every backend.
+"""``MailConnector``: the eight mail operations (docs/mail.md), declared once for every
+backend.
 
 The operations (names, access levels, params and result models, descriptions) are the
 contract agents and policies see, so they must be identical for maildir, imap, gmail

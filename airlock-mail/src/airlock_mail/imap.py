@@ -1,4 +1,4 @@
-"""The ``imap`` connector: any IMAP server, read-only on the wire (DESIGN §9).
+"""The ``imap`` connector: any IMAP server, read-only on the wire (see docs/mail.md).
 
 Reads use one authenticated connection, kept while the connector is open and rebuilt
 once if the server dropped it. That connection's wire guard lets only read commands

@@ -1,4 +1,4 @@
-"""The ``maildir`` connector: a local Maildir++ tree, no credentials (DESIGN §9).
+"""The ``maildir`` connector: a local Maildir++ tree, no credentials (see docs/mail.md).
 
 Useful for mail fetched by mbsync/offlineimap/getmail, for archives, and for the demo.
 Ids are Maildir keys, unique per folder. Reads only open files read-only, so they

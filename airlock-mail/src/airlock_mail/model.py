@@ -2,7 +2,7 @@
 
 Two kinds of models live here:
 
-- *params* models for the eight operations of DESIGN §9. Everything in them comes from
+- *params* models for the eight operations listed in docs/mail.md. Everything in them comes from
   the agent, which may be prompt-injected, so every string is bounded and checked here,
   once, before any backend sees it: folder names carry no control characters (CR/LF
   would split an IMAP command line), ids match a conservative pattern (each backend

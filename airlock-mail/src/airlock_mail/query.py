@@ -1,4 +1,4 @@
-"""The mail search syntax shared by every backend (DESIGN §9), parsed once into terms.
+"""The mail search syntax shared by every backend (see docs/mail.md), parsed once into terms.
 
 ::
 

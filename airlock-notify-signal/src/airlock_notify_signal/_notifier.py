@@ -1,6 +1,6 @@
 """The ``signal`` notifier: prompts sent through signal-cli-rest-api, answers read back.
 
-It only transports (DESIGN §10): a quote-reply to a prompt becomes a Reply bound to the
+It only transports (see docs/plugins.md): a quote-reply to a prompt becomes a Reply bound to the
 prompt's send timestamp, a 👎 reaction to it a "👎" reply, and core decides what either
 means. signal-cli-rest-api has no credentials of its own (it listens on loopback), so
 this notifier keeps nothing in the vault.

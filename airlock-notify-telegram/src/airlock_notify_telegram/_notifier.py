@@ -1,6 +1,6 @@
 """The ``telegram`` notifier: prompts from a bot, replies read by long-polling getUpdates.
 
-It only transports (DESIGN §10): the person's reply to a prompt becomes a Reply bound to
+It only transports (see docs/plugins.md): the person's reply to a prompt becomes a Reply bound to
 that prompt's message id, a press of the prompt's Deny button becomes a "deny" reply to
 it, and core decides what either means. When core tells the outcome, the prompt is
 edited to show it and its button goes away.

@@ -347,7 +347,7 @@ class AirlockClient:
 
         A write operation is approved by the person for these exact *params* and runs
         with the one-use session that approval grants (no held session can run a write,
-        DESIGN §4); so is any call the daemon answers with ``approval_required``.
+        docs/security.md); so is any call the daemon answers with ``approval_required``.
         Without a session on *service*, or when it expired or was revoked, a *reason*
         lets this ask for one (the MCP server does); without one it raises
         Unauthenticated.

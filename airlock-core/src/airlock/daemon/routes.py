@@ -1,4 +1,4 @@
-"""The HTTP API v1 (DESIGN §3): one table of routes, used for both serving and OpenAPI."""
+"""The HTTP API v1 (see docs/api.md): one table of routes, used for both serving and OpenAPI."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The default policies (DESIGN §8): scope, read-only, rate-limit, redact-codes."""
+"""The default policies (see docs/architecture.md): scope, read-only, rate-limit, redact-codes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The connector contract: what a service plugin implements (DESIGN §2, §9).
+"""The connector contract: what a service plugin implements (see docs/plugins.md).
 
 A connector class declares its operations with :func:`operation`::
 

@@ -1,4 +1,4 @@
-"""The hooks a plugin may implement (DESIGN §2). Markers and specs only.
+"""The hooks a plugin may implement (see docs/plugins.md). Markers and specs only.
 
 Every hook is called with keyword arguments and every implementation is called (none is
 ``firstresult``). Registration hooks return components; they must not do I/O, start

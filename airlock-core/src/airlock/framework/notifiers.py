@@ -1,4 +1,4 @@
-"""The notifier contract: how an approval prompt reaches the person (DESIGN §2, §10).
+"""The notifier contract: how an approval prompt reaches the person (see docs/plugins.md).
 
 A notifier only transports. Core renders the prompt, decides what a reply means, checks
 the code and binds it to the request; the notifier sends text and yields what came back.

@@ -1,4 +1,4 @@
-"""Finding plugins and asking them for components (DESIGN §2).
+"""Finding plugins and asking them for components (see docs/plugins.md).
 
 Callers never touch ``pm.hook`` directly; they use the typed getters below, which also
 enforce unique component ids and report which distribution registered what.

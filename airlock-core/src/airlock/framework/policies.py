@@ -1,4 +1,4 @@
-"""The policy contract and the combine rule (DESIGN §2, §8).
+"""The policy contract and the combine rule (see docs/plugins.md).
 
 Every registered policy is asked; ``None`` abstains. Any DENY wins, then ASK, then ALLOW
 (datasette's veto rule). With no verdicts at all the answer is ALLOW, because the

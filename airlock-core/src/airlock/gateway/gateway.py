@@ -1,4 +1,4 @@
-"""One operation through the gateway (DESIGN §0, §8):
+"""One operation through the gateway (see docs/architecture.md):
 
 token → session → policies → write approval → connector → result filters → audit → answer.
 

@@ -1,4 +1,5 @@
-"""Configured services: a service name bound to a connector and its settings (DESIGN §3a)."""
+"""Configured services: a service name bound to a connector and its settings
+(docs/configuration.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Access requests and their approval by a TOTP code (DESIGN §4).
+"""Access requests and their approval by a TOTP code (see docs/security.md).
 
 An agent's request becomes one rendered prompt, sent by every active notifier. The person
 answers with a code on any channel (a reply bound to the prompt, a bare code when exactly

@@ -1,4 +1,4 @@
-"""The tamper-evident audit log (DESIGN §7).
+"""The tamper-evident audit log (see docs/security.md).
 
 One event a line in ``<data>/audit/audit.jsonl``::
 

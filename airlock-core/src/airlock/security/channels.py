@@ -1,5 +1,5 @@
 """The person's channels: one prompt fanned out to every active notifier, notices to all,
-and which sent message belongs to which request (DESIGN §4, §10).
+and which sent message belongs to which request (see docs/security.md).
 
 One broken channel never stops the others: each send is bounded in time, its failure is
 recorded in the channel's health (``airlock status``) and the audit line of the prompt.

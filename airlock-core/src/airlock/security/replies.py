@@ -1,5 +1,5 @@
 """What a person's message on a channel means: a code, a denial, a command, or a
-question (DESIGN §4). Notifiers only transport; this decides.
+question (see docs/security.md). Notifiers only transport; this decides.
 
 A message from anyone but the configured sender is audited (throttled) and never used.
 A code is taken for a request only when it replies to that request's prompt, or when it

@@ -1,4 +1,4 @@
-"""Sessions: what an approved request turns into (DESIGN §5).
+"""Sessions: what an approved request turns into (see docs/security.md).
 
 A session token is ``alk_`` + base64url of 32 random bytes. It is shown to the requester
 once and never stored: the store keeps its SHA-256, and a token is found by hashing it

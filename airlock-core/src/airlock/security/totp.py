@@ -1,4 +1,4 @@
-"""TOTP enrolment and verification (DESIGN §4, RFC 6238).
+"""TOTP enrolment and verification (RFC 6238; see docs/security.md).
 
 Verification is SHA1 with the digits and period of ``TotpConfig``, accepting the
 current time step and one step either side (phones drift). On top of RFC 6238 it

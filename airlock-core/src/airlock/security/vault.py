@@ -1,4 +1,4 @@
-"""The credentials vault: ``secrets.enc`` (DESIGN §6).
+"""The credentials vault: ``secrets.enc`` (see docs/security.md).
 
 File format (version 1), all integers unsigned bytes::
 

@@ -1,4 +1,5 @@
-"""``config.yaml`` plus ``AIRLOCK_<SECTION>__<KEY>`` environment variables (DESIGN §3a).
+"""``config.yaml`` plus ``AIRLOCK_<SECTION>__<KEY>`` environment variables
+(docs/configuration.md).
 
 Environment variables win over the file. Credentials never live here: they live in the
 vault, keyed by service name. An invalid file is refused with the file, the key and the

@@ -1,4 +1,4 @@
-"""Where Airlock keeps its config, data and socket (DESIGN §3).
+"""Where Airlock keeps its config, data and socket (see docs/api.md).
 
 * ``AIRLOCK_HOME=DIR``: everything under DIR (tests, the demo, several instances).
 * personal mode (default): XDG config, data and runtime directories of the user.
