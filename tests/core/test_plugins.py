@@ -187,3 +187,19 @@ def test_a_plugin_adds_commands_through_register_commands(site: Path) -> None:
     result = CliRunner().invoke(app, ["example", "hello", "world"])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "hello world"
+
+
+def test_trace_plugins_prints_each_hook_call(capsys: pytest.CaptureFixture[str]) -> None:
+    from airlock.framework.plugins import get_policies as policies_of
+
+    pm = get_plugin_manager(load_entry_points=False, env={"AIRLOCK_TRACE_PLUGINS": "1"})
+    assert policies_of(pm)
+    err = capsys.readouterr().err
+    assert "airlock: hook register_policies -> plugin policies" in err
+
+
+def test_without_the_switch_nothing_is_traced(capsys: pytest.CaptureFixture[str]) -> None:
+    from airlock.framework.plugins import get_policies as policies_of
+
+    policies_of(get_plugin_manager(load_entry_points=False, env={}))
+    assert "airlock: hook" not in capsys.readouterr().err

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -61,6 +62,8 @@ class AirlockPluginManager(pluggy.PluginManager):
     def __init__(self) -> None:
         super().__init__(hookspecs.PROJECT)
         self.registry = PluginRegistry()
+        self.trace_hooks = False
+        """``AIRLOCK_TRACE_PLUGINS=1``: one stderr line per hook call (names, never arguments)."""
 
 
 def _disabled(env: Mapping[str, str]) -> set[str]:
@@ -92,6 +95,7 @@ def get_plugin_manager(
         if name is not None:
             pm.registry.sources[name] = PluginSource(name, "(test)", "0", False)
     pm.check_pending()
+    pm.trace_hooks = env.get("AIRLOCK_TRACE_PLUGINS") == "1"
     return pm
 
 
@@ -134,10 +138,17 @@ def _register_checked(pm: AirlockPluginManager, plugin: object, name: str) -> st
 
 def _call(pm: AirlockPluginManager, impl: Any, hook_name: str, **kwargs: Any) -> list[Any]:
     """One plugin's implementation of a hook; a plugin whose hook raises is reported
-    (``airlock plugins list``) and skipped, so the others and every command keep working."""
+    (``airlock plugins list``) and skipped, so the others and every command keep working.
+
+    Each implementation is called on its own (pluggy would stop at the first that raises),
+    so this is also where ``AIRLOCK_TRACE_PLUGINS`` sees every call."""
+    if pm.trace_hooks:
+        print(f"airlock: hook {hook_name} -> plugin {impl.plugin_name}", file=sys.stderr)
     try:
         return list(impl.function(**kwargs) or ())
     except Exception as exc:
+        if pm.trace_hooks:
+            print(f"airlock: hook {hook_name} raised {type(exc).__name__}", file=sys.stderr)
         failure = LoadFailure(
             impl.plugin_name,
             _distribution(pm, impl.plugin_name),
