@@ -65,3 +65,15 @@ def test_no_code_or_doc_cites_a_file_outside_the_repository() -> None:
         if path.name != "design-changes.md" and "DESIGN §" in path.read_text(encoding="utf-8")
     ]
     assert citing == []
+
+
+@pytest.mark.parametrize("name", hook_names())
+def test_every_hook_has_a_test(name: str) -> None:
+    """Like datasette's meta-test: a hook no test implements or calls is untested."""
+    tests = ROOT / "tests"
+    users = [
+        path
+        for path in tests.rglob("test_*.py")
+        if path.name != "test_docs.py" and name in path.read_text(encoding="utf-8")
+    ]
+    assert users, f"no test under tests/ mentions the hook {name}"
