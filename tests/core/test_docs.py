@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
+from typing import Any
 
 import pluggy
 import pytest
@@ -77,3 +79,35 @@ def test_every_hook_has_a_test(name: str) -> None:
         if path.name != "test_docs.py" and name in path.read_text(encoding="utf-8")
     ]
     assert users, f"no test under tests/ mentions the hook {name}"
+
+
+def cli_commands() -> list[str]:
+    """Every built-in command path (``audit verify``), from the app the CLI builds."""
+    import typer
+
+    from airlock.cli import build_app
+    from airlock.framework.plugins import get_plugin_manager
+
+    root = typer.main.get_command(build_app(get_plugin_manager(load_entry_points=False, env={})))
+
+    def walk(command: Any, path: list[str]) -> list[str]:
+        subs = getattr(command, "commands", None)
+        if not subs:
+            return [" ".join(path)]
+        return [found for name, sub in subs.items() for found in walk(sub, [*path, name])]
+
+    return sorted(walk(root, []))
+
+
+def test_the_command_list_is_found() -> None:
+    assert {"approve", "audit verify", "totp setup"} <= set(cli_commands())
+
+
+@pytest.mark.parametrize("command", cli_commands())
+def test_every_cli_command_is_in_the_cli_docs(command: str) -> None:
+    """``airlock audit verify`` or an alternative form (``airlock service start|stop``)."""
+    text = (DOCS / "cli.md").read_text(encoding="utf-8")
+    *group, last = command.split(" ")
+    head = re.escape(" ".join(["airlock", *group]))
+    alternatives = rf"{head} \[?(?:[\w-]+\\?\|)*{re.escape(last)}\b"
+    assert re.search(alternatives, text), f"docs/cli.md should show `airlock {command}`"
