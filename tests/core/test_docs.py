@@ -111,3 +111,24 @@ def test_every_cli_command_is_in_the_cli_docs(command: str) -> None:
     head = re.escape(" ".join(["airlock", *group]))
     alternatives = rf"{head} \[?(?:[\w-]+\\?\|)*{re.escape(last)}\b"
     assert re.search(alternatives, text), f"docs/cli.md should show `airlock {command}`"
+
+
+def config_keys() -> list[str]:
+    """Every section of config.yaml and every key of the sections that are models."""
+    from pydantic import BaseModel
+
+    from airlock.settings.config import AirlockConfig
+
+    keys = []
+    for section, field in AirlockConfig.model_fields.items():
+        keys.append(section)
+        model = field.annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            keys += [f"{section}.{key}" for key in model.model_fields]
+    return keys
+
+
+@pytest.mark.parametrize("key", config_keys())
+def test_every_config_key_is_in_the_configuration_docs(key: str) -> None:
+    text = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    assert key.rsplit(".", 1)[-1] in text, f"docs/configuration.md should describe {key}"
