@@ -12,7 +12,7 @@ import pyotp
 import pytest
 
 from airlock.common.clock import FakeClock
-from airlock.errors import ApprovalsLocked, InvalidCode, NotEnrolled
+from airlock.errors import ApprovalsLocked, CodeAlreadyUsed, InvalidCode, NotEnrolled
 from airlock.security.totp import (
     Enrolment,
     TotpVerifier,
@@ -244,14 +244,38 @@ def test_a_correct_code_does_not_wipe_earlier_failures(
     assert verifier.lock_state().locked
 
 
-def test_reusing_a_code_counts_as_a_failure(verifier: TotpVerifier, clock: FakeClock) -> None:
+def test_resending_the_last_accepted_code_is_refused_without_counting(
+    verifier: TotpVerifier, clock: FakeClock
+) -> None:
     code = code_at(step_of(clock))
     verifier.verify(code)
-    for _ in range(5):
-        with pytest.raises(InvalidCode):
+    for _ in range(10):
+        with pytest.raises(CodeAlreadyUsed, match="already used: wait for the next code"):
             verifier.verify(code)
-    with pytest.raises(ApprovalsLocked):
-        verifier.verify(code_at(step_of(clock) + 1))
+    assert verifier.lock_state().recent_failures == 0
+    assert verifier.verify(code_at(step_of(clock) + 1)) == step_of(clock) + 1
+
+
+def test_an_older_code_than_the_last_accepted_one_counts_as_a_failure(
+    verifier: TotpVerifier, clock: FakeClock
+) -> None:
+    verifier.verify(code_at(step_of(clock) + 1))
+    with pytest.raises(InvalidCode) as refused:
+        verifier.verify(code_at(step_of(clock)))
+    assert not isinstance(refused.value, CodeAlreadyUsed)
+    assert verifier.lock_state().recent_failures == 1
+
+
+def test_the_enrolment_code_sent_to_approve_costs_no_attempt(
+    tmp_path: Path, store: StateStore, clock: FakeClock
+) -> None:
+    enrolment = Enrolment(tmp_path / "totp.key", store, TotpConfig(), clock)
+    code = code_at(step_of(clock), enrolment.secret)
+    enrolment.confirm(code)
+    verifier = TotpVerifier(store, enrolment.secret, TotpConfig(), APPROVALS, clock)
+    with pytest.raises(CodeAlreadyUsed):
+        verifier.verify(code)
+    assert verifier.lock_state().attempts_left == APPROVALS.max_failures
 
 
 def test_the_lock_survives_a_restart(data_dir: Path, clock: FakeClock) -> None:

@@ -102,6 +102,9 @@ class PendingRequest(BaseModel):
     agent: str | None = None
     operation: dict[str, Any] | None = None
     budget_usd: float | None = None
+    status: Literal["pending", "approved"] = "pending"
+    """``approved``: approved, its session not collected yet (``expires_at`` is then the
+    collection deadline)."""
     created_at: datetime
     expires_at: datetime
 
@@ -122,10 +125,14 @@ class Decided(BaseModel):
 
 class SessionList(BaseModel):
     sessions: list[SessionInfo]
+    uncollected: list[PendingRequest] = Field(default_factory=list)
+    """Approved requests whose session has not been collected yet."""
 
 
 class Revoked(BaseModel):
     revoked: list[str]
+    cancelled: list[str] = Field(default_factory=list)
+    """Approved requests whose session was not collected yet, cancelled by revoke-all."""
 
 
 class OperationIn(Body):

@@ -133,6 +133,10 @@ class InvalidCode(ApprovalError):
     code = "invalid_code"
 
 
+class CodeAlreadyUsed(InvalidCode):
+    """The last accepted code sent again: an honest repeat, not a guess (not counted)."""
+
+
 class NotEnrolled(ApprovalError):
     status = 409
     code = "totp_not_enrolled"
@@ -178,6 +182,13 @@ class BudgetExhausted(AirlockError):
     status = 402
     code = "budget_exhausted"
     exit_code = 3
+
+
+class OutOfCodes(AirlockError):
+    """Every 4-character request code is held by a stored request."""
+
+    status = 503
+    code = "out_of_request_codes"
 
 
 class VaultError(AirlockError):

@@ -41,6 +41,8 @@ class RequestStatus(StrEnum):
     APPROVED = "approved"
     DENIED = "denied"
     EXPIRED = "expired"
+    REVOKED = "revoked"
+    """Approved, then cancelled by "revoke everything" before its session was collected."""
 
 
 class NoSettings(BaseModel):

@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def pending(ctx: typer.Context, as_json: JsonOption = False) -> None:
-        """List requests waiting for approval."""
+        """List requests waiting for approval, and approved ones not collected yet."""
         from airlock.security.prompts import untrusted_line
 
         found = with_client(ctx.obj, lambda c: c.pending())
@@ -94,7 +94,7 @@ def register(app: typer.Typer) -> None:
             row=lambda r: [
                 r.code,
                 ", ".join(r.services),
-                r.access,
+                r.access if r.status == "pending" else f"{r.access} (approved, not collected)",
                 f"uid {r.requester_uid}",
                 r.fingerprint,
                 untrusted_line(r.reason, 60),
@@ -124,8 +124,11 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def sessions(ctx: typer.Context, as_json: JsonOption = False) -> None:
-        """List your active sessions."""
+        """List your active sessions, and approved requests not collected yet."""
         found = with_client(ctx.obj, lambda c: c.sessions())
+        if found.uncollected and not as_json:
+            codes = ", ".join(r.code for r in found.uncollected)
+            typer.echo(f"approved, session not collected yet: {codes}")
         print_listing(
             found.sessions,
             as_json=as_json,
@@ -156,7 +159,10 @@ def register(app: typer.Typer) -> None:
         done = with_client(
             ctx.obj, lambda c: c.revoke_all() if revoke_all else c.revoke(str(session_id))
         )
-        typer.echo(f"revoked {len(done.revoked)} session(s)")
+        cancelled = f", cancelled {len(done.cancelled)} approved request(s) not yet collected"
+        typer.echo(
+            f"revoked {len(done.revoked)} session(s)" + (cancelled if done.cancelled else "")
+        )
 
     @app.command()
     def run(

@@ -503,6 +503,11 @@ def _outcome(state: api.RequestState, created: api.AccessRequestCreated) -> api.
         return state.session
     if state.status == RequestStatus.DENIED:
         raise AccessDenied(f"the person denied request {created.code}")
+    if state.status == RequestStatus.REVOKED:
+        raise AccessDenied(
+            f"request {created.code} was revoked before its session was collected",
+            hint="ask for access again",
+        )
     raise ApprovalTimedOut(
         f"request {created.code} expired before anyone approved it", hint="ask for access again"
     )

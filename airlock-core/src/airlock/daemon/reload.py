@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from airlock.gateway.services import Service
     from airlock.security.approvals import ApprovalService
     from airlock.security.channels import Channels
+    from airlock.security.code_checks import CodeChecker
     from airlock.security.replies import ReplyHandler
     from airlock.security.sessions import SessionManager
     from airlock.security.totp import TotpVerifier
@@ -28,6 +29,7 @@ class Parts:
     services: dict[str, Service]
     sessions: SessionManager
     verifier: TotpVerifier
+    codes: CodeChecker
     notifiers: dict[str, Notifier]
     channels: Channels
     approvals: ApprovalService

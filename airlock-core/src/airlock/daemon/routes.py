@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
@@ -14,6 +13,7 @@ from airlock.daemon.openapi import Route, openapi_document
 from airlock.daemon.runtime import Runtime
 from airlock.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from airlock.security.approvals import canonical_operation_params
+from airlock.security.peers import speaks_for_owner
 from airlock.settings.durations import parse_duration
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -80,7 +80,9 @@ async def get_request(request: web.Request) -> web.StreamResponse:
 
 
 async def list_requests(request: web.Request) -> web.StreamResponse:
-    return json_model(api.PendingList(requests=rt(request).approvals.pending()))
+    approvals, caller = rt(request).approvals, peer(request)
+    found = approvals.pending(caller) + approvals.uncollected(caller)
+    return json_model(api.PendingList(requests=found))
 
 
 async def approve(request: web.Request) -> web.StreamResponse:
@@ -99,23 +101,27 @@ async def deny(request: web.Request) -> web.StreamResponse:
 
 
 async def list_sessions(request: web.Request) -> web.StreamResponse:
-    rt(request).gateway.uses.flush()
-    return json_model(api.SessionList(sessions=rt(request).session_infos(peer(request).uid)))
+    runtime, caller = rt(request), peer(request)
+    runtime.gateway.uses.flush()
+    waiting = [r for r in runtime.approvals.uncollected(caller) if r.requester_uid == caller.uid]
+    return json_model(
+        api.SessionList(sessions=runtime.session_infos(caller.uid), uncollected=waiting)
+    )
 
 
 async def revoke_session(request: web.Request) -> web.StreamResponse:
-    runtime, caller = rt(request), peer(request)
-    session = runtime.sessions.revoke(request.match_info["id"][:64], caller.uid)
-    await runtime.audit.append("session_revoked", **caller.audit_fields(), session=session.id)
-    return json_model(api.Revoked(revoked=[session.id]))
+    revoked = await rt(request).approvals.revoke_session(
+        request.match_info["id"][:64], peer(request)
+    )
+    return json_model(api.Revoked(revoked=[revoked]))
 
 
 async def revoke_all(request: web.Request) -> web.StreamResponse:
-    runtime, caller = rt(request), peer(request)
-    revoked = runtime.sessions.revoke_all(caller.uid)
-    for session in revoked:
-        await runtime.audit.append("session_revoked", **caller.audit_fields(), session=session.id)
-    return json_model(api.Revoked(revoked=[s.id for s in revoked]))
+    caller = peer(request)
+    revoked, cancelled = await rt(request).approvals.revoke_all(
+        uid=caller.uid, channel="terminal", actor=caller.audit_fields()
+    )
+    return json_model(api.Revoked(revoked=revoked, cancelled=cancelled))
 
 
 async def check_operation(request: web.Request) -> web.StreamResponse:
@@ -174,7 +180,7 @@ async def list_credentials(request: web.Request) -> web.StreamResponse:
 
 async def audit_events(request: web.Request) -> web.StreamResponse:
     runtime, caller = rt(request), peer(request)
-    if caller.uid not in (0, os.getuid()):
+    if not speaks_for_owner(caller):
         raise Forbidden("only the owner of the daemon reads its audit log")
     since_raw = request.query.get("since")
     since = _parse_since(since_raw) if since_raw else None
@@ -189,7 +195,7 @@ async def audit_events(request: web.Request) -> web.StreamResponse:
 
 
 async def reload_config(request: web.Request) -> web.StreamResponse:
-    if peer(request).uid not in (0, os.getuid()):
+    if not speaks_for_owner(peer(request)):
         raise Forbidden("only the owner of the daemon (or root) may reload it")
     config = await rt(request).reload()
     return json_model(
@@ -199,7 +205,7 @@ async def reload_config(request: web.Request) -> web.StreamResponse:
 
 async def unlock(request: web.Request) -> web.StreamResponse:
     caller = peer(request)
-    if caller.uid not in (0, os.getuid()):
+    if not speaks_for_owner(caller):
         raise Forbidden("only the owner of the daemon (or root) may unlock it")
     body = await read_body(request, api.UnlockIn)
     await rt(request).unlock(body.passphrase, caller)

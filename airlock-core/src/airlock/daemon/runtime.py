@@ -42,6 +42,7 @@ from airlock.security import totp
 from airlock.security.approvals import ApprovalService
 from airlock.security.audit import AuditLog, load_or_create_key
 from airlock.security.channels import Channels
+from airlock.security.code_checks import CodeChecker, CodePurpose
 from airlock.security.peers import Peer
 from airlock.security.replies import ReplyHandler
 from airlock.security.sessions import SessionManager
@@ -91,6 +92,7 @@ class Runtime:
     services: dict[str, Service]
     sessions: SessionManager
     verifier: totp.TotpVerifier
+    codes: CodeChecker
     notifiers: dict[str, Notifier]
     channels: Channels
     approvals: ApprovalService
@@ -149,10 +151,11 @@ class Runtime:
         notifiers = self._open_notifiers(config, secret is not None)
         channels = Channels(notifiers, self.audit)
         pool = ConnectorPool(services, self.credentials_for)
+        codes = CodeChecker(verifier, self.audit, channels)
         approvals = ApprovalService(
             store=self.store,
             sessions=sessions,
-            verifier=verifier,
+            codes=codes,
             config=config,
             clock=self.clock,
             audit=self.audit,
@@ -174,7 +177,16 @@ class Runtime:
         )
         replies = ReplyHandler(approvals, channels, self.audit, self.clock)
         return Parts(
-            config, services, sessions, verifier, notifiers, channels, approvals, replies, gateway
+            config,
+            services,
+            sessions,
+            verifier,
+            codes,
+            notifiers,
+            channels,
+            approvals,
+            replies,
+            gateway,
         )
 
     def _use(self, parts: Parts) -> None:
@@ -182,6 +194,7 @@ class Runtime:
         self.services = parts.services
         self.sessions = parts.sessions
         self.verifier = parts.verifier
+        self.codes = parts.codes
         self.notifiers = parts.notifiers
         self.channels = parts.channels
         self.approvals = parts.approvals
@@ -284,7 +297,7 @@ class Runtime:
             locked_until=datetime.fromtimestamp(lock.locked_until, UTC)
             if lock.locked_until
             else None,
-            pending=len(self.approvals.pending()),
+            pending=len(self.approvals.pending(peer)),
             sessions=self.session_infos(peer.uid),
             services=sorted(self.services),
             notifiers=[NotifierHealth(**h) for h in self.channels.health()],
@@ -374,8 +387,7 @@ class Runtime:
         self, service: str, totp_code: str, fields: dict[str, str], peer: Peer
     ) -> CredentialsOut:
         target = self._credential_target(service)
-        self.refresh_totp()
-        self.verifier.verify(totp_code)
+        await self._check_code(totp_code, peer, CodePurpose.credential("set_credentials", service))
         check: dict[str, Any] | None = None
         if isinstance(target, Service):
             credentials = target.connector.parse_credentials(fields, service=service)
@@ -400,8 +412,8 @@ class Runtime:
 
     async def get_credential(self, service: str, field: str, totp_code: str, peer: Peer) -> str:
         self._credential_target(service)
-        self.refresh_totp()
-        self.verifier.verify(totp_code)
+        purpose = CodePurpose.credential("read_credential", service, field)
+        await self._check_code(totp_code, peer, purpose)
         stored = self.vault.get(service) if self.vault.has(service) else {}
         if field not in stored:
             raise NotFound(f"no credential field {field[:40]!r} for {service}")
@@ -412,8 +424,8 @@ class Runtime:
 
     async def remove_credentials(self, service: str, totp_code: str, peer: Peer) -> CredentialsOut:
         self._credential_target(service)
-        self.refresh_totp()
-        self.verifier.verify(totp_code)
+        purpose = CodePurpose.credential("remove_credentials", service)
+        await self._check_code(totp_code, peer, purpose)
         if not self.vault.has(service):
             raise NotFound(f"no credentials stored for {service}")
         fields = sorted(self.vault.get(service))
@@ -427,6 +439,11 @@ class Runtime:
             action="remove",
         )
         return CredentialsOut(service=service, fields=[])
+
+    async def _check_code(self, code: str, peer: Peer, purpose: CodePurpose) -> None:
+        """A credential action's code, through the same audited path as approvals."""
+        self.refresh_totp()
+        await self.codes.check(code, channel="terminal", purpose=purpose, actor=peer.audit_fields())
 
     def credential_listing(self) -> list[dict[str, Any]]:
         self.refresh_totp()
@@ -534,6 +551,7 @@ class Runtime:
                 self.gateway.uses.flush()
                 self.store.raise_audit_anchor(self.audit.last_seq)
                 await self.approvals.expire_due()
+                await self.approvals.purge_finished()
                 keep = {
                     svc
                     for s in self.store.list_sessions(active_at=self.clock.now())

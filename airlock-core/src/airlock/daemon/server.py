@@ -12,6 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from airlock.common.clock import Clock
 from airlock.common.files import ensure_private_dir
 from airlock.common.logs import get_logger
 from airlock.daemon.connections import ConnectionGuard, GuardedUnixSite, connection_budget
@@ -66,10 +67,14 @@ def single_instance(lock_file: Path):  # type: ignore[no-untyped-def]
 
 
 async def serve(
-    paths: AirlockPaths, pm: AirlockPluginManager, *, ready: asyncio.Event | None = None
+    paths: AirlockPaths,
+    pm: AirlockPluginManager,
+    *,
+    ready: asyncio.Event | None = None,
+    clock: Clock | None = None,
 ) -> None:
     with single_instance(_lock_path(paths)):
-        runtime = Runtime(paths, pm)
+        runtime = Runtime(paths, pm, clock=clock)
         ensure_private_dir(
             paths.socket.parent
         ) if paths.mode is Mode.PERSONAL else paths.socket.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,8 @@
 """Logging in to the dashboard with a TOTP code, and the browser's session.
 
 A login is the person proving themselves with a code, exactly like an approval: the code
-goes through the one audited check (``ApprovalService.verify_code``, channel
-``dashboard``), so it is accepted once and a wrong one counts toward the lockout. The
+goes through the one audited check (``CodeChecker.check``, channel ``dashboard``,
+purpose ``login``), so it is accepted once and a wrong one counts toward the lockout. The
 browser then holds a random cookie token; the state store keeps only its SHA-256, as a
 session with access ``person`` that ``airlock sessions`` lists and ``airlock revoke``
 ends. The token has its own prefix, so it can never pass as an agent's session token.
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from airlock.daemon.runtime import Runtime
 from airlock.errors import RateLimited
 from airlock.models import Access
+from airlock.security.code_checks import CodePurpose
 from airlock.security.sessions import hash_token
 from airlock.state.store import Session
 
@@ -66,11 +67,11 @@ class DashboardAuth:
         """A new person session for a good code; raises ``InvalidCode`` and friends."""
         self.check_rate(remote)
         self._rt.refresh_totp()
-        await self._rt.approvals.verify_code(
+        await self._rt.codes.check(
             code,
             channel="dashboard",
+            purpose=CodePurpose("dashboard_login"),
             actor={"remote": remote},
-            subject={"purpose": "dashboard_login"},
         )
         now = self._rt.clock.now()
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)

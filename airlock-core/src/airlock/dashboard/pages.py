@@ -225,10 +225,12 @@ async def sessions_list(request: web.Request) -> web.StreamResponse:
 
 async def _revoke(request: web.Request, session: Session) -> None:
     rt = of(request).rt
-    if rt.store.revoke_session(session.id, at=rt.clock.now()):
+    if session.revoked_at is None:
+        # The record first: a revocation nobody can see in the audit does not happen.
         await rt.audit.append(
             "session_revoked", session=session.id, uid=session.uid, channel="dashboard"
         )
+        rt.store.revoke_session(session.id, at=rt.clock.now())
 
 
 async def revoke(request: web.Request) -> web.StreamResponse:
@@ -245,9 +247,7 @@ async def revoke_all(request: web.Request) -> web.StreamResponse:
     """Every agent session; the person's own dashboard sessions stay (log out for those)."""
     dash = of(request)
     await check_csrf(request, dash.auth)
-    for found in dash.rt.store.list_sessions(active_at=dash.rt.clock.now()):
-        if found.access != PERSON_ACCESS:
-            await _revoke(request, found)
+    await dash.rt.approvals.revoke_all(uid=None, channel="dashboard", spare_person=True)
     raise web.HTTPSeeOther("/sessions?done=revoked_all")
 
 

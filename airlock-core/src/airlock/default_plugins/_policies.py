@@ -9,12 +9,23 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from airlock.framework.policies import Decision, PolicyContext, Stage, Untrusted, Verdict
+from airlock.framework.policies import (
+    Decision,
+    PolicyContext,
+    Stage,
+    Untrusted,
+    Verdict,
+    operation_hash,
+)
 from airlock.models import Access
 
 
 class ScopePolicy:
-    """An operation's service must be in the session, and its access within the session's."""
+    """An operation's service must be in the session, and its access within the session's.
+
+    A session made from a write approval covers exactly the approved call and nothing
+    else, reads of the same service included: its access level is not consulted.
+    """
 
     name = "scope"
 
@@ -23,6 +34,16 @@ class ScopePolicy:
             return None
         if ctx.session is None:
             return Verdict(Decision.DENY, "no session")
+        approved = ctx.session.operation_hash
+        if approved is not None:
+            asked = operation_hash(ctx.service, ctx.operation or "", ctx.params)
+            if asked != approved:
+                return Verdict(
+                    Decision.DENY,
+                    "this session runs only the call that was approved",
+                    code="approval_required",
+                )
+            return Verdict(Decision.ALLOW, "the approved call")
         if ctx.service not in ctx.session.services:
             return Verdict(Decision.DENY, f"session does not cover service {ctx.service!r}")
         if not ctx.session.access.allows(ctx.access):

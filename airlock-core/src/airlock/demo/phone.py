@@ -9,6 +9,7 @@ step that could slip out of the daemon's window before it is used.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyotp
@@ -23,6 +24,8 @@ SAFETY_MARGIN = 5.0
 class SimulatedPhone:
     secret: str
     last_step: int = -(10**9)
+    now: Callable[[], float] = time.time
+    """The daemon's time (a test may run the daemon on a shifted clock)."""
     _totp: pyotp.TOTP = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -33,7 +36,7 @@ class SimulatedPhone:
 
     def code(self) -> str:
         """The next code to send; waits (< 30 s) only when the window's steps are used up."""
-        now = time.time()
+        now = self.now()
         now_step = int(now // PERIOD)
         earliest = now_step - 1 if PERIOD - (now % PERIOD) > SAFETY_MARGIN else now_step
         step = max(self.last_step + 1, earliest)

@@ -7,7 +7,9 @@ built-in ``scope`` and ``read-only`` policies always speak for the cases that ma
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any, Protocol, runtime_checkable
@@ -61,6 +63,16 @@ class Verdict:
     """A machine code for the refusal (``rate_limited`` maps to HTTP 429)."""
 
 
+def canonical_params(params: Mapping[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def operation_hash(service: str, operation: str, params: Mapping[str, Any]) -> str:
+    """What a write approval is bound to: service, operation and canonical parameters."""
+    text = canonical_params({"service": service, "operation": operation, "params": params})
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 @dataclass(frozen=True)
 class SessionFacts:
     id: str
@@ -68,6 +80,9 @@ class SessionFacts:
     access: Access
     uid: int
     sensitive: bool = False
+    operation_hash: str | None = None
+    """Set when the session came from a write approval: the one call it may run
+    (:func:`operation_hash` of service, operation and canonical params)."""
 
 
 @dataclass(frozen=True)

@@ -40,13 +40,14 @@ from airlock.framework.policies import (
     Stage,
     apply_filters,
     evaluate,
+    operation_hash,
     result_filters,
 )
 from airlock.framework.spending import BudgetState, budget_in_force
 from airlock.gateway.budgets import Budgets
 from airlock.gateway.priced_calls import BudgetCut, PricedCalls, audited_params
 from airlock.gateway.services import Service
-from airlock.security.approvals import canonical_operation_params, operation_hash
+from airlock.security.approvals import canonical_operation_params
 from airlock.security.audit import Auditor
 from airlock.security.peers import Peer
 from airlock.security.sessions import SessionManager
@@ -169,6 +170,7 @@ def session_facts(session: Session) -> SessionFacts:
         access=Access(session.access),
         uid=session.uid,
         sensitive=session.sensitive,
+        operation_hash=session.operation_hash,
     )
 
 
@@ -326,6 +328,11 @@ class Gateway:
             )
             if verdict.code == "rate_limited":
                 raise RateLimited(verdict.reason, hint="wait a minute")
+            if verdict.code == "approval_required":
+                raise ApprovalRequired(
+                    f"{verdict.reason}: {service_name}.{operation} needs its own approval",
+                    hint="request access with this operation and its exact parameters",
+                )
             raise Forbidden(f"refused by policy {verdict.policy}: {verdict.reason}")
         approval = None
         if verdict.decision is Decision.ASK:

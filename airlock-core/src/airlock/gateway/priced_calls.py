@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from airlock.errors import AirlockError, ConnectorError, InvalidInput
 from airlock.framework.connectors import Connector, OperationSpec
+from airlock.framework.policies import canonical_params
 from airlock.framework.spending import (
     BudgetState,
     Charge,
@@ -30,7 +31,6 @@ from airlock.framework.spending import (
 )
 from airlock.gateway.budgets import Budgets, Reservation
 from airlock.models import first_problem
-from airlock.security.approvals import canonical_params
 
 __all__ = ["BudgetCut", "PricedCalls", "audited_params"]
 

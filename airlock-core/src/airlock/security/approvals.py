@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
-import json
+import itertools
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -31,27 +32,34 @@ from airlock.common.clock import Clock
 from airlock.common.logs import get_logger
 from airlock.errors import (
     AccessDenied,
-    ApprovalsLocked,
     Forbidden,
-    InvalidCode,
     InvalidInput,
     NotFound,
     NotPending,
+    OutOfCodes,
     RateLimited,
 )
 from airlock.framework.connectors import OperationSpec
 from airlock.framework.notifiers import Notice
-from airlock.framework.policies import Decision, Policy, PolicyContext, Stage, evaluate
+from airlock.framework.policies import (
+    Decision,
+    Policy,
+    PolicyContext,
+    Stage,
+    canonical_params,
+    evaluate,
+    operation_hash,
+)
 from airlock.framework.spending import usd
 from airlock.gateway.budgets import requested_budget
 from airlock.gateway.services import Service
 from airlock.models import Access, RequestStatus
 from airlock.security.audit import Auditor
 from airlock.security.channels import Channels
-from airlock.security.peers import Peer
+from airlock.security.code_checks import CodeChecker, CodePurpose
+from airlock.security.peers import Peer, speaks_for_owner
 from airlock.security.prompts import render_prompt
 from airlock.security.sessions import SessionManager
-from airlock.security.totp import TotpVerifier
 from airlock.settings.config import AirlockConfig
 from airlock.state.store import AccessRequest, StateStore, WriteApproval
 
@@ -61,18 +69,10 @@ CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_PATTERN = re.compile(r"^[0-9A-HJKMNP-TV-Z]{4}$")
 MAX_WAIT = 60.0
 # More open prompts than a person can read are noise at best and cover for a prompt
-# slipped among them at worst: an agent flooding the phone is refused instead.
+# slipped among them at worst: an agent flooding the phone is refused instead. The cap
+# is per uid, so one agent user cannot fill the queue for the others, under a global cap.
 MAX_PENDING = 10
-
-
-def canonical_params(params: Mapping[str, Any]) -> str:
-    return json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def operation_hash(service: str, operation: str, params: Mapping[str, Any]) -> str:
-    """What a write approval is bound to: service, operation and canonical parameters."""
-    text = canonical_params({"service": service, "operation": operation, "params": params})
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+MAX_PENDING_ALL = 30
 
 
 def canonical_operation_params(spec: OperationSpec, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -101,12 +101,20 @@ def _iso(ts: float) -> datetime:
 
 
 class ApprovalService:
+    """Requests, the person's decisions, collection and revocation.
+
+    Every state change here happens only after its audit record is durable (the record
+    first, then the change), so a failed audit write leaves the state as it was and the
+    caller gets ``AuditError`` (503). One lock orders the decisions, so nothing can
+    change a request between its record and its change.
+    """
+
     def __init__(
         self,
         *,
         store: StateStore,
         sessions: SessionManager,
-        verifier: TotpVerifier,
+        codes: CodeChecker,
         config: AirlockConfig,
         clock: Clock,
         audit: Auditor,
@@ -117,7 +125,7 @@ class ApprovalService:
     ) -> None:
         self._store = store
         self._sessions = sessions
-        self._verifier = verifier
+        self._codes = codes
         self._config = config
         self._clock = clock
         self._audit = audit
@@ -126,7 +134,7 @@ class ApprovalService:
         self._channels = channels
         self._operation_spec = operation_spec
         self._changed = asyncio.Condition()
-        self._collect_lock = asyncio.Lock()
+        self._decide = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- requests ---------------------------------------------------------------------
@@ -185,51 +193,56 @@ class ApprovalService:
                 )
                 raise AccessDenied(f"refused by policy {verdict.policy}: {verdict.reason}")
         joined = await self._join_pending(
-            peer, services, access, operation, ttl, body.sensitive, budget, now
+            peer,
+            services,
+            access,
+            operation,
+            ttl,
+            body.sensitive and operation is None,
+            budget,
+            now,
         )
         if joined is not None:
             return joined
-        if len(self.pending()) >= MAX_PENDING:
-            raise RateLimited(
-                f"{MAX_PENDING} requests are already waiting for the person",
-                hint="wait for an answer, or for pending requests to expire",
-            )
-        request_id = "req_" + secrets.token_urlsafe(12)
         claim = "clm_" + secrets.token_urlsafe(24)
-        request = AccessRequest(
-            id=request_id,
-            code=self._new_code(),
-            claim_hash=_claim_hash(claim),
-            fingerprint="",
-            services=tuple(services),
-            access=access,
-            reason=body.reason,
-            ttl=ttl,
-            operation=operation,
-            requester_uid=peer.uid,
-            requester_pid=peer.pid,
-            status=RequestStatus.PENDING,
-            created_at=now,
-            expires_at=now + self._config.approvals.timeout,
-            agent=body.agent,
-            sensitive=body.sensitive,
-            budget_nano=budget,
-        )
-        request = _with_fingerprint(request)
-        await self._audit.append(
-            "access_requested",
-            **peer.audit_fields(),
-            request=request.id,
-            request_code=request.code,
-            services=list(request.services),
-            access=access,
-            ttl=ttl,
-            reason=body.reason[:300],
-            operation=operation,
-            agent=body.agent,
-            budget_usd=usd(budget) if budget is not None else None,
-        )
-        self._store.insert_request(request)
+        async with self._decide:
+            self._check_room(peer.uid)
+            request = _with_fingerprint(
+                AccessRequest(
+                    id="req_" + secrets.token_urlsafe(12),
+                    code=self._new_code(),
+                    claim_hash=_claim_hash(claim),
+                    fingerprint="",
+                    services=tuple(services),
+                    access=access,
+                    reason=body.reason,
+                    ttl=ttl,
+                    operation=operation,
+                    requester_uid=peer.uid,
+                    requester_pid=peer.pid,
+                    status=RequestStatus.PENDING,
+                    created_at=now,
+                    expires_at=now + self._config.approvals.timeout,
+                    agent=body.agent,
+                    # A write session runs one call and reads nothing: nothing to unmask.
+                    sensitive=body.sensitive and operation is None,
+                    budget_nano=budget,
+                )
+            )
+            await self._audit.append(
+                "access_requested",
+                **peer.audit_fields(),
+                request=request.id,
+                request_code=request.code,
+                services=list(request.services),
+                access=access,
+                ttl=ttl,
+                reason=body.reason[:300],
+                operation=operation,
+                agent=body.agent,
+                budget_usd=usd(budget) if budget is not None else None,
+            )
+            self._store.insert_request(request)
         self._spawn(self._channels.send_prompt(render_prompt(request, process=peer.process)))
         return AccessRequestCreated(
             id=request.id,
@@ -294,108 +307,98 @@ class ApprovalService:
                 return code
         raise RuntimeError("could not find a free request code")
 
-    def pending(self) -> list[PendingRequest]:
+    def _check_room(self, uid: int) -> None:
+        """Each uid may keep MAX_PENDING requests waiting, all uids MAX_PENDING_ALL."""
+        if self._store.count_pending(uid) >= MAX_PENDING:
+            raise RateLimited(
+                f"{MAX_PENDING} of your requests are already waiting for the person",
+                hint="wait for an answer, or for pending requests to expire",
+            )
+        if self._store.count_pending() >= MAX_PENDING_ALL:
+            raise RateLimited(
+                f"{MAX_PENDING_ALL} requests are already waiting for the person",
+                hint="wait for an answer, or for pending requests to expire",
+            )
+
+    def _new_code(self) -> str:
+        """A request code no stored request holds; codes come back once purged."""
+        for _ in range(20):
+            code = "".join(secrets.choice(CROCKFORD) for _ in range(4))
+            if self._store.get_request_by_code(code) is None:
+                return code
+        used = self._store.used_codes()
+        free = [c for c in _all_codes() if c not in used]
+        if not free:
+            raise OutOfCodes(
+                "no free request code: every code is held by a stored request",
+                hint="finished requests are deleted after approvals.retention; "
+                "answer or deny the waiting ones",
+            )
+        return secrets.choice(free)
+
+    def pending(self, viewer: Peer | None = None) -> list[PendingRequest]:
+        """Requests waiting for the person that *viewer* may see (None: the person)."""
         now = self._clock.now()
         return [
-            PendingRequest(
-                id=r.id,
-                code=r.code,
-                fingerprint=r.fingerprint,
-                services=list(r.services),
-                access=r.access,
-                reason=r.reason,
-                ttl=r.ttl,
-                requester_uid=r.requester_uid,
-                agent=r.agent,
-                operation=r.operation,
-                budget_usd=usd(r.budget_nano) if r.budget_nano is not None else None,
-                created_at=_iso(r.created_at),
-                expires_at=_iso(r.expires_at),
-            )
+            _listed(r)
             for r in self._store.list_requests(RequestStatus.PENDING)
-            if r.expires_at > now
+            if r.expires_at > now and _may_see(viewer, r)
         ]
 
-    def find(self, ref: str) -> AccessRequest:
-        """A request by id (``req_...``) or by its 4-character code."""
+    def uncollected(self, viewer: Peer | None = None) -> list[PendingRequest]:
+        """Approved requests whose session was not collected yet (and still may be)."""
+        now = self._clock.now()
+        return [
+            _listed(r, collect_by=self._collect_by(r))
+            for r in self._store.uncollected_requests()
+            if self._collect_by(r) > now and _may_see(viewer, r)
+        ]
+
+    def _collect_by(self, request: AccessRequest) -> float:
+        return (request.decided_at or request.created_at) + self._config.approvals.timeout
+
+    def find(self, ref: str, viewer: Peer | None = None) -> AccessRequest:
+        """A request by id (``req_...``) or by its 4-character code, if *viewer* may see it."""
         request = None
         if ref.startswith("req_") and len(ref) < 64:
             request = self._store.get_request(ref)
         elif CODE_PATTERN.match(ref.upper()):
             request = self._store.get_request_by_code(ref.upper())
-        if request is None:
+        if request is None or not _may_see(viewer, request):
             raise NotFound(f"no request {ref[:40]!r}", hint="`airlock pending` lists them")
         return request
 
-    def _pending(self, ref: str) -> AccessRequest:
-        request = self.find(ref)
-        if request.status == RequestStatus.PENDING and request.expires_at <= self._clock.now():
-            self._store.set_request_status(
-                request.id, RequestStatus.EXPIRED, decided_at=self._clock.now()
-            )
-            request = self.find(request.id)
+    async def _pending(self, ref: str, viewer: Peer | None) -> AccessRequest:
+        """The request, if it is still pending by the clock (lock held)."""
+        request = await self._expire_if_due(self.find(ref, viewer))
         if request.status != RequestStatus.PENDING:
             raise NotPending(f"request {request.code} is {request.status}, not pending")
         return request
 
     # -- decisions --------------------------------------------------------------------
 
-    async def verify_code(
-        self,
-        code: str,
-        *,
-        channel: str,
-        actor: Mapping[str, Any],
-        subject: Mapping[str, Any],
-    ) -> int:
-        """Accept *code* once, audited: every code the person sends comes through here.
-
-        A wrong or reused code is recorded as ``approval_failed`` and counts toward the
-        lockout (announced on every channel when it starts); a good one is recorded as
-        ``totp_verified``. *subject* says what the code was for (a request, a login).
-        """
-        try:
-            step = self._verifier.verify(code)
-        except InvalidCode as exc:
-            await self._audit.append(
-                "approval_failed", **actor, **subject, channel=channel, why=exc.message
-            )
-            state = self._verifier.lock_state()
-            if state.locked:
-                await self._lock_notice(state.locked_until)
-            raise
-        except ApprovalsLocked:
-            await self._audit.append(
-                "approval_failed", **actor, **subject, channel=channel, why="locked"
-            )
-            raise
-        await self._audit.append("totp_verified", **actor, **subject, channel=channel, step=step)
-        return step
-
     async def approve(
         self, ref: str, code: str, *, peer: Peer | None, channel: str
     ) -> AccessRequest:
-        request = self._pending(ref)
-        actor = peer.audit_fields() if peer else {}
-        await self.verify_code(
-            code,
-            channel=channel,
-            actor=actor,
-            subject={"request": request.id, "request_code": request.code},
-        )
-        now = self._clock.now()
-        if not self._store.set_request_status(request.id, RequestStatus.APPROVED, decided_at=now):
-            raise NotPending(f"request {request.code} was answered meanwhile")
-        if request.operation is not None:
-            op = request.operation
-            self._store.insert_write_approval(
-                WriteApproval(
-                    request_id=request.id,
-                    operation_hash=operation_hash(op["service"], op["name"], op["params"]),
-                    created_at=now,
-                    expires_at=now + request.ttl,
-                )
-            )
+        """Approve with a TOTP code; any allowed uid may send one (the code is the proof)."""
+        async with self._decide:
+            request = await self._pending(ref, None)
+            actor = peer.audit_fields() if peer else {}
+            purpose = CodePurpose("approve", request=request.id, request_code=request.code)
+            await self._codes.check(code, channel=channel, purpose=purpose, actor=actor)
+            now = self._clock.now()
+            with self._store.transaction():
+                self._store.set_request_status(request.id, RequestStatus.APPROVED, decided_at=now)
+                if request.operation is not None:
+                    op = request.operation
+                    self._store.insert_write_approval(
+                        WriteApproval(
+                            request_id=request.id,
+                            operation_hash=operation_hash(op["service"], op["name"], op["params"]),
+                            created_at=now,
+                            expires_at=now + request.ttl,
+                        )
+                    )
         self._spawn(
             self._channels.notify_all(
                 Notice(text=f"Approved {request.code}.", request_id=request.id, outcome="approved")
@@ -405,19 +408,20 @@ class ApprovalService:
         return self.find(request.id)
 
     async def deny(self, ref: str, *, peer: Peer | None, channel: str) -> AccessRequest:
-        request = self._pending(ref)
-        now = self._clock.now()
-        if not self._store.set_request_status(request.id, RequestStatus.DENIED, decided_at=now):
-            raise NotPending(f"request {request.code} was answered meanwhile")
-        actor = peer.audit_fields() if peer else {}
-        await self._audit.append(
-            "access_denied",
-            **actor,
-            request=request.id,
-            request_code=request.code,
-            channel=channel,
-            reason="denied by the person",
-        )
+        """Deny; a uid may deny only its own requests (the owner and root any)."""
+        async with self._decide:
+            request = await self._pending(ref, peer)
+            actor = peer.audit_fields() if peer else {}
+            await self._audit.append(
+                "access_denied",
+                **actor,
+                request=request.id,
+                request_code=request.code,
+                channel=channel,
+                reason="denied by the person",
+            )
+            now = self._clock.now()
+            self._store.set_request_status(request.id, RequestStatus.DENIED, decided_at=now)
         self._spawn(
             self._channels.notify_all(
                 Notice(text=f"Denied {request.code}.", request_id=request.id, outcome="denied")
@@ -425,13 +429,6 @@ class ApprovalService:
         )
         await self._wake()
         return self.find(request.id)
-
-    async def _lock_notice(self, until: float | None) -> None:
-        when = _iso(until).strftime("%H:%M:%S UTC") if until else "later"
-        await self._audit.append("approvals_locked", until=until)
-        await self._channels.notify_all(
-            Notice(text=f"Airlock: too many wrong codes. Approvals are locked until {when}.")
-        )
 
     # -- collecting the session -------------------------------------------------------
 
@@ -452,7 +449,8 @@ class ApprovalService:
         loop = asyncio.get_running_loop()
         loop_deadline = loop.time() + max(0.0, min(wait, MAX_WAIT))
         while True:
-            request = self._expire_if_due(request)
+            async with self._decide:
+                request = await self._expire_if_due(request)
             if request.status != RequestStatus.PENDING:
                 break
             remaining = loop_deadline - loop.time()
@@ -462,93 +460,187 @@ class ApprovalService:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), timeout=min(remaining, 1.0))
             request = self._store.get_request(request_id) or request
-        state = RequestState.model_validate({"id": request.id, "status": request.status})
+        session = None
         if request.status == RequestStatus.APPROVED:
-            state.session = await self._issue_once(request, peer)
+            session, request = await self._issue_once(request, peer)
+        state = RequestState.model_validate({"id": request.id, "status": request.status})
+        state.session = session
         return state
 
-    def _expire_if_due(self, request: AccessRequest) -> AccessRequest:
-        if request.status == RequestStatus.PENDING and request.expires_at <= self._clock.now():
-            self._store.set_request_status(
-                request.id, RequestStatus.EXPIRED, decided_at=self._clock.now()
+    async def _issue_once(
+        self, request: AccessRequest, peer: Peer
+    ) -> tuple[SessionGrant | None, AccessRequest]:
+        """The session of an approved request, the first time it is collected in time."""
+        async with self._decide:
+            fresh = await self._expire_if_due(self._store.get_request(request.id) or request)
+            if fresh.status != RequestStatus.APPROVED or fresh.session_id is not None:
+                return None, fresh  # handed out already, revoked, or not collected in time
+            op = fresh.operation
+            session, token = self._sessions.prepare(
+                fresh.services,
+                fresh.access,
+                fresh.requester_uid,
+                request_id=fresh.id,
+                ttl=fresh.ttl,
+                sensitive=fresh.sensitive,
+                starts_at=fresh.decided_at,
+                operation_hash=operation_hash(op["service"], op["name"], op["params"])
+                if op
+                else None,
             )
-            return self._store.get_request(request.id) or request
-        return request
-
-    async def _issue_once(self, request: AccessRequest, peer: Peer) -> SessionGrant | None:
-        async with self._collect_lock:
-            fresh = self._store.get_request(request.id)
-            if fresh is None or fresh.session_id is not None:
-                return None  # the token was already handed out
-            session, token = self._sessions.create(
-                request.services,
-                request.access,
-                request.requester_uid,
-                request_id=request.id,
-                ttl=request.ttl,
-                sensitive=request.sensitive,
-            )
-            if request.budget_nano is not None:
-                self._store.open_budget(session.id, request.budget_nano)
             await self._audit.append(
                 "session_issued",
                 **peer.audit_fields(),
                 session=session.id,
-                request=request.id,
+                request=fresh.id,
                 services=list(session.services),
                 access=session.access,
+                operation=op,
                 expires_at=session.expires_at,
-                budget_usd=usd(request.budget_nano) if request.budget_nano is not None else None,
+                budget_usd=usd(fresh.budget_nano) if fresh.budget_nano is not None else None,
             )
-            self._store.set_request_status(
-                request.id,
-                RequestStatus.APPROVED,
-                decided_at=fresh.decided_at or self._clock.now(),
-                session_id=session.id,
-                only_if=RequestStatus.APPROVED,
-            )
-            if request.operation is not None:
-                self._store.bind_write_approval(request.id, session.id)
-        return SessionGrant(
+            with self._store.transaction():
+                self._store.insert_session(session)
+                if fresh.budget_nano is not None:
+                    self._store.open_budget(session.id, fresh.budget_nano)
+                self._store.set_request_status(
+                    fresh.id,
+                    RequestStatus.APPROVED,
+                    decided_at=fresh.decided_at or self._clock.now(),
+                    session_id=session.id,
+                    only_if=RequestStatus.APPROVED,
+                )
+                if op is not None:
+                    self._store.bind_write_approval(fresh.id, session.id)
+        grant = SessionGrant(
             token=token,
             id=session.id,
             services=list(session.services),
             access=session.access,
             expires_at=_iso(session.expires_at),
         )
+        return grant, fresh
 
     # -- expiry -----------------------------------------------------------------------
 
-    async def expire_due(self) -> None:
+    async def _expire_if_due(self, request: AccessRequest) -> AccessRequest:
+        """*request*, expired first (audited) if the clock says its time is up (lock held).
+
+        A pending request expires at ``expires_at``; an approved one whose session was
+        not collected expires ``approvals.timeout`` after its approval.
+        """
         now = self._clock.now()
-        for request in self._store.pending_requests_due(now):
-            if self._store.set_request_status(request.id, RequestStatus.EXPIRED, decided_at=now):
-                await self._audit.append(
-                    "access_denied",
-                    request=request.id,
-                    request_code=request.code,
-                    reason="approval timed out",
-                    uid=request.requester_uid,
-                )
+        if request.status == RequestStatus.PENDING and request.expires_at <= now:
+            why, event = "approval timed out", "access_denied"
+        elif (
+            request.status == RequestStatus.APPROVED
+            and request.session_id is None
+            and self._collect_by(request) <= now
+        ):
+            why, event = "approved but not collected in time", "approval_expired"
+        else:
+            return request
+        await self._audit.append(
+            event,
+            request=request.id,
+            request_code=request.code,
+            reason=why,
+            uid=request.requester_uid,
+        )
+        self._store.set_request_status(
+            request.id, RequestStatus.EXPIRED, decided_at=now, only_if=request.status
+        )
+        return self._store.get_request(request.id) or request
+
+    async def expire_due(self) -> None:
+        """The periodic sweep: tidies what the clock already refuses at use time."""
+        now = self._clock.now()
+        due = self._store.pending_requests_due(now) + self._store.uncollected_requests()
+        async with self._decide:
+            for request in due:
+                await self._expire_if_due(request)
         for session in self._sessions.expire_due():
             await self._audit.append("session_expired", session=session.id, uid=session.uid)
         await self._wake()
+
+    async def purge_finished(self) -> None:
+        """Delete requests and sessions that ended more than ``approvals.retention`` ago."""
+        before = self._clock.now() - self._config.approvals.retention
+        requests, sessions = self._store.purge_finished(before)
+        if requests or sessions:
+            await self._audit.append(
+                "state_purged", requests=requests, sessions=sessions, ended_before=before
+            )
 
     async def _wake(self) -> None:
         async with self._changed:
             self._changed.notify_all()
 
-    async def revoke_everything(self, *, channel: str) -> list[str]:
-        """Revoke every active session of every uid: the person's panic button."""
+    # -- revoking ---------------------------------------------------------------------
+
+    async def revoke_session(self, session_id: str, peer: Peer) -> str:
+        """Revoke one of *peer*'s sessions, once the record of it is durable."""
+        session = self._sessions.get(session_id, peer.uid)
+        async with self._decide:
+            if session.revoked_at is None:
+                await self._audit.append(
+                    "session_revoked", **peer.audit_fields(), session=session.id
+                )
+                self._sessions.revoke(session.id, peer.uid)
+        return session.id
+
+    async def revoke_all(
+        self,
+        *,
+        uid: int | None,
+        channel: str,
+        actor: Mapping[str, Any] | None = None,
+        spare_person: bool = False,
+    ) -> tuple[list[str], list[str]]:
+        """Revoke every active session of *uid* (None: of every uid), and cancel the
+        approved requests whose session was not collected yet, each audited first.
+        *spare_person* keeps the person's own (dashboard) sessions. Returns the sessions
+        revoked and the requests cancelled."""
         now = self._clock.now()
-        revoked = []
-        for session in self._store.list_sessions(active_at=now):
-            self._sessions.revoke(session.id, session.uid)
-            await self._audit.append(
-                "session_revoked", session=session.id, uid=session.uid, channel=channel
-            )
-            revoked.append(session.id)
-        return revoked
+        revoked: list[str] = []
+        cancelled: list[str] = []
+        async with self._decide:
+            for session in self._store.list_sessions(uid=uid, active_at=now):
+                if spare_person and session.access is Access.PERSON:
+                    continue
+                await self._audit.append(
+                    "session_revoked",
+                    **(actor or {}),
+                    session=session.id,
+                    owner_uid=session.uid,
+                    channel=channel,
+                )
+                self._store.revoke_session(session.id, at=now)
+                revoked.append(session.id)
+            for request in self._store.uncollected_requests():
+                if uid is not None and request.requester_uid != uid:
+                    continue
+                await self._audit.append(
+                    "approval_revoked",
+                    **(actor or {}),
+                    request=request.id,
+                    request_code=request.code,
+                    owner_uid=request.requester_uid,
+                    channel=channel,
+                )
+                self._store.set_request_status(
+                    request.id,
+                    RequestStatus.REVOKED,
+                    decided_at=now,
+                    only_if=RequestStatus.APPROVED,
+                )
+                cancelled.append(request.id)
+        await self._wake()
+        return revoked, cancelled
+
+    async def revoke_everything(self, *, channel: str) -> tuple[list[str], list[str]]:
+        """Every session of every uid and every uncollected approval: the panic button."""
+        return await self.revoke_all(uid=None, channel=channel)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -559,6 +651,36 @@ class ApprovalService:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _may_see(viewer: Peer | None, request: AccessRequest) -> bool:
+    """The person (a phone channel: None), the daemon's owner and root see every
+    request; any other uid only its own."""
+    return viewer is None or speaks_for_owner(viewer) or viewer.uid == request.requester_uid
+
+
+def _listed(request: AccessRequest, *, collect_by: float | None = None) -> PendingRequest:
+    return PendingRequest(
+        id=request.id,
+        code=request.code,
+        fingerprint=request.fingerprint,
+        services=list(request.services),
+        access=request.access,
+        reason=request.reason,
+        ttl=request.ttl,
+        requester_uid=request.requester_uid,
+        agent=request.agent,
+        operation=request.operation,
+        budget_usd=usd(request.budget_nano) if request.budget_nano is not None else None,
+        status=request.status,
+        created_at=_iso(request.created_at),
+        expires_at=_iso(collect_by if collect_by is not None else request.expires_at),
+    )
+
+
+@functools.cache
+def _all_codes() -> tuple[str, ...]:
+    return tuple("".join(c) for c in itertools.product(CROCKFORD, repeat=4))
 
 
 def _with_fingerprint(request: AccessRequest) -> AccessRequest:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 from dataclasses import dataclass
@@ -29,6 +30,11 @@ class Peer:
 
     def audit_fields(self) -> dict[str, int | None]:
         return {"uid": self.uid, "pid": self.pid}
+
+
+def speaks_for_owner(peer: Peer) -> bool:
+    """Whether *peer* is the daemon's owner or root, who see every user's requests."""
+    return peer.uid in (0, os.getuid())
 
 
 def peer_of(sock: socket.socket) -> Peer:

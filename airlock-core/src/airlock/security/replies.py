@@ -113,8 +113,10 @@ class ReplyHandler:
             ]
             text = "Pending: " + "; ".join(rows) if rows else "Nothing is pending."
         elif command == "/revoke":
-            revoked = await self._approvals.revoke_everything(channel=notifier)
+            revoked, cancelled = await self._approvals.revoke_everything(channel=notifier)
             text = f"Revoked {len(revoked)} session(s)."
+            if cancelled:
+                text += f" Cancelled {len(cancelled)} approved request(s) not yet collected."
         else:
             text = HELP_TEXT
         await self._channels.tell(notifier, Notice(text=text))

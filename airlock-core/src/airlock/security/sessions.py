@@ -80,6 +80,27 @@ class SessionManager:
         sensitive: bool = False,
     ) -> tuple[Session, str]:
         """Open a session; returns it and its token (the only time the token exists)."""
+        session, token = self.prepare(
+            services, access, uid, request_id=request_id, ttl=ttl, sensitive=sensitive
+        )
+        self._store.insert_session(session)
+        return session, token
+
+    def prepare(
+        self,
+        services: Iterable[str],
+        access: str,
+        uid: int,
+        *,
+        request_id: str | None = None,
+        ttl: str | int | None = None,
+        sensitive: bool = False,
+        starts_at: float | None = None,
+        operation_hash: str | None = None,
+    ) -> tuple[Session, str]:
+        """A session and its token, not stored yet: the caller stores it once its
+        ``session_issued`` record is durable. Its TTL counts from *starts_at* (the
+        approval) when given, else from now."""
         names = tuple(services)
         if not names:
             raise InvalidInput("a session needs at least one service", field="services")
@@ -96,11 +117,11 @@ class SessionManager:
             access=Access(access),
             uid=uid,
             created_at=now,
-            expires_at=now + self.ttl_seconds(ttl),
+            expires_at=(now if starts_at is None else starts_at) + self.ttl_seconds(ttl),
             request_id=request_id,
             sensitive=sensitive,
+            operation_hash=operation_hash,
         )
-        self._store.insert_session(session)
         return session, token
 
     def authenticate(self, token: str, uid: int) -> Session:

@@ -8,12 +8,14 @@ enforces what turns a code into an approval of one request:
   newer than the last accepted step, kept in the state store so it holds across
   restarts. A code for an older step is refused even if it was never used, because a
   newer one already was.
-* **bounded guessing**: wrong codes (including reused ones) within
-  ``approvals.failure_window`` are counted; the ``max_failures``-th locks approvals for
+* **bounded guessing**: wrong codes (including codes older than the last accepted one)
+  within ``approvals.failure_window`` are counted; the ``max_failures``-th locks approvals for
   ``approvals.lockout``. While locked, every code is refused without being checked,
   a correct one too, so guessing gains nothing. The lock is persisted. A correct code
   does not wipe earlier failures: the limit is on wrong codes per window, whoever sends
-  the right ones in between.
+  the right ones in between. Re-sending the *last accepted* code (typically the one just
+  typed to enrol, or to approve the previous request) is refused without counting: it
+  is not a guess, and it approves nothing.
 
 Codes are compared with ``hmac.compare_digest`` against every candidate step, without
 stopping at the first match. Time comes from an injected ``Clock``.
@@ -42,7 +44,7 @@ from pydantic import SecretStr
 
 from airlock.common.clock import Clock
 from airlock.common.files import atomic_write_private, ensure_private_dir, fsync_dir
-from airlock.errors import ApprovalsLocked, InvalidCode, NotEnrolled
+from airlock.errors import ApprovalsLocked, CodeAlreadyUsed, InvalidCode, NotEnrolled
 from airlock.settings.config import ApprovalsConfig, TotpConfig
 from airlock.settings.durations import format_duration
 from airlock.state.store import StateStore
@@ -226,8 +228,9 @@ class TotpVerifier:
         """Accept *code* once: returns its time step, or raises.
 
         ``NotEnrolled`` without a secret; ``ApprovalsLocked`` while locked (the code is
-        not even looked at); ``InvalidCode`` for a wrong, malformed or already used code
-        (each counts as a failure and may start the lock).
+        not even looked at); ``CodeAlreadyUsed`` for the last accepted code sent again
+        (not counted); ``InvalidCode`` for a wrong, malformed or older code (each counts
+        as a failure and may start the lock).
         """
         if self._secret is None:
             raise NotEnrolled()
@@ -242,7 +245,7 @@ class TotpVerifier:
                     self._store.set_locked_until(None)
             if locked_error is None:
                 step, failure = self._check(self._secret, code, now)
-                if failure is not None:
+                if failure is not None and not isinstance(failure, CodeAlreadyUsed):
                     failure = self._record_failure(failure, now)
         if locked_error is not None:
             raise locked_error
@@ -261,12 +264,18 @@ class TotpVerifier:
         if not matches:
             return -1, InvalidCode("wrong code", hint="check the clock of your phone and try again")
         newest = max(matches)
-        if not self._store.advance_last_step(newest):
-            return -1, InvalidCode(
-                "code already used (or older than the last accepted code)",
-                hint="wait for the next code from your app and send that",
+        if self._store.advance_last_step(newest):
+            return newest, None
+        if self._store.last_step() in matches:
+            return -1, CodeAlreadyUsed(
+                "that code was already used: wait for the next code",
+                hint="your app shows a new code every "
+                f"{format_duration(self._config.period)}; send that one",
             )
-        return newest, None
+        return -1, InvalidCode(
+            "code older than the last accepted code",
+            hint="wait for the next code from your app and send that",
+        )
 
     def _record_failure(self, error: InvalidCode, now: float) -> InvalidCode:
         self._store.add_failure(now)

@@ -53,6 +53,8 @@ class ApprovalsConfig(Section):
     failure_window: Duration = 900
     lockout: Duration = 900
     notifiers: list[str] = Field(default_factory=lambda: ["console"])
+    retention: Duration = 7 * 86400
+    """How long finished requests and ended sessions stay in the state database."""
 
 
 class ServiceConfig(BaseModel):

@@ -128,6 +128,11 @@ MIGRATIONS: tuple[str, ...] = (
         created_at      REAL NOT NULL
     );
     """,
+    # 4: a session made from a write approval runs that one call only (its hash).
+    """
+    ALTER TABLE sessions ADD COLUMN operation_hash TEXT;
+    CREATE INDEX requests_uid ON requests (requester_uid, status);
+    """,
 )
 
 
@@ -172,6 +177,8 @@ class Session:
     revoked_at: float | None = None
     use_count: int = 0
     sensitive: bool = False
+    operation_hash: str | None = None
+    """Set for a session made from a write approval: the one call it may run."""
 
     def __repr__(self) -> str:
         # The hash is not the token, but it is a lookup key: keep it out of logs.
@@ -233,6 +240,7 @@ def _session_from_row(row: sqlite3.Row) -> Session:
         revoked_at=row["revoked_at"],
         use_count=row["use_count"],
         sensitive=bool(row["sensitive"]),
+        operation_hash=row["operation_hash"],
     )
 
 
@@ -426,6 +434,61 @@ class StateStore:
         )
         return cursor.rowcount == 1
 
+    def count_pending(self, uid: int | None = None) -> int:
+        """Requests still waiting for the person (of one uid, or of all)."""
+        sql = "SELECT COUNT(*) AS n FROM requests WHERE status = ?"
+        params: list[Any] = [RequestStatus.PENDING]
+        if uid is not None:
+            sql += " AND requester_uid = ?"
+            params.append(uid)
+        row = self._one(sql, params)
+        return int(row["n"]) if row else 0
+
+    def uncollected_requests(self) -> list[AccessRequest]:
+        """Approved requests whose session nobody has collected yet."""
+        rows = self._all(
+            "SELECT * FROM requests WHERE status = ? AND session_id IS NULL "
+            "ORDER BY decided_at, rowid",
+            (RequestStatus.APPROVED,),
+        )
+        return [_request_from_row(row) for row in rows]
+
+    def used_codes(self) -> set[str]:
+        """Every request code still held by a stored request (codes are unique)."""
+        return {row["code"] for row in self._all("SELECT code FROM requests")}
+
+    def purge_finished(self, before: float) -> tuple[int, int]:
+        """Delete requests and sessions that ended at or before *before*.
+
+        Finished requests are denied, expired, revoked or collected ones; ended sessions
+        are revoked ones and expired ones whose expiry was already reported. Returns how
+        many requests and sessions were deleted. Their story stays in the audit log.
+        """
+        with self.transaction():
+            requests = self._conn.execute(
+                """DELETE FROM requests WHERE decided_at IS NOT NULL AND decided_at <= ?
+                   AND (status IN (?, ?, ?) OR session_id IS NOT NULL)""",
+                (
+                    before,
+                    RequestStatus.DENIED,
+                    RequestStatus.EXPIRED,
+                    RequestStatus.REVOKED,
+                ),
+            ).rowcount
+            sessions = self._conn.execute(
+                """DELETE FROM sessions WHERE (revoked_at IS NOT NULL AND revoked_at <= ?)
+                   OR (expiry_noted = 1 AND expires_at <= ?)""",
+                (before, before),
+            ).rowcount
+            self._conn.execute(
+                "DELETE FROM write_approvals WHERE request_id NOT IN (SELECT id FROM requests)"
+            )
+            for table in ("budgets", "budget_reservations"):
+                self._conn.execute(
+                    f"DELETE FROM {table} WHERE session_id NOT IN (SELECT id FROM sessions)"  # noqa: S608 - fixed names
+                )
+        return requests, sessions
+
     def pending_requests_due(self, now: float) -> list[AccessRequest]:
         """Pending requests whose ``expires_at`` has passed."""
         rows = self._all(
@@ -439,8 +502,8 @@ class StateStore:
     def insert_session(self, session: Session) -> None:
         self._execute(
             """INSERT INTO sessions (id, token_hash, services, access, uid, created_at,
-               expires_at, revoked_at, request_id, use_count, sensitive)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               expires_at, revoked_at, request_id, use_count, sensitive, operation_hash)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 session.id,
                 session.token_hash,
@@ -453,6 +516,7 @@ class StateStore:
                 session.request_id,
                 session.use_count,
                 int(session.sensitive),
+                session.operation_hash,
             ),
         )
 

@@ -1,0 +1,93 @@
+"""The audit directory's size budget (``audit.max_bytes``): which old files may go.
+
+Only whole rotated files go, oldest first, never the current ``audit.jsonl``, and only a
+file whose every record verifies with the key and continues the chain kept so far: an
+unverified file is never dropped silently, it stays until someone looks
+(``airlock audit verify``). Before a file is deleted the writer appends an
+``audit_files_dropped`` record naming its first and last ``seq`` and its last ``mac``, so
+``audit verify`` can start the chain of what is kept from that authenticated statement
+(see :func:`dropped_start_vouched`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airlock.security._audit_chain import check_file, claimed_start
+from airlock.security._audit_format import log_files
+
+DROP_EVENT = "audit_files_dropped"
+
+
+@dataclass(frozen=True)
+class Drop:
+    """A rotated file that verified and may be deleted, and what its record says."""
+
+    path: Path
+    first_seq: int
+    last_seq: int
+    last_mac: str
+    size: int
+
+    def record_fields(self) -> dict[str, Any]:
+        return {
+            "file": self.path.name,
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+            "last_mac": self.last_mac,
+            "bytes": self.size,
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    drops: list[Drop]
+    refused: str | None = None
+    """Why the next file over the budget is kept anyway (it does not verify)."""
+
+
+def plan_drops(audit_dir: Path, key: bytes, max_bytes: int) -> Plan:
+    """The oldest rotated files to delete so the directory fits *max_bytes*."""
+    files = log_files(audit_dir)
+    sizes = {f.path: _size(f.path) for f in files}
+    total = sum(sizes.values())
+    rotated = [f for f in files if f.first_seq is not None]
+    drops: list[Drop] = []
+    for file in rotated[:-1]:  # the newest rotated file stays: it links to the current one
+        if total <= max_bytes:
+            break
+        start = claimed_start(str(file.path))
+        check = check_file(str(file.path), key, *start) if start else None
+        if check is None or check.bad_line is not None or check.good == 0:
+            return Plan(drops, refused=f"{file.path.name} does not verify")
+        if drops and start is not None and start[0] != drops[-1].last_seq + 1:
+            return Plan(drops, refused=f"{file.path.name} does not continue the chain")
+        assert start is not None
+        drops.append(
+            Drop(
+                file.path,
+                start[0],
+                start[0] + check.good - 1,
+                check.last_mac.decode("ascii"),
+                sizes[file.path],
+            )
+        )
+        total -= sizes[file.path]
+    return Plan(drops)
+
+
+def dropped_start_vouched(records: list[dict[str, Any]], start_seq: int, start_prev: str) -> bool:
+    """Whether an authenticated drop record accounts for a log that starts at *start_seq*
+    (with *start_prev*) instead of 1: it names ``start_seq - 1`` and that mac."""
+    return any(
+        r.get("last_seq") == start_seq - 1 and r.get("last_mac") == start_prev for r in records
+    )
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

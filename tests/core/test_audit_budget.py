@@ -1,0 +1,87 @@
+"""The audit directory's size budget: old rotated files go, each drop recorded first, and
+`audit verify` still covers what is kept; unverified history is never dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from airlock.security.audit import AuditLog, verify_dir
+from airlock.settings.config import AirlockConfig
+
+ROTATE = 4096
+
+
+def _fill(log: AuditLog, records: int) -> None:
+    for n in range(records):
+        log.append_sync("operation", n=n, padding="x" * 200)
+
+
+def _sizes(audit_dir: Path) -> int:
+    return sum(p.stat().st_size for p in audit_dir.glob("audit*.jsonl"))
+
+
+def test_old_files_over_the_budget_are_dropped_with_a_record_and_the_rest_verifies(
+    tmp_path: Path,
+) -> None:
+    audit_dir, key = tmp_path / "audit", tmp_path / "audit.key"
+    audit_dir.mkdir()
+    log = AuditLog(audit_dir, key, rotate_bytes=ROTATE)
+    _fill(log, 120)
+    assert _sizes(audit_dir) > 4 * ROTATE
+    dropped = asyncio.run(log.drop_over_budget(3 * ROTATE))
+    assert dropped, "something was over the budget"
+    assert _sizes(audit_dir) <= 4 * ROTATE, "within the budget plus the drop record"
+    records = [
+        json.loads(line)
+        for line in (audit_dir / "audit.jsonl").read_text().splitlines()
+        if '"audit_files_dropped"' in line
+    ]
+    assert [r["file"] for r in records] == dropped
+    result = verify_dir(audit_dir, key)
+    assert result.ok, result.problem
+    assert result.last_seq == log.last_seq
+    assert not (audit_dir / dropped[0]).exists()
+    log.close()
+
+
+def test_deleting_old_files_without_a_drop_record_is_reported_by_verify(tmp_path: Path) -> None:
+    audit_dir, key = tmp_path / "audit", tmp_path / "audit.key"
+    audit_dir.mkdir()
+    log = AuditLog(audit_dir, key, rotate_bytes=ROTATE)
+    _fill(log, 60)
+    log.close()
+    oldest = sorted(audit_dir.glob("audit-*.jsonl"))[0]
+    oldest.unlink()
+    result = verify_dir(audit_dir, key)
+    assert not result.ok
+    assert result.problem is not None
+    assert "no audit_files_dropped record accounts for them" in result.problem.reason
+
+
+def test_a_file_that_does_not_verify_is_kept_over_the_budget(tmp_path: Path) -> None:
+    audit_dir, key = tmp_path / "audit", tmp_path / "audit.key"
+    audit_dir.mkdir()
+    log = AuditLog(audit_dir, key, rotate_bytes=ROTATE)
+    _fill(log, 120)
+    oldest = sorted(audit_dir.glob("audit-*.jsonl"))[0]
+    oldest.write_text(oldest.read_text().replace('"n":3,', '"n":4,'))
+    assert asyncio.run(log.drop_over_budget(ROTATE)) == []
+    assert oldest.exists()
+    refused = [
+        json.loads(line)
+        for line in (audit_dir / "audit.jsonl").read_text().splitlines()
+        if '"audit_drop_refused"' in line
+    ]
+    assert refused[0]["why"] == f"{oldest.name} does not verify"
+    log.close()
+
+
+def test_the_budget_must_leave_room_for_rotation() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="max_bytes"):
+        AirlockConfig(audit={"rotate_bytes": 1 << 20, "max_bytes": 1 << 20})

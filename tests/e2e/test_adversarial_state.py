@@ -1,0 +1,550 @@
+"""A hostile agent against the daemon's state: approvals, sessions, revocation, the audit.
+
+Each test runs a real daemon process on a real socket. Where time matters the daemon runs
+on a clock the test moves (``clocked_serve.py``), so a deadline is crossed without
+sleeping and before the periodic sweep could tidy it up. Where users matter a second
+real Linux user talks to the socket (root only; skipped locally, failing under CI).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from daemon_harness import Airlock, leaked_secrets, remember
+
+from airlock.testing import skip_or_fail_under_ci
+
+LAUNCHER = Path(__file__).with_name("clocked_serve.py")
+
+
+def needs_root(why: str) -> None:
+    if os.geteuid() != 0:
+        skip_or_fail_under_ci(f"needs root {why}")
+
+
+OTHER_USER = "airlock-e2e"
+
+
+# -- a daemon on a clock the test moves ---------------------------------------------------
+
+
+def _offset(home: Path) -> float:
+    try:
+        return float((home / "clock-offset").read_text() or 0)
+    except FileNotFoundError:
+        return 0.0
+
+
+def advance(airlock: Airlock, seconds: float) -> None:
+    """Move the daemon's clock (and the phone's) forward."""
+    (airlock.home / "clock-offset").write_text(str(_offset(airlock.home) + seconds))
+
+
+@pytest.fixture
+def start_clocked(tmp_path: Path) -> Iterator[Callable[..., Airlock]]:
+    started: list[Airlock] = []
+
+    def start(overrides: dict[str, Any] | None = None) -> Airlock:
+        airlock = Airlock(tmp_path / f"home{len(started)}", overrides=overrides or {})
+        airlock.daemon.command = [sys.executable, str(LAUNCHER)]
+        home = airlock.home
+        airlock.phone.now = lambda: time.time() + _offset(home)
+        started.append(airlock.start())
+        return airlock
+
+    yield start
+    for airlock in started:
+        airlock.stop()
+
+
+def audit(airlock: Airlock, event: str | None = None) -> list[dict[str, Any]]:
+    lines = (airlock.paths.audit_dir / "audit.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    return [r for r in records if event is None or r["event"] == event]
+
+
+def collect(client: httpx.Client, created: dict[str, Any]) -> httpx.Response:
+    return client.get(
+        f"/v1/requests/{created['id']}", headers={"X-Airlock-Claim": created["claim"]}
+    )
+
+
+# -- expiry is decided by the clock, not by the sweep ------------------------------------
+
+
+def test_an_expired_request_is_refused_at_approve_and_collect_time(
+    start_clocked: Callable[..., Airlock],
+) -> None:
+    airlock = start_clocked({"approvals": {"timeout": "5m"}})
+    with airlock.client() as agent:
+        created = airlock.request(agent)
+        advance(airlock, 301)
+        refused = airlock.approve(agent, created["code"])
+        assert refused.status_code == 409, refused.text
+        assert "expired" in refused.json()["error"]["message"]
+        state = collect(agent, created).json()
+    assert state == {"id": created["id"], "status": "expired", "session": None}
+    timed_out = [r["request"] for r in audit(airlock, "access_denied")]
+    assert timed_out == [created["id"]], "the expiry is audited once"
+    assert not audit(airlock, "totp_verified"), "the code was not even checked"
+
+
+def test_an_approval_not_collected_within_the_timeout_expires(
+    start_clocked: Callable[..., Airlock],
+) -> None:
+    airlock = start_clocked({"approvals": {"timeout": "5m"}})
+    with airlock.client() as agent:
+        created = airlock.request(agent)
+        assert airlock.approve(agent, created["code"]).status_code == 200
+        listed = agent.get("/v1/requests").json()["requests"]
+        assert [(r["id"], r["status"]) for r in listed] == [(created["id"], "approved")]
+        advance(airlock, 301)
+        state = collect(agent, created).json()
+        assert state == {"id": created["id"], "status": "expired", "session": None}
+        assert agent.get("/v1/requests").json()["requests"] == []
+    expired = audit(airlock, "approval_expired")
+    assert [(r["request"], r["reason"]) for r in expired] == [
+        (created["id"], "approved but not collected in time")
+    ]
+
+
+def test_a_session_lasts_its_ttl_from_the_approval_not_from_the_collection(
+    start_clocked: Callable[..., Airlock],
+) -> None:
+    airlock = start_clocked({"approvals": {"timeout": "5m"}})
+    with airlock.client() as agent:
+        created = airlock.request(agent, ttl="10m")
+        assert airlock.approve(agent, created["code"]).status_code == 200
+        approved_at = time.time() + _offset(airlock.home)
+        advance(airlock, 240)
+        session = collect(agent, created).json()["session"]
+        remember(session["token"])
+        expires = httpx.Response(200, json=session).json()["expires_at"]
+    from datetime import datetime
+
+    left_from_approval = datetime.fromisoformat(expires).timestamp() - approved_at
+    assert 590 <= left_from_approval <= 610, left_from_approval
+
+
+# -- revoke everything really revokes everything -----------------------------------------
+
+
+def test_revoke_all_cancels_approved_requests_not_yet_collected(airlock: Airlock) -> None:
+    with airlock.client() as agent:
+        created = airlock.request(agent)
+        assert airlock.approve(agent, created["code"]).status_code == 200
+        sessions = airlock.cli("sessions")
+        assert f"not collected yet: {created['code']}" in sessions.stdout, sessions.stderr
+        pending = airlock.cli("pending", "--json")
+        assert [(r["code"], r["status"]) for r in json.loads(pending.stdout)] == [
+            (created["code"], "approved")
+        ]
+        listed = agent.get("/v1/sessions").json()
+        assert [r["id"] for r in listed["uncollected"]] == [created["id"]]
+
+        revoked = airlock.cli("revoke", "--all")
+        assert revoked.returncode == 0, revoked.stderr
+        assert "1 approved request" in revoked.stdout
+
+        state = collect(agent, created).json()
+        assert state == {"id": created["id"], "status": "revoked", "session": None}
+        assert agent.get("/v1/requests").json()["requests"] == []
+    cancelled = audit(airlock, "approval_revoked")
+    assert [r["request"] for r in cancelled] == [created["id"]]
+    assert not audit(airlock, "session_issued")
+
+
+# -- a write approval runs exactly the approved call, once --------------------------------
+
+
+def _first_message_id(airlock: Airlock, client: httpx.Client) -> str:
+    token = airlock.session(client)["token"]
+    listed = airlock.op(client, token, "list_messages", limit=5).json()
+    message_id: str = listed["result"]["messages"][0]["id"]
+    return message_id
+
+
+def test_a_write_session_runs_exactly_the_approved_call_once_and_reads_nothing(
+    airlock: Airlock,
+) -> None:
+    with airlock.client() as agent:
+        message_id = _first_message_id(airlock, agent)
+        params = {"id": message_id, "folder": "INBOX"}
+        created = airlock.request(
+            agent,
+            reason="mark it read",
+            operation={"service": "mail", "name": "mark_read", "params": params},
+            sensitive=True,
+        )
+        assert airlock.approve(agent, created["code"]).status_code == 200
+        session = collect(agent, created).json()["session"]
+        token = remember(session["token"])
+
+        for operation, other in (
+            ("list_messages", {"limit": 5}),
+            ("get_message", params),
+            ("search", {"query": "subject:sign-in"}),
+            ("mark_unread", params),
+        ):
+            refused = airlock.op(agent, token, operation, **other)
+            assert refused.status_code == 403, (operation, refused.text)
+            assert refused.json()["error"]["code"] == "approval_required"
+
+        assert airlock.op(agent, token, "mark_read", **params).status_code == 200
+        again = airlock.op(agent, token, "mark_read", **params)
+        assert again.json()["error"]["code"] == "approval_required"
+        after = airlock.op(agent, token, "get_message", **params)
+        assert after.json()["error"]["code"] == "approval_required"
+    issued = [r for r in audit(airlock, "session_issued") if r["request"] == created["id"]]
+    assert issued[0]["operation"]["name"] == "mark_read"
+
+
+def test_a_sensitive_write_request_prompts_no_unmasking_and_unmasks_nothing(
+    airlock: Airlock,
+) -> None:
+    with airlock.client() as agent:
+        message_id = _first_message_id(airlock, agent)
+        params = {"id": message_id, "folder": "INBOX"}
+        created = airlock.request(
+            agent,
+            reason="mark it read",
+            operation={"service": "mail", "name": "mark_read", "params": params},
+            sensitive=True,
+        )
+        assert airlock.approve(agent, created["code"]).status_code == 200
+        session = collect(agent, created).json()["session"]
+        remember(session["token"])
+        listed = agent.get("/v1/sessions").json()["sessions"]
+    assert [s["sensitive"] for s in listed if s["id"] == session["id"]] == [False]
+    log = airlock.daemon.log.read_text()
+    prompt = log[log.index(f"airlock approve {created['code']}") - 1500 :]
+    assert "NOT masked" not in prompt
+
+
+# -- every code check is audited the same way ---------------------------------------------
+
+
+def test_wrong_codes_on_credential_endpoints_are_audited_and_the_lock_announced(
+    airlock_factory: Callable[..., Airlock],
+) -> None:
+    airlock = airlock_factory({"approvals": {"max_failures": 2}})
+    with airlock.client() as person:
+        read = person.get("/v1/credentials/mail/password", headers={"X-Airlock-TOTP": "000000"})
+        assert read.status_code == 403
+        removed = person.request(
+            "DELETE", "/v1/credentials/mail", headers={"X-Airlock-TOTP": "000001"}
+        )
+        assert removed.status_code == 403
+        locked = person.post(
+            "/v1/credentials/mail", json={"totp": airlock.phone.code(), "fields": {"a": "b"}}
+        )
+        assert locked.status_code == 423
+    failed = audit(airlock, "approval_failed")
+    assert [(r["purpose"], r["service"], r["channel"]) for r in failed] == [
+        ("read_credential", "mail", "terminal"),
+        ("remove_credentials", "mail", "terminal"),
+        ("set_credentials", "mail", "terminal"),
+    ]
+    assert failed[0]["field"] == "password"
+    assert [r["attempts_left"] for r in failed] == [1, 0, 0]
+    assert len(audit(airlock, "approvals_locked")) == 1
+    assert "Approvals are locked until" in airlock.daemon.log.read_text()
+
+
+def test_each_accepted_code_records_the_request_or_credential_action_it_served(
+    airlock: Airlock,
+) -> None:
+    with airlock.client() as person:
+        created = airlock.request(person)
+        assert airlock.approve(person, created["code"]).status_code == 200
+        read = person.get(
+            "/v1/credentials/mail/password", headers={"X-Airlock-TOTP": airlock.phone.code()}
+        )
+        assert read.status_code == 404, read.text
+    verified = audit(airlock, "totp_verified")
+    assert verified[0]["purpose"] == "approve"
+    assert verified[0]["request"] == created["id"]
+    assert verified[0]["request_code"] == created["code"]
+    assert (verified[-1]["purpose"], verified[-1]["service"], verified[-1]["field"]) == (
+        "read_credential",
+        "mail",
+        "password",
+    )
+
+
+def test_resending_the_last_accepted_code_is_refused_without_costing_an_attempt(
+    airlock_factory: Callable[..., Airlock],
+) -> None:
+    airlock = airlock_factory({"approvals": {"max_failures": 1}})
+    with airlock.client() as person:
+        first = airlock.request(person)
+        assert airlock.approve(person, first["code"]).status_code == 200
+        second = airlock.request(person)
+        again = person.post(
+            f"/v1/requests/{second['code']}/approve", json={"totp": airlock.phone.used_code()}
+        )
+        assert again.status_code == 403
+        assert again.json()["error"]["message"] == (
+            "that code was already used: wait for the next code"
+        )
+        assert person.get("/v1/status").json()["locked"] is False
+        assert airlock.approve(person, second["code"]).status_code == 200
+    refused = audit(airlock, "approval_failed")
+    assert [(r["counted"], r["request"]) for r in refused] == [(False, second["id"])]
+
+
+@pytest.fixture
+def airlock_factory(start_airlock: Callable[..., Airlock]) -> Callable[..., Airlock]:
+    return start_airlock
+
+
+# -- a state change happens only once its audit record is on disk ------------------------
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[tuple[Airlock, Callable[[], None], Callable[[], None]]]:
+    """A daemon whose audit directory is a small tmpfs the test can fill and empty."""
+    needs_root("to mount a small tmpfs over the audit directory")
+    airlock = Airlock(tmp_path / "home")
+    audit_dir = airlock.paths.audit_dir
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", str(audit_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        needs_root(f"and mount permission ({mounted.stderr.strip()})")
+    filler = audit_dir / "filler"
+
+    def fill() -> None:
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            while True:
+                os.write(fd, b"\0" * 512)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+        finally:
+            os.close(fd)
+
+    def empty() -> None:
+        filler.unlink(missing_ok=True)
+
+    try:
+        airlock.start()
+        yield airlock, fill, empty
+    finally:
+        airlock.stop()
+        empty()
+        leaks = leaked_secrets(airlock.home)
+        subprocess.run(["umount", "-l", str(audit_dir)], check=False)
+    assert not leaks, leaks
+
+
+def test_with_the_audit_disk_full_nothing_changes_and_the_answer_says_so(
+    full_disk: tuple[Airlock, Callable[[], None], Callable[[], None]],
+) -> None:
+    airlock, fill, empty = full_disk
+    with airlock.client() as agent:
+        to_approve = airlock.request(agent)
+        to_deny = airlock.request(agent)
+        to_collect = airlock.request(agent)
+        assert airlock.approve(agent, to_collect["code"]).status_code == 200
+        live = airlock.session(agent)
+        fill()
+
+        approved = airlock.approve(agent, to_approve["code"])
+        assert approved.status_code == 503, approved.text
+        assert "audit record not written" in approved.json()["error"]["message"]
+        denied = agent.post(f"/v1/requests/{to_deny['code']}/deny")
+        assert denied.status_code == 503
+        collected = collect(agent, to_collect)
+        assert collected.status_code == 503
+        revoked = agent.delete("/v1/sessions")
+        assert revoked.status_code == 503
+
+        empty()
+        waiting = {r["id"]: r["status"] for r in agent.get("/v1/requests").json()["requests"]}
+        assert waiting == {
+            to_approve["id"]: "pending",
+            to_deny["id"]: "pending",
+            to_collect["id"]: "approved",
+        }
+        sessions = agent.get("/v1/sessions").json()["sessions"]
+        assert [s["id"] for s in sessions] == [live["id"]]
+        assert airlock.op(agent, live["token"], "count_unread").status_code == 200
+        session = collect(agent, to_collect).json()["session"]
+        assert session is not None
+        remember(session["token"])
+    verify = airlock.audit_verify()
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    issued = {r["request"] for r in audit(airlock, "session_issued")}
+    assert to_collect["id"] in issued
+
+
+# -- other users on the same daemon -------------------------------------------------------
+
+
+def http_as(
+    uid: int,
+    socket_path: Path,
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: Any = None,
+) -> tuple[int, dict[str, Any]]:
+    """One HTTP/1.1 call from a forked child that has become *uid*."""
+    payload = b"" if body is None else json.dumps(body).encode()
+    head = [f"{method} {path} HTTP/1.1", "Host: airlock", "Connection: close"]
+    head += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    head += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
+    request = ("\r\n".join(head) + "\r\n\r\n").encode() + payload
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: drop to the other user, speak HTTP on the socket
+        try:
+            os.close(read_end)
+            os.setgid(pwd.getpwuid(uid).pw_gid)
+            os.setuid(uid)
+            with socket.socket(socket.AF_UNIX) as conn:
+                conn.connect(str(socket_path))
+                conn.sendall(request)
+                answer = b"".join(iter(lambda: conn.recv(65536), b""))
+            os.write(write_end, answer)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        answer = pipe.read()
+    os.waitpid(pid, 0)
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2])
+
+
+@pytest.fixture
+def other_uid() -> int:
+    needs_root("to create and switch to a second real user")
+    try:
+        return pwd.getpwnam(OTHER_USER).pw_uid
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", OTHER_USER],
+            check=True,
+        )
+        return pwd.getpwnam(OTHER_USER).pw_uid
+
+
+@pytest.fixture
+def shared(other_uid: int) -> Iterator[Airlock]:
+    """A daemon the other user may reach (as in isolated mode with two agent users)."""
+    root = Path(tempfile.mkdtemp(prefix="airlock-e2e-"))
+    root.chmod(0o711)
+    airlock = Airlock(root / "home", overrides={"daemon": {"allowed_uids": [other_uid]}})
+    airlock.home.chmod(0o711)
+    airlock.start()
+    airlock.paths.run_dir.chmod(0o711)
+    airlock.paths.socket.chmod(0o666)
+    try:
+        yield airlock
+    finally:
+        airlock.stop()
+        leaks = leaked_secrets(airlock.home)
+        shutil.rmtree(root, ignore_errors=True)
+    assert not leaks, leaks
+
+
+def _request_as(uid: int, airlock: Airlock, reason: str = "their inbox") -> dict[str, Any]:
+    status, created = http_as(
+        uid,
+        airlock.paths.socket,
+        "POST",
+        "/v1/requests",
+        body={"services": ["mail"], "reason": reason},
+    )
+    assert status == 202, created
+    remember(created["claim"])
+    return created
+
+
+def test_only_the_uid_that_asked_collects_and_a_thief_does_not_use_up_the_handout(
+    shared: Airlock, other_uid: int
+) -> None:
+    with shared.client() as agent:
+        created = shared.request(agent)
+        assert shared.approve(agent, created["code"]).status_code == 200
+        url = f"/v1/requests/{created['id']}"
+        status, body = http_as(
+            other_uid,
+            shared.paths.socket,
+            "GET",
+            url,
+            headers={"X-Airlock-Claim": created["claim"]},
+        )
+        assert status == 403, body
+        assert "session" not in body
+        state = collect(agent, created).json()
+        assert state["status"] == "approved"
+        assert state["session"]["token"].startswith("alk_")
+        remember(state["session"]["token"])
+
+
+def test_a_uid_lists_and_denies_only_its_own_requests(shared: Airlock, other_uid: int) -> None:
+    with shared.client() as owner:
+        mine = shared.request(owner, reason="the owner's own request")
+        theirs = _request_as(other_uid, shared)
+        status, listed = http_as(other_uid, shared.paths.socket, "GET", "/v1/requests")
+        assert status == 200
+        assert [r["id"] for r in listed["requests"]] == [theirs["id"]]
+        status, body = http_as(
+            other_uid, shared.paths.socket, "POST", f"/v1/requests/{mine['code']}/deny"
+        )
+        assert status == 404, body
+        everyone = {r["id"] for r in owner.get("/v1/requests").json()["requests"]}
+        assert everyone == {mine["id"], theirs["id"]}
+        status, body = http_as(
+            other_uid, shared.paths.socket, "POST", f"/v1/requests/{theirs['code']}/deny"
+        )
+        assert status == 200, body
+        status, body = http_as(
+            other_uid,
+            shared.paths.socket,
+            "POST",
+            f"/v1/requests/{mine['code']}/approve",
+            body={"totp": "123456"},
+        )
+        assert status in (403, 423), body
+        assert [r["id"] for r in owner.get("/v1/requests").json()["requests"]] == [mine["id"]]
+
+
+def test_one_uid_filling_its_queue_leaves_room_for_the_others(
+    shared: Airlock, other_uid: int
+) -> None:
+    from airlock.security.approvals import MAX_PENDING
+
+    for n in range(MAX_PENDING):
+        _request_as(other_uid, shared, reason=f"flood {n}")
+    status, body = http_as(
+        other_uid,
+        shared.paths.socket,
+        "POST",
+        "/v1/requests",
+        body={"services": ["mail"], "reason": "one more"},
+    )
+    assert status == 429, body
+    with shared.client() as owner:
+        shared.request(owner, reason="the owner still gets through")
