@@ -333,13 +333,16 @@ def full_disk(tmp_path: Path) -> Iterator[tuple[Airlock, Callable[[], None], Cal
 
     def fill() -> None:
         fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        error = 0
         try:
-            while True:
-                os.write(fd, b"\0" * 512)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
+            while not error:
+                try:
+                    os.write(fd, b"\0" * 512)
+                except OSError as exc:
+                    error = exc.errno or -1
         finally:
             os.close(fd)
+        assert error == errno.ENOSPC
 
     def empty() -> None:
         filler.unlink(missing_ok=True)
