@@ -551,3 +551,38 @@ def test_one_uid_filling_its_queue_leaves_room_for_the_others(
     assert status == 429, body
     with shared.client() as owner:
         shared.request(owner, reason="the owner still gets through")
+
+
+# -- the live cut check trusts only an authentic tail -------------------------------------
+
+
+def test_a_forged_tail_record_cannot_hide_records_cut_from_the_log(airlock: Airlock) -> None:
+    with airlock.client() as agent:
+        token = airlock.session(agent)["token"]
+        for _ in range(3):
+            assert airlock.op(agent, token, "count_unread").status_code == 200
+        current = airlock.paths.audit_dir / "audit.jsonl"
+        lines = current.read_text().splitlines(keepends=True)
+        seq = json.loads(lines[-1])["seq"]
+        forged = lines[-3].replace(f'"seq":{seq - 2},', f'"seq":{seq + 50},')
+        forged = forged[: forged.index(',"mac":"')] + ',"mac":"' + "ab" * 32 + '"}\n'
+        current.write_text("".join([*lines[:-3], forged]))
+        refused = airlock.op(agent, token, "count_unread")
+        assert refused.status_code == 503, refused.text
+        assert "does not verify" in refused.json()["error"]["message"]
+    assert current.read_text().splitlines()[-1] == forged.strip()
+
+
+# -- an agent looping on a refusal does not flood the audit log ----------------------------
+
+
+def test_a_refusal_loop_writes_one_audit_record_not_one_per_attempt(
+    airlock_factory: Callable[..., Airlock],
+) -> None:
+    airlock = airlock_factory({"permissions": {"rate_limit": 1}})
+    with airlock.client() as agent:
+        token = airlock.session(agent)["token"]
+        assert airlock.op(agent, token, "count_unread").status_code == 200
+        for _ in range(40):
+            assert airlock.op(agent, token, "count_unread").status_code == 429
+    assert len(audit(airlock, "operation_denied")) == 1

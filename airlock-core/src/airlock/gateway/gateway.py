@@ -51,6 +51,7 @@ from airlock.security.approvals import canonical_operation_params
 from airlock.security.audit import Auditor
 from airlock.security.peers import Peer
 from airlock.security.sessions import SessionManager
+from airlock.security.throttle import AuditThrottle
 from airlock.settings.config import AirlockConfig
 from airlock.state.store import Session, StateStore, WriteApproval
 
@@ -210,6 +211,7 @@ class Gateway:
         self._audit = audit
         self.pool = pool
         self.uses = UseCounter(store)
+        self._refusals = AuditThrottle(clock)
         self._filters = result_filters(policies)
         self._permissions = config.permissions
         self.priced = PricedCalls(Budgets(store, clock))
@@ -323,9 +325,7 @@ class Gateway:
         }
         verdict = evaluate(self._policies, ctx)
         if verdict.decision is Decision.DENY:
-            await self._audit.append(
-                "operation_denied", **where, reason=verdict.reason, policy=verdict.policy
-            )
+            await self._refused(where, verdict.reason, policy=verdict.policy)
             if verdict.code == "rate_limited":
                 raise RateLimited(verdict.reason, hint="wait a minute")
             if verdict.code == "approval_required":
@@ -341,9 +341,7 @@ class Gateway:
                 digest, session_id=session.id, now=self._clock.now()
             )
             if approval is None:
-                await self._audit.append(
-                    "operation_denied", **where, reason="needs its own approval", params=audited
-                )
+                await self._refused(where, "needs its own approval", params=audited)
                 raise ApprovalRequired(
                     f"{service_name}.{operation} changes data and needs its own approval",
                     hint="request access with this operation and its exact parameters",
@@ -421,6 +419,16 @@ class Gateway:
         if session.access != Access.SPEND:
             return None
         return self.priced.budgets.state(session.id)
+
+    async def _refused(self, where: dict[str, Any], reason: str, **extra: Any) -> None:
+        """Audit a refusal: the first of a session and reason per minute, with how many
+        identical ones were left out since the last record (an agent looping on a refusal
+        must not write a fsynced record per attempt)."""
+        left_out = self._refusals.admit((where["session"], reason))
+        if left_out is not None:
+            await self._audit.append(
+                "operation_denied", **where, reason=reason, left_out=left_out, **extra
+            )
 
 
 def _ms(started: float) -> float:

@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hmac
 import json
 import os
 import threading
@@ -59,7 +60,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from airlock.common.clock import Clock, SystemClock
 from airlock.common.files import PRIVATE_FILE, ensure_private_dir, fsync_dir
 from airlock.errors import AuditError
-from airlock.security._audit_chain import GENESIS
+from airlock.security._audit_chain import GENESIS, Mac, body_of, framed, mac_of, prev_of
 from airlock.security._audit_format import (
     CURRENT_NAME,
     KEY_BYTES,
@@ -421,6 +422,14 @@ class AuditLog:
                 last, _ = read_tail(handle.fileno())
             if last is None:
                 return _Chain()
+        if not self._authentic(last):
+            # Its seq and mac would be trusted blindly otherwise: a forged line with a
+            # high seq after a cut would hide the cut and take over the chain.
+            raise AuditError(
+                "the last audit record does not verify with the daemon's key, "
+                "so the chain cannot continue",
+                hint="the audit log was edited; run `airlock audit verify` and investigate",
+            )
         try:
             record = json.loads(last)
             return _Chain(int(record["seq"]), str(record["mac"]), str(record["ts"]))
@@ -428,6 +437,17 @@ class AuditLog:
             raise AuditError(
                 "the last audit record is unreadable, so the chain cannot continue"
             ) from None
+
+    def _authentic(self, line: bytes) -> bool:
+        """Whether *line* is a record made with our key (its mac over its prev and body)."""
+        if not framed(line):
+            return False
+        try:
+            prev = bytes.fromhex(prev_of(line).decode("ascii"))
+        except ValueError:
+            return False
+        expected = Mac(self._key).of(prev, body_of(line)).hex().encode("ascii")
+        return hmac.compare_digest(expected, mac_of(line))
 
     def _write_batch(self, current: _Current, batch: list[_Pending]) -> list[AuditRecord]:
         chain = _Chain(self._chain.seq, self._chain.mac, self._chain.ts)

@@ -16,6 +16,7 @@ from airlock.framework.notifiers import Notice, Reply
 from airlock.security.approvals import ApprovalService
 from airlock.security.audit import Auditor
 from airlock.security.channels import Channels
+from airlock.security.throttle import AuditThrottle
 
 TOTP_REPLY = re.compile(r"^\s*(\d{3})[ -]?(\d{3})\s*$")
 DENY_WORDS = frozenset({"deny", "no", "/deny", "reject", "👎"})
@@ -35,7 +36,7 @@ class ReplyHandler:
         self._channels = channels
         self._audit = audit
         self._clock = clock
-        self._ignored: dict[tuple[str, str], tuple[float, int]] = {}
+        self._ignored = AuditThrottle(clock, IGNORED_AUDIT_INTERVAL)
 
     async def handle(self, notifier: str, reply: Reply) -> None:
         if not reply.known_sender:
@@ -86,14 +87,9 @@ class ReplyHandler:
         """Audit a stranger's message: the first from each sender, then at most one a
         minute with the count in between, so a stranger cannot flood the audit log."""
         key = (notifier, reply.sender[:80])
-        now = self._clock.now()
-        last, skipped = self._ignored.get(key, (float("-inf"), 0))
-        if now - last < IGNORED_AUDIT_INTERVAL:
-            self._ignored[key] = (last, skipped + 1)
+        skipped = self._ignored.admit(key)
+        if skipped is None:
             return
-        if len(self._ignored) > 1000:
-            self._ignored.clear()
-        self._ignored[key] = (now, 0)
         await self._audit.append(
             "reply_ignored",
             notifier=notifier,

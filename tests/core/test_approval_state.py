@@ -1,0 +1,193 @@
+"""The approval state a hostile agent attacks, on an injected clock (no sleeps): expiry
+decided by the clock at use time, collection by the requester only, revoke-all, purging
+and request codes, write sessions."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gateway_fixtures import NOTES, Phone
+from test_approvals import ME, ask, audit_events, code_at, run, settle
+from test_phone_commands import say
+
+from airlock.api import OperationRef
+from airlock.common.clock import FakeClock
+from airlock.daemon.runtime import Runtime
+from airlock.errors import ApprovalRequired, Forbidden, NotPending, OutOfCodes
+from airlock.security.approvals import CROCKFORD
+from airlock.security.peers import Peer
+
+OTHER = Peer(uid=ME.uid + 1, pid=1)
+
+
+def test_approving_a_request_past_its_expiry_is_refused_without_the_sweep(
+    tmp_path: Path,
+) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        created = await ask(runtime)
+        clock.advance(300)
+        with pytest.raises(NotPending, match="expired"):
+            await runtime.approvals.approve(
+                created.code, code_at(totp, clock), peer=ME, channel="terminal"
+            )
+        state = await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)
+        assert state.status == "expired"
+        timed_out = [e["request"] for e in audit_events(runtime) if e["event"] == "access_denied"]
+        assert timed_out == [created.id]
+
+    run(tmp_path, scenario, approvals={"timeout": "5m"})
+
+
+def test_collecting_past_the_collection_deadline_gives_no_session(tmp_path: Path) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        created = await ask(runtime)
+        await runtime.approvals.approve(
+            created.code, code_at(totp, clock), peer=ME, channel="terminal"
+        )
+        clock.advance(300)
+        state = await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)
+        assert (state.status, state.session) == ("expired", None)
+        assert runtime.store.list_sessions() == []
+
+    run(tmp_path, scenario, approvals={"timeout": "5m"})
+
+
+def test_another_uid_with_the_claim_cannot_collect_nor_use_up_the_handout(
+    tmp_path: Path,
+) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        created = await ask(runtime)
+        await runtime.approvals.approve(
+            created.code, code_at(totp, clock), peer=ME, channel="terminal"
+        )
+        with pytest.raises(Forbidden, match="another user"):
+            await runtime.approvals.collect(created.id, created.claim, peer=OTHER, wait=0)
+        state = await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)
+        assert state.session is not None
+
+    run(tmp_path, scenario)
+
+
+def test_phone_revoke_cancels_approved_requests_not_collected(tmp_path: Path) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        created = await ask(runtime)
+        await runtime.approvals.approve(
+            created.code, code_at(totp, clock), peer=None, channel="phone"
+        )
+        say(phone, "/revoke")
+        await settle()
+        assert phone.notices[-1] == (
+            "Revoked 0 session(s). Cancelled 1 approved request(s) not yet collected."
+        )
+        state = await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)
+        assert (state.status, state.session) == ("revoked", None)
+        cancelled = [e for e in audit_events(runtime) if e["event"] == "approval_revoked"]
+        assert [(e["request"], e["channel"]) for e in cancelled] == [(created.id, "phone")]
+
+    run(tmp_path, scenario)
+
+
+def test_a_write_session_reads_nothing_and_writes_once(tmp_path: Path) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        params = {"name": "todo", "text": "buy milk"}
+        created = await ask(
+            runtime,
+            operation=OperationRef(service="notes", name="save_note", params=params),
+            sensitive=True,
+        )
+        assert "Sensitive" not in phone.sent[0].as_text()
+        await runtime.approvals.approve(
+            created.code, code_at(totp, clock), peer=ME, channel="terminal"
+        )
+        grant = (
+            await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)
+        ).session
+        assert grant is not None
+        with pytest.raises(ApprovalRequired):
+            await runtime.gateway.run(grant.token, ME, "notes", "read_note", {"name": "todo"})
+        await runtime.gateway.run(grant.token, ME, "notes", "save_note", params)
+        assert NOTES == {"todo": "buy milk"}
+        with pytest.raises(ApprovalRequired):
+            await runtime.gateway.run(grant.token, ME, "notes", "read_note", {"name": "todo"})
+
+    run(tmp_path, scenario)
+
+
+def test_finished_requests_are_purged_after_the_retention_and_their_codes_come_back(
+    tmp_path: Path,
+) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        created = await ask(runtime)
+        await runtime.approvals.deny(created.code, peer=ME, channel="terminal")
+        clock.advance(3600)
+        await runtime.approvals.purge_finished()
+        assert runtime.store.get_request(created.id) is not None, "kept for the retention"
+        clock.advance(86400)
+        await runtime.approvals.purge_finished()
+        assert runtime.store.get_request(created.id) is None
+        assert created.code not in runtime.store.used_codes()
+        purged = [e for e in audit_events(runtime) if e["event"] == "state_purged"]
+        assert purged[0]["requests"] == 1
+
+    run(tmp_path, scenario, approvals={"retention": "1d"})
+
+
+def test_when_every_request_code_is_taken_a_new_request_is_refused_with_503(
+    tmp_path: Path,
+) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        import itertools
+
+        taken = ["".join(c) for c in itertools.product(CROCKFORD, repeat=4)]
+        last = taken.pop()
+        # Another connection to the same database fills it, as a year of requests would.
+        with contextlib.closing(sqlite3.connect(runtime.paths.state_db)) as db, db:
+            db.executemany(
+                "INSERT INTO requests (id, code, claim_hash, fingerprint, services, access, "
+                "reason, ttl, requester_uid, status, created_at, expires_at, decided_at) "
+                "VALUES (?, ?, '', '', '[]', 'read', '', 60, 0, 'denied', 0, 0, 0)",
+                [(f"req_{code}", code) for code in taken],
+            )
+        created = await ask(runtime)
+        assert created.code == last, "the one free code is found"
+        with pytest.raises(OutOfCodes, match="no free request code"):
+            await ask(runtime)
+
+    run(tmp_path, scenario)
+
+
+def test_repeated_identical_refusals_are_one_audit_record_per_minute_with_a_count(
+    tmp_path: Path,
+) -> None:
+    from airlock.errors import RateLimited
+
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        created = await ask(runtime)
+        await runtime.approvals.approve(
+            created.code, code_at(totp, clock), peer=ME, channel="terminal"
+        )
+        grant = (
+            await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)
+        ).session
+        assert grant is not None
+        await runtime.gateway.run(grant.token, ME, "notes", "read_note", {"name": "a"})
+        for _ in range(50):
+            with pytest.raises(RateLimited):
+                await runtime.gateway.run(grant.token, ME, "notes", "read_note", {"name": "a"})
+        denied = [e for e in audit_events(runtime) if e["event"] == "operation_denied"]
+        assert len(denied) == 1
+        clock.advance(30)
+        with pytest.raises(RateLimited):
+            await runtime.gateway.run(grant.token, ME, "notes", "read_note", {"name": "a"})
+        clock.advance(31)
+        await runtime.gateway.run(grant.token, ME, "notes", "read_note", {"name": "a"})
+        with pytest.raises(RateLimited):
+            await runtime.gateway.run(grant.token, ME, "notes", "read_note", {"name": "a"})
+        denied = [e for e in audit_events(runtime) if e["event"] == "operation_denied"]
+        assert [e["left_out"] for e in denied] == [0, 50]
+
+    run(tmp_path, scenario, permissions={"rate_limit": 1})
