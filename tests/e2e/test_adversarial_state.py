@@ -586,3 +586,34 @@ def test_a_refusal_loop_writes_one_audit_record_not_one_per_attempt(
         for _ in range(40):
             assert airlock.op(agent, token, "count_unread").status_code == 429
     assert len(audit(airlock, "operation_denied")) == 1
+
+
+def test_the_audit_directory_keeps_to_its_budget_and_still_verifies(
+    airlock_factory: Callable[..., Airlock],
+) -> None:
+    airlock = airlock_factory(
+        {"audit": {"rotate_bytes": 4096, "max_bytes": 16384}, "permissions": {"rate_limit": 1000}}
+    )
+    audit_dir = airlock.paths.audit_dir
+    with airlock.client() as agent:
+        token = airlock.session(agent)["token"]
+        for _ in range(120):
+            assert airlock.op(agent, token, "count_unread").status_code == 200
+        deadline = time.monotonic() + 30  # the daemon tidies every few seconds
+        while time.monotonic() < deadline:
+            if any('"audit_files_dropped"' in p.read_text() for p in audit_dir.glob("audit*")):
+                break
+            airlock.op(agent, token, "count_unread")
+            time.sleep(0.5)
+    total = sum(p.stat().st_size for p in audit_dir.glob("audit*.jsonl"))
+    assert total <= 16384 + 4096, total
+    verified = airlock.audit_verify()
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    dropped = [
+        json.loads(line)
+        for path in sorted(audit_dir.glob("audit*.jsonl"))
+        for line in path.read_text().splitlines()
+        if '"audit_files_dropped"' in line
+    ]
+    assert dropped
+    assert all(not (audit_dir / r["file"]).exists() for r in dropped)

@@ -552,6 +552,7 @@ class Runtime:
                 self.store.raise_audit_anchor(self.audit.last_seq)
                 await self.approvals.expire_due()
                 await self.approvals.purge_finished()
+                await self.audit.drop_over_budget(self.config.audit.max_bytes)
                 keep = {
                     svc
                     for s in self.store.list_sessions(active_at=self.clock.now())

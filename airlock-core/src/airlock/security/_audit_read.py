@@ -27,12 +27,14 @@ from airlock.security._audit_chain import (
     Mac,
     body_of,
     check_file,
+    claimed_start,
     framed,
     mac_of,
     prev_of,
     seq_of,
 )
 from airlock.security._audit_format import log_files, ts_bound
+from airlock.security._audit_retention import DROP_EVENT, dropped_start_vouched
 
 PARALLEL_MIN_BYTES = 16 * 1024 * 1024  # below this, starting workers costs more than it saves
 _FIRST_BLOCK = 64 * 1024
@@ -323,12 +325,15 @@ def verify(audit_dir: Path, key: bytes, *, workers: int | None = None) -> Verify
     ``PARALLEL_MIN_BYTES`` or more in all); 1 checks everything in this process.
     """
     files = [f.path for f in log_files(audit_dir)]
+    kept_from = _kept_start(files)
     mac = Mac(key)
     if workers is None:
         total = sum(_size(path) for path in files)
         workers = (os.cpu_count() or 1) if total >= PARALLEL_MIN_BYTES else 1
     workers = min(workers, len(files))
-    expected, prev = 1, GENESIS.encode("ascii")
+    # Older files may have been dropped under audit.max_bytes: the chain of what is kept
+    # starts where the first kept file says, which a drop record must vouch for (below).
+    expected, prev = kept_from or (1, GENESIS.encode("ascii"))
     count = 0
     checks = _check_parallel(files, key, workers) if workers > 1 else None
     for index, path in enumerate(files):
@@ -350,7 +355,27 @@ def verify(audit_dir: Path, key: bytes, *, workers: int | None = None) -> Verify
             problem = VerifyProblem(path, check.bad_line, reason)
             return VerifyResult(False, count, files, problem, count)
         expected, prev = expected + check.good, check.last_mac
-    return VerifyResult(True, count, files, None, count)
+    if kept_from is not None:
+        drops = query(audit_dir, event=DROP_EVENT)
+        if not dropped_start_vouched(drops, kept_from[0], kept_from[1].decode("ascii")):
+            reason = (
+                f"records before seq {kept_from[0]} are missing and no "
+                f"{DROP_EVENT} record accounts for them"
+            )
+            return VerifyResult(False, count, files, VerifyProblem(files[0], 1, reason), 0)
+    return VerifyResult(True, count, files, None, expected - 1)
+
+
+def _kept_start(files: list[Path]) -> tuple[int, bytes] | None:
+    """Where the first non-empty file's chain claims to start, if not at seq 1."""
+    for path in files:
+        claim = claimed_start(str(path))
+        if claim is None:
+            if _size(path):
+                return None  # unframed: the normal check reports it
+            continue
+        return None if claim[0] == 1 else claim
+    return None
 
 
 def _size(path: Path) -> int:

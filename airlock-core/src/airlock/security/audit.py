@@ -34,7 +34,8 @@ query can seek by binary search instead of reading everything.
 **Rotation.** When ``audit.jsonl`` reaches ``audit.rotate_bytes`` it is renamed to
 ``audit-<first ts>-<first seq>.jsonl`` (``audit-20260126T153000.123Z-000000000017.jsonl``)
 and a new file starts; the chain continues (its first ``prev`` is the old file's last
-``mac``).
+``mac``). Past ``audit.max_bytes`` the oldest rotated files are deleted, each verified
+first and announced by an ``audit_files_dropped`` record (see ``_audit_retention``).
 
 **Secrets never reach the log.** Every field passes :func:`scrub`: values under keys
 that name secrets (password, token, secret, totp, code, claim, authorization,
@@ -79,6 +80,7 @@ from airlock.security._audit_format import (
     scrub,
 )
 from airlock.security._audit_read import VerifyProblem, VerifyResult, query, verify
+from airlock.security._audit_retention import DROP_EVENT, plan_drops
 
 if TYPE_CHECKING:
     pass
@@ -206,6 +208,7 @@ class AuditLog:
         self._chain = _Chain()
         self._current: _Current | None = None
         self._lock_fd: int | None = None
+        self._drop_refused: str | None = None
 
     def __repr__(self) -> str:
         return f"AuditLog({str(self.audit_dir)!r})"
@@ -264,6 +267,26 @@ class AuditLog:
         if pending.record is None:
             raise _audit_error(pending.error or "unknown failure")
         return pending.record
+
+    async def drop_over_budget(self, max_bytes: int) -> list[str]:
+        """Delete the oldest rotated files until the directory fits *max_bytes*.
+
+        Each file is verified first and its ``audit_files_dropped`` record is durable
+        before it is deleted; a file that does not verify is kept and an
+        ``audit_drop_refused`` record says why (once per reason). Returns the
+        names of the files deleted.
+        """
+        plan = await asyncio.to_thread(plan_drops, self.audit_dir, self._key, max_bytes)
+        dropped: list[str] = []
+        for drop in plan.drops:
+            await self.append(DROP_EVENT, **drop.record_fields())
+            drop.path.unlink()
+            fsync_dir(self.audit_dir)
+            dropped.append(drop.path.name)
+        if plan.refused and plan.refused != self._drop_refused:
+            self._drop_refused = plan.refused
+            await self.append("audit_drop_refused", why=plan.refused, max_bytes=max_bytes)
+        return dropped
 
     def query(self, **criteria: Any) -> list[dict[str, Any]]:
         """:func:`query` on this log's directory."""

@@ -115,6 +115,14 @@ class VaultConfig(Section):
 
 class AuditConfig(Section):
     rotate_bytes: int = Field(64 * 1024 * 1024, ge=4096)
+    max_bytes: int = Field(2 * 1024 * 1024 * 1024, ge=16384)
+    """The audit directory's size budget: past it the oldest rotated files are deleted."""
+
+    @model_validator(mode="after")
+    def _room_to_rotate(self) -> AuditConfig:
+        if self.max_bytes < 4 * self.rotate_bytes:
+            raise ValueError("max_bytes must be at least 4 times rotate_bytes")
+        return self
 
 
 class DashboardConfig(Section):
