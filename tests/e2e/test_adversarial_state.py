@@ -319,7 +319,9 @@ def airlock_factory(start_airlock: Callable[..., Airlock]) -> Callable[..., Airl
 def full_disk(tmp_path: Path) -> Iterator[tuple[Airlock, Callable[[], None], Callable[[], None]]]:
     """A daemon whose audit directory is a small tmpfs the test can fill and empty."""
     needs_root("to mount a small tmpfs over the audit directory")
-    airlock = Airlock(tmp_path / "home")
+    # Small files, so the test can start a fresh audit.jsonl right before filling the
+    # disk: a file's last page may still have room, a new file needs a new page.
+    airlock = Airlock(tmp_path / "home", overrides={"audit": {"rotate_bytes": 4096}})
     audit_dir = airlock.paths.audit_dir
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", str(audit_dir)],
@@ -368,6 +370,12 @@ def test_with_the_audit_disk_full_nothing_changes_and_the_answer_says_so(
         to_collect = airlock.request(agent)
         assert airlock.approve(agent, to_collect["code"]).status_code == 200
         live = airlock.session(agent)
+        current = airlock.paths.audit_dir / "audit.jsonl"
+        for _ in range(100):
+            if not current.exists():
+                break  # just rotated: the next record needs a new page
+            assert airlock.op(agent, live["token"], "count_unread").status_code == 200
+        assert not current.exists()
         fill()
 
         approved = airlock.approve(agent, to_approve["code"])
