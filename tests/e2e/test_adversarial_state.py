@@ -110,12 +110,15 @@ def test_an_approval_not_collected_within_the_timeout_expires(
     with airlock.client() as agent:
         created = airlock.request(agent)
         assert airlock.approve(agent, created["code"]).status_code == 200
-        listed = agent.get("/v1/requests").json()["requests"]
-        assert [(r["id"], r["status"]) for r in listed] == [(created["id"], "approved")]
+        listed = agent.get("/v1/requests").json()
+        assert listed["requests"] == []
+        assert [(r["id"], r["status"]) for r in listed["uncollected"]] == [
+            (created["id"], "approved")
+        ]
         advance(airlock, 301)
         state = collect(agent, created).json()
         assert state == {"id": created["id"], "status": "expired", "session": None}
-        assert agent.get("/v1/requests").json()["requests"] == []
+        assert agent.get("/v1/requests").json() == {"requests": [], "uncollected": []}
     expired = audit(airlock, "approval_expired")
     assert [(r["request"], r["reason"]) for r in expired] == [
         (created["id"], "approved but not collected in time")
@@ -162,7 +165,7 @@ def test_revoke_all_cancels_approved_requests_not_yet_collected(airlock: Airlock
 
         state = collect(agent, created).json()
         assert state == {"id": created["id"], "status": "revoked", "session": None}
-        assert agent.get("/v1/requests").json()["requests"] == []
+        assert agent.get("/v1/requests").json() == {"requests": [], "uncollected": []}
     cancelled = audit(airlock, "approval_revoked")
     assert [r["request"] for r in cancelled] == [created["id"]]
     assert not audit(airlock, "session_issued")
@@ -389,7 +392,8 @@ def test_with_the_audit_disk_full_nothing_changes_and_the_answer_says_so(
         assert revoked.status_code == 503
 
         empty()
-        waiting = {r["id"]: r["status"] for r in agent.get("/v1/requests").json()["requests"]}
+        listed = agent.get("/v1/requests").json()
+        waiting = {r["id"]: r["status"] for r in listed["requests"] + listed["uncollected"]}
         assert waiting == {
             to_approve["id"]: "pending",
             to_deny["id"]: "pending",

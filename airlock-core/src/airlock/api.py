@@ -111,6 +111,8 @@ class PendingRequest(BaseModel):
 
 class PendingList(BaseModel):
     requests: list[PendingRequest]
+    uncollected: list[PendingRequest] = Field(default_factory=list)
+    """Approved requests whose session has not been collected yet (``status: approved``)."""
 
 
 class ApproveIn(Body):

@@ -86,7 +86,7 @@ def register(app: typer.Typer) -> None:
 
         found = with_client(ctx.obj, lambda c: c.pending())
         print_listing(
-            found.requests,
+            found.requests + found.uncollected,
             as_json=as_json,
             dump=lambda r: r.model_dump(mode="json"),
             empty="no pending requests",

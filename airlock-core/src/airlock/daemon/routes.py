@@ -81,8 +81,8 @@ async def get_request(request: web.Request) -> web.StreamResponse:
 
 async def list_requests(request: web.Request) -> web.StreamResponse:
     approvals, caller = rt(request).approvals, peer(request)
-    found = approvals.pending(caller) + approvals.uncollected(caller)
-    return json_model(api.PendingList(requests=found))
+    waiting, uncollected = approvals.pending(caller), approvals.uncollected(caller)
+    return json_model(api.PendingList(requests=waiting, uncollected=uncollected))
 
 
 async def approve(request: web.Request) -> web.StreamResponse:
