@@ -299,14 +299,6 @@ class ApprovalService:
             )
         return None
 
-    def _new_code(self) -> str:
-        pending = {r.code for r in self._store.list_requests(RequestStatus.PENDING)}
-        for _ in range(100):
-            code = "".join(secrets.choice(CROCKFORD) for _ in range(4))
-            if code not in pending and self._store.get_request_by_code(code) is None:
-                return code
-        raise RuntimeError("could not find a free request code")
-
     def _check_room(self, uid: int) -> None:
         """Each uid may keep MAX_PENDING requests waiting, all uids MAX_PENDING_ALL."""
         if self._store.count_pending(uid) >= MAX_PENDING:
