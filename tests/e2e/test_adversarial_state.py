@@ -368,11 +368,12 @@ def test_with_the_audit_disk_full_nothing_changes_and_the_answer_says_so(
 ) -> None:
     airlock, fill, empty = full_disk
     with airlock.client() as agent:
-        to_approve = airlock.request(agent)
-        to_deny = airlock.request(agent)
-        to_collect = airlock.request(agent)
+        # Distinct TTLs: an identical ask would join the pending request.
+        to_approve = airlock.request(agent, ttl="61m")
+        to_deny = airlock.request(agent, ttl="62m")
+        to_collect = airlock.request(agent, ttl="63m")
         assert airlock.approve(agent, to_collect["code"]).status_code == 200
-        live = airlock.session(agent)
+        live = airlock.session(agent, ttl="64m")
         current = airlock.paths.audit_dir / "audit.jsonl"
         for _ in range(100):
             if not current.exists():
@@ -483,13 +484,15 @@ def shared(other_uid: int) -> Iterator[Airlock]:
     assert not leaks, leaks
 
 
-def _request_as(uid: int, airlock: Airlock, reason: str = "their inbox") -> dict[str, Any]:
+def _request_as(
+    uid: int, airlock: Airlock, reason: str = "their inbox", ttl: str = "60m"
+) -> dict[str, Any]:
     status, created = http_as(
         uid,
         airlock.paths.socket,
         "POST",
         "/v1/requests",
-        body={"services": ["mail"], "reason": reason},
+        body={"services": ["mail"], "reason": reason, "ttl": ttl},
     )
     assert status == 202, created
     remember(created["claim"])
@@ -551,14 +554,16 @@ def test_one_uid_filling_its_queue_leaves_room_for_the_others(
 ) -> None:
     from airlock.security.approvals import MAX_PENDING
 
+    # Each asks a longer TTL: asking again for exactly the same thing would join the
+    # pending request instead of adding one.
     for n in range(MAX_PENDING):
-        _request_as(other_uid, shared, reason=f"flood {n}")
+        _request_as(other_uid, shared, reason=f"flood {n}", ttl=f"{61 + n}m")
     status, body = http_as(
         other_uid,
         shared.paths.socket,
         "POST",
         "/v1/requests",
-        body={"services": ["mail"], "reason": "one more"},
+        body={"services": ["mail"], "reason": "one more", "ttl": "300m"},
     )
     assert status == 429, body
     with shared.client() as owner:
