@@ -325,7 +325,7 @@ def test_a_connection_flood_leaves_room_for_approve_and_revoke(tmp_path: Path) -
     try:
         with airlock.client() as agent:
             created = airlock.request(agent)
-            airlock.session(agent)
+            airlock.session(agent, ttl="90m")  # not the same ask (that would join it)
         assert airlock.proc is not None
         flood = Flood(airlock.paths.socket)
         flood.start()
@@ -435,7 +435,7 @@ def test_airlock_run_with_bad_parameters_asks_nobody(airlock: Airlock) -> None:
 
 
 def test_the_socket_is_private_in_personal_mode(airlock: Airlock) -> None:
-    assert airlock.settings.paths.mode.value == "personal"
+    assert airlock.paths.mode.value == "personal"
     socket_mode = airlock.paths.socket.stat().st_mode
     assert stat.S_ISSOCK(socket_mode)
     assert stat.S_IMODE(socket_mode) == 0o600, oct(stat.S_IMODE(socket_mode))

@@ -26,7 +26,7 @@ def test_a_sealed_airlock_waits_for_unlock_and_its_files_hold_no_secret(
 
     sealed = airlock.cli("lock", "--set-passphrase", stdin=passphrase + "\n")
     assert sealed.returncode == 0, sealed.stderr
-    assert not airlock.settings.paths.totp_file.exists()
+    assert not airlock.paths.totp_file.exists()
     for path in airlock.paths.data_dir.rglob("*"):
         if path.is_file():
             content = path.read_bytes()
