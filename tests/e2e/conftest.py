@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import pwd
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_harness import Airlock, leaked_secrets
+from daemon_harness import OTHER_USER, Airlock, leaked_secrets, needs_root
 
 
 @pytest.fixture
@@ -37,4 +41,37 @@ def no_secret_in_any_log_or_audit_line(
     yield
     homes = {p.parent for p in tmp_path_factory.getbasetemp().rglob("daemon.log")}
     leaks = [leak for home in homes for leak in leaked_secrets(home)]
+    assert not leaks, f"secrets leaked into logs or audit lines: {leaks}"
+
+
+@pytest.fixture
+def other_uid() -> int:
+    needs_root("needs root to create and switch to a second real user")
+    try:
+        return pwd.getpwnam(OTHER_USER).pw_uid
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", OTHER_USER],
+            check=True,
+        )
+        return pwd.getpwnam(OTHER_USER).pw_uid
+
+
+@pytest.fixture
+def shared_airlock(other_uid: int) -> Iterator[Airlock]:
+    """A daemon the other user may reach (as in isolated mode with two agent users)."""
+    root = Path(tempfile.mkdtemp(prefix="airlock-e2e-"))
+    root.chmod(0o711)
+    airlock = Airlock(root / "home", overrides={"daemon": {"allowed_uids": [other_uid]}})
+    airlock.home.chmod(0o711)
+    airlock.start()
+    # What group membership gives in isolated mode: the other user may reach the socket.
+    airlock.paths.run_dir.chmod(0o711)
+    airlock.paths.socket.chmod(0o666)
+    try:
+        yield airlock
+    finally:
+        airlock.stop()
+        leaks = leaked_secrets(airlock.home)
+        shutil.rmtree(root, ignore_errors=True)
     assert not leaks, f"secrets leaked into logs or audit lines: {leaks}"

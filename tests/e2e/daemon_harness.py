@@ -38,6 +38,10 @@ def leaked_secrets(home: Path) -> list[str]:
     ]
 
 
+OTHER_USER = "airlock-e2e"
+"""A second real user (system, no home, no shell), created once and kept for later runs."""
+
+
 def needs_root(why: str = "needs root to create and switch to real users") -> None:
     """Skip locally without root; under CI a missing root fails the run, never skips it."""
     import os

@@ -12,11 +12,9 @@ import errno
 import json
 import os
 import pwd
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,19 +22,9 @@ from typing import Any
 
 import httpx
 import pytest
-from daemon_harness import Airlock, leaked_secrets, remember
-
-from airlock.testing import skip_or_fail_under_ci
+from daemon_harness import Airlock, leaked_secrets, needs_root, remember
 
 LAUNCHER = Path(__file__).with_name("clocked_serve.py")
-
-
-def needs_root(why: str) -> None:
-    if os.geteuid() != 0:
-        skip_or_fail_under_ci(f"needs root {why}")
-
-
-OTHER_USER = "airlock-e2e"
 
 
 # -- a daemon on a clock the test moves ---------------------------------------------------
@@ -321,7 +309,7 @@ def airlock_factory(start_airlock: Callable[..., Airlock]) -> Callable[..., Airl
 @pytest.fixture
 def full_disk(tmp_path: Path) -> Iterator[tuple[Airlock, Callable[[], None], Callable[[], None]]]:
     """A daemon whose audit directory is a small tmpfs the test can fill and empty."""
-    needs_root("to mount a small tmpfs over the audit directory")
+    needs_root("needs root to mount a small tmpfs over the audit directory")
     # Small files, so the test can start a fresh audit.jsonl right before filling the
     # disk: a file's last page may still have room, a new file needs a new page.
     airlock = Airlock(tmp_path / "home", overrides={"audit": {"rotate_bytes": 4096}})
@@ -333,7 +321,7 @@ def full_disk(tmp_path: Path) -> Iterator[tuple[Airlock, Callable[[], None], Cal
         check=False,
     )
     if mounted.returncode != 0:
-        needs_root(f"and mount permission ({mounted.stderr.strip()})")
+        needs_root(f"needs root and mount permission ({mounted.stderr.strip()})")
     filler = audit_dir / "filler"
 
     def fill() -> None:
@@ -452,38 +440,6 @@ def http_as(
     return int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2])
 
 
-@pytest.fixture
-def other_uid() -> int:
-    needs_root("to create and switch to a second real user")
-    try:
-        return pwd.getpwnam(OTHER_USER).pw_uid
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", OTHER_USER],
-            check=True,
-        )
-        return pwd.getpwnam(OTHER_USER).pw_uid
-
-
-@pytest.fixture
-def shared(other_uid: int) -> Iterator[Airlock]:
-    """A daemon the other user may reach (as in isolated mode with two agent users)."""
-    root = Path(tempfile.mkdtemp(prefix="airlock-e2e-"))
-    root.chmod(0o711)
-    airlock = Airlock(root / "home", overrides={"daemon": {"allowed_uids": [other_uid]}})
-    airlock.home.chmod(0o711)
-    airlock.start()
-    airlock.paths.run_dir.chmod(0o711)
-    airlock.paths.socket.chmod(0o666)
-    try:
-        yield airlock
-    finally:
-        airlock.stop()
-        leaks = leaked_secrets(airlock.home)
-        shutil.rmtree(root, ignore_errors=True)
-    assert not leaks, leaks
-
-
 def _request_as(
     uid: int, airlock: Airlock, reason: str = "their inbox", ttl: str = "60m"
 ) -> dict[str, Any]:
@@ -500,15 +456,15 @@ def _request_as(
 
 
 def test_only_the_uid_that_asked_collects_and_a_thief_does_not_use_up_the_handout(
-    shared: Airlock, other_uid: int
+    shared_airlock: Airlock, other_uid: int
 ) -> None:
-    with shared.client() as agent:
-        created = shared.request(agent)
-        assert shared.approve(agent, created["code"]).status_code == 200
+    with shared_airlock.client() as agent:
+        created = shared_airlock.request(agent)
+        assert shared_airlock.approve(agent, created["code"]).status_code == 200
         url = f"/v1/requests/{created['id']}"
         status, body = http_as(
             other_uid,
-            shared.paths.socket,
+            shared_airlock.paths.socket,
             "GET",
             url,
             headers={"X-Airlock-Claim": created["claim"]},
@@ -521,26 +477,28 @@ def test_only_the_uid_that_asked_collects_and_a_thief_does_not_use_up_the_handou
         remember(state["session"]["token"])
 
 
-def test_a_uid_lists_and_denies_only_its_own_requests(shared: Airlock, other_uid: int) -> None:
-    with shared.client() as owner:
-        mine = shared.request(owner, reason="the owner's own request")
-        theirs = _request_as(other_uid, shared)
-        status, listed = http_as(other_uid, shared.paths.socket, "GET", "/v1/requests")
+def test_a_uid_lists_and_denies_only_its_own_requests(
+    shared_airlock: Airlock, other_uid: int
+) -> None:
+    with shared_airlock.client() as owner:
+        mine = shared_airlock.request(owner, reason="the owner's own request")
+        theirs = _request_as(other_uid, shared_airlock)
+        status, listed = http_as(other_uid, shared_airlock.paths.socket, "GET", "/v1/requests")
         assert status == 200
         assert [r["id"] for r in listed["requests"]] == [theirs["id"]]
         status, body = http_as(
-            other_uid, shared.paths.socket, "POST", f"/v1/requests/{mine['code']}/deny"
+            other_uid, shared_airlock.paths.socket, "POST", f"/v1/requests/{mine['code']}/deny"
         )
         assert status == 404, body
         everyone = {r["id"] for r in owner.get("/v1/requests").json()["requests"]}
         assert everyone == {mine["id"], theirs["id"]}
         status, body = http_as(
-            other_uid, shared.paths.socket, "POST", f"/v1/requests/{theirs['code']}/deny"
+            other_uid, shared_airlock.paths.socket, "POST", f"/v1/requests/{theirs['code']}/deny"
         )
         assert status == 200, body
         status, body = http_as(
             other_uid,
-            shared.paths.socket,
+            shared_airlock.paths.socket,
             "POST",
             f"/v1/requests/{mine['code']}/approve",
             body={"totp": "123456"},
@@ -550,24 +508,24 @@ def test_a_uid_lists_and_denies_only_its_own_requests(shared: Airlock, other_uid
 
 
 def test_one_uid_filling_its_queue_leaves_room_for_the_others(
-    shared: Airlock, other_uid: int
+    shared_airlock: Airlock, other_uid: int
 ) -> None:
     from airlock.security.approvals import MAX_PENDING
 
     # Each asks a longer TTL: asking again for exactly the same thing would join the
     # pending request instead of adding one.
     for n in range(MAX_PENDING):
-        _request_as(other_uid, shared, reason=f"flood {n}", ttl=f"{61 + n}m")
+        _request_as(other_uid, shared_airlock, reason=f"flood {n}", ttl=f"{61 + n}m")
     status, body = http_as(
         other_uid,
-        shared.paths.socket,
+        shared_airlock.paths.socket,
         "POST",
         "/v1/requests",
         body={"services": ["mail"], "reason": "one more", "ttl": "300m"},
     )
     assert status == 429, body
-    with shared.client() as owner:
-        shared.request(owner, reason="the owner still gets through")
+    with shared_airlock.client() as owner:
+        shared_airlock.request(owner, reason="the owner still gets through")
 
 
 # -- the live cut check trusts only an authentic tail -------------------------------------

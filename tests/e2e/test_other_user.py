@@ -20,9 +20,8 @@ from typing import Any
 import pytest
 from daemon_harness import Airlock, leaked_secrets
 
-from airlock.testing import skip_or_fail_under_ci
+from conftest import OTHER_USER
 
-OTHER_USER = "airlock-e2e"
 SOCKET_GROUP = "airlock-e2e-socket"
 AS_GROUP = (
     "import os, sys; os.setgid(int(sys.argv[1])); os.setgroups([]);"
@@ -60,43 +59,6 @@ def call_as(uid: int, socket_path: Path, token: str) -> tuple[int, dict[str, Any
     head, _, body = answer.partition(b"\r\n\r\n")
     status = int(head.split()[1])
     return status, json.loads(body)
-
-
-def _needs_root() -> None:
-    if os.geteuid() != 0:
-        skip_or_fail_under_ci("needs root to create and switch to a second real user")
-
-
-@pytest.fixture
-def other_uid() -> int:
-    _needs_root()
-    try:
-        return pwd.getpwnam(OTHER_USER).pw_uid
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", OTHER_USER],
-            check=True,
-        )
-        return pwd.getpwnam(OTHER_USER).pw_uid
-
-
-@pytest.fixture
-def shared_airlock(other_uid: int) -> Iterator[Airlock]:
-    root = Path(tempfile.mkdtemp(prefix="airlock-e2e-"))
-    root.chmod(0o711)
-    airlock = Airlock(root / "home", overrides={"daemon": {"allowed_uids": [other_uid]}})
-    airlock.home.chmod(0o711)
-    airlock.start()
-    # What group membership gives in isolated mode: the other user may reach the socket.
-    airlock.paths.run_dir.chmod(0o711)
-    airlock.paths.socket.chmod(0o666)
-    try:
-        yield airlock
-    finally:
-        airlock.stop()
-        leaks = leaked_secrets(airlock.home)
-        shutil.rmtree(root, ignore_errors=True)
-    assert not leaks, f"secrets leaked into logs or audit lines: {leaks}"
 
 
 def test_a_token_presented_by_another_uid_is_refused(
