@@ -9,7 +9,6 @@ machine is checked to be as it was.
 from __future__ import annotations
 
 import contextlib
-import grp
 import json
 import os
 import pwd
@@ -28,6 +27,7 @@ import pyotp
 from daemon_harness import TotpPhone, remember
 
 from airlock.demo.sample_mail import write_sample_maildir
+from airlock.service.accounts import group_exists, user_exists
 
 AGENT, PERSON, OUTSIDER = "alk-agent", "alk-person", "alk-outsider"
 TEST_USERS = (AGENT, PERSON, OUTSIDER)
@@ -44,22 +44,6 @@ LEFT_BEHIND = (
 CLIENT = Path("/opt/airlock/venv/bin/airlock")
 SOCKET = Path("/run/airlock/airlock.sock")
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def user_exists(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
-
-
-def group_exists(name: str) -> bool:
-    try:
-        grp.getgrnam(name)
-    except KeyError:
-        return False
-    return True
 
 
 def leftovers() -> list[str]:
