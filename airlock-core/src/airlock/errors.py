@@ -29,6 +29,7 @@
     ├── AuditError                the audit record could not be written (fail closed)
     ├── ConnectorError            the service failed or refused
     │   ├── ConnectorAuthError    the service rejected the credentials
+    │   ├── ConnectorTimeout      the operation took longer than allowed (504)
     │   └── ServiceOutOfCredit    the account at the service has no money left (402)
     ├── NotifierError             a notifier could not reach its messenger (prompt not sent)
     ├── DaemonUnreachable         no daemon on the socket (exit 5)
@@ -218,6 +219,11 @@ class ConnectorAuthError(ConnectorError):
     code = "service_auth_failed"
 
 
+class ConnectorTimeout(ConnectorError):
+    status = 504
+    code = "service_timeout"
+
+
 class ServiceOutOfCredit(ConnectorError):
     status = 402
     code = "service_out_of_credit"
@@ -254,6 +260,7 @@ HTTP_ERRORS: dict[int, tuple[type[AirlockError], str]] = {
     429: (RateLimited, "rate limited"),
     502: (ConnectorError, "the service failed or refused"),
     503: (VaultError, "the vault or the audit log is unavailable"),
+    504: (ConnectorTimeout, "the service took longer than connector_host.timeout"),
 }
 
 

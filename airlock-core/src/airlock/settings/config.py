@@ -109,6 +109,18 @@ class McpConfig(Section):
     approval_wait: Duration = 45
 
 
+class ConnectorHostConfig(Section):
+    """Where connectors run (docs/security.md, "Privilege separation")."""
+
+    socket: Path | None = None
+    """Connect to a connector host serving this Unix socket (isolated mode, written by
+    ``airlock service install --isolated``); unset, the daemon starts its own as a child
+    process."""
+    timeout: Duration = 30
+    """The longest an operation (or a gap between streamed chunks) may take before the
+    agent gets a 504 and the call is cancelled."""
+
+
 class VaultConfig(Section):
     key: str = Field("totp", pattern="^(totp|passphrase)$")
 
@@ -157,6 +169,7 @@ class AirlockConfig(BaseSettings):
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     mcp: McpConfig = Field(default_factory=McpConfig)
     vault: VaultConfig = Field(default_factory=VaultConfig)
+    connector_host: ConnectorHostConfig = Field(default_factory=ConnectorHostConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
 

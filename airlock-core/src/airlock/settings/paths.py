@@ -27,6 +27,9 @@ class Mode(StrEnum):
 ISOLATED_CONFIG_DIR = Path("/etc/airlock")
 ISOLATED_DATA_DIR = Path("/var/lib/airlock")
 ISOLATED_RUN_DIR = Path("/run/airlock")
+ISOLATED_CONNECTORS_DIR = Path("/var/lib/airlock-connectors")
+"""The connector host's own state in isolated mode (its vault and vault key), owned by
+the ``airlock-connectors`` user; the core's user cannot read it."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,13 @@ class AirlockPaths:
     @property
     def audit_key_file(self) -> Path:
         return self.data_dir / "audit.key"
+
+    @property
+    def connectors_dir(self) -> Path:
+        """The connector host's state: the service credentials' vault and its key."""
+        if self.mode is Mode.ISOLATED and self.data_dir == ISOLATED_DATA_DIR:
+            return ISOLATED_CONNECTORS_DIR
+        return self.data_dir / "connectors"
 
     @property
     def lock_file(self) -> Path:
