@@ -5,6 +5,7 @@ shows in `airlock status`. Google is a local server speaking Calendar v3 and OAu
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from daemon_harness import Airlock, remember
+from terminal import Terminal
 from tests.gcal.google_server import GoogleServer
 
 ME = "me@example.test"
@@ -161,6 +163,56 @@ def test_a_redirect_with_a_forged_state_saves_nothing(
     listing = json.loads(airlock.cli("credentials", "list", "--json").stdout)
     assert {"service": "calendar", "stored": False} in listing
     assert google.state.token_requests == []
+
+
+def test_auth_with_the_client_id_and_secret_typed_in_at_a_terminal(
+    start_airlock: Callable[..., Airlock], google: GoogleServer
+) -> None:
+    """No client file: the person types the client id (shown as typed) and the secret
+    (hidden) at the prompts, opens the printed address, then types their TOTP code; the
+    three fields reach the vault through the daemon, and the secret never shows."""
+    client_id, secret = google.client()
+    airlock = start_airlock({"services": {"calendar": {"connector": "gcal", **google.settings()}}})
+    args = ["gcal", "auth", "calendar", "--no-browser", "--timeout", "60"]
+    terminal = Terminal([sys.executable, "-m", "airlock", *args], airlock.env)
+    try:
+        terminal.expect(r"OAuth client id: ")
+        terminal.type(client_id)
+        terminal.expect(r"OAuth client secret: ")
+        terminal.type(secret)
+        address = terminal.expect(rf"{re.escape(google.url)}/auth\?\S+").group(0)
+        terminal.expect(r"waiting for Google")
+        httpx.get(address, follow_redirects=True, timeout=30).raise_for_status()  # the browser
+        terminal.expect(r"TOTP code from your authenticator: ")
+        code = airlock.phone.code()
+        terminal.type(code)
+        status = terminal.finish()
+    finally:
+        terminal.close()
+    screen = terminal.screen
+    assert status == 0, screen
+    assert "saved client_id, client_secret, refresh_token for calendar" in screen
+    assert f"connected: 1 calendar(s), primary {ME}" in screen
+    assert f"OAuth client id: {client_id}" in screen, "typing the id is echoed as usual"
+    assert secret not in screen, "the client secret was echoed"
+    assert code not in screen, "the TOTP code was echoed"
+
+    exchanged = google.state.token_requests[0]
+    assert exchanged["grant_type"] == "authorization_code"
+    assert (exchanged["client_id"], exchanged["client_secret"]) == (client_id, secret)
+    (refresh,) = google.state.grants
+    remember(refresh)
+    assert secret.encode() not in airlock.paths.vault_file.read_bytes()
+    # The daemon holds all three: its connector refreshes with them and reads the calendar.
+    with airlock.client() as agent:
+        read = airlock.session(agent, services=["calendar"], reason="my calendars")["token"]
+        listed = op(agent, read, "list_calendars")
+    assert listed.status_code == 200, listed.text
+    assert [c["id"] for c in listed.json()["result"]["calendars"]] == [ME]
+    refreshed = google.state.token_requests[-1]
+    assert refreshed["grant_type"] == "refresh_token"
+    assert (refreshed["client_id"], refreshed["client_secret"]) == (client_id, secret)
+    assert refreshed["refresh_token"] == refresh
 
 
 def test_headless_credentials_add_takes_the_three_fields(
