@@ -12,7 +12,7 @@ from airlock.daemon.http import json_model, peer, read_body
 from airlock.daemon.openapi import Route, openapi_document
 from airlock.daemon.runtime import Runtime
 from airlock.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
-from airlock.security.approvals import canonical_operation_params
+from airlock.framework.operations import canonical_operation_params
 from airlock.security.peers import speaks_for_owner
 from airlock.settings.durations import parse_duration
 

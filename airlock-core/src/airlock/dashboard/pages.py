@@ -19,8 +19,8 @@ from airlock.dashboard.security import check_csrf, current_session
 from airlock.errors import AirlockError
 from airlock.framework.spending import format_usd
 from airlock.models import Access, RequestStatus
-from airlock.security.approvals import CODE_PATTERN
 from airlock.security.peers import Peer
+from airlock.security.request_codes import CODE_PATTERN
 from airlock.settings.durations import format_duration
 from airlock.state.store import Session
 

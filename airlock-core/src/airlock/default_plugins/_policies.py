@@ -9,13 +9,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from airlock.framework.operations import operation_hash
 from airlock.framework.policies import (
     Decision,
     PolicyContext,
     Stage,
     Untrusted,
     Verdict,
-    operation_hash,
 )
 from airlock.models import Access
 

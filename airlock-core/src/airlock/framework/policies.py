@@ -7,17 +7,35 @@ built-in ``scope`` and ``read-only`` policies always speak for the cases that ma
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
+from airlock.framework.operations import canonical_params, operation_hash
 from airlock.models import Access
 from airlock.settings.config import DEFAULT_RATE_LIMIT, ServicePermissions
+
+__all__ = [
+    "UNTRUSTED",
+    "Decision",
+    "Policy",
+    "PolicyContext",
+    "ResultFilter",
+    "SessionFacts",
+    "Stage",
+    "Untrusted",
+    "UntrustedText",
+    "Verdict",
+    "apply_filters",
+    "canonical_params",
+    "combine",
+    "evaluate",
+    "operation_hash",
+    "result_filters",
+]
 
 
 class Stage(StrEnum):
@@ -61,16 +79,6 @@ class Verdict:
     policy: str = ""
     code: str = ""
     """A machine code for the refusal (``rate_limited`` maps to HTTP 429)."""
-
-
-def canonical_params(params: Mapping[str, Any]) -> str:
-    return json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def operation_hash(service: str, operation: str, params: Mapping[str, Any]) -> str:
-    """What a write approval is bound to: service, operation and canonical parameters."""
-    text = canonical_params({"service": service, "operation": operation, "params": params})
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -8,66 +8,54 @@ requester collects its session token with the request's claim secret, exactly on
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
-import hashlib
-import hmac
-import itertools
-import re
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
-from airlock.api import (
-    AccessRequestCreated,
-    AccessRequestIn,
-    PendingRequest,
-    RequestState,
-    SessionGrant,
-)
-from airlock.common.clock import Clock
-from airlock.common.logs import get_logger
+from airlock.api import AccessRequestCreated, AccessRequestIn
 from airlock.errors import (
     AccessDenied,
-    Forbidden,
     InvalidInput,
     NotFound,
-    NotPending,
-    OutOfCodes,
     RateLimited,
 )
-from airlock.framework.connectors import OperationSpec
 from airlock.framework.notifiers import Notice
-from airlock.framework.policies import (
-    Decision,
-    Policy,
-    PolicyContext,
-    Stage,
-    canonical_params,
-    evaluate,
-    operation_hash,
-)
+from airlock.framework.operations import canonical_operation_params, operation_hash
+from airlock.framework.policies import Decision, PolicyContext, Stage, evaluate
 from airlock.framework.spending import usd
 from airlock.gateway.budgets import requested_budget
-from airlock.gateway.services import Service
 from airlock.models import Access, RequestStatus
-from airlock.security.audit import Auditor
-from airlock.security.channels import Channels
-from airlock.security.code_checks import CodeChecker, CodePurpose
-from airlock.security.peers import Peer, speaks_for_owner
+from airlock.security._approval_core import (
+    MAX_WAIT,
+    SpecLookup,
+    declared_spec,
+    iso,
+)
+from airlock.security._lifecycle import SessionLifecycle
+from airlock.security.code_checks import CodePurpose
+from airlock.security.peers import Peer
 from airlock.security.prompts import render_prompt
-from airlock.security.sessions import SessionManager
-from airlock.settings.config import AirlockConfig
-from airlock.state.store import AccessRequest, StateStore, WriteApproval
+from airlock.security.request_codes import (
+    CODE_PATTERN,
+    CROCKFORD,
+    claim_hash,
+    fingerprinted,
+    new_claim,
+    new_code,
+)
+from airlock.state.store import AccessRequest, WriteApproval
 
-log = get_logger("airlock.approvals")
+__all__ = [
+    "CODE_PATTERN",
+    "CROCKFORD",
+    "MAX_PENDING",
+    "MAX_PENDING_ALL",
+    "MAX_WAIT",
+    "ApprovalService",
+    "SpecLookup",
+    "canonical_operation_params",
+    "declared_spec",
+]
 
-CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-CODE_PATTERN = re.compile(r"^[0-9A-HJKMNP-TV-Z]{4}$")
-MAX_WAIT = 60.0
 # More open prompts than a person can read are noise at best and cover for a prompt
 # slipped among them at worst: an agent flooding the phone is refused instead. The cap
 # is per uid, so one agent user cannot fill the queue for the others, under a global cap.
@@ -75,67 +63,18 @@ MAX_PENDING = 10
 MAX_PENDING_ALL = 30
 
 
-def canonical_operation_params(spec: OperationSpec, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate *params* with the operation's model (or JSON Schema) and return them in
-    canonical form."""
-    model = spec.parse_params(params, within="params")
-    dumped: dict[str, Any] = model.model_dump(mode="json", by_alias=True)
-    return dumped
-
-
-async def declared_spec(service: Service, name: str) -> OperationSpec:
-    """An operation the service's connector declares (no connector is opened to find it)."""
-    return service.connector.spec(name)
-
-
-SpecLookup = Callable[[Service, str], Awaitable[OperationSpec]]
-"""How to find a service's operation: declared, or listed when its connector opened."""
-
-
-def _claim_hash(claim: str) -> str:
-    return hashlib.sha256(claim.encode("utf-8")).hexdigest()
-
-
-def _iso(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
-
-
-class ApprovalService:
+class ApprovalService(SessionLifecycle):
     """Requests, the person's decisions, collection and revocation.
 
     Every state change here happens only after its audit record is durable (the record
     first, then the change), so a failed audit write leaves the state as it was and the
     caller gets ``AuditError`` (503). One lock orders the decisions, so nothing can
     change a request between its record and its change.
-    """
 
-    def __init__(
-        self,
-        *,
-        store: StateStore,
-        sessions: SessionManager,
-        codes: CodeChecker,
-        config: AirlockConfig,
-        clock: Clock,
-        audit: Auditor,
-        services: Mapping[str, Service],
-        policies: list[Policy],
-        channels: Channels,
-        operation_spec: SpecLookup = declared_spec,
-    ) -> None:
-        self._store = store
-        self._sessions = sessions
-        self._codes = codes
-        self._config = config
-        self._clock = clock
-        self._audit = audit
-        self._services = services
-        self._policies = policies
-        self._channels = channels
-        self._operation_spec = operation_spec
-        self._changed = asyncio.Condition()
-        self._decide = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
+    The parts: ``ApprovalCore`` (collaborators, finding, expiry), this class (new
+    requests and the decisions), ``SessionLifecycle`` (collection, expiry sweep,
+    purge, revocation).
+    """
 
     # -- requests ---------------------------------------------------------------------
 
@@ -204,14 +143,14 @@ class ApprovalService:
         )
         if joined is not None:
             return joined
-        claim = "clm_" + secrets.token_urlsafe(24)
+        claim = new_claim()
         async with self._decide:
             self._check_room(peer.uid)
-            request = _with_fingerprint(
+            request = fingerprinted(
                 AccessRequest(
                     id="req_" + secrets.token_urlsafe(12),
-                    code=self._new_code(),
-                    claim_hash=_claim_hash(claim),
+                    code=new_code(self._store),
+                    claim_hash=claim_hash(claim),
                     fingerprint="",
                     services=tuple(services),
                     access=access,
@@ -249,7 +188,7 @@ class ApprovalService:
             code=request.code,
             claim=claim,
             fingerprint=request.fingerprint,
-            expires_at=_iso(request.expires_at),
+            expires_at=iso(request.expires_at),
         )
 
     async def _join_pending(
@@ -281,21 +220,21 @@ class ApprovalService:
             )
             if not same:
                 continue
-            claim = "clm_" + secrets.token_urlsafe(24)
+            claim = new_claim()
             await self._audit.append(
                 "access_request_joined",
                 **peer.audit_fields(),
                 request=request.id,
                 request_code=request.code,
             )
-            if not self._store.replace_claim(request.id, _claim_hash(claim)):
+            if not self._store.replace_claim(request.id, claim_hash(claim)):
                 continue  # decided meanwhile: ask anew
             return AccessRequestCreated(
                 id=request.id,
                 code=request.code,
                 claim=claim,
                 fingerprint=request.fingerprint,
-                expires_at=_iso(request.expires_at),
+                expires_at=iso(request.expires_at),
             )
         return None
 
@@ -311,61 +250,6 @@ class ApprovalService:
                 f"{MAX_PENDING_ALL} requests are already waiting for the person",
                 hint="wait for an answer, or for pending requests to expire",
             )
-
-    def _new_code(self) -> str:
-        """A request code no stored request holds; codes come back once purged."""
-        for _ in range(20):
-            code = "".join(secrets.choice(CROCKFORD) for _ in range(4))
-            if self._store.get_request_by_code(code) is None:
-                return code
-        used = self._store.used_codes()
-        free = [c for c in _all_codes() if c not in used]
-        if not free:
-            raise OutOfCodes(
-                "no free request code: every code is held by a stored request",
-                hint="finished requests are deleted after approvals.retention; "
-                "answer or deny the waiting ones",
-            )
-        return secrets.choice(free)
-
-    def pending(self, viewer: Peer | None = None) -> list[PendingRequest]:
-        """Requests waiting for the person that *viewer* may see (None: the person)."""
-        now = self._clock.now()
-        return [
-            _listed(r)
-            for r in self._store.list_requests(RequestStatus.PENDING)
-            if r.expires_at > now and _may_see(viewer, r)
-        ]
-
-    def uncollected(self, viewer: Peer | None = None) -> list[PendingRequest]:
-        """Approved requests whose session was not collected yet (and still may be)."""
-        now = self._clock.now()
-        return [
-            _listed(r, collect_by=self._collect_by(r))
-            for r in self._store.uncollected_requests()
-            if self._collect_by(r) > now and _may_see(viewer, r)
-        ]
-
-    def _collect_by(self, request: AccessRequest) -> float:
-        return (request.decided_at or request.created_at) + self._config.approvals.timeout
-
-    def find(self, ref: str, viewer: Peer | None = None) -> AccessRequest:
-        """A request by id (``req_...``) or by its 4-character code, if *viewer* may see it."""
-        request = None
-        if ref.startswith("req_") and len(ref) < 64:
-            request = self._store.get_request(ref)
-        elif CODE_PATTERN.match(ref.upper()):
-            request = self._store.get_request_by_code(ref.upper())
-        if request is None or not _may_see(viewer, request):
-            raise NotFound(f"no request {ref[:40]!r}", hint="`airlock pending` lists them")
-        return request
-
-    async def _pending(self, ref: str, viewer: Peer | None) -> AccessRequest:
-        """The request, if it is still pending by the clock (lock held)."""
-        request = await self._expire_if_due(self.find(ref, viewer))
-        if request.status != RequestStatus.PENDING:
-            raise NotPending(f"request {request.code} is {request.status}, not pending")
-        return request
 
     # -- decisions --------------------------------------------------------------------
 
@@ -421,272 +305,3 @@ class ApprovalService:
         )
         await self._wake()
         return self.find(request.id)
-
-    # -- collecting the session -------------------------------------------------------
-
-    async def collect(
-        self, request_id: str, claim: str | None, *, peer: Peer, wait: float
-    ) -> RequestState:
-        request = self._store.get_request(request_id) if len(request_id) < 64 else None
-        if request is None:
-            raise NotFound(f"no request {request_id[:40]!r}")
-        if not claim or not hmac.compare_digest(request.claim_hash, _claim_hash(claim)):
-            raise Forbidden(
-                "the claim secret of this request is missing or wrong",
-                hint="send the claim from the request's answer in X-Airlock-Claim",
-            )
-        if peer.uid != request.requester_uid:
-            raise Forbidden("this request belongs to another user")
-        # Waiting is real time (a long-poll); expiry is decided by the injected clock.
-        loop = asyncio.get_running_loop()
-        loop_deadline = loop.time() + max(0.0, min(wait, MAX_WAIT))
-        while True:
-            async with self._decide:
-                request = await self._expire_if_due(request)
-            if request.status != RequestStatus.PENDING:
-                break
-            remaining = loop_deadline - loop.time()
-            if remaining <= 0:
-                break
-            async with self._changed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), timeout=min(remaining, 1.0))
-            request = self._store.get_request(request_id) or request
-        session = None
-        if request.status == RequestStatus.APPROVED:
-            session, request = await self._issue_once(request, peer)
-        state = RequestState.model_validate({"id": request.id, "status": request.status})
-        state.session = session
-        return state
-
-    async def _issue_once(
-        self, request: AccessRequest, peer: Peer
-    ) -> tuple[SessionGrant | None, AccessRequest]:
-        """The session of an approved request, the first time it is collected in time."""
-        async with self._decide:
-            fresh = await self._expire_if_due(self._store.get_request(request.id) or request)
-            if fresh.status != RequestStatus.APPROVED or fresh.session_id is not None:
-                return None, fresh  # handed out already, revoked, or not collected in time
-            op = fresh.operation
-            session, token = self._sessions.prepare(
-                fresh.services,
-                fresh.access,
-                fresh.requester_uid,
-                request_id=fresh.id,
-                ttl=fresh.ttl,
-                sensitive=fresh.sensitive,
-                starts_at=fresh.decided_at,
-                operation_hash=operation_hash(op["service"], op["name"], op["params"])
-                if op
-                else None,
-            )
-            await self._audit.append(
-                "session_issued",
-                **peer.audit_fields(),
-                session=session.id,
-                request=fresh.id,
-                services=list(session.services),
-                access=session.access,
-                operation=op,
-                expires_at=session.expires_at,
-                budget_usd=usd(fresh.budget_nano) if fresh.budget_nano is not None else None,
-            )
-            with self._store.transaction():
-                self._store.insert_session(session)
-                if fresh.budget_nano is not None:
-                    self._store.open_budget(session.id, fresh.budget_nano)
-                self._store.set_request_status(
-                    fresh.id,
-                    RequestStatus.APPROVED,
-                    decided_at=fresh.decided_at or self._clock.now(),
-                    session_id=session.id,
-                    only_if=RequestStatus.APPROVED,
-                )
-                if op is not None:
-                    self._store.bind_write_approval(fresh.id, session.id)
-        grant = SessionGrant(
-            token=token,
-            id=session.id,
-            services=list(session.services),
-            access=session.access,
-            expires_at=_iso(session.expires_at),
-        )
-        return grant, fresh
-
-    # -- expiry -----------------------------------------------------------------------
-
-    async def _expire_if_due(self, request: AccessRequest) -> AccessRequest:
-        """*request*, expired first (audited) if the clock says its time is up (lock held).
-
-        A pending request expires at ``expires_at``; an approved one whose session was
-        not collected expires ``approvals.timeout`` after its approval.
-        """
-        now = self._clock.now()
-        if request.status == RequestStatus.PENDING and request.expires_at <= now:
-            why, event = "approval timed out", "access_denied"
-        elif (
-            request.status == RequestStatus.APPROVED
-            and request.session_id is None
-            and self._collect_by(request) <= now
-        ):
-            why, event = "approved but not collected in time", "approval_expired"
-        else:
-            return request
-        await self._audit.append(
-            event,
-            request=request.id,
-            request_code=request.code,
-            reason=why,
-            uid=request.requester_uid,
-        )
-        self._store.set_request_status(
-            request.id, RequestStatus.EXPIRED, decided_at=now, only_if=request.status
-        )
-        return self._store.get_request(request.id) or request
-
-    async def expire_due(self) -> None:
-        """The periodic sweep: tidies what the clock already refuses at use time."""
-        now = self._clock.now()
-        due = self._store.pending_requests_due(now) + self._store.uncollected_requests()
-        async with self._decide:
-            for request in due:
-                await self._expire_if_due(request)
-        for session in self._sessions.expire_due():
-            await self._audit.append("session_expired", session=session.id, uid=session.uid)
-        await self._wake()
-
-    async def purge_finished(self) -> None:
-        """Delete requests and sessions that ended more than ``approvals.retention`` ago."""
-        before = self._clock.now() - self._config.approvals.retention
-        requests, sessions = self._store.purge_finished(before)
-        if requests or sessions:
-            await self._audit.append(
-                "state_purged", requests=requests, sessions=sessions, ended_before=before
-            )
-
-    async def _wake(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-
-    # -- revoking ---------------------------------------------------------------------
-
-    async def revoke_session(self, session_id: str, peer: Peer) -> str:
-        """Revoke one of *peer*'s sessions, once the record of it is durable."""
-        session = self._sessions.get(session_id, peer.uid)
-        async with self._decide:
-            if session.revoked_at is None:
-                await self._audit.append(
-                    "session_revoked", **peer.audit_fields(), session=session.id
-                )
-                self._sessions.revoke(session.id, peer.uid)
-        return session.id
-
-    async def revoke_all(
-        self,
-        *,
-        uid: int | None,
-        channel: str,
-        actor: Mapping[str, Any] | None = None,
-        spare_person: bool = False,
-    ) -> tuple[list[str], list[str]]:
-        """Revoke every active session of *uid* (None: of every uid), and cancel the
-        approved requests whose session was not collected yet, each audited first.
-        *spare_person* keeps the person's own (dashboard) sessions. Returns the sessions
-        revoked and the requests cancelled."""
-        now = self._clock.now()
-        revoked: list[str] = []
-        cancelled: list[str] = []
-        async with self._decide:
-            for session in self._store.list_sessions(uid=uid, active_at=now):
-                if spare_person and session.access is Access.PERSON:
-                    continue
-                await self._audit.append(
-                    "session_revoked",
-                    **(actor or {}),
-                    session=session.id,
-                    owner_uid=session.uid,
-                    channel=channel,
-                )
-                self._store.revoke_session(session.id, at=now)
-                revoked.append(session.id)
-            for request in self._store.uncollected_requests():
-                if uid is not None and request.requester_uid != uid:
-                    continue
-                await self._audit.append(
-                    "approval_revoked",
-                    **(actor or {}),
-                    request=request.id,
-                    request_code=request.code,
-                    owner_uid=request.requester_uid,
-                    channel=channel,
-                )
-                self._store.set_request_status(
-                    request.id,
-                    RequestStatus.REVOKED,
-                    decided_at=now,
-                    only_if=RequestStatus.APPROVED,
-                )
-                cancelled.append(request.id)
-        await self._wake()
-        return revoked, cancelled
-
-    async def revoke_everything(self, *, channel: str) -> tuple[list[str], list[str]]:
-        """Every session of every uid and every uncollected approval: the panic button."""
-        return await self.revoke_all(uid=None, channel=channel)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def _may_see(viewer: Peer | None, request: AccessRequest) -> bool:
-    """The person (a phone channel: None), the daemon's owner and root see every
-    request; any other uid only its own."""
-    return viewer is None or speaks_for_owner(viewer) or viewer.uid == request.requester_uid
-
-
-def _listed(request: AccessRequest, *, collect_by: float | None = None) -> PendingRequest:
-    return PendingRequest(
-        id=request.id,
-        code=request.code,
-        fingerprint=request.fingerprint,
-        services=list(request.services),
-        access=request.access,
-        reason=request.reason,
-        ttl=request.ttl,
-        requester_uid=request.requester_uid,
-        agent=request.agent,
-        operation=request.operation,
-        budget_usd=usd(request.budget_nano) if request.budget_nano is not None else None,
-        status=request.status,
-        created_at=_iso(request.created_at),
-        expires_at=_iso(collect_by if collect_by is not None else request.expires_at),
-    )
-
-
-@functools.cache
-def _all_codes() -> tuple[str, ...]:
-    return tuple("".join(c) for c in itertools.product(CROCKFORD, repeat=4))
-
-
-def _with_fingerprint(request: AccessRequest) -> AccessRequest:
-    """A short digest of what is asked, shown to both the agent and the person."""
-    material = canonical_params(
-        {
-            "id": request.id,
-            "services": list(request.services),
-            "access": request.access,
-            "ttl": request.ttl,
-            "reason": request.reason,
-            "operation": request.operation,
-        }
-        | ({"budget_nano": request.budget_nano} if request.budget_nano is not None else {})
-    )
-    digest = hashlib.sha256(material.encode("utf-8")).hexdigest()[:8].upper()
-    return replace(request, fingerprint=f"{digest[:4]}-{digest[4:]}")

@@ -1,0 +1,185 @@
+"""The base of :class:`~airlock.security.approvals.ApprovalService`: its collaborators,
+finding and listing requests, and the expiry every decision checks first."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from airlock.api import PendingRequest
+from airlock.common.clock import Clock
+from airlock.errors import NotFound, NotPending
+from airlock.framework.connectors import OperationSpec
+from airlock.framework.policies import Policy
+from airlock.framework.spending import usd
+from airlock.gateway.services import Service
+from airlock.models import RequestStatus
+from airlock.security.audit import Auditor
+from airlock.security.channels import Channels
+from airlock.security.code_checks import CodeChecker
+from airlock.security.peers import Peer, speaks_for_owner
+from airlock.security.request_codes import CODE_PATTERN
+from airlock.security.sessions import SessionManager
+from airlock.settings.config import AirlockConfig
+from airlock.state.store import AccessRequest, StateStore
+
+MAX_WAIT = 60.0
+
+
+def iso(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+async def declared_spec(service: Service, name: str) -> OperationSpec:
+    """An operation the service's connector declares (no connector is opened to find it)."""
+    return service.connector.spec(name)
+
+
+SpecLookup = Callable[[Service, str], Awaitable[OperationSpec]]
+"""How to find a service's operation: declared, or listed when its connector opened."""
+
+
+class ApprovalCore:
+    """What every part of the approval flow shares (see ``ApprovalService``)."""
+
+    def __init__(
+        self,
+        *,
+        store: StateStore,
+        sessions: SessionManager,
+        codes: CodeChecker,
+        config: AirlockConfig,
+        clock: Clock,
+        audit: Auditor,
+        services: Mapping[str, Service],
+        policies: list[Policy],
+        channels: Channels,
+        operation_spec: SpecLookup = declared_spec,
+    ) -> None:
+        self._store = store
+        self._sessions = sessions
+        self._codes = codes
+        self._config = config
+        self._clock = clock
+        self._audit = audit
+        self._services = services
+        self._policies = policies
+        self._channels = channels
+        self._operation_spec = operation_spec
+        self._changed = asyncio.Condition()
+        self._decide = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- requests ---------------------------------------------------------------------
+
+    def pending(self, viewer: Peer | None = None) -> list[PendingRequest]:
+        """Requests waiting for the person that *viewer* may see (None: the person)."""
+        now = self._clock.now()
+        return [
+            listed(r)
+            for r in self._store.list_requests(RequestStatus.PENDING)
+            if r.expires_at > now and may_see(viewer, r)
+        ]
+
+    def uncollected(self, viewer: Peer | None = None) -> list[PendingRequest]:
+        """Approved requests whose session was not collected yet (and still may be)."""
+        now = self._clock.now()
+        return [
+            listed(r, collect_by=self._collect_by(r))
+            for r in self._store.uncollected_requests()
+            if self._collect_by(r) > now and may_see(viewer, r)
+        ]
+
+    def _collect_by(self, request: AccessRequest) -> float:
+        return (request.decided_at or request.created_at) + self._config.approvals.timeout
+
+    def find(self, ref: str, viewer: Peer | None = None) -> AccessRequest:
+        """A request by id (``req_...``) or by its 4-character code, if *viewer* may see it."""
+        request = None
+        if ref.startswith("req_") and len(ref) < 64:
+            request = self._store.get_request(ref)
+        elif CODE_PATTERN.match(ref.upper()):
+            request = self._store.get_request_by_code(ref.upper())
+        if request is None or not may_see(viewer, request):
+            raise NotFound(f"no request {ref[:40]!r}", hint="`airlock pending` lists them")
+        return request
+
+    async def _pending(self, ref: str, viewer: Peer | None) -> AccessRequest:
+        """The request, if it is still pending by the clock (lock held)."""
+        request = await self._expire_if_due(self.find(ref, viewer))
+        if request.status != RequestStatus.PENDING:
+            raise NotPending(f"request {request.code} is {request.status}, not pending")
+        return request
+
+    # -- expiry -----------------------------------------------------------------------
+
+    async def _expire_if_due(self, request: AccessRequest) -> AccessRequest:
+        """*request*, expired first (audited) if the clock says its time is up (lock held).
+
+        A pending request expires at ``expires_at``; an approved one whose session was
+        not collected expires ``approvals.timeout`` after its approval.
+        """
+        now = self._clock.now()
+        if request.status == RequestStatus.PENDING and request.expires_at <= now:
+            why, event = "approval timed out", "access_denied"
+        elif (
+            request.status == RequestStatus.APPROVED
+            and request.session_id is None
+            and self._collect_by(request) <= now
+        ):
+            why, event = "approved but not collected in time", "approval_expired"
+        else:
+            return request
+        await self._audit.append(
+            event,
+            request=request.id,
+            request_code=request.code,
+            reason=why,
+            uid=request.requester_uid,
+        )
+        self._store.set_request_status(
+            request.id, RequestStatus.EXPIRED, decided_at=now, only_if=request.status
+        )
+        return self._store.get_request(request.id) or request
+
+    async def _wake(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # -- revoking ---------------------------------------------------------------------
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def may_see(viewer: Peer | None, request: AccessRequest) -> bool:
+    """The person (a phone channel: None), the daemon's owner and root see every
+    request; any other uid only its own."""
+    return viewer is None or speaks_for_owner(viewer) or viewer.uid == request.requester_uid
+
+
+def listed(request: AccessRequest, *, collect_by: float | None = None) -> PendingRequest:
+    return PendingRequest(
+        id=request.id,
+        code=request.code,
+        fingerprint=request.fingerprint,
+        services=list(request.services),
+        access=request.access,
+        reason=request.reason,
+        ttl=request.ttl,
+        requester_uid=request.requester_uid,
+        agent=request.agent,
+        operation=request.operation,
+        budget_usd=usd(request.budget_nano) if request.budget_nano is not None else None,
+        status=request.status,
+        created_at=iso(request.created_at),
+        expires_at=iso(collect_by if collect_by is not None else request.expires_at),
+    )

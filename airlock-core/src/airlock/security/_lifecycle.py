@@ -1,0 +1,198 @@
+"""After the person's decision: collecting the session, expiry, purging, revocation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+from airlock.api import RequestState, SessionGrant
+from airlock.errors import Forbidden, NotFound
+from airlock.framework.operations import operation_hash
+from airlock.framework.spending import usd
+from airlock.models import Access, RequestStatus
+from airlock.security._approval_core import MAX_WAIT, ApprovalCore, iso
+from airlock.security.peers import Peer
+from airlock.security.request_codes import claim_hash
+from airlock.state.store import AccessRequest
+
+
+class SessionLifecycle(ApprovalCore):
+    """The half of ``ApprovalService`` that hands out and ends sessions."""
+
+    # -- collecting the session -------------------------------------------------------
+
+    async def collect(
+        self, request_id: str, claim: str | None, *, peer: Peer, wait: float
+    ) -> RequestState:
+        request = self._store.get_request(request_id) if len(request_id) < 64 else None
+        if request is None:
+            raise NotFound(f"no request {request_id[:40]!r}")
+        if not claim or not hmac.compare_digest(request.claim_hash, claim_hash(claim)):
+            raise Forbidden(
+                "the claim secret of this request is missing or wrong",
+                hint="send the claim from the request's answer in X-Airlock-Claim",
+            )
+        if peer.uid != request.requester_uid:
+            raise Forbidden("this request belongs to another user")
+        # Waiting is real time (a long-poll); expiry is decided by the injected clock.
+        loop = asyncio.get_running_loop()
+        loop_deadline = loop.time() + max(0.0, min(wait, MAX_WAIT))
+        while True:
+            async with self._decide:
+                request = await self._expire_if_due(request)
+            if request.status != RequestStatus.PENDING:
+                break
+            remaining = loop_deadline - loop.time()
+            if remaining <= 0:
+                break
+            async with self._changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), timeout=min(remaining, 1.0))
+            request = self._store.get_request(request_id) or request
+        session = None
+        if request.status == RequestStatus.APPROVED:
+            session, request = await self._issue_once(request, peer)
+        state = RequestState.model_validate({"id": request.id, "status": request.status})
+        state.session = session
+        return state
+
+    async def _issue_once(
+        self, request: AccessRequest, peer: Peer
+    ) -> tuple[SessionGrant | None, AccessRequest]:
+        """The session of an approved request, the first time it is collected in time."""
+        async with self._decide:
+            fresh = await self._expire_if_due(self._store.get_request(request.id) or request)
+            if fresh.status != RequestStatus.APPROVED or fresh.session_id is not None:
+                return None, fresh  # handed out already, revoked, or not collected in time
+            op = fresh.operation
+            session, token = self._sessions.prepare(
+                fresh.services,
+                fresh.access,
+                fresh.requester_uid,
+                request_id=fresh.id,
+                ttl=fresh.ttl,
+                sensitive=fresh.sensitive,
+                starts_at=fresh.decided_at,
+                operation_hash=operation_hash(op["service"], op["name"], op["params"])
+                if op
+                else None,
+            )
+            await self._audit.append(
+                "session_issued",
+                **peer.audit_fields(),
+                session=session.id,
+                request=fresh.id,
+                services=list(session.services),
+                access=session.access,
+                operation=op,
+                expires_at=session.expires_at,
+                budget_usd=usd(fresh.budget_nano) if fresh.budget_nano is not None else None,
+            )
+            with self._store.transaction():
+                self._store.insert_session(session)
+                if fresh.budget_nano is not None:
+                    self._store.open_budget(session.id, fresh.budget_nano)
+                self._store.set_request_status(
+                    fresh.id,
+                    RequestStatus.APPROVED,
+                    decided_at=fresh.decided_at or self._clock.now(),
+                    session_id=session.id,
+                    only_if=RequestStatus.APPROVED,
+                )
+                if op is not None:
+                    self._store.bind_write_approval(fresh.id, session.id)
+        grant = SessionGrant(
+            token=token,
+            id=session.id,
+            services=list(session.services),
+            access=session.access,
+            expires_at=iso(session.expires_at),
+        )
+        return grant, fresh
+
+    async def expire_due(self) -> None:
+        """The periodic sweep: tidies what the clock already refuses at use time."""
+        now = self._clock.now()
+        due = self._store.pending_requests_due(now) + self._store.uncollected_requests()
+        async with self._decide:
+            for request in due:
+                await self._expire_if_due(request)
+        for session in self._sessions.expire_due():
+            await self._audit.append("session_expired", session=session.id, uid=session.uid)
+        await self._wake()
+
+    async def purge_finished(self) -> None:
+        """Delete requests and sessions that ended more than ``approvals.retention`` ago."""
+        before = self._clock.now() - self._config.approvals.retention
+        requests, sessions = self._store.purge_finished(before)
+        if requests or sessions:
+            await self._audit.append(
+                "state_purged", requests=requests, sessions=sessions, ended_before=before
+            )
+
+    async def revoke_session(self, session_id: str, peer: Peer) -> str:
+        """Revoke one of *peer*'s sessions, once the record of it is durable."""
+        session = self._sessions.get(session_id, peer.uid)
+        async with self._decide:
+            if session.revoked_at is None:
+                await self._audit.append(
+                    "session_revoked", **peer.audit_fields(), session=session.id
+                )
+                self._sessions.revoke(session.id, peer.uid)
+        return session.id
+
+    async def revoke_all(
+        self,
+        *,
+        uid: int | None,
+        channel: str,
+        actor: Mapping[str, Any] | None = None,
+        spare_person: bool = False,
+    ) -> tuple[list[str], list[str]]:
+        """Revoke every active session of *uid* (None: of every uid), and cancel the
+        approved requests whose session was not collected yet, each audited first.
+        *spare_person* keeps the person's own (dashboard) sessions. Returns the sessions
+        revoked and the requests cancelled."""
+        now = self._clock.now()
+        revoked: list[str] = []
+        cancelled: list[str] = []
+        async with self._decide:
+            for session in self._store.list_sessions(uid=uid, active_at=now):
+                if spare_person and session.access is Access.PERSON:
+                    continue
+                await self._audit.append(
+                    "session_revoked",
+                    **(actor or {}),
+                    session=session.id,
+                    owner_uid=session.uid,
+                    channel=channel,
+                )
+                self._store.revoke_session(session.id, at=now)
+                revoked.append(session.id)
+            for request in self._store.uncollected_requests():
+                if uid is not None and request.requester_uid != uid:
+                    continue
+                await self._audit.append(
+                    "approval_revoked",
+                    **(actor or {}),
+                    request=request.id,
+                    request_code=request.code,
+                    owner_uid=request.requester_uid,
+                    channel=channel,
+                )
+                self._store.set_request_status(
+                    request.id,
+                    RequestStatus.REVOKED,
+                    decided_at=now,
+                    only_if=RequestStatus.APPROVED,
+                )
+                cancelled.append(request.id)
+        await self._wake()
+        return revoked, cancelled
+
+    async def revoke_everything(self, *, channel: str) -> tuple[list[str], list[str]]:
+        """Every session of every uid and every uncollected approval: the panic button."""
+        return await self.revoke_all(uid=None, channel=channel)

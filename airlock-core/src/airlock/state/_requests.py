@@ -1,0 +1,182 @@
+"""The tables of access requests and of write approvals (one exact call each)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from airlock.models import RequestStatus
+from airlock.state._database import Database
+from airlock.state.records import (
+    AccessRequest,
+    WriteApproval,
+    approval_from_row,
+    request_from_row,
+)
+
+
+class RequestTables(Database):
+    """Access requests and the write approvals made from them."""
+
+    # -- access requests ----------------------------------------------------------
+
+    def insert_request(self, request: AccessRequest) -> None:
+        self._execute(
+            """INSERT INTO requests (id, code, claim_hash, fingerprint, services, access,
+               reason, ttl, operation, requester_uid, requester_pid, agent, sensitive, status,
+               created_at, expires_at, decided_at, session_id, budget_nano)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                request.id,
+                request.code,
+                request.claim_hash,
+                request.fingerprint,
+                json.dumps(list(request.services)),
+                request.access,
+                request.reason,
+                request.ttl,
+                json.dumps(request.operation) if request.operation is not None else None,
+                request.requester_uid,
+                request.requester_pid,
+                request.agent,
+                int(request.sensitive),
+                request.status,
+                request.created_at,
+                request.expires_at,
+                request.decided_at,
+                request.session_id,
+                request.budget_nano,
+            ),
+        )
+
+    def get_request(self, request_id: str) -> AccessRequest | None:
+        row = self._one("SELECT * FROM requests WHERE id = ?", (request_id,))
+        return request_from_row(row) if row else None
+
+    def get_request_by_code(self, code: str) -> AccessRequest | None:
+        row = self._one("SELECT * FROM requests WHERE code = ?", (code,))
+        return request_from_row(row) if row else None
+
+    def list_requests(self, status: RequestStatus | None = None) -> list[AccessRequest]:
+        if status is None:
+            rows = self._all("SELECT * FROM requests ORDER BY created_at, rowid")
+        else:
+            rows = self._all(
+                "SELECT * FROM requests WHERE status = ? ORDER BY created_at, rowid", (status,)
+            )
+        return [request_from_row(row) for row in rows]
+
+    def set_request_status(
+        self,
+        request_id: str,
+        status: RequestStatus,
+        *,
+        decided_at: float,
+        session_id: str | None = None,
+        only_if: RequestStatus = RequestStatus.PENDING,
+    ) -> bool:
+        """Move a request from *only_if* to *status*; False if it was not in *only_if*."""
+        cursor = self._execute(
+            """UPDATE requests SET status = ?, decided_at = ?, session_id = COALESCE(?, session_id)
+               WHERE id = ? AND status = ?""",
+            (status, decided_at, session_id, request_id, only_if),
+        )
+        return cursor.rowcount == 1
+
+    def replace_claim(self, request_id: str, claim_hash: str) -> bool:
+        """Give a pending request a new claim (the old one stops working); False if it is
+        no longer pending."""
+        cursor = self._execute(
+            "UPDATE requests SET claim_hash = ? WHERE id = ? AND status = ?",
+            (claim_hash, request_id, RequestStatus.PENDING),
+        )
+        return cursor.rowcount == 1
+
+    def count_pending(self, uid: int | None = None) -> int:
+        """Requests still waiting for the person (of one uid, or of all)."""
+        sql = "SELECT COUNT(*) AS n FROM requests WHERE status = ?"
+        params: list[Any] = [RequestStatus.PENDING]
+        if uid is not None:
+            sql += " AND requester_uid = ?"
+            params.append(uid)
+        row = self._one(sql, params)
+        return int(row["n"]) if row else 0
+
+    def uncollected_requests(self) -> list[AccessRequest]:
+        """Approved requests whose session nobody has collected yet."""
+        rows = self._all(
+            "SELECT * FROM requests WHERE status = ? AND session_id IS NULL "
+            "ORDER BY decided_at, rowid",
+            (RequestStatus.APPROVED,),
+        )
+        return [request_from_row(row) for row in rows]
+
+    def used_codes(self) -> set[str]:
+        """Every request code still held by a stored request (codes are unique)."""
+        return {row["code"] for row in self._all("SELECT code FROM requests")}
+
+    def pending_requests_due(self, now: float) -> list[AccessRequest]:
+        """Pending requests whose ``expires_at`` has passed."""
+        rows = self._all(
+            "SELECT * FROM requests WHERE status = ? AND expires_at <= ? ORDER BY expires_at",
+            (RequestStatus.PENDING, now),
+        )
+        return [request_from_row(row) for row in rows]
+
+    # -- write approvals ------------------------------------------------------------
+
+    def insert_write_approval(self, approval: WriteApproval) -> None:
+        self._execute(
+            """INSERT INTO write_approvals (request_id, operation_hash, session_id, created_at,
+               expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?)""",
+            (
+                approval.request_id,
+                approval.operation_hash,
+                approval.session_id,
+                approval.created_at,
+                approval.expires_at,
+                approval.used_at,
+            ),
+        )
+
+    def get_write_approval(self, request_id: str) -> WriteApproval | None:
+        row = self._one("SELECT * FROM write_approvals WHERE request_id = ?", (request_id,))
+        return approval_from_row(row) if row else None
+
+    def consume_write_approval(
+        self, operation_hash: str, *, session_id: str | None, now: float
+    ) -> WriteApproval | None:
+        """Use one unused, unexpired approval of *operation_hash* for *session_id*.
+
+        Returns the approval now marked used, or None when there is none: each approval
+        lets exactly one operation through, even when two calls race.
+        """
+        with self.transaction():
+            row = self._conn.execute(
+                """SELECT * FROM write_approvals WHERE operation_hash = ? AND used_at IS NULL
+                   AND expires_at > ? AND session_id IS ? ORDER BY created_at, rowid LIMIT 1""",
+                (operation_hash, now, session_id),
+            ).fetchone()
+            if row is None:
+                return None
+            self._conn.execute(
+                "UPDATE write_approvals SET used_at = ? WHERE request_id = ?",
+                (now, row["request_id"]),
+            )
+        approval = approval_from_row(row)
+        return WriteApproval(
+            request_id=approval.request_id,
+            operation_hash=approval.operation_hash,
+            created_at=approval.created_at,
+            expires_at=approval.expires_at,
+            session_id=approval.session_id,
+            used_at=now,
+        )
+
+    def bind_write_approval(self, request_id: str, session_id: str) -> bool:
+        """Attach the session created for *request_id* to its write approval."""
+        cursor = self._execute(
+            "UPDATE write_approvals SET session_id = ? WHERE request_id = ?",
+            (session_id, request_id),
+        )
+        return cursor.rowcount == 1

@@ -1,0 +1,159 @@
+"""The tables of sessions and of the budgets of spend sessions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from airlock.state._database import Database
+from airlock.state.records import Session, session_from_row
+
+
+class SessionTables(Database):
+    """Issued sessions (the token only as its hash) and spend sessions' budgets."""
+
+    def insert_session(self, session: Session) -> None:
+        self._execute(
+            """INSERT INTO sessions (id, token_hash, services, access, uid, created_at,
+               expires_at, revoked_at, request_id, use_count, sensitive, operation_hash)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                session.id,
+                session.token_hash,
+                json.dumps(list(session.services)),
+                session.access,
+                session.uid,
+                session.created_at,
+                session.expires_at,
+                session.revoked_at,
+                session.request_id,
+                session.use_count,
+                int(session.sensitive),
+                session.operation_hash,
+            ),
+        )
+
+    def get_session(self, session_id: str) -> Session | None:
+        row = self._one("SELECT * FROM sessions WHERE id = ?", (session_id,))
+        return session_from_row(row) if row else None
+
+    def find_session_by_token_hash(self, token_hash: str) -> Session | None:
+        row = self._one("SELECT * FROM sessions WHERE token_hash = ?", (token_hash,))
+        return session_from_row(row) if row else None
+
+    def list_sessions(
+        self, *, uid: int | None = None, active_at: float | None = None
+    ) -> list[Session]:
+        """Sessions, optionally of one uid and optionally only those active at a time."""
+        sql = "SELECT * FROM sessions WHERE 1 = 1"
+        params: list[Any] = []
+        if uid is not None:
+            sql += " AND uid = ?"
+            params.append(uid)
+        if active_at is not None:
+            sql += " AND revoked_at IS NULL AND expires_at > ?"
+            params.append(active_at)
+        rows = self._all(sql + " ORDER BY created_at, rowid", params)
+        return [session_from_row(row) for row in rows]
+
+    def revoke_session(self, session_id: str, *, at: float) -> bool:
+        """Mark a session revoked; False if unknown or already revoked."""
+        cursor = self._execute(
+            "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            (at, session_id),
+        )
+        self.revocations += 1
+        return cursor.rowcount == 1
+
+    def increment_use(self, session_id: str) -> int:
+        """Add one to the session's use count and return the new count (0 if unknown)."""
+        with self.transaction():
+            self._conn.execute(
+                "UPDATE sessions SET use_count = use_count + 1 WHERE id = ?", (session_id,)
+            )
+            row = self._conn.execute(
+                "SELECT use_count FROM sessions WHERE id = ?", (session_id,)
+            ).fetchone()
+        return int(row["use_count"]) if row else 0
+
+    def take_newly_expired(self, now: float) -> list[Session]:
+        """Sessions that expired by *now* and were not reported yet; marks them reported."""
+        with self.transaction():
+            rows = self._conn.execute(
+                """SELECT * FROM sessions WHERE expiry_noted = 0 AND revoked_at IS NULL
+                   AND expires_at <= ? ORDER BY expires_at""",
+                (now,),
+            ).fetchall()
+            self._conn.executemany(
+                "UPDATE sessions SET expiry_noted = 1 WHERE id = ?", [(r["id"],) for r in rows]
+            )
+        return [session_from_row(row) for row in rows]
+
+    # -- budgets of spend sessions -----------------------------------------------------
+
+    def open_budget(self, session_id: str, limit_nano: int) -> None:
+        self._execute(
+            "INSERT INTO budgets (session_id, limit_nano) VALUES (?, ?)", (session_id, limit_nano)
+        )
+
+    def get_budget(self, session_id: str) -> tuple[int, int, int] | None:
+        """(limit, spent, reserved) of a session's budget, in nano-dollars."""
+        row = self._one("SELECT * FROM budgets WHERE session_id = ?", (session_id,))
+        if row is None:
+            return None
+        return int(row["limit_nano"]), int(row["spent_nano"]), int(row["reserved_nano"])
+
+    def reserve_budget(
+        self,
+        session_id: str,
+        reservation_id: str,
+        amount_nano: int,
+        *,
+        at: float,
+        decided: Callable[[bool], None] | None = None,
+    ) -> bool:
+        """Reserve *amount_nano* if the budget left covers it; False (nothing held) if not.
+
+        One statement checks and takes, so two calls racing for the last cents cannot both
+        win, in this process or another. *decided* hears the answer as soon as it is known
+        under the write lock, before the commit's fsync: a caller may start its work then
+        and wait for this method's return (durable) before it lets any result out.
+        """
+        with self.transaction():
+            cursor = self._conn.execute(
+                """UPDATE budgets SET reserved_nano = reserved_nano + ?
+                   WHERE session_id = ? AND spent_nano + reserved_nano + ? <= limit_nano""",
+                (amount_nano, session_id, amount_nano),
+            )
+            won = cursor.rowcount == 1
+            if won:
+                self._conn.execute(
+                    """INSERT INTO budget_reservations (id, session_id, amount_nano, created_at)
+                       VALUES (?, ?, ?, ?)""",
+                    (reservation_id, session_id, amount_nano, at),
+                )
+            if decided is not None:
+                decided(won)
+        return won
+
+    def settle_budget(self, reservation_id: str, spent_nano: int) -> bool:
+        """Release a reservation and count *spent_nano* as spent; False if already settled."""
+        with self.transaction():
+            row = self._conn.execute(
+                "SELECT * FROM budget_reservations WHERE id = ?", (reservation_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            self._conn.execute("DELETE FROM budget_reservations WHERE id = ?", (reservation_id,))
+            self._conn.execute(
+                """UPDATE budgets SET reserved_nano = reserved_nano - ?,
+                   spent_nano = spent_nano + ? WHERE session_id = ?""",
+                (row["amount_nano"], spent_nano, row["session_id"]),
+            )
+        return True
+
+    def open_reservations(self) -> list[tuple[str, str, int]]:
+        """(reservation id, session id, amount) of every reservation not settled yet."""
+        rows = self._all("SELECT * FROM budget_reservations ORDER BY created_at, rowid")
+        return [(r["id"], r["session_id"], int(r["amount_nano"])) for r in rows]
