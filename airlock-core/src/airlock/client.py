@@ -20,7 +20,8 @@ lower-level methods: :meth:`~AirlockClient.submit_request` and
 ``approve``, ``deny``, ``sessions``, ``revoke``, credentials, ``audit``).
 """
 
-from airlock.clients._async_client import AirlockClient, StillPending
+from airlock.clients._answers import StillPending
+from airlock.clients._async_client import AirlockClient
 from airlock.clients._proxies import OperationMethod, ServiceProxy
 from airlock.clients._sync_client import SyncAirlockClient, SyncServiceProxy
 from airlock.clients._wallet import HeldSession, WaitCallback, WaitStatus

@@ -12,19 +12,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import quote
 
 from airlock import api
+from airlock.clients._answers import StillPending, outcome
 from airlock.clients._http import DaemonConnection, build
+from airlock.clients._person_calls import PersonCalls, segment
 from airlock.clients._proxies import ServiceProxy, find_operation, unknown_service
 from airlock.clients._wallet import HeldSession, SessionWallet, WaitCallback, WaitStatus
 from airlock.errors import (
-    AccessDenied,
     AirlockError,
     ApprovalRequired,
-    ApprovalTimedOut,
     NotFound,
-    NotPending,
     Unauthenticated,
 )
 from airlock.models import Access, RequestStatus
@@ -32,41 +30,20 @@ from airlock.models import Access, RequestStatus
 log = logging.getLogger("airlock.client")
 
 CLAIM_HEADER = "X-Airlock-Claim"
-TOTP_HEADER = "X-Airlock-TOTP"
 DEFAULT_WAIT = 120.0
 # One long-poll holds at most this long, and this long when someone shows progress.
 LONG_POLL = 30
 PROGRESS_POLL = 5
 
 
-class StillPending(ApprovalTimedOut):
-    """The wait ended while the request still waits for the person. The same client
-    asking again for the same thing resumes this request instead of opening another."""
-
-    def __init__(self, created: api.AccessRequestCreated, waited: float) -> None:
-        super().__init__(
-            f"request {created.code} (fingerprint {created.fingerprint}) is still waiting "
-            f"for the person's approval after {waited:g}s",
-            hint=f"approve it with `airlock approve {created.code}` before it expires",
-        )
-        self.request_code = created.code
-        self.fingerprint = created.fingerprint
-        self.expires_at = created.expires_at
-
-
 WaitKey = tuple[str, ...]
-
-
-def _seg(value: str) -> str:
-    """One path segment: an agent-supplied name must not walk to another endpoint."""
-    return quote(value, safe="")
 
 
 def _ttl(ttl: str | int | None) -> str | None:
     return f"{ttl}s" if isinstance(ttl, int) else ttl
 
 
-class AirlockClient:
+class AirlockClient(PersonCalls):
     """An async client of the daemon on *socket* (default: ``AIRLOCK_SOCKET`` or the
     socket of this user's Airlock, see :mod:`airlock.settings.paths`).
 
@@ -198,13 +175,13 @@ class AirlockClient:
             state = await self._conn.fetch(
                 api.RequestState,
                 "GET",
-                f"/v1/requests/{_seg(created.id)}",
+                f"/v1/requests/{segment(created.id)}",
                 params={"wait": hold},
                 headers={CLAIM_HEADER: created.claim},
                 read_timeout=hold + self._conn.timeout,
             )
             if state.status != RequestStatus.PENDING:
-                return _outcome(state, created)
+                return outcome(state, created)
             elapsed = time.monotonic() - started
             if elapsed >= total:
                 raise StillPending(created, total)
@@ -316,7 +293,7 @@ class AirlockClient:
         return await self._conn.fetch(
             api.OperationOut,
             "POST",
-            f"/v1/ops/{_seg(service)}/{_seg(operation)}",
+            f"/v1/ops/{segment(service)}/{segment(operation)}",
             body=api.OperationIn(params=dict(params or {})),
             headers=headers,
         )
@@ -328,7 +305,7 @@ class AirlockClient:
         out = await self._conn.fetch(
             api.OperationIn,
             "POST",
-            f"/v1/ops/{_seg(service)}/{_seg(operation)}/check",
+            f"/v1/ops/{segment(service)}/{segment(operation)}/check",
             body=api.OperationIn(params=dict(params or {})),
         )
         return out.params
@@ -421,93 +398,3 @@ class AirlockClient:
 
     def __dir__(self) -> list[str]:
         return sorted({*super().__dir__(), *(self._catalogue or {})})
-
-    # -- the person's side: requests, sessions, credentials, audit ----------------
-
-    async def pending(self) -> api.PendingList:
-        return await self._conn.fetch(api.PendingList, "GET", "/v1/requests")
-
-    async def approve(self, ref: str, totp: str) -> api.Decided:
-        """Approve request *ref* (its code or id) with the person's TOTP code."""
-        path = f"/v1/requests/{_seg(ref)}/approve"
-        body = build(api.ApproveIn, totp=totp)
-        return await self._conn.fetch(api.Decided, "POST", path, body=body)
-
-    async def deny(self, ref: str) -> api.Decided:
-        return await self._conn.fetch(api.Decided, "POST", f"/v1/requests/{_seg(ref)}/deny")
-
-    async def sessions(self) -> api.SessionList:
-        return await self._conn.fetch(api.SessionList, "GET", "/v1/sessions")
-
-    async def revoke(self, session_id: str) -> api.Revoked:
-        path = f"/v1/sessions/{_seg(session_id)}"
-        return await self._conn.fetch(api.Revoked, "DELETE", path)
-
-    async def reload(self) -> api.Reloaded:
-        """Make the daemon re-read its config (the daemon's owner or root only)."""
-        return await self._conn.fetch(api.Reloaded, "POST", "/v1/reload")
-
-    async def unlock(self, passphrase: str) -> api.Unlocked:
-        """Open the daemon's passphrase lock (the daemon's owner or root only)."""
-        body = build(api.UnlockIn, passphrase=passphrase)
-        return await self._conn.fetch(api.Unlocked, "POST", "/v1/unlock", body=body)
-
-    async def revoke_all(self) -> api.Revoked:
-        return await self._conn.fetch(api.Revoked, "DELETE", "/v1/sessions")
-
-    async def add_credentials(
-        self, service: str, fields: Mapping[str, str], *, totp: str
-    ) -> api.CredentialsOut:
-        """Store *fields* for *service* in the daemon's vault (the daemon runs ``check()``)."""
-        body = build(api.CredentialsIn, totp=totp, fields=dict(fields))
-        path = f"/v1/credentials/{_seg(service)}"
-        return await self._conn.fetch(api.CredentialsOut, "POST", path, body=body)
-
-    async def list_credentials(self) -> list[dict[str, object]]:
-        """Which services and notifiers have stored credentials (names only, no TOTP)."""
-        listing = await self._conn.fetch(api.CredentialListing, "GET", "/v1/credentials")
-        return listing.credentials
-
-    async def get_credential(self, service: str, field: str, *, totp: str) -> api.CredentialValue:
-        path = f"/v1/credentials/{_seg(service)}/{_seg(field)}"
-        headers = {TOTP_HEADER: totp}
-        return await self._conn.fetch(api.CredentialValue, "GET", path, headers=headers)
-
-    async def remove_credentials(self, service: str, *, totp: str) -> api.CredentialsOut:
-        path = f"/v1/credentials/{_seg(service)}"
-        headers = {TOTP_HEADER: totp}
-        return await self._conn.fetch(api.CredentialsOut, "DELETE", path, headers=headers)
-
-    async def audit(
-        self,
-        *,
-        since: str | None = None,
-        service: str | None = None,
-        event: str | None = None,
-        limit: int | None = None,
-    ) -> api.AuditEvents:
-        """Audit events; *since* as the daemon takes it (``"7d"`` or an ISO time)."""
-        query = {"since": since, "service": service, "event": event, "limit": limit}
-        params = {k: v for k, v in query.items() if v is not None}
-        return await self._conn.fetch(api.AuditEvents, "GET", "/v1/audit", params=params)
-
-
-def _outcome(state: api.RequestState, created: api.AccessRequestCreated) -> api.SessionGrant:
-    """The session of an answered request, or the error its answer means."""
-    if state.status == RequestStatus.APPROVED:
-        if state.session is None:
-            raise NotPending(
-                f"request {created.code} was approved, but its session was already collected",
-                hint="ask for access again",
-            )
-        return state.session
-    if state.status == RequestStatus.DENIED:
-        raise AccessDenied(f"the person denied request {created.code}")
-    if state.status == RequestStatus.REVOKED:
-        raise AccessDenied(
-            f"request {created.code} was revoked before its session was collected",
-            hint="ask for access again",
-        )
-    raise ApprovalTimedOut(
-        f"request {created.code} expired before anyone approved it", hint="ask for access again"
-    )
