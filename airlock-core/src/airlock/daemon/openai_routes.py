@@ -18,19 +18,20 @@ from typing import Any
 
 from aiohttp import web
 
+from airlock import api
 from airlock.common.logs import get_logger
-from airlock.daemon.http import parse_json_object, peer, whole_body
+from airlock.daemon.http import Handler, parse_json_object, peer, whole_body
+from airlock.daemon.openapi import Route
 from airlock.daemon.routes import RUNTIME, bearer
 from airlock.daemon.runtime import Runtime
 from airlock.errors import AirlockError, BudgetExhausted, NotFound
 from airlock.framework.connectors import OPENAI_PATHS
 from airlock.gateway.priced_calls import BudgetCut
 
-__all__ = ["OPENAI_ROUTE", "openai_call"]
+__all__ = ["OPENAI_ROUTES", "openai_call"]
 
 log = get_logger("airlock.daemon")
 
-OPENAI_ROUTE = "/v1/openai/{service}/{path:.+}"
 SSE_HEADERS = {
     "Content-Type": "text/event-stream",
     "Cache-Control": "no-cache",
@@ -53,9 +54,10 @@ def _operation(runtime: Runtime, service: str, path: str, method: str) -> str:
     return operation
 
 
-async def openai_call(request: web.Request) -> web.StreamResponse:
+async def openai_call(request: web.Request, path: str) -> web.StreamResponse:
+    """Serve OpenAI's *path* (a key of ``OPENAI_PATHS``) on the service the URL names."""
     runtime = request.app[RUNTIME]
-    service, path = request.match_info["service"], request.match_info["path"]
+    service = request.match_info["service"]
     operation = _operation(runtime, service, path, request.method)
     token = bearer(request)
     caller = peer(request)
@@ -115,3 +117,45 @@ def _event(data: dict[str, Any]) -> bytes:
 
 def _error(code: str, message: str) -> dict[str, str]:
     return {"code": code, "message": message}
+
+
+def _serving(path: str) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await openai_call(request, path)
+
+    return handler
+
+
+def _route(path: str, summary: str, **described: Any) -> Route:
+    return Route(
+        OPENAI_PATHS[path],
+        f"/v1/openai/{{service}}/{path}",
+        _serving(path),
+        summary,
+        headers=("Authorization",),
+        **described,
+    )
+
+
+OPENAI_ROUTES: tuple[Route, ...] = (
+    _route(
+        "chat/completions",
+        "OpenAI-compatible chat completion in a spend session (stream: true for events)",
+        body=api.OpenAIChatRequest,
+        response=api.OpenAIChatCompletion,
+        events=api.OpenAIChatChunk,
+    ),
+    _route(
+        "embeddings",
+        "OpenAI-compatible embeddings in a spend session",
+        body=api.OpenAIEmbeddingsRequest,
+        response=api.OpenAIEmbeddings,
+    ),
+    _route(
+        "models",
+        "OpenAI-compatible list of the models the service allows",
+        response=api.OpenAIModelList,
+    ),
+)
+"""The OpenAI API paths a connector may serve (``OPENAI_PATHS``), as routes: served and
+described like every other route."""

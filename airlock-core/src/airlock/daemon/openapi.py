@@ -29,12 +29,15 @@ class Route:
     status: int = 200
     query: tuple[str, ...] = ()
     headers: tuple[str, ...] = ()
+    events: type[BaseModel] | None = None
+    """With ``stream: true`` in the body: the answer is server-sent events, each ``data:``
+    one of these (the OpenAI endpoint's streamed chat)."""
 
 
 def openapi_document(routes: tuple[Route, ...]) -> dict[str, Any]:
     models: set[type[BaseModel]] = {ErrorOut}
     for route in routes:
-        models.update(m for m in (route.body, route.response) if m is not None)
+        models.update(m for m in (route.body, route.response, route.events) if m is not None)
     _, schemas = models_json_schema(
         [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
         ref_template="#/components/schemas/{model}",
@@ -57,10 +60,7 @@ def openapi_document(routes: tuple[Route, ...]) -> dict[str, Any]:
                 for h in route.headers
             ],
             "responses": {
-                str(route.status): {
-                    "description": "OK",
-                    "content": {"application/json": {"schema": _ref(route.response)}},
-                },
+                str(route.status): {"description": "OK", "content": _content(route)},
                 **{
                     str(status): {
                         "description": text,
@@ -83,6 +83,21 @@ def openapi_document(routes: tuple[Route, ...]) -> dict[str, Any]:
         "paths": paths,
         "components": {"schemas": schemas.get("$defs", {})},
     }
+
+
+def _content(route: Route) -> dict[str, Any]:
+    content: dict[str, Any] = {"application/json": {"schema": _ref(route.response)}}
+    if route.events is not None:
+        content["text/event-stream"] = {
+            "schema": {
+                "type": "string",
+                "description": f"Server-sent events: each `data:` line one {route.events.__name__}"
+                ' as JSON, then `data: [DONE]`, or `data: {"error": {"code", "message"}}` '
+                "when the stream is cut short",
+            },
+            "x-event-schema": _ref(route.events),
+        }
+    return content
 
 
 def _operation_id(route: Route) -> str:

@@ -17,6 +17,8 @@ from airlock.security.peers import speaks_for_owner
 from airlock.settings.durations import parse_duration
 
 RUNTIME = web.AppKey("runtime", Runtime)
+ROUTE_TABLE = web.AppKey("routes", tuple)
+"""Every route the app serves (these and the OpenAI endpoint's), as the document shows them."""
 
 
 def rt(request: web.Request) -> Runtime:
@@ -227,7 +229,7 @@ def _parse_since(raw: str) -> datetime:
 
 
 async def openapi(request: web.Request) -> web.StreamResponse:
-    return web.json_response(openapi_document(ROUTES))
+    return web.json_response(openapi_document(request.app[ROUTE_TABLE]))
 
 
 ROUTES: tuple[Route, ...] = (

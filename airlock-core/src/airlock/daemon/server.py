@@ -23,8 +23,8 @@ from airlock.daemon.http import (
     errors_as_json,
     make_uid_middleware,
 )
-from airlock.daemon.openai_routes import OPENAI_ROUTE, openai_call
-from airlock.daemon.routes import ROUTES, RUNTIME
+from airlock.daemon.openai_routes import OPENAI_ROUTES
+from airlock.daemon.routes import ROUTE_TABLE, ROUTES, RUNTIME
 from airlock.daemon.runtime import Runtime
 from airlock.errors import AirlockError, AlreadyRunning
 from airlock.framework.plugins import AirlockPluginManager
@@ -40,10 +40,10 @@ def build_web_app(runtime: Runtime, gate: UidGate, guard: ConnectionGuard) -> we
     )
     app[RUNTIME] = runtime
     app[BODY_TIMEOUT] = float(runtime.config.daemon.idle_timeout)
-    for route in ROUTES:
+    # One table serves and is described: GET /v1/openapi.json documents exactly these.
+    app[ROUTE_TABLE] = table = ROUTES + OPENAI_ROUTES
+    for route in table:
         app.router.add_route(route.method, route.path, route.handler)
-    for method in ("GET", "POST"):  # which path takes which is the connector's to say
-        app.router.add_route(method, OPENAI_ROUTE, openai_call)
     return app
 
 
