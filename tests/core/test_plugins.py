@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -203,3 +205,111 @@ def test_without_the_switch_nothing_is_traced(capsys: pytest.CaptureFixture[str]
 
     policies_of(get_plugin_manager(load_entry_points=False, env={}))
     assert "airlock: hook" not in capsys.readouterr().err
+
+
+DECLARING_PLUGIN = """
+from airlock.framework.hookspecs import hookimpl
+
+@hookimpl
+def register_connectors():
+    return [
+        "lazy = lazy_connector:Lazy",
+        "broken = lazy_missing:Gone",
+        "liar = lazy_connector:Liar",
+    ]
+
+@hookimpl
+def register_policies():
+    return ["counting = lazy_connector:Counting"]
+"""
+
+LAZY_CONNECTOR = """
+from airlock.framework.connectors import Connector
+
+class Lazy(Connector):
+    name = "lazy"
+
+class Liar(Connector):
+    name = "not-liar"
+
+class Counting:
+    name = "counting"
+
+    def check(self, ctx):
+        return None
+"""
+
+
+@pytest.fixture
+def lazy_site(site: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """*site* with the declaring plugin; its modules are imported afresh by each test."""
+    for module in ("lazy_plugin", "lazy_connector"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    make_distribution(site, "airlock-lazy", "lazy_plugin", DECLARING_PLUGIN)
+    (site / "lazy_connector.py").write_text(textwrap.dedent(LAZY_CONNECTOR))
+    yield site
+    for module in ("lazy_plugin", "lazy_connector"):
+        sys.modules.pop(module, None)
+
+
+def test_a_declared_component_is_listed_without_importing_its_module(lazy_site: Path) -> None:
+    pm = get_plugin_manager(env={})
+    entry = next(e for e in plugin_report(pm, include_builtin=False) if e["name"] == "lazy_plugin")
+    assert entry["components"]["connectors"] == ["lazy", "broken", "liar"]
+    assert entry["components"]["policies"] == ["counting"]
+    connectors = get_connectors(pm)
+    assert {"lazy", "broken", "liar"} <= set(connectors)
+    assert "lazy_connector" not in sys.modules
+    assert connectors["lazy"].name == "lazy"
+    assert connectors["lazy"] is connectors["lazy"]
+    assert "lazy_connector" in sys.modules
+
+
+def test_a_declared_component_that_cannot_load_is_a_config_error_naming_it(
+    lazy_site: Path,
+) -> None:
+    from airlock.errors import ConfigError
+
+    connectors = get_connectors(get_plugin_manager(env={}))
+    with pytest.raises(ConfigError) as missing:
+        connectors["broken"]
+    assert "connector 'broken' of airlock-lazy (lazy_missing:Gone)" in missing.value.message
+    assert "ModuleNotFoundError" in missing.value.message
+    with pytest.raises(ConfigError, match="its name is 'not-liar'"):
+        connectors.get("liar")
+
+
+def test_a_declared_policy_is_a_fresh_object_each_time(lazy_site: Path) -> None:
+    from airlock.framework.plugins import get_policies as policies_of
+
+    pm = get_plugin_manager(env={})
+    first = {p.name: p for p in policies_of(pm)}
+    second = {p.name: p for p in policies_of(pm)}
+    assert {"scope", "read-only", "rate-limit", "redact-codes", "counting"} == set(first)
+    assert first["counting"] is not second["counting"]
+    assert type(first["rate-limit"]).__name__ == "RateLimitPolicy"
+
+
+def test_a_malformed_reference_is_reported_against_its_plugin(site: Path) -> None:
+    body = DECLARING_PLUGIN.replace('"lazy = lazy_connector:Lazy"', '"lazy_connector.Lazy"')
+    make_distribution(site, "airlock-badref", "badref_plugin", body)
+    pm = get_plugin_manager(env={})
+    assert "lazy" not in get_connectors(pm)
+    failures = [e for e in plugin_report(pm, include_builtin=False) if "error" in e]
+    assert failures == [
+        {
+            "name": "badref_plugin",
+            "distribution": "airlock-badref",
+            "error": "register_connectors raised ValueError: 'lazy_connector.Lazy' is not a "
+            "connector class nor a reference 'ID = module:Class'",
+        }
+    ]
+
+
+def test_every_first_party_component_is_declared_by_reference() -> None:
+    """Listing components imports no first-party component module (docs/plugins.md)."""
+    pm = get_plugin_manager(env={})
+    for hook_name in ("register_connectors", "register_notifiers", "register_policies"):
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            returned = list(impl.function())
+            assert all(isinstance(c, str) for c in returned), (impl.plugin_name, returned)

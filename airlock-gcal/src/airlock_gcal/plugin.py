@@ -4,19 +4,14 @@ module, so gcsa and google-auth load only when a calendar is used."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airlock.plugin import hookimpl
 
-if TYPE_CHECKING:
-    from airlock.plugin import Connector
-
 
 @hookimpl
-def register_connectors() -> Iterable[type[Connector]]:
-    from airlock_gcal.connector import GcalConnector
-
-    return [GcalConnector]
+def register_connectors() -> Iterable[str]:
+    return ["gcal = airlock_gcal.connector:GcalConnector"]
 
 
 @hookimpl

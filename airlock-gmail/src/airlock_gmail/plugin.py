@@ -4,16 +4,10 @@ module, so the connector loads only when asked for."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from airlock.plugin import hookimpl
 
-if TYPE_CHECKING:
-    from airlock.plugin import Connector
-
 
 @hookimpl
-def register_connectors() -> Iterable[type[Connector]]:
-    from airlock_gmail.connector import GmailConnector
-
-    return [GmailConnector]
+def register_connectors() -> Iterable[str]:
+    return ["gmail = airlock_gmail.connector:GmailConnector"]

@@ -4,16 +4,10 @@ module, so the connector loads only when asked for."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from airlock.plugin import hookimpl
 
-if TYPE_CHECKING:
-    from airlock.plugin import Connector
-
 
 @hookimpl
-def register_connectors() -> Iterable[type[Connector]]:
-    from airlock_icloud.connector import ICloudConnector
-
-    return [ICloudConnector]
+def register_connectors() -> Iterable[str]:
+    return ["icloud = airlock_icloud.connector:ICloudConnector"]

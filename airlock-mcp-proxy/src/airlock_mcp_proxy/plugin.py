@@ -4,16 +4,10 @@ this module, so the MCP client loads only when a service is used."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from airlock.plugin import hookimpl
 
-if TYPE_CHECKING:
-    from airlock.plugin import Connector
-
 
 @hookimpl
-def register_connectors() -> Iterable[type[Connector]]:
-    from airlock_mcp_proxy.connector import McpProxy
-
-    return [McpProxy]
+def register_connectors() -> Iterable[str]:
+    return ["mcp = airlock_mcp_proxy.connector:McpProxy"]

@@ -4,19 +4,14 @@ imports this module, so httpx, aiohttp and the notifier load only when asked for
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airlock.plugin import hookimpl
 
-if TYPE_CHECKING:
-    from airlock.plugin import Notifier
-
 
 @hookimpl
-def register_notifiers() -> Iterable[type[Notifier]]:
-    from airlock_notify_signal._notifier import SignalNotifier
-
-    return [SignalNotifier]
+def register_notifiers() -> Iterable[str]:
+    return ["signal = airlock_notify_signal._notifier:SignalNotifier"]
 
 
 @hookimpl

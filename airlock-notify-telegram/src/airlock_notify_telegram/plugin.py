@@ -4,19 +4,14 @@ imports this module, so httpx and the notifier load only when asked for."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airlock.plugin import hookimpl
 
-if TYPE_CHECKING:
-    from airlock.plugin import Notifier
-
 
 @hookimpl
-def register_notifiers() -> Iterable[type[Notifier]]:
-    from airlock_notify_telegram._notifier import TelegramNotifier
-
-    return [TelegramNotifier]
+def register_notifiers() -> Iterable[str]:
+    return ["telegram = airlock_notify_telegram._notifier:TelegramNotifier"]
 
 
 @hookimpl

@@ -4,16 +4,10 @@ this module, so the connector loads only when asked for."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from airlock.plugin import hookimpl
 
-if TYPE_CHECKING:
-    from airlock.plugin import Connector
-
 
 @hookimpl
-def register_connectors() -> Iterable[type[Connector]]:
-    from airlock_openrouter.connector import OpenRouterConnector
-
-    return [OpenRouterConnector]
+def register_connectors() -> Iterable[str]:
+    return ["openrouter = airlock_openrouter.connector:OpenRouterConnector"]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from airlock._version import __version__
+from airlock.cli._lean import lazy_typer_coercion, without_pydantic_plugins
 from airlock.errors import AirlockError
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ def build_app(pm: AirlockPluginManager) -> typer.Typer:
     )
     from airlock.cli.context import CliState
 
+    lazy_typer_coercion()
     app = typer.Typer(
         name="airlock",
         help="Airlock: let AI agents reach your accounts only with your approval.",
@@ -86,17 +88,6 @@ def build_app(pm: AirlockPluginManager) -> typer.Typer:
 
     register_commands(pm, app)
     return app
-
-
-def without_pydantic_plugins() -> None:
-    """Load no third-party pydantic plugins in this process (call before any model exists).
-
-    A pydantic plugin sees every value validated, codes and credentials included; finding
-    them also costs ~20 ms of start-up (``importlib.metadata``) on every command.
-    """
-    import os
-
-    os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
 
 
 def main() -> None:

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from airlock.framework.hookspecs import hookimpl
 
-if TYPE_CHECKING:
-    from airlock.framework.policies import Policy
-
 
 @hookimpl
-def register_policies() -> Iterable[Policy]:
-    from airlock.default_plugins._policies import (
-        RateLimitPolicy,
-        ReadOnlyPolicy,
-        RedactCodesPolicy,
-        ScopePolicy,
-    )
-
-    return [ScopePolicy(), ReadOnlyPolicy(), RateLimitPolicy(), RedactCodesPolicy()]
+def register_policies() -> Iterable[str]:
+    return [
+        "scope = airlock.default_plugins._policies:ScopePolicy",
+        "read-only = airlock.default_plugins._policies:ReadOnlyPolicy",
+        "rate-limit = airlock.default_plugins._policies:RateLimitPolicy",
+        "redact-codes = airlock.default_plugins._policies:RedactCodesPolicy",
+    ]

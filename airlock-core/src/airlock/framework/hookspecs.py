@@ -25,8 +25,10 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def register_connectors() -> Iterable[type[Connector]]:
-    """Return the ``Connector`` classes this plugin provides.
+def register_connectors() -> Iterable[type[Connector] | str]:
+    """Return the ``Connector`` classes this plugin provides, each as a reference
+    ``"ID = module:Class"`` (imported only when a command uses that connector) or as the
+    class itself (imported for every command that lists components).
 
     Every implementation is called; the results are merged. Connector ids (``name``) must
     be unique across all plugins: a clash is an error naming both distributions. Import
@@ -35,8 +37,9 @@ def register_connectors() -> Iterable[type[Connector]]:
 
 
 @hookspec
-def register_notifiers() -> Iterable[type[Notifier]]:
-    """Return the ``Notifier`` classes this plugin provides.
+def register_notifiers() -> Iterable[type[Notifier] | str]:
+    """Return the ``Notifier`` classes this plugin provides, as references
+    ``"ID = module:Class"`` or classes (see ``register_connectors``).
 
     Every implementation is called; ids must be unique across plugins. No I/O: a notifier
     connects only when the daemon opens it.
@@ -44,8 +47,10 @@ def register_notifiers() -> Iterable[type[Notifier]]:
 
 
 @hookspec
-def register_policies() -> Iterable[Policy]:
-    """Return ``Policy`` objects to consult on every request and operation.
+def register_policies() -> Iterable[Policy | str]:
+    """Return ``Policy`` objects to consult on every request and operation, or references
+    ``"ID = module:Class"`` to a policy class whose instances take no arguments (a fresh
+    one is made when the daemon loads its policies).
 
     Every implementation is called and every policy is evaluated (never first-result):
     any DENY wins, then ASK, then ALLOW; ``None`` from ``check`` abstains. A policy must

@@ -9,8 +9,9 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
+import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pluggy
 
 from airlock._version import __version__
-from airlock.errors import PluginError
+from airlock.errors import ConfigError, PluginError
 from airlock.framework import hookspecs
 from airlock.framework._entry_points import entry_points
 
@@ -136,16 +137,102 @@ def _register_checked(pm: AirlockPluginManager, plugin: object, name: str) -> st
     return f"unknown hook {unknown[0]!r}{guess}; Airlock's hooks are {', '.join(hooks)}"
 
 
+T = TypeVar("T")
+
+# "ID = module:Class": a component declared by reference (docs/plugins.md).
+_REFERENCE = re.compile(
+    r"^\s*(?P<id>[A-Za-z0-9][A-Za-z0-9_.-]*)\s*=\s*"
+    r"(?P<module>[A-Za-z_][\w.]*)\s*:\s*(?P<attr>[A-Za-z_][\w.]*)\s*$"
+)
+
+
+@dataclass(frozen=True)
+class Declared:
+    """A component a plugin declared as ``"ID = module:Class"``: its id is known without
+    importing anything; its class is imported when a command first uses it."""
+
+    name: str
+    module: str
+    attr: str
+    kind: str
+    distribution: str
+
+    @classmethod
+    def parse(cls, reference: str, kind: str, distribution: str) -> Declared:
+        found = _REFERENCE.match(reference)
+        if found is None:
+            raise ValueError(
+                f"{reference!r} is not a {kind} class nor a reference 'ID = module:Class'"
+            )
+        return cls(found["id"], found["module"], found["attr"], kind, distribution)
+
+    def load(self) -> Any:
+        """The class, checked to be what was declared. A ConfigError otherwise, as for a
+        configured component that is not installed: ``airlock status`` shows it against
+        the service, and the daemon refuses to start with it."""
+        where = f"{self.kind} {self.name!r} of {self.distribution} ({self.module}:{self.attr})"
+        try:
+            target: Any = importlib.import_module(self.module)
+            for part in self.attr.split("."):
+                target = getattr(target, part)
+        except Exception as exc:
+            raise ConfigError(
+                f"{where} could not be loaded: {type(exc).__name__}: {exc}",
+                hint="reinstall the plugin or disable it with AIRLOCK_DISABLE_PLUGINS",
+            ) from exc
+        actual = getattr(target, "name", None)
+        if not isinstance(target, type) or actual != self.name:
+            raise ConfigError(
+                f"{where} is not the class it declares: its name is {actual!r}",
+                hint="the id before '=' must be the class's name attribute",
+            )
+        if self.kind == "policy":  # a policy is an object: a fresh one of the class
+            return target()
+        return target
+
+
+class Components(Mapping[str, T]):
+    """Registered components by id. Ids (and ``in``, ``len``, iteration) need no import;
+    a declared component's class is imported when it is first looked up."""
+
+    def __init__(self, found: Mapping[str, Any]) -> None:
+        self._found = dict(found)
+
+    def __getitem__(self, cid: str) -> T:
+        component = self._found[cid]
+        if isinstance(component, Declared):
+            component = self._found[cid] = component.load()
+        return component  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._found)
+
+    def __len__(self) -> int:
+        return len(self._found)
+
+    def __contains__(self, cid: object) -> bool:
+        return cid in self._found
+
+    def __repr__(self) -> str:
+        return f"Components({sorted(self._found)})"
+
+
 def _call(pm: AirlockPluginManager, impl: Any, hook_name: str, **kwargs: Any) -> list[Any]:
     """One plugin's implementation of a hook; a plugin whose hook raises is reported
     (``airlock plugins list``) and skipped, so the others and every command keep working.
 
     Each implementation is called on its own (pluggy would stop at the first that raises),
-    so this is also where ``AIRLOCK_TRACE_PLUGINS`` sees every call."""
+    so this is also where ``AIRLOCK_TRACE_PLUGINS`` sees every call. A registration hook's
+    references (``"ID = module:Class"``) become :class:`Declared` components here."""
     if pm.trace_hooks:
         print(f"airlock: hook {hook_name} -> plugin {impl.plugin_name}", file=sys.stderr)
     try:
-        return list(impl.function(**kwargs) or ())
+        found = list(impl.function(**kwargs) or ())
+        kind = _KINDS.get(hook_name)
+        if kind is not None:
+            dist = _distribution(pm, impl.plugin_name)
+            found = [Declared.parse(c, kind, dist) if isinstance(c, str) else c for c in found]
+        return found
     except Exception as exc:
         if pm.trace_hooks:
             print(f"airlock: hook {hook_name} raised {type(exc).__name__}", file=sys.stderr)
@@ -159,7 +246,11 @@ def _call(pm: AirlockPluginManager, impl: Any, hook_name: str, **kwargs: Any) ->
         return []
 
 
-T = TypeVar("T")
+_KINDS = {
+    "register_connectors": "connector",
+    "register_notifiers": "notifier",
+    "register_policies": "policy",
+}
 
 
 def _collect(pm: AirlockPluginManager, hook_name: str, kind: str) -> dict[str, tuple[Any, str]]:
@@ -185,18 +276,22 @@ def _distribution(pm: AirlockPluginManager, plugin_name: str) -> str:
     return source.distribution if source else plugin_name
 
 
-def get_connectors(pm: AirlockPluginManager) -> dict[str, type[Connector]]:
+def get_connectors(pm: AirlockPluginManager) -> Components[type[Connector]]:
+    """Connector classes by id; a declared one is imported when first looked up."""
     found = _collect(pm, "register_connectors", "connector")
-    return {cid: comp for cid, (comp, _) in found.items()}
+    return Components({cid: comp for cid, (comp, _) in found.items()})
 
 
-def get_notifiers(pm: AirlockPluginManager) -> dict[str, type[Notifier]]:
+def get_notifiers(pm: AirlockPluginManager) -> Components[type[Notifier]]:
+    """Notifier classes by id; a declared one is imported when first looked up."""
     found = _collect(pm, "register_notifiers", "notifier")
-    return {cid: comp for cid, (comp, _) in found.items()}
+    return Components({cid: comp for cid, (comp, _) in found.items()})
 
 
 def get_policies(pm: AirlockPluginManager) -> list[Policy]:
-    return [comp for comp, _ in _collect(pm, "register_policies", "policy").values()]
+    """Every policy object; a declared one is a fresh instance of its class."""
+    found = _collect(pm, "register_policies", "policy").values()
+    return [comp.load() if isinstance(comp, Declared) else comp for comp, _ in found]
 
 
 def register_commands(pm: AirlockPluginManager, app: Any) -> None:

@@ -12,7 +12,7 @@ import sys
 
 def main() -> None:
     """Entry point of the ``airlock-mcp`` script and ``airlock mcp``."""
-    from airlock.cli import without_pydantic_plugins
+    from airlock.cli._lean import without_pydantic_plugins
 
     without_pydantic_plugins()
     import anyio
