@@ -11,9 +11,10 @@ Both are measured by ``benchmarks/cli_startup.py`` and kept out by
   equivalent module that finds none stands in for it.
 - typer (0.2x) converts every parameter of the command it runs through a pydantic
   ``TypeAdapter``, built on first use: importing pydantic and building the adapters costs
-  more than the rest of ``airlock init``. A ``str``, ``bool`` or plain ``int`` parameter
-  that already holds a value of its type, or holds none, is what the adapter would
-  return; only other values (and every other kind of parameter) build the adapter.
+  more than the rest of ``airlock init``. A ``str``, ``bool`` or ``int`` parameter that
+  already holds a value of its type (an ``int`` within its bounds), or holds none, is
+  what the adapter would return; only other values (and every other kind of parameter)
+  build the adapter.
 
 Each replacement checks that the internals it relies on are there and otherwise leaves
 typer or pydantic as they are (slower, never wrong).
@@ -26,6 +27,7 @@ import sys
 import types
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from importlib.machinery import ModuleSpec
 from typing import Any
 
 _LOADER = "pydantic.plugin._loader"
@@ -38,16 +40,27 @@ def without_pydantic_plugins() -> None:
     them also costs ~20 ms of start-up (``importlib.metadata``) on every command.
     """
     os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
-    if _LOADER in sys.modules:
-        return
-    stand_in = types.ModuleType(_LOADER, "No pydantic plugins (airlock.cli._lean).")
+    if _LOADER not in sys.modules and not any(isinstance(f, _NoPlugins) for f in sys.meta_path):
+        sys.meta_path.insert(0, _NoPlugins())
 
-    def get_plugins() -> Iterable[Any]:
-        return ()
 
-    stand_in.get_plugins = get_plugins  # type: ignore[attr-defined]
-    stand_in.PYDANTIC_ENTRY_POINT_GROUP = "pydantic"  # type: ignore[attr-defined]
-    sys.modules[_LOADER] = stand_in
+class _NoPlugins:
+    """Imports, as ``pydantic.plugin._loader``, a module whose ``get_plugins`` finds none:
+    what the real one answers under ``PYDANTIC_DISABLE_PLUGINS=__all__``, without first
+    importing ``importlib.metadata``."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
+        return ModuleSpec(name, self) if name == _LOADER else None  # type: ignore[arg-type]
+
+    def create_module(self, spec: ModuleSpec) -> types.ModuleType | None:
+        return None
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        def get_plugins() -> Iterable[Any]:
+            return ()
+
+        module.get_plugins = get_plugins  # type: ignore[attr-defined]
+        module.PYDANTIC_ENTRY_POINT_GROUP = "pydantic"  # type: ignore[attr-defined]
 
 
 def lazy_typer_coercion() -> None:
@@ -89,7 +102,8 @@ def lazy_typer_coercion() -> None:
 
 
 def _simple(descriptor: Any) -> bool:
-    """A str, bool or unbounded int parameter with no parser, choices, path or file."""
+    """A str, bool or int parameter with no parser, choices, path or file (an int may have
+    bounds: a value within them is returned unchanged, clamped or not)."""
     try:
         info = descriptor.parameter_info
         return (
@@ -97,8 +111,7 @@ def _simple(descriptor: Any) -> bool:
             and descriptor.file_annotation is None
             and getattr(info, "parser", None) is None
             and getattr(info, "click_type", None) is None
-            and getattr(info, "min", None) is None
-            and getattr(info, "max", None) is None
+            and (descriptor.annotation is int or (info.min is None and info.max is None))
             and not descriptor.is_path
             and not descriptor.is_choice
         )
@@ -108,5 +121,9 @@ def _simple(descriptor: Any) -> bool:
 
 def _unchanged(descriptor: Any, value: Any) -> bool:
     """Whether the adapter would return *value* itself."""
-    kind = descriptor.annotation
-    return type(value) is kind
+    if type(value) is not descriptor.annotation:
+        return False
+    if descriptor.annotation is not int:
+        return True
+    low, high = descriptor.parameter_info.min, descriptor.parameter_info.max
+    return (low is None or value >= low) and (high is None or value <= high)

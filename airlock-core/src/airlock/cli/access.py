@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def pending(ctx: typer.Context, as_json: JsonOption = False) -> None:
         """List requests waiting for approval, and approved ones not collected yet."""
-        from airlock.security.prompts import untrusted_line
+        from airlock.common.text import untrusted_line
 
         found = with_client(ctx.obj, lambda c: c.pending())
         print_listing(

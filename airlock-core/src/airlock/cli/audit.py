@@ -42,7 +42,7 @@ def _iso(when: datetime) -> str:
 
 def _line(record: dict[str, Any]) -> str:
     """One line per record; every value is safe to show (reasons and names are the agent's)."""
-    from airlock.security.prompts import untrusted_line
+    from airlock.common.text import untrusted_line
 
     def shown(value: Any) -> str:
         text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
@@ -93,12 +93,13 @@ def daemon_audit_seq(state: CliState) -> int | None:
 
     from airlock.cli.client_support import with_client
     from airlock.errors import AirlockError
-    from airlock.state.store import StateStore
 
     known: list[int] = []
     with contextlib.suppress(AirlockError):
         known.append(with_client(state, lambda c: c.status()).audit_seq)
     if state.paths.state_db.exists():
+        from airlock.state.store import StateStore
+
         try:
             with StateStore(state.paths.state_db) as store:
                 known.append(store.audit_anchor())

@@ -19,7 +19,13 @@ SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
 def with_client(state: CliState, work: Callable[[AirlockClient], Awaitable[T]]) -> T:
-    """Run *work* with a client of this home's daemon, then close it."""
+    """Run *work* with a client of this home's daemon, then close it. With no socket (no
+    daemon) DaemonUnreachable is raised before the client and asyncio are imported."""
+    from airlock.clients._reach import no_socket
+
+    missing = no_socket(state.paths.socket)
+    if missing is not None:
+        raise missing
     import asyncio
 
     from airlock.client import AirlockClient

@@ -1,6 +1,6 @@
 """Printing for people and for scripts: JSON on ``--json``, errors to stderr with a hint.
 
-Text for people goes through :func:`airlock.security.prompts.untrusted_line` (the prompt's own
+Text for people goes through :func:`airlock.common.text.untrusted_line` (the prompt's own
 sanitiser): much of it (reasons, agent names, audit details, daemon messages) comes from
 the agent, and must not reach the terminal as escape sequences or forged lines. JSON is
 escaped by the encoder (``ensure_ascii``) and stays exact.
@@ -25,7 +25,7 @@ def print_json(data: Any) -> None:
 
 
 def report_error(exc: AirlockError) -> None:
-    from airlock.security.prompts import untrusted_line
+    from airlock.common.text import untrusted_line
 
     sys.stderr.write(f"error: {untrusted_line(exc.message, MESSAGE_LIMIT)}\n")
     if exc.hint:
@@ -34,7 +34,7 @@ def report_error(exc: AirlockError) -> None:
 
 def table(rows: list[list[str]], headers: list[str]) -> str:
     """A plain aligned table (no colours, so it pastes cleanly); each cell one safe line."""
-    from airlock.security.prompts import untrusted_line
+    from airlock.common.text import untrusted_line
 
     rows = [[untrusted_line(cell, CELL_LIMIT) for cell in row] for row in rows]
     widths = [len(h) for h in headers]

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from airlock.api import OperationInfo
+    from airlock.client import AirlockClient
     from airlock.framework.connectors import Connector, OperationSpec
 
 
@@ -65,7 +66,6 @@ def _daemon_view(state: CliState, listing: set[str]) -> _DaemonView:
     """What the running daemon says; the operations of the services in *listing* (those
     only an open connector knows) come from its service list."""
     from airlock.cli.client_support import with_client
-    from airlock.client import AirlockClient
     from airlock.errors import AirlockError
 
     async def ask(client: AirlockClient) -> _DaemonView:
@@ -95,12 +95,12 @@ def _takes_credentials(
 
 
 def collect_services(state: CliState) -> list[dict[str, Any]]:
+    from airlock.cli.status import described_services
     from airlock.framework.plugins import get_connectors
-    from airlock.gateway.services import describe_services
     from airlock.settings.config import CONFIG_CHANGED
 
     connectors = get_connectors(state.pm)
-    described = describe_services(state.config, connectors)
+    described = described_services(state.config, connectors)
     dynamic = {
         item["name"]
         for item in described

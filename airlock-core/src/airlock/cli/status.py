@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from airlock.cli.context import CliState
 from airlock.cli.output import print_json
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from airlock.framework.connectors import Connector
+    from airlock.settings.config import AirlockConfig
+
 
 def collect_status(state: CliState) -> dict[str, Any]:
     from airlock.framework.plugins import get_connectors, plugin_report
-    from airlock.gateway.services import describe_services
 
     paths, config = state.paths, state.config
     connectors = get_connectors(state.pm)
@@ -23,7 +28,7 @@ def collect_status(state: CliState) -> dict[str, Any]:
         "data_dir": str(paths.data_dir),
         "socket": str(paths.socket),
         "plugins": [p["name"] for p in plugin_report(state.pm, include_builtin=False)],
-        "services": describe_services(config, connectors),
+        "services": described_services(config, connectors),
         "warnings": [],
     }
     status["daemon"] = daemon_facts(state)
@@ -48,6 +53,18 @@ def collect_status(state: CliState) -> dict[str, Any]:
     return status
 
 
+def described_services(
+    config: AirlockConfig, connectors: Mapping[str, type[Connector]]
+) -> list[Any]:
+    """Each configured service and what is wrong with it; with none configured, nothing
+    is imported to say so (the connectors' base classes are pydantic models)."""
+    if not config.services:
+        return []
+    from airlock.gateway.services import describe_services
+
+    return describe_services(config, connectors)
+
+
 def daemon_facts(state: CliState) -> dict[str, Any]:
     """What the running daemon says, or that none answers on the socket."""
     from airlock.cli.client_support import with_client
@@ -67,7 +84,7 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Show the config, mode, plugins and configured services."""
-        from airlock.security.prompts import untrusted_line
+        from airlock.common.text import untrusted_line
 
         facts = collect_status(ctx.obj)
         if as_json:

@@ -10,7 +10,6 @@ owns the status), and a missing or silent socket becomes :class:`DaemonUnreachab
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from airlock import errors
 from airlock.api import ErrorOut
+from airlock.clients._reach import START_HINT, _unreachable, no_socket
 from airlock.models import first_problem
 
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 M = TypeVar("M", bound=BaseModel)
 
 BASE_URL = "http://airlock"
-START_HINT = "start it with `airlock serve`"
 KEEPALIVE = 5.0
 
 
@@ -82,8 +81,9 @@ class DaemonConnection:
 
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
-            if not os.path.exists(self.socket):  # no daemon: say so without loading aiohttp
-                raise _unreachable(self.socket, FileNotFoundError(2, "No such file or directory"))
+            missing = no_socket(self.socket)  # no daemon: say so without loading aiohttp
+            if missing is not None:
+                raise missing
             import aiohttp
 
             # Plain HTTP over a Unix socket; no proxy from the environment may take the
@@ -166,19 +166,3 @@ class DaemonConnection:
                 "problems)",
                 hint="the client and the daemon may be different Airlock versions",
             ) from None
-
-
-def _unreachable(socket: Path, exc: Exception) -> errors.DaemonUnreachable:
-    """Say why the socket did not answer, and what to do about it."""
-    cause: BaseException | None = getattr(exc, "os_error", exc)  # aiohttp's connector error
-    while cause is not None and not isinstance(cause, OSError):
-        cause = cause.__cause__ or cause.__context__
-    if isinstance(cause, PermissionError):
-        return errors.DaemonUnreachable(
-            f"not allowed to connect to the Airlock socket {socket}",
-            hint="in isolated mode, add your user to the socket's group (see `airlock status`)",
-        )
-    reason = cause.strerror.lower() if isinstance(cause, OSError) and cause.strerror else str(exc)
-    return errors.DaemonUnreachable(
-        f"no Airlock daemon answers at {socket} ({reason})", hint=START_HINT
-    )

@@ -22,8 +22,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, SecretBytes, SecretStr
-
 from airlock.common.files import PRIVATE_FILE, ensure_private_dir, fsync_dir
 from airlock.errors import AuditError
 from airlock.security._audit_chain import HEAD, SEQ_AT, SEQ_MARK
@@ -118,6 +116,9 @@ def _scrub_other(value: Any, depth: int) -> Any:
         return float(value) if math.isfinite(value) else str(value)
     if isinstance(value, str):
         return _scrub_text(str(value))
+    # Imported here: reading and verifying the log (`airlock audit verify`) needs no pydantic.
+    from pydantic import BaseModel, SecretBytes, SecretStr
+
     if isinstance(value, SecretStr | SecretBytes):
         return REDACTED
     if isinstance(value, date):

@@ -10,10 +10,8 @@ each file starts where the previous one ended.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -387,6 +385,9 @@ def _size(path: Path) -> int:
 
 def _check_parallel(files: list[Path], key: bytes, workers: int) -> list[FileCheck]:
     # spawn, not fork: the caller may have threads (fork would copy their locks).
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         return list(pool.map(check_file, [str(p) for p in files], [key] * len(files)))

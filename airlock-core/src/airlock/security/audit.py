@@ -50,14 +50,13 @@ encodes records, ``_audit_chain`` computes macs, ``_audit_read`` queries and ver
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airlock.common.clock import Clock, SystemClock
 from airlock.common.files import fsync_dir
@@ -80,6 +79,9 @@ from airlock.security._audit_format import (
 )
 from airlock.security._audit_read import VerifyProblem, VerifyResult, query, verify
 from airlock.security._audit_retention import DROP_EVENT, plan_drops
+
+if TYPE_CHECKING:
+    import asyncio
 
 GROUP_WAIT = 0.002  # seconds a leader waits for writers already inside append()
 
@@ -207,6 +209,8 @@ class AuditLog:
         self._begin()
         try:
             pending = self._prepare(event, fields)
+            import asyncio  # here, not at the top: `airlock audit verify` needs no event loop
+
             loop = asyncio.get_running_loop()
             pending.loop, pending.future = loop, loop.create_future()
             if self._enqueue(pending):
@@ -239,6 +243,8 @@ class AuditLog:
         ``audit_drop_refused`` record says why (once per reason). Returns the
         names of the files deleted.
         """
+        import asyncio
+
         plan = await asyncio.to_thread(plan_drops, self.audit_dir, self._key, max_bytes)
         dropped: list[str] = []
         for drop in plan.drops:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
+from airlock.common.text import untrusted_line as untrusted_line
 from airlock.framework.notifiers import Prompt
 from airlock.framework.spending import format_usd
 from airlock.settings.durations import format_duration
@@ -23,25 +23,6 @@ REASON_LIMIT = 300
 PARAM_LIMIT = 400
 CLAIM_LABEL = "Agent says it is"
 SENSITIVE_WARNING = "yes: one-time codes and reset links NOT masked"
-
-
-def untrusted_line(text: str, limit: int) -> str:
-    """Agent-controlled text made safe to show a person: one line, at most *limit* chars.
-
-    Control characters (terminal escapes, ``\\r``, C1 codes), format characters (bidi
-    overrides, zero-width), line separators and unassigned code points become spaces;
-    runs of whitespace collapse to one. The one sanitiser for prompts, CLI listings and
-    notifiers.
-    """
-    cleaned = []
-    for char in text:
-        category = unicodedata.category(char)
-        if category in ("Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"):
-            cleaned.append(" ")
-        else:
-            cleaned.append(char)
-    line = " ".join("".join(cleaned).split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def render_prompt(request: AccessRequest, *, process: str | None) -> Prompt:
