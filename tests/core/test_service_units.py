@@ -8,9 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from airlock.service.layout import CORE, DAEMONS, Daemon
+from airlock.service import layout
+from airlock.service.layout import CORE, EVERY_DAEMON, HOST, Daemon
 from airlock.service.units import analyze, exec_line, system_unit, user_unit
 from airlock.testing import skip_or_fail_under_ci
+
+
+@pytest.fixture(autouse=True)
+def _both_daemons(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Render the units of a program that has the connector host."""
+    monkeypatch.setattr(layout, "DAEMONS", EVERY_DAEMON)
 
 
 def _needs_systemd_analyze() -> None:
@@ -18,14 +25,16 @@ def _needs_systemd_analyze() -> None:
         skip_or_fail_under_ci("systemd-analyze is not installed (apt install systemd)")
 
 
-@pytest.mark.parametrize("daemon", DAEMONS, ids=lambda d: d.name)
+@pytest.mark.parametrize("daemon", EVERY_DAEMON, ids=lambda d: d.name)
 def test_the_system_unit_verifies_cleanly_and_rates_at_most_2(
     daemon: Daemon, tmp_path: Path
 ) -> None:
     _needs_systemd_analyze()
-    unit = tmp_path / daemon.unit_name
-    unit.write_text(system_unit(daemon, Path(sys.executable)))
-    check = analyze(unit)
+    for each in EVERY_DAEMON:  # the core's Requires= must find the host's unit
+        (tmp_path / each.unit_name).write_text(
+            system_unit(each, Path(sys.executable), peer_uid=999)
+        )
+    check = analyze(tmp_path / daemon.unit_name)
     assert check.verify_messages == []
     assert check.exposure <= 2.0
 
@@ -46,6 +55,39 @@ def test_the_system_unit_runs_as_the_service_user_with_the_agents_group() -> Non
     assert "Environment=AIRLOCK_MODE=isolated" in lines
     # A private user namespace would show every client as `nobody` through SO_PEERCRED.
     assert not any(line.startswith("PrivateUsers") for line in lines)
+
+
+def test_the_host_unit_runs_as_its_own_user_and_serves_only_the_core_s_uid() -> None:
+    lines = system_unit(HOST, Path("/opt/airlock/venv/bin/python"), peer_uid=998).splitlines()
+    assert "User=airlock-connectors" in lines
+    assert "Group=airlock-connectors" in lines
+    assert not any(line.startswith("SupplementaryGroups") for line in lines)
+    assert (
+        "ExecStart=/opt/airlock/venv/bin/python -m airlock.connector_host"
+        " --listen /run/airlock-connectors/host.sock"
+        " --data-dir /var/lib/airlock-connectors --allow-uid 998"
+    ) in lines
+    assert "Restart=always" in lines
+    assert "StateDirectory=airlock-connectors" in lines
+    assert "RuntimeDirectory=airlock-connectors" in lines
+    # Its socket directory takes the core's group (setgid) before it starts.
+    assert any(
+        line.startswith("ExecStartPre=+")
+        and line.endswith("-o airlock-connectors -g airlock -m 2750 /run/airlock-connectors")
+        for line in lines
+    )
+    # It dials out only: no listening on IP ports, and the core's files are not there.
+    assert "SocketBindDeny=any" in lines
+    assert "InaccessiblePaths=-/var/lib/airlock -/var/log/airlock -/etc/airlock" in lines
+    assert not any(line.startswith(("PrivateUsers", "ExecReload")) for line in lines)
+
+
+def test_the_core_unit_needs_the_host_and_starts_after_it() -> None:
+    lines = system_unit(CORE, Path("/opt/airlock/venv/bin/python")).splitlines()
+    assert "Requires=airlock-connectors.service" in lines
+    assert "After=airlock-connectors.service" in lines
+    assert "Restart=on-failure" in lines
+    assert "InaccessiblePaths=-/var/lib/airlock-connectors -/var/log/airlock-connectors" in lines
 
 
 def test_the_user_unit_verifies_and_quotes_what_systemd_would_expand(tmp_path: Path) -> None:

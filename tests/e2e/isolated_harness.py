@@ -1,6 +1,7 @@
 """Isolated mode on this machine, for real: system users, /etc/airlock, /var/lib/airlock,
-/opt/airlock, a daemon supervised as user ``airlock``, and test users acting as the agent,
-the person and an outsider.
+/var/lib/airlock-connectors, /opt/airlock, the core supervised as user ``airlock`` and the
+connector host as ``airlock-connectors`` (under its keeper), and test users acting as the
+agent, the person and an outsider.
 
 Everything is removed afterwards (``scrub`` even when uninstall itself failed), and the
 machine is checked to be as it was.
@@ -28,11 +29,13 @@ from daemon_harness import TotpPhone, remember
 
 from airlock.demo.sample_mail import write_sample_maildir
 from airlock.service.accounts import group_exists, user_exists
+from airlock.service.layout import DAEMONS, HOST
 
 AGENT, PERSON, OUTSIDER = "alk-agent", "alk-person", "alk-outsider"
 TEST_USERS = (AGENT, PERSON, OUTSIDER)
-SERVICE_USERS = ("airlock",)
-GROUPS = ("airlock", "airlock-agents")
+HOST_USER = "airlock-connectors"
+SERVICE_USERS = ("airlock", HOST_USER)
+GROUPS = ("airlock", "airlock-agents", HOST_USER)
 LEFT_BEHIND = (
     Path("/etc/airlock"),
     Path("/var/lib/airlock"),
@@ -40,10 +43,20 @@ LEFT_BEHIND = (
     Path("/run/airlock"),
     Path("/opt/airlock"),
     Path("/etc/systemd/system/airlock.service"),
+    Path("/var/lib/airlock-connectors"),
+    Path("/var/log/airlock-connectors"),
+    Path("/run/airlock-connectors"),
+    Path("/etc/systemd/system/airlock-connectors.service"),
 )
 CLIENT = Path("/opt/airlock/venv/bin/airlock")
 SOCKET = Path("/run/airlock/airlock.sock")
+HOST_SOCKET = Path("/run/airlock-connectors/host.sock")
+HOST_KEEPER_PID = Path("/run/airlock-connectors/airlock-connectors.pid")
 ROOT = Path(__file__).resolve().parents[2]
+HOST_SHIPPED = HOST in DAEMONS
+"""Whether this program runs connectors in a host of their own (user airlock-connectors)."""
+CONNECTORS_USER = HOST_USER if HOST_SHIPPED else "airlock"
+"""Who reads the services' files (a Maildir): the host's user, or the core's before it."""
 
 
 def leftovers() -> list[str]:
@@ -108,18 +121,30 @@ def run_as(
 
 def python_as(name: str, code: str) -> subprocess.CompletedProcess[str]:
     """Python code run by *name* with the installed program (what an agent's tool does)."""
+    proc = spawn_python_as(name, code)
+    try:
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def spawn_python_as(name: str, code: str) -> subprocess.Popen[str]:
+    """:func:`python_as`, started and not waited for (secrets go to its stdin)."""
     entry = pwd.getpwnam(name)
-    return subprocess.run(
+    return subprocess.Popen(
         [str(CLIENT.with_name("python")), "-c", code],
         user=entry.pw_uid,
         group=entry.pw_gid,
         extra_groups=os.getgrouplist(name, entry.pw_gid),
         env=_clean_env(entry.pw_dir),
         cwd=entry.pw_dir,
-        capture_output=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=90,
-        check=False,
     )
 
 
@@ -219,11 +244,62 @@ def shared_maildir() -> Path:
     return write_sample_maildir(root / "Maildir")
 
 
+STALL_SERVER = """\
+import os, sys, time
+from mcp.server import MCPServer
+from mcp.types import ToolAnnotations
+
+READ = ToolAnnotations(read_only_hint=True)
+server = MCPServer("stall")
+MARKS = sys.argv[1]
+
+
+@server.tool(annotations=READ)
+def stall(tag: str) -> str:
+    \"\"\"Leave a mark, then answer only much later, or end when the host is gone.\"\"\"
+    parent = os.getppid()
+    with open(os.path.join(MARKS, os.path.basename(tag)), "w") as mark:
+        mark.write(str(os.getpid()))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if os.getppid() != parent:
+            os._exit(0)
+        time.sleep(0.05)
+    return "late"
+
+
+@server.tool(annotations=READ)
+def ping() -> str:
+    \"\"\"Answer at once.\"\"\"
+    return "pong"
+
+
+server.run()
+"""
+
+
+def stall_service(root: Path) -> dict[str, Any]:
+    """An MCP service whose ``stall`` tool leaves a mark in ``root/marks`` and then hangs:
+    a connector busy with an operation, for killing its host mid-operation."""
+    marks = root / "marks"
+    marks.mkdir(mode=0o755)
+    script = root / "stall_server.py"
+    script.write_text(STALL_SERVER)
+    script.chmod(0o644)
+    return {
+        "connector": "mcp",
+        "command": [str(CLIENT.with_name("python")), str(script), str(marks)],
+        "timeout": 100,
+    }
+
+
 def scrub() -> None:
     """Remove whatever an install (or a failed test) left: last resort after uninstall."""
     with contextlib.suppress(OSError, ValueError):
         pid = int(Path("/run/airlock/airlock.pid").read_text())
         os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(OSError, ValueError):
+        os.killpg(int(HOST_KEEPER_PID.read_text()), signal.SIGKILL)  # keeper and host
     for path in LEFT_BEHIND:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)

@@ -1,6 +1,7 @@
 """Isolated mode installed for real (root; CI runs these, a non-root run skips them):
 ``airlock service install --isolated`` then ``airlock service start``, with real users —
-an agent and the person (both in airlock-agents) and an outsider (not).
+an agent and the person (both in airlock-agents) and an outsider (not) — and the two
+service users: the core ``airlock`` and the connector host ``airlock-connectors``.
 
 The install (the slow part: a program copy under /opt) happens once for the module; it
 imports the person's personal-mode Airlock, so the audit chain spans both modes.
@@ -18,7 +19,8 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,11 @@ import yaml
 from daemon_harness import TotpPhone, needs_root, remember
 from isolated_harness import (
     AGENT,
+    CONNECTORS_USER,
+    HOST_KEEPER_PID,
+    HOST_SHIPPED,
+    HOST_SOCKET,
+    HOST_USER,
     OUTSIDER,
     PERSON,
     SOCKET,
@@ -43,9 +50,19 @@ from isolated_harness import (
     run_as,
     scrub,
     shared_maildir,
+    spawn_python_as,
+    stall_service,
 )
 
-PRIVATE_TREES = (Path("/etc/airlock"), Path("/var/lib/airlock"), Path("/var/log/airlock"))
+CORE_TREES = (Path("/etc/airlock"), Path("/var/lib/airlock"), Path("/var/log/airlock"))
+HOST_TREES = (Path("/var/lib/airlock-connectors"), Path("/var/log/airlock-connectors"))
+PRIVATE_TREES = CORE_TREES + (HOST_TREES if HOST_SHIPPED else ())
+
+
+def needs_host() -> None:
+    """The connector host's own tests, once the program runs connectors in it."""
+    if not HOST_SHIPPED:
+        pytest.skip("this program has no connector host (airlock.connector_host) yet")
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +91,11 @@ def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Isolated]:
         config = Path("/etc/airlock/config.yaml")
         settings = yaml.safe_load(config.read_text())
         settings["services"] = {"mail": {"connector": "maildir", "path": str(mail)}}
+        if HOST_SHIPPED:
+            settings["services"]["stuck"] = stall_service(mail.parent)
         config.write_text(yaml.safe_dump(settings))
-        subprocess.run(["chown", "-R", "airlock:airlock", str(mail.parent)], check=True)
+        owner = f"{CONNECTORS_USER}:{CONNECTORS_USER}"
+        subprocess.run(["chown", "-R", owner, str(mail.parent)], check=True)
         assert "services mail" in setup.ok("reload")
         yield setup
     finally:
@@ -117,6 +137,13 @@ def test_install_reports_each_step_and_a_second_install_changes_nothing(
     assert "kept system user and group airlock" in again
     assert "/opt/airlock/venv already has the same airlock distributions: kept" in again
     assert "kept /etc/systemd/system/airlock.service" in again
+    if HOST_SHIPPED:
+        assert "created system user and group airlock-connectors" in first
+        assert "created /run/airlock-connectors (airlock-connectors:airlock 2750)" in first
+        assert "added connector_host in /etc/airlock/config.yaml" in first
+        assert "kept system user and group airlock-connectors" in again
+        assert "kept /etc/systemd/system/airlock-connectors.service" in again
+        assert "kept connector_host in /etc/airlock/config.yaml" in again
 
 
 def test_ownership_and_modes_of_what_was_installed(isolated: Isolated) -> None:
@@ -134,6 +161,27 @@ def test_ownership_and_modes_of_what_was_installed(isolated: Isolated) -> None:
     assert owner(SOCKET) == ("airlock", "airlock-agents", 0o660)
     daemon = isolated.daemon_pid()
     assert Path(f"/proc/{daemon}").stat().st_uid == pwd.getpwnam("airlock").pw_uid
+    if not HOST_SHIPPED:
+        return
+    assert owner(Path("/var/lib/airlock-connectors")) == (HOST_USER, HOST_USER, 0o700)
+    assert owner(Path("/var/log/airlock-connectors")) == (HOST_USER, HOST_USER, 0o700)
+    # setgid: the socket takes the core's group from its directory, not by membership.
+    assert owner(Path("/run/airlock-connectors")) == (HOST_USER, "airlock", 0o2750)
+    assert owner(HOST_SOCKET)[:2] == (HOST_USER, "airlock")
+    assert owner(HOST_SOCKET)[2] & 0o777 == 0o660
+    import grp
+
+    assert "airlock" not in grp.getgrnam(HOST_USER).gr_mem
+    assert HOST_USER not in grp.getgrnam("airlock").gr_mem
+    for path in Path("/var/lib/airlock-connectors").rglob("*"):
+        found = owner(path)
+        assert found[0] == HOST_USER, path
+        assert found[2] & 0o077 == 0, f"{path} is open to others: {found[2]:o}"
+    host = _host_pids(isolated)
+    for pid in host.values():
+        assert Path(f"/proc/{pid}").stat().st_uid == pwd.getpwnam(HOST_USER).pw_uid
+    config = yaml.safe_load(Path("/etc/airlock/config.yaml").read_text())
+    assert config["connector_host"] == {"socket": str(HOST_SOCKET), "timeout": 30}
 
 
 def test_the_person_s_personal_copies_were_moved_out(isolated: Isolated) -> None:
@@ -146,17 +194,21 @@ def test_the_person_s_personal_copies_were_moved_out(isolated: Isolated) -> None
 # -- what an agent can and cannot do --------------------------------------------------
 
 
-def test_no_test_user_reads_any_file_under_the_private_directories(isolated: Isolated) -> None:
+def _walk(tops: tuple[Path, ...]) -> tuple[list[str], list[str]]:
+    """Every file and folder under *tops*, as root sees them."""
     files: list[str] = []
     folders: list[str] = []
-    for top in PRIVATE_TREES:
+    for top in tops:
         for here, _, names in os.walk(top):
             folders.append(here)
             files.extend(os.path.join(here, n) for n in names)
-    assert "/var/lib/airlock/totp.key" in files
-    assert "/var/lib/airlock/audit.key" in files
+    return files, folders
 
-    def try_everything() -> dict[str, list[str]]:
+
+def _try_everything(files: list[str], folders: list[str]) -> Callable[[], dict[str, list[str]]]:
+    """Open each file and list each folder; what succeeded."""
+
+    def attempt() -> dict[str, list[str]]:
         opened, listed = [], []
         for path in files:
             try:
@@ -173,8 +225,27 @@ def test_no_test_user_reads_any_file_under_the_private_directories(isolated: Iso
                 pass
         return {"opened": opened, "listed": listed}
 
+    return attempt
+
+
+def _connect(path: Path) -> Callable[[], str]:
+    def attempt() -> str:
+        with socket.socket(socket.AF_UNIX) as conn:
+            try:
+                conn.connect(str(path))
+            except PermissionError:
+                return "EACCES"
+        return "connected"
+
+    return attempt
+
+
+def test_no_test_user_reads_any_file_under_the_private_directories(isolated: Isolated) -> None:
+    files, folders = _walk(PRIVATE_TREES)
+    assert "/var/lib/airlock/totp.key" in files
+    assert "/var/lib/airlock/audit.key" in files
     for user in (AGENT, PERSON, OUTSIDER):
-        assert as_user(user, try_everything) == {"opened": [], "listed": []}, user
+        assert as_user(user, _try_everything(files, folders)) == {"opened": [], "listed": []}, user
 
 
 def test_an_agent_cannot_signal_ptrace_or_read_the_daemon_s_memory(isolated: Isolated) -> None:
@@ -211,16 +282,8 @@ def test_an_agent_cannot_signal_ptrace_or_read_the_daemon_s_memory(isolated: Iso
 
 
 def test_only_members_of_airlock_agents_reach_the_socket(isolated: Isolated) -> None:
-    def connect() -> str:
-        with socket.socket(socket.AF_UNIX) as conn:
-            try:
-                conn.connect(str(SOCKET))
-            except PermissionError:
-                return "EACCES"
-        return "connected"
-
-    assert as_user(OUTSIDER, connect) == "EACCES"
-    assert as_user(AGENT, connect) == "connected"
+    assert as_user(OUTSIDER, _connect(SOCKET)) == "EACCES"
+    assert as_user(AGENT, _connect(SOCKET)) == "connected"
     refused = run_as(OUTSIDER, "status", "--json")
     assert json.loads(refused.stdout)["daemon"]["running"] is False
 
@@ -353,3 +416,141 @@ def test_root_enrols_a_new_secret_into_the_service_s_state(isolated: Isolated) -
     # The daemon (as airlock) reads the new secret: an approval with the new app works.
     session = _approved_session(isolated)
     assert _op(session["token"], "count_unread")["status"] == 200
+
+
+# -- the connector host: what each service user can reach -----------------------------
+
+
+def _host_pids(setup: Isolated) -> dict[str, int]:
+    """The connector host's pid and its keeper's, from ``airlock service status``."""
+    facts = json.loads(setup.ok("service", "status", "--json"))[HOST_USER]
+    assert facts["running"] is True, facts
+    assert facts["keeper_pid"] == int(HOST_KEEPER_PID.read_text())
+    return {"host": facts["pid"], "keeper": facts["keeper_pid"]}
+
+
+def test_the_host_s_user_reads_no_file_of_the_core_s_and_cannot_reach_its_socket(
+    isolated: Isolated,
+) -> None:
+    needs_host()
+    files, folders = _walk(CORE_TREES)
+    secrets = {"/var/lib/airlock/totp.key", "/var/lib/airlock/audit.key"}
+    assert secrets | {"/var/lib/airlock/state.db", "/etc/airlock/config.yaml"} <= set(files)
+    assert as_user(HOST_USER, _try_everything(files, folders)) == {"opened": [], "listed": []}
+    assert as_user(HOST_USER, _connect(SOCKET)) == "EACCES"
+
+
+def test_the_core_s_user_reads_no_file_of_the_host_s(isolated: Isolated) -> None:
+    needs_host()
+    files, folders = _walk(HOST_TREES)
+    assert "/var/lib/airlock-connectors/vault.key" in files
+    assert as_user("airlock", _try_everything(files, folders)) == {"opened": [], "listed": []}
+
+
+def test_only_the_core_reaches_the_host_and_no_agent_can_signal_it(isolated: Isolated) -> None:
+    needs_host()
+    assert as_user("airlock", _connect(HOST_SOCKET)) == "connected"
+    for user in (AGENT, PERSON, OUTSIDER):
+        assert as_user(user, _connect(HOST_SOCKET)) == "EACCES", user
+    pids = _host_pids(isolated)
+
+    def signal_them() -> list[str]:
+        found = []
+        for pid in pids.values():
+            try:
+                os.kill(pid, 0)
+                found.append("allowed")
+            except PermissionError:
+                found.append("EPERM")
+        return found
+
+    assert as_user(AGENT, signal_them) == ["EPERM", "EPERM"]
+
+
+CALL = """\
+import httpx, json, sys
+token = sys.stdin.readline().strip()
+transport = httpx.HTTPTransport(uds={socket!r})
+with httpx.Client(transport=transport, base_url="http://airlock", timeout=90) as client:
+    answer = client.post({path!r}, json={{"params": {params!r}}},
+                         headers={{"Authorization": "Bearer " + token}})
+print(json.dumps({{"status": answer.status_code, "body": answer.json()}}))
+"""
+
+
+def _until(condition: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.05)
+
+
+def test_a_host_killed_mid_operation_gives_a_clean_error_an_audit_record_and_comes_back(
+    isolated: Isolated,
+) -> None:
+    needs_host()
+    marks = isolated.mail.parent / "marks"
+    session = _approved_session(isolated, services=["stuck"], reason="stall, then die")
+    before = _host_pids(isolated)
+    code = CALL.format(socket=str(SOCKET), path="/v1/ops/stuck/stall", params={"tag": "kill-1"})
+    agent = spawn_python_as(AGENT, code)
+    try:
+        assert agent.stdin is not None
+        agent.stdin.write(session["token"] + "\n")
+        agent.stdin.close()
+        # The connector is inside the operation once its server left the mark.
+        _until((marks / "kill-1").exists, "the stalling tool was called")
+        os.kill(before["host"], signal.SIGKILL)
+        killed = time.monotonic()
+        out, err = agent.communicate(timeout=60)
+        took = time.monotonic() - killed
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+    assert agent.returncode == 0, err
+    answer = json.loads(out)
+    assert answer["status"] in (502, 504), answer
+    assert answer["body"]["error"]["code"], answer
+    assert answer["body"]["error"]["message"], answer
+    # Answered when the host died, not after connector_host.timeout (30 s) ran out.
+    assert took < 20, f"the agent waited {took:.1f} s"
+
+    _until(
+        lambda: (
+            json.loads(isolated.ok("service", "status", "--json"))[HOST_USER]["pid"]
+            not in (None, before["host"])
+        ),
+        "the keeper started a new host",
+    )
+    after = _host_pids(isolated)
+    assert after["keeper"] == before["keeper"]
+    assert after["host"] != before["host"]
+    _until(HOST_SOCKET.exists, "the new host listens")
+    pong = _agent_http(
+        "POST",
+        "/v1/ops/stuck/ping",
+        json={"params": {}},
+        headers={"Authorization": f"Bearer {session['token']}"},
+    )
+    assert pong["status"] == 200, pong
+    mail = _approved_session(isolated)
+    assert _op(mail["token"], "count_unread")["status"] == 200
+
+    agent_uid = pwd.getpwnam(AGENT).pw_uid
+    events = [
+        json.loads(line)
+        for part in sorted(Path("/var/lib/airlock/audit").glob("audit*.jsonl"))
+        for line in part.read_text().splitlines()
+    ]
+    stalls = [
+        e
+        for e in events
+        if e.get("uid") == agent_uid and e.get("service") == "stuck" and "stall" in json.dumps(e)
+    ]
+    assert stalls, "no audit record of the operation the host died in"
+    assert any(
+        e.get("outcome", "ok") != "ok" or "error" in e or e.get("status", 200) >= 500
+        for e in stalls
+    ), stalls

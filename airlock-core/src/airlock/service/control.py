@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from airlock.service import supervisor
-from airlock.service.layout import AGENTS_GROUP, DAEMONS, VENV_DIR, Daemon
+from airlock.service.layout import AGENTS_GROUP, CORE, DAEMONS, VENV_DIR, Daemon
 from airlock.service.supervisor import Supervised
 from airlock.service.units import systemctl, systemd_is_pid1
 from airlock.settings.paths import AirlockPaths
@@ -36,9 +36,16 @@ def _installed_python(daemon: Daemon) -> Path:
     return copy if copy.exists() else Path(sys.executable)
 
 
+KEEPER = ("-m", "airlock.service.keeper", "--")
+
+
 def isolated_daemon(daemon: Daemon) -> Supervised:
+    """How the supervisor runs *daemon* as its user; one that systemd would restart
+    always runs under :mod:`airlock.service.keeper`, which restarts it."""
+    python = str(_installed_python(daemon))
+    argv = [python, *daemon.arguments()]
     return Supervised(
-        argv=[str(_installed_python(daemon)), *daemon.command],
+        argv=[python, *KEEPER, *argv] if daemon.respawn else argv,
         env={
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8",
@@ -52,13 +59,15 @@ def isolated_daemon(daemon: Daemon) -> Supervised:
         group=daemon.name,
         extra_groups=[daemon.socket_group] if daemon.socket_group else [],
         cwd=daemon.state_dir,
+        ready=daemon.ready,
+        marker=KEEPER[1] if daemon.respawn else daemon.command[-1],
     )
 
 
 def _require_installed() -> None:
     from airlock.errors import AirlockError
 
-    if not DAEMONS[0].unit_file.exists():
+    if not CORE.unit_file.exists():
         raise AirlockError(
             "isolated mode is not installed",
             hint="sudo airlock service install --isolated --agent-user USER",
@@ -75,9 +84,18 @@ def start_isolated(say: Say) -> None:
             _systemctl_or_fail("enable", "--now", daemon.unit_name)
             say(f"started {daemon.unit_name} (systemd)")
             continue
+        prepare_run_dir(daemon)
         pid, started = supervisor.start(isolated_daemon(daemon))
         verb = "started" if started else "already running:"
-        say(f"{verb} {daemon.name} as user {daemon.name} (pid {pid}), log {daemon.log_file}")
+        kept = " under a keeper that restarts it" if daemon.respawn else ""
+        say(f"{verb} {daemon.name} as user {daemon.name} (pid {pid}){kept}, log {daemon.log_file}")
+
+
+def prepare_run_dir(daemon: Daemon) -> None:
+    """Its run directory as install made it (``/run`` is emptied at boot)."""
+    from airlock.service.isolated import run_directory
+
+    run_directory(daemon, lambda line: None)
 
 
 def stop_isolated(say: Say) -> None:
@@ -91,7 +109,7 @@ def stop_isolated(say: Say) -> None:
 
 
 def status_isolated() -> dict[str, Any]:
-    facts: dict[str, Any] = {"mode": "isolated", "installed": DAEMONS[0].unit_file.exists()}
+    facts: dict[str, Any] = {"mode": "isolated", "installed": CORE.unit_file.exists()}
     facts["manager"] = "systemd" if systemd_is_pid1() else "airlock service (no systemd)"
     for daemon in DAEMONS:
         if systemd_is_pid1():
@@ -107,7 +125,7 @@ def reload_isolated() -> int:
     if systemd_is_pid1():
         _systemctl_or_fail("reload", UNIT)
         return 0
-    return supervisor.signal_daemon(isolated_daemon(DAEMONS[0]), signal.SIGHUP)
+    return supervisor.signal_daemon(isolated_daemon(CORE), signal.SIGHUP)
 
 
 def _systemctl_or_fail(*args: str, user: bool = False) -> None:

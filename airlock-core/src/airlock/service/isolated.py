@@ -2,21 +2,29 @@
 units. Each step is idempotent and reports what it found, so a second install says what
 already existed and changes nothing else.
 
-Ownership (an agent user reads none of it):
+Ownership (an agent user reads none of it; the core ``airlock`` reads nothing of the
+connector host ``airlock-connectors``, and the host nothing of the core):
 
-======================  ========================  =====
-/etc/airlock            root:airlock              0750
-/etc/airlock/config     root:airlock              0640
-/var/lib/airlock        airlock:airlock           0700
-/var/log/airlock        airlock:airlock           0700
-/run/airlock            airlock:airlock-agents    0750   socket 0660 airlock:airlock-agents
-/opt/airlock/venv       root:root                 0755   (the program, no secret)
-======================  ========================  =====
+===========================  ===============================  =====
+/etc/airlock                 root:airlock                     0750
+/etc/airlock/config          root:airlock                     0640
+/var/lib/airlock             airlock:airlock                  0700
+/var/log/airlock             airlock:airlock                  0700
+/run/airlock                 airlock:airlock-agents           0750   socket 0660
+/var/lib/airlock-connectors  airlock-connectors:…connectors   0700   vault, vault key
+/var/log/airlock-connectors  airlock-connectors:…connectors   0700
+/run/airlock-connectors      airlock-connectors:airlock       2750   socket 0660
+/opt/airlock/venv            root:root                        0755   (the program, no secret)
+===========================  ===============================  =====
+
+The host's run directory is setgid: the socket the host creates there gets group
+``airlock``, so the core reaches it without either user joining the other's group.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 from collections.abc import Callable, Sequence
@@ -27,11 +35,13 @@ from airlock.service import accounts
 from airlock.service.layout import (
     AGENTS_GROUP,
     CONFIG_DIR,
+    CORE,
     DAEMONS,
-    LOG_DIR,
+    EVERY_DAEMON,
+    HOST,
+    HOST_SOCKET,
+    HOST_TIMEOUT,
     PROGRAM_DIR,
-    RUN_DIR,
-    STATE_ROOT,
     Daemon,
 )
 from airlock.service.units import system_unit, systemctl, systemd_is_pid1
@@ -82,7 +92,7 @@ def _config_file(say: Say) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(CONFIG_TEMPLATE)
         say(f"created {config}")
-    os.chown(config, 0, grp.getgrnam(DAEMONS[0].name).gr_gid)
+    os.chown(config, 0, grp.getgrnam(CORE.name).gr_gid)
     config.chmod(0o640)
 
 
@@ -99,15 +109,74 @@ def _accounts(agent_users: Sequence[str], say: Say) -> None:
         say(f"{'added' if added else 'kept'} {user} in {AGENTS_GROUP}")
 
 
+def run_directory(daemon: Daemon, say: Say) -> None:
+    """Where its socket lives: reachable by its socket's group only. The host's is
+    setgid (2750) so its socket gets the core's group with it."""
+    mode = daemon.run_dir_mode
+    _directory(daemon.run_dir, daemon.name, daemon.directory_group, mode, say)
+
+
 def _directories(say: Say) -> None:
-    core = DAEMONS[0]
-    _directory(CONFIG_DIR, "root", core.name, 0o750, say)
+    _directory(CONFIG_DIR, "root", CORE.name, 0o750, say)
     _config_file(say)
     for daemon in DAEMONS:
         _directory(daemon.state_dir, daemon.name, daemon.name, 0o700, say)
         own_tree(daemon.state_dir, daemon.name)
-    _directory(LOG_DIR, core.name, core.name, 0o700, say)
-    _directory(RUN_DIR, core.name, AGENTS_GROUP, 0o750, say)
+        _directory(daemon.log_dir, daemon.name, daemon.name, 0o700, say)
+        run_directory(daemon, say)
+
+
+HOST_KEY = (
+    "\n# Isolated mode: the connector host (vault, credentials, connectors) runs as its own\n"
+    "# user; the core reaches it here (written by airlock service install --isolated).\n"
+    "connector_host:\n"
+    f"  socket: {HOST_SOCKET}\n"
+    "  timeout: {timeout}\n"
+)
+
+
+def _connector_host_key(say: Say) -> None:
+    """``connector_host: {socket, timeout}`` in the config: the core connects to the
+    host's socket instead of running a host of its own. An existing block with another
+    socket is replaced (its timeout kept); the rest of the file is left as it was."""
+    import yaml
+
+    config = CONFIG_DIR / "config.yaml"
+    text = config.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise AirlockError(f"{config}: not valid YAML ({exc}): cannot add connector_host") from None
+    current = data.get("connector_host") if isinstance(data, dict) else None
+    if isinstance(current, dict) and str(current.get("socket")) == str(HOST_SOCKET):
+        say(f"kept connector_host in {config}")
+        return
+    timeout = current.get("timeout", HOST_TIMEOUT) if isinstance(current, dict) else HOST_TIMEOUT
+    kept: list[str] = []
+    inside = False
+    for line in text.splitlines(keepends=True):
+        if re.match(r"connector_host\s*:", line):
+            inside = True
+            continue
+        if inside and (line[:1] in (" ", "\t") or not line.strip()):
+            continue
+        inside = False
+        kept.append(line)
+    body = "".join(kept)
+    if body and not body.endswith("\n"):
+        body += "\n"
+    body += HOST_KEY.format(timeout=timeout)
+    fresh = config.with_name(".config.yaml.new")
+    fresh.unlink(missing_ok=True)
+    before = config.stat()
+    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(body)
+        os.fchown(out.fileno(), before.st_uid, before.st_gid)  # root:airlock, as made
+        os.fchmod(out.fileno(), stat.S_IMODE(before.st_mode))
+    os.replace(fresh, config)
+    verb = "updated" if current is not None else "added"
+    say(f"{verb} connector_host in {config}: the core reaches the host at {HOST_SOCKET}")
 
 
 def _units(python: Path, say: Say) -> None:
@@ -134,7 +203,7 @@ def install(
     say: Say,
 ) -> Path:
     """Set everything up; returns the interpreter the units run."""
-    from airlock.service.program import ensure_program
+    from airlock.service.program import check_program, ensure_program
 
     require_root("service install --isolated")
     for user in agent_users:
@@ -146,11 +215,16 @@ def install(
         check_personal(import_personal)
     _accounts(agent_users, say)
     _directories(say)
-    python = ensure_program(DAEMONS[0].name, wheels, say)
+    python = ensure_program(CORE.name, wheels, say)
+    for daemon in DAEMONS:
+        if daemon is not CORE:
+            check_program(daemon.name, python)
     if import_personal is not None:
         from airlock.service.migrate import import_personal as move
 
         move(import_personal, say)
+    if HOST in DAEMONS:
+        _connector_host_key(say)
     _units(python, say)
     return python
 
@@ -170,20 +244,22 @@ def uninstall(*, keep_data: bool, say: Say) -> None:
 
     require_root("service uninstall --isolated")
     stop_isolated(say)
-    for daemon in DAEMONS:
-        if systemd_is_pid1():
+    for daemon in EVERY_DAEMON:
+        if systemd_is_pid1() and daemon.unit_file.exists():
             systemctl("disable", daemon.unit_name)
         _remove(daemon.unit_file, say)
     if systemd_is_pid1():
         systemctl("daemon-reload")
-    _remove(RUN_DIR, say)
+    for daemon in EVERY_DAEMON:
+        _remove(daemon.run_dir, say)
     _remove(PROGRAM_DIR, say)
+    data = [CONFIG_DIR, *(p for d in EVERY_DAEMON for p in (d.state_dir, d.log_dir))]
     if keep_data:
-        say(f"kept {CONFIG_DIR}, {STATE_ROOT} and {LOG_DIR} (--keep-data)")
+        say(f"kept {', '.join(map(str, data))} (--keep-data)")
     else:
-        for path in (CONFIG_DIR, *{d.state_dir for d in DAEMONS}, LOG_DIR):
+        for path in data:
             _remove(path, say)
-    for daemon in DAEMONS:
+    for daemon in EVERY_DAEMON:
         if accounts.remove_user(daemon.name):
             say(f"removed user and group {daemon.name}")
     if accounts.remove_group(AGENTS_GROUP):
@@ -193,6 +269,5 @@ def uninstall(*, keep_data: bool, say: Say) -> None:
 def give_state_to_service(data_dir: Path) -> None:
     """After root changed isolated state (``airlock totp setup``), hand it back to the
     service user so the daemon can read what root wrote."""
-    core: Daemon = DAEMONS[0]
-    if os.geteuid() == 0 and accounts.user_exists(core.name) and data_dir.is_dir():
-        own_tree(data_dir, core.name)
+    if os.geteuid() == 0 and accounts.user_exists(CORE.name) and data_dir.is_dir():
+        own_tree(data_dir, CORE.name)

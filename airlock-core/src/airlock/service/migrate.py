@@ -2,7 +2,9 @@
 
 The enrolment (``totp.key``), vault, state database, audit key and audit files move as
 they are, so the audit chain simply continues and ``airlock audit verify`` covers the
-records written before and after the move. The personal copies are removed.
+records written before and after the move. The personal connector host's directory
+(``connectors/``: its vault and vault key) goes to the isolated host's. The personal
+copies are removed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from airlock.errors import AirlockError
-from airlock.service.layout import CONFIG_DIR, DAEMONS
+from airlock.service.layout import CONFIG_DIR, CORE, DAEMONS, HOST
 from airlock.settings.paths import AirlockPaths, Mode, resolve_paths
 
 MOVED = ("totp.key", "secrets.enc", "state.db", "state.db-wal", "state.db-shm", "audit.key")
@@ -77,7 +79,7 @@ def import_personal(user: str, say: Callable[[str], None]) -> None:
     from airlock.service.isolated import own_tree
 
     source = personal_paths(user)
-    core = DAEMONS[0]
+    core = CORE
     target = core.state_dir
     moving = [source.data_dir / n for n in MOVED if _plain(source.data_dir / n)]
     parts = sorted(source.audit_dir.iterdir()) if _plain(source.audit_dir, folder=True) else []
@@ -94,6 +96,8 @@ def import_personal(user: str, say: Callable[[str], None]) -> None:
         source.audit_dir.rmdir()
         say(f"moved the audit log {source.audit_dir} (the chain continues)")
     own_tree(target, core.name)
+    if HOST in DAEMONS:
+        _import_host_state(source.data_dir / "connectors", say)
     if has_config:
         config = CONFIG_DIR / "config.yaml"
         fd = os.open(source.config_file, os.O_RDONLY | os.O_NOFOLLOW)
@@ -102,6 +106,22 @@ def import_personal(user: str, say: Callable[[str], None]) -> None:
         source.config_file.unlink()
         say(f"moved {source.config_file} to {config}")
     _remove_leftovers(source.data_dir)
+
+
+def _import_host_state(source: Path, say: Callable[[str], None]) -> None:
+    """The personal host's files (plain files only) into the isolated host's state."""
+    from airlock.service.isolated import own_tree
+
+    if not _plain(source, folder=True):
+        return
+    files = sorted(source.iterdir())
+    for path in files:
+        _plain(path)
+    for path in files:
+        shutil.move(path, HOST.state_dir / path.name)
+    source.rmdir()
+    own_tree(HOST.state_dir, HOST.name)
+    say(f"moved {source} ({len(files)} files) to {HOST.state_dir}")
 
 
 def _remove_leftovers(data_dir: Path) -> None:

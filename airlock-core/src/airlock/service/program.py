@@ -215,3 +215,10 @@ def ensure_program(user: str, wheels: Path | None, say: Callable[[str], None]) -
     if problem is not None:
         raise ProgramError(f"the copy in {VENV_DIR} does not run as {user}: {problem}")
     return python
+
+
+def check_program(user: str, python: Path) -> None:
+    """*user* (a second service user) runs *python* as the first one does."""
+    problem = runs_as(user, python, airlock_distributions())
+    if problem is not None:
+        raise ProgramError(f"user {user} cannot run the program: {problem}")

@@ -3,7 +3,8 @@ not PID 1): detached in its own session, as its own user, output appended to a l
 pid in a pid file; stopped with SIGTERM (SIGKILL after a grace period).
 
 A pid file can outlive its process and the pid be reused: a pid counts only while
-``/proc/PID/cmdline`` is still an ``airlock serve``.
+``/proc/PID/cmdline`` is still the daemon's (``airlock serve``, or the connector host's
+keeper) and, for a daemon run as a user, the process is that user's.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from airlock.clients.local_daemon import answering_pid
 from airlock.errors import AirlockError, DaemonUnreachable
@@ -34,17 +36,45 @@ class Supervised:
     group: str | None = None
     extra_groups: list[str] = field(default_factory=list)
     cwd: Path = Path("/")
+    ready: Literal["answers", "socket", "alive"] = "answers"
+    """Started once it answers ``GET /v1/status`` on :attr:`socket`, once :attr:`socket`
+    exists, or once it has stayed up a moment."""
+    marker: str = "serve"
+    """An argument of the daemon's own command line."""
 
 
-def _is_airlock_daemon(pid: int) -> bool:
+def _is_airlock_daemon(pid: int, marker: str = "serve", user: str | None = None) -> bool:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        proc = Path(f"/proc/{pid}")
+        stat = (proc / "stat").read_text()
+        cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        owner = proc.stat().st_uid
     except OSError:
         return False
     if stat.rpartition(")")[2].split()[0] == "Z":  # exited, not yet reaped
         return False
-    return b"serve" in cmdline and any(b"airlock" in part for part in cmdline)
+    if user is not None:
+        import pwd
+
+        try:
+            if owner != pwd.getpwnam(user).pw_uid:
+                return False
+        except KeyError:
+            return False
+    return marker.encode() in cmdline and any(b"airlock" in part for part in cmdline)
+
+
+def _is_it(daemon: Supervised, pid: int) -> bool:
+    return _is_airlock_daemon(pid, daemon.marker, daemon.user)
+
+
+def children(pid: int) -> list[int]:
+    """The processes *pid* started that still run (the keeper's host)."""
+    try:
+        found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [int(child) for child in found]
 
 
 def running_pid(daemon: Supervised) -> int | None:
@@ -55,7 +85,7 @@ def running_pid(daemon: Supervised) -> int | None:
             pid = int(handle.read(32).strip())
     except (OSError, ValueError):
         return None
-    return pid if _is_airlock_daemon(pid) else None
+    return pid if _is_it(daemon, pid) else None
 
 
 def _write_pid(path: Path, pid: int) -> None:
@@ -95,6 +125,8 @@ def start(daemon: Supervised, *, timeout: float = 30.0) -> tuple[int, bool]:
     pid = running_pid(daemon)
     if pid is not None:
         return pid, False
+    if daemon.ready == "socket" and daemon.socket is not None:
+        _remove_stale_socket(daemon.socket)
     log_fd = _open_log(daemon)
     try:
         proc = subprocess.Popen(
@@ -117,6 +149,8 @@ def start(daemon: Supervised, *, timeout: float = 30.0) -> tuple[int, bool]:
     settled = time.monotonic() + 1.0
     while not _ready(daemon, proc.pid, settled):
         if proc.poll() is not None or time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)  # with what it started
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             proc.wait()
@@ -129,9 +163,26 @@ def start(daemon: Supervised, *, timeout: float = 30.0) -> tuple[int, bool]:
     return proc.pid, True
 
 
+def _remove_stale_socket(path: Path) -> None:
+    """A socket left by a daemon that died would read as ready: remove it (only a
+    socket: unlink never follows a link, and anything else is left alone)."""
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISSOCK(path.lstat().st_mode):
+            path.unlink()
+
+
+def _is_socket(path: Path) -> bool:
+    try:
+        return stat.S_ISSOCK(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
 def _ready(daemon: Supervised, pid: int, settled: float) -> bool:
-    if daemon.socket is None:
+    if daemon.socket is None or daemon.ready == "alive":
         return time.monotonic() > settled
+    if daemon.ready == "socket":
+        return _is_socket(daemon.socket)
     return answering_pid(daemon.socket) == pid
 
 
@@ -150,8 +201,12 @@ def stop(daemon: Supervised, *, timeout: float = 15.0) -> int | None:
         return None
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _is_airlock_daemon(pid):
+    while _is_it(daemon, pid):
         if time.monotonic() > deadline:
+            # Its whole process group (a keeper's host too): it was started in a
+            # session of its own, so the group is its and its children's alone.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.05)
@@ -169,6 +224,17 @@ def signal_daemon(daemon: Supervised, signum: signal.Signals) -> int:
 
 def status(daemon: Supervised) -> dict[str, object]:
     pid = running_pid(daemon)
+    if daemon.ready == "socket":
+        started = children(pid) if pid is not None else []
+        return {
+            "running": bool(started),
+            "pid": started[0] if started else None,
+            "keeper_pid": pid,
+            "listening": bool(started) and daemon.socket is not None and _is_socket(daemon.socket),
+            "socket": str(daemon.socket) if daemon.socket else None,
+            "log": str(daemon.log_file),
+            "pid_file": str(daemon.pid_file),
+        }
     return {
         "running": pid is not None,
         "pid": pid,

@@ -1,11 +1,13 @@
 """systemd units: the hardened system unit of each isolated daemon, the person's user unit,
 and what ``systemd-analyze`` says about them.
 
-The system unit scores ≤ 2.0 by ``systemd-analyze security --offline=true`` (see
-docs/security.md for the figure and benchmarks/service_unit.py for the measurement).
-``PrivateUsers=`` is deliberately absent: in a private user namespace every other user's
-uid reads as ``nobody`` through ``SO_PEERCRED``, which would blind the uid checks the
-daemon's protection rests on.
+Both system units (the connector host's and the core's) score ≤ 2.0 by
+``systemd-analyze security --offline=true`` (see docs/security.md for the figures and
+benchmarks/service_unit.py for the measurement). ``PrivateUsers=`` is deliberately
+absent from both: in a private user namespace every other user's uid reads as ``nobody``
+through ``SO_PEERCRED``, which would blind the uid checks the core (agents) and the host
+(only the core) rest on. Each unit also hides the other daemon's private directories
+(``InaccessiblePaths=``), on top of their permissions.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from airlock.service.layout import CONFIG_DIR, LOG_DIR, RUN_DIR, STATE_ROOT, Daemon
+from airlock.service.layout import CONFIG_DIR, CORE, EVERY_DAEMON, STATE_ROOT, Daemon
+
+CORE_NAME = CORE.name
 
 HARDENING = """\
 UMask=0077
@@ -67,12 +71,53 @@ def exec_line(argv: Sequence[str]) -> str:
     return " ".join(_quote(a) for a in argv)
 
 
-def system_unit(daemon: Daemon, python: Path) -> str:
-    """The hardened system unit of *daemon*, run by *python*."""
+def _install_tool() -> str:
+    return shutil.which("install") or "/usr/bin/install"
+
+
+def _hidden_from(daemon: Daemon) -> list[Path]:
+    """The other daemons' private directories: not even visible in its mount namespace
+    (their permissions already refuse it; this is the second wall)."""
+    hidden: list[Path] = []
+    for other in EVERY_DAEMON:
+        if other.name != daemon.name:
+            hidden += [other.state_dir, other.log_dir]
+    if daemon.name != CORE_NAME:
+        hidden.append(CONFIG_DIR)
+    return hidden
+
+
+def system_unit(daemon: Daemon, python: Path, *, peer_uid: int | None = None) -> str:
+    """The hardened system unit of *daemon*, run by *python* (*peer_uid*: the uid its
+    peer has, looked up when not given)."""
+    from airlock.service.layout import DAEMONS
+
+    installed = {d.unit_name for d in DAEMONS}
+    needs = [unit for unit in daemon.requires if unit in installed]
+    order = "".join(f"Requires={u}\nAfter={u}\n" for u in needs)
     groups = f"SupplementaryGroups={daemon.socket_group}\n" if daemon.socket_group else ""
+    run_dir = daemon.run_dir
+    share_run_dir = ""
+    if daemon.run_group is not None:
+        # systemd makes the runtime directory NAME:NAME; its socket's readers need it
+        # NAME:GROUP with setgid (run as root, before the daemon, outside its sandbox).
+        share_run_dir = (
+            f"ExecStartPre=+{_install_tool()} -d -o {daemon.name} "
+            f"-g {daemon.run_group} -m {daemon.run_dir_mode:o} {run_dir}\n"
+        )
+    hidden = "InaccessiblePaths=" + " ".join(f"-{p}" for p in _hidden_from(daemon)) + "\n"
+    config = f"ReadOnlyPaths={CONFIG_DIR}\n" if daemon.name == CORE_NAME else ""
+    # The host only dials out (IMAP, HTTPS): it may not listen on any IP port.
+    no_listen = "SocketBindDeny=any\n" if daemon.peer is not None else ""
+    logs = (
+        f"LogsDirectory={daemon.log_dir.name}\nLogsDirectoryMode=0700\n"
+        if daemon.name == CORE_NAME
+        else ""
+    )
     return (
         "[Unit]\n"
         f"Description={daemon.description}\n"
+        f"{order}"
         "After=network-online.target\n"
         "Wants=network-online.target\n"
         "\n[Service]\n"
@@ -81,18 +126,20 @@ def system_unit(daemon: Daemon, python: Path) -> str:
         f"Group={daemon.name}\n"
         f"{groups}"
         "Environment=AIRLOCK_MODE=isolated\n"
-        f"ExecStart={exec_line([str(python), *daemon.command])}\n"
-        "ExecReload=/bin/kill -HUP $MAINPID\n"
-        "Restart=on-failure\n"
+        f"{share_run_dir}"
+        f"ExecStart={exec_line([str(python), *daemon.arguments(peer_uid)])}\n"
+        + ("ExecReload=/bin/kill -HUP $MAINPID\n" if daemon.name == CORE_NAME else "")
+        + f"Restart={daemon.restart}\n"
         "RestartSec=2\n"
-        f"RuntimeDirectory={RUN_DIR.name}\n"
+        f"RuntimeDirectory={run_dir.name}\n"
         "RuntimeDirectoryMode=0750\n"
         "RuntimeDirectoryPreserve=restart\n"
         f"StateDirectory={daemon.state_dir.relative_to(STATE_ROOT.parent)}\n"
         "StateDirectoryMode=0700\n"
-        f"LogsDirectory={LOG_DIR.name}\n"
-        "LogsDirectoryMode=0700\n"
-        f"ReadOnlyPaths={CONFIG_DIR}\n"
+        f"{logs}"
+        f"{config}"
+        f"{hidden}"
+        f"{no_listen}"
         f"{HARDENING}"
         "\n[Install]\n"
         "WantedBy=multi-user.target\n"
