@@ -108,9 +108,6 @@ def test_a_connector_host_block_pointing_elsewhere_is_replaced_keeping_its_timeo
 
 def test_personal_mode_s_config_has_no_host_socket(tmp_path: Path) -> None:
     assert load_config(tmp_path / "missing.yaml").connector_host.socket is None
-    (tmp_path / "bad.yaml").write_text("connector_host: {socket: /x, timeout: 0}\n")
-    with pytest.raises(Exception, match=r"connector_host\.timeout"):
-        load_config(tmp_path / "bad.yaml")
 
 
 # -- the keeper, with a fake clock and fake processes ---------------------------------

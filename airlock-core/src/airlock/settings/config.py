@@ -137,16 +137,6 @@ class AuditConfig(Section):
         return self
 
 
-class ConnectorHostConfig(Section):
-    """Where the connector host listens. ``socket`` set (isolated mode, written by
-    ``airlock service install --isolated``): the core connects there, retrying while the
-    host starts; unset (personal mode): the core runs the host as its child."""
-
-    socket: Path | None = None
-    timeout: float = Field(30, gt=0, le=3600)
-    """Seconds to wait for one answer of the host."""
-
-
 class DashboardConfig(Section):
     """The web dashboard: ``listen`` is ``HOST:PORT`` or ``off`` (see docs/dashboard.md)."""
 
@@ -182,7 +172,6 @@ class AirlockConfig(BaseSettings):
     connector_host: ConnectorHostConfig = Field(default_factory=ConnectorHostConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
-    connector_host: ConnectorHostConfig = Field(default_factory=ConnectorHostConfig)
 
     @field_validator("services")
     @classmethod
