@@ -12,7 +12,8 @@ from typing import Any, cast
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from airlock import api, errors
+from airlock import api_openai as api
+from airlock import errors
 from airlock.daemon.connections import ConnectionGuard
 from airlock.daemon.http import UidGate
 from airlock.daemon.runtime import Runtime

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from airlock import api
+from airlock import api_openai as api
 from airlock.common.logs import get_logger
 from airlock.daemon.http import Handler, parse_json_object, peer, whole_body
 from airlock.daemon.openapi import Route
