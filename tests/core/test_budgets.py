@@ -203,3 +203,99 @@ def test_the_audit_keeps_a_prompt_only_as_its_length_and_hash_unless_asked() -> 
     assert "secret" not in str(kept)
     assert kept == audited_params(SpendSettings(), dict(reversed(params.items())))  # canonical
     assert audited_params(SpendSettings(audit_prompts=True), params) == params
+
+
+def test_a_hold_is_decided_in_memory_and_durable_only_once_recorded(
+    store: StateStore, clock: FakeClock
+) -> None:
+    """hold() decides without a disk write (after one read of the budget); record() writes
+    the same reservation with the database's own check."""
+    budgets = budgets_of(store, clock, "ses_a", 10 * CENT)
+    first = budgets.hold("ses_a", 6 * CENT, service="llm")
+    assert store.get_budget("ses_a") == (10 * CENT, 0, 0), "nothing written yet"
+    assert store.open_reservations() == []
+    with pytest.raises(BudgetExhausted, match=r"budget left on llm is \$0.04"):
+        budgets.hold("ses_a", 5 * CENT, service="llm")  # 6 held, not yet on disk, + 5 > 10
+    budgets.record(first, service="llm")
+    assert store.get_budget("ses_a") == (10 * CENT, 0, 6 * CENT)
+    assert [r[0] for r in store.open_reservations()] == [first.id]
+    budgets.settle(first, 2 * CENT)
+    second = budgets.hold("ses_a", 8 * CENT, service="llm")  # 2 spent + 8 = 10: fits exactly
+    with pytest.raises(BudgetExhausted):
+        budgets.hold("ses_a", 1, service="llm")
+    budgets.record(second, service="llm")
+    state = budgets.state("ses_a")
+    assert state is not None
+    assert (state.spent_nano, state.reserved_nano, state.left_nano) == (2 * CENT, 8 * CENT, 0)
+
+
+def test_holds_read_the_budget_once_then_decide_without_the_database(
+    store: StateStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = budgets_of(store, clock, "ses_a", 10 * CENT)
+    before.settle(before.reserve("ses_a", 3 * CENT, service="llm"), 3 * CENT)
+    reads: list[str] = []
+    real = store.get_budget
+
+    def counted(session_id: str) -> tuple[int, int, int] | None:
+        reads.append(session_id)
+        return real(session_id)
+
+    monkeypatch.setattr(store, "get_budget", counted)
+    restarted = Budgets(store, clock)  # knows nothing yet: reads what was spent
+    for _ in range(7):  # 3 spent + 7 = 10
+        restarted.hold("ses_a", CENT, service="llm")
+    with pytest.raises(BudgetExhausted):
+        restarted.hold("ses_a", 1, service="llm")
+    assert reads == ["ses_a"]
+
+
+def test_a_hold_the_database_refuses_fails_closed_and_is_released(
+    data_dir: Path, clock: FakeClock
+) -> None:
+    """Another writer took the money behind this process's back: recording the hold is
+    refused by the database's check, the call fails with 402, and nothing stays held."""
+    ours, theirs = StateStore(data_dir / "state.db"), StateStore(data_dir / "state.db")
+    budgets = budgets_of(ours, clock, "ses_a", 10 * CENT)
+    budgets.hold("ses_a", CENT, service="llm")  # reads the budget: 10 left
+    Budgets(theirs, clock).reserve("ses_a", 9 * CENT, service="llm")
+    stale = budgets.hold("ses_a", 5 * CENT, service="llm")  # still believes 9 are left
+    with pytest.raises(BudgetExhausted, match="nothing was sent"):
+        budgets.record(stale, service="llm")
+    assert ours.get_budget("ses_a") == (10 * CENT, 0, 9 * CENT)
+    with pytest.raises(BudgetExhausted):  # it asked the database again: 1 left
+        budgets.hold("ses_a", 2 * CENT, service="llm")
+    budgets.record(budgets.hold("ses_a", CENT, service="llm"), service="llm")
+    ours.close()
+    theirs.close()
+
+
+def test_a_hold_whose_write_fails_is_released(store: StateStore, clock: FakeClock) -> None:
+    budgets = budgets_of(store, clock, "ses_a", 10 * CENT)
+    held = budgets.hold("ses_a", 10 * CENT, service="llm")
+    store.close()  # the disk write cannot happen
+    with pytest.raises(Exception, match="closed"):
+        budgets.record(held, service="llm")
+    budgets.hold("ses_a", 10 * CENT, service="llm")  # the money is free again
+
+
+def test_holds_from_many_threads_never_overspend(store: StateStore, clock: FakeClock) -> None:
+    budgets = budgets_of(store, clock, "ses_a", 7 * CENT)
+    start = threading.Barrier(24)
+    won: list[int] = []
+
+    def race(index: int) -> None:
+        start.wait()
+        try:
+            budgets.record(budgets.hold("ses_a", CENT, service="llm"), service="llm")
+        except BudgetExhausted:
+            return
+        won.append(index)
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(won) == 7
+    assert store.get_budget("ses_a") == (7 * CENT, 0, 7 * CENT)

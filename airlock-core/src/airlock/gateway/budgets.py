@@ -9,11 +9,23 @@ left then shows zero and the next call is refused.
 A reservation still open when the daemon starts belongs to a call that was cut off by a
 crash or a restart: its request may have reached the service, so it is counted as spent
 at its worst case (fail closed).
+
+**Deciding without waiting for the disk.** A streamed call's time to its first token
+pays for whatever runs before its request goes out. :meth:`Budgets.hold` decides on the
+caller's thread, from what this process knows of the budget (read once from the database,
+then kept up to date by its own holds and settlements): no thread hop, no disk write. The
+daemon is the only process that spends (it holds the data directory's lock), so what it
+holds is the budget. :meth:`Budgets.record` then writes the hold with the same checked
+statement (in a worker thread, while the service prepares its answer) and the caller
+awaits it before anything leaves; should the database refuse it anyway (changed behind
+the daemon's back), the hold is released and the call fails closed with
+:class:`BudgetExhausted`.
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -36,14 +48,64 @@ class Reservation:
     amount_nano: int
 
 
+@dataclass
+class _Known:
+    """A session's budget as this process knows it (nano-dollars)."""
+
+    limit_nano: int
+    spent_nano: int
+    reserved_nano: int
+
+
 class Budgets:
     def __init__(self, store: StateStore, clock: Clock) -> None:
         self._store = store
         self._clock = clock
+        self._known: dict[str, _Known] = {}
+        self._lock = threading.Lock()  # holds on the event loop, settlements in threads
 
     def open(self, session_id: str, limit_nano: int) -> BudgetState:
         self._store.open_budget(session_id, limit_nano)
+        with self._lock:
+            self._known[session_id] = _Known(limit_nano, 0, 0)
         return BudgetState(limit_nano)
+
+    def hold(self, session_id: str, amount_nano: int, *, service: str) -> Reservation:
+        """Hold *amount_nano* of the session's budget at once, or raise
+        :class:`BudgetExhausted` (nothing held). Not durable: :meth:`record` it, and wait
+        for that, before anything of the call leaves."""
+        with self._lock:
+            known = self._known.get(session_id)
+            if known is None:
+                found = self._store.get_budget(session_id)  # once per session and run
+                if found is not None:
+                    known = self._known[session_id] = _Known(*found)
+            if known is None or known.spent_nano + known.reserved_nano + amount_nano > (
+                known.limit_nano
+            ):
+                left = known.limit_nano - known.spent_nano - known.reserved_nano if known else 0
+                raise _exhausted(amount_nano, max(left, 0), service)
+            known.reserved_nano += amount_nano
+        return Reservation("rsv_" + secrets.token_urlsafe(9), session_id, amount_nano)
+
+    def record(self, reservation: Reservation, *, service: str) -> Reservation:
+        """Make a :meth:`hold` durable (blocking: call it in a worker thread)."""
+        try:
+            won = self._store.reserve_budget(
+                reservation.session_id,
+                reservation.id,
+                reservation.amount_nano,
+                at=self._clock.now(),
+            )
+        except BaseException:
+            self._release(reservation, spent_nano=0)
+            raise
+        if not won:
+            self._release(reservation, spent_nano=0)
+            self._forget(reservation.session_id)  # the database knows better: ask it again
+            state = self.state(reservation.session_id)
+            raise _exhausted(reservation.amount_nano, state.left_nano if state else 0, service)
+        return reservation
 
     def state(self, session_id: str) -> BudgetState | None:
         found = self._store.get_budget(session_id)
@@ -59,24 +121,27 @@ class Budgets:
     ) -> Reservation:
         """Hold *amount_nano* of the session's budget, or raise :class:`BudgetExhausted`.
 
-        Returns once the reservation is durable; *decided* hears whether it was taken as
-        soon as that is known (see :meth:`StateStore.reserve_budget`)."""
+        Returns once the reservation is durable (:meth:`hold` then :meth:`record`). With
+        *decided*, the database decides instead, and *decided* hears whether it was taken
+        as soon as that is known (see :meth:`StateStore.reserve_budget`)."""
+        if decided is None:
+            return self.record(self.hold(session_id, amount_nano, service=service), service=service)
         reservation = Reservation("rsv_" + secrets.token_urlsafe(9), session_id, amount_nano)
         if self._store.reserve_budget(
             session_id, reservation.id, amount_nano, at=self._clock.now(), decided=decided
         ):
+            with self._lock:
+                known = self._known.get(session_id)
+                if known is not None:
+                    known.reserved_nano += amount_nano
             return reservation
         state = self.state(session_id)
-        left = format_usd(state.left_nano) if state is not None else "$0.00"
-        raise BudgetExhausted(
-            f"this call may cost up to {format_usd(amount_nano)} and the budget left on "
-            f"{service} is {left}: nothing was sent",
-            hint="ask for a new spend approval, or lower max_tokens",
-        )
+        raise _exhausted(amount_nano, state.left_nano if state is not None else 0, service)
 
     def settle(self, reservation: Reservation, spent_nano: int) -> BudgetState:
         """Count *spent_nano* and release the reservation; the budget after it."""
-        self._store.settle_budget(reservation.id, spent_nano)
+        if self._store.settle_budget(reservation.id, spent_nano):
+            self._release(reservation, spent_nano=spent_nano)
         state = self.state(reservation.session_id)
         assert state is not None  # a reservation exists only for a budget
         return state
@@ -87,7 +152,29 @@ class Budgets:
         for reservation_id, session_id, amount in self._store.open_reservations():
             if self._store.settle_budget(reservation_id, amount):
                 settled.append(Reservation(reservation_id, session_id, amount))
+                self._forget(session_id)
         return settled
+
+    def _release(self, reservation: Reservation, *, spent_nano: int) -> None:
+        """What the database did to a settled (or refused) reservation, done to what this
+        process knows."""
+        with self._lock:
+            known = self._known.get(reservation.session_id)
+            if known is not None:
+                known.reserved_nano -= reservation.amount_nano
+                known.spent_nano += spent_nano
+
+    def _forget(self, session_id: str) -> None:
+        with self._lock:
+            self._known.pop(session_id, None)
+
+
+def _exhausted(amount_nano: int, left_nano: int, service: str) -> BudgetExhausted:
+    return BudgetExhausted(
+        f"this call may cost up to {format_usd(amount_nano)} and the budget left on "
+        f"{service} is {format_usd(left_nano)}: nothing was sent",
+        hint="ask for a new spend approval, or lower max_tokens",
+    )
 
 
 def requested_budget(
