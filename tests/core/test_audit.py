@@ -14,12 +14,14 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel, SecretStr
 
 from airlock.common.clock import FakeClock
 from airlock.errors import AuditError
+from airlock.security import audit as audit_module
 from airlock.security.audit import (
     CURRENT_NAME,
     GENESIS,
@@ -471,6 +473,40 @@ def test_many_threads_appending_at_once_make_one_valid_chain(
     assert result.records == 800
     written = {(r["writer"], r["i"]) for r in query(audit_dir)}
     assert len(written) == 800
+
+
+def test_a_writer_arriving_during_a_commit_is_not_kept_waiting_for_the_leader(
+    log: AuditLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The leading thread commits A's record while B queues; the next batch (B's) goes at
+    once. Group commit waits only for writers still on their way, never for one whose
+    record is written (here the leader itself): with a 60 s cap, such a wait would
+    show."""
+    monkeypatch.setattr(audit_module, "GROUP_WAIT", 60.0)
+    queued = threading.Event()
+    enqueue, commit = log._enqueue, log._file.commit
+
+    def enqueue_and_say(pending: Any) -> bool:
+        leads = enqueue(pending)
+        queued.set()
+        return leads
+
+    def commit_after_b_queued(entries: Any) -> Any:
+        if entries[0][0] == "a":
+            b.start()
+            assert queued.wait(10), "B never queued"
+        return commit(entries)
+
+    monkeypatch.setattr(log, "_enqueue", enqueue_and_say)
+    monkeypatch.setattr(log._file, "commit", commit_after_b_queued)
+    a = threading.Thread(target=log.append_sync, args=("a",))
+    b = threading.Thread(target=log.append_sync, args=("b",))
+    a.start()
+    a.join(20)
+    b.join(20)
+    assert not a.is_alive(), "A's leader waited for itself"
+    assert not b.is_alive()
+    assert [r["event"] for r in query(log.audit_dir)] == ["a", "b"]
 
 
 def test_many_coroutines_appending_at_once_make_one_valid_chain(

@@ -173,7 +173,7 @@ class AuditLog:
         self._qlock = threading.Lock()
         self._arrived = threading.Condition(self._qlock)
         self._leading = False
-        self._inflight = 0
+        self._arriving = 0
         self._drop_refused: str | None = None
 
     def __repr__(self) -> str:
@@ -206,31 +206,37 @@ class AuditLog:
         For coroutines: waits on a future while the disk work runs in a worker thread,
         so the event loop never blocks on fsync.
         """
-        self._begin()
+        self._arrive()
+        queued = False
         try:
             pending = self._prepare(event, fields)
             import asyncio  # here, not at the top: `airlock audit verify` needs no event loop
 
             loop = asyncio.get_running_loop()
             pending.loop, pending.future = loop, loop.create_future()
+            queued = True
             if self._enqueue(pending):
                 loop.run_in_executor(None, self._lead)
-            return await pending.future
         finally:
-            self._end()
+            if not queued:
+                self._gave_up()
+        return await pending.future
 
     def append_sync(self, event: str, **fields: Any) -> AuditRecord:
         """``append`` for threads and sync code (the CLI): blocks until the record is durable."""
-        self._begin()
+        self._arrive()
+        queued = False
         try:
             pending = self._prepare(event, fields)
             pending.done = threading.Lock()
             pending.done.acquire()
+            queued = True
             if self._enqueue(pending):
                 self._lead()
-            pending.done.acquire()
         finally:
-            self._end()
+            if not queued:
+                self._gave_up()
+        pending.done.acquire()
         if pending.record is None:
             raise _audit_error(pending.error or "unknown failure")
         return pending.record
@@ -266,19 +272,21 @@ class AuditLog:
         check_event(event)
         return _Pending(event, fields_json(fields))
 
-    def _begin(self) -> None:
+    def _arrive(self) -> None:
+        """A writer is on its way (preparing its record), until it queues or gives up."""
         with self._qlock:
-            self._inflight += 1
+            self._arriving += 1
 
-    def _end(self) -> None:
+    def _gave_up(self) -> None:
         with self._qlock:
-            self._inflight -= 1
+            self._arriving -= 1
             self._arrived.notify()
 
     def _enqueue(self, pending: _Pending) -> bool:
         """Queue *pending*; True if the caller must lead (nobody is writing now)."""
         with self._qlock:
             self._queue.append(pending)
+            self._arriving -= 1
             self._arrived.notify()
             if self._leading:
                 return False
@@ -317,11 +325,14 @@ class AuditLog:
         """Give writers already on their way a moment to join the batch (lock held).
 
         Without this, a lone early writer takes a batch of one and everybody else waits
-        a whole fsync for the next. Only writers inside ``append`` count, so a single
-        writer never waits, and the wait is capped at ``GROUP_WAIT``.
+        a whole fsync for the next. Only writers still on their way count (inside
+        ``append`` and not queued yet): not those whose records are written but who have
+        not returned (a coroutine the event loop has not resumed, the leading thread
+        itself), who will never join. So a single writer never waits, and the wait is
+        capped at ``GROUP_WAIT``.
         """
         deadline: float | None = None
-        while self._queue and len(self._queue) < self._inflight:
+        while self._queue and self._arriving:
             now = time.monotonic()
             deadline = deadline or now + GROUP_WAIT
             if now >= deadline:
