@@ -101,3 +101,15 @@ def test_the_probe_sees_a_heavy_import(tmp_path: Path) -> None:
     )
     found = imported_heavy(tmp_path, ["services"], ("airlock_mail.maildir", "pydantic"))
     assert found == "airlock_mail.maildir,pydantic"
+
+
+def test_status_with_a_daemon_running_loads_no_client(tmp_path: Path) -> None:
+    """One blocking GET asks the daemon: no event loop, aiohttp or the client's models."""
+    from airlock.clients.local_daemon import LocalDaemon
+
+    client = (*HEAVY, "airlock.clients._http")
+    assert imported_heavy(tmp_path, ["init"], ()) == ""
+    with LocalDaemon(tmp_path):
+        assert imported_heavy(tmp_path, ["status"], client) == ""
+        # (status reads the config, whose settings library imports asyncio itself)
+        assert imported_heavy(tmp_path, ["audit", "verify"], (*client, "asyncio")) == ""

@@ -91,12 +91,14 @@ def daemon_audit_seq(state: CliState) -> int | None:
     import contextlib
     import sqlite3
 
-    from airlock.cli.client_support import with_client
+    from airlock.cli.status import daemon_facts
     from airlock.errors import AirlockError
 
     known: list[int] = []
     with contextlib.suppress(AirlockError):
-        known.append(with_client(state, lambda c: c.status()).audit_seq)
+        facts = daemon_facts(state)
+        if facts["running"]:
+            known.append(int(facts["audit_seq"]))
     if state.paths.state_db.exists():
         from airlock.state.store import StateStore
 

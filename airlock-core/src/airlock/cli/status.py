@@ -16,6 +16,13 @@ if TYPE_CHECKING:
     from airlock.settings.config import AirlockConfig
 
 
+# What `airlock status` shows of the daemon's answer (api.DaemonStatus, which has more).
+STATUS_FIELDS = frozenset(
+    {"pid", "totp_enrolled", "locked", "locked_until", "pending", "sessions", "services"}
+    | {"notifiers", "audit_seq"}
+)
+
+
 def collect_status(state: CliState) -> dict[str, Any]:
     from airlock.framework.plugins import get_connectors, plugin_report
 
@@ -66,15 +73,23 @@ def described_services(
 
 
 def daemon_facts(state: CliState) -> dict[str, Any]:
-    """What the running daemon says, or that none answers on the socket."""
-    from airlock.cli.client_support import with_client
+    """What the running daemon says, or that none answers on the socket.
+
+    One blocking GET (``airlock.clients._plain``): the client's event loop, aiohttp and
+    pydantic models would cost more than the rest of ``airlock status``."""
+    from airlock.clients._plain import get_json
     from airlock.errors import AirlockError
 
     try:
-        facts = with_client(state, lambda c: c.status())
+        facts = get_json(state.paths.socket, "/v1/status")
+        if not isinstance(facts, dict) or not facts.keys() >= STATUS_FIELDS:
+            raise AirlockError(
+                "unexpected answer from the daemon (DaemonStatus)",
+                hint="the client and the daemon may be different Airlock versions",
+            )
     except AirlockError as exc:
         return {"running": False, "problem": exc.message}
-    return {"running": True, **facts.model_dump(mode="json")}
+    return {"running": True, **facts}
 
 
 def register(app: typer.Typer) -> None:
