@@ -13,6 +13,7 @@ import pyotp
 from pydantic import BaseModel
 
 from airlock.common.clock import FakeClock
+from airlock.connector_host.in_process import InProcessHost
 from airlock.daemon.runtime import Runtime
 from airlock.errors import ConnectorError
 from airlock.framework.connectors import (
@@ -27,7 +28,7 @@ from airlock.framework.connectors import (
 )
 from airlock.framework.hookspecs import hookimpl
 from airlock.framework.notifiers import Delivery, Notice, Notifier, Prompt, Reply
-from airlock.framework.plugins import get_plugin_manager
+from airlock.framework.plugins import get_connectors, get_plugin_manager
 from airlock.security.totp import save_secret
 from airlock.settings.config import AirlockConfig
 from airlock.settings.paths import resolve_paths
@@ -95,6 +96,7 @@ class Toolbox(Connector):
     name = "toolbox"
     title = "Listed tools"
     lists_operations = True
+    listed_result = ToolResult
     listings = 0
     opens = 0
     broken = False
@@ -184,4 +186,5 @@ def make_runtime(tmp_path: Path, clock: FakeClock, **overrides: Any) -> tuple[Ru
         **overrides,
     )
     pm = get_plugin_manager(load_entry_points=False, env={}, extra_plugins=[TestPlugin()])
-    return Runtime(paths, pm, clock=clock, config=config), pyotp.TOTP(secret)
+    host = InProcessHost(get_connectors(pm), paths.connectors_dir)
+    return Runtime(paths, pm, clock=clock, config=config, host=host), pyotp.TOTP(secret)

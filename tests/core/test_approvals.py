@@ -268,7 +268,7 @@ def test_connectors_open_for_a_session_and_close_when_no_session_needs_them(tmp_
             await runtime.gateway.run(grant.token, ME, "notes", "read_note", {"name": "a"})
         assert Notebook.opened == opened + 1, "one connection reused for the session"
         runtime.sessions.revoke(grant.id, ME.uid)
-        assert await runtime.gateway.pool.close_idle(keep=set(), idle_seconds=300) == ["notes"]
+        assert await runtime.gateway.host.close_idle(keep=set(), idle_seconds=300) == ["notes"]
         assert Notebook.closed == closed + 1
 
     run(tmp_path, scenario)

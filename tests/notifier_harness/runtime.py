@@ -17,8 +17,9 @@ import pyotp
 
 from airlock.api import AccessRequestCreated, AccessRequestIn
 from airlock.common.clock import FakeClock
+from airlock.connector_host.in_process import InProcessHost
 from airlock.daemon.runtime import Runtime
-from airlock.framework.plugins import get_plugin_manager
+from airlock.framework.plugins import get_connectors, get_plugin_manager
 from airlock.security.peers import Peer
 from airlock.security.totp import save_secret
 from airlock.security.vault import TotpKey, Vault
@@ -63,7 +64,9 @@ def make_runtime(
         **config,
     )
     pm = get_plugin_manager(load_entry_points=False, env={}, extra_plugins=[EchoPlugin(), plugin])
-    return Runtime(paths, pm, clock=clock, config=airlock_config), Phone(secret, clock)
+    host = InProcessHost(get_connectors(pm), paths.connectors_dir)
+    runtime = Runtime(paths, pm, clock=clock, config=airlock_config, host=host)
+    return runtime, Phone(secret, clock)
 
 
 # A scenario waits for things with `eventually` (bounded); these bound the rest, so a

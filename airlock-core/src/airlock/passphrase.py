@@ -71,8 +71,24 @@ def seal(paths: AirlockPaths, passphrase: str) -> None:
     Vault(sealed_file(paths), key).set(_ENTRY, {_FIELD: secret})
     if paths.vault_file.exists():
         Vault(paths.vault_file, TotpKey(secret)).rekey(key)
+    _seal_connector_host_key(paths, key)
     paths.totp_file.unlink()
     fsync_dir(paths.data_dir)
+
+
+def _seal_connector_host_key(paths: AirlockPaths, key: PassphraseKey) -> None:
+    """The connector host's vault key is sealed by the same passphrase (its owner stays
+    the owner: in isolated mode root seals a file the host's user must read)."""
+    import os
+
+    from airlock.connector_host.keys import SEALED_KEY_FILE, seal_host_key
+
+    directory = paths.connectors_dir
+    if not seal_host_key(directory, key):
+        return
+    owner = directory.stat()
+    if os.geteuid() == 0 and owner.st_uid != 0:
+        os.chown(directory / SEALED_KEY_FILE, owner.st_uid, owner.st_gid)
 
 
 def open_sealed(paths: AirlockPaths, passphrase: str) -> tuple[str, PassphraseKey]:

@@ -67,6 +67,7 @@ class McpProxy(Connector[McpSettings]):
     Settings = McpSettings
     Credentials = McpCredentials
     lists_operations = True
+    listed_result = McpToolResult
     _restarts_allowed: ClassVar[int] = 1
 
     def __init__(self, settings: BaseModel, credentials: BaseModel, *, service: str) -> None:

@@ -134,7 +134,7 @@ async def check_operation(request: web.Request) -> web.StreamResponse:
     service = runtime.services.get(name)
     if service is None:
         raise runtime.explain_unknown_service(NotFound(f"no service named {name[:40]!r}"))
-    spec = await runtime.gateway.pool.spec(service, request.match_info["operation"])
+    spec = await runtime.gateway.host.spec(service, request.match_info["operation"])
     params = canonical_operation_params(spec, body.params)
     return json_model(api.OperationIn(params=params))
 
@@ -157,14 +157,14 @@ async def run_operation(request: web.Request) -> web.StreamResponse:
 
 async def set_credentials(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, api.CredentialsIn)
-    out = await rt(request).set_credentials(
+    out = await rt(request).credentials.set(
         request.match_info["service"], body.totp, body.fields, peer(request)
     )
     return json_model(out)
 
 
 async def remove_credentials(request: web.Request) -> web.StreamResponse:
-    out = await rt(request).remove_credentials(
+    out = await rt(request).credentials.remove(
         request.match_info["service"], _totp_header(request), peer(request)
     )
     return json_model(out)
@@ -172,12 +172,13 @@ async def remove_credentials(request: web.Request) -> web.StreamResponse:
 
 async def get_credential(request: web.Request) -> web.StreamResponse:
     service, field = request.match_info["service"], request.match_info["field"]
-    value = await rt(request).get_credential(service, field, _totp_header(request), peer(request))
+    value = await rt(request).credentials.get(service, field, _totp_header(request), peer(request))
     return json_model(api.CredentialValue(service=service, field=field, value=value))
 
 
 async def list_credentials(request: web.Request) -> web.StreamResponse:
-    return json_model(api.CredentialListing(credentials=rt(request).credential_listing()))
+    listing = await rt(request).credentials.listing()
+    return json_model(api.CredentialListing(credentials=listing))
 
 
 async def audit_events(request: web.Request) -> web.StreamResponse:

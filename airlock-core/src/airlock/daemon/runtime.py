@@ -4,14 +4,13 @@ approvals, gateway, notifiers. Handlers only translate HTTP to calls on this obj
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from airlock._version import __version__
 from airlock.api import (
     BudgetInfo,
-    CredentialsOut,
     DaemonStatus,
     NotifierHealth,
     OperationInfo,
@@ -23,9 +22,12 @@ from airlock.api import (
 )
 from airlock.common.clock import Clock, SystemClock
 from airlock.common.logs import get_logger
+from airlock.connector_host.client import ConnectorHost
+from airlock.connector_host.link import ChildHost, HostLauncher, HostLink, SocketHost
+from airlock.daemon.credentials import CredentialDesk
 from airlock.daemon.keeper import SecretKeeper
 from airlock.daemon.reload import Parts
-from airlock.errors import AirlockError, InvalidInput, NotEnrolled, NotFound
+from airlock.errors import AirlockError, InvalidInput, NotFound
 from airlock.framework.connectors import OperationSpec
 from airlock.framework.notifiers import Notice, Notifier
 from airlock.framework.plugins import (
@@ -33,16 +35,17 @@ from airlock.framework.plugins import (
     get_connectors,
     get_notifiers,
     get_policies,
+    host_plugin_specs,
 )
 from airlock.framework.spending import BudgetState, usd
-from airlock.gateway.gateway import ConnectorPool, Gateway
+from airlock.gateway.gateway import Gateway
 from airlock.gateway.services import Service, resolve_services
 from airlock.passphrase import DaemonLocked, WrongPassphrase
 from airlock.security import totp
 from airlock.security.approvals import ApprovalService
 from airlock.security.audit import AuditLog, load_or_create_key
 from airlock.security.channels import Channels
-from airlock.security.code_checks import CodeChecker, CodePurpose
+from airlock.security.code_checks import CodeChecker
 from airlock.security.peers import Peer
 from airlock.security.replies import ReplyHandler
 from airlock.security.sessions import SessionManager
@@ -106,6 +109,7 @@ class Runtime:
         *,
         clock: Clock | None = None,
         config: AirlockConfig | None = None,
+        host: HostLauncher | None = None,
     ) -> None:
         self.paths = paths
         self.pm = pm
@@ -128,6 +132,15 @@ class Runtime:
         self._unlisted_until: dict[str, float] = {}
         self._notices: set[asyncio.Task[None]] = set()
         self.keeper = SecretKeeper(paths, self.clock)
+        self._passphrase: str | None = None
+        """Kept after ``airlock unlock`` to unlock a restarted connector host."""
+        self.link = HostLink(
+            host or self._host_launcher(config),
+            timeout=config.connector_host.timeout,
+            hello=self._hello_host,
+            on_gone=self._host_gone,
+        )
+        self.credentials = CredentialDesk(self)
         self._use(self._assemble(config))
         self._tasks: list[asyncio.Task[None]] = []
         self._listeners: list[asyncio.Task[None]] = []
@@ -150,7 +163,7 @@ class Runtime:
             self.vault.unlock(key)
         notifiers = self._open_notifiers(config, secret is not None)
         channels = Channels(notifiers, self.audit)
-        pool = ConnectorPool(services, self.credentials_for)
+        host = ConnectorHost(self.link, services)
         codes = CodeChecker(verifier, self.audit, channels)
         approvals = ApprovalService(
             store=self.store,
@@ -162,7 +175,7 @@ class Runtime:
             services=services,
             policies=self.policies,
             channels=channels,
-            operation_spec=pool.spec,
+            operation_spec=host.spec,
         )
         gateway = Gateway(
             store=self.store,
@@ -172,7 +185,7 @@ class Runtime:
             config=config,
             clock=self.clock,
             audit=self.audit,
-            pool=pool,
+            host=host,
             on_credentials_rejected=self.credentials_rejected,
         )
         replies = ReplyHandler(approvals, channels, self.audit, self.clock)
@@ -239,11 +252,34 @@ class Runtime:
         self._notices.add(task)  # sent in the background: the agent's answer need not wait
         task.add_done_callback(self._notices.discard)
 
-    def credentials_for(self, service: str) -> Mapping[str, str]:
-        self._before_verify()
-        if not self.verifier.enrolled:
-            raise NotEnrolled()
-        return self.vault.get(service) if self.vault.has(service) else {}
+    # -- the connector host ------------------------------------------------------------
+
+    def _host_launcher(self, config: AirlockConfig) -> HostLauncher:
+        if config.connector_host.socket is not None:
+            return SocketHost(config.connector_host.socket)
+        return ChildHost(
+            self.paths.connectors_dir,
+            plugins=host_plugin_specs(self.pm),
+            entry_points=self.pm.loads_entry_points,
+        )
+
+    async def _hello_host(self, link: HostLink) -> None:
+        """What a new connection to the host says first: the services, the unlock."""
+        await self._configure_host(link, self.config)
+        if self._passphrase is not None:
+            await link.request("unlock", passphrase=self._passphrase)
+
+    async def _configure_host(self, link: HostLink, config: AirlockConfig) -> None:
+        services = {
+            name: {"connector": entry.connector, "settings": entry.settings}
+            for name, entry in config.services.items()
+        }
+        link.timeout = config.connector_host.timeout
+        await link.request("configure", services=services, timeout=link.timeout)
+
+    async def _host_gone(self, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.audit.append("connector_host_stopped", reason=reason[:200])
 
     # -- notifiers ---------------------------------------------------------------------
 
@@ -372,7 +408,7 @@ class Runtime:
         if self.clock.now() < self._unlisted_until.get(service.name, 0.0):
             return declared
         try:
-            listed = await self.gateway.pool.listed(service.name)
+            listed = await self.gateway.host.listed(service.name)
         except Exception as exc:
             # An AirlockError's message is written for the agent, so it holds no secret.
             detail = exc.message if isinstance(exc, AirlockError) else type(exc).__name__
@@ -382,90 +418,6 @@ class Runtime:
             self._unlisted_until[service.name] = self.clock.now() + UNLISTED_RETRY
             return declared
         return declared + list(listed.values())
-
-    async def set_credentials(
-        self, service: str, totp_code: str, fields: dict[str, str], peer: Peer
-    ) -> CredentialsOut:
-        target = self._credential_target(service)
-        await self._check_code(totp_code, peer, CodePurpose.credential("set_credentials", service))
-        check: dict[str, Any] | None = None
-        if isinstance(target, Service):
-            credentials = target.connector.parse_credentials(fields, service=service)
-            connector = target.connector(target.settings, credentials, service=service)
-            try:
-                await connector.open()
-                result = await connector.check()
-                check = result.model_dump()
-            finally:
-                await connector.close()
-        self.vault.set(service, fields)
-        self.gateway.auth_problems.pop(service, None)
-        await self.gateway.pool.discard(service)
-        await self.audit.append(
-            "credentials_changed",
-            **peer.audit_fields(),
-            service=service,
-            fields=sorted(fields),
-            action="set",
-        )
-        return CredentialsOut(service=service, fields=sorted(fields), check=check)
-
-    async def get_credential(self, service: str, field: str, totp_code: str, peer: Peer) -> str:
-        self._credential_target(service)
-        purpose = CodePurpose.credential("read_credential", service, field)
-        await self._check_code(totp_code, peer, purpose)
-        stored = self.vault.get(service) if self.vault.has(service) else {}
-        if field not in stored:
-            raise NotFound(f"no credential field {field[:40]!r} for {service}")
-        await self.audit.append(
-            "credentials_read", **peer.audit_fields(), service=service, field=field
-        )
-        return stored[field]
-
-    async def remove_credentials(self, service: str, totp_code: str, peer: Peer) -> CredentialsOut:
-        self._credential_target(service)
-        purpose = CodePurpose.credential("remove_credentials", service)
-        await self._check_code(totp_code, peer, purpose)
-        if not self.vault.has(service):
-            raise NotFound(f"no credentials stored for {service}")
-        fields = sorted(self.vault.get(service))
-        self.vault.remove(service)
-        await self.gateway.pool.discard(service)
-        await self.audit.append(
-            "credentials_changed",
-            **peer.audit_fields(),
-            service=service,
-            fields=fields,
-            action="remove",
-        )
-        return CredentialsOut(service=service, fields=[])
-
-    async def _check_code(self, code: str, peer: Peer, purpose: CodePurpose) -> None:
-        """A credential action's code, through the same audited path as approvals."""
-        self.refresh_totp()
-        await self.codes.check(code, channel="terminal", purpose=purpose, actor=peer.audit_fields())
-
-    def credential_listing(self) -> list[dict[str, Any]]:
-        self.refresh_totp()
-        stored = set(self.vault.services()) if self.verifier.enrolled else set()
-        # Only what takes credentials: a Maildir or the console has nothing to store.
-        wanted = {
-            n
-            for n, svc in self.services.items()
-            if svc.connector.credentials_model(svc.settings).model_fields
-        }
-        wanted |= {n for n, ntf in self.notifiers.items() if type(ntf).Credentials.model_fields}
-        names = sorted(wanted | stored)
-        return [{"service": n, "stored": n in stored} for n in names]
-
-    def _credential_target(self, name: str) -> Service | str:
-        if name in self.services:
-            return self.services[name]
-        if name in self.notifiers or name in self.config.notifiers:
-            return name
-        if name in self.installed_notifiers:
-            return name
-        raise NotFound(f"no service or notifier named {name[:40]!r}")
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -491,6 +443,9 @@ class Runtime:
             )
         self._tasks.append(asyncio.create_task(self._housekeeping()))
         self._start_listening()
+        if self.vault.exists() and not self.vault.locked:
+            # Service credentials an older release kept here move before any call.
+            await self.credentials.move_service_credentials()
 
     def _start_listening(self) -> None:
         self._listeners = [
@@ -507,6 +462,7 @@ class Runtime:
         async with self._reloading:
             digest = config_digest(self.paths.config_file)
             parts = self._assemble(load_config(self.paths.config_file))
+            await self._configure_host(self.link, parts.config)
             await self._swap(parts)
             self.config_digest = digest
             await self.audit.append(
@@ -524,12 +480,15 @@ class Runtime:
                 await self.audit.append("unlock_failed", **peer.audit_fields())
                 raise
             self.refresh_totp()
+            self._passphrase = passphrase
+            await self.link.request("unlock", passphrase=passphrase)
             await self._swap(self._assemble(self.config))
             await self.audit.append("daemon_unlocked", **peer.audit_fields())
+            await self.credentials.move_service_credentials()
 
     async def _swap(self, parts: Parts) -> None:
         """Put freshly built parts in use and retire the old ones."""
-        old_approvals, old_pool, old_notifiers = self.approvals, self.gateway.pool, self.notifiers
+        old_approvals, old_notifiers = self.approvals, self.notifiers
         old_listeners = self._listeners
         self.gateway.uses.flush()
         self._use(parts)
@@ -539,7 +498,6 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*old_listeners, return_exceptions=True)
         await old_approvals.close()
-        await old_pool.close_all()
         await self._close_notifiers(old_notifiers)
         for hook in self.on_reload:
             hook(parts.config)
@@ -558,7 +516,7 @@ class Runtime:
                     for s in self.store.list_sessions(active_at=self.clock.now())
                     for svc in s.services
                 }
-                await self.gateway.pool.close_idle(keep=keep, idle_seconds=IDLE_CLOSE_SECONDS)
+                await self.gateway.host.close_idle(keep=keep, idle_seconds=IDLE_CLOSE_SECONDS)
             except Exception as exc:
                 log.error("housekeeping_failed", error=type(exc).__name__)
 
@@ -592,7 +550,7 @@ class Runtime:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.approvals.close()
         self.gateway.uses.flush()
-        await self.gateway.pool.close_all()
+        await self.link.close()
         await self._close_notifiers(self.notifiers)
         await self.audit.append("daemon_stopped", pid=os.getpid())
         self.store.raise_audit_anchor(self.audit.last_seq)

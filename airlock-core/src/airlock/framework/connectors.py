@@ -222,6 +222,8 @@ class Connector(Generic[S]):
     lists_operations: ClassVar[bool] = False
     """Whether the connector lists (more) operations when it opens: core then asks
     :meth:`list_operations` after ``open()`` and runs them through :meth:`run_listed`."""
+    listed_result: ClassVar[type[BaseModel]] = Done
+    """The result model of every listed operation (core validates their results with it)."""
     openai_operations: ClassVar[Mapping[str, str]] = {}
     """Which operations speak OpenAI's wire format, by OpenAI path: e.g.
     ``{"chat/completions": "chat", "embeddings": "embed", "models": "list_models"}``.
@@ -292,6 +294,12 @@ class Connector(Generic[S]):
         that a declared operation already has is left out (the declared one wins)."""
         if self.lists_operations:
             found = await self.list_operations()
+            for spec in found:
+                if spec.result is not self.listed_result:
+                    raise ConnectorError(
+                        f"{self.name} listed {spec.name!r} with a result model other than "
+                        f"its listed_result ({self.listed_result.__name__})"
+                    )
             self.listed = {s.name: s for s in found if s.name not in self.operations}
         return dict(self.listed)
 

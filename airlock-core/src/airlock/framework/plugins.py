@@ -63,6 +63,10 @@ class AirlockPluginManager(pluggy.PluginManager):
     def __init__(self) -> None:
         super().__init__(hookspecs.PROJECT)
         self.registry = PluginRegistry()
+        self.loads_entry_points = True
+        self.extra_plugins: list[object] = []
+        """Plugins registered in code (tests, embedding), which a child connector host
+        must register too (see :func:`host_plugin_specs`)."""
         self.trace_hooks = False
         """``AIRLOCK_TRACE_PLUGINS=1``: one stderr line per hook call (names, never arguments)."""
 
@@ -89,15 +93,30 @@ def get_plugin_manager(
             continue
         pm.register(importlib.import_module(module_name), name=short)
         pm.registry.sources[short] = PluginSource(short, CORE_DISTRIBUTION, __version__, True)
+    pm.loads_entry_points = load_entry_points
     if load_entry_points:
         _load_entry_points(pm, disabled)
     for plugin in extra_plugins:
+        pm.extra_plugins.append(plugin)
         name = pm.register(plugin)
         if name is not None:
             pm.registry.sources[name] = PluginSource(name, "(test)", "0", False)
     pm.check_pending()
     pm.trace_hooks = env.get("AIRLOCK_TRACE_PLUGINS") == "1"
     return pm
+
+
+def host_plugin_specs(pm: AirlockPluginManager) -> list[str]:
+    """``MODULE:NAME`` of each plugin registered in code, for a connector host process to
+    import and register (an instance is made again from its class, with no arguments)."""
+    specs = []
+    for plugin in pm.extra_plugins:
+        if isinstance(plugin, ModuleType):
+            specs.append(plugin.__name__)
+            continue
+        cls = plugin if isinstance(plugin, type) else type(plugin)
+        specs.append(f"{cls.__module__}:{cls.__qualname__}")
+    return specs
 
 
 def _load_entry_points(pm: AirlockPluginManager, disabled: set[str]) -> None:

@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -31,7 +31,7 @@ from airlock.errors import (
     NotFound,
     RateLimited,
 )
-from airlock.framework.connectors import Access, Connector, OperationSpec
+from airlock.framework.connectors import Access, OperationSpec
 from airlock.framework.policies import (
     Decision,
     Policy,
@@ -43,7 +43,7 @@ from airlock.framework.policies import (
     operation_hash,
     result_filters,
 )
-from airlock.framework.spending import BudgetState, budget_in_force
+from airlock.framework.spending import BudgetState
 from airlock.gateway.budgets import Budgets
 from airlock.gateway.priced_calls import BudgetCut, PricedCalls, audited_params
 from airlock.gateway.services import Service
@@ -55,83 +55,8 @@ from airlock.security.throttle import AuditThrottle
 from airlock.settings.config import AirlockConfig
 from airlock.state.store import Session, StateStore, WriteApproval
 
-CredentialsFor = Callable[[str], Mapping[str, str]]
-
-
-@dataclass
-class _Open:
-    connector: Connector
-    last_used: float
-
-
-class ConnectorPool:
-    """One open connector per service while sessions use it; closed when idle."""
-
-    def __init__(self, services: Mapping[str, Service], credentials_for: CredentialsFor) -> None:
-        self._services = services
-        self._credentials_for = credentials_for
-        self._open: dict[str, _Open] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._listed: dict[str, dict[str, OperationSpec]] = {}
-        """Operations each service's connector listed when it last opened (kept after it
-        closes, so listing services does not start it again)."""
-
-    async def get(self, name: str) -> Connector:
-        lock = self._locks.setdefault(name, asyncio.Lock())
-        async with lock:
-            entry = self._open.get(name)
-            if entry is None:
-                service = self._services[name]
-                credentials = service.connector.parse_credentials(
-                    self._credentials_for(name), service=name
-                )
-                connector = service.connector(service.settings, credentials, service=name)
-                await connector.open()
-                try:
-                    self._listed[name] = await connector.discover()
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        await connector.close()
-                    raise
-                entry = self._open[name] = _Open(connector, time.monotonic())
-            entry.last_used = time.monotonic()
-            return entry.connector
-
-    async def listed(self, name: str) -> dict[str, OperationSpec]:
-        """The operations service *name* lists at open (opening it the first time)."""
-        if self._services[name].connector.lists_operations and name not in self._listed:
-            await self.get(name)
-        return self._listed.get(name, {})
-
-    async def spec(self, service: Service, operation: str) -> OperationSpec:
-        """The service's operation *operation*: declared, or listed when it opened."""
-        cls = service.connector
-        if cls.lists_operations and operation not in cls.operations:
-            found = (await self.listed(service.name)).get(operation)
-            if found is not None:
-                return found
-        return cls.spec(operation)
-
-    async def close_idle(self, *, keep: set[str], idle_seconds: float) -> list[str]:
-        """Close connectors of services no active session covers, or unused for a while."""
-        closed = []
-        now = time.monotonic()
-        for name, entry in list(self._open.items()):
-            if name not in keep or now - entry.last_used > idle_seconds:
-                await self.discard(name)
-                closed.append(name)
-        return closed
-
-    async def discard(self, name: str) -> None:
-        entry = self._open.pop(name, None)
-        if entry is not None:
-            # Closing must never take the daemon down; the connection is dropped anyway.
-            with contextlib.suppress(Exception):
-                await entry.connector.close()
-
-    async def close_all(self) -> None:
-        for name in list(self._open):
-            await self.discard(name)
+if TYPE_CHECKING:
+    from airlock.connector_host.client import ConnectorHost
 
 
 class UseCounter:
@@ -180,6 +105,7 @@ class _Admitted:
     """An operation that passed authentication, validation and the policies."""
 
     session: Session
+    service: Service
     spec: OperationSpec
     canonical: dict[str, Any]
     audited: dict[str, Any]
@@ -200,7 +126,7 @@ class Gateway:
         config: AirlockConfig,
         clock: Clock,
         audit: Auditor,
-        pool: ConnectorPool,
+        host: ConnectorHost,
         on_credentials_rejected: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
@@ -209,7 +135,7 @@ class Gateway:
         self._policies = policies
         self._clock = clock
         self._audit = audit
-        self.pool = pool
+        self.host = host
         self.uses = UseCounter(store)
         self._refusals = AuditThrottle(clock)
         self._filters = result_filters(policies)
@@ -248,12 +174,9 @@ class Gateway:
         call = await self._admit(token, peer, service_name, operation, params)
         if call.spec.access is not Access.SPEND:
             raise InvalidInput(f"{service_name}.{operation} cannot be streamed", field="stream")
-        connector = await self.pool.get(service_name)
-        return self._relay(call, connector)
+        return self._relay(call)
 
-    async def _relay(
-        self, call: _Admitted, connector: Connector
-    ) -> AsyncGenerator[dict[str, Any], None]:
+    async def _relay(self, call: _Admitted) -> AsyncGenerator[dict[str, Any], None]:
         facts: dict[str, Any] = {"stream": True}
         started = time.perf_counter()
         outcome, error = "ok", None
@@ -264,7 +187,7 @@ class Gateway:
         )
         try:
             async for chunk in self.priced.stream(
-                connector, call.spec, call.canonical, call.session.id, facts
+                self.host, call.service, call.spec, call.canonical, call.session.id, facts
             ):
                 await begun
                 yield chunk
@@ -301,7 +224,7 @@ class Gateway:
         service = self._services.get(service_name)
         if service is None:
             raise NotFound(f"no service named {service_name!r}")
-        spec = await self.pool.spec(service, operation)
+        spec = await self.host.spec(service, operation)
         canonical = canonical_operation_params(spec, params)
         spend = spec.access is Access.SPEND
         audited = audited_params(service.settings, canonical) if spend else canonical
@@ -346,48 +269,40 @@ class Gateway:
                     f"{service_name}.{operation} changes data and needs its own approval",
                     hint="request access with this operation and its exact parameters",
                 )
-        return _Admitted(session, spec, canonical, audited, ctx, where, approval)
+        return _Admitted(session, service, spec, canonical, audited, ctx, where, approval)
 
     async def _execute(self, call: _Admitted) -> BaseModel:
-        service_name, operation = call.ctx.service, call.spec.name
+        service_name = call.ctx.service
         facts: dict[str, Any] = {}
         started = time.perf_counter()
         try:
-            connector = await self.pool.get(service_name)
-            with budget_in_force(self._budget_of(call.session)):
-                if call.spec.access is Access.SPEND:
-                    result = await self.priced.run(
-                        connector, call.spec, call.canonical, call.session.id, facts
-                    )
-                else:
-                    result = await connector.call(operation, call.canonical)
-        except AirlockError as exc:
+            budget = self._budget_of(call.session)
+            if call.spec.access is Access.SPEND:
+                result = await self.priced.run(
+                    self.host, call.service, call.spec, call.canonical, call.session.id, facts
+                )
+            else:
+                result = await self.host.call(
+                    service_name, call.spec, call.canonical, budget=budget
+                )
+        except BaseException as exc:
+            error = exc.code if isinstance(exc, AirlockError) else type(exc).__name__
             await self._audit.append(
                 "operation",
                 **call.where,
                 params=call.audited,
                 outcome="error",
-                error=exc.code,
+                error=error,
                 duration_ms=_ms(started),
                 **facts,
             )
-            await self._credentials_rejected(exc, service_name)
-            if isinstance(exc, ConnectorError):
-                await self.pool.discard(service_name)
-            raise
-        except Exception as exc:
-            await self._audit.append(
-                "operation",
-                **call.where,
-                params=call.audited,
-                outcome="error",
-                error=type(exc).__name__,
-                duration_ms=_ms(started),
-                **facts,
-            )
-            await self.pool.discard(service_name)
+            if isinstance(exc, AirlockError):
+                await self._credentials_rejected(exc, service_name)
+                raise
+            if not isinstance(exc, Exception):
+                raise
             raise ConnectorError(
-                f"{service_name}.{operation} failed: {type(exc).__name__}"
+                f"{service_name}.{call.spec.name} failed: {type(exc).__name__}"
             ) from None
         self.auth_problems.pop(service_name, None)
         result = apply_filters(self._filters, call.ctx, result)

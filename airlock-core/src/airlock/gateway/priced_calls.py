@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
 from airlock.errors import AirlockError, ConnectorError, InvalidInput
-from airlock.framework.connectors import Connector, OperationSpec
+from airlock.framework.connectors import OperationSpec
 from airlock.framework.policies import canonical_params
 from airlock.framework.spending import (
     BudgetState,
@@ -30,7 +30,11 @@ from airlock.framework.spending import (
     usd,
 )
 from airlock.gateway.budgets import Budgets, Reservation
+from airlock.gateway.services import Service
 from airlock.models import first_problem
+
+if TYPE_CHECKING:
+    from airlock.connector_host.client import ConnectorHost
 
 __all__ = ["BudgetCut", "PricedCalls", "audited_params"]
 
@@ -60,16 +64,18 @@ class PricedCalls:
 
     async def run(
         self,
-        connector: Connector,
+        host: ConnectorHost,
+        service: Service,
         spec: OperationSpec,
         params: Mapping[str, Any],
         session_id: str,
         facts: dict[str, Any],
     ) -> BaseModel:
-        priced, parsed = _priced(connector, spec, params)
-        _, durable = await self._reserve(priced, spec, parsed, session_id, facts)
+        _check_priced(service, spec, params)
+        budget = self.budgets.state(session_id)
+        _, durable = await self._reserve(host, service, spec, params, session_id, facts)
         try:
-            result = await connector.call(spec.name, params)
+            answer = await host.priced_call(service.name, spec, params, budget=budget)
         except AirlockError:
             # The service refused or failed the call, and such answers cost nothing.
             await self._settle(await asyncio.shield(durable), None, facts, spent_nano=0)
@@ -79,12 +85,16 @@ class PricedCalls:
             await self._settle(await asyncio.shield(durable), None, facts)
             raise
         reservation = await durable
-        await self._settle(reservation, lambda: priced.charge(spec.name, parsed, result), facts)
-        return result
+        if answer.charge_error is not None:
+            facts["charge_error"] = answer.charge_error
+        found = answer.charge
+        await self._settle(reservation, (lambda: found) if found else None, facts)
+        return answer.result
 
     async def stream(
         self,
-        connector: Connector,
+        host: ConnectorHost,
+        service: Service,
         spec: OperationSpec,
         params: Mapping[str, Any],
         session_id: str,
@@ -92,11 +102,11 @@ class PricedCalls:
     ) -> AsyncIterator[dict[str, Any]]:
         """The chunks of a streamed call, as they arrive; raises :class:`BudgetCut` when the
         service's answer runs past what was reserved."""
-        priced, parsed = _priced(connector, spec, params)
-        worst, durable = await self._reserve(priced, spec, parsed, session_id, facts)
+        _check_priced(service, spec, params)
+        worst, durable = await self._reserve(host, service, spec, params, session_id, facts)
         charge: Charge | None = None
         chunks = 0
-        items = priced.stream(spec.name, parsed)
+        items = host.stream(service.name, spec, params)
         try:
             async for item in items:
                 if isinstance(item, Charge):
@@ -121,9 +131,10 @@ class PricedCalls:
 
     async def _reserve(
         self,
-        priced: PricedConnector,
+        host: ConnectorHost,
+        service: Service,
         spec: OperationSpec,
-        parsed: BaseModel,
+        params: Mapping[str, Any],
         session_id: str,
         facts: dict[str, Any],
     ) -> tuple[int, asyncio.Future[Reservation]]:
@@ -132,7 +143,7 @@ class PricedCalls:
 
         Waiting for the decision alone lets the call go out while the state database
         syncs the reservation to disk (milliseconds here), instead of after."""
-        quote = await priced.quote(spec.name, parsed)
+        quote = await host.quote(service.name, spec, params)
         worst = nano_usd(quote.usd)
         facts.update(quote.facts)
         facts["reserved_usd"] = usd(worst)
@@ -144,7 +155,7 @@ class PricedCalls:
 
         durable = asyncio.ensure_future(
             asyncio.to_thread(
-                self.budgets.reserve, session_id, worst, service=priced.service, decided=tell
+                self.budgets.reserve, session_id, worst, service=service.name, decided=tell
             )
         )
         either: set[asyncio.Future[Any]] = {decided, durable}
@@ -187,17 +198,15 @@ class PricedCalls:
         facts.update(_budget_facts(state))
 
 
-def _priced(
-    connector: Connector, spec: OperationSpec, params: Mapping[str, Any]
-) -> tuple[PricedConnector, BaseModel]:
-    if not isinstance(connector, PricedConnector):
-        raise ConnectorError(f"{connector.name}.{spec.name} spends money but has no prices")
+def _check_priced(service: Service, spec: OperationSpec, params: Mapping[str, Any]) -> None:
+    """A spend call of a connector that prices its calls, with params its model takes."""
+    if not issubclass(service.connector, PricedConnector):
+        raise ConnectorError(f"{service.name}.{spec.name} spends money but has no prices")
     try:
-        parsed = spec.params.model_validate(dict(params))
+        spec.params.model_validate(dict(params))
     except ValidationError as exc:
         problem = first_problem(exc)
         raise InvalidInput(str(problem), field=problem.field) from None
-    return connector, parsed
 
 
 def _resolve(future: asyncio.Future[bool], value: bool) -> None:

@@ -60,7 +60,7 @@ from airlock.common.files import (
 )
 from airlock.errors import InvalidInput, NotFound, VaultCorrupt, VaultError, VaultLocked
 
-__all__ = ["KeySource", "PassphraseKey", "TotpKey", "Vault"]
+__all__ = ["KeySource", "PassphraseKey", "StoredKey", "TotpKey", "Vault"]
 
 MAGIC = b"ALKV"
 FORMAT_VERSION = 1
@@ -93,6 +93,14 @@ class TotpKey:
     def derive(self, salt: bytes) -> bytes:
         hkdf = HKDF(algorithm=hashes.SHA256(), length=KEY_LEN, salt=salt, info=_HKDF_INFO)
         return hkdf.derive(self._secret.get_secret_value().encode("utf-8"))
+
+
+class StoredKey(TotpKey):
+    """A random key kept in a file of its own (the connector host's ``vault.key``),
+    derived like :class:`TotpKey`: the host never sees the TOTP secret."""
+
+    def __repr__(self) -> str:
+        return "StoredKey(key=**********)"
 
 
 class PassphraseKey:

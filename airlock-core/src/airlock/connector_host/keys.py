@@ -1,0 +1,68 @@
+"""The connector host's vault and the key of its own (docs/security.md).
+
+The host keeps the service credentials in ``vault.enc`` under a random key in
+``vault.key`` (0600, the host's user only). With the passphrase lock on, that key lives
+only sealed in ``vault.key.sealed`` (the passphrase's scrypt key wraps it), and the host
+starts locked until the core passes on the passphrase ``airlock unlock`` received.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from airlock.common.files import atomic_write_private, ensure_private_dir, fsync_dir
+from airlock.security.vault import PassphraseKey, StoredKey, Vault
+
+__all__ = ["HostKeys", "seal_host_key"]
+
+VAULT_FILE = "vault.enc"
+KEY_FILE = "vault.key"
+SEALED_KEY_FILE = "vault.key.sealed"
+_ENTRY, _FIELD = "vault", "key"
+
+
+class HostKeys:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    @property
+    def vault_file(self) -> Path:
+        return self.directory / VAULT_FILE
+
+    @property
+    def sealed(self) -> bool:
+        """The key is sealed by the passphrase (and no plain key takes precedence)."""
+        return (self.directory / SEALED_KEY_FILE).exists() and not (
+            self.directory / KEY_FILE
+        ).exists()
+
+    def load(self) -> StoredKey | None:
+        """The vault's key, made on first use; None while the passphrase seals it."""
+        if self.sealed:
+            return None
+        path = self.directory / KEY_FILE
+        if not path.exists():
+            ensure_private_dir(self.directory)
+            atomic_write_private(path, secrets.token_hex(32).encode("ascii"))
+            fsync_dir(self.directory)
+        return StoredKey(path.read_text(encoding="ascii"))
+
+    def unlock(self, key: PassphraseKey) -> StoredKey:
+        """The sealed key, opened with the passphrase's key; VaultError when it does not
+        open."""
+        sealed = Vault(self.directory / SEALED_KEY_FILE, key)
+        return StoredKey(sealed.get(_ENTRY)[_FIELD])
+
+
+def seal_host_key(directory: Path, key: PassphraseKey) -> bool:
+    """Seal the host's vault key with the passphrase's *key*: written sealed, then the
+    plain file removed. False when there is no plain key to seal."""
+    plain = directory / KEY_FILE
+    if not plain.exists():
+        return False
+    value = plain.read_text(encoding="ascii")
+    Vault(directory / SEALED_KEY_FILE, key).set(_ENTRY, {_FIELD: value})
+    plain.unlink()
+    fsync_dir(directory)
+    return True

@@ -1,0 +1,350 @@
+"""The core's end of the channel to the connector host: requests, answers, restarts.
+
+One connection carries every request at once (each with its own id). When the host goes
+away — killed, crashed, stuck past the watchdog — every call in flight fails with a
+clear 502, whoever started the host starts another (the daemon itself, for a child
+host), and the next request connects to the new one and configures it first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from airlock.common.logs import get_logger
+from airlock.connector_host.protocol import (
+    MAX_ANSWER_BYTES,
+    MAX_REQUEST_BYTES,
+    ChannelBroken,
+    decode_error,
+    read_frame,
+    write_frame,
+)
+from airlock.errors import ConnectorError, ConnectorTimeout, PayloadTooLarge
+
+__all__ = ["ChildHost", "HostLauncher", "HostLink", "SocketHost"]
+
+log = get_logger("airlock.connector_host")
+
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+CONNECT_WAIT = 10.0
+"""How long the core waits for a host that is starting (a socket host's supervisor)."""
+PROBE_TIMEOUT = 3.0
+"""A host that does not answer a ping within this after a timed-out call is restarted."""
+MIN_RESTART_GAP = 1.0
+STOP_GRACE = 5.0
+
+
+class HostGone(Exception):
+    """The channel to the host closed while a request waited for its answer."""
+
+
+class HostLauncher(Protocol):
+    """Starts (or finds) a connector host and connects to it."""
+
+    async def connect(self) -> Streams: ...
+
+    async def restart(self) -> None:
+        """Make sure the next :meth:`connect` reaches a fresh host (kill a stuck one)."""
+
+    async def close(self) -> None: ...
+
+
+class ChildHost:
+    """The host as the daemon's child process (personal mode): one socket pair each."""
+
+    def __init__(
+        self, data_dir: Path, *, plugins: Sequence[str] = (), entry_points: bool = True
+    ) -> None:
+        self.data_dir = data_dir
+        self.plugins = list(plugins)
+        self.entry_points = entry_points
+        self.process: asyncio.subprocess.Process | None = None
+        self._started = 0.0
+
+    async def connect(self) -> Streams:
+        await self.restart()  # an old child that still runs is stopped first
+        wait = MIN_RESTART_GAP - (time.monotonic() - self._started)
+        if wait > 0:  # a host that dies at start must not be started in a busy loop
+            await asyncio.sleep(wait)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        argv = [sys.executable, "-m", "airlock.connector_host", "--fd", str(theirs.fileno())]
+        argv += ["--data-dir", str(self.data_dir)]
+        for plugin in self.plugins:
+            argv += ["--plugin", plugin]
+        if not self.entry_points:
+            argv.append("--no-entry-points")
+        env = dict(os.environ)
+        if self.plugins:  # plugins registered in code are imported from the same path
+            env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        try:
+            self._started = time.monotonic()
+            self.process = await asyncio.create_subprocess_exec(
+                *argv,
+                pass_fds=(theirs.fileno(),),
+                stdin=asyncio.subprocess.DEVNULL,
+                env=env,
+            )
+        finally:
+            theirs.close()
+        log.info("connector_host_started", pid=self.process.pid)
+        return await asyncio.open_unix_connection(sock=ours)
+
+    async def restart(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+
+    async def close(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), STOP_GRACE)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+
+
+class SocketHost:
+    """A host that runs as its own user and serves a socket (isolated mode); its
+    supervisor (systemd, or ``airlock service start``) restarts it."""
+
+    def __init__(self, path: Path, *, wait: float = CONNECT_WAIT) -> None:
+        self.path = path
+        self.wait = wait
+
+    async def connect(self) -> Streams:
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                return await asyncio.open_unix_connection(str(self.path))
+            except (FileNotFoundError, ConnectionRefusedError):
+                if time.monotonic() >= deadline:
+                    raise ConnectorError(
+                        f"the connector host is not answering at {self.path}",
+                        hint="`airlock service status` shows it; `airlock service start` starts it",
+                    ) from None
+                await asyncio.sleep(0.2)
+            except PermissionError:
+                raise ConnectorError(
+                    f"this daemon may not reach the connector host at {self.path}",
+                    hint="reinstall with `airlock service install --isolated`",
+                ) from None
+
+    async def restart(self) -> None:
+        """Nothing to do: the host's own supervisor restarts it."""
+
+    async def close(self) -> None:
+        """The host keeps running; only the connection closes."""
+
+
+class _Waiter:
+    """Where the answers to one request go: one future, or a queue for a stream."""
+
+    def __init__(self, streamed: bool) -> None:
+        self.queue: asyncio.Queue[dict[str, Any] | None] | None = (
+            asyncio.Queue() if streamed else None
+        )
+        self.future: asyncio.Future[dict[str, Any] | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+
+    def put(self, message: dict[str, Any] | None) -> None:
+        if self.queue is not None:
+            self.queue.put_nowait(message)
+        elif not self.future.done():
+            self.future.set_result(message)
+
+
+class HostLink:
+    """Requests to the connector host over one multiplexed connection."""
+
+    def __init__(
+        self,
+        launcher: HostLauncher,
+        *,
+        timeout: float,
+        hello: Callable[[HostLink], Awaitable[None]] | None = None,
+        on_gone: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        self.launcher = launcher
+        self.timeout = timeout
+        self.hello = hello
+        """Sent first on every new connection (the services, the unlock)."""
+        self.on_gone = on_gone
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, _Waiter] = {}
+        self._writer: asyncio.StreamWriter | None = None
+        self._reading: asyncio.Task[None] | None = None
+        self._connecting = asyncio.Lock()
+        self._background: set[asyncio.Task[Any]] = set()
+        self.restarts = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._writer is not None and not self._writer.is_closing()
+
+    async def _writer_ready(self) -> asyncio.StreamWriter:
+        writer = self._writer
+        if writer is not None and not writer.is_closing():
+            return writer
+        async with self._connecting:
+            if self._writer is None or self._writer.is_closing():
+                reader, writer = await self.launcher.connect()
+                self._writer = writer
+                self._reading = asyncio.create_task(self._read(reader, writer))
+                if self.hello is not None:
+                    try:
+                        await self.hello(self)
+                    except BaseException:
+                        writer.close()
+                        self._writer = None
+                        raise
+            assert self._writer is not None
+            return self._writer
+
+    async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        reason = "the connector host closed the channel"
+        try:
+            while True:
+                message = await read_frame(reader, MAX_ANSWER_BYTES)
+                rid = message.get("id")
+                waiter = self._waiting.get(rid) if isinstance(rid, int) else None
+                if waiter is not None:
+                    waiter.put(message)
+        except ChannelBroken as exc:
+            reason = str(exc)
+        except asyncio.CancelledError:
+            reason = "the daemon is stopping"
+            raise
+        finally:
+            writer.close()
+            if self._writer is writer:
+                self._writer = None
+            for waiter in list(self._waiting.values()):
+                waiter.put(None)
+            if reason != "the daemon is stopping":
+                self.restarts += 1
+                log.warning("connector_host_gone", reason=reason)
+                if self.on_gone is not None:
+                    self._spawn(self.on_gone(reason))
+
+    def _spawn(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _send(self, kind: str, fields: dict[str, Any], streamed: bool) -> tuple[int, _Waiter]:
+        writer = await self._writer_ready()
+        rid = next(self._ids)
+        waiter = _Waiter(streamed)
+        self._waiting[rid] = waiter
+        try:
+            write_frame(writer, {"id": rid, "kind": kind, **fields}, MAX_REQUEST_BYTES)
+        except ValueError:
+            self._waiting.pop(rid, None)
+            raise PayloadTooLarge("the request is over the connector host's limit") from None
+        return rid, waiter
+
+    def _cancel(self, rid: int) -> None:
+        self._waiting.pop(rid, None)
+        writer = self._writer
+        if writer is not None and not writer.is_closing():
+            with contextlib.suppress(ValueError, ConnectionError):
+                write_frame(writer, {"kind": "cancel", "target": rid}, MAX_REQUEST_BYTES)
+
+    async def request(
+        self, kind: str, *, within: float | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """The host's answer to one request; its error raised as the AirlockError it is."""
+        rid, waiter = await self._send(kind, fields, streamed=False)
+        try:
+            message = await asyncio.wait_for(waiter.future, within or self.timeout)
+        except TimeoutError:
+            self._cancel(rid)
+            self._spawn(self._probe())
+            raise ConnectorTimeout(
+                f"the operation took longer than {within or self.timeout:g}s and was stopped",
+                hint="try again, or ask for less",
+            ) from None
+        except asyncio.CancelledError:
+            self._cancel(rid)
+            raise
+        finally:
+            self._waiting.pop(rid, None)
+        return _answer(message)
+
+    async def stream(self, **fields: Any) -> AsyncGenerator[dict[str, Any], None]:
+        """The frames of a streamed call (``chunk``, ``meter``, ``charge``) as they come."""
+        rid, waiter = await self._send("stream", fields, streamed=True)
+        assert waiter.queue is not None
+        finished = False
+        try:
+            while True:
+                try:
+                    message = await asyncio.wait_for(waiter.queue.get(), self.timeout)
+                except TimeoutError:
+                    self._spawn(self._probe())
+                    raise ConnectorTimeout(
+                        f"the service sent nothing for {self.timeout:g}s; the call was stopped"
+                    ) from None
+                if message is None or "ok" in message or "error" in message:
+                    finished = True
+                    _answer(message)
+                    return
+                yield message
+        finally:
+            if not finished:
+                self._cancel(rid)
+            self._waiting.pop(rid, None)
+
+    async def _probe(self) -> None:
+        """After a timeout: a host that cannot even answer a ping is stuck; restart it."""
+        try:
+            await self.request("ping", within=PROBE_TIMEOUT)
+        except ConnectorTimeout:
+            log.warning("connector_host_stuck", action="restart")
+            await self.launcher.restart()
+        except Exception:
+            return
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        if self._reading is not None:
+            self._reading.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reading
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        await self.launcher.close()
+
+
+def _answer(message: dict[str, Any] | None) -> dict[str, Any]:
+    if message is None:
+        raise ConnectorError(
+            "the connector host stopped while running this call; it is being restarted",
+            hint="try again",
+        )
+    if "error" in message:
+        raise decode_error(message["error"])
+    ok = message.get("ok")
+    if not isinstance(ok, dict):
+        raise ConnectorError("the connector host sent a malformed answer")
+    return ok

@@ -1,0 +1,83 @@
+"""Open connectors, one per service while sessions use it (in the connector host)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from airlock.framework.connectors import Connector, OperationSpec
+from airlock.gateway.services import Service
+
+CredentialsFor = Callable[[str], Mapping[str, str]]
+
+
+@dataclass
+class _Open:
+    connector: Connector
+    last_used: float
+
+
+class ConnectorPool:
+    """One open connector per service while sessions use it; closed when idle."""
+
+    def __init__(self, services: Mapping[str, Service], credentials_for: CredentialsFor) -> None:
+        self._services = services
+        self._credentials_for = credentials_for
+        self._open: dict[str, _Open] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._listed: dict[str, dict[str, OperationSpec]] = {}
+        """Operations each service's connector listed when it last opened (kept after it
+        closes, so listing services does not start it again)."""
+
+    def connector(self, name: str) -> Connector:
+        """A new, unopened connector for service *name* with its stored credentials."""
+        service = self._services[name]
+        credentials = service.connector.parse_credentials(self._credentials_for(name), service=name)
+        return service.connector(service.settings, credentials, service=name)
+
+    async def get(self, name: str) -> Connector:
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            entry = self._open.get(name)
+            if entry is None:
+                connector = self.connector(name)
+                await connector.open()
+                try:
+                    self._listed[name] = await connector.discover()
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await connector.close()
+                    raise
+                entry = self._open[name] = _Open(connector, time.monotonic())
+            entry.last_used = time.monotonic()
+            return entry.connector
+
+    async def listed(self, name: str) -> dict[str, OperationSpec]:
+        """The operations service *name* lists at open (opening it the first time)."""
+        if self._services[name].connector.lists_operations and name not in self._listed:
+            await self.get(name)
+        return self._listed.get(name, {})
+
+    async def close_idle(self, *, keep: set[str], idle_seconds: float) -> list[str]:
+        """Close connectors of services no active session covers, or unused for a while."""
+        closed = []
+        now = time.monotonic()
+        for name, entry in list(self._open.items()):
+            if name not in keep or now - entry.last_used > idle_seconds:
+                await self.discard(name)
+                closed.append(name)
+        return closed
+
+    async def discard(self, name: str) -> None:
+        entry = self._open.pop(name, None)
+        if entry is not None:
+            # Closing must never take the host down; the connection is dropped anyway.
+            with contextlib.suppress(Exception):
+                await entry.connector.close()
+
+    async def close_all(self) -> None:
+        for name in list(self._open):
+            await self.discard(name)

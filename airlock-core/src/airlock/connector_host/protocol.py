@@ -1,0 +1,134 @@
+"""The private channel between the daemon's core and its connector host.
+
+One stream socket carries length-prefixed JSON frames: four bytes of big-endian length,
+then a UTF-8 JSON object. Every request has an ``id`` (a positive integer the core
+chooses) and a ``kind``; the host answers each with frames carrying the same ``id``:
+
+* one ``{"id": N, "ok": {...}}`` or ``{"id": N, "error": {"code", "message", ...}}``;
+* for ``kind: "stream"``, any number of ``{"id": N, "chunk": {...}}`` (and ``meter`` or
+  ``charge``) frames before it.
+
+``{"kind": "cancel", "target": N}`` asks the host to stop request N (no answer).
+
+What crosses is small and checked: a frame over its direction's limit ends the
+connection (the other side is broken or hostile); a request names only a service, an
+operation, its validated parameters and the session's budget figures, never a token or
+a code; an answer is the result model's JSON, which the core validates again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from typing import Any, Final
+
+from airlock.errors import (
+    AirlockError,
+    BudgetExhausted,
+    ConfigError,
+    ConnectorError,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    VaultError,
+    error_class_for,
+)
+
+__all__ = [
+    "MAX_ANSWER_BYTES",
+    "MAX_REQUEST_BYTES",
+    "ChannelBroken",
+    "decode_error",
+    "encode_error",
+    "read_frame",
+    "write_frame",
+]
+
+MAX_REQUEST_BYTES: Final = 2 * 1024 * 1024
+"""Core → host: an agent's body is at most 1 MiB; params plus framing stay below this."""
+MAX_ANSWER_BYTES: Final = 16 * 1024 * 1024
+"""Host → core: one result (a mailbox listing, a chunk, a tool's output)."""
+_HEADER = struct.Struct(">I")
+
+# What a host may answer with: errors about the call, the service or the vault. Anything
+# else (a forged ``unauthenticated``, ``approval_required``) becomes a plain service error.
+_HOST_ERRORS: tuple[type[AirlockError], ...] = (
+    InvalidInput,
+    NotFound,
+    ConnectorError,
+    RateLimited,
+    BudgetExhausted,
+    VaultError,
+    ConfigError,
+)
+
+
+class ChannelBroken(Exception):
+    """The other side closed the channel or sent something that is not a frame."""
+
+
+async def read_frame(reader: asyncio.StreamReader, limit: int) -> dict[str, Any]:
+    """The next frame's object; ``ChannelBroken`` at the end of the stream or on a frame
+    over *limit* bytes or not a JSON object."""
+    try:
+        header = await reader.readexactly(_HEADER.size)
+    except (asyncio.IncompleteReadError, ConnectionError) as exc:
+        raise ChannelBroken("the channel closed") from exc
+    (size,) = _HEADER.unpack(header)
+    if size > limit:
+        raise ChannelBroken(f"a frame of {size} bytes is over the {limit} byte limit")
+    try:
+        payload = await reader.readexactly(size)
+    except (asyncio.IncompleteReadError, ConnectionError) as exc:
+        raise ChannelBroken("the channel closed inside a frame") from exc
+    try:
+        message = json.loads(payload)
+    except ValueError:
+        raise ChannelBroken("a frame is not JSON") from None
+    if not isinstance(message, dict):
+        raise ChannelBroken("a frame is not a JSON object")
+    return message
+
+
+def frame(message: dict[str, Any], limit: int) -> bytes:
+    """*message* as one frame; ``ValueError`` when it is over *limit* bytes."""
+    payload = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if len(payload) > limit:
+        raise ValueError(f"{len(payload)} bytes is over the {limit} byte limit")
+    return _HEADER.pack(len(payload)) + payload
+
+
+def write_frame(writer: asyncio.StreamWriter, message: dict[str, Any], limit: int) -> None:
+    """Queue *message* as one frame (written whole: frames never interleave)."""
+    writer.write(frame(message, limit))
+
+
+def encode_error(exc: AirlockError) -> dict[str, Any]:
+    body: dict[str, Any] = exc.to_dict()
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int | float):
+        body["retry_after"] = retry_after
+    return body
+
+
+def decode_error(body: Any) -> AirlockError:
+    """The error a host answered with, limited to the kinds a host may raise."""
+    if not isinstance(body, dict):
+        return ConnectorError("the connector host sent a malformed error")
+    code, message = body.get("code"), body.get("message")
+    if not isinstance(code, str) or not isinstance(message, str):
+        return ConnectorError("the connector host sent a malformed error")
+    cls = error_class_for(code)
+    if not issubclass(cls, _HOST_ERRORS):
+        cls = ConnectorError
+    hint, field = body.get("hint"), body.get("field")
+    kwargs: dict[str, Any] = {
+        "hint": hint[:500] if isinstance(hint, str) else None,
+        "field": field[:200] if isinstance(field, str) else None,
+    }
+    error = cls(message[:2000], **kwargs)
+    retry_after = body.get("retry_after")
+    if isinstance(retry_after, int | float) and hasattr(error, "retry_after"):
+        error.retry_after = float(retry_after)
+    return error

@@ -1,0 +1,396 @@
+"""The connector host's side of the channel: runs operations, keeps the credentials.
+
+The host holds the service credentials' vault (and its own key) and every open
+connector; it never sees the TOTP secret, the audit key, a session token or the state
+database. It answers the core's requests (see :mod:`.protocol`) concurrently, each in its
+own task, so one slow service does not hold up another; a request the core cancels (its
+timeout passed, the agent went away) is cancelled here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+from pydantic import BaseModel
+
+from airlock.common.logs import get_logger
+from airlock.connector_host.keys import HostKeys
+from airlock.connector_host.pool import ConnectorPool
+from airlock.connector_host.protocol import (
+    MAX_ANSWER_BYTES,
+    MAX_REQUEST_BYTES,
+    ChannelBroken,
+    encode_error,
+    frame,
+    read_frame,
+)
+from airlock.errors import (
+    AirlockError,
+    ConfigError,
+    ConnectorError,
+    InvalidInput,
+    NotFound,
+    VaultError,
+)
+from airlock.framework.connectors import Connector, OperationSpec
+from airlock.framework.spending import BudgetState, Charge, Meter, PricedConnector, budget_in_force
+from airlock.gateway.services import Service
+from airlock.passphrase import WrongPassphrase, key_from
+from airlock.security.vault import Vault
+
+__all__ = ["HostServer"]
+
+log = get_logger("airlock.connector_host")
+
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+MAX_FIELDS = 32
+MAX_FIELD_CHARS = 16 * 1024
+
+
+def _text(message: Mapping[str, Any], key: str, *, limit: int = 200) -> str:
+    value = message.get(key)
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise InvalidInput(f"the request needs {key!r} as text", field=key)
+    return value
+
+
+def _object(message: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = message.get(key, {})
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{key!r} must be an object", field=key)
+    return value
+
+
+def _spec_out(spec: OperationSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "access": spec.access.value,
+        "description": spec.description,
+        "input_schema": spec.params_schema(),
+        "destructive": spec.destructive,
+    }
+
+
+def _dump(result: BaseModel) -> dict[str, Any]:
+    return result.model_dump(mode="json", by_alias=True)
+
+
+class HostServer:
+    def __init__(self, connectors: Mapping[str, type[Connector]], keys: HostKeys) -> None:
+        self.connectors = dict(connectors)
+        self.keys = keys
+        self.vault = Vault(keys.vault_file, keys.load())
+        self.services: dict[str, Service] = {}
+        self.pool = ConnectorPool(self.services, self._credentials_for)
+        self.timeout = 30.0
+        self._handlers: dict[str, Handler] = {
+            "configure": self._configure,
+            "call": self._call,
+            "quote": self._quote,
+            "listed": self._listed,
+            "check": self._check,
+            "set_credentials": self._set_credentials,
+            "get_credential": self._get_credential,
+            "remove_credentials": self._remove_credentials,
+            "stored": self._stored,
+            "discard": self._discard,
+            "close_idle": self._close_idle,
+            "unlock": self._unlock,
+            "lock": self._lock,
+            "ping": self._ping,
+        }
+
+    # -- the channel -----------------------------------------------------------------
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Answer the requests on one connection until it closes (or breaks the rules)."""
+        running: dict[int, asyncio.Task[None]] = {}
+        try:
+            while True:
+                message = await read_frame(reader, MAX_REQUEST_BYTES)
+                if message.get("kind") == "cancel":
+                    task = running.get(message.get("target"))  # type: ignore[arg-type]
+                    if task is not None:
+                        task.cancel()
+                    continue
+                rid = message.get("id")
+                if not isinstance(rid, int) or isinstance(rid, bool) or rid <= 0:
+                    raise ChannelBroken("a request without a valid id")
+                if rid in running:
+                    raise ChannelBroken(f"request id {rid} is already running")
+                task = asyncio.create_task(self._answer(rid, message, writer))
+                running[rid] = task
+                task.add_done_callback(functools.partial(_forget, running, rid))
+        except ChannelBroken as exc:
+            if str(exc) != "the channel closed":
+                log.warning("connector_host_channel_broken", reason=str(exc))
+        finally:
+            for task in list(running.values()):
+                task.cancel()
+            await asyncio.gather(*running.values(), return_exceptions=True)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _answer(
+        self, rid: int, message: dict[str, Any], writer: asyncio.StreamWriter
+    ) -> None:
+        kind = message.get("kind")
+        try:
+            if kind == "stream":
+                async for item in self._stream(message):
+                    await self._send(writer, {"id": rid, **item})
+                await self._send(writer, {"id": rid, "ok": {}})
+                return
+            handler = self._handlers.get(kind) if isinstance(kind, str) else None
+            if handler is None:
+                raise InvalidInput("unknown request kind", field="kind")
+            await self._send(writer, {"id": rid, "ok": await handler(message)})
+        except asyncio.CancelledError:
+            raise
+        except AirlockError as exc:
+            await self._send(writer, {"id": rid, "error": encode_error(exc)})
+        except Exception as exc:
+            # An unexpected failure says only its type: a message may quote a secret.
+            log.error("connector_host_request_failed", kind=kind, error=type(exc).__name__)
+            error = ConnectorError(f"the connector host failed: {type(exc).__name__}")
+            await self._send(writer, {"id": rid, "error": encode_error(error)})
+
+    async def _send(self, writer: asyncio.StreamWriter, message: dict[str, Any]) -> None:
+        try:
+            data = frame(message, MAX_ANSWER_BYTES)
+        except ValueError:
+            error = ConnectorError(
+                "the service's answer is over the connector host's 16 MiB limit",
+                hint="ask for less (a smaller limit or page)",
+            )
+            data = frame({"id": message["id"], "error": encode_error(error)}, MAX_ANSWER_BYTES)
+        writer.write(data)
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+
+    # -- configuration and lifecycle ---------------------------------------------------
+
+    async def _configure(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The services (name → connector id and raw settings) and the timeout, as the
+        core's config says; connectors of the previous configuration are closed."""
+        services: dict[str, Service] = {}
+        for name, entry in _object(message, "services").items():
+            if not isinstance(entry, dict):
+                raise ConfigError(f"service {name!r}: not an object")
+            cls = self.connectors.get(str(entry.get("connector")))
+            if cls is None:
+                raise ConfigError(
+                    f"service {name!r} uses connector {entry.get('connector')!r}, "
+                    "which the connector host does not have installed",
+                    hint="install the same airlock packages for the connector host",
+                )
+            settings = _object(entry, "settings")
+            services[name] = Service(name, cls, cls.parse_settings(settings, service=name))
+        timeout = message.get("timeout", self.timeout)
+        if isinstance(timeout, int | float) and timeout > 0:
+            self.timeout = float(timeout)
+        old = self.pool
+        self.services.clear()
+        self.services.update(services)
+        self.pool = ConnectorPool(self.services, self._credentials_for)
+        await old.close_all()
+        return {"services": sorted(services), "locked": self.vault.locked}
+
+    async def _ping(self, message: dict[str, Any]) -> dict[str, Any]:
+        return {"pid": os.getpid(), "locked": self.vault.locked}
+
+    async def _unlock(self, message: dict[str, Any]) -> dict[str, Any]:
+        if self.vault.locked:
+            key = key_from(_text(message, "passphrase", limit=1024))
+            try:
+                opened = await asyncio.to_thread(self.keys.unlock, key)
+            except VaultError:
+                raise WrongPassphrase("wrong passphrase for the connector host's key") from None
+            self.vault.unlock(opened)
+        return {"locked": False}
+
+    async def _lock(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Forget the key (the passphrase lock was turned on while running)."""
+        if self.keys.sealed:
+            await self.pool.close_all()
+            self.vault.lock()
+        return {"locked": self.vault.locked}
+
+    async def _discard(self, message: dict[str, Any]) -> dict[str, Any]:
+        await self.pool.discard(_text(message, "service"))
+        return {}
+
+    async def _close_idle(self, message: dict[str, Any]) -> dict[str, Any]:
+        keep = message.get("keep", [])
+        idle = message.get("idle_seconds", 300)
+        if not isinstance(keep, list) or not isinstance(idle, int | float):
+            raise InvalidInput("close_idle needs keep (a list) and idle_seconds")
+        closed = await self.pool.close_idle(keep={str(k) for k in keep}, idle_seconds=idle)
+        return {"closed": closed}
+
+    # -- operations --------------------------------------------------------------------
+
+    def _service(self, message: Mapping[str, Any]) -> Service:
+        name = _text(message, "service", limit=64)
+        service = self.services.get(name)
+        if service is None:
+            raise NotFound(f"no service named {name!r}")
+        return service
+
+    async def _operation(
+        self, message: Mapping[str, Any]
+    ) -> tuple[Service, Connector, OperationSpec, dict[str, Any]]:
+        service = self._service(message)
+        operation = _text(message, "operation", limit=64)
+        connector = await self.pool.get(service.name)
+        return service, connector, connector.operation_spec(operation), _object(message, "params")
+
+    async def _call(self, message: dict[str, Any]) -> dict[str, Any]:
+        service, connector, spec, params = await self._operation(message)
+        try:
+            with budget_in_force(_budget(message.get("budget"))):
+                result = await connector.call(spec.name, params)
+        except ConnectorError:
+            await self.pool.discard(service.name)
+            raise
+        except AirlockError:
+            raise
+        except Exception as exc:
+            await self.pool.discard(service.name)
+            raise ConnectorError(
+                f"{service.name}.{spec.name} failed: {type(exc).__name__}"
+            ) from None
+        answer: dict[str, Any] = {"result": _dump(result)}
+        if message.get("priced") and isinstance(connector, PricedConnector):
+            try:
+                charge = connector.charge(spec.name, spec.parse_params(params), result)
+                answer["charge"] = charge.model_dump(mode="json")
+            except Exception as exc:  # a broken report must not lose the result
+                answer["charge_error"] = type(exc).__name__
+        return answer
+
+    async def _quote(self, message: dict[str, Any]) -> dict[str, Any]:
+        _, connector, spec, params = await self._operation(message)
+        if not isinstance(connector, PricedConnector):
+            raise ConnectorError(f"{connector.name}.{spec.name} spends money but has no prices")
+        quote = await connector.quote(spec.name, spec.parse_params(params))
+        return {"quote": quote.model_dump(mode="json")}
+
+    async def _stream(self, message: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        _, connector, spec, params = await self._operation(message)
+        if not isinstance(connector, PricedConnector):
+            raise ConnectorError(f"{connector.name}.{spec.name} cannot be streamed")
+        items = connector.stream(spec.name, spec.parse_params(params))
+        try:
+            async for item in items:
+                if isinstance(item, Charge):
+                    yield {"charge": item.model_dump(mode="json")}
+                elif isinstance(item, Meter):
+                    yield {"meter": item.model_dump(mode="json")}
+                else:
+                    yield {"chunk": item}
+        finally:
+            close = getattr(items, "aclose", None)
+            if close is not None:
+                await close()
+
+    async def _listed(self, message: dict[str, Any]) -> dict[str, Any]:
+        service = self._service(message)
+        listed = await self.pool.listed(service.name)
+        return {"operations": [_spec_out(spec) for spec in listed.values()]}
+
+    async def _check(self, message: dict[str, Any]) -> dict[str, Any]:
+        """``check()`` on a fresh connector with the stored credentials."""
+        connector = self.pool.connector(self._service(message).name)
+        try:
+            await asyncio.wait_for(connector.open(), self.timeout)
+            result = await asyncio.wait_for(connector.check(), self.timeout)
+        finally:
+            with contextlib.suppress(Exception):
+                await connector.close()
+        return {"check": result.model_dump(mode="json")}
+
+    # -- credentials -------------------------------------------------------------------
+
+    def _credentials_for(self, service: str) -> Mapping[str, str]:
+        return self.vault.get(service) if self.vault.has(service) else {}
+
+    async def _set_credentials(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Store a service's credentials after a ``check()`` with them passes (or, with
+        ``check: false``, as they are: moving them from an older vault)."""
+        name = _text(message, "service", limit=64)
+        fields = _fields(message.get("fields"))
+        check: dict[str, Any] | None = None
+        service = self.services.get(name)
+        if message.get("check", True):
+            if service is None:
+                raise NotFound(f"no service named {name!r}")
+            credentials = service.connector.parse_credentials(fields, service=name)
+            connector = service.connector(service.settings, credentials, service=name)
+            try:
+                await asyncio.wait_for(connector.open(), self.timeout)
+                check = (await asyncio.wait_for(connector.check(), self.timeout)).model_dump()
+            finally:
+                with contextlib.suppress(Exception):
+                    await connector.close()
+        await asyncio.to_thread(self.vault.set, name, fields)
+        await self.pool.discard(name)
+        return {"fields": sorted(fields), "check": check}
+
+    async def _get_credential(self, message: dict[str, Any]) -> dict[str, Any]:
+        name = _text(message, "service", limit=64)
+        field = _text(message, "field", limit=64)
+        stored = self._credentials_for(name)
+        if field not in stored:
+            raise NotFound(f"no credential field {field[:40]!r} for {name}")
+        return {"value": stored[field]}
+
+    async def _remove_credentials(self, message: dict[str, Any]) -> dict[str, Any]:
+        name = _text(message, "service", limit=64)
+        if not self.vault.has(name):
+            raise NotFound(f"no credentials stored for {name}")
+        fields = sorted(self.vault.get(name))
+        await asyncio.to_thread(self.vault.remove, name)
+        await self.pool.discard(name)
+        return {"fields": fields}
+
+    async def _stored(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Which services have credentials, and the fields' names (never their values)."""
+        if self.vault.locked:
+            return {"locked": True, "services": {}}
+        names = self.vault.services()
+        return {"locked": False, "services": {n: sorted(self.vault.get(n)) for n in names}}
+
+
+def _forget(running: dict[int, asyncio.Task[None]], rid: int, _: object) -> None:
+    running.pop(rid, None)
+
+
+def _fields(raw: Any) -> dict[str, str]:
+    if not isinstance(raw, dict) or not raw or len(raw) > MAX_FIELDS:
+        raise InvalidInput(f"credentials are 1 to {MAX_FIELDS} fields", field="fields")
+    fields: dict[str, str] = {}
+    for key, value in raw.items():
+        if not isinstance(value, str) or len(key) > 64 or len(value) > MAX_FIELD_CHARS:
+            raise InvalidInput("a credential field is text of at most 16 KiB", field="fields")
+        fields[key] = value
+    return fields
+
+
+def _budget(raw: Any) -> BudgetState | None:
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return BudgetState(
+            limit_nano=int(raw["limit_nano"]),
+            spent_nano=int(raw.get("spent_nano", 0)),
+            reserved_nano=int(raw.get("reserved_nano", 0)),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
