@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 import os
 import signal
@@ -44,8 +45,8 @@ MIN_RESTART_GAP = 1.0
 STOP_GRACE = 5.0
 
 
-class HostGone(Exception):
-    """The channel to the host closed while a request waited for its answer."""
+_GREETING: contextvars.ContextVar[bool] = contextvars.ContextVar("greeting", default=False)
+"""Set while :attr:`HostLink.hello` runs: its requests go out before others may."""
 
 
 class HostLauncher(Protocol):
@@ -192,6 +193,7 @@ class HostLink:
         self._writer: asyncio.StreamWriter | None = None
         self._reading: asyncio.Task[None] | None = None
         self._connecting = asyncio.Lock()
+        self._greeted = False
         self._background: set[asyncio.Task[Any]] = set()
         self.restarts = 0
 
@@ -200,21 +202,27 @@ class HostLink:
         return self._writer is not None and not self._writer.is_closing()
 
     async def _writer_ready(self) -> asyncio.StreamWriter:
+        """The connection, once the host on it has been greeted (connecting if needed)."""
         writer = self._writer
-        if writer is not None and not writer.is_closing():
+        if writer is not None and not writer.is_closing() and (self._greeted or _GREETING.get()):
             return writer
         async with self._connecting:
             if self._writer is None or self._writer.is_closing():
+                self._greeted = False
                 reader, writer = await self.launcher.connect()
                 self._writer = writer
                 self._reading = asyncio.create_task(self._read(reader, writer))
                 if self.hello is not None:
+                    token = _GREETING.set(True)
                     try:
                         await self.hello(self)
                     except BaseException:
                         writer.close()
                         self._writer = None
                         raise
+                    finally:
+                        _GREETING.reset(token)
+                self._greeted = True
             assert self._writer is not None
             return self._writer
 

@@ -61,6 +61,8 @@ UNLISTED_RETRY = 60.0
 EXPIRY_INTERVAL = 5.0
 IDLE_CLOSE_SECONDS = 300.0
 REJECTED_NOTICE_INTERVAL = 600.0
+HOST_START_WAIT = 60.0
+"""How long a connector host that was just started may take to answer its first request."""
 
 
 def session_info(session: Session, budget: BudgetState | None = None) -> SessionInfo:
@@ -275,7 +277,17 @@ class Runtime:
             for name, entry in config.services.items()
         }
         link.timeout = config.connector_host.timeout
-        await link.request("configure", services=services, timeout=link.timeout)
+        # A host just started is still importing its plugins: that is not the call's time.
+        await link.request(
+            "configure", services=services, timeout=link.timeout, within=HOST_START_WAIT
+        )
+
+    async def _warm_host(self) -> None:
+        """Start the connector host now, so the first operation does not wait for it."""
+        try:
+            await self.link.request("ping", within=HOST_START_WAIT)
+        except Exception as exc:  # the first operation tries again and reports it
+            log.warning("connector_host_not_started", error=type(exc).__name__)
 
     async def _host_gone(self, reason: str) -> None:
         with contextlib.suppress(Exception):
@@ -446,6 +458,7 @@ class Runtime:
         if self.vault.exists() and not self.vault.locked:
             # Service credentials an older release kept here move before any call.
             await self.credentials.move_service_credentials()
+        self._tasks.append(asyncio.create_task(self._warm_host()))
 
     def _start_listening(self) -> None:
         self._listeners = [

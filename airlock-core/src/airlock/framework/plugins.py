@@ -115,8 +115,18 @@ def host_plugin_specs(pm: AirlockPluginManager) -> list[str]:
             specs.append(plugin.__name__)
             continue
         cls = plugin if isinstance(plugin, type) else type(plugin)
-        specs.append(f"{cls.__module__}:{cls.__qualname__}")
+        specs.append(f"{_importable(cls.__module__)}:{cls.__qualname__}")
     return specs
+
+
+def _importable(module_name: str) -> str:
+    """The name another process imports *module_name* by (``python -m pkg.mod`` runs it
+    as ``__main__``)."""
+    if module_name == "__main__":
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        if spec is not None and spec.name:
+            return str(spec.name)
+    return module_name
 
 
 def _load_entry_points(pm: AirlockPluginManager, disabled: set[str]) -> None:
