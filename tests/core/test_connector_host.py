@@ -1,0 +1,267 @@
+"""The channel between the core and its connector host, fed hostile and broken input.
+
+The host's side runs on a real socket pair (the same server a host process runs); the
+frames are written by hand where the test plays a broken or hostile peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import socket
+import struct
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.core.gateway_fixtures import NOTES, Notebook
+
+from airlock.connector_host.keys import HostKeys, seal_host_key
+from airlock.connector_host.link import HostLink, Streams
+from airlock.connector_host.protocol import (
+    MAX_ANSWER_BYTES,
+    MAX_REQUEST_BYTES,
+    ChannelBroken,
+    decode_error,
+    read_frame,
+)
+from airlock.connector_host.server import HostServer
+from airlock.errors import (
+    ApprovalRequired,
+    ConnectorError,
+    InvalidInput,
+    NotFound,
+    ServiceRateLimited,
+    Unauthenticated,
+)
+from airlock.passphrase import WrongPassphrase, key_from
+from airlock.security.vault import Vault
+
+
+def in_loop(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an async test in a fresh event loop (as the rest of the suite does)."""
+
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(test(*args, **kwargs))
+
+    return run
+
+
+async def _reader_of(data: bytes) -> asyncio.StreamReader:
+    reader = asyncio.StreamReader()
+    reader.feed_data(data)
+    reader.feed_eof()
+    return reader
+
+
+def _frame(obj: Any) -> bytes:
+    payload = json.dumps(obj).encode()
+    return struct.pack(">I", len(payload)) + payload
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",  # closed
+        b"\x00\x00",  # cut inside the header
+        struct.pack(">I", 10) + b"{}",  # cut inside the frame
+        struct.pack(">I", MAX_REQUEST_BYTES + 1),  # over the limit: never read
+        struct.pack(">I", 3) + b"{x}",  # not JSON
+        _frame([1, 2]),  # not an object
+        _frame("text"),
+    ],
+)
+@in_loop
+async def test_a_broken_or_oversized_frame_ends_the_channel(data: bytes) -> None:
+    with pytest.raises(ChannelBroken):
+        await read_frame(await _reader_of(data), MAX_REQUEST_BYTES)
+
+
+def test_a_host_cannot_answer_with_an_error_only_the_core_may_raise() -> None:
+    forged = decode_error({"code": "unauthenticated", "message": "log in again"})
+    assert type(forged) is ConnectorError
+    assert not isinstance(forged, Unauthenticated | ApprovalRequired)
+    assert type(decode_error({"code": "approval_required", "message": "x"})) is ConnectorError
+    assert type(decode_error({"code": "not_found", "message": "x"})) is NotFound
+    assert type(decode_error("nonsense")) is ConnectorError
+    assert type(decode_error({"code": 3, "message": None})) is ConnectorError
+    limited = decode_error({"code": "service_rate_limited", "message": "slow", "retry_after": 7})
+    assert isinstance(limited, ServiceRateLimited)
+    assert limited.retry_after == 7
+    assert len(decode_error({"code": "service_error", "message": "x" * 10_000}).message) == 2000
+
+
+class _Served:
+    """A HostServer on one end of a socket pair; the test holds the other end raw."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.server = HostServer({"notebook": Notebook}, HostKeys(tmp_path / "connectors"))
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        ours, theirs = socket.socketpair()
+        reader, writer = await asyncio.open_unix_connection(sock=theirs)
+        self.task = asyncio.create_task(self.server.serve(reader, writer))
+        return await asyncio.open_unix_connection(sock=ours)
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.task is not None
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+async def _ask(
+    pair: tuple[asyncio.StreamReader, asyncio.StreamWriter], message: dict[str, Any]
+) -> dict[str, Any]:
+    reader, writer = pair
+    writer.write(_frame(message))
+    await writer.drain()
+    return await asyncio.wait_for(read_frame(reader, MAX_ANSWER_BYTES), 5)
+
+
+@in_loop
+async def test_the_host_answers_bad_requests_with_errors_and_a_bad_id_with_a_hang_up(
+    tmp_path: Path,
+) -> None:
+    served = _Served(tmp_path)
+    async with served as pair:
+        unknown = await _ask(pair, {"id": 1, "kind": "format_disk"})
+        assert unknown["error"]["code"] == InvalidInput.code
+        no_service = await _ask(pair, {"id": 2, "kind": "call", "service": "nope"})
+        assert no_service["error"]["code"] == NotFound.code
+        too_many = {f"f{i}": "v" for i in range(40)}
+        fields = await _ask(
+            pair, {"id": 3, "kind": "set_credentials", "service": "n", "fields": too_many}
+        )
+        assert fields["error"]["code"] == InvalidInput.code
+        reader, writer = pair
+        writer.write(_frame({"id": "1; drop", "kind": "ping"}))
+        await writer.drain()
+        with pytest.raises(ChannelBroken):
+            await asyncio.wait_for(read_frame(reader, MAX_ANSWER_BYTES), 5)
+
+
+@in_loop
+async def test_a_call_runs_the_connector_and_answers_its_result_as_json(tmp_path: Path) -> None:
+    NOTES.clear()
+    NOTES["todo"] = "buy milk"
+    served = _Served(tmp_path)
+    async with served as pair:
+        configured = await _ask(
+            pair,
+            {
+                "id": 1,
+                "kind": "configure",
+                "services": {"notes": {"connector": "notebook", "settings": {}}},
+            },
+        )
+        assert configured["ok"]["services"] == ["notes"]
+        answer = await _ask(
+            pair,
+            {
+                "id": 2,
+                "kind": "call",
+                "service": "notes",
+                "operation": "read_note",
+                "params": {"name": "todo"},
+            },
+        )
+        assert answer["ok"]["result"] == {"name": "todo", "text": "buy milk"}
+        bad = await _ask(
+            pair,
+            {
+                "id": 3,
+                "kind": "call",
+                "service": "notes",
+                "operation": "read_note",
+                "params": {"name": "todo", "extra": 1},
+            },
+        )
+        assert bad["error"]["code"] == InvalidInput.code
+
+
+class _Garbage:
+    """A 'host' that answers every request with bytes that are not a frame."""
+
+    async def connect(self) -> Streams:
+        ours, theirs = socket.socketpair()
+        theirs.sendall(struct.pack(">I", MAX_ANSWER_BYTES + 1))
+        self.theirs = theirs
+        return await asyncio.open_unix_connection(sock=ours)
+
+    async def restart(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        self.theirs.close()
+
+
+@in_loop
+async def test_a_host_that_breaks_the_protocol_fails_the_call_cleanly() -> None:
+    gone: list[str] = []
+
+    async def on_gone(reason: str) -> None:
+        gone.append(reason)
+
+    link = HostLink(_Garbage(), timeout=5, on_gone=on_gone)
+    with pytest.raises(ConnectorError, match="connector host stopped"):
+        await link.request("ping")
+    await asyncio.sleep(0)
+    assert gone
+    assert "over the" in gone[0]
+    await link.close()
+
+
+@in_loop
+async def test_the_hosts_key_sealed_by_the_passphrase_opens_only_with_it(tmp_path: Path) -> None:
+    directory = tmp_path / "connectors"
+    keys = HostKeys(directory)
+    key = keys.load()
+    assert key is not None
+    Vault(keys.vault_file, key).set("mail", {"password": "hunter2"})
+    assert (directory / "vault.key").stat().st_mode & 0o777 == 0o600
+    assert seal_host_key(directory, key_from("correct horse"))
+    assert not (directory / "vault.key").exists()
+    assert keys.load() is None, "a sealed key is not on disk in the clear"
+
+    server = HostServer({}, keys)
+    assert server.vault.locked
+    with pytest.raises(WrongPassphrase):
+        await server._unlock({"passphrase": "wrong horse"})
+    assert server.vault.locked
+    await server._unlock({"passphrase": "correct horse"})
+    assert server.vault.get("mail") == {"password": "hunter2"}
+
+
+@in_loop
+async def test_a_cancelled_request_stops_the_operation_in_the_host(tmp_path: Path) -> None:
+    started, stopped = asyncio.Event(), asyncio.Event()
+
+    class Slow(Notebook):
+        name = "slow"
+
+        async def check(self) -> Any:
+            started.set()
+            try:
+                await asyncio.sleep(60)
+            finally:
+                stopped.set()
+
+    server = HostServer({"slow": Slow}, HostKeys(tmp_path / "c"))
+
+    served = _Served(tmp_path)
+    served.server = server
+    async with served as (reader, writer):
+        await _ask(
+            (reader, writer),
+            {"id": 1, "kind": "configure", "services": {"s": {"connector": "slow"}}},
+        )
+        writer.write(_frame({"id": 2, "kind": "check", "service": "s"}))
+        await writer.drain()
+        await asyncio.wait_for(started.wait(), 5)
+        writer.write(_frame({"kind": "cancel", "target": 2}))
+        await writer.drain()
+        await asyncio.wait_for(stopped.wait(), 5)
