@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
 
 from airlock._version import __version__
 from airlock.api import (
@@ -132,7 +133,7 @@ class Runtime:
         self.vault = Vault(paths.vault_file)
         self._rejected_at: dict[str, float] = {}
         self._unlisted_until: dict[str, float] = {}
-        self._notices: set[asyncio.Task[None]] = set()
+        self._notices: set[asyncio.Task[Any]] = set()
         self.keeper = SecretKeeper(paths, self.clock)
         self._passphrase: str | None = None
         """Kept after ``airlock unlock`` to unlock a restarted connector host."""
@@ -228,8 +229,18 @@ class Runtime:
         self.verifier.set_secret(secret)
         if key is None:
             self.vault.lock()
+            if self.keeper.locked:
+                # The passphrase lock was turned on: the host forgets its key too.
+                self._passphrase = None
+                if self.link.connected:
+                    self._notices_add(self.link.request("lock"))
         else:
             self.vault.unlock(key)
+
+    def _notices_add(self, work: Coroutine[Any, Any, Any]) -> None:
+        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(work)
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
 
     def _before_verify(self) -> None:
         self.refresh_totp()
