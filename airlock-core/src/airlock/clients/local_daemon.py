@@ -45,7 +45,7 @@ class LocalDaemon:
         self.log = log or home / "daemon.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, *, timeout: float = 20.0) -> Self:
+    def start(self, *, timeout: float = 60.0) -> Self:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 self.command,

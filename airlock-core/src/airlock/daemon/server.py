@@ -15,6 +15,7 @@ from aiohttp import web
 from airlock.common.clock import Clock
 from airlock.common.files import ensure_private_dir
 from airlock.common.logs import get_logger
+from airlock.connector_host.link import HostLauncher
 from airlock.daemon.connections import ConnectionGuard, GuardedUnixSite, connection_budget
 from airlock.daemon.http import (
     BODY_LIMIT,
@@ -72,9 +73,10 @@ async def serve(
     *,
     ready: asyncio.Event | None = None,
     clock: Clock | None = None,
+    host: HostLauncher | None = None,
 ) -> None:
     with single_instance(_lock_path(paths)):
-        runtime = Runtime(paths, pm, clock=clock)
+        runtime = Runtime(paths, pm, clock=clock, host=host)
         ensure_private_dir(
             paths.socket.parent
         ) if paths.mode is Mode.PERSONAL else paths.socket.parent.mkdir(parents=True, exist_ok=True)
