@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from airlock.api import CredentialsOut
 from airlock.common.logs import get_logger
 from airlock.errors import NotFound
+from airlock.framework.notifiers import Notice
 from airlock.security.code_checks import CodePurpose
 from airlock.security.peers import Peer
 
@@ -21,11 +22,33 @@ if TYPE_CHECKING:
 log = get_logger("airlock.daemon")
 
 
+REJECTED_NOTICE_INTERVAL = 600.0
+
+
 class CredentialDesk:
     """The daemon's credential actions (``airlock credentials …``, the dashboard)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self._rt = runtime
+        self._rejected_at: dict[str, float] = {}
+
+    async def rejected(self, service: str) -> None:
+        """Tell the person (every channel, at most once in REJECTED_NOTICE_INTERVAL a
+        service) that a service refused the credentials stored for it."""
+        rt = self._rt
+        now = rt.clock.now()
+        if now - self._rejected_at.get(service, -REJECTED_NOTICE_INTERVAL) < (
+            REJECTED_NOTICE_INTERVAL
+        ):
+            return
+        self._rejected_at[service] = now
+        await rt.audit.append("credentials_rejected", service=service)
+        text = (
+            f"Airlock: {service} refused the credentials stored for it. "
+            f"Store valid ones with `airlock credentials add {service}`."
+        )
+        # Sent in the background: the agent's answer need not wait.
+        rt.in_background(rt.channels.notify_all(Notice(text=text)))
 
     def _is_service(self, name: str) -> bool:
         """Whether *name* is a configured service (else a notifier, or unknown)."""

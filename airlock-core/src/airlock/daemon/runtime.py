@@ -4,41 +4,33 @@ approvals, gateway, notifiers. Handlers only translate HTTP to calls on this obj
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from airlock._version import __version__
 from airlock.api import (
-    BudgetInfo,
     DaemonStatus,
-    NotifierHealth,
-    OperationInfo,
-    ServiceHealth,
-    ServiceInfo,
     ServiceList,
     SessionInfo,
-    ToolAliasInfo,
 )
 from airlock.common.clock import Clock, SystemClock
 from airlock.common.logs import get_logger
 from airlock.connector_host.client import ConnectorHost
-from airlock.connector_host.link import ChildHost, HostLauncher, HostLink, SocketHost
+from airlock.connector_host.link import HostLauncher
+from airlock.daemon import answers
+from airlock.daemon.connector_link import HostConnection
 from airlock.daemon.credentials import CredentialDesk
 from airlock.daemon.keeper import SecretKeeper
+from airlock.daemon.notifier_set import close_notifiers, open_notifiers
 from airlock.daemon.reload import Parts
-from airlock.errors import AirlockError, InvalidInput, NotFound
-from airlock.framework.connectors import OperationSpec
-from airlock.framework.notifiers import Notice, Notifier
+from airlock.errors import NotFound
+from airlock.framework.notifiers import Notifier
 from airlock.framework.plugins import (
     AirlockPluginManager,
     get_connectors,
-    get_notifiers,
     get_policies,
-    host_plugin_specs,
 )
-from airlock.framework.spending import BudgetState, usd
+from airlock.framework.spending import usd
 from airlock.gateway.gateway import Gateway
 from airlock.gateway.services import Service, resolve_services
 from airlock.passphrase import DaemonLocked, WrongPassphrase
@@ -53,32 +45,12 @@ from airlock.security.sessions import SessionManager
 from airlock.security.vault import Vault
 from airlock.settings.config import CONFIG_CHANGED, AirlockConfig, config_digest, load_config
 from airlock.settings.paths import AirlockPaths
-from airlock.state.store import Session, StateStore
+from airlock.state.store import StateStore
 
 log = get_logger("airlock.daemon")
-UNLISTED_RETRY = 60.0
-"""Seconds before a service whose connector could not list its operations is asked again."""
 
 EXPIRY_INTERVAL = 5.0
 IDLE_CLOSE_SECONDS = 300.0
-REJECTED_NOTICE_INTERVAL = 600.0
-HOST_START_WAIT = 60.0
-"""How long a connector host that was just started may take to answer its first request."""
-
-
-def session_info(session: Session, budget: BudgetState | None = None) -> SessionInfo:
-    from datetime import UTC, datetime
-
-    return SessionInfo(
-        id=session.id,
-        services=list(session.services),
-        access=session.access,
-        created_at=datetime.fromtimestamp(session.created_at, UTC),
-        expires_at=datetime.fromtimestamp(session.expires_at, UTC),
-        use_count=session.use_count,
-        sensitive=session.sensitive,
-        budget=BudgetInfo(**budget.as_usd()) if budget is not None else None,
-    )
 
 
 class _CurrentSecretVerifier(totp.TotpVerifier):
@@ -131,18 +103,11 @@ class Runtime:
             clock=self.clock,
         )
         self.vault = Vault(paths.vault_file)
-        self._rejected_at: dict[str, float] = {}
-        self._unlisted_until: dict[str, float] = {}
+        self.unlisted_until: dict[str, float] = {}
         self._notices: set[asyncio.Task[Any]] = set()
         self.keeper = SecretKeeper(paths, self.clock)
-        self._passphrase: str | None = None
-        """Kept after ``airlock unlock`` to unlock a restarted connector host."""
-        self.link = HostLink(
-            host or self._host_launcher(config),
-            timeout=config.connector_host.timeout,
-            hello=self._hello_host,
-            on_gone=self._host_gone,
-        )
+        self.host = HostConnection(paths, pm, config, self.audit, launcher=host)
+        self.link = self.host.link
         self.credentials = CredentialDesk(self)
         self._use(self._assemble(config))
         self._tasks: list[asyncio.Task[None]] = []
@@ -164,7 +129,9 @@ class Runtime:
         verifier.set_secret(secret)
         if key is not None:
             self.vault.unlock(key)
-        notifiers = self._open_notifiers(config, secret is not None)
+        notifiers, self.installed_notifiers = open_notifiers(
+            self.pm, config, self.vault, enrolled=secret is not None
+        )
         channels = Channels(notifiers, self.audit)
         host = ConnectorHost(self.link, services)
         codes = CodeChecker(verifier, self.audit, channels)
@@ -189,7 +156,7 @@ class Runtime:
             clock=self.clock,
             audit=self.audit,
             host=host,
-            on_credentials_rejected=self.credentials_rejected,
+            on_credentials_rejected=self.credentials.rejected,
         )
         replies = ReplyHandler(approvals, channels, self.audit, self.clock)
         return Parts(
@@ -231,13 +198,13 @@ class Runtime:
             self.vault.lock()
             if self.keeper.locked:
                 # The passphrase lock was turned on: the host forgets its key too.
-                self._passphrase = None
+                self.host.passphrase = None
                 if self.link.connected:
-                    self._notices_add(self.link.request("lock"))
+                    self.in_background(self.link.request("lock"))
         else:
             self.vault.unlock(key)
 
-    def _notices_add(self, work: Coroutine[Any, Any, Any]) -> None:
+    def in_background(self, work: Coroutine[Any, Any, Any]) -> None:
         task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(work)
         self._notices.add(task)
         task.add_done_callback(self._notices.discard)
@@ -247,127 +214,16 @@ class Runtime:
         if self.keeper.locked:
             raise DaemonLocked()
 
-    async def credentials_rejected(self, service: str) -> None:
-        """Tell the person (every channel, at most once in REJECTED_NOTICE_INTERVAL a
-        service) that a service refused the credentials stored for it."""
-        now = self.clock.now()
-        if now - self._rejected_at.get(service, -REJECTED_NOTICE_INTERVAL) < (
-            REJECTED_NOTICE_INTERVAL
-        ):
-            return
-        self._rejected_at[service] = now
-        await self.audit.append("credentials_rejected", service=service)
-        text = (
-            f"Airlock: {service} refused the credentials stored for it. "
-            f"Store valid ones with `airlock credentials add {service}`."
-        )
-        task = asyncio.create_task(self.channels.notify_all(Notice(text=text)))
-        self._notices.add(task)  # sent in the background: the agent's answer need not wait
-        task.add_done_callback(self._notices.discard)
-
-    # -- the connector host ------------------------------------------------------------
-
-    def _host_launcher(self, config: AirlockConfig) -> HostLauncher:
-        if config.connector_host.socket is not None:
-            return SocketHost(config.connector_host.socket)
-        return ChildHost(
-            self.paths.connectors_dir,
-            plugins=host_plugin_specs(self.pm),
-            entry_points=self.pm.loads_entry_points,
-        )
-
-    async def _hello_host(self, link: HostLink) -> None:
-        """What a new connection to the host says first: the services, the unlock."""
-        await self._configure_host(link, self.config)
-        if self._passphrase is not None:
-            await link.request("unlock", passphrase=self._passphrase)
-
-    async def _configure_host(self, link: HostLink, config: AirlockConfig) -> None:
-        services = {
-            name: {"connector": entry.connector, "settings": entry.settings}
-            for name, entry in config.services.items()
-        }
-        link.timeout = config.connector_host.timeout
-        # A host just started is still importing its plugins: that is not the call's time.
-        await link.request(
-            "configure", services=services, timeout=link.timeout, within=HOST_START_WAIT
-        )
-
-    async def _warm_host(self) -> None:
-        """Start the connector host now, so the first operation does not wait for it."""
-        try:
-            await self.link.request("ping", within=HOST_START_WAIT)
-        except Exception as exc:  # the first operation tries again and reports it
-            log.warning("connector_host_not_started", error=type(exc).__name__)
-
-    async def _host_gone(self, reason: str) -> None:
-        with contextlib.suppress(Exception):
-            await self.audit.append("connector_host_stopped", reason=reason[:200])
-
-    # -- notifiers ---------------------------------------------------------------------
-
-    def _open_notifiers(self, config: AirlockConfig, enrolled: bool) -> dict[str, Notifier]:
-        from airlock.errors import ConfigError
-        from airlock.framework.connectors import validate_settings
-
-        available = get_notifiers(self.pm)
-        # Installed notifiers may receive credentials before they are configured:
-        # `airlock telegram setup` stores the token first, then writes the config.
-        self.installed_notifiers = set(available)
-        opened: dict[str, Notifier] = {}
-        for name in config.approvals.notifiers:
-            cls = available.get(name)
-            if cls is None:
-                from airlock.gateway.services import missing_component_hint
-
-                raise ConfigError(
-                    f"approvals.notifiers names {name!r}, which is not installed",
-                    hint=missing_component_hint(name, available, "notifier"),
-                )
-            try:
-                settings = validate_settings(
-                    cls.Settings, config.notifiers.get(name, {}), where=f"notifiers.{name}"
-                )
-            except InvalidInput as exc:
-                raise ConfigError(
-                    exc.message,
-                    field=exc.field,
-                    hint=f"see `airlock {name} setup` or docs/configuration.md",
-                ) from None
-            stored = self.vault.get(name) if enrolled and self.vault.has(name) else {}
-            opened[name] = cls(settings, cls.Credentials.model_validate(stored))
-        return opened
-
     # -- answers -----------------------------------------------------------------------
 
     def status(self, peer: Peer) -> DaemonStatus:
-        from datetime import UTC, datetime
+        return answers.status(self, peer)
 
-        self.refresh_totp()
-        self.gateway.uses.flush()
-        problems = self.gateway.auth_problems
-        lock = self.verifier.lock_state()
-        return DaemonStatus(
-            version=__version__,
-            mode=self.paths.mode.value,
-            totp_enrolled=self.verifier.enrolled or self.keeper.locked,
-            passphrase_locked=self.keeper.locked,
-            locked=lock.locked,
-            locked_until=datetime.fromtimestamp(lock.locked_until, UTC)
-            if lock.locked_until
-            else None,
-            pending=len(self.approvals.pending(peer)),
-            sessions=self.session_infos(peer.uid),
-            services=sorted(self.services),
-            notifiers=[NotifierHealth(**h) for h in self.channels.health()],
-            service_health=[
-                ServiceHealth(name=name, ok=name not in problems, detail=problems.get(name, ""))
-                for name in sorted(self.services)
-            ],
-            pid=os.getpid(),
-            audit_seq=self.audit.last_seq,
-            config_changed=self.config_changed(),
-        )
+    def session_infos(self, uid: int) -> list[SessionInfo]:
+        return answers.session_infos(self, uid)
+
+    async def service_list(self) -> ServiceList:
+        return await answers.service_list(self)
 
     def config_changed(self) -> bool:
         """Whether config.yaml on disk differs from what this daemon loaded at start."""
@@ -380,67 +236,6 @@ class Runtime:
         if exc.message.startswith("no service named") and self.config_changed():
             return NotFound(exc.message, field=exc.field, hint=CONFIG_CHANGED)
         return exc
-
-    def session_infos(self, uid: int) -> list[SessionInfo]:
-        """The caller's active sessions, a spend session with its budget used and left."""
-        budgets = self.gateway.priced.budgets
-        return [
-            session_info(s, budgets.state(s.id) if s.access == "spend" else None)
-            for s in self.sessions.list(uid)
-        ]
-
-    async def service_list(self) -> ServiceList:
-        return ServiceList(
-            services=[
-                ServiceInfo(
-                    name=name,
-                    connector=svc.connector.name,
-                    title=svc.connector.title,
-                    operations=[
-                        OperationInfo(
-                            name=op.name,
-                            access=op.access.value,
-                            description=op.description,
-                            params_schema=op.params_schema(),
-                            result_schema=op.result_schema(),
-                            destructive=op.destructive,
-                            open_world=svc.connector.open_world,
-                        )
-                        for op in await self._operations(svc)
-                    ],
-                    tool_aliases=[
-                        ToolAliasInfo(
-                            tool=a.tool,
-                            operation=a.operation,
-                            description=a.description,
-                            args=dict(a.args),
-                        )
-                        for a in svc.connector.tool_aliases
-                    ],
-                )
-                for name, svc in sorted(self.services.items())
-            ]
-        )
-
-    async def _operations(self, service: Service) -> list[OperationSpec]:
-        """The service's declared operations and those its connector lists when it opens
-        (opening it the first time). One that cannot open lists its declared ones only."""
-        declared = list(service.connector.operations.values())
-        if not service.connector.lists_operations:
-            return declared
-        if self.clock.now() < self._unlisted_until.get(service.name, 0.0):
-            return declared
-        try:
-            listed = await self.gateway.host.listed(service.name)
-        except Exception as exc:
-            # An AirlockError's message is written for the agent, so it holds no secret.
-            detail = exc.message if isinstance(exc, AirlockError) else type(exc).__name__
-            log.warning("service_operations_unlisted", service=service.name, error=detail)
-            # Clients ask for the list every few seconds: a server that cannot start is
-            # not started again for each of them (an operation still tries at once).
-            self._unlisted_until[service.name] = self.clock.now() + UNLISTED_RETRY
-            return declared
-        return declared + list(listed.values())
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -469,7 +264,7 @@ class Runtime:
         if self.vault.exists() and not self.vault.locked:
             # Service credentials an older release kept here move before any call.
             await self.credentials.move_service_credentials()
-        self._tasks.append(asyncio.create_task(self._warm_host()))
+        self._tasks.append(asyncio.create_task(self.host.warm()))
 
     def _start_listening(self) -> None:
         self._listeners = [
@@ -486,7 +281,7 @@ class Runtime:
         async with self._reloading:
             digest = config_digest(self.paths.config_file)
             parts = self._assemble(load_config(self.paths.config_file))
-            await self._configure_host(self.link, parts.config)
+            await self.host.configure(parts.config)
             await self._swap(parts)
             self.config_digest = digest
             await self.audit.append(
@@ -504,7 +299,7 @@ class Runtime:
                 await self.audit.append("unlock_failed", **peer.audit_fields())
                 raise
             self.refresh_totp()
-            self._passphrase = passphrase
+            self.host.passphrase = passphrase
             await self.link.request("unlock", passphrase=passphrase)
             await self._swap(self._assemble(self.config))
             await self.audit.append("daemon_unlocked", **peer.audit_fields())
@@ -516,13 +311,13 @@ class Runtime:
         old_listeners = self._listeners
         self.gateway.uses.flush()
         self._use(parts)
-        self._unlisted_until.clear()  # a reloaded service may list its operations now
+        self.unlisted_until.clear()  # a reloaded service may list its operations now
         self._start_listening()
         for task in old_listeners:
             task.cancel()
         await asyncio.gather(*old_listeners, return_exceptions=True)
         await old_approvals.close()
-        await self._close_notifiers(old_notifiers)
+        await close_notifiers(old_notifiers)
         for hook in self.on_reload:
             hook(parts.config)
 
@@ -556,17 +351,6 @@ class Runtime:
         except Exception as exc:
             log.error("notifier_listen_failed", notifier=name, error=type(exc).__name__)
 
-    async def _close_notifiers(self, notifiers: Mapping[str, Notifier]) -> None:
-        for notifier in notifiers.values():
-            try:
-                await notifier.close()
-            except Exception as exc:
-                log.warning(
-                    "notifier_close_failed",
-                    notifier=type(notifier).__name__,
-                    error=type(exc).__name__,
-                )
-
     async def stop(self) -> None:
         tasks = [*self._tasks, *self._listeners, *self._notices]
         for task in tasks:
@@ -575,7 +359,7 @@ class Runtime:
         await self.approvals.close()
         self.gateway.uses.flush()
         await self.link.close()
-        await self._close_notifiers(self.notifiers)
+        await close_notifiers(self.notifiers)
         await self.audit.append("daemon_stopped", pid=os.getpid())
         self.store.raise_audit_anchor(self.audit.last_seq)
         self.audit.close()

@@ -46,10 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from pydantic import SecretStr
 
 from airlock.common.files import (
@@ -59,70 +56,27 @@ from airlock.common.files import (
     remove_stale_temp_files,
 )
 from airlock.errors import InvalidInput, NotFound, VaultCorrupt, VaultError, VaultLocked
+from airlock.security.vault_keys import (
+    KDF_PASSPHRASE,
+    KDF_TOTP,
+    KEY_LEN,
+    KeySource,
+    PassphraseKey,
+    StoredKey,
+    TotpKey,
+)
 
 __all__ = ["KeySource", "PassphraseKey", "StoredKey", "TotpKey", "Vault"]
 
 MAGIC = b"ALKV"
 FORMAT_VERSION = 1
-KDF_TOTP = 1
-KDF_PASSPHRASE = 2
 SALT_LEN = 16
 NONCE_LEN = 12
-KEY_LEN = 32
 TAG_LEN = 16
 _WRAPPED_LEN = KEY_LEN + TAG_LEN
-_HKDF_INFO = b"airlock vault v1: key from TOTP secret"
 _SCRYPT_LIMITS = {"log2_n": (10, 20), "r": (1, 16), "p": (1, 4)}
 
 Credentials = dict[str, dict[str, str]]
-
-
-class TotpKey:
-    """The default key source: derived from the TOTP secret (``totp.key``)."""
-
-    kdf = KDF_TOTP
-
-    def __init__(self, secret: str) -> None:
-        if not secret.strip():
-            raise InvalidInput("the TOTP secret is empty")
-        self._secret = SecretStr(secret.strip().upper())
-
-    def __repr__(self) -> str:
-        return "TotpKey(secret=**********)"
-
-    def derive(self, salt: bytes) -> bytes:
-        hkdf = HKDF(algorithm=hashes.SHA256(), length=KEY_LEN, salt=salt, info=_HKDF_INFO)
-        return hkdf.derive(self._secret.get_secret_value().encode("utf-8"))
-
-
-class StoredKey(TotpKey):
-    """A random key kept in a file of its own (the connector host's ``vault.key``),
-    derived like :class:`TotpKey`: the host never sees the TOTP secret."""
-
-    def __repr__(self) -> str:
-        return "StoredKey(key=**********)"
-
-
-class PassphraseKey:
-    """A passphrase; scrypt (``2**log2_n``, r, p) makes the key-encryption key."""
-
-    kdf = KDF_PASSPHRASE
-
-    def __init__(self, passphrase: str, *, log2_n: int = 17, r: int = 8, p: int = 1) -> None:
-        if not passphrase:
-            raise InvalidInput("the passphrase is empty", field="passphrase")
-        self._passphrase = SecretStr(passphrase)
-        self.log2_n, self.r, self.p = log2_n, r, p
-
-    def __repr__(self) -> str:
-        return "PassphraseKey(passphrase=**********)"
-
-    def kek(self, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
-        scrypt = Scrypt(salt=salt, length=KEY_LEN, n=2**log2_n, r=r, p=p)
-        return scrypt.derive(self._passphrase.get_secret_value().encode("utf-8"))
-
-
-KeySource = TotpKey | PassphraseKey
 
 
 @dataclass(frozen=True, repr=False)
