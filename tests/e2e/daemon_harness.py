@@ -102,6 +102,21 @@ class Airlock:
         self.daemon.start()
         return self
 
+    def stored_bytes(self) -> bytes:
+        """Every file of the data directory (both vaults, the connector host's key too)."""
+        return b"".join(
+            p.read_bytes() for p in sorted(self.paths.data_dir.rglob("*")) if p.is_file()
+        )
+
+    def host_vault(self) -> dict[str, dict[str, str]]:
+        """The connector host's vault, opened with its key (where service credentials live)."""
+        from airlock.connector_host.keys import HostKeys
+        from airlock.security.vault import Vault
+
+        keys = HostKeys(self.paths.connectors_dir)
+        vault = Vault(keys.vault_file, keys.load())
+        return {name: vault.get(name) for name in vault.services()}
+
     def stop(self) -> int:
         return self.daemon.stop()
 

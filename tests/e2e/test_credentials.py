@@ -37,7 +37,8 @@ def test_credentials_are_checked_stored_encrypted_and_used(
     )
     assert added.returncode == 0, added.stderr
     assert "connected: 12 messages" in added.stdout
-    assert PASSWORD.encode() not in airlock.paths.vault_file.read_bytes()
+    assert PASSWORD.encode() not in airlock.stored_bytes()
+    assert airlock.host_vault()["work"] == {"password": PASSWORD}, "kept by the connector host"
     listing = json.loads(airlock.cli("credentials", "list", "--json").stdout)
     assert {"service": "work", "stored": True} in listing
 

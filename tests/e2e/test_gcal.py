@@ -92,7 +92,8 @@ def test_auth_read_a_week_and_a_write_once_with_its_approval(
     (refresh,) = google.state.grants
     remember(refresh)
     assert google.state.grants[refresh].scopes[-1].endswith("calendar.events")
-    assert refresh.encode() not in airlock.paths.vault_file.read_bytes()
+    assert refresh.encode() not in airlock.stored_bytes()
+    assert airlock.host_vault()["calendar"]["refresh_token"] == refresh
     assert refresh not in authorised.stdout + authorised.stderr
 
     with airlock.client() as agent:
@@ -202,7 +203,7 @@ def test_auth_with_the_client_id_and_secret_typed_in_at_a_terminal(
     assert (exchanged["client_id"], exchanged["client_secret"]) == (client_id, secret)
     (refresh,) = google.state.grants
     remember(refresh)
-    assert secret.encode() not in airlock.paths.vault_file.read_bytes()
+    assert secret.encode() not in airlock.stored_bytes()
     # The daemon holds all three: its connector refreshes with them and reads the calendar.
     with airlock.client() as agent:
         read = airlock.session(agent, services=["calendar"], reason="my calendars")["token"]

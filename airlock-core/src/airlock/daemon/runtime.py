@@ -51,6 +51,8 @@ log = get_logger("airlock.daemon")
 
 EXPIRY_INTERVAL = 5.0
 IDLE_CLOSE_SECONDS = 300.0
+STOP_WAIT = 5.0
+"""How long stopping waits for the daemon's own tasks (listeners, housekeeping) to end."""
 
 
 class _CurrentSecretVerifier(totp.TotpVerifier):
@@ -355,7 +357,11 @@ class Runtime:
         tasks = [*self._tasks, *self._listeners, *self._notices]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            # A notifier stuck in its client library must not keep the daemon from stopping.
+            _, stuck = await asyncio.wait(tasks, timeout=STOP_WAIT)
+            for task in stuck:
+                log.warning("task_not_stopping", task=task.get_name())
         await self.approvals.close()
         self.gateway.uses.flush()
         await self.link.close()
