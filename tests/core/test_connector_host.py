@@ -31,6 +31,7 @@ from airlock.connector_host.server import HostServer
 from airlock.errors import (
     ApprovalRequired,
     ConnectorError,
+    Forbidden,
     InvalidInput,
     NotFound,
     ServiceRateLimited,
@@ -86,6 +87,8 @@ def test_a_host_cannot_answer_with_an_error_only_the_core_may_raise() -> None:
     assert not isinstance(forged, Unauthenticated | ApprovalRequired)
     assert type(decode_error({"code": "approval_required", "message": "x"})) is ConnectorError
     assert type(decode_error({"code": "not_found", "message": "x"})) is NotFound
+    assert type(decode_error({"code": "forbidden", "message": "model not allowed"})) is Forbidden
+    assert type(decode_error({"code": "denied", "message": "x"})) is ConnectorError
     assert type(decode_error("nonsense")) is ConnectorError
     assert type(decode_error({"code": 3, "message": None})) is ConnectorError
     limited = decode_error({"code": "service_rate_limited", "message": "slow", "retry_after": 7})

@@ -28,6 +28,7 @@ from airlock.errors import (
     BudgetExhausted,
     ConfigError,
     ConnectorError,
+    Forbidden,
     InvalidInput,
     NotFound,
     RateLimited,
@@ -120,7 +121,9 @@ def decode_error(body: Any) -> AirlockError:
     if not isinstance(code, str) or not isinstance(message, str):
         return ConnectorError("the connector host sent a malformed error")
     cls = error_class_for(code)
-    if not issubclass(cls, _HOST_ERRORS):
+    # A connector may refuse a call its settings do not allow (403), but never speak for
+    # the person: denied and approval_required are the core's to say.
+    if not (issubclass(cls, _HOST_ERRORS) or cls is Forbidden):
         cls = ConnectorError
     hint, field = body.get("hint"), body.get("field")
     kwargs: dict[str, Any] = {
