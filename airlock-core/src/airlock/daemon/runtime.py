@@ -20,10 +20,13 @@ from airlock.api import (
     ServiceList,
     SessionInfo,
     ToolAliasInfo,
+    TotpReplaced,
+    TotpResetStarted,
 )
 from airlock.common.clock import Clock, SystemClock
 from airlock.common.logs import get_logger
 from airlock.daemon.keeper import SecretKeeper
+from airlock.daemon.reenrol import Reenrolments
 from airlock.daemon.reload import Parts
 from airlock.errors import AirlockError, InvalidInput, NotEnrolled, NotFound
 from airlock.framework.connectors import OperationSpec
@@ -128,6 +131,7 @@ class Runtime:
         self._unlisted_until: dict[str, float] = {}
         self._notices: set[asyncio.Task[None]] = set()
         self.keeper = SecretKeeper(paths, self.clock)
+        self.reenrolments = Reenrolments(paths, self.keeper, self.audit, self.clock)
         self._use(self._assemble(config))
         self._tasks: list[asyncio.Task[None]] = []
         self._listeners: list[asyncio.Task[None]] = []
@@ -220,6 +224,37 @@ class Runtime:
         self.refresh_totp()
         if self.keeper.locked:
             raise DaemonLocked()
+
+    async def totp_reset(self, code: str, peer: Peer) -> TotpResetStarted:
+        """Start replacing the secret (``airlock.daemon.reenrol``); every channel is told."""
+        self._before_verify()
+        started = await self.reenrolments.start(
+            code, peer, codes=self.codes, config=self.config, enrolled=self.verifier.enrolled
+        )
+        self._notify(
+            f"Airlock: uid {peer.uid} started replacing the TOTP secret. The old one works "
+            "until a code of the new one confirms it; if this was not you, revoke sessions."
+        )
+        return started
+
+    async def totp_confirm(self, reset_id: str, code: str, peer: Peer) -> TotpReplaced:
+        """Put a started reset's secret in force; every channel is told."""
+        self._before_verify()
+        done = await self.reenrolments.confirm(
+            reset_id, code, peer, store=self.store, config=self.config
+        )
+        self.refresh_totp()
+        self._notify(
+            f"Airlock: the TOTP secret was replaced (by uid {peer.uid}). Codes of the old "
+            "entry in your app no longer work."
+        )
+        return done
+
+    def _notify(self, text: str) -> None:
+        """A notice on every channel, sent in the background."""
+        task = asyncio.create_task(self.channels.notify_all(Notice(text=text)))
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
 
     async def credentials_rejected(self, service: str) -> None:
         """Tell the person (every channel, at most once in REJECTED_NOTICE_INTERVAL a
@@ -551,6 +586,7 @@ class Runtime:
                 self.gateway.uses.flush()
                 self.store.raise_audit_anchor(self.audit.last_seq)
                 await self.approvals.expire_due()
+                await self.reenrolments.expire_due()
                 await self.approvals.purge_finished()
                 await self.audit.drop_over_budget(self.config.audit.max_bytes)
                 keep = {
