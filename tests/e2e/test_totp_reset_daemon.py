@@ -79,6 +79,7 @@ def test_a_reset_through_the_daemon_re_keys_the_vault_and_the_old_app_stops_work
     done, new = reset_with_cli(airlock, airlock.phone.code())
     assert done.returncode == 0, done.stdout + done.stderr
     assert "TOTP secret replaced" in done.stdout
+    assert "the vault is re-keyed to the new secret" in done.stdout
     assert load_secret(airlock.paths.totp_file) == new
     assert Vault(airlock.paths.vault_file, TotpKey(new)).get("probe") == {"password": password}
     assert not Vault(airlock.paths.vault_file).opens_with(TotpKey(old))

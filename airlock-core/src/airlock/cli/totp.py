@@ -128,6 +128,8 @@ def _through_daemon(state: CliState, tty: bool) -> None:
     _confirm_code(lambda new_code: done.append(confirm(new_code)), tty)
     if done[-1].sealed:
         typer.echo("the new secret is sealed with your passphrase, like the old one")
+    elif done[-1].vault_rekeyed:
+        typer.echo("the vault is re-keyed to the new secret")
 
 
 def _writable(paths: AirlockPaths) -> bool:
@@ -237,7 +239,10 @@ def _enrol_in(
         code = _confirm_code(enrolment.check, tty)
         # Audited before the secret is saved: if the record cannot be written, nothing changes.
         audit.append_sync("totp_enrolled", replaced=old is not None, **_actor())
-        enrolment.confirm(code, rekey=vault_rekey(paths, config, old) if old else None)
+        rekey = vault_rekey(paths, config, old) if old else None
+        enrolment.confirm(code, rekey=rekey)
+    if rekey is not None:
+        typer.echo("the vault is re-keyed to the new secret")
     return old is not None
 
 
@@ -278,8 +283,6 @@ def register(app: typer.Typer) -> None:
 
 def _done(replaced: bool) -> None:
     if replaced:
-        typer.echo(
-            "TOTP secret replaced and the vault re-keyed; remove the old entry from your app."
-        )
+        typer.echo("TOTP secret replaced; remove the old entry from your app.")
     else:
         typer.echo("TOTP enrolled: approvals now need a code from this app.")
