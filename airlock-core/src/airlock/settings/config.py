@@ -9,7 +9,6 @@ reason.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 from collections.abc import Mapping
@@ -324,6 +323,8 @@ def load_config(path: Path) -> AirlockConfig:
 
         data, notices = upgrade(path, data)
         for notice in notices:
+            import logging
+
             # Shown on stderr by the CLI (logging's last resort) and in the daemon log.
             logging.getLogger("airlock.config").warning(notice)
     try:
