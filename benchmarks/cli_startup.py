@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -40,15 +41,21 @@ def airlock_command() -> list[str]:
     return [str(script)] if script.exists() else [shutil.which("airlock") or "airlock"]
 
 
-def median_ms(argv: list[str], env: dict[str, str], runs: int) -> float:
+def median_ms(argv: list[str], env: dict[str, str], runs: int) -> tuple[float, float]:
+    """Median wall time and median CPU time (user + system) of *argv*, in ms. CPU time
+    says what the command costs when other work shares the cores."""
     for _ in range(3):  # warm-up: page cache and .pyc files
         subprocess.run(argv, env=env, capture_output=True, check=False)
-    samples = []
+    wall, cpu = [], []
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         subprocess.run(argv, env=env, capture_output=True, check=False)
-        samples.append((time.perf_counter() - started) * 1000)
-    return round(statistics.median(samples), 1)
+        wall.append((time.perf_counter() - started) * 1000)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        cpu.append(used * 1000)
+    return round(statistics.median(wall), 1), round(statistics.median(cpu), 1)
 
 
 def small_audit_log(home: Path) -> None:
@@ -73,15 +80,18 @@ def main() -> None:
     airlock = airlock_command()
     try:
         small_audit_log(home)
-        figures = {"python -c pass": median_ms([sys.executable, "-c", "pass"], env, args.runs)}
+        measured = {"python -c pass": median_ms([sys.executable, "-c", "pass"], env, args.runs)}
         for name, argv in OFFLINE.items():
-            figures[name] = median_ms([*airlock, *argv], env, args.runs)
+            measured[name] = median_ms([*airlock, *argv], env, args.runs)
         with LocalDaemon(home):
-            figures["airlock status (daemon running)"] = median_ms(
+            measured["airlock status (daemon running)"] = median_ms(
                 [*airlock, "status"], env, args.runs
             )
     finally:
         shutil.rmtree(home, ignore_errors=True)
+    figures = {name: wall for name, (wall, _) in measured.items()}
+    cpu = {name: used for name, (_, used) in measured.items()}
+    baseline = figures["python -c pass"]
     slow = {
         name: ms
         for name, ms in figures.items()
@@ -95,6 +105,11 @@ def main() -> None:
                 "unit": "ms (median wall time)",
                 "runs": args.runs,
                 "figures": figures,
+                "cpu_ms": cpu,
+                "ratio_to_python": {
+                    name: round(ms / baseline, 1) for name, ms in figures.items() if baseline
+                },
+                "load_average": [round(x, 2) for x in os.getloadavg()],
                 "targets": {
                     "offline_ms": TARGET_OFFLINE_MS,
                     "status_with_daemon_ms": TARGET_STATUS_MS,
