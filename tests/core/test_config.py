@@ -44,6 +44,43 @@ def test_environment_variables_override_the_file(
     assert config.approvals.max_failures == 3
 
 
+def test_environment_variables_take_json_where_a_key_holds_structure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "AIRLOCK_APPROVALS__NOTIFIERS": '["console", "telegram"]',
+        "AIRLOCK_TOTP": '{"digits": 8}',
+        "airlock_totp__period": "60",  # any case
+        "AIRLOCK_SERVICES__WORK__CONNECTOR": "imap",
+        "AIRLOCK_SERVICES__WORK__PORT": "993",
+        "AIRLOCK_DASHBOARD__LISTEN": "[::1]:8410",  # not JSON: text
+        "AIRLOCK_NOTIFIERS__TELEGRAM__CHAT_ID": "12345",
+        "AIRLOCK_HOME": str(tmp_path),  # not a section: not config
+        "AIRLOCK_NOPE__X": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    config = load_config(write(tmp_path, f"totp: {{issuer: File}}\n{MAIL}"))
+    assert config.approvals.notifiers == ["console", "telegram"]
+    assert (config.totp.issuer, config.totp.digits, config.totp.period) == ("File", 8, 60)
+    assert set(config.services) == {"mail", "work"}
+    assert config.services["work"].settings == {"port": 993}
+    assert config.dashboard.listen == "[::1]:8410"
+    assert config.notifiers == {"telegram": {"chat_id": "12345"}}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "key"),
+    [("AIRLOCK_TOTP__COLOUR", "blue", "totp.colour"), ("AIRLOCK_SESSIONS", "soon", "sessions")],
+)
+def test_a_wrong_environment_variable_is_refused_like_a_wrong_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str, key: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "config.yaml")
+    assert f"key {key}" in info.value.message
+
+
 @pytest.mark.parametrize(
     ("text", "key", "words"),
     [

@@ -31,6 +31,7 @@ import yaml
 from daemon_harness import TotpPhone, needs_root, remember
 from isolated_harness import (
     AGENT,
+    CLIENT,
     CONNECTORS_USER,
     HOST_KEEPER_PID,
     HOST_SHIPPED,
@@ -551,3 +552,76 @@ def test_a_host_killed_mid_operation_gives_a_clean_error_an_audit_record_and_com
     ]
     assert stalls, "no audit record of the operation the host died in"
     assert stalls[-1]["outcome"] == "error", stalls[-1]
+
+
+# -- the person replaces the secret from their own account, through the daemon --------
+
+
+def _airlock_as(name: str, *args: str) -> subprocess.Popen[str]:
+    """``airlock ARGS`` as user *name*, talking back and forth on stdin and stdout."""
+    entry = pwd.getpwnam(name)
+    return subprocess.Popen(
+        [str(CLIENT), *args],
+        user=entry.pw_uid,
+        group=entry.pw_gid,
+        extra_groups=os.getgrouplist(name, entry.pw_gid),
+        env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": entry.pw_dir, "LANG": "C.UTF-8"},
+        cwd=entry.pw_dir,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_the_person_replaces_the_secret_with_a_code_and_no_sudo(isolated: Isolated) -> None:
+    before = Path("/var/lib/airlock/totp.key").read_text().strip()
+    proc = _airlock_as(PERSON, "totp", "reset")
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    proc.stdin.write(phone(isolated).code() + "\n")
+    proc.stdin.flush()
+    uri = proc.stdout.readline().strip()
+    assert uri.startswith("otpauth://"), uri + proc.communicate(timeout=60)[1]
+    new_phone = TotpPhone(remember(pyotp.parse_uri(uri).secret), phone(isolated).last_step)
+    # Until the person's code of the new secret comes back, the old secret rules.
+    assert Path("/var/lib/airlock/totp.key").read_text().strip() == before
+    stray = _agent_http("POST", "/v1/totp/confirm", json={"id": "rst_guess", "totp": "123456"})
+    assert stray["status"] == 404, stray
+    out, err = proc.communicate(new_phone.code() + "\n", timeout=60)
+    assert proc.returncode == 0, out + err
+    isolated.phone = new_phone
+    assert Path("/var/lib/airlock/totp.key").read_text().strip() == new_phone.secret
+    airlock_uid = pwd.getpwnam("airlock").pw_uid
+    for path in Path("/var/lib/airlock").rglob("*"):
+        assert path.stat().st_uid == airlock_uid, f"{path} is not the service user's"
+    person_uid = pwd.getpwnam(PERSON).pw_uid
+    events = [
+        json.loads(line)
+        for part in sorted(Path("/var/lib/airlock/audit").glob("audit*.jsonl"))
+        for line in part.read_text().splitlines()
+    ]
+    mine = [e for e in events if e.get("uid") == person_uid]
+    assert {"totp_reset_started", "totp_enrolled"} <= {e["event"] for e in mine}
+    assert not any(new_phone.secret in json.dumps(e) for e in events)
+    session = _approved_session(isolated)
+    assert _op(session["token"], "count_unread")["status"] == 200
+
+
+def test_an_agent_cannot_make_the_first_enrolment(isolated: Isolated) -> None:
+    key = Path("/var/lib/airlock/totp.key")
+    aside = key.with_name("totp.key.test-aside")
+    os.replace(key, aside)  # as if root had not enrolled yet
+    try:
+        facts = json.loads(run_as(AGENT, "status", "--json").stdout)
+        assert facts["daemon"]["totp_enrolled"] is False
+        refused = run_as(AGENT, "totp", "setup", stdin="123456\n")
+        assert refused.returncode != 0
+        assert "only root may enrol the first one" in refused.stderr, refused.stderr
+        direct = _agent_http("POST", "/v1/totp/reset", json={"totp": "123456"})
+        assert direct["status"] == 409, direct
+        assert direct["body"]["error"]["code"] == "totp_not_enrolled"
+        assert not key.exists()
+    finally:
+        os.replace(aside, key)
+    assert json.loads(run_as(AGENT, "status", "--json").stdout)["daemon"]["totp_enrolled"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,3 +219,46 @@ def test_telegram_going_down_and_coming_back(own: Any) -> None:
             assert (await health())["telegram"] == {"name": "telegram", "ok": True, "detail": ""}
 
     asyncio.run(main())
+
+
+def test_a_bot_token_in_a_passphrase_locked_vault_is_used_only_after_unlock(own: Any) -> None:
+    running: Running = own()
+    daemon, bot_api = running.daemon, running.bot_api
+    passphrase = "correct horse " + secrets.token_hex(8)
+    sealed = running.cli("lock", "--set-passphrase", stdin=passphrase + "\n")
+    assert sealed.returncode == 0, sealed.stderr
+    daemon.stop()
+    daemon.start()  # starts locked: the vault, and the bot token in it, stay closed
+    pid = daemon.proc.pid if daemon.proc else None
+    sends = len(bot_api.calls_of("sendMessage"))
+
+    async def while_locked() -> dict[str, Any]:
+        async with daemon.client() as agent:
+            created = await request(agent, reason="while locked")
+            await eventually(
+                lambda: any(
+                    e["request"] == created["id"] and e["notifier"] == "telegram"
+                    for e in daemon.audit("approval_sent")
+                ),
+                within=10,
+            )
+            return created
+
+    locked = asyncio.run(while_locked())
+    sent = [e for e in daemon.audit("approval_sent") if e["request"] == locked["id"]]
+    assert {e["notifier"]: e["ok"] for e in sent} == {"console": True, "telegram": False}
+    assert len(bot_api.calls_of("sendMessage")) == sends  # nothing reached Telegram
+    assert "no bot token" in running.status()["telegram"]["detail"]
+
+    opened = running.cli("unlock", stdin=passphrase + "\n")
+    assert opened.returncode == 0, opened.stderr
+    assert running.status()["telegram"]["ok"] is True
+
+    async def after_unlock() -> None:
+        async with daemon.client() as agent:
+            await approve_by_reply(running, agent)
+
+    asyncio.run(after_unlock())
+    assert daemon.proc is not None
+    assert daemon.proc.pid == pid  # no restart
+    assert daemon.audit("daemon_unlocked")

@@ -222,6 +222,28 @@ class Unlocked(BaseModel):
     unlocked: bool
 
 
+class TotpResetIn(Body):
+    totp: str = Field(pattern=TOTP_PATTERN, description="a code of the current secret")
+
+
+class TotpResetStarted(BaseModel):
+    id: str = Field(description="the reset to confirm with POST /v1/totp/confirm")
+    uri: str = Field(description="the new secret's otpauth:// URI, for the person's app only")
+    expires_at: datetime = Field(description="confirm before this, or start again")
+    sealed: bool = Field(description="the new secret is sealed with the current passphrase")
+
+
+class TotpConfirmIn(Body):
+    id: str = Field(min_length=1, max_length=64)
+    totp: str = Field(pattern=TOTP_PATTERN, description="a code of the new secret")
+
+
+class TotpReplaced(BaseModel):
+    replaced: bool
+    sealed: bool
+    vault_rekeyed: bool
+
+
 class Reloaded(BaseModel):
     services: list[str]
     notifiers: list[str]

@@ -91,6 +91,15 @@ def _seal_connector_host_key(paths: AirlockPaths, key: PassphraseKey) -> None:
         os.chown(directory / SEALED_KEY_FILE, owner.st_uid, owner.st_gid)
 
 
+def reseal(paths: AirlockPaths, key: PassphraseKey, secret: str) -> None:
+    """Replace the sealed secret with *secret* under the same passphrase (*key*, the one the
+    daemon was unlocked with). One atomic write: the vault, keyed by the passphrase, does
+    not change."""
+    if not lock_is_on(paths):
+        raise AirlockError("the passphrase lock is not on: nothing to re-seal")
+    Vault(sealed_file(paths), key).set(_ENTRY, {_FIELD: secret})
+
+
 def open_sealed(paths: AirlockPaths, passphrase: str) -> tuple[str, PassphraseKey]:
     """The secret and the key, or ``WrongPassphrase``; re-keys a vault a crash left
     under the secret (step 2 of turning the lock on)."""

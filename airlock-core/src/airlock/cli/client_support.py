@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -50,6 +49,8 @@ def read_totp(*, prompt: str = "TOTP code from your authenticator") -> str:
     environment: any process of the same uid, the agent included, can read those in
     /proc/PID/cmdline and /proc/PID/environ, and spend the code first.
     """
+    import getpass
+
     line = getpass.getpass(f"{prompt}: ") if sys.stdin.isatty() else sys.stdin.readline()
     code = line.strip().replace(" ", "")
     if not code:

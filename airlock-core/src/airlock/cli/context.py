@@ -33,7 +33,7 @@ class CliState:
         folder = self.paths.config_file.parent
         if self.paths.mode is Mode.ISOLATED and not os.access(folder, os.X_OK):
             # An agent's client in isolated mode: the config is the daemon's, not ours.
-            return AirlockConfig()
+            return AirlockConfig.from_sources({}, os.environ)
         return load_config(self.paths.config_file)
 
     def service_settings(self, name: str) -> BaseModel:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -54,6 +53,8 @@ def read_fields(model: type[BaseModel], only: list[str] | None = None) -> dict[s
     ``FIELD=VALUE`` lines otherwise (after the TOTP code's line)."""
     names = only or list(model.model_fields)
     if sys.stdin.isatty():
+        import getpass
+
         fields = {}
         for name in names:
             label = model.model_fields[name].description or name

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -69,6 +68,8 @@ def register(app: typer.Typer) -> None:
         data = client_config(ctx.obj, name)
         print_json(data)
         server = data["mcpServers"][name]
+        import shlex
+
         env = " ".join(f"-e {k}={shlex.quote(v)}" for k, v in server["env"].items())
         line = shlex.join([server["command"], *server["args"]])
         sys.stderr.write(

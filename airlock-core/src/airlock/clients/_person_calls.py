@@ -49,6 +49,17 @@ class PersonCalls:
         body = build(api.UnlockIn, passphrase=passphrase)
         return await self._conn.fetch(api.Unlocked, "POST", "/v1/unlock", body=body)
 
+    async def totp_reset(self, *, totp: str) -> api.TotpResetStarted:
+        """Start replacing the TOTP secret with a code of the current one: the answer's
+        URI holds the new secret (show it to the person only), in force once confirmed."""
+        body = build(api.TotpResetIn, totp=totp)
+        return await self._conn.fetch(api.TotpResetStarted, "POST", "/v1/totp/reset", body=body)
+
+    async def totp_confirm(self, reset_id: str, *, totp: str) -> api.TotpReplaced:
+        """Put the new secret of reset *reset_id* in force with a code it made."""
+        body = build(api.TotpConfirmIn, id=reset_id, totp=totp)
+        return await self._conn.fetch(api.TotpReplaced, "POST", "/v1/totp/confirm", body=body)
+
     async def revoke_all(self) -> api.Revoked:
         return await self._conn.fetch(api.Revoked, "DELETE", "/v1/sessions")
 

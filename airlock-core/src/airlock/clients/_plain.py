@@ -10,12 +10,14 @@ error answer the :mod:`airlock.errors` class its body names (``error_from_respon
 from __future__ import annotations
 
 import json
-import socket as sockets
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airlock import errors
 from airlock.clients._reach import START_HINT, _unreachable, no_socket
+
+if TYPE_CHECKING:
+    import socket as sockets
 
 TIMEOUT = 10.0
 MAX_ANSWER = 16 * 1024 * 1024
@@ -26,6 +28,8 @@ def get_json(socket: Path, path: str, *, timeout: float = TIMEOUT) -> Any:
     missing = no_socket(socket)
     if missing is not None:
         raise missing
+    import socket as sockets  # here: with no socket file, `airlock status` needs none
+
     request = (
         f"GET {path} HTTP/1.1\r\nHost: airlock\r\nAccept: application/json\r\n"
         "Connection: close\r\n\r\n"

@@ -162,6 +162,8 @@ class SyncAirlockClient:
     revoke_all = _Blocking(AirlockClient.revoke_all)
     reload = _Blocking(AirlockClient.reload)
     unlock = _Blocking(AirlockClient.unlock)
+    totp_reset = _Blocking(AirlockClient.totp_reset)
+    totp_confirm = _Blocking(AirlockClient.totp_confirm)
     list_credentials = _Blocking(AirlockClient.list_credentials)
     add_credentials = _Blocking(AirlockClient.add_credentials)
     get_credential = _Blocking(AirlockClient.get_credential)

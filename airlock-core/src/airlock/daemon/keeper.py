@@ -3,7 +3,9 @@ passphrase lock on, ``totp.sealed`` opened by ``airlock unlock`` (docs/security.
 
 The files are looked at again whenever they change, so ``airlock totp setup|reset`` and
 ``airlock lock --set-passphrase`` take effect in a running daemon: setting a passphrase
-locks it until ``airlock unlock``.
+locks it until ``airlock unlock``. A secret replaced through the daemon while the lock is
+on (:meth:`SecretKeeper.reseal`) is sealed under the passphrase it was unlocked with, and
+the daemon stays unlocked.
 """
 
 from __future__ import annotations
@@ -11,8 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from airlock.common.clock import Clock
-from airlock.passphrase import DaemonLocked, WrongPassphrase, lock_is_on, open_sealed, sealed_file
-from airlock.security.vault import KeySource, TotpKey
+from airlock.passphrase import (
+    DaemonLocked,
+    WrongPassphrase,
+    lock_is_on,
+    open_sealed,
+    reseal,
+    sealed_file,
+)
+from airlock.security.vault import KeySource, PassphraseKey, TotpKey
 from airlock.settings.paths import AirlockPaths
 
 MAX_WRONG = 5
@@ -88,5 +97,18 @@ class SecretKeeper:
         except WrongPassphrase:
             self._wrong.append(now)
             raise
+        self._opened = (secret, key, _mtime(sealed_file(self.paths)))
+        self._seen = None
+
+    def reseal(self, secret: str) -> None:
+        """Seal *secret* in place of the current one under the passphrase this daemon was
+        unlocked with (slow: scrypt), and keep using it unlocked. ``DaemonLocked`` when the
+        lock is closed: only an unlocked daemon holds the passphrase's key."""
+        if not self.opened or self._opened is None:
+            raise DaemonLocked()
+        key = self._opened[1]
+        if not isinstance(key, PassphraseKey):
+            raise DaemonLocked()
+        reseal(self.paths, key, secret)
         self._opened = (secret, key, _mtime(sealed_file(self.paths)))
         self._seen = None

@@ -215,6 +215,16 @@ async def unlock(request: web.Request) -> web.StreamResponse:
     return json_model(api.Unlocked(unlocked=True))
 
 
+async def totp_reset(request: web.Request) -> web.StreamResponse:
+    body = await read_body(request, api.TotpResetIn)
+    return json_model(await rt(request).totp_reset(body.totp, peer(request)))
+
+
+async def totp_confirm(request: web.Request) -> web.StreamResponse:
+    body = await read_body(request, api.TotpConfirmIn)
+    return json_model(await rt(request).totp_confirm(body.id, body.totp, peer(request)))
+
+
 def _parse_since(raw: str) -> datetime:
     try:
         try:
@@ -363,6 +373,22 @@ ROUTES: tuple[Route, ...] = (
         "Open the passphrase lock (owner or root)",
         body=api.UnlockIn,
         response=api.Unlocked,
+    ),
+    Route(
+        "POST",
+        "/v1/totp/reset",
+        totp_reset,
+        "Start replacing the TOTP secret (a code of the current one); answers the new one",
+        body=api.TotpResetIn,
+        response=api.TotpResetStarted,
+    ),
+    Route(
+        "POST",
+        "/v1/totp/confirm",
+        totp_confirm,
+        "Put a started reset's secret in force (a code of the new one)",
+        body=api.TotpConfirmIn,
+        response=api.TotpReplaced,
     ),
     Route("GET", "/v1/openapi.json", openapi, "This document"),
 )

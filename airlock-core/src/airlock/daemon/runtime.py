@@ -12,6 +12,8 @@ from airlock.api import (
     DaemonStatus,
     ServiceList,
     SessionInfo,
+    TotpReplaced,
+    TotpResetStarted,
 )
 from airlock.common.clock import Clock, SystemClock
 from airlock.common.logs import get_logger
@@ -21,10 +23,11 @@ from airlock.daemon import answers
 from airlock.daemon.connector_link import HostConnection
 from airlock.daemon.credentials import CredentialDesk
 from airlock.daemon.keeper import SecretKeeper
-from airlock.daemon.notifier_set import close_notifiers, open_notifiers
+from airlock.daemon.notifier_set import close_notifiers, listen, open_notifiers
+from airlock.daemon.reenrol import Reenrolments
 from airlock.daemon.reload import Parts
 from airlock.errors import NotFound
-from airlock.framework.notifiers import Notifier
+from airlock.framework.notifiers import Notice, Notifier
 from airlock.framework.plugins import (
     AirlockPluginManager,
     get_connectors,
@@ -111,6 +114,7 @@ class Runtime:
         self.host = HostConnection(paths, pm, config, self.audit, launcher=host)
         self.link = self.host.link
         self.credentials = CredentialDesk(self)
+        self.reenrolments = Reenrolments(paths, self.keeper, self.audit, self.clock)
         self._use(self._assemble(config))
         self._tasks: list[asyncio.Task[None]] = []
         self._listeners: list[asyncio.Task[None]] = []
@@ -216,6 +220,34 @@ class Runtime:
         if self.keeper.locked:
             raise DaemonLocked()
 
+    async def totp_reset(self, code: str, peer: Peer) -> TotpResetStarted:
+        """Start replacing the secret (``airlock.daemon.reenrol``); every channel is told."""
+        self._before_verify()
+        started = await self.reenrolments.start(
+            code, peer, codes=self.codes, config=self.config, enrolled=self.verifier.enrolled
+        )
+        self._notify(
+            f"Airlock: uid {peer.uid} started replacing the TOTP secret. The old one works "
+            "until a code of the new one confirms it; if this was not you, revoke sessions."
+        )
+        return started
+
+    async def totp_confirm(self, reset_id: str, code: str, peer: Peer) -> TotpReplaced:
+        """Put a started reset's secret in force; every channel is told."""
+        self._before_verify()
+        done = await self.reenrolments.confirm(
+            reset_id, code, peer, store=self.store, config=self.config
+        )
+        self.refresh_totp()
+        self._notify(
+            f"Airlock: the TOTP secret was replaced (by uid {peer.uid}). Codes of the old "
+            "entry in your app no longer work."
+        )
+        return done
+
+    def _notify(self, text: str) -> None:
+        self.in_background(self.channels.notify_all(Notice(text=text)))
+
     # -- answers -----------------------------------------------------------------------
 
     def status(self, peer: Peer) -> DaemonStatus:
@@ -270,7 +302,7 @@ class Runtime:
 
     def _start_listening(self) -> None:
         self._listeners = [
-            asyncio.create_task(self._listen(name, notifier))
+            asyncio.create_task(listen(name, notifier, self.replies))
             for name, notifier in self.notifiers.items()
         ]
 
@@ -330,6 +362,7 @@ class Runtime:
                 self.gateway.uses.flush()
                 self.store.raise_audit_anchor(self.audit.last_seq)
                 await self.approvals.expire_due()
+                await self.reenrolments.expire_due()
                 await self.approvals.purge_finished()
                 await self.audit.drop_over_budget(self.config.audit.max_bytes)
                 keep = {
@@ -340,18 +373,6 @@ class Runtime:
                 await self.gateway.host.close_idle(keep=keep, idle_seconds=IDLE_CLOSE_SECONDS)
             except Exception as exc:
                 log.error("housekeeping_failed", error=type(exc).__name__)
-
-    async def _listen(self, name: str, notifier: Notifier) -> None:
-        try:
-            async for reply in notifier.replies():
-                try:
-                    await self.replies.handle(name, reply)
-                except Exception as exc:  # one failed answer must not stop the listening
-                    log.error("notifier_reply_failed", notifier=name, error=type(exc).__name__)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.error("notifier_listen_failed", notifier=name, error=type(exc).__name__)
 
     async def stop(self) -> None:
         tasks = [*self._tasks, *self._listeners, *self._notices]

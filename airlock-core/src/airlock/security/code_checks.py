@@ -1,10 +1,10 @@
 """The one path every TOTP code the person sends goes through, whatever it unlocks.
 
 Approving a request (from the terminal or a phone), reading, setting or removing a
-credential, and logging in to the dashboard all check a code here, so each outcome is
-audited the same way: ``totp_verified`` with the channel and what the code was for
-(the request, or the service and action), ``approval_failed`` with the channel, the
-purpose, why and the attempts left, and, when a wrong code locks approvals,
+credential, logging in to the dashboard and replacing the TOTP secret all check a code
+here, so each outcome is audited the same way: ``totp_verified`` with the channel and
+what the code was for (the request, or the service and action), ``approval_failed``
+with the channel, the purpose, why and the attempts left, and, when a wrong code locks approvals,
 ``approvals_locked`` plus a notice on every channel. A code is bound to its purpose in
 the audit: the record says which request or credential action each accepted code served.
 
@@ -32,7 +32,8 @@ class CodePurpose:
     """What one code is sent for; every field set here goes into the audit record.
 
     ``action`` is ``approve``, ``read_credential``, ``set_credentials``,
-    ``remove_credentials`` or ``dashboard_login``.
+    ``remove_credentials``, ``dashboard_login`` or ``totp_reset`` (replacing the secret
+    through the daemon, ``airlock.daemon.reenrol``).
     """
 
     action: str

@@ -8,8 +8,10 @@ reason.
 
 from __future__ import annotations
 
-import logging
+import json
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,7 +24,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from airlock.errors import ConfigError
 from airlock.models import first_problem
@@ -155,10 +156,11 @@ class DashboardConfig(Section):
         return self
 
 
-class AirlockConfig(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="AIRLOCK_", env_nested_delimiter="__", extra="forbid", frozen=True
-    )
+class AirlockConfig(BaseModel):
+    """The whole configuration: the file's sections, each overridable from the environment
+    (:func:`from_sources`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     totp: TotpConfig = Field(default_factory=TotpConfig)
     sessions: SessionsConfig = Field(default_factory=SessionsConfig)
@@ -190,16 +192,67 @@ class AirlockConfig(BaseSettings):
         return sorted(set(self.permissions.blocks) - set(self.services))
 
     @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The file arrives as init kwargs; environment variables override it.
-        return (env_settings, init_settings)
+    def from_sources(cls, data: Mapping[str, Any], env: Mapping[str, str]) -> AirlockConfig:
+        """The file's *data* with ``AIRLOCK_<SECTION>__<KEY>`` variables of *env* over it."""
+        return cls(**_merged(dict(data), environment_overrides(env)))
+
+
+ENV_PREFIX = "AIRLOCK_"
+ENV_NESTED = "__"
+
+
+def environment_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    """``AIRLOCK_<SECTION>__<KEY>=value`` (any case) as nested data, for the sections the
+    config has; other ``AIRLOCK_`` variables (``AIRLOCK_HOME``...) are not config.
+
+    A whole section (``AIRLOCK_TOTP='{"digits": 8}'``), a list or mapping key of a section
+    (``AIRLOCK_APPROVALS__NOTIFIERS='["console"]'``) and a service's setting are read as
+    JSON when they are JSON; every other value is text, converted by the key's own type."""
+    found: dict[str, Any] = {}
+    for name, value in env.items():
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split(ENV_NESTED)
+        section = AirlockConfig.model_fields.get(path[0])
+        if section is None or not all(path):
+            continue
+        target = found
+        for key in path[:-1]:
+            if not isinstance(target.get(key), dict):
+                target[key] = {}
+            target = target[key]
+        target[path[-1]] = _json_or_text(value) if _structured(section, path) else value
+    return found
+
+
+def _structured(section: Any, path: list[str]) -> bool:
+    """Whether the variable at *path* holds JSON: a section, a list or mapping key of one,
+    or a service's own setting (``AIRLOCK_SERVICES__WORK__PORT=993``, ``...__ARGS='[]'``)."""
+    if len(path) == 1 or (path[0] == "services" and len(path) == 3):
+        return True
+    model = section.annotation
+    if len(path) != 2 or not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return False
+    field = model.model_fields.get(path[1])
+    origin = getattr(field.annotation, "__origin__", field.annotation) if field else None
+    return origin in (list, dict)
+
+
+def _json_or_text(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _merged(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """*over* laid on *base*, mapping by mapping."""
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), Mapping):
+            base[key] = _merged(dict(base[key]), value)
+        else:
+            base[key] = value
+    return base
 
 
 CONFIG_CHANGED = "config changed since start: run airlock reload"
@@ -270,10 +323,12 @@ def load_config(path: Path) -> AirlockConfig:
 
         data, notices = upgrade(path, data)
         for notice in notices:
+            import logging
+
             # Shown on stderr by the CLI (logging's last resort) and in the daemon log.
             logging.getLogger("airlock.config").warning(notice)
     try:
-        config = AirlockConfig(**data)
+        config = AirlockConfig.from_sources(data, os.environ)
     except ValidationError as exc:
         problem = first_problem(exc)
         key = problem.field or "(top level)"
