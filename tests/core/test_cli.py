@@ -173,3 +173,23 @@ def test_no_third_party_pydantic_plugin_sees_the_values_the_cli_validates(
     )
     subprocess.run([*airlock, "status"], env=env, capture_output=True, check=False)
     assert not log.exists()
+
+
+def test_a_builtin_command_is_run_from_an_app_holding_only_its_module() -> None:
+    """``airlock status`` builds only status's commands; the table saying which module
+    adds which command is what the modules add, so every command still runs."""
+    from typer.main import get_command
+
+    from airlock.cli import BUILTIN_COMMANDS, MODULES, build_app
+    from airlock.framework.plugins import get_plugin_manager
+
+    pm = get_plugin_manager(load_entry_points=False, env={})
+    full = get_command(build_app(pm))
+    assert set(full.commands) == set(BUILTIN_COMMANDS)  # type: ignore[attr-defined]
+    for module in MODULES:
+        names = {name for name, home in BUILTIN_COMMANDS.items() if home == module}
+        for name in names:
+            alone = get_command(build_app(pm, command=name))
+            assert set(alone.commands) == names  # type: ignore[attr-defined]
+    everything = get_command(build_app(pm, command="no-such-command"))
+    assert set(everything.commands) == set(BUILTIN_COMMANDS)  # type: ignore[attr-defined]

@@ -70,6 +70,8 @@ def test_each_old_key_gets_a_one_line_notice_on_stderr(tmp_path: Path) -> None:
         ("tokens: {default_ttl_minutes: -5}\n", "tokens.default_ttl_minutes", "positive"),
         ("tokens: {refresh: true}\n", "tokens.refresh", "unknown key"),
         ("totp: {digits: 10}\n", "totp.digits", "less than or equal to 8"),
+        ("vault: {key: passphrase}\n", "vault.key", "cannot be set here"),
+        ("vault: {key: totp, cipher: aes}\n", "vault.cipher", "unknown key"),
     ],
 )
 def test_what_cannot_be_honoured_is_refused_with_the_reason(
@@ -81,3 +83,13 @@ def test_what_cannot_be_honoured_is_refused_with_the_reason(
         load_config(path)
     assert caught.value.field == key
     assert reason in caught.value.message
+
+
+def test_vault_key_totp_loads_with_a_notice_to_remove_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("vault: {key: totp}\n")
+    config = load_config(path)
+    assert "vault" not in type(config).model_fields
+    assert any("vault.key: totp" in r.getMessage() for r in caplog.records)

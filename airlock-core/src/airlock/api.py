@@ -16,7 +16,6 @@ from airlock.models import Access, RequestStatus
 SERVICE_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 OPERATION_PATTERN = r"^[a-z][a-z0-9_]{1,47}$"
 TOTP_PATTERN = r"^[0-9]{6,8}$"
-API_VERSION = "v1"
 
 
 class Body(BaseModel):

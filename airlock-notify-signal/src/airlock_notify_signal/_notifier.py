@@ -9,14 +9,12 @@ this notifier keeps nothing in the vault.
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-import httpx
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from airlock.plugin import ApiSettings, Delivery, HttpNotifier, Notice, Prompt, Reply, Sleep
+from airlock.plugin import ApiSettings, Delivery, HttpNotifier, Notice, Prompt, Reply
 from airlock_notify_signal._envelopes import read_envelope
 from airlock_notify_signal._receiving import Receiver
 from airlock_notify_signal._render import notice_text, prompt_text
@@ -48,18 +46,9 @@ class SignalNotifier(HttpNotifier[SignalSettings, int]):
     title = "Signal (signal-cli-rest-api)"
     Settings = SignalSettings
 
-    def __init__(
-        self,
-        settings: BaseModel,
-        credentials: BaseModel,
-        *,
-        sleep: Sleep | None = None,
-        clock: Callable[[], float] = time.time,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        super().__init__(settings, credentials, sleep=sleep, clock=clock, transport=transport)
+    def prepare(self) -> None:
         self._api = self.opened(
-            SignalRestApi(self.config.api_base, self.config.number, transport=transport)
+            SignalRestApi(self.config.api_base, self.config.number, transport=self.transport)
         )
         self._receiver = Receiver(
             self._api, self.backoff, mode=self.config.receive, wait=self.config.poll_timeout

@@ -9,12 +9,10 @@ edited to show it and its button goes away.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from airlock.plugin import (
@@ -26,7 +24,6 @@ from airlock.plugin import (
     NotifierError,
     Prompt,
     Reply,
-    Sleep,
     get_logger,
 )
 from airlock_notify_telegram._bot_api import BotApi, BotApiError
@@ -74,23 +71,16 @@ class TelegramNotifier(HttpNotifier[TelegramSettings, _SentPrompt]):
     Settings = TelegramSettings
     Credentials = TelegramCredentials
 
-    def __init__(
-        self,
-        settings: BaseModel,
-        credentials: BaseModel,
-        *,
-        sleep: Sleep | None = None,
-        clock: Callable[[], float] = time.time,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        super().__init__(settings, credentials, sleep=sleep, clock=clock, transport=transport)
-        secret = TelegramCredentials.model_validate(credentials).bot_token
+    def prepare(self) -> None:
+        secret = TelegramCredentials.model_validate(self.credentials).bot_token
         self.problem = "" if secret else "no bot token in the vault: run `airlock telegram setup`"
         self._api: BotApi | None = None
         if secret:
             try:
                 self._api = self.opened(
-                    BotApi(self.config.api_base, secret.get_secret_value(), transport=transport)
+                    BotApi(
+                        self.config.api_base, secret.get_secret_value(), transport=self.transport
+                    )
                 )
             except NotifierError as exc:
                 self.problem = exc.message

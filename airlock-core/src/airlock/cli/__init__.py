@@ -26,26 +26,48 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-def build_app(pm: AirlockPluginManager) -> typer.Typer:
-    """The typer app with the built-in commands and every plugin's commands."""
-    from airlock.cli import (
-        access,
-        audit,
-        credentials,
-        daemon,
-        dashboard,
-        demo,
-        lock,
-        mcp,
-        plugins,
-        service,
-        services,
-        setup,
-        status,
-        totp,
-    )
+# Each built-in top-level command and the module of airlock.cli that adds it (kept equal
+# to what the modules add by tests/core/test_cli.py).
+BUILTIN_COMMANDS = {
+    "init": "setup",
+    "status": "status",
+    "services": "services",
+    "plugins": "plugins",
+    "serve": "daemon",
+    "dashboard": "dashboard",
+    "reload": "service",
+    "service": "service",
+    "lock": "lock",
+    "unlock": "lock",
+    "totp": "totp",
+    "request": "access",
+    "pending": "access",
+    "approve": "access",
+    "deny": "access",
+    "sessions": "access",
+    "revoke": "access",
+    "run": "access",
+    "credentials": "credentials",
+    "audit": "audit",
+    "mcp": "mcp",
+    "demo": "demo",
+}
+MODULES = tuple(dict.fromkeys(BUILTIN_COMMANDS.values()))
+
+
+def build_app(pm: AirlockPluginManager, *, command: str | None = None) -> typer.Typer:
+    """The typer app with the built-in commands and every plugin's commands; with
+    *command* (a built-in one), only what running that command needs: typer turns every
+    command's signature into parameters at start, a sixth of a command's start-up."""
+    import importlib
+
     from airlock.cli.context import CliState
 
+    modules: tuple[str, ...]
+    if command is not None and command in BUILTIN_COMMANDS:
+        modules = (BUILTIN_COMMANDS[command],)
+    else:
+        command, modules = None, MODULES
     lazy_typer_coercion()
     app = typer.Typer(
         name="airlock",
@@ -66,27 +88,12 @@ def build_app(pm: AirlockPluginManager) -> typer.Typer:
     ) -> None:
         ctx.obj = CliState(pm)
 
-    commands = (
-        setup,
-        status,
-        services,
-        plugins,
-        daemon,
-        dashboard,
-        service,
-        lock,
-        totp,
-        access,
-        credentials,
-        audit,
-        mcp,
-        demo,
-    )
-    for module in commands:
-        module.register(app)
-    from airlock.framework.plugins import register_commands
+    for name in modules:
+        importlib.import_module(f"airlock.cli.{name}").register(app)
+    if command is None:  # a plugin's command never takes a built-in command's name
+        from airlock.framework.plugins import register_commands
 
-    register_commands(pm, app)
+        register_commands(pm, app)
     return app
 
 
@@ -99,7 +106,8 @@ def main() -> None:
 
     try:
         refuse_code_in_argv(sys.argv[1:])
-        app = build_app(get_plugin_manager())
+        first = sys.argv[1] if len(sys.argv) > 1 else None
+        app = build_app(get_plugin_manager(), command=first)
         app(prog_name="airlock")
     except AirlockError as exc:
         report_error(exc)

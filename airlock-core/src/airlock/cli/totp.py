@@ -199,7 +199,7 @@ def _enrol_locally(state: CliState, *, replacing: bool) -> bool:
             "sealed secret",
             hint="start it (`airlock service start`), `airlock unlock`, then this again",
         )
-    finish_pending_secret(paths.totp_file, vault_follows(paths, config))
+    finish_pending_secret(paths.totp_file, vault_follows(paths))
     enrolled = paths.totp_file.exists()
     if replacing and not enrolled:
         raise NotEnrolled("no TOTP secret to reset")
@@ -239,7 +239,7 @@ def _enrol_in(
         code = _confirm_code(enrolment.check, tty)
         # Audited before the secret is saved: if the record cannot be written, nothing changes.
         audit.append_sync("totp_enrolled", replaced=old is not None, **_actor())
-        rekey = vault_rekey(paths, config, old) if old else None
+        rekey = vault_rekey(paths, old) if old else None
         enrolment.confirm(code, rekey=rekey)
     if rekey is not None:
         typer.echo("the vault is re-keyed to the new secret")

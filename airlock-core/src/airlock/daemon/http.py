@@ -33,7 +33,6 @@ log = get_logger("airlock.daemon")
 BODY_LIMIT = 1024 * 1024
 MAX_DEPTH = 32
 """How deeply a body's values may nest: deeper input is a 400, never a RecursionError."""
-PEER_KEY = web.AppKey("peer_check", object)
 BODY_TIMEOUT = web.AppKey("body_timeout", float)
 """Seconds a body may take to arrive once its headers have (``daemon.idle_timeout``)."""
 M = TypeVar("M", bound=BaseModel)

@@ -196,9 +196,9 @@ class Reenrolments:
                 store.advance_last_step(enrolment.check(code))
             await asyncio.to_thread(self._keeper.reseal, enrolment.secret)
             return TotpReplaced(replaced=True, sealed=True, vault_rekeyed=False)
-        finish_pending_secret(paths.totp_file, vault_follows(paths, config))
+        finish_pending_secret(paths.totp_file, vault_follows(paths))
         old = load_secret(paths.totp_file)
-        rekey = vault_rekey(paths, config, old)
+        rekey = vault_rekey(paths, old)
         await self._audit.append(
             "totp_enrolled", **peer.audit_fields(), replaced=True, via="daemon", sealed=False
         )
@@ -214,25 +214,24 @@ class Reenrolments:
         await self._audit.append("totp_reset_expired", uid=pending.uid)
 
 
-def vault_follows(paths: AirlockPaths, config: AirlockConfig) -> Callable[[str], bool]:
-    """Whether the vault is (already) keyed by a given TOTP secret."""
+def vault_follows(paths: AirlockPaths) -> Callable[[str], bool]:
+    """Whether the vault is (already) keyed by a given TOTP secret (without the passphrase
+    lock the vault is always keyed by the TOTP secret)."""
     from airlock.security.vault import TotpKey, Vault
 
     def follows(secret: str) -> bool:
-        if config.vault.key != "totp" or not paths.vault_file.exists():
+        if not paths.vault_file.exists():
             return True
         return Vault(paths.vault_file, TotpKey(secret)).opens_with(TotpKey(secret))
 
     return follows
 
 
-def vault_rekey(
-    paths: AirlockPaths, config: AirlockConfig, old: str
-) -> Callable[[str], None] | None:
+def vault_rekey(paths: AirlockPaths, old: str) -> Callable[[str], None] | None:
     """What re-keys the vault from the secret *old* to a new one (None: nothing to re-key)."""
     from airlock.security.vault import TotpKey, Vault
 
-    if config.vault.key != "totp" or not paths.vault_file.exists():
+    if not paths.vault_file.exists():
         return None
     vault = Vault(paths.vault_file, TotpKey(old))
 

@@ -117,6 +117,12 @@ class HttpNotifier(Notifier, Generic[S, R]):
         self.sent = 0
         self._prompts: OrderedDict[str, R] = OrderedDict()
         self._apis: list[HttpApi] = []
+        self.prepare()
+
+    def prepare(self) -> None:
+        """Make this notifier's API clients (``self.opened(...)``), once the base is set
+        up: a subclass overrides this, not ``__init__``, so the test keywords stay the
+        base's. Building a client does no I/O; a missing credential goes in ``problem``."""
 
     def opened(self, api: A) -> A:
         """*api*, to be closed with this notifier."""

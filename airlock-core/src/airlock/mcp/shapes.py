@@ -70,10 +70,6 @@ def output_schema(result_schema: Mapping[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def approved_or_pending(approved: Mapping[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "anyOf": [dict(approved), PENDING_SCHEMA]}
-
-
 def with_reason(params_schema: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
     """A write tool's input: the operation's parameters plus the reason shown to the
     person (unless the operation has a parameter of that name)."""

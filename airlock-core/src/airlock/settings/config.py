@@ -122,10 +122,6 @@ class ConnectorHostConfig(Section):
     agent gets a 504 and the call is cancelled."""
 
 
-class VaultConfig(Section):
-    key: str = Field("totp", pattern="^(totp|passphrase)$")
-
-
 class AuditConfig(Section):
     rotate_bytes: int = Field(64 * 1024 * 1024, ge=4096)
     max_bytes: int = Field(2 * 1024 * 1024 * 1024, ge=16384)
@@ -170,7 +166,6 @@ class AirlockConfig(BaseModel):
     permissions: PermissionsConfig = Field(default_factory=PermissionsConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     mcp: McpConfig = Field(default_factory=McpConfig)
-    vault: VaultConfig = Field(default_factory=VaultConfig)
     connector_host: ConnectorHostConfig = Field(default_factory=ConnectorHostConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)

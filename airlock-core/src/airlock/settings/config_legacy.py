@@ -5,7 +5,10 @@ and ``permissions: {default: read}`` still load: each becomes today's key, and a
 notice says what to write instead. A value whose meaning Airlock cannot honour
 (``permissions: {default: write}``, a provider other than telegram) is refused with the
 reason, never silently dropped. ``totp: {issuer, digits, period}`` needs no translation:
-those are today's keys (digits 6 to 8, period 15 to 120 seconds).
+those are today's keys (digits 6 to 8, period 15 to 120 seconds). ``vault: {key: totp}`` is
+how the vault is keyed unless the passphrase lock is on, and that lock is turned on by
+``airlock lock --set-passphrase`` (it seals files; a config line cannot), so
+``key: passphrase`` is refused.
 """
 
 from __future__ import annotations
@@ -86,6 +89,26 @@ def _permissions_default(path: Path, data: dict[str, Any], notices: list[str]) -
     )
 
 
+def _vault(path: Path, data: dict[str, Any], notices: list[str]) -> None:
+    vault = data.pop("vault")
+    if not isinstance(vault, dict):
+        raise _refuse(path, "vault", "expected a mapping", "remove the vault section")
+    for name in sorted(set(vault) - {"key"}):
+        raise _refuse(path, f"vault.{name}", "unknown key", "remove the vault section")
+    if vault.get("key", "totp") != "totp":
+        raise _refuse(
+            path,
+            "vault.key",
+            f"{vault['key']!r} cannot be set here: the passphrase lock seals the TOTP secret "
+            "and the vault's key, which a config line cannot do",
+            "remove the vault section and run `airlock lock --set-passphrase`",
+        )
+    notices.append(
+        f"{path}: vault.key: totp is how the vault is keyed unless the passphrase lock is "
+        "on (`airlock lock --set-passphrase`): remove the vault section"
+    )
+
+
 def upgrade(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """*data* with the old keys turned into today's, and the notices saying so."""
     notices: list[str] = []
@@ -95,4 +118,6 @@ def upgrade(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], list[str]
         _notifications(path, data, notices)
     if isinstance(data.get("permissions"), dict) and "default" in data["permissions"]:
         _permissions_default(path, data, notices)
+    if "vault" in data:
+        _vault(path, data, notices)
     return data, notices
