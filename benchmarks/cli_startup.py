@@ -28,34 +28,36 @@ Where the time went (issue 17; ``python -X importtime`` and cProfile) and what c
 - ``audit verify``: reads the log without asyncio, multiprocessing or pydantic.
 - tests/e2e/test_cli_imports.py fails if any of these imports comes back.
 
-Figures on the 2-core machine, 2026-12-02, the commit before the work (e8e905c) and after
-it, measured one after the other in the same session while other sessions loaded the
-cores (load average 4.6-6.5): wall medians are 3-8x what an idle machine shows, so the
-CPU medians are the comparison. 15 runs each, ms:
+Figures on the 2-core machine, 2026-12-02: the commit before the work (e8e905c) and the
+one after it, measured one after the other in the same session while other sessions
+loaded the cores (load average 8-11): wall medians are several times what an idle
+machine shows, so the CPU medians are the comparison. 15 runs each, ms:
 
 | command | wall before | wall after | CPU before | CPU after | CPU after / before |
 | --- | --- | --- | --- | --- | --- |
-| python -c pass | 72.7 | 45.5 | 28.2 | 29.5 | 1.05 |
-| airlock --help | 756.1 | 576.7 | 296.9 | 335.1 | 1.13 |
-| airlock plugins list | 3598.5 | 711.1 | 1397.3 | 343.2 | 0.25 |
-| airlock init | 1352.6 | 499.0 | 624.8 | 282.3 | 0.45 |
-| airlock status (no daemon) | 3028.6 | 762.5 | 1399.5 | 491.8 | 0.35 |
-| airlock services (no daemon) | 2149.0 | 1092.7 | 1089.3 | 611.6 | 0.56 |
-| airlock audit verify (small log) | 1188.0 | 684.0 | 790.9 | 398.5 | 0.50 |
-| airlock status (daemon running) | 2633.0 | 1199.8 | 1691.4 | 578.5 | 0.34 |
+| python -c pass | 76.2 | 71.4 | 31.1 | 19.7 | 0.63 |
+| airlock --help | 666.5 | 905.3 | 324.5 | 309.4 | 0.95 |
+| airlock plugins list | 4719.3 | 729.6 | 1487.5 | 229.4 | 0.15 |
+| airlock init | 1516.1 | 771.5 | 568.3 | 200.4 | 0.35 |
+| airlock status (no daemon) | 2960.1 | 1804.0 | 1342.5 | 510.8 | 0.38 |
+| airlock services (no daemon) | 3124.0 | 2228.1 | 1146.0 | 585.8 | 0.51 |
+| airlock audit verify (small log) | 3251.9 | 1160.3 | 901.9 | 329.5 | 0.37 |
+| airlock status (daemon running) | 5863.9 | 1336.4 | 1794.2 | 499.5 | 0.28 |
 
-Two more runs of status and services alone (10 runs, CPU before -> after): status
-1424 -> 679 and 1334 -> 586, services 994 -> 657 and 1111 -> 641; so after / before is
-0.35-0.5 for status and 0.55-0.65 for services. On a quieter run of this machine before
-the work, --help took 94 ms, plugins list 386, init 177, status 399, services 301, audit
-verify 222 and status with a daemon 512; scaled by these ratios that is about 95-105,
-100, 80, 140-200, 165-195, 110 and 175 ms after it: an estimate, not a measurement. By
-it ``--help``, ``plugins list``, ``init``, ``audit verify`` and status with a daemon
-would meet their targets on a quiet machine, and ``status`` and ``services`` without a
-daemon are at or above 150 ms; none holds while the machine is loaded as it was here.
-What remains is importing typer (and typer building every command's parameters, ~15 %
-of a command), pluggy, and for ``status`` and ``services`` pydantic with the config's
-models.
+Earlier runs the same day (load 4.6-6.5, before the last change: one module's commands
+built) gave after / before 1.13, 0.25, 0.45, 0.35-0.5, 0.55-0.65, 0.50 and 0.34 in the
+same order. On a quieter run before the work, --help took 94 ms, plugins list 386, init
+177, status 399, services 301, audit verify 222 and status with a daemon 512; scaled by
+these ratios that is about 90-105, 60-100, 60-80, 140-200, 155-195, 80-110 and 145-175
+ms after it: an estimate, not a measurement. By it ``--help``, ``plugins list``,
+``init``, ``audit verify`` and status with a daemon would meet their targets on a quiet
+machine, and ``status`` and ``services`` without a daemon are near or above 150 ms; none
+holds while the machine is loaded as it was here.
+
+What remains is importing typer, pluggy and the plugin modules, and for ``status`` and
+``services`` pydantic with the config's models (about half of either). A built-in
+command builds only its own module's commands (typer turns every command's signature
+into parameters at start); ``--help`` and plugin commands build them all.
 """
 
 from __future__ import annotations

@@ -62,7 +62,8 @@ def register_policies() -> Iterable[Policy | str]:
 def register_commands(app: Any) -> None:
     """Add sub-commands to the ``airlock`` typer *app* (e.g. ``airlock gcal auth``).
 
-    Every implementation is called while the CLI is built, for every command including
-    ``--help``: add commands only; import heavy libraries inside the command functions.
+    Every implementation is called while the CLI is built, for ``--help`` and every
+    command that is not built in: add commands only; import heavy libraries inside the
+    command functions.
     Command names must not shadow built-in ones.
     """
