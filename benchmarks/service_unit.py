@@ -12,8 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from airlock.service import layout
-from airlock.service.layout import EVERY_DAEMON
+from airlock.service.layout import DAEMONS
 from airlock.service.units import analyze, system_unit
 
 TARGET_EXPOSURE = 2.0
@@ -23,15 +22,13 @@ SAMPLE_CORE_UID = 999
 
 def main() -> None:
     figures: dict[str, object] = {"target_exposure": TARGET_EXPOSURE}
-    # Both units as a program with the connector host installs them (the core's
-    # Requires= names the host's unit, so verify needs both side by side).
-    layout.DAEMONS = EVERY_DAEMON
+    # The core's Requires= names the host's unit: verify needs both side by side.
     with tempfile.TemporaryDirectory(prefix="airlock-unit-") as tmp:
-        for daemon in EVERY_DAEMON:
+        for daemon in DAEMONS:
             # The interpreter must exist for verify; which one does not change the rating.
             text = system_unit(daemon, Path(sys.executable), peer_uid=SAMPLE_CORE_UID)
             (Path(tmp) / daemon.unit_name).write_text(text)
-        for daemon in EVERY_DAEMON:
+        for daemon in DAEMONS:
             check = analyze(Path(tmp) / daemon.unit_name)
             figures[daemon.unit_name] = {
                 "verify_messages": check.verify_messages,

@@ -18,7 +18,7 @@ import yaml
 
 from airlock.service import isolated
 from airlock.service.keeper import Backoff, Keeper
-from airlock.service.layout import CORE, EVERY_DAEMON, HOST, HOST_SOCKET
+from airlock.service.layout import CORE, DAEMONS, HOST, HOST_SOCKET
 from airlock.service.supervisor import Supervised, children, running_pid
 from airlock.service.supervisor import start as supervise
 from airlock.service.supervisor import status as supervised_status
@@ -29,7 +29,7 @@ from airlock.settings.config import load_config
 
 
 def test_the_host_starts_first_and_neither_daemon_shares_a_directory_with_the_other() -> None:
-    assert EVERY_DAEMON == (HOST, CORE)
+    assert DAEMONS == (HOST, CORE)
     assert HOST.name == "airlock-connectors"
     assert HOST.state_dir == Path("/var/lib/airlock-connectors")
     mine = {HOST.state_dir, HOST.log_dir, HOST.run_dir}

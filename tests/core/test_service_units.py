@@ -8,16 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from airlock.service import layout
-from airlock.service.layout import CORE, EVERY_DAEMON, HOST, Daemon
+from airlock.service.layout import CORE, DAEMONS, HOST, Daemon
 from airlock.service.units import analyze, exec_line, system_unit, user_unit
 from airlock.testing import skip_or_fail_under_ci
-
-
-@pytest.fixture(autouse=True)
-def _both_daemons(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Render the units of a program that has the connector host."""
-    monkeypatch.setattr(layout, "DAEMONS", EVERY_DAEMON)
 
 
 def _needs_systemd_analyze() -> None:
@@ -25,12 +18,12 @@ def _needs_systemd_analyze() -> None:
         skip_or_fail_under_ci("systemd-analyze is not installed (apt install systemd)")
 
 
-@pytest.mark.parametrize("daemon", EVERY_DAEMON, ids=lambda d: d.name)
+@pytest.mark.parametrize("daemon", DAEMONS, ids=lambda d: d.name)
 def test_the_system_unit_verifies_cleanly_and_rates_at_most_2(
     daemon: Daemon, tmp_path: Path
 ) -> None:
     _needs_systemd_analyze()
-    for each in EVERY_DAEMON:  # the core's Requires= must find the host's unit
+    for each in DAEMONS:  # the core's Requires= must find the host's unit
         (tmp_path / each.unit_name).write_text(
             system_unit(each, Path(sys.executable), peer_uid=999)
         )

@@ -29,7 +29,6 @@ from daemon_harness import TotpPhone, remember
 
 from airlock.demo.sample_mail import write_sample_maildir
 from airlock.service.accounts import group_exists, user_exists
-from airlock.service.layout import DAEMONS, HOST
 
 AGENT, PERSON, OUTSIDER = "alk-agent", "alk-person", "alk-outsider"
 TEST_USERS = (AGENT, PERSON, OUTSIDER)
@@ -53,10 +52,6 @@ SOCKET = Path("/run/airlock/airlock.sock")
 HOST_SOCKET = Path("/run/airlock-connectors/host.sock")
 HOST_KEEPER_PID = Path("/run/airlock-connectors/airlock-connectors.pid")
 ROOT = Path(__file__).resolve().parents[2]
-HOST_SHIPPED = HOST in DAEMONS
-"""Whether this program runs connectors in a host of their own (user airlock-connectors)."""
-CONNECTORS_USER = HOST_USER if HOST_SHIPPED else "airlock"
-"""Who reads the services' files (a Maildir): the host's user, or the core's before it."""
 
 
 def leftovers() -> list[str]:

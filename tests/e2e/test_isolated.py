@@ -32,9 +32,7 @@ from daemon_harness import TotpPhone, needs_root, remember
 from isolated_harness import (
     AGENT,
     CLIENT,
-    CONNECTORS_USER,
     HOST_KEEPER_PID,
-    HOST_SHIPPED,
     HOST_SOCKET,
     HOST_USER,
     OUTSIDER,
@@ -57,13 +55,7 @@ from isolated_harness import (
 
 CORE_TREES = (Path("/etc/airlock"), Path("/var/lib/airlock"), Path("/var/log/airlock"))
 HOST_TREES = (Path("/var/lib/airlock-connectors"), Path("/var/log/airlock-connectors"))
-PRIVATE_TREES = CORE_TREES + (HOST_TREES if HOST_SHIPPED else ())
-
-
-def needs_host() -> None:
-    """The connector host's own tests, once the program runs connectors in it."""
-    if not HOST_SHIPPED:
-        pytest.skip("this program has no connector host (airlock.connector_host) yet")
+PRIVATE_TREES = CORE_TREES + HOST_TREES
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +84,10 @@ def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Isolated]:
         config = Path("/etc/airlock/config.yaml")
         settings = yaml.safe_load(config.read_text())
         settings["services"] = {"mail": {"connector": "maildir", "path": str(mail)}}
-        if HOST_SHIPPED:
-            settings["services"]["stuck"] = stall_service(mail.parent)
+        settings["services"]["stuck"] = stall_service(mail.parent)
         config.write_text(yaml.safe_dump(settings))
-        owner = f"{CONNECTORS_USER}:{CONNECTORS_USER}"
+        # The connector host (not the core) reads and writes the services' files.
+        owner = f"{HOST_USER}:{HOST_USER}"
         subprocess.run(["chown", "-R", owner, str(mail.parent)], check=True)
         assert "services mail" in setup.ok("reload")
         yield setup
@@ -138,13 +130,12 @@ def test_install_reports_each_step_and_a_second_install_changes_nothing(
     assert "kept system user and group airlock" in again
     assert "/opt/airlock/venv already has the same airlock distributions: kept" in again
     assert "kept /etc/systemd/system/airlock.service" in again
-    if HOST_SHIPPED:
-        assert "created system user and group airlock-connectors" in first
-        assert "created /run/airlock-connectors (airlock-connectors:airlock 2750)" in first
-        assert "added connector_host in /etc/airlock/config.yaml" in first
-        assert "kept system user and group airlock-connectors" in again
-        assert "kept /etc/systemd/system/airlock-connectors.service" in again
-        assert "kept connector_host in /etc/airlock/config.yaml" in again
+    assert "created system user and group airlock-connectors" in first
+    assert "created /run/airlock-connectors (airlock-connectors:airlock 2750)" in first
+    assert "added connector_host in /etc/airlock/config.yaml" in first
+    assert "kept system user and group airlock-connectors" in again
+    assert "kept /etc/systemd/system/airlock-connectors.service" in again
+    assert "kept connector_host in /etc/airlock/config.yaml" in again
 
 
 def test_ownership_and_modes_of_what_was_installed(isolated: Isolated) -> None:
@@ -162,8 +153,6 @@ def test_ownership_and_modes_of_what_was_installed(isolated: Isolated) -> None:
     assert owner(SOCKET) == ("airlock", "airlock-agents", 0o660)
     daemon = isolated.daemon_pid()
     assert Path(f"/proc/{daemon}").stat().st_uid == pwd.getpwnam("airlock").pw_uid
-    if not HOST_SHIPPED:
-        return
     assert owner(Path("/var/lib/airlock-connectors")) == (HOST_USER, HOST_USER, 0o700)
     assert owner(Path("/var/log/airlock-connectors")) == (HOST_USER, HOST_USER, 0o700)
     # setgid: the socket takes the core's group from its directory, not by membership.
@@ -433,7 +422,6 @@ def _host_pids(setup: Isolated) -> dict[str, int]:
 def test_the_host_s_user_reads_no_file_of_the_core_s_and_cannot_reach_its_socket(
     isolated: Isolated,
 ) -> None:
-    needs_host()
     files, folders = _walk(CORE_TREES)
     secrets = {"/var/lib/airlock/totp.key", "/var/lib/airlock/audit.key"}
     assert secrets | {"/var/lib/airlock/state.db", "/etc/airlock/config.yaml"} <= set(files)
@@ -442,14 +430,12 @@ def test_the_host_s_user_reads_no_file_of_the_core_s_and_cannot_reach_its_socket
 
 
 def test_the_core_s_user_reads_no_file_of_the_host_s(isolated: Isolated) -> None:
-    needs_host()
     files, folders = _walk(HOST_TREES)
     assert "/var/lib/airlock-connectors/vault.key" in files
     assert as_user("airlock", _try_everything(files, folders)) == {"opened": [], "listed": []}
 
 
 def test_only_the_core_reaches_the_host_and_no_agent_can_signal_it(isolated: Isolated) -> None:
-    needs_host()
     assert as_user("airlock", _connect(HOST_SOCKET)) == "connected"
     for user in (AGENT, PERSON, OUTSIDER):
         assert as_user(user, _connect(HOST_SOCKET)) == "EACCES", user
@@ -490,7 +476,6 @@ def _until(condition: Callable[[], object], what: str, timeout: float = 60.0) ->
 def test_a_host_killed_mid_operation_gives_a_clean_error_an_audit_record_and_comes_back(
     isolated: Isolated,
 ) -> None:
-    needs_host()
     marks = isolated.mail.parent / "marks"
     session = _approved_session(isolated, services=["stuck"], reason="stall, then die")
     before = _host_pids(isolated)
@@ -498,8 +483,9 @@ def test_a_host_killed_mid_operation_gives_a_clean_error_an_audit_record_and_com
     agent = spawn_python_as(AGENT, code)
     try:
         assert agent.stdin is not None
-        agent.stdin.write(session["token"] + "\n")
-        agent.stdin.close()
+        with agent.stdin as feed:
+            feed.write(session["token"] + "\n")
+        agent.stdin = None  # given and closed: communicate() has nothing to send
         # The connector is inside the operation once its server left the mark.
         _until((marks / "kill-1").exists, "the stalling tool was called")
         os.kill(before["host"], signal.SIGKILL)

@@ -37,8 +37,6 @@ from airlock.service.layout import (
     CONFIG_DIR,
     CORE,
     DAEMONS,
-    EVERY_DAEMON,
-    HOST,
     HOST_SOCKET,
     HOST_TIMEOUT,
     PROGRAM_DIR,
@@ -223,8 +221,7 @@ def install(
         from airlock.service.migrate import import_personal as move
 
         move(import_personal, say)
-    if HOST in DAEMONS:
-        _connector_host_key(say)
+    _connector_host_key(say)
     _units(python, say)
     return python
 
@@ -244,22 +241,22 @@ def uninstall(*, keep_data: bool, say: Say) -> None:
 
     require_root("service uninstall --isolated")
     stop_isolated(say)
-    for daemon in EVERY_DAEMON:
+    for daemon in DAEMONS:
         if systemd_is_pid1() and daemon.unit_file.exists():
             systemctl("disable", daemon.unit_name)
         _remove(daemon.unit_file, say)
     if systemd_is_pid1():
         systemctl("daemon-reload")
-    for daemon in EVERY_DAEMON:
+    for daemon in DAEMONS:
         _remove(daemon.run_dir, say)
     _remove(PROGRAM_DIR, say)
-    data = [CONFIG_DIR, *(p for d in EVERY_DAEMON for p in (d.state_dir, d.log_dir))]
+    data = [CONFIG_DIR, *(p for d in DAEMONS for p in (d.state_dir, d.log_dir))]
     if keep_data:
         say(f"kept {', '.join(map(str, data))} (--keep-data)")
     else:
         for path in data:
             _remove(path, say)
-    for daemon in EVERY_DAEMON:
+    for daemon in DAEMONS:
         if accounts.remove_user(daemon.name):
             say(f"removed user and group {daemon.name}")
     if accounts.remove_group(AGENTS_GROUP):

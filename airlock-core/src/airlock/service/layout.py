@@ -14,7 +14,6 @@ neither gains group access to anything else of the other's.
 
 from __future__ import annotations
 
-import importlib.util
 import pwd
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,13 +147,5 @@ CORE = Daemon(
 )
 
 
-def _host_available() -> bool:
-    """Whether this program has the connector host (``airlock.connector_host``)."""
-    return importlib.util.find_spec("airlock.connector_host") is not None
-
-
-EVERY_DAEMON: tuple[Daemon, ...] = (HOST, CORE)
+DAEMONS: tuple[Daemon, ...] = (HOST, CORE)
 """In start order: the host before the core that connects to it."""
-
-DAEMONS: tuple[Daemon, ...] = EVERY_DAEMON if _host_available() else (CORE,)
-"""The daemons this program installs and runs (the host once it ships)."""

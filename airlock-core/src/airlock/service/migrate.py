@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from airlock.errors import AirlockError
-from airlock.service.layout import CONFIG_DIR, CORE, DAEMONS, HOST
+from airlock.service.layout import CONFIG_DIR, CORE, HOST
 from airlock.settings.paths import AirlockPaths, Mode, resolve_paths
 
 MOVED = ("totp.key", "secrets.enc", "state.db", "state.db-wal", "state.db-shm", "audit.key")
@@ -96,8 +96,7 @@ def import_personal(user: str, say: Callable[[str], None]) -> None:
         source.audit_dir.rmdir()
         say(f"moved the audit log {source.audit_dir} (the chain continues)")
     own_tree(target, core.name)
-    if HOST in DAEMONS:
-        _import_host_state(source.data_dir / "connectors", say)
+    _import_host_state(source.data_dir / "connectors", say)
     if has_config:
         config = CONFIG_DIR / "config.yaml"
         fd = os.open(source.config_file, os.O_RDONLY | os.O_NOFOLLOW)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from airlock.service.layout import CONFIG_DIR, CORE, EVERY_DAEMON, STATE_ROOT, Daemon
+from airlock.service.layout import CONFIG_DIR, CORE, DAEMONS, STATE_ROOT, Daemon
 
 CORE_NAME = CORE.name
 
@@ -79,7 +79,7 @@ def _hidden_from(daemon: Daemon) -> list[Path]:
     """The other daemons' private directories: not even visible in its mount namespace
     (their permissions already refuse it; this is the second wall)."""
     hidden: list[Path] = []
-    for other in EVERY_DAEMON:
+    for other in DAEMONS:
         if other.name != daemon.name:
             hidden += [other.state_dir, other.log_dir]
     if daemon.name != CORE_NAME:
@@ -90,11 +90,7 @@ def _hidden_from(daemon: Daemon) -> list[Path]:
 def system_unit(daemon: Daemon, python: Path, *, peer_uid: int | None = None) -> str:
     """The hardened system unit of *daemon*, run by *python* (*peer_uid*: the uid its
     peer has, looked up when not given)."""
-    from airlock.service.layout import DAEMONS
-
-    installed = {d.unit_name for d in DAEMONS}
-    needs = [unit for unit in daemon.requires if unit in installed]
-    order = "".join(f"Requires={u}\nAfter={u}\n" for u in needs)
+    order = "".join(f"Requires={u}\nAfter={u}\n" for u in daemon.requires)
     groups = f"SupplementaryGroups={daemon.socket_group}\n" if daemon.socket_group else ""
     run_dir = daemon.run_dir
     share_run_dir = ""
