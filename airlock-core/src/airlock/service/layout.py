@@ -74,8 +74,6 @@ class Daemon:
     respawn: bool = False
     """Without systemd, kept alive by :mod:`airlock.service.keeper` (Restart=always's
     stand-in)."""
-    process_marker: str = "serve"
-    """An argument its own process has (a pid file counts only for such a process)."""
 
     @property
     def unit_name(self) -> str:
@@ -131,7 +129,6 @@ HOST = Daemon(
     peer="airlock",
     restart="always",
     respawn=True,
-    process_marker="airlock.connector_host",
 )
 
 CORE = Daemon(
