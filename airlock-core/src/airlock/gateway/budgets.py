@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from airlock.api import AccessRequestIn
@@ -111,32 +111,10 @@ class Budgets:
         found = self._store.get_budget(session_id)
         return BudgetState(*found) if found is not None else None
 
-    def reserve(
-        self,
-        session_id: str,
-        amount_nano: int,
-        *,
-        service: str,
-        decided: Callable[[bool], None] | None = None,
-    ) -> Reservation:
-        """Hold *amount_nano* of the session's budget, or raise :class:`BudgetExhausted`.
-
-        Returns once the reservation is durable (:meth:`hold` then :meth:`record`). With
-        *decided*, the database decides instead, and *decided* hears whether it was taken
-        as soon as that is known (see :meth:`StateStore.reserve_budget`)."""
-        if decided is None:
-            return self.record(self.hold(session_id, amount_nano, service=service), service=service)
-        reservation = Reservation("rsv_" + secrets.token_urlsafe(9), session_id, amount_nano)
-        if self._store.reserve_budget(
-            session_id, reservation.id, amount_nano, at=self._clock.now(), decided=decided
-        ):
-            with self._lock:
-                known = self._known.get(session_id)
-                if known is not None:
-                    known.reserved_nano += amount_nano
-            return reservation
-        state = self.state(session_id)
-        raise _exhausted(amount_nano, state.left_nano if state is not None else 0, service)
+    def reserve(self, session_id: str, amount_nano: int, *, service: str) -> Reservation:
+        """Hold *amount_nano* and write it (:meth:`hold` then :meth:`record`): returns once
+        the reservation is durable, or raises :class:`BudgetExhausted`."""
+        return self.record(self.hold(session_id, amount_nano, service=service), service=service)
 
     def settle(self, reservation: Reservation, spent_nano: int) -> BudgetState:
         """Count *spent_nano* and release the reservation; the budget after it."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from airlock.state._database import Database
@@ -111,14 +110,11 @@ class SessionTables(Database):
         amount_nano: int,
         *,
         at: float,
-        decided: Callable[[bool], None] | None = None,
     ) -> bool:
         """Reserve *amount_nano* if the budget left covers it; False (nothing held) if not.
 
         One statement checks and takes, so two calls racing for the last cents cannot both
-        win, in this process or another. *decided* hears the answer as soon as it is known
-        under the write lock, before the commit's fsync: a caller may start its work then
-        and wait for this method's return (durable) before it lets any result out.
+        win, in this process or another.
         """
         with self.transaction():
             cursor = self._conn.execute(
@@ -133,8 +129,6 @@ class SessionTables(Database):
                        VALUES (?, ?, ?, ?)""",
                     (reservation_id, session_id, amount_nano, at),
                 )
-            if decided is not None:
-                decided(won)
         return won
 
     def settle_budget(self, reservation_id: str, spent_nano: int) -> bool:
