@@ -15,6 +15,35 @@ The local server answers at once, so the TTFT ratio is the harshest case: a real
 takes hundreds of milliseconds to its first token. Target: TTFT through Airlock (p50)
 <= 1.1 x direct + 2 ms.
 
+Where the time to the first token goes (p50, ms after the client sent its request;
+timestamps taken by temporary instrumentation in the client, the daemon, the connector
+host and the local server, all on the machine's one monotonic clock; answer-at-once model):
+
+    before the connector host (one daemon process), quiet machine: direct 1.29, through 4.08
+      0.64  the request reaches the handler (HTTP on the socket, uid, connection guard)
+      0.48  body, admission (session, params, policies), params again, the model's price
+      0.41  the budget decides in a worker thread (BEGIN IMMEDIATE, UPDATE, back to the loop)
+      1.79  the request goes out (httpx) and the first chunk comes back
+            meanwhile ``operation_started`` (durable at 3.07) and the reservation (3.23)
+            are written by worker threads, each about 2 ms after it started: both fsyncs
+            overlap the service's answer and each other
+      0.14  waiting for them once the chunk is there
+      0.30  the relay: one server-sent event, the response's headers, the write
+      0.45  the client reads it
+
+    with the connector host, busy machine (load ~7 on 2 cores), the same daemon alternating
+    the two ways of reserving, 150 calls each: direct 3.9
+      the budget decided in a worker thread:       through 21.3 (decision 3.0 ms after the quote)
+      the budget decided on the loop (Budgets.hold): through 20.3 (decision 0.15 ms)
+      either way: the quote is a round trip to the connector host (1.8-2.0), the chunk
+      another hop back (1.6); the reservation's fsync (0.1 ms quiet) takes 4 ms on the
+      busy disk but still overlaps the service's answer
+
+What is left is process hops and Python, not the fsyncs: on a quiet machine they finish
+within the answer of even an instant model; the two hops to the connector host (quote,
+then the call), the socket hop to the daemon and the relay stay on the path, so the
+target holds for a model that thinks (50 ms) and not for one that answers at once.
+
     uv run python benchmarks/openrouter.py --runs 200
 """
 
@@ -133,10 +162,14 @@ def run(runs: int, clients: int, per_client: int) -> dict[str, Any]:
         daemon, totp = start_daemon(home, api_base, key)
         try:
             socket = daemon.paths.socket
+            # The first call opens the connector in the connector host (seconds on a busy
+            # machine): the warm-up must not time out on it.
             agent = httpx.Client(
-                transport=httpx.HTTPTransport(uds=str(socket)), base_url="http://airlock"
+                transport=httpx.HTTPTransport(uds=str(socket)),
+                base_url="http://airlock",
+                timeout=60,
             )
-            direct = httpx.Client()
+            direct = httpx.Client(timeout=60)
             token = spend_session(agent, totp)
             timed_pair(direct, agent, api_base, key, token, "test/cheap", 5)  # warm-up
             ttft = {
