@@ -31,18 +31,20 @@ host and the local server, all on the machine's one monotonic clock; answer-at-o
       0.30  the relay: one server-sent event, the response's headers, the write
       0.45  the client reads it
 
-    with the connector host, busy machine (load ~7 on 2 cores), the same daemon alternating
-    the two ways of reserving, 150 calls each: direct 3.9
-      the budget decided in a worker thread:       through 21.3 (decision 3.0 ms after the quote)
-      the budget decided on the loop (Budgets.hold): through 20.3 (decision 0.15 ms)
-      either way: the quote is a round trip to the connector host (1.8-2.0), the chunk
-      another hop back (1.6); the reservation's fsync (0.1 ms quiet) takes 4 ms on the
-      busy disk but still overlaps the service's answer
+    with the connector host, busy machine (load 5-7 on 2 cores), the same daemon
+    alternating the two ways of reserving, 150 calls each, three runs (direct 3.7-4.2):
+      budget decided in a worker thread:           through 16.9, 21.3, 27.8
+      budget decided on the loop (Budgets.hold):   through 16.1, 20.3, 28.0
+      the decision itself: 1.3-3.0 ms after the quote in a worker thread, 0.15 ms on the
+      loop; the quote is a round trip to the connector host (1.8-2.7), the call another
+      hop (0.7-3.5), the chunk a hop back (1.1-1.7); the fsyncs (0.2 ms quiet) take
+      4-5 ms on the busy disk, and their threads start late, but they still overlap the
+      service's answer; everything waits for a CPU here
 
 What is left is process hops and Python, not the fsyncs: on a quiet machine they finish
 within the answer of even an instant model; the two hops to the connector host (quote,
-then the call), the socket hop to the daemon and the relay stay on the path, so the
-target holds for a model that thinks (50 ms) and not for one that answers at once.
+then the call), the socket hop to the daemon and the relay stay on the path, so on a quiet
+machine the target holds for a model that thinks (50 ms), not for one that answers at once.
 
     uv run python benchmarks/openrouter.py --runs 200
 """
