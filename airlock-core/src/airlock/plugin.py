@@ -13,9 +13,9 @@ fall into seven groups:
   that needs the time;
 - notifiers: ``Notifier`` and what it sends and receives (``Prompt``, ``Delivery``,
   ``Reply``, ``Notice``); for one that talks to a messenger's HTTP API the base classes
-  ``HttpNotifier`` and ``HttpApi`` (with ``ApiSettings``, ``ApiUnreachable``, ``Backoff``,
-  ``Sleep`` and ``flatten_prompt``); ``untrusted_line`` / ``REASON_LIMIT`` to show agent
-  text safely;
+  ``HttpNotifier`` and ``HttpApi`` (with ``ApiSettings``, ``ApiUnreachable``,
+  ``AnswerTooLarge``, ``parse_json``, ``Backoff``, ``Sleep`` and ``flatten_prompt``);
+  ``untrusted_line`` / ``REASON_LIMIT`` to show agent text safely;
 - policies: ``Policy``, ``ResultFilter``, ``PolicyContext`` (with its ``Stage``,
   ``SessionFacts`` and ``ServicePermissions``), ``Verdict``, ``Decision``;
 - spending: ``PricedConnector`` (a connector whose operations cost money), ``Quote``,
@@ -79,10 +79,12 @@ if TYPE_CHECKING:
     )
     from airlock.framework.hookspecs import hookimpl
     from airlock.framework.http_notifier import (
+        AnswerTooLarge,
         ApiUnreachable,
         HttpApi,
         HttpNotifier,
         flatten_prompt,
+        parse_json,
     )
     from airlock.framework.notifiers import Delivery, Notice, Notifier, Prompt, Reply
     from airlock.framework.policies import (
@@ -114,6 +116,7 @@ __all__ = [
     "Access",
     "AccessDenied",
     "AirlockError",
+    "AnswerTooLarge",
     "ApiSettings",
     "ApiUnreachable",
     "ApprovalTimedOut",
@@ -174,6 +177,7 @@ __all__ = [
     "hookimpl",
     "listed_operation",
     "operation",
+    "parse_json",
     "read_totp",
     "report_settings",
     "store_secret",
@@ -222,10 +226,12 @@ _HOMES: dict[str, tuple[str, ...]] = {
     ),
     "airlock.framework.hookspecs": ("hookimpl",),
     "airlock.framework.http_notifier": (
+        "AnswerTooLarge",
         "ApiUnreachable",
         "HttpApi",
         "HttpNotifier",
         "flatten_prompt",
+        "parse_json",
     ),
     "airlock.common.logs": ("get_logger",),
     "airlock.models": ("Access", "NoCredentials", "NoSettings", "Problem", "first_problem"),

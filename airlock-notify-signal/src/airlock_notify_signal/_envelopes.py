@@ -7,41 +7,56 @@ removed reactions mean nothing. Only direct messages from the configured person 
 theirs; anything else is handed to core marked ``known_sender=False`` for its audit.
 Messages from before the notifier started (a queue built up while the daemon was down)
 are dropped: an old code would only count as a wrong one.
+
+Anyone can write to the number, and the sender chooses a message's timestamp, so an
+envelope is hostile input: the models are strict (no coercion), numbers are 64-bit and a
+timestamp must be a date (up to the year 9999), names and ids are bounded, and a text
+over :data:`MAX_TEXT` is not passed on (a stranger's still reaches core's audit, without
+its text; the person's is dropped). What is skipped is logged with the reason only.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from airlock.plugin import Reply
+from airlock.plugin import Reply, get_logger
 
-__all__ = ["THUMBS_DOWN", "read_envelope"]
+__all__ = ["MAX_TEXT", "THUMBS_DOWN", "read_envelope"]
+
+log = get_logger("airlock.signal")
 
 THUMBS_DOWN = "👎"
 _MODIFIERS = {"\ufe0f", *(chr(c) for c in range(0x1F3FB, 0x1F400))}  # skin tones, VS16
+MAX_TEXT = 8192
+"""The longest text passed on. Signal clients send at most 2,000 bytes inline (the rest
+goes as a long-text attachment, which is not read); a code is six digits."""
+
+Int64 = Annotated[int, Field(ge=-(2**63), lt=2**63)]
+Millis = Annotated[int, Field(ge=0, le=253_402_300_799_999)]  # up to 9999-12-31
+Name = Annotated[str, Field(max_length=128)]
 
 
 class _Model(BaseModel):
     """Fields keep the wire's camelCase names, so the models read like the JSON."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
 
 class _Quote(_Model):
-    id: int
+    id: Int64
 
 
 class _Reaction(_Model):
-    emoji: str
-    targetSentTimestamp: int
+    emoji: str = Field(max_length=32)
+    targetSentTimestamp: Int64
     isRemove: bool = False
 
 
 class _Data(_Model):
-    timestamp: int | None = None
+    timestamp: Int64 | None = None
     message: str | None = None
     quote: _Quote | None = None
     reaction: _Reaction | None = None
@@ -49,10 +64,10 @@ class _Data(_Model):
 
 
 class _Envelope(_Model):
-    source: str | None = None
-    sourceNumber: str | None = None
-    sourceUuid: str | None = None
-    timestamp: int
+    source: Name | None = None
+    sourceNumber: Name | None = None
+    sourceUuid: Name | None = None
+    timestamp: Millis
     dataMessage: _Data | None = None
 
 
@@ -65,7 +80,9 @@ def read_envelope(
 ) -> Reply | None:
     try:
         envelope = _Item.model_validate(raw).envelope
-    except ValidationError:
+    except ValidationError as exc:
+        places = sorted({".".join(str(part) for part in e["loc"]) for e in exc.errors()})
+        log.warning("signal_envelope_skipped", why="malformed: " + ", ".join(places[:5]))
         return None
     data = envelope.dataMessage
     if data is None or envelope.timestamp / 1000 < not_before:
@@ -94,9 +111,17 @@ def read_envelope(
         )
     if not data.message:
         return None
+    text = data.message
+    if len(text) > MAX_TEXT:
+        log.warning(
+            "signal_envelope_skipped", why=f"text over {MAX_TEXT} characters", passed_on=not known
+        )
+        if known:
+            return None
+        text = ""  # a stranger's: still audited by core, without the text
     return Reply(
         sender=sender,
-        text=data.message,
+        text=text,
         in_reply_to=str(data.quote.id) if data.quote else None,
         received_at=received,
         known_sender=known,

@@ -5,21 +5,30 @@ In ``normal``/``native`` mode messages are fetched by long-polling ``GET
 one JSON object per text frame. ``GET /v1/about`` says which (``receive: auto``), or the
 config fixes it. Either way this yields the raw objects, retries with back-off when the
 service is away, and stops when the back-off is closed.
+
+What is read is bounded: a polling answer at 4 MiB (``_rest_api``), a WebSocket frame at
+:data:`MAX_FRAME_BYTES` (aiohttp's default is 4 MiB). An answer over its cap is dropped
+(logged, with the back-off's wait); a frame over it ends the connection (aiohttp closes
+it with 1009), which is opened again. Text that is not JSON, or nested too deeply to
+parse, is skipped.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncGenerator
 from typing import Any, Literal
 
-from airlock.plugin import ApiUnreachable, Backoff
+from airlock.plugin import AnswerTooLarge, ApiUnreachable, Backoff, get_logger, parse_json
 from airlock_notify_signal._rest_api import SignalApiError, SignalRestApi
 
-__all__ = ["Receiver"]
+__all__ = ["MAX_FRAME_BYTES", "Receiver"]
+
+log = get_logger("airlock.signal")
 
 Mode = Literal["auto", "poll", "websocket"]
+MAX_FRAME_BYTES = 1 << 20
+"""The largest WebSocket message read (1 MiB): one envelope per frame, a few KiB each."""
 
 
 class Receiver:
@@ -59,6 +68,10 @@ class Receiver:
         while not self._backoff.closed:
             try:
                 batch = await self._backoff.until_closed(self._api.receive(self._wait))
+            except AnswerTooLarge as exc:
+                log.warning("signal_receive_dropped", why=exc.kind)
+                await self._backoff.failed(f"messages dropped: {exc.kind}")
+                continue
             except (SignalApiError, ApiUnreachable) as exc:
                 await self._backoff.failed(_problem(exc))
                 continue
@@ -75,7 +88,9 @@ class Receiver:
         while not self._backoff.closed:
             try:
                 async with aiohttp.ClientSession() as session:
-                    ws = await self._backoff.until_closed(session.ws_connect(url, heartbeat=30))
+                    ws = await self._backoff.until_closed(
+                        session.ws_connect(url, heartbeat=30, max_msg_size=MAX_FRAME_BYTES)
+                    )
                     if ws is None:
                         return
                     self._backoff.succeeded()
@@ -87,10 +102,15 @@ class Receiver:
                             if message.type != aiohttp.WSMsgType.TEXT:
                                 break  # closed or failed: reconnect
                             try:
-                                yield json.loads(message.data)
+                                item = parse_json(message.data)
                             except ValueError:
+                                log.warning("signal_frame_skipped", why="not JSON")
                                 continue
+                            yield item
                 problem = "the WebSocket was closed"
+                if ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG:
+                    problem = f"a message over {MAX_FRAME_BYTES >> 20} MiB was refused"
+                    log.warning("signal_frame_refused", max_bytes=MAX_FRAME_BYTES)
             except (aiohttp.ClientError, OSError) as exc:
                 problem = f"unreachable: {type(exc).__name__}"
             await self._backoff.failed(problem)

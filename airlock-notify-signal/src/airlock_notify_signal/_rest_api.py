@@ -14,9 +14,13 @@ from urllib.parse import quote
 
 import httpx
 
-from airlock.plugin import HttpApi, NotifierError
+from airlock.plugin import HttpApi, NotifierError, parse_json
 
-__all__ = ["SignalApiError", "SignalRestApi"]
+__all__ = ["MAX_RECEIVE_BYTES", "SignalApiError", "SignalRestApi"]
+
+MAX_RECEIVE_BYTES = 4 << 20
+"""The largest answer of a polling receive read (4 MiB); other answers stop at 1 MiB.
+An envelope is a few KiB (attachments are not in it), so this is hundreds of messages."""
 
 
 class SignalApiError(NotifierError):
@@ -66,9 +70,16 @@ class SignalRestApi(HttpApi):
         return _timestamp(answer)
 
     async def receive(self, wait: int) -> list[Any]:
-        """Queued messages (the call drains the queue), waiting up to *wait* s for one."""
+        """Queued messages (the call drains the queue), waiting up to *wait* s for one.
+
+        An answer over :data:`MAX_RECEIVE_BYTES` is AnswerTooLarge: the queue it drained is
+        lost, and the next call starts afresh.
+        """
         items = await self._request(
-            "GET", f"{self.receive_path}?timeout={wait}", read_timeout=wait + 10
+            "GET",
+            f"{self.receive_path}?timeout={wait}",
+            read_timeout=wait + 10,
+            max_bytes=MAX_RECEIVE_BYTES,
         )
         return items if isinstance(items, list) else []
 
@@ -79,12 +90,13 @@ class SignalRestApi(HttpApi):
         body: Mapping[str, Any] | None = None,
         *,
         read_timeout: float | None = None,
+        max_bytes: int | None = None,
     ) -> Any:
         response = await self.request(
-            method, self.api_base + path, json=body, read_timeout=read_timeout
+            method, self.api_base + path, json=body, read_timeout=read_timeout, max_bytes=max_bytes
         )
         try:
-            answer = response.json() if response.content else None
+            answer = parse_json(response.content) if response.content else None
         except ValueError:
             answer = None
         if response.is_success:

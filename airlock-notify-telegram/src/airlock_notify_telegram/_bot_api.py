@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from airlock.plugin import ApiUnreachable, HttpApi, NotifierError
+from airlock.plugin import ApiUnreachable, HttpApi, NotifierError, parse_json
 
 __all__ = ["BotApi", "BotApiError", "valid_token"]
 
@@ -94,12 +94,18 @@ class BotApi(HttpApi):
         payload: Mapping[str, Any] | None = None,
         *,
         read_timeout: float | None = None,
+        max_bytes: int | None = None,
     ) -> Any:
+        """*method*'s result; an answer over *max_bytes* (1 MiB by default) is AnswerTooLarge."""
         response = await self.request(
-            "POST", self._base + method, json=payload or {}, read_timeout=read_timeout
+            "POST",
+            self._base + method,
+            json=payload or {},
+            read_timeout=read_timeout,
+            max_bytes=max_bytes,
         )
         try:
-            body = response.json()
+            body = parse_json(response.content)
         except ValueError:
             raise ApiUnreachable(
                 self.service, f"HTTP {response.status_code} without JSON"

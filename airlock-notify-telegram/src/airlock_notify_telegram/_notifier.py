@@ -4,6 +4,13 @@ It only transports (see docs/plugins.md): the person's reply to a prompt becomes
 that prompt's message id, a press of the prompt's Deny button becomes a "deny" reply to
 it, and core decides what either means. When core tells the outcome, the prompt is
 edited to show it and its button goes away.
+
+Updates are anyone's messages, so what is read is bounded: a getUpdates asks for at most
+:data:`UPDATES_PER_POLL` updates and its answer is read streamed up to
+:data:`MAX_UPDATES_BYTES`. An answer over that is asked for again one update at a time,
+and an update alone over it is skipped by its id (read from the answer's first bytes).
+Each update is read on its own (see ``_updates``): a malformed one is logged, confirmed
+and skipped, and receiving goes on.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from airlock.plugin import (
+    AnswerTooLarge,
     ApiSettings,
     ApiUnreachable,
     Delivery,
@@ -28,7 +36,7 @@ from airlock.plugin import (
 )
 from airlock_notify_telegram._bot_api import BotApi, BotApiError
 from airlock_notify_telegram._render import deny_markup, notice_html, outcome_html, prompt_html
-from airlock_notify_telegram._updates import read_update
+from airlock_notify_telegram._updates import first_update_id, read_update
 
 log = get_logger("airlock.telegram")
 
@@ -39,6 +47,12 @@ MAX_SEND_WAIT = 10.0
 """The longest 429 ``retry_after`` a send waits out (core gives a send 15 s in all)."""
 SEND_ATTEMPTS = 3
 NOT_EDITABLE = ("message is not modified", "message to edit not found", "can't be edited")
+UPDATES_PER_POLL = 10
+"""getUpdates' ``limit``; more in one answer are left for the next poll."""
+MAX_UPDATES_BYTES = 4 << 20
+"""The largest getUpdates answer read (4 MiB). Telegram bounds a message's text to 4,096
+characters and a caption to 1,024, so an update, even with the message it replies to, is
+tens of KiB at most: ten fit many times over."""
 
 
 class TelegramSettings(ApiSettings):
@@ -85,6 +99,7 @@ class TelegramNotifier(HttpNotifier[TelegramSettings, _SentPrompt]):
             except NotifierError as exc:
                 self.problem = exc.message
         self._offset: int | None = None
+        self._limit = UPDATES_PER_POLL
 
     # -- sending -----------------------------------------------------------------------
 
@@ -160,6 +175,7 @@ class TelegramNotifier(HttpNotifier[TelegramSettings, _SentPrompt]):
             return
         while not self.backoff.closed:
             updates = await self._poll(self._api)
+            unconfirmed = 0
             for raw in updates:
                 incoming = read_update(
                     raw,
@@ -167,26 +183,48 @@ class TelegramNotifier(HttpNotifier[TelegramSettings, _SentPrompt]):
                     user_id=self.config.user_id,
                     not_before=self.not_before,
                 )
+                if incoming.problem:
+                    log.warning(
+                        "telegram_update_skipped",
+                        update_id=incoming.update_id,
+                        why=incoming.problem,
+                        passed_on=incoming.reply is not None,
+                    )
                 if incoming.update_id is not None:
                     self._offset = max(self._offset or 0, incoming.update_id + 1)
+                else:
+                    unconfirmed += 1
                 if incoming.callback_id is not None:
                     await self._answer_button(incoming.callback_id, incoming.reply)
                 if incoming.reply is not None:
                     yield incoming.reply
+            if unconfirmed:
+                # Not Telegram's answers (they all carry an update_id): they would come
+                # back at once on the next poll, so wait as after an error.
+                await self.backoff.failed(f"{unconfirmed} update(s) without an update_id")
 
     async def _poll(self, api: BotApi) -> list[Any]:
         """One long poll; on failure, the back-off wait and an empty batch."""
         payload: dict[str, Any] = {
             "timeout": self.config.poll_timeout,
             "allowed_updates": ["message", "callback_query"],
+            "limit": self._limit,
         }
         if self._offset is not None:
             payload["offset"] = self._offset
         try:
             # The read timeout must outlast the server's own wait.
             result = await self.backoff.until_closed(
-                api.call("getUpdates", payload, read_timeout=self.config.poll_timeout + 10)
+                api.call(
+                    "getUpdates",
+                    payload,
+                    read_timeout=self.config.poll_timeout + 10,
+                    max_bytes=MAX_UPDATES_BYTES,
+                )
             )
+        except AnswerTooLarge as exc:
+            await self._too_large(exc)
+            return []
         except BotApiError as exc:
             await self.backoff.failed(_poll_problem(exc), at_least=exc.retry_after or 0.0)
             return []
@@ -196,7 +234,23 @@ class TelegramNotifier(HttpNotifier[TelegramSettings, _SentPrompt]):
         if result is None:
             return []
         self.backoff.succeeded()
-        return result if isinstance(result, list) else []
+        limit, self._limit = self._limit, UPDATES_PER_POLL
+        return result[:limit] if isinstance(result, list) else []
+
+    async def _too_large(self, exc: AnswerTooLarge) -> None:
+        """An answer over the cap: ask again for one update; one alone over it is skipped
+        (confirmed by its id, nothing of it read), with the back-off's wait."""
+        if self._limit > 1:
+            log.warning("telegram_updates_too_large", max_bytes=exc.limit, next_limit=1)
+            self._limit = 1
+            return
+        update_id = first_update_id(exc.head)
+        if update_id is None or update_id + 1 <= (self._offset or 0):
+            await self.backoff.failed(f"getUpdates answered over {exc.limit >> 20} MiB")
+            return
+        log.warning("telegram_update_skipped", update_id=update_id, why=exc.kind)
+        self._offset = update_id + 1
+        await self.backoff.failed(f"skipped update {update_id}: {exc.kind}")
 
     async def _answer_button(self, callback_id: str, reply: Reply | None) -> None:
         """Stop the button's spinner; the edited prompt will show the outcome."""

@@ -3,7 +3,10 @@ next one), so what they share is written once.
 
 :class:`HttpApi` is the client side: one httpx client opened on first use, and every
 transport failure turned into :class:`ApiUnreachable` naming only what failed (the URL may
-hold a token, so it is never quoted). :class:`HttpNotifier` is the notifier side: its
+hold a token, so it is never quoted). An answer is read streamed and refused past a cap
+(:data:`MAX_ANSWER_BYTES` unless the call says otherwise; compression is refused):
+what comes back can carry anyone's messages, so its size is never the sender's to choose.
+:class:`HttpNotifier` is the notifier side: its
 settings (an :class:`~airlock.framework.backoff.ApiSettings`), the receive loop's back-off, the
 backlog cut-off (a message from before the notifier started answers an old prompt, not a
 new one), the prompts it remembers so a notice can point at one, the ``sent`` count and
@@ -15,9 +18,10 @@ a received message means.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import httpx
@@ -28,9 +32,21 @@ from airlock.framework.backoff import ApiSettings, Sleep
 from airlock.framework.notifiers import Notifier, Prompt
 from airlock.security.prompts import REASON_LIMIT, untrusted_line
 
-__all__ = ["ApiUnreachable", "HttpApi", "HttpNotifier", "flatten_prompt"]
+__all__ = [
+    "MAX_ANSWER_BYTES",
+    "AnswerTooLarge",
+    "ApiUnreachable",
+    "HttpApi",
+    "HttpNotifier",
+    "flatten_prompt",
+    "parse_json",
+]
 
 DEFAULT_TIMEOUT = 15.0
+MAX_ANSWER_BYTES = 1 << 20
+"""The largest answer read by default (1 MiB); a receive call asks for its own cap."""
+HEAD_BYTES = 1024
+MAX_BYTES_EXTENSION = "airlock.max_bytes"
 S = TypeVar("S", bound=ApiSettings)
 R = TypeVar("R")
 A = TypeVar("A", bound="HttpApi")
@@ -44,8 +60,83 @@ class ApiUnreachable(NotifierError):
         self.kind = kind
 
 
+class AnswerTooLarge(ApiUnreachable):
+    """The answer went past the cap; reading stopped there. ``head`` is its first bytes
+    (at most 1 KiB), for a caller that can learn from them which item to skip."""
+
+    def __init__(self, service: str, limit: int, head: bytes) -> None:
+        super().__init__(service, f"answer over {_size(limit)}")
+        self.limit = limit
+        self.head = head
+
+
+def parse_json(data: bytes | str) -> Any:
+    """*data* as JSON; ValueError for anything that is not, including nesting deep enough
+    to exhaust the parser's recursion (a RecursionError out of a receive loop would end it)."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+class _CappedStream(httpx.AsyncByteStream):
+    """An answer's body that raises AnswerTooLarge once more than *limit* bytes came."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, limit: int, service: str) -> None:
+        self._inner = inner
+        self._limit = limit
+        self._service = service
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        size, head = 0, b""
+        async for chunk in self._inner:
+            size += len(chunk)
+            if len(head) < HEAD_BYTES:
+                head += chunk[: HEAD_BYTES - len(head)]
+            if size > self._limit:
+                raise AnswerTooLarge(self._service, self._limit, head)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _CappedTransport(httpx.AsyncBaseTransport):
+    """Caps every answer's body at the request's ``airlock.max_bytes`` extension.
+
+    The cap counts bytes off the wire; the client asks for no compression and an answer
+    compressed anyway is refused, so what is decoded is what was counted.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, service: str) -> None:
+        self._inner = inner
+        self._service = service
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            await response.aclose()
+            raise ApiUnreachable(self._service, "a compressed answer")
+        limit = request.extensions.get(MAX_BYTES_EXTENSION, MAX_ANSWER_BYTES)
+        stream = cast(httpx.AsyncByteStream, response.stream)
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_CappedStream(stream, limit, self._service),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 class HttpApi:
-    """A messenger's HTTP API; subclasses add its methods on top of :meth:`request`."""
+    """A messenger's HTTP API; subclasses add its methods on top of :meth:`request`.
+
+    Requests go only through the given transport (no proxy from the environment, which
+    would bypass the cap), which defaults to a plain HTTP transport.
+    """
 
     service: ClassVar[str] = "the messenger's API"
 
@@ -63,16 +154,25 @@ class HttpApi:
         *,
         json: Mapping[str, Any] | None = None,
         read_timeout: float | None = None,
+        max_bytes: int | None = None,
     ) -> httpx.Response:
-        """One request; *read_timeout* replaces the default for a long poll."""
+        """One request, its answer read whole but never past *max_bytes* (1 MiB unless
+        given; AnswerTooLarge); *read_timeout* replaces the default for a long poll."""
         if self._client is None:
-            self._client = httpx.AsyncClient(transport=self._transport, timeout=self._timeout)
+            inner = self._transport or httpx.AsyncHTTPTransport()
+            self._client = httpx.AsyncClient(
+                transport=_CappedTransport(inner, self.service),
+                timeout=self._timeout,
+                headers={"Accept-Encoding": "identity"},
+                trust_env=False,
+            )
         try:
             return await self._client.request(
                 method,
                 url,
                 json=dict(json) if json is not None else None,
                 timeout=read_timeout if read_timeout is not None else self._timeout,
+                extensions={MAX_BYTES_EXTENSION: max_bytes or MAX_ANSWER_BYTES},
             )
         except httpx.HTTPError as exc:
             raise ApiUnreachable(self.service, type(exc).__name__) from None
@@ -167,3 +267,7 @@ def flatten_prompt(
             "reason": untrusted_line(prompt.reason, REASON_LIMIT),
         }
     )
+
+
+def _size(limit: int) -> str:
+    return f"{limit / (1 << 20):g} MiB" if limit >= 1 << 20 else f"{limit} bytes"

@@ -55,9 +55,11 @@ class Channels:
     async def send_prompt(self, prompt: Prompt) -> None:
         async def send(name: str, channel: _Channel) -> None:
             try:
-                delivery: Delivery = await asyncio.wait_for(
-                    channel.notifier.send(prompt), SEND_TIMEOUT
-                )
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a
+                # cancellation that comes as the work finishes (the daemon's stop then
+                # waits on a listener that goes on receiving).
+                async with asyncio.timeout(SEND_TIMEOUT):
+                    delivery: Delivery = await channel.notifier.send(prompt)
             except Exception as exc:  # one broken channel must not stop the others
                 channel.healthy, channel.detail = False, f"send failed: {type(exc).__name__}"
                 log.warning("notifier_send_failed", notifier=name, error=type(exc).__name__)
@@ -82,6 +84,7 @@ class Channels:
         if channel is None:
             return
         try:
-            await asyncio.wait_for(channel.notifier.notify(notice), SEND_TIMEOUT)
+            async with asyncio.timeout(SEND_TIMEOUT):  # not wait_for: see send_prompt
+                await channel.notifier.notify(notice)
         except Exception as exc:
             channel.healthy, channel.detail = False, f"notify failed: {type(exc).__name__}"
