@@ -30,6 +30,8 @@ PERSON_UUID = "6c0d6a1e-0000-4000-8000-00000000beef"
 STRANGER = "+15550006666"
 
 Mode = Literal["normal", "json-rpc"]
+ENDLESS_LIMIT = 64 << 20
+"""An endless answer gives up after this many bytes (a client without a cap reads it all)."""
 
 
 class SignalApiServer:
@@ -38,11 +40,14 @@ class SignalApiServer:
         self.send_shape = send_shape
         self.sent: list[dict[str, Any]] = []
         self.receive_calls = 0
-        self._queue: list[dict[str, Any]] = []
+        self._queue: list[Any] = []
         self._failures: dict[str, list[tuple[int, Any]]] = {}
         self._clock = itertools.count(int(time.time() * 1000))
         self._changed: asyncio.Condition | None = None
         self._sockets: set[web.WebSocketResponse] = set()
+        self._endless = False
+        self.endless_written: list[int] = []
+        """Bytes of each endless answer written before the client stopped reading."""
         self.server = ThreadedServer(self._app)
 
     def _app(self) -> web.Application:
@@ -116,6 +121,9 @@ class SignalApiServer:
             message = "receive over the WebSocket in json-rpc mode, by polling otherwise"
             return web.json_response({"error": message}, status=400)
         self.receive_calls += 1
+        if self._endless:
+            self._endless = False
+            return await self._answer_endless(request)
         injected = self._injected("receive")
         if injected is not None:
             return injected
@@ -130,6 +138,20 @@ class SignalApiServer:
             items, self._queue = self._queue, []
         return web.json_response(items)
 
+    async def _answer_endless(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        written = 0
+        try:
+            await response.write(b'[{"envelope": {"dataMessage": {"message": "')
+            while written < ENDLESS_LIMIT:
+                await response.write(b"A" * 65536)
+                written += 65536
+        except (ConnectionError, RuntimeError):
+            pass
+        self.endless_written.append(written)
+        return response
+
     async def _stream(self, request: web.Request) -> web.WebSocketResponse:
         socket = web.WebSocketResponse()
         await socket.prepare(request)
@@ -140,7 +162,7 @@ class SignalApiServer:
             while not socket.closed and not reader.done():
                 items, self._queue = self._queue, []
                 for item in items:
-                    await socket.send_str(json.dumps(item))
+                    await socket.send_str(item if isinstance(item, str) else json.dumps(item))
                 await asyncio.sleep(0.005)  # a test server: checking often is simplest
         finally:
             reader.cancel()
@@ -220,7 +242,15 @@ class SignalApiServer:
         }
         self._enqueue({"envelope": envelope, "account": BOT})
 
-    def _enqueue(self, item: dict[str, Any]) -> None:
+    def envelope(self, envelope: dict[str, Any]) -> None:
+        """An envelope as given (any types, any size)."""
+        self._enqueue({"envelope": envelope, "account": BOT})
+
+    def frame(self, text: str) -> None:
+        """A raw WebSocket text frame (json-rpc mode only)."""
+        self._enqueue(text)
+
+    def _enqueue(self, item: Any) -> None:
         async def push() -> None:
             self._queue.append(item)
             async with self.changed:
@@ -234,6 +264,10 @@ class SignalApiServer:
         self, route: Literal["send", "receive"], status: int, body: Any, times: int = 1
     ) -> None:
         self._failures.setdefault(route, []).extend([(status, body)] * times)
+
+    def answer_endless(self) -> None:
+        """The next polling receive answers a JSON array that never ends."""
+        self._endless = True
 
     def drop_websockets(self) -> None:
         async def drop() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 from html.parser import HTMLParser
 from typing import Any
@@ -35,6 +36,16 @@ class ApiError(Exception):
     def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
         super().__init__(description)
         self.code, self.description, self.retry_after = code, description, retry_after
+
+
+ENDLESS_LIMIT = 64 << 20
+"""An endless answer gives up after this many bytes (a client without a cap reads it all)."""
+
+
+class _Endless(Exception):
+    def __init__(self, update_id: int) -> None:
+        super().__init__(update_id)
+        self.update_id = update_id
 
 
 class _Entities(HTMLParser):
@@ -84,6 +95,8 @@ class BotApiServer:
         self._message_ids = itertools.count(1)
         self._failures: dict[str, list[ApiError]] = {}
         self._generation = 0
+        self.endless_written: list[int] = []
+        """Bytes of each endless answer written before the client stopped reading."""
         self._changed: asyncio.Condition | None = None
         self.server = ThreadedServer(self._app)
 
@@ -114,7 +127,28 @@ class BotApiServer:
             result = await handler(payload)
         except ApiError as exc:
             return _error(exc)
+        except _Endless as endless:
+            return await self._endless(request, endless.update_id)
         return web.json_response({"ok": True, "result": result})
+
+    async def _endless(self, request: web.Request, update_id: int) -> web.StreamResponse:
+        """An answer whose one update's text never ends (up to ENDLESS_LIMIT)."""
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        start = json.dumps(
+            {"ok": True, "result": [{"update_id": update_id, "message": {"text": ""}}]}
+        )
+        head = start[: start.index('"text": "') + len('"text": "')].encode()
+        written = 0
+        try:
+            await response.write(head)
+            while written < ENDLESS_LIMIT:
+                await response.write(b"A" * 65536)
+                written += 65536
+        except (ConnectionError, RuntimeError):
+            pass
+        self.endless_written.append(written)
+        return response
 
     @property
     def changed(self) -> asyncio.Condition:
@@ -138,8 +172,10 @@ class BotApiServer:
             self.changed.notify_all()
             while True:
                 ready = [u for u in self._updates if any(kind in u for kind in allowed)]
+                if ready and ready[0].get("endless"):
+                    raise _Endless(ready[0]["update_id"])
                 if ready:
-                    return ready[:100]
+                    return ready[: int(payload.get("limit") or 100)]
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return []
@@ -241,6 +277,14 @@ class BotApiServer:
             "data": data if data is not None else button["callback_data"],
         }
         return self._push({"callback_query": query})
+
+    def push_raw(self, update: dict[str, Any]) -> int:
+        """An update as given (any types, any size); it gets the next update id."""
+        return self._push(update)
+
+    def push_endless(self) -> int:
+        """An update whose getUpdates answer never ends: Telegram would never send it."""
+        return self._push({"message": {}, "endless": True})
 
     def _push(self, update: dict[str, Any]) -> int:
         async def push() -> int:
