@@ -88,6 +88,7 @@ PUBLIC_NAMES = [
     "listed_operation",
     "operation",
     "parse_json",
+    "problem_fields",
     "read_totp",
     "report_settings",
     "store_secret",

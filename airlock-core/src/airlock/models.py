@@ -14,7 +14,15 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-__all__ = ["Access", "NoCredentials", "NoSettings", "Problem", "RequestStatus", "first_problem"]
+__all__ = [
+    "Access",
+    "NoCredentials",
+    "NoSettings",
+    "Problem",
+    "RequestStatus",
+    "first_problem",
+    "problem_fields",
+]
 
 
 class Access(StrEnum):
@@ -75,3 +83,10 @@ def first_problem(exc: ValidationError, *, within: str = "") -> Problem:
     path = [within] if within else []
     path += [str(part) for part in errors[0]["loc"]]
     return Problem(".".join(path), errors[0]["msg"])
+
+
+def problem_fields(exc: ValidationError, *, most: int = 5) -> list[str]:
+    """The fields *exc* found fault with, sorted, at most *most* (never the values): what a
+    log line may say about input that is skipped rather than answered."""
+    places = {".".join(str(part) for part in error["loc"]) for error in exc.errors()}
+    return sorted(places)[:most]

@@ -107,7 +107,14 @@ if TYPE_CHECKING:
         StreamItem,
         current_budget,
     )
-    from airlock.models import Access, NoCredentials, NoSettings, Problem, first_problem
+    from airlock.models import (
+        Access,
+        NoCredentials,
+        NoSettings,
+        Problem,
+        first_problem,
+        problem_fields,
+    )
     from airlock.security.prompts import REASON_LIMIT, untrusted_line
     from airlock.settings.config import ServicePermissions
 
@@ -178,6 +185,7 @@ __all__ = [
     "listed_operation",
     "operation",
     "parse_json",
+    "problem_fields",
     "read_totp",
     "report_settings",
     "store_secret",
@@ -234,7 +242,14 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "parse_json",
     ),
     "airlock.common.logs": ("get_logger",),
-    "airlock.models": ("Access", "NoCredentials", "NoSettings", "Problem", "first_problem"),
+    "airlock.models": (
+        "Access",
+        "NoCredentials",
+        "NoSettings",
+        "Problem",
+        "first_problem",
+        "problem_fields",
+    ),
     "airlock.framework.notifiers": ("Delivery", "Notice", "Notifier", "Prompt", "Reply"),
     "airlock.framework.policies": (
         "Decision",

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from airlock.plugin import Reply, get_logger
+from airlock.plugin import Reply, get_logger, problem_fields
 
 __all__ = ["MAX_TEXT", "THUMBS_DOWN", "read_envelope"]
 
@@ -81,8 +81,8 @@ def read_envelope(
     try:
         envelope = _Item.model_validate(raw).envelope
     except ValidationError as exc:
-        places = sorted({".".join(str(part) for part in e["loc"]) for e in exc.errors()})
-        log.warning("signal_envelope_skipped", why="malformed: " + ", ".join(places[:5]))
+        places = problem_fields(exc)
+        log.warning("signal_envelope_skipped", why="malformed: " + ", ".join(places))
         return None
     data = envelope.dataMessage
     if data is None or envelope.timestamp / 1000 < not_before:

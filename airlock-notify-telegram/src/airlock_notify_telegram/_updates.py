@@ -22,7 +22,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from airlock.plugin import Reply
+from airlock.plugin import Reply, problem_fields
 
 __all__ = ["MAX_TEXT", "Incoming", "first_update_id", "read_update"]
 
@@ -94,8 +94,7 @@ def first_update_id(head: bytes) -> int | None:
 
 
 def _malformed(exc: ValidationError) -> str:
-    places = sorted({".".join(str(part) for part in error["loc"]) for error in exc.errors()})
-    return "malformed: " + ", ".join(places[:5])
+    return "malformed: " + ", ".join(problem_fields(exc))
 
 
 def _sender(user: _User | None, chat: _Chat | None) -> str:
