@@ -395,6 +395,7 @@ def test_root_enrols_a_new_secret_into_the_service_s_state(isolated: Isolated) -
     proc.stdin.write(phone(isolated).code() + "\n")  # the current secret's code first
     proc.stdin.flush()
     uri = proc.stdout.readline().strip()
+    assert uri.startswith("otpauth://"), uri + proc.communicate(timeout=60)[1]
     # Codes are accepted once per time step, whichever secret made them.
     new_phone = TotpPhone(remember(pyotp.parse_uri(uri).secret), phone(isolated).last_step)
     out, err = proc.communicate(new_phone.code() + "\n", timeout=60)
