@@ -245,6 +245,11 @@ class ConnectorContract:
                 json.loads(encoded)
                 json.dumps(result.model_dump(mode="json"))
                 assert spec.result.model_validate_json(encoded) == result, name
+                # As it crosses from the connector host to the core, validated again there.
+                crossed = json.loads(json.dumps(result.model_dump(mode="json", by_alias=True)))
+                assert spec.result.model_validate(crossed) == result, (
+                    f"{name}: the result does not survive the trip from the connector host"
+                )
 
         self._use(connector_factory, body)
 
