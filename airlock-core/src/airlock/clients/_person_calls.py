@@ -16,6 +16,9 @@ def segment(value: str) -> str:
     return quote(value, safe="")
 
 
+UNLOCK_WAIT = 60.0
+
+
 class PersonCalls:
     """The daemon's endpoints for the person (``airlock pending``, ``approve``, ...)."""
 
@@ -47,7 +50,11 @@ class PersonCalls:
     async def unlock(self, passphrase: str) -> api.Unlocked:
         """Open the daemon's passphrase lock (the daemon's owner or root only)."""
         body = build(api.UnlockIn, passphrase=passphrase)
-        return await self._conn.fetch(api.Unlocked, "POST", "/v1/unlock", body=body)
+        # Two scrypt runs (the core's secret, then the connector host's key) on a busy
+        # machine take longer than an ordinary answer.
+        return await self._conn.fetch(
+            api.Unlocked, "POST", "/v1/unlock", body=body, read_timeout=UNLOCK_WAIT
+        )
 
     async def totp_reset(self, *, totp: str) -> api.TotpResetStarted:
         """Start replacing the TOTP secret with a code of the current one: the answer's
