@@ -93,6 +93,28 @@ class ConnectorHost:
 
     # -- running operations --------------------------------------------------------------
 
+    async def _run(
+        self,
+        service: str,
+        spec: OperationSpec,
+        params: Mapping[str, Any],
+        budget: BudgetState | None,
+        **extra: Any,
+    ) -> tuple[BaseModel, dict[str, Any]]:
+        """The operation's result, validated again here, and the host's whole answer."""
+        answer = await self.link.request(
+            "call",
+            service=service,
+            operation=spec.name,
+            params=dict(params),
+            budget=_budget(budget),
+            **extra,
+        )
+        result: BaseModel = _model(
+            spec.result, answer.get("result"), f"{service}.{spec.name}'s result"
+        )
+        return result, answer
+
     async def call(
         self,
         service: str,
@@ -101,16 +123,7 @@ class ConnectorHost:
         *,
         budget: BudgetState | None = None,
     ) -> BaseModel:
-        answer = await self.link.request(
-            "call",
-            service=service,
-            operation=spec.name,
-            params=dict(params),
-            budget=_budget(budget),
-        )
-        result: BaseModel = _model(
-            spec.result, answer.get("result"), f"{service}.{spec.name}'s result"
-        )
+        result, _ = await self._run(service, spec, params, budget)
         return result
 
     async def priced_call(
@@ -121,15 +134,7 @@ class ConnectorHost:
         *,
         budget: BudgetState | None = None,
     ) -> PricedAnswer:
-        answer = await self.link.request(
-            "call",
-            service=service,
-            operation=spec.name,
-            params=dict(params),
-            budget=_budget(budget),
-            priced=True,
-        )
-        result = _model(spec.result, answer.get("result"), f"{service}.{spec.name}'s result")
+        result, answer = await self._run(service, spec, params, budget, priced=True)
         charge = answer.get("charge")
         error = answer.get("charge_error")
         try:

@@ -37,7 +37,7 @@ from airlock.errors import (
     NotFound,
     VaultError,
 )
-from airlock.framework.connectors import Connector, OperationSpec
+from airlock.framework.connectors import CheckResult, Connector, OperationSpec
 from airlock.framework.spending import BudgetState, Charge, Meter, PricedConnector, budget_in_force
 from airlock.gateway.services import Service
 from airlock.passphrase import WrongPassphrase, key_from
@@ -307,14 +307,17 @@ class HostServer:
 
     async def _check(self, message: dict[str, Any]) -> dict[str, Any]:
         """``check()`` on a fresh connector with the stored credentials."""
-        connector = self.pool.connector(self._service(message).name)
+        result = await self._probe(self.pool.connector(self._service(message).name))
+        return {"check": result.model_dump(mode="json")}
+
+    async def _probe(self, connector: Connector) -> CheckResult:
+        """Open *connector*, run its ``check()`` and close it, each within the timeout."""
         try:
             await asyncio.wait_for(connector.open(), self.timeout)
-            result = await asyncio.wait_for(connector.check(), self.timeout)
+            return await asyncio.wait_for(connector.check(), self.timeout)
         finally:
             with contextlib.suppress(Exception):
                 await connector.close()
-        return {"check": result.model_dump(mode="json")}
 
     # -- credentials -------------------------------------------------------------------
 
@@ -333,12 +336,7 @@ class HostServer:
                 raise NotFound(f"no service named {name!r}")
             credentials = service.connector.parse_credentials(fields, service=name)
             connector = service.connector(service.settings, credentials, service=name)
-            try:
-                await asyncio.wait_for(connector.open(), self.timeout)
-                check = (await asyncio.wait_for(connector.check(), self.timeout)).model_dump()
-            finally:
-                with contextlib.suppress(Exception):
-                    await connector.close()
+            check = (await self._probe(connector)).model_dump()
         await asyncio.to_thread(self.vault.set, name, fields)
         await self.pool.discard(name)
         return {"fields": sorted(fields), "check": check}

@@ -14,9 +14,9 @@ import hashlib
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from airlock.errors import AirlockError, BudgetExhausted, ConnectorError, InvalidInput
+from airlock.errors import AirlockError, BudgetExhausted, ConnectorError
 from airlock.framework.connectors import OperationSpec
 from airlock.framework.policies import canonical_params
 from airlock.framework.spending import (
@@ -31,7 +31,6 @@ from airlock.framework.spending import (
 )
 from airlock.gateway.budgets import Budgets, Reservation
 from airlock.gateway.services import Service
-from airlock.models import first_problem
 
 if TYPE_CHECKING:
     from airlock.connector_host.client import ConnectorHost
@@ -71,7 +70,7 @@ class PricedCalls:
         session_id: str,
         facts: dict[str, Any],
     ) -> BaseModel:
-        _check_priced(service, spec, params)
+        _check_priced(service, spec)
         budget = self.budgets.state(session_id)
         _, durable = await self._reserve(host, service, spec, params, session_id, facts)
         try:
@@ -102,7 +101,7 @@ class PricedCalls:
     ) -> AsyncIterator[dict[str, Any]]:
         """The chunks of a streamed call, as they arrive; raises :class:`BudgetCut` when the
         service's answer runs past what was reserved."""
-        _check_priced(service, spec, params)
+        _check_priced(service, spec)
         worst, durable = await self._reserve(host, service, spec, params, session_id, facts)
         charge: Charge | None = None
         chunks = 0
@@ -188,15 +187,11 @@ class PricedCalls:
         facts.update(_budget_facts(state))
 
 
-def _check_priced(service: Service, spec: OperationSpec, params: Mapping[str, Any]) -> None:
-    """A spend call of a connector that prices its calls, with params its model takes."""
+def _check_priced(service: Service, spec: OperationSpec) -> None:
+    """A spend call of a connector that prices its calls (its params were validated when
+    the gateway admitted the call, and the host validates them again)."""
     if not issubclass(service.connector, PricedConnector):
         raise ConnectorError(f"{service.name}.{spec.name} spends money but has no prices")
-    try:
-        spec.params.model_validate(dict(params))
-    except ValidationError as exc:
-        problem = first_problem(exc)
-        raise InvalidInput(str(problem), field=problem.field) from None
 
 
 async def _close(items: AsyncIterator[Any]) -> None:
