@@ -285,6 +285,24 @@ def test_the_tool_list_changes_when_the_daemon_appears(sock_dir: Path) -> None:
     assert "gmail_list_messages" in after
 
 
+def test_a_tool_call_follows_the_daemons_services_after_the_list_is_read_again(
+    daemon: FakeDaemon,
+) -> None:
+    """Tools are looked up in a table built once per catalogue: a reconfigured daemon
+    (a service gone) is seen as soon as the tool list is read again."""
+
+    async def body(session: mcp.Client) -> tuple[CallToolResult, CallToolResult]:
+        before = await session.call_tool("calendar_today", {})
+        daemon.services = [s for s in daemon.services if s.name != "calendar"]
+        await session.list_tools()
+        return before, await session.call_tool("calendar_today", {})
+
+    before, after = with_mcp(daemon.socket, body)
+    assert "no tool" not in text(before)
+    assert after.is_error
+    assert "no tool 'calendar_today'" in text(after)
+
+
 def test_a_client_of_the_initialize_handshake_is_told_too(sock_dir: Path) -> None:
     socket = sock_dir / "airlock.sock"
     seen: list[str] = []

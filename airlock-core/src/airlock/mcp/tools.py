@@ -95,6 +95,13 @@ class AirlockTools:
 
     def __init__(self, client: AirlockClient) -> None:
         self.client = client
+        self._fixed_specs = self._build_fixed()
+        # The service tools, built once per catalogue the client fetched (a refresh
+        # replaces the catalogue object): a tool call looks its tool up by name instead
+        # of rebuilding every schema (~2 ms a call with the mail services).
+        self._built_from: dict[str, ServiceInfo] | None = None
+        self._operation_specs: list[ToolSpec] = []
+        self._by_name: dict[str, ToolSpec] = {}
 
     async def specs(self, *, refresh: bool = False) -> list[ToolSpec]:
         """The tools to list; without a daemon, only those that can say so.
@@ -105,7 +112,7 @@ class AirlockTools:
         try:
             await self.client.services(refresh=refresh)
         except DaemonUnreachable:
-            return self._fixed()
+            return list(self._fixed())
         return self._fixed() + await self._per_operation()
 
     async def spec(self, name: str) -> ToolSpec | None:
@@ -113,10 +120,18 @@ class AirlockTools:
         fixed = next((s for s in self._fixed() if s.name == name), None)
         if fixed is not None:
             return fixed
-        return next((s for s in await self._per_operation() if s.name == name), None)
+        await self._per_operation()
+        return self._by_name.get(name)
 
     async def _per_operation(self) -> list[ToolSpec]:
         catalogue = await self.client.catalogue()
+        if catalogue is not self._built_from:
+            self._operation_specs = self._build_per_operation(catalogue)
+            self._by_name = {spec.name: spec for spec in self._operation_specs}
+            self._built_from = catalogue
+        return self._operation_specs
+
+    def _build_per_operation(self, catalogue: dict[str, ServiceInfo]) -> list[ToolSpec]:
         taken = {spec.name for spec in self._fixed()}
         tools = [
             self._operation_tool(service, op)
@@ -133,6 +148,9 @@ class AirlockTools:
         return tools + [self._alias_tool(offered) for offered in aliases.values()]
 
     def _fixed(self) -> list[ToolSpec]:
+        return self._fixed_specs
+
+    def _build_fixed(self) -> list[ToolSpec]:
         return [
             ToolSpec(
                 "airlock_status",
