@@ -34,6 +34,7 @@ from airlock.framework.plugins import (
     get_policies,
 )
 from airlock.framework.spending import usd
+from airlock.gateway.context import DaemonContext
 from airlock.gateway.gateway import Gateway
 from airlock.gateway.services import Service, resolve_services
 from airlock.passphrase import DaemonLocked, WrongPassphrase
@@ -141,29 +142,19 @@ class Runtime:
         channels = Channels(notifiers, self.audit)
         host = ConnectorHost(self.link, services)
         codes = CodeChecker(verifier, self.audit, channels)
+        context = DaemonContext(
+            store=self.store,
+            sessions=sessions,
+            config=config,
+            clock=self.clock,
+            audit=self.audit,
+            services=services,
+            policies=self.policies,
+        )
         approvals = ApprovalService(
-            store=self.store,
-            sessions=sessions,
-            codes=codes,
-            config=config,
-            clock=self.clock,
-            audit=self.audit,
-            services=services,
-            policies=self.policies,
-            channels=channels,
-            operation_spec=host.spec,
+            context, codes=codes, channels=channels, operation_spec=host.spec
         )
-        gateway = Gateway(
-            store=self.store,
-            sessions=sessions,
-            services=services,
-            policies=self.policies,
-            config=config,
-            clock=self.clock,
-            audit=self.audit,
-            host=host,
-            on_credentials_rejected=self.credentials.rejected,
-        )
+        gateway = Gateway(context, host=host, on_credentials_rejected=self.credentials.rejected)
         replies = ReplyHandler(approvals, channels, self.audit, self.clock)
         return Parts(
             config,

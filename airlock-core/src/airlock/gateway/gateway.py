@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from airlock.api import OperationOut
-from airlock.common.clock import Clock
 from airlock.errors import (
     AirlockError,
     ApprovalRequired,
@@ -32,27 +31,23 @@ from airlock.errors import (
     RateLimited,
 )
 from airlock.framework.connectors import Access, OperationSpec
+from airlock.framework.operations import canonical_operation_params, operation_hash
 from airlock.framework.policies import (
     Decision,
-    Policy,
     PolicyContext,
     SessionFacts,
     Stage,
     apply_filters,
     evaluate,
-    operation_hash,
     result_filters,
 )
 from airlock.framework.spending import BudgetState
 from airlock.gateway.budgets import Budgets
+from airlock.gateway.context import DaemonContext
 from airlock.gateway.priced_calls import BudgetCut, PricedCalls, audited_params
 from airlock.gateway.services import Service
-from airlock.security.approvals import canonical_operation_params
-from airlock.security.audit import Auditor
 from airlock.security.peers import Peer
-from airlock.security.sessions import SessionManager
 from airlock.security.throttle import AuditThrottle
-from airlock.settings.config import AirlockConfig
 from airlock.state.store import Session, StateStore, WriteApproval
 
 if TYPE_CHECKING:
@@ -118,29 +113,23 @@ class _Admitted:
 class Gateway:
     def __init__(
         self,
+        context: DaemonContext,
         *,
-        store: StateStore,
-        sessions: SessionManager,
-        services: Mapping[str, Service],
-        policies: list[Policy],
-        config: AirlockConfig,
-        clock: Clock,
-        audit: Auditor,
         host: ConnectorHost,
         on_credentials_rejected: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
-        self._store = store
-        self._sessions = sessions
-        self._services = services
-        self._policies = policies
-        self._clock = clock
-        self._audit = audit
+        self._store = context.store
+        self._sessions = context.sessions
+        self._services = context.services
+        self._policies = context.policies
+        self._clock = context.clock
+        self._audit = context.audit
         self.host = host
-        self.uses = UseCounter(store)
-        self._refusals = AuditThrottle(clock)
-        self._filters = result_filters(policies)
-        self._permissions = config.permissions
-        self.priced = PricedCalls(Budgets(store, clock))
+        self.uses = UseCounter(context.store)
+        self._refusals = AuditThrottle(context.clock)
+        self._filters = result_filters(context.policies)
+        self._permissions = context.config.permissions
+        self.priced = PricedCalls(Budgets(context.store, context.clock))
         self._on_credentials_rejected = on_credentials_rejected
         self.auth_problems: dict[str, str] = {}
         """Services whose last operation had its credentials refused, and what was said

@@ -14,6 +14,7 @@ from airlock.errors import NotFound, NotPending
 from airlock.framework.connectors import OperationSpec
 from airlock.framework.policies import Policy
 from airlock.framework.spending import usd
+from airlock.gateway.context import DaemonContext
 from airlock.gateway.services import Service
 from airlock.models import RequestStatus
 from airlock.security.audit import Auditor
@@ -46,26 +47,20 @@ class ApprovalCore:
 
     def __init__(
         self,
+        context: DaemonContext,
         *,
-        store: StateStore,
-        sessions: SessionManager,
         codes: CodeChecker,
-        config: AirlockConfig,
-        clock: Clock,
-        audit: Auditor,
-        services: Mapping[str, Service],
-        policies: list[Policy],
         channels: Channels,
         operation_spec: SpecLookup = declared_spec,
     ) -> None:
-        self._store = store
-        self._sessions = sessions
+        self._store: StateStore = context.store
+        self._sessions: SessionManager = context.sessions
         self._codes = codes
-        self._config = config
-        self._clock = clock
-        self._audit = audit
-        self._services = services
-        self._policies = policies
+        self._config: AirlockConfig = context.config
+        self._clock: Clock = context.clock
+        self._audit: Auditor = context.audit
+        self._services: Mapping[str, Service] = context.services
+        self._policies: list[Policy] = context.policies
         self._channels = channels
         self._operation_spec = operation_spec
         self._changed = asyncio.Condition()

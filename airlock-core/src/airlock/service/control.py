@@ -5,7 +5,6 @@ through :mod:`airlock.service.supervisor`."""
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -119,13 +118,6 @@ def status_isolated() -> dict[str, Any]:
             facts[daemon.name] = supervisor.status(isolated_daemon(daemon))
     facts["socket_group"] = AGENTS_GROUP
     return facts
-
-
-def reload_isolated() -> int:
-    if systemd_is_pid1():
-        _systemctl_or_fail("reload", UNIT)
-        return 0
-    return supervisor.signal_daemon(isolated_daemon(CORE), signal.SIGHUP)
 
 
 def _systemctl_or_fail(*args: str, user: bool = False) -> None:

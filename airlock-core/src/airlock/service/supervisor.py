@@ -214,14 +214,6 @@ def stop(daemon: Supervised, *, timeout: float = 15.0) -> int | None:
     return pid
 
 
-def signal_daemon(daemon: Supervised, signum: signal.Signals) -> int:
-    pid = running_pid(daemon)
-    if pid is None:
-        raise AirlockError("the daemon is not running", hint="airlock service start")
-    os.kill(pid, signum)
-    return pid
-
-
 def status(daemon: Supervised) -> dict[str, object]:
     pid = running_pid(daemon)
     if daemon.ready == "socket":

@@ -1,0 +1,32 @@
+"""What the approval flow and the gateway both work with, built once per config in use."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from airlock.common.clock import Clock
+from airlock.framework.policies import Policy
+from airlock.gateway.services import Service
+from airlock.security.audit import Auditor
+from airlock.security.sessions import SessionManager
+from airlock.settings.config import AirlockConfig
+from airlock.state.store import StateStore
+
+
+@dataclass(frozen=True)
+class DaemonContext:
+    """The daemon's shared state for one config: the store and the sessions in it, the
+    config and the services it names, the policies, the audit log and the clock.
+
+    The daemon builds one when it starts and a new one on every reload; the approval
+    service and the gateway built from it see the same services, sessions and policies.
+    """
+
+    store: StateStore
+    sessions: SessionManager
+    config: AirlockConfig
+    clock: Clock
+    audit: Auditor
+    services: Mapping[str, Service]
+    policies: list[Policy]
