@@ -263,6 +263,21 @@ def test_count_unread_follows_changes_made_behind_the_connectors_back(
         assert call("count_unread").unread == unread
 
 
+def test_a_kept_count_never_outlives_its_folder(maildir: Path, call: Call, tmp_path: Path) -> None:
+    archive = maildir / ".Archive"
+    _age_directories(archive, 60)  # settled: the count is kept between calls
+    assert call("count_unread", folder="Archive").unread == 1
+    assert call("count_unread", folder="Archive").unread == 1
+    # Swapped for a symlink to a Maildir with the same stamps: refused, not served.
+    archive.rename(tmp_path / "Archive")
+    (maildir / ".Archive").symlink_to(tmp_path / "Archive")
+    with pytest.raises(NotFound, match="no folder 'Archive'"):
+        call("count_unread", folder="Archive")
+    (maildir / ".Archive").unlink()
+    with pytest.raises(NotFound, match="no folder 'Archive'"):
+        call("count_unread", folder="Archive")
+
+
 # ---------------------------------------------------------------------------- read-only
 
 

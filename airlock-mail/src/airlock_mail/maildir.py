@@ -6,7 +6,8 @@ never change a flag or move a message from ``new/`` to ``cur/``; ``mark_read`` d
 move a message from ``new/`` to ``cur/``, because only there can a file carry flags.
 
 Filesystem work is synchronous and runs in a worker thread (``asyncio.to_thread``) so
-the daemon keeps serving other requests meanwhile.
+the daemon keeps serving other requests meanwhile; only the check that an unchanged
+folder's unread count still stands (two ``fstat`` calls, no listing) runs on the loop.
 """
 
 from __future__ import annotations
@@ -128,6 +129,9 @@ class MaildirConnector(MailConnector):
         return self._message(folder, self.store.find(folder, message_id), max_chars)
 
     async def load_unread_count(self, folder: str) -> int:
+        cached = self.store.cached_unread_count(folder)  # no listing: on the loop
+        if cached is not None:
+            return cached
         return await asyncio.to_thread(self.store.unread_count, folder)
 
     # ------------------------------------------------------------------ writes
