@@ -76,12 +76,17 @@ def test_status_names_a_service_whose_connector_is_missing(tmp_path: Path) -> No
     assert "pip install airlock-gmail" in facts["services"][0]["problem"]
 
 
-def test_an_invalid_config_is_an_error_with_file_and_key(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["status", "services"])
+def test_an_invalid_config_is_an_error_with_file_and_key(tmp_path: Path, command: str) -> None:
     (tmp_path / "config.yaml").write_text("approvals: {timeout: later}\n")
-    result = airlock(tmp_path, "status")
+    result = airlock(tmp_path, command)
     assert result.returncode == 1
     assert "config.yaml: key approvals.timeout" in result.stderr
     assert "Traceback" not in result.stderr
+    (tmp_path / "config.yaml").write_text("approvals: {timeout: 5m}\n")
+    result = airlock(tmp_path, command, env={"AIRLOCK_TOTP__DIGITS": "9"})
+    assert result.returncode == 1
+    assert "config.yaml: key totp.digits" in result.stderr
 
 
 def test_plugins_list_shows_builtins_with_all(tmp_path: Path) -> None:

@@ -97,10 +97,10 @@ def _takes_credentials(
 def collect_services(state: CliState) -> list[dict[str, Any]]:
     from airlock.cli.status import described_services
     from airlock.framework.plugins import get_connectors
-    from airlock.settings.config import CONFIG_CHANGED
+    from airlock.settings.config_file import CONFIG_CHANGED
 
     connectors = get_connectors(state.pm)
-    described = described_services(state.config, connectors)
+    described = described_services(state, connectors)
     dynamic = {
         item["name"]
         for item in described

@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from airlock.framework.connectors import Connector
-    from airlock.settings.config import AirlockConfig
 
 
 # What `airlock status` shows of the daemon's answer (api.DaemonStatus, which has more).
@@ -26,7 +25,8 @@ STATUS_FIELDS = frozenset(
 def collect_status(state: CliState) -> dict[str, Any]:
     from airlock.framework.plugins import get_connectors, plugin_report
 
-    paths, config = state.paths, state.config
+    paths = state.paths
+    configured = state.has_services  # an invalid config is refused first, as ever
     connectors = get_connectors(state.pm)
     status: dict[str, Any] = {
         "config": str(paths.config_file),
@@ -35,7 +35,7 @@ def collect_status(state: CliState) -> dict[str, Any]:
         "data_dir": str(paths.data_dir),
         "socket": str(paths.socket),
         "plugins": [p["name"] for p in plugin_report(state.pm, include_builtin=False)],
-        "services": described_services(config, connectors),
+        "services": described_services(state, connectors) if configured else [],
         "warnings": [],
     }
     status["daemon"] = daemon_facts(state)
@@ -50,7 +50,7 @@ def collect_status(state: CliState) -> dict[str, Any]:
         for item in status["services"]:
             item["loaded"] = item["name"] in loaded
         if status["daemon"].get("config_changed"):
-            from airlock.settings.config import CONFIG_CHANGED
+            from airlock.settings.config_file import CONFIG_CHANGED
 
             status["warnings"].append(CONFIG_CHANGED)
     if paths.mode.value == "personal":
@@ -60,16 +60,15 @@ def collect_status(state: CliState) -> dict[str, Any]:
     return status
 
 
-def described_services(
-    config: AirlockConfig, connectors: Mapping[str, type[Connector]]
-) -> list[Any]:
+def described_services(state: CliState, connectors: Mapping[str, type[Connector]]) -> list[Any]:
     """Each configured service and what is wrong with it; with none configured, nothing
-    is imported to say so (the connectors' base classes are pydantic models)."""
-    if not config.services:
+    is imported to say so (the connectors' base classes and the config's models are
+    pydantic models)."""
+    if not state.has_services:
         return []
     from airlock.gateway.services import describe_services
 
-    return describe_services(config, connectors)
+    return describe_services(state.config, connectors)
 
 
 def daemon_facts(state: CliState) -> dict[str, Any]:

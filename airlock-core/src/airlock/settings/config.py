@@ -13,11 +13,11 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -25,11 +25,27 @@ from pydantic import (
     model_validator,
 )
 
-from airlock.errors import ConfigError
+from airlock.errors import ConfigError, InvalidInput
 from airlock.models import first_problem
-from airlock.settings.durations import Duration
+from airlock.settings.config_file import CONFIG_CHANGED as CONFIG_CHANGED
+from airlock.settings.config_file import config_digest as config_digest
+from airlock.settings.config_file import read_config_file
+from airlock.settings.durations import parse_duration
 
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+def _duration(value: object) -> int:
+    if not isinstance(value, str | int | float):
+        raise ValueError("expected a duration like 90s, 60m or 8h")
+    try:
+        return parse_duration(value)
+    except InvalidInput as exc:
+        raise ValueError(exc.message) from None
+
+
+Duration = Annotated[int, BeforeValidator(_duration)]
+"""A field type: accepts ``"60m"`` and stores seconds."""
 
 
 class Section(BaseModel):
@@ -250,80 +266,16 @@ def _merged(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return base
 
 
-CONFIG_CHANGED = "config changed since start: run airlock reload"
-
-
-def config_digest(path: Path) -> str | None:
-    """SHA-256 of the file's bytes, so a daemon can tell its config was edited; None if
-    there is no file."""
-    import hashlib
-
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
-def _yaml_error(path: Path, text: str, exc: yaml.YAMLError) -> ConfigError:
-    """The line YAML stumbled on, shown with what usually causes it."""
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc)
-    if mark is None:
-        return ConfigError(f"{path}: not valid YAML: {problem}")
-    lines = text.splitlines()
-    line = lines[mark.line] if mark.line < len(lines) else ""
-    if "\t" in line[: len(line) - len(line.lstrip())] or "'\\t'" in problem:
-        hint = "indent with spaces: YAML does not allow tabs"
-    elif mark.line > 0 and re.match(r"^\S[^#]*:\s*[{\[]", lines[mark.line - 1]):
-        hint = (
-            f"line {mark.line} already gives its value inline ({lines[mark.line - 1].strip()}); "
-            "remove the {} or [] to put entries on the lines below it"
-        )
-    else:
-        hint = (
-            "check the indentation (spaces, the same for every entry of a section) and "
-            "that each key is followed by a colon and a space; docs/configuration.md has examples"
-        )
-    return ConfigError(
-        f"{path}, line {mark.line + 1}: not valid YAML: {problem}\n    {line.rstrip()}",
-        hint=hint,
-        field=f"line {mark.line + 1}",
-    )
-
-
 def load_config(path: Path) -> AirlockConfig:
     """Read *path* (missing file means defaults) and the environment."""
-    data: Any = {}
-    try:
-        exists = path.exists()
-    except OSError as exc:  # e.g. an agent's user and the isolated-mode /etc/airlock
-        raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
-    if exists:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"{path}: not valid UTF-8 text: {exc.reason}") from None
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise _yaml_error(path, text, exc) from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections at the top level")
-        # A section whose entries are all commented out (`services:` over examples) is
-        # empty, not an error: the template relies on it.
-        data = {key: value for key, value in data.items() if value is not None}
-        from airlock.settings.config_legacy import upgrade
+    return validated_config(path, read_config_file(path), os.environ)
 
-        data, notices = upgrade(path, data)
-        for notice in notices:
-            import logging
 
-            # Shown on stderr by the CLI (logging's last resort) and in the daemon log.
-            logging.getLogger("airlock.config").warning(notice)
+def validated_config(path: Path, data: Mapping[str, Any], env: Mapping[str, str]) -> AirlockConfig:
+    """The file's *data* (:func:`read_config_file`) with *env* over it, checked by the
+    models; a problem is refused naming *path* and the key."""
     try:
-        config = AirlockConfig.from_sources(data, os.environ)
+        config = AirlockConfig.from_sources(data, env)
     except ValidationError as exc:
         problem = first_problem(exc)
         key = problem.field or "(top level)"

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
-
-from pydantic import BeforeValidator
 
 from airlock.errors import InvalidInput
 
@@ -42,20 +39,3 @@ def format_duration(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
-
-
-def _validate(value: object) -> int:
-    if isinstance(value, str | int | float):
-        return parse_duration(value)
-    raise ValueError("expected a duration like 90s, 60m or 8h")
-
-
-def _as_value_error(value: object) -> int:
-    try:
-        return _validate(value)
-    except InvalidInput as exc:
-        raise ValueError(exc.message) from None
-
-
-Duration = Annotated[int, BeforeValidator(_as_value_error)]
-"""A pydantic field type: accepts ``"60m"`` and stores seconds."""

@@ -1,0 +1,117 @@
+"""The plain check of a config (airlock.settings.config_plain) never accepts what the
+config's models refuse: ``airlock status`` and ``services`` skip the models only for a
+config it accepts, so an invalid config is refused as before. And it accepts the configs
+people have (none, the template, plain values), or the skipping would never happen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from airlock.cli.setup import CONFIG_TEMPLATE
+from airlock.errors import ConfigError
+from airlock.settings.config import AirlockConfig, validated_config
+from airlock.settings.config_plain import OTHER_KEYS, SECTIONS, valid_without_services
+
+PATH = Path("/nowhere/config.yaml")
+
+
+def loads(data: dict[str, Any], env: dict[str, str] | None = None) -> bool:
+    try:
+        config = validated_config(PATH, data, env or {})
+    except ConfigError:
+        return False
+    return not config.services
+
+
+def test_the_rules_name_every_key_of_the_config() -> None:
+    assert set(SECTIONS) | set(OTHER_KEYS) == set(AirlockConfig.model_fields)
+    for name, checks in SECTIONS.items():
+        model = AirlockConfig.model_fields[name].annotation
+        assert isinstance(model, type)
+        assert set(checks) == set(model.model_fields), name  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        CONFIG_TEMPLATE,
+        "sessions: {default_ttl: 90s, max_ttl: 8h}\napprovals: {timeout: 300, lockout: 1d}\n",
+        "totp: {digits: 8, period: 60, issuer: Me}\npermissions: {rate_limit: 10}\n",
+        "daemon: {allowed_uids: [1000, 1001]}\nconnector_host: {socket: /run/h.sock}\n",
+        "audit: {rotate_bytes: 4096, max_bytes: 16384}\nmcp: {approval_wait: 30s}\n",
+        "dashboard: {listen: 'off'}\nnotifiers: {telegram: {chat_id: 5}}\nservices: {}\n",
+        "dashboard: {listen: '0.0.0.0:9000', allow_remote: true}\n",
+    ],
+)
+def test_configs_people_write_are_plainly_valid(text: str) -> None:
+    data = {k: v for k, v in (yaml.safe_load(text) or {}).items() if v is not None}
+    assert valid_without_services(data, {"AIRLOCK_HOME": "/x", "PATH": "/bin"})
+    assert loads(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "env"),
+    [
+        ({"services": {"mail": {"connector": "maildir"}}}, {}),
+        ({"approvals": {"timeout": "later"}}, {}),
+        ({"totp": {"digits": 9}}, {}),
+        ({"totp": {"digits": True}}, {}),
+        ({"permissions": {"gmail": {"write": "deny"}}}, {}),
+        ({"audit": {"rotate_bytes": 8192, "max_bytes": 16384}}, {}),
+        ({"dashboard": {"listen": "0.0.0.0:9000"}}, {}),
+        ({"dashboard": {"listen": "127.0.0.1:²"}}, {}),
+        ({"sessions": {"default_ttl": "0s"}}, {}),
+        ({"typo": {}}, {}),
+        ({}, {"AIRLOCK_SESSIONS__DEFAULT_TTL": "later"}),
+        ({}, {"airlock_services": '{"m": {"connector": "maildir"}}'}),
+    ],
+)
+def test_anything_else_is_left_to_the_models(data: dict[str, Any], env: dict[str, str]) -> None:
+    assert not valid_without_services(data, env)
+
+
+DURATIONS = ["90s", "60m", " 8 h ", "7d", "0s", "00000001s", "12345678s", "1.5h", "later", ""]
+NUMBERS = [0, 1, 5, 6, 8, 9, 15, 100, 120, 4096, 16384, 10**6, 2 * 1024**3, -1, 2**70]
+VALUES = st.one_of(
+    st.sampled_from(DURATIONS),
+    st.sampled_from(NUMBERS),
+    st.booleans(),
+    st.none(),
+    st.floats(allow_nan=True),
+    st.text(max_size=12),
+    st.sampled_from(["127.0.0.1:8410", "off", "[::1]:1", "0.0.0.0:80", "localhost:x"]),
+    st.lists(st.sampled_from([*NUMBERS, "console", True]), max_size=3),
+    st.dictionaries(st.sampled_from(["telegram", "chat_id", 1]), st.integers(), max_size=2),
+)
+BLOCKS = {
+    name: st.dictionaries(st.sampled_from([*checks, "typo", "gmail"]), VALUES, max_size=3)
+    for name, checks in SECTIONS.items()
+}
+CONFIG = st.lists(
+    st.sampled_from([*SECTIONS, *OTHER_KEYS, "typo"]), unique=True, max_size=4
+).flatmap(
+    lambda names: st.fixed_dictionaries(
+        {name: st.one_of(BLOCKS.get(name, VALUES), st.just({}), VALUES) for name in names}
+    )
+)
+ENV = st.dictionaries(
+    st.sampled_from(["AIRLOCK_HOME", "AIRLOCK_TOTP__DIGITS", "Airlock_Mcp", "HOME"]),
+    st.sampled_from(["7", "x", '{"approval_wait": "5s"}']),
+    max_size=2,
+)
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(CONFIG, ENV)
+def test_what_the_check_accepts_the_models_accept(
+    data: dict[str, Any], env: dict[str, str]
+) -> None:
+    if valid_without_services(data, env):
+        assert loads(data, env), data
