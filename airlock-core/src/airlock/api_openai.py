@@ -4,6 +4,11 @@ pydantic models, for ``GET /v1/openapi.json``.
 OpenAI's own wire format. The service's connector validates a body (an unknown field is a
 400 naming it) and its answer is passed on as the service sent it, so these models allow
 fields beyond the ones OpenAI's API reference lists.
+
+The request fields are defined once, here: a connector that serves this endpoint builds its
+params from :class:`OpenAIChatFields` and :class:`OpenAIEmbeddingsFields` (exported by
+``airlock.plugin``) with ``Params`` for unknown fields refused, adding only what its
+service takes beyond OpenAI's format.
 """
 
 from __future__ import annotations
@@ -12,29 +17,34 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+~-]{0,159}$"
+"""A model id (``openai/gpt-4o-mini``, ``ft:gpt-4o:org::id``): no spaces, no control text."""
+
 
 class _OpenAIObject(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
 class OpenAIChatMessage(_OpenAIObject):
+    """One chat message; fields beyond these (``refusal``, ``audio``) are passed on."""
+
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[dict[str, Any]] | None = None
-    name: str | None = None
-    tool_call_id: str | None = None
+    name: str | None = Field(None, max_length=64)
+    tool_call_id: str | None = Field(None, max_length=128)
     tool_calls: list[dict[str, Any]] | None = None
 
 
-class OpenAIChatRequest(_OpenAIObject):
-    """``POST /v1/openai/{service}/chat/completions``: OpenAI's chat completion request."""
+class OpenAIChatFields(BaseModel):
+    """The fields of OpenAI's chat completion request, with the limits Airlock checks."""
 
-    model: str
-    messages: list[OpenAIChatMessage] = Field(min_length=1)
+    model: str = Field(pattern=MODEL_PATTERN, description="Model id, e.g. openai/gpt-4o-mini")
+    messages: list[OpenAIChatMessage] = Field(min_length=1, max_length=2000)
     max_tokens: int | None = Field(None, ge=1, description="Most tokens in the answer")
     max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
-    n: int | None = Field(None, ge=1)
+    n: int | None = Field(None, ge=1, le=8)
     stop: str | list[str] | None = None
     seed: int | None = None
     presence_penalty: float | None = Field(None, ge=-2, le=2)
@@ -46,13 +56,17 @@ class OpenAIChatRequest(_OpenAIObject):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
-    user: str | None = None
+    user: str | None = Field(None, max_length=256)
     stream: bool = Field(
         False,
         description="true: the answer is server-sent events, one chat.completion.chunk "
         "each, as they arrive, then `data: [DONE]` (or an `error` event if cut short)",
     )
     stream_options: dict[str, Any] | None = None
+
+
+class OpenAIChatRequest(OpenAIChatFields, _OpenAIObject):
+    """``POST /v1/openai/{service}/chat/completions``: OpenAI's chat completion request."""
 
 
 class OpenAIUsage(_OpenAIObject):
@@ -102,16 +116,20 @@ class OpenAIChatChunk(_OpenAIObject):
     usage: OpenAIUsage | None = None
 
 
-class OpenAIEmbeddingsRequest(_OpenAIObject):
-    """``POST /v1/openai/{service}/embeddings``: OpenAI's embeddings request."""
+class OpenAIEmbeddingsFields(BaseModel):
+    """The fields of OpenAI's embeddings request, with the limits Airlock checks."""
 
-    model: str
+    model: str = Field(pattern=MODEL_PATTERN, description="Embedding model id")
     input: str | list[str] | list[int] | list[list[int]] = Field(
         description="Text (or texts, or token arrays) to embed"
     )
     encoding_format: Literal["float", "base64"] | None = None
-    dimensions: int | None = Field(None, ge=1)
-    user: str | None = None
+    dimensions: int | None = Field(None, ge=1, le=100_000)
+    user: str | None = Field(None, max_length=256)
+
+
+class OpenAIEmbeddingsRequest(OpenAIEmbeddingsFields, _OpenAIObject):
+    """``POST /v1/openai/{service}/embeddings``: OpenAI's embeddings request."""
 
 
 class OpenAIEmbedding(_OpenAIObject):

@@ -20,7 +20,9 @@ fall into seven groups:
   ``SessionFacts`` and ``ServicePermissions``), ``Verdict``, ``Decision``;
 - spending: ``PricedConnector`` (a connector whose operations cost money), ``Quote``,
   ``Charge``, ``Meter``, ``StreamItem``, ``SpendSettings``, ``BudgetState`` and
-  ``current_budget``;
+  ``current_budget``; for a connector that serves the OpenAI-compatible endpoint, the
+  request fields ``OpenAIChatFields`` (with ``OpenAIChatMessage``) and
+  ``OpenAIEmbeddingsFields``;
 - errors a plugin raises (each carries its HTTP status and CLI exit code), and
   ``first_problem`` to turn a pydantic ``ValidationError`` into one message naming a field;
 - setup commands: ``CliState`` (the ``ctx.obj`` of every command), ``with_client``,
@@ -40,6 +42,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from airlock.api_openai import OpenAIChatFields, OpenAIChatMessage, OpenAIEmbeddingsFields
     from airlock.cli.client_support import read_totp, with_client
     from airlock.cli.context import CliState
     from airlock.cli.notifier_setup import (
@@ -152,6 +155,9 @@ __all__ = [
     "Notice",
     "Notifier",
     "NotifierError",
+    "OpenAIChatFields",
+    "OpenAIChatMessage",
+    "OpenAIEmbeddingsFields",
     "OperationSpec",
     "Params",
     "Policy",
@@ -242,6 +248,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "parse_json",
     ),
     "airlock.common.logs": ("get_logger",),
+    "airlock.api_openai": ("OpenAIChatFields", "OpenAIChatMessage", "OpenAIEmbeddingsFields"),
     "airlock.models": (
         "Access",
         "NoCredentials",

@@ -8,13 +8,12 @@ accounting) are not accepted: Airlock sets them.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from airlock.plugin import Params, SpendSettings
+from airlock.plugin import OpenAIChatFields, OpenAIEmbeddingsFields, Params, SpendSettings
 
-MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+~-]{0,159}$"
 DEFAULT_API_BASE = "https://openrouter.ai/api/v1"
 
 
@@ -43,40 +42,10 @@ class OpenRouterCredentials(BaseModel):
     api_key: SecretStr = Field(min_length=1, description="Your OpenRouter API key (sk-or-...)")
 
 
-class Message(BaseModel):
-    """One chat message; fields beyond these (``refusal``, ``audio``) are passed on."""
+class ChatParams(OpenAIChatFields, Params):
+    """OpenAI's chat request (unknown fields refused), and OpenRouter's ``usage`` switch."""
 
-    model_config = ConfigDict(extra="allow")
-
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[dict[str, Any]] | None = None
-    name: str | None = Field(None, max_length=64)
-    tool_call_id: str | None = Field(None, max_length=128)
-    tool_calls: list[dict[str, Any]] | None = None
-
-
-class ChatParams(Params):
-    model: str = Field(pattern=MODEL_PATTERN, description="Model id, e.g. openai/gpt-4o-mini")
-    messages: list[Message] = Field(min_length=1, max_length=2000)
-    max_tokens: int | None = Field(None, ge=1, description="Most tokens in the answer")
-    max_completion_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, ge=0, le=1)
-    n: int | None = Field(None, ge=1, le=8)
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    presence_penalty: float | None = Field(None, ge=-2, le=2)
-    frequency_penalty: float | None = Field(None, ge=-2, le=2)
-    logit_bias: dict[str, float] | None = None
-    logprobs: bool | None = None
-    top_logprobs: int | None = Field(None, ge=0, le=20)
-    response_format: dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
-    parallel_tool_calls: bool | None = None
-    user: str | None = Field(None, max_length=256)
     stream: bool = Field(False, description="Only on the OpenAI-compatible endpoint")
-    stream_options: dict[str, Any] | None = None
     usage: dict[str, Any] | None = Field(
         None, description="Accepted for OpenRouter clients; Airlock always asks for usage"
     )
@@ -95,14 +64,8 @@ class ChatResult(BaseModel):
     usage: dict[str, Any] | None = None
 
 
-class EmbedParams(Params):
-    model: str = Field(pattern=MODEL_PATTERN, description="Embedding model id")
-    input: str | list[str] | list[int] | list[list[int]] = Field(
-        description="Text (or texts) to embed"
-    )
-    encoding_format: Literal["float", "base64"] | None = None
-    dimensions: int | None = Field(None, ge=1, le=100_000)
-    user: str | None = Field(None, max_length=256)
+class EmbedParams(OpenAIEmbeddingsFields, Params):
+    """OpenAI's embeddings request (unknown fields refused)."""
 
 
 class EmbedResult(BaseModel):
