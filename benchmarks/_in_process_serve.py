@@ -8,9 +8,8 @@ real daemon to price the hop. Never how a daemon runs for a person.
 
 from __future__ import annotations
 
-import asyncio
-
 from airlock.common.logs import configure_logging
+from airlock.common.loop import run_loop
 from airlock.connector_host.in_process import InProcessHost
 from airlock.daemon.server import serve
 from airlock.framework.plugins import get_connectors, get_plugin_manager
@@ -22,7 +21,7 @@ def main() -> None:
     paths = resolve_paths()
     pm = get_plugin_manager()
     host = InProcessHost(get_connectors(pm), paths.connectors_dir)
-    asyncio.run(serve(paths, pm, host=host))
+    run_loop(serve(paths, pm, host=host))
 
 
 if __name__ == "__main__":

@@ -138,10 +138,11 @@ async def _serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from airlock.common.logs import configure_logging
+    from airlock.common.loop import run_loop
 
     args = _arguments(argv)
     configure_logging(json=True)
-    asyncio.run(_serve(args))
+    run_loop(_serve(args))
     return 0
 
 
