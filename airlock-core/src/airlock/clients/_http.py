@@ -9,20 +9,20 @@ owns the status), and a missing or silent socket becomes :class:`DaemonUnreachab
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from pydantic import BaseModel, ValidationError
 
 from airlock import errors
 from airlock.api import ErrorOut
-from airlock.clients._reach import START_HINT, _unreachable, no_socket
+from airlock.clients._reach import START_HINT, _unreachable
+from airlock.clients._wire import AnswerTooLarge, BadAnswer, ClosedEarly, Pool, encode_request
 from airlock.models import first_problem
-
-if TYPE_CHECKING:
-    import aiohttp
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -54,48 +54,30 @@ def error_from_response(status: int, body: bytes) -> errors.AirlockError:
 
 
 class DaemonConnection:
-    """One keep-alive HTTP connection pool to the daemon's socket.
+    """Keep-alive HTTP connections to the daemon's socket.
 
     Methods return parsed JSON (or a model) and raise :class:`airlock.errors.AirlockError`
     subclasses; transport exceptions never escape, so callers handle one error tree.
 
-    aiohttp's client, not httpx's: on this path it costs ~0.2 ms a request where httpx's
-    async client costs ~1 ms (benchmarks/gateway.py, ``python_client_overhead_p50_ms``),
-    and the daemon already depends on it. The session is made on first use, inside the
-    event loop that uses it; aiohttp itself is imported then, so a command that finds no
-    socket at all (no daemon) does not pay for it.
+    The transport is :mod:`airlock.clients._wire` (HTTP/1.1 on asyncio streams), not an
+    HTTP client library: on this path aiohttp's client cost ~1 ms a request over a raw
+    request and httpx's ~3 ms, this ~0.1 ms (benchmarks/gateway.py,
+    ``python_client_overhead_p50_ms``). No proxy from the environment applies: the
+    socket is the only peer. An idle connection is dropped after KEEPALIVE seconds, well
+    before the daemon closes idle connections itself, so a request is not sent on one the
+    daemon just closed (a GET that meets one anyway is sent again, a POST never is).
     """
 
     def __init__(self, socket: Path, *, timeout: float = 10.0) -> None:
         self.socket = socket
         self.timeout = timeout
-        self._http: aiohttp.ClientSession | None = None
+        self._pool = Pool(str(socket), keepalive=KEEPALIVE)
 
     def __repr__(self) -> str:
         return f"<DaemonConnection socket={str(self.socket)!r}>"
 
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
-
-    def _session(self) -> aiohttp.ClientSession:
-        if self._http is None or self._http.closed:
-            missing = no_socket(self.socket)  # no daemon: say so without loading aiohttp
-            if missing is not None:
-                raise missing
-            import aiohttp
-
-            # Plain HTTP over a Unix socket; no proxy from the environment may take the
-            # request elsewhere (trust_env stays off). An idle connection is dropped after
-            # KEEPALIVE seconds, well before the daemon closes idle connections itself, so
-            # a request (a POST is never retried) is not sent on one the daemon just closed.
-            self._http = aiohttp.ClientSession(
-                connector=aiohttp.UnixConnector(path=str(self.socket), keepalive_timeout=KEEPALIVE),
-                headers={"Accept": "application/json"},
-                trust_env=False,
-            )
-        return self._http
+        await self._pool.aclose()
 
     async def request(
         self,
@@ -107,9 +89,13 @@ class DaemonConnection:
         headers: Mapping[str, str] | None = None,
         read_timeout: float | None = None,
     ) -> Any:
-        """Send one request; the decoded JSON answer, or the matching AirlockError."""
+        """Send one request; the decoded JSON answer, or the matching AirlockError.
+
+        *read_timeout* (default: the connection's ``timeout``) bounds the whole exchange:
+        connecting, sending and reading the answer.
+        """
         content: bytes | None = None
-        sent_headers = dict(headers or {})
+        sent_headers = {"Accept": "application/json", **(headers or {})}
         if body is not None:
             content = (
                 body.model_dump_json(exclude_none=True).encode()
@@ -117,28 +103,30 @@ class DaemonConnection:
                 else json.dumps(dict(body)).encode()
             )
             sent_headers["Content-Type"] = "application/json"
-        session = self._session()
-        import aiohttp
-
-        timeout = aiohttp.ClientTimeout(
-            total=self.timeout if read_timeout is None else read_timeout
-        )
-        query = {k: str(v) for k, v in params.items()} if params else None
+        target = f"{path}?{urlencode({k: str(v) for k, v in params.items()})}" if params else path
         try:
-            async with session.request(
-                method,
-                BASE_URL + path,
-                data=content,
-                params=query,
-                headers=sent_headers,
-                timeout=timeout,
-            ) as response:
-                status, answer = response.status, await response.read()
+            wire = encode_request(method, target, sent_headers, content)
+        except ValueError as exc:
+            raise errors.InvalidInput(f"refused to send {method} {path}: {exc}") from None
+        try:
+            async with asyncio.timeout(self.timeout if read_timeout is None else read_timeout):
+                status, answer = await self._pool.exchange(wire, retry_idle=method == "GET")
         except TimeoutError:
             raise errors.DaemonUnreachable(
                 f"the daemon at {self.socket} did not answer in time", hint=START_HINT
             ) from None
-        except aiohttp.ClientError as exc:
+        except ClosedEarly:
+            raise errors.DaemonUnreachable(
+                f"the daemon at {self.socket} closed the connection before answering",
+                hint=START_HINT,
+            ) from None
+        except AnswerTooLarge:
+            raise errors.AirlockError("the daemon's answer is too large") from None
+        except BadAnswer:
+            raise errors.DaemonUnreachable(
+                f"the daemon at {self.socket} sent an answer that is not HTTP", hint=START_HINT
+            ) from None
+        except OSError as exc:
             raise _unreachable(self.socket, exc) from None
         if status >= 400:
             raise error_from_response(status, answer)
