@@ -67,3 +67,45 @@ def test_pydantic_finds_no_plugin_and_never_imports_importlib_metadata() -> None
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.split() == ["[]", "False"]
+
+
+DESCRIBE_EVERY_COMMAND = """
+import json, re, sys
+import typer.main
+import airlock.cli
+from airlock.framework.plugins import get_plugin_manager
+if sys.argv[1] == "off":
+    airlock.cli.signatures_read_once = lambda: None
+app = airlock.cli.build_app(get_plugin_manager())
+
+def describe(command, ctx):
+    params = [
+        sorted((k, re.sub(" at 0x[0-9a-f]+", "", repr(v))) for k, v in vars(p).items())
+        for p in command.params
+    ]
+    found = {"help": command.get_help(ctx), "params": params}
+    for name in getattr(command, "commands", {}):
+        sub = command.commands[name]
+        found[name] = describe(sub, typer.Context(sub, info_name=name, parent=ctx))
+    return found
+
+command = typer.main.get_command(app)
+print(json.dumps(describe(command, typer.Context(command, info_name="airlock")), default=repr))
+"""
+
+
+def test_reading_signatures_once_changes_no_command() -> None:
+    """Every command's parameters (names, types, defaults, help) are what typer builds
+    when it reads each signature as often as it likes."""
+    described = [
+        subprocess.run(
+            [sys.executable, "-c", DESCRIBE_EVERY_COMMAND, mode],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        for mode in ("on", "off")
+    ]
+    assert '"credentials"' in described[0]
+    assert described[0] == described[1]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from airlock._version import __version__
-from airlock.cli._lean import lazy_typer_coercion, without_pydantic_plugins
+from airlock.cli._lean import lazy_typer_coercion, signatures_read_once, without_pydantic_plugins
 from airlock.errors import AirlockError
 
 if TYPE_CHECKING:
@@ -69,6 +69,7 @@ def build_app(pm: AirlockPluginManager, *, command: str | None = None) -> typer.
     else:
         command, modules = None, MODULES
     lazy_typer_coercion()
+    signatures_read_once()
     app = typer.Typer(
         name="airlock",
         help="Airlock: let AI agents reach your accounts only with your approval.",

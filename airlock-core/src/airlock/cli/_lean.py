@@ -9,6 +9,9 @@ Both are measured by ``benchmarks/cli_startup.py`` and kept out by
   ``PYDANTIC_DISABLE_PLUGINS`` tells it to load none. The CLI loads no pydantic plugin
   (a plugin would see every value validated, codes and credentials included), so an
   equivalent module that finds none stands in for it.
+- typer (0.2x) reads each command's signature twice (its parameters, then its callback's
+  parameter names), evaluating every annotation each time: a fifth of ``airlock --help``,
+  which builds every command. The first reading is kept and given again.
 - typer (0.2x) converts every parameter of the command it runs through a pydantic
   ``TypeAdapter``, built on first use: importing pydantic and building the adapters costs
   more than the rest of ``airlock init``. A ``str``, ``bool`` or ``int`` parameter that
@@ -25,7 +28,8 @@ from __future__ import annotations
 import os
 import sys
 import types
-from collections.abc import Iterable
+import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.machinery import ModuleSpec
 from typing import Any
@@ -99,6 +103,28 @@ def lazy_typer_coercion() -> None:
 
     build_runtime_param.airlock_lazy = True  # type: ignore[attr-defined]
     setattr(core, "build_runtime_param", build_runtime_param)  # noqa: B010
+
+
+def signatures_read_once() -> None:
+    """Read each command function's parameters once, however often typer asks."""
+    try:
+        from typer import main
+    except ImportError:  # pragma: no cover
+        return
+    original: Any = getattr(main, "get_params_from_function", None)
+    if original is None or getattr(original, "airlock_once", False):
+        return
+    read: weakref.WeakKeyDictionary[Callable[..., Any], Any] = weakref.WeakKeyDictionary()
+
+    def get_params_from_function(func: Callable[..., Any]) -> Any:
+        # typer only reads the answer (names, annotations, defaults): it is shared.
+        found = read.get(func)
+        if found is None:
+            found = read[func] = original(func)
+        return found
+
+    get_params_from_function.airlock_once = True  # type: ignore[attr-defined]
+    setattr(main, "get_params_from_function", get_params_from_function)  # noqa: B010
 
 
 def _simple(descriptor: Any) -> bool:
