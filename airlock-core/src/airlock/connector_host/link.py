@@ -26,9 +26,10 @@ from airlock.connector_host.protocol import (
     MAX_ANSWER_BYTES,
     MAX_REQUEST_BYTES,
     ChannelBroken,
+    Outbox,
     decode_error,
+    frame,
     read_frame,
-    write_frame,
 )
 from airlock.errors import ConnectorError, ConnectorTimeout, PayloadTooLarge
 
@@ -191,6 +192,7 @@ class HostLink:
         self._ids = itertools.count(1)
         self._waiting: dict[int, _Waiter] = {}
         self._writer: asyncio.StreamWriter | None = None
+        self._outbox: Outbox | None = None
         self._reading: asyncio.Task[None] | None = None
         self._connecting = asyncio.Lock()
         self._greeted = False
@@ -201,16 +203,22 @@ class HostLink:
     def connected(self) -> bool:
         return self._writer is not None and not self._writer.is_closing()
 
-    async def _writer_ready(self) -> asyncio.StreamWriter:
-        """The connection, once the host on it has been greeted (connecting if needed)."""
-        writer = self._writer
-        if writer is not None and not writer.is_closing() and (self._greeted or _GREETING.get()):
-            return writer
+    async def _outbox_ready(self) -> Outbox:
+        """The connection's outbox, once the host on it has been greeted (connecting if
+        needed)."""
+        writer, outbox = self._writer, self._outbox
+        if (
+            writer is not None
+            and outbox is not None
+            and not writer.is_closing()
+            and (self._greeted or _GREETING.get())
+        ):
+            return outbox
         async with self._connecting:
             if self._writer is None or self._writer.is_closing():
                 self._greeted = False
                 reader, writer = await self.launcher.connect()
-                self._writer = writer
+                self._writer, self._outbox = writer, Outbox(writer)
                 self._reading = asyncio.create_task(self._read(reader, writer))
                 if self.hello is not None:
                     token = _GREETING.set(True)
@@ -223,8 +231,8 @@ class HostLink:
                     finally:
                         _GREETING.reset(token)
                 self._greeted = True
-            assert self._writer is not None
-            return self._writer
+            assert self._outbox is not None
+            return self._outbox
 
     async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         reason = "the connector host closed the channel"
@@ -258,23 +266,22 @@ class HostLink:
         task.add_done_callback(self._background.discard)
 
     async def _send(self, kind: str, fields: dict[str, Any], streamed: bool) -> tuple[int, _Waiter]:
-        writer = await self._writer_ready()
+        outbox = await self._outbox_ready()
         rid = next(self._ids)
+        try:
+            data = frame({"id": rid, "kind": kind, **fields}, MAX_REQUEST_BYTES)
+        except ValueError:
+            raise PayloadTooLarge("the request is over the connector host's limit") from None
         waiter = _Waiter(streamed)
         self._waiting[rid] = waiter
-        try:
-            write_frame(writer, {"id": rid, "kind": kind, **fields}, MAX_REQUEST_BYTES)
-        except ValueError:
-            self._waiting.pop(rid, None)
-            raise PayloadTooLarge("the request is over the connector host's limit") from None
+        outbox.put(data)
         return rid, waiter
 
     def _cancel(self, rid: int) -> None:
         self._waiting.pop(rid, None)
-        writer = self._writer
-        if writer is not None and not writer.is_closing():
-            with contextlib.suppress(ValueError, ConnectionError):
-                write_frame(writer, {"kind": "cancel", "target": rid}, MAX_REQUEST_BYTES)
+        writer, outbox = self._writer, self._outbox
+        if writer is not None and outbox is not None and not writer.is_closing():
+            outbox.put(frame({"kind": "cancel", "target": rid}, MAX_REQUEST_BYTES))
 
     async def request(
         self, kind: str, *, within: float | None = None, **fields: Any

@@ -19,6 +19,7 @@ a code; an answer is the result model's JSON, which the core validates again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import struct
 from typing import Any, Final
@@ -40,6 +41,7 @@ __all__ = [
     "MAX_ANSWER_BYTES",
     "MAX_REQUEST_BYTES",
     "ChannelBroken",
+    "Outbox",
     "decode_error",
     "encode_error",
     "read_frame",
@@ -103,6 +105,28 @@ def frame(message: dict[str, Any], limit: int) -> bytes:
 def write_frame(writer: asyncio.StreamWriter, message: dict[str, Any], limit: int) -> None:
     """Queue *message* as one frame (written whole: frames never interleave)."""
     writer.write(frame(message, limit))
+
+
+class Outbox:
+    """Frames for one connection, written once a turn of the event loop: the frames of
+    every request (or answer) that turn produced go out in one ``write``, so the other
+    side wakes once for them all instead of once each. In order; never interleaved."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self._frames: list[bytes] = []
+
+    def put(self, data: bytes) -> None:
+        """Queue one whole frame (from :func:`frame`) for the end of this turn."""
+        if not self._frames:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._frames.append(data)
+
+    def flush(self) -> None:
+        frames, self._frames = self._frames, []
+        if frames and not self.writer.is_closing():
+            with contextlib.suppress(ConnectionError):  # the reader sees the channel close
+                self.writer.writelines(frames)
 
 
 def encode_error(exc: AirlockError) -> dict[str, Any]:

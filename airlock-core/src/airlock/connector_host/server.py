@@ -25,6 +25,7 @@ from airlock.connector_host.protocol import (
     MAX_ANSWER_BYTES,
     MAX_REQUEST_BYTES,
     ChannelBroken,
+    Outbox,
     encode_error,
     frame,
     read_frame,
@@ -110,6 +111,7 @@ class HostServer:
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Answer the requests on one connection until it closes (or breaks the rules)."""
         running: dict[int, asyncio.Task[None]] = {}
+        outbox = Outbox(writer)
         try:
             while True:
                 message = await read_frame(reader, MAX_REQUEST_BYTES)
@@ -123,7 +125,7 @@ class HostServer:
                     raise ChannelBroken("a request without a valid id")
                 if rid in running:
                     raise ChannelBroken(f"request id {rid} is already running")
-                task = asyncio.create_task(self._answer(rid, message, writer))
+                task = asyncio.create_task(self._answer(rid, message, outbox))
                 running[rid] = task
                 task.add_done_callback(functools.partial(_forget, running, rid))
         except ChannelBroken as exc:
@@ -133,35 +135,34 @@ class HostServer:
             for task in list(running.values()):
                 task.cancel()
             await asyncio.gather(*running.values(), return_exceptions=True)
+            outbox.flush()
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _answer(
-        self, rid: int, message: dict[str, Any], writer: asyncio.StreamWriter
-    ) -> None:
+    async def _answer(self, rid: int, message: dict[str, Any], outbox: Outbox) -> None:
         kind = message.get("kind")
         try:
             if kind == "stream":
                 async for item in self._stream(message):
-                    await self._send(writer, {"id": rid, **item})
-                await self._send(writer, {"id": rid, "ok": {}})
+                    await self._send(outbox, {"id": rid, **item})
+                await self._send(outbox, {"id": rid, "ok": {}})
                 return
             handler = self._handlers.get(kind) if isinstance(kind, str) else None
             if handler is None:
                 raise InvalidInput("unknown request kind", field="kind")
-            await self._send(writer, {"id": rid, "ok": await handler(message)})
+            await self._send(outbox, {"id": rid, "ok": await handler(message)})
         except asyncio.CancelledError:
             raise
         except AirlockError as exc:
-            await self._send(writer, {"id": rid, "error": encode_error(exc)})
+            await self._send(outbox, {"id": rid, "error": encode_error(exc)})
         except Exception as exc:
             # An unexpected failure says only its type: a message may quote a secret.
             log.error("connector_host_request_failed", kind=kind, error=type(exc).__name__)
             error = ConnectorError(f"the connector host failed: {type(exc).__name__}")
-            await self._send(writer, {"id": rid, "error": encode_error(error)})
+            await self._send(outbox, {"id": rid, "error": encode_error(error)})
 
-    async def _send(self, writer: asyncio.StreamWriter, message: dict[str, Any]) -> None:
+    async def _send(self, outbox: Outbox, message: dict[str, Any]) -> None:
         try:
             data = frame(message, MAX_ANSWER_BYTES)
         except ValueError:
@@ -170,9 +171,9 @@ class HostServer:
                 hint="ask for less (a smaller limit or page)",
             )
             data = frame({"id": message["id"], "error": encode_error(error)}, MAX_ANSWER_BYTES)
-        writer.write(data)
+        outbox.put(data)
         with contextlib.suppress(ConnectionError):
-            await writer.drain()
+            await outbox.writer.drain()  # what earlier turns wrote: a stream waits for room
 
     # -- configuration and lifecycle ---------------------------------------------------
 
