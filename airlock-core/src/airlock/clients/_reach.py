@@ -1,5 +1,5 @@
 """Why the daemon's socket did not answer, in words, with nothing heavy imported: the CLI
-says "no daemon" this way without loading the client (pydantic models, aiohttp)."""
+says "no daemon" this way without loading the client (pydantic models, asyncio)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def no_socket(socket: Path) -> errors.DaemonUnreachable | None:
 
 def _unreachable(socket: Path, exc: Exception) -> errors.DaemonUnreachable:
     """Say why the socket did not answer, and what to do about it."""
-    cause: BaseException | None = getattr(exc, "os_error", exc)  # aiohttp's connector error
+    cause: BaseException | None = exc
     while cause is not None and not isinstance(cause, OSError):
         cause = cause.__cause__ or cause.__context__
     if isinstance(cause, PermissionError):
