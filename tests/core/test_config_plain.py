@@ -13,10 +13,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airlock.cli.setup import CONFIG_TEMPLATE
 from airlock.errors import ConfigError
 from airlock.settings.config import AirlockConfig, validated_config
+from airlock.settings.config_file import read_config_file
 from airlock.settings.config_plain import OTHER_KEYS, SECTIONS, valid_without_services
+from airlock.settings.config_template import CONFIG_TEMPLATE
 
 PATH = Path("/nowhere/config.yaml")
 
@@ -54,6 +55,16 @@ def test_configs_people_write_are_plainly_valid(text: str) -> None:
     data = {k: v for k, v in (yaml.safe_load(text) or {}).items() if v is not None}
     assert valid_without_services(data, {"AIRLOCK_HOME": "/x", "PATH": "/bin"})
     assert loads(data)
+
+
+@pytest.mark.parametrize("edit", ["", "\n", "# mine\n"])
+def test_the_template_is_read_as_yaml_reads_it(tmp_path: Path, edit: str) -> None:
+    """Unchanged, the template is known without parsing; edited, it is parsed: the same."""
+    path = tmp_path / "config.yaml"
+    path.write_text(CONFIG_TEMPLATE + edit, encoding="utf-8")
+    parsed = {k: v for k, v in yaml.safe_load(CONFIG_TEMPLATE).items() if v is not None}
+    assert read_config_file(path) == parsed
+    assert read_config_file(path) is not read_config_file(path)
 
 
 @pytest.mark.parametrize(

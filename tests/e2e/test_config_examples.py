@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from airlock.cli.setup import CONFIG_TEMPLATE
 from airlock.errors import ConfigError
 from airlock.framework.plugins import get_connectors, get_notifiers, get_plugin_manager
 from airlock.gateway.services import resolve_services
 from airlock.settings.config import AirlockConfig, load_config
+from airlock.settings.config_template import CONFIG_TEMPLATE
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKDOWN = sorted([*ROOT.glob("docs/*.md"), ROOT / "README.md", *ROOT.glob("airlock-*/README.md")])

@@ -80,7 +80,7 @@ def _directory(path: Path, owner: str, group: str, mode: int, say: Say) -> None:
 def _config_file(say: Say) -> None:
     import grp
 
-    from airlock.cli.setup import CONFIG_TEMPLATE
+    from airlock.settings.config_template import CONFIG_TEMPLATE
 
     config = CONFIG_DIR / "config.yaml"
     if config.exists():

@@ -72,7 +72,11 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid UTF-8 text: {exc.reason}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
-    import yaml  # only with a file: ~10 ms of start-up
+    from airlock.settings.config_template import CONFIG_TEMPLATE, template_sections
+
+    if text == CONFIG_TEMPLATE:  # as `airlock init` wrote it: known without parsing
+        return template_sections()
+    import yaml  # only for a file to parse: ~10 ms of start-up
 
     try:
         data = yaml.safe_load(text) or {}
