@@ -70,10 +70,12 @@ def _group(text: str, group: str) -> Iterable[tuple[str, str]]:
 
 
 def entry_points(group: str, path: Iterable[str] | None = None) -> list[EntryPoint]:
+    # Plain strings and os calls, not pathlib: this runs for every distribution installed,
+    # on every command's start.
     found: list[EntryPoint] = []
     seen: set[str] = set()
     for entry in sys.path if path is None else path:
-        base = Path(entry or ".")
+        base = entry or "."
         try:
             names = sorted(os.listdir(base))
         except OSError:
@@ -85,13 +87,14 @@ def entry_points(group: str, path: Iterable[str] | None = None) -> list[EntryPoi
             if key in seen:
                 continue
             seen.add(key)
-            info = base / dirname
+            info = os.path.join(base, dirname)
             try:
-                text = (info / "entry_points.txt").read_text(encoding="utf-8")
+                with open(os.path.join(info, "entry_points.txt"), encoding="utf-8") as file:
+                    text = file.read()
             except OSError:
                 continue
-            points = list(_group(text, group))
+            points = list(_group(text, group)) if group in text else []
             if points:
-                dist, version = _identity(info)
+                dist, version = _identity(Path(info))
                 found += [EntryPoint(n, v, dist, version) for n, v in points]
     return found
