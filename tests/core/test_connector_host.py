@@ -11,11 +11,12 @@ import functools
 import json
 import socket
 import struct
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
+from pydantic import BaseModel
 from tests.core.gateway_fixtures import NOTES, Notebook
 
 from airlock.connector_host.keys import HostKeys, seal_host_key
@@ -37,6 +38,8 @@ from airlock.errors import (
     ServiceRateLimited,
     Unauthenticated,
 )
+from airlock.framework.connectors import Access, Connector, Params, operation
+from airlock.framework.spending import Charge, PricedConnector, Quote, SpendSettings, nano_usd
 from airlock.passphrase import WrongPassphrase, key_from
 from airlock.security.vault import Vault
 
@@ -100,8 +103,11 @@ def test_a_host_cannot_answer_with_an_error_only_the_core_may_raise() -> None:
 class _Served:
     """A HostServer on one end of a socket pair; the test holds the other end raw."""
 
-    def __init__(self, tmp_path: Path) -> None:
-        self.server = HostServer({"notebook": Notebook}, HostKeys(tmp_path / "connectors"))
+    def __init__(
+        self, tmp_path: Path, connectors: Mapping[str, type[Connector]] | None = None
+    ) -> None:
+        known = connectors or {"notebook": Notebook}
+        self.server = HostServer(known, HostKeys(tmp_path / "connectors"))
         self.task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -268,3 +274,72 @@ async def test_a_cancelled_request_stops_the_operation_in_the_host(tmp_path: Pat
         writer.write(_frame({"kind": "cancel", "target": 2}))
         await writer.drain()
         await asyncio.wait_for(stopped.wait(), 5)
+
+
+class AskParams(Params):
+    prompt: str
+
+
+class Answer(BaseModel):
+    text: str
+
+
+class Till(PricedConnector):
+    """A priced service that counts the calls it was sent."""
+
+    name = "till"
+    title = "A priced service"
+    settings_model = SpendSettings
+    sent: ClassVar[list[str]] = []
+
+    @operation(access=Access.SPEND, params=AskParams, result=Answer, description="Ask.")
+    async def ask(self, params: AskParams) -> Answer:
+        Till.sent.append(params.prompt)
+        return Answer(text="42")
+
+    async def quote(self, operation: str, params: BaseModel) -> Quote:
+        return Quote(usd=0.01, facts={"model": "m"})
+
+    def charge(self, operation: str, params: BaseModel, result: BaseModel) -> Charge:
+        return Charge(usd=0.004)
+
+
+async def _frames(
+    pair: tuple[asyncio.StreamReader, asyncio.StreamWriter], message: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Every frame of a request answered with several, up to its ``ok`` or error."""
+    reader, writer = pair
+    writer.write(_frame(message))
+    await writer.drain()
+    frames = []
+    while True:
+        frame = await asyncio.wait_for(read_frame(reader, MAX_ANSWER_BYTES), 5)
+        frames.append(frame)
+        if "ok" in frame or "error" in frame:
+            return frames
+
+
+@in_loop
+async def test_a_priced_call_is_sent_only_when_its_quote_fits_the_ceiling(tmp_path: Path) -> None:
+    Till.sent.clear()
+    served = _Served(tmp_path, {"till": Till})
+    cent = nano_usd("0.01")
+    async with served as pair:
+        services = {"llm": {"connector": "till", "settings": {"max_usd": 1}}}
+        assert "ok" in await _ask(pair, {"id": 1, "kind": "configure", "services": services})
+        ask = {"kind": "priced", "service": "llm", "operation": "ask", "streamed": False}
+        over = await _frames(
+            pair, {"id": 2, **ask, "params": {"prompt": "a"}, "ceiling_nano": cent - 1}
+        )
+        assert [f.get("quote", {}).get("usd") for f in over[:1]] == [0.01]
+        assert over[1:] == [{"id": 2, "ok": {}}]
+        assert Till.sent == [], "a call over the ceiling was sent"
+        within = await _frames(
+            pair, {"id": 3, **ask, "params": {"prompt": "b"}, "ceiling_nano": cent}
+        )
+        assert Till.sent == ["b"]
+        assert within[1]["result"] == {"text": "42"}
+        assert within[1]["charge"]["usd"] == 0.004
+        missing = await _frames(pair, {"id": 4, **ask, "params": {"prompt": "c"}})
+        assert missing[-1]["error"]["code"] == InvalidInput.code
+        assert Till.sent == ["b"]

@@ -43,19 +43,29 @@ class Oracle(PricedConnector):
 
 
 class Host:
-    """The connector host as the core sees it: a quote, then the stream's items."""
+    """The connector host as the core sees it: a quote, then (within the ceiling the core
+    holds) the stream's items. It records the ceiling it was given."""
 
     def __init__(self, events: list[str], worst: float = 0.01) -> None:
         self.events = events
         self.worst = worst
+        self.ceilings: list[int] = []
 
-    async def quote(self, service: str, spec: OperationSpec, params: Mapping[str, Any]) -> Quote:
+    async def priced(
+        self,
+        service: str,
+        spec: OperationSpec,
+        params: Mapping[str, Any],
+        *,
+        ceiling_nano: int,
+        streamed: bool,
+        budget: object = None,
+    ) -> AsyncIterator[Quote | dict[str, Any] | Charge]:
+        self.ceilings.append(ceiling_nano)
         self.events.append("quoted")
-        return Quote(usd=self.worst)
-
-    async def stream(
-        self, service: str, spec: OperationSpec, params: Mapping[str, Any]
-    ) -> AsyncIterator[dict[str, Any] | Charge]:
+        yield Quote(usd=self.worst)
+        if nano_usd(self.worst) > ceiling_nano:
+            return
         self.events.append("sent")
         yield {"text": "4"}
         yield {"text": "2"}
@@ -133,7 +143,33 @@ def test_a_call_the_budget_cannot_cover_is_never_sent(store: StateStore) -> None
     events: list[str] = []
     budgets = Budgets(store, FakeClock(0))
     budgets.open("ses_a", CENT)
+    host = Host(events, worst=0.02)
     with pytest.raises(BudgetExhausted):
-        asyncio.run(drain(PricedCalls(budgets), Host(events, worst=0.02), events))
+        asyncio.run(drain(PricedCalls(budgets), host, events))
     assert events == ["quoted"]
+    assert host.ceilings == [CENT], "the host was not told what the budget can cover"
     assert store.open_reservations() == []
+    state = budgets.state("ses_a")
+    assert state is not None
+    assert (state.left_nano, state.reserved_nano) == (CENT, 0), "the hold was not given back"
+
+
+def test_a_second_call_waits_for_the_first_ones_quote_and_then_gets_what_is_left(
+    store: StateStore,
+) -> None:
+    """While the first call is priced it holds all that is left; the second is priced
+    after it, within what the first did not reserve, and both run."""
+    events: list[str] = []
+    budgets = Budgets(store, FakeClock(0))
+    budgets.open("ses_a", 3 * CENT)
+    host = Host(events, worst=0.01)
+
+    async def main() -> list[list[dict[str, Any]]]:
+        calls = PricedCalls(budgets)
+        return list(await asyncio.gather(drain(calls, host, events), drain(calls, host, events)))
+
+    assert asyncio.run(main()) == [[{"text": "4"}, {"text": "2"}]] * 2
+    assert host.ceilings == [3 * CENT, 2 * CENT]
+    state = budgets.state("ses_a")
+    assert state is not None
+    assert (state.spent_nano, state.reserved_nano) == (2 * nano_usd("0.002"), 0)

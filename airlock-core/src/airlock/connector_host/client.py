@@ -19,7 +19,7 @@ from airlock.framework.connectors import Access, OperationSpec, listed_operation
 from airlock.framework.spending import BudgetState, Charge, Meter, Quote
 from airlock.gateway.services import Service
 
-__all__ = ["ConnectorHost", "PricedAnswer"]
+__all__ = ["ConnectorHost", "PricedAnswer", "PricedItem"]
 
 
 class PricedAnswer:
@@ -41,11 +41,25 @@ def _budget(state: BudgetState | None) -> dict[str, int] | None:
     }
 
 
+PricedItem = Quote | dict[str, Any] | Meter | Charge | PricedAnswer
+"""What a priced call's request yields (see :meth:`ConnectorHost.priced`)."""
+
+
 def _model(model: type[BaseModel], data: Any, what: str) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError:
         raise ConnectorError(f"{what} did not match its model; nothing was passed on") from None
+
+
+def _priced_answer(spec: OperationSpec, message: Mapping[str, Any], what: str) -> PricedAnswer:
+    result: BaseModel = _model(spec.result, message.get("result"), f"{what}'s result")
+    charge, error = message.get("charge"), message.get("charge_error")
+    try:
+        found = Charge.model_validate(charge) if charge is not None else None
+    except ValidationError:
+        found, error = None, "MalformedCharge"
+    return PricedAnswer(result, found, str(error)[:80] if error else None)
 
 
 class ConnectorHost:
@@ -93,28 +107,6 @@ class ConnectorHost:
 
     # -- running operations --------------------------------------------------------------
 
-    async def _run(
-        self,
-        service: str,
-        spec: OperationSpec,
-        params: Mapping[str, Any],
-        budget: BudgetState | None,
-        **extra: Any,
-    ) -> tuple[BaseModel, dict[str, Any]]:
-        """The operation's result, validated again here, and the host's whole answer."""
-        answer = await self.link.request(
-            "call",
-            service=service,
-            operation=spec.name,
-            params=dict(params),
-            budget=_budget(budget),
-            **extra,
-        )
-        result: BaseModel = _model(
-            spec.result, answer.get("result"), f"{service}.{spec.name}'s result"
-        )
-        return result, answer
-
     async def call(
         self,
         service: str,
@@ -123,41 +115,49 @@ class ConnectorHost:
         *,
         budget: BudgetState | None = None,
     ) -> BaseModel:
-        result, _ = await self._run(service, spec, params, budget)
+        """The operation's result, validated again here."""
+        answer = await self.link.request(
+            "call",
+            service=service,
+            operation=spec.name,
+            params=dict(params),
+            budget=_budget(budget),
+        )
+        result: BaseModel = _model(
+            spec.result, answer.get("result"), f"{service}.{spec.name}'s result"
+        )
         return result
 
-    async def priced_call(
+    async def priced(
         self,
         service: str,
         spec: OperationSpec,
         params: Mapping[str, Any],
         *,
+        ceiling_nano: int,
+        streamed: bool,
         budget: BudgetState | None = None,
-    ) -> PricedAnswer:
-        result, answer = await self._run(service, spec, params, budget, priced=True)
-        charge = answer.get("charge")
-        error = answer.get("charge_error")
-        try:
-            found = Charge.model_validate(charge) if charge is not None else None
-        except ValidationError:
-            found, error = None, "MalformedCharge"
-        return PricedAnswer(result, found, str(error)[:80] if error else None)
-
-    async def quote(self, service: str, spec: OperationSpec, params: Mapping[str, Any]) -> Quote:
-        answer = await self.link.request(
-            "quote", service=service, operation=spec.name, params=dict(params)
+    ) -> AsyncIterator[PricedItem]:
+        """A spend call in one request: its :class:`Quote` first; then nothing if that is
+        over *ceiling_nano* (the call was not sent), else the streamed call's chunks (JSON
+        objects), meter readings and charge, or the call's :class:`PricedAnswer`."""
+        what = f"{service}.{spec.name}"
+        frames = self.link.stream(
+            "priced",
+            service=service,
+            operation=spec.name,
+            params=dict(params),
+            ceiling_nano=ceiling_nano,
+            streamed=streamed,
+            budget=_budget(budget),
         )
-        quote: Quote = _model(Quote, answer.get("quote"), f"{service}.{spec.name}'s quote")
-        return quote
-
-    async def stream(
-        self, service: str, spec: OperationSpec, params: Mapping[str, Any]
-    ) -> AsyncIterator[dict[str, Any] | Meter | Charge]:
-        """A streamed call's chunks (JSON objects), meter readings and, last, its charge."""
-        frames = self.link.stream(service=service, operation=spec.name, params=dict(params))
         try:
             async for message in frames:
-                if "chunk" in message and isinstance(message["chunk"], dict):
+                if "quote" in message:
+                    yield _model(Quote, message["quote"], f"{what}'s quote")
+                elif "result" in message:
+                    yield _priced_answer(spec, message, what)
+                elif isinstance(message.get("chunk"), dict):
                     yield message["chunk"]
                 elif "meter" in message:
                     yield _model(Meter, message["meter"], "a meter reading")

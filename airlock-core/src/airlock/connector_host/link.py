@@ -304,9 +304,10 @@ class HostLink:
             self._waiting.pop(rid, None)
         return _answer(message)
 
-    async def stream(self, **fields: Any) -> AsyncGenerator[dict[str, Any], None]:
-        """The frames of a streamed call (``chunk``, ``meter``, ``charge``) as they come."""
-        rid, waiter = await self._send("stream", fields, streamed=True)
+    async def stream(self, kind: str, **fields: Any) -> AsyncGenerator[dict[str, Any], None]:
+        """The frames of a request answered with several (``kind: "priced"``) as they come,
+        up to its ``ok`` (or its error, raised)."""
+        rid, waiter = await self._send(kind, fields, streamed=True)
         assert waiter.queue is not None
         finished = False
         try:

@@ -5,8 +5,11 @@ then a UTF-8 JSON object. Every request has an ``id`` (a positive integer the co
 chooses) and a ``kind``; the host answers each with frames carrying the same ``id``:
 
 * one ``{"id": N, "ok": {...}}`` or ``{"id": N, "error": {"code", "message", ...}}``;
-* for ``kind: "stream"``, any number of ``{"id": N, "chunk": {...}}`` (and ``meter`` or
-  ``charge``) frames before it.
+* for ``kind: "priced"`` (a call that spends money), frames before it: first
+  ``{"id": N, "quote": {...}}``, the call's worst case; then, only if that is within the
+  request's ``ceiling_nano`` (what the core holds of the budget for it), either the
+  streamed call's ``chunk``, ``meter`` and ``charge`` frames or one frame with its
+  ``result`` and ``charge``.
 
 ``{"kind": "cancel", "target": N}`` asks the host to stop request N (no answer).
 

@@ -14,9 +14,7 @@ import contextlib
 import functools
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
-
-from pydantic import BaseModel
+from typing import Any, TypeVar
 
 from airlock.common.logs import get_logger
 from airlock.connector_host.keys import HostKeys
@@ -30,6 +28,15 @@ from airlock.connector_host.protocol import (
     frame,
     read_frame,
 )
+from airlock.connector_host.requests import (
+    budget_state,
+    count_field,
+    credential_fields,
+    listed_spec,
+    object_field,
+    result_json,
+    text_field,
+)
 from airlock.errors import (
     AirlockError,
     ConfigError,
@@ -39,7 +46,13 @@ from airlock.errors import (
     VaultError,
 )
 from airlock.framework.connectors import CheckResult, Connector, OperationSpec
-from airlock.framework.spending import BudgetState, Charge, Meter, PricedConnector, budget_in_force
+from airlock.framework.spending import (
+    Charge,
+    Meter,
+    PricedConnector,
+    budget_in_force,
+    nano_usd,
+)
 from airlock.gateway.services import Service
 from airlock.passphrase import WrongPassphrase, key_from
 from airlock.security.vault import Vault
@@ -49,36 +62,7 @@ __all__ = ["HostServer"]
 log = get_logger("airlock.connector_host")
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
-MAX_FIELDS = 32
-MAX_FIELD_CHARS = 16 * 1024
-
-
-def _text(message: Mapping[str, Any], key: str, *, limit: int = 200) -> str:
-    value = message.get(key)
-    if not isinstance(value, str) or not value or len(value) > limit:
-        raise InvalidInput(f"the request needs {key!r} as text", field=key)
-    return value
-
-
-def _object(message: Mapping[str, Any], key: str) -> dict[str, Any]:
-    value = message.get(key, {})
-    if not isinstance(value, dict):
-        raise InvalidInput(f"{key!r} must be an object", field=key)
-    return value
-
-
-def _spec_out(spec: OperationSpec) -> dict[str, Any]:
-    return {
-        "name": spec.name,
-        "access": spec.access.value,
-        "description": spec.description,
-        "input_schema": spec.params_schema(),
-        "destructive": spec.destructive,
-    }
-
-
-def _dump(result: BaseModel) -> dict[str, Any]:
-    return result.model_dump(mode="json", by_alias=True)
+T = TypeVar("T")
 
 
 class HostServer:
@@ -92,7 +76,6 @@ class HostServer:
         self._handlers: dict[str, Handler] = {
             "configure": self._configure,
             "call": self._call,
-            "quote": self._quote,
             "listed": self._listed,
             "check": self._check,
             "set_credentials": self._set_credentials,
@@ -143,8 +126,8 @@ class HostServer:
     async def _answer(self, rid: int, message: dict[str, Any], outbox: Outbox) -> None:
         kind = message.get("kind")
         try:
-            if kind == "stream":
-                async for item in self._stream(message):
+            if kind == "priced":
+                async for item in self._priced(message):
                     await self._send(outbox, {"id": rid, **item})
                 await self._send(outbox, {"id": rid, "ok": {}})
                 return
@@ -181,7 +164,7 @@ class HostServer:
         """The services (name → connector id and raw settings) and the timeout, as the
         core's config says; connectors of the previous configuration are closed."""
         services: dict[str, Service] = {}
-        for name, entry in _object(message, "services").items():
+        for name, entry in object_field(message, "services").items():
             if not isinstance(entry, dict):
                 raise ConfigError(f"service {name!r}: not an object")
             cls = self.connectors.get(str(entry.get("connector")))
@@ -191,7 +174,7 @@ class HostServer:
                     "which the connector host does not have installed",
                     hint="install the same airlock packages for the connector host",
                 )
-            settings = _object(entry, "settings")
+            settings = object_field(entry, "settings")
             services[name] = Service(name, cls, cls.parse_settings(settings, service=name))
         timeout = message.get("timeout", self.timeout)
         if isinstance(timeout, int | float) and timeout > 0:
@@ -208,7 +191,7 @@ class HostServer:
 
     async def _unlock(self, message: dict[str, Any]) -> dict[str, Any]:
         if self.vault.locked:
-            key = key_from(_text(message, "passphrase", limit=1024))
+            key = key_from(text_field(message, "passphrase", limit=1024))
             try:
                 opened = await asyncio.to_thread(self.keys.unlock, key)
             except VaultError:
@@ -224,7 +207,7 @@ class HostServer:
         return {"locked": self.vault.locked}
 
     async def _discard(self, message: dict[str, Any]) -> dict[str, Any]:
-        await self.pool.discard(_text(message, "service"))
+        await self.pool.discard(text_field(message, "service"))
         return {}
 
     async def _close_idle(self, message: dict[str, Any]) -> dict[str, Any]:
@@ -238,7 +221,7 @@ class HostServer:
     # -- operations --------------------------------------------------------------------
 
     def _service(self, message: Mapping[str, Any]) -> Service:
-        name = _text(message, "service", limit=64)
+        name = text_field(message, "service", limit=64)
         service = self.services.get(name)
         if service is None:
             raise NotFound(f"no service named {name!r}")
@@ -248,15 +231,25 @@ class HostServer:
         self, message: Mapping[str, Any]
     ) -> tuple[Service, Connector, OperationSpec, dict[str, Any]]:
         service = self._service(message)
-        operation = _text(message, "operation", limit=64)
+        operation = text_field(message, "operation", limit=64)
         connector = await self.pool.get(service.name)
-        return service, connector, connector.operation_spec(operation), _object(message, "params")
+        return (
+            service,
+            connector,
+            connector.operation_spec(operation),
+            object_field(message, "params"),
+        )
 
     async def _call(self, message: dict[str, Any]) -> dict[str, Any]:
         service, connector, spec, params = await self._operation(message)
+        with budget_in_force(budget_state(message.get("budget"))):
+            result = await self._guarded(service, spec, connector.call(spec.name, params))
+        return {"result": result_json(result)}
+
+    async def _guarded(self, service: Service, spec: OperationSpec, call: Awaitable[T]) -> T:
+        """*call*'s result; a connector that failed is closed (the next call opens it)."""
         try:
-            with budget_in_force(_budget(message.get("budget"))):
-                result = await connector.call(spec.name, params)
+            return await call
         except ConnectorError:
             await self.pool.discard(service.name)
             raise
@@ -267,27 +260,33 @@ class HostServer:
             raise ConnectorError(
                 f"{service.name}.{spec.name} failed: {type(exc).__name__}"
             ) from None
-        answer: dict[str, Any] = {"result": _dump(result)}
-        if message.get("priced") and isinstance(connector, PricedConnector):
+
+    async def _priced(self, message: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """A spend call in one request: its quote first; then, only if the quote is within
+        ``ceiling_nano`` (what the core holds for it), the call itself: its chunks, meter
+        readings and charge (``streamed``), or its result and charge."""
+        service, connector, spec, params = await self._operation(message)
+        if not isinstance(connector, PricedConnector):
+            raise ConnectorError(f"{service.name}.{spec.name} spends money but has no prices")
+        ceiling = count_field(message, "ceiling_nano")
+        parsed = spec.parse_params(params)
+        quote = await connector.quote(spec.name, parsed)
+        yield {"quote": quote.model_dump(mode="json")}
+        if nano_usd(quote.usd) > ceiling:
+            return  # over what the core holds: nothing is sent, the core refuses the call
+        if not message.get("streamed"):
+            with budget_in_force(budget_state(message.get("budget"))):
+                result = await self._guarded(service, spec, connector.call(spec.name, params))
+            answer: dict[str, Any] = {"result": result_json(result)}
             try:
-                charge = connector.charge(spec.name, spec.parse_params(params), result)
-                answer["charge"] = charge.model_dump(mode="json")
+                answer["charge"] = connector.charge(spec.name, parsed, result).model_dump(
+                    mode="json"
+                )
             except Exception as exc:  # a broken report must not lose the result
                 answer["charge_error"] = type(exc).__name__
-        return answer
-
-    async def _quote(self, message: dict[str, Any]) -> dict[str, Any]:
-        _, connector, spec, params = await self._operation(message)
-        if not isinstance(connector, PricedConnector):
-            raise ConnectorError(f"{connector.name}.{spec.name} spends money but has no prices")
-        quote = await connector.quote(spec.name, spec.parse_params(params))
-        return {"quote": quote.model_dump(mode="json")}
-
-    async def _stream(self, message: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        _, connector, spec, params = await self._operation(message)
-        if not isinstance(connector, PricedConnector):
-            raise ConnectorError(f"{connector.name}.{spec.name} cannot be streamed")
-        items = connector.stream(spec.name, spec.parse_params(params))
+            yield answer
+            return
+        items = connector.stream(spec.name, parsed)
         try:
             async for item in items:
                 if isinstance(item, Charge):
@@ -304,7 +303,7 @@ class HostServer:
     async def _listed(self, message: dict[str, Any]) -> dict[str, Any]:
         service = self._service(message)
         listed = await self.pool.listed(service.name)
-        return {"operations": [_spec_out(spec) for spec in listed.values()]}
+        return {"operations": [listed_spec(spec) for spec in listed.values()]}
 
     async def _check(self, message: dict[str, Any]) -> dict[str, Any]:
         """``check()`` on a fresh connector with the stored credentials."""
@@ -328,8 +327,8 @@ class HostServer:
     async def _set_credentials(self, message: dict[str, Any]) -> dict[str, Any]:
         """Store a service's credentials after a ``check()`` with them passes (or, with
         ``check: false``, as they are: moving them from an older vault)."""
-        name = _text(message, "service", limit=64)
-        fields = _fields(message.get("fields"))
+        name = text_field(message, "service", limit=64)
+        fields = credential_fields(message.get("fields"))
         check: dict[str, Any] | None = None
         service = self.services.get(name)
         if message.get("check", True):
@@ -343,15 +342,15 @@ class HostServer:
         return {"fields": sorted(fields), "check": check}
 
     async def _get_credential(self, message: dict[str, Any]) -> dict[str, Any]:
-        name = _text(message, "service", limit=64)
-        field = _text(message, "field", limit=64)
+        name = text_field(message, "service", limit=64)
+        field = text_field(message, "field", limit=64)
         stored = self._credentials_for(name)
         if field not in stored:
             raise NotFound(f"no credential field {field[:40]!r} for {name}")
         return {"value": stored[field]}
 
     async def _remove_credentials(self, message: dict[str, Any]) -> dict[str, Any]:
-        name = _text(message, "service", limit=64)
+        name = text_field(message, "service", limit=64)
         if not self.vault.has(name):
             raise NotFound(f"no credentials stored for {name}")
         fields = sorted(self.vault.get(name))
@@ -369,27 +368,3 @@ class HostServer:
 
 def _forget(running: dict[int, asyncio.Task[None]], rid: int, _: object) -> None:
     running.pop(rid, None)
-
-
-def _fields(raw: Any) -> dict[str, str]:
-    if not isinstance(raw, dict) or not raw or len(raw) > MAX_FIELDS:
-        raise InvalidInput(f"credentials are 1 to {MAX_FIELDS} fields", field="fields")
-    fields: dict[str, str] = {}
-    for key, value in raw.items():
-        if not isinstance(value, str) or len(key) > 64 or len(value) > MAX_FIELD_CHARS:
-            raise InvalidInput("a credential field is text of at most 16 KiB", field="fields")
-        fields[key] = value
-    return fields
-
-
-def _budget(raw: Any) -> BudgetState | None:
-    if not isinstance(raw, dict):
-        return None
-    try:
-        return BudgetState(
-            limit_nano=int(raw["limit_nano"]),
-            spent_nano=int(raw.get("spent_nano", 0)),
-            reserved_nano=int(raw.get("reserved_nano", 0)),
-        )
-    except (KeyError, TypeError, ValueError):
-        return None

@@ -38,7 +38,7 @@ from airlock.models import Access
 from airlock.settings.config import PermissionsConfig
 from airlock.state.store import StateStore
 
-__all__ = ["Budgets", "Reservation", "requested_budget"]
+__all__ = ["Budgets", "Reservation", "budget_exhausted", "requested_budget"]
 
 
 @dataclass(frozen=True)
@@ -75,18 +75,41 @@ class Budgets:
         :class:`BudgetExhausted` (nothing held). Not durable: :meth:`record` it, and wait
         for that, before anything of the call leaves."""
         with self._lock:
-            known = self._known.get(session_id)
-            if known is None:
-                found = self._store.get_budget(session_id)  # once per session and run
-                if found is not None:
-                    known = self._known[session_id] = _Known(*found)
+            known = self._budget_of(session_id)
             if known is None or known.spent_nano + known.reserved_nano + amount_nano > (
                 known.limit_nano
             ):
                 left = known.limit_nano - known.spent_nano - known.reserved_nano if known else 0
-                raise _exhausted(amount_nano, max(left, 0), service)
+                raise budget_exhausted(amount_nano, max(left, 0), service)
             known.reserved_nano += amount_nano
         return Reservation("rsv_" + secrets.token_urlsafe(9), session_id, amount_nano)
+
+    def hold_rest(self, session_id: str) -> Reservation:
+        """Hold all the session's budget that is left (maybe nothing) while its next call
+        is priced; :meth:`shrink` it to the call's worst case, or :meth:`release` it."""
+        with self._lock:
+            known = self._budget_of(session_id)
+            left = 0
+            if known is not None:
+                left = max(known.limit_nano - known.spent_nano - known.reserved_nano, 0)
+                known.reserved_nano += left
+        return Reservation("rsv_" + secrets.token_urlsafe(9), session_id, left)
+
+    def shrink(self, reservation: Reservation, amount_nano: int) -> Reservation:
+        """Keep only *amount_nano* (at most what is held) of a hold not yet recorded."""
+        if not 0 <= amount_nano <= reservation.amount_nano:
+            raise ValueError("a hold only shrinks")
+        self._release(
+            Reservation(
+                reservation.id, reservation.session_id, reservation.amount_nano - amount_nano
+            ),
+            spent_nano=0,
+        )
+        return Reservation(reservation.id, reservation.session_id, amount_nano)
+
+    def release(self, reservation: Reservation) -> None:
+        """Give back a hold not yet recorded (its call was not sent)."""
+        self._release(reservation, spent_nano=0)
 
     def record(self, reservation: Reservation, *, service: str) -> Reservation:
         """Make a :meth:`hold` durable (blocking: call it in a worker thread)."""
@@ -104,7 +127,9 @@ class Budgets:
             self._release(reservation, spent_nano=0)
             self._forget(reservation.session_id)  # the database knows better: ask it again
             state = self.state(reservation.session_id)
-            raise _exhausted(reservation.amount_nano, state.left_nano if state else 0, service)
+            raise budget_exhausted(
+                reservation.amount_nano, state.left_nano if state else 0, service
+            )
         return reservation
 
     def state(self, session_id: str) -> BudgetState | None:
@@ -133,6 +158,15 @@ class Budgets:
                 self._forget(session_id)
         return settled
 
+    def _budget_of(self, session_id: str) -> _Known | None:
+        """What this process knows of the session's budget (call with the lock held)."""
+        known = self._known.get(session_id)
+        if known is None:
+            found = self._store.get_budget(session_id)  # once per session and run
+            if found is not None:
+                known = self._known[session_id] = _Known(*found)
+        return known
+
     def _release(self, reservation: Reservation, *, spent_nano: int) -> None:
         """What the database did to a settled (or refused) reservation, done to what this
         process knows."""
@@ -147,7 +181,7 @@ class Budgets:
             self._known.pop(session_id, None)
 
 
-def _exhausted(amount_nano: int, left_nano: int, service: str) -> BudgetExhausted:
+def budget_exhausted(amount_nano: int, left_nano: int, service: str) -> BudgetExhausted:
     return BudgetExhausted(
         f"this call may cost up to {format_usd(amount_nano)} and the budget left on "
         f"{service} is {format_usd(left_nano)}: nothing was sent",

@@ -3,19 +3,24 @@
 The gateway has already authenticated the session and run the policies. Here the
 connector prices the call's worst case, the session's budget reserves it (or the call is
 refused with 402 ``budget_exhausted`` and nothing is sent), the call runs, and its actual
-cost settles the reservation. What the audit records about the call is collected in
-``facts`` as it becomes known, so a failed call's record says as much as a good one's.
+cost settles the reservation. Pricing and calling are one request to the connector host
+(no round trip between them): the core holds what is left of the budget while the host
+quotes, and the host sends the call only if its quote fits in that. What the audit
+records about the call is collected in ``facts`` as it becomes known, so a failed call's
+record says as much as a good one's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from airlock.connector_host.client import PricedAnswer
 from airlock.errors import AirlockError, BudgetExhausted, ConnectorError
 from airlock.framework.connectors import OperationSpec
 from airlock.framework.policies import canonical_params
@@ -24,16 +29,18 @@ from airlock.framework.spending import (
     Charge,
     Meter,
     PricedConnector,
+    Quote,
     format_usd,
     nano_usd,
     spend_settings,
     usd,
 )
-from airlock.gateway.budgets import Budgets, Reservation
+from airlock.gateway.budgets import Budgets, Reservation, budget_exhausted
 from airlock.gateway.services import Service
 
 if TYPE_CHECKING:
-    from airlock.connector_host.client import ConnectorHost
+    from airlock.connector_host.client import ConnectorHost, PricedItem
+
 
 __all__ = ["BudgetCut", "PricedCalls", "audited_params"]
 
@@ -60,6 +67,12 @@ def _budget_facts(state: BudgetState) -> dict[str, Any]:
 class PricedCalls:
     def __init__(self, budgets: Budgets) -> None:
         self.budgets = budgets
+        self._pricing: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+        """Per session: the call being priced holds all the budget left until its quote
+        is in; the session's next call waits for that (a moment), instead of being
+        refused for money the first call is about to give back."""
 
     async def run(
         self,
@@ -72,9 +85,14 @@ class PricedCalls:
     ) -> BaseModel:
         _check_priced(service, spec)
         budget = self.budgets.state(session_id)
-        _, durable = await self._reserve(host, service, spec, params, session_id, facts)
+        _, durable, frames = await self._open(
+            host, service, spec, params, session_id, facts, streamed=False, budget=budget
+        )
+        answer: PricedAnswer | None = None
         try:
-            answer = await host.priced_call(service.name, spec, params, budget=budget)
+            async for item in frames:
+                if isinstance(item, PricedAnswer):
+                    answer = item
         except AirlockError:
             # The service refused or failed the call, and such answers cost nothing.
             await self._settle(await asyncio.shield(durable), None, facts, spent_nano=0)
@@ -83,7 +101,12 @@ class PricedCalls:
             # Cut off (a crash in the connector, the client gone): it may have cost.
             await self._settle(await asyncio.shield(durable), None, facts)
             raise
+        finally:
+            await _close(frames)
         reservation = await durable
+        if answer is None:  # the host ended without a result: it may have cost
+            await self._settle(reservation, None, facts)
+            raise ConnectorError(f"{service.name}.{spec.name} gave no result")
         if answer.charge_error is not None:
             facts["charge_error"] = answer.charge_error
         found = answer.charge
@@ -102,10 +125,11 @@ class PricedCalls:
         """The chunks of a streamed call, as they arrive; raises :class:`BudgetCut` when the
         service's answer runs past what was reserved."""
         _check_priced(service, spec)
-        worst, durable = await self._reserve(host, service, spec, params, session_id, facts)
+        worst, durable, items = await self._open(
+            host, service, spec, params, session_id, facts, streamed=True
+        )
         charge: Charge | None = None
         chunks = 0
-        items = host.stream(service.name, spec, params)
         try:
             async for item in items:
                 if isinstance(item, Charge):
@@ -116,7 +140,7 @@ class PricedCalls:
                         raise BudgetCut(
                             f"the answer passed its reserved {format_usd(worst)} and was cut off"
                         )
-                else:
+                elif isinstance(item, dict):
                     if not chunks:
                         await durable  # nothing leaves before the reservation is on disk
                     chunks += 1
@@ -128,7 +152,7 @@ class PricedCalls:
             reservation = await asyncio.shield(durable)
             await self._settle(reservation, (lambda: found) if found else None, facts)
 
-    async def _reserve(
+    async def _open(
         self,
         host: ConnectorHost,
         service: Service,
@@ -136,28 +160,50 @@ class PricedCalls:
         params: Mapping[str, Any],
         session_id: str,
         facts: dict[str, Any],
-    ) -> tuple[int, asyncio.Future[Reservation]]:
-        """Reserve the call's worst case; returns it once the budget has said yes, with the
-        reservation's durable write still running (await it before anything leaves).
+        *,
+        streamed: bool,
+        budget: BudgetState | None = None,
+    ) -> tuple[int, asyncio.Future[Reservation], AsyncIterator[PricedItem]]:
+        """Price the call and reserve its worst case, in one request to the connector host.
 
-        The budget decides at once, on this thread (:meth:`Budgets.hold`): no thread hop
-        before the call goes out. The write runs in a worker thread while the service
-        prepares its answer, instead of before the call is sent."""
-        quote = await host.quote(service.name, spec, params)
-        worst = nano_usd(quote.usd)
-        facts.update(quote.facts)
-        facts["reserved_usd"] = usd(worst)
-        try:
-            held = self.budgets.hold(session_id, worst, service=service.name)
-        except BudgetExhausted:
-            state = self.budgets.state(session_id)
-            if state is not None:
-                facts.update(_budget_facts(state))
-            raise
+        All the budget left is held while the host quotes; the host sends the call only
+        if its quote is within that, and the hold shrinks to the quote. Returns the worst
+        case, the reservation's durable write (still running in a worker thread while the
+        service prepares its answer: await it before anything leaves) and the call's
+        frames after the quote. Over the budget: :class:`BudgetExhausted`, nothing sent.
+        """
+        lock = self._pricing.setdefault(session_id, asyncio.Lock())
+        async with lock:
+            ceiling = self.budgets.hold_rest(session_id)
+            frames = host.priced(
+                service.name,
+                spec,
+                params,
+                ceiling_nano=ceiling.amount_nano,
+                streamed=streamed,
+                budget=budget,
+            )
+            try:
+                quote = await anext(frames, None)
+                if not isinstance(quote, Quote):
+                    raise ConnectorError(f"{service.name}.{spec.name} was not priced")
+                worst = nano_usd(quote.usd)
+                facts.update(quote.facts)
+                facts["reserved_usd"] = usd(worst)
+                if worst > ceiling.amount_nano:
+                    raise budget_exhausted(worst, ceiling.amount_nano, service.name)
+            except BaseException as exc:
+                self.budgets.release(ceiling)
+                await _close(frames)
+                state = self.budgets.state(session_id)
+                if isinstance(exc, BudgetExhausted) and state is not None:
+                    facts.update(_budget_facts(state))
+                raise
+            held = self.budgets.shrink(ceiling, worst)
         durable = asyncio.ensure_future(
             asyncio.to_thread(self.budgets.record, held, service=service.name)
         )
-        return worst, durable
+        return worst, durable, frames
 
     async def _settle(
         self,
