@@ -23,12 +23,12 @@ import mcp.types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.session import ServerSession
-from mcp.server.stdio import stdio_server
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
 
 from airlock._version import __version__
 from airlock.client import AirlockClient, WaitStatus
 from airlock.errors import AirlockError, NotFound
+from airlock.mcp.stdio import stdio_streams
 from airlock.mcp.tools import AirlockTools, ToolSpec
 
 log = logging.getLogger("airlock.mcp")
@@ -165,7 +165,7 @@ async def serve_stdio(client: AirlockClient) -> None:
     try:
         async with anyio.create_task_group() as group:
             group.start_soon(_exit_on_signal, client)
-            async with stdio_server() as (read_stream, write_stream):
+            async with stdio_streams() as (read_stream, write_stream):
                 options = server.create_initialization_options(
                     NotificationOptions(tools_changed=True)
                 )
