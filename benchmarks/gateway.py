@@ -40,6 +40,16 @@ call rebuilt every tool's schemas to find its own (~2.8 ms); the same daemon, ba
 back, load 4-6: client CPU 610-626 -> 317-360 us a call, MCP 3,577-4,250 -> 1,000-1,159
 us. On a quiet machine before: client overhead 1.08 ms p50, MCP tool call 6.27 ms.
 
+An agent runs ``airlock mcp`` as its own process on stdio, so ``airlock_status`` is also
+called through that subprocess next to the same call in process (``mcp.stdio``). The
+SDK's stdio reads and writes through worker threads; since 2026-12-02 the server reads
+and writes its pipes on the event loop (``airlock.mcp.stdio``): the server process's
+CPU a call went from 2,094-2,219 to 1,281-1,594 us (load ~5), the rest being the SDK's
+own per-message work (memory streams, a task per request, validation).
+
+Targets (client and MCP): the Python client <= 0.5 ms p50 over the raw request, an MCP
+tool call (in process) <= 4 ms p50.
+
 Targets: overhead p50 <= 1 ms over the connector in-process without the hop, <= 2 ms with
 it; at 32 clients >= 35 % of the bare aiohttp app's throughput; the hop costs at most
 15 % of the throughput at 32 clients.
@@ -66,7 +76,7 @@ import pyotp
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _loadgen import drive, request_bytes
+from _loadgen import drive, process_cpu_seconds, request_bytes
 from airlock.clients.local_daemon import LocalDaemon
 from airlock.demo.sample_mail import write_sample_maildir
 from airlock.framework.plugins import get_connectors, get_plugin_manager
@@ -277,6 +287,47 @@ async def mcp_overhead(
     }
 
 
+def _child_running(module: str) -> int:
+    """The pid of this process's child whose command line names *module*."""
+    for tasks in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for pid in (tasks / "children").read_text().split():
+            if module in Path(f"/proc/{pid}/cmdline").read_text():
+                return int(pid)
+    raise RuntimeError(f"no child process runs {module}")
+
+
+async def mcp_stdio(home: Path, socket: Path, n: int, rounds: int = 3) -> dict[str, Any]:
+    """``airlock_status`` (one GET, no session) as an MCP tool call in this process and
+    through ``airlock mcp`` in a subprocess on stdio, as an agent runs it, interleaved:
+    what the pipes and the second process add to each call, and that process's CPU."""
+    import mcp
+
+    from airlock.client import AirlockClient
+    from airlock.mcp.server import build_server
+
+    env = {**os.environ, "AIRLOCK_HOME": str(home), "AIRLOCK_SOCKET": str(socket)}
+    server = mcp.StdioServerParameters(command=sys.executable, args=["-m", "airlock.mcp"], env=env)
+    seen: dict[str, list[dict[str, Any]]] = {"in_process": [], "stdio": []}
+    airlock = AirlockClient(socket)
+    async with airlock, mcp.Client(build_server(airlock)) as local, mcp.Client(server) as remote:
+        pid = _child_running("airlock.mcp")
+        for _ in range(rounds):
+            seen["in_process"].append(
+                await _timed_cpu(lambda: local.call_tool("airlock_status", {}), n)
+            )
+            cpu = process_cpu_seconds(pid)
+            figures = await _timed_cpu(lambda: remote.call_tool("airlock_status", {}), n)
+            used = process_cpu_seconds(pid) - cpu
+            figures["server_cpu_us_per_call"] = round(used / (n + min(20, n) + 1) * 1e6, 1)
+            seen["stdio"].append(figures)
+    in_process, stdio = _median_round(seen["in_process"]), _median_round(seen["stdio"])
+    return {
+        "airlock_status_in_process": in_process,
+        "airlock_status_stdio": stdio,
+        "stdio_hop_p50_ms": round(stdio["p50_ms"] - in_process["p50_ms"], 3),
+    }
+
+
 def _daemon(
     home: Path, maildir: Path, command: list[str] | None = None
 ) -> tuple[LocalDaemon, pyotp.TOTP]:
@@ -332,6 +383,9 @@ async def run(n: int, clients: int, per_client: int) -> dict[str, Any]:
             latency = await approval_latency(daemon.paths.socket, totp, [now_step])
             mcp_figures = await mcp_overhead(
                 daemon.paths.socket, totp, now_step + 1, max(50, n // 4)
+            )
+            mcp_figures["stdio"] = await mcp_stdio(
+                daemon.home, daemon.paths.socket, max(50, n // 4)
             )
         bare = bare_aiohttp(home, clients, per_client, n)
         overhead = round(single["p50_ms"] - baseline["p50_ms"], 3)
