@@ -166,6 +166,11 @@ class _Waiter:
             asyncio.get_running_loop().create_future()
         )
 
+    def expire(self) -> None:
+        """No answer in time: the one waiting for it gets ``TimeoutError``."""
+        if not self.future.done():
+            self.future.set_exception(TimeoutError())
+
     def put(self, message: dict[str, Any] | None) -> None:
         if self.queue is not None:
             self.queue.put_nowait(message)
@@ -288,8 +293,9 @@ class HostLink:
     ) -> dict[str, Any]:
         """The host's answer to one request; its error raised as the AirlockError it is."""
         rid, waiter = await self._send(kind, fields, streamed=False)
+        expiry = asyncio.get_running_loop().call_later(within or self.timeout, waiter.expire)
         try:
-            message = await asyncio.wait_for(waiter.future, within or self.timeout)
+            message = await waiter.future
         except TimeoutError:
             self._cancel(rid)
             self._spawn(self._probe())
@@ -301,6 +307,7 @@ class HostLink:
             self._cancel(rid)
             raise
         finally:
+            expiry.cancel()
             self._waiting.pop(rid, None)
         return _answer(message)
 

@@ -142,6 +142,11 @@ async def whole_body(request: web.Request) -> bytes:
     the limit: ``read(n)`` alone returns only what has arrived so far."""
     if request.content_length is not None and request.content_length > BODY_LIMIT:
         raise PayloadTooLarge("request body over 1 MiB")
+    if request.content.is_eof():  # it all came with the headers: no wait, no timer
+        whole = request.content.read_nowait()
+        if len(whole) > BODY_LIMIT:
+            raise PayloadTooLarge("request body over 1 MiB")
+        return whole
     body = bytearray()
     try:
         async with asyncio.timeout(request.app.get(BODY_TIMEOUT, 30.0)):

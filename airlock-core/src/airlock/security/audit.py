@@ -21,8 +21,9 @@ Deleting records from the *end* cannot be detected by a chain alone; compare the
 back to its last good size and the chain does not advance, so the next record still
 links to the last durable one. Many writers arriving together share one fsync: the
 first becomes the *leader*, takes everything queued, writes it in one ``write`` and
-syncs once, while the others wait (threads on an ``Event``, coroutines on a future;
-the async path runs the leader in the default executor). Several processes (daemon
+syncs once, while the others wait (threads on a lock, coroutines on a future; the
+async path runs the leader on the log's own writer thread, and a batch wakes each
+event loop once, whatever its size). Several processes (daemon
 and CLI) can append: each batch holds an ``flock`` and re-reads the tail if another
 process changed the file. A partial last line left by a crash was never acknowledged;
 it is cut off on the next open and an ``audit_tail_repaired`` record says so.
@@ -54,6 +55,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -117,24 +119,31 @@ class _Pending:
     record: AuditRecord | None = None
     error: str | None = None
 
-    def settle(self, record: AuditRecord | None, error: str | None) -> None:
-        self.record, self.error = record, error
-        if self.done is not None:
-            self.done.release()
-        if self.future is not None and self.loop is not None:
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                self.loop.call_soon_threadsafe(_settle_future, self.future, record, error)
+
+def _settle(settled: list[tuple[_Pending, AuditRecord | None, str | None]]) -> None:
+    """Tell each writer how its record went: threads at once, coroutines by one
+    callback a loop (one wake-up of it for the whole batch)."""
+    loops: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
+    for pending, record, error in settled:
+        pending.record, pending.error = record, error
+        if pending.done is not None:
+            pending.done.release()
+        if pending.future is not None and pending.loop is not None:
+            loops.setdefault(pending.loop, []).append(pending)
+    for loop, waiting in loops.items():
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(_settle_futures, waiting)
 
 
-def _settle_future(
-    future: asyncio.Future[AuditRecord], record: AuditRecord | None, error: str | None
-) -> None:
-    if future.done():
-        return
-    if record is not None:
-        future.set_result(record)
-    else:
-        future.set_exception(_audit_error(error or "audit write failed"))
+def _settle_futures(settled: list[_Pending]) -> None:
+    for pending in settled:
+        future = pending.future
+        if future is None or future.done():
+            continue
+        if pending.record is not None:
+            future.set_result(pending.record)
+        else:
+            future.set_exception(_audit_error(pending.error or "audit write failed"))
 
 
 def _audit_error(reason: str) -> AuditError:
@@ -175,6 +184,8 @@ class AuditLog:
         self._leading = False
         self._arriving = 0
         self._drop_refused: str | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        """The thread that leads batches for coroutines (started on the first)."""
 
     def __repr__(self) -> str:
         return f"AuditLog({str(self.audit_dir)!r})"
@@ -191,6 +202,8 @@ class AuditLog:
     def close(self) -> None:
         with self._qlock:
             self._file.close()
+        if self._writer is not None:
+            self._writer.shutdown(wait=False)
 
     def __enter__(self) -> AuditLog:
         return self
@@ -216,7 +229,9 @@ class AuditLog:
             pending.loop, pending.future = loop, loop.create_future()
             queued = True
             if self._enqueue(pending):
-                loop.run_in_executor(None, self._lead)
+                if self._writer is None:
+                    self._writer = ThreadPoolExecutor(1, thread_name_prefix="audit")
+                self._writer.submit(self._lead)
         finally:
             if not queued:
                 self._gave_up()
@@ -307,18 +322,20 @@ class AuditLog:
                 try:
                     records = self._file.commit([(p.event, p.fields_json) for p in batch])
                 except AuditError as exc:
-                    for pending in batch:
-                        pending.settle(None, _reason(exc))
+                    _settle([(pending, None, _reason(exc)) for pending in batch])
                 else:
-                    for pending, record in zip(batch, records, strict=True):
-                        pending.settle(record, None)
+                    _settle([(p, r, None) for p, r in zip(batch, records, strict=True)])
                 batch = []
         except BaseException:
             with self._qlock:
                 rest, self._queue, self._leading = self._queue, [], False
-            for pending in batch + rest:
-                if pending.record is None and pending.error is None:
-                    pending.settle(None, "the writer was interrupted")
+            _settle(
+                [
+                    (pending, None, "the writer was interrupted")
+                    for pending in batch + rest
+                    if pending.record is None and pending.error is None
+                ]
+            )
             raise
 
     def _gather(self) -> None:
