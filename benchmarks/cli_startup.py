@@ -54,10 +54,46 @@ ms after it: an estimate, not a measurement. By it ``--help``, ``plugins list``,
 machine, and ``status`` and ``services`` without a daemon are near or above 150 ms; none
 holds while the machine is loaded as it was here.
 
-What remains is importing typer, pluggy and the plugin modules, and for ``status`` and
-``services`` pydantic with the config's models (about half of either). A built-in
-command builds only its own module's commands (typer turns every command's signature
-into parameters at start); ``--help`` and plugin commands build them all.
+A second round, the same day: on a quiet machine (load 0.9, 11 runs, wall ms) --help took
+151.5, plugins list ~108, init ~99, status 254.2 and services 233.0 without a daemon,
+audit verify 133.6 and status with one 241.0: status and services were over target.
+
+- ``status``, ``services``: building the config's pydantic models was about half of
+  either. ``airlock.settings.config_plain`` tells a config that sets only plain values
+  and names no service valid without them; anything else (a service, an ``AIRLOCK_``
+  variable setting a key, an unusual value, a mistake) is loaded by the models, which
+  accept it or refuse it with the same message. The file ``airlock init`` writes is
+  known without importing YAML (``airlock.settings.config_template``: another 15-20 ms
+  with that file, which this benchmark, run without one, does not show).
+- every command: the cyclic collector walked everything start-up made, at each
+  collection and again at exit; ``gc.freeze()`` once the commands are built saves about
+  15 ms CPU of each.
+- ``--help``: typer read each command's signature twice, evaluating its annotations each
+  time (``airlock.cli._lean.signatures_read_once``); entry points are scanned with
+  plain strings (~1 ms of every command).
+
+Before (73403fe) and after (d7cf7b1), in the same loop one after the other, 21 runs each,
+while other sessions loaded the cores (load average 4.6-4.8), ms:
+
+| command | wall before | wall after | CPU before | CPU after | CPU after / before |
+| --- | --- | --- | --- | --- | --- |
+| python -c pass | 22.6 | | 14.6 | | |
+| airlock --help | 276.1 | 244.4 | 148.6 | 125.7 | 0.85 |
+| airlock plugins list | 283.4 | 233.7 | 143.0 | 114.0 | 0.80 |
+| airlock init | 201.5 | 169.1 | 112.9 | 98.5 | 0.87 |
+| airlock status (no daemon) | 602.7 | 239.9 | 324.8 | 125.6 | 0.39 |
+| airlock services (no daemon) | 385.3 | 130.8 | 263.1 | 93.4 | 0.36 |
+| airlock audit verify (small log) | 190.5 | 148.9 | 130.1 | 108.0 | 0.83 |
+| airlock status (daemon running) | 329.4 | 129.5 | 233.4 | 93.3 | 0.40 |
+
+This benchmark on its own right after (load 4.3, 11 runs) met every target: wall 144.3,
+129.4, 118.2, 94.8, 79.0, 98.9 and 121.1 ms in the order above. Scaling the quiet
+figures by the CPU ratios gives about 129, 86, 86, 99, 84, 111 and 96 ms: an estimate,
+not a measurement (no quiet machine was to be had).
+
+What remains is Python itself (~13 ms), importing typer with the standard library it
+pulls in (~40 ms CPU), pluggy and the plugin modules (~13 ms); ``--help`` also builds
+every command (~15 ms), and ``audit verify`` imports the audit modules (~10 ms).
 """
 
 from __future__ import annotations
