@@ -194,3 +194,40 @@ def test_a_line_break_in_a_header_or_path_is_refused_before_sending(
 def test_query_parameters_are_encoded(sock: Path) -> None:
     _, seen, _ = exchange(sock, [json_answer(b"1")], 1, params={"wait": 5, "q": "a b&c"})
     assert seen[0].startswith(b"GET /v1/x?wait=5&q=a+b%26c HTTP/1.1\r\n")
+
+
+def test_concurrent_requests_each_get_their_own_connection_and_answer(sock: Path) -> None:
+    """Twelve requests at once: each answer reaches its own caller; at most MAX_IDLE
+    connections stay open afterwards and serve the next requests."""
+    from airlock.clients._wire import MAX_IDLE
+
+    async def main() -> tuple[list[object], int, int]:
+        opened: list[int] = []
+
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            opened.append(1)
+            try:
+                while True:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    n = head.split(b" ", 2)[1].rsplit(b"/", 1)[1]
+                    await asyncio.sleep(0.01)  # all twelve are in flight together
+                    writer.write(json_answer(n))
+                    await writer.drain()
+            except asyncio.IncompleteReadError:
+                writer.close()
+
+        server = await asyncio.start_unix_server(echo, path=str(sock))
+        conn = DaemonConnection(sock, timeout=5)
+        try:
+            out = await asyncio.gather(*(conn.request("GET", f"/v1/{i}") for i in range(12)))
+            during = len(opened)
+            out += [await conn.request("GET", f"/v1/{i}") for i in range(12, 12 + MAX_IDLE)]
+            return out, during, len(opened)
+        finally:
+            await conn.aclose()
+            server.close()
+
+    out, during, after = asyncio.run(main())
+    assert out == list(range(12 + MAX_IDLE))
+    assert during == 12
+    assert after == 12  # the kept connections served the sequential ones

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 MAX_HEAD = 64 * 1024
+MAX_IDLE = 8  # idle connections kept; a burst of concurrent calls closes the rest
 MAX_ANSWER = 16 * 1024 * 1024
 _FORBIDDEN = frozenset("\r\n\0")
 
@@ -200,7 +201,7 @@ class Pool:
                 raise
             done = True
         finally:
-            if done and keep:
+            if done and keep and len(self._idle) < MAX_IDLE:
                 conn.idle_since = time.monotonic()
                 self._idle.append(conn)
             else:
