@@ -31,21 +31,28 @@ generator's, same session) in three interleaved rounds, their median round repor
 ``python_client_overhead_p50_ms`` is the client's p50 minus that raw request's, and
 the client's own CPU a call (``cpu_us_per_call``; for the MCP call, the in-process MCP
 client's and server's too) is reported beside it, being what load disturbs least.
-Where an MCP call's CPU goes (2026-12-02, ~1.0-1.15 ms a call): the Python client's
-request ~0.3 ms (of which the socket's syscalls ~0.1), Airlock's tool layer (tool
-lookup, ``invoke``) ~0.06, the MCP client validating the result against the tool's
-output schema (jsonschema) ~0.1-0.2, the SDK's JSON-RPC on both sides the rest. Before
-that day the client spoke through aiohttp's client (~0.6 ms CPU a call) and every tool
-call rebuilt every tool's schemas to find its own (~2.8 ms); the same daemon, back to
-back, load 4-6: client CPU 610-626 -> 317-360 us a call, MCP 3,577-4,250 -> 1,000-1,159
-us. On a quiet machine before: client overhead 1.08 ms p50, MCP tool call 6.27 ms.
+Where an MCP call's CPU goes (2026-12-02, ~0.7-0.8 ms a call, load ~3): the Python
+client's request ~0.2 ms (of which the socket's syscalls ~0.1), Airlock's tool layer
+(tool lookup, ``invoke``) ~0.06, the MCP client validating the result against the tool's
+output schema (jsonschema) ~0.1-0.2, the SDK's JSON-RPC on both sides the rest. Until
+that day the client spoke through aiohttp's client, and every tool call rebuilt every
+tool's schemas to find its own (~2.8 ms). The transports alone, one request to the same
+daemon (load ~3, CPU a request): the load generator 78 us, asyncio streams kept alive
+132 (the client's now, ``airlock.clients._wire``), aiohttp's client 474, httpx's async
+client on its Unix-socket transport 1,627 (p50 +0, +0, +1.6 and +3.0 ms). The same
+daemon with the old and the new client and MCP code, back to back, load ~3 (median of 5
+rounds of 300): client CPU 325 -> 187 us a call (overhead 0.29 -> 0.06 ms p50), MCP tool
+call 4.42 -> 1.96 ms p50, 2,863 -> 754 us CPU. This benchmark at load ~3 after: client
+overhead 0.17 ms (raw 1.04, client 1.21 ms), MCP tool call 1.89 ms; on a quiet machine
+before: 1.08 ms and 6.27 ms.
 
 An agent runs ``airlock mcp`` as its own process on stdio, so ``airlock_status`` is also
 called through that subprocess next to the same call in process (``mcp.stdio``). The
 SDK's stdio reads and writes through worker threads; since 2026-12-02 the server reads
 and writes its pipes on the event loop (``airlock.mcp.stdio``): the server process's
 CPU a call went from 2,094-2,219 to 1,281-1,594 us (load ~5), the rest being the SDK's
-own per-message work (memory streams, a task per request, validation).
+own per-message work (memory streams, a task per request, validation); at load ~3 the
+stdio hop adds 0.82 ms p50 to a call (server process 0.92 ms CPU a call).
 
 Targets (client and MCP): the Python client <= 0.5 ms p50 over the raw request, an MCP
 tool call (in process) <= 4 ms p50.
