@@ -279,3 +279,10 @@ def test_two_stores_on_one_file_see_each_others_writes(data_dir: Path) -> None:
         assert daemon.advance_last_step(7)
         assert not cli.advance_last_step(7)
         assert cli.last_step() == 7
+
+
+def test_uses_counted_in_memory_are_stored_in_one_update(store: StateStore) -> None:
+    store.insert_session(a_session())
+    assert store.increment_use("ses_1", 5) == 5
+    assert store.increment_use("ses_1") == 6
+    assert store.increment_use("ses_unknown", 3) == 0

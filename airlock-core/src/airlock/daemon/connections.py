@@ -17,17 +17,16 @@ daemon's file descriptors and nobody (not even ``airlock approve``) gets in. So:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import resource
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from airlock.common.logs import get_logger
-from airlock.security.peers import peer_of
+from airlock.security.peers import Peer, peer_of
 
 log = get_logger("airlock.daemon")
 
@@ -35,6 +34,8 @@ RESERVED_FDS = 64
 """Descriptors kept for everything but client connections (state, audit, notifiers, IMAP)."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PEER = "airlock_peer"
+"""Where a request carries its caller's :class:`Peer` (see ``http.peer``)."""
 
 
 def connection_budget() -> int:
@@ -50,6 +51,8 @@ class _Connection:
     transport: asyncio.BaseTransport
     uid: int
     busy: int = 0
+    peer: Peer | None = None
+    """Who connected, as the kernel said at connect time (it cannot change after)."""
 
 
 class ConnectionGuard:
@@ -69,12 +72,12 @@ class ConnectionGuard:
         """Register a new connection; False when it is itself the one to close."""
         sock = transport.get_extra_info("socket")
         try:
-            uid = peer_of(sock).uid if sock is not None else -1
+            peer = peer_of(sock) if sock is not None else None
         except OSError:
-            uid = -1
-        newcomer = _Connection(transport, uid)
+            peer = None
+        newcomer = _Connection(transport, peer.uid if peer is not None else -1, peer=peer)
         self._open[transport] = newcomer
-        same_uid = [c for c in self._open.values() if c.uid == uid]
+        same_uid = [c for c in self._open.values() if c.uid == newcomer.uid]
         if len(same_uid) > self.per_uid:
             self._shed_one(same_uid, newcomer)
         if len(self._open) > self.total:
@@ -83,17 +86,6 @@ class ConnectionGuard:
 
     def forget(self, transport: asyncio.BaseTransport) -> None:
         self._open.pop(transport, None)
-
-    @contextlib.contextmanager
-    def request_running(self, transport: asyncio.BaseTransport | None) -> Iterator[None]:
-        conn = self._open.get(transport) if transport is not None else None
-        if conn is not None:
-            conn.busy += 1
-        try:
-            yield
-        finally:
-            if conn is not None:
-                conn.busy -= 1
 
     def _busiest_uid(self) -> list[_Connection]:
         counts: dict[int, int] = {}
@@ -120,8 +112,19 @@ class ConnectionGuard:
     def middleware(self) -> Middleware:
         @web.middleware
         async def mark_running(request: web.Request, handler: Handler) -> web.StreamResponse:
-            with self.request_running(request.transport):
+            """Mark the connection busy while its request runs; hand the request the
+            peer found when it connected (``http.peer`` asks the kernel otherwise)."""
+            transport = request.transport
+            conn = self._open.get(transport) if transport is not None else None
+            if conn is None:
                 return await handler(request)
+            if conn.peer is not None:
+                request[PEER] = conn.peer
+            conn.busy += 1
+            try:
+                return await handler(request)
+            finally:
+                conn.busy -= 1
 
         return mark_running
 

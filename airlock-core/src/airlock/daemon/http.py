@@ -16,6 +16,7 @@ from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ValidationError
 
 from airlock.common.logs import get_logger
+from airlock.daemon.connections import PEER
 from airlock.errors import (
     HTTP_ERRORS,
     AirlockError,
@@ -71,7 +72,7 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
 
 
 def peer(request: web.Request) -> Peer:
-    cached = request.get("airlock_peer")
+    cached = request.get(PEER)
     if isinstance(cached, Peer):
         return cached
     transport = request.transport
@@ -79,7 +80,7 @@ def peer(request: web.Request) -> Peer:
     if sock is None:
         raise Forbidden("cannot identify the caller")
     found = peer_of(sock)
-    request["airlock_peer"] = found
+    request[PEER] = found
     return found
 
 

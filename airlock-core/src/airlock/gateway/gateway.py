@@ -80,8 +80,7 @@ class UseCounter:
         unsaved, self._unsaved = self._unsaved, Counter()
         with self._store.transaction():
             for session_id, uses in unsaved.items():
-                for _ in range(uses):
-                    self._store.increment_use(session_id)
+                self._store.increment_use(session_id, uses)
 
 
 def session_facts(session: Session) -> SessionFacts:

@@ -65,11 +65,11 @@ class SessionTables(Database):
         self.revocations += 1
         return cursor.rowcount == 1
 
-    def increment_use(self, session_id: str) -> int:
-        """Add one to the session's use count and return the new count (0 if unknown)."""
+    def increment_use(self, session_id: str, by: int = 1) -> int:
+        """Add *by* to the session's use count and return the new count (0 if unknown)."""
         with self.transaction():
             self._conn.execute(
-                "UPDATE sessions SET use_count = use_count + 1 WHERE id = ?", (session_id,)
+                "UPDATE sessions SET use_count = use_count + ? WHERE id = ?", (by, session_id)
             )
             row = self._conn.execute(
                 "SELECT use_count FROM sessions WHERE id = ?", (session_id,)
