@@ -74,8 +74,8 @@ def described_services(state: CliState, connectors: Mapping[str, type[Connector]
 def daemon_facts(state: CliState) -> dict[str, Any]:
     """What the running daemon says, or that none answers on the socket.
 
-    One blocking GET (``airlock.clients._plain``): the client's event loop, aiohttp and
-    pydantic models would cost more than the rest of ``airlock status``."""
+    One blocking GET (``airlock.clients._plain``): the client's event loop and pydantic
+    models would cost more than the rest of ``airlock status``."""
     from airlock.clients._plain import get_json
     from airlock.errors import AirlockError
 

@@ -1,6 +1,6 @@
 """One blocking ``GET`` to the daemon, answered in JSON, with nothing heavy imported: what
 ``airlock status`` (and ``audit verify``) ask a running daemon, without the client's
-event loop, aiohttp and pydantic models (together most of the command's time).
+event loop and pydantic models (together most of the command's time).
 
 The wire is read the way :class:`~airlock.clients._http.DaemonConnection` reads it: a
 missing or silent socket is :class:`~airlock.errors.DaemonUnreachable` (same words), an
