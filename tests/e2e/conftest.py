@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_harness import OTHER_USER, Airlock, leaked_secrets, needs_root
+from daemon_harness import OTHER_USER, Airlock, leaked_secrets, needs_root, remember
+from llm_harness import start_llm
+from tests.openrouter.openrouter_server import OpenRouterServer
 
 
 @pytest.fixture
@@ -75,3 +77,22 @@ def shared_airlock(other_uid: int) -> Iterator[Airlock]:
         leaks = leaked_secrets(airlock.home)
         shutil.rmtree(root, ignore_errors=True)
     assert not leaks, f"secrets leaked into logs or audit lines: {leaks}"
+
+
+@pytest.fixture(scope="module")
+def openrouter() -> Iterator[OpenRouterServer]:
+    """The local OpenRouter for a module's spending tests, its key planted."""
+    running = OpenRouterServer()
+    remember(running.key)
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def llm(tmp_path: Path, openrouter: OpenRouterServer) -> Iterator[Airlock]:
+    """A daemon with service ``llm`` on the local OpenRouter, its key in the vault; one
+    for each test (its phone needs no wait between approvals)."""
+    openrouter.reset()
+    airlock = start_llm(tmp_path / "home", openrouter)
+    yield airlock
+    airlock.stop()

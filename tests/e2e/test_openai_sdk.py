@@ -8,38 +8,19 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
-from daemon_harness import Airlock, remember
-from llm_harness import audit, budget_of, spend_session, start_llm
+from daemon_harness import Airlock
+from llm_harness import audit, budget_of, spend_session
 from tests.openrouter.openrouter_server import OpenRouterServer
 
 from airlock.client import AirlockClient
 from airlock.models import Access
 
 HELLO = [{"role": "user", "content": "Say hello."}]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[OpenRouterServer]:
-    running = OpenRouterServer()
-    remember(running.key)
-    yield running
-    running.close()
-
-
-@pytest.fixture
-def llm(tmp_path: Path, server: OpenRouterServer) -> Iterator[Airlock]:
-    """A daemon of its own for each test (its phone needs no wait between approvals)."""
-    server.reset()
-    airlock = start_llm(tmp_path / "home", server)
-    yield airlock
-    airlock.stop()
 
 
 @pytest.fixture
@@ -59,9 +40,9 @@ def sdk(airlock: Airlock, key: str) -> openai.OpenAI:
 
 
 def test_the_openai_sdk_chats_embeds_and_lists_models_through_airlock(
-    llm: Airlock, server: OpenRouterServer, token: str
+    llm: Airlock, openrouter: OpenRouterServer, token: str
 ) -> None:
-    server.answer_tokens = 3
+    openrouter.answer_tokens = 3
     client = sdk(llm, token)
     completion = client.chat.completions.create(
         model="test/cheap",
@@ -76,9 +57,9 @@ def test_the_openai_sdk_chats_embeds_and_lists_models_through_airlock(
     assert len(embedded.data[0].embedding) == 8
     models = [m.id for m in client.models.list()]
     assert models == ["test/cheap", "test/embed", "test/flat", "test/slow", "test/variable"]
-    sent = server.spending_calls()
+    sent = openrouter.spending_calls()
     assert [c.path for c in sent] == ["/chat/completions", "/embeddings"]
-    assert all(c.authorization == f"Bearer {server.key}" for c in sent)  # the real key, added
+    assert all(c.authorization == f"Bearer {openrouter.key}" for c in sent)  # the real key, added
     with llm.client() as plain:
         spent = budget_of(plain)["spent_usd"]
     assert spent == pytest.approx(
@@ -90,10 +71,10 @@ def test_the_openai_sdk_chats_embeds_and_lists_models_through_airlock(
 
 
 def test_a_stream_is_relayed_as_each_chunk_arrives_and_settled_from_its_usage(
-    llm: Airlock, server: OpenRouterServer, token: str
+    llm: Airlock, openrouter: OpenRouterServer, token: str
 ) -> None:
-    server.answer_tokens = 5
-    server.token_delay = 0.2
+    openrouter.answer_tokens = 5
+    openrouter.token_delay = 0.2
     client = sdk(llm, token)
     arrivals: list[float] = []
     text = ""
@@ -121,14 +102,14 @@ def test_a_stream_is_relayed_as_each_chunk_arrives_and_settled_from_its_usage(
     [record] = [e for e in audit(llm, "operation") if e.get("stream")][-1:]
     assert record["outcome"] == "ok"
     assert record["completion_tokens"] == 5
-    assert server.spending_calls()[-1].body["stream"] is True  # type: ignore[index]
+    assert openrouter.spending_calls()[-1].body["stream"] is True  # type: ignore[index]
 
 
 def test_a_stream_running_past_its_reservation_ends_with_an_error_event(
-    llm: Airlock, server: OpenRouterServer, token: str
+    llm: Airlock, openrouter: OpenRouterServer, token: str
 ) -> None:
     """A provider ignoring max_tokens: Airlock cuts it off at what was reserved."""
-    server.extra_tokens = 200
+    openrouter.extra_tokens = 200
     client = sdk(llm, token)
     received = ""
     stream = client.chat.completions.create(
@@ -156,12 +137,12 @@ def test_a_stream_running_past_its_reservation_ends_with_an_error_event(
 
 
 def test_the_sdk_sees_a_spent_budget_as_an_error_and_nothing_is_sent(
-    llm: Airlock, server: OpenRouterServer, token: str
+    llm: Airlock, openrouter: OpenRouterServer, token: str
 ) -> None:
     client = sdk(llm, token)
     for _ in range(5):  # test/flat: exactly $0.01 a call
         client.chat.completions.create(model="test/flat", messages=HELLO, max_tokens=1000)  # type: ignore[arg-type]
-    sent = len(server.spending_calls())
+    sent = len(openrouter.spending_calls())
     with pytest.raises(openai.APIStatusError) as refused:
         client.chat.completions.create(model="test/flat", messages=HELLO, max_tokens=1000)  # type: ignore[arg-type]
     assert refused.value.status_code == 402
@@ -174,11 +155,11 @@ def test_the_sdk_sees_a_spent_budget_as_an_error_and_nothing_is_sent(
             stream=True,
         )
     assert streamed.value.status_code == 402
-    assert len(server.spending_calls()) == sent
+    assert len(openrouter.spending_calls()) == sent
 
 
 def test_a_wrong_key_or_a_read_session_is_refused_like_openai_would(
-    llm: Airlock, server: OpenRouterServer
+    llm: Airlock, openrouter: OpenRouterServer
 ) -> None:
     with pytest.raises(openai.AuthenticationError):
         sdk(llm, "alk_" + "A" * 43).models.list()
@@ -190,7 +171,7 @@ def test_a_wrong_key_or_a_read_session_is_refused_like_openai_would(
         client_.chat.completions.create(model="test/cheap", messages=HELLO)  # type: ignore[arg-type]
     with pytest.raises(openai.NotFoundError):
         client_.completions.create(model="test/cheap", prompt="legacy endpoint")
-    assert server.spending_calls() == []
+    assert openrouter.spending_calls() == []
 
 
 def test_bad_openai_bodies_are_400s_naming_the_field(llm: Airlock, token: str) -> None:
@@ -237,10 +218,10 @@ def approve_when_asked(airlock: Airlock, count: int) -> threading.Thread:
 
 
 def test_airlock_client_and_the_async_sdk_spend_within_the_approved_budget(
-    llm: Airlock, server: OpenRouterServer
+    llm: Airlock, openrouter: OpenRouterServer
 ) -> None:
     """The lines docs/openrouter.md shows, run as written."""
-    server.answer_tokens = 2
+    openrouter.answer_tokens = 2
     person = approve_when_asked(llm, 2)
 
     async def agent() -> tuple[Any, Any, Any, Any]:
@@ -282,16 +263,16 @@ def test_airlock_client_and_the_async_sdk_spend_within_the_approved_budget(
     assert usage["key"]["limit_remaining_usd"] == 9.75
     assert via_sdk.choices[0].message.content == "w w "
     assert asked.result["choices"][0]["message"]["content"] == "w w "
-    assert len(server.spending_calls()) == 3
+    assert len(openrouter.spending_calls()) == 3
 
 
 def test_an_agent_hanging_up_mid_stream_leaves_no_money_held(
-    llm: Airlock, server: OpenRouterServer, token: str
+    llm: Airlock, openrouter: OpenRouterServer, token: str
 ) -> None:
     """The connection dropped after the first chunk: the upstream call is ended, the call
     counted at its reservation (it may have cost that much), and audited."""
-    server.answer_tokens = 50
-    server.token_delay = 0.1
+    openrouter.answer_tokens = 50
+    openrouter.token_delay = 0.1
     body = {"model": "test/cheap", "messages": HELLO, "max_tokens": 50, "stream": True}
     with (
         llm.client(Authorization=f"Bearer {token}") as client,

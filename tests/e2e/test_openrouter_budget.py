@@ -6,33 +6,15 @@ right; the audit has model, tokens and cost but not the prompt; the key leaks no
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from daemon_harness import Airlock, remember
+from daemon_harness import Airlock
 from llm_harness import audit, budget_of, spend_session, start_llm
 from tests.openrouter.openrouter_server import OpenRouterServer
 
 PROMPT = "Draft a polite reply to Alice about the quarterly figures (secret-prompt-marker)."
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[OpenRouterServer]:
-    running = OpenRouterServer()
-    remember(running.key)
-    yield running
-    running.close()
-
-
-@pytest.fixture
-def llm(tmp_path: Path, server: OpenRouterServer) -> Iterator[Airlock]:
-    """A daemon with service ``llm`` on the local OpenRouter, its key in the vault."""
-    server.reset()
-    airlock = start_llm(tmp_path / "home", server)
-    yield airlock
-    airlock.stop()
 
 
 def chat(
@@ -51,13 +33,13 @@ def chat(
 
 
 def test_an_agent_with_5_cents_chats_until_the_money_runs_out_then_nothing_is_sent(
-    llm: Airlock, server: OpenRouterServer
+    llm: Airlock, openrouter: OpenRouterServer
 ) -> None:
     with llm.client() as client:
         token = spend_session(llm, client, 0.05)
         answered = 0
         while True:
-            sent_before = len(server.spending_calls())
+            sent_before = len(openrouter.spending_calls())
             response = chat(client, token)
             if response.status_code != 200:
                 break
@@ -66,7 +48,7 @@ def test_an_agent_with_5_cents_chats_until_the_money_runs_out_then_nothing_is_se
             assert answered < 50
         assert response.status_code == 402, response.text
         assert response.json()["error"]["code"] == "budget_exhausted"
-        assert len(server.spending_calls()) == sent_before  # refused before anything was sent
+        assert len(openrouter.spending_calls()) == sent_before  # refused before anything was sent
         budget = budget_of(client)
     # Each call reserves up to 2000 tokens at $0.000002 plus the prompt: about 12 fit in $0.05.
     assert answered == 12
@@ -90,12 +72,12 @@ def test_an_agent_with_5_cents_chats_until_the_money_runs_out_then_nothing_is_se
     assert calls[12]["error"] == "budget_exhausted"
     audit_text = (llm.paths.audit_dir / "audit.jsonl").read_text()
     assert "secret-prompt-marker" not in audit_text
-    assert server.key not in audit_text
-    assert server.key not in log
+    assert openrouter.key not in audit_text
+    assert openrouter.key not in log
 
 
 def test_calls_racing_for_the_last_cents_cannot_overspend(
-    llm: Airlock, server: OpenRouterServer
+    llm: Airlock, openrouter: OpenRouterServer
 ) -> None:
     """test/flat costs exactly its worst case: 1000 tokens = $0.01 a call, five in $0.05."""
     with llm.client() as client:
@@ -114,7 +96,7 @@ def test_calls_racing_for_the_last_cents_cannot_overspend(
     for thread in threads:
         thread.join()
     assert sorted(statuses) == [200] * 5 + [402] * 10
-    assert len(server.spending_calls()) == 5
+    assert len(openrouter.spending_calls()) == 5
     with llm.client() as client:
         budget = budget_of(client)
     assert budget["spent_usd"] == pytest.approx(0.05)
@@ -122,9 +104,9 @@ def test_calls_racing_for_the_last_cents_cannot_overspend(
 
 
 def test_a_call_that_costs_more_than_it_reserved_is_charged_in_full(
-    llm: Airlock, server: OpenRouterServer
+    llm: Airlock, openrouter: OpenRouterServer
 ) -> None:
-    server.cost_factor = server.cost_factor * 3  # the service bills three times the list price
+    openrouter.cost_factor *= 3  # the service bills three times the list price
     with llm.client() as client:
         token = spend_session(llm, client, 0.05)
         assert chat(client, token, model="test/flat", max_tokens=1000).status_code == 200
@@ -142,7 +124,7 @@ def test_a_call_that_costs_more_than_it_reserved_is_charged_in_full(
 
 
 def test_money_spent_is_remembered_across_a_daemon_restart(
-    llm: Airlock, server: OpenRouterServer
+    llm: Airlock, openrouter: OpenRouterServer
 ) -> None:
     with llm.client() as client:
         token = spend_session(llm, client, 0.05)
@@ -156,14 +138,14 @@ def test_money_spent_is_remembered_across_a_daemon_restart(
         assert chat(client, token, model="test/flat", max_tokens=1000).status_code == 402
         budget = budget_of(client)
     assert budget["spent_usd"] == pytest.approx(0.05)
-    assert len(server.spending_calls()) == 5
+    assert len(openrouter.spending_calls()) == 5
 
 
 def test_the_person_is_asked_for_the_amount_and_the_agent_cannot_exceed_max_usd(
-    tmp_path: Path, server: OpenRouterServer
+    tmp_path: Path, openrouter: OpenRouterServer
 ) -> None:
-    server.reset()
-    airlock = start_llm(tmp_path / "capped", server, max_usd=0.25)
+    openrouter.reset()
+    airlock = start_llm(tmp_path / "capped", openrouter, max_usd=0.25)
     try:
         with airlock.client() as client:
             created = airlock.request(
@@ -188,23 +170,23 @@ def test_the_person_is_asked_for_the_amount_and_the_agent_cannot_exceed_max_usd(
             assert models.status_code == 200
             assert created["code"] in airlock.daemon.log.read_text()
         assert "spend up to $0.25 on llm for 1h" in airlock.daemon.log.read_text()
-        assert server.spending_calls() == []
+        assert openrouter.spending_calls() == []
     finally:
         airlock.stop()
 
 
 def test_upstream_refusals_reach_the_agent_cleanly_and_never_the_key(
-    llm: Airlock, server: OpenRouterServer
+    llm: Airlock, openrouter: OpenRouterServer
 ) -> None:
     with llm.client() as client:
         token = spend_session(llm, client, 0.5)
-        server.fail("/chat/completions", 429, retry_after=7)
+        openrouter.fail("/chat/completions", 429, retry_after=7)
         limited = chat(client, token)
-        server.fail("/chat/completions", 402)
+        openrouter.fail("/chat/completions", 402)
         broke = chat(client, token)
-        server.fail("/chat/completions", 503)
+        openrouter.fail("/chat/completions", 503)
         down = chat(client, token)
-        server.fail("/chat/completions", 401)
+        openrouter.fail("/chat/completions", 401)
         bad_key = chat(client, token)
         outside = chat(client, token, model="other/model")
         budget = budget_of(client)
@@ -214,10 +196,10 @@ def test_upstream_refusals_reach_the_agent_cleanly_and_never_the_key(
     assert (bad_key.status_code, bad_key.json()["error"]["code"]) == (502, "service_auth_failed")
     assert outside.status_code == 403
     for answer in (limited, broke, down, bad_key, outside):
-        assert server.key not in answer.text
+        assert openrouter.key not in answer.text
     assert budget["spent_usd"] == 0  # refused calls cost nothing
     assert budget["reserved_usd"] == 0
-    assert len(server.spending_calls()) == 4  # the model outside the allow-list never left
+    assert len(openrouter.spending_calls()) == 4  # the model outside the allow-list never left
     # The person, not the agent, hears about the key (console notices go to the daemon log).
     assert "llm refused the credentials stored for it" in llm.daemon.log.read_text()
     assert "credentials add" not in bad_key.text
