@@ -66,6 +66,22 @@ def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 TotpPhone = SimulatedPhone  # the name the notifier tests import
 
 
+def run_airlock(
+    env: dict[str, str], *args: str, stdin: str | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``airlock ARGS...`` in a subprocess with *env*, as a person or script runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "airlock", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+        cwd=cwd,
+    )
+
+
 @dataclass
 class Airlock:
     home: Path
@@ -165,15 +181,7 @@ class Airlock:
 
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """`airlock ARGS...` as a person or script runs it against this daemon."""
-        return subprocess.run(
-            [sys.executable, "-m", "airlock", *args],
-            env=self.env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=90,
-            check=False,
-        )
+        return run_airlock(self.env, *args, stdin=stdin)
 
     def audit_verify(self) -> subprocess.CompletedProcess[str]:
         return self.cli("audit", "verify", "--json")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyotp
 import pytest
-from daemon_harness import TotpPhone, remember
+from daemon_harness import TotpPhone, remember, run_airlock
 
 from airlock.demo.sample_mail import write_sample_maildir
 
@@ -31,15 +31,7 @@ class Person:
         self.pid_file = self.home / "run" / "airlock.pid"
 
     def airlock(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "airlock", *args],
-            env=self.env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=90,
-            check=False,
-        )
+        return run_airlock(self.env, *args, stdin=stdin)
 
     def enrol(self, *args: str, current: str = "", last_step: int = -(10**9)) -> TotpPhone:
         proc = subprocess.Popen(

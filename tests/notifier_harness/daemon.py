@@ -21,7 +21,7 @@ import yaml
 from airlock.clients.local_daemon import LocalDaemon
 from airlock.security.totp import save_secret
 from airlock.security.vault import TotpKey, Vault
-from tests.e2e.daemon_harness import TotpPhone
+from tests.e2e.daemon_harness import TotpPhone, run_airlock
 from tests.notifier_harness.runtime import distinct_ttl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,16 +66,7 @@ class NotifierDaemon(LocalDaemon):
 
     def cli(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         """Run ``airlock ARGS`` against this home, as the person would."""
-        return subprocess.run(
-            [sys.executable, "-m", "airlock", *args],
-            env=self.env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            cwd=ROOT,
-        )
+        return run_airlock(self.env, *args, stdin=stdin, cwd=ROOT)
 
     def audit_text(self) -> str:
         return (self.paths.audit_dir / "audit.jsonl").read_text()
