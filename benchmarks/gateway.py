@@ -15,13 +15,59 @@ crosses that hop (a framed JSON request and answer over a socket pair). To price
 same daemon also runs in the same run with the host's code on its own event loop
 (``_in_process_serve.py``: the same protocol, no process), and the figures are compared.
 
-Measured 2026-12-02 on this 2-core machine, quiet (load 1.3), one run: the hop costs
-0.15 ms at p50 (gateway 5.83 ms with it, 5.68 ms without) and no throughput at 32
-clients (751 ops/s with the host process, 636 without: the host's JSON and connector
-work moves to the second core). The same run of the previous release's daemon on this
-machine gives 5.06 ms and 695 ops/s, so the absolute figures, well above the targets
-below, are this machine's, not the hop's (in-process call 0.45 ms; bare aiohttp 4,105
-ops/s at 32 clients).
+Where a call's CPU goes (issue 17; 2026-12-02, this 2-core VM shared with other work at
+load 3-5, so figures are ranges over 2-3 runs; ``server_cpu_us_per_op`` survives load,
+wall-clock throughput and latency do not):
+
+* Parts switched off one at a time in a diagnostic daemon (daemon CPU a call, 32 clients
+  / 1 client): whole call 278-311 / 850-900 us; no audit record 167-172 / 340-370; record
+  formatted, MACed and written but not fdatasynced 197-231 / 510-580; no connector host
+  (result made in the daemon) 183-206 / 590-610; no policy evaluation 231-234 / 720-830;
+  neither audit nor host 147-216 / 250-310 (1-client p50 0.29-0.35 ms against 1.1-1.3).
+  The fsynced audit record is the largest part (~110 us at 32 clients, ~500 us at 1
+  client, where nothing is shared: a thread hand-off each way and one fdatasync, ~160 us
+  wall and ~66 us of kernel CPU here), then the host hop (~90 / ~270 us).
+* py-spy ``--gil`` on the daemon's event-loop thread, 32 clients (2,072 samples, leaving
+  out the stalls while the host it just woke runs on its core): aiohttp (parsing, routing,
+  the response, three middlewares, the body) 40 %; gateway code (handler, admission,
+  execution, use counts) 13 %; host hop (framing, the answer's future and timer, reading
+  and re-validating the answer) 11 %; policies (evaluation, the redaction filter) 8.5 %;
+  JSON (body, frames, audit fields) 8 %; pydantic 7 % (five validations a call: body,
+  params, the host's result, the envelope, the service's permissions; four dumps); event
+  loop 5 %; audit queueing 4.5 % and record formatting/scrubbing 2 %; session lookup 1.4 %
+  (cached: no SQLite read a call, use counts written in one UPDATE a session each
+  housekeeping); logging 0 % (no structlog call on the success path). The audit writer
+  thread adds 25-40 us a call (line formatting 28 %, HMAC-SHA256 10 %, write, fdatasync,
+  lock). The connector host: 60-85 us a call, its event loop and framing 63 %, JSON 10 %,
+  pydantic 5 % (params validated again, result made and dumped), the Maildir check 11 %.
+* ``count_unread`` itself counts flags from file names (scandir of ``cur/`` and ``new/``)
+  and keeps the count while both directories keep their mtime: ~20 us of CPU.
+
+What changed, alternating the old daemon (73403fe) and the new in the same run, host
+process, load 3.5-5.4: daemon CPU a call at 32 clients 339-464 -> 227-300 us, connector
+host 194-270 -> 62-84 us; at 1 client daemon 890-895 -> 710-950 (within noise), host
+370-450 -> 225-280; ``count_unread`` in-process p50 0.073-0.100 -> 0.020-0.031 ms. By:
+the kept count checked on the host's loop instead of a worker thread (it cost 95 us of
+thread hand-off against 20 us of work), the host on uvloop like the daemon, host frames
+of one loop turn written together both ways (about 17 a write at 32 clients), the audit
+log leading batches on its own thread and waking each loop once a batch, no timer for a
+body that came whole, one timer instead of ``wait_for`` per host request, the peer's
+credentials read once a connection, use counts saved in one UPDATE a session.
+
+Before, on a quiet machine (load ~1, 17:38 that day): in-process 0.231 ms p50; gateway
+1 client 1.449 ms p50 at 960 us of daemon CPU a call, without the host process 1.345 ms;
+32 clients 2,774 calls/s, p50 10.9 ms, 334 us a call; bare aiohttp 17,834 calls/s at 56
+us; ratio 0.155. After, three runs of this benchmark back to back (load 3.3-3.9):
+in-process 0.019-0.020 ms; gateway 1 client 0.99-1.51 ms p50 (overhead 0.97-1.49 ms) at
+670-1,070 us; without the host process 0.93-1.05 ms (overhead 0.91-1.03 ms); 32 clients
+1,915-2,873 calls/s, p50 10.7-13.4 ms, 242-259 us a call; the hop costs 0.03-0.58 ms at
+p50 and no throughput (the host's work runs on the other core); bare aiohttp 7,915-18,321
+calls/s at 38-64 us, ratio 0.16-0.24. So the 2 ms overhead holds, the 1 ms one without
+the hop holds in two runs of three (at the edge: the fsynced record alone is ~0.5 ms at 1
+client), and 35 % of bare aiohttp does not: the daemon's event-loop thread needs ~240 us
+a call where the bare app needs 40-60, which caps it near 4,100 calls/s even with the
+other core free, ~23 % of a quiet bare app; 35 % would need ~160 us, and the durable
+audit record and the host hop, both required, take 100-140 us of it.
 
 The load generator reports its own CPU per operation next to the server's: it must cost
 less than what it measures, or the figures measure the client.
