@@ -3,9 +3,10 @@ reference (``"ID = module:Class"``), so listing them imports no component module
 component imports its client library (httpx, imapclient, Google's, the MCP SDK) only
 when it first works; typer converts a parameter through pydantic only when its value
 needs converting, pydantic looks for no plugins (``importlib.metadata``), and the
-config is read without pydantic-settings; a config that plainly is valid and names no
-service is checked without building its models (pydantic), and the one `airlock init`
-writes is known without parsing YAML.
+config is read without pydantic-settings; a config that plainly is valid is checked
+without building its models (pydantic), the one `airlock init` writes is known without
+parsing YAML, and with a daemon running that loaded it, `status` describes its services
+without importing their connectors.
 benchmarks/cli_startup.py measures the time; this keeps each cause from coming back
 unnoticed: re-adding one of these imports to a path these commands take fails here."""
 
@@ -60,6 +61,12 @@ PLAIN_CONFIG_HEAVY = (
 )
 # Nor, then, by the commands that read no config.
 NO_CONFIG_HEAVY = PLAIN_CONFIG_HEAVY
+# status and services with a Maildir service and no daemon: its connector (with pydantic
+# and asyncio) describes it, and nothing else; the config's models are not built.
+A_SERVICE_HEAVY = (
+    *(m for m in HEAVY if m not in ("asyncio", "airlock_mail.maildir", "airlock.gateway.services")),
+    "airlock.settings.config",
+)
 PROBE = """
 import runpy, sys
 sys.argv = ["airlock", *sys.argv[1:]]
@@ -108,6 +115,20 @@ def test_offline_commands_import_no_heavy_library(
     assert imported_heavy(tmp_path, argv, heavy) == "", f"`airlock {' '.join(argv)}` imported it"
 
 
+def with_a_maildir_service(home: Path) -> None:
+    for sub in ("cur", "new", "tmp"):
+        (home / "Mail" / sub).mkdir(parents=True)
+    (home / "config.yaml").write_text(
+        f"services:\n  archive: {{connector: maildir, path: {home / 'Mail'}}}\n"
+    )
+
+
+@pytest.mark.parametrize("command", ["status", "services"])
+def test_a_configured_service_imports_its_connector_only(tmp_path: Path, command: str) -> None:
+    with_a_maildir_service(tmp_path)
+    assert imported_heavy(tmp_path, [command], A_SERVICE_HEAVY) == ""
+
+
 def test_the_probe_sees_a_heavy_import(tmp_path: Path) -> None:
     """The check can fail: `airlock services` with a configured Maildir service imports
     that connector (and pydantic), and the probe says so."""
@@ -128,3 +149,16 @@ def test_status_with_a_daemon_running_loads_no_client(tmp_path: Path) -> None:
     with LocalDaemon(tmp_path):
         assert imported_heavy(tmp_path, ["status"], (*client, *PLAIN_CONFIG_HEAVY)) == ""
         assert imported_heavy(tmp_path, ["audit", "verify"], client) == ""
+
+
+def test_status_with_a_daemon_that_loaded_the_service_imports_no_connector(
+    tmp_path: Path,
+) -> None:
+    """The daemon checked the service's settings when it loaded this very file: status
+    says so without its connector, pydantic or the config's models (YAML reads the file)."""
+    from airlock.clients.local_daemon import LocalDaemon
+
+    with_a_maildir_service(tmp_path)
+    heavy = tuple(m for m in (*PLAIN_CONFIG_HEAVY, "airlock.clients._http") if m != "yaml")
+    with LocalDaemon(tmp_path):
+        assert imported_heavy(tmp_path, ["status"], heavy) == ""

@@ -7,10 +7,14 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from pydantic import BaseModel
 
     from airlock.framework.plugins import AirlockPluginManager
+    from airlock.gateway.services import ServiceEntry
     from airlock.settings.config import AirlockConfig
+    from airlock.settings.config_plain import PlainService
     from airlock.settings.paths import AirlockPaths
 
 
@@ -46,20 +50,29 @@ class CliState:
         return validated_config(self.paths.config_file, data, os.environ)
 
     @cached_property
-    def has_services(self) -> bool:
-        """Whether the config names a service; an invalid config is refused, as by
-        :attr:`config`. A config that plainly is valid and names none is told without
-        building the config's models (airlock.settings.config_plain)."""
-        from airlock.settings.config_plain import valid_without_services
+    def plain_services(self) -> dict[str, PlainService] | None:
+        """The configured services if the config plainly is valid (told without building
+        its models: airlock.settings.config_plain); None when only the models can tell."""
+        from airlock.settings.config_plain import plain_services
 
-        if valid_without_services(self._config_data or {}, os.environ):
-            return False
-        return bool(self.config.services)
+        return plain_services(self._config_data or {}, os.environ)
+
+    @cached_property
+    def services(self) -> Mapping[str, ServiceEntry]:
+        """The configured services (connector and settings, not yet checked by the
+        connector); an invalid config is refused, as by :attr:`config`."""
+        plain = self.plain_services
+        return plain if plain is not None else self.config.services
+
+    @property
+    def has_services(self) -> bool:
+        """Whether the config names a service; an invalid config is refused."""
+        return bool(self.services)
 
     def service_settings(self, name: str) -> BaseModel:
         """The configured service *name*'s settings, validated by its connector (a plugin
         command such as ``airlock gcal auth SERVICE`` checks the type it expects)."""
         from airlock.framework.plugins import get_connectors
-        from airlock.gateway.services import resolve_service
+        from airlock.gateway.services import resolve_entry
 
-        return resolve_service(name, self.config, get_connectors(self.pm)).settings
+        return resolve_entry(name, self.services, get_connectors(self.pm)).settings

@@ -88,9 +88,9 @@ def _takes_credentials(
     state: CliState, name: str, connectors: Mapping[str, type[Connector]]
 ) -> bool:
     """Whether the service takes credentials (its settings may say which: an MCP service's env)."""
-    from airlock.gateway.services import resolve_service
+    from airlock.gateway.services import resolve_entry
 
-    service = resolve_service(name, state.config, connectors)
+    service = resolve_entry(name, state.services, connectors)
     return bool(service.connector.credentials_model(service.settings).model_fields)
 
 

@@ -35,10 +35,13 @@ def collect_status(state: CliState) -> dict[str, Any]:
         "data_dir": str(paths.data_dir),
         "socket": str(paths.socket),
         "plugins": [p["name"] for p in plugin_report(state.pm, include_builtin=False)],
-        "services": described_services(state, connectors) if configured else [],
+        "services": [],
         "warnings": [],
     }
     status["daemon"] = daemon_facts(state)
+    if configured:
+        checked = checked_by_daemon(state, status["daemon"], connectors)
+        status["services"] = checked or described_services(state, connectors)
     from airlock.ptrace import ptrace_scope, same_user_can_read_memory
 
     scope, meaning = ptrace_scope()
@@ -61,14 +64,34 @@ def collect_status(state: CliState) -> dict[str, Any]:
 
 
 def described_services(state: CliState, connectors: Mapping[str, type[Connector]]) -> list[Any]:
-    """Each configured service and what is wrong with it; with none configured, nothing
-    is imported to say so (the connectors' base classes and the config's models are
-    pydantic models)."""
+    """Each configured service and what is wrong with it, as its connector checks its
+    settings; with none configured, nothing is imported to say so (the connectors' base
+    classes and the config's models are pydantic models)."""
     if not state.has_services:
         return []
     from airlock.gateway.services import describe_services
 
-    return describe_services(state.config, connectors)
+    return describe_services(state.services, connectors)
+
+
+def checked_by_daemon(
+    state: CliState, daemon: Mapping[str, Any], connectors: Mapping[str, type[Connector]]
+) -> list[dict[str, Any]] | None:
+    """The configured services as :func:`described_services` describes them, told from
+    the running daemon's answer without importing a connector: None unless the daemon
+    loaded this very file (it says the file is unchanged since), which is plainly valid
+    here with no ``AIRLOCK_`` variable setting a key, and the same services, whose
+    connectors are installed here too. The daemon loads a config only when every
+    service's connector accepts its settings (``resolve_services``), so none has a
+    problem to show; any other case is checked here, by the connectors."""
+    plain = state.plain_services
+    if not plain or not daemon["running"] or daemon.get("config_changed") is not False:
+        return None
+    if set(daemon["services"]) != set(plain):
+        return None
+    if any(entry.connector not in connectors for entry in plain.values()):
+        return None
+    return [{"name": name, "connector": plain[name].connector} for name in sorted(plain)]
 
 
 def daemon_facts(state: CliState) -> dict[str, Any]:

@@ -6,13 +6,15 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airlock.errors import ConfigError, InvalidInput, NotFound
-from airlock.framework.connectors import Connector
-from airlock.settings.config import AirlockConfig
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from airlock.framework.connectors import Connector
+    from airlock.settings.config import AirlockConfig
 
 # The packages this project publishes, and the components each provides. Only these are
 # ever suggested for installation: a name made up from a typo (`pip install airlock-gmial`)
@@ -51,15 +53,34 @@ class Service:
     settings: BaseModel
 
 
+class ServiceEntry(Protocol):
+    """A service as the config names it: ``ServiceConfig``, or
+    ``airlock.settings.config_plain.PlainService`` where the config's models were not built."""
+
+    @property
+    def connector(self) -> str: ...
+
+    @property
+    def settings(self) -> dict[str, Any]: ...
+
+
 def resolve_service(
     name: str, config: AirlockConfig, connectors: Mapping[str, type[Connector]]
 ) -> Service:
     """The configured service *name*, with its settings validated by its connector."""
-    entry = config.services.get(name)
+    return resolve_entry(name, config.services, connectors)
+
+
+def resolve_entry(
+    name: str, services: Mapping[str, ServiceEntry], connectors: Mapping[str, type[Connector]]
+) -> Service:
+    """The service *name* of the configured *services*, its settings validated by its
+    connector."""
+    entry = services.get(name)
     if entry is None:
         raise NotFound(
             f"no service named {name!r}",
-            hint=f"configured services: {', '.join(sorted(config.services)) or 'none'}",
+            hint=f"configured services: {', '.join(sorted(services)) or 'none'}",
         )
     cls = connectors.get(entry.connector)
     if cls is None:
@@ -86,14 +107,15 @@ def resolve_services(
 
 
 def describe_services(
-    config: AirlockConfig, connectors: Mapping[str, type[Connector]]
+    services: Mapping[str, ServiceEntry], connectors: Mapping[str, type[Connector]]
 ) -> list[dict[str, Any]]:
-    """For ``status``: each service and, instead of failing, what is wrong with it."""
+    """For ``status``: each configured service and, instead of failing, what is wrong
+    with it."""
     described: list[dict[str, Any]] = []
-    for name, entry in sorted(config.services.items()):
+    for name, entry in sorted(services.items()):
         item: dict[str, Any] = {"name": name, "connector": entry.connector}
         try:
-            resolve_service(name, config, connectors)
+            resolve_entry(name, services, connectors)
         except ConfigError as exc:
             item["problem"] = f"{exc.message} ({exc.hint})" if exc.hint else exc.message
         described.append(item)

@@ -1,16 +1,18 @@
-"""Whether a config is valid and names no service, told without building its models.
+"""Whether a config is valid, and the services it names, told without building its models.
 
 ``airlock status`` and ``airlock services`` need the configured services and a refusal
 of an invalid config; building the models (pydantic) for that cost about a third of
 either command's start-up, while most configs (the template ``airlock init`` writes, or
-none at all) set a few plain values and no service. This check accepts only values the
+a person's with a service or two) set plain values. This check accepts only values the
 models certainly accept: a whole number within its bounds, text, a duration written the
-usual way. Anything else (a service, an environment variable setting a key, an unusual
-value, a mistake) answers "not known", and the caller loads the config with its models,
-which accept it or refuse it with the file, the key and the reason, as always.
+usual way, a service with a name the models allow and its connector's id. Anything else
+(an environment variable setting a key, an unusual value, a mistake) answers "not
+known", and the caller loads the config with its models, which accept it or refuse it
+with the file, the key and the reason, as always. A service's own settings are its
+connector's to check (``airlock.gateway.services``), here as with the models.
 
 The rules below restate :mod:`airlock.settings.config`'s fields; tests/core/
-test_config_plain.py checks that every config they accept loads, with no service.
+test_config_plain.py checks that every config they accept loads, with the same services.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 Check = Callable[[Any], bool]
 
+_SERVICE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")  # config.SERVICE_NAME, whole text
+_SETTING = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _DURATION = re.compile(r"([0-9]{1,7}) ?([smhd])|([0-9]{1,9})")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -84,7 +89,7 @@ SECTIONS: dict[str, dict[str, Check]] = {
         "notifiers": _list_of(_text),
         "retention": _duration,
     },
-    # A block of permissions names a service: with none configured only rate_limit.
+    # and a block of each configured service's (_permissions)
     "permissions": {"rate_limit": _integer(1, 100_000)},
     "daemon": {
         "allowed_uids": _list_of(_integer(-(2**63), 2**63 - 1)),
@@ -101,21 +106,82 @@ OTHER_KEYS = ("services", "notifiers")
 ENV_PREFIX = "AIRLOCK_"
 
 
-def valid_without_services(data: Mapping[str, Any], env: Mapping[str, str]) -> bool:
-    """True only if the config's models accept *data* (the file's sections) with *env*
-    over it, and it configures no service; False when that is not known this way."""
+@dataclass(frozen=True)
+class PlainService:
+    """A configured service as the file names it: its connector's id and that connector's
+    settings (as :class:`airlock.settings.config.ServiceConfig` has them)."""
+
+    connector: str
+    settings: dict[str, Any]
+
+
+def plain_services(
+    data: Mapping[str, Any], env: Mapping[str, str]
+) -> dict[str, PlainService] | None:
+    """The configured services, by name, only if the config's models accept *data* (the
+    file's sections) with *env* over it; None when that is not known this way."""
     if any(_sets_a_key(name) for name in env):
-        return False
+        return None
+    services = _services(data.get("services", {}))
+    if services is None:
+        return None
     for key, value in data.items():
         if key == "services":
-            if type(value) is not dict or value:
-                return False
-        elif key == "notifiers":
+            continue
+        if key == "notifiers":
             if not _notifier_settings(value):
-                return False
+                return None
+        elif key == "permissions":
+            if not _permissions(value, services):
+                return None
         elif key not in SECTIONS or not _section(SECTIONS[key], value):
-            return False
-    return _audit(data.get("audit", {})) and _dashboard(data.get("dashboard", {}))
+            return None
+    if not (_audit(data.get("audit", {})) and _dashboard(data.get("dashboard", {}))):
+        return None
+    return services
+
+
+def _services(value: Any) -> dict[str, PlainService] | None:
+    """``services``: each named as the models allow, with a connector id and settings
+    named plainly (the connector checks their values)."""
+    if type(value) is not dict:
+        return None
+    found = {}
+    for name, entry in value.items():
+        if type(name) is not str or not _SERVICE_NAME.fullmatch(name) or type(entry) is not dict:
+            return None
+        if type(entry.get("connector")) is not str:
+            return None
+        if not all(type(key) is str and _SETTING.fullmatch(key) for key in entry):
+            return None
+        settings = {key: item for key, item in entry.items() if key != "connector"}
+        found[name] = PlainService(entry["connector"], settings)
+    return found
+
+
+def _permissions(value: Any, services: Mapping[str, PlainService]) -> bool:
+    """``permissions``: ``rate_limit``, and a block of a configured service."""
+    checks = SECTIONS["permissions"]
+    return type(value) is dict and all(
+        type(key) is str
+        and (checks[key](item) if key in checks else key in services and _block(item))
+        for key, item in value.items()
+    )
+
+
+def _block(value: Any) -> bool:
+    """A service's block: ``write: ask | deny``, ``max_usd``: a sum of at least 0."""
+    return _section({"write": _write, "max_usd": _usd}, value)
+
+
+def _write(value: Any) -> bool:
+    return value in ("ask", "deny") and type(value) is str
+
+
+def _usd(value: Any) -> bool:
+    if type(value) is int:
+        return 0 <= value <= 2**53
+    return value is None or (type(value) is float and math.isfinite(value) and value >= 0)
 
 
 def _sets_a_key(name: str) -> bool:
