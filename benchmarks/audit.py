@@ -1,4 +1,4 @@
-"""Audit log figures (DESIGN §13): append rate with fsync, a one-day query and a full verify.
+"""Audit log figures: append rate with fsync, a one-day query and a full verify.
 
 Prints one JSON object. ``--events N`` sets the size of the generated log (default
 1,000,000 spread over 30 days); the log is written with the module's own line format and

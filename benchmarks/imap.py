@@ -1,4 +1,4 @@
-"""IMAP figures (DESIGN §13): ``list_messages`` against a hand-written imapclient baseline.
+"""IMAP figures: ``list_messages`` against a hand-written imapclient baseline.
 
 Starts a real Dovecot on loopback (the test suite's starter), seeds it with the test
 mailbox (200+ INBOX messages), and times, as the median of ``--runs`` warm runs on one

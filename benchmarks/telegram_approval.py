@@ -1,4 +1,4 @@
-"""Approval latency over Telegram (DESIGN §13, issue 6). Prints JSON.
+"""Approval latency over Telegram (issue 6). Prints JSON.
 
 A real daemon process runs the telegram notifier against the local Bot API server of
 the tests. For each run an agent asks for access and starts its long-poll; the "person"

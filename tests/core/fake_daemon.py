@@ -1,4 +1,4 @@
-"""A stand-in for ``airlock serve`` that speaks the HTTP API v1 wire format (DESIGN §3).
+"""A stand-in for ``airlock serve`` that speaks the HTTP API v1 wire format (docs/api.md).
 
 It runs aiohttp on a real Unix socket in a thread of its own, so the production client
 code (async, blocking twin, MCP server, even in a subprocess) talks to it exactly as to

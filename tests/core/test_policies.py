@@ -1,4 +1,4 @@
-"""The default policies: scope, read-only, rate-limit, redact-codes (DESIGN §8)."""
+"""The default policies: scope, read-only, rate-limit, redact-codes."""
 
 from __future__ import annotations
 

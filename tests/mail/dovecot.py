@@ -1,4 +1,4 @@
-"""A real Dovecot IMAP server for the IMAP tests and the IMAP benchmark (DESIGN §13).
+"""A real Dovecot IMAP server for the IMAP tests and the IMAP benchmark (docs/mail.md).
 
 :func:`start_dovecot` is plain Python (the benchmark uses it without pytest): it writes a
 self-contained config under a directory, starts ``dovecot -F`` on loopback with a free
