@@ -61,11 +61,15 @@ PLAIN_CONFIG_HEAVY = (
 )
 # Nor, then, by the commands that read no config.
 NO_CONFIG_HEAVY = PLAIN_CONFIG_HEAVY
-# status and services with a Maildir service and no daemon: its connector (with pydantic
-# and asyncio) describes it, and nothing else; the config's models are not built.
+# status and services with a Maildir service and no daemon: its connector (with pydantic)
+# describes it, and nothing else; the config's models are not built, and what only
+# working needs (asyncio, the MIME parser) is not imported.
 A_SERVICE_HEAVY = (
-    *(m for m in HEAVY if m not in ("asyncio", "airlock_mail.maildir", "airlock.gateway.services")),
+    *(m for m in HEAVY if m not in ("airlock_mail.maildir", "airlock.gateway.services")),
     "airlock.settings.config",
+    "airlock_mail.mime",
+    "email",
+    "ssl",
 )
 PROBE = """
 import runpy, sys

@@ -8,21 +8,25 @@ move a message from ``new/`` to ``cur/``, because only there can a file carry fl
 Filesystem work is synchronous and runs in a worker thread (``asyncio.to_thread``) so
 the daemon keeps serving other requests meanwhile; only the check that an unchanged
 folder's unread count still stands (two ``fstat`` calls, no listing) runs on the loop.
+
+What only working needs (asyncio, the MIME parser with the ``email`` and ``html``
+packages) is imported when the connector first works: ``airlock status`` and ``airlock
+services`` import this module to describe a service (docs/plugins.md).
 """
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import cached_property
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from airlock.plugin import NotFound
 from airlock_mail.connector import MailConnector
 from airlock_mail.maildir_store import KEY_PATTERN, Entry, MaildirStore, is_maildir
-from airlock_mail.mime import SUMMARY_BYTES, header_date, parse_message, parse_summary
 from airlock_mail.model import Folder, Message, MessageSummary
 from airlock_mail.query import AttachmentTerm, Query, TextTerm, day_start, matches
 
@@ -31,6 +35,15 @@ __all__ = ["MaildirConnector", "MaildirSettings"]
 MESSAGE_BYTES = 64 * 1024 * 1024  # get_message reads at most this much of one file
 HEAD_BYTES = 64 * 1024  # enough for any sane header block, to sort by Date
 _DATE_CACHE_SIZE = 100_000
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+async def _in_thread(work: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    """``asyncio.to_thread(work, ...)``; asyncio is imported when the connector works."""
+    import asyncio
+
+    return await asyncio.to_thread(work, *args, **kwargs)
 
 
 class MaildirSettings(BaseModel):
@@ -68,12 +81,12 @@ class MaildirConnector(MailConnector):
         return {}
 
     async def open(self) -> None:
-        await asyncio.to_thread(self.store.check)
+        await _in_thread(self.store.check)
 
     # ------------------------------------------------------------------ reads
 
     async def load_folders(self) -> list[Folder]:
-        return await asyncio.to_thread(self._folders)
+        return await _in_thread(self._folders)
 
     def _folders(self) -> list[Folder]:
         found = []
@@ -86,7 +99,7 @@ class MaildirConnector(MailConnector):
     async def load_summaries(
         self, folder: str, *, limit: int, unread_only: bool, since: date | None
     ) -> list[MessageSummary]:
-        return await asyncio.to_thread(self._summaries, folder, limit, unread_only, since)
+        return await _in_thread(self._summaries, folder, limit, unread_only, since)
 
     def _summaries(
         self, folder: str, limit: int, unread_only: bool, since: date | None
@@ -99,7 +112,7 @@ class MaildirConnector(MailConnector):
         return [self._summary(folder, e) for e, _ in entries[:limit]]
 
     async def search_folder(self, folder: str, query: Query, *, limit: int) -> list[MessageSummary]:
-        return await asyncio.to_thread(self._search, folder, query, limit)
+        return await _in_thread(self._search, folder, query, limit)
 
     def _search(self, folder: str, query: Query, limit: int) -> list[MessageSummary]:
         """Newest first, cheapest test first: flags and headers (from the header block
@@ -123,7 +136,7 @@ class MaildirConnector(MailConnector):
         return found
 
     async def load_message(self, folder: str, message_id: str, *, max_chars: int) -> Message:
-        return await asyncio.to_thread(self._find_message, folder, message_id, max_chars)
+        return await _in_thread(self._find_message, folder, message_id, max_chars)
 
     def _find_message(self, folder: str, message_id: str, max_chars: int) -> Message:
         return self._message(folder, self.store.find(folder, message_id), max_chars)
@@ -132,18 +145,18 @@ class MaildirConnector(MailConnector):
         cached = self.store.cached_unread_count(folder)  # no listing: on the loop
         if cached is not None:
             return cached
-        return await asyncio.to_thread(self.store.unread_count, folder)
+        return await _in_thread(self.store.unread_count, folder)
 
     # ------------------------------------------------------------------ writes
 
     async def store_seen(self, folder: str, message_id: str, *, seen: bool) -> bool:
-        return await asyncio.to_thread(self._mark_seen, folder, message_id, seen)
+        return await _in_thread(self._mark_seen, folder, message_id, seen)
 
     def _mark_seen(self, folder: str, message_id: str, seen: bool) -> bool:
         return self.store.set_seen(folder, self.store.find(folder, message_id), seen=seen)
 
     async def store_move(self, folder: str, message_id: str, to_folder: str) -> None:
-        await asyncio.to_thread(self._move, folder, message_id, to_folder)
+        await _in_thread(self._move, folder, message_id, to_folder)
 
     def _move(self, folder: str, message_id: str, to_folder: str) -> None:
         entry = self.store.find(folder, message_id)
@@ -156,6 +169,8 @@ class MaildirConnector(MailConnector):
     def _summary(self, folder: str, entry: Entry, *, headers_only: bool = False) -> MessageSummary:
         """*headers_only*: from the header block alone, right but for snippet and
         attachments (a cheap first pass for search)."""
+        from airlock_mail.mime import SUMMARY_BYTES, parse_summary
+
         if headers_only:
             raw = self.store.read_head(folder, entry, limit=HEAD_BYTES)
         else:
@@ -170,6 +185,8 @@ class MaildirConnector(MailConnector):
         )
 
     def _message(self, folder: str, entry: Entry, max_chars: int) -> Message:
+        from airlock_mail.mime import parse_message
+
         raw = self.store.read(folder, entry, limit=MESSAGE_BYTES)
         return parse_message(
             raw,
@@ -190,6 +207,8 @@ class MaildirConnector(MailConnector):
         cache_key = (folder, entry.name, entry.mtime, entry.size)
         cached = self._date_cache.get(cache_key)
         if cached is None:
+            from airlock_mail.mime import header_date
+
             head = self.store.read_head(folder, entry, limit=HEAD_BYTES)
             cached = header_date(head) or datetime.fromtimestamp(entry.mtime, UTC)
             if len(self._date_cache) >= _DATE_CACHE_SIZE:
