@@ -97,6 +97,39 @@ not a measurement (no quiet machine was to be had).
 What remains is Python itself (~13 ms), importing typer with the standard library it
 pulls in (~40 ms CPU), pluggy and the plugin modules (~13 ms); ``--help`` also builds
 every command (~15 ms), and ``audit verify`` imports the audit modules (~10 ms).
+
+A third round, with a Maildir service in the config (a person's, once set up), where
+``status`` and ``services`` cost about 180 ms CPU more than without one:
+
+- ``status`` with a daemon running: the daemon loads a config only when every service's
+  connector accepts its settings, so when it says the file is unchanged since it loaded
+  it (``config_changed``), with the same services, connectors installed here, the file
+  plainly valid here and no ``AIRLOCK_`` variable setting a key, ``status`` describes
+  the services from its answer (``airlock.cli.status.checked_by_daemon``): no connector,
+  pydantic or config model is imported, only YAML to read the file. Anything else is
+  checked here, as before (tests/e2e/test_status_with_daemon.py: both print the same).
+- ``status``, ``services``: ``config_plain`` now also reads a plainly valid config's
+  services, so the config's models are not built (the connector still checks its
+  settings, with pydantic).
+- the ``maildir`` connector imports asyncio (with ssl) and its MIME parser (email, html)
+  when it works, not with its module (docs/plugins.md asks plugins to do the same).
+
+CPU medians, ms, before (5b802df) and after (2f17645), load average 4.2-5.4: status
+with a daemon from two benchmark runs each, the others interleaved before/after over 8
+rounds of 3 runs (sequential runs moved by +-20% with the load):
+
+| command (one Maildir service) | CPU before | CPU after | after / before |
+| --- | --- | --- | --- |
+| airlock status (no daemon) | 248.9 | 215.0 | 0.86 |
+| airlock services (no daemon) | 250.2 | 209.5 | 0.84 |
+| airlock status (daemon running) | 314.9, 276.7 | 100.6, 108.5 | 0.35 |
+
+Wall medians in the same benchmark runs: status with a daemon 430.5 and 406.4 before,
+106.4 and 166.2 after (target 200: met); status and services without one 248.2-377.9
+after (target 150: missed). What remains there is pydantic itself (importing
+``BaseModel`` and building the first model, about 110 ms CPU here): a connector's
+settings and operations are pydantic models, and no daemon has checked them; then YAML
+(~16 ms) for a file that is not the template, and the connector's models (~20-40 ms).
 """
 
 from __future__ import annotations
