@@ -19,11 +19,9 @@ from __future__ import annotations
 import asyncio
 import resource
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from airlock.common.logs import get_logger
 from airlock.security.peers import Peer, peer_of
@@ -33,7 +31,6 @@ log = get_logger("airlock.daemon")
 RESERVED_FDS = 64
 """Descriptors kept for everything but client connections (state, audit, notifiers, IMAP)."""
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PEER = "airlock_peer"
 """Where a request carries its caller's :class:`Peer` (see ``http.peer``)."""
 
@@ -109,24 +106,10 @@ class ConnectionGuard:
                 "connections_shed", uid=victim.uid, open=len(self._open), shed_total=self.shed
             )
 
-    def middleware(self) -> Middleware:
-        @web.middleware
-        async def mark_running(request: web.Request, handler: Handler) -> web.StreamResponse:
-            """Mark the connection busy while its request runs; hand the request the
-            peer found when it connected (``http.peer`` asks the kernel otherwise)."""
-            transport = request.transport
-            conn = self._open.get(transport) if transport is not None else None
-            if conn is None:
-                return await handler(request)
-            if conn.peer is not None:
-                request[PEER] = conn.peer
-            conn.busy += 1
-            try:
-                return await handler(request)
-            finally:
-                conn.busy -= 1
-
-        return mark_running
+    def connection(self, transport: asyncio.BaseTransport | None) -> _Connection | None:
+        """The open connection a request came on (``http.make_middleware`` marks it busy
+        while the request runs and hands the request its peer)."""
+        return self._open.get(transport) if transport is not None else None
 
 
 class _Admitted(asyncio.Protocol):

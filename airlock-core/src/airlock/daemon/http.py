@@ -14,9 +14,10 @@ from typing import Any, TypeVar
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ValidationError
+from pydantic_core import to_json
 
 from airlock.common.logs import get_logger
-from airlock.daemon.connections import PEER
+from airlock.daemon.connections import PEER, ConnectionGuard
 from airlock.errors import (
     HTTP_ERRORS,
     AirlockError,
@@ -32,6 +33,7 @@ from airlock.security.peers import Peer, peer_of
 log = get_logger("airlock.daemon")
 
 BODY_LIMIT = 1024 * 1024
+JSON = "application/json"
 MAX_DEPTH = 32
 """How deeply a body's values may nest: deeper input is a 400, never a RecursionError."""
 BODY_TIMEOUT = web.AppKey("body_timeout", float)
@@ -46,29 +48,20 @@ def error_response(exc: AirlockError) -> web.Response:
     return web.json_response({"error": exc.to_dict()}, status=exc.status, headers=headers)
 
 
-@web.middleware
-async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except AirlockError as exc:
-        return error_response(exc)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        known = exc.status in HTTP_ERRORS
-        code = error_class_for_status(exc.status).code if known else "http_error"
-        body = {"error": {"code": code, "message": exc.reason or code}}
-        return web.json_response(
-            body,
-            status=exc.status,
-            headers={"Allow": exc.headers.get("Allow", "")} if exc.status == 405 else None,
-        )
-    except Exception as exc:  # a bug: answer cleanly, keep details out of the response
-        log.error("unhandled_error", path=request.path, error=type(exc).__name__)
-        body = {
-            "error": {"code": "internal_error", "message": "internal error; see the daemon log"}
-        }
-        return web.json_response(body, status=500)
+def _http_error(exc: web.HTTPException) -> web.Response:
+    known = exc.status in HTTP_ERRORS
+    code = error_class_for_status(exc.status).code if known else "http_error"
+    body = {"error": {"code": code, "message": exc.reason or code}}
+    return web.json_response(
+        body,
+        status=exc.status,
+        headers={"Allow": exc.headers.get("Allow", "")} if exc.status == 405 else None,
+    )
+
+
+_INTERNAL_ERROR = json.dumps(
+    {"error": {"code": "internal_error", "message": "internal error; see the daemon log"}}
+).encode()
 
 
 def peer(request: web.Request) -> Peer:
@@ -115,17 +108,41 @@ class UidGate:
         return user.pw_gid == self._gid or user.pw_name in group.gr_mem
 
 
-def make_uid_middleware(gate: UidGate) -> Middleware:
-    @web.middleware
-    async def only_allowed_uids(request: web.Request, handler: Handler) -> web.StreamResponse:
-        caller = peer(request)
-        if not gate.allows(caller.uid):
-            raise Forbidden(
-                f"uid {caller.uid} may not use this Airlock", hint="see daemon.allowed_uids"
-            )
-        return await handler(request)
+def make_middleware(gate: UidGate, guard: ConnectionGuard) -> Middleware:
+    """The daemon's one middleware (aiohttp pays its per-middleware cost once a request):
+    marks the connection busy while its request runs and hands the request the peer
+    found when it connected (``peer`` asks the kernel otherwise); lets in only the uids
+    the gate allows; answers every error as JSON with its status, and a bug with a 500
+    that keeps its details in the daemon's log."""
 
-    return only_allowed_uids
+    @web.middleware
+    async def gatekeeper(request: web.Request, handler: Handler) -> web.StreamResponse:
+        conn = guard.connection(request.transport)
+        if conn is not None:
+            if conn.peer is not None:
+                request[PEER] = conn.peer
+            conn.busy += 1
+        try:
+            caller = peer(request)
+            if not gate.allows(caller.uid):
+                raise Forbidden(
+                    f"uid {caller.uid} may not use this Airlock", hint="see daemon.allowed_uids"
+                )
+            return await handler(request)
+        except AirlockError as exc:
+            return error_response(exc)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return _http_error(exc)
+        except Exception as exc:  # a bug: answer cleanly, keep details out of the response
+            log.error("unhandled_error", path=request.path, error=type(exc).__name__)
+            return web.Response(body=_INTERNAL_ERROR, status=500, content_type=JSON)
+        finally:
+            if conn is not None:
+                conn.busy -= 1
+
+    return gatekeeper
 
 
 async def read_body(request: web.Request, model: type[M]) -> M:
@@ -195,6 +212,17 @@ def _depth(value: Any) -> int:
 
 
 def json_model(model: BaseModel, status: int = 200) -> web.Response:
-    return web.Response(
-        text=model.model_dump_json(), status=status, content_type="application/json"
+    return web.Response(body=model.model_dump_json().encode(), status=status, content_type=JSON)
+
+
+def operation_answer(result: BaseModel, service: str, operation: str) -> web.Response:
+    """``OperationOut``'s JSON built around the result's own (the core validated the
+    result against the operation's result model once): the bytes
+    ``json_model(OperationOut(result=result.model_dump(mode="json", by_alias=True), ...))``
+    gives, without that dump, the envelope's validation and its dump."""
+    body = b'{"result":%b,"untrusted":true,"service":%b,"operation":%b}' % (
+        result.model_dump_json(by_alias=True).encode(),
+        to_json(service),
+        to_json(operation),
     )
+    return web.Response(body=body, content_type=JSON)

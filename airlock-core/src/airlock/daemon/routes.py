@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 
 from airlock import api
-from airlock.daemon.http import json_model, peer, read_body
+from airlock.daemon.http import json_model, operation_answer, peer, read_body
 from airlock.daemon.openapi import Route, openapi_document
 from airlock.daemon.runtime import Runtime
 from airlock.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
@@ -142,17 +142,14 @@ async def check_operation(request: web.Request) -> web.StreamResponse:
 async def run_operation(request: web.Request) -> web.StreamResponse:
     token = bearer(request)
     body = await read_body(request, api.OperationIn)
+    service, operation = request.match_info["service"], request.match_info["operation"]
     try:
-        out = await rt(request).gateway.run(
-            token,
-            peer(request),
-            request.match_info["service"],
-            request.match_info["operation"],
-            body.params,
+        result = await rt(request).gateway.run_result(
+            token, peer(request), service, operation, body.params
         )
     except NotFound as exc:
         raise rt(request).explain_unknown_service(exc) from None
-    return json_model(out)
+    return operation_answer(result, service, operation)
 
 
 async def set_credentials(request: web.Request) -> web.StreamResponse:

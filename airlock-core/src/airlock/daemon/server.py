@@ -17,13 +17,7 @@ from airlock.common.files import ensure_private_dir
 from airlock.common.logs import get_logger
 from airlock.connector_host.link import HostLauncher
 from airlock.daemon.connections import ConnectionGuard, GuardedUnixSite, connection_budget
-from airlock.daemon.http import (
-    BODY_LIMIT,
-    BODY_TIMEOUT,
-    UidGate,
-    errors_as_json,
-    make_uid_middleware,
-)
+from airlock.daemon.http import BODY_LIMIT, BODY_TIMEOUT, UidGate, make_middleware
 from airlock.daemon.openai_routes import OPENAI_ROUTES
 from airlock.daemon.routes import ROUTE_TABLE, ROUTES, RUNTIME
 from airlock.daemon.runtime import Runtime
@@ -36,7 +30,7 @@ log = get_logger("airlock.daemon")
 
 def build_web_app(runtime: Runtime, gate: UidGate, guard: ConnectionGuard) -> web.Application:
     app = web.Application(
-        middlewares=[guard.middleware(), errors_as_json, make_uid_middleware(gate)],
+        middlewares=[make_middleware(gate, guard)],
         client_max_size=BODY_LIMIT,
     )
     app[RUNTIME] = runtime

@@ -48,6 +48,7 @@ from airlock.gateway.priced_calls import BudgetCut, PricedCalls, audited_params
 from airlock.gateway.services import Service
 from airlock.security.peers import Peer
 from airlock.security.throttle import AuditThrottle
+from airlock.settings.config import ServicePermissions
 from airlock.state.store import Session, StateStore, WriteApproval
 
 if TYPE_CHECKING:
@@ -128,6 +129,9 @@ class Gateway:
         self._refusals = AuditThrottle(context.clock)
         self._filters = result_filters(context.policies)
         self._permissions = context.config.permissions
+        self._service_permissions: dict[str, ServicePermissions] = {}
+        """``for_service`` of each service named so far (this gateway's config's: a
+        reload builds a new gateway)."""
         self.priced = PricedCalls(Budgets(context.store, context.clock))
         self._on_credentials_rejected = on_credentials_rejected
         self.auth_problems: dict[str, str] = {}
@@ -225,7 +229,7 @@ class Gateway:
             session=session_facts(session),
             uid=peer.uid,
             now=self._clock.now(),
-            permissions=self._permissions.for_service(service_name),
+            permissions=self._permissions_of(service_name),
             rate_limit=self._permissions.rate_limit,
         )
         where = {
@@ -317,6 +321,12 @@ class Gateway:
         self.auth_problems[service] = exc.message + hint  # shown by `airlock services`
         if self._on_credentials_rejected is not None:
             await self._on_credentials_rejected(service)
+
+    def _permissions_of(self, service: str) -> ServicePermissions:
+        found = self._service_permissions.get(service)
+        if found is None:
+            found = self._service_permissions[service] = self._permissions.for_service(service)
+        return found
 
     def _budget_of(self, session: Session) -> BudgetState | None:
         if session.access != Access.SPEND:
