@@ -2,11 +2,17 @@ from __future__ import annotations
 
 import re
 import threading
+import types
 import typing
 from collections import deque
+from datetime import date, datetime, timedelta
+from datetime import time as dt_time
+from decimal import Decimal
 from functools import cache
 from typing import Any
+from uuid import UUID
 
+import annotated_types
 from pydantic import BaseModel
 
 from airlock.framework.operations import operation_hash
@@ -153,6 +159,67 @@ def text_fields(model: type[BaseModel]) -> frozenset[str]:
     return frozenset(found)
 
 
+_SCALARS = frozenset(
+    {bool, int, float, str, bytes, type(None), datetime, date, dt_time, timedelta, Decimal, UUID}
+)
+
+
+@cache
+def never_redacted(model: type[BaseModel]) -> bool:
+    """Whether no dump of *model* can hold a key of :func:`text_fields` (the filter then
+    has nothing to mask, and its dump is skipped): true only when it and every model it
+    holds, at any depth, declare all their keys (no extra fields, computed fields or
+    serializers of their own), none named like a text field, with values that are
+    scalars, lists, tuples, sets, unions or literals of them, or such models."""
+    fields = text_fields(model)
+    seen: set[type[BaseModel]] = set()
+
+    def closed(cls: type[BaseModel]) -> bool:
+        if cls in seen:
+            return True
+        seen.add(cls)
+        decorators = cls.__pydantic_decorators__
+        if (
+            cls.model_config.get("extra") == "allow"
+            or cls.model_computed_fields
+            or decorators.model_serializers
+            or decorators.field_serializers
+        ):
+            return False
+        for name, info in cls.model_fields.items():
+            if {name, info.alias, info.serialization_alias} & fields:
+                return False
+            if not all(_constraint(meta) for meta in info.metadata):
+                return False
+            if not plain(info.annotation):
+                return False
+        return True
+
+    def plain(annotation: Any) -> bool:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return closed(annotation)
+        if isinstance(annotation, type) and annotation in _SCALARS:
+            return True
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+        if origin is typing.Literal:
+            return all(isinstance(arg, bool | int | str | type(None)) for arg in args)
+        if origin is typing.Annotated:
+            return all(_constraint(meta) for meta in args[1:]) and plain(args[0])
+        if origin in (list, tuple, set, frozenset, typing.Union, types.UnionType):
+            return all(arg is Ellipsis or plain(arg) for arg in args)
+        return False  # Any, dicts, enums, dataclasses, ...: keys or values of any shape
+
+    return closed(model)
+
+
+def _constraint(meta: Any) -> bool:
+    """Metadata that only constrains a value (``Field(ge=0)``, ``max_length``...), never
+    how it is dumped: anything else (a serializer, a marker) counts as unknown."""
+    return isinstance(meta, annotated_types.BaseMetadata) or (
+        type(meta).__name__ == "_PydanticGeneralMetadata"
+    )
+
+
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
@@ -188,6 +255,8 @@ class RedactCodesPolicy:
 
     def filter_result(self, ctx: PolicyContext, result: BaseModel) -> BaseModel:
         if ctx.session is not None and ctx.session.sensitive:
+            return result
+        if never_redacted(type(result)):
             return result
         dumped = result.model_dump(mode="python", by_alias=True)
         redacted = _redact(dumped, None, text_fields(type(result)))
