@@ -47,19 +47,35 @@ def _sync(session: nox.Session, *args: str) -> None:
     )
 
 
+def _compile_sources(session: nox.Session) -> None:
+    """Bytecode for the workspace's own sources too (``--compile-bytecode`` covers only
+    site-packages; they are installed editable): the tests start hundreds of Python
+    processes, and with PYTHONDONTWRITEBYTECODE set each would compile them again."""
+    sources = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("airlock-*/src"))
+    session.run("python", "-m", "compileall", "-q", *sources, "tests", silent=True)
+
+
 @nox.session
 @nox.parametrize("package", list(PACKAGES))
 def tests(session: nox.Session, package: str) -> None:
     """Run one package's tests with only that package installed."""
     _sync(session, "--package", package, "--group", "test")
+    _compile_sources(session)
     session.run("pytest", PACKAGES[package], *session.posargs)
 
 
 @nox.session
 def e2e(session: nox.Session) -> None:
-    """End-to-end tests across packages: a real daemon process on a real socket."""
+    """End-to-end tests across packages: a real daemon process on a real socket.
+
+    On two workers (pytest-xdist): a test mostly waits for its daemon's processes to
+    start or for the phone's next time step, so a second worker fills both cores. Each
+    module runs whole on one worker (``--dist loadfile``: module-scoped fixtures, such as
+    the isolated-mode install, are made once), in the order tests/e2e/conftest.py gives."""
     _sync(session, "--all-packages", "--group", "test")
-    session.run("pytest", "tests/e2e", *session.posargs)
+    _compile_sources(session)
+    workers = ["-n", "2", "--dist", "loadfile", "--no-loadscope-reorder"]
+    session.run("pytest", "tests/e2e", *workers, *session.posargs)
 
 
 @nox.session

@@ -13,6 +13,15 @@ from daemon_harness import OTHER_USER, Airlock, leaked_secrets, needs_root, reme
 from llm_harness import start_llm
 from tests.openrouter.openrouter_server import OpenRouterServer
 
+FIRST = ("test_isolated.py", "test_gcal.py")
+"""Modules that mostly wait (an install, the phone's next time step) go first: ``uv run
+nox`` hands whole modules to two workers (``--dist loadfile``), and a long one handed out
+last would leave a worker idle."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name not in FIRST)  # stable: the rest keep order
+
 
 @pytest.fixture
 def start_airlock(tmp_path: Path) -> Iterator[Callable[..., Airlock]]:
@@ -39,7 +48,9 @@ def no_secret_in_any_log_or_audit_line(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[None]:
     """The canary scan: after the whole run, no planted secret (TOTP secret, session
-    token, claim, password) appears in any daemon log or audit file the tests produced."""
+    token, claim, password) appears in any daemon log or audit file the tests produced.
+    Under xdist each worker scans its own base directory (its tests' daemons log there)
+    with the secrets its tests planted."""
     yield
     homes = {p.parent for p in tmp_path_factory.getbasetemp().rglob("daemon.log")}
     leaks = [leak for home in homes for leak in leaked_secrets(home)]
@@ -52,9 +63,10 @@ def other_uid() -> int:
     try:
         return pwd.getpwnam(OTHER_USER).pw_uid
     except KeyError:
+        # Another worker may be adding the same user: then it exists all the same.
         subprocess.run(
             ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", OTHER_USER],
-            check=True,
+            check=False,
         )
         return pwd.getpwnam(OTHER_USER).pw_uid
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +54,18 @@ def needs_root(why: str = "needs root to create and switch to real users") -> No
 
     if os.geteuid() != 0:
         skip_or_fail_under_ci(why)
+
+
+MACHINE_LOCK = Path(tempfile.gettempdir()) / "airlock-e2e-machine.lock"
+
+
+@contextmanager
+def machine_lock() -> Iterator[None]:
+    """Held while a test uses what exists once per machine (the isolated-mode install,
+    /opt/airlock): ``uv run nox`` runs the end-to-end tests on two workers."""
+    with MACHINE_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

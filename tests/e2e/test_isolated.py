@@ -28,7 +28,7 @@ import httpx
 import pyotp
 import pytest
 import yaml
-from daemon_harness import TotpPhone, needs_root, remember
+from daemon_harness import TotpPhone, machine_lock, needs_root, remember
 from isolated_harness import (
     AGENT,
     CLIENT,
@@ -61,6 +61,11 @@ PRIVATE_TREES = CORE_TREES + HOST_TREES
 @pytest.fixture(scope="module")
 def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Isolated]:
     needs_root()
+    with machine_lock():  # /opt/airlock is test_service_program.py's too
+        yield from _installed(tmp_path_factory)
+
+
+def _installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Isolated]:
     if leftovers():
         pytest.fail(
             f"this machine already has isolated-mode parts, not touching them: {leftovers()}"

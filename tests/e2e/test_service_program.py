@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from daemon_harness import OTHER_USER, needs_root
+from daemon_harness import OTHER_USER, machine_lock, needs_root
 from isolated_harness import build_wheels
 
 from airlock.service.layout import PROGRAM_DIR, VENV_DIR
@@ -40,6 +40,11 @@ def test_the_copy_is_made_with_pip_from_local_wheels_where_there_is_no_uv(
     other_uid: int, tmp_path: Path
 ) -> None:
     needs_root()
+    with machine_lock():  # /opt/airlock is test_isolated.py's too
+        _copy_with_pip(tmp_path)
+
+
+def _copy_with_pip(tmp_path: Path) -> None:
     if PROGRAM_DIR.exists():
         pytest.fail(f"{PROGRAM_DIR} already exists: not touching it")
     # What makes this machine one without uv: none on PATH, none beside the interpreter.
