@@ -15,36 +15,33 @@ The local server answers at once, so the TTFT ratio is the harshest case: a real
 takes hundreds of milliseconds to its first token. Target: TTFT through Airlock (p50)
 <= 1.1 x direct + 2 ms.
 
-Where the time to the first token goes (p50, ms after the client sent its request;
-timestamps taken by temporary instrumentation in the client, the daemon, the connector
-host and the local server, all on the machine's one monotonic clock; answer-at-once model):
+Where the time to the first token goes (2026-12-02, load ~1.2, p50 of 95 calls each, ms
+after the daemon's handler started; timestamps from temporary instrumentation in the daemon
+and the connector host, both on the machine's one monotonic clock):
 
-    before the connector host (one daemon process), quiet machine: direct 1.29, through 4.08
-      0.64  the request reaches the handler (HTTP on the socket, uid, connection guard)
-      0.48  body, admission (session, params, policies), params again, the model's price
-      0.41  the budget decides in a worker thread (BEGIN IMMEDIATE, UPDATE, back to the loop)
-      1.79  the request goes out (httpx) and the first chunk comes back
-            meanwhile ``operation_started`` (durable at 3.07) and the reservation (3.23)
-            are written by worker threads, each about 2 ms after it started: both fsyncs
-            overlap the service's answer and each other
-      0.14  waiting for them once the chunk is there
-      0.30  the relay: one server-sent event, the response's headers, the write
-      0.45  the client reads it
+    answer at once                                   model thinking 50 ms
+      0.53  admitted (session, params, policies)       0.63
+      0.63  all the budget left held                   0.74
+      1.39  the host has quoted (one request: quote    1.66
+            and, as it fits, the call)
+      1.69  the host starts the upstream request       1.90
+      2.01  the quote is back; the reservation's write 2.55
+            starts in a worker thread
+      4.83  the host has the first chunk (httpx)      55.92
+      5.76  the core has it, the reservation durable  56.59
+      6.28  the first event written to the agent      57.51
+    TTFT seen by the client: 8.28 through, 1.96 direct; 60.7 through, 52.5 direct.
 
-    with the connector host, busy machine (load 5-7 on 2 cores), the same daemon
-    alternating the two ways of reserving, 150 calls each, three runs (direct 3.7-4.2):
-      budget decided in a worker thread:           through 16.9, 21.3, 27.8
-      budget decided on the loop (Budgets.hold):   through 16.1, 20.3, 28.0
-      the decision itself: 1.3-3.0 ms after the quote in a worker thread, 0.15 ms on the
-      loop; the quote is a round trip to the connector host (1.8-2.7), the call another
-      hop (0.7-3.5), the chunk a hop back (1.1-1.7); the fsyncs (0.2 ms quiet) take
-      4-5 ms on the busy disk, and their threads start late, but they still overlap the
-      service's answer; everything waits for a CPU here
-
-What is left is process hops and Python, not the fsyncs: on a quiet machine they finish
-within the answer of even an instant model; the two hops to the connector host (quote,
-then the call), the socket hop to the daemon and the relay stay on the path, so on a quiet
-machine the target holds for a model that thinks (50 ms), not for one that answers at once.
+Pricing and sending used to be two requests to the host (quote, then call): now one, the
+core holding the budget left while the host quotes. A chunk's frame used to wait for the end
+of the host's event-loop turn, while the connector went on parsing what the service had
+already sent (the whole answer, for a model answering at once): 3.2 ms from the host's first
+chunk to the core's before, 0.9 after it goes out at once. What is left: httpx's async
+client in the host takes ~3 ms to the first chunk where the benchmark's direct (sync) client
+takes ~2 for its whole request; the agent's request to the handler and the reading of the
+event ~2 ms; admission and the quote ~1.4; the hop back ~0.9; the relay ~0.5. The target
+(p50 <= 1.1 x direct + 2 ms) holds within noise for a model that thinks (58.9-60.7 against
+59.6-59.8 in two runs), not for one that answers at once.
 
     uv run python benchmarks/openrouter.py --runs 200
 """

@@ -11,7 +11,8 @@ import functools
 import json
 import socket
 import struct
-from collections.abc import Callable, Coroutine, Mapping
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -343,3 +344,61 @@ async def test_a_priced_call_is_sent_only_when_its_quote_fits_the_ceiling(tmp_pa
         missing = await _frames(pair, {"id": 4, **ask, "params": {"prompt": "c"}})
         assert missing[-1]["error"]["code"] == InvalidInput.code
         assert Till.sent == ["b"]
+
+
+class Dribble(PricedConnector):
+    """A streamed service whose second chunk waits (blocking, as parsing a buffered answer
+    would) until the first one has reached the other end of the channel."""
+
+    name = "dribble"
+    title = "A streamed priced service"
+    settings_model = SpendSettings
+    first_seen = threading.Event()
+
+    @operation(access=Access.SPEND, params=AskParams, result=Answer, description="Ask.")
+    async def ask(self, params: AskParams) -> Answer:
+        return Answer(text="42")
+
+    async def quote(self, operation: str, params: BaseModel) -> Quote:
+        return Quote(usd=0.01)
+
+    async def stream(self, operation: str, params: BaseModel) -> AsyncIterator[Any]:
+        yield {"text": "4"}
+        # No await in between: the event loop does not get a turn here.
+        yield {"text": "2" if Dribble.first_seen.wait(5) else "the first chunk was held back"}
+        yield Charge(usd=0.001)
+
+
+@in_loop
+async def test_a_streamed_chunk_leaves_the_host_before_the_connector_goes_on(
+    tmp_path: Path,
+) -> None:
+    Dribble.first_seen.clear()
+    server = HostServer({"dribble": Dribble}, HostKeys(tmp_path / "connectors"))
+    ours, theirs = socket.socketpair()
+    reader, writer = await asyncio.open_unix_connection(sock=theirs)
+    serving = asyncio.create_task(server.serve(reader, writer))
+    chunks: list[Any] = []
+
+    def read_frames() -> None:
+        stream = ours.makefile("rb")
+        while True:
+            (size,) = struct.unpack(">I", stream.read(4))
+            message = json.loads(stream.read(size))
+            if "chunk" in message:
+                chunks.append(message["chunk"])
+                Dribble.first_seen.set()
+            if message.get("id") == 2 and ("ok" in message or "error" in message):
+                return
+
+    services = {"llm": {"connector": "dribble", "settings": {"max_usd": 1}}}
+    ours.sendall(_frame({"id": 1, "kind": "configure", "services": services}))
+    ask = {"kind": "priced", "service": "llm", "operation": "ask", "streamed": True}
+    ours.sendall(_frame({"id": 2, **ask, "params": {"prompt": "?"}, "ceiling_nano": 10**9}))
+    try:
+        await asyncio.wait_for(asyncio.to_thread(read_frames), 10)
+    finally:
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+        ours.close()
+    assert chunks == [{"text": "4"}, {"text": "2"}]

@@ -129,6 +129,9 @@ class HostServer:
             if kind == "priced":
                 async for item in self._priced(message):
                     await self._send(outbox, {"id": rid, **item})
+                    # At once, not at the end of the turn: the connector may go on parsing
+                    # what the service sent next, and the agent is waiting for this chunk.
+                    outbox.flush()
                 await self._send(outbox, {"id": rid, "ok": {}})
                 return
             handler = self._handlers.get(kind) if isinstance(kind, str) else None
