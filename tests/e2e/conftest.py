@@ -57,6 +57,39 @@ def no_secret_in_any_log_or_audit_line(
     assert not leaks, f"secrets leaked into logs or audit lines: {leaks}"
 
 
+_OTHER_USER_EXISTED = pytest.StashKey[bool]()
+
+
+def _runs_the_session(config: pytest.Config) -> bool:
+    """This process is the run itself, not one of pytest-xdist's workers."""
+    return not hasattr(config, "workerinput")
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if _runs_the_session(session.config):
+        session.config.stash[_OTHER_USER_EXISTED] = _user_exists(OTHER_USER)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The machine is left as the run found it: the second user the tests added (once,
+    for every worker) is removed after the last worker is done."""
+    if not _runs_the_session(session.config):
+        return
+    if session.config.stash.get(_OTHER_USER_EXISTED, True) or not _user_exists(OTHER_USER):
+        return
+    removed = subprocess.run(["userdel", OTHER_USER], capture_output=True, text=True)
+    if removed.returncode != 0:
+        print(f"could not remove the test user {OTHER_USER}: {removed.stderr.strip()}")
+
+
 @pytest.fixture
 def other_uid() -> int:
     needs_root("needs root to create and switch to a second real user")
