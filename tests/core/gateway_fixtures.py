@@ -36,6 +36,16 @@ from airlock.settings.paths import resolve_paths
 NOTES: dict[str, str] = {}
 
 
+class AskParams(Params):
+    """A question to a priced test service."""
+
+    prompt: str
+
+
+class Answer(BaseModel):
+    text: str
+
+
 class NoteParams(Params):
     name: str
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import pytest
 from pydantic import BaseModel
-from tests.core.gateway_fixtures import NOTES, Notebook
+from tests.core.gateway_fixtures import NOTES, Answer, AskParams, Notebook
 
 from airlock.connector_host.keys import HostKeys, seal_host_key
 from airlock.connector_host.link import HostLink, Streams
@@ -39,7 +39,7 @@ from airlock.errors import (
     ServiceRateLimited,
     Unauthenticated,
 )
-from airlock.framework.connectors import Access, Connector, Params, operation
+from airlock.framework.connectors import Access, Connector, operation
 from airlock.framework.spending import Charge, PricedConnector, Quote, SpendSettings, nano_usd
 from airlock.passphrase import WrongPassphrase, key_from
 from airlock.security.vault import Vault
@@ -275,14 +275,6 @@ async def test_a_cancelled_request_stops_the_operation_in_the_host(tmp_path: Pat
         writer.write(_frame({"kind": "cancel", "target": 2}))
         await writer.drain()
         await asyncio.wait_for(stopped.wait(), 5)
-
-
-class AskParams(Params):
-    prompt: str
-
-
-class Answer(BaseModel):
-    text: str
 
 
 class Till(PricedConnector):

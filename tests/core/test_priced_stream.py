@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, cast
 
 import pytest
-from pydantic import BaseModel
+from tests.core.gateway_fixtures import Answer, AskParams
 
 from airlock.common.clock import FakeClock
 from airlock.connector_host.client import ConnectorHost
 from airlock.errors import BudgetExhausted
-from airlock.framework.connectors import Access, OperationSpec, Params, operation
+from airlock.framework.connectors import Access, OperationSpec, operation
 from airlock.framework.spending import Charge, PricedConnector, Quote, SpendSettings, nano_usd
 from airlock.gateway.budgets import Budgets, Reservation
 from airlock.gateway.priced_calls import PricedCalls
@@ -23,14 +23,6 @@ from airlock.gateway.services import Service
 from airlock.state.store import StateStore
 
 CENT = nano_usd("0.01")
-
-
-class AskParams(Params):
-    prompt: str
-
-
-class Answer(BaseModel):
-    text: str
 
 
 class Oracle(PricedConnector):
