@@ -11,15 +11,17 @@ crash or a restart: its request may have reached the service, so it is counted a
 at its worst case (fail closed).
 
 **Deciding without waiting for the disk.** A streamed call's time to its first token
-pays for whatever runs before its request goes out. :meth:`Budgets.hold` decides on the
-caller's thread, from what this process knows of the budget (read once from the database,
-then kept up to date by its own holds and settlements): no thread hop, no disk write. The
-daemon is the only process that spends (it holds the data directory's lock), so what it
-holds is the budget. :meth:`Budgets.record` then writes the hold with the same checked
-statement (in a worker thread, while the service prepares its answer) and the caller
-awaits it before anything leaves; should the database refuse it anyway (changed behind
-the daemon's back), the hold is released and the call fails closed with
-:class:`BudgetExhausted`.
+pays for whatever runs before its request goes out. The budget decides on the caller's
+thread, from what this process knows of it (read once from the database, then kept up to
+date by its own holds and settlements): no thread hop, no disk write. The daemon is the
+only process that spends (it holds the data directory's lock), so what it holds is the
+budget. A spend call holds all that is left while it is priced (:meth:`Budgets.hold_rest`),
+then keeps only its quote (:meth:`Budgets.shrink`, which refuses a quote over what is held);
+:meth:`Budgets.hold` holds a known amount at once. :meth:`Budgets.record` then writes the
+hold with the same checked statement (in a worker thread, while the service prepares its
+answer) and the caller awaits it before anything leaves; should the database refuse it
+anyway (changed behind the daemon's back), the hold is released and the call fails closed
+with :class:`BudgetExhausted`.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from airlock.models import Access
 from airlock.settings.config import PermissionsConfig
 from airlock.state.store import StateStore
 
-__all__ = ["Budgets", "Reservation", "budget_exhausted", "requested_budget"]
+__all__ = ["Budgets", "Reservation", "requested_budget"]
 
 
 @dataclass(frozen=True)
@@ -95,10 +97,14 @@ class Budgets:
                 known.reserved_nano += left
         return Reservation("rsv_" + secrets.token_urlsafe(9), session_id, left)
 
-    def shrink(self, reservation: Reservation, amount_nano: int) -> Reservation:
-        """Keep only *amount_nano* (at most what is held) of a hold not yet recorded."""
-        if not 0 <= amount_nano <= reservation.amount_nano:
-            raise ValueError("a hold only shrinks")
+    def shrink(self, reservation: Reservation, amount_nano: int, *, service: str) -> Reservation:
+        """Keep only *amount_nano* of a hold not yet recorded, or raise
+        :class:`BudgetExhausted` when that is more than is held (the hold is unchanged:
+        :meth:`release` it)."""
+        if amount_nano < 0:
+            raise ValueError("a hold is never negative")
+        if amount_nano > reservation.amount_nano:
+            raise budget_exhausted(amount_nano, reservation.amount_nano, service)
         self._release(
             Reservation(
                 reservation.id, reservation.session_id, reservation.amount_nano - amount_nano

@@ -35,7 +35,7 @@ from airlock.framework.spending import (
     spend_settings,
     usd,
 )
-from airlock.gateway.budgets import Budgets, Reservation, budget_exhausted
+from airlock.gateway.budgets import Budgets, Reservation
 from airlock.gateway.services import Service
 
 if TYPE_CHECKING:
@@ -190,16 +190,15 @@ class PricedCalls:
                 worst = nano_usd(quote.usd)
                 facts.update(quote.facts)
                 facts["reserved_usd"] = usd(worst)
-                if worst > ceiling.amount_nano:
-                    raise budget_exhausted(worst, ceiling.amount_nano, service.name)
+                held = self.budgets.shrink(ceiling, worst, service=service.name)
             except BaseException as exc:
                 self.budgets.release(ceiling)
                 await _close(frames)
-                state = self.budgets.state(session_id)
-                if isinstance(exc, BudgetExhausted) and state is not None:
-                    facts.update(_budget_facts(state))
+                if isinstance(exc, BudgetExhausted):
+                    state = self.budgets.state(session_id)
+                    if state is not None:
+                        facts.update(_budget_facts(state))
                 raise
-            held = self.budgets.shrink(ceiling, worst)
         durable = asyncio.ensure_future(
             asyncio.to_thread(self.budgets.record, held, service=service.name)
         )
