@@ -14,7 +14,9 @@ import contextlib
 import functools
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
+
+from pydantic import BaseModel
 
 from airlock.common.logs import get_logger
 from airlock.connector_host.keys import HostKeys
@@ -62,7 +64,6 @@ __all__ = ["HostServer"]
 log = get_logger("airlock.connector_host")
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
-T = TypeVar("T")
 
 
 class HostServer:
@@ -245,14 +246,22 @@ class HostServer:
 
     async def _call(self, message: dict[str, Any]) -> dict[str, Any]:
         service, connector, spec, params = await self._operation(message)
-        with budget_in_force(budget_state(message.get("budget"))):
-            result = await self._guarded(service, spec, connector.call(spec.name, params))
+        result = await self._result(service, connector, spec, params, message)
         return {"result": result_json(result)}
 
-    async def _guarded(self, service: Service, spec: OperationSpec, call: Awaitable[T]) -> T:
-        """*call*'s result; a connector that failed is closed (the next call opens it)."""
+    async def _result(
+        self,
+        service: Service,
+        connector: Connector,
+        spec: OperationSpec,
+        params: dict[str, Any],
+        message: Mapping[str, Any],
+    ) -> BaseModel:
+        """The operation's result, run with the session's budget the request carries; a
+        connector that failed is closed (the next call opens it again)."""
         try:
-            return await call
+            with budget_in_force(budget_state(message.get("budget"))):
+                return await connector.call(spec.name, params)
         except ConnectorError:
             await self.pool.discard(service.name)
             raise
@@ -278,8 +287,7 @@ class HostServer:
         if nano_usd(quote.usd) > ceiling:
             return  # over what the core holds: nothing is sent, the core refuses the call
         if not message.get("streamed"):
-            with budget_in_force(budget_state(message.get("budget"))):
-                result = await self._guarded(service, spec, connector.call(spec.name, params))
+            result = await self._result(service, connector, spec, params, message)
             answer: dict[str, Any] = {"result": result_json(result)}
             try:
                 answer["charge"] = connector.charge(spec.name, parsed, result).model_dump(
