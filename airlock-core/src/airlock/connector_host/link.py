@@ -196,8 +196,8 @@ class HostLink:
         self.on_gone = on_gone
         self._ids = itertools.count(1)
         self._waiting: dict[int, _Waiter] = {}
-        self._writer: asyncio.StreamWriter | None = None
         self._outbox: Outbox | None = None
+        """The connection's outbox (and through it, its writer); None when not connected."""
         self._reading: asyncio.Task[None] | None = None
         self._connecting = asyncio.Lock()
         self._greeted = False
@@ -206,24 +206,23 @@ class HostLink:
 
     @property
     def connected(self) -> bool:
-        return self._writer is not None and not self._writer.is_closing()
+        return self._open_outbox() is not None
+
+    def _open_outbox(self) -> Outbox | None:
+        outbox = self._outbox
+        return outbox if outbox is not None and not outbox.writer.is_closing() else None
 
     async def _outbox_ready(self) -> Outbox:
         """The connection's outbox, once the host on it has been greeted (connecting if
         needed)."""
-        writer, outbox = self._writer, self._outbox
-        if (
-            writer is not None
-            and outbox is not None
-            and not writer.is_closing()
-            and (self._greeted or _GREETING.get())
-        ):
+        outbox = self._open_outbox()
+        if outbox is not None and (self._greeted or _GREETING.get()):
             return outbox
         async with self._connecting:
-            if self._writer is None or self._writer.is_closing():
+            if self._open_outbox() is None:
                 self._greeted = False
                 reader, writer = await self.launcher.connect()
-                self._writer, self._outbox = writer, Outbox(writer)
+                self._outbox = Outbox(writer)
                 self._reading = asyncio.create_task(self._read(reader, writer))
                 if self.hello is not None:
                     token = _GREETING.set(True)
@@ -231,7 +230,7 @@ class HostLink:
                         await self.hello(self)
                     except BaseException:
                         writer.close()
-                        self._writer = None
+                        self._outbox = None
                         raise
                     finally:
                         _GREETING.reset(token)
@@ -255,8 +254,8 @@ class HostLink:
             raise
         finally:
             writer.close()
-            if self._writer is writer:
-                self._writer = None
+            if self._outbox is not None and self._outbox.writer is writer:
+                self._outbox = None
             for waiter in list(self._waiting.values()):
                 waiter.put(None)
             if reason != "the daemon is stopping":
@@ -284,8 +283,8 @@ class HostLink:
 
     def _cancel(self, rid: int) -> None:
         self._waiting.pop(rid, None)
-        writer, outbox = self._writer, self._outbox
-        if writer is not None and outbox is not None and not writer.is_closing():
+        outbox = self._open_outbox()
+        if outbox is not None:
             outbox.put(frame({"kind": "cancel", "target": rid}, MAX_REQUEST_BYTES))
 
     async def request(
@@ -353,9 +352,9 @@ class HostLink:
             self._reading.cancel()
             with contextlib.suppress(BaseException):
                 await self._reading
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        if self._outbox is not None:
+            self._outbox.writer.close()
+            self._outbox = None
         await self.launcher.close()
 
 
