@@ -50,7 +50,7 @@ def test_a_listed_read_runs_in_a_session(tmp_path: Path) -> None:
     async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
         token = await session(runtime, totp, clock)
         out = await runtime.gateway.run(token, ME, "tools", "add", {"a": 2, "b": 3})
-        assert out.result == {"text": "5"}
+        assert out.model_dump(mode="json", by_alias=True) == {"text": "5"}
         with pytest.raises(InvalidInput) as caught:
             await runtime.gateway.run(token, ME, "tools", "add", {"a": "two", "b": 3})
         assert caught.value.field == "params.a"

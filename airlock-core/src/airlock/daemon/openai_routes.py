@@ -68,7 +68,7 @@ async def openai_call(request: web.Request, path: str) -> web.StreamResponse:
     if body.get("stream") is True:
         chunks = await gateway.stream(token, caller, service, operation, body)
         return await _relay(request, chunks)
-    result = await gateway.run_result(token, caller, service, operation, body)
+    result = await gateway.run(token, caller, service, operation, body)
     return web.Response(text=result.model_dump_json(by_alias=True), content_type="application/json")
 
 

@@ -144,7 +144,7 @@ async def run_operation(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, api.OperationIn)
     service, operation = request.match_info["service"], request.match_info["operation"]
     try:
-        result = await rt(request).gateway.run_result(
+        result = await rt(request).gateway.run(
             token, peer(request), service, operation, body.params
         )
     except NotFound as exc:

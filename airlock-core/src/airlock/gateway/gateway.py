@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from airlock.api import OperationOut
 from airlock.errors import (
     AirlockError,
     ApprovalRequired,
@@ -140,19 +139,8 @@ class Gateway:
 
     async def run(
         self, token: str, peer: Peer, service_name: str, operation: str, params: Mapping[str, Any]
-    ) -> OperationOut:
-        call = await self._admit(token, peer, service_name, operation, params)
-        result = await self._execute(call)
-        return OperationOut(
-            result=result.model_dump(mode="json", by_alias=True),
-            service=service_name,
-            operation=operation,
-        )
-
-    async def run_result(
-        self, token: str, peer: Peer, service_name: str, operation: str, params: Mapping[str, Any]
     ) -> BaseModel:
-        """Like :meth:`run`, returning the operation's own result (for the OpenAI routes)."""
+        """The operation's result, filtered, once its audit record is durable."""
         call = await self._admit(token, peer, service_name, operation, params)
         return await self._execute(call)
 
