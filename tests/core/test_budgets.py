@@ -1,9 +1,12 @@
-"""Budgets of spend sessions in the real state database: exact exhaustion, races for the
-last cents, a call that costs more than it reserved, and money spent surviving a restart."""
+"""Budgets of spend sessions in the real state database, spent the way a spend call spends
+(gateway/priced_calls.py): hold all that is left while the call is priced, shrink the hold
+to its quote, record it, settle it at its cost. Exact exhaustion, races for the last cents,
+a call that costs more than it reserved, and money spent surviving a restart."""
 
 from __future__ import annotations
 
 import threading
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ from airlock.common.clock import FakeClock
 from airlock.errors import BudgetExhausted, InvalidInput
 from airlock.framework.connectors import Connector
 from airlock.framework.spending import PricedConnector, SpendSettings, format_usd, nano_usd
-from airlock.gateway.budgets import Budgets, requested_budget
+from airlock.gateway.budgets import Budgets, Reservation, requested_budget
 from airlock.gateway.priced_calls import audited_params
 from airlock.gateway.services import Service
 from airlock.settings.config import PermissionsConfig
@@ -26,6 +29,31 @@ def budgets_of(store: StateStore, clock: FakeClock, session: str, limit: int) ->
     budgets = Budgets(store, clock)
     budgets.open(session, limit)
     return budgets
+
+
+def hold(budgets: Budgets, worst: int) -> Reservation:
+    """What PricedCalls._open does: hold all that is left while the call is priced, then
+    keep only its quote (refused: the whole hold is given back). Not yet durable."""
+    ceiling = budgets.hold_rest("ses_a")
+    try:
+        return budgets.shrink(ceiling, worst, service="llm")
+    except BudgetExhausted:
+        budgets.release(ceiling)
+        raise
+
+
+def spend(budgets: Budgets, worst: int, pricing: threading.Lock | None = None) -> Reservation:
+    """One spend call's reservation, durable. *pricing* is the per-session lock PricedCalls
+    takes while a call is priced; the write runs outside it, as it does there."""
+    with pricing or nullcontext():
+        held = hold(budgets, worst)
+    return budgets.record(held, service="llm")
+
+
+def left(budgets: Budgets) -> int:
+    state = budgets.state("ses_a")
+    assert state is not None
+    return state.left_nano
 
 
 def test_dollars_are_counted_in_whole_nano_dollars_rounded_up() -> None:
@@ -44,25 +72,26 @@ def test_a_budget_is_spent_exactly_to_zero_then_refuses(
 ) -> None:
     budgets = budgets_of(store, clock, "ses_a", 5 * CENT)
     for _ in range(5):
-        held = budgets.reserve("ses_a", CENT, service="llm")
-        budgets.settle(held, CENT)
+        budgets.settle(spend(budgets, CENT), CENT)
     state = budgets.state("ses_a")
     assert state is not None
     assert (state.spent_nano, state.reserved_nano, state.left_nano) == (5 * CENT, 0, 0)
     with pytest.raises(BudgetExhausted) as refused:
-        budgets.reserve("ses_a", 1, service="llm")
+        spend(budgets, 1)
     assert refused.value.status == 402
     assert "nothing was sent" in refused.value.message
     assert "$0.00" in refused.value.message
+    assert store.open_reservations() == []
 
 
 def test_a_reservation_holds_money_until_it_is_settled(store: StateStore, clock: FakeClock) -> None:
     budgets = budgets_of(store, clock, "ses_a", 10 * CENT)
-    held = budgets.reserve("ses_a", 8 * CENT, service="llm")
-    with pytest.raises(BudgetExhausted):
-        budgets.reserve("ses_a", 3 * CENT, service="llm")  # 8 held + 3 > 10
+    held = spend(budgets, 8 * CENT)
+    with pytest.raises(BudgetExhausted, match=r"budget left on llm is \$0.02"):
+        spend(budgets, 3 * CENT)  # 8 held + 3 > 10
+    assert left(budgets) == 2 * CENT, "a refused call keeps nothing"
     budgets.settle(held, 2 * CENT)  # it cost less than its worst case
-    budgets.reserve("ses_a", 3 * CENT, service="llm")
+    spend(budgets, 3 * CENT)
     state = budgets.state("ses_a")
     assert state is not None
     assert (state.spent_nano, state.reserved_nano, state.left_nano) == (
@@ -75,11 +104,12 @@ def test_a_reservation_holds_money_until_it_is_settled(store: StateStore, clock:
 def test_concurrent_calls_racing_for_the_last_cents_cannot_overspend(
     data_dir: Path, clock: FakeClock
 ) -> None:
-    """Threads on two connections (as two processes would be) reserve a cent each."""
+    """Threads on two connections (as two processes would be) spend a cent each. Each side
+    believes all 7 cents are its own; the database's check decides who wins."""
     first = StateStore(data_dir / "state.db")
     second = StateStore(data_dir / "state.db")
-    budgets_of(first, clock, "ses_a", 7 * CENT)
-    sides = [Budgets(first, clock), Budgets(second, clock)]
+    sides = [budgets_of(first, clock, "ses_a", 7 * CENT), Budgets(second, clock)]
+    pricing = [threading.Lock(), threading.Lock()]
     won: list[int] = []
     lost: list[int] = []
     start = threading.Barrier(24)
@@ -87,7 +117,7 @@ def test_concurrent_calls_racing_for_the_last_cents_cannot_overspend(
     def race(index: int) -> None:
         start.wait()
         try:
-            sides[index % 2].reserve("ses_a", CENT, service="llm")
+            spend(sides[index % 2], CENT, pricing[index % 2])
         except BudgetExhausted:
             lost.append(index)
         else:
@@ -102,7 +132,7 @@ def test_concurrent_calls_racing_for_the_last_cents_cannot_overspend(
     assert len(lost) == 17
     state = sides[1].state("ses_a")
     assert state is not None
-    assert state.reserved_nano == 7 * CENT
+    assert (state.reserved_nano, len(first.open_reservations())) == (7 * CENT, 7)
     first.close()
     second.close()
 
@@ -111,19 +141,19 @@ def test_a_call_costing_more_than_its_reservation_is_counted_in_full(
     store: StateStore, clock: FakeClock
 ) -> None:
     budgets = budgets_of(store, clock, "ses_a", 10 * CENT)
-    held = budgets.reserve("ses_a", 6 * CENT, service="llm")
+    held = spend(budgets, 6 * CENT)
     after = budgets.settle(held, 12 * CENT)  # the service charged more than quoted
     assert after.spent_nano == 12 * CENT
     assert after.left_nano == 0
     with pytest.raises(BudgetExhausted):
-        budgets.reserve("ses_a", 1, service="llm")
+        spend(budgets, 1)
 
 
 def test_money_spent_and_calls_cut_off_survive_a_restart(data_dir: Path, clock: FakeClock) -> None:
     store = StateStore(data_dir / "state.db")
     budgets = budgets_of(store, clock, "ses_a", 10 * CENT)
-    budgets.settle(budgets.reserve("ses_a", 3 * CENT, service="llm"), 2 * CENT)
-    budgets.reserve("ses_a", 4 * CENT, service="llm")  # in flight when the daemon stops
+    budgets.settle(spend(budgets, 3 * CENT), 2 * CENT)
+    spend(budgets, 4 * CENT)  # in flight when the daemon stops
     store.close()
 
     reopened = StateStore(data_dir / "state.db")
@@ -134,6 +164,10 @@ def test_money_spent_and_calls_cut_off_survive_a_restart(data_dir: Path, clock: 
     assert state is not None
     assert (state.spent_nano, state.reserved_nano, state.left_nano) == (6 * CENT, 0, 4 * CENT)
     assert again.settle_cut_off() == []  # each is counted once
+    with pytest.raises(BudgetExhausted):
+        spend(again, 5 * CENT)
+    again.settle(spend(again, 4 * CENT), 4 * CENT)  # exactly what the last run left
+    assert left(again) == 0
     reopened.close()
 
 
@@ -208,21 +242,21 @@ def test_the_audit_keeps_a_prompt_only_as_its_length_and_hash_unless_asked() -> 
 def test_a_hold_is_decided_in_memory_and_durable_only_once_recorded(
     store: StateStore, clock: FakeClock
 ) -> None:
-    """hold() decides without a disk write (after one read of the budget); record() writes
-    the same reservation with the database's own check."""
+    """hold_rest() and shrink() decide without a disk write (after one read of the budget);
+    record() writes the same reservation with the database's own check."""
     budgets = budgets_of(store, clock, "ses_a", 10 * CENT)
-    first = budgets.hold("ses_a", 6 * CENT, service="llm")
+    first = hold(budgets, 6 * CENT)
     assert store.get_budget("ses_a") == (10 * CENT, 0, 0), "nothing written yet"
     assert store.open_reservations() == []
     with pytest.raises(BudgetExhausted, match=r"budget left on llm is \$0.04"):
-        budgets.hold("ses_a", 5 * CENT, service="llm")  # 6 held, not yet on disk, + 5 > 10
+        hold(budgets, 5 * CENT)  # 6 held, not yet on disk, + 5 > 10
     budgets.record(first, service="llm")
     assert store.get_budget("ses_a") == (10 * CENT, 0, 6 * CENT)
     assert [r[0] for r in store.open_reservations()] == [first.id]
     budgets.settle(first, 2 * CENT)
-    second = budgets.hold("ses_a", 8 * CENT, service="llm")  # 2 spent + 8 = 10: fits exactly
+    second = hold(budgets, 8 * CENT)  # 2 spent + 8 = 10: fits exactly
     with pytest.raises(BudgetExhausted):
-        budgets.hold("ses_a", 1, service="llm")
+        hold(budgets, 1)
     budgets.record(second, service="llm")
     state = budgets.state("ses_a")
     assert state is not None
@@ -233,7 +267,7 @@ def test_holds_read_the_budget_once_then_decide_without_the_database(
     store: StateStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = budgets_of(store, clock, "ses_a", 10 * CENT)
-    before.settle(before.reserve("ses_a", 3 * CENT, service="llm"), 3 * CENT)
+    before.settle(spend(before, 3 * CENT), 3 * CENT)
     reads: list[str] = []
     real = store.get_budget
 
@@ -244,9 +278,9 @@ def test_holds_read_the_budget_once_then_decide_without_the_database(
     monkeypatch.setattr(store, "get_budget", counted)
     restarted = Budgets(store, clock)  # knows nothing yet: reads what was spent
     for _ in range(7):  # 3 spent + 7 = 10
-        restarted.hold("ses_a", CENT, service="llm")
+        hold(restarted, CENT)
     with pytest.raises(BudgetExhausted):
-        restarted.hold("ses_a", 1, service="llm")
+        hold(restarted, 1)
     assert reads == ["ses_a"]
 
 
@@ -257,37 +291,38 @@ def test_a_hold_the_database_refuses_fails_closed_and_is_released(
     refused by the database's check, the call fails with 402, and nothing stays held."""
     ours, theirs = StateStore(data_dir / "state.db"), StateStore(data_dir / "state.db")
     budgets = budgets_of(ours, clock, "ses_a", 10 * CENT)
-    budgets.hold("ses_a", CENT, service="llm")  # reads the budget: 10 left
-    Budgets(theirs, clock).reserve("ses_a", 9 * CENT, service="llm")
-    stale = budgets.hold("ses_a", 5 * CENT, service="llm")  # still believes 9 are left
+    spend(Budgets(theirs, clock), 9 * CENT)
+    stale = hold(budgets, 5 * CENT)  # still believes 10 are left
     with pytest.raises(BudgetExhausted, match="nothing was sent"):
         budgets.record(stale, service="llm")
     assert ours.get_budget("ses_a") == (10 * CENT, 0, 9 * CENT)
     with pytest.raises(BudgetExhausted):  # it asked the database again: 1 left
-        budgets.hold("ses_a", 2 * CENT, service="llm")
-    budgets.record(budgets.hold("ses_a", CENT, service="llm"), service="llm")
+        hold(budgets, 2 * CENT)
+    spend(budgets, CENT)
+    assert ours.get_budget("ses_a") == (10 * CENT, 0, 10 * CENT)
     ours.close()
     theirs.close()
 
 
 def test_a_hold_whose_write_fails_is_released(store: StateStore, clock: FakeClock) -> None:
     budgets = budgets_of(store, clock, "ses_a", 10 * CENT)
-    held = budgets.hold("ses_a", 10 * CENT, service="llm")
+    held = hold(budgets, 10 * CENT)
     store.close()  # the disk write cannot happen
     with pytest.raises(Exception, match="closed"):
         budgets.record(held, service="llm")
-    budgets.hold("ses_a", 10 * CENT, service="llm")  # the money is free again
+    assert hold(budgets, 10 * CENT).amount_nano == 10 * CENT  # the money is free again
 
 
 def test_holds_from_many_threads_never_overspend(store: StateStore, clock: FakeClock) -> None:
     budgets = budgets_of(store, clock, "ses_a", 7 * CENT)
+    pricing = threading.Lock()
     start = threading.Barrier(24)
     won: list[int] = []
 
     def race(index: int) -> None:
         start.wait()
         try:
-            budgets.record(budgets.hold("ses_a", CENT, service="llm"), service="llm")
+            spend(budgets, CENT, pricing)
         except BudgetExhausted:
             return
         won.append(index)

@@ -16,12 +16,11 @@ thread, from what this process knows of it (read once from the database, then ke
 date by its own holds and settlements): no thread hop, no disk write. The daemon is the
 only process that spends (it holds the data directory's lock), so what it holds is the
 budget. A spend call holds all that is left while it is priced (:meth:`Budgets.hold_rest`),
-then keeps only its quote (:meth:`Budgets.shrink`, which refuses a quote over what is held);
-:meth:`Budgets.hold` holds a known amount at once. :meth:`Budgets.record` then writes the
-hold with the same checked statement (in a worker thread, while the service prepares its
-answer) and the caller awaits it before anything leaves; should the database refuse it
-anyway (changed behind the daemon's back), the hold is released and the call fails closed
-with :class:`BudgetExhausted`.
+then keeps only its quote (:meth:`Budgets.shrink`, which refuses a quote over what is held).
+:meth:`Budgets.record` then writes the hold with the same checked statement (in a worker
+thread, while the service prepares its answer) and the caller awaits it before anything
+leaves; should the database refuse it anyway (changed behind the daemon's back), the hold
+is released and the call fails closed with :class:`BudgetExhausted`.
 """
 
 from __future__ import annotations
@@ -72,20 +71,6 @@ class Budgets:
             self._known[session_id] = _Known(limit_nano, 0, 0)
         return BudgetState(limit_nano)
 
-    def hold(self, session_id: str, amount_nano: int, *, service: str) -> Reservation:
-        """Hold *amount_nano* of the session's budget at once, or raise
-        :class:`BudgetExhausted` (nothing held). Not durable: :meth:`record` it, and wait
-        for that, before anything of the call leaves."""
-        with self._lock:
-            known = self._budget_of(session_id)
-            if known is None or known.spent_nano + known.reserved_nano + amount_nano > (
-                known.limit_nano
-            ):
-                left = known.limit_nano - known.spent_nano - known.reserved_nano if known else 0
-                raise budget_exhausted(amount_nano, max(left, 0), service)
-            known.reserved_nano += amount_nano
-        return Reservation("rsv_" + secrets.token_urlsafe(9), session_id, amount_nano)
-
     def hold_rest(self, session_id: str) -> Reservation:
         """Hold all the session's budget that is left (maybe nothing) while its next call
         is priced; :meth:`shrink` it to the call's worst case, or :meth:`release` it."""
@@ -118,7 +103,7 @@ class Budgets:
         self._release(reservation, spent_nano=0)
 
     def record(self, reservation: Reservation, *, service: str) -> Reservation:
-        """Make a :meth:`hold` durable (blocking: call it in a worker thread)."""
+        """Make a hold (:meth:`shrink`'s) durable (blocking: call it in a worker thread)."""
         try:
             won = self._store.reserve_budget(
                 reservation.session_id,
@@ -141,11 +126,6 @@ class Budgets:
     def state(self, session_id: str) -> BudgetState | None:
         found = self._store.get_budget(session_id)
         return BudgetState(*found) if found is not None else None
-
-    def reserve(self, session_id: str, amount_nano: int, *, service: str) -> Reservation:
-        """Hold *amount_nano* and write it (:meth:`hold` then :meth:`record`): returns once
-        the reservation is durable, or raises :class:`BudgetExhausted`."""
-        return self.record(self.hold(session_id, amount_nano, service=service), service=service)
 
     def settle(self, reservation: Reservation, spent_nano: int) -> BudgetState:
         """Count *spent_nano* and release the reservation; the budget after it."""
