@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from airlock.api import PendingRequest
+from airlock.api import AccessRequestCreated, PendingRequest
 from airlock.common.clock import Clock
 from airlock.errors import NotFound, NotPending
 from airlock.framework.connectors import OperationSpec
@@ -159,6 +159,17 @@ def may_see(viewer: Peer | None, request: AccessRequest) -> bool:
     """The person (a phone channel: None), the daemon's owner and root see every
     request; any other uid only its own."""
     return viewer is None or speaks_for_owner(viewer) or viewer.uid == request.requester_uid
+
+
+def created(request: AccessRequest, claim: str) -> AccessRequestCreated:
+    """The answer to whoever asked (or asked again): the request's claim goes to them alone."""
+    return AccessRequestCreated(
+        id=request.id,
+        code=request.code,
+        claim=claim,
+        fingerprint=request.fingerprint,
+        expires_at=iso(request.expires_at),
+    )
 
 
 def listed(request: AccessRequest, *, collect_by: float | None = None) -> PendingRequest:

@@ -27,8 +27,8 @@ from airlock.models import Access, RequestStatus
 from airlock.security._approval_core import (
     MAX_WAIT,
     SpecLookup,
+    created,
     declared_spec,
-    iso,
 )
 from airlock.security._lifecycle import SessionLifecycle
 from airlock.security.code_checks import CodePurpose
@@ -183,13 +183,7 @@ class ApprovalService(SessionLifecycle):
             )
             self._store.insert_request(request)
         self._spawn(self._channels.send_prompt(render_prompt(request, process=peer.process)))
-        return AccessRequestCreated(
-            id=request.id,
-            code=request.code,
-            claim=claim,
-            fingerprint=request.fingerprint,
-            expires_at=iso(request.expires_at),
-        )
+        return created(request, claim)
 
     async def _join_pending(
         self,
@@ -229,13 +223,7 @@ class ApprovalService(SessionLifecycle):
             )
             if not self._store.replace_claim(request.id, claim_hash(claim)):
                 continue  # decided meanwhile: ask anew
-            return AccessRequestCreated(
-                id=request.id,
-                code=request.code,
-                claim=claim,
-                fingerprint=request.fingerprint,
-                expires_at=iso(request.expires_at),
-            )
+            return created(request, claim)
         return None
 
     def _check_room(self, uid: int) -> None:
