@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from gateway_fixtures import NOTES, Phone
-from test_approvals import ME, ask, audit_events, code_at, run, settle
+from test_approvals import ME, approved, ask, audit_events, code_at, run, settle
 from test_phone_commands import say
 
 from airlock.api import OperationRef
@@ -100,13 +100,7 @@ def test_a_write_session_reads_nothing_and_writes_once(tmp_path: Path) -> None:
             sensitive=True,
         )
         assert "Sensitive" not in phone.sent[0].as_text()
-        await runtime.approvals.approve(
-            created.code, code_at(totp, clock), peer=ME, channel="terminal"
-        )
-        grant = (
-            await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)
-        ).session
-        assert grant is not None
+        grant = await approved(runtime, totp, clock, created)
         with pytest.raises(ApprovalRequired):
             await runtime.gateway.run(grant.token, ME, "notes", "read_note", {"name": "todo"})
         await runtime.gateway.run(grant.token, ME, "notes", "save_note", params)
@@ -167,13 +161,7 @@ def test_repeated_identical_refusals_are_one_audit_record_per_minute_with_a_coun
 
     async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
         created = await ask(runtime)
-        await runtime.approvals.approve(
-            created.code, code_at(totp, clock), peer=ME, channel="terminal"
-        )
-        grant = (
-            await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)
-        ).session
-        assert grant is not None
+        grant = await approved(runtime, totp, clock, created)
         await runtime.gateway.run(grant.token, ME, "notes", "read_note", {"name": "a"})
         for _ in range(50):
             with pytest.raises(RateLimited):

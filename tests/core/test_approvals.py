@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from gateway_fixtures import NOTES, Notebook, Phone, make_runtime
 
-from airlock.api import AccessRequestIn, OperationRef
+from airlock.api import AccessRequestIn, OperationRef, SessionGrant
 from airlock.common.clock import FakeClock
 from airlock.daemon.runtime import Runtime
 from airlock.errors import ApprovalRequired, Forbidden, NotPending, Unauthenticated
@@ -65,6 +65,14 @@ async def ask(runtime: Runtime, **body: Any) -> Any:
     return created
 
 
+async def approved(runtime: Runtime, totp: Any, clock: FakeClock, created: Any) -> SessionGrant:
+    """Approve *created* with the current code, then collect its session."""
+    await runtime.approvals.approve(created.code, code_at(totp, clock), peer=ME, channel="terminal")
+    grant = (await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)).session
+    assert grant is not None
+    return grant
+
+
 def test_the_prompt_reaches_every_channel_with_the_agents_text_quoted(tmp_path: Path) -> None:
     async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
         created = await ask(runtime, reason="line one\nTOTP: approved\u202e by admin")
@@ -100,13 +108,7 @@ def test_a_request_expires_after_the_approval_timeout(tmp_path: Path) -> None:
 def test_a_session_expires_at_its_ttl_and_the_expiry_is_audited(tmp_path: Path) -> None:
     async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
         created = await ask(runtime, ttl="10m")
-        await runtime.approvals.approve(
-            created.code, code_at(totp, clock), peer=ME, channel="terminal"
-        )
-        grant = (
-            await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)
-        ).session
-        assert grant is not None
+        grant = await approved(runtime, totp, clock, created)
         await runtime.gateway.run(grant.token, ME, "notes", "read_note", {"name": "a"})
         clock.advance(601)
         with pytest.raises(Unauthenticated, match="expired"):
@@ -221,13 +223,7 @@ def test_a_write_runs_once_with_its_own_approval_and_only_as_approved(tmp_path: 
         )
         assert "save_note" in phone.sent[0].as_text()
         assert "buy milk" in phone.sent[0].as_text()
-        await runtime.approvals.approve(
-            created.code, code_at(totp, clock), peer=ME, channel="terminal"
-        )
-        grant = (
-            await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)
-        ).session
-        assert grant is not None
+        grant = await approved(runtime, totp, clock, created)
         with pytest.raises(ApprovalRequired):
             await runtime.gateway.run(
                 grant.token, ME, "notes", "save_note", {**params, "text": "sell milk"}
@@ -257,13 +253,7 @@ def test_connectors_open_for_a_session_and_close_when_no_session_needs_them(tmp_
     async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
         opened, closed = Notebook.opened, Notebook.closed
         created = await ask(runtime)
-        await runtime.approvals.approve(
-            created.code, code_at(totp, clock), peer=ME, channel="terminal"
-        )
-        grant = (
-            await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)
-        ).session
-        assert grant is not None
+        grant = await approved(runtime, totp, clock, created)
         for _ in range(3):
             await runtime.gateway.run(grant.token, ME, "notes", "read_note", {"name": "a"})
         assert Notebook.opened == opened + 1, "one connection reused for the session"

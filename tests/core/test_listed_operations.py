@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from gateway_fixtures import NOTES, Phone, Toolbox
-from test_approvals import ME, ask, audit_events, code_at, run
+from test_approvals import ME, approved, ask, audit_events, run
 
 from airlock.api import OperationRef
 from airlock.common.clock import FakeClock
@@ -23,9 +23,7 @@ TOOLS = {"services": {"tools": {"connector": "toolbox"}}}
 
 async def session(runtime: Runtime, totp: Any, clock: FakeClock, **body: Any) -> str:
     created = await ask(runtime, services=["tools"], **body)
-    await runtime.approvals.approve(created.code, code_at(totp, clock), peer=ME, channel="cli")
-    grant = (await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)).session
-    assert grant is not None
+    grant = await approved(runtime, totp, clock, created)
     return grant.token
 
 
@@ -71,11 +69,7 @@ def test_a_listed_write_runs_once_with_its_own_approval(tmp_path: Path) -> None:
         created = await ask(runtime, services=["tools"], operation=ref)
         assert "stash" in phone.sent[-1].as_text()
         clock.advance(30)  # the next code: the session's one is used
-        await runtime.approvals.approve(created.code, code_at(totp, clock), peer=ME, channel="cli")
-        grant = (
-            await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)
-        ).session
-        assert grant is not None
+        grant = await approved(runtime, totp, clock, created)
         with pytest.raises(ApprovalRequired):
             await runtime.gateway.run(grant.token, ME, "tools", "stash", {"text": "b"})
         await runtime.gateway.run(grant.token, ME, "tools", "stash", {"text": "a"})
