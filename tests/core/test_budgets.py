@@ -6,6 +6,7 @@ a call that costs more than it reserved, and money spent surviving a restart."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -48,6 +49,31 @@ def spend(budgets: Budgets, worst: int, pricing: threading.Lock | None = None) -
     with pricing or nullcontext():
         held = hold(budgets, worst)
     return budgets.record(held, service="llm")
+
+
+def race(threads: int, call: Callable[[int], object]) -> int:
+    """Start *threads* threads at once, thread i making call(i); how many were not refused
+    (every other one must be refused for the budget: anything else fails the test)."""
+    start = threading.Barrier(threads)
+    won: list[int] = []
+    refused: list[int] = []
+
+    def one(index: int) -> None:
+        start.wait()
+        try:
+            call(index)
+        except BudgetExhausted:
+            refused.append(index)
+        else:
+            won.append(index)
+
+    running = [threading.Thread(target=one, args=(i,)) for i in range(threads)]
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join()
+    assert len(won) + len(refused) == threads, "a call failed other than for the budget"
+    return len(won)
 
 
 def left(budgets: Budgets) -> int:
@@ -110,26 +136,8 @@ def test_concurrent_calls_racing_for_the_last_cents_cannot_overspend(
     second = StateStore(data_dir / "state.db")
     sides = [budgets_of(first, clock, "ses_a", 7 * CENT), Budgets(second, clock)]
     pricing = [threading.Lock(), threading.Lock()]
-    won: list[int] = []
-    lost: list[int] = []
-    start = threading.Barrier(24)
-
-    def race(index: int) -> None:
-        start.wait()
-        try:
-            spend(sides[index % 2], CENT, pricing[index % 2])
-        except BudgetExhausted:
-            lost.append(index)
-        else:
-            won.append(index)
-
-    threads = [threading.Thread(target=race, args=(i,)) for i in range(24)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(won) == 7
-    assert len(lost) == 17
+    won = race(24, lambda i: spend(sides[i % 2], CENT, pricing[i % 2]))
+    assert won == 7
     state = sides[1].state("ses_a")
     assert state is not None
     assert (state.reserved_nano, len(first.open_reservations())) == (7 * CENT, 7)
@@ -316,21 +324,5 @@ def test_a_hold_whose_write_fails_is_released(store: StateStore, clock: FakeCloc
 def test_holds_from_many_threads_never_overspend(store: StateStore, clock: FakeClock) -> None:
     budgets = budgets_of(store, clock, "ses_a", 7 * CENT)
     pricing = threading.Lock()
-    start = threading.Barrier(24)
-    won: list[int] = []
-
-    def race(index: int) -> None:
-        start.wait()
-        try:
-            spend(budgets, CENT, pricing)
-        except BudgetExhausted:
-            return
-        won.append(index)
-
-    threads = [threading.Thread(target=race, args=(i,)) for i in range(24)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(won) == 7
+    assert race(24, lambda _: spend(budgets, CENT, pricing)) == 7
     assert store.get_budget("ses_a") == (7 * CENT, 0, 7 * CENT)
