@@ -6,7 +6,8 @@ needs converting, pydantic looks for no plugins (``importlib.metadata``), and th
 config is read without pydantic-settings; a config that plainly is valid is checked
 without building its models (pydantic), the one `airlock init` writes is known without
 parsing YAML, and with a daemon running that loaded it, `status` describes its services
-without importing their connectors.
+without importing their connectors; with no daemon, neither does `status` nor `services`
+when nothing changed since they last checked.
 benchmarks/cli_startup.py measures the time; this keeps each cause from coming back
 unnoticed: re-adding one of these imports to a path these commands take fails here."""
 
@@ -131,6 +132,17 @@ def with_a_maildir_service(home: Path) -> None:
 def test_a_configured_service_imports_its_connector_only(tmp_path: Path, command: str) -> None:
     with_a_maildir_service(tmp_path)
     assert imported_heavy(tmp_path, [command], A_SERVICE_HEAVY) == ""
+
+
+@pytest.mark.parametrize("command", ["status", "services"])
+def test_a_service_checked_before_imports_neither_pydantic_nor_yaml(
+    tmp_path: Path, command: str
+) -> None:
+    """Nothing changed since the last full check (airlock.cli.checked): what it found is
+    said again without the connector, pydantic, the config's models or YAML."""
+    with_a_maildir_service(tmp_path)
+    imported_heavy(tmp_path, [command], ())
+    assert imported_heavy(tmp_path, [command], PLAIN_CONFIG_HEAVY) == ""
 
 
 def test_the_probe_sees_a_heavy_import(tmp_path: Path) -> None:

@@ -29,16 +29,44 @@ class CliState:
         return resolve_paths()
 
     @cached_property
-    def _config_data(self) -> dict[str, Any] | None:
-        """The config file's sections; None for an agent's client in isolated mode, whose
-        config is the daemon's, not ours (only the environment's keys apply)."""
-        from airlock.settings.config_file import read_config_file
+    def _ours(self) -> bool:
+        """False for an agent's client in isolated mode: the config is the daemon's, not
+        ours (only the environment's keys apply)."""
         from airlock.settings.paths import Mode
 
         folder = self.paths.config_file.parent
-        if self.paths.mode is Mode.ISOLATED and not os.access(folder, os.X_OK):
-            return None
-        return read_config_file(self.paths.config_file)
+        return self.paths.mode is not Mode.ISOLATED or os.access(folder, os.X_OK)
+
+    @cached_property
+    def config_text(self) -> str | None:
+        """The config file's text, read once; None when there is none or it is not ours."""
+        from airlock.settings.config_file import read_config_text
+
+        return read_config_text(self.paths.config_file) if self._ours else None
+
+    @cached_property
+    def _config_read(self) -> tuple[dict[str, Any] | None, list[str]]:
+        """The config file's sections (None when it is not ours) and the notices about its
+        old keys, said once, here."""
+        from airlock.settings.config_file import config_sections, log_notices
+
+        if not self._ours:
+            return None, []
+        text = self.config_text
+        if text is None:
+            return {}, []
+        data, notices = config_sections(self.paths.config_file, text)
+        log_notices(notices)
+        return data, notices
+
+    @property
+    def _config_data(self) -> dict[str, Any] | None:
+        return self._config_read[0]
+
+    @property
+    def config_notices(self) -> list[str]:
+        """What the file says in old keys (:mod:`airlock.settings.config_legacy`)."""
+        return self._config_read[1]
 
     @cached_property
     def config(self) -> AirlockConfig:

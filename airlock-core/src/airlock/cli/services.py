@@ -94,22 +94,41 @@ def _takes_credentials(
     return bool(service.connector.credentials_model(service.settings).model_fields)
 
 
+def connector_facts(cls: type[Connector]) -> dict[str, Any]:
+    """What ``airlock services`` shows of a connector: its title, whether it lists its
+    operations when it opens, and the operations it declares."""
+    return {
+        "title": cls.title,
+        "lists_operations": cls.lists_operations,
+        "operations": [
+            {
+                "name": spec.name,
+                "access": spec.access.value,
+                "description": spec.description,
+                "params": describe_params(spec),
+            }
+            for spec in cls.operations.values()
+        ],
+    }
+
+
 def collect_services(state: CliState) -> list[dict[str, Any]]:
-    from airlock.cli.status import described_services
+    from airlock.cli.checked import check, kept
     from airlock.framework.plugins import get_connectors
     from airlock.settings.config_file import CONFIG_CHANGED
 
     connectors = get_connectors(state.pm)
-    described = described_services(state, connectors)
+    checked = kept(state, connectors, operations=True) or check(state, connectors, connector_facts)
+    facts = checked.connectors or {}
     dynamic = {
         item["name"]
-        for item in described
-        if (cls := connectors.get(item["connector"])) is not None and cls.lists_operations
+        for item in checked.services
+        if item["connector"] in facts and facts[item["connector"]]["lists_operations"]
     }
     loaded, stored, changed, refused, listed = _daemon_view(state, dynamic)
     listing = []
-    for item in described:
-        name, cls = item["name"], connectors.get(item["connector"])
+    for item in checked.services:
+        name, known = item["name"], facts.get(item["connector"])
         entry: dict[str, Any] = {"name": name, "connector": item["connector"]}
         if item.get("problem"):
             entry["health"] = item["problem"]
@@ -125,16 +144,9 @@ def collect_services(state: CliState) -> list[dict[str, Any]]:
             entry["health"] = "ok"
         if changed and name in (loaded or set()):
             entry["health"] += f" ({CONFIG_CHANGED})"
-        entry["title"] = cls.title if cls is not None else ""
-        entry["operations"] = [
-            {
-                "name": spec.name,
-                "access": spec.access.value,
-                "description": spec.description,
-                "params": describe_params(spec),
-            }
-            for spec in (cls.operations.values() if cls is not None else ())
-        ]
+        entry["title"] = known["title"] if known else ""
+        entry["operations"] = list(known["operations"]) if known else []
+        declared = {op["name"] for op in entry["operations"]}
         entry["operations"] += [
             {
                 "name": op.name,
@@ -143,7 +155,7 @@ def collect_services(state: CliState) -> list[dict[str, Any]]:
                 "params": _params_of(op.params_schema),
             }
             for op in listed.get(name, ())
-            if cls is None or op.name not in cls.operations
+            if op.name not in declared
         ]
         listing.append(entry)
     return listing

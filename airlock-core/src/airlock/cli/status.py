@@ -23,11 +23,13 @@ STATUS_FIELDS = frozenset(
 
 
 def collect_status(state: CliState) -> dict[str, Any]:
+    from airlock.cli.checked import check, kept
     from airlock.framework.plugins import get_connectors, plugin_report
 
     paths = state.paths
-    configured = state.has_services  # an invalid config is refused first, as ever
     connectors = get_connectors(state.pm)
+    known = kept(state, connectors)  # the last check's, if nothing it depends on changed
+    configured = known is not None or state.has_services  # an invalid config is refused first
     status: dict[str, Any] = {
         "config": str(paths.config_file),
         "config_exists": paths.config_exists(),
@@ -39,9 +41,11 @@ def collect_status(state: CliState) -> dict[str, Any]:
         "warnings": [],
     }
     status["daemon"] = daemon_facts(state)
-    if configured:
+    if known is not None:
+        status["services"] = known.services
+    elif configured:
         checked = checked_by_daemon(state, status["daemon"], connectors)
-        status["services"] = checked or described_services(state, connectors)
+        status["services"] = checked or check(state, connectors).services
     from airlock.ptrace import ptrace_scope, same_user_can_read_memory
 
     scope, meaning = ptrace_scope()
@@ -63,21 +67,10 @@ def collect_status(state: CliState) -> dict[str, Any]:
     return status
 
 
-def described_services(state: CliState, connectors: Mapping[str, type[Connector]]) -> list[Any]:
-    """Each configured service and what is wrong with it, as its connector checks its
-    settings; with none configured, nothing is imported to say so (the connectors' base
-    classes and the config's models are pydantic models)."""
-    if not state.has_services:
-        return []
-    from airlock.gateway.services import describe_services
-
-    return describe_services(state.services, connectors)
-
-
 def checked_by_daemon(
     state: CliState, daemon: Mapping[str, Any], connectors: Mapping[str, type[Connector]]
 ) -> list[dict[str, Any]] | None:
-    """The configured services as :func:`described_services` describes them, told from
+    """The configured services as :func:`airlock.cli.checked.check` describes them, told from
     the running daemon's answer without importing a connector: None unless the daemon
     loaded this very file (it says the file is unchanged since), which is plainly valid
     here with no ``AIRLOCK_`` variable setting a key, and the same services, whose

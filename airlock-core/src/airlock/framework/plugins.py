@@ -226,6 +226,16 @@ class Components(Mapping[str, T]):
 
     def __init__(self, found: Mapping[str, Any]) -> None:
         self._found = dict(found)
+        self._declared = {cid: c for cid, c in found.items() if isinstance(c, Declared)}
+
+    def origin(self, cid: str) -> tuple[str, str, str]:
+        """Where the component *cid*'s class is: module, attribute and distribution,
+        known without importing it (a KeyError if none has that id)."""
+        declared = self._declared.get(cid)
+        if declared is not None:
+            return declared.module, declared.attr, declared.distribution
+        cls = self._found[cid]
+        return cls.__module__, cls.__qualname__, ""
 
     def __getitem__(self, cid: str) -> T:
         component = self._found[cid]

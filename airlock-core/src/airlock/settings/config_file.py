@@ -60,22 +60,47 @@ def _yaml_error(path: Path, text: str, exc: yaml.YAMLError) -> ConfigError:
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """The sections of *path* (a missing file has none), old keys read as today's."""
+    text = read_config_text(path)
+    if text is None:
+        return {}
+    data, notices = config_sections(path, text)
+    log_notices(notices)
+    return data
+
+
+def log_notices(notices: list[str]) -> None:
+    """Say what to write instead of each old key: on stderr in the CLI (logging's last
+    resort), in the daemon's log."""
+    if notices:
+        import logging
+
+        for notice in notices:
+            logging.getLogger("airlock.config").warning(notice)
+
+
+def read_config_text(path: Path) -> str | None:
+    """The text of *path*; None if there is no file."""
     try:
         exists = path.exists()
     except OSError as exc:  # e.g. an agent's user and the isolated-mode /etc/airlock
         raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
     if not exists:
-        return {}
+        return None
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not valid UTF-8 text: {exc.reason}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
+
+
+def config_sections(path: Path, text: str) -> tuple[dict[str, Any], list[str]]:
+    """The sections of the config *text* (read from *path*), old keys read as today's,
+    and the notices saying what to write instead of an old key."""
     from airlock.settings.config_template import CONFIG_TEMPLATE, template_sections
 
     if text == CONFIG_TEMPLATE:  # as `airlock init` wrote it: known without parsing
-        return template_sections()
+        return template_sections(), []
     import yaml  # only for a file to parse: ~10 ms of start-up
 
     try:
@@ -89,10 +114,4 @@ def read_config_file(path: Path) -> dict[str, Any]:
     data = {key: value for key, value in data.items() if value is not None}
     from airlock.settings.config_legacy import upgrade
 
-    data, notices = upgrade(path, data)
-    for notice in notices:
-        import logging
-
-        # Shown on stderr by the CLI (logging's last resort) and in the daemon log.
-        logging.getLogger("airlock.config").warning(notice)
-    return data
+    return upgrade(path, data)

@@ -120,7 +120,7 @@ def plain_services(
 ) -> dict[str, PlainService] | None:
     """The configured services, by name, only if the config's models accept *data* (the
     file's sections) with *env* over it; None when that is not known this way."""
-    if any(_sets_a_key(name) for name in env):
+    if env_sets_a_key(env):
         return None
     services = _services(data.get("services", {}))
     if services is None:
@@ -182,6 +182,11 @@ def _usd(value: Any) -> bool:
     if type(value) is int:
         return 0 <= value <= 2**53
     return value is None or (type(value) is float and math.isfinite(value) and value >= 0)
+
+
+def env_sets_a_key(env: Mapping[str, str]) -> bool:
+    """Whether a variable of *env* sets a key of the config (``AIRLOCK_TOTP__DIGITS``)."""
+    return any(_sets_a_key(name) for name in env)
 
 
 def _sets_a_key(name: str) -> bool:
