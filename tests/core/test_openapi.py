@@ -14,8 +14,6 @@ from aiohttp.test_utils import make_mocked_request
 
 from airlock import api_openai as api
 from airlock import errors
-from airlock.daemon.connections import ConnectionGuard
-from airlock.daemon.http import UidGate
 from airlock.daemon.runtime import Runtime
 from airlock.daemon.server import build_web_app
 
@@ -24,8 +22,7 @@ def served_app() -> web.Application:
     """The daemon's web app as ``airlock serve`` builds it (its runtime is not needed to
     route or to describe)."""
     runtime = SimpleNamespace(config=SimpleNamespace(daemon=SimpleNamespace(idle_timeout=30)))
-    guard = ConnectionGuard(per_uid=4, total=8)
-    return build_web_app(cast(Runtime, runtime), UidGate([], None), guard)
+    return build_web_app(cast(Runtime, runtime))
 
 
 async def served_document(app: web.Application) -> dict[str, Any]:

@@ -107,7 +107,7 @@ class ConnectionGuard:
             )
 
     def connection(self, transport: asyncio.BaseTransport | None) -> _Connection | None:
-        """The open connection a request came on (``http.make_middleware`` marks it busy
+        """The open connection a request came on (``http.guarded`` marks it busy
         while the request runs and hands the request its peer)."""
         return self._open.get(transport) if transport is not None else None
 

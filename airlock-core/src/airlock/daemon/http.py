@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
@@ -64,7 +63,7 @@ _INTERNAL_ERROR = json.dumps(
 ).encode()
 
 
-def peer(request: web.Request) -> Peer:
+def peer(request: web.BaseRequest) -> Peer:
     cached = request.get(PEER)
     if isinstance(cached, Peer):
         return cached
@@ -108,15 +107,19 @@ class UidGate:
         return user.pw_gid == self._gid or user.pw_name in group.gr_mem
 
 
-def make_middleware(gate: UidGate, guard: ConnectionGuard) -> Middleware:
-    """The daemon's one middleware (aiohttp pays its per-middleware cost once a request):
-    marks the connection busy while its request runs and hands the request the peer
-    found when it connected (``peer`` asks the kernel otherwise); lets in only the uids
-    the gate allows; answers every error as JSON with its status, and a bug with a 500
-    that keeps its details in the daemon's log."""
+RequestHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
-    @web.middleware
-    async def gatekeeper(request: web.Request, handler: Handler) -> web.StreamResponse:
+
+def guarded(handler: RequestHandler, gate: UidGate, guard: ConnectionGuard) -> RequestHandler:
+    """The daemon's front door, wrapped once around the app's whole handler (routing
+    included), in place of a middleware, so aiohttp runs none of its per-request
+    middleware machinery: marks the connection busy while its request runs and hands the
+    request the peer found when it connected (``peer`` asks the kernel otherwise); lets
+    in only the uids the gate allows; answers every error as JSON with its status (an
+    unknown path's 404 and a wrong method's 405 too), and a bug with a 500 that keeps
+    its details in the daemon's log."""
+
+    async def gatekeeper(request: web.BaseRequest) -> web.StreamResponse:
         conn = guard.connection(request.transport)
         if conn is not None:
             if conn.peer is not None:

@@ -87,7 +87,8 @@ async def _relay(
         response = web.StreamResponse(headers=SSE_HEADERS)
         await response.prepare(request)
         # From here on the status is sent: every ending is an event, never an exception
-        # (which would make the error middleware write a second response into the stream).
+        # (which would make the error wrapper, ``http.guarded``, write a second response into the
+        # stream).
         try:
             if first is not None:
                 await response.write(_event(first))

@@ -17,7 +17,7 @@ from airlock.common.files import ensure_private_dir
 from airlock.common.logs import get_logger
 from airlock.connector_host.link import HostLauncher
 from airlock.daemon.connections import ConnectionGuard, GuardedUnixSite, connection_budget
-from airlock.daemon.http import BODY_LIMIT, BODY_TIMEOUT, UidGate, make_middleware
+from airlock.daemon.http import BODY_LIMIT, BODY_TIMEOUT, UidGate, guarded
 from airlock.daemon.openai_routes import OPENAI_ROUTES
 from airlock.daemon.routes import ROUTE_TABLE, ROUTES, RUNTIME
 from airlock.daemon.runtime import Runtime
@@ -28,11 +28,9 @@ from airlock.settings.paths import AirlockPaths, Mode
 log = get_logger("airlock.daemon")
 
 
-def build_web_app(runtime: Runtime, gate: UidGate, guard: ConnectionGuard) -> web.Application:
-    app = web.Application(
-        middlewares=[make_middleware(gate, guard)],
-        client_max_size=BODY_LIMIT,
-    )
+def build_web_app(runtime: Runtime) -> web.Application:
+    """The API's app; served only behind :func:`guarded` (see :func:`serve`)."""
+    app = web.Application(client_max_size=BODY_LIMIT)
     app[RUNTIME] = runtime
     app[BODY_TIMEOUT] = float(runtime.config.daemon.idle_timeout)
     # One table serves and is described: GET /v1/openapi.json documents exactly these.
@@ -79,13 +77,17 @@ async def serve(
         gate = UidGate(runtime.config.daemon.allowed_uids, _socket_gid(paths))
         settings = runtime.config.daemon
         guard = ConnectionGuard(per_uid=settings.max_connections_per_uid, total=connection_budget())
-        app = build_web_app(runtime, gate, guard)
+        app = build_web_app(runtime)
         # aiohttp's keep-alive timer starts when a connection is accepted: it also ends
         # connections that never finish their headers.
         runner = web.AppRunner(
             app, access_log=None, handle_signals=False, keepalive_timeout=settings.idle_timeout
         )
         await runner.setup()
+        # The uid gate and the JSON errors wrap the app's handler once, for every request
+        # (an unknown path's too), instead of a middleware aiohttp would run per request.
+        assert runner.server is not None
+        runner.server.request_handler = guarded(runner.server.request_handler, gate, guard)
         site = GuardedUnixSite(runner, str(paths.socket), guard)
         # Created with its final mode (no window): 0600 for the person alone, 0660 in
         # isolated mode, where the socket's group is who may connect.
