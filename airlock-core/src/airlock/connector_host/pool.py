@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 from airlock.framework.connectors import Connector, OperationSpec
@@ -18,6 +18,11 @@ CredentialsFor = Callable[[str], Mapping[str, str]]
 class _Open:
     connector: Connector
     last_used: float
+    calls: int = 0
+    """Calls running on it now."""
+    retired: bool = False
+    """Replaced (new credentials, a failed call): closed when its last call ends."""
+    closed: bool = False
 
 
 class ConnectorPool:
@@ -38,7 +43,24 @@ class ConnectorPool:
         credentials = service.connector.parse_credentials(self._credentials_for(name), service=name)
         return service.connector(service.settings, credentials, service=name)
 
+    @contextlib.asynccontextmanager
+    async def using(self, name: str) -> AsyncIterator[Connector]:
+        """Service *name*'s open connector (opened the first time) for one call: a
+        connector retired meanwhile is closed when its last call ends, not under it."""
+        entry = await self._entry(name)
+        entry.calls += 1
+        try:
+            yield entry.connector
+        finally:
+            entry.calls -= 1
+            entry.last_used = time.monotonic()
+            if entry.retired and not entry.calls:
+                await _close(entry)
+
     async def get(self, name: str) -> Connector:
+        return (await self._entry(name)).connector
+
+    async def _entry(self, name: str) -> _Open:
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
             entry = self._open.get(name)
@@ -53,7 +75,7 @@ class ConnectorPool:
                     raise
                 entry = self._open[name] = _Open(connector, time.monotonic())
             entry.last_used = time.monotonic()
-            return entry.connector
+            return entry
 
     async def listed(self, name: str) -> dict[str, OperationSpec]:
         """The operations service *name* lists at open (opening it the first time)."""
@@ -62,22 +84,39 @@ class ConnectorPool:
         return self._listed.get(name, {})
 
     async def close_idle(self, *, keep: set[str], idle_seconds: float) -> list[str]:
-        """Close connectors of services no active session covers, or unused for a while."""
+        """Close connectors of services no active session covers (at once, calls running
+        on them or not), and those no call has used for a while."""
         closed = []
         now = time.monotonic()
         for name, entry in list(self._open.items()):
-            if name not in keep or now - entry.last_used > idle_seconds:
+            if name not in keep:
+                await _close(self._open.pop(name))
+            elif now - entry.last_used > idle_seconds and not entry.calls:
                 await self.discard(name)
-                closed.append(name)
+            else:
+                continue
+            closed.append(name)
         return closed
 
     async def discard(self, name: str) -> None:
+        """Retire service *name*'s connector (its next call opens a new one); closed now,
+        or when the calls running on it end."""
         entry = self._open.pop(name, None)
         if entry is not None:
-            # Closing must never take the host down; the connection is dropped anyway.
-            with contextlib.suppress(Exception):
-                await entry.connector.close()
+            entry.retired = True
+            if not entry.calls:
+                await _close(entry)
 
     async def close_all(self) -> None:
+        """Close every connector now, calls running on them or not (the vault locked)."""
         for name in list(self._open):
-            await self.discard(name)
+            await _close(self._open.pop(name))
+
+
+async def _close(entry: _Open) -> None:
+    if entry.closed:
+        return
+    entry.retired = entry.closed = True
+    # Closing must never take the host down; the connection is dropped anyway.
+    with contextlib.suppress(Exception):
+        await entry.connector.close()

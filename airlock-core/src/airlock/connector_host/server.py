@@ -231,22 +231,25 @@ class HostServer:
             raise NotFound(f"no service named {name!r}")
         return service
 
+    @contextlib.asynccontextmanager
     async def _operation(
         self, message: Mapping[str, Any]
-    ) -> tuple[Service, Connector, OperationSpec, dict[str, Any]]:
+    ) -> AsyncIterator[tuple[Service, Connector, OperationSpec, dict[str, Any]]]:
+        """The call's service, its connector (for the call's length: see
+        ``ConnectorPool.using``), the operation and the raw params."""
         service = self._service(message)
         operation = text_field(message, "operation", limit=64)
-        connector = await self.pool.get(service.name)
-        return (
-            service,
-            connector,
-            connector.operation_spec(operation),
-            object_field(message, "params"),
-        )
+        async with self.pool.using(service.name) as connector:
+            yield (
+                service,
+                connector,
+                connector.operation_spec(operation),
+                object_field(message, "params"),
+            )
 
     async def _call(self, message: dict[str, Any]) -> dict[str, Any]:
-        service, connector, spec, params = await self._operation(message)
-        result = await self._result(service, connector, spec, params, message)
+        async with self._operation(message) as (service, connector, spec, params):
+            result = await self._result(service, connector, spec, params, message)
         return {"result": result_json(result)}
 
     async def _result(
@@ -277,39 +280,39 @@ class HostServer:
         """A spend call in one request: its quote first; then, only if the quote is within
         ``ceiling_nano`` (what the core holds for it), the call itself: its chunks, meter
         readings and charge (``streamed``), or its result and charge."""
-        service, connector, spec, params = await self._operation(message)
-        if not isinstance(connector, PricedConnector):
-            raise ConnectorError(f"{service.name}.{spec.name} spends money but has no prices")
-        ceiling = count_field(message, "ceiling_nano")
-        parsed = spec.parse_params(params)
-        quote = await connector.quote(spec.name, parsed)
-        yield {"quote": quote.model_dump(mode="json")}
-        if nano_usd(quote.usd) > ceiling:
-            return  # over what the core holds: nothing is sent, the core refuses the call
-        if not message.get("streamed"):
-            result = await self._result(service, connector, spec, params, message)
-            answer: dict[str, Any] = {"result": result_json(result)}
+        async with self._operation(message) as (service, connector, spec, params):
+            if not isinstance(connector, PricedConnector):
+                raise ConnectorError(f"{service.name}.{spec.name} spends money but has no prices")
+            ceiling = count_field(message, "ceiling_nano")
+            parsed = spec.parse_params(params)
+            quote = await connector.quote(spec.name, parsed)
+            yield {"quote": quote.model_dump(mode="json")}
+            if nano_usd(quote.usd) > ceiling:
+                return  # over what the core holds: nothing is sent, the core refuses the call
+            if not message.get("streamed"):
+                result = await self._result(service, connector, spec, params, message)
+                answer: dict[str, Any] = {"result": result_json(result)}
+                try:
+                    answer["charge"] = connector.charge(spec.name, parsed, result).model_dump(
+                        mode="json"
+                    )
+                except Exception as exc:  # a broken report must not lose the result
+                    answer["charge_error"] = type(exc).__name__
+                yield answer
+                return
+            items = connector.stream(spec.name, parsed)
             try:
-                answer["charge"] = connector.charge(spec.name, parsed, result).model_dump(
-                    mode="json"
-                )
-            except Exception as exc:  # a broken report must not lose the result
-                answer["charge_error"] = type(exc).__name__
-            yield answer
-            return
-        items = connector.stream(spec.name, parsed)
-        try:
-            async for item in items:
-                if isinstance(item, Charge):
-                    yield {"charge": item.model_dump(mode="json")}
-                elif isinstance(item, Meter):
-                    yield {"meter": item.model_dump(mode="json")}
-                else:
-                    yield {"chunk": item}
-        finally:
-            close = getattr(items, "aclose", None)
-            if close is not None:
-                await close()
+                async for item in items:
+                    if isinstance(item, Charge):
+                        yield {"charge": item.model_dump(mode="json")}
+                    elif isinstance(item, Meter):
+                        yield {"meter": item.model_dump(mode="json")}
+                    else:
+                        yield {"chunk": item}
+            finally:
+                close = getattr(items, "aclose", None)
+                if close is not None:
+                    await close()
 
     async def _listed(self, message: dict[str, Any]) -> dict[str, Any]:
         service = self._service(message)
