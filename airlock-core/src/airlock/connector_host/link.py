@@ -155,13 +155,15 @@ class SocketHost:
         """The host keeps running; only the connection closes."""
 
 
+_Frame = dict[str, Any] | None
+"""An answer frame; None when the channel closed first."""
+
+
 class _Waiter:
     """Where the answers to one request go: one future, or a queue for a stream."""
 
     def __init__(self, streamed: bool) -> None:
-        self.queue: asyncio.Queue[dict[str, Any] | None] | None = (
-            asyncio.Queue() if streamed else None
-        )
+        self.queue: asyncio.Queue[_Frame] | None = asyncio.Queue() if streamed else None
         self.future: asyncio.Future[dict[str, Any] | None] = (
             asyncio.get_running_loop().create_future()
         )
@@ -319,7 +321,13 @@ class HostLink:
         try:
             while True:
                 try:
-                    message = await asyncio.wait_for(waiter.queue.get(), self.timeout)
+                    # A stream's frames often come several at a time: one waiting is
+                    # taken at once (no timer); else the next is given the timeout.
+                    if waiter.queue.empty():
+                        async with asyncio.timeout(self.timeout):
+                            message = await waiter.queue.get()
+                    else:
+                        message = waiter.queue.get_nowait()
                 except TimeoutError:
                     self._spawn(self._probe())
                     raise ConnectorTimeout(

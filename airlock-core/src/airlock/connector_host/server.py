@@ -128,11 +128,17 @@ class HostServer:
         kind = message.get("kind")
         try:
             if kind == "priced":
+                first = True
                 async for item in self._priced(message):
                     await self._send(outbox, {"id": rid, **item})
-                    # At once, not at the end of the turn: the connector may go on parsing
-                    # what the service sent next, and the agent is waiting for this chunk.
-                    outbox.flush()
+                    if first and "chunk" in item:
+                        # The first chunk goes at once, not at the end of the turn: the
+                        # connector may go on parsing what the service already sent, and
+                        # the agent is waiting for it. The quote waits for the end of the
+                        # turn (by then the call is on its way to the service), and later
+                        # chunks of one turn go together: the core wakes once for them.
+                        outbox.flush()
+                        first = False
                 await self._send(outbox, {"id": rid, "ok": {}})
                 return
             handler = self._handlers.get(kind) if isinstance(kind, str) else None
