@@ -20,6 +20,7 @@ from airlock.plugin import (
     ServiceOutOfCredit,
     ServiceRateLimited,
 )
+from airlock_openrouter._transport import AiohttpTransport
 
 __all__ = ["OpenRouterApi"]
 
@@ -45,7 +46,7 @@ class OpenRouterApi:
                 "User-Agent": "airlock-openrouter",
             },
             timeout=httpx.Timeout(timeout, connect=10.0),
-            transport=transport,
+            transport=transport or AiohttpTransport(),
             follow_redirects=False,
         )
 

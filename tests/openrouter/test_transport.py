@@ -1,0 +1,229 @@
+"""The connector's HTTP client (httpx over aiohttp's pool) against small servers on real
+sockets: an answer streams as it arrives, the key never follows a redirect, certificates
+are checked, timeouts and compressed answers behave as httpx's own transport would."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import gzip
+import ipaddress
+import json
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from airlock.errors import ConnectorError
+from airlock.testing import run
+from airlock_openrouter._api import OpenRouterApi
+
+KEY = "sk-or-v1-TRANSPORTCANARY" + "7" * 32
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@asynccontextmanager
+async def serving(
+    routes: dict[str, Handler], context: ssl.SSLContext | None = None
+) -> AsyncIterator[str]:
+    """An aiohttp app on a free local port; yields its base URL."""
+    app = web.Application()
+    for path, handler in routes.items():
+        app.router.add_route("*", path, handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"{'https' if context else 'http'}://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def api_for(base: str, *, timeout: float = 10.0) -> OpenRouterApi:
+    return OpenRouterApi(base, KEY, service="llm", timeout=timeout)
+
+
+def test_a_streamed_answer_reaches_the_connector_before_the_service_has_finished() -> None:
+    go_on = asyncio.Event()
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b'data: {"n": 1}\n\n')
+        # The rest only once the client has seen the first event: a transport that
+        # waited for more (or for the end) would never get it.
+        await asyncio.wait_for(go_on.wait(), 10)
+        await response.write(b'data: {"n": 2}\n\ndata: [DONE]\n\n')
+        return response
+
+    async def main() -> list[dict[str, Any]]:
+        async with serving({"/chat": events}) as base:
+            api = api_for(base)
+            seen = []
+            try:
+                async for event in api.stream("chat", {}):
+                    seen.append(event)
+                    go_on.set()
+            finally:
+                await api.aclose()
+            return seen
+
+    assert run(main()) == [{"n": 1}, {"n": 2}]
+
+
+def test_a_redirect_is_not_followed_and_the_key_goes_nowhere_else() -> None:
+    elsewhere: list[str | None] = []
+
+    async def other(request: web.Request) -> web.Response:
+        elsewhere.append(request.headers.get("Authorization"))
+        return web.json_response({"data": []})
+
+    async def main() -> ConnectorError:
+        async with serving({"/models": other}) as other_base:
+
+            async def moved(request: web.Request) -> web.Response:
+                raise web.HTTPTemporaryRedirect(f"{other_base}/models")
+
+            async with serving({"/models": moved}) as base:
+                api = api_for(base)
+                try:
+                    with pytest.raises(ConnectorError) as raised:
+                        await api.get("models")
+                finally:
+                    await api.aclose()
+                return raised.value
+
+    error = run(main())
+    assert elsewhere == []
+    assert KEY not in json.dumps(error.to_dict())
+
+
+def test_a_certificate_the_machine_does_not_trust_is_refused(tmp_path: Path) -> None:
+    served: list[str] = []
+
+    async def models(request: web.Request) -> web.Response:
+        served.append(request.path)
+        return web.json_response({"data": []})
+
+    async def main() -> ConnectorError:
+        async with serving({"/models": models}, self_signed(tmp_path)) as base:
+            api = api_for(base)
+            try:
+                with pytest.raises(ConnectorError) as raised:
+                    await api.get("models")
+            finally:
+                await api.aclose()
+            return raised.value
+
+    error = run(main())
+    assert "unreachable" in error.message
+    assert served == []  # the request, and the key in it, never left the TLS handshake
+
+
+def test_a_service_that_stops_answering_is_a_timeout() -> None:
+    released = asyncio.Event()
+
+    async def stalls(request: web.Request) -> web.Response:
+        await asyncio.wait_for(released.wait(), 10)
+        return web.json_response({})
+
+    async def main() -> ConnectorError:
+        async with serving({"/models": stalls}) as base:
+            api = api_for(base, timeout=0.3)
+            try:
+                with pytest.raises(ConnectorError) as raised:
+                    await api.get("models")
+            finally:
+                released.set()
+                await api.aclose()
+            return raised.value
+
+    assert "did not answer in time" in run(main()).message
+
+
+def test_a_compressed_answer_is_decoded_once() -> None:
+    async def models(request: web.Request) -> web.Response:
+        assert "gzip" in request.headers.get("Accept-Encoding", "")
+        body = gzip.compress(json.dumps({"data": [{"id": "a/b"}]}).encode())
+        return web.Response(
+            body=body, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}
+        )
+
+    async def main() -> dict[str, Any]:
+        async with serving({"/models": models}) as base:
+            api = api_for(base)
+            try:
+                return await api.get("models")
+            finally:
+                await api.aclose()
+
+    assert run(main()) == {"data": [{"id": "a/b"}]}
+
+
+def test_a_stream_left_half_read_does_not_spoil_the_next_call() -> None:
+    async def events(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for n in range(50):
+            await response.write(f'data: {{"n": {n}}}\n\n'.encode())
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"data": [], "auth": request.headers["Authorization"] != ""})
+
+    async def main() -> dict[str, Any]:
+        async with serving({"/chat": events, "/models": models}) as base:
+            api = api_for(base)
+            try:
+                async for event in api.stream("chat", {}):
+                    if event["n"] == 2:
+                        break  # a budget cut: the rest of the answer is never read
+                return await api.get("models")
+            finally:
+                await api.aclose()
+
+    assert run(main()) == {"data": [], "auth": True}
+
+
+def self_signed(directory: Path) -> ssl.SSLContext:
+    """A server context with a fresh self-signed certificate for 127.0.0.1."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context
