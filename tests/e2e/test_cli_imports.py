@@ -62,16 +62,18 @@ PLAIN_CONFIG_HEAVY = (
 )
 # Nor, then, by the commands that read no config.
 NO_CONFIG_HEAVY = PLAIN_CONFIG_HEAVY
-# status and services with a Maildir service and no daemon: its connector (with pydantic)
-# describes it, and nothing else; the config's models are not built, and what only
-# working needs (asyncio, the MIME parser) is not imported.
+# status and services with a Maildir or an IMAP service and no daemon: its connector
+# (with pydantic) describes it, and nothing else; the config's models are not built, and
+# what only working needs (asyncio, imaplib, ssl, the MIME parser) is not imported.
 A_SERVICE_HEAVY = (
     *(m for m in HEAVY if m not in ("airlock_mail.maildir", "airlock.gateway.services")),
     "airlock.settings.config",
     "airlock_mail.mime",
     "email",
     "ssl",
+    "imaplib",
 )
+AN_IMAP_SERVICE_HEAVY = tuple(m for m in A_SERVICE_HEAVY if m != "airlock_mail.imap")
 PROBE = """
 import runpy, sys
 sys.argv = ["airlock", *sys.argv[1:]]
@@ -132,6 +134,14 @@ def with_a_maildir_service(home: Path) -> None:
 def test_a_configured_service_imports_its_connector_only(tmp_path: Path, command: str) -> None:
     with_a_maildir_service(tmp_path)
     assert imported_heavy(tmp_path, [command], A_SERVICE_HEAVY) == ""
+
+
+@pytest.mark.parametrize("command", ["status", "services"])
+def test_an_imap_service_imports_no_imap_runtime(tmp_path: Path, command: str) -> None:
+    (tmp_path / "config.yaml").write_text(
+        "services:\n  work: {connector: imap, host: imap.example.com, username: me}\n"
+    )
+    assert imported_heavy(tmp_path, [command], AN_IMAP_SERVICE_HEAVY) == ""
 
 
 @pytest.mark.parametrize("command", ["status", "services"])

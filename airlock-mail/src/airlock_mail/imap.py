@@ -14,15 +14,18 @@ STATUS; ``list_folders`` one LIST-STATUS where the server has it.
 
 imapclient blocks, so every call runs in a worker thread, one at a time per connector.
 Providers (``gmail``, ``icloud``) subclass this and adjust the hooks near the top.
+
+What only working needs (asyncio, imaplib and ssl, the summaries and the MIME parser with
+the ``email`` and ``html`` packages, imapclient) is imported when the connector first
+works: ``airlock status`` and ``airlock services`` import this module to describe a
+service (docs/plugins.md).
 """
 
 from __future__ import annotations
 
-import asyncio
-import imaplib
 from collections.abc import Callable, Mapping
 from datetime import date
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
 
 from pydantic import BaseModel, SecretStr
 
@@ -34,8 +37,6 @@ from airlock.plugin import (
     ConnectorError,
     NotFound,
 )
-from airlock_mail._imap_endpoint import Endpoint, LoginRefused
-from airlock_mail._imap_errors import connect_error, is_dropped, server_refused
 from airlock_mail._imap_guard import READ_ONLY, READ_WRITE, GuardViolation, WirePolicy
 from airlock_mail._imap_ids import ID_EXAMPLE, ID_PATTERN, ImapId, parse_id
 from airlock_mail._imap_search import (
@@ -52,14 +53,16 @@ from airlock_mail._imap_settings import (
     ImapSettings,
     ServerSettings,
 )
-from airlock_mail._imap_summaries import labels_of, summary_items, to_summary
 from airlock_mail._imap_write import move_message, set_seen
 from airlock_mail.connector import MailConnector
-from airlock_mail.mime import parse_message
 from airlock_mail.model import INBOX, Folder, Message, MessageSummary
 from airlock_mail.query import Query
 
 if TYPE_CHECKING:
+    import asyncio
+
+    from airlock_mail._imap_endpoint import Endpoint
+
     # imapclient loads when the first session opens, not when the connector is declared
     from airlock_mail._imap_session import ImapSession
 
@@ -81,6 +84,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+_P = ParamSpec("_P")
 
 
 def __getattr__(name: str) -> Any:
@@ -118,7 +122,7 @@ class ImapConnector(MailConnector):
         super().__init__(settings, credentials, service=service, clock=clock)
         self.server = settings
         self._session: ImapSession | None = None
-        self._lock = asyncio.Lock()
+        self._held: asyncio.Lock | None = None
 
     # ------------------------------------------------------------------ provider hooks
 
@@ -147,6 +151,8 @@ class ImapConnector(MailConnector):
         return f"{self.title} {self.server.host}:{self.server.port}"
 
     def endpoint(self) -> Endpoint:
+        from airlock_mail._imap_endpoint import Endpoint
+
         s = self.server
         return Endpoint(s.host, s.port, s.security, timeout=s.timeout, ca_file=s.ca_file)
 
@@ -155,11 +161,21 @@ class ImapConnector(MailConnector):
     async def open(self) -> None:
         await self._read(lambda session: None)
 
+    @property
+    def _lock(self) -> asyncio.Lock:
+        """One call at a time on the connection (made on first use: asyncio is imported
+        when the connector works)."""
+        if self._held is None:
+            import asyncio
+
+            self._held = asyncio.Lock()
+        return self._held
+
     async def close(self) -> None:
         async with self._lock:
             session, self._session = self._session, None
             if session is not None:
-                await asyncio.to_thread(session.close)
+                await _in_thread(session.close)
 
     async def check(self) -> CheckResult:
         """Log in and count INBOX: "connected: 1,234 messages, 12 unread in INBOX"."""
@@ -205,6 +221,8 @@ class ImapConnector(MailConnector):
         self, session: ImapSession, folder: str, criteria: SearchCriteria, limit: int
     ) -> list[MessageSummary]:
         """Newest first (highest UID first): EXAMINE, UID SEARCH, one UID FETCH."""
+        from airlock_mail._imap_summaries import summary_items, to_summary
+
         name = session.folder(folder)
         uidvalidity = session.examine(name)
         uids = sorted(session.search(criteria), reverse=True)
@@ -228,6 +246,9 @@ class ImapConnector(MailConnector):
         return found[:limit]
 
     def _message(self, session: ImapSession, folder: str, mid: ImapId, max_chars: int) -> Message:
+        from airlock_mail._imap_summaries import labels_of
+        from airlock_mail.mime import parse_message
+
         name = session.folder(folder)
         mid.check_current(session.examine(name), name)
         items = [
@@ -264,11 +285,11 @@ class ImapConnector(MailConnector):
 
     async def _read(self, work: Callable[[ImapSession], T]) -> T:
         async with self._lock:
-            return await asyncio.to_thread(self._on_read_session, work)
+            return await _in_thread(self._on_read_session, work)
 
     async def _write(self, work: Callable[[ImapSession], T]) -> T:
         async with self._lock:
-            return await asyncio.to_thread(self._on_write_session, work)
+            return await _in_thread(self._on_write_session, work)
 
     def _on_read_session(self, work: Callable[[ImapSession], T]) -> T:
         """Run *work* on the shared read connection; reconnect once if it was dropped."""
@@ -307,6 +328,10 @@ class ImapConnector(MailConnector):
             session.close()
 
     def _translated(self, work: Callable[[ImapSession], T], session: ImapSession) -> T:
+        import imaplib
+
+        from airlock_mail._imap_errors import is_dropped, server_refused
+
         try:
             return work(session)
         except AirlockError:
@@ -324,6 +349,8 @@ class ImapConnector(MailConnector):
             raise
 
     def _connect(self, policy: WirePolicy) -> ImapSession:
+        from airlock_mail._imap_endpoint import LoginRefused
+        from airlock_mail._imap_errors import connect_error
         from airlock_mail._imap_session import ImapSession
 
         username, password = self.login_identity()
@@ -337,6 +364,13 @@ class ImapConnector(MailConnector):
         except Exception as exc:
             raise connect_error(exc, where=self.where) from None
         return session
+
+
+async def _in_thread(work: Callable[_P, T], /, *args: _P.args, **kwargs: _P.kwargs) -> T:
+    """``asyncio.to_thread(work, ...)``; asyncio is imported when the connector works."""
+    import asyncio
+
+    return await asyncio.to_thread(work, *args, **kwargs)
 
 
 class _Dropped(Exception):
