@@ -293,7 +293,8 @@ class HostServer:
             parsed = spec.parse_params(params)
             quote = await connector.quote(spec.name, parsed)
             yield {"quote": quote.model_dump(mode="json")}
-            if nano_usd(quote.usd) > ceiling:
+            reserved = nano_usd(quote.usd)
+            if reserved > ceiling:
                 return  # over what the core holds: nothing is sent, the core refuses the call
             if not message.get("streamed"):
                 result = await self._result(service, connector, spec, params, message)
@@ -312,7 +313,10 @@ class HostServer:
                     if isinstance(item, Charge):
                         yield {"charge": item.model_dump(mode="json")}
                     elif isinstance(item, Meter):
-                        yield {"meter": item.model_dump(mode="json")}
+                        # The core cuts a stream whose reading passes its reservation (the
+                        # quote): only such a reading is news to it, the rest stay here.
+                        if nano_usd(item.usd) > reserved:
+                            yield {"meter": item.model_dump(mode="json")}
                     else:
                         yield {"chunk": item}
             finally:
