@@ -130,6 +130,51 @@ def test_a_certificate_the_machine_does_not_trust_is_refused(tmp_path: Path) -> 
     assert served == []  # the request, and the key in it, never left the TLS handshake
 
 
+def test_a_certificate_authority_named_by_ssl_cert_file_is_trusted_as_httpx_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"data": [{"id": "a/b"}]})
+
+    context = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))
+
+    async def main() -> dict[str, Any]:
+        async with serving({"/models": models}, context) as base:
+            api = api_for(base)
+            try:
+                return await api.get("models")
+            finally:
+                await api.aclose()
+
+    assert run(main()) == {"data": [{"id": "a/b"}]}
+
+
+def test_a_proxy_the_environment_names_carries_the_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    async def proxy(request: web.Request) -> web.Response:
+        # A forward proxy gets the whole URL in the request line.
+        seen.append((str(request.url), request.headers.get("Authorization")))
+        return web.json_response({"data": []})
+
+    async def main() -> dict[str, Any]:
+        async with serving({"/{tail:.*}": proxy}) as proxy_base:
+            monkeypatch.setenv("HTTP_PROXY", proxy_base)
+            monkeypatch.delenv("NO_PROXY", raising=False)
+            monkeypatch.delenv("no_proxy", raising=False)
+            api = api_for("http://openrouter.invalid/api/v1")
+            try:
+                return await api.get("models")
+            finally:
+                await api.aclose()
+
+    assert run(main()) == {"data": []}
+    assert seen == [("http://openrouter.invalid/api/v1/models", f"Bearer {KEY}")]
+
+
 def test_a_service_that_stops_answering_is_a_timeout() -> None:
     released = asyncio.Event()
 

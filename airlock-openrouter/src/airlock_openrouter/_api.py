@@ -46,7 +46,9 @@ class OpenRouterApi:
                 "User-Agent": "airlock-openrouter",
             },
             timeout=httpx.Timeout(timeout, connect=10.0),
-            transport=transport or AiohttpTransport(),
+            transport=transport,
+            # Under a proxy the environment names, httpx's own transport (see _transport).
+            mounts=None if transport else {"all://": AiohttpTransport()},
             follow_redirects=False,
         )
 

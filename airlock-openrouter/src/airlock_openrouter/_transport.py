@@ -6,16 +6,17 @@ this kind of machine, and a model that answers at once waits for all of it befor
 token. This transport hands each request to one ``aiohttp.ClientSession`` and gives the
 answer back to httpx unread, so the body streams chunk by chunk as it arrives.
 
-What it keeps of httpx's behaviour: certificates verified against certifi's bundle (as
-httpx does), no redirect followed, bodies not decompressed here (httpx decodes
-``Content-Encoding`` itself), no cookies kept, httpx's timeouts (connect, and read between
-two chunks) applied. aiohttp's errors come back as httpx's, carrying no URL, header or
-body: the request holds the API key.
+What it keeps of httpx's behaviour: certificates verified as httpx verifies them
+(``httpx.create_ssl_context``: certifi's bundle, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``),
+no redirect followed, bodies not decompressed here (httpx decodes ``Content-Encoding``
+itself), no cookies kept, httpx's timeouts (connect, and read between two chunks)
+applied. It is mounted for ``all://``, so a proxy the environment names (``HTTPS_PROXY``,
+``NO_PROXY``) still takes the request through httpx's own transport. aiohttp's errors come
+back as httpx's, carrying no URL, header or body: the request holds the API key.
 """
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -31,11 +32,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            import certifi
-
-            context = ssl.create_default_context(cafile=certifi.where())
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=context),
+                connector=aiohttp.TCPConnector(ssl=httpx.create_ssl_context()),
                 auto_decompress=False,
                 cookie_jar=aiohttp.DummyCookieJar(),
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
