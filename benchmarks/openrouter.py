@@ -15,33 +15,51 @@ The local server answers at once, so the TTFT ratio is the harshest case: a real
 takes hundreds of milliseconds to its first token. Target: TTFT through Airlock (p50)
 <= 1.1 x direct + 2 ms.
 
-Where the time to the first token goes (2026-12-02, load ~1.2, p50 of 95 calls each, ms
-after the daemon's handler started; timestamps from temporary instrumentation in the daemon
-and the connector host, both on the machine's one monotonic clock):
+Where the time to the first token goes (2026-12-02, p50 of 150 calls each, ms after the
+agent sent its request; timestamps from temporary instrumentation in the client, the
+daemon, the connector host and the local server, on the machine's one monotonic clock;
+other work loaded the 2 cores, so every step is slower than on an idle machine):
 
-    answer at once                                   model thinking 50 ms
-      0.53  admitted (session, params, policies)       0.63
-      0.63  all the budget left held                   0.74
-      1.39  the host has quoted (one request: quote    1.66
-            and, as it fits, the call)
-      1.69  the host starts the upstream request       1.90
-      2.01  the quote is back; the reservation's write 2.55
-            starts in a worker thread
-      4.83  the host has the first chunk (httpx)      55.92
-      5.76  the core has it, the reservation durable  56.59
-      6.28  the first event written to the agent      57.51
-    TTFT seen by the client: 8.28 through, 1.96 direct; 60.7 through, 52.5 direct.
+    through Airlock                                   straight to the service
+      1.01  the daemon's handler starts                 1.03  the server's handler starts
+      1.61  admitted (session, params, policies),       1.73  its first event written
+            all the budget left held, the request       2.40  the client has it
+            to the connector host written
+      2.12  the host has read it
+      2.67  quoted, and the call starts (httpx)
+      3.66  the core has the quote; the reservation's
+            durable write starts in a worker thread
+      4.26  the service's handler starts
+      4.86  its first event written
+      5.83  the host has it as a chunk
+      6.58  the core has it
+      7.32  the first event written to the agent, the
+            reservation and the call's first audit
+            record on disk
+      8.39  the client has it
 
-Pricing and sending used to be two requests to the host (quote, then call): now one, the
-core holding the budget left while the host quotes. A chunk's frame used to wait for the end
-of the host's event-loop turn, while the connector went on parsing what the service had
-already sent (the whole answer, for a model answering at once): 3.2 ms from the host's first
-chunk to the core's before, 0.9 after it goes out at once. What is left: httpx's async
-client in the host takes ~3 ms to the first chunk where the benchmark's direct (sync) client
-takes ~2 for its whole request; the agent's request to the handler and the reading of the
-event ~2 ms; admission and the quote ~1.4; the hop back ~0.9; the relay ~0.5. The target
-(p50 <= 1.1 x direct + 2 ms) holds within noise for a model that thinks (58.9-60.7 against
-59.6-59.8 in two runs), not for one that answers at once.
+So the agent's own request and reading cost the same both ways; Airlock adds the daemon's
+admission, a second HTTP client (the host's) and the two hops between the processes, each
+a few hundred microseconds of Python that load stretches.
+
+What changed on 2026-12-02, measured by alternating calls between two daemons on one
+local server in the same run, one from the commit before (1bb5dd6) and one after, 200-300
+rounds in three runs, load ~2: p50 5.63 -> 4.92, 6.91 -> 6.02 and 6.13 -> 5.29 ms (direct
+1.27-1.67):
+
+* the connector's requests go through aiohttp's connection pool behind httpx's client
+  (``airlock_openrouter._transport``): about a millisecond less of the host's CPU a call;
+* the host sends the quote at the end of its event-loop turn, once the call is on its way
+  (it woke the core first and delayed the call by ~0.3 ms), and a turn's later chunks in
+  one write (the core had woken once for each of ~35 frames);
+* meter readings within the reservation stay in the host (half the frames of a stream).
+
+Before that: pricing and sending became one request to the host (the core holding the
+budget left while the host quotes), and a chunk's frame stopped waiting for the end of the
+host's turn (3.2 ms -> 0.9 from the host's first chunk to the core's). The target holds
+for a model that thinks (50 ms here); for one that answers at once it does not: Airlock's
+own path is ~3 ms of Python across three processes on a quiet machine, against the
+2 ms + 10 % the target allows.
 
     uv run python benchmarks/openrouter.py --runs 200
 """
