@@ -22,6 +22,7 @@ from airlock.common.logs import get_logger
 from airlock.connector_host.keys import HostKeys
 from airlock.connector_host.pool import ConnectorPool
 from airlock.connector_host.protocol import (
+    ANSWERS_PER_WRITE,
     MAX_ANSWER_BYTES,
     MAX_REQUEST_BYTES,
     ChannelBroken,
@@ -95,7 +96,7 @@ class HostServer:
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Answer the requests on one connection until it closes (or breaks the rules)."""
         running: dict[int, asyncio.Task[None]] = {}
-        outbox = Outbox(writer)
+        outbox = Outbox(writer, per_write=ANSWERS_PER_WRITE)
         try:
             while True:
                 message = await read_frame(reader, MAX_REQUEST_BYTES)
