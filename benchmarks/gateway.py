@@ -5,77 +5,66 @@ One operation (`count_unread` on a Maildir) is timed several ways:
 * through a real daemon process on its Unix socket (session check, policies, connector,
   redaction, an fsynced audit record), driven by the raw-socket load generator of
   ``_loadgen.py`` from 1 client and from 32 concurrent clients,
-* a bare aiohttp app on the same kind of socket and loop, driven the same way in the same
-  run: the ceiling a Python HTTP server reaches here, and the ratio the target is set on,
+* through the same daemon with the connector host's code on its own event loop
+  (``_in_process_serve.py``: the same protocol, no process), which prices the hop to the
+  host process every call crosses (a framed JSON request and answer over a socket pair),
+* a bare aiohttp app on the same kind of socket and loop (``_bare_aiohttp.py``): the
+  ceiling a Python HTTP server reaches here, and the ratio the target is set on,
 * through ``AirlockClient`` (the Python client) and as an MCP tool call through the
   in-process MCP server (which calls the daemon).
 
-The daemon runs every connector in its connector host, a child process: each operation
-crosses that hop (a framed JSON request and answer over a socket pair). To price it, the
-same daemon also runs in the same run with the host's code on its own event loop
-(``_in_process_serve.py``: the same protocol, no process), and the figures are compared.
+The three servers run side by side and are driven from 32 clients in turn, ``--rounds``
+times (5, the order reversed every other round). Each round gives a ratio to the bare app
+and a hop loss from runs seconds apart; the reported figures are the medians of the
+rounds' (the 32-client figures shown are the median round's; ``rounds_at_32`` lists every
+round). One daemon run against one bare run, as before, let a single lucky or unlucky
+baseline decide the verdict: the bare app's figure swings 7,900-22,600 calls/s between
+runs here, and within one run at load ~2 the rounds' ratios spread 0.11-0.18.
 
-Where a call's CPU goes (issue 17; 2026-12-02, this 2-core VM shared with other work at
-load 3-5, so figures are ranges over 2-3 runs; ``server_cpu_us_per_op`` survives load,
-wall-clock throughput and latency do not):
+Where a call's time goes at 32 clients (issue 17, 2026-12-02; this 2-core VM is shared
+with other work, and even CPU a call moves with it: the same build measured 130-150 us
+a call on the daemon's loop thread at load ~1 and 190-240 at load 2-3; compare figures
+taken back to back, alternated):
 
-* Parts switched off one at a time in a diagnostic daemon (daemon CPU a call, 32 clients
-  / 1 client): whole call 278-311 / 850-900 us; no audit record 167-172 / 340-370; record
-  formatted, MACed and written but not fdatasynced 197-231 / 510-580; no connector host
-  (result made in the daemon) 183-206 / 590-610; no policy evaluation 231-234 / 720-830;
-  neither audit nor host 147-216 / 250-310 (1-client p50 0.29-0.35 ms against 1.1-1.3).
-  The fsynced audit record is the largest part (~110 us at 32 clients, ~500 us at 1
-  client, where nothing is shared: a thread hand-off each way and one fdatasync, ~160 us
-  wall and ~66 us of kernel CPU here), then the host hop (~90 / ~270 us).
-* py-spy ``--gil`` on the daemon's event-loop thread, 32 clients (2,072 samples, leaving
-  out the stalls while the host it just woke runs on its core): aiohttp (parsing, routing,
-  the response, then three middlewares, the body) 40 %; gateway code (handler, admission,
-  execution, use counts) 13 %; host hop (framing, the answer's future and timer, reading
-  and re-validating the answer) 11 %; policies (evaluation, the redaction filter) 8.5 %;
-  JSON (body, frames, audit fields) 8 %; pydantic 7 % (five validations a call: body,
-  params, the host's result, the envelope, the service's permissions; four dumps); event
-  loop 5 %; audit queueing 4.5 % and record formatting/scrubbing 2 %; session lookup 1.4 %
-  (cached: no SQLite read a call, use counts written in one UPDATE a session each
-  housekeeping); logging 0 % (no structlog call on the success path). The audit writer
-  thread adds 25-40 us a call (line formatting 28 %, HMAC-SHA256 10 %, write, fdatasync,
-  lock). The connector host: 60-85 us a call, its event loop and framing 63 %, JSON 10 %,
-  pydantic 5 % (params validated again, result made and dumped), the Maildir check 11 %.
-* ``count_unread`` itself counts flags from file names (scandir of ``cur/`` and ``new/``)
-  and keeps the count while both directories keep their mtime: ~20 us of CPU.
+* The daemon's event-loop thread. py-spy on it: uvloop's own C code (the syscalls)
+  ~20 %; aiohttp (parsing, routing, the response) ~30 %; socket writes (``writelines``
+  to the host and to the clients) up to a quarter of the samples, because a write to a
+  process asleep on the other core wakes it and that is dear on this VM; the gateway the
+  rest: admission 8-9 %, the audit append 7-8 % (formatting and scrubbing 3), the host
+  link 5-11 %, JSON 5 %, policies 2-4 %, pydantic 2 %. The audit writer thread adds
+  15-25 us a call (line formatting, HMAC, write, fdatasync), the connector host process
+  55-80 us (on the other core). The bare app needs 35-60 us a call in the same runs.
+* Parts switched off one at a time in a diagnostic daemon (an earlier build, when the
+  whole call cost 278-311 us at 32 clients / 850-900 at 1): no audit record 167-172 /
+  340-370; no connector host 183-206 / 590-610; neither 147-216 / 250-310. So the
+  fsynced record and the hop, both required, were ~100-140 us of a call at 32 clients.
+* Idle time. The loop thread was idle (neither running nor waiting for a CPU,
+  ``/proc/.../schedstat``) 30-36 % of a 32-client run: the calls moved in one wave. With
+  the loop's ``select()`` timed (asyncio's loop in a diagnostic daemon), 56 % of the idle
+  time had all 32 calls in the host (it got them in one write and answered all in one
+  write ~2 ms later) and 27 % all 32 in one audit batch (the group commit's fsync). The
+  host now answers in writes of at most 8 (``ANSWERS_PER_WRITE``): idle 0.20 against
+  0.32 (medians of 11 alternated runs), 4,461 against 4,239 calls/s, loop CPU 157
+  against 146 us a call (smaller batches cost a little of what the overlap gains).
+  Splitting the core's requests the same way woke the sleeping host four times as often
+  and lost (2,900-3,600 against 4,600-5,000 calls/s); a 1 ms GIL switch interval
+  changed nothing measurable. What idles the loop now is mostly a whole audit batch or
+  the host's last group in flight with nothing else to do; moving the record's
+  formatting to the writer thread would not help, since under the GIL that thread's
+  Python work takes the same lock the loop needs.
+* The middleware is gone: the uid gate and the JSON errors wrap the server's request
+  handler once (``daemon.http.guarded``), so aiohttp skips its per-request middleware
+  machinery (~16 % of the loop's samples had been under it and the gatekeeper).
 
-What changed, alternating the old daemon (73403fe) and the new in the same run, host
-process, load 3.5-5.4: daemon CPU a call at 32 clients 339-464 -> 227-300 us, connector
-host 194-270 -> 62-84 us; at 1 client daemon 890-895 -> 710-950 (within noise), host
-370-450 -> 225-280; ``count_unread`` in-process p50 0.073-0.100 -> 0.020-0.031 ms. By:
-the kept count checked on the host's loop instead of a worker thread (it cost 95 us of
-thread hand-off against 20 us of work), the host on uvloop like the daemon, host frames
-of one loop turn written together both ways (about 17 a write at 32 clients), the audit
-log leading batches on its own thread and waking each loop once a batch, no timer for a
-body that came whole, one timer instead of ``wait_for`` per host request, the peer's
-credentials read once a connection, use counts saved in one UPDATE a session.
-Then (6 runs each, alternated, load 1.2-1.8): 32 clients 236-323 us a call (median 262)
--> 222-289 (median 243), 2,366-3,258 -> 2,224-3,258 calls/s, by one middleware instead
-of three, the answer's JSON built around the result's (no dump, envelope validation and
-dump), each service's permissions kept per gateway, and the redaction filter's dump
-skipped for result models that provably hold no text key (``UnreadCount``): two
-validations and two dumps a call fewer, within the noise of a shared machine. This
-benchmark after (load ~1.4): 2,861 calls/s at 269 us, bare aiohttp 19,289 at 52, ratio
-0.15: aiohttp's own per-request work and the required record and hop still dominate.
-
-Before, on a quiet machine (load ~1, 17:38 that day): in-process 0.231 ms p50; gateway
-1 client 1.449 ms p50 at 960 us of daemon CPU a call, without the host process 1.345 ms;
-32 clients 2,774 calls/s, p50 10.9 ms, 334 us a call; bare aiohttp 17,834 calls/s at 56
-us; ratio 0.155. After, three runs of this benchmark back to back (load 3.3-3.9):
-in-process 0.019-0.020 ms; gateway 1 client 0.99-1.51 ms p50 (overhead 0.97-1.49 ms) at
-670-1,070 us; without the host process 0.93-1.05 ms (overhead 0.91-1.03 ms); 32 clients
-1,915-2,873 calls/s, p50 10.7-13.4 ms, 242-259 us a call; the hop costs 0.03-0.58 ms at
-p50 and no throughput (the host's work runs on the other core); bare aiohttp 7,915-18,321
-calls/s at 38-64 us, ratio 0.16-0.24. So the 2 ms overhead holds, the 1 ms one without
-the hop holds in two runs of three (at the edge: the fsynced record alone is ~0.5 ms at 1
-client), and 35 % of bare aiohttp does not: the daemon's event-loop thread needs ~240 us
-a call where the bare app needs 40-60, which caps it near 4,100 calls/s even with the
-other core free, ~23 % of a quiet bare app; 35 % would need ~160 us, and the durable
-audit record and the host hop, both required, take 100-140 us of it.
+The ceiling, with aiohttp's server, a durable record and the host hop: at 35 % of a
+quiet bare app (22,600 calls/s at 44 us) the daemon would serve 7,900 calls/s, i.e.
+at most 126 us of loop CPU a call with the loop never idle. The loop needs 130-150 us
+quiet, 190-240 at load 2-3, and stays idle ~20 % between the serial stages a call waits
+for (its record's group commit, its host answer), so it serves 4,000-5,500 calls/s at
+best here: 18-25 % of a quiet bare app (up to ~0.3 against a slow bare run). Reaching
+0.35 would take the loop below ~100 us a call, while aiohttp's own share is ~45 us (the
+bare app's) and the required record and hop were ~100-140 us of it; it needs a cheaper
+server than aiohttp's or the record and hop off the loop thread's process, not trimming.
 
 The load generator reports its own CPU per operation next to the server's: it must cost
 less than what it measures, or the figures measure the client.
@@ -120,6 +109,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -128,7 +118,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -247,8 +237,9 @@ def op_request(token: str) -> bytes:
     )
 
 
-def bare_aiohttp(home: Path, clients: int, per_client: int, n: int) -> dict[str, Any]:
-    """The same load against a bare aiohttp app (no Airlock) on the same kind of socket."""
+@contextlib.contextmanager
+def bare_aiohttp(home: Path) -> Iterator[tuple[Path, int]]:
+    """A bare aiohttp app (no Airlock) on the same kind of socket: (socket, pid)."""
     socket_path = home / "bare.sock"
     server = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("_bare_aiohttp.py")), str(socket_path)]
@@ -259,17 +250,35 @@ def bare_aiohttp(home: Path, clients: int, per_client: int, n: int) -> dict[str,
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the bare aiohttp app did not start")
             time.sleep(0.02)
-        request = op_request("none")
-        drive(socket_path, request, clients=1, per_client=100)  # warm-up
-        return {
-            "1_client": drive(socket_path, request, clients=1, per_client=n, server_pid=server.pid),
-            f"{clients}_clients": drive(
-                socket_path, request, clients=clients, per_client=per_client, server_pid=server.pid
-            ),
-        }
+        drive(socket_path, op_request("none"), clients=1, per_client=100)  # warm-up
+        yield socket_path, server.pid
     finally:
         server.terminate()
         server.wait()
+
+
+def throughput_rounds(
+    servers: dict[str, tuple[Path, bytes, int]], *, clients: int, per_client: int, rounds: int
+) -> list[dict[str, Any]]:
+    """Each server (name: socket, request, pid) driven from *clients* clients in turn,
+    *rounds* times, the order reversed every other round: a round's figures are runs
+    seconds apart, so one lucky or unlucky run cannot decide a ratio alone."""
+    found = []
+    for index in range(rounds):
+        names = sorted(servers, reverse=index % 2 == 1)
+        found.append(
+            {
+                name: drive(
+                    servers[name][0],
+                    servers[name][1],
+                    clients=clients,
+                    per_client=per_client,
+                    server_pid=servers[name][2],
+                )
+                for name in names
+            }
+        )
+    return found
 
 
 async def approval_latency(socket: Path, totp: pyotp.TOTP, steps: list[int]) -> dict[str, float]:
@@ -407,8 +416,9 @@ def _daemon(
 
 
 async def _load(
-    daemon: LocalDaemon, totp: pyotp.TOTP, step: int, n: int, clients: int, per_client: int
-) -> tuple[dict[str, Any], dict[str, Any]]:
+    daemon: LocalDaemon, totp: pyotp.TOTP, step: int, n: int
+) -> tuple[str, dict[str, Any]]:
+    """A session's token and the daemon's figures from one client."""
     token = await open_session(daemon.paths.socket, totp, step)
     assert daemon.proc is not None
     request = op_request(token)
@@ -416,31 +426,41 @@ async def _load(
     single = drive(
         daemon.paths.socket, request, clients=1, per_client=n, server_pid=daemon.proc.pid
     )
-    many = drive(
-        daemon.paths.socket,
-        request,
-        clients=clients,
-        per_client=per_client,
-        server_pid=daemon.proc.pid,
-    )
-    return single, many
+    return token, single
 
 
-async def run(n: int, clients: int, per_client: int) -> dict[str, Any]:
+async def run(n: int, clients: int, per_client: int, rounds: int) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="airlock-bench-"))
     try:
         maildir = settled_maildir(home)
         baseline = await direct_baseline(maildir, n)
         in_process = [sys.executable, str(Path(__file__).with_name("_in_process_serve.py"))]
-        daemon, totp = _daemon(home / "no-hop", maildir, in_process)
-        with daemon:
-            step = int(time.time() // 30)
-            no_hop_single, no_hop_many = await _load(daemon, totp, step, n, clients, per_client)
+        no_hop, no_hop_totp = _daemon(home / "no-hop", maildir, in_process)
         daemon, totp = _daemon(home / "daemon", maildir)
-        with daemon:
+        with no_hop, daemon, bare_aiohttp(home) as (bare_socket, bare_pid):
+            assert daemon.proc is not None
+            assert no_hop.proc is not None
             now_step = int(time.time() // 30)
+            no_hop_token, no_hop_single = await _load(no_hop, no_hop_totp, now_step, n)
             # Each code works once, in increasing step order: three steps in the window.
-            single, many = await _load(daemon, totp, now_step - 1, n, clients, per_client)
+            token, single = await _load(daemon, totp, now_step - 1, n)
+            bare_single = drive(
+                bare_socket, op_request("none"), clients=1, per_client=n, server_pid=bare_pid
+            )
+            seen = throughput_rounds(
+                {
+                    "gateway": (daemon.paths.socket, op_request(token), daemon.proc.pid),
+                    "without_host": (
+                        no_hop.paths.socket,
+                        op_request(no_hop_token),
+                        no_hop.proc.pid,
+                    ),
+                    "bare_aiohttp": (bare_socket, op_request("none"), bare_pid),
+                },
+                clients=clients,
+                per_client=per_client,
+                rounds=rounds,
+            )
             latency = await approval_latency(daemon.paths.socket, totp, [now_step])
             mcp_figures = await mcp_overhead(
                 daemon.paths.socket, totp, now_step + 1, max(50, n // 4)
@@ -448,11 +468,18 @@ async def run(n: int, clients: int, per_client: int) -> dict[str, Any]:
             mcp_figures["stdio"] = await mcp_stdio(
                 daemon.home, daemon.paths.socket, max(50, n // 4)
             )
-        bare = bare_aiohttp(home, clients, per_client, n)
+        for figures in seen:
+            gateway_ops = figures["gateway"]["ops_per_s"]
+            figures["ratio"] = round(gateway_ops / figures["bare_aiohttp"]["ops_per_s"], 3)
+            figures["hop_loss"] = round(1 - gateway_ops / figures["without_host"]["ops_per_s"], 3)
+        # The round whose ratio is the median (an odd number of rounds) speaks for all.
+        middle = sorted(seen, key=lambda r: float(r["ratio"]))[len(seen) // 2]
+        ratio = round(statistics.median(r["ratio"] for r in seen), 3)
+        hop_loss = round(statistics.median(r["hop_loss"] for r in seen), 3)
+        many, no_hop_many = middle["gateway"], middle["without_host"]
+        bare = {"1_client": bare_single, f"{clients}_clients": middle["bare_aiohttp"]}
         overhead = round(single["p50_ms"] - baseline["p50_ms"], 3)
         no_hop_overhead = round(no_hop_single["p50_ms"] - baseline["p50_ms"], 3)
-        ratio = round(many["ops_per_s"] / bare[f"{clients}_clients"]["ops_per_s"], 3)
-        hop_loss = round(1 - many["ops_per_s"] / no_hop_many["ops_per_s"], 3)
         client_overhead = round(
             mcp_figures["python_client"]["p50_ms"] - mcp_figures["raw_request"]["p50_ms"], 3
         )
@@ -474,6 +501,17 @@ async def run(n: int, clients: int, per_client: int) -> dict[str, Any]:
             "bare_aiohttp": bare,
             "overhead_p50_ms": overhead,
             f"throughput_ratio_to_bare_at_{clients}": ratio,
+            f"rounds_at_{clients}": [
+                {
+                    "ratio": r["ratio"],
+                    "hop_loss": r["hop_loss"],
+                    **{
+                        name: {k: r[name][k] for k in ("ops_per_s", "server_cpu_us_per_op")}
+                        for name in ("gateway", "without_host", "bare_aiohttp")
+                    },
+                }
+                for r in seen
+            ],
             "python_client_overhead_p50_ms": client_overhead,
             "approval_latency": latency,
             "mcp": mcp_figures,
@@ -503,8 +541,10 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=1000, help="sequential operations per figure")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--per-client", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5, help="alternated throughput rounds (odd)")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args.ops, args.clients, args.per_client)), indent=2))
+    figures = run(args.ops, args.clients, args.per_client, args.rounds | 1)
+    print(json.dumps(asyncio.run(figures), indent=2))
 
 
 if __name__ == "__main__":
