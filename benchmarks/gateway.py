@@ -18,8 +18,9 @@ times (5, the order reversed every other round). Each round gives a ratio to the
 and a hop loss from runs seconds apart; the reported figures are the medians of the
 rounds' (the 32-client figures shown are the median round's; ``rounds_at_32`` lists every
 round). One daemon run against one bare run, as before, let a single lucky or unlucky
-baseline decide the verdict: the bare app's figure swings 7,900-22,600 calls/s between
-runs here, and within one run at load ~2 the rounds' ratios spread 0.11-0.18.
+baseline decide the verdict: the bare app's figure swings 7,900-27,700 calls/s between
+runs here, and within one run the rounds' ratios spread 0.11-0.18 (load ~2) or
+0.17-0.22 (load ~1).
 
 Where a call's time goes at 32 clients (issue 17, 2026-12-02; this 2-core VM is shared
 with other work, and even CPU a call moves with it: the same build measured 130-150 us
