@@ -11,12 +11,15 @@ import asyncio
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pytest
 from pydantic import BaseModel
 from tests.core.gateway_fixtures import Note, NoteParams
 from tests.core.test_connector_host import _ask, _frame, _Served, in_loop
 
+from airlock.connector_host.keys import seal_host_key
 from airlock.connector_host.protocol import MAX_ANSWER_BYTES, read_frame
 from airlock.framework.connectors import Access, CheckResult, Connector, operation
+from airlock.passphrase import key_from
 
 
 class Token(BaseModel):
@@ -118,3 +121,89 @@ async def test_closing_idle_connectors_spares_one_in_use_but_not_one_no_session_
         Latch.release.set()
         await asyncio.wait_for(read_frame(pair[0], MAX_ANSWER_BYTES), 5)
         assert Latch.events.count(f"close {first}") == 1
+
+
+class SlowOpen(Latch):
+    """A service whose connector takes its time to open (a slow login)."""
+
+    name = "slow"
+    opening: ClassVar[asyncio.Event]
+    opened: ClassVar[asyncio.Event]
+
+    async def open(self) -> None:
+        await super().open()
+        SlowOpen.opening.set()
+        await asyncio.wait_for(SlowOpen.opened.wait(), 5)
+
+
+@in_loop
+async def test_locking_the_vault_closes_a_retired_connector_its_calls_still_run_on(
+    tmp_path: Path,
+) -> None:
+    _reset()
+    served = _Served(tmp_path, {"latch": Latch})
+    async with served as pair:
+        assert "ok" in await _ask(pair, CONFIGURE)
+        await _start_read(pair, 2)
+        [first] = [e.split()[1] for e in Latch.events if e.startswith("open")]
+        removed = {"id": 3, "kind": "set_credentials", "service": "n", "check": False}
+        assert "ok" in await _ask(pair, {**removed, "fields": {"token": "new"}})
+        assert f"close {first}" not in Latch.events  # retired: its call goes on
+        seal_host_key(served.server.keys.directory, key_from("a passphrase"))
+        assert (await _ask(pair, {"id": 4, "kind": "lock"}))["ok"] == {"locked": True}
+        assert f"close {first}" in Latch.events, "the vault is locked, the old key still in use"
+        Latch.release.set()
+        await asyncio.wait_for(read_frame(pair[0], MAX_ANSWER_BYTES), 5)
+        assert Latch.events.count(f"close {first}") == 1
+
+
+@in_loop
+async def test_a_session_revoked_closes_a_retired_connector_its_calls_still_run_on(
+    tmp_path: Path,
+) -> None:
+    _reset()
+    async with _Served(tmp_path, {"latch": Latch}) as pair:
+        assert "ok" in await _ask(pair, CONFIGURE)
+        await _start_read(pair, 2)
+        [first] = [e.split()[1] for e in Latch.events if e.startswith("open")]
+        assert "ok" in await _ask(pair, {"id": 3, "kind": "discard", "service": "n"})
+        revoked = {"id": 4, "kind": "close_idle", "keep": [], "idle_seconds": 300}
+        assert (await _ask(pair, revoked))["ok"] == {"closed": ["n"]}
+        assert f"close {first}" in Latch.events, "a service no session covers stayed open"
+        Latch.release.set()
+        await asyncio.wait_for(read_frame(pair[0], MAX_ANSWER_BYTES), 5)
+        assert Latch.events.count(f"close {first}") == 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"kind": "remove_credentials", "service": "n"},
+        {"kind": "close_idle", "keep": [], "idle_seconds": 300},
+        {"kind": "lock"},
+    ],
+)
+@in_loop
+async def test_credentials_gone_while_a_connector_opens_do_not_stay_in_it_for_later_calls(
+    tmp_path: Path, change: dict[str, Any]
+) -> None:
+    _reset()
+    SlowOpen.opening, SlowOpen.opened = asyncio.Event(), asyncio.Event()
+    served = _Served(tmp_path, {"slow": SlowOpen})
+    async with served as pair:
+        configure = {"id": 1, "kind": "configure", "services": {"n": {"connector": "slow"}}}
+        assert "ok" in await _ask(pair, configure)
+        stored = {"id": 2, "kind": "set_credentials", "service": "n", "check": False}
+        assert "ok" in await _ask(pair, {**stored, "fields": {"token": "old"}})
+        pair[1].write(_frame({"id": 3, **READ}))
+        await pair[1].drain()
+        await asyncio.wait_for(SlowOpen.opening.wait(), 5)  # opening with the old token
+        [opening] = [e.split()[1] for e in Latch.events if e.startswith("open")]
+        if change["kind"] == "lock":
+            seal_host_key(served.server.keys.directory, key_from("a passphrase"))
+        assert "ok" in await _ask(pair, {"id": 4, **change})
+        SlowOpen.opened.set()
+        Latch.release.set()
+        answer = await asyncio.wait_for(read_frame(pair[0], MAX_ANSWER_BYTES), 5)
+        assert "error" in answer, "a call ran on credentials gone before it was answered"
+        assert Latch.events[-1] == f"close {opening}", "the connector opened with them stayed open"

@@ -8,13 +8,14 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
+from airlock.errors import ConnectorError
 from airlock.framework.connectors import Connector, OperationSpec
 from airlock.gateway.services import Service
 
 CredentialsFor = Callable[[str], Mapping[str, str]]
 
 
-@dataclass
+@dataclass(eq=False)
 class _Open:
     connector: Connector
     last_used: float
@@ -32,6 +33,13 @@ class ConnectorPool:
         self._services = services
         self._credentials_for = credentials_for
         self._open: dict[str, _Open] = {}
+        self._retiring: dict[str, set[_Open]] = {}
+        """Retired connectors calls still run on, by service: closing the service (the
+        vault locked, no session covering it) closes them too."""
+        self._changes: dict[str, int] = {}
+        """Per service, how often its connector was retired or closed: one that changed
+        while a connector opened (with the credentials of then) is not kept."""
+        self._closings = 0
         self._locks: dict[str, asyncio.Lock] = {}
         self._listed: dict[str, dict[str, OperationSpec]] = {}
         """Operations each service's connector listed when it last opened (kept after it
@@ -55,7 +63,7 @@ class ConnectorPool:
             entry.calls -= 1
             entry.last_used = time.monotonic()
             if entry.retired and not entry.calls:
-                await _close(entry)
+                await self._close(name, entry)
 
     async def get(self, name: str) -> Connector:
         return (await self._entry(name)).connector
@@ -65,17 +73,32 @@ class ConnectorPool:
         async with lock:
             entry = self._open.get(name)
             if entry is None:
+                stamp = self._stamp(name)
                 connector = self.connector(name)
                 await connector.open()
                 try:
-                    self._listed[name] = await connector.discover()
+                    listed = await connector.discover()
+                    if self._stamp(name) != stamp:
+                        # Its credentials were replaced or removed, the vault locked or no
+                        # session covers it any more while it opened: not for this call
+                        # nor the next.
+                        raise ConnectorError(
+                            f"service {name!r} changed while its connector opened; try again"
+                        )
                 except BaseException:
                     with contextlib.suppress(Exception):
                         await connector.close()
                     raise
+                self._listed[name] = listed
                 entry = self._open[name] = _Open(connector, time.monotonic())
             entry.last_used = time.monotonic()
             return entry
+
+    def _stamp(self, name: str) -> tuple[int, int]:
+        return self._closings, self._changes.get(name, 0)
+
+    def _changed(self, name: str) -> None:
+        self._changes[name] = self._changes.get(name, 0) + 1
 
     async def listed(self, name: str) -> dict[str, OperationSpec]:
         """The operations service *name* lists at open (opening it the first time)."""
@@ -88,9 +111,14 @@ class ConnectorPool:
         on them or not), and those no call has used for a while."""
         closed = []
         now = time.monotonic()
+        for name in sorted((set(self._locks) | set(self._retiring)) - keep):
+            self._changed(name)  # one opening now is not kept
+            if self._retiring.get(name) and name not in self._open:
+                await self._close_service(name)
+                closed.append(name)
         for name, entry in list(self._open.items()):
             if name not in keep:
-                await _close(self._open.pop(name))
+                await self._close_service(name)
             elif now - entry.last_used > idle_seconds and not entry.calls:
                 await self.discard(name)
             else:
@@ -98,25 +126,45 @@ class ConnectorPool:
             closed.append(name)
         return closed
 
-    async def discard(self, name: str) -> None:
+    async def discard(self, name: str, failed: Connector | None = None) -> None:
         """Retire service *name*'s connector (its next call opens a new one); closed now,
-        or when the calls running on it end."""
+        or when the calls running on it end. With *failed* (a call's failure), only that
+        connector: one already replaced, or opening, is left alone."""
+        if failed is not None:
+            current = self._open.get(name)
+            if current is None or current.connector is not failed:
+                return
+        self._changed(name)  # one opening now is not kept
         entry = self._open.pop(name, None)
         if entry is not None:
             entry.retired = True
-            if not entry.calls:
-                await _close(entry)
+            if entry.calls:
+                self._retiring.setdefault(name, set()).add(entry)
+            else:
+                await self._close(name, entry)
 
     async def close_all(self) -> None:
-        """Close every connector now, calls running on them or not (the vault locked)."""
-        for name in list(self._open):
-            await _close(self._open.pop(name))
+        """Close every connector now, calls running on them or not, retired ones too (the
+        vault locked); one opening now is not kept."""
+        self._closings += 1
+        for name in sorted(set(self._open) | set(self._retiring)):
+            await self._close_service(name)
 
+    async def _close_service(self, name: str) -> None:
+        """Close service *name*'s connector and the retired ones its calls still run on."""
+        entry = self._open.pop(name, None)
+        for retired in [*self._retiring.get(name, ()), *([entry] if entry else [])]:
+            await self._close(name, retired)
 
-async def _close(entry: _Open) -> None:
-    if entry.closed:
-        return
-    entry.retired = entry.closed = True
-    # Closing must never take the host down; the connection is dropped anyway.
-    with contextlib.suppress(Exception):
-        await entry.connector.close()
+    async def _close(self, name: str, entry: _Open) -> None:
+        retiring = self._retiring.get(name)
+        if retiring is not None:
+            retiring.discard(entry)
+            if not retiring:
+                del self._retiring[name]
+        if entry.closed:
+            return
+        entry.retired = entry.closed = True
+        # Closing must never take the host down; the connection is dropped anyway.
+        with contextlib.suppress(Exception):
+            await entry.connector.close()

@@ -273,12 +273,12 @@ class HostServer:
             with budget_in_force(budget_state(message.get("budget"))):
                 return await connector.call(spec.name, params)
         except ConnectorError:
-            await self.pool.discard(service.name)
+            await self.pool.discard(service.name, connector)
             raise
         except AirlockError:
             raise
         except Exception as exc:
-            await self.pool.discard(service.name)
+            await self.pool.discard(service.name, connector)
             raise ConnectorError(
                 f"{service.name}.{spec.name} failed: {type(exc).__name__}"
             ) from None
