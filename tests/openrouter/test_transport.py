@@ -150,8 +150,9 @@ def test_a_certificate_authority_named_by_ssl_cert_file_is_trusted_as_httpx_woul
     assert run(main()) == {"data": [{"id": "a/b"}]}
 
 
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "ALL_PROXY"])
 def test_a_proxy_the_environment_names_carries_the_request(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, variable: str
 ) -> None:
     seen: list[tuple[str, str | None]] = []
 
@@ -162,7 +163,10 @@ def test_a_proxy_the_environment_names_carries_the_request(
 
     async def main() -> dict[str, Any]:
         async with serving({"/{tail:.*}": proxy}) as proxy_base:
-            monkeypatch.setenv("HTTP_PROXY", proxy_base)
+            for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+                monkeypatch.delenv(name, raising=False)
+                monkeypatch.delenv(name.lower(), raising=False)
+            monkeypatch.setenv(variable, proxy_base)
             monkeypatch.delenv("NO_PROXY", raising=False)
             monkeypatch.delenv("no_proxy", raising=False)
             api = api_for("http://openrouter.invalid/api/v1")

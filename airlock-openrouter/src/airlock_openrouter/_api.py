@@ -48,7 +48,7 @@ class OpenRouterApi:
             timeout=httpx.Timeout(timeout, connect=10.0),
             transport=transport,
             # Under a proxy the environment names, httpx's own transport (see _transport).
-            mounts=None if transport else {"all://": AiohttpTransport()},
+            mounts=None if transport or _env_proxied() else {"all://": AiohttpTransport()},
             follow_redirects=False,
         )
 
@@ -135,6 +135,16 @@ class OpenRouterApi:
         if status >= 500:
             return ConnectorError(f"OpenRouter failed: HTTP {status}")
         return InvalidInput(f"OpenRouter refused the request (HTTP {status}): {text}")
+
+
+def _env_proxied() -> bool:
+    """Whether the environment names a proxy httpx would use (``HTTP_PROXY``,
+    ``HTTPS_PROXY``, ``ALL_PROXY``). Then every request goes through httpx's own transport:
+    a mount for ``all://`` would take the place of ``ALL_PROXY``'s and go round it."""
+    from urllib.request import getproxies  # httpx imports it already
+
+    found = getproxies()
+    return any(found.get(scheme) for scheme in ("http", "https", "all"))
 
 
 def _error_text(content: bytes) -> str:

@@ -10,9 +10,10 @@ What it keeps of httpx's behaviour: certificates verified as httpx verifies them
 (``httpx.create_ssl_context``: certifi's bundle, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``),
 no redirect followed, bodies not decompressed here (httpx decodes ``Content-Encoding``
 itself), no cookies kept, httpx's timeouts (connect, and read between two chunks)
-applied. It is mounted for ``all://``, so a proxy the environment names (``HTTPS_PROXY``,
-``NO_PROXY``) still takes the request through httpx's own transport. aiohttp's errors come
-back as httpx's, carrying no URL, header or body: the request holds the API key.
+applied. It is mounted for ``all://`` only when the environment names no proxy
+(``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``): with one, every request goes through
+httpx's own transport, which honours it and ``NO_PROXY``. aiohttp's errors come back as
+httpx's, carrying no URL, header or body: the request holds the API key.
 """
 
 from __future__ import annotations
