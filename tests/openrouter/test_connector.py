@@ -291,3 +291,25 @@ def test_missing_credentials_name_the_field_only() -> None:
         OpenRouterConnector.parse_credentials({"api_kye": "sk-or-secret"}, service="llm")
     assert "sk-or-secret" not in str(raised.value.to_dict())
     assert raised.value.field is not None
+
+
+def test_a_closed_connector_sends_nothing_more_with_its_key(server: OpenRouterServer) -> None:
+    """The connector host closes a connector under a running call when the vault is locked
+    or no session covers its service: what that call asks next must not reach the service
+    (a new HTTP client made with the key, and never closed)."""
+
+    async def main() -> ConnectorError:
+        connector = connector_for(server)
+        await connector.open()
+        await connector.call("list_models", {})
+        await connector.close()
+        server.calls.clear()
+        try:
+            with pytest.raises(ConnectorError) as raised:
+                await connector.check()  # asks for the key's usage: always a request
+        finally:
+            await connector.close()
+        return raised.value
+
+    assert "closed" in run(main()).message
+    assert server.calls == []

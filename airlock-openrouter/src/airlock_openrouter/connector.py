@@ -77,6 +77,7 @@ class OpenRouterConnector(PricedConnector):
         self.config = settings
         self._key = credentials.api_key
         self._api: OpenRouterApi | None = None
+        self._closed = False
         self._catalogue: dict[str, ModelInfo] = {}
         self._fetched_at = -CATALOGUE_TTL
 
@@ -84,6 +85,10 @@ class OpenRouterConnector(PricedConnector):
 
     @property
     def api(self) -> OpenRouterApi:
+        if self._closed:
+            # Closed under a running call (the vault locked, no session covering the
+            # service): nothing more goes out with the key, and no client is left open.
+            raise ConnectorError(f"service {self.service!r}: its connector was closed")
         if self._api is None:
             from airlock_openrouter._api import OpenRouterApi
 
@@ -95,7 +100,11 @@ class OpenRouterConnector(PricedConnector):
             )
         return self._api
 
+    async def open(self) -> None:
+        self._closed = False
+
     async def close(self) -> None:
+        self._closed = True
         api, self._api = self._api, None
         if api is not None:
             await api.aclose()
