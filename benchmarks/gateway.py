@@ -141,6 +141,9 @@ TARGET_HOP_THROUGHPUT_LOSS = 0.15
 TARGET_RATIO = 0.35
 TARGET_CLIENT_MS = 0.5
 TARGET_MCP_MS = 4.0
+PERIOD = 15
+"""The benchmark daemons' TOTP step in seconds: each approval needs a new step's code."""
+APPROVAL_SAMPLES = 5
 
 
 def settled_maildir(home: Path) -> Path:
@@ -221,10 +224,28 @@ def client(socket: Path, token: str | None = None) -> Agent:
     return Agent(socket, token)
 
 
-async def open_session(socket: Path, totp: pyotp.TOTP, step: int) -> str:
+class Codes:
+    """TOTP codes for one benchmark daemon: the daemon takes each step's code once, in
+    increasing step order, and only within one step of its clock, so a code further ahead
+    is waited for (the daemons here use 15-second steps, the shortest the config allows)."""
+
+    def __init__(self, totp: pyotp.TOTP) -> None:
+        self.totp = totp
+        self.last = -1
+
+    async def next(self) -> str:
+        step = max(self.last + 1, int(time.time() // PERIOD))
+        early = (step - 1) * PERIOD - time.time()
+        if early > 0:
+            await asyncio.sleep(early + 0.05)
+        self.last = step
+        return self.totp.at(step * PERIOD)
+
+
+async def open_session(socket: Path, codes: Codes) -> str:
     async with client(socket) as agent:
         created = await agent.post("/v1/requests", {"services": ["mail"], "reason": "benchmark"})
-        await agent.post(f"/v1/requests/{created['code']}/approve", {"totp": totp.at(step * 30)})
+        await agent.post(f"/v1/requests/{created['code']}/approve", {"totp": await codes.next()})
         claim = {"X-Airlock-Claim": created["claim"]}
         state = await agent.get(f"/v1/requests/{created['id']}", headers=claim)
         return str(state["session"]["token"])
@@ -282,11 +303,13 @@ def throughput_rounds(
     return found
 
 
-async def approval_latency(socket: Path, totp: pyotp.TOTP, steps: list[int]) -> dict[str, float]:
-    """From the person's answer (approve sent) to the agent's long-poll returning the token."""
+async def approval_latency(socket: Path, codes: Codes, samples: int) -> dict[str, float]:
+    """From the person's answer (approve sent) to the agent's long-poll returning the token,
+    *samples* times (each with the next code: a wait of up to a step between samples)."""
     latencies = []
     async with client(socket) as agent, client(socket) as person:
-        for step in steps:
+        for _ in range(samples):
+            code = await codes.next()
             created = await agent.post("/v1/requests", {"services": ["mail"], "reason": "latency"})
             claim = {"X-Airlock-Claim": created["claim"]}
             poll = asyncio.create_task(
@@ -294,13 +317,16 @@ async def approval_latency(socket: Path, totp: pyotp.TOTP, steps: list[int]) -> 
             )
             await asyncio.sleep(0.2)  # the agent is parked in its long-poll
             started = time.perf_counter()
-            await person.post(
-                f"/v1/requests/{created['code']}/approve", {"totp": totp.at(step * 30)}
-            )
+            await person.post(f"/v1/requests/{created['code']}/approve", {"totp": code})
             state = await poll
             latencies.append(time.perf_counter() - started)
             assert state["status"] == "approved"
-    return {"median_ms": round(statistics.median(latencies) * 1000, 2), "samples": len(latencies)}
+    return {
+        "median_ms": round(statistics.median(latencies) * 1000, 2),
+        "min_ms": round(min(latencies) * 1000, 2),
+        "max_ms": round(max(latencies) * 1000, 2),
+        "samples": len(latencies),
+    }
 
 
 async def _timed_cpu(call: Callable[[], Awaitable[Any]], n: int) -> dict[str, float]:
@@ -318,9 +344,7 @@ def _median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return sorted(rounds, key=lambda r: float(r["p50_ms"]))[len(rounds) // 2]
 
 
-async def mcp_overhead(
-    socket: Path, totp: pyotp.TOTP, step: int, n: int, rounds: int = 3
-) -> dict[str, Any]:
+async def mcp_overhead(socket: Path, codes: Codes, n: int, rounds: int = 3) -> dict[str, Any]:
     """The Python client and an MCP tool call, each next to a raw request (the load
     generator's, same operation and session) in the same rounds, interleaved: load that
     drifts during the run moves all three alike. Each figure is its median round."""
@@ -332,7 +356,7 @@ async def mcp_overhead(
 
     async with AirlockClient(socket) as airlock:
         created = await airlock.submit_request(["mail"], "mcp benchmark")
-        await airlock.approve(created.code, totp.at(step * 30))
+        await airlock.approve(created.code, await codes.next())
         grant = await airlock.await_approval(created, wait=10)
         airlock._wallet.add(HeldSession.from_grant(grant))
         service, op, params = OPERATION
@@ -407,20 +431,19 @@ def _daemon(
         "services": {"mail": {"connector": "maildir", "path": str(maildir)}},
         "permissions": {"rate_limit": 100_000},
         "dashboard": {"listen": "off"},
+        "totp": {"period": PERIOD},
     }
     (home / "config.yaml").write_text(yaml.safe_dump(config))
     daemon = LocalDaemon(home, command=command)
     daemon.paths.ensure_data_dirs()
     secret = pyotp.random_base32()
     save_secret(daemon.paths.totp_file, secret)
-    return daemon, pyotp.TOTP(secret)
+    return daemon, Codes(pyotp.TOTP(secret, interval=PERIOD))
 
 
-async def _load(
-    daemon: LocalDaemon, totp: pyotp.TOTP, step: int, n: int
-) -> tuple[str, dict[str, Any]]:
+async def _load(daemon: LocalDaemon, codes: Codes, n: int) -> tuple[str, dict[str, Any]]:
     """A session's token and the daemon's figures from one client."""
-    token = await open_session(daemon.paths.socket, totp, step)
+    token = await open_session(daemon.paths.socket, codes)
     assert daemon.proc is not None
     request = op_request(token)
     drive(daemon.paths.socket, request, clients=1, per_client=100)  # warm-up
@@ -436,15 +459,13 @@ async def run(n: int, clients: int, per_client: int, rounds: int) -> dict[str, A
         maildir = settled_maildir(home)
         baseline = await direct_baseline(maildir, n)
         in_process = [sys.executable, str(Path(__file__).with_name("_in_process_serve.py"))]
-        no_hop, no_hop_totp = _daemon(home / "no-hop", maildir, in_process)
-        daemon, totp = _daemon(home / "daemon", maildir)
+        no_hop, no_hop_codes = _daemon(home / "no-hop", maildir, in_process)
+        daemon, codes = _daemon(home / "daemon", maildir)
         with no_hop, daemon, bare_aiohttp(home) as (bare_socket, bare_pid):
             assert daemon.proc is not None
             assert no_hop.proc is not None
-            now_step = int(time.time() // 30)
-            no_hop_token, no_hop_single = await _load(no_hop, no_hop_totp, now_step, n)
-            # Each code works once, in increasing step order: three steps in the window.
-            token, single = await _load(daemon, totp, now_step - 1, n)
+            no_hop_token, no_hop_single = await _load(no_hop, no_hop_codes, n)
+            token, single = await _load(daemon, codes, n)
             bare_single = drive(
                 bare_socket, op_request("none"), clients=1, per_client=n, server_pid=bare_pid
             )
@@ -462,13 +483,12 @@ async def run(n: int, clients: int, per_client: int, rounds: int) -> dict[str, A
                 per_client=per_client,
                 rounds=rounds,
             )
-            latency = await approval_latency(daemon.paths.socket, totp, [now_step])
-            mcp_figures = await mcp_overhead(
-                daemon.paths.socket, totp, now_step + 1, max(50, n // 4)
-            )
+            mcp_figures = await mcp_overhead(daemon.paths.socket, codes, max(50, n // 4))
             mcp_figures["stdio"] = await mcp_stdio(
                 daemon.home, daemon.paths.socket, max(50, n // 4)
             )
+            # Last: a code a step (15 s) after the one before, partly spent above.
+            latency = await approval_latency(daemon.paths.socket, codes, APPROVAL_SAMPLES)
         for figures in seen:
             gateway_ops = figures["gateway"]["ops_per_s"]
             figures["ratio"] = round(gateway_ops / figures["bare_aiohttp"]["ops_per_s"], 3)
