@@ -5,6 +5,7 @@ are checked, timeouts and compressed answers behave as httpx's own transport wou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import gzip
 import ipaddress
@@ -24,6 +25,7 @@ from cryptography.x509.oid import NameOID
 
 from airlock.errors import ConnectorError
 from airlock.testing import run
+from airlock_openrouter import _api
 from airlock_openrouter._api import OpenRouterApi
 
 KEY = "sk-or-v1-TRANSPORTCANARY" + "7" * 32
@@ -276,3 +278,106 @@ def self_signed(directory: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_file, key_file)
     return context
+
+
+def test_an_answer_over_16_mib_is_refused_even_when_it_comes_compressed() -> None:
+    bomb = gzip.compress(b'{"data": "' + b"0" * (24 << 20) + b'"}', compresslevel=9)
+
+    async def models(request: web.Request) -> web.Response:
+        return web.Response(body=bomb, headers={"Content-Encoding": "gzip"})
+
+    async def main() -> ConnectorError:
+        async with serving({"/models": models}) as base:
+            api = api_for(base)
+            try:
+                with pytest.raises(ConnectorError) as raised:
+                    await api.get("models")
+            finally:
+                await api.aclose()
+            return raised.value
+
+    assert len(bomb) < 100_000
+    assert "over 16 MiB" in run(main()).message
+
+
+def test_an_error_answer_is_read_only_as_far_as_its_message_needs() -> None:
+    async def failing(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=500)
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            while True:  # an explanation that never ends
+                await response.write(b"x" * (1 << 20))
+        return response
+
+    async def main() -> ConnectorError:
+        async with serving({"/models": failing}) as base:
+            api = api_for(base)
+            try:
+                with pytest.raises(ConnectorError) as raised:
+                    await asyncio.wait_for(api.get("models"), 10)
+            finally:
+                await api.aclose()
+            return raised.value
+
+    assert run(main()).message == "OpenRouter failed: HTTP 500"
+
+
+@pytest.mark.parametrize("event", [b"data: " + b"a" * (2 << 20), b"data: a\n" * (300 << 10)])
+def test_an_event_over_1_mib_ends_the_stream(event: bytes) -> None:
+    released = asyncio.Event()
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b'data: {"n": 1}\n\n')
+        await response.write(event)  # never ended by a blank line
+        await asyncio.wait_for(released.wait(), 10)
+        return response
+
+    async def main() -> tuple[list[dict[str, Any]], ConnectorError]:
+        async with serving({"/chat": events}) as base:
+            api = api_for(base)
+            seen: list[dict[str, Any]] = []
+
+            async def read_all() -> None:
+                async for item in api.stream("chat", {}):
+                    seen.append(item)
+
+            try:
+                with pytest.raises(ConnectorError) as raised:
+                    await read_all()
+            finally:
+                released.set()
+                await api.aclose()
+            return seen, raised.value
+
+    seen, error = run(main())
+    assert seen == [{"n": 1}]
+    assert "over 1 MiB" in error.message
+
+
+def test_a_service_dripping_bytes_after_done_does_not_hold_the_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_api, "TAIL_SECONDS", 0.2)
+    released = asyncio.Event()
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b'data: {"n": 1}\n\ndata: [DONE]\n\n')
+        while not released.is_set():  # a byte now and then, forever
+            await response.write(b":\n")
+            await asyncio.sleep(0.02)
+        return response
+
+    async def main() -> list[dict[str, Any]]:
+        async with serving({"/chat": events}) as base:
+            api = api_for(base)
+            try:
+                return [item async for item in api.stream("chat", {})]
+            finally:
+                released.set()
+                await api.aclose()
+
+    assert run(asyncio.wait_for(main(), 10)) == [{"n": 1}]

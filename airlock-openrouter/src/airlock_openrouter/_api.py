@@ -7,6 +7,8 @@ authentication failure (a service may echo part of the key back).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,6 +27,15 @@ from airlock_openrouter._transport import AiohttpTransport
 __all__ = ["OpenRouterApi"]
 
 ERROR_TEXT_LIMIT = 300
+MAX_ANSWER_BYTES = 16 << 20
+"""The most of a JSON answer read (the model list is well under a megabyte)."""
+MAX_ERROR_BYTES = 64 << 10
+"""The most of an error answer read: only the start of its message is ever shown."""
+MAX_EVENT_BYTES = 1 << 20
+"""The most one server-sent event (or one line of it) may hold."""
+TAIL_BYTES, TAIL_SECONDS = 64 << 10, 2.0
+"""What is read after ``[DONE]`` so the connection can serve again; past either, it is
+closed instead (a service must not keep a finished call open by dripping bytes)."""
 
 
 class OpenRouterApi:
@@ -63,39 +74,23 @@ class OpenRouterApi:
 
     async def _json(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
         try:
-            response = await self._client.request(method, path, json=body)
+            async with self._client.stream(method, path, json=body) as response:
+                if response.status_code >= 400:
+                    content = await _read(response, MAX_ERROR_BYTES, cut=True)
+                    raise self._error(response.status_code, response.headers, content)
+                return self._object(await _read(response, MAX_ANSWER_BYTES))
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from None
-        if response.status_code >= 400:
-            raise self._error(response.status_code, response.headers, response.content)
-        return self._object(response.content)
 
     async def stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """POST *body* and yield each server-sent event's JSON as it arrives."""
         try:
             async with self._client.stream("POST", path, json=body) as response:
                 if response.status_code >= 400:
-                    content = await response.aread()
+                    content = await _read(response, MAX_ERROR_BYTES, cut=True)
                     raise self._error(response.status_code, response.headers, content)
-                data: list[str] = []
-                done = False
-                # Read to the end of the body even after [DONE], so the connection goes
-                # back to the pool instead of being closed.
-                async for line in response.aiter_lines():
-                    if done:
-                        continue
-                    if line.startswith(":"):  # a comment, e.g. ": OPENROUTER PROCESSING"
-                        continue
-                    if line.startswith("data:"):
-                        data.append(line[5:].removeprefix(" "))
-                        continue
-                    if line or not data:
-                        continue
-                    payload, data = "\n".join(data), []
-                    if payload.strip() == "[DONE]":
-                        done = True
-                        continue
-                    yield self._object(payload.encode())
+                async for payload in _events(response):
+                    yield self._object(payload)
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from None
 
@@ -145,6 +140,56 @@ def _env_proxied() -> bool:
 
     found = getproxies()
     return any(found.get(scheme) for scheme in ("http", "https", "all"))
+
+
+async def _read(response: httpx.Response, limit: int, *, cut: bool = False) -> bytes:
+    """The answer's body (decoded), at most *limit* bytes: more is refused, or with *cut*
+    left unread."""
+    body = bytearray()
+    async for data in response.aiter_bytes():
+        body += data
+        if len(body) > limit:
+            if cut:
+                return bytes(body[:limit])
+            raise ConnectorError(f"OpenRouter's answer is over {limit >> 20} MiB")
+    return bytes(body)
+
+
+async def _events(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The data of each server-sent event as it arrives, up to ``[DONE]`` (comments and
+    other fields skipped), no line or event over ``MAX_EVENT_BYTES``."""
+    chunks = response.aiter_bytes()
+    pending = bytearray()
+    data: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        pending += chunk
+        while (end := pending.find(b"\n")) >= 0:
+            line = bytes(pending[:end]).removesuffix(b"\r")
+            del pending[: end + 1]
+            if line.startswith(b"data:"):
+                data.append(line[5:].removeprefix(b" "))
+                size += len(line)
+            elif not line and data:
+                payload, data, size = b"\n".join(data), [], 0
+                if payload.strip() == b"[DONE]":
+                    await _drain(chunks, len(pending))
+                    return
+                yield payload
+            # anything else: a comment (": OPENROUTER PROCESSING") or a field not used
+        if len(pending) > MAX_EVENT_BYTES or size > MAX_EVENT_BYTES:
+            raise ConnectorError("OpenRouter sent an event over 1 MiB")
+
+
+async def _drain(chunks: AsyncIterator[bytes], read: int) -> None:
+    """What follows ``[DONE]``, so the connection can serve the next call; a little, for
+    a moment: a longer tail is left unread and the connection closed with the answer."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(TAIL_SECONDS):
+            async for data in chunks:
+                read += len(data)
+                if read > TAIL_BYTES:
+                    return
 
 
 def _error_text(content: bytes) -> str:

@@ -44,7 +44,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         limits: dict[str, Any] = request.extensions.get("timeout") or {}
         timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=limits.get("connect"), sock_read=limits.get("read")
+            total=None,
+            connect=limits.get("pool"),  # aiohttp's: a free connection, and connecting
+            sock_connect=limits.get("connect"),
+            sock_read=limits.get("read"),
         )
         try:
             answer = await self._client().request(
