@@ -2,7 +2,8 @@
 (airlock.cli.checked): the next run with nothing changed says the same without importing
 pydantic, and anything it depends on changed, or a kept file that is not right, means the
 full check and the right answer. Real subprocesses in a temporary AIRLOCK_HOME, with a
-connector really installed (a dist-info with an entry point on sys.path)."""
+connector really installed (a dist-info with an entry point on sys.path), beside
+airlock-mail's Maildir connector (so these run with the mail package's tests)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tests.core.test_plugins import make_distribution
 
 # Reports whether the command imported pydantic (that is: checked with the connectors).
