@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import datetime as dt
 import grp
-import ipaddress
 import os
 import pwd
 import re
@@ -34,13 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from imapclient import IMAPClient
 
 from airlock.testing import skip_or_fail_under_ci
+from tests.certificates import write_self_signed
 from tests.mail.mailbox import SeedMessage, maildir_dir_name
 
 DOVECOT = "/usr/sbin/dovecot"
@@ -214,42 +209,6 @@ def free_port() -> int:
         return port
 
 
-def write_certificate(directory: Path) -> Path:
-    """A self-signed EC certificate for localhost and 127.0.0.1; returns its path."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file = directory / "cert.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file = directory / "key.pem"
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_file.chmod(0o600)
-    return cert_file
-
-
 def _identity_settings(root: Path) -> tuple[str, tuple[int, int]]:
     """Config lines for who Dovecot runs as, and the owner of the mail files."""
     if os.geteuid() == 0:
@@ -354,7 +313,7 @@ def start_dovecot(root: Path) -> DovecotServer:
             parent.chmod(parent.stat().st_mode | 0o011)
     for sub in ("run", "state", "home", "users"):
         (root / sub).mkdir(exist_ok=True)
-    ca_file = write_certificate(root)
+    ca_file = write_self_signed(root)
     identity, owner = _identity_settings(root)
     # Without root, the login and anvil processes cannot chroot; without this line every
     # login stalls five seconds.

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import gzip
-import ipaddress
 import json
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,15 +16,12 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from airlock.errors import ConnectorError
 from airlock.testing import run
 from airlock_openrouter import _api
 from airlock_openrouter._api import OpenRouterApi
+from tests.certificates import write_self_signed
 
 KEY = "sk-or-v1-TRANSPORTCANARY" + "7" * 32
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -249,34 +244,8 @@ def test_a_stream_left_half_read_does_not_spoil_the_next_call() -> None:
 
 def self_signed(directory: Path) -> ssl.SSLContext:
     """A server context with a fresh self-signed certificate for 127.0.0.1."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_file, key_file)
+    context.load_cert_chain(write_self_signed(directory), directory / "key.pem")
     return context
 
 
