@@ -72,15 +72,22 @@ async def _start_read(pair: Any, rid: int) -> None:
     await asyncio.wait_for(Latch.entered.wait(), 5)
 
 
+async def _reading(pair: Any) -> str:
+    """Configure the service, start a read (request 2) that waits for the test, and
+    return the serial of the connector it runs on."""
+    assert "ok" in await _ask(pair, CONFIGURE)
+    await _start_read(pair, 2)
+    [serial] = [e.split()[1] for e in Latch.events if e.startswith("open")]
+    return serial
+
+
 @in_loop
 async def test_new_credentials_do_not_cut_off_a_call_running_on_the_old_connector(
     tmp_path: Path,
 ) -> None:
     _reset()
     async with _Served(tmp_path, {"latch": Latch}) as pair:
-        assert "ok" in await _ask(pair, CONFIGURE)
-        await _start_read(pair, 2)
-        [first] = [e.split()[1] for e in Latch.events if e.startswith("open")]
+        first = await _reading(pair)
         stored = await _ask(
             pair,
             {
@@ -109,9 +116,7 @@ async def test_closing_idle_connectors_spares_one_in_use_but_not_one_no_session_
 ) -> None:
     _reset()
     async with _Served(tmp_path, {"latch": Latch}) as pair:
-        assert "ok" in await _ask(pair, CONFIGURE)
-        await _start_read(pair, 2)
-        [first] = [e.split()[1] for e in Latch.events if e.startswith("open")]
+        first = await _reading(pair)
         idle = {"id": 3, "kind": "close_idle", "keep": ["n"], "idle_seconds": 0}
         assert (await _ask(pair, idle))["ok"] == {"closed": []}
         assert f"close {first}" not in Latch.events
@@ -143,9 +148,7 @@ async def test_locking_the_vault_closes_a_retired_connector_its_calls_still_run_
     _reset()
     served = _Served(tmp_path, {"latch": Latch})
     async with served as pair:
-        assert "ok" in await _ask(pair, CONFIGURE)
-        await _start_read(pair, 2)
-        [first] = [e.split()[1] for e in Latch.events if e.startswith("open")]
+        first = await _reading(pair)
         removed = {"id": 3, "kind": "set_credentials", "service": "n", "check": False}
         assert "ok" in await _ask(pair, {**removed, "fields": {"token": "new"}})
         assert f"close {first}" not in Latch.events  # retired: its call goes on
@@ -163,9 +166,7 @@ async def test_a_session_revoked_closes_a_retired_connector_its_calls_still_run_
 ) -> None:
     _reset()
     async with _Served(tmp_path, {"latch": Latch}) as pair:
-        assert "ok" in await _ask(pair, CONFIGURE)
-        await _start_read(pair, 2)
-        [first] = [e.split()[1] for e in Latch.events if e.startswith("open")]
+        first = await _reading(pair)
         assert "ok" in await _ask(pair, {"id": 3, "kind": "discard", "service": "n"})
         revoked = {"id": 4, "kind": "close_idle", "keep": [], "idle_seconds": 300}
         assert (await _ask(pair, revoked))["ok"] == {"closed": ["n"]}

@@ -50,6 +50,26 @@ def api_for(base: str, *, timeout: float = 10.0) -> OpenRouterApi:
     return OpenRouterApi(base, KEY, service="llm", timeout=timeout)
 
 
+async def models_at(base: str) -> dict[str, Any]:
+    """``GET models`` at *base* (the client closed after)."""
+    api = api_for(base)
+    try:
+        return await api.get("models")
+    finally:
+        await api.aclose()
+
+
+async def refusal(base: str) -> ConnectorError:
+    """The error ``GET models`` at *base* ends with (the client closed after)."""
+    api = api_for(base)
+    try:
+        with pytest.raises(ConnectorError) as raised:
+            await api.get("models")
+    finally:
+        await api.aclose()
+    return raised.value
+
+
 def test_a_streamed_answer_reaches_the_connector_before_the_service_has_finished() -> None:
     go_on = asyncio.Event()
 
@@ -92,13 +112,7 @@ def test_a_redirect_is_not_followed_and_the_key_goes_nowhere_else() -> None:
                 raise web.HTTPTemporaryRedirect(f"{other_base}/models")
 
             async with serving({"/models": moved}) as base:
-                api = api_for(base)
-                try:
-                    with pytest.raises(ConnectorError) as raised:
-                        await api.get("models")
-                finally:
-                    await api.aclose()
-                return raised.value
+                return await refusal(base)
 
     error = run(main())
     assert elsewhere == []
@@ -114,13 +128,7 @@ def test_a_certificate_the_machine_does_not_trust_is_refused(tmp_path: Path) -> 
 
     async def main() -> ConnectorError:
         async with serving({"/models": models}, self_signed(tmp_path)) as base:
-            api = api_for(base)
-            try:
-                with pytest.raises(ConnectorError) as raised:
-                    await api.get("models")
-            finally:
-                await api.aclose()
-            return raised.value
+            return await refusal(base)
 
     error = run(main())
     assert "unreachable" in error.message
@@ -138,11 +146,7 @@ def test_a_certificate_authority_named_by_ssl_cert_file_is_trusted_as_httpx_woul
 
     async def main() -> dict[str, Any]:
         async with serving({"/models": models}, context) as base:
-            api = api_for(base)
-            try:
-                return await api.get("models")
-            finally:
-                await api.aclose()
+            return await models_at(base)
 
     assert run(main()) == {"data": [{"id": "a/b"}]}
 
@@ -207,11 +211,7 @@ def test_a_compressed_answer_is_decoded_once() -> None:
 
     async def main() -> dict[str, Any]:
         async with serving({"/models": models}) as base:
-            api = api_for(base)
-            try:
-                return await api.get("models")
-            finally:
-                await api.aclose()
+            return await models_at(base)
 
     assert run(main()) == {"data": [{"id": "a/b"}]}
 
@@ -257,13 +257,7 @@ def test_an_answer_over_16_mib_is_refused_even_when_it_comes_compressed() -> Non
 
     async def main() -> ConnectorError:
         async with serving({"/models": models}) as base:
-            api = api_for(base)
-            try:
-                with pytest.raises(ConnectorError) as raised:
-                    await api.get("models")
-            finally:
-                await api.aclose()
-            return raised.value
+            return await refusal(base)
 
     assert len(bomb) < 100_000
     assert "over 16 MiB" in run(main()).message
