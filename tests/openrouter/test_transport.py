@@ -1,6 +1,6 @@
-"""The connector's HTTP client (httpx over aiohttp's pool) against small servers on real
-sockets: an answer streams as it arrives, the key never follows a redirect, certificates
-are checked, timeouts and compressed answers behave as httpx's own transport would."""
+"""The connector's HTTP client against small servers on real sockets: an answer streams as
+it arrives, the key never follows a redirect, certificates are checked, a proxy the
+environment names is used, timeouts, compressed and oversized answers are handled."""
 
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ def test_a_certificate_the_machine_does_not_trust_is_refused(tmp_path: Path) -> 
     assert served == []  # the request, and the key in it, never left the TLS handshake
 
 
-def test_a_certificate_authority_named_by_ssl_cert_file_is_trusted_as_httpx_would(
+def test_a_certificate_authority_named_by_ssl_cert_file_is_trusted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def models(request: web.Request) -> web.Response:
@@ -164,20 +164,51 @@ def test_a_proxy_the_environment_names_carries_the_request(
 
     async def main() -> dict[str, Any]:
         async with serving({"/{tail:.*}": proxy}) as proxy_base:
-            for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-                monkeypatch.delenv(name, raising=False)
-                monkeypatch.delenv(name.lower(), raising=False)
-            monkeypatch.setenv(variable, proxy_base)
-            monkeypatch.delenv("NO_PROXY", raising=False)
-            monkeypatch.delenv("no_proxy", raising=False)
-            api = api_for("http://openrouter.invalid/api/v1")
-            try:
-                return await api.get("models")
-            finally:
-                await api.aclose()
+            only_proxy(monkeypatch, variable, proxy_base)
+            return await models_at("http://openrouter.invalid/api/v1")
 
     assert run(main()) == {"data": []}
     assert seen == [("http://openrouter.invalid/api/v1/models", f"Bearer {KEY}")]
+
+
+def test_a_host_no_proxy_names_is_reached_directly(monkeypatch: pytest.MonkeyPatch) -> None:
+    through_proxy: list[str] = []
+
+    async def proxy(request: web.Request) -> web.Response:
+        through_proxy.append(str(request.url))
+        return web.json_response({"data": []})
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"data": [{"id": "a/b"}]})
+
+    async def main() -> dict[str, Any]:
+        async with (
+            serving({"/{tail:.*}": proxy}) as proxy_base,
+            serving({"/models": models}) as base,
+        ):
+            only_proxy(monkeypatch, "HTTP_PROXY", proxy_base)
+            monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+            return await models_at(base)
+
+    assert run(main()) == {"data": [{"id": "a/b"}]}
+    assert through_proxy == []
+
+
+def test_a_proxy_that_is_not_http_is_refused_before_anything_is_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    only_proxy(monkeypatch, "ALL_PROXY", "socks5://127.0.0.1:9")
+    error = run(refusal("http://openrouter.invalid/api/v1"))
+    assert "HTTP proxies only" in error.message
+    assert KEY not in json.dumps(error.to_dict())
+
+
+def only_proxy(monkeypatch: pytest.MonkeyPatch, variable: str, url: str) -> None:
+    """The environment names *url* as its proxy in *variable*, and no other proxy."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv(variable, url)
 
 
 def test_a_service_that_stops_answering_is_a_timeout() -> None:

@@ -49,7 +49,7 @@ from airlock_openrouter._models import (
 from airlock_openrouter._pricing import Price, allowed, estimate_tokens, prompt_size
 
 if TYPE_CHECKING:
-    # httpx loads with the first call, not when the connector is declared
+    # aiohttp loads with the first call, not when the connector is declared
     from airlock_openrouter._api import OpenRouterApi
 
 __all__ = ["OpenRouterConnector"]

@@ -84,7 +84,7 @@ async def _relay(
             first: dict[str, Any] | None = await anext(chunks)
         except StopAsyncIteration:
             first = None
-        response = web.StreamResponse(headers=SSE_HEADERS)
+        response = _EventStream(headers=SSE_HEADERS)
         await response.prepare(request)
         # From here on the status is sent: every ending is an event, never an exception
         # (which would make the error wrapper, ``http.guarded``, write a second response into the
@@ -110,6 +110,14 @@ async def _relay(
     finally:
         await chunks.aclose()  # settles the budget and writes the audit record
     return response
+
+
+class _EventStream(web.StreamResponse):
+    """An answer of server-sent events whose status and headers go out with its first
+    event, in one write: the agent's client wakes once for both (aiohttp's own ``Response``
+    buffers its headers the same way; a stream sends them at ``prepare`` by default)."""
+
+    _send_headers_immediately = False
 
 
 def _event(data: dict[str, Any]) -> bytes:
