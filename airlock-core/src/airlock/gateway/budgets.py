@@ -17,10 +17,10 @@ date by its own holds and settlements): no thread hop, no disk write. The daemon
 only process that spends (it holds the data directory's lock), so what it holds is the
 budget. A spend call holds all that is left while it is priced (:meth:`Budgets.hold_rest`),
 then keeps only its quote (:meth:`Budgets.shrink`, which refuses a quote over what is held).
-:meth:`Budgets.record` then writes the hold with the same checked statement (in a worker
-thread, while the service prepares its answer) and the caller awaits it before anything
-leaves; should the database refuse it anyway (changed behind the daemon's back), the hold
-is released and the call fails closed with :class:`BudgetExhausted`.
+:meth:`Budgets.record` then writes the hold with the same checked statement, while the
+service prepares its answer and before anything of it is read; should the database refuse
+it anyway (changed behind the daemon's back), the hold is released and the call fails
+closed with :class:`BudgetExhausted`.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class Budgets:
         self._release(reservation, spent_nano=0)
 
     def record(self, reservation: Reservation, *, service: str) -> Reservation:
-        """Make a hold (:meth:`shrink`'s) durable (blocking: call it in a worker thread)."""
+        """Make a hold (:meth:`shrink`'s) durable (blocking: a transaction and its fsync)."""
         try:
             won = self._store.reserve_budget(
                 reservation.session_id,
