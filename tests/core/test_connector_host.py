@@ -394,3 +394,55 @@ async def test_a_streamed_chunk_leaves_the_host_before_the_connector_goes_on(
         await asyncio.gather(serving, return_exceptions=True)
         ours.close()
     assert chunks == [{"text": "4"}, {"text": "2"}]
+
+
+class _Burst:
+    """A host that answers a streamed request with all its frames in one write."""
+
+    frames = 50
+
+    def __init__(self) -> None:
+        self.theirs: socket.socket | None = None
+
+    async def connect(self) -> Streams:
+        ours, self.theirs = socket.socketpair()
+        return await asyncio.open_unix_connection(sock=ours)
+
+    def answer(self, rid: int) -> None:
+        assert self.theirs is not None
+        burst = [_frame({"id": rid, "chunk": {"n": n}}) for n in range(self.frames)]
+        self.theirs.sendall(b"".join([*burst, _frame({"id": rid, "ok": {}})]))
+
+    async def restart(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        if self.theirs is not None:
+            self.theirs.close()
+
+
+@in_loop
+async def test_a_streams_first_frame_reaches_its_consumer_before_the_rest_are_decoded() -> None:
+    """Frames that arrive together (the host writes a turn's chunks at once) are handed
+    over one at a time: the agent's first chunk does not wait for the reader to decode
+    the whole burst."""
+    host = _Burst()
+    link = HostLink(host, timeout=5)
+    stream = link.stream("priced", service="llm")
+
+    async def take_first() -> tuple[dict[str, Any], int]:
+        """The first frame, and how many of the rest were decoded by then."""
+        message = await anext(stream)
+        waiting = link._waiting[1].queue
+        assert waiting is not None
+        return message, waiting.qsize()
+
+    first = asyncio.ensure_future(take_first())
+    await asyncio.sleep(0.05)  # the request is written and waits for its answer
+    host.answer(1)
+    message, decoded = await asyncio.wait_for(first, 5)
+    assert message["chunk"] == {"n": 0}
+    assert decoded == 0, f"the reader decoded {decoded} more frames first"
+    rest = [m["chunk"]["n"] async for m in stream]
+    assert rest == list(range(1, _Burst.frames))
+    await link.close()

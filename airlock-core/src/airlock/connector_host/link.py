@@ -249,6 +249,11 @@ class HostLink:
                 waiter = self._waiting.get(rid) if isinstance(rid, int) else None
                 if waiter is not None:
                     waiter.put(message)
+                    if waiter.queue is not None:
+                        # A stream's frames often arrive together (the host writes a
+                        # turn's chunks in one go, or the loop was busy): its consumer
+                        # relays this one before the next is decoded, not after them all.
+                        await asyncio.sleep(0)
         except ChannelBroken as exc:
             reason = str(exc)
         except asyncio.CancelledError:
