@@ -15,51 +15,68 @@ The local server answers at once, so the TTFT ratio is the harshest case: a real
 takes hundreds of milliseconds to its first token. Target: TTFT through Airlock (p50)
 <= 1.1 x direct + 2 ms.
 
-Where the time to the first token goes (2026-12-02, p50 of 150 calls each, ms after the
-agent sent its request; timestamps from temporary instrumentation in the client, the
-daemon, the connector host and the local server, on the machine's one monotonic clock;
-other work loaded the 2 cores, so every step is slower than on an idle machine):
+Where the time to the first token goes (2026-12-03, 300 calls each way; each figure is
+the p50 of one step's duration in ms, so they add up only roughly; timestamps from
+temporary instrumentation in the client, the daemon, the connector host and the local
+server, on the machine's one monotonic clock):
 
     through Airlock                                   straight to the service
-      1.01  the daemon's handler starts                 1.03  the server's handler starts
-      1.61  admitted (session, params, policies),       1.73  its first event written
-            all the budget left held, the request       2.40  the client has it
-            to the connector host written
-      2.12  the host has read it
-      2.67  quoted, and the call starts (httpx)
-      3.66  the core has the quote; the reservation's
-            durable write starts in a worker thread
-      4.26  the service's handler starts
-      4.86  its first event written
-      5.83  the host has it as a chunk
-      6.58  the core has it
-      7.32  the first event written to the agent, the
-            reservation and the call's first audit
-            record on disk
-      8.39  the client has it
+      1.31  the daemon's handler starts                 1.20  the server's handler starts
+      0.56  admitted (session, params, policies), all   0.84  its first event written
+            the budget left held, the request to the     0.42  the client has it
+            connector host queued
+      0.42  the host has read it
+      0.29  quoted (the quote goes back to the core)
+      0.14  the call starts (aiohttp's client)
+      0.57  the core has the quote and writes the
+            reservation (SQLite, fsynced) on its loop
+      0.42  the service's handler starts
+      0.33  its first event written
+      0.34  the host has parsed it and sent it on
+      0.45  the core has it (the reservation is on
+            disk by then or soon after; the call's
+            first audit record almost always)
+      0.15  the first event written to the agent,
+            with the answer's headers, in one write
+      0.73  the client has it
 
-So the agent's own request and reading cost the same both ways; Airlock adds the daemon's
-admission, a second HTTP client (the host's) and the two hops between the processes, each
-a few hundred microseconds of Python that load stretches.
+The agent's own request and reading cost about the same both ways (the client parses the
+answer's headers with its first event here, the server's earlier); Airlock adds the
+daemon's admission, the connector host's quote and HTTP client and the two hops between
+the processes, each a few hundred microseconds of Python on this machine. The ratio
+through/direct stays near 2.6-3.1 whatever the machine's speed at the moment, so the
+target (1.1 x direct + 2 ms) holds while direct is under ~1.05 ms and is missed when this
+shared VM runs slow (direct 1.3-1.9 ms).
 
-What changed on 2026-12-02, measured by alternating calls between two daemons on one
-local server in the same run, one from the commit before (1bb5dd6) and one after, 200-300
-rounds in three runs, load ~2: p50 5.63 -> 4.92, 6.91 -> 6.02 and 6.13 -> 5.29 ms (direct
-1.27-1.67):
+What changed on 2026-12-03, each measured by alternating calls between two daemons (the
+commit before and after) on one local server, 400-600 rounds, the median of the paired
+differences (``_ab_first_token.py``):
 
-* the connector's requests go through aiohttp's connection pool behind httpx's client
-  (``airlock_openrouter._transport``): about a millisecond less of the host's CPU a call;
-* the host sends the quote at the end of its event-loop turn, once the call is on its way
-  (it woke the core first and delayed the call by ~0.3 ms), and a turn's later chunks in
-  one write (the core had woken once for each of ~35 frames);
-* meter readings within the reservation stay in the host (half the frames of a stream).
+* the connector speaks HTTP with aiohttp alone (``airlock_openrouter._api``): its first
+  event 0.65 ms sooner than through httpx's client over the same aiohttp pool (380
+  alternated calls, same server), and ~1 ms off this benchmark's p50;
+* the SSE answer's headers go out with its first event, in one write;
+* the reservation is written on the event loop right after the quote, and settled there,
+  instead of in a worker thread: 0.63 ms p50 (a worker thread waits for a core the host
+  and the service are using, and the first chunk waited with it); 32 clients' chat calls
+  343-422 -> 491-650 calls/s, 2,250 -> 1,440 us of daemon CPU a call;
+* the link to the host hands a stream's frames to their consumer one at a time: 0.16 ms
+  (the reader used to decode a whole burst of chunks before the first was relayed).
 
-Before that: pricing and sending became one request to the host (the core holding the
-budget left while the host quotes), and a chunk's frame stopped waiting for the end of the
-host's turn (3.2 ms -> 0.9 from the host's first chunk to the core's). The target holds
-for a model that thinks (50 ms here); for one that answers at once it does not: Airlock's
-own path is ~3 ms of Python across three processes on a quiet machine, against the
-2 ms + 10 % the target allows.
+Tried and dropped on the same A/B (no gain, or a loss): writing the hold before the quote
+(in a worker thread, or on the loop while the host quotes), starting the call's first
+audit record after the request to the host, delaying the host's quote frame until its
+request is on the wire, a 0.5 ms GIL switch interval, a hand-written HTTP/1.1 client on
+h11 (0.2 ms sooner to the first event, more CPU a stream), and sending the answer's
+headers as soon as the service answered 200 (-0.18 ms: one more frame between the
+processes). The call's ``operation_started`` audit record, which must be on disk before the
+first chunk leaves, costs 0.2-0.35 ms of the p50 (measured by leaving it out of a
+diagnostic build); it stays.
+
+Before that (2026-12-02): pricing and sending became one request to the host (the core
+holding the budget left while the host quotes), the host sends the quote at the end of its
+event-loop turn and a turn's later chunks in one write, and meter readings within the
+reservation stay in the host.
 
     uv run python benchmarks/openrouter.py --runs 200
 """
