@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import gzip
 import json
+import os
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -375,3 +376,71 @@ def test_a_service_dripping_bytes_after_done_does_not_hold_the_call(
                 await api.aclose()
 
     assert run(asyncio.wait_for(main(), 10)) == [{"n": 1}]
+
+
+async def _connect_seen_by_proxy(proxy_value: str) -> bytes:
+    """What an HTTP proxy named by ``HTTPS_PROXY`` receives for a call to an https
+    ``api_base``: the CONNECT request, which travels outside TLS (answered 403)."""
+    seen: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    os.environ["HTTPS_PROXY"] = proxy_value.format(port=port)
+    try:
+        with pytest.raises(ConnectorError):
+            await models_at("https://openrouter.invalid/api/v1")
+    finally:
+        server.close()
+    assert seen, "the proxy was not used"
+    return seen[0]
+
+
+def test_the_key_never_goes_to_a_proxy_in_the_clear(monkeypatch: pytest.MonkeyPatch) -> None:
+    only_proxy(monkeypatch, "HTTPS_PROXY", "")
+    connect = run(_connect_seen_by_proxy("http://127.0.0.1:{port}"))
+    assert connect.startswith(b"CONNECT openrouter.invalid:443")
+    assert KEY.encode() not in connect
+    assert b"Authorization" not in connect
+
+
+def test_a_proxy_named_without_a_scheme_is_an_http_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    only_proxy(monkeypatch, "HTTPS_PROXY", "")
+    connect = run(_connect_seen_by_proxy("127.0.0.1:{port}"))
+    assert connect.startswith(b"CONNECT openrouter.invalid:443")
+
+
+def test_a_refused_proxy_is_not_quoted(monkeypatch: pytest.MonkeyPatch) -> None:
+    only_proxy(monkeypatch, "ALL_PROXY", "socks5://alice:s3cret@127.0.0.1:9")
+    error = run(refusal("http://openrouter.invalid/api/v1"))
+    assert "HTTP proxies only" in error.message
+    assert "alice" not in error.message
+    assert "s3cret" not in error.message
+
+
+def test_no_proxy_may_name_the_host_with_its_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    through_proxy: list[str] = []
+
+    async def proxy(request: web.Request) -> web.Response:
+        through_proxy.append(str(request.url))
+        return web.json_response({"data": []})
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"data": [{"id": "a/b"}]})
+
+    async def main() -> dict[str, Any]:
+        async with (
+            serving({"/{tail:.*}": proxy}) as proxy_base,
+            serving({"/models": models}) as base,
+        ):
+            only_proxy(monkeypatch, "HTTP_PROXY", proxy_base)
+            monkeypatch.setenv("NO_PROXY", base.removeprefix("http://"))
+            return await models_at(base)
+
+    assert run(main()) == {"data": [{"id": "a/b"}]}
+    assert through_proxy == []

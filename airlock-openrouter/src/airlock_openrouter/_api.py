@@ -6,10 +6,11 @@ client before its first token, and httpx's client costs about 0.65 ms more of it
 (docs/openrouter.md, "Time to the first token").
 
 What a careful client does, it does: certificates are verified against the machine's
-trust store (``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` honoured, as OpenSSL reads them), no
-redirect is followed (the key would go with it), no cookie is kept, a proxy the
-environment names is used (``HTTPS_PROXY``, ``HTTP_PROXY`` or ``ALL_PROXY``, unless
-``NO_PROXY`` covers the host), and what the service sends back is bounded. The API key
+trust store, or only against the authority ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` name when
+set (as httpx does), no redirect is followed (the key would go with it), no cookie is
+kept, a proxy the environment names is used (``HTTPS_PROXY``, ``HTTP_PROXY`` or
+``ALL_PROXY``, unless ``NO_PROXY`` covers the host) and never sees the key of an https
+call, and what the service sends back is bounded. The API key
 travels only in the ``Authorization`` header of requests to ``api_base``; no message
 raised here quotes a URL, a header, a request body or the service's error text for an
 authentication failure (a service may echo part of the key back).
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -55,6 +57,8 @@ class OpenRouterApi:
     def __init__(self, api_base: str, api_key: str, *, service: str, timeout: float) -> None:
         self.service = service
         self._base = api_base.rstrip("/") + "/"
+        # Per request, never a session default: aiohttp copies a session's default
+        # headers into a proxy's CONNECT request, which travels outside TLS.
         self._headers = {
             "Authorization": f"Bearer {api_key}",
             "X-Title": "Airlock",
@@ -66,18 +70,18 @@ class OpenRouterApi:
         self._proxy = _proxy_for(URL(self._base))
         self._unusable_proxy = ""
         if self._proxy is not None and URL(self._proxy).scheme not in ("http", "https"):
+            # Never quote the value: it may carry the proxy's user name and password.
             self._unusable_proxy = (
-                f"the environment names a {URL(self._proxy).scheme} proxy for OpenRouter; "
-                "the connector speaks through HTTP proxies only"
+                "the environment names a proxy for OpenRouter that is not an HTTP proxy "
+                "(SOCKS?); the connector speaks through HTTP proxies only"
             )
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=ssl.create_default_context()),
+                connector=aiohttp.TCPConnector(ssl=_trust()),
                 cookie_jar=aiohttp.DummyCookieJar(),
-                headers=self._headers,
                 timeout=self._timeout,
             )
         return self._session
@@ -119,7 +123,12 @@ class OpenRouterApi:
         to the pool."""
         if self._unusable_proxy:
             raise ConnectorError(self._unusable_proxy)
-        return {"json": body, "allow_redirects": False, "proxy": self._proxy}
+        return {
+            "json": body,
+            "headers": self._headers,
+            "allow_redirects": False,
+            "proxy": self._proxy,
+        }
 
     async def _refuse_failure(self, response: aiohttp.ClientResponse) -> None:
         """Raise what an answer that is not a success means (a redirect included: the
@@ -168,18 +177,37 @@ _FAILURES = (aiohttp.ClientError, OSError)  # TimeoutError is an OSError
 
 def _unreachable(exc: BaseException) -> ConnectorError:
     """The error for a request that failed on its way, by kind only: aiohttp's messages
-    may quote the URL, and a proxy's may quote more."""
+    may quote the URL, and a proxy's may quote more. Nor does it keep *exc* as its
+    context: aiohttp's errors carry the request's headers, the key among them."""
+    exc.__context__ = exc.__cause__ = None
     if isinstance(exc, TimeoutError):
-        return ConnectorError(f"OpenRouter did not answer in time ({type(exc).__name__})")
-    return ConnectorError(f"OpenRouter unreachable: {type(exc).__name__}")
+        error = ConnectorError(f"OpenRouter did not answer in time ({type(exc).__name__})")
+    else:
+        error = ConnectorError(f"OpenRouter unreachable: {type(exc).__name__}")
+    error.__suppress_context__ = True
+    return error
 
 
 def _proxy_for(url: URL) -> str | None:
-    """The proxy the environment names for *url* (as curl and httpx read it), or None."""
+    """The proxy the environment names for *url* (as curl and httpx read it: a value
+    without a scheme is an HTTP proxy), or None."""
     proxies = getproxies()
-    if url.host is None or proxy_bypass(url.host):  # NO_PROXY
+    if url.host is None or proxy_bypass(f"{url.host}:{url.port}"):  # NO_PROXY
         return None
-    return proxies.get(url.scheme) or proxies.get("all") or None
+    found = proxies.get(url.scheme) or proxies.get("all") or None
+    if found is not None and "://" not in found:
+        found = "http://" + found
+    return found
+
+
+def _trust() -> ssl.SSLContext:
+    """Certificates the connector trusts: the authority ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``
+    name, and only those, when set (as httpx does); else the machine's trust store."""
+    cafile = os.environ.get("SSL_CERT_FILE") or None
+    capath = os.environ.get("SSL_CERT_DIR") or None
+    if cafile is None and capath is None:
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=cafile, capath=capath)
 
 
 async def _read(response: aiohttp.ClientResponse, limit: int, *, cut: bool = False) -> bytes:
@@ -223,7 +251,7 @@ async def _events(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
 async def _drain(content: aiohttp.StreamReader, read: int) -> None:
     """What follows ``[DONE]``, so the connection can serve the next call; a little, for
     a moment: a longer tail is left unread and the connection closed with the answer."""
-    with contextlib.suppress(TimeoutError):
+    with contextlib.suppress(TimeoutError, *_FAILURES):  # the answer is whole already
         async with asyncio.timeout(TAIL_SECONDS):
             async for data in content.iter_any():
                 read += len(data)

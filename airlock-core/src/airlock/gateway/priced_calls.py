@@ -144,9 +144,11 @@ class PricedCalls:
                     yield item
         finally:
             facts["chunks"] = chunks
-            await _close(items)
             found = charge
-            self._settle(reservation, (lambda: found) if found else None, facts)
+            try:
+                await _close(items)
+            finally:  # settled even when ending the call fails
+                self._settle(reservation, (lambda: found) if found else None, facts)
 
     async def _open(
         self,
