@@ -301,7 +301,7 @@ def test_a_hold_the_database_refuses_fails_closed_and_is_released(
     budgets = budgets_of(ours, clock, "ses_a", 10 * CENT)
     spend(Budgets(theirs, clock), 9 * CENT)
     stale = hold(budgets, 5 * CENT)  # still believes 10 are left
-    with pytest.raises(BudgetExhausted, match="nothing was sent"):
+    with pytest.raises(BudgetExhausted, match="call was stopped before any of its answer"):
         budgets.record(stale, service="llm")
     assert ours.get_budget("ses_a") == (10 * CENT, 0, 9 * CENT)
     with pytest.raises(BudgetExhausted):  # it asked the database again: 1 left
@@ -312,13 +312,17 @@ def test_a_hold_the_database_refuses_fails_closed_and_is_released(
     theirs.close()
 
 
-def test_a_hold_whose_write_fails_is_released(store: StateStore, clock: FakeClock) -> None:
+def test_a_hold_whose_write_fails_stays_taken(store: StateStore, clock: FakeClock) -> None:
+    """The call is on its way when its hold is written: a write that fails must not give
+    the money back for the next call to spend again."""
     budgets = budgets_of(store, clock, "ses_a", 10 * CENT)
-    held = hold(budgets, 10 * CENT)
+    held = hold(budgets, 6 * CENT)
     store.close()  # the disk write cannot happen
     with pytest.raises(Exception, match="closed"):
         budgets.record(held, service="llm")
-    assert hold(budgets, 10 * CENT).amount_nano == 10 * CENT  # the money is free again
+    with pytest.raises(BudgetExhausted):
+        hold(budgets, 5 * CENT)  # only 4 are left: the 6 stay taken
+    assert hold(budgets, 4 * CENT).amount_nano == 4 * CENT
 
 
 def test_holds_from_many_threads_never_overspend(store: StateStore, clock: FakeClock) -> None:

@@ -18,9 +18,10 @@ only process that spends (it holds the data directory's lock), so what it holds 
 budget. A spend call holds all that is left while it is priced (:meth:`Budgets.hold_rest`),
 then keeps only its quote (:meth:`Budgets.shrink`, which refuses a quote over what is held).
 :meth:`Budgets.record` then writes the hold with the same checked statement, while the
-service prepares its answer and before anything of it is read; should the database refuse
-it anyway (changed behind the daemon's back), the hold is released and the call fails
-closed with :class:`BudgetExhausted`.
+service prepares its answer and before anything of it is read. The call is already on its
+way then: should the database refuse the hold (changed behind the daemon's back), the
+call is stopped with :class:`BudgetExhausted` and what the database says is left is
+believed from then on; should the write fail, the hold stays taken in this process.
 """
 
 from __future__ import annotations
@@ -112,14 +113,18 @@ class Budgets:
                 at=self._clock.now(),
             )
         except BaseException:
-            self._release(reservation, spent_nano=0)
+            # The call is on its way to the service and may cost: its hold stays taken
+            # (in this process; the database could not say so), never given back.
             raise
         if not won:
-            self._release(reservation, spent_nano=0)
             self._forget(reservation.session_id)  # the database knows better: ask it again
             state = self.state(reservation.session_id)
-            raise budget_exhausted(
-                reservation.amount_nano, state.left_nano if state else 0, service
+            left = format_usd(state.left_nano if state else 0)
+            raise BudgetExhausted(
+                f"the budget left on {service} is {left} by its record, less than this call "
+                f"may cost ({format_usd(reservation.amount_nano)}): the call was stopped "
+                "before any of its answer was read",
+                hint="ask for a new spend approval, or lower max_tokens",
             )
         return reservation
 
