@@ -48,6 +48,19 @@ through/direct stays near 2.6-3.1 whatever the machine's speed at the moment, so
 target (1.1 x direct + 2 ms) holds while direct is under ~1.05 ms and is missed when this
 shared VM runs slow (direct 1.3-1.9 ms).
 
+Where the first token waited on a CPU (2026-12-03, later): the answer-at-once server
+sends all its chunks together, so after the first chunk the connector host goes on
+parsing the rest and the daemon relaying them, while the process each just woke (the
+daemon, then the agent) was queued on the writer's CPU, as the kernel places a woken task
+near its waker. The agent spent 0.2-0.7 ms runnable but not running before its first
+token (``/proc/thread-self/schedstat``, against ~0 for a direct call; ``perf sched``
+showed it waiting mostly behind the daemon's event loop, then the host). Each now gives
+up its CPU once after writing a first chunk (``airlock.common.loop.give_way``): the
+daemon 0.23 ms, the host 0.19, both 0.59 ms p50 of the first token (alternated A/B, 1,000
+rounds, the same in every quarter of the run). Running the host at a lower priority
+(nice 10) instead cost 0.22 ms (it is on the path too), and sending the request to the
+host before the call's first audit record is formatted changed nothing measurable.
+
 What changed on 2026-12-03, each measured by alternating calls between two daemons (the
 commit before and after) on one local server, 400-600 rounds, the median of the paired
 differences (``_ab_first_token.py``; the same commit on both sides differed by 0.09 ms

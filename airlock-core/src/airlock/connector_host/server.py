@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from airlock.common.logs import get_logger
+from airlock.common.loop import give_way
 from airlock.connector_host.keys import HostKeys
 from airlock.connector_host.pool import ConnectorPool
 from airlock.connector_host.protocol import (
@@ -139,6 +140,7 @@ class HostServer:
                         # turn (by then the call is on its way to the service), and later
                         # chunks of one turn go together: the core wakes once for them.
                         outbox.flush()
+                        give_way()  # the core relays it before this parses the rest
                         first = False
                 await self._send(outbox, {"id": rid, "ok": {}})
                 return

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from airlock import api_openai as api
 from airlock.common.logs import get_logger
+from airlock.common.loop import give_way
 from airlock.daemon.http import Handler, parse_json_object, peer, whole_body
 from airlock.daemon.openapi import Route
 from airlock.daemon.routes import RUNTIME, bearer
@@ -92,6 +93,7 @@ async def _relay(
         try:
             if first is not None:
                 await response.write(_event(first))
+                give_way()  # the agent reads its first chunk before the rest are relayed
                 async for chunk in chunks:
                     await response.write(_event(chunk))
             ending = b"data: [DONE]\n\n"
