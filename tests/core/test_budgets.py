@@ -5,6 +5,7 @@ a call that costs more than it reserved, and money spent surviving a restart."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -292,22 +293,25 @@ def test_holds_read_the_budget_once_then_decide_without_the_database(
     assert reads == ["ses_a"]
 
 
-def test_a_hold_the_database_refuses_fails_closed_and_is_released(
+def test_a_hold_the_database_refuses_stops_the_call_and_counts_its_worst_case(
     data_dir: Path, clock: FakeClock
 ) -> None:
     """Another writer took the money behind this process's back: recording the hold is
-    refused by the database's check, the call fails with 402, and nothing stays held."""
+    refused by the database's check and the call fails with 402. Its request may have
+    reached the service already, so its worst case is counted as spent (over the limit:
+    the money may be gone), and nothing more can be spent."""
     ours, theirs = StateStore(data_dir / "state.db"), StateStore(data_dir / "state.db")
     budgets = budgets_of(ours, clock, "ses_a", 10 * CENT)
     spend(Budgets(theirs, clock), 9 * CENT)
     stale = hold(budgets, 5 * CENT)  # still believes 10 are left
-    with pytest.raises(BudgetExhausted, match="call was stopped before any of its answer"):
+    with pytest.raises(BudgetExhausted, match="stopped before any of its answer was read"):
         budgets.record(stale, service="llm")
-    assert ours.get_budget("ses_a") == (10 * CENT, 0, 9 * CENT)
-    with pytest.raises(BudgetExhausted):  # it asked the database again: 1 left
-        hold(budgets, 2 * CENT)
-    spend(budgets, CENT)
-    assert ours.get_budget("ses_a") == (10 * CENT, 0, 10 * CENT)
+    assert ours.get_budget("ses_a") == (10 * CENT, 5 * CENT, 9 * CENT)
+    with pytest.raises(BudgetExhausted):  # it asked the database again: nothing is left
+        hold(budgets, 1)
+    restarted = Budgets(StateStore(data_dir / "state.db"), clock)
+    with pytest.raises(BudgetExhausted):
+        hold(restarted, 1)
     ours.close()
     theirs.close()
 
@@ -323,6 +327,34 @@ def test_a_hold_whose_write_fails_stays_taken(store: StateStore, clock: FakeCloc
     with pytest.raises(BudgetExhausted):
         hold(budgets, 5 * CENT)  # only 4 are left: the 6 stay taken
     assert hold(budgets, 4 * CENT).amount_nano == 4 * CENT
+
+
+def test_a_hold_whose_write_failed_is_spent_once_the_database_takes_writes(
+    data_dir: Path, clock: FakeClock
+) -> None:
+    """Another process holds the database's write lock past the wait: the call is stopped
+    and its hold kept; once the lock is gone the hold is written as spent at its worst
+    case, so a daemon started afterwards cannot spend it again."""
+    path = data_dir / "state.db"
+    store = StateStore(path, busy_timeout_ms=50)
+    budgets = budgets_of(store, clock, "ses_a", 10 * CENT)
+    held = hold(budgets, 6 * CENT)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # e.g. an airlock command, for longer than the wait
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        budgets.record(held, service="llm")
+    assert budgets.record_unrecorded() == []  # still locked: it waits for the next try
+    assert store.get_budget("ses_a") == (10 * CENT, 0, 0)
+    other.rollback()
+    other.close()
+    assert budgets.record_unrecorded() == [held]
+    assert budgets.record_unrecorded() == []  # counted once
+    assert store.get_budget("ses_a") == (10 * CENT, 6 * CENT, 0)
+    assert hold(budgets, 4 * CENT).amount_nano == 4 * CENT  # this process: 4 left, as before
+    store.close()
+    restarted = Budgets(StateStore(path), clock)
+    with pytest.raises(BudgetExhausted):
+        hold(restarted, 5 * CENT)
 
 
 def test_holds_from_many_threads_never_overspend(store: StateStore, clock: FakeClock) -> None:

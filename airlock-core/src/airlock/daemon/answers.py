@@ -79,7 +79,7 @@ def status(rt: Runtime, peer: Peer) -> DaemonStatus:
 
 def session_infos(rt: Runtime, uid: int) -> list[SessionInfo]:
     """The caller's active sessions, a spend session with its budget used and left."""
-    budgets = rt.gateway.priced.budgets
+    budgets = rt.priced.budgets
     return [
         session_info(s, budgets.state(s.id) if s.access == "spend" else None)
         for s in rt.sessions.list(uid)

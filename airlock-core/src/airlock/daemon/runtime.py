@@ -34,8 +34,10 @@ from airlock.framework.plugins import (
     get_policies,
 )
 from airlock.framework.spending import usd
+from airlock.gateway.budgets import Budgets, Reservation
 from airlock.gateway.context import DaemonContext
 from airlock.gateway.gateway import Gateway
+from airlock.gateway.priced_calls import PricedCalls
 from airlock.gateway.services import Service, resolve_services
 from airlock.passphrase import DaemonLocked, WrongPassphrase
 from airlock.security import totp
@@ -116,6 +118,7 @@ class Runtime:
         self.link = self.host.link
         self.credentials = CredentialDesk(self)
         self.reenrolments = Reenrolments(paths, self.keeper, self.audit, self.clock)
+        self.priced = PricedCalls(Budgets(self.store, self.clock))
         self._use(self._assemble(config))
         self._tasks: list[asyncio.Task[None]] = []
         self._listeners: list[asyncio.Task[None]] = []
@@ -154,7 +157,8 @@ class Runtime:
         approvals = ApprovalService(
             context, codes=codes, channels=channels, operation_spec=host.spec
         )
-        gateway = Gateway(context, host=host, on_credentials_rejected=self.credentials.rejected)
+        rejected = self.credentials.rejected
+        gateway = Gateway(context, host=host, priced=self.priced, on_credentials_rejected=rejected)
         replies = ReplyHandler(approvals, channels, self.audit, self.clock)
         return Parts(
             config,
@@ -276,14 +280,9 @@ class Runtime:
                 "audit_cut_detected", expected_at_least=anchor, found=started.seq - 1
             )
         self.store.raise_audit_anchor(self.audit.last_seq)
-        for cut in self.gateway.priced.budgets.settle_cut_off():
-            # A call in flight when the daemon stopped may have reached the service.
-            await self.audit.append(
-                "budget_settled_at_reservation",
-                session=cut.session_id,
-                cost_usd=usd(cut.amount_nano),
-                reason="the call was cut off by a daemon stop",
-            )
+        # A call in flight when the daemon stopped may have reached the service.
+        cut = self.priced.budgets.settle_cut_off()
+        await self._settled_at_reservation(cut, "the call was cut off by a daemon stop")
         self._tasks.append(asyncio.create_task(self._housekeeping()))
         self._start_listening()
         if self.vault.exists() and not self.vault.locked:
@@ -351,6 +350,7 @@ class Runtime:
             await asyncio.sleep(EXPIRY_INTERVAL)
             try:
                 self.gateway.uses.flush()
+                await self._count_unrecorded_holds()
                 self.store.raise_audit_anchor(self.audit.last_seq)
                 await self.approvals.expire_due()
                 await self.reenrolments.expire_due()
@@ -365,6 +365,20 @@ class Runtime:
             except Exception as exc:
                 log.error("housekeeping_failed", error=type(exc).__name__)
 
+    async def _count_unrecorded_holds(self) -> None:
+        """Holds whose write failed (see :class:`Budgets`), spent once the disk takes it."""
+        held = self.priced.budgets.record_unrecorded()
+        await self._settled_at_reservation(held, "its reservation could not be written")
+
+    async def _settled_at_reservation(self, held: list[Reservation], reason: str) -> None:
+        for reservation in held:
+            await self.audit.append(
+                "budget_settled_at_reservation",
+                session=reservation.session_id,
+                cost_usd=usd(reservation.amount_nano),
+                reason=reason,
+            )
+
     async def stop(self) -> None:
         tasks = [*self._tasks, *self._listeners, *self._notices]
         for task in tasks:
@@ -376,6 +390,7 @@ class Runtime:
                 log.warning("task_not_stopping", task=task.get_name())
         await self.approvals.close()
         self.gateway.uses.flush()
+        await self._count_unrecorded_holds()
         await self.link.close()
         await close_notifiers(self.notifiers)
         await self.audit.append("daemon_stopped", pid=os.getpid())

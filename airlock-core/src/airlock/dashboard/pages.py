@@ -207,7 +207,7 @@ def _left(seconds: float) -> str:
 def _budget_left(rt: Runtime, session: Session) -> str:
     if session.access is not Access.SPEND:
         return ""
-    state = rt.gateway.priced.budgets.state(session.id)
+    state = rt.priced.budgets.state(session.id)
     if state is None:
         return ""
     return f"{format_usd(state.left_nano)} left of {format_usd(state.limit_nano)}"

@@ -20,8 +20,11 @@ then keeps only its quote (:meth:`Budgets.shrink`, which refuses a quote over wh
 :meth:`Budgets.record` then writes the hold with the same checked statement, while the
 service prepares its answer and before anything of it is read. The call is already on its
 way then: should the database refuse the hold (changed behind the daemon's back), the
-call is stopped with :class:`BudgetExhausted` and what the database says is left is
-believed from then on; should the write fail, the hold stays taken in this process.
+call is stopped with :class:`BudgetExhausted`, its worst case is counted as spent (its
+request may have reached the service) and what the database says is left is believed
+from then on. Should the write fail, the call is stopped too and its hold stays taken in
+this process, to be counted as spent at the daemon's next try (every housekeeping round,
+and at its stop): until then it is the one sum a crash could lose.
 """
 
 from __future__ import annotations
@@ -64,6 +67,9 @@ class Budgets:
         self._store = store
         self._clock = clock
         self._known: dict[str, _Known] = {}
+        self._unrecorded: list[Reservation] = []
+        """Holds of calls stopped because their write failed: spent at their worst case
+        as soon as the database takes a write again."""
         self._lock = threading.Lock()  # holds on the event loop, settlements in threads
 
     def open(self, session_id: str, limit_nano: int) -> BudgetState:
@@ -113,20 +119,43 @@ class Budgets:
                 at=self._clock.now(),
             )
         except BaseException:
-            # The call is on its way to the service and may cost: its hold stays taken
-            # (in this process; the database could not say so), never given back.
+            # The call is on its way to the service and may cost: its hold stays taken,
+            # never given back, and is counted as spent once the database takes a write.
+            with self._lock:
+                self._unrecorded.append(reservation)
             raise
         if not won:
+            # The call may have reached the service already: what it may cost is spent.
+            self._store.count_spent(reservation.session_id, reservation.amount_nano)
             self._forget(reservation.session_id)  # the database knows better: ask it again
             state = self.state(reservation.session_id)
             left = format_usd(state.left_nano if state else 0)
             raise BudgetExhausted(
                 f"the budget left on {service} is {left} by its record, less than this call "
                 f"may cost ({format_usd(reservation.amount_nano)}): the call was stopped "
-                "before any of its answer was read",
+                "before any of its answer was read, and counted at that cost",
                 hint="ask for a new spend approval, or lower max_tokens",
             )
         return reservation
+
+    def record_unrecorded(self) -> list[Reservation]:
+        """Count the holds whose write failed as spent at their worst case, as far as the
+        database takes writes now; those counted (the rest wait for the next try)."""
+        with self._lock:
+            waiting, self._unrecorded = self._unrecorded, []
+        counted = 0
+        try:
+            for reservation in waiting:
+                try:
+                    self._store.count_spent(reservation.session_id, reservation.amount_nano)
+                except Exception:
+                    break  # the database still refuses writes: try again later
+                counted += 1
+                self._release(reservation, spent_nano=reservation.amount_nano)
+        finally:
+            with self._lock:
+                self._unrecorded[:0] = waiting[counted:]
+        return waiting[:counted]
 
     def state(self, session_id: str) -> BudgetState | None:
         found = self._store.get_budget(session_id)

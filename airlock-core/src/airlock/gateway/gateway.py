@@ -115,6 +115,7 @@ class Gateway:
         context: DaemonContext,
         *,
         host: ConnectorHost,
+        priced: PricedCalls | None = None,
         on_credentials_rejected: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._store = context.store
@@ -131,7 +132,9 @@ class Gateway:
         self._service_permissions: dict[str, ServicePermissions] = {}
         """``for_service`` of each service named so far (this gateway's config's: a
         reload builds a new gateway)."""
-        self.priced = PricedCalls(Budgets(context.store, context.clock))
+        self.priced = priced or PricedCalls(Budgets(context.store, context.clock))
+        """The budgets and their pricing: the daemon keeps one across reloads (what it
+        holds for calls in flight is not in the database yet)."""
         self._on_credentials_rejected = on_credentials_rejected
         self.auth_problems: dict[str, str] = {}
         """Services whose last operation had its credentials refused, and what was said

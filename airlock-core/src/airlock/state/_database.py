@@ -32,7 +32,8 @@ class Database:
     """The shared connection: ``transaction`` and the ``_execute``/``_one``/``_all``
     helpers the tables are written with. Safe to share between threads."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+        """*busy_timeout_ms*: how long a write waits for another process's to finish."""
         self.path = path
         ensure_private_dir(path.parent)
         _create_private(path)
@@ -42,10 +43,10 @@ class Database:
         # SessionManager.authenticate) knows when to look again.
         self.revocations = 0
         self._conn = sqlite3.connect(
-            path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
         )
         self._conn.row_factory = sqlite3.Row
-        self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = FULL")
         self._migrate()

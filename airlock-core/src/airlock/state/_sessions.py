@@ -131,6 +131,14 @@ class SessionTables(Database):
                 )
         return won
 
+    def count_spent(self, session_id: str, spent_nano: int) -> None:
+        """Count *spent_nano* as spent, over the limit if need be: money a call may have
+        cost without a reservation on record (its write failed or was refused)."""
+        self._execute(
+            "UPDATE budgets SET spent_nano = spent_nano + ? WHERE session_id = ?",
+            (spent_nano, session_id),
+        )
+
     def settle_budget(self, reservation_id: str, spent_nano: int) -> bool:
         """Release a reservation and count *spent_nano* as spent; False if already settled."""
         with self.transaction():
