@@ -19,6 +19,8 @@ from airlock.common.clock import FakeClock
 from airlock.daemon.runtime import Runtime
 from airlock.errors import BudgetExhausted
 from airlock.framework.spending import nano_usd
+from airlock.models import Access
+from airlock.state.records import Session
 from airlock.state.store import StateStore
 
 CENT = nano_usd("0.01")
@@ -64,25 +66,91 @@ def test_money_held_for_a_call_being_priced_stays_held_across_a_reload(tmp_path:
     run(tmp_path, scenario)
 
 
-def test_a_hold_whose_write_failed_is_counted_and_audited_by_the_daemon(tmp_path: Path) -> None:
-    async def scenario(runtime: Runtime) -> None:
-        runtime.store.open_budget("ses_a", 10 * CENT)
-        budgets = runtime.gateway.priced.budgets
-        held = budgets.shrink(budgets.hold_rest("ses_a"), 6 * CENT, service="notes")
-        # Another process holds the write lock for longer than the daemon waits (its wait
-        # shortened here from 10 s: the test's own setting, not the code under test).
+class Locked:
+    """Another process holding the state database's write lock (an airlock command, say)
+    for longer than the daemon waits; the daemon's wait is shortened from 10 s to 50 ms,
+    the test's own setting, not the code under test."""
+
+    def __init__(self, runtime: Runtime) -> None:
         runtime.store._conn.execute("PRAGMA busy_timeout = 50")
-        other = sqlite3.connect(runtime.paths.state_db, isolation_level=None)
-        other.execute("BEGIN EXCLUSIVE")
-        with pytest.raises(sqlite3.OperationalError, match="locked"):
-            budgets.record(held, service="notes")
-        other.rollback()
-        other.close()
-        # the daemon's stop (or its next housekeeping round) writes it as spent
+        self.other = sqlite3.connect(runtime.paths.state_db, isolation_level=None)
+        self.other.execute("BEGIN EXCLUSIVE")
+
+    def release(self) -> None:
+        self.other.rollback()
+        self.other.close()
+
+
+def failed_write(runtime: Runtime, cents: int) -> Locked:
+    """A spend call whose reservation could not be written (the lock stays held)."""
+    now = runtime.clock.now()
+    session = Session("ses_a", "h" * 64, ("notes",), Access.SPEND, 0, now, now + 3600)
+    runtime.store.insert_session(session)
+    runtime.store.open_budget("ses_a", 10 * CENT)
+    budgets = runtime.gateway.priced.budgets
+    held = budgets.shrink(budgets.hold_rest("ses_a"), cents * CENT, service="notes")
+    locked = Locked(runtime)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        budgets.record(held, service="notes")
+    return locked
+
+
+def settled(runtime: Runtime) -> list[tuple[str, float]]:
+    return [
+        (e["session"], e["cost_usd"])
+        for e in audit_events(runtime)
+        if e["event"] == "budget_settled_at_reservation"
+    ]
+
+
+def test_housekeeping_counts_a_hold_whose_write_failed_once_the_lock_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Audited once, before the database changes, however many rounds the lock lasts."""
+    monkeypatch.setattr("airlock.daemon.runtime.EXPIRY_INTERVAL", 0.01)
+
+    async def scenario(runtime: Runtime) -> None:
+        locked = failed_write(runtime, 6)
+        await asyncio.sleep(0.3)  # housekeeping rounds while the lock is held
+        assert settled(runtime) == [("ses_a", 0.06)]  # announced, not yet counted
+        assert runtime.store.get_budget("ses_a") == (10 * CENT, 0, 0)
+        locked.release()
+        for _ in range(100):
+            if runtime.store.get_budget("ses_a") == (10 * CENT, 6 * CENT, 0):
+                break
+            await asyncio.sleep(0.02)
+        assert runtime.store.get_budget("ses_a") == (10 * CENT, 6 * CENT, 0)
+        assert runtime.gateway.priced.budgets.unrecorded() == []
 
     runtime = run(tmp_path, scenario)
-    settled = [e for e in audit_events(runtime) if e["event"] == "budget_settled_at_reservation"]
-    assert [(e["session"], e["cost_usd"]) for e in settled] == [("ses_a", 0.06)]
-    assert "could not be written" in settled[0]["reason"]
+    assert settled(runtime) == [("ses_a", 0.06)]
+    assert "could not be written" in next(
+        e["reason"] for e in audit_events(runtime) if e["event"] == "budget_settled_at_reservation"
+    )
+
+
+def test_the_stop_counts_a_hold_whose_write_failed(tmp_path: Path) -> None:
+    async def scenario(runtime: Runtime) -> None:
+        failed_write(runtime, 6).release()  # no housekeeping round before the stop
+
+    runtime = run(tmp_path, scenario)
+    assert settled(runtime) == [("ses_a", 0.06)]
     with StateStore(runtime.paths.state_db) as store:
         assert store.get_budget("ses_a") == (10 * CENT, 6 * CENT, 0)
+
+
+def test_a_hold_the_database_refuses_until_the_stop_is_audited_as_not_counted(
+    tmp_path: Path,
+) -> None:
+    """What a restart will not know is in the audit log, for the person to see."""
+    locked: list[Locked] = []
+
+    async def scenario(runtime: Runtime) -> None:
+        locked.append(failed_write(runtime, 6))
+
+    try:
+        runtime = run(tmp_path, scenario)
+    finally:
+        locked[0].release()
+    lost = [e for e in audit_events(runtime) if e["event"] == "budget_hold_not_counted"]
+    assert [(e["session"], e["cost_usd"]) for e in lost] == [("ses_a", 0.06)]

@@ -343,18 +343,49 @@ def test_a_hold_whose_write_failed_is_spent_once_the_database_takes_writes(
     other.execute("BEGIN EXCLUSIVE")  # e.g. an airlock command, for longer than the wait
     with pytest.raises(sqlite3.OperationalError, match="locked"):
         budgets.record(held, service="llm")
-    assert budgets.record_unrecorded() == []  # still locked: it waits for the next try
+    assert budgets.unrecorded() == [held]
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        budgets.count_unrecorded(held)  # still locked: it stays waiting
+    assert budgets.unrecorded() == [held]
     assert store.get_budget("ses_a") == (10 * CENT, 0, 0)
     other.rollback()
     other.close()
-    assert budgets.record_unrecorded() == [held]
-    assert budgets.record_unrecorded() == []  # counted once
+    budgets.count_unrecorded(held)
+    assert budgets.unrecorded() == []
     assert store.get_budget("ses_a") == (10 * CENT, 6 * CENT, 0)
     assert hold(budgets, 4 * CENT).amount_nano == 4 * CENT  # this process: 4 left, as before
     store.close()
     restarted = Budgets(StateStore(path), clock)
     with pytest.raises(BudgetExhausted):
         hold(restarted, 5 * CENT)
+
+
+class CountRefused(StateStore):
+    """A state database that refuses the write counting money as spent (locked by another
+    process between the daemon's two transactions)."""
+
+    def count_spent(self, session_id: str, spent_nano: int) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+
+def test_a_refused_hold_whose_count_fails_is_still_402_and_stays_held(
+    data_dir: Path, clock: FakeClock
+) -> None:
+    """The agent is told the budget stopped its call (not a server error), and the money
+    stays taken, waiting to be counted, even after the database's figure is re-read."""
+    ours = CountRefused(data_dir / "state.db")
+    theirs = StateStore(data_dir / "state.db")
+    budgets = budgets_of(ours, clock, "ses_a", 10 * CENT)
+    spend(Budgets(theirs, clock), 7 * CENT)  # behind this process's back: 3 left for real
+    stale = hold(budgets, 5 * CENT)  # it believes 10 are left
+    with pytest.raises(BudgetExhausted, match="stopped before any of its answer was read"):
+        budgets.record(stale, service="llm")
+    assert budgets.unrecorded() == [stale]
+    # Re-read from the database (3 left), the 5 waiting to be counted stay held: none left.
+    with pytest.raises(BudgetExhausted):
+        hold(budgets, 1)
+    ours.close()
+    theirs.close()
 
 
 def test_holds_from_many_threads_never_overspend(store: StateStore, clock: FakeClock) -> None:

@@ -29,5 +29,7 @@ def give_way() -> None:
     with the rest of the stream (the chunks that came with the first), so the reader
     waited for it: 0.2 ms of the first token each, in the connector host and in the
     daemon (alternated A/B, 1,000 rounds; ``benchmarks/openrouter.py`` has the figures).
+    On a loaded machine the daemon's other calls may wait up to a scheduler slice for it,
+    once per stream.
     """
     os.sched_yield()

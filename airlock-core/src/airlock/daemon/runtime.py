@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -26,6 +27,7 @@ from airlock.daemon.keeper import SecretKeeper
 from airlock.daemon.notifier_set import close_notifiers, listen, open_notifiers
 from airlock.daemon.reenrol import Reenrolments
 from airlock.daemon.reload import Parts
+from airlock.daemon.unrecorded_holds import UnrecordedHolds
 from airlock.errors import NotFound
 from airlock.framework.notifiers import Notice, Notifier
 from airlock.framework.plugins import (
@@ -33,8 +35,7 @@ from airlock.framework.plugins import (
     get_connectors,
     get_policies,
 )
-from airlock.framework.spending import usd
-from airlock.gateway.budgets import Budgets, Reservation
+from airlock.gateway.budgets import Budgets
 from airlock.gateway.context import DaemonContext
 from airlock.gateway.gateway import Gateway
 from airlock.gateway.priced_calls import PricedCalls
@@ -119,6 +120,7 @@ class Runtime:
         self.credentials = CredentialDesk(self)
         self.reenrolments = Reenrolments(paths, self.keeper, self.audit, self.clock)
         self.priced = PricedCalls(Budgets(self.store, self.clock))
+        self.holds = UnrecordedHolds(self.priced.budgets, self.audit)
         self._use(self._assemble(config))
         self._tasks: list[asyncio.Task[None]] = []
         self._listeners: list[asyncio.Task[None]] = []
@@ -282,7 +284,7 @@ class Runtime:
         self.store.raise_audit_anchor(self.audit.last_seq)
         # A call in flight when the daemon stopped may have reached the service.
         cut = self.priced.budgets.settle_cut_off()
-        await self._settled_at_reservation(cut, "the call was cut off by a daemon stop")
+        await self.holds.settled(cut, "the call was cut off by a daemon stop")
         self._tasks.append(asyncio.create_task(self._housekeeping()))
         self._start_listening()
         if self.vault.exists() and not self.vault.locked:
@@ -350,7 +352,7 @@ class Runtime:
             await asyncio.sleep(EXPIRY_INTERVAL)
             try:
                 self.gateway.uses.flush()
-                await self._count_unrecorded_holds()
+                await self.holds.count()
                 self.store.raise_audit_anchor(self.audit.last_seq)
                 await self.approvals.expire_due()
                 await self.reenrolments.expire_due()
@@ -365,20 +367,6 @@ class Runtime:
             except Exception as exc:
                 log.error("housekeeping_failed", error=type(exc).__name__)
 
-    async def _count_unrecorded_holds(self) -> None:
-        """Holds whose write failed (see :class:`Budgets`), spent once the disk takes it."""
-        held = self.priced.budgets.record_unrecorded()
-        await self._settled_at_reservation(held, "its reservation could not be written")
-
-    async def _settled_at_reservation(self, held: list[Reservation], reason: str) -> None:
-        for reservation in held:
-            await self.audit.append(
-                "budget_settled_at_reservation",
-                session=reservation.session_id,
-                cost_usd=usd(reservation.amount_nano),
-                reason=reason,
-            )
-
     async def stop(self) -> None:
         tasks = [*self._tasks, *self._listeners, *self._notices]
         for task in tasks:
@@ -389,11 +377,20 @@ class Runtime:
             for task in stuck:
                 log.warning("task_not_stopping", task=task.get_name())
         await self.approvals.close()
-        self.gateway.uses.flush()
-        await self._count_unrecorded_holds()
+        _at_stop("use_counts", self.gateway.uses.flush)
+        await self.holds.count_before_stop()
         await self.link.close()
         await close_notifiers(self.notifiers)
         await self.audit.append("daemon_stopped", pid=os.getpid())
-        self.store.raise_audit_anchor(self.audit.last_seq)
+        _at_stop("audit_anchor", lambda: self.store.raise_audit_anchor(self.audit.last_seq))
         self.audit.close()
         self.store.close()
+
+
+def _at_stop(what: str, write: Callable[[], object]) -> None:
+    """A state write at the stop: a database that refuses it (locked by another process
+    past the wait) must not keep the audit log from closing."""
+    try:
+        write()
+    except sqlite3.Error as exc:
+        log.error("state_write_failed_at_stop", what=what, error=type(exc).__name__)

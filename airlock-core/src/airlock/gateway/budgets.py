@@ -23,8 +23,8 @@ way then: should the database refuse the hold (changed behind the daemon's back)
 call is stopped with :class:`BudgetExhausted`, its worst case is counted as spent (its
 request may have reached the service) and what the database says is left is believed
 from then on. Should the write fail, the call is stopped too and its hold stays taken in
-this process, to be counted as spent at the daemon's next try (every housekeeping round,
-and at its stop): until then it is the one sum a crash could lose.
+this process (re-read from the database or not), to be counted as spent by the daemon
+(:mod:`airlock.daemon.unrecorded_holds`): until then it is the one sum a crash could lose.
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ class Budgets:
         self._clock = clock
         self._known: dict[str, _Known] = {}
         self._unrecorded: list[Reservation] = []
-        """Holds of calls stopped because their write failed: spent at their worst case
-        as soon as the database takes a write again."""
+        """Holds of calls stopped because their write failed (or the write counting a
+        refused one did): to be counted as spent at their worst case by the daemon."""
         self._lock = threading.Lock()  # holds on the event loop, settlements in threads
 
     def open(self, session_id: str, limit_nano: int) -> BudgetState:
@@ -121,12 +121,14 @@ class Budgets:
         except BaseException:
             # The call is on its way to the service and may cost: its hold stays taken,
             # never given back, and is counted as spent once the database takes a write.
-            with self._lock:
-                self._unrecorded.append(reservation)
+            self._keep_unrecorded(reservation)
             raise
         if not won:
             # The call may have reached the service already: what it may cost is spent.
-            self._store.count_spent(reservation.session_id, reservation.amount_nano)
+            try:
+                self._store.count_spent(reservation.session_id, reservation.amount_nano)
+            except Exception:
+                self._keep_unrecorded(reservation)
             self._forget(reservation.session_id)  # the database knows better: ask it again
             state = self.state(reservation.session_id)
             left = format_usd(state.left_nano if state else 0)
@@ -138,24 +140,22 @@ class Budgets:
             )
         return reservation
 
-    def record_unrecorded(self) -> list[Reservation]:
-        """Count the holds whose write failed as spent at their worst case, as far as the
-        database takes writes now; those counted (the rest wait for the next try)."""
+    def unrecorded(self) -> list[Reservation]:
+        """Holds of calls stopped because their write failed, not counted as spent yet."""
         with self._lock:
-            waiting, self._unrecorded = self._unrecorded, []
-        counted = 0
-        try:
-            for reservation in waiting:
-                try:
-                    self._store.count_spent(reservation.session_id, reservation.amount_nano)
-                except Exception:
-                    break  # the database still refuses writes: try again later
-                counted += 1
-                self._release(reservation, spent_nano=reservation.amount_nano)
-        finally:
-            with self._lock:
-                self._unrecorded[:0] = waiting[counted:]
-        return waiting[:counted]
+            return list(self._unrecorded)
+
+    def count_unrecorded(self, reservation: Reservation) -> None:
+        """Count one of :meth:`unrecorded` as spent at its worst case (a transaction and
+        its fsync; raises while the database refuses writes, and it stays waiting)."""
+        self._store.count_spent(reservation.session_id, reservation.amount_nano)
+        with self._lock:
+            self._unrecorded.remove(reservation)
+        self._release(reservation, spent_nano=reservation.amount_nano)
+
+    def _keep_unrecorded(self, reservation: Reservation) -> None:
+        with self._lock:
+            self._unrecorded.append(reservation)
 
     def state(self, session_id: str) -> BudgetState | None:
         found = self._store.get_budget(session_id)
@@ -185,6 +185,10 @@ class Budgets:
             found = self._store.get_budget(session_id)  # once per session and run
             if found is not None:
                 known = self._known[session_id] = _Known(*found)
+                # Held here, unknown to the database: its write failed.
+                known.reserved_nano += sum(
+                    r.amount_nano for r in self._unrecorded if r.session_id == session_id
+                )
         return known
 
     def _release(self, reservation: Reservation, *, spent_nano: int) -> None:
