@@ -60,6 +60,12 @@ daemon 0.23 ms, the host 0.19, both 0.59 ms p50 of the first token (alternated A
 rounds, the same in every quarter of the run). Running the host at a lower priority
 (nice 10) instead cost 0.22 ms (it is on the path too), and sending the request to the
 host before the call's first audit record is formatted changed nothing measurable.
+What is left of it: with a raw-socket client instead of httpx, Airlock adds 1.5-2.1 ms
+(the stand-in alone answers in 0.3-0.5 ms), and the agent still waits ~0.2 ms on average
+for a CPU, mostly behind the host parsing the rest of the burst (``perf sched``); httpx
+adds ~0.3 ms more through Airlock than direct, as it parses the answer's headers only
+when they come with the first event. Sending them sooner would mean answering 200 before
+the service has, so its 401/402/429/5xx could no longer be statuses: not done.
 
 What changed on 2026-12-03, each measured by alternating calls between two daemons (the
 commit before and after) on one local server, 400-600 rounds, the median of the paired
