@@ -154,3 +154,6 @@ def test_a_hold_the_database_refuses_until_the_stop_is_audited_as_not_counted(
         locked[0].release()
     lost = [e for e in audit_events(runtime) if e["event"] == "budget_hold_not_counted"]
     assert [(e["session"], e["cost_usd"]) for e in lost] == [("ses_a", 0.06)]
+    # the same hold the stop announced before its last try: the two records name it
+    announced = [e for e in audit_events(runtime) if e["event"] == "budget_settled_at_reservation"]
+    assert [e["reservation"] for e in announced] == [lost[0]["reservation"]]

@@ -52,6 +52,7 @@ class UnrecordedHolds:
             await self.audit.append(
                 "budget_hold_not_counted",
                 session=held.session_id,
+                reservation=held.id,
                 cost_usd=usd(held.amount_nano),
                 reason="the state database refused writes until the daemon stopped",
             )
@@ -62,6 +63,7 @@ class UnrecordedHolds:
             await self.audit.append(
                 "budget_settled_at_reservation",
                 session=reservation.session_id,
+                reservation=reservation.id,
                 cost_usd=usd(reservation.amount_nano),
                 reason=reason,
             )
