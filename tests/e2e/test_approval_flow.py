@@ -152,7 +152,7 @@ def test_one_daemon_per_data_directory_and_a_clean_stop(airlock: Airlock) -> Non
 
     second = LocalDaemon(airlock.home, log=airlock.home / "second.log")
     try:
-        second.start(timeout=10)
+        second.start(timeout=60)  # it exits as soon as it finds the lock: no wait then
         raise AssertionError("a second daemon started on the same data directory")
     except DaemonUnreachable:
         pass
