@@ -41,7 +41,6 @@ from airlock.framework.policies import (
     result_filters,
 )
 from airlock.framework.spending import BudgetState
-from airlock.gateway.budgets import Budgets
 from airlock.gateway.context import DaemonContext
 from airlock.gateway.priced_calls import BudgetCut, PricedCalls, audited_params
 from airlock.gateway.services import Service
@@ -115,7 +114,7 @@ class Gateway:
         context: DaemonContext,
         *,
         host: ConnectorHost,
-        priced: PricedCalls | None = None,
+        priced: PricedCalls,
         on_credentials_rejected: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._store = context.store
@@ -132,7 +131,7 @@ class Gateway:
         self._service_permissions: dict[str, ServicePermissions] = {}
         """``for_service`` of each service named so far (this gateway's config's: a
         reload builds a new gateway)."""
-        self.priced = priced or PricedCalls(Budgets(context.store, context.clock))
+        self.priced = priced
         """The budgets and their pricing: the daemon keeps one across reloads (what it
         holds for calls in flight is not in the database yet)."""
         self._on_credentials_rejected = on_credentials_rejected
