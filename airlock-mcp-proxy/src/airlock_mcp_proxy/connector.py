@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, SecretStr
@@ -22,7 +22,7 @@ from airlock.plugin import (
     get_logger,
     listed_operation,
 )
-from airlock_mcp_proxy.results import McpToolResult, error_result, tool_result
+from airlock_mcp_proxy.results import McpToolResult, error_result, masked, tool_result
 from airlock_mcp_proxy.settings import (
     McpCredentials,
     McpSettings,
@@ -34,6 +34,9 @@ from airlock_mcp_proxy.upstream import Upstream
 log = get_logger("airlock_mcp_proxy")
 MAX_TOOLS = 500
 """More tools than an agent can be shown; the rest are left out (and logged)."""
+MAX_PAGES = 50
+"""Pages of ``tools/list`` asked for at most: a server whose pages never end (empty ones
+naming a next one) must not keep the service opening forever."""
 
 
 def operation_name(tool: str) -> str | None:
@@ -44,11 +47,13 @@ def operation_name(tool: str) -> str | None:
     return name if len(name) >= 2 else None
 
 
-def plain_line(text: str) -> str:
-    """The first line of a server's description with control characters removed: the
-    person reads it in a terminal (`airlock services`), where escapes could repaint it."""
+def plain_line(text: str, secrets: Iterable[str] = ()) -> str:
+    """The first line of a server's description with control characters removed (the
+    person reads it in a terminal, `airlock services`, where escapes could repaint it)
+    and the vault's *secrets* masked (agents read it before any approval)."""
     first = text.strip().splitlines()[0] if text.strip() else ""
-    return "".join(c for c in first if unicodedata.category(c)[0] != "C")[:300].strip()
+    plain = "".join(c for c in first if unicodedata.category(c)[0] != "C")
+    return str(masked(plain, secrets))[:300].strip()
 
 
 def strict_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -160,18 +165,21 @@ class McpProxy(Connector[McpSettings]):
 
     async def list_operations(self) -> list[OperationSpec]:
         client = await self._client()
+        secrets = self._upstream.secrets if self._upstream is not None else []
         found: list[Any] = []
         cursor: str | None = None
-        while len(found) < MAX_TOOLS:
+        for _ in range(MAX_PAGES):
             page = await client.list_tools(cursor=cursor)
             found += page.tools
             cursor = page.next_cursor
-            if not cursor:
+            if not cursor or len(found) >= MAX_TOOLS:
                 break
+        else:
+            log.warning("mcp_tool_list_cut", service=self.service, pages=MAX_PAGES)
         specs: dict[str, OperationSpec] = {}
         tools: dict[str, str] = {}
         for tool in found[:MAX_TOOLS]:
-            spec = self._spec(tool)
+            spec = self._spec(tool, secrets)
             if spec is None or spec.name in specs:
                 log.warning("mcp_tool_left_out", service=self.service, tool=tool.name[:80])
                 continue
@@ -180,8 +188,10 @@ class McpProxy(Connector[McpSettings]):
         self._tools = tools
         return list(specs.values())
 
-    def _spec(self, tool: Any) -> OperationSpec | None:
-        name = operation_name(tool.name)
+    def _spec(self, tool: Any, secrets: list[str]) -> OperationSpec | None:
+        """The tool as an operation; a stored secret the server put in its name,
+        description or schema is masked (the agent sees them without any approval)."""
+        name = operation_name(str(masked(tool.name, secrets)))
         if name is None or not self.settings.offers(tool.name):
             return None
         hints = tool.annotations
@@ -192,9 +202,9 @@ class McpProxy(Connector[McpSettings]):
             return listed_operation(
                 name=name,
                 access=Access.READ if read else Access.WRITE,
-                input_schema=strict_schema(tool.input_schema),
+                input_schema=masked(strict_schema(tool.input_schema), secrets),
                 result=McpToolResult,
-                description=plain_line(tool.description or tool.title or "") or name,
+                description=plain_line(tool.description or tool.title or "", secrets) or name,
                 destructive=not read and destructive is not False,
             )
         except ValueError:
