@@ -79,7 +79,10 @@ class ChildHost:
         if wait > 0:  # a host that dies at start must not be started in a busy loop
             await asyncio.sleep(wait)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        argv = [sys.executable, "-m", "airlock.connector_host", "--fd", str(theirs.fileno())]
+        # -P: ``-m`` would put the daemon's working directory (``/tmp``, a shared folder
+        # another user can write) first on the import path, ahead of airlock itself.
+        argv = [sys.executable, "-P", "-m", "airlock.connector_host"]
+        argv += ["--fd", str(theirs.fileno())]
         argv += ["--data-dir", str(self.data_dir)]
         for plugin in self.plugins:
             argv += ["--plugin", plugin]
