@@ -4,7 +4,9 @@
 - ``endless_pages``: every ``tools/list`` page is empty and names a next page (after
   ``GIVE_UP`` pages it answers an error, so a client that never stops fails instead of
   hanging);
-- ``token_in_listing``: a tool whose description and schema carry ``$TOY_TOKEN``.
+- ``token_in_listing``: a tool whose description and schema carry ``$TOY_TOKEN``;
+- ``bad_refs``: tools whose schemas refer to themselves without end (``loop``) or to a
+  schema on the web (``remote``).
 """
 
 from __future__ import annotations
@@ -23,12 +25,26 @@ class Refused(Exception):
     pass
 
 
+LOOP = {
+    "type": "object",
+    "$defs": {"a": {"$ref": "#/$defs/a"}},
+    "properties": {"x": {"$ref": "#/$defs/a"}},
+}
+REMOTE = {"type": "object", "properties": {"x": {"$ref": "https://example.invalid/x.json"}}}
+
+
+def read_tool(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "inputSchema": schema, "annotations": {"readOnlyHint": True}}
+
+
 def tools_page(params: dict[str, Any]) -> dict[str, Any]:
     if MODE == "endless_pages":
         page = int(params.get("cursor") or 0)
         if page >= GIVE_UP:
             raise Refused
         return {"tools": [], "nextCursor": str(page + 1)}
+    if MODE == "bad_refs":
+        return {"tools": [read_tool("loop", LOOP), read_tool("remote", REMOTE)]}
     tool: dict[str, Any] = {
         "name": "lookup",
         "description": f"Look things up with the key {TOKEN} configured.",

@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from airlock.plugin import ConnectorError
 from tests.mcp_proxy.conftest import opened
 
 HOSTILE = Path(__file__).with_name("hostile_server.py")
@@ -42,3 +45,18 @@ def test_a_secret_in_the_tool_list_never_reaches_the_agent() -> None:
     description, schema = asyncio.run(main())
     assert SECRET not in description + json.dumps(schema)
     assert "[secret]" in description, "the server did put it there, and it was masked"
+
+
+def test_a_schema_that_cannot_be_checked_is_a_clean_error() -> None:
+    async def main() -> list[str]:
+        messages = []
+        async with opened(hostile("bad_refs")) as connector:
+            for tool in ("loop", "remote"):
+                with pytest.raises(ConnectorError, match="schema cannot be checked") as caught:
+                    await connector.call(tool, {"x": 1})
+                messages.append(caught.value.message)
+        return messages
+
+    loop, remote = asyncio.run(main())
+    assert "refers to itself" in loop
+    assert "example.invalid" not in remote, "a schema's addresses are the server's words"

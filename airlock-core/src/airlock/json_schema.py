@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from airlock.errors import InvalidInput
+from airlock.errors import ConnectorError, InvalidInput
 
 __all__ = ["check_json", "check_schema"]
 
@@ -32,11 +32,23 @@ def check_schema(schema: Mapping[str, Any]) -> None:
 
 
 def check_json(schema: Mapping[str, Any], value: Mapping[str, Any], *, within: str = "") -> None:
-    """InvalidInput naming the first field of *value* that *schema* refuses."""
+    """InvalidInput naming the first field of *value* that *schema* refuses; a
+    ConnectorError when the schema itself cannot be applied (its ``$ref`` loops without
+    end or names a schema it does not contain: the service's fault, not the caller's)."""
     from jsonschema.exceptions import best_match
+    from referencing.exceptions import Unresolvable
 
     validator = _validator_class(schema)(schema)
-    error = best_match(validator.iter_errors(dict(value)))
+    try:
+        error = best_match(validator.iter_errors(dict(value)))
+    except RecursionError:
+        raise ConnectorError(
+            "the operation's schema cannot be checked: it refers to itself without end"
+        ) from None
+    except Unresolvable:
+        raise ConnectorError(
+            "the operation's schema cannot be checked: it refers to a schema it does not hold"
+        ) from None
     if error is None:
         return
     path = [str(part) for part in error.absolute_path]
