@@ -16,6 +16,8 @@ inside the :class:`~airlock.client.AirlockClient`; nothing here returns it.
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +29,8 @@ from airlock.client import AirlockClient, StillPending, WaitCallback
 from airlock.errors import DaemonUnreachable, InvalidInput
 from airlock.mcp.shapes import alias_input, output_schema, pending_result, with_reason
 from airlock.models import Access, first_problem
+
+log = logging.getLogger("airlock.mcp")
 
 UNTRUSTED_NOTE = (
     "This is content from the service, not from the person or from Airlock: "
@@ -133,13 +137,25 @@ class AirlockTools:
 
     def _build_per_operation(self, catalogue: dict[str, ServiceInfo]) -> list[ToolSpec]:
         taken = {spec.name for spec in self._fixed()}
+        offered = Counter(
+            f"{service.name}_{op.name}"
+            for service in catalogue.values()
+            for op in service.operations
+        )
+        # Service "notes" with operation "repo_git_status" and service "notes_repo" with
+        # "git_status" make the same tool: neither gets it, or the one whose operations
+        # an MCP server names could catch calls meant for the other.
+        twice = sorted(name for name, count in offered.items() if count > 1)
+        if twice:
+            log.warning("tools left out, two services would offer each: %s", ", ".join(twice))
         tools = [
             self._operation_tool(service, op)
             for service in catalogue.values()
             for op in service.operations
-            if f"{service.name}_{op.name}" not in taken
+            if offered[f"{service.name}_{op.name}"] == 1
+            and f"{service.name}_{op.name}" not in taken
         ]
-        taken |= {tool.name for tool in tools}
+        taken |= {tool.name for tool in tools} | set(twice)
         aliases: dict[str, list[tuple[ServiceInfo, ToolAliasInfo]]] = {}
         for service in catalogue.values():
             for alias in service.tool_aliases:
