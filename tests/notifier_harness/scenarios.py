@@ -20,7 +20,7 @@ import pytest
 from airlock.api import AccessRequestCreated
 from airlock.daemon.runtime import Runtime
 from airlock.framework.notifiers import Reply
-from airlock.security.replies import ReplyHandler
+from airlock.security.replies import BARE_CODE_SETTLE, ReplyHandler
 from tests.notifier_harness.runtime import (
     ME,
     Phone,
@@ -164,6 +164,50 @@ class ApprovalScenarios:
             assert first.code in question
             assert second.code in question
             assert len(runtime.approvals.pending()) == 2
+
+        play(tmp_path, messenger, scenario)
+
+    def test_a_bare_code_approves_nothing_just_after_the_agent_swapped_its_request(
+        self, tmp_path: Path, messenger: MessengerDouble
+    ) -> None:
+        """The person reads a harmless request and types its code without replying; the
+        agent meanwhile withdraws it and asks for something else. The code must not
+        approve the request the person never read, whatever is pending alone by then."""
+
+        async def scenario(runtime: Runtime, phone: Phone) -> None:
+            harmless = await ask(runtime, "read my echo")
+            await messenger.prompt(harmless.code)
+            await runtime.approvals.deny(harmless.id, peer=ME, channel="terminal")
+            swapped = await ask(runtime, "something else entirely")
+            prompt = await messenger.prompt(swapped.code)
+            messenger.say(phone.code())
+            await eventually(lambda: answers(messenger, "Which request?"))
+            assert [p.id for p in runtime.approvals.pending()] == [swapped.id]
+            assert not audit_events(runtime, "totp_verified")
+            messenger.say(phone.code(), to=prompt)  # a reply to its prompt still approves
+            await eventually(lambda: not runtime.approvals.pending())
+            assert await status_of(runtime, swapped) == "approved"
+
+        play(tmp_path, messenger, scenario)
+
+    def test_a_bare_code_approves_nothing_just_after_another_request_timed_out(
+        self, tmp_path: Path, messenger: MessengerDouble
+    ) -> None:
+        async def scenario(runtime: Runtime, phone: Phone) -> None:
+            first = await ask(runtime)
+            phone.clock.advance(200)
+            second = await ask(runtime)
+            await messenger.prompt(second.code)
+            phone.clock.advance(110)  # the first timed out 10 s ago; the second waits
+            assert [p.id for p in runtime.approvals.pending()] == [second.id]
+            messenger.say(phone.code())
+            await eventually(lambda: answers(messenger, "Which request?"))
+            assert [p.id for p in runtime.approvals.pending()] == [second.id]
+            assert first.code not in answers(messenger, "Which request?")[0]
+            phone.clock.advance(BARE_CODE_SETTLE)  # alone long enough: a bare code again
+            messenger.say(phone.code())
+            await eventually(lambda: not runtime.approvals.pending())
+            assert await status_of(runtime, second) == "approved"
 
         play(tmp_path, messenger, scenario)
 

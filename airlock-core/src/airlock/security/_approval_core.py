@@ -78,6 +78,20 @@ class ApprovalCore:
             if r.expires_at > now and may_see(viewer, r)
         ]
 
+    def sole_pending(self, settle: float) -> str | None:
+        """The id of the one request pending, if no other waited in the last *settle*
+        seconds (approved ones aside), else None.
+
+        A code sent without naming its prompt was meant for the request the person read.
+        If another one stopped waiting moments ago (the agent withdrew it, it timed out),
+        the one pending now may be a swap the person has not read.
+        """
+        pending = self.pending()
+        if len(pending) != 1:
+            return None
+        waited = self._store.waited_since(self._clock.now() - settle)
+        return pending[0].id if [r.id for r in waited] == [pending[0].id] else None
+
     def uncollected(self, viewer: Peer | None = None) -> list[PendingRequest]:
         """Approved requests whose session was not collected yet (and still may be)."""
         now = self._clock.now()

@@ -3,7 +3,8 @@ question (see docs/security.md). Notifiers only transport; this decides.
 
 A message from anyone but the configured sender is audited (throttled) and never used.
 A code is taken for a request only when it replies to that request's prompt, or when it
-is a bare message and exactly one request is pending.
+is a bare message, exactly one request is pending, and no other request waited in the
+last :data:`BARE_CODE_SETTLE` seconds (approved ones aside).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ HELP_TEXT = (
     "/pending lists waiting requests; /revoke ends every active session."
 )
 IGNORED_AUDIT_INTERVAL = 60.0
+BARE_CODE_SETTLE = 120.0
+"""How long a request must have waited alone for a bare code to approve it."""
 
 
 class ReplyHandler:
@@ -51,9 +54,11 @@ class ReplyHandler:
         if request_id is None:
             # A reply to some other message (an old prompt, one from before a restart) is
             # not a bare code: it must not approve whatever happens to be pending now.
-            pending = self._approvals.pending()
-            if len(pending) != 1 or reply.in_reply_to is not None:
-                listing = ", ".join(p.code for p in pending) or "none"
+            # A bare one only when that request has waited alone for a while: see
+            # ``sole_pending`` (an agent must not swap what a typed code approves).
+            sole = None if reply.in_reply_to else self._approvals.sole_pending(BARE_CODE_SETTLE)
+            if sole is None:
+                listing = ", ".join(p.code for p in self._approvals.pending()) or "none"
                 question = (
                     "That message is not an open prompt." if reply.in_reply_to else "Which request?"
                 )
@@ -61,7 +66,7 @@ class ReplyHandler:
                     notifier, Notice(text=f"{question} Reply to its prompt. Pending: {listing}.")
                 )
                 return
-            request_id = pending[0].id
+            request_id = sole
         try:
             if text.lower() in DENY_WORDS:
                 await self._approvals.deny(request_id, peer=None, channel=notifier)

@@ -115,6 +115,16 @@ class RequestTables(Database):
         """Every request code still held by a stored request (codes are unique)."""
         return {row["code"] for row in self._all("SELECT code FROM requests")}
 
+    def waited_since(self, since: float) -> list[AccessRequest]:
+        """Requests that waited for the person at some time after *since* and did not end
+        by an approval: still pending, or denied, withdrawn or timed out since then."""
+        rows = self._all(
+            "SELECT * FROM requests WHERE status IN (?, ?, ?) AND expires_at > ? "
+            "AND (decided_at IS NULL OR decided_at > ?) ORDER BY created_at, rowid",
+            (RequestStatus.PENDING, RequestStatus.DENIED, RequestStatus.EXPIRED, since, since),
+        )
+        return [request_from_row(row) for row in rows]
+
     def pending_requests_due(self, now: float) -> list[AccessRequest]:
         """Pending requests whose ``expires_at`` has passed."""
         rows = self._all(
