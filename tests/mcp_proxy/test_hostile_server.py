@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
+import threading
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from airlock.common.logs import configure_logging
 from airlock.plugin import ConnectorError
+from airlock_mcp_proxy.upstream import LINE_LIMIT, _relay_stderr
 from tests.mcp_proxy.conftest import opened
 
 HOSTILE = Path(__file__).with_name("hostile_server.py")
@@ -60,3 +65,35 @@ def test_a_schema_that_cannot_be_checked_is_a_clean_error() -> None:
     loop, remote = asyncio.run(main())
     assert "refers to itself" in loop
     assert "example.invalid" not in remote, "a schema's addresses are the server's words"
+
+
+def test_a_line_of_stderr_without_end_is_not_held_whole(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A server writing to stderr without ever ending the line must not fill the
+    daemon's memory: the relay keeps the start of each line and drops the rest."""
+    configure_logging(json=True)
+    read_fd, write_fd = os.pipe()
+    chunk = b"x" * (1024 * 1024)
+
+    def write() -> None:
+        with os.fdopen(write_fd, "wb") as stream:
+            for _ in range(64):
+                stream.write(chunk)
+            stream.write(SECRET.encode() + b"\nthe next line\n")
+            stream.write(b"y" * (LINE_LIMIT - 5) + SECRET.encode() + b"\n")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    tracemalloc.start()
+    try:
+        _relay_stderr(os.fdopen(read_fd, "r", encoding="utf-8"), "files", [SECRET])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        writer.join()
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    relayed = [entry["line"] for entry in lines if entry["event"] == "mcp_server_stderr"]
+    assert peak < 8 * 1024 * 1024, f"held {peak} bytes at once"
+    at_the_cut = ("y" * (LINE_LIMIT - 5) + "[secret]")[:LINE_LIMIT]
+    assert relayed == ["x" * LINE_LIMIT, "the next line", at_the_cut]

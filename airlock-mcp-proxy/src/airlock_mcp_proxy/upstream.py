@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from airlock.plugin import get_logger
@@ -32,11 +32,23 @@ def _mask(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+def _lines(stream: IO[str], keep: int) -> Iterator[str]:
+    """Each line of *stream*, its first *keep* characters only: the rest of a longer line
+    is read and dropped, so a line that never ends is never held whole."""
+    while line := stream.readline(keep):
+        rest = line
+        while rest and not rest.endswith("\n"):
+            rest = stream.readline(keep)
+        yield line.rstrip("\n")
+
+
 def _relay_stderr(stream: IO[str], service: str, secrets: list[str]) -> None:
     """Each line the server writes to stderr, into the daemon log (a thread: blocking reads)."""
+    # The longest secret past the cut is read too, so a secret at the cut is masked whole.
+    keep = LINE_LIMIT + max((len(s) for s in secrets), default=0)
     with stream:
-        for line in stream:
-            text = _mask(line.rstrip("\n"), secrets)[:LINE_LIMIT]
+        for line in _lines(stream, keep):
+            text = _mask(line, secrets)[:LINE_LIMIT]
             if text.strip():
                 log.info("mcp_server_stderr", service=service, line=text)
 
