@@ -98,6 +98,11 @@ def test_a_host_cannot_answer_with_an_error_only_the_core_may_raise() -> None:
     limited = decode_error({"code": "service_rate_limited", "message": "slow", "retry_after": 7})
     assert isinstance(limited, ServiceRateLimited)
     assert limited.retry_after == 7
+    for endless in ("Infinity", "NaN", "1e999", "-5"):  # what a host's JSON may say
+        raw = f'{{"code": "service_rate_limited", "message": "m", "retry_after": {endless}}}'
+        wait = decode_error(json.loads(raw))
+        assert isinstance(wait, ServiceRateLimited)
+        assert wait.retry_after is None, endless
     assert len(decode_error({"code": "service_error", "message": "x" * 10_000}).message) == 2000
 
 

@@ -1,7 +1,8 @@
 """``airlock serve`` with a ``trial`` connector that misbehaves on request (hangs, blocks
-its event loop, crashes, returns a result that does not fit its model), so the tests
-can show the connector host contains it. Run as ``python -m tests.e2e.host_trial`` with
-AIRLOCK_HOME set; the daemon hands the plugin to its connector host by name."""
+its event loop, crashes, returns a result that does not fit its model, asks the agent to
+wait forever), so the tests can show the connector host contains it. Run as
+``python -m tests.e2e.host_trial`` with AIRLOCK_HOME set; the daemon hands the plugin
+to its connector host by name."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, Field, field_serializer
 
+from airlock.errors import ServiceRateLimited
 from airlock.framework.connectors import Access, Connector, Params, operation
 from airlock.framework.hookspecs import hookimpl
 
@@ -66,6 +68,10 @@ class TrialConnector(Connector):
     @operation(access=Access.READ, params=Nothing, result=Said, description="Crash.")
     async def crash(self, params: Nothing) -> Said:
         raise RuntimeError("parser exploded near token=hunter2")
+
+    @operation(access=Access.READ, params=Nothing, result=Said, description="Wait forever.")
+    async def slow_down(self, params: Nothing) -> Said:
+        raise ServiceRateLimited("come back never", retry_after=float("inf"))
 
     @operation(access=Access.READ, params=Nothing, result=Loose, description="Bad result.")
     async def bad_result(self, params: Nothing) -> Loose:

@@ -190,3 +190,17 @@ def test_a_crashing_connector_and_a_result_that_fails_its_model_are_contained(
         assert "did not match its model" in bad.json()["error"]["message"]
         assert _op(agent, token, "whoami").status_code == 200
     assert "hunter2" not in (trial.home / "daemon.log").read_text()
+
+
+def test_an_endless_wait_a_host_asks_for_is_a_clean_429(trial: Airlock) -> None:
+    """A connector (or a compromised host) says the service wants the agent to wait
+    ``Infinity`` seconds: the agent gets the 429 as JSON, with no Retry-After the daemon
+    cannot write (it crashed turning infinity into a header: a 500 and a traceback)."""
+    with trial.client() as agent:
+        token = _token(trial, agent)
+        limited = _op(agent, token, "slow_down")
+        assert limited.status_code == 429, limited.text
+        assert limited.json()["error"]["code"] == "service_rate_limited"
+        assert "Retry-After" not in limited.headers
+        assert _op(agent, token, "whoami").status_code == 200
+    assert "Traceback" not in (trial.home / "daemon.log").read_text()

@@ -57,6 +57,8 @@ MAX_REQUEST_BYTES: Final = 2 * 1024 * 1024
 MAX_ANSWER_BYTES: Final = 16 * 1024 * 1024
 """Host → core: one result (a mailbox listing, a chunk, a tool's output)."""
 _HEADER = struct.Struct(">I")
+MAX_RETRY_AFTER: Final = 86_400
+"""The longest wait (seconds) a host's error may ask of the agent."""
 
 # What a host may answer with: errors about the call, the service or the vault. Anything
 # else (a forged ``unauthenticated``, ``approval_required``) becomes a plain service error.
@@ -176,6 +178,12 @@ def decode_error(body: Any) -> AirlockError:
     }
     error = cls(message[:2000], **kwargs)
     retry_after = body.get("retry_after")
-    if isinstance(retry_after, int | float) and hasattr(error, "retry_after"):
+    # JSON from a host may say Infinity, NaN or 1e999: a wait the agent cannot be told
+    # (no Retry-After header holds it) is left out, the error still goes through.
+    if (
+        isinstance(retry_after, int | float)
+        and hasattr(error, "retry_after")
+        and 0 <= retry_after <= MAX_RETRY_AFTER
+    ):
         error.retry_after = float(retry_after)
     return error
