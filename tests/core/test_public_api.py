@@ -69,6 +69,7 @@ PUBLIC_NAMES = [
     "RateLimited",
     "Reply",
     "ResultFilter",
+    "ServiceAnswerLost",
     "ServiceOutOfCredit",
     "ServicePermissions",
     "ServiceRateLimited",

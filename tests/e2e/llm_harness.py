@@ -14,10 +14,14 @@ from tests.openrouter.openrouter_server import OpenRouterServer
 from airlock.security.vault import TotpKey, Vault
 
 
-def start_llm(home: Path, server: OpenRouterServer, **settings: Any) -> Airlock:
-    """`airlock serve` with service ``llm`` (models test/*, max_usd $1), its key stored."""
+def start_llm(
+    home: Path, server: OpenRouterServer, *, config: dict[str, Any] | None = None, **settings: Any
+) -> Airlock:
+    """`airlock serve` with service ``llm`` (models test/*, max_usd $1), its key stored;
+    *config*: more of config.yaml."""
     llm = {"connector": "openrouter", "api_base": server.url, "models": ["test/*"]}
-    airlock = Airlock(home, overrides={"services": {"llm": {**llm, "max_usd": 1.0, **settings}}})
+    services = {"services": {"llm": {**llm, "max_usd": 1.0, **settings}}}
+    airlock = Airlock(home, overrides={**(config or {}), **services})
     Vault(airlock.paths.vault_file, TotpKey(airlock.phone.secret)).set(
         "llm", {"api_key": server.key}
     )

@@ -134,7 +134,7 @@ def test_killing_the_host_mid_operation_is_a_clean_error_and_a_new_host(trial: A
         assert answers, "the call never answered"
         assert answers[0].status_code == 502, answers[0].text
         error = answers[0].json()["error"]
-        assert error["code"] == "service_error"
+        assert error["code"] == "service_answer_lost"
         assert "connector host stopped" in error["message"]
         after = _op(agent, token, "whoami")
         assert after.status_code == 200, after.text

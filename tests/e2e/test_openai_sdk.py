@@ -294,3 +294,30 @@ def test_an_agent_hanging_up_mid_stream_leaves_no_money_held(
     assert records[-1]["outcome"] == "error"
     assert budget["spent_usd"] == pytest.approx(records[-1]["reserved_usd"])
     assert "Traceback" not in llm.daemon.log.read_text()
+
+
+def test_a_stream_the_service_refuses_costs_nothing(
+    llm: Airlock, openrouter: OpenRouterServer, token: str
+) -> None:
+    """OpenRouter answers a streamed call with an error status before any chunk (rate
+    limit, no credit, its own failure): nothing was generated, so nothing is counted."""
+    client = sdk(llm, token)
+    refusals: list[tuple[int, type[openai.APIStatusError]]] = [
+        (429, openai.RateLimitError),
+        (402, openai.APIStatusError),
+        (503, openai.InternalServerError),
+    ]
+    for status, error in refusals:
+        openrouter.fail("/chat/completions", status)
+        with pytest.raises(error):
+            client.chat.completions.create(
+                model="test/flat",
+                messages=HELLO,  # type: ignore[arg-type]
+                max_tokens=1000,
+                stream=True,
+            )
+    with llm.client() as plain:
+        budget = budget_of(plain)
+    assert (budget["spent_usd"], budget["reserved_usd"]) == (0, 0)
+    records = [e for e in audit(llm, "operation") if e.get("stream")]
+    assert [e["cost_usd"] for e in records] == [0, 0, 0]

@@ -204,3 +204,29 @@ def test_upstream_refusals_reach_the_agent_cleanly_and_never_the_key(
     assert "llm refused the credentials stored for it" in llm.daemon.log.read_text()
     assert "credentials add" not in bad_key.text
     assert len(audit(llm, "credentials_rejected")) == 1
+
+
+def test_a_call_the_service_took_but_never_answered_in_time_is_counted_at_its_reservation(
+    tmp_path: Path, openrouter: OpenRouterServer
+) -> None:
+    """The agent asks for an answer that takes longer than Airlock waits (a long answer of
+    a slow model): the service has the request and bills it, so the budget must count it,
+    or an agent could spend without end by asking for answers too slow to wait for."""
+    openrouter.reset()
+    airlock = start_llm(tmp_path / "slow", openrouter, config={"connector_host": {"timeout": 1}})
+    try:
+        with airlock.client() as client:
+            token = spend_session(airlock, client, 0.05)
+            openrouter.held = threading.Event()  # the model is still writing its answer
+            gave_up = chat(client, token, model="test/flat", max_tokens=1000)
+            openrouter.held.set()  # ... and finishes it, billed, after Airlock gave up
+            budget = budget_of(client)
+    finally:
+        airlock.stop()
+    assert gave_up.status_code == 504, gave_up.text
+    assert len(openrouter.spending_calls()) == 1
+    assert budget["spent_usd"] == pytest.approx(0.01)  # its worst case: 1000 tokens
+    assert budget["reserved_usd"] == 0
+    [record] = [e for e in audit(airlock, "operation") if e["op"] == "chat"]
+    assert record["outcome"] == "error"
+    assert record["cost_usd"] == pytest.approx(0.01)

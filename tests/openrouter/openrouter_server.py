@@ -15,6 +15,7 @@ import asyncio
 import json
 import math
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -101,6 +102,9 @@ class OpenRouterServer:
     report_cost: bool = True
     token_delay: float = 0.0
     """Seconds between streamed tokens."""
+    held: threading.Event | None = None
+    """While set to an event not yet set, an answer (JSON or stream) is held back after
+    the request is taken and billed: a model still thinking when the caller gives up."""
     calls: list[Call] = field(default_factory=list)
     faults: dict[str, list[Fault]] = field(default_factory=dict)
 
@@ -112,12 +116,17 @@ class OpenRouterServer:
         return f"{self.server.url}/api/v1"
 
     def close(self) -> None:
+        if self.held is not None:
+            self.held.set()
         self.server.close()
 
     def reset(self) -> None:
         """Back to the defaults, for the next test sharing this server."""
         self.answer_tokens, self.extra_tokens, self.token_delay = None, 0, 0.0
         self.cost_factor, self.report_cost = Decimal(1), True
+        if self.held is not None:
+            self.held.set()  # a call still held from the last test ends
+        self.held = None
         self.calls.clear()
         self.faults.clear()
 
@@ -187,6 +196,8 @@ class OpenRouterServer:
         limit = int(body.get("max_tokens") or 100)
         answer = min(limit, self.answer_tokens) if self.answer_tokens is not None else limit
         usage = self._usage(body, model, prompt, answer + self.extra_tokens)
+        if self.held is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.held.wait)
         base = {"id": f"gen-{secrets.token_hex(6)}", "created": int(time.time()), "model": model}
         if body.get("stream"):
             return await self._stream(request, base, answer + self.extra_tokens, usage)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from airlock.errors import ConnectorError
+from airlock.errors import ConnectorError, ServiceAnswerLost
 from airlock.testing import run
 from airlock_openrouter import _api
 from airlock_openrouter._api import OpenRouterApi
@@ -133,6 +133,7 @@ def test_a_certificate_the_machine_does_not_trust_is_refused(tmp_path: Path) -> 
 
     error = run(main())
     assert "unreachable" in error.message
+    assert not isinstance(error, ServiceAnswerLost)  # a spend call this ends costs nothing
     assert served == []  # the request, and the key in it, never left the TLS handshake
 
 
@@ -240,7 +241,9 @@ def test_a_service_that_stops_answering_is_a_timeout() -> None:
                 await api.aclose()
             return raised.value
 
-    assert "did not answer in time" in run(main()).message
+    error = run(main())
+    assert "did not answer in time" in error.message
+    assert isinstance(error, ServiceAnswerLost)  # the service has the request: it may bill it
 
 
 def test_a_compressed_answer_is_decoded_once() -> None:
@@ -302,7 +305,9 @@ def test_an_answer_over_16_mib_is_refused_even_when_it_comes_compressed() -> Non
             return await refusal(base)
 
     assert len(bomb) < 100_000
-    assert "over 16 MiB" in run(main()).message
+    error = run(main())
+    assert "over 16 MiB" in error.message
+    assert isinstance(error, ServiceAnswerLost)
 
 
 def test_an_error_answer_is_read_only_as_far_as_its_message_needs() -> None:
@@ -324,7 +329,9 @@ def test_an_error_answer_is_read_only_as_far_as_its_message_needs() -> None:
                 await api.aclose()
             return raised.value
 
-    assert run(main()).message == "OpenRouter failed: HTTP 500"
+    error = run(main())
+    assert error.message == "OpenRouter failed: HTTP 500"
+    assert not isinstance(error, ServiceAnswerLost)  # the service answered: refused
 
 
 @pytest.mark.parametrize("event", [b"data: " + b"a" * (2 << 20), b"data: a\n" * (300 << 10)])
@@ -359,6 +366,41 @@ def test_an_event_over_1_mib_ends_the_stream(event: bytes) -> None:
     seen, error = run(main())
     assert seen == [{"n": 1}]
     assert "over 1 MiB" in error.message
+    assert isinstance(error, ServiceAnswerLost)
+
+
+@pytest.mark.parametrize("tail", [b"", b'data: {"n": 2', b"data: [DONE]"])
+def test_a_stream_that_ends_before_done_is_an_answer_cut_short(tail: bytes) -> None:
+    """A service (or something on the way) that closes the stream early: the agent gets
+    an error, not an answer it would take for whole."""
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b'data: {"n": 1}\n\n' + tail)
+        await response.write_eof()
+        return response
+
+    async def main() -> tuple[list[dict[str, Any]], ConnectorError]:
+        async with serving({"/chat": events}) as base:
+            api = api_for(base)
+            seen: list[dict[str, Any]] = []
+
+            async def read_all() -> None:
+                async for item in api.stream("chat", {}):
+                    seen.append(item)
+
+            try:
+                with pytest.raises(ConnectorError) as raised:
+                    await read_all()
+            finally:
+                await api.aclose()
+            return seen, raised.value
+
+    seen, error = run(main())
+    assert seen == [{"n": 1}]
+    assert isinstance(error, ServiceAnswerLost)
+    assert "ended before [DONE]" in error.message
 
 
 def test_a_service_dripping_bytes_after_done_does_not_hold_the_call(

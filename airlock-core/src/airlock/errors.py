@@ -29,7 +29,8 @@
     ├── AuditError                the audit record could not be written (fail closed)
     ├── ConnectorError            the service failed or refused
     │   ├── ConnectorAuthError    the service rejected the credentials
-    │   ├── ConnectorTimeout      the operation took longer than allowed (504)
+    │   ├── ServiceAnswerLost     the call went out, its answer did not come back whole
+    │   │   └── ConnectorTimeout  the operation took longer than allowed (504)
     │   └── ServiceOutOfCredit    the account at the service has no money left (402)
     ├── NotifierError             a notifier could not reach its messenger (prompt not sent)
     ├── DaemonUnreachable         no daemon on the socket (exit 5)
@@ -219,7 +220,15 @@ class ConnectorAuthError(ConnectorError):
     code = "service_auth_failed"
 
 
-class ConnectorTimeout(ConnectorError):
+class ServiceAnswerLost(ConnectorError):
+    """The request reached the service (or may have) but its answer did not come back
+    whole: cut off, unreadable, or waited for too long. A spend call that ends so is
+    counted at its reservation, since the service may have billed it."""
+
+    code = "service_answer_lost"
+
+
+class ConnectorTimeout(ServiceAnswerLost):
     status = 504
     code = "service_timeout"
 

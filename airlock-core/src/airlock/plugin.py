@@ -66,6 +66,7 @@ if TYPE_CHECKING:
         NotFound,
         NotifierError,
         RateLimited,
+        ServiceAnswerLost,
         ServiceOutOfCredit,
         ServiceRateLimited,
     )
@@ -169,6 +170,7 @@ __all__ = [
     "RateLimited",
     "Reply",
     "ResultFilter",
+    "ServiceAnswerLost",
     "ServiceOutOfCredit",
     "ServicePermissions",
     "ServiceRateLimited",
@@ -235,6 +237,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "NotFound",
         "NotifierError",
         "RateLimited",
+        "ServiceAnswerLost",
         "ServiceOutOfCredit",
         "ServiceRateLimited",
     ),

@@ -34,6 +34,7 @@ from airlock.plugin import (
     ConnectorAuthError,
     ConnectorError,
     InvalidInput,
+    ServiceAnswerLost,
     ServiceOutOfCredit,
     ServiceRateLimited,
 )
@@ -140,12 +141,14 @@ class OpenRouterApi:
             raise ConnectorError(f"OpenRouter answered with a redirect (HTTP {response.status})")
 
     def _object(self, content: bytes) -> dict[str, Any]:
+        """A successful answer's JSON object (one that cannot be read was lost: the call
+        may have cost)."""
         try:
             data = json.loads(content)
         except ValueError:
-            raise ConnectorError("OpenRouter sent something that is not JSON") from None
+            raise ServiceAnswerLost("OpenRouter sent something that is not JSON") from None
         if not isinstance(data, dict):
-            raise ConnectorError("OpenRouter sent JSON that is not an object")
+            raise ServiceAnswerLost("OpenRouter sent JSON that is not an object")
         return data
 
     def _error(self, status: int, headers: Mapping[str, str], content: bytes) -> Exception:
@@ -175,15 +178,23 @@ class OpenRouterApi:
 _FAILURES = (aiohttp.ClientError, OSError)  # TimeoutError is an OSError
 
 
+_NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+"""Failures to connect: the request never left."""
+
+
 def _unreachable(exc: BaseException) -> ConnectorError:
     """The error for a request that failed on its way, by kind only: aiohttp's messages
     may quote the URL, and a proxy's may quote more. Nor does it keep *exc* as its
-    context: aiohttp's errors carry the request's headers, the key among them."""
+    context: aiohttp's errors carry the request's headers, the key among them. Once
+    connected, the request may have reached the service: its answer is lost
+    (:class:`ServiceAnswerLost`), and a spend call counted at its reservation."""
     exc.__context__ = exc.__cause__ = None
-    if isinstance(exc, TimeoutError):
-        error = ConnectorError(f"OpenRouter did not answer in time ({type(exc).__name__})")
-    else:
+    if isinstance(exc, _NOT_SENT):
         error = ConnectorError(f"OpenRouter unreachable: {type(exc).__name__}")
+    elif isinstance(exc, TimeoutError):
+        error = ServiceAnswerLost(f"OpenRouter did not answer in time ({type(exc).__name__})")
+    else:
+        error = ServiceAnswerLost(f"OpenRouter's answer was cut off: {type(exc).__name__}")
     error.__suppress_context__ = True
     return error
 
@@ -219,13 +230,14 @@ async def _read(response: aiohttp.ClientResponse, limit: int, *, cut: bool = Fal
         if len(body) > limit:
             if cut:
                 return bytes(body[:limit])
-            raise ConnectorError(f"OpenRouter's answer is over {limit >> 20} MiB")
+            raise ServiceAnswerLost(f"OpenRouter's answer is over {limit >> 20} MiB")
     return bytes(body)
 
 
 async def _events(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
     """The data of each server-sent event as it arrives, up to ``[DONE]`` (comments and
-    other fields skipped), no line or event over ``MAX_EVENT_BYTES``."""
+    other fields skipped), no line or event over ``MAX_EVENT_BYTES``. A stream that ends
+    before ``[DONE]`` was cut short: the agent must not take it for a whole answer."""
     pending = bytearray()
     data: list[bytes] = []
     size = 0
@@ -245,7 +257,8 @@ async def _events(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
                 yield payload
             # anything else: a comment (": OPENROUTER PROCESSING") or a field not used
         if len(pending) > MAX_EVENT_BYTES or size > MAX_EVENT_BYTES:
-            raise ConnectorError("OpenRouter sent an event over 1 MiB")
+            raise ServiceAnswerLost("OpenRouter sent an event over 1 MiB")
+    raise ServiceAnswerLost("OpenRouter's stream ended before [DONE]: the answer was cut short")
 
 
 async def _drain(content: aiohttp.StreamReader, read: int) -> None:

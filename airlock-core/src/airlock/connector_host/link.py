@@ -31,7 +31,7 @@ from airlock.connector_host.protocol import (
     frame,
     read_frame,
 )
-from airlock.errors import ConnectorError, ConnectorTimeout, PayloadTooLarge
+from airlock.errors import ConnectorError, ConnectorTimeout, PayloadTooLarge, ServiceAnswerLost
 
 __all__ = ["ChildHost", "HostLauncher", "HostLink", "SocketHost"]
 
@@ -376,7 +376,7 @@ class HostLink:
 
 def _answer(message: dict[str, Any] | None) -> dict[str, Any]:
     if message is None:
-        raise ConnectorError(
+        raise ServiceAnswerLost(
             "the connector host stopped while running this call; it is being restarted",
             hint="try again",
         )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from airlock.connector_host.client import PricedAnswer
-from airlock.errors import AirlockError, BudgetExhausted, ConnectorError
+from airlock.errors import AirlockError, BudgetExhausted, ConnectorError, ServiceAnswerLost
 from airlock.framework.connectors import OperationSpec
 from airlock.framework.policies import canonical_params
 from airlock.framework.spending import (
@@ -93,9 +93,10 @@ class PricedCalls:
             async for item in frames:
                 if isinstance(item, PricedAnswer):
                     answer = item
-        except AirlockError:
-            # The service refused or failed the call, and such answers cost nothing.
-            self._settle(reservation, None, facts, spent_nano=0)
+        except AirlockError as exc:
+            # Refused by the service (or the connector), the call cost nothing; its
+            # answer lost on the way back (a timeout, a cut), it may have cost.
+            self._settle(reservation, None, facts, spent_nano=_spent_by_refusal(exc))
             raise
         except BaseException:
             # Cut off (a crash in the connector, the client gone): it may have cost.
@@ -129,6 +130,7 @@ class PricedCalls:
         )
         charge: Charge | None = None
         chunks = 0
+        refused: int | None = None
         try:
             async for item in items:
                 if isinstance(item, Charge):
@@ -142,13 +144,19 @@ class PricedCalls:
                 elif isinstance(item, dict):
                     chunks += 1
                     yield item
+        except AirlockError as exc:
+            if not chunks and charge is None:  # nothing of an answer came: refused?
+                refused = _spent_by_refusal(exc)
+            raise
         finally:
             facts["chunks"] = chunks
             found = charge
             try:
                 await _close(items)
             finally:  # settled even when ending the call fails
-                self._settle(reservation, (lambda: found) if found else None, facts)
+                self._settle(
+                    reservation, (lambda: found) if found else None, facts, spent_nano=refused
+                )
 
     async def _open(
         self,
@@ -242,6 +250,12 @@ def _check_priced(service: Service, spec: OperationSpec) -> None:
     the gateway admitted the call, and the host validates them again)."""
     if not issubclass(service.connector, PricedConnector):
         raise ConnectorError(f"{service.name}.{spec.name} spends money but has no prices")
+
+
+def _spent_by_refusal(exc: AirlockError) -> int | None:
+    """0 when *exc* says the call was refused (it cost nothing); None when its answer was
+    lost on the way back (:class:`ServiceAnswerLost`: it may have cost its reservation)."""
+    return None if isinstance(exc, ServiceAnswerLost) else 0
 
 
 async def _close(items: AsyncIterator[Any]) -> None:
