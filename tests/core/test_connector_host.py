@@ -67,6 +67,9 @@ def _frame(obj: Any) -> bytes:
     return struct.pack(">I", len(payload)) + payload
 
 
+_DEEP = b'{"a":' + b"[" * 99_999 + b"]" * 99_999 + b"}"
+
+
 @pytest.mark.parametrize(
     "data",
     [
@@ -76,6 +79,7 @@ def _frame(obj: Any) -> bytes:
         struct.pack(">I", MAX_REQUEST_BYTES + 1),  # over the limit: never read
         struct.pack(">I", 3) + b"{x}",  # not JSON
         _frame([1, 2]),  # not an object
+        struct.pack(">I", len(_DEEP)) + _DEEP,  # nested too deeply for the parser
         _frame("text"),
     ],
 )

@@ -93,6 +93,8 @@ async def read_frame(reader: asyncio.StreamReader, limit: int) -> dict[str, Any]
         raise ChannelBroken("the channel closed inside a frame") from exc
     try:
         message = json.loads(payload)
+    except RecursionError:  # a few KiB of "[[[[" is enough: broken or hostile, like the rest
+        raise ChannelBroken("a frame is nested too deeply to read") from None
     except ValueError:
         raise ChannelBroken("a frame is not JSON") from None
     if not isinstance(message, dict):
