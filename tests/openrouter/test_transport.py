@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from airlock.errors import ConnectorError, ServiceAnswerLost
+from airlock.errors import ConnectorError, InvalidInput, ServiceAnswerLost
 from airlock.testing import run
 from airlock_openrouter import _api
 from airlock_openrouter._api import OpenRouterApi
@@ -473,3 +473,42 @@ def test_a_refused_proxy_is_not_quoted(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "HTTP proxies only" in error.message
     assert "alice" not in error.message
     assert "s3cret" not in error.message
+
+
+def test_a_service_echoing_the_key_does_not_pass_it_on() -> None:
+    """An error explanation, an answer or a streamed event that quotes the request's
+    ``Authorization`` header (a broken proxy, a provider's debug message) reaches the
+    agent without the key."""
+
+    def echo(request: web.Request) -> str:
+        return f"got header {request.headers['Authorization']}"
+
+    async def refuses(request: web.Request) -> web.Response:
+        return web.json_response({"error": {"message": echo(request)}}, status=400)
+
+    async def answers(request: web.Request) -> web.Response:
+        return web.json_response({"choices": [{"message": {"content": echo(request)}}]})
+
+    async def streams(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        event = json.dumps({"choices": [{"delta": {"content": echo(request)}}]})
+        await response.write(f"data: {event}\n\ndata: [DONE]\n\n".encode())
+        return response
+
+    async def main() -> list[str]:
+        routes = {"/refuses": refuses, "/answers": answers, "/streams": streams}
+        async with serving(routes) as base:
+            api = api_for(base)
+            try:
+                with pytest.raises(InvalidInput) as raised:
+                    await api.post("refuses", {})
+                answer = await api.post("answers", {})
+                events = [event async for event in api.stream("streams", {})]
+            finally:
+                await api.aclose()
+            return [json.dumps(raised.value.to_dict()), json.dumps(answer), json.dumps(events)]
+
+    seen = run(main())
+    assert all("got header Bearer " in text for text in seen)
+    assert not [text for text in seen if KEY in text]

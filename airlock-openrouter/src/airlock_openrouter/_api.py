@@ -13,7 +13,8 @@ kept, a proxy the environment names is used (``HTTPS_PROXY``, ``HTTP_PROXY`` or
 call, and what the service sends back is bounded. The API key
 travels only in the ``Authorization`` header of requests to ``api_base``; no message
 raised here quotes a URL, a header, a request body or the service's error text for an
-authentication failure (a service may echo part of the key back).
+authentication failure (a service may echo part of the key back), and the whole key, should
+any answer or error quote it back, is withheld from what is passed on.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class OpenRouterApi:
             "X-Title": "Airlock",
             "User-Agent": "airlock-openrouter",
         }
+        self._secret = api_key.encode()
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=timeout, sock_connect=CONNECT_SECONDS, sock_read=timeout
         )
@@ -140,11 +142,18 @@ class OpenRouterApi:
         if response.status >= 300:
             raise ConnectorError(f"OpenRouter answered with a redirect (HTTP {response.status})")
 
+    def _unquoted(self, content: bytes) -> bytes:
+        """*content* without the key, should the service quote it back (a proxy's or a
+        provider's message echoing the request's headers): nothing it sends passes it on."""
+        if self._secret in content:
+            return content.replace(self._secret, b"[key withheld]")
+        return content
+
     def _object(self, content: bytes) -> dict[str, Any]:
         """A successful answer's JSON object (one that cannot be read was lost: the call
         may have cost)."""
         try:
-            data = json.loads(content)
+            data = json.loads(self._unquoted(content))
         except ValueError:
             raise ServiceAnswerLost("OpenRouter sent something that is not JSON") from None
         if not isinstance(data, dict):
@@ -152,7 +161,7 @@ class OpenRouterApi:
         return data
 
     def _error(self, status: int, headers: Mapping[str, str], content: bytes) -> Exception:
-        text = _error_text(content)
+        text = _error_text(self._unquoted(content))
         if status in (401, 403):
             # The person fixes this, not the agent: no detail that could echo the key.
             return ConnectorAuthError(
