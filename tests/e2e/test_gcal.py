@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -242,3 +243,46 @@ def test_without_a_daemon_auth_stops_before_sending_the_person_to_google(
     assert refused.returncode == 5, refused.stderr
     assert "/auth?" not in refused.stderr
     assert google.state.last_auth_query == {}
+
+
+def test_a_strangers_invite_cannot_drive_the_persons_terminal(
+    start_airlock: Callable[..., Airlock], google: GoogleServer
+) -> None:
+    """`airlock run` prints the result as JSON: an invite's summary holding an 8-bit CSI
+    (U+009B, a control sequence for terminals that read C1 codes in UTF-8) or a bidi
+    override must reach the terminal escaped, and still decode to the same text."""
+    summary = "Lunch \u009b2J\u009b31mapprove all\u202egnp.exe\u2028forged line"
+    google.add_event(
+        ME,
+        summary=summary,
+        start={"dateTime": "2026-12-01T12:00:00+00:00"},
+        end={"dateTime": "2026-12-01T13:00:00+00:00"},
+    )
+    client_id, secret = google.client()
+    refresh = remember(google.grant(client_id))
+    airlock = start_airlock({"services": {"calendar": {"connector": "gcal", **google.settings()}}})
+    fields = f"client_id={client_id}\nclient_secret={secret}\nrefresh_token={refresh}\n"
+    added = airlock.cli("credentials", "add", "calendar", stdin=f"{airlock.phone.code()}\n{fields}")
+    assert added.returncode == 0, added.stderr
+
+    run = subprocess.Popen(
+        [sys.executable, "-m", "airlock", "run", "calendar", "list_events", "-p", json.dumps(WEEK)],
+        env=airlock.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    for _ in range(200):
+        pending = json.loads(airlock.cli("pending", "--json").stdout)
+        if pending:
+            break
+        time.sleep(0.1)  # the request's arrival, not a timing assumption of the test
+    assert pending, "the run asked for access"
+    airlock.cli("approve", pending[0]["code"], stdin=airlock.phone.code() + "\n")
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 0, err
+    for raw in ("\u009b", "\u202e", "\u2028"):
+        assert raw not in out, f"{raw!r} reached the terminal"
+    events = json.loads(out)["events"]
+    assert summary in [e["summary"] for e in events], "the JSON still says exactly it"

@@ -11,7 +11,7 @@ import typer
 
 from airlock.cli.client_support import WaitDisplay, read_totp, with_client
 from airlock.cli.context import CliState
-from airlock.cli.output import print_json, print_listing
+from airlock.cli.output import print_json, print_listing, readable_json
 from airlock.errors import InvalidInput, Unauthenticated
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ def register(app: typer.Typer) -> None:
             op = next((o for o in known.operations if o.name == operation), None) if known else None
             if op is not None and op.access == "write":
                 # A write is approved for this exact call and runs once; no session can run it.
-                shown = json.dumps(parsed, ensure_ascii=False, sort_keys=True)
+                shown = readable_json(parsed, indent=None, sort_keys=True)
                 sys.stderr.write(
                     f"{service}.{operation} {shown} changes your data: asking the person "
                     "to approve exactly this call\n"
@@ -220,4 +220,4 @@ def register(app: typer.Typer) -> None:
             return await client.call(service, operation, parsed, token=grant.token)
 
         out = with_client(state, go)
-        sys.stdout.write(json.dumps(out.result, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(readable_json(out.result) + "\n")

@@ -3,7 +3,7 @@
 Text for people goes through :func:`airlock.common.text.untrusted_line` (the prompt's own
 sanitiser): much of it (reasons, agent names, audit details, daemon messages) comes from
 the agent, and must not reach the terminal as escape sequences or forged lines. JSON is
-escaped by the encoder (``ensure_ascii``) and stays exact.
+escaped by the encoder (``ensure_ascii``, or :func:`readable_json`) and stays exact.
 """
 
 from __future__ import annotations
@@ -18,6 +18,23 @@ from airlock.errors import AirlockError
 T = TypeVar("T")
 CELL_LIMIT = 80
 MESSAGE_LIMIT = 500
+
+
+_UNSHOWN = ("Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn")
+"""What :func:`airlock.common.text.untrusted_line` blanks out: C1 codes, bidi overrides,
+line separators... JSON may carry them raw; a terminal would act on them."""
+
+
+def readable_json(data: Any, *, indent: int | None = 2, sort_keys: bool = False) -> str:
+    """*data* as JSON a person reads in a terminal: letters as they are (an accent is not
+    escaped), every character a terminal could act on escaped, so it decodes the same."""
+    import unicodedata
+
+    text = json.dumps(data, indent=indent, ensure_ascii=False, sort_keys=sort_keys)
+    return "".join(
+        json.dumps(c)[1:-1] if c >= "\x7f" and unicodedata.category(c) in _UNSHOWN else c
+        for c in text
+    )
 
 
 def print_json(data: Any) -> None:
