@@ -6,6 +6,7 @@ right; the audit has model, tokens and cost but not the prompt; the key leaks no
 from __future__ import annotations
 
 import threading
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -230,3 +231,24 @@ def test_a_call_the_service_took_but_never_answered_in_time_is_counted_at_its_re
     [record] = [e for e in audit(airlock, "operation") if e["op"] == "chat"]
     assert record["outcome"] == "error"
     assert record["cost_usd"] == pytest.approx(0.01)
+
+
+def test_a_service_reporting_an_absurd_cost_ends_the_budget_and_the_answer_still_arrives(
+    llm: Airlock, openrouter: OpenRouterServer
+) -> None:
+    """usage.cost of $10 trillion (a broken or hostile service): more than the state
+    database counts in one number. The call is settled (not left held), the budget is
+    spent, and the agent has the answer it was billed for."""
+    openrouter.cost_factor = Decimal("1e15")
+    with llm.client() as client:
+        token = spend_session(llm, client, 0.05)
+        billed = chat(client, token, model="test/flat", max_tokens=1000)
+        budget = budget_of(client)
+        refused = chat(client, token, model="test/flat", max_tokens=1000)
+    assert billed.status_code == 200, billed.text
+    assert (budget["left_usd"], budget["reserved_usd"]) == (0, 0)
+    assert budget["spent_usd"] > 0.05
+    assert refused.status_code == 402
+    [record, _] = [e for e in audit(llm, "operation") if e["op"] == "chat"]
+    assert record["outcome"] == "ok"
+    assert record["cost_usd"] == pytest.approx(1e13)  # what the service said, on record

@@ -43,7 +43,12 @@ from airlock.models import Access
 from airlock.settings.config import PermissionsConfig
 from airlock.state.store import StateStore
 
-__all__ = ["Budgets", "Reservation", "requested_budget"]
+__all__ = ["MOST_COUNTED_NANO", "Budgets", "Reservation", "requested_budget"]
+
+MOST_COUNTED_NANO = 10**18
+"""The most one call is counted as spent ($1,000,000,000): a cost reported above it (a
+broken service) still spends any budget, and the sum stays within the state database's
+integers (a larger one could not be stored, and the call would stay unsettled)."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +167,9 @@ class Budgets:
         return BudgetState(*found) if found is not None else None
 
     def settle(self, reservation: Reservation, spent_nano: int) -> BudgetState:
-        """Count *spent_nano* and release the reservation; the budget after it."""
+        """Count *spent_nano* (at most :data:`MOST_COUNTED_NANO`) and release the
+        reservation; the budget after it."""
+        spent_nano = min(spent_nano, MOST_COUNTED_NANO)
         if self._store.settle_budget(reservation.id, spent_nano):
             self._release(reservation, spent_nano=spent_nano)
         state = self.state(reservation.session_id)
