@@ -66,6 +66,9 @@ def seal(paths: AirlockPaths, passphrase: str) -> None:
 
     if lock_is_on(paths):
         raise AirlockError("the passphrase lock is already on", hint="`airlock unlock` opens it")
+    from airlock.connector_host.keys import plain_host_key
+
+    plain_host_key(paths.connectors_dir)  # a link planted there is refused before any step
     secret = load_secret(paths.totp_file)
     key = key_from(passphrase)
     Vault(sealed_file(paths), key).set(_ENTRY, {_FIELD: secret})
@@ -88,7 +91,8 @@ def _seal_connector_host_key(paths: AirlockPaths, key: PassphraseKey) -> None:
         return
     owner = directory.stat()
     if os.geteuid() == 0 and owner.st_uid != 0:
-        os.chown(directory / SEALED_KEY_FILE, owner.st_uid, owner.st_gid)
+        # Never through a link the host's user swapped in meanwhile (its directory).
+        os.chown(directory / SEALED_KEY_FILE, owner.st_uid, owner.st_gid, follow_symlinks=False)
 
 
 def reseal(paths: AirlockPaths, key: PassphraseKey, secret: str) -> None:
