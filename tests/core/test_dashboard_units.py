@@ -10,6 +10,7 @@ import pytest
 from airlock.dashboard.activity import BAR, HEIGHT, HOURS, chart
 from airlock.dashboard.address import ListenAddress, host_allowed, parse_listen
 from airlock.dashboard.audit_view import to_csv
+from airlock.dashboard.pages import VALUE_SHOWN, _params
 from airlock.errors import ConfigError
 from airlock.settings.config import AirlockConfig
 
@@ -129,3 +130,14 @@ def test_a_person_session_runs_no_operation_and_no_agent_can_ask_for_one(tmp_pat
         )
         with pytest.raises(Unauthenticated):
             SessionManager(store, SessionsConfig(), clock).authenticate(token, 1000)
+
+
+def test_a_write_shows_every_parameter_with_long_values_cut_each_on_its_own() -> None:
+    shown = _params({"body": "x" * 50_000, "to": "mallory@evil.example", "cc": ["a\u202eb"]})
+    lines = shown.splitlines()
+    assert [line.split(":")[0] for line in lines] == ['"body"', '"cc"', '"to"']
+    assert lines[0].startswith('"body": "' + "x" * (VALUE_SHOWN - 1))
+    assert lines[0].endswith(f"… ({50_002 - VALUE_SHOWN} more characters: airlock pending --json)")
+    assert lines[1] == '"cc": ["a\\u202eb"]'
+    assert lines[2] == '"to": "mallory@evil.example"'
+    assert shown.replace("…", "").isascii()

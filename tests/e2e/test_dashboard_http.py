@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import re
@@ -226,6 +227,24 @@ def test_agent_text_is_shown_escaped_and_approving_with_a_code_works(
     approved = [v for v in audit(airlock, "totp_verified") if v.get("request") == created["id"]]
     assert approved
     assert approved[0]["channel"] == "dashboard"
+
+
+def test_every_parameter_of_a_write_is_shown_however_long_the_others(
+    served: tuple[Airlock, str], person: Browser
+) -> None:
+    """Long values must not push a later parameter (where a message goes) off the page."""
+    airlock, _ = served
+    params = {"id": "1" * 200, "folder": "F" * 200, "to_folder": "Stolen\u202egro.live"}
+    operation = {"service": "mail", "name": "move", "params": params}
+    with airlock.client() as client:
+        created = airlock.request(client, operation=operation, reason="tidy up")
+    page = person.get("/pending").text
+    assert created["code"] in page
+    assert "1" * 200 in page
+    assert "F" * 200 in page
+    shown = html.unescape(page)
+    assert '"to_folder": "Stolen\\u202egro.live"' in shown  # all of it, the bidi visible
+    assert "\u202e" not in page
 
 
 def test_deny_from_the_dashboard(served: tuple[Airlock, str], person: Browser) -> None:

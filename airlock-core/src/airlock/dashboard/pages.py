@@ -29,6 +29,7 @@ EVENT_INTERVAL = 1.0
 KEEPALIVE_EVERY = 15
 # Each open page holds one stream; a bound keeps a runaway tab from holding the loop.
 MAX_STREAMS = 20
+VALUE_SHOWN = 2000
 DONE = {
     "approved": "Approved",
     "denied": "Denied",
@@ -113,9 +114,7 @@ def pending_rows(request: web.Request) -> list[dict[str, Any]]:
                 "services": ", ".join(r.services),
                 "access": r.access,
                 "operation": r.operation,
-                "params": json.dumps(r.operation.get("params", {}), sort_keys=True)
-                if r.operation
-                else "",
+                "params": _params(r.operation.get("params", {})) if r.operation else "",
                 "ttl": format_duration(r.ttl),
                 "budget": format_usd(r.budget_nano) if r.budget_nano is not None else "",
                 "reason": r.reason,
@@ -124,6 +123,21 @@ def pending_rows(request: web.Request) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _params(params: dict[str, Any]) -> str:
+    """Every parameter of a write on its own line, each value cut at VALUE_SHOWN
+    characters: a long value must not hide the next parameter (where a message goes).
+    ASCII JSON, so no control, bidi or zero-width character reaches the page: they show
+    as ``\\u202e``."""
+    lines = []
+    for key in sorted(params):
+        value = json.dumps(params[key], sort_keys=True, ensure_ascii=True)
+        if len(value) > VALUE_SHOWN:
+            more = len(value) - VALUE_SHOWN
+            value = f"{value[:VALUE_SHOWN]}… ({more} more characters: airlock pending --json)"
+        lines.append(f"{json.dumps(str(key), ensure_ascii=True)}: {value}")
+    return "\n".join(lines)
 
 
 def _done_message(request: web.Request) -> str:
