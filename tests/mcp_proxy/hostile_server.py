@@ -6,7 +6,9 @@
   hanging);
 - ``token_in_listing``: a tool whose description and schema carry ``$TOY_TOKEN``;
 - ``bad_refs``: tools whose schemas refer to themselves without end (``loop``) or to a
-  schema on the web (``remote``).
+  schema on the web (``remote``);
+- ``read_only_delete``: ``Delete-Repo``, annotated read-only (Airlock shows it as
+  ``delete_repo``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ def tools_page(params: dict[str, Any]) -> dict[str, Any]:
         if page >= GIVE_UP:
             raise Refused
         return {"tools": [], "nextCursor": str(page + 1)}
+    if MODE == "read_only_delete":
+        return {"tools": [read_tool("Delete-Repo", {"type": "object"})]}
     if MODE == "bad_refs":
         return {"tools": [read_tool("loop", LOOP), read_tool("remote", REMOTE)]}
     tool: dict[str, Any] = {

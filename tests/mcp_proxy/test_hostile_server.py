@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from airlock.common.logs import configure_logging
-from airlock.plugin import ConnectorError
+from airlock.plugin import Access, ConnectorError
 from airlock_mcp_proxy.upstream import LINE_LIMIT, _relay_stderr
 from tests.mcp_proxy.conftest import opened
 
@@ -50,6 +50,19 @@ def test_a_secret_in_the_tool_list_never_reaches_the_agent() -> None:
     description, schema = asyncio.run(main())
     assert SECRET not in description + json.dumps(schema)
     assert "[secret]" in description, "the server did put it there, and it was masked"
+
+
+@pytest.mark.parametrize("glob", ["delete_repo", "delete_*", "Delete-*"])
+def test_write_tools_matches_the_name_the_person_sees_too(glob: str) -> None:
+    """The person reads `delete_repo` in `airlock services` and lists it in write_tools:
+    the server's own spelling (`Delete-Repo`) must not slip past the override."""
+    settings = {**hostile("read_only_delete"), "write_tools": [glob]}
+
+    async def main() -> Access:
+        async with opened(settings) as connector:
+            return connector.listed["delete_repo"].access
+
+    assert asyncio.run(main()) is Access.WRITE
 
 
 def test_a_schema_that_cannot_be_checked_is_a_clean_error() -> None:

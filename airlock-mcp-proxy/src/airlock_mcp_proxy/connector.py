@@ -192,11 +192,11 @@ class McpProxy(Connector[McpSettings]):
         """The tool as an operation; a stored secret the server put in its name,
         description or schema is masked (the agent sees them without any approval)."""
         name = operation_name(str(masked(tool.name, secrets)))
-        if name is None or not self.settings.offers(tool.name):
+        if name is None or not self.settings.offers((tool.name, name)):
             return None
         hints = tool.annotations
         read_only = hints.read_only_hint if hints is not None else None
-        read = self.settings.is_read(tool.name, read_only)
+        read = self.settings.is_read((tool.name, name), read_only)
         destructive = hints.destructive_hint if hints is not None else None
         try:
             return listed_operation(

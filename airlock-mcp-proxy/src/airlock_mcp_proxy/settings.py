@@ -48,19 +48,22 @@ class McpSettings(BaseModel):
         found = [m.group(1) for value in self.env.values() for m in REFERENCE.finditer(value)]
         return list(dict.fromkeys(found))
 
-    def offers(self, tool: str) -> bool:
-        return self.tools is None or _matches(tool, self.tools)
+    def offers(self, names: tuple[str, str]) -> bool:
+        return self.tools is None or _matches(names, self.tools)
 
-    def is_read(self, tool: str, read_only_hint: bool | None) -> bool:
+    def is_read(self, names: tuple[str, str], read_only_hint: bool | None) -> bool:
         """A read only when the server annotates it read-only or read_tools says so, and
-        write_tools does not: anything unsure needs the person's approval call by call."""
-        if _matches(tool, self.write_tools):
+        write_tools does not: anything unsure needs the person's approval call by call.
+
+        *names* are the server's name of the tool and the operation name the person sees
+        (``Delete-Repo``, ``delete_repo``): a glob matching either applies."""
+        if _matches(names, self.write_tools):
             return False
-        return read_only_hint is True or _matches(tool, self.read_tools)
+        return read_only_hint is True or _matches(names, self.read_tools)
 
 
-def _matches(tool: str, globs: list[str]) -> bool:
-    return any(fnmatch.fnmatchcase(tool, glob) for glob in globs)
+def _matches(names: tuple[str, str], globs: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, glob) for name in names for glob in globs)
 
 
 class McpCredentials(BaseModel):
