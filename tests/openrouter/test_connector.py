@@ -22,7 +22,7 @@ from airlock.framework.spending import Charge, Meter, Quote
 from airlock.testing import run
 from airlock_openrouter.connector import OpenRouterConnector
 from tests.openrouter.conftest import connector_for
-from tests.openrouter.openrouter_server import OpenRouterServer
+from tests.openrouter.openrouter_server import MODELS, OpenRouterServer
 
 T = TypeVar("T")
 HELLO = [{"role": "user", "content": "Say hello in one word."}]
@@ -89,6 +89,34 @@ def test_the_worst_case_is_the_prompt_estimate_plus_max_tokens_at_the_model_pric
     # No max_tokens: the service's cap is the worst case (and is sent upstream).
     capped = quote(server, "chat", params, max_tokens=200)
     assert capped.facts["max_tokens"] == 200
+
+
+IMAGE = {"type": "image_url", "image_url": {"url": "https://example.org/cat.png"}}
+
+
+def test_a_prompt_with_an_image_is_reserved_as_the_whole_context_of_the_model(
+    server: OpenRouterServer,
+) -> None:
+    """An image (or audio, a file) is a few bytes of URL but may be thousands of tokens:
+    its prompt is reserved at the most the model reads, its context length (8192 here),
+    so calls sent side by side cannot spend many times the budget."""
+    parts = [{"type": "text", "text": "What is this?"}, IMAGE]
+    params = {"model": "test/cheap", "messages": [{"role": "user", "content": parts}]}
+    found = quote(server, "chat", {**params, "max_tokens": 50})
+    assert Decimal(str(found.usd)) == Decimal("0.000001") * 8192 + Decimal("0.000002") * 50
+    assert found.facts["prompt_tokens_est"] == 8192
+
+
+def test_a_prompt_with_an_image_for_a_model_of_unknown_context_is_refused(
+    server: OpenRouterServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [cheap] = [m for m in MODELS if m["id"] == "test/cheap"]
+    monkeypatch.delitem(cheap, "context_length")
+    params = {"model": "test/cheap", "messages": [{"role": "user", "content": [IMAGE]}]}
+    with pytest.raises(InvalidInput) as raised:
+        quote(server, "chat", params)
+    assert raised.value.field == "messages"
+    assert quote(server, "chat", {"model": "test/cheap", "messages": HELLO}).usd > 0
 
 
 def test_max_tokens_above_the_cap_is_refused_naming_the_field(server: OpenRouterServer) -> None:

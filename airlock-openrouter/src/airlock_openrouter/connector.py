@@ -1,9 +1,10 @@
 """The ``openrouter`` connector: OpenRouter's chat and embeddings within a budget.
 
 ``list_models`` and ``usage`` read; ``chat`` and ``embed`` spend. Before a spend call core
-asks :meth:`OpenRouterConnector.quote` for its worst case — the prompt's estimated tokens at
-the model's prompt price plus ``max_tokens`` at its answer price, from ``/models`` — and
-reserves it; afterwards :meth:`OpenRouterConnector.charge` gives the real cost, OpenRouter's
+asks :meth:`OpenRouterConnector.quote` for its worst case — the prompt's estimated tokens
+(the model's whole context with an image, audio or a file in it) at the model's prompt
+price plus ``max_tokens`` at its answer price, from ``/models`` — and reserves it;
+afterwards :meth:`OpenRouterConnector.charge` gives the real cost, OpenRouter's
 ``usage.cost`` (asked for with ``usage: {include: true}``) or, when absent, the tokens it
 counted at the listed prices. Models outside the ``models`` allow-list are refused before
 anything is sent.
@@ -176,6 +177,8 @@ class OpenRouterConnector(PricedConnector):
             price = await self._price(params.model)
             limit = self._max_tokens(params)
             prompt = estimate_tokens(_chat_size(params), len(params.messages))
+            if _has_media(params):
+                prompt = max(prompt, self._context_length(params.model))
             answers = limit * (params.n or 1)
             worst = price.cost(prompt, answers)
             facts = {"model": params.model, "max_tokens": limit, "prompt_tokens_est": prompt}
@@ -267,6 +270,20 @@ class OpenRouterConnector(PricedConnector):
             raise InvalidInput(f"model: {model!r} has no fixed price", field="model")
         return price
 
+    def _context_length(self, model: str) -> int:
+        """The most tokens *model* reads (from ``/models``, already fetched by ``_price``):
+        the worst case of a prompt whose size its bytes do not tell (images, audio)."""
+        info = self._catalogue.get(model)
+        length = info.context_length if info is not None else None
+        if not length or length < 0:
+            raise InvalidInput(
+                f"messages: model {model!r} has no known context length, so a prompt with "
+                "images, audio or files cannot be priced",
+                field="messages",
+                hint="send text only, or use a model that lists its context length",
+            )
+        return length
+
     def _charge_of(self, asked: str, answered: str, usage: Any) -> Charge:
         if not isinstance(usage, dict):
             raise ConnectorError("OpenRouter reported no usage for the call")
@@ -316,6 +333,17 @@ def _chat_size(params: ChatParams) -> int:
     for message in params.messages:
         parts += [message.content or "", message.tool_calls or [], message.name or ""]
     return prompt_size(parts)
+
+
+def _has_media(params: ChatParams) -> bool:
+    """Whether a message has a part other than text (an image, audio, a file): a few bytes
+    of URL or reference that the model may read as thousands of tokens."""
+    return any(
+        not isinstance(part, dict) or part.get("type") != "text"
+        for message in params.messages
+        if isinstance(message.content, list)
+        for part in message.content
+    )
 
 
 def _has_content(chunk: dict[str, Any]) -> bool:
