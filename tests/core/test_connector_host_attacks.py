@@ -1,20 +1,32 @@
 """The connector host attacked from outside the protocol: by another local user who can
 write the directory the daemon was started in, and by a compromised host that plants
-links in its own directory for root to follow.
+links in its own directory for root to follow or answers in shapes the core did not ask
+for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from pathlib import Path
+from typing import Any
 
 import pyotp
 import pytest
+from tests.core.gateway_fixtures import Toolbox
 
+from airlock.connector_host.client import ConnectorHost
 from airlock.connector_host.keys import SEALED_KEY_FILE, HostKeys
-from airlock.connector_host.link import ChildHost, HostLink
-from airlock.errors import AirlockError
+from airlock.connector_host.link import ChildHost, HostLink, Streams
+from airlock.connector_host.protocol import (
+    MAX_ANSWER_BYTES,
+    MAX_REQUEST_BYTES,
+    read_frame,
+    write_frame,
+)
+from airlock.errors import AirlockError, ConnectorError
+from airlock.gateway.services import Service
 from airlock.passphrase import key_from, lock_is_on, seal
 from airlock.security.totp import save_secret
 from airlock.security.vault import Vault
@@ -75,3 +87,72 @@ def test_sealing_the_hosts_key_does_not_read_a_link_the_host_planted(tmp_path: P
         assert secret not in opened, "root sealed the TOTP secret for the connector host"
         pytest.fail("a key was sealed from a planted link")
     assert os.readlink(planted) == str(paths.totp_file)
+
+
+class _Scripted:
+    """A compromised host: answers every request ``ok`` with what the test scripted for
+    its kind (well-formed frames, ill-shaped contents)."""
+
+    def __init__(self, answers: dict[str, dict[str, Any]]) -> None:
+        self.answers = answers
+        self.serving: asyncio.Task[None] | None = None
+
+    async def connect(self) -> Streams:
+        ours, theirs = socket.socketpair()
+        reader, writer = await asyncio.open_unix_connection(sock=theirs)
+        self.serving = asyncio.create_task(self._serve(reader, writer))
+        return await asyncio.open_unix_connection(sock=ours)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            message = await read_frame(reader, MAX_REQUEST_BYTES)
+            if "id" in message:
+                ok = self.answers.get(str(message.get("kind")), {})
+                write_frame(writer, {"id": message["id"], "ok": ok}, MAX_ANSWER_BYTES)
+
+    async def restart(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        if self.serving is not None:
+            self.serving.cancel()
+
+
+@pytest.mark.parametrize(
+    ("kind", "ok"),
+    [
+        ("listed", {"operations": {"add": "a dict, not a list"}}),
+        ("listed", {"operations": 7}),
+        ("check", {"check": ["not", "an", "object"]}),
+        ("stored", {"services": {"mail": 3}}),
+        ("remove_credentials", {"fields": 12}),
+        ("close_idle", {"closed": None}),
+    ],
+)
+def test_an_ill_shaped_answer_from_the_host_is_a_clean_service_error(
+    kind: str, ok: dict[str, Any]
+) -> None:
+    """Each answer the core reads beyond a result model has its shape checked: a host
+    that answers a list where an object belongs is a 502 ``service_error``, never a
+    TypeError (a 500 "internal error") in the core."""
+    toolbox = Service("tools", Toolbox, Toolbox.parse_settings({}, service="tools"))
+
+    async def ask() -> None:
+        host = ConnectorHost(HostLink(_Scripted({kind: ok}), timeout=5), {"tools": toolbox})
+        try:
+            await host.link.request("ping")  # connected, as a daemon's link is
+            if kind == "listed":
+                await host.listed("tools")
+            elif kind == "check":
+                await host.check("tools")
+            elif kind == "stored":
+                await host.stored()
+            elif kind == "remove_credentials":
+                await host.remove_credentials("tools")
+            else:
+                await host.close_idle(keep=set(), idle_seconds=1)
+        finally:
+            await host.link.close()
+
+    with pytest.raises(ConnectorError, match="connector host"):
+        asyncio.run(ask())

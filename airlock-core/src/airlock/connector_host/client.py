@@ -45,6 +45,22 @@ PricedItem = Quote | dict[str, Any] | Meter | Charge | PricedAnswer
 """What a priced call's request yields (see :meth:`ConnectorHost.priced`)."""
 
 
+def _list(answer: Mapping[str, Any], key: str) -> list[Any]:
+    """The list the host answered under *key* (missing: empty); any other shape is the
+    host breaking the protocol, a service error, not a TypeError here."""
+    found = answer.get(key, [])
+    if not isinstance(found, list):
+        raise ConnectorError(f"the connector host sent a malformed answer ({key})")
+    return found
+
+
+def _object(answer: Mapping[str, Any], key: str) -> dict[str, Any]:
+    found = answer.get(key) or {}
+    if not isinstance(found, dict):
+        raise ConnectorError(f"the connector host sent a malformed answer ({key})")
+    return found
+
+
 def _model(model: type[BaseModel], data: Any, what: str) -> Any:
     try:
         return model.model_validate(data)
@@ -79,7 +95,7 @@ class ConnectorHost:
         if name not in self._listed:
             answer = await self.link.request("listed", service=name)
             found: dict[str, OperationSpec] = {}
-            for item in answer.get("operations", [])[:1000]:
+            for item in _list(answer, "operations")[:1000]:
                 try:
                     spec = listed_operation(
                         name=item["name"],
@@ -168,7 +184,7 @@ class ConnectorHost:
 
     async def check(self, service: str) -> dict[str, Any]:
         answer = await self.link.request("check", service=service)
-        return dict(answer.get("check") or {})
+        return _object(answer, "check")
 
     async def discard(self, service: str) -> None:
         """Close the service's open connector (new credentials, a failed call)."""
@@ -180,7 +196,7 @@ class ConnectorHost:
         if not self.link.connected:
             return []
         answer = await self.link.request("close_idle", keep=sorted(keep), idle_seconds=idle_seconds)
-        return [str(name) for name in answer.get("closed", [])]
+        return [str(name) for name in _list(answer, "closed")]
 
     # -- credentials (they never stay in the core) ------------------------------------
 
@@ -205,12 +221,10 @@ class ConnectorHost:
     async def remove_credentials(self, service: str) -> list[str]:
         answer = await self.link.request("remove_credentials", service=service)
         self._listed.pop(service, None)
-        return [str(f) for f in answer.get("fields", [])]
+        return [str(f) for f in _list(answer, "fields")]
 
     async def stored(self) -> dict[str, list[str]]:
         """Services with credentials in the host's vault, and their fields' names."""
         answer = await self.link.request("stored")
-        services = answer.get("services", {})
-        if not isinstance(services, dict):
-            return {}
-        return {str(n): [str(f) for f in fields] for n, fields in services.items()}
+        services = _object(answer, "services")
+        return {str(n): [str(f) for f in _list(services, n)] for n in services}
