@@ -192,7 +192,7 @@ class BotApiServer:
 
     async def _api_sendMessage(self, payload: dict[str, Any]) -> Any:
         chat_id = payload.get("chat_id")
-        if chat_id not in (PERSON, GROUP_CHAT):
+        if chat_id not in (PERSON, STRANGER, GROUP_CHAT):  # each wrote to the bot
             raise ApiError(400, "Bad Request: chat not found")
         text = str(payload.get("text") or "")
         visible = visible_text(text, payload.get("parse_mode"))

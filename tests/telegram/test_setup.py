@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import yaml
 
 from airlock_notify_telegram._setup import TEST_MESSAGE
 from tests.notifier_harness.daemon import NotifierDaemon, collect, request
-from tests.telegram.bot_api_server import PERSON, BotApiServer
+from tests.telegram.bot_api_server import PERSON, STRANGER, BotApiServer
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def test_setup_finds_the_person_stores_the_token_and_writes_the_config(
     result = setup(daemon, bot_api, "--write-config")
     assert result.returncode == 0, result.stderr
     output = result.stdout
-    assert f"found you: @u{PERSON}, user id {PERSON}, chat id {PERSON}" in output
+    assert f"found you: 'P' (@u{PERSON}), user id {PERSON}, chat id {PERSON}" in output
     assert "the token works: @airlock_test_bot" in output
     (greeting,) = bot_api.sent()
     assert (greeting["chat"]["id"], greeting["text"]) == (PERSON, TEST_MESSAGE)
@@ -97,6 +98,27 @@ def test_without_write_config_it_prints_the_yaml_to_paste(
     assert "--write-config" in output
     assert shared_daemon.paths.config_file.read_text() == before
     assert shared_daemon.vault.get("telegram") == {"bot_token": bot_api.token}
+
+
+def test_a_stranger_named_like_your_username_is_shown_as_a_name_without_one(
+    shared_daemon: NotifierDaemon, bot_api: BotApiServer
+) -> None:
+    """A /start from someone without a username, whose first name is "@" + yours: the
+    line asking "is that you?" must not show it as your username."""
+    bot_api.push_raw(
+        {
+            "message": {
+                "message_id": 1,
+                "from": {"id": STRANGER, "is_bot": False, "first_name": f"@u{PERSON}"},
+                "chat": {"id": STRANGER, "type": "private"},
+                "date": int(time.time()),
+                "text": "/start",
+            }
+        }
+    )
+    result = setup(shared_daemon, bot_api)
+    assert f"found you: '@u{PERSON}' (no username), user id {STRANGER}" in result.stdout
+    assert f"found you: @u{PERSON}" not in result.stdout
 
 
 def test_a_malformed_token_is_refused_without_echoing_it(

@@ -165,8 +165,10 @@ def _person_in(update: dict[str, Any]) -> Person | None:
         return None
     if not isinstance(chat.get("id"), int) or not isinstance(sender.get("id"), int):
         return None
+    # Someone else's text: no terminal escapes, one short line. The first name is
+    # anyone's choice ("@" + your username, say), so it is quoted as a name and the
+    # username, which Telegram keeps unique, is said apart (or that there is none).
+    first = untrusted_line(str(sender.get("first_name") or ""), 64)
     handle = sender.get("username")
-    name = f"@{handle}" if handle else str(sender.get("first_name") or "you")
-    # Someone else's text: no terminal escapes, one short line.
-    name = untrusted_line(name, 64)
-    return Person(chat_id=chat["id"], user_id=sender["id"], name=name)
+    username = f"@{untrusted_line(handle, 40)}" if isinstance(handle, str) else "no username"
+    return Person(chat_id=chat["id"], user_id=sender["id"], name=f"{first!r} ({username})")
