@@ -148,3 +148,56 @@ def test_a_second_call_waits_for_the_first_ones_quote_and_then_gets_what_is_left
     state = budgets.state("ses_a")
     assert state is not None
     assert (state.spent_nano, state.reserved_nano) == (2 * nano_usd("0.002"), 0)
+
+
+class EarlyReport(Host):
+    """A service that reports usage as it goes (a running count in its first chunk), not
+    only at the end."""
+
+    async def priced(  # type: ignore[override]
+        self, service: str, spec: OperationSpec, params: Mapping[str, Any], **kw: Any
+    ) -> AsyncIterator[Quote | dict[str, Any] | Charge]:
+        yield Quote(usd=self.worst)
+        yield {"text": "4"}
+        yield Charge(usd=0.0001)  # the cost so far: one token
+        yield {"text": "2"}
+        yield Charge(usd=0.002)
+
+
+def test_a_stream_cut_short_is_counted_at_its_reservation_not_at_a_cost_reported_so_far(
+    store: StateStore,
+) -> None:
+    """The agent hangs up after the first chunk: the service may go on answering (and
+    billing) to max_tokens, so a running count reported on the way is not the cost."""
+    budgets = Budgets(store, FakeClock(0))
+    budgets.open("ses_a", 10 * CENT)
+    facts: dict[str, Any] = {}
+
+    async def hang_up() -> None:
+        chunks = PricedCalls(budgets).stream(
+            cast(ConnectorHost, EarlyReport([], worst=0.01)),
+            SERVICE,
+            SPEC,
+            {"prompt": "?"},
+            "ses_a",
+            facts,
+        )
+        assert await anext(chunks) == {"text": "4"}
+        assert await anext(chunks) == {"text": "2"}  # the running count came in between
+        await chunks.aclose()  # type: ignore[attr-defined]
+
+    asyncio.run(hang_up())
+    state = budgets.state("ses_a")
+    assert state is not None
+    assert (state.spent_nano, state.reserved_nano) == (CENT, 0)
+    assert facts["cost_usd"] == 0.01
+
+
+def test_a_whole_stream_is_counted_at_its_last_report(store: StateStore) -> None:
+    budgets = Budgets(store, FakeClock(0))
+    budgets.open("ses_a", 10 * CENT)
+    host = EarlyReport([], worst=0.01)
+    assert asyncio.run(drain(PricedCalls(budgets), host, [])) == [{"text": "4"}, {"text": "2"}]
+    state = budgets.state("ses_a")
+    assert state is not None
+    assert (state.spent_nano, state.reserved_nano) == (nano_usd("0.002"), 0)

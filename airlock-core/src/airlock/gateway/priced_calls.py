@@ -131,6 +131,7 @@ class PricedCalls:
         charge: Charge | None = None
         chunks = 0
         refused: int | None = None
+        whole = False
         try:
             async for item in items:
                 if isinstance(item, Charge):
@@ -144,13 +145,16 @@ class PricedCalls:
                 elif isinstance(item, dict):
                     chunks += 1
                     yield item
+            whole = True
         except AirlockError as exc:
             if not chunks and charge is None:  # nothing of an answer came: refused?
                 refused = _spent_by_refusal(exc)
             raise
         finally:
             facts["chunks"] = chunks
-            found = charge
+            # Cut short, the service may go on answering (and billing) to its worst case:
+            # a cost reported on the way is only a count so far.
+            found = charge if whole or charge is None or nano_usd(charge.usd) > worst else None
             try:
                 await _close(items)
             finally:  # settled even when ending the call fails
@@ -237,7 +241,7 @@ class PricedCalls:
                 spent_nano = nano_usd(charge.usd)
                 facts.update(charge.facts)
             else:
-                facts["cost_from"] = "reservation (no usage reported)"
+                facts["cost_from"] = "reservation (no final usage reported)"
         if spent_nano > reservation.amount_nano:
             facts["over_reservation"] = True
         facts["cost_usd"] = usd(spent_nano)
