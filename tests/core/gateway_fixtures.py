@@ -110,6 +110,8 @@ class Toolbox(Connector):
     listings = 0
     opens = 0
     broken = False
+    add_access = Access.READ
+    """What ``add`` is listed as (a server's next start may say otherwise)."""
 
     async def open(self) -> None:
         Toolbox.opens += 1
@@ -122,7 +124,7 @@ class Toolbox(Connector):
         return [
             listed_operation(
                 name="add",
-                access=Access.READ,
+                access=Toolbox.add_access,
                 input_schema=CALC_SCHEMA,
                 result=ToolResult,
                 description="Add two integers.\nMore text the listing leaves out.",
@@ -138,6 +140,8 @@ class Toolbox(Connector):
 
     async def run_listed(self, spec: OperationSpec, arguments: dict[str, Any]) -> BaseModel:
         if spec.name == "add":
+            if spec.access is not Access.READ:
+                NOTES["add"] = "written"
             return ToolResult(text=str(arguments["a"] + arguments["b"]))
         NOTES["stash"] = arguments["text"]
         return ToolResult(text="stashed")

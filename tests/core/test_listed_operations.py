@@ -14,7 +14,7 @@ from test_approvals import ME, approved, ask, audit_events, run
 from airlock.api import OperationRef
 from airlock.common.clock import FakeClock
 from airlock.daemon.runtime import Runtime
-from airlock.errors import ApprovalRequired, InvalidInput
+from airlock.errors import ApprovalRequired, ConnectorError, Forbidden, InvalidInput
 from airlock.framework.connectors import Access, listed_operation
 from airlock.json_schema import check_json
 
@@ -76,6 +76,33 @@ def test_a_listed_write_runs_once_with_its_own_approval(tmp_path: Path) -> None:
         assert NOTES["stash"] == "a"
         with pytest.raises(ApprovalRequired):
             await runtime.gateway.run(grant.token, ME, "tools", "stash", {"text": "a"})
+
+    run(tmp_path, scenario, **TOOLS)
+
+
+def test_an_operation_listed_again_as_a_write_does_not_run_in_a_read_session(
+    tmp_path: Path,
+) -> None:
+    """The daemon keeps what a service listed; the server, started again later (a new
+    version fetched by npx, say), now lists `add` as a write: the read session that ran
+    it before must not run it now without the person's approval of the call."""
+
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        token = await session(runtime, totp, clock)
+        await runtime.gateway.run(token, ME, "tools", "add", {"a": 2, "b": 3})
+        await runtime.gateway.host.close_idle(keep=set(), idle_seconds=0)
+        Toolbox.add_access = Access.WRITE
+        try:
+            with pytest.raises(ConnectorError, match="no longer a read"):
+                await runtime.gateway.run(token, ME, "tools", "add", {"a": 2, "b": 3})
+            with pytest.raises(Forbidden, match="read-only"):
+                await runtime.gateway.run(token, ME, "tools", "add", {"a": 2, "b": 3})
+            listing = await runtime.service_list()
+        finally:
+            Toolbox.add_access = Access.READ
+        assert "add" not in NOTES, "nothing ran as a write"
+        (tools,) = [s for s in listing.services if s.name == "tools"]
+        assert {op.name: op.access for op in tools.operations}["add"] is Access.WRITE
 
     run(tmp_path, scenario, **TOOLS)
 

@@ -131,14 +131,22 @@ class ConnectorHost:
         *,
         budget: BudgetState | None = None,
     ) -> BaseModel:
-        """The operation's result, validated again here."""
-        answer = await self.link.request(
-            "call",
-            service=service,
-            operation=spec.name,
-            params=dict(params),
-            budget=_budget(budget),
-        )
+        """The operation's result, validated again here. The host is told the access
+        it was allowed as, and refuses a call its connector now lists as more (a server
+        started again that lists the tool as a write); a failed call forgets what the
+        service listed, so the next one asks it again."""
+        try:
+            answer = await self.link.request(
+                "call",
+                service=service,
+                operation=spec.name,
+                params=dict(params),
+                budget=_budget(budget),
+                access=spec.access.value,
+            )
+        except ConnectorError:
+            self._listed.pop(service, None)
+            raise
         result: BaseModel = _model(
             spec.result, answer.get("result"), f"{service}.{spec.name}'s result"
         )

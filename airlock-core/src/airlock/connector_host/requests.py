@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from airlock.errors import InvalidInput
-from airlock.framework.connectors import OperationSpec
+from airlock.errors import ConnectorError, InvalidInput
+from airlock.framework.connectors import Access, OperationSpec
 from airlock.framework.spending import BudgetState
 
 MAX_FIELDS = 32
@@ -35,6 +35,17 @@ def object_field(message: Mapping[str, Any], key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidInput(f"{key!r} must be an object", field=key)
     return value
+
+
+def still_a_read(message: Mapping[str, Any], service: str, spec: OperationSpec) -> None:
+    """A ConnectorError when the core allowed the call as a read (``access``) but the
+    connector, opened again since, now lists the operation as more: the core's listing
+    is older (an MCP server started again lists the tool as a write)."""
+    if message.get("access") == Access.READ.value and spec.access is not Access.READ:
+        raise ConnectorError(
+            f"{service}.{spec.name} is listed as a {spec.access.value} now, no longer a read",
+            hint="call it again: it needs the person's approval",
+        )
 
 
 def listed_spec(spec: OperationSpec) -> dict[str, Any]:

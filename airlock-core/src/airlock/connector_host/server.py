@@ -39,6 +39,7 @@ from airlock.connector_host.requests import (
     listed_spec,
     object_field,
     result_json,
+    still_a_read,
     text_field,
 )
 from airlock.errors import (
@@ -258,6 +259,7 @@ class HostServer:
 
     async def _call(self, message: dict[str, Any]) -> dict[str, Any]:
         async with self._operation(message) as (service, connector, spec, params):
+            still_a_read(message, service.name, spec)
             result = await self._result(service, connector, spec, params, message)
         return {"result": result_json(result)}
 
