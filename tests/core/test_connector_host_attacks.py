@@ -156,3 +156,19 @@ def test_an_ill_shaped_answer_from_the_host_is_a_clean_service_error(
 
     with pytest.raises(ConnectorError, match="connector host"):
         asyncio.run(ask())
+
+
+def test_root_does_not_read_a_core_file_through_a_link_when_it_seals(tmp_path: Path) -> None:
+    """The same from the core's side: ``/var/lib/airlock`` is the core's user's, which may
+    make ``totp.key`` a link to a file only root reads. Sealing read it through the link
+    and sealed it as the "secret" for the core to open with the passphrase."""
+    paths = resolve_paths({"AIRLOCK_HOME": str(tmp_path / "home")})
+    paths.ensure_data_dirs()
+    roots_only = tmp_path / "shadow"
+    roots_only.write_text("root:$6$not-for-the-daemon$:19000:0:99999:7:::\n")
+    paths.totp_file.symlink_to(roots_only)
+
+    with pytest.raises(AirlockError, match="not a plain file"):
+        seal(paths, "correct horse")
+    assert not lock_is_on(paths)
+    assert not (paths.data_dir / "totp.sealed").exists(), "root sealed a file it was led to"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from pathlib import Path
 
 PRIVATE_FILE = 0o600
@@ -80,3 +81,29 @@ def atomic_write_private(path: Path, data: bytes) -> None:
     os.close(fd)
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+class NotAPlainFile(OSError):
+    """A secret's file is a link, a device, a FIFO or has a second name."""
+
+
+def read_plain_file(path: Path, limit: int, *, one_name: bool = False) -> bytes:
+    """The bytes of the regular file *path* (at most *limit*), never read through a link:
+    root reads files in directories a service user owns, who could point a link at
+    ``/etc/shadow``, or at another service's secret, for root to read and seal.
+    ``FileNotFoundError`` when it is absent; :class:`NotAPlainFile` when it is a link or
+    not a regular file, larger than *limit*, or (with *one_name*) hard-linked."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError:  # ELOOP: the name is a link
+        raise NotAPlainFile(f"{path} is not a plain file (a link?)") from None
+    with os.fdopen(fd, "rb") as handle:
+        found = os.fstat(handle.fileno())
+        if not stat.S_ISREG(found.st_mode) or (one_name and found.st_nlink != 1):
+            raise NotAPlainFile(f"{path} is not a plain file (a link?)")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise NotAPlainFile(f"{path} is larger than a secret's file")
+    return data

@@ -8,12 +8,16 @@ starts locked until the core passes on the passphrase ``airlock unlock`` receive
 
 from __future__ import annotations
 
-import os
 import secrets
-import stat
 from pathlib import Path
 
-from airlock.common.files import atomic_write_private, ensure_private_dir, fsync_dir
+from airlock.common.files import (
+    NotAPlainFile,
+    atomic_write_private,
+    ensure_private_dir,
+    fsync_dir,
+    read_plain_file,
+)
 from airlock.errors import AirlockError
 from airlock.security.vault import PassphraseKey, StoredKey, Vault
 
@@ -58,9 +62,6 @@ class HostKeys:
         return StoredKey(sealed.get(_ENTRY)[_FIELD])
 
 
-_KEY_LIMIT = 4096
-
-
 def plain_host_key(directory: Path) -> str | None:
     """The plain key in *directory*, None when there is none. In isolated mode root reads
     it from a directory the host's user owns, where a compromised host may have put a
@@ -68,29 +69,14 @@ def plain_host_key(directory: Path) -> str | None:
     it: only a plain file of one name is read."""
     path = directory / KEY_FILE
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        return read_plain_file(path, 4096, one_name=True).decode("ascii")
     except FileNotFoundError:
         return None
-    except OSError:
-        raise _not_plain(path) from None
-    with os.fdopen(fd, "rb") as handle:
-        found = os.fstat(handle.fileno())
-        if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1:
-            raise _not_plain(path)
-        data = handle.read(_KEY_LIMIT + 1)
-    try:
-        if len(data) > _KEY_LIMIT:
-            raise ValueError(path)
-        return data.decode("ascii")
-    except ValueError:
-        raise _not_plain(path) from None
-
-
-def _not_plain(path: Path) -> AirlockError:
-    return AirlockError(
-        f"{path} is not a plain file of the connector host's key (a link?): not sealing it",
-        hint="check what put it there (the connector host may be compromised)",
-    )
+    except (NotAPlainFile, UnicodeDecodeError):
+        raise AirlockError(
+            f"{path} is not a plain file of the connector host's key (a link?): not sealing it",
+            hint="check what put it there (the connector host may be compromised)",
+        ) from None
 
 
 def seal_host_key(directory: Path, key: PassphraseKey) -> bool:

@@ -43,8 +43,20 @@ import pyotp
 from pydantic import SecretStr
 
 from airlock.common.clock import Clock
-from airlock.common.files import atomic_write_private, ensure_private_dir, fsync_dir
-from airlock.errors import ApprovalsLocked, CodeAlreadyUsed, InvalidCode, NotEnrolled
+from airlock.common.files import (
+    NotAPlainFile,
+    atomic_write_private,
+    ensure_private_dir,
+    fsync_dir,
+    read_plain_file,
+)
+from airlock.errors import (
+    AirlockError,
+    ApprovalsLocked,
+    CodeAlreadyUsed,
+    InvalidCode,
+    NotEnrolled,
+)
 from airlock.settings.config import ApprovalsConfig, TotpConfig
 from airlock.settings.durations import format_duration
 from airlock.state.store import StateStore
@@ -99,9 +111,14 @@ def qr_text(uri: str) -> str:
 def load_secret(path: Path) -> str:
     """The enrolled secret; ``NotEnrolled`` when there is none yet."""
     try:
-        text = path.read_text(encoding="ascii").strip()
+        text = read_plain_file(path, 4096).decode("ascii").strip()
     except FileNotFoundError:
         raise NotEnrolled() from None
+    except (NotAPlainFile, UnicodeDecodeError):
+        raise AirlockError(
+            f"{path} is not a plain file of a TOTP secret (a link?): not using it",
+            hint="check what put it there; enrol again with `airlock totp setup`",
+        ) from None
     if not text:
         raise NotEnrolled(f"{path} is empty")
     return text
