@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from daemon_harness import Airlock, leaked_secrets, needs_root, remember
+from dashboard_support import Browser, dashboard_url
 
 LAUNCHER = Path(__file__).with_name("clocked_serve.py")
 
@@ -312,7 +313,10 @@ def full_disk(tmp_path: Path) -> Iterator[tuple[Airlock, Callable[[], None], Cal
     needs_root("needs root to mount a small tmpfs over the audit directory")
     # Small files, so the test can start a fresh audit.jsonl right before filling the
     # disk: a file's last page may still have room, a new file needs a new page.
-    airlock = Airlock(tmp_path / "home", overrides={"audit": {"rotate_bytes": 4096}})
+    airlock = Airlock(
+        tmp_path / "home",
+        overrides={"audit": {"rotate_bytes": 4096}, "dashboard": {"listen": "127.0.0.1:0"}},
+    )
     audit_dir = airlock.paths.audit_dir
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", str(audit_dir)],
@@ -398,6 +402,43 @@ def test_with_the_audit_disk_full_nothing_changes_and_the_answer_says_so(
     assert verify.returncode == 0, verify.stdout + verify.stderr
     issued = {r["request"] for r in audit(airlock, "session_issued")}
     assert to_collect["id"] in issued
+
+
+def test_with_the_audit_disk_full_the_dashboard_ends_no_session_and_says_why(
+    full_disk: tuple[Airlock, Callable[[], None], Callable[[], None]],
+) -> None:
+    """Logging out and revoking on the dashboard, like the API: no record, no change, and
+    a clear 503 (not a 500)."""
+    airlock, fill, empty = full_disk
+    person = Browser(dashboard_url(airlock))
+    assert person.login(airlock.phone.code()).status_code == 303
+    remember(person.http.cookies["airlock_dashboard"])
+    with airlock.client() as agent:
+        live = airlock.session(agent)
+        current = airlock.paths.audit_dir / "audit.jsonl"
+        for _ in range(100):
+            if not current.exists():
+                break  # just rotated: the next record needs a new page
+            assert airlock.op(agent, live["token"], "count_unread").status_code == 200
+        assert not current.exists()
+        csrf = person.csrf("/sessions")
+        fill()
+
+        revoked = person.post(f"/sessions/{live['id']}/revoke", {"csrf": csrf})
+        assert revoked.status_code == 503, revoked.text
+        assert "audit record not written" in revoked.text
+        logout = person.post("/logout", {"csrf": csrf})
+        assert logout.status_code == 503, logout.text
+        assert "audit record not written" in logout.text
+
+        empty()
+        assert person.get("/pending").status_code == 200  # still logged in
+        assert airlock.op(agent, live["token"], "count_unread").status_code == 200
+    assert person.post("/logout", {"csrf": csrf}).status_code == 303
+    assert person.get("/pending").status_code == 303
+    ended = [r for r in audit(airlock, "session_revoked") if r.get("channel") == "dashboard"]
+    assert len(ended) == 1
+    person.close()
 
 
 # -- other users on the same daemon -------------------------------------------------------

@@ -110,10 +110,11 @@ class DashboardAuth:
         return session is not None and session.is_active(self._rt.clock.now())
 
     async def logout(self, session: Session) -> None:
-        if self._rt.store.revoke_session(session.id, at=self._rt.clock.now()):
-            await self._rt.audit.append(
-                "session_revoked", session=session.id, uid=session.uid, channel="dashboard"
-            )
+        """End *session*, once its record is on disk (no record, no change)."""
+        await self._rt.audit.append(
+            "session_revoked", session=session.id, uid=session.uid, channel="dashboard"
+        )
+        self._rt.store.revoke_session(session.id, at=self._rt.clock.now())
 
     def csrf_token(self, session_id: str) -> str:
         return hmac.new(self._csrf_key, session_id.encode(), hashlib.sha256).hexdigest()

@@ -20,6 +20,7 @@ from multidict import MultiDictProxy
 
 from airlock.dashboard.address import host_allowed
 from airlock.dashboard.auth import COOKIE, DashboardAuth
+from airlock.errors import AirlockError
 from airlock.state.store import Session
 
 log = structlog.get_logger("airlock.dashboard")
@@ -70,7 +71,11 @@ def make_guard(auth: DashboardAuth, *, port: Callable[[], int], remote: bool) ->
             if request.method in SAFE_METHODS and request.path != "/events":
                 raise web.HTTPSeeOther("/login")
             return plain(401, "log in first")
-        return await handler(request)
+        try:
+            return await handler(request)
+        except AirlockError as exc:  # e.g. the audit disk full: a 503 that says so
+            hint = f" ({exc.hint})" if exc.hint else ""
+            return plain(exc.status, exc.message + hint)
 
     return guard
 
