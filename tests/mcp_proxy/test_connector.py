@@ -175,6 +175,63 @@ def test_a_crash_is_a_clean_error_and_the_server_is_restarted_once() -> None:
     run(main())
 
 
+def test_calls_arriving_together_after_a_crash_start_one_server(tmp_path: Path) -> None:
+    """Two calls that find the server gone at once: one starts it again, the other uses
+    that one (or is refused); no second server is started and left running."""
+    pid_file = tmp_path / "toy.pids"
+
+    async def main() -> None:
+        async with opened(toy_settings(env={"TOY_PID_FILE": str(pid_file)})) as connector:
+            with pytest.raises(ConnectorError, match="the MCP server stopped"):
+                await connector.call("crash", {})
+            await asyncio.gather(
+                *(connector.call("show_env", {"name": "HOME"}) for _ in range(3)),
+                return_exceptions=True,
+            )
+
+    run(main())
+    pids = [int(line) for line in pid_file.read_text().split()]
+    assert len(pids) == 2, "started once, and once again after the crash"
+    for pid in pids:
+        status = proc_status(pid)
+        assert status == "" or "zombie" in status, f"server {pid} still runs"
+
+
+def touch(path: Path) -> None:
+    path.touch()
+
+
+def wait_for_starts(pid_file: Path, count: int) -> None:
+    while len(pid_file.read_text().split()) < count:
+        time.sleep(0.01)  # the server's start, not a timing assumption of the test
+
+
+def test_a_server_still_starting_when_the_service_closes_is_stopped(tmp_path: Path) -> None:
+    """The session ends (the connector closes) while a call starts the server again after
+    a crash: the server that comes up after the close must not be left running."""
+    pid_file, gate = tmp_path / "toy.pids", tmp_path / "gate"
+    settings = toy_settings(env={"TOY_PID_FILE": str(pid_file), "TOY_GATE": str(gate)})
+
+    async def main() -> None:
+        connector = proxy(settings)
+        await connector.open()
+        await connector.discover()
+        with pytest.raises(ConnectorError, match="the MCP server stopped"):
+            await connector.call("crash", {})
+        await asyncio.to_thread(touch, Path(f"{gate}.armed"))
+        call = asyncio.create_task(connector.call("show_env", {"name": "HOME"}))
+        await asyncio.to_thread(wait_for_starts, pid_file, 2)  # the second waits at the gate
+        await connector.close()
+        await asyncio.to_thread(touch, gate)
+        with pytest.raises(ConnectorError, match="closed"):
+            await call
+
+    run(main())
+    for pid in [int(line) for line in pid_file.read_text().split()]:
+        status = proc_status(pid)
+        assert status == "" or "zombie" in status, f"server {pid} still runs"
+
+
 def test_a_server_that_dies_at_start_is_a_clean_error() -> None:
     connector = proxy(toy_settings(env={"TOY_CRASH_AT_START": "1"}))
     with pytest.raises(ConnectorError, match="did not start"):

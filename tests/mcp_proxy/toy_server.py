@@ -1,7 +1,8 @@
 """A small stdio MCP server for the failure cases the real servers cannot show: one that
 tries to leak its environment (to stdout and stderr), and one that crashes. Run as
 ``python toy_server.py``; ``TOY_CRASH_AT_START=1`` makes it exit before it speaks,
-``TOY_HTTP_PORT=N`` serves streamable HTTP on 127.0.0.1:N/mcp instead of stdio."""
+``TOY_HTTP_PORT=N`` serves streamable HTTP on 127.0.0.1:N/mcp instead of stdio;
+``TOY_GATE=PATH``: once ``PATH.armed`` exists, a start waits until ``PATH`` exists."""
 
 from __future__ import annotations
 
@@ -50,8 +51,12 @@ def unsure(note: str) -> str:
 
 if __name__ == "__main__":
     if os.environ.get("TOY_PID_FILE"):
-        with open(os.environ["TOY_PID_FILE"], "w") as pid_file:
-            pid_file.write(str(os.getpid()))
+        with open(os.environ["TOY_PID_FILE"], "a") as pid_file:
+            pid_file.write(f"{os.getpid()}\n")  # one line per start
+    gate = os.environ.get("TOY_GATE")
+    if gate and os.path.exists(gate + ".armed"):
+        while not os.path.exists(gate):  # a start that waits for the test to let it go on
+            time.sleep(0.01)
     print(f"toy server up, token {os.environ.get('TOY_TOKEN', '')}", file=sys.stderr, flush=True)
     if os.environ.get("TOY_CRASH_AT_START") == "1":
         sys.exit(4)

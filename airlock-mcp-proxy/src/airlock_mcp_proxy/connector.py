@@ -4,6 +4,7 @@ every other one a write that the person approves call by call."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -81,6 +82,8 @@ class McpProxy(Connector[McpSettings]):
         self._tools: dict[str, str] = {}
         """Operation name -> the server's tool name."""
         self._restarts = 0
+        self._starting = asyncio.Lock()
+        self._closed = False
 
     @classmethod
     def credentials_model(cls, settings: BaseModel) -> type[BaseModel]:
@@ -129,11 +132,20 @@ class McpProxy(Connector[McpSettings]):
                 f"{self.service}: the MCP server did not start ({type(exc).__name__})",
                 hint="the daemon log has the server's own output",
             ) from None
+        if self._closed:
+            # The service closed while the server started: nobody would ever stop it.
+            await upstream.stop()
+            raise ConnectorError(f"{self.service}: closed while the MCP server started")
         self._upstream = upstream
         return client
 
     async def _client(self) -> Any:
-        """The connected client; a server that exited is started again, once."""
+        """The connected client; a server that exited is started again, once (by one of
+        the calls that find it gone: the others wait for it)."""
+        async with self._starting:
+            return await self._client_now()
+
+    async def _client_now(self) -> Any:
         upstream = self._upstream
         if upstream is not None and upstream.running:
             return upstream.client
@@ -150,9 +162,11 @@ class McpProxy(Connector[McpSettings]):
         return await self._start()
 
     async def open(self) -> None:
+        self._closed = False
         await self._start()
 
     async def close(self) -> None:
+        self._closed = True
         upstream, self._upstream = self._upstream, None
         if upstream is not None:
             await upstream.stop()
