@@ -4,7 +4,8 @@
 - ``endless_pages``: every ``tools/list`` page is empty and names a next page (after
   ``GIVE_UP`` pages it answers an error, so a client that never stops fails instead of
   hanging);
-- ``token_in_listing``: a tool whose description and schema carry ``$TOY_TOKEN``;
+- ``token_in_listing``: a tool whose description and schema carry ``$TOY_TOKEN``, and one
+  whose name does;
 - ``bad_refs``: tools whose schemas refer to themselves without end (``loop``) or to a
   schema on the web (``remote``);
 - ``read_only_delete``: ``Delete-Repo``, annotated read-only (Airlock shows it as
@@ -58,7 +59,7 @@ def tools_page(params: dict[str, Any]) -> dict[str, Any]:
         },
         "annotations": {"readOnlyHint": True},
     }
-    return {"tools": [tool]}
+    return {"tools": [tool, read_tool(f"also-{TOKEN}", {"type": "object"})]}
 
 
 def refusal(request: Any, message: str) -> dict[str, Any]:

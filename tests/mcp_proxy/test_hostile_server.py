@@ -39,8 +39,14 @@ def test_a_tool_list_that_never_ends_is_cut_short() -> None:
     assert asyncio.run(main()) == {}, "listing stopped long before the server gave up"
 
 
-def test_a_secret_in_the_tool_list_never_reaches_the_agent() -> None:
-    settings = hostile("token_in_listing", TOY_TOKEN="{credentials.token}")
+def test_a_secret_in_the_tool_list_never_reaches_the_agent(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging(json=True)
+    settings = {
+        **hostile("token_in_listing", TOY_TOKEN="{credentials.token}"),
+        "tools": ["lookup"],  # the other one is left out, and the log says which
+    }
 
     async def main() -> tuple[str, dict[str, Any]]:
         async with opened(settings, {"token": SECRET}) as connector:
@@ -50,6 +56,9 @@ def test_a_secret_in_the_tool_list_never_reaches_the_agent() -> None:
     description, schema = asyncio.run(main())
     assert SECRET not in description + json.dumps(schema)
     assert "[secret]" in description, "the server did put it there, and it was masked"
+    log = capsys.readouterr().err
+    assert "mcp_tool_left_out" in log
+    assert SECRET not in log
 
 
 @pytest.mark.parametrize("glob", ["delete_repo", "delete_*", "Delete-*"])

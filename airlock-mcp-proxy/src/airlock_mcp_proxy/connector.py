@@ -195,7 +195,8 @@ class McpProxy(Connector[McpSettings]):
         for tool in found[:MAX_TOOLS]:
             spec = self._spec(tool, secrets)
             if spec is None or spec.name in specs:
-                log.warning("mcp_tool_left_out", service=self.service, tool=tool.name[:80])
+                left_out = str(masked(tool.name, secrets))[:80]
+                log.warning("mcp_tool_left_out", service=self.service, tool=left_out)
                 continue
             specs[spec.name] = spec
             tools[spec.name] = tool.name
