@@ -512,3 +512,49 @@ def test_a_service_echoing_the_key_does_not_pass_it_on() -> None:
     seen = run(main())
     assert all("got header Bearer " in text for text in seen)
     assert not [text for text in seen if KEY in text]
+
+
+def test_closing_the_client_ends_the_calls_it_is_reading_at_once() -> None:
+    """The connector is closed under running calls (the vault locked, no session covering
+    the service any more): each ends at once as an answer lost, not waiting on a
+    connection that is gone (aiohttp's close leaves its readers waiting, timeout dropped)."""
+    released, arrived = asyncio.Event(), asyncio.Event()
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b'data: {"n": 1}\n\n')
+        await asyncio.wait_for(released.wait(), 10)
+        return response
+
+    async def thinking(request: web.Request) -> web.Response:
+        arrived.set()
+        await asyncio.wait_for(released.wait(), 10)
+        return web.json_response({})
+
+    async def main() -> list[object]:
+        async with serving({"/chat": events, "/slow": thinking}) as base:
+            api = api_for(base, timeout=60)
+            first = asyncio.Event()
+
+            async def read_stream() -> None:
+                async for _ in api.stream("chat", {}):
+                    first.set()
+
+            async def close_under_them() -> None:
+                await first.wait()
+                await arrived.wait()
+                await api.aclose()
+
+            calls = asyncio.gather(
+                read_stream(), api.post("slow", {}), close_under_them(), return_exceptions=True
+            )
+            try:
+                # A bound for the test only: before, both calls waited for the service.
+                return await asyncio.wait_for(calls, 5)
+            finally:
+                released.set()
+
+    stream, answer, _ = run(main())
+    assert isinstance(stream, ServiceAnswerLost), stream
+    assert isinstance(answer, ServiceAnswerLost), answer

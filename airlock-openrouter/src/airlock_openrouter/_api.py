@@ -24,7 +24,7 @@ import contextlib
 import json
 import os
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 from urllib.request import getproxies, proxy_bypass
 
@@ -79,6 +79,8 @@ class OpenRouterApi:
                 "(SOCKS?); the connector speaks through HTTP proxies only"
             )
         self._session: aiohttp.ClientSession | None = None
+        self._answers: set[aiohttp.StreamReader] = set()
+        """The bodies of answers being read."""
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -90,6 +92,14 @@ class OpenRouterApi:
         return self._session
 
     async def aclose(self) -> None:
+        answers, self._answers = self._answers, set()
+        for content in answers:
+            content.set_exception(
+                ServiceAnswerLost(
+                    f"the call on service {self.service!r} was stopped before its answer "
+                    "came: the connector was closed"
+                )
+            )
         session, self._session = self._session, None
         if session is not None:
             await session.close()
@@ -105,8 +115,9 @@ class OpenRouterApi:
             async with self._client().request(
                 method, self._base + path, **self._options(body)
             ) as response:
-                await self._refuse_failure(response)
-                return self._object(await _read(response, MAX_ANSWER_BYTES))
+                with self._reading(response):
+                    await self._refuse_failure(response)
+                    return self._object(await _read(response, MAX_ANSWER_BYTES))
         except _FAILURES as exc:
             raise _unreachable(exc) from None
 
@@ -114,11 +125,22 @@ class OpenRouterApi:
         """POST *body* and yield each server-sent event's JSON as it arrives."""
         try:
             async with self._client().post(self._base + path, **self._options(body)) as response:
-                await self._refuse_failure(response)
-                async for payload in _events(response.content):
-                    yield self._object(payload)
+                with self._reading(response):
+                    await self._refuse_failure(response)
+                    async for payload in _events(response.content):
+                        yield self._object(payload)
         except _FAILURES as exc:
             raise _unreachable(exc) from None
+
+    @contextlib.contextmanager
+    def _reading(self, response: aiohttp.ClientResponse) -> Iterator[None]:
+        """While *response* is read: :meth:`aclose` ends the reading at once (aiohttp's own
+        close drops the connection but leaves its reader waiting, its timeout gone)."""
+        self._answers.add(response.content)
+        try:
+            yield
+        finally:
+            self._answers.discard(response.content)
 
     def _options(self, body: dict[str, Any] | None) -> dict[str, Any]:
         """A request's options. A response left unread (an error raised, the caller gone)
@@ -273,7 +295,8 @@ async def _events(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
 async def _drain(content: aiohttp.StreamReader, read: int) -> None:
     """What follows ``[DONE]``, so the connection can serve the next call; a little, for
     a moment: a longer tail is left unread and the connection closed with the answer."""
-    with contextlib.suppress(TimeoutError, *_FAILURES):  # the answer is whole already
+    # The answer is whole already (closing the client meanwhile takes nothing from it).
+    with contextlib.suppress(TimeoutError, ServiceAnswerLost, *_FAILURES):
         async with asyncio.timeout(TAIL_SECONDS):
             async for data in content.iter_any():
                 read += len(data)
