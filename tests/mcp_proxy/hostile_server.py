@@ -8,6 +8,8 @@
   whose name does;
 - ``bad_refs``: tools whose schemas refer to themselves without end (``loop``) or to a
   schema on the web (``remote``);
+- ``huge_schema``: ``pick`` takes one of 100,000 values (a schema of ~1.5 MB, in every
+  agent's tool list), ``small`` is ordinary;
 - ``read_only_delete``: ``Delete-Repo``, annotated read-only (Airlock shows it as
   ``delete_repo``).
 """
@@ -46,6 +48,10 @@ def tools_page(params: dict[str, Any]) -> dict[str, Any]:
         if page >= GIVE_UP:
             raise Refused
         return {"tools": [], "nextCursor": str(page + 1)}
+    if MODE == "huge_schema":
+        choice = {"type": "string", "enum": [f"value-{n:06d}" for n in range(100_000)]}
+        pick = {"type": "object", "properties": {"choice": choice}}
+        return {"tools": [read_tool("pick", pick), read_tool("small", {"type": "object"})]}
     if MODE == "read_only_delete":
         return {"tools": [read_tool("Delete-Repo", {"type": "object"})]}
     if MODE == "bad_refs":

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
-from airlock.common.logs import configure_logging
 from airlock.plugin import Access, ConnectorError
 from airlock_mcp_proxy.upstream import LINE_LIMIT, _relay_stderr
 from tests.mcp_proxy.conftest import opened
@@ -39,10 +39,7 @@ def test_a_tool_list_that_never_ends_is_cut_short() -> None:
     assert asyncio.run(main()) == {}, "listing stopped long before the server gave up"
 
 
-def test_a_secret_in_the_tool_list_never_reaches_the_agent(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    configure_logging(json=True)
+def test_a_secret_in_the_tool_list_never_reaches_the_agent() -> None:
     settings = {
         **hostile("token_in_listing", TOY_TOKEN="{credentials.token}"),
         "tools": ["lookup"],  # the other one is left out, and the log says which
@@ -53,12 +50,20 @@ def test_a_secret_in_the_tool_list_never_reaches_the_agent(
             spec = connector.listed["lookup"]
             return spec.description, spec.params_schema()
 
-    description, schema = asyncio.run(main())
+    with capture_logs() as logged:
+        description, schema = asyncio.run(main())
     assert SECRET not in description + json.dumps(schema)
     assert "[secret]" in description, "the server did put it there, and it was masked"
-    log = capsys.readouterr().err
-    assert "mcp_tool_left_out" in log
-    assert SECRET not in log
+    assert "mcp_tool_left_out" in [entry["event"] for entry in logged]
+    assert SECRET not in json.dumps(logged)
+
+
+def test_a_tool_whose_schema_is_too_big_for_an_agent_is_left_out() -> None:
+    async def main() -> list[str]:
+        async with opened(hostile("huge_schema")) as connector:
+            return sorted(connector.listed)
+
+    assert asyncio.run(main()) == ["small"]
 
 
 @pytest.mark.parametrize("glob", ["delete_repo", "delete_*", "Delete-*"])
@@ -89,12 +94,9 @@ def test_a_schema_that_cannot_be_checked_is_a_clean_error() -> None:
     assert "example.invalid" not in remote, "a schema's addresses are the server's words"
 
 
-def test_a_line_of_stderr_without_end_is_not_held_whole(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_a_line_of_stderr_without_end_is_not_held_whole() -> None:
     """A server writing to stderr without ever ending the line must not fill the
     daemon's memory: the relay keeps the start of each line and drops the rest."""
-    configure_logging(json=True)
     read_fd, write_fd = os.pipe()
     chunk = b"x" * (1024 * 1024)
 
@@ -109,13 +111,13 @@ def test_a_line_of_stderr_without_end_is_not_held_whole(
     writer.start()
     tracemalloc.start()
     try:
-        _relay_stderr(os.fdopen(read_fd, "r", encoding="utf-8"), "files", [SECRET])
+        with capture_logs() as logged:
+            _relay_stderr(os.fdopen(read_fd, "r", encoding="utf-8"), "files", [SECRET])
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
         writer.join()
-    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-    relayed = [entry["line"] for entry in lines if entry["event"] == "mcp_server_stderr"]
+    relayed = [entry["line"] for entry in logged if entry["event"] == "mcp_server_stderr"]
     assert peak < 8 * 1024 * 1024, f"held {peak} bytes at once"
     at_the_cut = ("y" * (LINE_LIMIT - 5) + "[secret]")[:LINE_LIMIT]
     assert relayed == ["x" * LINE_LIMIT, "the next line", at_the_cut]

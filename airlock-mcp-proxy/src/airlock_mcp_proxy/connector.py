@@ -5,6 +5,7 @@ every other one a write that the person approves call by call."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -35,6 +36,9 @@ from airlock_mcp_proxy.upstream import Upstream
 log = get_logger("airlock_mcp_proxy")
 MAX_TOOLS = 500
 """More tools than an agent can be shown; the rest are left out (and logged)."""
+MAX_SCHEMA_CHARS = 64 * 1024
+"""A tool whose input schema is longer (as JSON) is left out: every agent's tool list
+carries it, and real tools need a few KiB."""
 MAX_PAGES = 50
 """Pages of ``tools/list`` asked for at most: a server whose pages never end (empty ones
 naming a next one) must not keep the service opening forever."""
@@ -208,6 +212,8 @@ class McpProxy(Connector[McpSettings]):
         description or schema is masked (the agent sees them without any approval)."""
         name = operation_name(str(masked(tool.name, secrets)))
         if name is None or not self.settings.offers((tool.name, name)):
+            return None
+        if len(json.dumps(tool.input_schema)) > MAX_SCHEMA_CHARS:
             return None
         hints = tool.annotations
         read_only = hints.read_only_hint if hints is not None else None
