@@ -11,7 +11,7 @@ import pytest
 
 from airlock.errors import AirlockError
 from airlock.service.isolated import own_tree
-from airlock.service.migrate import _plain
+from airlock.service.migrate import _plain, refuse_while_running
 from airlock.service.supervisor import Supervised, _open_log, _write_pid, running_pid
 
 ME = pwd.getpwuid(os.getuid()).pw_name
@@ -83,3 +83,19 @@ def test_import_takes_only_plain_files(tmp_path: Path) -> None:
     folder_link.symlink_to(tmp_path)
     with pytest.raises(AirlockError, match="not a plain directory"):
         _plain(folder_link, folder=True)
+
+
+def test_the_personal_daemons_lock_is_not_opened_through_a_link(tmp_path: Path) -> None:
+    """``--import-personal``: root checks the person's daemon is stopped by taking its
+    lock, in a directory the agent (running as the person) may write. A link there (to a
+    device, say) is refused, not opened read-write as root."""
+    device = tmp_path / "device"
+    os.mkfifo(device)  # stands in for a device file: opening it read-write "does" something
+    lock = tmp_path / "daemon.lock"
+    lock.symlink_to(device)
+    with pytest.raises(AirlockError, match="not a plain file"):
+        refuse_while_running(ME, lock)
+    lock.unlink()
+    refuse_while_running(ME, lock)  # none: nothing to refuse
+    lock.write_text("")
+    refuse_while_running(ME, lock)  # a plain lock nobody holds

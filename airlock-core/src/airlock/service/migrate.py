@@ -43,17 +43,28 @@ def check_personal(user: str) -> None:
             f"{paths.data_dir} leads outside {home} (a link?): not importing",
             hint="check what put it there",
         )
-    if paths.lock_file.exists():
-        fd = os.open(paths.lock_file, os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise AirlockError(
-                f"{user}'s personal daemon is running",
-                hint=f"stop it first (as {user}: airlock service stop)",
-            ) from None
-        finally:
-            os.close(fd)
+    refuse_while_running(user, paths.lock_file)
+
+
+def refuse_while_running(user: str, lock_file: Path) -> None:
+    """Refuse while the person's daemon holds its lock. Root opens the lock only as a plain
+    file: an agent running as the person could make it a link to a device, which root
+    would open read-write (opening some, a watchdog's, has effects of its own)."""
+    if not _plain(lock_file):
+        return
+    try:
+        fd = os.open(lock_file, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise AirlockError(f"{lock_file} cannot be opened: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise AirlockError(
+            f"{user}'s personal daemon is running",
+            hint=f"stop it first (as {user}: airlock service stop)",
+        ) from None
+    finally:
+        os.close(fd)
 
 
 def _plain(path: Path, *, folder: bool = False) -> bool:
