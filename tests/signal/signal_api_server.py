@@ -43,6 +43,7 @@ class SignalApiServer:
         self._queue: list[Any] = []
         self._failures: dict[str, list[tuple[int, Any]]] = {}
         self._clock = itertools.count(int(time.time() * 1000))
+        self._repeat = False
         self._changed: asyncio.Condition | None = None
         self._sockets: set[web.WebSocketResponse] = set()
         self._endless = False
@@ -104,7 +105,10 @@ class SignalApiServer:
             return web.json_response(
                 {"error": "Couldn't process request - invalid request"}, status=400
             )
-        timestamp = next(self._clock)
+        if self._repeat and self.sent:
+            timestamp, self._repeat = self.sent[-1]["timestamp"], False
+        else:
+            timestamp = next(self._clock)
         self.sent.append({**body, "timestamp": timestamp})
         answer: Any = {"timestamp": str(timestamp)}
         if self.send_shape == "array":
@@ -195,6 +199,11 @@ class SignalApiServer:
         if group:
             data["groupInfo"] = {"groupId": "Z3JvdXA=", "type": "DELIVER"}
         self._push(source, uuid, data, age)
+
+    def same_millisecond(self) -> None:
+        """The next message sent gets the previous one's timestamp, as two sends within
+        one millisecond would (the timestamp is a message's only identity)."""
+        self._repeat = True
 
     def quote_reply(self, text: str, timestamp: int, **who: Any) -> None:
         self.message(text, quote=timestamp, **who)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from airlock.daemon.runtime import Runtime
-from tests.notifier_harness.runtime import Phone, ask, status_of
-from tests.notifier_harness.scenarios import ApprovalScenarios, play, settled
+from tests.notifier_harness.runtime import Phone, ask, audit_events, status_of
+from tests.notifier_harness.scenarios import ApprovalScenarios, answers, play, settled
 from tests.notifier_harness.waiting import eventually
 from tests.signal.conftest import SignalDouble
 
@@ -56,3 +56,23 @@ def test_the_persons_uuid_counts_when_the_number_is_hidden(
         assert await status_of(runtime, created) == "approved"
 
     play(tmp_path, messenger, scenario, settings={"recipient_uuid": "person-aci"})
+
+
+def test_a_reply_to_two_prompts_sent_in_one_millisecond_approves_neither(
+    tmp_path: Path, messenger: SignalDouble
+) -> None:
+    """A quote names a message by its timestamp only: when two prompts share one, a
+    reply to the one the person read must not approve the other."""
+
+    async def scenario(runtime: Runtime, phone: Phone) -> None:
+        read = await ask(runtime, "read my echo")
+        shared = await messenger.prompt(read.code)
+        messenger.server.same_millisecond()
+        other = await ask(runtime, "something else entirely")
+        assert await messenger.prompt(other.code) == shared
+        messenger.say(phone.code(), to=shared)
+        await eventually(lambda: answers(messenger, "That message is not an open prompt"))
+        assert len(runtime.approvals.pending()) == 2
+        assert not audit_events(runtime, "totp_verified")
+
+    play(tmp_path, messenger, scenario)

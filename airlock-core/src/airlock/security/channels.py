@@ -19,6 +19,8 @@ from airlock.security.audit import Auditor
 log = get_logger("airlock.channels")
 
 SEND_TIMEOUT = 15.0
+AMBIGUOUS = ""
+"""What a sent prompt's reference stands for when two prompts were given it."""
 
 
 @dataclass
@@ -35,8 +37,19 @@ class Channels:
         self._audit = audit
 
     def request_for(self, notifier: str, ref: str | None) -> str | None:
-        """The request whose prompt *ref* is on *notifier*, if it is one of ours."""
-        return self._deliveries.get((notifier, ref)) if ref else None
+        """The request whose prompt *ref* is on *notifier*, if it is one of ours (and
+        only one's: see ``_delivered``)."""
+        if not ref:
+            return None
+        return self._deliveries.get((notifier, ref)) or None
+
+    def _delivered(self, notifier: str, ref: str, request_id: str) -> None:
+        """Remember which request a sent prompt is for. Two prompts given one reference
+        (Signal names a message by its millisecond) are neither's: a reply to it cannot
+        say which the person read, so it approves nothing."""
+        key = (notifier, ref)
+        known = self._deliveries.get(key)
+        self._deliveries[key] = request_id if known in (None, request_id) else AMBIGUOUS
 
     def health(self) -> list[dict[str, Any]]:
         """Each channel: the last send's outcome, and what the notifier says of itself
@@ -68,7 +81,7 @@ class Channels:
                 )
                 return
             channel.healthy, channel.detail = True, ""
-            self._deliveries[(name, delivery.ref)] = prompt.request_id
+            self._delivered(name, delivery.ref, prompt.request_id)
             await self._audit.append(
                 "approval_sent", request=prompt.request_id, notifier=name, ok=True
             )
