@@ -211,3 +211,24 @@ def test_airlock_mcp_and_the_python_client_serve_the_listed_tools(
         "params": {"path": target, "content": "plan"},
     }
     assert "notes.txt" in direct["content"][0]["text"]
+
+
+def test_a_parameter_name_cannot_paint_the_persons_terminal(
+    start_airlock: Callable[..., Airlock],
+) -> None:
+    """`airlock services` prints each parameter's name, which an MCP server chooses."""
+    hostile = Path(__file__).parents[1] / "mcp_proxy" / "hostile_server.py"
+    command = [sys.executable, str(hostile)]
+    airlock = start_airlock(
+        {
+            "services": {
+                "odd": {"connector": "mcp", "command": command, "env": {"HOSTILE": "escape_params"}}
+            }
+        }
+    )
+    shown = airlock.cli("services", "odd")
+    assert shown.returncode == 0, shown.stderr
+    assert "note" in shown.stdout
+    assert "params: to" in shown.stdout
+    for raw in ("\x1b", "\x07", "\u009b", "\u202e"):
+        assert raw not in shown.stdout, f"{raw!r} reached the terminal"

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 import typer
 
 from airlock.cli.context import CliState
-from airlock.cli.output import print_json
+from airlock.cli.output import CELL_LIMIT, MESSAGE_LIMIT, print_json
+from airlock.common.text import untrusted_line
 from airlock.errors import NotFound
 
 if TYPE_CHECKING:
@@ -162,9 +163,12 @@ def collect_services(state: CliState) -> list[dict[str, Any]]:
 
 
 def _param_text(param: dict[str, Any]) -> str:
+    """One parameter as `airlock services` shows it: its name is the service's (an MCP
+    server picks it), so it goes to the terminal as one safe line."""
+    name = untrusted_line(str(param["name"]), CELL_LIMIT)
     if "default" in param:
-        return f"{param['name']}={json.dumps(param['default'])}"
-    return str(param["name"]) + ("" if param["required"] else "?")
+        return f"{name}={untrusted_line(json.dumps(param['default']), CELL_LIMIT)}"
+    return name + ("" if param["required"] else "?")
 
 
 def register(app: typer.Typer) -> None:
@@ -190,9 +194,11 @@ def register(app: typer.Typer) -> None:
             typer.echo("no services configured (see `airlock init` and docs/configuration.md)")
         for entry in listing:
             title = f" ({entry['title']})" if entry["title"] else ""
-            typer.echo(f"{entry['name']}: {entry['connector']}{title}, {entry['health']}")
+            health = untrusted_line(str(entry["health"]), MESSAGE_LIMIT)
+            typer.echo(f"{entry['name']}: {entry['connector']}{title}, {health}")
             for op in entry["operations"]:
-                typer.echo(f"  {op['name']:<16} {op['access']:<6} {op['description']}")
+                described = untrusted_line(str(op["description"]), MESSAGE_LIMIT)
+                typer.echo(f"  {op['name']:<16} {op['access']:<6} {described}")
                 if op["params"]:
                     shown = ", ".join(_param_text(p) for p in op["params"])
                     typer.echo(f"  {'':<16} {'':<6} params: {shown}")
