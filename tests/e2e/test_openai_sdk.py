@@ -293,6 +293,9 @@ def test_an_agent_hanging_up_mid_stream_leaves_no_money_held(
     assert records
     assert records[-1]["outcome"] == "error"
     assert budget["spent_usd"] == pytest.approx(records[-1]["reserved_usd"])
+    # The call's record is written once it is settled, and says what it cost.
+    assert records[-1]["cost_usd"] == records[-1]["reserved_usd"]
+    assert records[-1]["budget_left_usd"] == pytest.approx(budget["left_usd"])
     assert "Traceback" not in llm.daemon.log.read_text()
 
 
@@ -321,3 +324,39 @@ def test_a_stream_the_service_refuses_costs_nothing(
     assert (budget["spent_usd"], budget["reserved_usd"]) == (0, 0)
     records = [e for e in audit(llm, "operation") if e.get("stream")]
     assert [e["cost_usd"] for e in records] == [0, 0, 0]
+
+
+def test_revoking_the_session_ends_a_stream_in_flight(
+    llm: Airlock, openrouter: OpenRouterServer
+) -> None:
+    """The person revokes the spend session while its answer still streams (200 tokens,
+    10 s); another session keeps the service open. The rest is not relayed: the stream
+    ends with an error event, and the call is counted at its reservation."""
+    openrouter.answer_tokens = 200
+    openrouter.token_delay = 0.05
+    with llm.client() as plain:
+        llm.session(plain, services=["llm"], reason="list the models")  # stays
+        spend = llm.session(
+            plain, services=["llm"], access="spend", budget_usd=0.05, reason="draft"
+        )
+    body = {"model": "test/cheap", "messages": HELLO, "max_tokens": 200, "stream": True}
+    events: list[dict[str, Any]] = []
+    with (
+        llm.client() as person,
+        llm.client(Authorization=f"Bearer {spend['token']}") as client,
+        client.stream("POST", "/v1/openai/llm/chat/completions", json=body) as response,
+    ):
+        for line in response.iter_lines():
+            if line.startswith("data: {"):
+                events.append(json.loads(line.removeprefix("data: ")))
+                if len(events) == 1:
+                    assert person.delete(f"/v1/sessions/{spend['id']}").status_code == 200
+    assert "error" in events[-1], events[-1]
+    assert events[-1]["error"]["code"] == "unauthenticated"
+    assert len(events) < 150, "the answer went on after the revocation"
+    with llm.client() as plain:
+        budget = [s for s in plain.get("/v1/sessions").json()["sessions"] if s["id"] == spend["id"]]
+    [record] = [e for e in audit(llm, "operation") if e.get("stream")]
+    assert (record["outcome"], record["error"]) == ("error", "unauthenticated")
+    assert record["cost_usd"] == record["reserved_usd"]
+    assert budget == []  # revoked: no longer listed

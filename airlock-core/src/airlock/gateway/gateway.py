@@ -28,6 +28,7 @@ from airlock.errors import (
     InvalidInput,
     NotFound,
     RateLimited,
+    Unauthenticated,
 )
 from airlock.framework.connectors import Access, OperationSpec
 from airlock.framework.operations import canonical_operation_params, operation_hash
@@ -167,11 +168,19 @@ class Gateway:
         begun = asyncio.ensure_future(
             self._audit.append("operation_started", **call.where, params=call.audited, **facts)
         )
+        chunks = self.priced.stream(
+            self.host, call.service, call.spec, call.canonical, call.session.id, facts
+        )
+        revocations = self._store.revocations
         try:
-            async for chunk in self.priced.stream(
-                self.host, call.service, call.spec, call.canonical, call.session.id, facts
-            ):
+            async for chunk in chunks:
                 await begun
+                if (
+                    self._store.revocations != revocations
+                    or self._clock.now() >= call.session.expires_at
+                ):
+                    revocations = self._store.revocations
+                    self._still_active(call.session)
                 yield chunk
         except BudgetCut:
             outcome, error = "cut", BudgetExhausted.code
@@ -184,18 +193,35 @@ class Gateway:
             outcome, error = "error", type(exc).__name__
             raise
         finally:
-            with contextlib.suppress(Exception):
-                await begun
-            count = self.uses.add(call.session)
-            await self._audit.append(
-                "operation",
-                **call.where,
-                params=call.audited,
-                outcome=outcome,
-                error=error,
-                count=count,
-                duration_ms=_ms(started),
-                **facts,
+            try:
+                # Ended here (the agent gone, the session ended): the call is stopped and
+                # settled now, so its record says what it cost.
+                await chunks.aclose()
+            finally:
+                with contextlib.suppress(Exception):
+                    await begun
+                count = self.uses.add(call.session)
+                await self._audit.append(
+                    "operation",
+                    **call.where,
+                    params=call.audited,
+                    outcome=outcome,
+                    error=error,
+                    count=count,
+                    duration_ms=_ms(started),
+                    **facts,
+                )
+
+    def _still_active(self, session: Session) -> None:
+        """Raise when *session* was revoked or expired while its answer streamed: the rest
+        of the answer is not the agent's any more."""
+        now = self._clock.now()
+        found = self._store.get_session(session.id)
+        if found is None or not found.is_active(now):
+            raise Unauthenticated(
+                "the session ended (revoked or expired) while its answer streamed: "
+                "the rest of it was not sent",
+                hint="request access again",
             )
 
     async def _admit(

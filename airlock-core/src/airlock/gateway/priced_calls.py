@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -121,9 +121,10 @@ class PricedCalls:
         params: Mapping[str, Any],
         session_id: str,
         facts: dict[str, Any],
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """The chunks of a streamed call, as they arrive; raises :class:`BudgetCut` when the
-        service's answer runs past what was reserved."""
+        service's answer runs past what was reserved. Closing it ends the call and settles
+        it."""
         _check_priced(service, spec)
         worst, reservation, items = await self._open(
             host, service, spec, params, session_id, facts, streamed=True
