@@ -16,6 +16,7 @@ import pyotp
 import pytest
 from tests.core.gateway_fixtures import Toolbox
 
+from airlock.clients.local_daemon import LocalDaemon
 from airlock.connector_host.client import ConnectorHost
 from airlock.connector_host.keys import SEALED_KEY_FILE, HostKeys
 from airlock.connector_host.link import ChildHost, HostLink, Streams
@@ -59,6 +60,23 @@ def test_a_child_host_does_not_import_code_from_the_daemons_working_directory(
     answer = asyncio.run(ping())
     assert not ran.exists(), "the connector host ran code planted in the working directory"
     assert isinstance(answer["pid"], int)
+
+
+def test_a_daemon_started_from_python_does_not_import_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for the daemon ``airlock demo`` (``LocalDaemon``) starts: run from
+    ``/tmp``, it ran a package another user planted there, as the person."""
+    shared = tmp_path / "shared"
+    (shared / "airlock").mkdir(parents=True)
+    ran = tmp_path / "planted-code-ran"
+    (shared / "airlock" / "__init__.py").write_text(
+        f"open({str(ran)!r}, 'w').write('as the person')\nraise SystemExit(99)\n"
+    )
+    monkeypatch.chdir(shared)
+    with LocalDaemon(tmp_path / "home", log=tmp_path / "daemon.log") as daemon:
+        assert daemon.proc is not None
+    assert not ran.exists(), "the daemon ran code planted in the working directory"
 
 
 def test_sealing_the_hosts_key_does_not_read_a_link_the_host_planted(tmp_path: Path) -> None:

@@ -38,8 +38,10 @@ class LocalDaemon:
         self, home: Path, *, log: Path | None = None, command: list[str] | None = None
     ) -> None:
         self.home = home
-        # Tests may run the same server with extra plugins (a launcher of their own).
-        self.command = command or [sys.executable, "-m", "airlock", "serve"]
+        # Tests may run the same server with extra plugins (a launcher of their own). -P:
+        # not from the working directory (``airlock demo`` run in /tmp), where another
+        # user may have put a package named airlock.
+        self.command = command or [sys.executable, "-P", "-m", "airlock", "serve"]
         self.env = {**os.environ, "AIRLOCK_HOME": str(home)}
         self.paths: AirlockPaths = resolve_paths(self.env)
         self.log = log or home / "daemon.log"
