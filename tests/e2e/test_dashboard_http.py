@@ -406,6 +406,13 @@ def test_off_serves_no_dashboard_and_a_taken_port_leaves_the_daemon_running(
         with busy.client() as client:
             assert client.get("/v1/status").status_code == 200
         assert not (busy.paths.run_dir / "dashboard.url").exists()
+        # Whatever holds the port may be a look-alike page asking for a code: every
+        # channel is told (the console's notice is in the daemon's log).
+        warning = f"127.0.0.1:{port} is taken by another program"
+        while warning not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.05)
+        assert "type no code there" in log.read_text()
 
 
 def test_airlock_dashboard_prints_the_address(

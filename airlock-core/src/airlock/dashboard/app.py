@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from airlock.daemon.runtime import Runtime
 from airlock.dashboard.address import ListenAddress, parse_listen
 from airlock.dashboard.auth import DashboardAuth
 from airlock.dashboard.security import add_headers, current_session, make_guard
+from airlock.framework.notifiers import Notice
 from airlock.security.prompts import untrusted_line
 
 if TYPE_CHECKING:
@@ -137,6 +139,16 @@ def build_app(dashboard: Dashboard) -> web.Application:
     return app
 
 
+async def _warn_taken(runtime: Runtime, listen: str) -> None:
+    """Tell every channel: any local user may bind a free loopback port first, and a
+    page there that looks like the dashboard's login would collect the person's code."""
+    text = (
+        f"Airlock: the dashboard's address {listen} is taken by another program, so the "
+        "dashboard is off. A page there is not Airlock's: type no code there."
+    )
+    await runtime.channels.notify_all(Notice(text=text))
+
+
 @dataclass
 class Running:
     dashboard: Dashboard
@@ -177,6 +189,8 @@ async def start(runtime: Runtime) -> Running | None:
         await runner.cleanup()
         log.error("dashboard_unavailable", listen=settings.listen, error=exc.strerror)
         print(f"dashboard not started: {settings.listen}: {exc.strerror}", flush=True)
+        if exc.errno == errno.EADDRINUSE:
+            runtime.in_background(_warn_taken(runtime, settings.listen))
         return None
     server = site._server  # the bound socket tells the port when listen asked for port 0
     sockets = getattr(server, "sockets", None) or []
