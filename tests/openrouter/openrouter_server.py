@@ -102,6 +102,8 @@ class OpenRouterServer:
     report_cost: bool = True
     token_delay: float = 0.0
     """Seconds between streamed tokens."""
+    usage: dict[str, Any] | None = None
+    """Sent instead of the usage the call had (a service reporting it oddly)."""
     held: threading.Event | None = None
     """While set to an event not yet set, an answer (JSON or stream) is held back after
     the request is taken and billed: a model still thinking when the caller gives up."""
@@ -123,7 +125,7 @@ class OpenRouterServer:
     def reset(self) -> None:
         """Back to the defaults, for the next test sharing this server."""
         self.answer_tokens, self.extra_tokens, self.token_delay = None, 0, 0.0
-        self.cost_factor, self.report_cost = Decimal(1), True
+        self.cost_factor, self.report_cost, self.usage = Decimal(1), True, None
         if self.held is not None:
             self.held.set()  # a call still held from the last test ends
         self.held = None
@@ -258,6 +260,8 @@ class OpenRouterServer:
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
         }
+        if self.usage is not None:
+            return self.usage
         wants_cost = isinstance(body.get("usage"), dict) and body["usage"].get("include")
         if wants_cost and self.report_cost:
             price = PRICES[model]

@@ -166,6 +166,42 @@ def test_without_a_reported_cost_the_charge_is_tokens_times_price(
     assert charge.facts["cost_from"] == "tokens x price"
 
 
+@pytest.mark.parametrize(
+    "usage",
+    [{}, {"cost": "0.01"}, {"cost": -1, "completion_tokens": 10}, {"prompt_tokens": "9"}],
+)
+def test_a_usage_that_tells_neither_cost_nor_tokens_is_no_charge(
+    server: OpenRouterServer, usage: dict[str, Any]
+) -> None:
+    """A usage without a cost the connector can read and without the prompt's token count
+    says nothing of the cost: it must not settle the call at (about) nothing; raising,
+    the call is counted at its reservation."""
+    server.usage = usage
+
+    async def body(connector: OpenRouterConnector) -> Charge:
+        params = {"model": "test/flat", "messages": HELLO, "max_tokens": 10}
+        result = await connector.call("chat", params)
+        return connector.charge(
+            "chat", connector.spec("chat").params.model_validate(params), result
+        )
+
+    with pytest.raises(ConnectorError, match="usage"):
+        use(server, body)
+
+
+@pytest.mark.parametrize("missing", ["prompt", "completion"])
+def test_a_model_listed_without_a_price_is_not_free(
+    server: OpenRouterServer, monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    [cheap] = [m for m in MODELS if m["id"] == "test/cheap"]
+    monkeypatch.setitem(
+        cheap, "pricing", {k: v for k, v in cheap["pricing"].items() if k != missing}
+    )
+    with pytest.raises(InvalidInput) as raised:
+        quote(server, "chat", {"model": "test/cheap", "messages": HELLO})
+    assert raised.value.field == "model"
+
+
 def test_embeddings_are_quoted_and_charged(server: OpenRouterServer) -> None:
     params = {"model": "test/embed", "input": ["one", "two"]}
     assert quote(server, "embed", params).usd > 0
@@ -251,6 +287,24 @@ def test_a_stream_yields_chunks_meter_readings_and_then_its_charge(
     assert charges[0].facts["completion_tokens"] == 4
     assert isinstance(items[-1], Charge)
     assert server.spending_calls()[-1].body["stream"] is True  # type: ignore[index]
+
+
+def test_a_stream_whose_usage_tells_nothing_ends_whole_without_a_charge(
+    server: OpenRouterServer,
+) -> None:
+    """Its answer is relayed to the end; with no charge, core counts the reservation."""
+    server.answer_tokens = 2
+    server.usage = {"cost": "0.01"}
+
+    async def body(connector: OpenRouterConnector) -> list[Any]:
+        params = connector.spec("chat").params.model_validate(
+            {"model": "test/cheap", "messages": HELLO, "max_tokens": 10, "stream": True}
+        )
+        return [item async for item in connector.stream("chat", params)]
+
+    items = use(server, body)
+    assert [i for i in items if isinstance(i, Charge)] == []
+    assert items[-1] == {**items[-1], "usage": {"cost": "0.01"}}  # the last chunk, relayed
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,10 @@ class Price:
 
     @classmethod
     def of(cls, pricing: Mapping[str, Any]) -> Price | None:
-        """The price of a ``/models`` entry; None when it is missing or not a number."""
+        """The price of a ``/models`` entry; None when it is missing or not a number (a
+        prompt or answer price left out is unknown, not free)."""
+        if any(pricing.get(k) is None for k in ("prompt", "completion")):
+            return None
         try:
             values = [Decimal(str(pricing.get(k) or 0)) for k in ("prompt", "completion")]
             request = Decimal(str(pricing.get("request") or 0))

@@ -209,7 +209,10 @@ class OpenRouterConnector(PricedConnector):
                 yield Meter(usd=float(price.completion * answered))
             usage = chunk.get("usage")
             if isinstance(usage, dict):
-                yield self._charge_of(params.model, str(chunk.get("model") or ""), usage)
+                try:
+                    yield self._charge_of(params.model, str(chunk.get("model") or ""), usage)
+                except ConnectorError:
+                    continue  # no charge: the call is counted at its reservation
 
     # -- helpers --------------------------------------------------------------------
 
@@ -293,6 +296,8 @@ class OpenRouterConnector(PricedConnector):
         if reported is not None:
             cost, source = reported, "service"
         else:
+            if not _counted(usage):  # counted as 0, the call would settle at about nothing
+                raise ConnectorError("OpenRouter's usage gave neither a cost nor token counts")
             info = self._catalogue.get(asked)
             price = Price.of(info.pricing) if info is not None else None
             if price is None:
@@ -352,6 +357,12 @@ def _has_content(chunk: dict[str, Any]) -> bool:
         if isinstance(delta, dict) and (delta.get("content") or delta.get("tool_calls")):
             return True
     return False
+
+
+def _counted(usage: dict[str, Any]) -> bool:
+    """Whether *usage* counts the prompt's tokens, and the answer's if it names them."""
+    answer = usage.get("completion_tokens", 0)
+    return all(_count(v) == v for v in (usage.get("prompt_tokens"), answer))
 
 
 def _count(value: Any) -> int:
