@@ -102,6 +102,8 @@ class OpenRouterServer:
     report_cost: bool = True
     token_delay: float = 0.0
     """Seconds between streamed tokens."""
+    answer: dict[str, Any] | None = None
+    """Sent instead of a (not streamed) chat answer, with status 200."""
     usage: dict[str, Any] | None = None
     """Sent instead of the usage the call had (a service reporting it oddly)."""
     held: threading.Event | None = None
@@ -126,6 +128,7 @@ class OpenRouterServer:
         """Back to the defaults, for the next test sharing this server."""
         self.answer_tokens, self.extra_tokens, self.token_delay = None, 0, 0.0
         self.cost_factor, self.report_cost, self.usage = Decimal(1), True, None
+        self.answer = None
         if self.held is not None:
             self.held.set()  # a call still held from the last test ends
         self.held = None
@@ -203,6 +206,8 @@ class OpenRouterServer:
         base = {"id": f"gen-{secrets.token_hex(6)}", "created": int(time.time()), "model": model}
         if body.get("stream"):
             return await self._stream(request, base, answer + self.extra_tokens, usage)
+        if self.answer is not None:
+            return web.json_response(self.answer)
         message = {"role": "assistant", "content": "w " * answer}
         return web.json_response(
             {

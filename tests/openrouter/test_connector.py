@@ -15,6 +15,7 @@ from airlock.errors import (
     ConnectorError,
     Forbidden,
     InvalidInput,
+    ServiceAnswerLost,
     ServiceOutOfCredit,
     ServiceRateLimited,
 )
@@ -305,6 +306,18 @@ def test_a_stream_whose_usage_tells_nothing_ends_whole_without_a_charge(
     items = use(server, body)
     assert [i for i in items if isinstance(i, Charge)] == []
     assert items[-1] == {**items[-1], "usage": {"cost": "0.01"}}  # the last chunk, relayed
+
+
+def test_a_provider_failing_mid_way_is_an_answer_lost(server: OpenRouterServer) -> None:
+    """OpenRouter took the call (200) and its provider failed while answering: the tokens
+    generated so far may be billed, so the call is counted at its reservation."""
+    server.answer = {"error": {"code": 502, "message": "provider went away"}}
+
+    async def body(connector: OpenRouterConnector) -> Any:
+        return await connector.call("chat", {"model": "test/cheap", "messages": HELLO})
+
+    with pytest.raises(ServiceAnswerLost, match="provider went away"):
+        use(server, body)
 
 
 @pytest.mark.parametrize(

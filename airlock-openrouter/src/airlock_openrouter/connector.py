@@ -29,6 +29,7 @@ from airlock.plugin import (
     Meter,
     PricedConnector,
     Quote,
+    ServiceAnswerLost,
     StreamItem,
     current_budget,
     operation,
@@ -325,10 +326,12 @@ class OpenRouterConnector(PricedConnector):
 
 
 def _no_error(answer: dict[str, Any]) -> dict[str, Any]:
-    """OpenRouter can answer 200 with an error object (the provider failed mid-way)."""
+    """OpenRouter can answer 200 with an error object (the provider failed mid-way: what it
+    generated so far may be billed, so the answer counts as lost, not refused)."""
     error = answer.get("error")
     if isinstance(error, dict) and not answer.get("choices") and not answer.get("data"):
-        raise ConnectorError(f"OpenRouter's provider failed: {str(error.get('message'))[:200]}")
+        message = str(error.get("message"))[:200]
+        raise ServiceAnswerLost(f"OpenRouter's provider failed: {message}")
     return answer
 
 
