@@ -190,6 +190,43 @@ def test_a_usage_that_tells_neither_cost_nor_tokens_is_no_charge(
         use(server, body)
 
 
+@pytest.mark.parametrize(
+    ("usage", "cost", "source"),
+    [
+        # The provider bills a BYOK call to the person's own account with it, and
+        # OpenRouter's cost is only its fee (often 0): both are money spent.
+        (
+            {"is_byok": True, "cost": 0.001, "cost_details": {"upstream_inference_cost": 0.02}},
+            "0.021",
+            "service and provider (BYOK)",
+        ),
+        # ... without the provider's figure, the tokens at the listed prices stand for it.
+        ({"is_byok": True, "cost": 0}, "0.00005", "service and tokens x price (BYOK)"),
+        # Not BYOK: cost already includes the provider's, counted once.
+        (
+            {"is_byok": False, "cost": 0.02, "cost_details": {"upstream_inference_cost": 0.02}},
+            "0.02",
+            "service",
+        ),
+    ],
+)
+def test_a_byok_call_counts_what_the_provider_bills_too(
+    server: OpenRouterServer, usage: dict[str, Any], cost: str, source: str
+) -> None:
+    server.usage = {"prompt_tokens": 0, "completion_tokens": 5, **usage}
+
+    async def body(connector: OpenRouterConnector) -> Charge:
+        params = {"model": "test/flat", "messages": HELLO, "max_tokens": 10}
+        result = await connector.call("chat", params)
+        return connector.charge(
+            "chat", connector.spec("chat").params.model_validate(params), result
+        )
+
+    charge = use(server, body)
+    assert Decimal(str(charge.usd)) == Decimal(cost)
+    assert charge.facts["cost_from"] == source
+
+
 @pytest.mark.parametrize("missing", ["prompt", "completion"])
 def test_a_model_listed_without_a_price_is_not_free(
     server: OpenRouterServer, monkeypatch: pytest.MonkeyPatch, missing: str

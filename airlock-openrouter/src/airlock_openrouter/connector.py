@@ -291,26 +291,40 @@ class OpenRouterConnector(PricedConnector):
     def _charge_of(self, asked: str, answered: str, usage: Any) -> Charge:
         if not isinstance(usage, dict):
             raise ConnectorError("OpenRouter reported no usage for the call")
-        prompt = _count(usage.get("prompt_tokens"))
-        completion = _count(usage.get("completion_tokens"))
         reported = _dollars(usage.get("cost"))
-        if reported is not None:
+        if reported is None:
+            cost, source = self._listed_cost(asked, usage), "tokens x price"
+        elif usage.get("is_byok") is not True:
             cost, source = reported, "service"
         else:
-            if not _counted(usage):  # counted as 0, the call would settle at about nothing
-                raise ConnectorError("OpenRouter's usage gave neither a cost nor token counts")
-            info = self._catalogue.get(asked)
-            price = Price.of(info.pricing) if info is not None else None
-            if price is None:
-                raise ConnectorError("OpenRouter reported no cost and the price is unknown")
-            cost, source = price.cost(prompt, completion), "tokens x price"
+            # The person's own provider key (BYOK): OpenRouter's cost is its fee, and the
+            # provider bills the answer to that account. Both are the person's money.
+            details = usage.get("cost_details")
+            found = details.get("upstream_inference_cost") if isinstance(details, dict) else None
+            upstream = _dollars(found)
+            if upstream is not None:
+                cost, source = reported + upstream, "service and provider (BYOK)"
+            else:
+                cost = reported + self._listed_cost(asked, usage)
+                source = "service and tokens x price (BYOK)"
         facts = {
             "model": answered or asked,
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
+            "prompt_tokens": _count(usage.get("prompt_tokens")),
+            "completion_tokens": _count(usage.get("completion_tokens")),
             "cost_from": source,
         }
         return Charge(usd=float(cost), facts=facts)
+
+    def _listed_cost(self, model: str, usage: dict[str, Any]) -> Decimal:
+        """The tokens *usage* counts at *model*'s listed prices."""
+        if not _counted(usage):  # counted as 0, the call would settle at about nothing
+            raise ConnectorError("OpenRouter's usage gave neither a cost nor token counts")
+        info = self._catalogue.get(model)
+        price = Price.of(info.pricing) if info is not None else None
+        if price is None:
+            raise ConnectorError("OpenRouter reported no cost and the price is unknown")
+        prompt = _count(usage.get("prompt_tokens"))
+        return price.cost(prompt, _count(usage.get("completion_tokens")))
 
     async def _key_info(self) -> KeyInfo:
         data = (await self.api.get("key")).get("data")
