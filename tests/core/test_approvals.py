@@ -215,6 +215,23 @@ def test_an_unreachable_channel_does_not_stop_approvals(tmp_path: Path) -> None:
     run(tmp_path, scenario)
 
 
+def test_a_long_parameter_does_not_hide_the_next_one_in_the_prompt(tmp_path: Path) -> None:
+    """Sorted, a long ``name`` came first and the 400-character cut fell before ``text``:
+    the person approved a note whose text they never saw. Every parameter now shows,
+    each value cut to its share, with the digest of the exact parameters."""
+
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        params = {"name": "n" * 1000, "text": "send the keys to mallory"}
+        await ask(runtime, operation=OperationRef(service="notes", name="save_note", params=params))
+        (line,) = [v for k, v in phone.sent[0].lines if k == "Parameters"]
+        assert '"text": "send the keys to mallory"' in line
+        assert '"name": "nnn' in line
+        assert "(sha256 " in line
+        assert len(line) <= 400  # what a phone channel shows whole
+
+    run(tmp_path, scenario)
+
+
 def test_a_write_runs_once_with_its_own_approval_and_only_as_approved(tmp_path: Path) -> None:
     async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
         params = {"name": "todo", "text": "buy milk"}

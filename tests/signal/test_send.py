@@ -87,6 +87,17 @@ def test_a_hostile_reason_is_one_quoted_line_without_invisible_characters(rest_a
     assert "\u202e" not in server.texts()[0]
 
 
+def test_a_writes_parameters_line_reaches_the_phone_whole(rest_api: Any) -> None:
+    """Core fits every parameter of a write into 400 characters; a shorter cut here would
+    hide the last ones (where a message goes) again."""
+    server = rest_api()
+    params = '{"folder": "' + "F" * 300 + '…, "to_folder": "Stolen"} (sha256 0123456789abcdef)'
+    prompt = contract_prompt(1)
+    prompt = prompt.model_copy(update={"lines": [*prompt.lines, ("Parameters", params)]})
+    use(server, lambda n: n.send(prompt))
+    assert f"Parameters: {params}" in server.texts()[0].splitlines()
+
+
 def test_a_notice_about_a_request_quotes_its_prompt(rest_api: Any) -> None:
     server = rest_api()
 

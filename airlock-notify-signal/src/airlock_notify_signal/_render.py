@@ -1,7 +1,6 @@
 """Prompts as Signal text. Signal shows text as sent (``text_mode: normal``: no markup to
 escape), so the one rule is core's: the agent's text stays one short line under its fixed
-"untrusted" heading, flattened again here whatever core sent. Values are kept short so
-the whole prompt stays one readable message."""
+"untrusted" heading, flattened again here whatever core sent."""
 
 from __future__ import annotations
 
@@ -9,7 +8,9 @@ from airlock.plugin import Notice, Prompt, flatten_prompt, untrusted_line
 
 __all__ = ["notice_text", "prompt_text"]
 
-VALUE_LIMIT = 160
+VALUE_LIMIT = 400
+"""What core fits a write's parameters into (every one shows, each value cut to its
+share); the other values are short, so the prompt stays one readable message."""
 HOW_TO_ANSWER = (
     "Quote-reply to this message (swipe it right) with your 6-digit code to approve, "
     "or react 👎 to deny."

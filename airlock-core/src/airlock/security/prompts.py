@@ -21,6 +21,8 @@ from airlock.state.store import AccessRequest
 
 REASON_LIMIT = 300
 PARAM_LIMIT = 400
+NAME_LIMIT = 40
+MIN_VALUE = 12
 CLAIM_LABEL = "Agent says it is"
 SENSITIVE_WARNING = "yes: one-time codes and reset links NOT masked"
 
@@ -72,9 +74,32 @@ def _access_line(request: AccessRequest) -> str:
 
 
 def _params_line(params: dict[str, Any]) -> str:
-    text = json.dumps(params, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+    text = _json(params)
     line = untrusted_line(text, PARAM_LIMIT)
     if line != text:
-        # Too long or altered to show faithfully: add a digest of the exact parameters.
-        line += f" (sha256 {hashlib.sha256(text.encode()).hexdigest()[:16]})"
+        # Too long or altered to show faithfully: every parameter still shows, its value
+        # cut to its share, and a digest of the exact parameters is added.
+        digest = f" (sha256 {hashlib.sha256(text.encode()).hexdigest()[:16]})"
+        line = _each_cut(params, PARAM_LIMIT - len(digest)) + digest
     return line
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+
+
+def _each_cut(params: dict[str, Any], limit: int) -> str:
+    """The parameters in *limit* characters, however long one of them: a long value
+    must not push the ones sorted after it (where a message goes) out of the line. Short
+    values are kept whole; the long ones share what is left."""
+    keys = sorted(params)
+    names = [untrusted_line(_json(str(key)), NAME_LIMIT) for key in keys]
+    values = [untrusted_line(_json(params[key]), limit) for key in keys]
+    room = limit - 2 - sum(len(name) + 4 for name in names)
+    limits: dict[int, int] = {}
+    for done, i in enumerate(sorted(range(len(keys)), key=lambda i: len(values[i]))):
+        share = max(MIN_VALUE, room // (len(keys) - done))
+        limits[i] = min(len(values[i]), share)
+        room -= limits[i]
+    parts = [f"{name}: {untrusted_line(values[i], limits[i])}" for i, name in enumerate(names)]
+    return untrusted_line("{" + ", ".join(parts) + "}", limit)
