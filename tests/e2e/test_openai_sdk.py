@@ -184,12 +184,23 @@ def test_bad_openai_bodies_are_400s_naming_the_field(llm: Airlock, token: str) -
         streamed_embeddings = client.post(
             "/v1/openai/llm/embeddings", json={"model": "test/embed", "input": "x", "stream": True}
         )
+        odd_stream = {
+            odd: client.post(
+                "/v1/openai/llm/chat/completions",
+                json={"model": "test/cheap", "messages": HELLO, "stream": odd},
+            )
+            for odd in ("true", 1, None)
+        }
     assert unknown.status_code == 400
     assert unknown.json()["error"]["field"] == "params.models"
     assert not_json.status_code == 400
     assert json.loads(not_json.text)["error"]["field"] == "body"
     assert streamed_embeddings.status_code == 400
     assert streamed_embeddings.json()["error"]["field"] == "params.stream"
+    for odd in ("true", 1, None):  # stream is true or false, as OpenAI's API has it
+        assert odd_stream[odd].status_code == 400, odd_stream[odd].text
+        assert odd_stream[odd].json()["error"]["field"] == "params.stream"
+        assert "OpenAI-compatible endpoint" not in odd_stream[odd].text
 
 
 def test_openai_routes_name_no_service_that_does_not_speak_openai(llm: Airlock) -> None:

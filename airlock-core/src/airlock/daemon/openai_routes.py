@@ -25,7 +25,7 @@ from airlock.daemon.http import Handler, parse_json_object, peer, whole_body
 from airlock.daemon.openapi import Route
 from airlock.daemon.routes import RUNTIME, bearer
 from airlock.daemon.runtime import Runtime
-from airlock.errors import AirlockError, BudgetExhausted, NotFound
+from airlock.errors import AirlockError, BudgetExhausted, InvalidInput, NotFound
 from airlock.framework.connectors import OPENAI_PATHS
 from airlock.gateway.priced_calls import BudgetCut
 
@@ -65,8 +65,11 @@ async def openai_call(request: web.Request, path: str) -> web.StreamResponse:
     body: dict[str, Any] = {}
     if request.method == "POST":
         body = parse_json_object(await whole_body(request))
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):  # "true" or 1 would be taken for a call not streamed
+        raise InvalidInput("stream: true or false", field="params.stream")
     gateway = runtime.gateway
-    if body.get("stream") is True:
+    if stream:
         chunks = await gateway.stream(token, caller, service, operation, body)
         return await _relay(request, chunks)
     result = await gateway.run(token, caller, service, operation, body)
