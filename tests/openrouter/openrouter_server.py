@@ -102,6 +102,8 @@ class OpenRouterServer:
     report_cost: bool = True
     token_delay: float = 0.0
     """Seconds between streamed tokens."""
+    thinking: bool = False
+    """Streamed tokens come as reasoning (``delta.reasoning``), as a thinking model's do."""
     answer: dict[str, Any] | None = None
     """Sent instead of a (not streamed) chat answer, with status 200."""
     usage: dict[str, Any] | None = None
@@ -128,7 +130,7 @@ class OpenRouterServer:
         """Back to the defaults, for the next test sharing this server."""
         self.answer_tokens, self.extra_tokens, self.token_delay = None, 0, 0.0
         self.cost_factor, self.report_cost, self.usage = Decimal(1), True, None
-        self.answer = None
+        self.answer, self.thinking = None, False
         if self.held is not None:
             self.held.set()  # a call still held from the last test ends
         self.held = None
@@ -229,7 +231,8 @@ class OpenRouterServer:
             await asyncio.sleep(SLOW_FIRST_TOKEN)
         chunk = {**base, "object": "chat.completion.chunk"}
         for index in range(tokens):
-            delta = {"role": "assistant", "content": "w "} if index == 0 else {"content": "w "}
+            field = "reasoning" if self.thinking else "content"
+            delta = {"role": "assistant", field: "w "} if index == 0 else {field: "w "}
             finish = "stop" if index == tokens - 1 else None
             choice = {"index": 0, "delta": delta, "finish_reason": finish}
             await response.write(_event({**chunk, "choices": [choice]}))

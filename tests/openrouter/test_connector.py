@@ -327,6 +327,22 @@ def test_a_stream_yields_chunks_meter_readings_and_then_its_charge(
     assert server.spending_calls()[-1].body["stream"] is True  # type: ignore[index]
 
 
+def test_reasoning_tokens_move_the_meter_like_answer_tokens(server: OpenRouterServer) -> None:
+    """A thinking model streams its reasoning before its answer, billed as answer tokens:
+    a stream of reasoning only must still reach its reservation and be cut there."""
+    server.answer_tokens = 3
+    server.thinking = True
+
+    async def body(connector: OpenRouterConnector) -> list[Any]:
+        params = connector.spec("chat").params.model_validate(
+            {"model": "test/cheap", "messages": HELLO, "max_tokens": 10, "stream": True}
+        )
+        return [item async for item in connector.stream("chat", params)]
+
+    meters = [i.usd for i in use(server, body) if isinstance(i, Meter)]
+    assert meters == [float(Decimal("0.000002") * n) for n in range(1, 4)]
+
+
 def test_a_stream_whose_usage_tells_nothing_ends_whole_without_a_charge(
     server: OpenRouterServer,
 ) -> None:

@@ -368,12 +368,13 @@ def _has_media(params: ChatParams) -> bool:
     )
 
 
+_BILLED = ("content", "tool_calls", "reasoning", "reasoning_details")
+"""What of a chunk's delta is answer tokens (a thinking model's reasoning included)."""
+
+
 def _has_content(chunk: dict[str, Any]) -> bool:
-    for choice in chunk.get("choices") or ():
-        delta = choice.get("delta") if isinstance(choice, dict) else None
-        if isinstance(delta, dict) and (delta.get("content") or delta.get("tool_calls")):
-            return True
-    return False
+    deltas = [c.get("delta") for c in chunk.get("choices") or () if isinstance(c, dict)]
+    return any(isinstance(d, dict) and any(d.get(part) for part in _BILLED) for d in deltas)
 
 
 def _counted(usage: dict[str, Any]) -> bool:
