@@ -43,6 +43,7 @@ def test_the_host_starts_first_and_neither_daemon_shares_a_directory_with_the_ot
 def test_the_host_command_serves_only_the_core_s_uid_and_holds_no_secret() -> None:
     argv = HOST.arguments(peer_uid=4321)
     assert argv == [
+        "-I",
         "-m",
         "airlock.connector_host",
         "--listen",
@@ -52,7 +53,7 @@ def test_the_host_command_serves_only_the_core_s_uid_and_holds_no_secret() -> No
         "--allow-uid",
         "4321",
     ]
-    assert CORE.arguments() == ["-m", "airlock", "serve"]
+    assert CORE.arguments() == ["-I", "-m", "airlock", "serve"]
 
 
 @pytest.fixture

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import os
 import pwd
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from airlock.errors import AirlockError
+from airlock.service.control import KEEPER, isolated_daemon
 from airlock.service.isolated import own_tree
+from airlock.service.layout import CORE, DAEMONS
 from airlock.service.migrate import _plain, refuse_while_running
 from airlock.service.supervisor import Supervised, _open_log, _write_pid, running_pid
 
@@ -99,3 +103,32 @@ def test_the_personal_daemons_lock_is_not_opened_through_a_link(tmp_path: Path) 
     refuse_while_running(ME, lock)  # none: nothing to refuse
     lock.write_text("")
     refuse_while_running(ME, lock)  # a plain lock nobody holds
+
+
+def test_a_service_user_cannot_plant_code_its_next_start_imports(tmp_path: Path) -> None:
+    """A compromised host (or core) writes a package named ``airlock`` where its own user
+    may: the working directory the supervisor gave it (its state directory) and the user
+    site-packages under its home (the same directory). The next start, after the person
+    upgraded the broken parser away, must not import it: the daemons, and the keeper that
+    restarts the host, run with ``python -I`` from ``/``."""
+    home = tmp_path / "var-lib-airlock-connectors"
+    ran = tmp_path / "planted-code-ran"
+    plant = f"open({str(ran)!r}, 'a').write('ran')\nraise SystemExit(99)\n"
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for where in (home, home / ".local" / "lib" / version / "site-packages"):
+        (where / "airlock").mkdir(parents=True)
+        (where / "airlock" / "__init__.py").write_text(plant)
+    core = isolated_daemon(CORE)
+    assert core.cwd == Path("/")
+    for flags in (core.argv[1:-3], KEEPER[:-3]):  # the interpreter's flags before -m
+        done = subprocess.run(
+            [sys.executable, *flags, "-m", "airlock.service.keeper"],
+            cwd=home,
+            env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            check=False,
+        )
+        assert not ran.exists(), f"{flags}: a start imported the planted package"
+        assert done.returncode == 2, done.stderr  # the keeper's usage: it was airlock's own
+    for daemon in DAEMONS:
+        assert daemon.arguments(peer_uid=1)[0] == "-I"

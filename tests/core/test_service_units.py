@@ -44,7 +44,7 @@ def test_the_system_unit_runs_as_the_service_user_with_the_agents_group() -> Non
     lines = text.splitlines()
     assert "User=airlock" in lines
     assert "SupplementaryGroups=airlock-agents" in lines
-    assert "ExecStart=/opt/airlock/venv/bin/python -m airlock serve" in lines
+    assert "ExecStart=/opt/airlock/venv/bin/python -I -m airlock serve" in lines
     assert "Environment=AIRLOCK_MODE=isolated" in lines
     # A private user namespace would show every client as `nobody` through SO_PEERCRED.
     assert not any(line.startswith("PrivateUsers") for line in lines)
@@ -56,7 +56,7 @@ def test_the_host_unit_runs_as_its_own_user_and_serves_only_the_core_s_uid() -> 
     assert "Group=airlock-connectors" in lines
     assert not any(line.startswith("SupplementaryGroups") for line in lines)
     assert (
-        "ExecStart=/opt/airlock/venv/bin/python -m airlock.connector_host"
+        "ExecStart=/opt/airlock/venv/bin/python -I -m airlock.connector_host"
         " --listen /run/airlock-connectors/host.sock"
         " --data-dir /var/lib/airlock-connectors --allow-uid 998"
     ) in lines

@@ -35,7 +35,8 @@ def _installed_python(daemon: Daemon) -> Path:
     return copy if copy.exists() else Path(sys.executable)
 
 
-KEEPER = ("-m", "airlock.service.keeper", "--")
+KEEPER = ("-I", "-m", "airlock.service.keeper", "--")
+"""Run as the host's user, like the host: ``-I`` for the same reason (see ``Daemon``)."""
 
 
 def isolated_daemon(daemon: Daemon) -> Supervised:
@@ -57,9 +58,9 @@ def isolated_daemon(daemon: Daemon) -> Supervised:
         user=daemon.name,
         group=daemon.name,
         extra_groups=[daemon.socket_group] if daemon.socket_group else [],
-        cwd=daemon.state_dir,
+        cwd=Path("/"),  # as systemd runs it: not a directory the daemon's user may write
         ready=daemon.ready,
-        marker=KEEPER[1] if daemon.respawn else daemon.command[-1],
+        marker="airlock.service.keeper" if daemon.respawn else daemon.command[-1],
     )
 
 

@@ -52,7 +52,10 @@ class Daemon:
     description: str
     command: tuple[str, ...]
     """The arguments after the interpreter (:data:`PEER_UID` is replaced by the uid of
-    :attr:`peer`)."""
+    :attr:`peer`). ``-I`` first: nothing on the import path the daemon's own user can
+    write (the working directory, user site-packages under its home, ``PYTHON*``
+    variables), so a compromise does not outlive a restart, nor an upgrade that fixed
+    it."""
     state_dir: Path
     run_dir: Path
     log_dir: Path
@@ -111,6 +114,7 @@ HOST = Daemon(
     name="airlock-connectors",
     description="Airlock connector host (isolated mode): vault, credentials, connectors",
     command=(
+        "-I",
         "-m",
         "airlock.connector_host",
         "--listen",
@@ -134,7 +138,7 @@ HOST = Daemon(
 CORE = Daemon(
     name="airlock",
     description="Airlock gateway (isolated mode): approvals, sessions, audit",
-    command=("-m", "airlock", "serve"),
+    command=("-I", "-m", "airlock", "serve"),
     state_dir=STATE_ROOT,
     run_dir=RUN_DIR,
     log_dir=LOG_DIR,
