@@ -8,6 +8,7 @@ import contextlib
 
 from airlock.common.logs import get_logger
 from airlock.connector_host.link import ChildHost, HostLauncher, HostLink, SocketHost
+from airlock.errors import AirlockError, ConnectorError
 from airlock.framework.plugins import AirlockPluginManager, host_plugin_specs
 from airlock.security.audit import Auditor
 from airlock.settings.config import AirlockConfig
@@ -69,6 +70,19 @@ class HostConnection:
         await self.configure(self.config)
         if self.passphrase is not None:
             await link.request("unlock", passphrase=self.passphrase)
+
+    async def unlock(self) -> None:
+        """Pass the passphrase the core was just unlocked with on to the host."""
+        assert self.passphrase is not None
+        try:
+            await self.link.request("unlock", passphrase=self.passphrase)
+        except AirlockError as exc:
+            raise ConnectorError(
+                f"Airlock is unlocked, but the connector host did not take the passphrase: "
+                f"{exc.message}",
+                hint="it is sent again when the host next connects; "
+                "`airlock service status` shows the host",
+            ) from None
 
     async def warm(self) -> None:
         """Start the connector host now, so the first operation does not wait for it."""

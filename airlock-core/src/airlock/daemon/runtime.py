@@ -325,10 +325,11 @@ class Runtime:
                 await self.audit.append("unlock_failed", **peer.audit_fields())
                 raise
             self.refresh_totp()
-            self.host.passphrase = passphrase
-            await self.link.request("unlock", passphrase=passphrase)
-            await self._swap(self._assemble(self.config))
+            # Open from here on: recorded first, whatever the connector host then says.
             await self.audit.append("daemon_unlocked", **peer.audit_fields())
+            self.host.passphrase = passphrase  # a host that connects later gets it too
+            await self._swap(self._assemble(self.config))
+            await self.host.unlock()
             await self.credentials.move_service_credentials()
 
     async def _swap(self, parts: Parts) -> None:
