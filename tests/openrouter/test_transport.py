@@ -430,9 +430,10 @@ def test_a_service_dripping_bytes_after_done_does_not_hold_the_call(
     assert run(asyncio.wait_for(main(), 10)) == [{"n": 1}]
 
 
-async def _connect_seen_by_proxy(proxy_value: str) -> bytes:
+async def _connect_seen_by_proxy(proxy_value: str) -> tuple[bytes, ConnectorError]:
     """What an HTTP proxy named by ``HTTPS_PROXY`` receives for a call to an https
-    ``api_base``: the CONNECT request, which travels outside TLS (answered 403)."""
+    ``api_base``: the CONNECT request, which travels outside TLS (answered 403); and the
+    call's error."""
     seen: list[bytes] = []
 
     async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -445,25 +446,26 @@ async def _connect_seen_by_proxy(proxy_value: str) -> bytes:
     port = server.sockets[0].getsockname()[1]
     os.environ["HTTPS_PROXY"] = proxy_value.format(port=port)
     try:
-        with pytest.raises(ConnectorError):
+        with pytest.raises(ConnectorError) as raised:
             await models_at("https://openrouter.invalid/api/v1")
     finally:
         server.close()
     assert seen, "the proxy was not used"
-    return seen[0]
+    return seen[0], raised.value
 
 
 def test_the_key_never_goes_to_a_proxy_in_the_clear(monkeypatch: pytest.MonkeyPatch) -> None:
     only_proxy(monkeypatch, "HTTPS_PROXY", "")
-    connect = run(_connect_seen_by_proxy("http://127.0.0.1:{port}"))
+    connect, error = run(_connect_seen_by_proxy("http://127.0.0.1:{port}"))
     assert connect.startswith(b"CONNECT openrouter.invalid:443")
     assert KEY.encode() not in connect
     assert b"Authorization" not in connect
+    assert not isinstance(error, ServiceAnswerLost)  # refused by the proxy: nothing sent
 
 
 def test_a_proxy_named_without_a_scheme_is_an_http_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     only_proxy(monkeypatch, "HTTPS_PROXY", "")
-    connect = run(_connect_seen_by_proxy("127.0.0.1:{port}"))
+    connect, _ = run(_connect_seen_by_proxy("127.0.0.1:{port}"))
     assert connect.startswith(b"CONNECT openrouter.invalid:443")
 
 

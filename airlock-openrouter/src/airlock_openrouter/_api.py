@@ -209,8 +209,12 @@ class OpenRouterApi:
 _FAILURES = (aiohttp.ClientError, OSError)  # TimeoutError is an OSError
 
 
-_NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
-"""Failures to connect: the request never left."""
+_NOT_SENT = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+    aiohttp.ClientHttpProxyError,
+)
+"""Failures to connect (to the service, or through the proxy): the request never left."""
 
 
 def _unreachable(exc: BaseException) -> ConnectorError:
