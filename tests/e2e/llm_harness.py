@@ -15,13 +15,20 @@ from airlock.security.vault import TotpKey, Vault
 
 
 def start_llm(
-    home: Path, server: OpenRouterServer, *, config: dict[str, Any] | None = None, **settings: Any
+    home: Path,
+    server: OpenRouterServer,
+    *,
+    config: dict[str, Any] | None = None,
+    command: list[str] | None = None,
+    **settings: Any,
 ) -> Airlock:
     """`airlock serve` with service ``llm`` (models test/*, max_usd $1), its key stored;
-    *config*: more of config.yaml."""
+    *config*: more of config.yaml; *command*: the daemon's launcher instead of `serve`."""
     llm = {"connector": "openrouter", "api_base": server.url, "models": ["test/*"]}
     services = {"services": {"llm": {**llm, "max_usd": 1.0, **settings}}}
     airlock = Airlock(home, overrides={**(config or {}), **services})
+    if command is not None:
+        airlock.daemon.command = command
     Vault(airlock.paths.vault_file, TotpKey(airlock.phone.secret)).set(
         "llm", {"api_key": server.key}
     )

@@ -5,9 +5,12 @@ right; the audit has model, tokens and cost but not the prompt; the key leaks no
 
 from __future__ import annotations
 
+import json
+import sys
 import threading
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -252,3 +255,37 @@ def test_a_service_reporting_an_absurd_cost_ends_the_budget_and_the_answer_still
     [record, _] = [e for e in audit(llm, "operation") if e["op"] == "chat"]
     assert record["outcome"] == "ok"
     assert record["cost_usd"] == pytest.approx(1e13)  # what the service said, on record
+
+
+def test_a_session_ending_while_its_answer_streams_ends_the_answer(
+    tmp_path: Path, openrouter: OpenRouterServer
+) -> None:
+    """The spend session's hour passes mid-answer (the daemon's clock moved on, a read
+    session keeping the service open): the rest of the answer is not relayed."""
+    openrouter.reset()
+    openrouter.answer_tokens, openrouter.token_delay = 200, 0.05
+    launcher = [sys.executable, str(Path(__file__).with_name("clocked_serve.py"))]
+    airlock = start_llm(tmp_path / "clocked", openrouter, command=launcher)
+    body = {"model": "test/cheap", "messages": [{"role": "user", "content": PROMPT}]}
+    events: list[dict[str, Any]] = []
+    try:
+        with airlock.client() as client:
+            airlock.session(client, services=["llm"], reason="models", ttl="8h")
+            token = spend_session(airlock, client, 0.05)  # for 1h
+        with (
+            airlock.client(Authorization=f"Bearer {token}") as client,
+            client.stream(
+                "POST",
+                "/v1/openai/llm/chat/completions",
+                json={**body, "max_tokens": 200, "stream": True},
+            ) as response,
+        ):
+            for line in response.iter_lines():
+                if line.startswith("data: {"):
+                    events.append(json.loads(line.removeprefix("data: ")))
+                    if len(events) == 1:
+                        (airlock.home / "clock-offset").write_text("7200")  # two hours on
+    finally:
+        airlock.stop()
+    assert events[-1].get("error", {}).get("code") == "unauthenticated", events[-1]
+    assert len(events) < 150, "the answer went on after the session ended"
