@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -86,6 +88,30 @@ def test_the_server_refuses_a_code_without_its_verifier(google: GoogleServer) ->
     with pytest.raises(AccessDenied, match="invalid_grant"):
         exchange(client, f"{google.url}/token", code, other_verifier, redirect, [READ])
     assert verifier != other_verifier
+
+
+def test_a_silent_connection_to_the_loopback_port_does_not_hold_up_the_answer(
+    google: GoogleServer,
+) -> None:
+    """Any local user sees the listening port (`ss -ltn`): one that connects and sends
+    nothing must not keep the person's browser from being answered."""
+    silent: list[socket.socket] = []
+
+    def browser_after_a_squatter(url: str) -> None:
+        redirect = urlsplit(parse_qs(urlsplit(url).query)["redirect_uri"][0])
+        silent.append(socket.create_connection((redirect.hostname, redirect.port)))
+        browser(url)
+
+    client = OAuthClient(*google.client())
+    with ThreadPoolExecutor(1) as pool:
+        flow = pool.submit(run_flow, google, client, [READ], open_browser=browser_after_a_squatter)
+        try:
+            # A bound, so a flow stuck behind the silent connection fails instead of hanging.
+            refresh = flow.result(timeout=60)
+        finally:
+            for connection in silent:
+                connection.close()
+    assert google.state.grants[refresh].scopes == [READ]
 
 
 def test_no_answer_in_time_saves_nothing(google: GoogleServer) -> None:

@@ -1,6 +1,7 @@
 """Google's OAuth flow for installed apps, by hand: loopback redirect, PKCE, checked state.
 
-1. A one-request web server listens on 127.0.0.1 on a random port.
+1. A small web server listens on 127.0.0.1 on a random port (a thread per connection,
+   each silent one dropped after 10 s: any local user can connect to it).
 2. The person opens the authorization address (printed, and opened in a browser when
    there is one); Google sends the browser back to ``http://127.0.0.1:PORT/`` with a
    ``code`` and the ``state`` we made.
@@ -22,7 +23,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -78,17 +79,25 @@ class Answer:
 
     params: dict[str, str] = field(default_factory=dict)
     arrived: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _receiver(answer: Answer) -> type[BaseHTTPRequestHandler]:
     class Receiver(BaseHTTPRequestHandler):
+        timeout = 10  # seconds a connection may stay silent (any local user can connect)
+
         def do_GET(self) -> None:
             query = parse_qs(urlsplit(self.path).query)
-            if answer.arrived.is_set() or not ({"code", "error", "state"} & set(query)):
+            with answer.lock:
+                first = not answer.arrived.is_set() and bool(
+                    {"code", "error", "state"} & set(query)
+                )
+                if first:
+                    answer.params = {k: v[0] for k, v in query.items() if v}
+                    answer.arrived.set()
+            if not first:
                 self.send_error(404)  # a favicon, or a second visit
                 return
-            answer.params = {k: v[0] for k, v in query.items() if v}
-            answer.arrived.set()
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(_PAGE)))
@@ -115,7 +124,8 @@ def authorize(
     verifier, challenge = pkce_pair()
     state = secrets.token_urlsafe(32)
     answer = Answer()
-    server = HTTPServer(("127.0.0.1", 0), _receiver(answer))
+    # A thread per connection: one that never sends its request holds up only itself.
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _receiver(answer))
     redirect_uri = f"http://127.0.0.1:{server.server_address[1]}/"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
     thread.daemon = True
