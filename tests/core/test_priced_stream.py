@@ -13,7 +13,14 @@ from tests.core.gateway_fixtures import Answer, AskParams
 
 from airlock.common.clock import FakeClock
 from airlock.connector_host.client import ConnectorHost
-from airlock.errors import BudgetExhausted
+from airlock.errors import (
+    BudgetExhausted,
+    ConnectorError,
+    ServiceAnswerLost,
+    ServiceOutOfCredit,
+    ServiceRateLimited,
+    ServiceRefused,
+)
 from airlock.framework.connectors import Access, OperationSpec, operation
 from airlock.framework.spending import Charge, PricedConnector, Quote, SpendSettings, nano_usd
 from airlock.gateway.budgets import Budgets, Reservation
@@ -201,3 +208,54 @@ def test_a_whole_stream_is_counted_at_its_last_report(store: StateStore) -> None
     state = budgets.state("ses_a")
     assert state is not None
     assert (state.spent_nano, state.reserved_nano) == (nano_usd("0.002"), 0)
+
+
+class Failing(Host):
+    """A service that fails after the call went out, with *error*, before any answer."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__([])
+        self.error = error
+
+    async def priced(  # type: ignore[override]
+        self, service: str, spec: OperationSpec, params: Mapping[str, Any], **kw: Any
+    ) -> AsyncIterator[Quote | dict[str, Any] | Charge]:
+        yield Quote(usd=self.worst)
+        raise self.error
+
+
+@pytest.mark.parametrize("streamed", [True, False], ids=["streamed", "whole"])
+@pytest.mark.parametrize(
+    ("error", "spent"),
+    [
+        (ConnectorError("the plugin's own failure, after the request went out"), CENT),
+        (ServiceAnswerLost("cut off"), CENT),
+        (ServiceRefused("HTTP 503"), 0),
+        (ServiceOutOfCredit("no credit"), 0),
+        (ServiceRateLimited("slow down"), 0),
+    ],
+    ids=["connector-error", "answer-lost", "refused", "out-of-credit", "rate-limited"],
+)
+def test_a_failed_call_costs_nothing_only_when_the_service_did_not_take_it(
+    store: StateStore, error: Exception, spent: int, streamed: bool
+) -> None:
+    """Fail closed: a connector that fails without saying the service refused the call
+    (an error of its own, a lost answer) may have been billed, so the call is counted at
+    its reservation; only a refusal (or a service never reached) costs nothing."""
+    budgets = Budgets(store, FakeClock(0))
+    budgets.open("ses_a", 10 * CENT)
+    facts: dict[str, Any] = {}
+    calls, host = PricedCalls(budgets), cast(ConnectorHost, Failing(error))
+
+    async def call() -> None:
+        if streamed:
+            async for _ in calls.stream(host, SERVICE, SPEC, {"prompt": "?"}, "ses_a", facts):
+                pass
+        else:
+            await calls.run(host, SERVICE, SPEC, {"prompt": "?"}, "ses_a", facts)
+
+    with pytest.raises(type(error)):
+        asyncio.run(call())
+    state = budgets.state("ses_a")
+    assert state is not None
+    assert (state.spent_nano, state.reserved_nano) == (spent, 0)

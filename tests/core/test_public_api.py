@@ -73,6 +73,7 @@ PUBLIC_NAMES = [
     "ServiceOutOfCredit",
     "ServicePermissions",
     "ServiceRateLimited",
+    "ServiceRefused",
     "SessionFacts",
     "Sleep",
     "SpendSettings",

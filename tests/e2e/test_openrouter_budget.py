@@ -196,7 +196,7 @@ def test_upstream_refusals_reach_the_agent_cleanly_and_never_the_key(
         budget = budget_of(client)
     assert (limited.status_code, limited.headers.get("Retry-After")) == (429, "7")
     assert (broke.status_code, broke.json()["error"]["code"]) == (402, "service_out_of_credit")
-    assert (down.status_code, down.json()["error"]["code"]) == (502, "service_error")
+    assert (down.status_code, down.json()["error"]["code"]) == (502, "service_refused")
     assert (bad_key.status_code, bad_key.json()["error"]["code"]) == (502, "service_auth_failed")
     assert outside.status_code == 403
     for answer in (limited, broke, down, bad_key, outside):

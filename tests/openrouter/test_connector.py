@@ -18,6 +18,7 @@ from airlock.errors import (
     ServiceAnswerLost,
     ServiceOutOfCredit,
     ServiceRateLimited,
+    ServiceRefused,
 )
 from airlock.framework.spending import Charge, Meter, Quote
 from airlock.testing import run
@@ -379,8 +380,8 @@ def test_a_provider_failing_mid_way_is_an_answer_lost(server: OpenRouterServer) 
         (401, ConnectorAuthError, "service_auth_failed"),
         (402, ServiceOutOfCredit, "service_out_of_credit"),
         (429, ServiceRateLimited, "service_rate_limited"),
-        (500, ConnectorError, "service_error"),
-        (503, ConnectorError, "service_error"),
+        (500, ServiceRefused, "service_refused"),
+        (503, ServiceRefused, "service_refused"),
     ],
 )
 def test_upstream_errors_are_mapped(

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from airlock.errors import ConnectorError, InvalidInput, ServiceAnswerLost
+from airlock.errors import ConnectorError, InvalidInput, ServiceAnswerLost, ServiceRefused
 from airlock.testing import run
 from airlock_openrouter import _api
 from airlock_openrouter._api import OpenRouterApi
@@ -133,7 +133,7 @@ def test_a_certificate_the_machine_does_not_trust_is_refused(tmp_path: Path) -> 
 
     error = run(main())
     assert "unreachable" in error.message
-    assert not isinstance(error, ServiceAnswerLost)  # a spend call this ends costs nothing
+    assert isinstance(error, ServiceRefused)  # a spend call this ends costs nothing
     assert served == []  # the request, and the key in it, never left the TLS handshake
 
 
@@ -331,7 +331,7 @@ def test_an_error_answer_is_read_only_as_far_as_its_message_needs() -> None:
 
     error = run(main())
     assert error.message == "OpenRouter failed: HTTP 500"
-    assert not isinstance(error, ServiceAnswerLost)  # the service answered: refused
+    assert isinstance(error, ServiceRefused)  # the service answered: refused, not billed
 
 
 @pytest.mark.parametrize("event", [b"data: " + b"a" * (2 << 20), b"data: a\n" * (300 << 10)])
@@ -460,7 +460,7 @@ def test_the_key_never_goes_to_a_proxy_in_the_clear(monkeypatch: pytest.MonkeyPa
     assert connect.startswith(b"CONNECT openrouter.invalid:443")
     assert KEY.encode() not in connect
     assert b"Authorization" not in connect
-    assert not isinstance(error, ServiceAnswerLost)  # refused by the proxy: nothing sent
+    assert isinstance(error, ServiceRefused)  # refused by the proxy: nothing sent
 
 
 def test_a_proxy_named_without_a_scheme_is_an_http_proxy(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -27,11 +27,12 @@
     │   ├── VaultLocked           passphrase vault not unlocked yet
     │   └── VaultCorrupt          wrong key or tampered file
     ├── AuditError                the audit record could not be written (fail closed)
-    ├── ConnectorError            the service failed or refused
-    │   ├── ConnectorAuthError    the service rejected the credentials
-    │   ├── ServiceAnswerLost     the call went out, its answer did not come back whole
-    │   │   └── ConnectorTimeout  the operation took longer than allowed (504)
-    │   └── ServiceOutOfCredit    the account at the service has no money left (402)
+    ├── ConnectorError            the service failed (a spend call may have cost)
+    │   ├── ServiceRefused        the service did not take the call (nothing billed)
+    │   │   ├── ConnectorAuthError  the service rejected the credentials
+    │   │   └── ServiceOutOfCredit  the account at the service has no money left (402)
+    │   └── ServiceAnswerLost     the call went out, its answer did not come back whole
+    │       └── ConnectorTimeout  the operation took longer than allowed (504)
     ├── NotifierError             a notifier could not reach its messenger (prompt not sent)
     ├── DaemonUnreachable         no daemon on the socket (exit 5)
     └── AlreadyRunning            a daemon already answers on the socket
@@ -212,11 +213,22 @@ class AuditError(AirlockError):
 
 
 class ConnectorError(AirlockError):
+    """The service failed. A spend call that ends so is counted at its reservation
+    unless the error is a :class:`ServiceRefused` (fail closed: it may have cost)."""
+
     status = 502
     code = "service_error"
 
 
-class ConnectorAuthError(ConnectorError):
+class ServiceRefused(ConnectorError):
+    """The service did not take the call: it answered with a refusal (an error status
+    before any of an answer), or it could not be reached at all. Nothing was billed, so
+    a spend call that ends so costs nothing."""
+
+    code = "service_refused"
+
+
+class ConnectorAuthError(ServiceRefused):
     code = "service_auth_failed"
 
 
@@ -233,7 +245,7 @@ class ConnectorTimeout(ServiceAnswerLost):
     code = "service_timeout"
 
 
-class ServiceOutOfCredit(ConnectorError):
+class ServiceOutOfCredit(ServiceRefused):
     status = 402
     code = "service_out_of_credit"
 

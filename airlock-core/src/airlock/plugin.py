@@ -69,6 +69,7 @@ if TYPE_CHECKING:
         ServiceAnswerLost,
         ServiceOutOfCredit,
         ServiceRateLimited,
+        ServiceRefused,
     )
     from airlock.framework.backoff import ApiSettings, Backoff, Sleep
     from airlock.framework.connectors import (
@@ -174,6 +175,7 @@ __all__ = [
     "ServiceOutOfCredit",
     "ServicePermissions",
     "ServiceRateLimited",
+    "ServiceRefused",
     "SessionFacts",
     "Sleep",
     "SpendSettings",
@@ -240,6 +242,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "ServiceAnswerLost",
         "ServiceOutOfCredit",
         "ServiceRateLimited",
+        "ServiceRefused",
     ),
     "airlock.framework.hookspecs": ("hookimpl",),
     "airlock.framework.http_notifier": (

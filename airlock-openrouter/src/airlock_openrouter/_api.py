@@ -38,6 +38,7 @@ from airlock.plugin import (
     ServiceAnswerLost,
     ServiceOutOfCredit,
     ServiceRateLimited,
+    ServiceRefused,
 )
 
 __all__ = ["OpenRouterApi"]
@@ -147,7 +148,7 @@ class OpenRouterApi:
         closes its connection when its ``async with`` ends; one read to the end goes back
         to the pool."""
         if self._unusable_proxy:
-            raise ConnectorError(self._unusable_proxy)
+            raise ServiceRefused(self._unusable_proxy)
         return {
             "json": body,
             "headers": self._headers,
@@ -162,7 +163,7 @@ class OpenRouterApi:
             content = await _read(response, MAX_ERROR_BYTES, cut=True)
             raise self._error(response.status, response.headers, content)
         if response.status >= 300:
-            raise ConnectorError(f"OpenRouter answered with a redirect (HTTP {response.status})")
+            raise ServiceRefused(f"OpenRouter answered with a redirect (HTTP {response.status})")
 
     def _unquoted(self, content: bytes) -> bytes:
         """*content* without the key, should the service quote it back (a proxy's or a
@@ -202,7 +203,7 @@ class OpenRouterApi:
                 f"OpenRouter is rate limiting this key{wait}", retry_after=retry_after
             )
         if status >= 500:
-            return ConnectorError(f"OpenRouter failed: HTTP {status}")
+            return ServiceRefused(f"OpenRouter failed: HTTP {status}")
         return InvalidInput(f"OpenRouter refused the request (HTTP {status}): {text}")
 
 
@@ -224,8 +225,9 @@ def _unreachable(exc: BaseException) -> ConnectorError:
     connected, the request may have reached the service: its answer is lost
     (:class:`ServiceAnswerLost`), and a spend call counted at its reservation."""
     exc.__context__ = exc.__cause__ = None
+    error: ConnectorError
     if isinstance(exc, _NOT_SENT):
-        error = ConnectorError(f"OpenRouter unreachable: {type(exc).__name__}")
+        error = ServiceRefused(f"OpenRouter unreachable: {type(exc).__name__}")
     elif isinstance(exc, TimeoutError):
         error = ServiceAnswerLost(f"OpenRouter did not answer in time ({type(exc).__name__})")
     else:

@@ -30,6 +30,7 @@ from airlock.plugin import (
     PricedConnector,
     Quote,
     ServiceAnswerLost,
+    ServiceRefused,
     StreamItem,
     current_budget,
     operation,
@@ -90,7 +91,7 @@ class OpenRouterConnector(PricedConnector):
         if self._closed:
             # Closed under a running call (the vault locked, no session covering the
             # service): nothing more goes out with the key, and no client is left open.
-            raise ConnectorError(f"service {self.service!r}: its connector was closed")
+            raise ServiceRefused(f"service {self.service!r}: its connector was closed")
         if self._api is None:
             from airlock_openrouter._api import OpenRouterApi
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from airlock.connector_host.client import PricedAnswer
-from airlock.errors import AirlockError, BudgetExhausted, ConnectorError, ServiceAnswerLost
+from airlock.errors import AirlockError, BudgetExhausted, ConnectorError, ServiceRefused
 from airlock.framework.connectors import OperationSpec
 from airlock.framework.policies import canonical_params
 from airlock.framework.spending import (
@@ -94,8 +94,8 @@ class PricedCalls:
                 if isinstance(item, PricedAnswer):
                     answer = item
         except AirlockError as exc:
-            # Refused by the service (or the connector), the call cost nothing; its
-            # answer lost on the way back (a timeout, a cut), it may have cost.
+            # Refused by the service, or before it went out, the call cost nothing; any
+            # other failure (an answer lost on the way back, a timeout) may have cost.
             self._settle(reservation, None, facts, spent_nano=_spent_by_refusal(exc))
             raise
         except BaseException:
@@ -258,9 +258,14 @@ def _check_priced(service: Service, spec: OperationSpec) -> None:
 
 
 def _spent_by_refusal(exc: AirlockError) -> int | None:
-    """0 when *exc* says the call was refused (it cost nothing); None when its answer was
-    lost on the way back (:class:`ServiceAnswerLost`: it may have cost its reservation)."""
-    return None if isinstance(exc, ServiceAnswerLost) else 0
+    """0 when *exc* says the call cost nothing: the service refused it or was never
+    reached (:class:`ServiceRefused`), or it was refused before it went out (an error
+    that is not the service's: bad input, a policy). None for any other failure of the
+    service, a lost answer among them: the call may have cost its reservation, and a
+    connector that does not say otherwise is taken at its worst (fail closed)."""
+    if isinstance(exc, ServiceRefused) or not isinstance(exc, ConnectorError):
+        return 0
+    return None
 
 
 async def _close(items: AsyncIterator[Any]) -> None:
