@@ -8,4 +8,6 @@ import sys
 import httpx
 
 if __name__ == "__main__":
-    httpx.get(sys.argv[1], follow_redirects=True, timeout=30).raise_for_status()
+    shown = httpx.get(sys.argv[1], follow_redirects=True, timeout=30)
+    if shown.is_error:
+        sys.exit(f"the browser shows {shown.status_code} {shown.reason_phrase}")

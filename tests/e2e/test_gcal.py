@@ -52,8 +52,11 @@ def lasting_code(airlock: Airlock) -> str:
     return airlock.phone.code()
 
 
-def gcal_auth(airlock: Airlock, client_file: Path) -> subprocess.CompletedProcess[str]:
-    args = ["gcal", "auth", "calendar", "--client-secrets", str(client_file), "--timeout", "60"]
+def gcal_auth(
+    airlock: Airlock, client_file: Path, *, timeout: int = 60
+) -> subprocess.CompletedProcess[str]:
+    args = ["gcal", "auth", "calendar", "--client-secrets", str(client_file)]
+    args += ["--timeout", str(timeout)]
     return subprocess.run(
         [sys.executable, "-m", "airlock", *args],
         env={**airlock.env, "BROWSER": f"{sys.executable} {BROWSER} %s"},
@@ -158,9 +161,9 @@ def test_a_redirect_with_a_forged_state_saves_nothing(
     )
     airlock = start_airlock({"services": {"calendar": {"connector": "gcal", **google.settings()}}})
     google.state.state_override = "planted-by-a-web-page"
-    refused = gcal_auth(airlock, client_file)
+    refused = gcal_auth(airlock, client_file, timeout=10)  # waits for the right state
     assert refused.returncode == 3, refused.stderr
-    assert "does not carry this run's state" in refused.stderr
+    assert "did not carry this run's state" in refused.stderr
     assert "Traceback" not in refused.stderr
     listing = json.loads(airlock.cli("credentials", "list", "--json").stdout)
     assert {"service": "calendar", "stored": False} in listing

@@ -61,8 +61,20 @@ def test_an_answer_with_another_state_is_refused_and_nothing_is_exchanged(
     google: GoogleServer,
 ) -> None:
     google.state.state_override = "forged-by-another-page"
-    with pytest.raises(AccessDenied, match="does not carry this run's state"):
-        run_flow(google, OAuthClient(*google.client()), [READ])
+    refused: list[int] = []
+
+    def browser_seeing_the_refusal(url: str) -> None:
+        refused.append(httpx.get(url, follow_redirects=True, timeout=10).status_code)
+
+    with pytest.raises(AccessDenied, match="1 that did not carry this run's state"):
+        run_flow(
+            google,
+            OAuthClient(*google.client()),
+            [READ],
+            open_browser=browser_seeing_the_refusal,
+            timeout=0.5,  # the wait for an answer with the right state, which never comes
+        )
+    assert refused == [400]
     assert google.state.token_requests == []
 
 
@@ -112,6 +124,24 @@ def test_a_silent_connection_to_the_loopback_port_does_not_hold_up_the_answer(
             for connection in silent:
                 connection.close()
     assert google.state.grants[refresh].scopes == [READ]
+
+
+def test_a_planted_answer_before_the_browsers_does_not_end_the_flow(
+    google: GoogleServer,
+) -> None:
+    """A local user who sees the port sends `/?state=...&code=...` before Google's
+    redirect arrives: refused, and the person's own answer is still taken."""
+
+    def browser_after_a_planted_answer(url: str) -> None:
+        redirect = parse_qs(urlsplit(url).query)["redirect_uri"][0]
+        planted = httpx.get(redirect, params={"state": "guess", "code": "theirs"}, timeout=10)
+        assert planted.status_code == 400
+        browser(url)
+
+    client = OAuthClient(*google.client())
+    refresh = run_flow(google, client, [READ], open_browser=browser_after_a_planted_answer)
+    assert google.state.grants[refresh].scopes == [READ]
+    assert [r["code"] for r in google.state.token_requests] != ["theirs"]
 
 
 def test_no_answer_in_time_saves_nothing(google: GoogleServer) -> None:

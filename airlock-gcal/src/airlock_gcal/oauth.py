@@ -5,7 +5,8 @@
 2. The person opens the authorization address (printed, and opened in a browser when
    there is one); Google sends the browser back to ``http://127.0.0.1:PORT/`` with a
    ``code`` and the ``state`` we made.
-3. A ``state`` other than ours is refused (another page trying to plant its own grant);
+3. A ``state`` other than ours is refused (another page, or another local user, trying
+   to plant its own grant) and the wait goes on for ours;
    the code is exchanged with our PKCE verifier (S256), so a code seen by anyone else is
    useless to them.
 
@@ -75,11 +76,28 @@ def pkce_pair() -> tuple[str, str]:
 
 @dataclass
 class Answer:
-    """What came back to the loopback address (the first request with a query)."""
+    """What came back to the loopback address: the first request carrying *state*."""
 
+    state: str
     params: dict[str, str] = field(default_factory=dict)
     arrived: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    refused: int = 0
+    """Answers that did not carry *state* (not from the address printed)."""
+
+    def take(self, query: dict[str, list[str]]) -> int:
+        """The HTTP status for *query*: 200 for our answer, 400 for one without our
+        state (any local user can reach the port: it must not end the wait), 404 else."""
+        with self.lock:
+            if self.arrived.is_set() or not ({"code", "error", "state"} & set(query)):
+                return 404  # a favicon, or a second visit
+            given = (query.get("state") or [""])[0]
+            if not hmac.compare_digest(given.encode(), self.state.encode()):
+                self.refused += 1
+                return 400
+            self.params = {k: v[0] for k, v in query.items() if v}
+            self.arrived.set()
+            return 200
 
 
 def _receiver(answer: Answer) -> type[BaseHTTPRequestHandler]:
@@ -87,16 +105,9 @@ def _receiver(answer: Answer) -> type[BaseHTTPRequestHandler]:
         timeout = 10  # seconds a connection may stay silent (any local user can connect)
 
         def do_GET(self) -> None:
-            query = parse_qs(urlsplit(self.path).query)
-            with answer.lock:
-                first = not answer.arrived.is_set() and bool(
-                    {"code", "error", "state"} & set(query)
-                )
-                if first:
-                    answer.params = {k: v[0] for k, v in query.items() if v}
-                    answer.arrived.set()
-            if not first:
-                self.send_error(404)  # a favicon, or a second visit
+            status = answer.take(parse_qs(urlsplit(self.path).query))
+            if status != 200:
+                self.send_error(status)
                 return
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -123,7 +134,7 @@ def authorize(
     """Run the flow and return the refresh token Google granted for *scopes*."""
     verifier, challenge = pkce_pair()
     state = secrets.token_urlsafe(32)
-    answer = Answer()
+    answer = Answer(state)
     # A thread per connection: one that never sends its request holds up only itself.
     server = ThreadingHTTPServer(("127.0.0.1", 0), _receiver(answer))
     redirect_uri = f"http://127.0.0.1:{server.server_address[1]}/"
@@ -149,7 +160,14 @@ def authorize(
         if open_browser is not None:
             open_browser(url)
         say(f"waiting for Google to send your browser back to {redirect_uri} ...")
-        if not answer.arrived.wait(timeout):
+        if not answer.arrived.wait(timeout) and answer.refused:
+            raise AccessDenied(
+                f"no answer carrying this run's state within {timeout:.0f}s ({answer.refused} "
+                "that did not carry this run's state were refused: they did not come from "
+                "the address printed above); nothing was saved",
+                hint="run `airlock gcal auth` again and use only the address it prints",
+            )
+        if not answer.arrived.is_set():
             raise ApprovalTimedOut(
                 f"no answer from the browser within {timeout:.0f}s; nothing was saved"
             )
