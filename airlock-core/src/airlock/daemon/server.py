@@ -88,15 +88,6 @@ async def serve(
         # (an unknown path's too), instead of a middleware aiohttp would run per request.
         assert runner.server is not None
         runner.server.request_handler = guarded(runner.server.request_handler, gate, guard)
-        site = GuardedUnixSite(runner, str(paths.socket), guard)
-        # Created with its final mode (no window): 0600 for the person alone, 0660 in
-        # isolated mode, where the socket's group is who may connect.
-        old_umask = os.umask(0o177 if paths.mode is Mode.PERSONAL else 0o117)
-        try:
-            await site.start()
-        finally:
-            os.umask(old_umask)
-        _hand_socket_to_group(paths, gate.socket_gid)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -110,7 +101,18 @@ async def serve(
             task.add_done_callback(reloads.discard)
 
         loop.add_signal_handler(signal.SIGHUP, hangup)
+        # Started before the socket opens: no agent is served before the start's audit
+        # record and cut check, the budgets a stop cut off, the credentials moved.
         await runtime.start()
+        site = GuardedUnixSite(runner, str(paths.socket), guard)
+        # Created with its final mode (no window): 0600 for the person alone, 0660 in
+        # isolated mode, where the socket's group is who may connect.
+        old_umask = os.umask(0o177 if paths.mode is Mode.PERSONAL else 0o117)
+        try:
+            await site.start()
+        finally:
+            os.umask(old_umask)
+        _hand_socket_to_group(paths, gate.socket_gid)
         from airlock.dashboard.app import start as start_dashboard
 
         dashboard = await start_dashboard(runtime)
