@@ -156,7 +156,8 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"  notifier {channel['name']}: {health}")
             for service in daemon.get("service_health", []):
                 if not service["ok"]:
-                    typer.echo(f"  service {service['name']}: UNHEALTHY ({service['detail']})")
+                    detail = untrusted_line(str(service["detail"]), 300)
+                    typer.echo(f"  service {service['name']}: UNHEALTHY ({detail})")
         else:
             typer.echo(
                 "daemon:   not running (start it with `airlock service start` or `airlock serve`)"
