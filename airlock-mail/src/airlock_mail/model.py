@@ -28,7 +28,13 @@ from pydantic import (
     StringConstraints,
 )
 
-from airlock.plugin import Params
+from airlock.plugin import Params, UntrustedText
+
+# What redact-codes masks codes in, besides subject, snippet and text: every field a
+# sender wrote (a service mails a code in the From name or the Subject header as often
+# as in the body). UntrustedText marks one string; this marks a list or a dict whole.
+_UNTRUSTED = UntrustedText.__metadata__[0]  # type: ignore[attr-defined]
+StrangerText = Annotated[list[str], _UNTRUSTED]
 
 __all__ = [
     "FOLDER_MAX_LENGTH",
@@ -167,7 +173,7 @@ class MailModel(BaseModel):
 
 
 class Attachment(MailModel):
-    filename: str = Field(description="File name as the sender gave it; empty if none.")
+    filename: UntrustedText = Field(description="File name as the sender gave it; empty if none.")
     content_type: str
     size: int = Field(ge=0, description="Decoded size in bytes.")
 
@@ -175,9 +181,9 @@ class Attachment(MailModel):
 class MessageSummary(MailModel):
     id: str
     folder: str
-    from_: str = Field("", alias="from", description='Sender, "Name <address>".')
-    to: list[str] = Field(default_factory=list)
-    cc: list[str] = Field(default_factory=list)
+    from_: UntrustedText = Field("", alias="from", description='Sender, "Name <address>".')
+    to: StrangerText = Field(default_factory=list)
+    cc: StrangerText = Field(default_factory=list)
     subject: str = ""
     date: AwareDatetime | None = Field(None, description="The Date header; null if missing.")
     unread: bool
@@ -188,9 +194,9 @@ class MessageSummary(MailModel):
 
 
 class Message(MessageSummary):
-    reply_to: list[str] = Field(default_factory=list)
+    reply_to: StrangerText = Field(default_factory=list)
     message_id: str = Field("", description="The Message-ID header.")
-    headers: dict[str, str] = Field(
+    headers: Annotated[dict[str, str], _UNTRUSTED] = Field(
         default_factory=dict, description="A useful subset of the headers, decoded."
     )
     text: str = Field("", description="The plain text, or the HTML rendered to text.")
