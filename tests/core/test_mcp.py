@@ -596,3 +596,26 @@ def test_sigterm_stops_the_stdio_server_and_revokes_its_session(
         proc.kill()
         proc.wait()
     assert len(daemon.revoked) == 1
+
+
+def test_the_module_fallback_does_not_import_from_the_folder_it_is_started_in(
+    tmp_path: Path,
+) -> None:
+    """Without the ``airlock-mcp`` script, ``airlock mcp config`` names ``python ... -m``:
+    an MCP client starting it in a folder another user can write to (``/tmp``) must not
+    run a planted ``airlock`` package as the person."""
+    planted = tmp_path / "airlock"
+    planted.mkdir()
+    marker = tmp_path / "planted-code-ran"
+    (planted / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    env = {**os.environ, "AIRLOCK_HOME": str(tmp_path / "home")}
+    env.pop("PYTHONPATH", None)
+    subprocess.run(
+        [sys.executable, *mcp_cli.MODULE_ARGS],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+    )
+    assert not marker.exists(), "the server imported a package from its working directory"

@@ -14,6 +14,9 @@ from airlock.cli.context import CliState
 from airlock.cli.output import print_json
 
 SCRIPT = "airlock-mcp"
+MODULE_ARGS = ["-P", "-m", "airlock.mcp"]
+"""Without the script: the module, with the working directory kept off the import path
+(an MCP client may start the server in a folder another user can write to)."""
 
 
 def server_command() -> tuple[str, list[str]]:
@@ -28,7 +31,7 @@ def server_command() -> tuple[str, list[str]]:
     found = shutil.which(SCRIPT)
     if found:
         return str(Path(found).absolute()), []
-    return sys.executable, ["-m", "airlock.mcp"]
+    return sys.executable, list(MODULE_ARGS)
 
 
 def client_config(state: CliState, name: str) -> dict[str, Any]:
