@@ -141,6 +141,14 @@ class Script:
     ]
     commands: list[bytes] = field(default_factory=list)
     searches: list[str] = field(default_factory=list)
+    connections: list[list[bytes]] = field(default_factory=list)
+    """The command lines of each connection, in the order the connections came."""
+    ended: list[threading.Event] = field(default_factory=list)
+    """Set when the responder is done with that connection (the client left)."""
+    hold: str | None = None
+    """A command (``SELECT``, ``STATUS``) answered only once :attr:`release` is set."""
+    held: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
     def sent(self, verb: str) -> list[bytes]:
         """The command lines (tags removed) whose command is *verb*, e.g. ``UID SEARCH``."""
@@ -155,6 +163,18 @@ class _Handler(socketserver.StreamRequestHandler):
     script: Script
 
     def handle(self) -> None:
+        mine: list[bytes] = []
+        ended = threading.Event()
+        self.script.connections.append(mine)
+        self.script.ended.append(ended)
+        try:
+            self.serve(mine)
+        except OSError:
+            pass  # the client cut the connection
+        finally:
+            ended.set()
+
+    def serve(self, mine: list[bytes]) -> None:
         self.send("* OK Gimap ready for requests from 127.0.0.1")
         self.selected: str | None = None
         while True:
@@ -163,12 +183,16 @@ class _Handler(socketserver.StreamRequestHandler):
                 return
             line, tokens = command
             self.script.commands.append(line)
+            mine.append(line)
             if len(tokens) < 2:
                 self.send("* BAD Unknown command")
                 continue
             tag, verb, args = tokens[0], str(tokens[1]).upper(), tokens[2:]
             if verb == "UID":
                 verb, args = "UID " + str(args[0]).upper(), args[1:]
+            if verb == self.script.hold:
+                self.script.held.set()
+                self.script.release.wait(30)
             if not self.dispatch(str(tag), verb, args):
                 return
 

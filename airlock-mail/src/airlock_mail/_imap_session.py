@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import re
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +64,9 @@ class ImapSession:
         self.policy = policy
         self.aliases = dict(aliases or {})
         self.client: GuardedClient | None = None
+        self.cut_off = False
+        """:meth:`cut` was called: the call using this session was given up."""
+        self._wire: GuardedClient | None = None  # set as soon as connected, for cut()
         self._folders: list[FolderEntry] | None = None
         self._capabilities: frozenset[bytes] = frozenset()
 
@@ -70,8 +74,10 @@ class ImapSession:
 
     def connect(self, username: str, password: str) -> None:
         """Connect and log in; errors propagate for the caller to translate."""
-        client = GuardedClient(self.endpoint, self.policy)
+        client = self._wire = GuardedClient(self.endpoint, self.policy)
         try:
+            if self.cut_off:
+                raise imaplib.IMAP4.abort("the call was given up")
             login(client, username, password)
             self._capabilities = frozenset(c.upper() for c in client.capabilities())
         except BaseException:
@@ -88,6 +94,16 @@ class ImapSession:
             client.logout()
         except Exception:  # the connection may already be gone; nothing to keep
             _shutdown(client)
+
+    def cut(self) -> None:
+        """From another thread: end the connection now. The call using it fails at its
+        next read or write, so nothing more is sent; a connect under way stops before
+        it logs in."""
+        self.cut_off = True
+        client = self._wire
+        if client is not None:
+            with contextlib.suppress(Exception):  # closed already
+                socket.socket.shutdown(client._imap.sock, socket.SHUT_RDWR)
 
     def discard(self) -> None:
         """Drop a broken connection without talking to the server."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import date
-from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, SecretStr
 
@@ -37,6 +37,7 @@ from airlock.plugin import (
     ConnectorError,
     NotFound,
 )
+from airlock_mail._imap_calls import to_the_end
 from airlock_mail._imap_guard import READ_ONLY, READ_WRITE, GuardViolation, WirePolicy
 from airlock_mail._imap_ids import ID_EXAMPLE, ID_PATTERN, ImapId, parse_id
 from airlock_mail._imap_search import (
@@ -84,7 +85,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-_P = ParamSpec("_P")
 
 
 def __getattr__(name: str) -> Any:
@@ -122,6 +122,7 @@ class ImapConnector(MailConnector):
         super().__init__(settings, credentials, service=service, clock=clock)
         self.server = settings
         self._session: ImapSession | None = None
+        self._active: ImapSession | None = None  # the session the running call uses
         self._held: asyncio.Lock | None = None
 
     # ------------------------------------------------------------------ provider hooks
@@ -175,7 +176,7 @@ class ImapConnector(MailConnector):
         async with self._lock:
             session, self._session = self._session, None
             if session is not None:
-                await _in_thread(session.close)
+                await to_the_end(session.cut, session.close)
 
     async def check(self) -> CheckResult:
         """Log in and count INBOX: "connected: 1,234 messages, 12 unread in INBOX"."""
@@ -285,11 +286,18 @@ class ImapConnector(MailConnector):
 
     async def _read(self, work: Callable[[ImapSession], T]) -> T:
         async with self._lock:
-            return await _in_thread(self._on_read_session, work)
+            self._active = None
+            return await to_the_end(self._cut, self._on_read_session, work)
 
     async def _write(self, work: Callable[[ImapSession], T]) -> T:
         async with self._lock:
-            return await _in_thread(self._on_write_session, work)
+            self._active = None
+            return await to_the_end(self._cut, self._on_write_session, work)
+
+    def _cut(self) -> None:
+        """The running call was given up: end its connection (see ``_imap_calls``)."""
+        if self._active is not None:
+            self._active.cut()
 
     def _on_read_session(self, work: Callable[[ImapSession], T]) -> T:
         """Run *work* on the shared read connection; reconnect once if it was dropped."""
@@ -297,7 +305,7 @@ class ImapConnector(MailConnector):
             fresh = self._session is None
             if self._session is None:
                 self._session = self._connect(READ_ONLY)
-            session = self._session
+            session = self._active = self._session
             try:
                 return self._translated(work, session)
             except ConnectorError:
@@ -307,11 +315,15 @@ class ImapConnector(MailConnector):
             except _Dropped as dropped:
                 session.discard()
                 self._session = None
-                if fresh or attempt == 2:
+                if fresh or attempt == 2 or session.cut_off:
                     raise ConnectorError(
                         f"lost the connection to {self.where}: {dropped.reason}",
                         hint="try again; check the network and the server",
                     ) from None
+            finally:
+                if session.cut_off:  # given up: the next call connects anew
+                    session.discard()
+                    self._session = None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _on_write_session(self, work: Callable[[ImapSession], T]) -> T:
@@ -354,7 +366,7 @@ class ImapConnector(MailConnector):
         from airlock_mail._imap_session import ImapSession
 
         username, password = self.login_identity()
-        session = ImapSession(self.endpoint(), policy, aliases=self.folder_aliases)
+        session = self._active = ImapSession(self.endpoint(), policy, aliases=self.folder_aliases)
         try:
             session.connect(username, password.get_secret_value())
         except LoginRefused as exc:
@@ -364,13 +376,6 @@ class ImapConnector(MailConnector):
         except Exception as exc:
             raise connect_error(exc, where=self.where) from None
         return session
-
-
-async def _in_thread(work: Callable[_P, T], /, *args: _P.args, **kwargs: _P.kwargs) -> T:
-    """``asyncio.to_thread(work, ...)``; asyncio is imported when the connector works."""
-    import asyncio
-
-    return await asyncio.to_thread(work, *args, **kwargs)
 
 
 class _Dropped(Exception):
