@@ -207,3 +207,29 @@ def test_the_owner_reads_the_audit_trail_over_the_api(airlock: Airlock) -> None:
         bad = person.get("/v1/audit", params={"since": "last tuesday"})
         assert bad.status_code == 400
         assert bad.json()["error"]["field"] == "since"
+
+
+def test_airlock_audit_shows_the_newest_events_when_there_are_more_than_its_limit(
+    airlock: Airlock,
+) -> None:
+    """An agent that writes many records first (asking and withdrawing, reading) must not
+    push what it did last out of `airlock audit`: the listing keeps the newest events and
+    says that earlier ones are not shown."""
+    with airlock.client() as agent:
+        for n in range(30):
+            asked = airlock.request(agent, reason=f"noise {n}")
+            assert agent.post(f"/v1/requests/{asked['code']}/deny").status_code == 200
+        airlock.request(agent, reason="the one that matters")
+    shown = airlock.cli("audit", "--limit", "20")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert len(lines) == 20
+    assert "the one that matters" in shown.stdout
+    assert "noise 0" not in shown.stdout
+    assert "--limit" in shown.stderr, "the listing says it is cut"
+    listed = json.loads(airlock.cli("audit", "--limit", "20", "--json").stdout)
+    assert "the one that matters" in [r.get("reason") for r in listed]
+    assert [r["seq"] for r in listed] == sorted(r["seq"] for r in listed), "oldest first"
+    whole = airlock.cli("audit", "--limit", "1000")
+    assert "noise 0" in whole.stdout
+    assert "--limit" not in whole.stderr

@@ -67,12 +67,22 @@ def _list(
 ) -> None:
     from airlock.cli.client_support import with_client
 
+    # Open-ended (up to now): the newest events, so records written in a burst cannot
+    # push the latest out of view. A closed day (until): its first events.
+    newest = until is None
     events = with_client(
-        state, lambda c: c.audit(since=since, service=service, event=event, limit=limit)
+        state,
+        lambda c: c.audit(since=since, service=service, event=event, limit=limit, newest=newest),
     ).events
     records: list[dict[str, Any]] = list(events)
     if until is not None:
         records = [r for r in records if str(r.get("ts", "")) < _iso(until)]
+    if len(events) >= limit and len(records) == len(events):
+        which = "newest" if newest else "first"
+        typer.echo(
+            f"showing the {which} {limit} events; more match: raise --limit or narrow --since",
+            err=True,
+        )
     if as_json:
         print_json(records)
         return
@@ -136,7 +146,8 @@ def register(app: typer.Typer) -> None:
         limit: LimitOption = 100,
         as_json: JsonOption = False,
     ) -> None:
-        """Audit events, oldest first (the last day unless --since says otherwise)."""
+        """Audit events, oldest first (the last day unless --since says otherwise); past
+        --limit, the newest."""
         if ctx.invoked_subcommand is None:
             _list(
                 ctx.obj,

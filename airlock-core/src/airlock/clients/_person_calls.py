@@ -100,8 +100,12 @@ class PersonCalls:
         service: str | None = None,
         event: str | None = None,
         limit: int | None = None,
+        newest: bool = False,
     ) -> api.AuditEvents:
-        """Audit events; *since* as the daemon takes it (``"7d"`` or an ISO time)."""
+        """Audit events, oldest first; *since* as the daemon takes it (``"7d"`` or an ISO
+        time). *limit* keeps the oldest matches, or with *newest* the newest."""
         query = {"since": since, "service": service, "event": event, "limit": limit}
-        params = {k: v for k, v in query.items() if v is not None}
+        params: dict[str, object] = {k: v for k, v in query.items() if v is not None}
+        if newest:
+            params["newest"] = "true"
         return await self._conn.fetch(api.AuditEvents, "GET", "/v1/audit", params=params)

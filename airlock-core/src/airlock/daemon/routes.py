@@ -185,13 +185,17 @@ async def audit_events(request: web.Request) -> web.StreamResponse:
     since_raw = request.query.get("since")
     since = _parse_since(since_raw) if since_raw else None
     limit = _int_query(request, "limit", 100, lo=1, hi=10_000)
+    # newest=true: the limit keeps the newest matches (still listed oldest first), so a
+    # burst of records cannot push the latest ones out of a listing.
+    newest = request.query.get("newest", "").lower() in ("1", "true")
     events = runtime.audit.query(
         since=since,
         service=request.query.get("service"),
         event=request.query.get("event"),
         limit=limit,
+        newest_first=newest,
     )
-    return json_model(api.AuditEvents(events=events))
+    return json_model(api.AuditEvents(events=events[::-1] if newest else events))
 
 
 async def reload_config(request: web.Request) -> web.StreamResponse:
