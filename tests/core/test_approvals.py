@@ -16,7 +16,13 @@ from gateway_fixtures import NOTES, Notebook, Phone, make_runtime
 from airlock.api import AccessRequestIn, OperationRef, SessionGrant
 from airlock.common.clock import FakeClock
 from airlock.daemon.runtime import Runtime
-from airlock.errors import ApprovalRequired, Forbidden, NotPending, Unauthenticated
+from airlock.errors import (
+    ApprovalRequired,
+    AuditError,
+    Forbidden,
+    NotPending,
+    Unauthenticated,
+)
 from airlock.security.peers import Peer
 
 ME = Peer(uid=os.getuid(), pid=os.getpid())
@@ -117,6 +123,54 @@ def test_a_session_expires_at_its_ttl_and_the_expiry_is_audited(tmp_path: Path) 
         assert [e["session"] for e in audit_events(runtime) if e["event"] == "session_expired"] == [
             grant.id
         ]
+
+    run(tmp_path, scenario)
+
+
+class AuditOutage:
+    """The audit log's current file made unwritable (a directory in its place), then put
+    back: every record meanwhile fails with AuditError, as on a full disk."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.current = runtime.paths.audit_dir / "audit.jsonl"
+        self.aside = self.current.with_name("aside.jsonl")
+
+    def __enter__(self) -> None:
+        self.current.rename(self.aside)
+        self.current.mkdir()
+
+    def __exit__(self, *exc: object) -> None:
+        self.current.rmdir()
+        self.aside.rename(self.current)
+
+
+def test_an_expiry_the_audit_could_not_record_is_recorded_at_the_next_sweep(
+    tmp_path: Path,
+) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        grant = await approved(runtime, totp, clock, await ask(runtime, ttl="10m"))
+        clock.advance(601)
+        with AuditOutage(runtime), pytest.raises(AuditError):
+            await runtime.approvals.expire_due()
+        await runtime.approvals.expire_due()
+        expired = [e["session"] for e in audit_events(runtime) if e["event"] == "session_expired"]
+        assert expired == [grant.id]
+
+    run(tmp_path, scenario)
+
+
+def test_a_purge_the_audit_could_not_record_deletes_nothing(tmp_path: Path) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        created = await ask(runtime)
+        await runtime.approvals.deny(created.code, peer=ME, channel="terminal")
+        clock.advance(8 * 86400)
+        with AuditOutage(runtime), pytest.raises(AuditError):
+            await runtime.approvals.purge_finished()
+        assert runtime.store.get_request(created.id) is not None, "kept until recorded"
+        await runtime.approvals.purge_finished()
+        assert runtime.store.get_request(created.id) is None
+        (purged,) = [e for e in audit_events(runtime) if e["event"] == "state_purged"]
+        assert purged["requests"] == 1
 
     run(tmp_path, scenario)
 

@@ -184,7 +184,9 @@ def test_each_expiry_is_reported_once(sessions: SessionManager, clock: FakeClock
     revoked, _ = sessions.create(["gmail"], "read", OWNER, ttl="60s")
     sessions.revoke(revoked.id, OWNER)
     sessions.create(["gmail"], "read", OWNER, ttl="1h")
-    assert sessions.expire_due() == []
+    assert sessions.newly_expired() == []
     clock.advance(61)
-    assert [s.id for s in sessions.expire_due()] == [short.id]
-    assert sessions.expire_due() == []
+    assert [s.id for s in sessions.newly_expired()] == [short.id]
+    assert [s.id for s in sessions.newly_expired()] == [short.id], "until noted"
+    sessions.note_expiry(short.id)
+    assert sessions.newly_expired() == []

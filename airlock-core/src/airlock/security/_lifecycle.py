@@ -120,18 +120,21 @@ class SessionLifecycle(ApprovalCore):
         async with self._decide:
             for request in due:
                 await self._expire_if_due(request)
-        for session in self._sessions.expire_due():
+        for session in self._sessions.newly_expired():
             await self._audit.append("session_expired", session=session.id, uid=session.uid)
+            self._sessions.note_expiry(session.id)
         await self._wake()
 
     async def purge_finished(self) -> None:
         """Delete requests and sessions that ended more than ``approvals.retention`` ago."""
         before = self._clock.now() - self._config.approvals.retention
-        requests, sessions = self._store.purge_finished(before)
+        requests, sessions = self._store.count_finished(before)
         if requests or sessions:
+            # Recorded first: if the record cannot be written, nothing is deleted.
             await self._audit.append(
                 "state_purged", requests=requests, sessions=sessions, ended_before=before
             )
+            self._store.purge_finished(before)
 
     async def revoke_session(self, session_id: str, peer: Peer) -> str:
         """Revoke one of *peer*'s sessions, once the record of it is durable."""

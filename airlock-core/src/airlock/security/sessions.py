@@ -196,10 +196,14 @@ class SessionManager:
         """The active sessions of *uid*, oldest first."""
         return self._store.list_sessions(uid=uid, active_at=self._clock.now())
 
-    def expire_due(self) -> builtins.list[Session]:
-        """Sessions that reached their expiry since the last call (each reported once).
+    def newly_expired(self) -> builtins.list[Session]:
+        """Sessions that reached their expiry and were not reported yet.
 
-        The daemon calls this periodically and writes a ``session_expired`` audit event
-        for each; authentication does not depend on it (expiry is checked on every call).
+        The daemon's sweep writes a ``session_expired`` audit event for each, then notes
+        it (:meth:`note_expiry`), so one whose record failed is reported at the next
+        sweep; authentication does not depend on it (expiry is checked on every call).
         """
-        return self._store.take_newly_expired(self._clock.now())
+        return self._store.newly_expired(self._clock.now())
+
+    def note_expiry(self, session_id: str) -> None:
+        self._store.note_expiry(session_id)

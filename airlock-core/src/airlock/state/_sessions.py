@@ -76,18 +76,18 @@ class SessionTables(Database):
             ).fetchone()
         return int(row["use_count"]) if row else 0
 
-    def take_newly_expired(self, now: float) -> list[Session]:
-        """Sessions that expired by *now* and were not reported yet; marks them reported."""
-        with self.transaction():
-            rows = self._conn.execute(
-                """SELECT * FROM sessions WHERE expiry_noted = 0 AND revoked_at IS NULL
-                   AND expires_at <= ? ORDER BY expires_at""",
-                (now,),
-            ).fetchall()
-            self._conn.executemany(
-                "UPDATE sessions SET expiry_noted = 1 WHERE id = ?", [(r["id"],) for r in rows]
-            )
+    def newly_expired(self, now: float) -> list[Session]:
+        """Sessions that expired by *now* and whose expiry was not noted yet."""
+        rows = self._all(
+            """SELECT * FROM sessions WHERE expiry_noted = 0 AND revoked_at IS NULL
+               AND expires_at <= ? ORDER BY expires_at""",
+            (now,),
+        )
         return [session_from_row(row) for row in rows]
+
+    def note_expiry(self, session_id: str) -> None:
+        """Mark a session's expiry as reported (once its record is written)."""
+        self._execute("UPDATE sessions SET expiry_noted = 1 WHERE id = ?", (session_id,))
 
     # -- budgets of spend sessions -----------------------------------------------------
 

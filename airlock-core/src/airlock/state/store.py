@@ -31,6 +31,15 @@ __all__ = [
     "WriteApproval",
 ]
 
+_FINISHED_REQUESTS = """decided_at IS NOT NULL AND decided_at <= ?
+    AND (status IN (?, ?, ?) OR session_id IS NOT NULL)"""
+_ENDED_SESSIONS = """(revoked_at IS NOT NULL AND revoked_at <= ?)
+    OR (expiry_noted = 1 AND expires_at <= ?)"""
+
+
+def _finished_requests(before: float) -> tuple[float, str, str, str]:
+    return (before, RequestStatus.DENIED, RequestStatus.EXPIRED, RequestStatus.REVOKED)
+
 
 class StateStore(RequestTables, SessionTables):
     """Typed access to ``state.db``. Safe to share between threads.
@@ -39,6 +48,18 @@ class StateStore(RequestTables, SessionTables):
     :mod:`._sessions` (sessions, budgets); the connection in :mod:`._database`. What
     spans them, and the small single-row tables, are here.
     """
+
+    def count_finished(self, before: float) -> tuple[int, int]:
+        """How many requests and sessions :meth:`purge_finished` would delete."""
+        requests = self._one(
+            "SELECT COUNT(*) AS n FROM requests WHERE " + _FINISHED_REQUESTS,  # noqa: S608 - fixed
+            _finished_requests(before),
+        )
+        sessions = self._one(
+            "SELECT COUNT(*) AS n FROM sessions WHERE " + _ENDED_SESSIONS,  # noqa: S608 - fixed
+            (before, before),
+        )
+        return (int(requests["n"]) if requests else 0, int(sessions["n"]) if sessions else 0)
 
     def purge_finished(self, before: float) -> tuple[int, int]:
         """Delete requests and sessions that ended at or before *before*.
@@ -49,18 +70,11 @@ class StateStore(RequestTables, SessionTables):
         """
         with self.transaction():
             requests = self._conn.execute(
-                """DELETE FROM requests WHERE decided_at IS NOT NULL AND decided_at <= ?
-                   AND (status IN (?, ?, ?) OR session_id IS NOT NULL)""",
-                (
-                    before,
-                    RequestStatus.DENIED,
-                    RequestStatus.EXPIRED,
-                    RequestStatus.REVOKED,
-                ),
+                "DELETE FROM requests WHERE " + _FINISHED_REQUESTS,  # noqa: S608 - fixed
+                _finished_requests(before),
             ).rowcount
             sessions = self._conn.execute(
-                """DELETE FROM sessions WHERE (revoked_at IS NOT NULL AND revoked_at <= ?)
-                   OR (expiry_noted = 1 AND expires_at <= ?)""",
+                "DELETE FROM sessions WHERE " + _ENDED_SESSIONS,  # noqa: S608 - fixed
                 (before, before),
             ).rowcount
             self._conn.execute(
