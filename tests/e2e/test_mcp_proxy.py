@@ -133,6 +133,34 @@ def test_schema_invalid_arguments_are_refused_before_anyone_is_asked(airlock: Ai
     assert "request_created" not in (airlock.paths.audit_dir / "audit.jsonl").read_text()
 
 
+def test_text_that_is_not_unicode_is_a_400_naming_where(airlock: Airlock) -> None:
+    """A lone surrogate (JSON allows the escape; no UTF-8 text holds it) in a tool's
+    parameter is refused as bad input: it was a 500, from whatever tried to encode it."""
+    operation = (
+        b'{"service":"files","name":"write_file","params":{"path":"a\\ud800.txt","content":"x"}}'
+    )
+    with airlock.client() as agent:
+        token = airlock.session(agent, services=["files"])["token"]
+        for path, body in [
+            ("/v1/requests", b'{"services":["files"],"reason":"x","operation":%b}' % operation),
+            ("/v1/ops/files/read_text_file", b'{"params":{"path":"\\udc80"}}'),
+        ]:
+            response = agent.post(
+                path,
+                content=body,
+                headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+            )
+            assert response.status_code == 400, response.text
+            assert "not valid Unicode" in response.json()["error"]["message"]
+        assert agent.get("/v1/requests").json()["requests"] == []
+        paired = agent.post(
+            "/v1/ops/files/read_text_file",
+            content=b'{"params":{"path":"notes \\ud83d\\ude00.txt"}}',
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        )
+        assert paired.status_code != 400, "a surrogate pair is one character, and fine"
+
+
 def test_the_servers_secret_never_reaches_the_agent_the_log_or_the_audit(
     airlock: Airlock,
 ) -> None:

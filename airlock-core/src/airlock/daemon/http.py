@@ -8,6 +8,7 @@ import json
 import math
 import os
 import pwd
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -190,10 +191,31 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise InvalidInput("body is not valid JSON", field="body") from None
     if not isinstance(data, dict):
         raise InvalidInput("body must be a JSON object", field="body")
+    escaped = _SURROGATE_ESCAPE.search(raw) is not None
     for name, value in data.items():
         if _depth(value) > MAX_DEPTH:
             raise _too_deep(str(name))
+        if escaped and not _is_unicode(name, value):
+            field = name.encode("utf-8", "replace").decode()
+            raise InvalidInput(
+                f"{field}: text with a lone surrogate (\\ud800 to \\udfff), not valid Unicode",
+                field=field,
+            )
     return data
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+"""Where a lone surrogate can come from: a JSON escape (raw UTF-8 cannot hold one)."""
+
+
+def _is_unicode(name: str, value: Any) -> bool:
+    """Whether every text in *name* and *value* is valid Unicode (no lone surrogate,
+    which json.loads lets through and nothing after can encode: it was a 500)."""
+    try:
+        json.dumps([name, value], ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _too_deep(field: str) -> InvalidInput:
