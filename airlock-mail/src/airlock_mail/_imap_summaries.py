@@ -30,7 +30,7 @@ from email.message import Message
 from typing import Any
 
 from airlock_mail._imap_ids import ImapId
-from airlock_mail.decoding import decode_header_text, one_line
+from airlock_mail.decoding import HEADER_RAW_MAX, decode_header_text, one_line
 from airlock_mail.mime import body_snippet
 from airlock_mail.model import MessageSummary
 
@@ -95,7 +95,7 @@ def _addresses(headers: Message, name: str) -> list[str]:
     """``Name <address>`` for each address, display names decoded and quoted if needed."""
     found = []
     for value in headers.get_all(name) or ():
-        for display, addr in email.utils.getaddresses([str(value)]):
+        for display, addr in email.utils.getaddresses([str(value)[:HEADER_RAW_MAX]]):
             display = decode_header_text(display)
             if _SPECIALS.search(display):
                 display = '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from email.message import Message as EmailMessage
 from email.parser import BytesParser
 
-from airlock_mail.decoding import decode_bytes, decode_header_text, one_line
+from airlock_mail.decoding import HEADER_RAW_MAX, decode_bytes, decode_header_text, one_line
 from airlock_mail.html_text import html_to_text
 from airlock_mail.model import Attachment, Message, MessageSummary
 
@@ -154,7 +154,7 @@ class _Mail:
     def addresses(self, name: str) -> list[str]:
         """``Name <addr>`` for each address. Split before decoding: a decoded display
         name may hold the comma that separates addresses."""
-        raw = _raw_value(self.msg, name)
+        raw = _raw_value(self.msg, name)[:HEADER_RAW_MAX]  # 100 are shown at most
         if not raw:
             return []
         try:
