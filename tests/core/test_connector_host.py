@@ -27,6 +27,7 @@ from airlock.connector_host.protocol import (
     MAX_REQUEST_BYTES,
     ChannelBroken,
     decode_error,
+    frame,
     read_frame,
 )
 from airlock.connector_host.server import HostServer
@@ -87,6 +88,25 @@ _DEEP = b'{"a":' + b"[" * 99_999 + b"]" * 99_999 + b"}"
 async def test_a_broken_or_oversized_frame_ends_the_channel(data: bytes) -> None:
     with pytest.raises(ChannelBroken):
         await read_frame(await _reader_of(data), MAX_REQUEST_BYTES)
+
+
+@in_loop
+async def test_half_of_a_unicode_pair_crosses_the_channel_and_arrives_mended() -> None:
+    """A service's JSON can escape half of a UTF-16 pair alone; no UTF-8 encoder takes
+    it, so the sender escapes it and the reader replaces it with U+FFFD, in keys and in
+    values nested as deep as a frame can be (a whole pair is left as it is)."""
+    half = json.loads('"\\udc00"')
+    deep: Any = [f"deep {half}"]
+    for _ in range(900):
+        deep = [deep]
+    sent = {"id": 1, "ok": {f"key {half}": f"a {half} b \U0001f600", "deep": deep}}
+    got = await read_frame(await _reader_of(frame(sent, MAX_ANSWER_BYTES)), MAX_ANSWER_BYTES)
+    assert got["ok"]["key \ufffd"] == "a \ufffd b \U0001f600"
+    inner = got["ok"]["deep"]
+    for _ in range(900):
+        inner = inner[0]
+    assert inner == ["deep \ufffd"]
+    json.dumps(got, ensure_ascii=False).encode("utf-8")  # what the core answers with
 
 
 def test_a_host_cannot_answer_with_an_error_only_the_core_may_raise() -> None:

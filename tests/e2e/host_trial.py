@@ -7,6 +7,7 @@ to its connector host by name."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from collections.abc import Iterable
@@ -72,6 +73,12 @@ class TrialConnector(Connector):
     @operation(access=Access.READ, params=Nothing, result=Said, description="Wait forever.")
     async def slow_down(self, params: Nothing) -> Said:
         raise ServiceRateLimited("come back never", retry_after=float("inf"))
+
+    @operation(access=Access.READ, params=Nothing, result=Said, description="Odd text.")
+    async def odd_text(self, params: Nothing) -> Said:
+        # What json.loads makes of a service's "\\ud800" (an MCP server's, an API's):
+        # half of a UTF-16 pair, which no UTF-8 encoder takes.
+        return Said(text=json.loads('"lone \\ud800 half, whole \\ud83d\\ude00"'), pid=0)
 
     @operation(access=Access.READ, params=Nothing, result=Loose, description="Bad result.")
     async def bad_result(self, params: Nothing) -> Loose:

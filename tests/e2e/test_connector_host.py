@@ -192,6 +192,19 @@ def test_a_crashing_connector_and_a_result_that_fails_its_model_are_contained(
     assert "hunter2" not in (trial.home / "daemon.log").read_text()
 
 
+def test_a_result_with_half_a_unicode_pair_reaches_the_agent_with_it_replaced(
+    trial: Airlock,
+) -> None:
+    """A service's JSON can escape half of a UTF-16 pair on its own; decoded, no UTF-8
+    encoder takes it, and the host's frame (then the core's answer) failed on it."""
+    with trial.client() as agent:
+        token = _token(trial, agent)
+        answer = _op(agent, token, "odd_text")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["result"]["text"] == "lone \ufffd half, whole \U0001f600"
+        assert _op(agent, token, "whoami").status_code == 200  # the host keeps serving
+
+
 def test_an_endless_wait_a_host_asks_for_is_a_clean_429(trial: Airlock) -> None:
     """A connector (or a compromised host) says the service wants the agent to wait
     ``Infinity`` seconds: the agent gets the 429 as JSON, with no Retry-After the daemon

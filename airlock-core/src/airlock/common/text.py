@@ -3,7 +3,9 @@ listings and error lines use it on every command."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from typing import Any
 
 MAX_MARKS = 3
 """Combining marks kept on one character: enough for the scripts that stack them
@@ -34,3 +36,31 @@ def untrusted_line(text: str, limit: int) -> str:
             cleaned.append(char)
     line = " ".join("".join(cleaned).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+"""Where JSON can carry half of a UTF-16 pair on its own: an escape such as ``\\ud800``
+(raw UTF-8 cannot hold one). ``json.loads`` lets it through; no UTF-8 encoder takes it."""
+_LONE_HALF = re.compile("[\ud800-\udfff]")
+
+
+def mend_halves(value: Any) -> Any:
+    """Decoded JSON with every lone half of a UTF-16 pair (in texts and keys) replaced
+    by U+FFFD, in place where it can be; without recursion, as the value may be nested
+    as deep as the decoder allowed."""
+    if isinstance(value, str):
+        return _LONE_HALF.sub("\ufffd", value)
+    stack: list[Any] = [value] if isinstance(value, dict | list) else []
+    while stack:
+        node = stack.pop()
+        pairs = list(enumerate(node)) if isinstance(node, list) else list(node.items())
+        for key, item in pairs:
+            if isinstance(item, str):
+                item = _LONE_HALF.sub("\ufffd", item)
+            elif isinstance(item, dict | list):
+                stack.append(item)
+            if isinstance(key, str) and _LONE_HALF.search(key):
+                del node[key]
+                key = _LONE_HALF.sub("\ufffd", key)
+            node[key] = item
+    return value

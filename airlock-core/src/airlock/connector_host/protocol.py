@@ -27,6 +27,7 @@ import json
 import struct
 from typing import Any, Final
 
+from airlock.common.text import SURROGATE_ESCAPE, mend_halves
 from airlock.errors import (
     AirlockError,
     BudgetExhausted,
@@ -99,12 +100,17 @@ async def read_frame(reader: asyncio.StreamReader, limit: int) -> dict[str, Any]
         raise ChannelBroken("a frame is not JSON") from None
     if not isinstance(message, dict):
         raise ChannelBroken("a frame is not a JSON object")
+    if SURROGATE_ESCAPE.search(payload):  # a service's text with half a pair: mended
+        mend_halves(message)
     return message
 
 
 def frame(message: dict[str, Any], limit: int) -> bytes:
     """*message* as one frame; ``ValueError`` when it is over *limit* bytes."""
-    payload = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    try:
+        payload = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # half of a UTF-16 pair in a text: escaped, mended on arrival
+        payload = json.dumps(message, separators=(",", ":")).encode("ascii")
     if len(payload) > limit:
         raise ValueError(f"{len(payload)} bytes is over the {limit} byte limit")
     return _HEADER.pack(len(payload)) + payload

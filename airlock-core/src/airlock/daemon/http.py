@@ -8,7 +8,6 @@ import json
 import math
 import os
 import pwd
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
 from airlock.common.logs import get_logger
+from airlock.common.text import SURROGATE_ESCAPE
 from airlock.daemon.connections import PEER, ConnectionGuard
 from airlock.errors import (
     HTTP_ERRORS,
@@ -191,7 +191,7 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise InvalidInput("body is not valid JSON", field="body") from None
     if not isinstance(data, dict):
         raise InvalidInput("body must be a JSON object", field="body")
-    escaped = _SURROGATE_ESCAPE.search(raw) is not None
+    escaped = SURROGATE_ESCAPE.search(raw) is not None
     for name, value in data.items():
         if _depth(value) > MAX_DEPTH:
             raise _too_deep(str(name))
@@ -202,10 +202,6 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
                 field=field,
             )
     return data
-
-
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-"""Where a lone surrogate can come from: a JSON escape (raw UTF-8 cannot hold one)."""
 
 
 def _is_unicode(name: str, value: Any) -> bool:
