@@ -337,3 +337,14 @@ def test_a_from_header_of_a_million_addresses_lists_the_first_hundred() -> None:
     raw = b"From: " + b'"x" <a@example.test> (c), ' * 1_000_000 + b"\r\nSubject: s\r\n\r\nbody"
     message = parse_message(raw, id="1", folder="INBOX", unread=True)
     assert message.from_.count("a@example.test") == 100
+
+
+def test_a_content_type_of_a_million_parameters_is_read_in_one_pass() -> None:
+    """The stdlib splits parameters by slicing the rest of the header again for each
+    one: a stranger's 790 KB Content-Type took 5 s of CPU, 10 MB hours. Every header
+    is cut at 32 KiB as the message is parsed."""
+    params = "".join(f"; p{i}=a" for i in range(1_000_000))
+    raw = f"From: a@example.test\r\nContent-Type: text/plain{params}\r\n\r\nbody\r\n".encode()
+    message = parse_message(raw, id="1", folder="INBOX", unread=True)
+    assert message.text == "body"
+    assert parse_summary(raw, id="1", folder="INBOX", unread=True).from_ == "a@example.test"

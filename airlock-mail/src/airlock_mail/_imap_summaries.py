@@ -31,7 +31,7 @@ from typing import Any
 
 from airlock_mail._imap_ids import ImapId
 from airlock_mail.decoding import HEADER_RAW_MAX, decode_header_text, one_line
-from airlock_mail.mime import body_snippet
+from airlock_mail.mime import MAIL_POLICY, body_snippet
 from airlock_mail.model import MessageSummary
 
 __all__ = [
@@ -69,7 +69,7 @@ def to_summary(found: Mapping[bytes, Any], *, message_id: ImapId, folder: str) -
     if len(text) >= SNIPPET_BYTES:
         # Cut at the last line end: a half base64 quartet or UTF-8 sequence decodes badly.
         text = text[: text.rfind(b"\n") + 1] or text
-    headers = email.message_from_bytes(head)  # compat32: raw values, decoded below
+    headers = email.message_from_bytes(head, policy=MAIL_POLICY)  # raw values, decoded below
     structure = found.get(b"BODYSTRUCTURE")
     return MessageSummary(
         id=str(message_id),

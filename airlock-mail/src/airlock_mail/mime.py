@@ -25,12 +25,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message as EmailMessage
 from email.parser import BytesParser
+from email.policy import Compat32
 
 from airlock_mail.decoding import HEADER_RAW_MAX, decode_bytes, decode_header_text, one_line
 from airlock_mail.html_text import html_to_text
 from airlock_mail.model import Attachment, Message, MessageSummary
 
 __all__ = [
+    "MAIL_POLICY",
     "SNIPPET_LENGTH",
     "SUMMARY_BYTES",
     "body_snippet",
@@ -47,6 +49,21 @@ HEADER_SUBSET = (
     "Date", "From", "Sender", "Reply-To", "To", "Cc", "Subject", "Message-ID",
     "In-Reply-To", "References", "List-Id", "List-Unsubscribe", "Auto-Submitted",
 )  # fmt: skip
+
+
+class _BoundedHeaders(Compat32):
+    """compat32 with every header value cut at :data:`HEADER_RAW_MAX` as it is parsed:
+    the stdlib splits a header's parameters by slicing the rest of it again for each
+    one, so a stranger's 10 MB Content-Type cost hours (in the parser's own boundary
+    lookup too); no value shown needs more."""
+
+    def header_source_parse(self, sourcelines: list[str]) -> tuple[str, str]:
+        name, value = super().header_source_parse(sourcelines)
+        return name, value[:HEADER_RAW_MAX]
+
+
+MAIL_POLICY = _BoundedHeaders()
+"""The policy every message is parsed with (the IMAP summaries' header blocks too)."""
 
 
 def parse_summary(
@@ -124,7 +141,7 @@ def body_snippet(raw: bytes) -> str:
     that get the other fields elsewhere (IMAP: ENVELOPE, BODYSTRUCTURE). Parsed with
     the stdlib's compat32 policy: no header objects, several times faster."""
     try:
-        part = next(_body_parts(email.message_from_bytes(raw), 0), None)
+        part = next(_body_parts(email.message_from_bytes(raw, policy=MAIL_POLICY), 0), None)
         return snippet(_render(part)) if part is not None else ""
     except Exception:
         return snippet(_raw_body(raw))
@@ -230,10 +247,10 @@ class _Mail:
 
 def _load(raw: bytes) -> EmailMessage:
     try:
-        return email.message_from_bytes(raw)
+        return email.message_from_bytes(raw, policy=MAIL_POLICY)
     except Exception:  # e.g. RecursionError on absurd nesting: keep the headers at least
         try:
-            return BytesParser().parsebytes(raw, headersonly=True)
+            return BytesParser(policy=MAIL_POLICY).parsebytes(raw, headersonly=True)
         except Exception:
             return EmailMessage()
 
