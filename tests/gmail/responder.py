@@ -46,6 +46,7 @@ REFUSALS = {
     "apppassword@gmail.com": "[ALERT] Application-specific password required: "
     "https://support.google.com/accounts/answer/185833 (Failure)",
 }
+ECHOING = "echo@gmail.com"
 WRONG_PASSWORD = "[AUTHENTICATIONFAILED] Invalid credentials (Failure)"
 
 
@@ -267,6 +268,8 @@ class _Handler(socketserver.StreamRequestHandler):
         user, password = (a.decode() if isinstance(a, bytes) else a for a in args[:2])
         if user in REFUSALS:
             self.send(f"{tag} NO {REFUSALS[user]}")
+        elif user == ECHOING:  # a server that quotes the rejected command back
+            self.send(f'{tag} NO [AUTHENTICATIONFAILED] no such login: "{user}" "{password}"')
         elif password != self.script.password:
             self.send(f"{tag} NO {WRONG_PASSWORD}")
         else:

@@ -11,7 +11,7 @@ from airlock.errors import ConnectorAuthError, ConnectorError, InvalidInput
 from airlock.framework.plugins import get_connectors, get_plugin_manager
 from airlock.testing import ConnectorContract, ConnectorFactory, run
 from airlock_gmail.connector import APP_PASSWORDS, GmailConnector, GmailCredentials
-from tests.gmail.responder import CAPABILITY, UIDVALIDITY, Script, gmail_responder
+from tests.gmail.responder import CAPABILITY, ECHOING, UIDVALIDITY, Script, gmail_responder
 
 ADDRESS = "me@gmail.com"
 APP_PASSWORD = "abcd efgh ijkl mnop"  # as Google shows it; the responder's is without spaces
@@ -220,3 +220,17 @@ class TestGmailContract(ConnectorContract):
 
     def snapshot(self) -> object:
         return [(m.uid, m.seen) for m in self.script.messages]
+
+
+def test_a_refusal_quoting_the_password_back_does_not_pass_it_on(
+    gmail: tuple[int, Script],
+) -> None:
+    """The agent reads connector errors; a server that quotes the LOGIN line back in its
+    refusal must not hand the agent the app password."""
+    port, _ = gmail
+    secret = APP_PASSWORD.replace(" ", "")
+    with pytest.raises(ConnectorAuthError) as raised:
+        call(connector(port, address=ECHOING), "list_folders")
+    said = f"{raised.value.message} {raised.value.hint}"
+    assert "no such login" in said
+    assert secret not in said

@@ -119,11 +119,20 @@ def login(client: GuardedClient, username: str, password: str) -> None:
     try:
         typ, data = imap._simple_command("LOGIN", *args)
     except imaplib.IMAP4.error as exc:  # BAD, or NO on some servers' literal handling
-        raise LoginRefused(str(exc)) from None
+        raise LoginRefused(_withheld(str(exc), password)) from None
     if typ != "OK":
-        raise LoginRefused(_text(data[-1] if data else b""))
+        raise LoginRefused(_withheld(_text(data[-1] if data else b""), password))
     imap.state = "AUTH"
     client._cached_capabilities = None  # capabilities may grow after login
+
+
+def _withheld(server_text: str, password: str) -> str:
+    """The server's refusal without the password in it: some servers quote the rejected
+    command line back, and the agent reads this text in the error."""
+    quoted = password.replace("\\", "\\\\").replace('"', '\\"')
+    for form in sorted({password, quoted}, key=len, reverse=True):
+        server_text = server_text.replace(form, "[password withheld]")
+    return server_text
 
 
 def _text(value: object) -> str:
