@@ -23,6 +23,7 @@ service (docs/plugins.md).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from datetime import date
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -215,8 +216,13 @@ class ImapConnector(MailConnector):
         return await self._read(run)
 
     async def load_message(self, folder: str, message_id: str, *, max_chars: int) -> Message:
+        import asyncio
+
         mid = parse_id(message_id)
-        return await self._read(lambda session: self._message(session, folder, mid, max_chars))
+        # Fetched on the connection, parsed off it: a stranger's mail slow to parse
+        # must not hold up every other call (no timeout stops a computing thread).
+        parse = await self._read(lambda session: self._message(session, folder, mid, max_chars))
+        return await asyncio.to_thread(parse)
 
     def _page(
         self, session: ImapSession, folder: str, criteria: SearchCriteria, limit: int
@@ -246,9 +252,12 @@ class ImapConnector(MailConnector):
             start, size = start + size, min(size * 2, 400)
         return found[:limit]
 
-    def _message(self, session: ImapSession, folder: str, mid: ImapId, max_chars: int) -> Message:
+    def _message(
+        self, session: ImapSession, folder: str, mid: ImapId, max_chars: int
+    ) -> Callable[[], Message]:
+        """Fetch the message; returns its parse, to run once the connection is free."""
+        from airlock_mail import mime
         from airlock_mail._imap_summaries import labels_of
-        from airlock_mail.mime import parse_message
 
         name = session.folder(folder)
         mid.check_current(session.examine(name), name)
@@ -262,7 +271,8 @@ class ImapConnector(MailConnector):
         if found is None:
             raise NotFound(f"no message {mid} in {name!r}", hint="list_messages shows the ids")
         raw = next((v for k, v in found.items() if k.startswith(b"BODY[]")), b"")
-        return parse_message(
+        return functools.partial(
+            mime.parse_message,
             raw if isinstance(raw, bytes) else b"",
             id=str(mid),
             folder=name,

@@ -7,12 +7,15 @@ agent and the audit log were told it was stopped."""
 from __future__ import annotations
 
 import asyncio
+import threading
+from typing import Any
 
 import pytest
 
 from airlock.testing import run
+from airlock_mail import mime
 from airlock_mail.imap import ImapConnector
-from airlock_mail.model import FolderList
+from airlock_mail.model import FolderList, Message, UnreadCount
 from tests.gmail.responder import UIDVALIDITY, Script, gmail_responder
 
 
@@ -73,3 +76,40 @@ def test_an_approved_write_given_up_on_changes_nothing_afterwards() -> None:
         assert all(done.wait(10) for done in script.ended), "a connection stayed open"
         assert script.sent("UID STORE") == [], "the write went on after it was stopped"
         assert not unread.seen
+
+
+def test_a_message_slow_to_parse_holds_up_no_other_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stranger's mail can take long to parse (the stdlib's HTML parser is quadratic
+    on some input); that must not hold the connection's lock, or one such message, read
+    once, stops every other call to the service until the parse ends (the core's
+    timeout cannot stop a thread that is computing)."""
+    parsing, release, finished = threading.Event(), threading.Event(), threading.Event()
+    parse = mime.parse_message
+
+    def slow_parse(*args: Any, **kwargs: Any) -> Message:
+        parsing.set()
+        release.wait(10)
+        finished.set()
+        return parse(*args, **kwargs)
+
+    monkeypatch.setattr(mime, "parse_message", slow_parse)
+    with gmail_responder() as (port, script):
+        mail = connector(port)
+
+        async def scenario() -> tuple[UnreadCount, bool, Message]:
+            await mail.open()
+            reading = asyncio.ensure_future(mail.call("get_message", {"id": f"{UIDVALIDITY}.101"}))
+            assert await asyncio.to_thread(parsing.wait, 10)
+            count = await mail.call("count_unread", {})
+            parse_went_on = not finished.is_set()
+            release.set()
+            message = await reading
+            await mail.close()
+            assert isinstance(count, UnreadCount)
+            assert isinstance(message, Message)
+            return count, parse_went_on, message
+
+        count, parse_went_on, message = run(scenario())
+        assert parse_went_on, "count_unread waited for another call's parse"
+        assert count.unread == sum(not m.seen for m in script.messages)
+        assert message.subject == "Team lunch"
