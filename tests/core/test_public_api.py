@@ -23,6 +23,7 @@ PUBLIC_CORE = {"airlock.plugin"}
 
 PUBLIC_NAMES = [
     "REASON_LIMIT",
+    "UNTRUSTED",
     "Access",
     "AccessDenied",
     "AirlockError",

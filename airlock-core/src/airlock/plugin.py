@@ -99,7 +99,6 @@ if TYPE_CHECKING:
         ResultFilter,
         SessionFacts,
         Stage,
-        UntrustedText,
         Verdict,
     )
     from airlock.framework.spending import (
@@ -112,6 +111,7 @@ if TYPE_CHECKING:
         StreamItem,
         current_budget,
     )
+    from airlock.framework.untrusted import UNTRUSTED, UntrustedText
     from airlock.models import (
         Access,
         NoCredentials,
@@ -125,6 +125,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "REASON_LIMIT",
+    "UNTRUSTED",
     "Access",
     "AccessDenied",
     "AirlockError",
@@ -271,9 +272,9 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "ResultFilter",
         "SessionFacts",
         "Stage",
-        "UntrustedText",
         "Verdict",
     ),
+    "airlock.framework.untrusted": ("UNTRUSTED", "UntrustedText"),
     "airlock.security.prompts": ("REASON_LIMIT", "untrusted_line"),
     "airlock.framework.spending": (
         "BudgetState",

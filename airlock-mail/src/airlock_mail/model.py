@@ -28,13 +28,12 @@ from pydantic import (
     StringConstraints,
 )
 
-from airlock.plugin import Params, UntrustedText
+from airlock.plugin import UNTRUSTED, Params, UntrustedText
 
 # What redact-codes masks codes in, besides subject, snippet and text: every field a
 # sender wrote (a service mails a code in the From name or the Subject header as often
-# as in the body). UntrustedText marks one string; this marks a list or a dict whole.
-_UNTRUSTED = UntrustedText.__metadata__[0]  # type: ignore[attr-defined]
-StrangerText = Annotated[list[str], _UNTRUSTED]
+# as in the body). UntrustedText marks one string; UNTRUSTED a list or a dict whole.
+StrangerText = Annotated[list[str], UNTRUSTED]
 
 __all__ = [
     "FOLDER_MAX_LENGTH",
@@ -196,7 +195,7 @@ class MessageSummary(MailModel):
 class Message(MessageSummary):
     reply_to: StrangerText = Field(default_factory=list)
     message_id: str = Field("", description="The Message-ID header.")
-    headers: Annotated[dict[str, str], _UNTRUSTED] = Field(
+    headers: Annotated[dict[str, str], UNTRUSTED] = Field(
         default_factory=dict, description="A useful subset of the headers, decoded."
     )
     text: str = Field("", description="The plain text, or the HTML rendered to text.")

@@ -11,11 +11,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel
 
-from airlock.plugin import UntrustedText
+from airlock.plugin import UNTRUSTED, UntrustedText
 
-# The marker UntrustedText carries, for a field holding JSON rather than one string:
-# redact-codes masks codes in every string inside it.
-_UNTRUSTED = UntrustedText.__metadata__[0]  # type: ignore[attr-defined]
+# UNTRUSTED marks a field holding JSON rather than one string: redact-codes masks codes in
+# every string inside it.
 
 
 class McpContent(BaseModel):
@@ -37,7 +36,7 @@ class McpToolResult(BaseModel):
     is_error: bool = False
     """The tool reported a failure (its text says what)."""
     content: list[McpContent] = []
-    structured: Annotated[dict[str, Any] | None, _UNTRUSTED] = None
+    structured: Annotated[dict[str, Any] | None, UNTRUSTED] = None
     """The tool's structured content, as the server sent it."""
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
 from airlock.framework.operations import canonical_params, operation_hash
+from airlock.framework.untrusted import UNTRUSTED, Untrusted, UntrustedText
 from airlock.models import Access
 from airlock.settings.config import DEFAULT_RATE_LIMIT, ServicePermissions
 
@@ -44,23 +45,6 @@ class Stage(StrEnum):
 
     REQUEST = "request"
     OPERATION = "operation"
-
-
-class Untrusted:
-    """Marks a result field as text a stranger wrote (see :data:`UntrustedText`)."""
-
-    def __repr__(self) -> str:
-        return "Untrusted()"
-
-
-UNTRUSTED = Untrusted()
-UntrustedText = Annotated[str, UNTRUSTED]
-"""A result field holding text from outside: a mail subject, an invitation's description.
-
-Result filters such as ``redact-codes`` mask one-time codes and meeting passwords in
-every field so marked, whatever the connector; mail's ``subject``, ``text``, ``snippet``
-(and the like) are covered by name as well.
-"""
 
 
 class Decision(StrEnum):
