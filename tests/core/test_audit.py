@@ -28,6 +28,7 @@ from airlock.security.audit import (
     AuditLog,
     format_ts,
     load_or_create_key,
+    log_files,
     query,
     scrub,
     verify,
@@ -738,3 +739,46 @@ def test_two_logs_are_independent_chains(tmp_path: Path) -> None:
         two.append_sync("y")
     assert verify(tmp_path / "a", KEY).records == 2
     assert verify(tmp_path / "b", KEY).records == 1
+
+
+def test_verifying_while_the_daemon_rotates_the_log_never_gives_a_false_verdict(
+    tmp_path: Path,
+) -> None:
+    """`airlock audit verify` while a busy daemon rotates the log: the files it listed
+    were renamed or replaced under it. Each answer is a true one (the log verifies) or a
+    clean AuditError; before, a file renamed mid-check was a traceback and a rotated one
+    left out a false 'sequence gap'."""
+    audit_dir, key = tmp_path / "audit", b"k" * 32
+    AuditLog(audit_dir, key).append_sync("operation", n=0)
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                from pathlib import Path
+                from airlock.security.audit import AuditLog
+                log = AuditLog(Path({str(audit_dir)!r}), b"k" * 32, rotate_bytes=2000)
+                while True:
+                    log.append_sync("operation", n=1, text="x" * 100)
+                """
+            ),
+        ]
+    )
+    verdicts: list[str] = []
+    try:
+        while len(log_files(audit_dir)) < 3:  # the writer is rotating
+            assert writer.poll() is None, "the writer stopped"
+        for _ in range(200):
+            try:
+                result = verify(audit_dir, key)
+            except AuditError:
+                verdicts.append("changed under the check")
+                continue
+            assert result.ok, result.problem
+            verdicts.append("ok")
+    finally:
+        writer.kill()
+        writer.wait()
+    assert "ok" in verdicts
+    assert verify(audit_dir, key).ok

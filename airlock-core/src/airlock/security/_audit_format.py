@@ -270,7 +270,10 @@ def log_files(audit_dir: Path) -> list[LogFile]:
     rotated.sort(key=lambda f: f.first_seq or 0)
     current = audit_dir / CURRENT_NAME
     if current.is_file():
-        first = _first_line(current)
+        try:
+            first = _first_line(current)
+        except FileNotFoundError:  # rotated away meanwhile (the next write makes a new one)
+            return rotated
         ts = _line_ts(first) if first else None
         rotated.append(LogFile(current, None, ts))
     return rotated

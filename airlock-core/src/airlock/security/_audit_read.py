@@ -1,10 +1,8 @@
-"""Reading the audit log back: ``query`` (seek by time, filter) and ``verify`` (the chain).
+"""Reading the audit log back: ``query`` (seek by time, filter).
 
 A fixed-width ``ts`` starts every line, so a query bisects on byte offsets to the first
 record of its range and reads only the range, parsing it in blocks (one JSON parse per
-block, not per line). ``verify`` leaves the per-record work to ``_audit_chain`` and, for a
-log of several large files, runs it in worker processes, one file each, then checks that
-each file starts where the previous one ended.
+block, not per line). Checking the chain is ``_audit_verify``'s.
 """
 
 from __future__ import annotations
@@ -12,29 +10,16 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 from airlock.security._audit_chain import (
-    GENESIS,
     HEAD,
     SEQ_AT,
-    FileCheck,
-    Mac,
-    body_of,
-    check_file,
-    claimed_start,
-    framed,
-    mac_of,
-    prev_of,
-    seq_of,
 )
 from airlock.security._audit_format import log_files, ts_bound
-from airlock.security._audit_retention import DROP_EVENT, dropped_start_vouched
 
-PARALLEL_MIN_BYTES = 16 * 1024 * 1024  # below this, starting workers costs more than it saves
 _FIRST_BLOCK = 64 * 1024
 _MAX_BLOCK = 4 * 1024 * 1024
 
@@ -232,162 +217,3 @@ def _has_service(record: dict[str, Any], service: str) -> bool:
         return True
     services = record.get("services")
     return isinstance(services, list) and service in services
-
-
-# --- verifying ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VerifyProblem:
-    """The first place the chain breaks: file, 1-based line, and what is wrong."""
-
-    file: Path
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.reason}"
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    ok: bool
-    records: int
-    files: list[Path] = field(default_factory=list)
-    problem: VerifyProblem | None = None
-    last_seq: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "records": self.records,
-            "files": [str(f) for f in self.files],
-            "last_seq": self.last_seq,
-            "problem": None
-            if self.problem is None
-            else {
-                "file": str(self.problem.file),
-                "line": self.problem.line,
-                "reason": self.problem.reason,
-            },
-        }
-
-
-def _diagnose(line: bytes, mac: Mac, expected_seq: int, prev_hex: bytes) -> str:
-    """Why a line that is not the next record of the chain is bad, in a person's words."""
-    if not line.endswith(b"\n"):
-        return "the last line is cut short (crash while writing, or truncated)"
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return "not a JSON record (damaged or cut short)"
-    if not isinstance(record, dict) or "mac" not in record:
-        return "not an audit record"
-    if not framed(line):
-        return "record was changed (not in the form Airlock writes)"
-    try:
-        computed = mac.of(bytes.fromhex(prev_of(line).decode("ascii")), body_of(line))
-        intact = computed.hex().encode() == mac_of(line)
-    except ValueError:
-        intact = False
-    if not intact:
-        return "mac mismatch: the record was changed"
-    seq = seq_of(line)
-    if seq is not None and seq > expected_seq:
-        missing = (
-            f"record {expected_seq} is missing"
-            if seq == expected_seq + 1
-            else f"records {expected_seq}-{seq - 1} are missing"
-        )
-        return f"sequence gap: expected seq {expected_seq}, found {seq} ({missing})"
-    if seq != expected_seq:
-        return f"out of order: expected seq {expected_seq}, found {seq} (records moved or repeated)"
-    if prev_of(line) != prev_hex:
-        return "chain broken: prev is not the previous record's mac"
-    return "record was changed"
-
-
-def _first_line(path: Path) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.readline(65536)
-
-
-def verify(audit_dir: Path, key: bytes, *, workers: int | None = None) -> VerifyResult:
-    """Check every record's mac, ``seq`` and ``prev`` across all files, oldest first.
-
-    Stops at the first problem and names its file and line: an edited record fails its
-    mac, a deleted or reordered one breaks ``seq``, a line cut short does not parse, and a
-    record spliced in from elsewhere breaks ``prev``.
-
-    *workers*: processes to use (default: one per CPU, and only for several files of
-    ``PARALLEL_MIN_BYTES`` or more in all); 1 checks everything in this process.
-    """
-    files = [f.path for f in log_files(audit_dir)]
-    kept_from = _kept_start(files)
-    mac = Mac(key)
-    if workers is None:
-        total = sum(_size(path) for path in files)
-        workers = (os.cpu_count() or 1) if total >= PARALLEL_MIN_BYTES else 1
-    workers = min(workers, len(files))
-    # Older files may have been dropped under audit.max_bytes: the chain of what is kept
-    # starts where the first kept file says, which a drop record must vouch for (below).
-    expected, prev = kept_from or (1, GENESIS.encode("ascii"))
-    count = 0
-    checks = _check_parallel(files, key, workers) if workers > 1 else None
-    for index, path in enumerate(files):
-        if checks is None:
-            check = check_file(str(path), key, expected, prev)
-        else:
-            check = checks[index]
-            if check.good == 0 and check.bad_line is None:
-                continue  # empty file
-            if check.bad_line != 1 and (check.start_seq, check.start_prev) != (expected, prev):
-                # The file is sound on its own but does not continue the chain.
-                reason = _diagnose(_first_line(path), mac, expected, prev)
-                return VerifyResult(False, count, files, VerifyProblem(path, 1, reason), count)
-            if check.bad_line == 1:
-                check = check_file(str(path), key, expected, prev)
-        count += check.good
-        if check.bad_line is not None:
-            reason = _diagnose(check.bad_text, mac, expected + check.good, check.last_mac)
-            problem = VerifyProblem(path, check.bad_line, reason)
-            return VerifyResult(False, count, files, problem, count)
-        expected, prev = expected + check.good, check.last_mac
-    if kept_from is not None:
-        drops = query(audit_dir, event=DROP_EVENT)
-        if not dropped_start_vouched(drops, kept_from[0], kept_from[1].decode("ascii")):
-            reason = (
-                f"records before seq {kept_from[0]} are missing and no "
-                f"{DROP_EVENT} record accounts for them"
-            )
-            return VerifyResult(False, count, files, VerifyProblem(files[0], 1, reason), 0)
-    return VerifyResult(True, count, files, None, expected - 1)
-
-
-def _kept_start(files: list[Path]) -> tuple[int, bytes] | None:
-    """Where the first non-empty file's chain claims to start, if not at seq 1."""
-    for path in files:
-        claim = claimed_start(str(path))
-        if claim is None:
-            if _size(path):
-                return None  # unframed: the normal check reports it
-            continue
-        return None if claim[0] == 1 else claim
-    return None
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _check_parallel(files: list[Path], key: bytes, workers: int) -> list[FileCheck]:
-    # spawn, not fork: the caller may have threads (fork would copy their locks).
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        return list(pool.map(check_file, [str(p) for p in files], [key] * len(files)))

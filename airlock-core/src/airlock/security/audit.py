@@ -45,8 +45,8 @@ session token or ``Bearer`` credential inside a string is masked.
 
 **Where.** This module queues writers and runs the group commit; ``_audit_file`` writes
 a batch to the current file (lock, tail, chain, fsync, rotation); ``_audit_format``
-encodes records, ``_audit_chain`` computes macs, ``_audit_read`` queries and verifies,
-``_audit_retention`` plans what the size budget drops.
+encodes records, ``_audit_chain`` computes macs, ``_audit_read`` queries,
+``_audit_verify`` verifies, ``_audit_retention`` plans what the size budget drops.
 """
 
 from __future__ import annotations
@@ -79,8 +79,9 @@ from airlock.security._audit_format import (
     rotated_name,
     scrub,
 )
-from airlock.security._audit_read import VerifyProblem, VerifyResult, query, verify
+from airlock.security._audit_read import query
 from airlock.security._audit_retention import DROP_EVENT, plan_drops
+from airlock.security._audit_verify import VerifyProblem, VerifyResult, verify
 
 if TYPE_CHECKING:
     import asyncio
