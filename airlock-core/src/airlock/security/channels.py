@@ -21,6 +21,10 @@ log = get_logger("airlock.channels")
 SEND_TIMEOUT = 15.0
 AMBIGUOUS = ""
 """What a sent prompt's reference stands for when two prompts were given it."""
+KEPT_DELIVERIES = 4096
+"""Sent prompts remembered, newest first: far more than the requests that can wait at
+once (a reply to an older prompt is to a request long expired). Without a bound an agent
+asking and withdrawing without end grew the daemon's memory with every prompt."""
 
 
 @dataclass
@@ -50,6 +54,8 @@ class Channels:
         key = (notifier, ref)
         known = self._deliveries.get(key)
         self._deliveries[key] = request_id if known in (None, request_id) else AMBIGUOUS
+        while len(self._deliveries) > KEPT_DELIVERIES:
+            del self._deliveries[next(iter(self._deliveries))]  # the oldest
 
     def health(self) -> list[dict[str, Any]]:
         """Each channel: the last send's outcome, and what the notifier says of itself
