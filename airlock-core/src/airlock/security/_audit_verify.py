@@ -122,12 +122,12 @@ def verify(audit_dir: Path, key: bytes, *, workers: int | None = None) -> Verify
     changing after that is an ``AuditError`` (run it again), never a false verdict.
     """
     for _ in range(TRIES):
-        before = _names(audit_dir)
+        files = [f.path for f in log_files(audit_dir)]
         try:
-            result: VerifyResult | None = _verify_once(audit_dir, key, workers)
+            result: VerifyResult | None = _verify_once(audit_dir, files, key, workers)
         except FileNotFoundError:
             result = None
-        if result is not None and (result.ok or _names(audit_dir) == before):
+        if result is not None and (result.ok or _names(audit_dir) == [p.name for p in files]):
             return result
     raise AuditError(
         "the audit log changed while it was checked, each time (the daemon is rotating it)",
@@ -139,8 +139,10 @@ def _names(audit_dir: Path) -> list[str]:
     return [f.path.name for f in log_files(audit_dir)]
 
 
-def _verify_once(audit_dir: Path, key: bytes, workers: int | None) -> VerifyResult:
-    """One pass of :func:`verify`.
+def _verify_once(
+    audit_dir: Path, files: list[Path], key: bytes, workers: int | None
+) -> VerifyResult:
+    """One pass of :func:`verify` over *files*, the directory's log files as listed.
 
     Stops at the first problem and names its file and line: an edited record fails its
     mac, a deleted or reordered one breaks ``seq``, a line cut short does not parse, and a
@@ -149,7 +151,6 @@ def _verify_once(audit_dir: Path, key: bytes, workers: int | None) -> VerifyResu
     *workers*: processes to use (default: one per CPU, and only for several files of
     ``PARALLEL_MIN_BYTES`` or more in all); 1 checks everything in this process.
     """
-    files = [f.path for f in log_files(audit_dir)]
     kept_from = _kept_start(files)
     mac = Mac(key)
     if workers is None:
