@@ -150,20 +150,20 @@ def test_chat_answers_in_openai_format_and_is_charged_what_openrouter_reports(
     assert charge.facts["cost_from"] == "service"
 
 
+async def flat_chat_charge(connector: OpenRouterConnector) -> Charge:
+    """The charge of a 10-token chat with ``test/flat``, as the host settles it."""
+    params = {"model": "test/flat", "messages": HELLO, "max_tokens": 10}
+    result = await connector.call("chat", params)
+    return connector.charge("chat", connector.spec("chat").params.model_validate(params), result)
+
+
 def test_without_a_reported_cost_the_charge_is_tokens_times_price(
     server: OpenRouterServer,
 ) -> None:
     server.report_cost = False
     server.answer_tokens = 10
 
-    async def body(connector: OpenRouterConnector) -> Charge:
-        params = {"model": "test/flat", "messages": HELLO, "max_tokens": 10}
-        result = await connector.call("chat", params)
-        return connector.charge(
-            "chat", connector.spec("chat").params.model_validate(params), result
-        )
-
-    charge = use(server, body)
+    charge = use(server, flat_chat_charge)
     assert Decimal(str(charge.usd)) == Decimal("0.00001") * 10
     assert charge.facts["cost_from"] == "tokens x price"
 
@@ -180,15 +180,8 @@ def test_a_usage_that_tells_neither_cost_nor_tokens_is_no_charge(
     the call is counted at its reservation."""
     server.usage = usage
 
-    async def body(connector: OpenRouterConnector) -> Charge:
-        params = {"model": "test/flat", "messages": HELLO, "max_tokens": 10}
-        result = await connector.call("chat", params)
-        return connector.charge(
-            "chat", connector.spec("chat").params.model_validate(params), result
-        )
-
     with pytest.raises(ConnectorError, match="usage"):
-        use(server, body)
+        use(server, flat_chat_charge)
 
 
 @pytest.mark.parametrize(
@@ -216,14 +209,7 @@ def test_a_byok_call_counts_what_the_provider_bills_too(
 ) -> None:
     server.usage = {"prompt_tokens": 0, "completion_tokens": 5, **usage}
 
-    async def body(connector: OpenRouterConnector) -> Charge:
-        params = {"model": "test/flat", "messages": HELLO, "max_tokens": 10}
-        result = await connector.call("chat", params)
-        return connector.charge(
-            "chat", connector.spec("chat").params.model_validate(params), result
-        )
-
-    charge = use(server, body)
+    charge = use(server, flat_chat_charge)
     assert Decimal(str(charge.usd)) == Decimal(cost)
     assert charge.facts["cost_from"] == source
 

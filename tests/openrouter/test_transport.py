@@ -334,6 +334,29 @@ def test_an_error_answer_is_read_only_as_far_as_its_message_needs() -> None:
     assert isinstance(error, ServiceRefused)  # the service answered: refused, not billed
 
 
+async def stream_until_error(
+    events: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    finally_: Callable[[], None] = lambda: None,
+) -> tuple[list[dict[str, Any]], ConnectorError]:
+    """What a stream served by *events* yielded before it failed, and its error
+    (*finally_* runs before the client closes, to let a held-back server go)."""
+    async with serving({"/chat": events}) as base:
+        api = api_for(base)
+        seen: list[dict[str, Any]] = []
+
+        async def read_all() -> None:
+            async for item in api.stream("chat", {}):
+                seen.append(item)
+
+        try:
+            with pytest.raises(ConnectorError) as raised:
+                await read_all()
+        finally:
+            finally_()
+            await api.aclose()
+        return seen, raised.value
+
+
 @pytest.mark.parametrize("event", [b"data: " + b"a" * (2 << 20), b"data: a\n" * (300 << 10)])
 def test_an_event_over_1_mib_ends_the_stream(event: bytes) -> None:
     released = asyncio.Event()
@@ -346,24 +369,7 @@ def test_an_event_over_1_mib_ends_the_stream(event: bytes) -> None:
         await asyncio.wait_for(released.wait(), 10)
         return response
 
-    async def main() -> tuple[list[dict[str, Any]], ConnectorError]:
-        async with serving({"/chat": events}) as base:
-            api = api_for(base)
-            seen: list[dict[str, Any]] = []
-
-            async def read_all() -> None:
-                async for item in api.stream("chat", {}):
-                    seen.append(item)
-
-            try:
-                with pytest.raises(ConnectorError) as raised:
-                    await read_all()
-            finally:
-                released.set()
-                await api.aclose()
-            return seen, raised.value
-
-    seen, error = run(main())
+    seen, error = run(stream_until_error(events, released.set))
     assert seen == [{"n": 1}]
     assert "over 1 MiB" in error.message
     assert isinstance(error, ServiceAnswerLost)
@@ -381,23 +387,7 @@ def test_a_stream_that_ends_before_done_is_an_answer_cut_short(tail: bytes) -> N
         await response.write_eof()
         return response
 
-    async def main() -> tuple[list[dict[str, Any]], ConnectorError]:
-        async with serving({"/chat": events}) as base:
-            api = api_for(base)
-            seen: list[dict[str, Any]] = []
-
-            async def read_all() -> None:
-                async for item in api.stream("chat", {}):
-                    seen.append(item)
-
-            try:
-                with pytest.raises(ConnectorError) as raised:
-                    await read_all()
-            finally:
-                await api.aclose()
-            return seen, raised.value
-
-    seen, error = run(main())
+    seen, error = run(stream_until_error(events))
     assert seen == [{"n": 1}]
     assert isinstance(error, ServiceAnswerLost)
     assert "ended before [DONE]" in error.message
