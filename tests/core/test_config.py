@@ -93,6 +93,15 @@ def test_a_wrong_environment_variable_is_refused_like_a_wrong_key(
         (MAIL + "permissions: {mail: {wrte: deny}}\n", "permissions.mail.wrte", "not permitted"),
         (MAIL + "permissions: {mail: deny}\n", "permissions.mail", "valid dictionary"),
         (MAIL + "permissions: {gmial: {write: deny}}\n", "permissions.gmial", "no service"),
+        # Odd numbers are refused at load like any wrong key, never a traceback then or
+        # a failure later (an infinite cap failed each spend request; an endless TTL,
+        # each approval).
+        ("sessions: {max_ttl: .inf}\n", "sessions.max_ttl", "not a duration"),
+        ("approvals: {timeout: -.inf}\n", "approvals.timeout", "not a duration"),
+        ("sessions: {default_ttl: .nan}\n", "sessions.default_ttl", "not a duration"),
+        (f"sessions: {{max_ttl: {10**400}}}\n", "sessions.max_ttl", "at most 9999999d"),
+        ("sessions: {max_ttl: '99999999999999999999'}\n", "sessions.max_ttl", "at most"),
+        (MAIL + "permissions: {mail: {max_usd: .inf}}\n", "permissions.mail.max_usd", "finite"),
     ],
 )
 def test_an_invalid_file_is_refused_with_file_key_and_reason(

@@ -90,7 +90,7 @@ class ServicePermissions(Section):
     """One service's block of ``permissions`` (``gmail: {write: deny}``)."""
 
     write: Literal["ask", "deny"] = "ask"
-    max_usd: float | None = Field(None, ge=0)
+    max_usd: float | None = Field(None, ge=0, allow_inf_nan=False)
 
 
 DEFAULT_RATE_LIMIT = 60

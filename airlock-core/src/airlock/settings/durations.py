@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from airlock.errors import InvalidInput
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _PATTERN = re.compile(r"^\s*(\d{1,7})\s*([smhd])\s*$")
+MAX_SECONDS = 9_999_999 * 86400
+"""The longest duration written with a unit (``9999999d``); a bare number of seconds may
+not exceed it either (a longer one only overflowed where a time was added to it)."""
 
 
 def parse_duration(text: str | int | float, *, field: str = "duration") -> int:
     """Seconds in *text* (``"90s"``, ``"60m"``, ``"8h"``, ``"7d"``; a bare number is seconds)."""
     if isinstance(text, bool):
         raise InvalidInput(f"{field}: expected a duration like 90s, 60m or 8h", field=field)
+    if isinstance(text, float) and not math.isfinite(text):
+        raise InvalidInput(
+            f"{field}: {text!r} is not a duration; write it like 90s, 60m or 8h", field=field
+        )
     if isinstance(text, int | float):
         seconds = int(text)
     else:
@@ -30,6 +38,8 @@ def parse_duration(text: str | int | float, *, field: str = "duration") -> int:
             seconds = int(match.group(1)) * _UNITS[match.group(2)]
     if seconds <= 0:
         raise InvalidInput(f"{field}: must be longer than zero", field=field)
+    if seconds > MAX_SECONDS:
+        raise InvalidInput(f"{field}: at most 9999999d", field=field)
     return seconds
 
 
