@@ -258,5 +258,5 @@ def _seq_ts(line: bytes, path: Path) -> tuple[int, str]:
     try:
         record = json.loads(line)
         return int(record["seq"]), str(record["ts"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise AuditError(f"{path}: the first record is unreadable") from None

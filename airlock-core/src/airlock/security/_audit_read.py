@@ -146,7 +146,7 @@ def _parse(
         return []
     try:
         records = json.loads(b"[" + joined + b"]")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a line nested past the parser
         records = None
     if not isinstance(records, list) or len(records) != count:
         records = []
@@ -155,7 +155,7 @@ def _parse(
                 continue
             try:
                 records.append(json.loads(line))
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
     return [record for record in records if isinstance(record, dict)]
 

@@ -80,7 +80,7 @@ def _diagnose(line: bytes, mac: Mac, expected_seq: int, prev_hex: bytes) -> str:
         return "the last line is cut short (crash while writing, or truncated)"
     try:
         record = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
         return "not a JSON record (damaged or cut short)"
     if not isinstance(record, dict) or "mac" not in record:
         return "not an audit record"
