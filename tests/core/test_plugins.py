@@ -15,9 +15,12 @@ from airlock.framework.plugins import (
     get_connectors,
     get_notifiers,
     get_plugin_manager,
+    get_policies,
     plugin_report,
 )
 from airlock.framework.policies import Decision, PolicyContext, Verdict, combine, evaluate
+
+BUILTIN_POLICIES = {"scope", "read-only", "rate-limit", "redact-codes"}
 
 
 def make_distribution(site: Path, dist: str, module: str, body: str) -> None:
@@ -93,6 +96,36 @@ def test_disabled_plugins_are_not_loaded(site: Path) -> None:
     assert "dup" in get_connectors(pm)
     pm = get_plugin_manager(env={"AIRLOCK_DISABLE_PLUGINS": "airlock-dupe-a,airlock-dupe-b"})
     assert "dup" not in get_connectors(pm)
+
+
+EMPTY_PLUGIN = """
+from airlock.framework.hookspecs import hookimpl
+
+@hookimpl
+def register_policies():
+    return []
+"""
+
+
+def test_a_plugin_named_like_a_builtin_is_reported_and_the_builtin_stays(site: Path) -> None:
+    """An entry point called ``policies`` (or ``console``, or another plugin's name) is
+    refused and reported, not a traceback for every command, and takes nothing's place."""
+    make_distribution(site, "airlock-shadow", "policies", EMPTY_PLUGIN)
+    pm = get_plugin_manager(env={})
+    assert {p.name for p in get_policies(pm)} >= BUILTIN_POLICIES
+    (failure,) = [e for e in plugin_report(pm, include_builtin=False) if "error" in e]
+    assert failure["distribution"] == "airlock-shadow"
+    assert "another plugin is already named 'policies'" in failure["error"]
+
+
+def test_the_builtin_policies_cannot_be_disabled() -> None:
+    """Without them every session could call every service and write without an
+    approval: ``AIRLOCK_DISABLE_PLUGINS`` skips add-ons (and the console notifier), never
+    what enforces the approvals."""
+    env = {"AIRLOCK_DISABLE_PLUGINS": "policies,airlock-core,console"}
+    pm = get_plugin_manager(env=env, load_entry_points=False)
+    assert {p.name for p in get_policies(pm)} == BUILTIN_POLICIES
+    assert "console" not in get_notifiers(pm)
 
 
 def test_builtins_come_through_the_same_hooks() -> None:

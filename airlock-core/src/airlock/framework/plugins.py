@@ -34,6 +34,9 @@ DEFAULT_PLUGINS = (
     "airlock.default_plugins.policies",
 )
 CORE_DISTRIBUTION = "airlock-core"
+ALWAYS_LOADED = frozenset({"policies"})
+"""Built-ins ``AIRLOCK_DISABLE_PLUGINS`` does not skip: without the default policies every
+session could call every service, and write, with no approval."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ def get_plugin_manager(
     pm.add_hookspecs(hookspecs)
     for module_name in DEFAULT_PLUGINS:
         short = module_name.rsplit(".", 1)[-1]
-        if short in disabled:
+        if short in disabled and short not in ALWAYS_LOADED:
             continue
         pm.register(importlib.import_module(module_name), name=short)
         pm.registry.sources[short] = PluginSource(short, CORE_DISTRIBUTION, __version__, True)
@@ -152,6 +155,8 @@ def _register_checked(pm: AirlockPluginManager, plugin: object, name: str) -> st
     """Register *plugin*; what is wrong with it (and it stays out) if pluggy refuses it or
     it implements a hook Airlock does not have: a misspelled hook must not stop every
     command, ``--help`` included, at ``check_pending``."""
+    if pm.has_plugin(name):
+        return f"another plugin is already named {name!r}: rename its entry point"
     try:
         pm.register(plugin, name=name)
     except pluggy.PluginValidationError as exc:
