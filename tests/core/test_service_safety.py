@@ -15,8 +15,9 @@ from airlock.errors import AirlockError
 from airlock.service.control import KEEPER, isolated_daemon
 from airlock.service.isolated import own_tree
 from airlock.service.layout import CORE, DAEMONS
-from airlock.service.migrate import _plain, refuse_while_running
+from airlock.service.migrate import _plain, check_layout, refuse_while_running
 from airlock.service.supervisor import Supervised, _open_log, _write_pid, running_pid
+from airlock.settings.paths import Mode, resolve_paths
 
 ME = pwd.getpwuid(os.getuid()).pw_name
 
@@ -87,6 +88,31 @@ def test_import_takes_only_plain_files(tmp_path: Path) -> None:
     folder_link.symlink_to(tmp_path)
     with pytest.raises(AirlockError, match="not a plain directory"):
         _plain(folder_link, folder=True)
+
+
+def test_import_refuses_a_config_folder_that_leads_out_of_the_home(tmp_path: Path) -> None:
+    """``--import-personal``: root copies the person's ``config.yaml`` into /etc/airlock
+    and deletes it. An agent running as the person makes ``~/.config/airlock`` a link to
+    another program's folder: root would have copied that program's config.yaml (for the
+    daemon to show its lines in errors) and deleted it. Refused before anything moves."""
+    home = tmp_path / "home"
+    (home / ".local" / "share" / "airlock").mkdir(parents=True)
+    elsewhere = tmp_path / "etc" / "other-program"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "config.yaml").write_text("password: hunter2\n")
+    paths = resolve_paths({"HOME": str(home), "AIRLOCK_MODE": Mode.PERSONAL.value})
+    check_layout(paths, home)  # no config folder at all: fine
+    (home / ".config").mkdir()
+    (home / ".config" / "airlock").symlink_to(elsewhere)
+    with pytest.raises(AirlockError, match="leads outside"):
+        check_layout(paths, home)
+    (home / ".config" / "airlock").unlink()
+    (home / ".config").rmdir()
+    (home / ".config").symlink_to(tmp_path / "etc")  # one folder further up
+    (tmp_path / "etc" / "airlock").mkdir()
+    with pytest.raises(AirlockError, match="leads outside"):
+        check_layout(paths, home)
+    assert (elsewhere / "config.yaml").read_text() == "password: hunter2\n"
 
 
 def test_the_personal_daemons_lock_is_not_opened_through_a_link(tmp_path: Path) -> None:

@@ -37,13 +37,23 @@ def check_personal(user: str) -> None:
     paths = personal_paths(user)
     if not paths.data_dir.is_dir():
         raise AirlockError(f"{user} has no personal Airlock data in {paths.data_dir}")
-    home = Path(pwd.getpwnam(user).pw_dir).resolve()
-    if not paths.data_dir.resolve().is_relative_to(home) or paths.data_dir.is_symlink():
-        raise AirlockError(
-            f"{paths.data_dir} leads outside {home} (a link?): not importing",
-            hint="check what put it there",
-        )
+    check_layout(paths, Path(pwd.getpwnam(user).pw_dir))
     refuse_while_running(user, paths.lock_file)
+
+
+def check_layout(paths: AirlockPaths, home: Path) -> None:
+    """The folders root will move files out of (and delete them from) are the person's
+    own: inside *home*, reached through no link an agent running as the person planted
+    (to another program's folder, whose files root would take and delete)."""
+    home = home.resolve()
+    for folder in (paths.data_dir, paths.config_file.parent):
+        if not folder.exists() and not folder.is_symlink():
+            continue
+        if not folder.resolve().is_relative_to(home) or folder.is_symlink():
+            raise AirlockError(
+                f"{folder} leads outside {home} (a link?): not importing",
+                hint="check what put it there",
+            )
 
 
 def refuse_while_running(user: str, lock_file: Path) -> None:
