@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -188,7 +189,10 @@ async def audit_events(request: web.Request) -> web.StreamResponse:
     # newest=true: the limit keeps the newest matches (still listed oldest first), so a
     # burst of records cannot push the latest ones out of a listing.
     newest = request.query.get("newest", "").lower() in ("1", "true")
-    events = runtime.audit.query(
+    # In a worker thread: a listing may read much of the log (a service that matches
+    # nothing, over a year), and the event loop must keep answering meanwhile.
+    events = await asyncio.to_thread(
+        runtime.audit.query,
         since=since,
         service=request.query.get("service"),
         event=request.query.get("event"),
