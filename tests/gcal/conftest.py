@@ -37,7 +37,9 @@ MakeConnector = Callable[..., GcalConnector]
 
 @pytest.fixture
 def make_connector(google: GoogleServer) -> MakeConnector:
-    def make(*, write: bool = False, sleep: Sleeps | None = None, **settings: Any) -> GcalConnector:
+    def make(
+        *, write: bool = False, sleep: Callable[[float], None] | None = None, **settings: Any
+    ) -> GcalConnector:
         client_id, secret = google.client()
         refresh = google.grant(client_id, [READ, WRITE] if write else [READ])
         parsed = GcalConnector.parse_settings(

@@ -31,7 +31,7 @@ from airlock.plugin import (
     operation,
 )
 from airlock_gcal.convert import as_calendar, as_event, busy_of, rfc3339
-from airlock_gcal.google import RateLimitRetry, Sleep, authorized_calendar, explain
+from airlock_gcal.google import RateLimitRetry, Sleep, authorized_calendar, explain, to_the_end
 from airlock_gcal.models import (
     CalendarList,
     CreateEventParams,
@@ -110,7 +110,7 @@ class GcalConnector(Connector[GcalSettings]):
         assert calendar is not None
         async with self._lock:
             try:
-                result = await asyncio.to_thread(work, calendar)
+                result = await to_the_end(lambda: work(calendar))
             except Exception as exc:
                 error = explain(exc, service=self.service, what=what)
                 if isinstance(error, ConnectorAuthError):

@@ -9,12 +9,20 @@ Airlock's words, and polite waiting when Google rate-limits.
   is ``rateLimitExceeded``/``userRateLimitExceeded``, is retried after a growing wait
   (the sleep is injected, so tests do not wait). Such requests did nothing, so a write
   is safe to send again; other failures are never retried.
+- A call the core gives up (its timeout passed, the agent went away) is cancelled, but
+  its thread cannot be: :func:`to_the_end` marks it given up, so no request of it is
+  sent from then on (a write waiting out a rate limit is never made after the agent was
+  told it stopped), and waits for the thread, so the next call never shares the
+  connection with it (httplib2 is not thread-safe).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
 import re
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,12 +42,50 @@ if TYPE_CHECKING:
 
     from airlock_gcal.settings import GcalCredentials, GcalSettings
 
-__all__ = ["RateLimitRetry", "Sleep", "authorized_calendar", "explain"]
+__all__ = ["GivenUp", "RateLimitRetry", "Sleep", "authorized_calendar", "explain", "to_the_end"]
 
 T = TypeVar("T")
 Sleep = Callable[[float], None]
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 _TIMEOUT = 30.0
+_GIVEN_UP: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+    "gcal_given_up", default=None
+)
+
+
+class GivenUp(ConnectorError):
+    """The call was given up before this request was sent: nothing was sent."""
+
+
+async def to_the_end(work: Callable[[], T]) -> T:
+    """``asyncio.to_thread(work)``; when cancelled, no request of *work* is sent any
+    more, and the cancellation goes on once its thread has ended."""
+    given_up = threading.Event()
+
+    def marked() -> T:
+        _GIVEN_UP.set(given_up)  # the thread runs in a copy of the context: this call's
+        return work()
+
+    running = asyncio.ensure_future(asyncio.to_thread(marked))
+    running.add_done_callback(_retrieved)
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+        given_up.set()
+        await asyncio.wait([running])  # a second cancel ends this wait, not the thread
+        raise
+
+
+def _retrieved(done: asyncio.Future[Any]) -> None:
+    """A given-up call's error was for nobody; fetch it so asyncio does not log it."""
+    if not done.cancelled():
+        done.exception()
+
+
+def _check_not_given_up() -> None:
+    given_up = _GIVEN_UP.get()
+    if given_up is not None and given_up.is_set():
+        raise GivenUp("the call was given up before it was sent to Google; nothing was sent")
 
 
 class RateLimitRetry:
@@ -65,6 +111,7 @@ class RateLimitRetry:
 
         delay = self.initial
         for attempt in range(1, self.attempts + 1):
+            _check_not_given_up()
             try:
                 return send()
             except HttpError as exc:
