@@ -7,8 +7,11 @@ sessions and pending requests live in the store, so they survive a reload untouc
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from airlock.daemon.notifier_set import close_notifiers
 
 if TYPE_CHECKING:
     from airlock.framework.notifiers import Notifier
@@ -35,3 +38,15 @@ class Parts:
     approvals: ApprovalService
     replies: ReplyHandler
     gateway: Gateway
+
+
+async def retire(
+    listeners: list[asyncio.Task[None]],
+    approvals: ApprovalService,
+    notifiers: dict[str, Notifier],
+) -> None:
+    """The parts a reload replaced, once the new ones are in use: their listeners (already
+    cancelled) ended, their approval tasks and notifiers closed."""
+    await asyncio.gather(*listeners, return_exceptions=True)
+    await approvals.close()
+    await close_notifiers(notifiers)

@@ -26,7 +26,7 @@ from airlock.daemon.credentials import CredentialDesk
 from airlock.daemon.keeper import SecretKeeper
 from airlock.daemon.notifier_set import close_notifiers, listen, open_notifiers
 from airlock.daemon.reenrol import Reenrolments
-from airlock.daemon.reload import Parts
+from airlock.daemon.reload import Parts, retire
 from airlock.daemon.unrecorded_holds import UnrecordedHolds
 from airlock.errors import NotFound
 from airlock.framework.notifiers import Notice, Notifier
@@ -333,20 +333,21 @@ class Runtime:
             await self.credentials.move_service_credentials()
 
     async def _swap(self, parts: Parts) -> None:
-        """Put freshly built parts in use and retire the old ones."""
+        """Put freshly built parts in use, all at once (the uid gate too), and retire the
+        old ones in the background: a notifier stuck closing in its client library must
+        hold back neither the new config nor the next reload (``stop`` waits a while for
+        it, as for every task of the daemon's)."""
         old_approvals, old_notifiers = self.approvals, self.notifiers
         old_listeners = self._listeners
         self.gateway.uses.flush()
         self._use(parts)
+        for hook in self.on_reload:
+            hook(parts.config)
         self.unlisted_until.clear()  # a reloaded service may list its operations now
         self._start_listening()
         for task in old_listeners:
             task.cancel()
-        await asyncio.gather(*old_listeners, return_exceptions=True)
-        await old_approvals.close()
-        await close_notifiers(old_notifiers)
-        for hook in self.on_reload:
-            hook(parts.config)
+        self.in_background(retire(old_listeners, old_approvals, old_notifiers))
 
     async def _housekeeping(self) -> None:
         while True:
