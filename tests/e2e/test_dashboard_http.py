@@ -355,6 +355,20 @@ def test_audit_filters_pages_and_exports(served: tuple[Airlock, str], person: Br
     assert "from: expected a day" in bad.text
 
 
+def test_an_export_line_holds_one_record_whatever_the_agent_wrote(
+    served: tuple[Airlock, str], person: Browser
+) -> None:
+    airlock, _ = served
+    reason = "line\u2028separator\u2029paragraph\x85next \u202eevil"
+    with airlock.client() as client:
+        airlock.request(client, reason=reason)
+    exported = person.get("/audit/export.jsonl", params={"event": "access_requested"}).text
+    lines = exported.splitlines()  # every line break Python knows, not only \n
+    assert len(lines) == 1, lines
+    assert json.loads(lines[0])["reason"] == reason, "the export is exact"
+    assert exported.isascii()
+
+
 def test_services_activity_and_chain_status(served: tuple[Airlock, str], person: Browser) -> None:
     airlock, _ = served
     with airlock.client() as client:
@@ -442,6 +456,7 @@ def test_airlock_dashboard_prints_the_address(
         ({"before": "12@not-a-time"}, "before"),
         ({"before": "x@2026-01-01T00:00:00.000Z"}, "before"),
         ({"before": "9" * 40 + "@2026-01-01T00:00:00.000Z"}, "before"),
+        ({"before": "12@2026-01-01T00:00:00", "to": "2026-01-02"}, "before"),  # no zone
         ({"q": "x" * 101}, "q"),
         ({"session": "s" * 500}, "session"),
     ],

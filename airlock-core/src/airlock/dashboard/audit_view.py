@@ -158,6 +158,8 @@ def _before(request: web.Request) -> tuple[int, str] | None:
 def _cursor_until(ts: str) -> datetime:
     # Records share a millisecond: read up to the end of it, then drop seq >= cursor.
     parsed = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:  # every record's ts ends in Z; a zoneless one is made up
+        raise ValueError("a cursor's time has a zone")
     return parsed + timedelta(milliseconds=1)
 
 
@@ -237,7 +239,9 @@ async def export(request: web.Request) -> web.StreamResponse:
         return dash.render(request, "error.html", status=400, message=str(exc))
     records = await asyncio.to_thread(find, dash.rt.audit.audit_dir, filters, None, EXPORT_LIMIT)
     if kind == "jsonl":
-        body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        # ASCII, as the log stores it: agent text with U+2028, U+2029 or NEL left raw
+        # would break a line in two for readers that split on every line break.
+        body = "".join(json.dumps(r) + "\n" for r in records)
         content_type = "application/x-ndjson"
     else:
         body, content_type = to_csv(records), "text/csv"
