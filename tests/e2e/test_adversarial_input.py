@@ -112,6 +112,18 @@ def test_an_audit_since_outside_the_calendar_is_a_400_naming_since(airlock: Airl
         assert owner.get("/v1/audit", params={"since": "7d"}).status_code == 200
 
 
+def test_durations_int_cannot_read_are_a_400_naming_the_field(airlock: Airlock) -> None:
+    # "²" and "①" are digits to str.isdigit, not to int(); 5,000 digits are over int()'s
+    # limit: each was a 500.
+    with airlock.client() as agent:
+        for ttl in ("²", " 3² ", "①"):
+            body = {"services": ["mail"], "reason": "x", "ttl": ttl}
+            assert error(agent.post("/v1/requests", json=body), 400)["field"] == "ttl", ttl
+        assert agent.get("/v1/requests").json()["requests"] == []
+        response = agent.get("/v1/audit", params={"since": "9" * 5000})
+        assert error(response, 400)["field"] == "since"
+
+
 # -- a typed TOTP code never travels in argv or the environment ---------------------------
 
 

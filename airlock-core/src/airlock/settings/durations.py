@@ -8,7 +8,9 @@ import re
 from airlock.errors import InvalidInput
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_PATTERN = re.compile(r"^\s*(\d{1,7})\s*([smhd])\s*$")
+# ASCII digits only: str.isdigit() and \d also take "²" or "①", which int() cannot read.
+_PATTERN = re.compile(r"^\s*([0-9]{1,7})\s*([smhd])\s*$")
+_SECONDS = re.compile(r"^\s*([0-9]{1,64})\s*$")  # int() reads at most 4,300 digits
 MAX_SECONDS = 9_999_999 * 86400
 """The longest duration written with a unit (``9999999d``); a bare number of seconds may
 not exceed it either (a longer one only overflowed where a time was added to it)."""
@@ -24,18 +26,15 @@ def parse_duration(text: str | int | float, *, field: str = "duration") -> int:
         )
     if isinstance(text, int | float):
         seconds = int(text)
+    elif match := _PATTERN.match(text):
+        seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    elif match := _SECONDS.match(text):
+        seconds = int(match.group(1))
     else:
-        match = _PATTERN.match(text)
-        if match is None:
-            if text.strip().isdigit():
-                seconds = int(text.strip())
-            else:
-                raise InvalidInput(
-                    f"{field}: {text[:20]!r} is not a duration; write it like 90s, 60m or 8h",
-                    field=field,
-                )
-        else:
-            seconds = int(match.group(1)) * _UNITS[match.group(2)]
+        raise InvalidInput(
+            f"{field}: {text[:20]!r} is not a duration; write it like 90s, 60m or 8h",
+            field=field,
+        )
     if seconds <= 0:
         raise InvalidInput(f"{field}: must be longer than zero", field=field)
     if seconds > MAX_SECONDS:
