@@ -62,6 +62,44 @@ def test_deleting_old_files_without_a_drop_record_is_reported_by_verify(tmp_path
     assert "no audit_files_dropped record accounts for them" in result.problem.reason
 
 
+def test_the_budget_does_not_cover_up_old_files_deleted_without_a_record(tmp_path: Path) -> None:
+    """The oldest file deleted behind the daemon's back: dropping the next one under the
+    budget would leave a log whose every gap has a drop record, and verify would pass."""
+    audit_dir, key = tmp_path / "audit", tmp_path / "audit.key"
+    audit_dir.mkdir()
+    log = AuditLog(audit_dir, key, rotate_bytes=ROTATE)
+    _fill(log, 120)
+    rotated = sorted(audit_dir.glob("audit-*.jsonl"))
+    rotated[0].unlink()
+    assert asyncio.run(log.drop_over_budget(3 * ROTATE)) == []
+    assert rotated[1].exists(), "the file that shows the gap stays"
+    refused = [
+        json.loads(line)
+        for line in (audit_dir / "audit.jsonl").read_text().splitlines()
+        if '"audit_drop_refused"' in line
+    ]
+    assert "no audit_files_dropped record accounts for them" in refused[0]["why"]
+    result = verify_dir(audit_dir, key)
+    assert not result.ok
+    assert result.problem is not None
+    assert "no audit_files_dropped record accounts for them" in result.problem.reason
+    log.close()
+
+
+def test_files_dropped_in_turn_keep_a_log_that_verifies(tmp_path: Path) -> None:
+    audit_dir, key = tmp_path / "audit", tmp_path / "audit.key"
+    audit_dir.mkdir()
+    log = AuditLog(audit_dir, key, rotate_bytes=ROTATE)
+    dropped: list[str] = []
+    for _ in range(4):
+        _fill(log, 60)
+        dropped += asyncio.run(log.drop_over_budget(4 * ROTATE))
+    assert len(dropped) > 4, "later drops start from what an earlier drop vouched for"
+    result = verify_dir(audit_dir, key)
+    assert result.ok, result.problem
+    log.close()
+
+
 def test_a_file_that_does_not_verify_is_kept_over_the_budget(tmp_path: Path) -> None:
     audit_dir, key = tmp_path / "audit", tmp_path / "audit.key"
     audit_dir.mkdir()

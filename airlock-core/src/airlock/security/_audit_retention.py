@@ -6,7 +6,9 @@ unverified file is never dropped silently, it stays until someone looks
 (``airlock audit verify``). Before a file is deleted the writer appends an
 ``audit_files_dropped`` record naming its first and last ``seq`` and its last ``mac``, so
 ``audit verify`` can start the chain of what is kept from that authenticated statement
-(see :func:`dropped_start_vouched`).
+(see :func:`dropped_start_vouched`). The oldest file is dropped only if the log may start
+where it does (seq 1, or vouched for by an earlier drop): files deleted behind the
+daemon's back stay visible to ``audit verify`` instead of being covered by a new drop.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from airlock.security._audit_chain import check_file, claimed_start
 from airlock.security._audit_format import log_files
+from airlock.security._audit_read import query
 
 DROP_EVENT = "audit_files_dropped"
 
@@ -62,9 +65,17 @@ def plan_drops(audit_dir: Path, key: bytes, max_bytes: int) -> Plan:
         check = check_file(str(file.path), key, *start) if start else None
         if check is None or check.bad_line is not None or check.good == 0:
             return Plan(drops, refused=f"{file.path.name} does not verify")
-        if drops and start is not None and start[0] != drops[-1].last_seq + 1:
-            return Plan(drops, refused=f"{file.path.name} does not continue the chain")
         assert start is not None
+        if drops and start[0] != drops[-1].last_seq + 1:
+            return Plan(drops, refused=f"{file.path.name} does not continue the chain")
+        if not drops and not _start_accounted_for(audit_dir, start[0], start[1]):
+            # Older files were deleted without a record: dropping this one would leave a
+            # log whose every gap has a record, and hide that deletion from verify.
+            return Plan(
+                drops,
+                refused=f"records before seq {start[0]} are missing and no {DROP_EVENT} "
+                "record accounts for them",
+            )
         drops.append(
             Drop(
                 file.path,
@@ -76,6 +87,14 @@ def plan_drops(audit_dir: Path, key: bytes, max_bytes: int) -> Plan:
         )
         total -= sizes[file.path]
     return Plan(drops)
+
+
+def _start_accounted_for(audit_dir: Path, seq: int, prev: bytes) -> bool:
+    """Whether the log may start at *seq*: it is the first record, or a drop vouches."""
+    if seq == 1:
+        return True
+    drops = query(audit_dir, event=DROP_EVENT)
+    return dropped_start_vouched(drops, seq, prev.decode("ascii", "replace"))
 
 
 def dropped_start_vouched(records: list[dict[str, Any]], start_seq: int, start_prev: str) -> bool:
