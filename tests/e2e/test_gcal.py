@@ -289,3 +289,29 @@ def test_a_strangers_invite_cannot_drive_the_persons_terminal(
         assert raw not in out, f"{raw!r} reached the terminal"
     events = json.loads(out)["events"]
     assert summary in [e["summary"] for e in events], "the JSON still says exactly it"
+
+
+def test_what_google_says_in_a_failed_check_cannot_drive_the_persons_terminal(
+    start_airlock: Callable[..., Airlock], google: GoogleServer, tmp_path: Path
+) -> None:
+    """`airlock gcal auth` and `airlock credentials add` print the check's words; Google's
+    message in them (or a server posing as Google at api_endpoint) reaches the terminal
+    with no escape sequence, C1 code or bidi override, and no stray "None" for a hint."""
+    client_id, secret = google.client()
+    client_file = tmp_path / "client_secret.json"
+    client_file.write_text(
+        json.dumps({"installed": {"client_id": client_id, "client_secret": secret}})
+    )
+    refresh = remember(google.grant(client_id))
+    hostile = "nope \x1b]52;c;cm0gLXJmIH4K\x07\x1b[2J\u009b31m\u202egnp"
+    google.fail("/calendarList", 403, hostile, times=2)
+    airlock = start_airlock({"services": {"calendar": {"connector": "gcal", **google.settings()}}})
+    fields = f"client_id={client_id}\nclient_secret={secret}\nrefresh_token={refresh}\n"
+    added = airlock.cli("credentials", "add", "calendar", stdin=f"{airlock.phone.code()}\n{fields}")
+    authorised = gcal_auth(airlock, client_file)
+    for shown in (added, authorised):
+        assert shown.returncode == 0, shown.stderr
+        assert "check failed: Google Calendar refused calendar list: injected nope" in shown.stdout
+        for control in ("\x1b", "\x07", "\u009b", "\u202e"):
+            assert control not in shown.stdout + shown.stderr, f"{control!r} reached the terminal"
+        assert "None" not in shown.stdout

@@ -38,7 +38,7 @@ def register(app: Any) -> None:
     ) -> None:
         """Let Airlock read SERVICE's calendar: Google's sign-in in your browser, then
         the grant goes to the daemon's vault (your TOTP code is asked for)."""
-        from airlock.plugin import read_totp, with_client
+        from airlock.plugin import read_totp, untrusted_line, with_client
         from airlock_gcal.oauth import authorize
 
         state = ctx.obj
@@ -65,8 +65,9 @@ def register(app: Any) -> None:
         out = with_client(state, lambda c: c.add_credentials(service, fields, totp=code))
         typer.echo(f"saved {', '.join(out.fields)} for {service}")
         if out.check:
-            ok = out.check.get("ok")
-            typer.echo(("connected: " if ok else "check failed: ") + str(out.check.get("summary")))
+            # The summary may quote Google (or whoever answers at api_endpoint).
+            summary = untrusted_line(str(out.check.get("summary")), 500)
+            typer.echo(("connected: " if out.check.get("ok") else "check failed: ") + summary)
 
 
 def _service_settings(state: CliState, service: str) -> GcalSettings:

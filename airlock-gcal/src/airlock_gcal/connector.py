@@ -93,10 +93,9 @@ class GcalConnector(Connector[GcalSettings]):
     async def check(self) -> CheckResult:
         try:
             listing = await self.list_calendars(ListCalendarsParams())
-        except ConnectorAuthError as exc:
-            return CheckResult(ok=False, summary=f"{exc.message}; {exc.hint}")
         except AirlockError as exc:
-            return CheckResult(ok=False, summary=exc.message)
+            said = f"{exc.message}; {exc.hint}" if exc.hint else exc.message
+            return CheckResult(ok=False, summary=said)
         primary = next((c.id for c in listing.calendars if c.primary), None)
         found = f"{len(listing.calendars)} calendar(s)"
         return CheckResult(ok=True, summary=found + (f", primary {primary}" if primary else ""))

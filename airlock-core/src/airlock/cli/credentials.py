@@ -9,7 +9,8 @@ import typer
 
 from airlock.cli.client_support import read_totp, with_client
 from airlock.cli.context import CliState
-from airlock.cli.output import print_json
+from airlock.cli.output import MESSAGE_LIMIT, print_json
+from airlock.common.text import untrusted_line
 from airlock.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
@@ -118,10 +119,9 @@ def register(app: typer.Typer) -> None:
         out = with_client(state, lambda c: c.add_credentials(service, fields, totp=code))
         typer.echo(f"saved {', '.join(out.fields)} for {service}")
         if out.check:
-            typer.echo(
-                ("connected: " if out.check.get("ok") else "check failed: ")
-                + str(out.check.get("summary"))
-            )
+            # The summary may quote the service's server: one line, no escape sequences.
+            summary = untrusted_line(str(out.check.get("summary")), MESSAGE_LIMIT)
+            typer.echo(("connected: " if out.check.get("ok") else "check failed: ") + summary)
 
     @group.command("list")
     def list_(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
