@@ -732,6 +732,31 @@ def test_huge_values_are_cut_down(log: AuditLog) -> None:
     assert record["items"][-1] == "[+4000 more]"
 
 
+def test_huge_field_names_are_cut_down_and_masked_like_values(log: AuditLog) -> None:
+    # An MCP tool's arguments, say: the agent names the keys of a params object.
+    token = "alk_" + "t" * 40
+    log.append_sync("operation", params={"k" * 100_000: 1, token: 2})
+    params = query(log.audit_dir)[0]["params"]
+    assert all(len(name) < 5000 for name in params)
+    assert token not in json.dumps(params)
+
+
+def test_scrubbing_keeps_no_memory_of_huge_field_names() -> None:
+    import gc
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(100):  # each a new name, as an agent can send them
+            scrub({"params": {f"{n}" + "k" * 100_000: 1}})
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 2_000_000, f"{held} bytes still held after scrubbing 10 MB of names"
+
+
 def test_two_logs_are_independent_chains(tmp_path: Path) -> None:
     with AuditLog(tmp_path / "a", KEY) as one, AuditLog(tmp_path / "b", KEY) as two:
         one.append_sync("x")

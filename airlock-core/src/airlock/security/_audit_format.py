@@ -49,9 +49,24 @@ _TOKEN_IN_TEXT = re.compile(r"alk_[A-Za-z0-9_-]{8,}")
 _AUTH_IN_TEXT = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 
 
+SHORT_NAME = 64
+"""Field names up to this long are remembered (they repeat); longer ones are an agent's."""
+
+
+def _field_name(name: str) -> tuple[str, bool]:
+    """The field name as logged (cut down, tokens masked, like any text) and whether its
+    field holds a secret."""
+    if len(name) <= SHORT_NAME:
+        return _short_field_name(name)
+    return _scrub_text(name), _secret_name(name)
+
+
 @functools.lru_cache(maxsize=4096)
-def _secret_key(name: str) -> bool:
-    """Whether a field called *name* holds a secret (cached: field names repeat)."""
+def _short_field_name(name: str) -> tuple[str, bool]:
+    return _scrub_text(name), _secret_name(name)
+
+
+def _secret_name(name: str) -> bool:
     return _SECRET_KEY.search(name.lower().replace("-", "_")) is not None
 
 
@@ -85,8 +100,11 @@ def scrub(value: Any, *, _depth: int = 0) -> Any:
             if index >= MAX_ITEMS:
                 out["[truncated]"] = f"{len(value) - MAX_ITEMS} more keys"
                 break
-            name = key if type(key) is str else str(key)
-            if _secret_key(name):
+            if type(key) is str and len(key) <= SHORT_NAME:
+                name, secret = _short_field_name(key)
+            else:
+                name, secret = _field_name(str(key))
+            if secret:
                 out[name] = REDACTED
             elif type(item) is str:
                 out[name] = _scrub_text(item)
