@@ -8,6 +8,7 @@ import pwd
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,6 +71,46 @@ def test_chowning_the_state_refuses_a_hard_link(tmp_path: Path) -> None:
     os.link(tmp_path / "state" / "totp.key", tmp_path / "second-name")
     with pytest.raises(AirlockError, match="hard links"):
         own_tree(state, ME)
+
+
+def test_chowning_the_state_never_follows_a_folder_swapped_for_a_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Root hands /var/lib/airlock back to the service user (``airlock totp setup``, a
+    second install). A compromised daemon owns that folder: while root works through it,
+    it swaps a folder it listed for a link to /etc, and a chown by path would then give
+    root's /etc/shadow (here a stand-in) to the service user. Chowns go by the folder
+    root opened, never by a path the service user can re-point."""
+    state = tmp_path / "state"
+    (state / "d").mkdir(parents=True)
+    (state / "d" / "shadow").write_text("x")
+    system = tmp_path / "etc"
+    system.mkdir()
+    (system / "shadow").write_text("root's")
+    victim = (system / "shadow").stat().st_ino
+    chowned: list[int] = []
+    real_chown, real_fchown = os.chown, os.fchown
+
+    def swap_once() -> None:  # the attacker's moment: root has listed the tree
+        if not (state / "d").is_symlink():
+            (state / "d").rename(state / "d.old")
+            (state / "d").symlink_to(system)
+
+    def chown(path: str, uid: int, gid: int, **kw: Any) -> None:
+        swap_once()
+        chowned.append(os.stat(path, dir_fd=kw.get("dir_fd"), follow_symlinks=False).st_ino)
+        real_chown(path, uid, gid, **kw)
+
+    def fchown(fd: int, uid: int, gid: int) -> None:
+        swap_once()
+        chowned.append(os.fstat(fd).st_ino)
+        real_fchown(fd, uid, gid)
+
+    monkeypatch.setattr(os, "chown", chown)
+    monkeypatch.setattr(os, "fchown", fchown)
+    own_tree(state, ME)
+    assert chowned  # the tree was worked through
+    assert victim not in chowned
 
 
 def test_import_takes_only_plain_files(tmp_path: Path) -> None:

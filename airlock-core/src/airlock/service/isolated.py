@@ -53,18 +53,33 @@ def require_root(what: str) -> None:
 
 
 def own_tree(root: Path, user: str, group: str | None = None) -> None:
-    """Give *root* and everything under it to *user* (symlinks left alone)."""
+    """Give *root* and everything under it to *user* (symlinks left alone).
+
+    The tree's owner may be hostile (a compromised daemon) and change it while root works:
+    each folder is opened once and what is in it is changed through that open folder, so
+    a folder swapped for a link to /etc meanwhile leads nowhere."""
     uid, gid = accounts.ids(user)
     if group is not None:
         import grp
 
         gid = grp.getgrnam(group).gr_gid
-    for path in [root, *root.rglob("*")]:
-        found = path.lstat()
-        if stat.S_ISREG(found.st_mode) and found.st_nlink > 1:
-            # A hard link planted by whoever owned this tree could be a system file.
-            raise AirlockError(f"{path} has {found.st_nlink} hard links: refusing to chown it")
-        os.chown(path, uid, gid, follow_symlinks=False)
+    if not stat.S_ISDIR(root.lstat().st_mode):
+        raise AirlockError(f"{root} is not a directory (a link?): refusing to chown it")
+    for where, folders, files, fd in os.fwalk(root, follow_symlinks=False):
+        os.fchown(fd, uid, gid)
+        for name in files + [f for f in folders if _is_link(f, fd)]:
+            found = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISREG(found.st_mode) and found.st_nlink > 1:
+                # A hard link planted by whoever owned this tree could be a system file.
+                raise AirlockError(
+                    f"{where}/{name} has {found.st_nlink} hard links: refusing to chown it"
+                )
+            os.chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
+
+
+def _is_link(name: str, folder: int) -> bool:
+    """A link to a folder (listed with the folders; :func:`os.fwalk` does not enter it)."""
+    return stat.S_ISLNK(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
 
 
 def _directory(path: Path, owner: str, group: str, mode: int, say: Say) -> None:
