@@ -548,6 +548,96 @@ def test_a_uid_lists_and_denies_only_its_own_requests(
         assert [r["id"] for r in owner.get("/v1/requests").json()["requests"]] == [mine["id"]]
 
 
+def test_the_owner_revoking_all_ends_every_uids_sessions_and_approvals(
+    shared_airlock: Airlock, other_uid: int
+) -> None:
+    """The person at the owner's (or root's) terminal presses the panic button: an agent
+    running as another uid must lose its session and its approval not collected yet, as
+    with /revoke on the phone (before, only the caller's own uid's were revoked)."""
+    socket_path = shared_airlock.paths.socket
+    collected = _request_as(other_uid, shared_airlock, ttl="61m")
+    waiting = _request_as(other_uid, shared_airlock, ttl="62m")
+    with shared_airlock.client() as owner:
+        assert shared_airlock.approve(owner, collected["code"]).status_code == 200
+        status, state = http_as(
+            other_uid,
+            socket_path,
+            "GET",
+            f"/v1/requests/{collected['id']}",
+            headers={"X-Airlock-Claim": collected["claim"]},
+        )
+        assert (status, state["status"]) == (200, "approved"), state
+        token = remember(state["session"]["token"])
+        assert shared_airlock.approve(owner, waiting["code"]).status_code == 200
+        answer = owner.delete("/v1/sessions")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["revoked"] == [state["session"]["id"]]
+        assert answer.json()["cancelled"] == [waiting["id"]]
+    status, body = http_as(
+        other_uid,
+        socket_path,
+        "POST",
+        "/v1/ops/mail/count_unread",
+        headers={"Authorization": f"Bearer {token}"},
+        body={"params": {}},
+    )
+    assert status == 401, body
+    status, state = http_as(
+        other_uid,
+        socket_path,
+        "GET",
+        f"/v1/requests/{waiting['id']}",
+        headers={"X-Airlock-Claim": waiting["claim"]},
+    )
+    assert (status, state["status"], state.get("session")) == (200, "revoked", None)
+
+
+def test_the_owner_revokes_one_session_of_another_uid(
+    shared_airlock: Airlock, other_uid: int
+) -> None:
+    socket_path = shared_airlock.paths.socket
+    created = _request_as(other_uid, shared_airlock)
+    with shared_airlock.client() as owner:
+        assert shared_airlock.approve(owner, created["code"]).status_code == 200
+        status, state = http_as(
+            other_uid,
+            socket_path,
+            "GET",
+            f"/v1/requests/{created['id']}",
+            headers={"X-Airlock-Claim": created["claim"]},
+        )
+        assert status == 200, state
+        session = state["session"]
+        remember(session["token"])
+        answer = owner.delete(f"/v1/sessions/{session['id']}")
+        assert answer.status_code == 200, answer.text
+    status, body = http_as(
+        other_uid,
+        socket_path,
+        "POST",
+        "/v1/ops/mail/count_unread",
+        headers={"Authorization": f"Bearer {session['token']}"},
+        body={"params": {}},
+    )
+    assert status == 401, body
+    revoked = audit(shared_airlock, "session_revoked")
+    assert [(e["session"], e["owner_uid"]) for e in revoked] == [(session["id"], other_uid)]
+
+
+def test_another_uid_revoking_all_ends_only_its_own(
+    shared_airlock: Airlock, other_uid: int
+) -> None:
+    with shared_airlock.client() as owner:
+        mine = shared_airlock.session(owner)
+        status, body = http_as(other_uid, shared_airlock.paths.socket, "DELETE", "/v1/sessions")
+        assert (status, body["revoked"], body["cancelled"]) == (200, [], [])
+        status, body = http_as(
+            other_uid, shared_airlock.paths.socket, "DELETE", f"/v1/sessions/{mine['id']}"
+        )
+        assert status == 403, body
+        assert shared_airlock.op(owner, mine["token"], "count_unread").status_code == 200
+
+
 def test_one_uid_filling_its_queue_leaves_room_for_the_others(
     shared_airlock: Airlock, other_uid: int
 ) -> None:

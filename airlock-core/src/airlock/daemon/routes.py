@@ -120,9 +120,13 @@ async def revoke_session(request: web.Request) -> web.StreamResponse:
 
 
 async def revoke_all(request: web.Request) -> web.StreamResponse:
+    """The caller's sessions and approvals; the daemon's owner's or root's: everyone's
+    (the panic button, as /revoke on a phone)."""
     caller = peer(request)
     revoked, cancelled = await rt(request).approvals.revoke_all(
-        uid=caller.uid, channel="terminal", actor=caller.audit_fields()
+        uid=None if speaks_for_owner(caller) else caller.uid,
+        channel="terminal",
+        actor=caller.audit_fields(),
     )
     return json_model(api.Revoked(revoked=revoked, cancelled=cancelled))
 

@@ -14,7 +14,7 @@ from airlock.framework.operations import operation_hash
 from airlock.framework.spending import usd
 from airlock.models import Access, RequestStatus
 from airlock.security._approval_core import MAX_WAIT, ApprovalCore, iso
-from airlock.security.peers import Peer
+from airlock.security.peers import Peer, speaks_for_owner
 from airlock.security.request_codes import claim_hash
 from airlock.state.store import AccessRequest
 
@@ -137,14 +137,20 @@ class SessionLifecycle(ApprovalCore):
             self._store.purge_finished(before)
 
     async def revoke_session(self, session_id: str, peer: Peer) -> str:
-        """Revoke one of *peer*'s sessions, once the record of it is durable."""
-        session = self._sessions.get(session_id, peer.uid)
+        """Revoke one of *peer*'s sessions (the daemon's owner and root: anyone's), once
+        the record of it is durable."""
+        found = self._store.get_session(session_id)
+        uid = found.uid if found is not None and speaks_for_owner(peer) else peer.uid
+        session = self._sessions.get(session_id, uid)
         async with self._decide:
             if session.revoked_at is None:
                 await self._audit.append(
-                    "session_revoked", **peer.audit_fields(), session=session.id
+                    "session_revoked",
+                    **peer.audit_fields(),
+                    session=session.id,
+                    owner_uid=session.uid,
                 )
-                self._sessions.revoke(session.id, peer.uid)
+                self._sessions.revoke(session.id, uid)
         return session.id
 
     async def revoke_all(
