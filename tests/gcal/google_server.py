@@ -66,6 +66,7 @@ class State:
     token_requests: list[dict[str, str]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     expires_in: int = 3600
+    lost_answers: int = 0  # inserts made whose answer is lost (the connection is cut)
     state_override: str | None = None
     last_auth_query: dict[str, str] = field(default_factory=dict)
 
@@ -367,7 +368,15 @@ class GoogleServer(ThreadedServer):
         for end in ("start", "end"):
             if end not in body:
                 return error(400, "required", f"Missing {end} time.")
-        event = self.add_event(self.resolve(request.match_info["cal"]), **body)
+        calendar = self.resolve(request.match_info["cal"])
+        if any(e["id"] == body.get("id") for e in self.state.events[calendar]):
+            return error(409, "duplicate", "The requested identifier already exists.")
+        event = self.add_event(calendar, **body)
+        if self.state.lost_answers > 0:
+            self.state.lost_answers -= 1
+            assert request.transport is not None
+            request.transport.abort()  # made, but the caller never hears so
+            raise web.HTTPInternalServerError
         return web.json_response(event)
 
     async def _patch(self, request: web.Request) -> web.Response:

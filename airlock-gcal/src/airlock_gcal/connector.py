@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
 import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -260,19 +261,32 @@ class GcalConnector(Connector[GcalSettings]):
         self._allowed(params.calendar)
         from gcsa.event import Event as GcsaEvent
 
+        # Our own id (base32hex: 0-9 a-v) makes the insert idempotent: httplib2 sends a
+        # request again when the connection drops before the answer, and Google answers
+        # a second insert of the same id with 409 instead of a second event (and e-mails).
+        event_id = secrets.token_hex(16)
+
         def work(gc: GoogleCalendar) -> Event:
+            from googleapiclient.errors import HttpError
+
             start, end = _whole_seconds(params.start), _whole_seconds(params.end)
             event = GcsaEvent(
                 params.summary,
                 start=start,
                 end=end,
+                event_id=event_id,
                 timezone=params.time_zone,
                 description=params.description or None,
                 location=params.location or None,
                 attendees=list(params.attendees),
             )
             send = "all" if params.notify_attendees else "none"
-            created = gc.add_event(event, send_updates=send, calendar_id=params.calendar)
+            try:
+                created = gc.add_event(event, send_updates=send, calendar_id=params.calendar)
+            except HttpError as exc:
+                if exc.resp.status != 409:
+                    raise
+                created = gc.get_event(event_id, calendar_id=params.calendar)  # ours, made
             return as_event(created, params.calendar)
 
         return await self._google(f"a new event in {params.calendar!r}", work)
