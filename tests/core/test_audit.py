@@ -126,6 +126,20 @@ def test_a_log_opened_with_a_key_file_creates_the_key(audit_dir: Path, tmp_path:
     assert verify_dir(audit_dir, key_file).ok
 
 
+def test_a_log_whose_key_is_gone_gets_no_new_key(audit_dir: Path, tmp_path: Path) -> None:
+    """A new key would make every record look edited and lose what really happened."""
+    key_file = tmp_path / "data" / "audit.key"
+    with AuditLog(audit_dir, key_file) as log:
+        log.append_sync("daemon_started")
+    key_file.unlink()
+    with pytest.raises(AuditError, match="no audit key") as refused:
+        AuditLog(audit_dir, key_file)
+    assert "restore" in (refused.value.hint or "")
+    assert not key_file.exists()
+    with pytest.raises(AuditError, match="no audit key"):
+        verify_dir(audit_dir, key_file)
+
+
 def test_verifying_without_the_key_file_says_so(log: AuditLog, tmp_path: Path) -> None:
     assert verify_dir(log.audit_dir, tmp_path / "missing.key").ok  # fresh: nothing to check
     log.append_sync("daemon_started")

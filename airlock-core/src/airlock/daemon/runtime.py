@@ -43,7 +43,7 @@ from airlock.gateway.services import Service, resolve_services
 from airlock.passphrase import DaemonLocked, WrongPassphrase
 from airlock.security import totp
 from airlock.security.approvals import ApprovalService
-from airlock.security.audit import AuditLog, load_or_create_key
+from airlock.security.audit import AuditLog
 from airlock.security.channels import Channels
 from airlock.security.code_checks import CodeChecker
 from airlock.security.peers import Peer
@@ -107,7 +107,7 @@ class Runtime:
         self.store = StateStore(paths.state_db)
         self.audit = AuditLog(
             paths.audit_dir,
-            load_or_create_key(paths.audit_key_file),
+            paths.audit_key_file,
             rotate_bytes=config.audit.rotate_bytes,
             clock=self.clock,
         )

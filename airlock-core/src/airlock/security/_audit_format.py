@@ -233,6 +233,20 @@ def load_key(path: Path) -> bytes:
     return key
 
 
+def key_for_log(path: Path, audit_dir: Path) -> bytes:
+    """The key of the log in *audit_dir*: created only for a log with no records yet.
+
+    A new key for records made with a lost one would make each of them look edited
+    (``audit verify``: "mac mismatch") and hide that the key went missing.
+    """
+    if not path.exists() and any(_size(f.path) for f in log_files(audit_dir)):
+        raise AuditError(
+            f"no audit key at {path}, but {audit_dir} holds records made with one",
+            hint="restore the key from a backup; with a new key no record could be checked",
+        )
+    return load_or_create_key(path)
+
+
 def load_or_create_key(path: Path) -> bytes:
     """The audit key, created (32 random bytes, 0600) if there is none yet.
 
@@ -348,3 +362,10 @@ def read_tail(fd: int) -> tuple[bytes | None, int]:
         if prev_nl != -1 or start == 0:
             return data[prev_nl + 1 : last_nl + 1], good
         chunk *= 2
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # rotated away meanwhile
+        return 0

@@ -73,6 +73,7 @@ from airlock.security._audit_format import (
     encode_record,
     fields_json,
     format_ts,
+    key_for_log,
     load_key,
     load_or_create_key,
     log_files,
@@ -171,7 +172,7 @@ class AuditLog:
         clock: Clock | None = None,
     ) -> None:
         if isinstance(key, Path):
-            key = load_or_create_key(key)
+            key = key_for_log(key, audit_dir)
         if len(key) != KEY_BYTES:
             raise ValueError("the audit key must be 32 bytes")
         self.audit_dir = audit_dir

@@ -1,6 +1,6 @@
-"""Reading the audit log through the daemon (``GET /v1/audit``) against a real daemon:
-a listing that takes long (a year of log scanned for a service that matches nothing)
-must not stop the daemon answering everyone else."""
+"""The audit log as a real daemon keeps it: a listing (``GET /v1/audit``) that takes long
+(a year of log scanned for a service that matches nothing) must not stop the daemon
+answering everyone else; a log whose key is gone is not given a new one."""
 
 from __future__ import annotations
 
@@ -55,3 +55,16 @@ def test_a_slow_audit_listing_does_not_stop_the_daemon(airlock: Airlock) -> None
         reader.join()
         fifo.unlink()
     assert answers[0].status_code == 200, answers[0].text
+
+
+def test_a_daemon_whose_audit_key_is_gone_does_not_start_with_a_new_one(
+    airlock: Airlock,
+) -> None:
+    airlock.stop()
+    key = airlock.paths.audit_key_file
+    key.unlink()
+    started = airlock.cli("serve")
+    assert started.returncode != 0
+    assert "no audit key" in started.stderr, started.stderr
+    assert "Traceback" not in started.stderr
+    assert not key.exists(), "no new key: the records stay checkable once it is restored"
