@@ -94,23 +94,42 @@ def _clean_env(home: str, **extra: str) -> dict[str, str]:
     return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8", **extra}
 
 
+def _as(name: str) -> dict[str, Any]:
+    """Popen's arguments that run a program as user *name*, in its home, with a clean
+    environment (no AIRLOCK_* variable)."""
+    entry = pwd.getpwnam(name)
+    return {
+        "user": entry.pw_uid,
+        "group": entry.pw_gid,
+        "extra_groups": os.getgrouplist(name, entry.pw_gid),
+        "env": _clean_env(entry.pw_dir),
+        "cwd": entry.pw_dir,
+        "text": True,
+    }
+
+
 def run_as(
     name: str, *args: str, stdin: str | None = None, timeout: float = 90
 ) -> subprocess.CompletedProcess[str]:
-    """``airlock ARGS`` as user *name*, with a clean environment: no AIRLOCK_* variable."""
-    entry = pwd.getpwnam(name)
+    """``airlock ARGS`` as user *name*."""
     return subprocess.run(
         [str(CLIENT), *args],
-        user=entry.pw_uid,
-        group=entry.pw_gid,
-        extra_groups=os.getgrouplist(name, entry.pw_gid),
-        env=_clean_env(entry.pw_dir),
-        cwd=entry.pw_dir,
         input=stdin,
         capture_output=True,
-        text=True,
         timeout=timeout,
         check=False,
+        **_as(name),
+    )
+
+
+def spawn_as(name: str, *args: str) -> subprocess.Popen[str]:
+    """``airlock ARGS`` as user *name*, started and not waited for (its stdin a pipe)."""
+    return subprocess.Popen(
+        [str(CLIENT), *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **_as(name),
     )
 
 
@@ -128,18 +147,12 @@ def python_as(name: str, code: str) -> subprocess.CompletedProcess[str]:
 
 def spawn_python_as(name: str, code: str) -> subprocess.Popen[str]:
     """:func:`python_as`, started and not waited for (secrets go to its stdin)."""
-    entry = pwd.getpwnam(name)
     return subprocess.Popen(
         [str(CLIENT.with_name("python")), "-c", code],
-        user=entry.pw_uid,
-        group=entry.pw_gid,
-        extra_groups=os.getgrouplist(name, entry.pw_gid),
-        env=_clean_env(entry.pw_dir),
-        cwd=entry.pw_dir,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
+        **_as(name),
     )
 
 

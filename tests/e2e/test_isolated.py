@@ -49,9 +49,12 @@ from isolated_harness import (
     run_as,
     scrub,
     shared_maildir,
+    spawn_as,
     spawn_python_as,
     stall_service,
 )
+
+from airlock.service.supervisor import process_uid
 
 CORE_TREES = (Path("/etc/airlock"), Path("/var/lib/airlock"), Path("/var/log/airlock"))
 HOST_TREES = (Path("/var/lib/airlock-connectors"), Path("/var/log/airlock-connectors"))
@@ -157,7 +160,7 @@ def test_ownership_and_modes_of_what_was_installed(isolated: Isolated) -> None:
     assert owner(Path("/run/airlock")) == ("airlock", "airlock-agents", 0o750)
     assert owner(SOCKET) == ("airlock", "airlock-agents", 0o660)
     daemon = isolated.daemon_pid()
-    assert Path(f"/proc/{daemon}").stat().st_uid == pwd.getpwnam("airlock").pw_uid
+    assert process_uid(daemon) == pwd.getpwnam("airlock").pw_uid
     assert owner(Path("/var/lib/airlock-connectors")) == (HOST_USER, HOST_USER, 0o700)
     assert owner(Path("/var/log/airlock-connectors")) == (HOST_USER, HOST_USER, 0o700)
     # setgid: the socket takes the core's group from its directory, not by membership.
@@ -174,7 +177,7 @@ def test_ownership_and_modes_of_what_was_installed(isolated: Isolated) -> None:
         assert found[2] & 0o077 == 0, f"{path} is open to others: {found[2]:o}"
     host = _host_pids(isolated)
     for pid in host.values():
-        assert Path(f"/proc/{pid}").stat().st_uid == pwd.getpwnam(HOST_USER).pw_uid
+        assert process_uid(pid) == pwd.getpwnam(HOST_USER).pw_uid
     config = yaml.safe_load(Path("/etc/airlock/config.yaml").read_text())
     assert config["connector_host"] == {"socket": str(HOST_SOCKET), "timeout": 30}
 
@@ -243,20 +246,24 @@ def test_no_test_user_reads_any_file_under_the_private_directories(isolated: Iso
         assert as_user(user, _try_everything(files, folders)) == {"opened": [], "listed": []}, user
 
 
-def test_an_agent_cannot_signal_ptrace_or_read_the_daemon_s_memory(isolated: Isolated) -> None:
-    pid = isolated.daemon_pid()
+def _reach(pid: int, *, kill: bool = True) -> Callable[[], dict[str, str]]:
+    """What a process may do to *pid*: kill it (unless *kill* is False), attach to it,
+    read its memory and its environment."""
 
     def attack() -> dict[str, str]:
         found: dict[str, str] = {}
-        try:
-            os.kill(pid, signal.SIGKILL)
-            found["kill"] = "sent"
-        except PermissionError:
-            found["kill"] = "EPERM"
+        if kill:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                found["kill"] = "sent"
+            except PermissionError:
+                found["kill"] = "EPERM"
         libc = ctypes.CDLL(None, use_errno=True)
         libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
         attached = libc.ptrace(16, pid, None, None)  # PTRACE_ATTACH
         found["ptrace"] = "attached" if attached == 0 else errno.errorcode[ctypes.get_errno()]
+        if attached == 0:
+            libc.ptrace(17, pid, None, None)  # PTRACE_DETACH
         for name in ("mem", "environ"):
             try:
                 with open(f"/proc/{pid}/{name}", "rb") as handle:
@@ -264,9 +271,16 @@ def test_an_agent_cannot_signal_ptrace_or_read_the_daemon_s_memory(isolated: Iso
                 found[name] = "read"
             except PermissionError:
                 found[name] = "EACCES"
+            except OSError as exc:  # opened: offset 0 of the memory is not mapped
+                found[name] = "read" if exc.errno == errno.EIO else errno.errorcode[exc.errno]
         return found
 
-    assert as_user(AGENT, attack) == {
+    return attack
+
+
+def test_an_agent_cannot_signal_ptrace_or_read_the_daemon_s_memory(isolated: Isolated) -> None:
+    pid = isolated.daemon_pid()
+    assert as_user(AGENT, _reach(pid)) == {
         "kill": "EPERM",
         "ptrace": "EPERM",
         "mem": "EACCES",
@@ -274,6 +288,44 @@ def test_an_agent_cannot_signal_ptrace_or_read_the_daemon_s_memory(isolated: Iso
     }
     assert isolated.daemon_pid() == pid
     assert Path(f"/proc/{pid}").exists()
+
+
+def test_no_process_of_their_own_users_reads_the_daemon_s_or_the_host_s_memory(
+    isolated: Isolated,
+) -> None:
+    """A `command` server of the MCP proxy runs as the host's user, and anything else
+    started as ``airlock`` as the daemon's: neither may attach to the process holding the
+    service credentials or the TOTP secret, nor read its memory or environment, even where
+    no Yama stops it (both make themselves non-dumpable)."""
+    host = _host_pids(isolated)["host"]
+    daemon = isolated.daemon_pid()
+    refused = {"ptrace": "EPERM", "mem": "EACCES", "environ": "EACCES"}
+    assert as_user(HOST_USER, _reach(host, kill=False)) == refused
+    assert as_user("airlock", _reach(daemon, kill=False)) == refused
+    assert _host_pids(isolated)["host"] == host
+    assert isolated.daemon_pid() == daemon
+
+
+def test_an_airlock_command_waiting_for_a_code_is_closed_to_its_own_user(
+    isolated: Isolated,
+) -> None:
+    """``airlock approve`` reading the person's code: another process of the person's
+    (an agent running as them) cannot attach to it or read its memory to take the code."""
+    waiting = spawn_as(PERSON, "approve", "ABCD")
+    try:
+        deadline = time.monotonic() + 60
+        while Path(f"/proc/{waiting.pid}/wchan").read_text() not in _READING_A_PIPE:
+            assert waiting.poll() is None, waiting.communicate()
+            assert time.monotonic() < deadline, "airlock approve never read its stdin"
+            time.sleep(0.05)
+        found = as_user(PERSON, _reach(waiting.pid, kill=False))
+    finally:
+        waiting.kill()
+        waiting.communicate()
+    assert found == {"ptrace": "EPERM", "mem": "EACCES", "environ": "EACCES"}
+
+
+_READING_A_PIPE = ("pipe_read", "anon_pipe_read")
 
 
 def test_only_members_of_airlock_agents_reach_the_socket(isolated: Isolated) -> None:

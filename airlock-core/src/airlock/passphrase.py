@@ -123,6 +123,9 @@ def open_sealed(paths: AirlockPaths, passphrase: str) -> tuple[str, PassphraseKe
 
 def read_passphrase(*, confirm: bool, prompt: str = "Passphrase") -> str:
     """From a hidden prompt (twice when *confirm*) or the next line of stdin; never argv."""
+    from airlock.ptrace import refuse_ptrace
+
+    refuse_ptrace()  # no process of this user reads it out of this one's memory
     if not sys.stdin.isatty():
         line = sys.stdin.readline().rstrip("\n")
         key_from(line)

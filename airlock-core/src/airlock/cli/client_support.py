@@ -51,6 +51,9 @@ def read_totp(*, prompt: str = "TOTP code from your authenticator") -> str:
     """
     import getpass
 
+    from airlock.ptrace import refuse_ptrace
+
+    refuse_ptrace()  # no process of this user reads the code out of this one's memory
     line = getpass.getpass(f"{prompt}: ") if sys.stdin.isatty() else sys.stdin.readline()
     code = line.strip().replace(" ", "")
     if not code:

@@ -52,6 +52,9 @@ def one_field(model: type[BaseModel], service: str, field: str) -> list[str]:
 def read_fields(model: type[BaseModel], only: list[str] | None = None) -> dict[str, str]:
     """Each field of *model* (or those in *only*): hidden and confirmed on a TTY,
     ``FIELD=VALUE`` lines otherwise (after the TOTP code's line)."""
+    from airlock.ptrace import refuse_ptrace
+
+    refuse_ptrace()  # no process of this user reads them out of this one's memory
     names = only or list(model.model_fields)
     if sys.stdin.isatty():
         import getpass

@@ -139,7 +139,11 @@ async def _serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     from airlock.common.logs import configure_logging
     from airlock.common.loop import run_loop
+    from airlock.ptrace import refuse_ptrace
 
+    # Before the vault opens: no process of this user (a `command` server of the MCP
+    # proxy, which the host starts as its own user) may read the host's memory.
+    refuse_ptrace()
     args = _arguments(argv)
     configure_logging(json=True)
     run_loop(_serve(args))

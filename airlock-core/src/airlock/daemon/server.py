@@ -23,6 +23,7 @@ from airlock.daemon.routes import ROUTE_TABLE, ROUTES, RUNTIME
 from airlock.daemon.runtime import Runtime
 from airlock.errors import AirlockError, AlreadyRunning
 from airlock.framework.plugins import AirlockPluginManager
+from airlock.ptrace import refuse_ptrace
 from airlock.settings.paths import AirlockPaths, Mode
 
 log = get_logger("airlock.daemon")
@@ -67,6 +68,8 @@ async def serve(
     clock: Clock | None = None,
     host: HostLauncher | None = None,
 ) -> None:
+    # Before any secret is read: no process of this user may read the daemon's memory.
+    refuse_ptrace()
     with single_instance(_lock_path(paths)):
         runtime = Runtime(paths, pm, clock=clock, host=host)
         ensure_private_dir(

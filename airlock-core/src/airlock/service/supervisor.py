@@ -48,8 +48,8 @@ def _is_airlock_daemon(pid: int, marker: str = "serve", user: str | None = None)
         proc = Path(f"/proc/{pid}")
         stat = (proc / "stat").read_text()
         cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-        owner = proc.stat().st_uid
-    except OSError:
+        owner = process_uid(pid)
+    except (OSError, ValueError):
         return False
     if stat.rpartition(")")[2].split()[0] == "Z":  # exited, not yet reaped
         return False
@@ -62,6 +62,15 @@ def _is_airlock_daemon(pid: int, marker: str = "serve", user: str | None = None)
         except KeyError:
             return False
     return marker.encode() in cmdline and any(b"airlock" in part for part in cmdline)
+
+
+def process_uid(pid: int) -> int:
+    """The real uid *pid* runs as (``/proc/PID/status``): ``/proc/PID`` itself is root's
+    for a process that made itself non-dumpable, as the daemon and the host do."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise ValueError(f"no Uid line for process {pid}")
 
 
 def _is_it(daemon: Supervised, pid: int) -> bool:
