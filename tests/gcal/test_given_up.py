@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from airlock.testing import run
+from airlock_gcal.google import pause
 from tests.gcal.conftest import ME, TEAM, MakeConnector
 from tests.gcal.google_server import GoogleServer
 
@@ -84,3 +85,28 @@ def test_the_next_call_starts_only_once_the_given_up_one_has_ended(
 
     run(go())
     assert len(google.api_requests("/calendarList")) == 2  # the 429, then the second call's
+
+
+def test_a_rate_limit_pause_ends_when_the_call_is_given_up(
+    google: GoogleServer, make_connector: MakeConnector
+) -> None:
+    """The real pause (no injected sleep): a Retry-After of 50 s must not hold the
+    service's next calls for 50 s after the agent was told the call stopped."""
+    google.fail("/events", 429, "rateLimitExceeded", times=1, retry_after=50)
+    began = threading.Event()
+
+    def sleep(seconds: float) -> None:
+        began.set()
+        pause(seconds)
+
+    connector = make_connector(write=True, sleep=sleep)
+
+    async def go() -> bool:
+        call = asyncio.ensure_future(connector.call("create_event", EVENT))
+        assert await asyncio.to_thread(began.wait, 60)
+        call.cancel()
+        done, _ = await asyncio.wait([call], timeout=20)  # ms when right, 50 s when not
+        return call in done
+
+    assert run(go()), "the pause outlived the call"
+    assert google.state.events[ME] == []

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
-import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -32,7 +31,14 @@ from airlock.plugin import (
     operation,
 )
 from airlock_gcal.convert import as_calendar, as_event, busy_of, rfc3339
-from airlock_gcal.google import RateLimitRetry, Sleep, authorized_calendar, explain, to_the_end
+from airlock_gcal.google import (
+    RateLimitRetry,
+    Sleep,
+    authorized_calendar,
+    explain,
+    pause,
+    to_the_end,
+)
 from airlock_gcal.models import (
     CalendarList,
     CreateEventParams,
@@ -70,7 +76,7 @@ class GcalConnector(Connector[GcalSettings]):
         credentials: BaseModel,
         *,
         service: str,
-        sleep: Sleep = time.sleep,
+        sleep: Sleep = pause,
         clock: Clock | None = None,
     ) -> None:
         super().__init__(settings, credentials, service=service)

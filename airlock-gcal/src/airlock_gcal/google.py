@@ -23,6 +23,7 @@ import contextvars
 import json
 import re
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -42,7 +43,15 @@ if TYPE_CHECKING:
 
     from airlock_gcal.settings import GcalCredentials, GcalSettings
 
-__all__ = ["GivenUp", "RateLimitRetry", "Sleep", "authorized_calendar", "explain", "to_the_end"]
+__all__ = [
+    "GivenUp",
+    "RateLimitRetry",
+    "Sleep",
+    "authorized_calendar",
+    "explain",
+    "pause",
+    "to_the_end",
+]
 
 T = TypeVar("T")
 Sleep = Callable[[float], None]
@@ -80,6 +89,16 @@ def _retrieved(done: asyncio.Future[Any]) -> None:
     """A given-up call's error was for nobody; fetch it so asyncio does not log it."""
     if not done.cancelled():
         done.exception()
+
+
+def pause(seconds: float) -> None:
+    """``time.sleep``, cut short when the call is given up: a rate-limit wait (up to 60 s)
+    would otherwise hold the service's next calls after the agent was told it stopped."""
+    given_up = _GIVEN_UP.get()
+    if given_up is None:
+        time.sleep(seconds)
+    else:
+        given_up.wait(seconds)
 
 
 def _check_not_given_up() -> None:
