@@ -170,7 +170,11 @@ def authorized_calendar(
         client_secret=credentials.client_secret.get_secret_value(),
         scopes=settings.scopes(),
     )
-    http = AuthorizedHttp(creds, http=httplib2.Http(timeout=_TIMEOUT), max_refresh_attempts=1)
+    plain = httplib2.Http(timeout=_TIMEOUT)
+    # Google never redirects; httplib2 would follow a 308 with a refresh's body (client
+    # secret, refresh token) to any address, https or not, and take another host's answer.
+    plain.follow_redirects = False
+    http = AuthorizedHttp(creds, http=plain, max_refresh_attempts=1)
     service = build(
         "calendar",
         "v3",
@@ -262,6 +266,12 @@ def explain(exc: BaseException, *, service: str, what: str) -> AirlockError:
             if _reasons(exc) & {"insufficientPermissions", "forbidden"}:
                 hint = "set write: true and " + REAUTH.format(service=service)
             return Forbidden(f"Google Calendar refused {what}: {message}", hint=hint)
+        if 300 <= status < 400:
+            return ConnectorError(
+                f"the Calendar API answered {what} with a redirect ({status}); Google "
+                "sends none, so it was not followed",
+                hint="check api_endpoint in config.yaml",
+            )
         if status in (404, 410):
             return NotFound(f"Google Calendar found no {what}: {message}")
         if status == 400:
