@@ -67,6 +67,7 @@ class State:
     failures: list[Failure] = field(default_factory=list)
     expires_in: int = 3600
     lost_answers: int = 0  # inserts made whose answer is lost (the connection is cut)
+    endless: bool = False  # every list answer is an empty page that says more follow
     state_override: str | None = None
     last_auth_query: dict[str, str] = field(default_factory=dict)
 
@@ -303,6 +304,8 @@ class GoogleServer(ThreadedServer):
         size = min(int(request.query.get("maxResults", PAGE)), 2500)
         offset = int(request.query.get("pageToken", "0") or 0)
         page: dict[str, Any] = {"kind": kind, "items": items[offset : offset + size]}
+        if self.state.endless:
+            return {"kind": kind, "items": [], "nextPageToken": str(offset + 1)}
         if offset + size < len(items):
             page["nextPageToken"] = str(offset + size)
         return page

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from airlock_gcal.settings import GcalCredentials, GcalSettings
 
 __all__ = [
+    "MAX_REQUESTS",
     "GivenUp",
     "RateLimitRetry",
     "Sleep",
@@ -57,9 +58,20 @@ T = TypeVar("T")
 Sleep = Callable[[float], None]
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 _TIMEOUT = 30.0
-_GIVEN_UP: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
-    "gcal_given_up", default=None
-)
+MAX_REQUESTS = 100
+"""Requests one call may send: list_events' 2,500 events are 11 pages, each retried at
+most 5 times when rate limited; a list whose pages never end is cut off here."""
+
+
+class _Call:
+    """One call's thread: whether it was given up, and how many requests it sent."""
+
+    def __init__(self) -> None:
+        self.given_up = threading.Event()
+        self.sent = 0
+
+
+_CALL: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("gcal_call", default=None)
 
 
 class GivenUp(ConnectorError):
@@ -69,10 +81,10 @@ class GivenUp(ConnectorError):
 async def to_the_end(work: Callable[[], T]) -> T:
     """``asyncio.to_thread(work)``; when cancelled, no request of *work* is sent any
     more, and the cancellation goes on once its thread has ended."""
-    given_up = threading.Event()
+    this = _Call()
 
     def marked() -> T:
-        _GIVEN_UP.set(given_up)  # the thread runs in a copy of the context: this call's
+        _CALL.set(this)  # the thread runs in a copy of the context: this call's own
         return work()
 
     running = asyncio.ensure_future(asyncio.to_thread(marked))
@@ -80,7 +92,7 @@ async def to_the_end(work: Callable[[], T]) -> T:
     try:
         return await asyncio.shield(running)
     except asyncio.CancelledError:
-        given_up.set()
+        this.given_up.set()
         await asyncio.wait([running])  # a second cancel ends this wait, not the thread
         raise
 
@@ -94,17 +106,26 @@ def _retrieved(done: asyncio.Future[Any]) -> None:
 def pause(seconds: float) -> None:
     """``time.sleep``, cut short when the call is given up: a rate-limit wait (up to 60 s)
     would otherwise hold the service's next calls after the agent was told it stopped."""
-    given_up = _GIVEN_UP.get()
-    if given_up is None:
+    this = _CALL.get()
+    if this is None:
         time.sleep(seconds)
     else:
-        given_up.wait(seconds)
+        this.given_up.wait(seconds)
 
 
-def _check_not_given_up() -> None:
-    given_up = _GIVEN_UP.get()
-    if given_up is not None and given_up.is_set():
+def _may_send() -> None:
+    """Refuse a request of a call given up, or one past :data:`MAX_REQUESTS`."""
+    this = _CALL.get()
+    if this is None:
+        return
+    if this.given_up.is_set():
         raise GivenUp("the call was given up before it was sent to Google; nothing was sent")
+    this.sent += 1
+    if this.sent > MAX_REQUESTS:
+        raise ConnectorError(
+            f"Google kept answering with more pages: stopped after {MAX_REQUESTS} requests",
+            hint="ask for a shorter time range or a smaller limit",
+        )
 
 
 class RateLimitRetry:
@@ -130,7 +151,7 @@ class RateLimitRetry:
 
         delay = self.initial
         for attempt in range(1, self.attempts + 1):
-            _check_not_given_up()
+            _may_send()
             try:
                 return send()
             except HttpError as exc:
