@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 
 from airlock.errors import AirlockError
+from airlock.service import isolated
 from airlock.service.control import KEEPER, isolated_daemon
 from airlock.service.isolated import own_tree
 from airlock.service.layout import CORE, DAEMONS
 from airlock.service.migrate import _plain, check_layout, refuse_while_running
+from airlock.service.root_owned import changeable_above, changeable_by_others
 from airlock.service.supervisor import Supervised, _open_log, _write_pid, running_pid
 from airlock.settings.paths import Mode, resolve_paths
 
@@ -199,3 +201,54 @@ def test_a_service_user_cannot_plant_code_its_next_start_imports(tmp_path: Path)
         assert done.returncode == 2, done.stderr  # the keeper's usage: it was airlock's own
     for daemon in DAEMONS:
         assert daemon.arguments(peer_uid=1)[0] == "-I"
+
+
+def test_a_program_others_could_change_is_found(tmp_path: Path) -> None:
+    """Isolated mode's daemons must not run a program the person's uid (where an agent
+    may run) could change: a venv in a home folder, a folder on the import path open to
+    writing, a link in site-packages to such a folder. The install copies the program
+    to /opt/airlock/venv instead (and the daemons' users would read it all the same)."""
+    program = tmp_path / "venv"
+    site = program / "lib" / "site-packages"
+    (site / "airlock").mkdir(parents=True)
+    (site / "airlock" / "__init__.py").write_text("")
+    assert changeable_by_others([site]) is None
+    assert changeable_above(site) is None
+    (site / "airlock").chmod(0o777)  # a folder anyone may add a module to
+    assert changeable_by_others([site]) == site / "airlock"
+    (site / "airlock").chmod(0o755)
+    (site / "airlock" / "__init__.py").chmod(0o666)
+    assert changeable_by_others([site]) == site / "airlock" / "__init__.py"
+    (site / "airlock" / "__init__.py").chmod(0o644)
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(0o777)
+    (site / "extra").symlink_to(home)  # an editable install from a folder open to all
+    assert changeable_by_others([site]) == home
+    assert changeable_above(home / "anything") == home
+    sticky = tmp_path / "shared"
+    sticky.mkdir()
+    sticky.chmod(0o1777)  # like /tmp: others add files, never replace root's
+    assert changeable_above(sticky) is None
+
+
+def test_uninstall_removes_only_the_program_copy_install_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/opt/airlock may hold the person's own files (a clone of the project, say):
+    uninstall removes the venv it made there, not them; install makes only the venv
+    readable by everyone, not them."""
+    program_dir = tmp_path / "opt" / "airlock"
+    (program_dir / "venv" / "bin").mkdir(parents=True)
+    (program_dir / "notes.txt").write_text("mine\n")
+    monkeypatch.setattr(isolated, "PROGRAM_DIR", program_dir)
+    monkeypatch.setattr(isolated, "VENV_DIR", program_dir / "venv")
+    said: list[str] = []
+    isolated.remove_program(said.append)
+    assert (program_dir / "notes.txt").read_text() == "mine\n"
+    assert not (program_dir / "venv").exists()
+    assert said == [f"removed {program_dir / 'venv'}", f"kept {program_dir}: it holds files "
+                    "airlock did not put there"]  # fmt: skip
+    (program_dir / "notes.txt").unlink()
+    isolated.remove_program(said.append)
+    assert not program_dir.exists()

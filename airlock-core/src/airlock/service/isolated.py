@@ -40,6 +40,7 @@ from airlock.service.layout import (
     HOST_SOCKET,
     HOST_TIMEOUT,
     PROGRAM_DIR,
+    VENV_DIR,
     Daemon,
 )
 from airlock.service.units import system_unit, systemctl, systemd_is_pid1
@@ -251,6 +252,20 @@ def _remove(path: Path, say: Say) -> None:
     say(f"removed {path}")
 
 
+def remove_program(say: Say) -> None:
+    """The copy install made (``/opt/airlock/venv``), and ``/opt/airlock`` if that leaves
+    it empty: whatever else is there was not ours to delete."""
+    _remove(VENV_DIR, say)
+    try:
+        PROGRAM_DIR.rmdir()
+    except FileNotFoundError:
+        return
+    except OSError:
+        say(f"kept {PROGRAM_DIR}: it holds files airlock did not put there")
+        return
+    say(f"removed {PROGRAM_DIR}")
+
+
 def uninstall(*, keep_data: bool, say: Say) -> None:
     from airlock.service.control import stop_isolated
 
@@ -264,7 +279,7 @@ def uninstall(*, keep_data: bool, say: Say) -> None:
         systemctl("daemon-reload")
     for daemon in DAEMONS:
         _remove(daemon.run_dir, say)
-    _remove(PROGRAM_DIR, say)
+    remove_program(say)
     data = [CONFIG_DIR, *(p for d in DAEMONS for p in (d.state_dir, d.log_dir))]
     if keep_data:
         say(f"kept {', '.join(map(str, data))} (--keep-data)")

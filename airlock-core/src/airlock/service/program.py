@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from airlock.errors import AirlockError
 from airlock.service.layout import PROGRAM_DIR, VENV_DIR
+from airlock.service.root_owned import changeable_above, not_roots_own
 
 _PROBE = (
     "import importlib.metadata as m, json, sys\n"
@@ -146,8 +148,16 @@ def build_venv(user: str, wheels: Path | None, say: Callable[[str], None]) -> Pa
         if wheels is not None
         else [f"{name}=={version}" for name, version in sorted(wanted.items())]
     )
-    shutil.rmtree(VENV_DIR, ignore_errors=True)
     PROGRAM_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
+    not_ours = changeable_above(PROGRAM_DIR)
+    if not_ours is not None:
+        raise ProgramError(
+            f"{not_ours} can be changed by a user other than root, who could then change "
+            "the program the daemons run",
+            hint=f"move {PROGRAM_DIR} away, or make it root's own (chown root, chmod go-w)",
+        )
+    PROGRAM_DIR.chmod(stat.S_IMODE(PROGRAM_DIR.stat().st_mode) | 0o111)  # reachable by all
+    shutil.rmtree(VENV_DIR, ignore_errors=True)
     say(f"installing a copy of airlock into {VENV_DIR} (Python {base})")
     with tempfile.TemporaryDirectory(prefix="airlock-install-") as tmp:
         pins = Path(tmp) / "constraints.txt"
@@ -181,7 +191,7 @@ def build_venv(user: str, wheels: Path | None, say: Callable[[str], None]) -> Pa
                     f"{' '.join(step[:3])} failed: {done.stderr.strip()[-1500:]}",
                     hint="with no index reachable, pass --wheels DIR with every wheel",
                 )
-    _open_to_everyone(PROGRAM_DIR)
+    _open_to_everyone(VENV_DIR)
     return VENV_DIR / "bin" / "python"
 
 
@@ -201,17 +211,17 @@ def ensure_program(user: str, wheels: Path | None, say: Callable[[str], None]) -
     """An interpreter *user* can run with this environment's airlock distributions."""
     wanted = airlock_distributions()
     current = Path(sys.executable)
-    problem = runs_as(user, current, wanted)
+    problem = runs_as(user, current, wanted) or not_roots_own(current)
     if problem is None:
         say(f"user {user} can run {current}: no copy needed")
         return current
     copy = VENV_DIR / "bin" / "python"
-    if copy.exists() and runs_as(user, copy, wanted) is None:
+    if copy.exists() and (runs_as(user, copy, wanted) or not_roots_own(copy)) is None:
         say(f"{VENV_DIR} already has the same airlock distributions: kept")
         return copy
-    say(f"user {user} cannot run the current program ({problem})")
+    say(f"user {user} is not to run the current program ({problem})")
     python = build_venv(user, wheels, say)
-    problem = runs_as(user, python, wanted)
+    problem = runs_as(user, python, wanted) or not_roots_own(python)
     if problem is not None:
         raise ProgramError(f"the copy in {VENV_DIR} does not run as {user}: {problem}")
     return python
