@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from test_mcp_e2e import approved, data
 from tests.mcp_proxy.servers import filesystem_server
 
 from airlock.client import AirlockClient
+from airlock.common.landlock import abi_version
 from airlock.mcp.server import build_server
 
 TOY = Path(__file__).parents[1] / "mcp_proxy" / "toy_server.py"
@@ -171,7 +173,7 @@ def test_the_servers_secret_never_reaches_the_agent_the_log_or_the_audit(
         "credentials", "add", "toy", stdin=f"{airlock.phone.code()}\ntoken={secret}\n"
     )
     assert added.returncode == 0, added.stderr
-    assert "connected: 5 tools" in added.stdout
+    assert "connected: 6 tools" in added.stdout
     with airlock.client() as agent:
         token = airlock.session(agent, services=["toy"], reason="check env")["token"]
         echoed = op(agent, token, "toy", "show_env", name="TOY_TOKEN")
@@ -184,6 +186,46 @@ def test_the_servers_secret_never_reaches_the_agent_the_log_or_the_audit(
     assert "toy server up, token [secret]" in log, "the server's stderr is in the daemon log"
     assert secret not in log
     assert secret not in (airlock.paths.audit_dir / "audit.jsonl").read_text()
+
+
+def test_a_server_reads_none_of_airlock_s_own_files(airlock: Airlock, served: Path) -> None:
+    """The server runs as the connector host's user (here the person's): without
+    confinement it could read the vault holding every service's credentials and its key,
+    the TOTP secret (and approve its own requests), the audit key and the config."""
+    needs_landlock()
+    secret = remember("tok_canary_files_9c8b7a6d5e4f")
+    added = airlock.cli(
+        "credentials", "add", "toy", stdin=f"{airlock.phone.code()}\ntoken={secret}\n"
+    )
+    assert added.returncode == 0, added.stderr
+    private = [
+        airlock.paths.totp_file,
+        airlock.paths.audit_key_file,
+        airlock.paths.config_file,
+        airlock.paths.connectors_dir / "vault.enc",
+        airlock.paths.connectors_dir / "vault.key",
+    ]
+    assert all(path.is_file() for path in private), private
+    with airlock.client() as agent:
+        token = airlock.session(agent, services=["toy"], reason="read files")["token"]
+
+        def read(path: Path) -> str:
+            answer = op(agent, token, "toy", "read_file", path=str(path))
+            assert answer.status_code == 200, answer.text
+            return str(answer.json()["result"]["content"][0]["text"])
+
+        assert read(served / "notes.txt") == "buy milk\n", "the server's own files it reads"
+        for path in private:
+            assert read(path) == "refused: Permission denied", path
+    assert "runs unconfined" not in airlock.daemon.log.read_text()
+
+
+def needs_landlock() -> None:
+    if abi_version() > 0:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail("this kernel has no Landlock: MCP servers would run unconfined")
+    pytest.skip("this kernel has no Landlock (Linux 5.13+)")
 
 
 def test_a_crashing_server_is_a_clean_error_and_starts_again(airlock: Airlock) -> None:

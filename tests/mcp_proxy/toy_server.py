@@ -26,6 +26,16 @@ def show_env(name: str) -> str:
 
 
 @server.tool(annotations=READ)
+def read_file(path: str) -> str:
+    """Return a file's text, or why it cannot be read: what a hostile server would try."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read(200)
+    except OSError as exc:
+        return f"refused: {exc.strerror}"
+
+
+@server.tool(annotations=READ)
 def crash() -> str:
     """Exit at once, answering nothing."""
     os._exit(3)

@@ -9,8 +9,9 @@ fall into seven groups:
 - connectors: ``Connector``, ``operation``, ``listed_operation`` (an operation found when
   the connector opens), ``Access``, ``Params``, ``CheckResult``,
   ``Done``, ``NoSettings``, ``NoCredentials``, ``OperationSpec``, ``UntrustedText`` to mark
-  result fields holding text from outside, and ``Clock`` / ``SystemClock`` for a connector
-  that needs the time;
+  result fields holding text from outside, ``Clock`` / ``SystemClock`` for a connector
+  that needs the time, and ``confined_command`` for one that starts a program of its own
+  (the program cannot reach Airlock's files);
 - notifiers: ``Notifier`` and what it sends and receives (``Prompt``, ``Delivery``,
   ``Reply``, ``Notice``); for one that talks to a messenger's HTTP API the base classes
   ``HttpNotifier`` and ``HttpApi`` (with ``ApiSettings``, ``ApiUnreachable``,
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     )
     from airlock.common.clock import Clock, SystemClock
     from airlock.common.logs import get_logger
+    from airlock.connector_host.confine import confined_command
     from airlock.errors import (
         AccessDenied,
         AirlockError,
@@ -188,6 +190,7 @@ __all__ = [
     "Verdict",
     "api_base_setting",
     "configured_api_base",
+    "confined_command",
     "current_budget",
     "first_problem",
     "flatten_prompt",
@@ -216,6 +219,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "store_secret",
     ),
     "airlock.common.clock": ("Clock", "SystemClock"),
+    "airlock.connector_host.confine": ("confined_command",),
     "airlock.settings.config": ("ServicePermissions",),
     "airlock.framework.connectors": (
         "CheckResult",

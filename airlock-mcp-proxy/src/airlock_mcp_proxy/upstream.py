@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-from airlock.plugin import get_logger
+from airlock.plugin import confined_command, get_logger
 
 log = get_logger("airlock_mcp_proxy")
 START_TIMEOUT = 60.0
@@ -144,9 +144,9 @@ class Upstream:
             name=f"mcp-stderr-{self.service}",
             daemon=True,
         ).start()
-        params = StdioServerParameters(
-            command=self._command[0], args=self._command[1:], env=self._env, cwd=self._cwd
-        )
+        # It runs as the connector host's user: kept from the vault and Airlock's files.
+        argv = confined_command(self._command)
+        params = StdioServerParameters(command=argv[0], args=argv[1:], env=self._env, cwd=self._cwd)
         return stdio_client(params, errlog=errlog), errlog
 
     async def stop(self) -> None:

@@ -47,6 +47,13 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         help="MODULE:CLASS of a plugin registered in code (not by an entry point)",
     )
     parser.add_argument("--no-entry-points", action="store_true")
+    parser.add_argument(
+        "--hide",
+        type=Path,
+        action="append",
+        default=[],
+        help="a path the programs the host starts may not reach (its vault always)",
+    )
     args = parser.parse_args(argv)
     if args.listen is not None and args.allow_uid is None:
         parser.error("--listen needs --allow-uid (the core's uid)")
@@ -86,6 +93,7 @@ class Watchdog:
 
 
 async def _serve(args: argparse.Namespace) -> None:
+    from airlock.connector_host import confine
     from airlock.connector_host.keys import HostKeys
     from airlock.connector_host.server import HostServer
     from airlock.framework.plugins import get_connectors, get_plugin_manager
@@ -95,7 +103,9 @@ async def _serve(args: argparse.Namespace) -> None:
         load_entry_points=not args.no_entry_points,
         extra_plugins=[_plugin(spec) for spec in args.plugin],
     )
-    server = HostServer(get_connectors(pm), HostKeys(args.data_dir))
+    keys = HostKeys(args.data_dir)
+    confine.HIDDEN[:] = [*args.hide, *keys.secret_files()]
+    server = HostServer(get_connectors(pm), keys)
     watchdog = Watchdog(lambda: server.timeout + WATCHDOG_SLACK)
     beating = asyncio.create_task(watchdog.heartbeat())
     threading.Thread(target=watchdog.watch, name="watchdog", daemon=True).start()

@@ -37,6 +37,10 @@ class HostKeys:
     def vault_file(self) -> Path:
         return self.directory / VAULT_FILE
 
+    def secret_files(self) -> list[Path]:
+        """The vault and its key, plain or sealed (whether they exist yet or not)."""
+        return [self.directory / name for name in (VAULT_FILE, KEY_FILE, SEALED_KEY_FILE)]
+
     @property
     def sealed(self) -> bool:
         """The key is sealed by the passphrase (and no plain key takes precedence)."""

@@ -65,9 +65,16 @@ class ChildHost:
     """The host as the daemon's child process (personal mode): one socket pair each."""
 
     def __init__(
-        self, data_dir: Path, *, plugins: Sequence[str] = (), entry_points: bool = True
+        self,
+        data_dir: Path,
+        *,
+        plugins: Sequence[str] = (),
+        entry_points: bool = True,
+        hide: Sequence[Path] = (),
     ) -> None:
         self.data_dir = data_dir
+        self.hide = list(hide)
+        """Paths the programs the host starts may not reach (besides its vault)."""
         self.plugins = list(plugins)
         self.entry_points = entry_points
         self.process: asyncio.subprocess.Process | None = None
@@ -84,6 +91,8 @@ class ChildHost:
         argv = [sys.executable, "-P", "-m", "airlock.connector_host"]
         argv += ["--fd", str(theirs.fileno())]
         argv += ["--data-dir", str(self.data_dir)]
+        for path in self.hide:
+            argv += ["--hide", str(path)]
         for plugin in self.plugins:
             argv += ["--plugin", plugin]
         if not self.entry_points:

@@ -29,6 +29,8 @@ def launcher_for(
         paths.connectors_dir,
         plugins=host_plugin_specs(pm),
         entry_points=pm.loads_entry_points,
+        # Same user as the core here: the TOTP secret, the audit key, the config.
+        hide=[paths.data_dir, paths.config_file],
     )
 
 

@@ -1,0 +1,166 @@
+"""Hiding Airlock's files from a program the connector host starts, on this kernel's real
+Landlock: each program runs in a process of its own (a Landlock domain cannot be left)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from airlock.common.landlock import abi_version, allowed_entries
+from airlock.connector_host import confine
+
+PROBE = """
+import json, os, sys
+found = {}
+for name in sys.argv[1:]:
+    kind, _, path = name.partition(":")
+    try:
+        if kind == "read":
+            with open(path) as handle:
+                found[name] = handle.read()
+        elif kind == "write":
+            with open(path, "w") as handle:
+                handle.write("planted")
+            found[name] = "written"
+        elif kind == "list":
+            found[name] = sorted(os.listdir(path))
+        elif kind == "rename":
+            source, _, target = path.partition(">")
+            os.rename(source, target)
+            found[name] = "renamed"
+    except OSError as exc:
+        found[name] = exc.strerror
+print(json.dumps(found))
+"""
+
+
+@pytest.fixture(autouse=True)
+def _needs_landlock() -> None:
+    if abi_version() > 0:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail("this kernel has no Landlock")
+    pytest.skip("this kernel has no Landlock (Linux 5.13+)")
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    (tmp_path / "airlock" / "connectors").mkdir(parents=True)
+    (tmp_path / "airlock" / "totp.key").write_text("totp secret")
+    (tmp_path / "airlock" / "connectors" / "vault.key").write_text("vault key")
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "notes.txt").write_text("notes")
+    (tmp_path / "config.yaml").write_text("services: {}")
+    return tmp_path
+
+
+def confined(hidden: list[Path], *probes: str) -> dict[str, object]:
+    argv = [sys.executable, "-I", "-m", "airlock.connector_host.confine"]
+    argv += [str(path) for path in hidden]
+    argv += ["--", sys.executable, "-c", PROBE, *probes]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "unconfined" not in done.stderr
+    found: dict[str, object] = json.loads(done.stdout)
+    return found
+
+
+def test_a_hidden_folder_and_file_cannot_be_read_written_or_replaced(tree: Path) -> None:
+    secret, vault_key = tree / "airlock" / "totp.key", tree / "airlock/connectors/vault.key"
+    found = confined(
+        [tree / "airlock", tree / "config.yaml"],
+        f"read:{secret}",
+        f"read:{vault_key}",
+        f"read:{tree / 'config.yaml'}",
+        f"write:{tree / 'airlock' / 'planted'}",
+        f"write:{tree / 'config.yaml'}",
+        f"rename:{tree / 'work' / 'notes.txt'}>{tree / 'airlock' / 'totp.key'}",
+        f"read:{tree / 'work' / 'notes.txt'}",
+        f"write:{tree / 'work' / 'new.txt'}",
+        "read:/etc/hostname",
+    )
+    denied = "Permission denied"
+    assert found[f"read:{secret}"] == denied
+    assert found[f"read:{vault_key}"] == denied
+    assert found[f"read:{tree / 'config.yaml'}"] == denied
+    assert found[f"write:{tree / 'airlock' / 'planted'}"] == denied
+    assert found[f"write:{tree / 'config.yaml'}"] == denied
+    assert found[f"rename:{tree / 'work' / 'notes.txt'}>{tree / 'airlock' / 'totp.key'}"] == denied
+    assert secret.read_text() == "totp secret"
+    assert (tree / "config.yaml").read_text() == "services: {}"
+    assert not (tree / "airlock" / "planted").exists()
+    # Everything else as before: its own folders read and written, the system's read.
+    assert found[f"read:{tree / 'work' / 'notes.txt'}"] == "notes"
+    assert found[f"write:{tree / 'work' / 'new.txt'}"] == "written"
+    assert found["read:/etc/hostname"] == Path("/etc/hostname").read_text()
+
+
+def test_what_stays_out_is_as_documented_names_listed_and_no_new_entries_on_the_way(
+    tree: Path,
+) -> None:
+    found = confined(
+        [tree / "airlock"],
+        f"list:{tree / 'airlock'}",
+        f"write:{tree / 'fresh.txt'}",
+    )
+    assert found[f"list:{tree / 'airlock'}"] == ["connectors", "totp.key"]
+    assert found[f"write:{tree / 'fresh.txt'}"] == "Permission denied"
+
+
+def test_a_link_to_a_hidden_file_and_a_path_beneath_another_hidden_one_stay_hidden(
+    tree: Path,
+) -> None:
+    link = tree / "work" / "shortcut"
+    link.symlink_to(tree / "airlock" / "totp.key")
+    nested = tree / "airlock" / "connectors" / "vault.key"
+    found = confined([tree / "airlock", nested], f"read:{link}", f"read:{nested}")
+    assert found == {f"read:{link}": "Permission denied", f"read:{nested}": "Permission denied"}
+    rules = {path for path, _ in allowed_entries([tree / "airlock", nested])}
+    assert not any(tree / "airlock" in (path, *path.parents) for path in rules)
+
+
+def test_the_program_gets_its_arguments_environment_and_folder_unchanged(tree: Path) -> None:
+    argv = [sys.executable, "-I", "-m", "airlock.connector_host.confine", str(tree / "airlock")]
+    show = "import json, os, sys; print(json.dumps([sys.argv[1:], os.environ['TOY'], os.getcwd()]))"
+    done = subprocess.run(
+        [*argv, "--", sys.executable, "-c", show, "a b", "--", "-x"],
+        capture_output=True,
+        text=True,
+        env={"TOY": "value", "PATH": os.environ["PATH"]},
+        cwd=tree / "work",
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [["a b", "--", "-x"], "value", str(tree / "work")]
+
+
+def test_a_missing_program_or_no_program_is_a_clear_error(tree: Path) -> None:
+    base = [sys.executable, "-I", "-m", "airlock.connector_host.confine", str(tree / "airlock")]
+    missing = subprocess.run(
+        [*base, "--", str(tree / "no-such-server")], capture_output=True, text=True, check=False
+    )
+    assert missing.returncode == 127
+    assert "cannot run" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    bare = subprocess.run([*base], capture_output=True, text=True, check=False)
+    assert bare.returncode == 2
+    assert "usage:" in bare.stderr
+
+
+def test_a_connector_run_without_a_host_starts_its_program_as_configured() -> None:
+    saved = list(confine.HIDDEN)
+    try:
+        confine.HIDDEN.clear()
+        assert confine.confined_command(["npx", "-y", "server"]) == ["npx", "-y", "server"]
+        confine.HIDDEN.append(Path("/var/lib/airlock-connectors/vault.key"))
+        wrapped = confine.confined_command(["npx", "-y", "server"])
+        assert wrapped[-4:] == ["--", "npx", "-y", "server"]
+        assert "/var/lib/airlock-connectors/vault.key" in wrapped
+    finally:
+        confine.HIDDEN[:] = saved
