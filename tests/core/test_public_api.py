@@ -86,6 +86,7 @@ PUBLIC_NAMES = [
     "Verdict",
     "api_base_setting",
     "configured_api_base",
+    "confined_command",
     "current_budget",
     "first_problem",
     "flatten_prompt",

@@ -232,6 +232,20 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+def int_query(request: web.Request, name: str, default: int, *, lo: int, hi: int) -> int:
+    """Query parameter *name* as a number cut to [lo, hi]; *default* when absent."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a number", field=name) from None
+    if not math.isfinite(value):
+        raise InvalidInput(f"{name} must be a number", field=name)
+    return int(min(max(value, lo), hi))
+
+
 def json_model(model: BaseModel, status: int = 200) -> web.Response:
     return web.Response(body=model.model_dump_json().encode(), status=status, content_type=JSON)
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import math
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
 from airlock import api
-from airlock.daemon.http import json_model, operation_answer, peer, read_body
+from airlock.daemon.http import int_query, json_model, operation_answer, peer, read_body
 from airlock.daemon.openapi import Route, openapi_document
 from airlock.daemon.runtime import Runtime
 from airlock.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
@@ -24,19 +23,6 @@ ROUTE_TABLE = web.AppKey("routes", tuple)
 
 def rt(request: web.Request) -> Runtime:
     return request.app[RUNTIME]
-
-
-def _int_query(request: web.Request, name: str, default: int, *, lo: int, hi: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidInput(f"{name} must be a number", field=name) from None
-    if not math.isfinite(value):
-        raise InvalidInput(f"{name} must be a number", field=name)
-    return int(min(max(value, lo), hi))
 
 
 def _totp_header(request: web.Request) -> str:
@@ -72,7 +58,7 @@ async def create_request(request: web.Request) -> web.StreamResponse:
 
 
 async def get_request(request: web.Request) -> web.StreamResponse:
-    wait = _int_query(request, "wait", 0, lo=0, hi=60)
+    wait = int_query(request, "wait", 0, lo=0, hi=60)
     state = await rt(request).approvals.collect(
         request.match_info["id"],
         request.headers.get("X-Airlock-Claim"),
@@ -189,7 +175,7 @@ async def audit_events(request: web.Request) -> web.StreamResponse:
         raise Forbidden("only the owner of the daemon reads its audit log")
     since_raw = request.query.get("since")
     since = _parse_since(since_raw) if since_raw else None
-    limit = _int_query(request, "limit", 100, lo=1, hi=10_000)
+    limit = int_query(request, "limit", 100, lo=1, hi=10_000)
     # newest=true: the limit keeps the newest matches (still listed oldest first), so a
     # burst of records cannot push the latest ones out of a listing.
     newest = request.query.get("newest", "").lower() in ("1", "true")
