@@ -3,6 +3,7 @@ write, chown or read through a link planted there."""
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
 import subprocess
@@ -252,3 +253,23 @@ def test_uninstall_removes_only_the_program_copy_install_made(
     (program_dir / "notes.txt").unlink()
     isolated.remove_program(said.append)
     assert not program_dir.exists()
+
+
+def test_install_makes_no_folder_through_a_planted_link(tmp_path: Path) -> None:
+    """A link where install makes its folders (/var/log/airlock, in a /var/log some
+    distributions let group syslog write) must not get root to chown and chmod what it
+    points to (/etc, say) for the service user."""
+    victim = tmp_path / "etc"
+    victim.mkdir(mode=0o755)
+    victim.chmod(0o755)
+    link = tmp_path / "log" / "airlock"
+    link.parent.mkdir()
+    link.symlink_to(victim)
+    group = grp.getgrgid(os.getgid()).gr_name
+    with pytest.raises(AirlockError, match="a link"):
+        isolated._directory(link, ME, group, 0o700, lambda _: None)
+    assert victim.stat().st_mode & 0o777 == 0o755
+    said: list[str] = []
+    isolated._directory(tmp_path / "log" / "real", ME, group, 0o700, said.append)
+    assert (tmp_path / "log" / "real").stat().st_mode & 0o777 == 0o700
+    assert said == [f"created {tmp_path / 'log' / 'real'} ({ME}:{group} 700)"]

@@ -84,12 +84,24 @@ def _is_link(name: str, folder: int) -> bool:
 
 
 def _directory(path: Path, owner: str, group: str, mode: int, say: Say) -> None:
-    existed = path.is_dir()
+    """*path* as a folder of *owner*:*group* with *mode*. Root changes the folder it
+    opened, never what a link put there (or swapped in meanwhile) points to."""
+    existed = path.is_dir() and not path.is_symlink()
     path.mkdir(mode=mode, parents=True, exist_ok=True)
     import grp
 
-    os.chown(path, accounts.ids(owner)[0], grp.getgrnam(group).gr_gid)
-    path.chmod(mode)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        raise AirlockError(
+            f"{path} is not a directory (a link?): not installing through it",
+            hint="check what put it there, and move it away",
+        ) from None
+    try:
+        os.fchown(fd, accounts.ids(owner)[0], grp.getgrnam(group).gr_gid)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
     say(f"{'kept' if existed else 'created'} {path} ({owner}:{group} {mode:o})")
 
 
