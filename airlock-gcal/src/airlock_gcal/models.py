@@ -41,7 +41,12 @@ MAX_EVENTS = 2500
 # Google's ids: base32hex for events made here, plus "_20261202T090000Z" for an
 # instance of a recurring event; imported events may use other letters.
 EventId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,1024}$", description="An event id.")]
-Email = Annotated[str, Field(pattern=r"^[^\s@<>,;\"]{1,64}@[A-Za-z0-9.-]{1,253}$")]
+# ASCII only (RFC 5322's atext and dots): the person approves invitations to the
+# addresses the prompt shows, and a look-alike letter or an invisible character would
+# make an address read as another one.
+Email = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9.-]{1,253}$")
+]
 
 
 def _zone(value: str | None) -> str | None:
