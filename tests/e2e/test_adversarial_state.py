@@ -471,6 +471,8 @@ def http_as(
                 conn.sendall(request)
                 answer = b"".join(iter(lambda: conn.recv(65536), b""))
             os.write(write_end, answer)
+        except BaseException as exc:  # told to the parent, which fails naming it
+            os.write(write_end, f"the child failed: {exc!r}".encode())
         finally:
             os._exit(0)
     os.close(write_end)
@@ -478,6 +480,7 @@ def http_as(
         answer = pipe.read()
     os.waitpid(pid, 0)
     status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.startswith(b"HTTP/"), answer
     return int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2])
 
 
