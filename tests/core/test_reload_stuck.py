@@ -8,10 +8,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 import yaml
 from gateway_fixtures import Phone, make_runtime
+from test_approvals import AuditOutage
 
 from airlock.common.clock import FakeClock
+from airlock.errors import AuditError
 from airlock.settings.config import AirlockConfig
 
 
@@ -53,3 +56,28 @@ def test_a_notifier_stuck_closing_holds_back_no_part_of_a_reload(tmp_path: Path)
             await runtime.stop()
 
     asyncio.run(main())
+
+
+def test_a_reload_the_audit_log_cannot_record_does_not_happen(tmp_path: Path) -> None:
+    """Every change of what agents may do is on the record before it is in force: with
+    the audit log unwritable (a full disk), a reload is refused and the running config,
+    the core's and the connector host's, stays."""
+    runtime, _ = make_runtime(tmp_path, FakeClock(start=1_800_000_000.0))
+    services = {"notes": {"connector": "notebook"}, "more": {"connector": "notebook"}}
+    runtime.paths.config_file.write_text(yaml.safe_dump({"services": services}))
+
+    async def main() -> None:
+        await runtime.start()
+        try:
+            with AuditOutage(runtime), pytest.raises(AuditError):
+                await runtime.reload()
+            assert sorted(runtime.services) == ["notes"]
+            assert runtime.host.config.services.keys() == {"notes"}
+            await runtime.reload()  # the log takes records again
+            assert sorted(runtime.services) == ["more", "notes"]
+        finally:
+            await runtime.stop()
+
+    asyncio.run(main())
+    records = (runtime.paths.audit_dir / "audit.jsonl").read_text()
+    assert records.count('"config_reloaded"') == 1

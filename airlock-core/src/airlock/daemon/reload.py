@@ -11,13 +11,16 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from airlock.common.logs import get_logger
 from airlock.daemon.notifier_set import close_notifiers
 
 if TYPE_CHECKING:
+    from airlock.daemon.connector_link import HostConnection
     from airlock.framework.notifiers import Notifier
     from airlock.gateway.gateway import Gateway
     from airlock.gateway.services import Service
     from airlock.security.approvals import ApprovalService
+    from airlock.security.audit import AuditLog
     from airlock.security.channels import Channels
     from airlock.security.code_checks import CodeChecker
     from airlock.security.replies import ReplyHandler
@@ -50,3 +53,22 @@ async def retire(
     await asyncio.gather(*listeners, return_exceptions=True)
     await approvals.close()
     await close_notifiers(notifiers)
+
+
+async def recorded(
+    parts: Parts, audit: AuditLog, host: HostConnection, *, running: AirlockConfig
+) -> None:
+    """The reload's audit record, durable before its parts are put in use. If the log
+    cannot take it, the reload does not happen: the connector host (told the new services
+    already) goes back to the *running* config, the new notifiers are closed unused."""
+    try:
+        await audit.append(
+            "config_reloaded", services=sorted(parts.services), notifiers=sorted(parts.notifiers)
+        )
+    except BaseException:
+        try:
+            await host.configure(running)
+        except Exception as exc:  # it is told again when it next connects
+            get_logger("airlock.daemon").error("host_not_restored", error=type(exc).__name__)
+        await close_notifiers(parts.notifiers)
+        raise

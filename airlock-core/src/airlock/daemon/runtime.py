@@ -26,7 +26,7 @@ from airlock.daemon.credentials import CredentialDesk
 from airlock.daemon.keeper import SecretKeeper
 from airlock.daemon.notifier_set import close_notifiers, listen, open_notifiers
 from airlock.daemon.reenrol import Reenrolments
-from airlock.daemon.reload import Parts, retire
+from airlock.daemon.reload import Parts, recorded, retire
 from airlock.daemon.unrecorded_holds import UnrecordedHolds
 from airlock.errors import NotFound
 from airlock.framework.notifiers import Notice, Notifier
@@ -308,11 +308,9 @@ class Runtime:
             digest = config_digest(self.paths.config_file)
             parts = self._assemble(load_config(self.paths.config_file))
             await self.host.configure(parts.config)
+            await recorded(parts, self.audit, self.host, running=self.config)
             await self._swap(parts)
             self.config_digest = digest
-            await self.audit.append(
-                "config_reloaded", services=sorted(self.services), notifiers=sorted(self.notifiers)
-            )
             log.info("config_reloaded", services=len(self.services))
             return parts.config
 
