@@ -179,3 +179,28 @@ def test_repeated_identical_refusals_are_one_audit_record_per_minute_with_a_coun
         assert [e["left_out"] for e in denied] == [0, 50]
 
     run(tmp_path, scenario, permissions={"rate_limit": 1})
+
+
+def test_refusals_after_the_clock_is_set_back_are_recorded_again(tmp_path: Path) -> None:
+    """The clock stepped back an hour (NTP, the person fixing it): the last record now
+    looks an hour in the future. Refusals must not go unrecorded until it is reached."""
+
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        grant = await approved(runtime, totp, clock, await ask(runtime))
+        note = {"name": "todo", "text": "pay"}
+        with pytest.raises(Forbidden):
+            await runtime.gateway.run(grant.token, ME, "notes", "save_note", note)
+        clock.advance(-3600)
+        for _ in range(3):
+            with pytest.raises(Forbidden):
+                await runtime.gateway.run(grant.token, ME, "notes", "save_note", note)
+        clock.advance(59)
+        with pytest.raises(Forbidden):
+            await runtime.gateway.run(grant.token, ME, "notes", "save_note", note)
+        clock.advance(2)
+        with pytest.raises(Forbidden):
+            await runtime.gateway.run(grant.token, ME, "notes", "save_note", note)
+        denied = [e for e in audit_events(runtime) if e["event"] == "operation_denied"]
+        assert [e["left_out"] for e in denied] == [0, 0, 3]
+
+    run(tmp_path, scenario)

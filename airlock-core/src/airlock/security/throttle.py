@@ -4,6 +4,7 @@ An agent looping on a refused call (rate-limited, out of scope, a write without 
 approval), or a stranger writing to a phone channel, would otherwise append a fsynced
 record per attempt. The first refusal of each key is recorded; the same key again within
 the interval is only counted, and the next record carries how many were left out.
+A clock set back starts a new interval.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ class AuditThrottle:
         be recorded; None if it is only counted."""
         now = self._clock.now()
         last, skipped = self._seen.get(key, (float("-inf"), 0))
-        if now - last < self._interval:
+        # A clock set back makes the last record look in the future: that is no
+        # interval, and refusals must not go unrecorded until the clock gets there.
+        if 0 <= now - last < self._interval:
             self._seen[key] = (last, skipped + 1)
             return None
         if len(self._seen) >= _MAX_KEYS:
