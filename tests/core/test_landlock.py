@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from airlock.common.landlock import abi_version, allowed_entries
+from airlock.common.landlock import abi_version, allowed_entries, sparing
 from airlock.connector_host import confine
+from airlock.testing import skip_or_fail_under_ci
 
 PROBE = """
 import json, os, sys
@@ -41,11 +42,8 @@ print(json.dumps(found))
 
 @pytest.fixture(autouse=True)
 def _needs_landlock() -> None:
-    if abi_version() > 0:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail("this kernel has no Landlock")
-    pytest.skip("this kernel has no Landlock (Linux 5.13+)")
+    if abi_version() <= 0:
+        skip_or_fail_under_ci("this kernel has no Landlock (Linux 5.13+)")
 
 
 @pytest.fixture
@@ -164,3 +162,10 @@ def test_a_connector_run_without_a_host_starts_its_program_as_configured() -> No
         assert "/var/lib/airlock-connectors/vault.key" in wrapped
     finally:
         confine.HIDDEN[:] = saved
+
+
+def test_the_host_spares_only_the_way_to_its_own_folder(tree: Path) -> None:
+    own = tree / "airlock" / "connectors"
+    hidden = sparing([tree / "airlock", tree / "config.yaml"], own)
+    assert sorted(hidden) == sorted([tree / "airlock" / "totp.key", tree / "config.yaml"])
+    assert sparing([tree / "work"], own) == [tree / "work"], "a folder not holding it stays whole"

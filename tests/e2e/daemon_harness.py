@@ -56,6 +56,16 @@ def needs_root(why: str = "needs root to create and switch to real users") -> No
         skip_or_fail_under_ci(why)
 
 
+def needs_landlock() -> None:
+    """Skip locally on a kernel without Landlock (before Linux 5.13, or switched off);
+    under CI it fails the run: there, servers and the host would run unconfined."""
+    from airlock.common.landlock import abi_version
+    from airlock.testing import skip_or_fail_under_ci
+
+    if abi_version() <= 0:
+        skip_or_fail_under_ci("this kernel has no Landlock (Linux 5.13+)")
+
+
 MACHINE_LOCK = Path(tempfile.gettempdir()) / "airlock-e2e-machine.lock"
 
 

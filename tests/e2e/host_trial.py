@@ -31,6 +31,10 @@ class Nap(Params):
     seconds: float = Field(0.0, ge=0, le=120)
 
 
+class Peek(Params):
+    path: str
+
+
 class Said(BaseModel):
     text: str
     pid: int
@@ -65,6 +69,15 @@ class TrialConnector(Connector):
     async def block(self, params: Nap) -> Said:
         time.sleep(params.seconds)  # noqa: ASYNC251 -- the point: a stuck event loop
         return Said(text="blocked", pid=os.getpid())
+
+    @operation(access=Access.READ, params=Peek, result=Said, description="Read a file.")
+    async def peek(self, params: Peek) -> Said:
+        """What a parser bug that took the host over would try first."""
+        try:
+            with open(params.path, encoding="utf-8", errors="replace") as handle:  # noqa: ASYNC230
+                return Said(text=handle.read(100), pid=os.getpid())
+        except OSError as exc:
+            return Said(text=f"refused: {exc.strerror}", pid=os.getpid())
 
     @operation(access=Access.READ, params=Nothing, result=Said, description="Crash.")
     async def crash(self, params: Nothing) -> Said:

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.e2e.daemon_harness import Airlock, leaked_secrets, remember
+from tests.e2e.daemon_harness import Airlock, leaked_secrets, needs_landlock, remember
 
 from airlock.connector_host.keys import HostKeys
 from airlock.security.vault import TotpKey, Vault
@@ -61,6 +61,42 @@ def _audit(airlock: Airlock) -> list[dict[str, Any]]:
 def _parent(pid: int) -> int:
     stat = Path(f"/proc/{pid}/stat").read_text()
     return int(stat.rpartition(")")[2].split()[1])
+
+
+def test_a_connector_taken_over_reads_none_of_the_core_s_files(trial: Airlock) -> None:
+    """A parser bug that takes the host over runs as the person here, so by permissions it
+    could read the TOTP secret (and approve anything), the audit key (and forge the log)
+    and the state, or rewrite the config: the host hides them from itself at start."""
+    needs_landlock()
+    outside = trial.home.parent / "outside.txt"
+    outside.write_text("the person's own file")
+    core = [
+        trial.paths.totp_file,
+        trial.paths.audit_key_file,
+        trial.paths.state_db,
+        trial.paths.config_file,
+        trial.paths.audit_dir / "audit.jsonl",
+    ]
+    assert all(path.is_file() for path in core)
+    with trial.client() as agent:
+        secret = remember("trial-token-" + os.urandom(8).hex())
+        stored = agent.post(
+            "/v1/credentials/trial", json={"totp": trial.phone.code(), "fields": {"token": secret}}
+        )
+        assert stored.status_code == 200, stored.text
+        token = _token(trial, agent)
+        whoami = _op(agent, token, "whoami")
+        assert whoami.json()["result"]["text"] == "token set", "its own vault still opens"
+
+        def peek(path: Path) -> str:
+            answer = _op(agent, token, "peek", path=str(path))
+            assert answer.status_code == 200, answer.text
+            return str(answer.json()["result"]["text"])
+
+        assert peek(outside) == "the person's own file"
+        for path in core:
+            assert peek(path) == "refused: Permission denied", path
+    assert "host_unconfined" not in trial.daemon.log.read_text()
 
 
 def test_operations_run_in_a_child_process_of_the_daemon(trial: Airlock) -> None:

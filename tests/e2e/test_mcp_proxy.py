@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,12 +15,11 @@ from typing import Any
 import httpx
 import mcp
 import pytest
-from daemon_harness import Airlock, remember
+from daemon_harness import Airlock, needs_landlock, remember
 from test_mcp_e2e import approved, data
 from tests.mcp_proxy.servers import filesystem_server
 
 from airlock.client import AirlockClient
-from airlock.common.landlock import abi_version
 from airlock.mcp.server import build_server
 
 TOY = Path(__file__).parents[1] / "mcp_proxy" / "toy_server.py"
@@ -218,14 +216,6 @@ def test_a_server_reads_none_of_airlock_s_own_files(airlock: Airlock, served: Pa
         for path in private:
             assert read(path) == "refused: Permission denied", path
     assert "runs unconfined" not in airlock.daemon.log.read_text()
-
-
-def needs_landlock() -> None:
-    if abi_version() > 0:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail("this kernel has no Landlock: MCP servers would run unconfined")
-    pytest.skip("this kernel has no Landlock (Linux 5.13+)")
 
 
 def test_a_crashing_server_is_a_clean_error_and_starts_again(airlock: Airlock) -> None:

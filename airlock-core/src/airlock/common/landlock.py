@@ -78,6 +78,28 @@ def _outermost(paths: Iterable[Path]) -> set[Path]:
     return {p for p in resolved if not any(q in p.parents for q in resolved)}
 
 
+def sparing(hidden: Iterable[Path], keep: Path) -> list[Path]:
+    """*hidden* with *keep* carved out: a hidden folder that holds *keep* is hidden entry
+    by entry instead, all but the one on the way to *keep* (as they are now; an entry made
+    there later is out of reach anyway, being new on the way)."""
+    keep = Path(os.path.realpath(keep))
+    found: list[Path] = []
+    for path in _outermost(hidden):
+        if path == keep or path not in keep.parents:
+            found.append(path)
+            continue
+        way = [path]
+        while way:
+            folder = way.pop()
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    child = Path(entry.path)
+                    if child == keep:
+                        continue
+                    (way if child in keep.parents else found).append(child)
+    return found
+
+
 def allowed_entries(hidden: Iterable[Path]) -> list[tuple[Path, bool]]:
     """Every path to allow whole so that all but *hidden* stays reachable (see above),
     each with whether it is a folder."""

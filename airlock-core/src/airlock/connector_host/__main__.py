@@ -52,7 +52,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         action="append",
         default=[],
-        help="a path the programs the host starts may not reach (its vault always)",
+        help="a path neither the host (but for its --data-dir) nor the programs it starts "
+        "may reach (those never reach its vault either)",
     )
     args = parser.parse_args(argv)
     if args.listen is not None and args.allow_uid is None:
@@ -93,6 +94,7 @@ class Watchdog:
 
 
 async def _serve(args: argparse.Namespace) -> None:
+    from airlock.common.logs import get_logger
     from airlock.connector_host import confine
     from airlock.connector_host.keys import HostKeys
     from airlock.connector_host.server import HostServer
@@ -105,6 +107,9 @@ async def _serve(args: argparse.Namespace) -> None:
     )
     keys = HostKeys(args.data_dir)
     confine.HIDDEN[:] = [*args.hide, *keys.secret_files()]
+    unconfined = confine.confine_host(args.hide, args.data_dir)
+    if unconfined is not None:
+        get_logger("airlock.connector_host").warning("host_unconfined", reason=unconfined)
     server = HostServer(get_connectors(pm), keys)
     watchdog = Watchdog(lambda: server.timeout + WATCHDOG_SLACK)
     beating = asyncio.create_task(watchdog.heartbeat())

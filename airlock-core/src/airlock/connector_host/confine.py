@@ -2,6 +2,8 @@
 Airlock's own files: ``python -I -m airlock.connector_host.confine HIDDEN... -- ARGV``
 hides those paths with Landlock (:mod:`airlock.common.landlock`), then becomes *ARGV*.
 
+The host hides the same from itself (:func:`confine_host`), all but its own folder.
+
 Such a program runs as the host's user, which owns the service credentials' vault and
 its key; without this it could read every service's credentials, and in personal mode
 Airlock's TOTP secret and audit key too. What it is kept from:
@@ -32,6 +34,24 @@ def confined_command(argv: Sequence[str]) -> list[str]:
         return list(argv)
     hidden = [str(path) for path in HIDDEN]
     return [sys.executable, "-I", "-m", __name__, *hidden, "--", *argv]
+
+
+def confine_host(hidden: Sequence[Path], own: Path) -> str | None:
+    """Hide *hidden* from the connector host itself, less its own folder *own* (in personal
+    mode, Airlock's data folder holds it): a parser bug that takes the host over cannot
+    read the TOTP secret, the audit key or the state, nor change the config. What went
+    wrong, if anything (the host then runs unconfined)."""
+    if not hidden:
+        return None
+    from airlock.common.files import ensure_private_dir
+    from airlock.common.landlock import hide, sparing
+
+    ensure_private_dir(own)  # made first: a new folder on the way is out of reach after
+    try:
+        hide(sparing(hidden, own))
+    except OSError as exc:
+        return f"{exc.strerror or exc}: the connector host runs unconfined"
+    return None
 
 
 def main(args: list[str]) -> int:
