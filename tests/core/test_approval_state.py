@@ -4,6 +4,7 @@ and request codes, write sessions."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from pathlib import Path
@@ -204,3 +205,37 @@ def test_refusals_after_the_clock_is_set_back_are_recorded_again(tmp_path: Path)
         assert [e["left_out"] for e in denied] == [0, 0, 3]
 
     run(tmp_path, scenario)
+
+
+@pytest.mark.parametrize("waiting", ["sweep", "collect"])
+def test_no_expiry_is_recorded_of_an_approval_revoked_while_the_expiry_waited(
+    tmp_path: Path, waiting: str
+) -> None:
+    """The sweep (or a requester's poll) reads a request due to expire, then waits for
+    the decisions' lock; revoke-all, holding it, cancels that approval meanwhile. No
+    expiry may then be recorded: it was revoked, and its state says so."""
+
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        created = await ask(runtime)
+        await runtime.approvals.approve(
+            created.code, code_at(totp, clock), peer=ME, channel="terminal"
+        )
+        clock.advance(300)  # not collected in time: due for the sweep
+        revoking = asyncio.ensure_future(runtime.approvals.revoke_everything(channel="phone"))
+        await asyncio.sleep(0)  # revoke-all holds the lock, its first record being written
+        if waiting == "sweep":
+            await asyncio.gather(revoking, runtime.approvals.expire_due())
+        else:
+            poll = runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)
+            state = (await asyncio.gather(revoking, poll))[1]
+            assert (state.status, state.session) == ("revoked", None)
+        ended = [
+            e["event"]
+            for e in audit_events(runtime)
+            if e.get("request") == created.id
+            and e["event"] in ("approval_revoked", "approval_expired")
+        ]
+        assert ended == ["approval_revoked"]
+        assert runtime.store.get_request(created.id).status == "revoked"
+
+    run(tmp_path, scenario, approvals={"timeout": "5m"})

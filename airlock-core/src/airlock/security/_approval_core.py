@@ -128,8 +128,11 @@ class ApprovalCore:
         """*request*, expired first (audited) if the clock says its time is up (lock held).
 
         A pending request expires at ``expires_at``; an approved one whose session was
-        not collected expires ``approvals.timeout`` after its approval.
+        not collected expires ``approvals.timeout`` after its approval. The request is
+        read again first: one listed before the lock was taken (the sweep's, a long
+        poll's) may have been decided or revoked meanwhile.
         """
+        request = self._store.get_request(request.id) or request
         now = self._clock.now()
         if request.status == RequestStatus.PENDING and request.expires_at <= now:
             why, event = "approval timed out", "access_denied"
