@@ -9,7 +9,8 @@ import pytest
 from airlock.errors import ConfigError, InvalidInput
 from airlock.framework.connectors import Connector
 from airlock.gateway.services import resolve_service
-from airlock.settings.config import load_config
+from airlock.settings.config import load_config, validated_config
+from airlock.settings.config_plain import plain_services
 from airlock.settings.durations import parse_duration
 from airlock.settings.paths import Mode, resolve_paths
 
@@ -213,3 +214,29 @@ def test_isolated_mode_lets_the_socket_group_reach_the_run_directory(tmp_path: P
     local.ensure_data_dirs()
     assert (local.data_dir.stat().st_mode & 0o777) == 0o700
     assert (local.run_dir.stat().st_mode & 0o777) == 0o750
+
+
+@pytest.mark.parametrize(
+    ("approvals", "key"),
+    [
+        ({"max_failures": 100}, "max_failures"),
+        ({"failure_window": "1s"}, "failure_window"),
+        ({"failure_window": 299}, "failure_window"),
+        ({"lockout": "1s"}, "lockout"),
+        ({"lockout": "4m"}, "lockout"),
+    ],
+)
+def test_no_config_makes_guessing_codes_fast(
+    tmp_path: Path, approvals: dict[str, object], key: str
+) -> None:
+    """An agent running as you can edit your config and reload it: the lockout's bounds
+    keep guessing at 10 wrong codes per 5 minutes at best (the person told at each lock),
+    whatever the config says, in the models and in the plain check alike."""
+    with pytest.raises(ConfigError) as refused:
+        validated_config(tmp_path / "config.yaml", {"approvals": approvals}, {})
+    assert f"approvals.{key}" in refused.value.message
+    assert plain_services({"approvals": approvals}, {}) is None
+    allowed = {"max_failures": 10, "failure_window": "5m", "lockout": 300}
+    config = validated_config(tmp_path / "config.yaml", {"approvals": allowed}, {})
+    assert (config.approvals.max_failures, config.approvals.lockout) == (10, 300)
+    assert plain_services({"approvals": allowed}, {}) == {}

@@ -64,11 +64,19 @@ class SessionsConfig(Section):
     max_ttl: Duration = 8 * 3600
 
 
+MAX_FAILURES = 10
+"""The most wrong codes ``approvals.max_failures`` may allow before approvals lock."""
+LOCKOUT_FLOOR = 300
+"""The shortest ``approvals.failure_window`` and ``approvals.lockout``, in seconds."""
+
+
 class ApprovalsConfig(Section):
     timeout: Duration = 300
-    max_failures: int = Field(5, ge=1, le=100)
-    failure_window: Duration = 900
-    lockout: Duration = 900
+    # Bounded so that no config, one an agent running as you edited included, makes
+    # guessing a code fast: at most MAX_FAILURES wrong codes per FLOOR seconds at best.
+    max_failures: int = Field(5, ge=1, le=MAX_FAILURES)
+    failure_window: Duration = Field(900, ge=LOCKOUT_FLOOR)
+    lockout: Duration = Field(900, ge=LOCKOUT_FLOOR)
     notifiers: list[str] = Field(default_factory=lambda: ["console"])
     retention: Duration = 7 * 86400
     """How long finished requests and ended sessions stay in the state database."""

@@ -31,17 +31,31 @@ _DURATION = re.compile(r"([0-9]{1,7}) ?([smhd])|([0-9]{1,9})")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def _duration(value: Any) -> bool:
-    """A whole number of seconds above zero, or ``90s``, ``60m``, ``8h``, ``7d``."""
+def _seconds(value: Any) -> int | None:
+    """A whole number of seconds, or ``90s``, ``60m``, ``8h``, ``7d``, in seconds."""
     if type(value) is int:
-        return value > 0
+        return value
     if type(value) is not str:
-        return False
+        return None
     found = _DURATION.fullmatch(value.strip(" "))
     if found is None:
-        return False
+        return None
     number, unit, bare = found.groups()
-    return int(bare or number) * _UNITS.get(unit or "s", 1) > 0
+    return int(bare or number) * _UNITS.get(unit or "s", 1)
+
+
+def _duration(value: Any) -> bool:
+    """A duration (see :func:`_seconds`) above zero."""
+    seconds = _seconds(value)
+    return seconds is not None and seconds > 0
+
+
+def _duration_at_least(least: int) -> Check:
+    def check(value: Any) -> bool:
+        seconds = _seconds(value)
+        return seconds is not None and seconds >= least
+
+    return check
 
 
 def _integer(low: int, high: float = math.inf) -> Check:
@@ -83,9 +97,9 @@ SECTIONS: dict[str, dict[str, Check]] = {
     "sessions": {"default_ttl": _duration, "max_ttl": _duration},
     "approvals": {
         "timeout": _duration,
-        "max_failures": _integer(1, 100),
-        "failure_window": _duration,
-        "lockout": _duration,
+        "max_failures": _integer(1, 10),
+        "failure_window": _duration_at_least(300),
+        "lockout": _duration_at_least(300),
         "notifiers": _list_of(_text),
         "retention": _duration,
     },
