@@ -68,3 +68,26 @@ def test_a_daemon_whose_audit_key_is_gone_does_not_start_with_a_new_one(
     assert "no audit key" in started.stderr, started.stderr
     assert "Traceback" not in started.stderr
     assert not key.exists(), "no new key: the records stay checkable once it is restored"
+
+
+def test_lines_planted_in_the_log_do_not_hide_it_from_the_person(airlock: Airlock) -> None:
+    """Whoever can write the audit files (an agent running as you, in personal mode) adds
+    lines Airlock never writes: a record nested 300 deep (JSON output stops at ~250: a
+    500 and no listing) and one without a sequence number. `airlock audit` and
+    ``GET /v1/audit`` still list the real records; `audit verify` names the tampering."""
+    with airlock.client() as agent:
+        airlock.session(agent, ttl="61m")
+    current = airlock.paths.audit_dir / "audit.jsonl"
+    with current.open("ab") as log:
+        log.write(b'{"seq":99,"ts":"2099-01-01T00:00:00Z","x":' + b"[" * 300 + b"]" * 300 + b"}\n")
+        log.write(b'{"event":"planted","ts":"2099-01-01T00:00:00Z"}\n')
+    with airlock.client() as person:
+        listed = person.get("/v1/audit", params={"newest": "true", "limit": 50})
+    assert listed.status_code == 200, listed.text
+    events = [record["event"] for record in listed.json()["events"]]
+    assert "session_issued" in events
+    assert "planted" not in events
+    shown = airlock.cli("audit")
+    assert shown.returncode == 0, shown.stderr
+    assert "session_issued" in shown.stdout
+    assert airlock.audit_verify().returncode != 0

@@ -13,6 +13,7 @@ from airlock.daemon.openapi import Route, openapi_document
 from airlock.daemon.runtime import Runtime
 from airlock.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from airlock.framework.operations import canonical_operation_params
+from airlock.security.audit import shallow
 from airlock.security.peers import speaks_for_owner
 from airlock.settings.durations import parse_duration
 
@@ -189,7 +190,11 @@ async def audit_events(request: web.Request) -> web.StreamResponse:
         limit=limit,
         newest_first=newest,
     )
-    return json_model(api.AuditEvents(events=events[::-1] if newest else events))
+    listed = events[::-1] if newest else events
+    try:
+        return json_model(api.AuditEvents(events=listed))
+    except ValueError:  # a record put in the files by hand, nested past what JSON output takes
+        return json_model(api.AuditEvents(events=shallow(listed)))
 
 
 async def reload_config(request: web.Request) -> web.StreamResponse:

@@ -157,7 +157,40 @@ def _parse(
                 records.append(json.loads(line))
             except (ValueError, RecursionError):
                 continue
-    return [record for record in records if isinstance(record, dict)]
+    return [record for record in records if _well_formed(record)]
+
+
+def _well_formed(record: object) -> bool:
+    """Shaped as every record Airlock writes: an object with an integer ``seq`` and a text
+    ``ts``. Other lines were put in the files by hand; the readers skip them (``verify``
+    names them) instead of failing on them, so a planted line cannot hide the log."""
+    return (
+        isinstance(record, dict)
+        and type(record.get("seq")) is int
+        and isinstance(record.get("ts"), str)
+    )
+
+
+MAX_RECORD_DEPTH = 64
+"""Deeper than any record Airlock writes (a body nests at most 32 levels); JSON output
+(``GET /v1/audit``) stops at about 250."""
+
+
+def shallow(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """*records* less those nested deeper than :data:`MAX_RECORD_DEPTH` (put there by hand)."""
+    return [record for record in records if _depth(record) <= MAX_RECORD_DEPTH]
+
+
+def _depth(value: dict[str, Any] | list[Any]) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_RECORD_DEPTH:
+            break
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, level + 1) for c in children if isinstance(c, dict | list))
+    return deepest
 
 
 def query(

@@ -80,7 +80,7 @@ from airlock.security._audit_format import (
     rotated_name,
     scrub,
 )
-from airlock.security._audit_read import query
+from airlock.security._audit_read import query, shallow
 from airlock.security._audit_retention import DROP_EVENT, plan_drops
 from airlock.security._audit_verify import VerifyProblem, VerifyResult, verify
 
@@ -104,6 +104,7 @@ __all__ = [
     "query",
     "rotated_name",
     "scrub",
+    "shallow",
     "verify",
     "verify_dir",
 ]
