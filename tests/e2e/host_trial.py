@@ -35,6 +35,11 @@ class Peek(Params):
     path: str
 
 
+class Stamp(Params):
+    path: str
+    seconds: float = Field(0.0, ge=0, le=120)
+
+
 class Said(BaseModel):
     text: str
     pid: int
@@ -78,6 +83,15 @@ class TrialConnector(Connector):
                 return Said(text=handle.read(100), pid=os.getpid())
         except OSError as exc:
             return Said(text=f"refused: {exc.strerror}", pid=os.getpid())
+
+    @operation(access=Access.WRITE, params=Stamp, result=Said, description="Change a file.")
+    async def stamp(self, params: Stamp) -> Said:
+        """A write that reaches its service (a line added to a file), then waits for the
+        service's answer."""
+        with open(params.path, "a", encoding="utf-8") as handle:  # noqa: ASYNC230
+            handle.write(f"stamped by {os.getpid()}\n")
+        await asyncio.sleep(params.seconds)
+        return Said(text="stamped", pid=os.getpid())
 
     @operation(access=Access.READ, params=Nothing, result=Said, description="Crash.")
     async def crash(self, params: Nothing) -> Said:

@@ -404,6 +404,47 @@ def test_with_the_audit_disk_full_nothing_changes_and_the_answer_says_so(
     assert to_collect["id"] in issued
 
 
+def test_with_the_audit_disk_full_an_approved_write_is_not_sent_and_stays_approved(
+    full_disk: tuple[Airlock, Callable[[], None], Callable[[], None]],
+) -> None:
+    """The write's record goes on disk before the write goes out: a write the log cannot
+    record does not reach the mailbox, and its approval is still there for a retry."""
+    airlock, fill, empty = full_disk
+    with airlock.client() as agent:
+        reader = airlock.session(agent)["token"]
+        listed = airlock.op(agent, reader, "list_messages", limit=5, unread_only=True).json()
+        params = {"id": listed["result"]["messages"][0]["id"], "folder": "INBOX"}
+        unread = airlock.op(agent, reader, "count_unread").json()["result"]
+        operation = {"service": "mail", "name": "mark_read", "params": params}
+        created = airlock.request(agent, reason="mark it read", operation=operation)
+        assert airlock.approve(agent, created["code"]).status_code == 200
+        writer = remember(collect(agent, created).json()["session"]["token"])
+        current = airlock.paths.audit_dir / "audit.jsonl"
+        for _ in range(100):
+            if not current.exists():
+                break  # just rotated: the next record needs a new page
+            assert airlock.op(agent, reader, "count_unread").status_code == 200
+        assert not current.exists()
+        fill()
+
+        refused = airlock.op(agent, writer, "mark_read", **params)
+        assert refused.status_code == 503, refused.text
+        assert "audit record not written" in refused.json()["error"]["message"]
+
+        empty()
+        assert airlock.op(agent, reader, "count_unread").json()["result"] == unread
+        assert airlock.op(agent, writer, "mark_read", **params).status_code == 200
+        after = airlock.op(agent, reader, "count_unread").json()["result"]
+        assert after != unread
+    records = [
+        json.loads(line)
+        for path in airlock.paths.audit_dir.glob("audit*.jsonl")
+        for line in path.read_text().splitlines()
+    ]
+    started = [r for r in records if r["event"] == "operation_started"]
+    assert [r["approval"] for r in started if r.get("op") == "mark_read"] == [created["id"]]
+
+
 def test_with_the_audit_disk_full_the_dashboard_ends_no_session_and_says_why(
     full_disk: tuple[Airlock, Callable[[], None], Callable[[], None]],
 ) -> None:

@@ -3,7 +3,9 @@
 token → session → policies → write approval → connector → result filters → audit → answer.
 
 The audit record is written (and fsynced) before the result leaves; if it cannot be
-written the caller gets an error instead of the data (fail closed).
+written the caller gets an error instead of the data (fail closed). A write also has an
+``operation_started`` record, on disk before the write is sent (a streamed spend call's
+is written as its request goes out).
 """
 
 from __future__ import annotations
@@ -283,6 +285,8 @@ class Gateway:
         service_name = call.ctx.service
         facts: dict[str, Any] = {}
         started = time.perf_counter()
+        if call.spec.access is Access.WRITE:
+            await self._write_begins(call)
         try:
             budget = self._budget_of(call.session)
             if call.spec.access is Access.SPEND:
@@ -327,6 +331,23 @@ class Gateway:
             **facts,
         )
         return result
+
+    async def _write_begins(self, call: _Admitted) -> None:
+        """A write is sent only once a record of it is on disk: should the daemon stop
+        before its answer, the log still says it may have run. Without that record it is
+        not sent, and its approval can be used again."""
+        approval = call.approval
+        try:
+            await self._audit.append(
+                "operation_started",
+                **call.where,
+                params=call.audited,
+                approval=approval.request_id if approval else None,
+            )
+        except BaseException:
+            if approval is not None:
+                self._store.restore_write_approval(approval)
+            raise
 
     async def _credentials_rejected(self, exc: AirlockError, service: str) -> None:
         """A service refused its stored credentials: the person must hear it, since only

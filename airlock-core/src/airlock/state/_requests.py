@@ -183,6 +183,14 @@ class RequestTables(Database):
             used_at=now,
         )
 
+    def restore_write_approval(self, approval: WriteApproval) -> None:
+        """Make an approval :meth:`consume_write_approval` just used usable again (its
+        call was stopped before it reached the service)."""
+        self._execute(
+            "UPDATE write_approvals SET used_at = NULL WHERE request_id = ? AND used_at = ?",
+            (approval.request_id, approval.used_at),
+        )
+
     def bind_write_approval(self, request_id: str, session_id: str) -> bool:
         """Attach the session created for *request_id* to its write approval."""
         cursor = self._execute(
