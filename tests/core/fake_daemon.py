@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import secrets
 import threading
 from dataclasses import dataclass, field
@@ -267,6 +268,7 @@ class FakeDaemon:
     def _info(self, s: FakeSession) -> api.SessionInfo:
         return api.SessionInfo(
             id=s.id,
+            uid=os.getuid(),
             services=s.services,
             access=s.access,
             created_at=s.expires_at - timedelta(hours=1),

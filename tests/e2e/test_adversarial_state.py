@@ -774,3 +774,38 @@ def test_the_audit_directory_keeps_to_its_budget_and_still_verifies(
     ]
     assert dropped
     assert all(not (audit_dir / r["file"]).exists() for r in dropped)
+
+
+def test_the_owner_sees_every_uids_sessions_and_another_uid_only_its_own(
+    shared_airlock: Airlock, other_uid: int
+) -> None:
+    """To revoke one agent's session the person must find it: the owner's (and root's)
+    listing shows every uid's sessions with their uid; another uid sees only its own."""
+    socket_path = shared_airlock.paths.socket
+    created = _request_as(other_uid, shared_airlock, ttl="63m")
+    with shared_airlock.client() as owner:
+        assert shared_airlock.approve(owner, created["code"]).status_code == 200
+        status, state = http_as(
+            other_uid,
+            socket_path,
+            "GET",
+            f"/v1/requests/{created['id']}",
+            headers={"X-Airlock-Claim": created["claim"]},
+        )
+        assert status == 200, state
+        theirs = state["session"]
+        remember(theirs["token"])
+        mine = shared_airlock.session(owner, ttl="64m")
+        listed = owner.get("/v1/sessions").json()["sessions"]
+        assert {(s["id"], s["uid"]) for s in listed} == {
+            (mine["id"], os.getuid()),
+            (theirs["id"], other_uid),
+        }
+    shown = shared_airlock.cli("sessions")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.split()[:2] == ["ID", "UID"]
+    row = next(line for line in shown.stdout.splitlines() if theirs["id"] in line)
+    assert row.split()[:2] == [theirs["id"], str(other_uid)]
+    status, body = http_as(other_uid, socket_path, "GET", "/v1/sessions")
+    assert status == 200, body
+    assert [(s["id"], s["uid"]) for s in body["sessions"]] == [(theirs["id"], other_uid)]

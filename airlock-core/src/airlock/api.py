@@ -66,6 +66,8 @@ class BudgetInfo(BaseModel):
 
 class SessionInfo(BaseModel):
     id: str
+    uid: int
+    """Whose session it is (the uid that asked for it)."""
     services: list[str]
     access: Access
     created_at: datetime

@@ -4,6 +4,7 @@ revoke, run."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -124,19 +125,30 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def sessions(ctx: typer.Context, as_json: JsonOption = False) -> None:
-        """List your active sessions, and approved requests not collected yet."""
+        """List your active sessions, and approved requests not collected yet (run by the
+        daemon's owner or root: every user's, with the uid each belongs to)."""
         found = with_client(ctx.obj, lambda c: c.sessions())
         if found.uncollected and not as_json:
             codes = ", ".join(r.code for r in found.uncollected)
             typer.echo(f"approved, session not collected yet: {codes}")
+        others = any(s.uid != os.getuid() for s in found.sessions)
         print_listing(
             found.sessions,
             as_json=as_json,
             dump=lambda s: s.model_dump(mode="json"),
             empty="no active sessions",
-            headers=["ID", "SERVICES", "ACCESS", "EXPIRES (UTC)", "USES", "BUDGET USED / LEFT"],
+            headers=[
+                "ID",
+                *(["UID"] if others else []),
+                "SERVICES",
+                "ACCESS",
+                "EXPIRES (UTC)",
+                "USES",
+                "BUDGET USED / LEFT",
+            ],
             row=lambda s: [
                 s.id,
+                *([str(s.uid)] if others else []),
                 ", ".join(s.services),
                 s.access,
                 f"{s.expires_at:%Y-%m-%d %H:%M}",

@@ -39,6 +39,7 @@ def session_info(session: Session, budget: BudgetState | None = None) -> Session
 
     return SessionInfo(
         id=session.id,
+        uid=session.uid,
         services=list(session.services),
         access=session.access,
         created_at=datetime.fromtimestamp(session.created_at, UTC),
@@ -77,8 +78,9 @@ def status(rt: Runtime, peer: Peer) -> DaemonStatus:
     )
 
 
-def session_infos(rt: Runtime, uid: int) -> list[SessionInfo]:
-    """The caller's active sessions, a spend session with its budget used and left."""
+def session_infos(rt: Runtime, uid: int | None) -> list[SessionInfo]:
+    """*uid*'s active sessions (every uid's with None), a spend session with its budget
+    used and left."""
     budgets = rt.priced.budgets
     return [
         session_info(s, budgets.state(s.id) if s.access == "spend" else None)

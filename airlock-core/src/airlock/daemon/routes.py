@@ -91,12 +91,13 @@ async def deny(request: web.Request) -> web.StreamResponse:
 
 
 async def list_sessions(request: web.Request) -> web.StreamResponse:
+    """The caller's sessions; the daemon's owner's or root's: every uid's, so the person
+    can revoke one agent's session (in isolated mode each agent is a uid of its own)."""
     runtime, caller = rt(request), peer(request)
     runtime.gateway.uses.flush()
-    waiting = [r for r in runtime.approvals.uncollected(caller) if r.requester_uid == caller.uid]
-    return json_model(
-        api.SessionList(sessions=runtime.session_infos(caller.uid), uncollected=waiting)
-    )
+    whose = None if speaks_for_owner(caller) else caller.uid
+    waiting = [r for r in runtime.approvals.uncollected(caller) if whose in (None, r.requester_uid)]
+    return json_model(api.SessionList(sessions=runtime.session_infos(whose), uncollected=waiting))
 
 
 async def revoke_session(request: web.Request) -> web.StreamResponse:

@@ -250,7 +250,7 @@ class Runtime:
     def status(self, peer: Peer) -> DaemonStatus:
         return answers.status(self, peer)
 
-    def session_infos(self, uid: int) -> list[SessionInfo]:
+    def session_infos(self, uid: int | None) -> list[SessionInfo]:
         return answers.session_infos(self, uid)
 
     async def service_list(self) -> ServiceList:

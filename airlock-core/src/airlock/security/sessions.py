@@ -192,8 +192,8 @@ class SessionManager:
                 revoked.append(self._store.get_session(session.id) or session)
         return revoked
 
-    def list(self, uid: int) -> list[Session]:
-        """The active sessions of *uid*, oldest first."""
+    def list(self, uid: int | None) -> list[Session]:
+        """The active sessions of *uid* (of every uid with None), oldest first."""
         return self._store.list_sessions(uid=uid, active_at=self._clock.now())
 
     def newly_expired(self) -> builtins.list[Session]:
