@@ -86,7 +86,8 @@ def test_an_invalid_config_is_an_error_with_file_and_key(tmp_path: Path, command
     (tmp_path / "config.yaml").write_text("approvals: {timeout: 5m}\n")
     result = airlock(tmp_path, command, env={"AIRLOCK_TOTP__DIGITS": "9"})
     assert result.returncode == 1
-    assert "config.yaml: key totp.digits" in result.stderr
+    # The variable is what is wrong, and what to fix: it is named, not the file.
+    assert "AIRLOCK_TOTP__DIGITS: key totp.digits" in result.stderr
 
 
 def test_plugins_list_shows_builtins_with_all(tmp_path: Path) -> None:

@@ -80,6 +80,10 @@ def test_a_wrong_environment_variable_is_refused_like_a_wrong_key(
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "config.yaml")
     assert f"key {key}" in info.value.message
+    # The variable is named, not the file (which may not exist): that is what to fix.
+    assert info.value.message.startswith(f"{name}: ")
+    assert "config.yaml" not in info.value.message
+    assert "variable" in (info.value.hint or "")
 
 
 @pytest.mark.parametrize(
@@ -115,6 +119,7 @@ def test_an_invalid_file_is_refused_with_file_key_and_reason(
     assert str(path) in message
     assert f"key {key}" in message
     assert words in message
+    assert "Value error" not in message  # pydantic's prefix to a validator's own words
 
 
 def test_a_services_permissions_are_typed_and_its_own(tmp_path: Path) -> None:

@@ -47,6 +47,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+#: The hint of a "no service named ..." answer (a config change since start aside).
+SERVICES_LISTED = "`airlock services` (GET /v1/services) lists the configured services"
+
 
 class AirlockError(Exception):
     """Base of every error Airlock raises on purpose."""

@@ -82,7 +82,10 @@ def first_problem(exc: ValidationError, *, within: str = "") -> Problem:
         return Problem(within, "invalid value")
     path = [within] if within else []
     path += [str(part) for part in errors[0]["loc"]]
-    return Problem(".".join(path), errors[0]["msg"])
+    message = errors[0]["msg"]
+    if errors[0]["type"] == "value_error":  # a validator's message, not pydantic's prefix
+        message = message.removeprefix("Value error, ")
+    return Problem(".".join(path), message)
 
 
 def problem_fields(exc: ValidationError, *, most: int = 5) -> list[str]:

@@ -127,7 +127,10 @@ def register(app: typer.Typer) -> None:
             typer.echo(("connected: " if out.check.get("ok") else "check failed: ") + summary)
 
     @group.command("list")
-    def list_(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    def list_(
+        ctx: typer.Context,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
         """Which services and notifiers have credentials stored (never the values)."""
         from airlock.client import AirlockClient
 
@@ -138,6 +141,8 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(listing)
             return
+        if not listing:
+            typer.echo("no configured service or notifier takes credentials")
         for item in listing:
             typer.echo(f"{item['service']:<16} {'stored' if item['stored'] else '-'}")
 

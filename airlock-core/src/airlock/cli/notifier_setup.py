@@ -92,11 +92,11 @@ def report_settings(
         backup = write_notifier_config(path, name, settings)
         saved = f" (the previous file is {backup})" if backup else ""
         typer.echo(f"wrote notifiers.{name} to {path} and enabled it{saved}")
-        typer.echo("restart the daemon (`airlock serve`) to start using it")
+        typer.echo("run `airlock reload` (or start the daemon) to start using it")
         return
     typer.echo(f"add this to {path} (or run again with --write-config):\n")
     typer.echo(config_snippet(name, settings))
-    typer.echo("then restart the daemon (`airlock serve`)")
+    typer.echo("then run `airlock reload` (or start the daemon)")
 
 
 def configured_api_base(state: CliState, name: str, given: str | None, default: str) -> str:

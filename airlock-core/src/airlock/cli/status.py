@@ -163,6 +163,7 @@ def register(app: typer.Typer) -> None:
                 "daemon:   not running (start it with `airlock service start` or `airlock serve`)"
             )
         scope = facts["ptrace_scope"]
-        typer.echo(f"ptrace:   scope {scope['value']}: {scope['meaning']}")
+        value = "-" if scope["value"] is None else scope["value"]
+        typer.echo(f"ptrace:   scope {value}: {scope['meaning']}")
         for warning in facts["warnings"]:
             typer.echo(f"\nwarning: {warning}")

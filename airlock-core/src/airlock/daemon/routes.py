@@ -325,7 +325,7 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "/v1/credentials",
         list_credentials,
-        "Which services have stored credentials",
+        "Which services and notifiers take credentials, and which have them stored",
         response=api.CredentialListing,
     ),
     Route(

@@ -28,7 +28,7 @@ from airlock.daemon.notifier_set import close_notifiers, listen, open_notifiers
 from airlock.daemon.reenrol import Reenrolments
 from airlock.daemon.reload import Parts, recorded, retire
 from airlock.daemon.unrecorded_holds import UnrecordedHolds
-from airlock.errors import NotFound
+from airlock.errors import SERVICES_LISTED, NotFound
 from airlock.framework.notifiers import Notice, Notifier
 from airlock.framework.plugins import (
     AirlockPluginManager,
@@ -266,6 +266,8 @@ class Runtime:
         """A service this daemon does not know may be one added to the file since."""
         if exc.message.startswith("no service named") and self.config_changed():
             return NotFound(exc.message, field=exc.field, hint=CONFIG_CHANGED)
+        if exc.message.startswith("no service named") and exc.hint is None:
+            return NotFound(exc.message, field=exc.field, hint=SERVICES_LISTED)
         return exc
 
     # -- lifecycle ---------------------------------------------------------------------

@@ -319,7 +319,7 @@ class Connector(Generic[S]):
         except KeyError:
             raise NotFound(
                 f"{cls.name} has no operation {operation_name!r}",
-                hint="GET /v1/services lists the operations",
+                hint="`airlock services SERVICE` (GET /v1/services) lists the operations",
             ) from None
 
     async def call(self, operation_name: str, params: Mapping[str, Any] | None) -> BaseModel:

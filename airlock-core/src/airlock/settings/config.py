@@ -274,6 +274,18 @@ def _merged(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return base
 
 
+def _variable_setting(key: str, env: Mapping[str, str]) -> str | None:
+    """The ``AIRLOCK_<SECTION>__<KEY>`` variable that set *key* (or what holds it)."""
+    parts = key.split(".")
+    for name in env:
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split(ENV_NESTED)
+        if path[0] in AirlockConfig.model_fields and all(path) and parts[: len(path)] == path:
+            return name
+    return None
+
+
 def load_config(path: Path) -> AirlockConfig:
     """Read *path* (missing file means defaults) and the environment."""
     return validated_config(path, read_config_file(path), os.environ)
@@ -287,6 +299,13 @@ def validated_config(path: Path, data: Mapping[str, Any], env: Mapping[str, str]
     except ValidationError as exc:
         problem = first_problem(exc)
         key = problem.field or "(top level)"
+        variable = _variable_setting(key, env)
+        if variable is not None:
+            raise ConfigError(
+                f"{variable}: key {key}: {problem.message}",
+                hint="fix the variable or unset it (see docs/configuration.md)",
+                field=key,
+            ) from None
         raise ConfigError(
             f"{path}: key {key}: {problem.message}",
             hint="fix the key or remove it to use the default (see docs/configuration.md)",

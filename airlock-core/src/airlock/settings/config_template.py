@@ -34,7 +34,7 @@ approvals:
 
 # One entry per account; the key is the service name agents and the CLI use.
 # Remove the # in front of an example to use it (its password goes in with
-# `airlock credentials add NAME`), then restart the daemon.
+# `airlock credentials add NAME`), then `airlock reload` if the daemon runs.
 services:
   # archive: {connector: maildir, path: ~/Mail/archive}
   # work:    {connector: imap, host: imap.example.com, port: 993, username: me@example.com}
