@@ -61,13 +61,15 @@ class _DaemonView(NamedTuple):
     """Services whose credentials their service refused, with what it said."""
     listed: dict[str, list[OperationInfo]]
     """Operations of the services whose connector lists them when it opens."""
+    down: str = "daemon not running (start it with `airlock serve`)"
+    """Each service's health when *loaded* is None."""
 
 
 def _daemon_view(state: CliState, listing: set[str]) -> _DaemonView:
     """What the running daemon says; the operations of the services in *listing* (those
     only an open connector knows) come from its service list."""
     from airlock.cli.client_support import with_client
-    from airlock.errors import AirlockError
+    from airlock.errors import AirlockError, DaemonUnreachable
 
     async def ask(client: AirlockClient) -> _DaemonView:
         status = await client.status()
@@ -81,8 +83,11 @@ def _daemon_view(state: CliState, listing: set[str]) -> _DaemonView:
 
     try:
         return with_client(state, ask)
-    except AirlockError:
+    except DaemonUnreachable:
         return _DaemonView(None, set(), False, {}, {})
+    except AirlockError as exc:  # it runs, but its answer is not one this client reads
+        why = f"the running daemon's answer: {exc.message}" + (f"; {exc.hint}" if exc.hint else "")
+        return _DaemonView(None, set(), False, {}, {}, why)
 
 
 def _takes_credentials(
@@ -126,7 +131,7 @@ def collect_services(state: CliState) -> list[dict[str, Any]]:
         for item in checked.services
         if item["connector"] in facts and facts[item["connector"]]["lists_operations"]
     }
-    loaded, stored, changed, refused, listed = _daemon_view(state, dynamic)
+    loaded, stored, changed, refused, listed, down = _daemon_view(state, dynamic)
     listing = []
     for item in checked.services:
         name, known = item["name"], facts.get(item["connector"])
@@ -134,7 +139,7 @@ def collect_services(state: CliState) -> list[dict[str, Any]]:
         if item.get("problem"):
             entry["health"] = item["problem"]
         elif loaded is None:
-            entry["health"] = "daemon not running (start it with `airlock serve`)"
+            entry["health"] = down
         elif name not in loaded:
             entry["health"] = "not loaded by the running daemon: " + CONFIG_CHANGED.split(": ")[1]
         elif name not in stored and _takes_credentials(state, name, connectors):
