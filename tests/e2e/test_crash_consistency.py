@@ -1,4 +1,5 @@
-"""The daemon killed (SIGKILL) at the worst moment, then started again.
+"""The daemon killed (SIGKILL) at the worst moment, or its state database held by another
+process, then started again.
 
 A real daemon (``tests.e2e.host_trial``: ``airlock serve`` plus a connector whose write
 adds a line to a file, the "service", and then waits for its answer) on a real socket.
@@ -10,6 +11,7 @@ in it, and it does not run again.
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 import threading
 import time
@@ -18,6 +20,8 @@ from typing import Any
 
 import httpx
 from tests.e2e.daemon_harness import Airlock, leaked_secrets, remember
+
+from airlock.errors import DaemonUnreachable
 
 SLOW_HOST = {"services": {"trial": {"connector": "trial"}}, "connector_host": {"timeout": "60s"}}
 
@@ -103,3 +107,52 @@ def test_a_write_cut_off_by_a_daemon_kill_is_in_the_log_and_never_runs_again(
     finally:
         airlock.stop()
     assert not leaked_secrets(airlock.home)
+
+
+def test_a_state_database_held_locked_is_a_clear_503_and_a_clear_start_failure(
+    tmp_path: Path,
+) -> None:
+    """Another process holds state.db (``BEGIN EXCLUSIVE`` in a sqlite3 shell): revoking
+    everything is refused with a 503 that says so (not a 500 "internal error"), the log
+    says the revocation it recorded was not made, and a daemon started meanwhile says
+    why it cannot start (not a traceback)."""
+    airlock = Airlock(tmp_path / "home").start()
+    try:
+        with airlock.client() as agent:
+            token = airlock.session(agent)["token"]
+            holder = sqlite3.connect(airlock.paths.state_db, isolation_level=None)
+            holder.execute("BEGIN EXCLUSIVE")
+            try:
+                refused = agent.delete("/v1/sessions")
+            finally:
+                holder.execute("ROLLBACK")
+            assert refused.status_code == 503, refused.text
+            error = refused.json()["error"]
+            assert error["code"] == "state_unavailable"
+            assert str(airlock.paths.state_db) in error["message"]
+            assert "locked" in error["message"]
+            assert airlock.op(agent, token, "count_unread").status_code == 200
+            events = [r["event"] for r in _records(airlock)]
+            revoked = events.index("session_revoked")
+            assert events[revoked + 1] == "state_write_failed"
+            assert agent.delete("/v1/sessions").status_code == 200
+            assert airlock.op(agent, token, "count_unread").status_code == 401
+        airlock.stop()
+
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            airlock.start()
+            raise AssertionError("the daemon started on a database it cannot write")
+        except DaemonUnreachable as exc:
+            said = str(exc)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert "Traceback" not in said, said
+        assert "state database" in said
+        assert "locked" in said
+        airlock.start()
+        verify = airlock.audit_verify()
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+    finally:
+        airlock.stop()

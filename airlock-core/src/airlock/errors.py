@@ -215,6 +215,14 @@ class AuditError(AirlockError):
     code = "audit_unavailable"
 
 
+class StateUnavailable(AirlockError):
+    """The state database refused a write: another process holds it locked past the
+    wait, or its disk is full."""
+
+    status = 503
+    code = "state_unavailable"
+
+
 class ConnectorError(AirlockError):
     """The service failed. A spend call that ends so is counted at its reservation
     unless the error is a :class:`ServiceRefused` (fail closed: it may have cost)."""
@@ -283,7 +291,7 @@ HTTP_ERRORS: dict[int, tuple[type[AirlockError], str]] = {
     423: (ApprovalsLocked, "approvals locked"),
     429: (RateLimited, "rate limited"),
     502: (ConnectorError, "the service failed or refused"),
-    503: (VaultError, "the vault or the audit log is unavailable"),
+    503: (VaultError, "the vault, the audit log or the state database is unavailable"),
     504: (ConnectorTimeout, "the service took longer than connector_host.timeout"),
 }
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import grp
 import json
 import math
 import os
 import pwd
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -25,6 +27,7 @@ from airlock.errors import (
     InvalidInput,
     PayloadTooLarge,
     RequestTimedOut,
+    StateUnavailable,
     error_class_for_status,
 )
 from airlock.models import first_problem
@@ -111,14 +114,35 @@ class UidGate:
 RequestHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
-def guarded(handler: RequestHandler, gate: UidGate, guard: ConnectionGuard) -> RequestHandler:
+StateFailed = Callable[[str, str], Awaitable[object]]
+"""Records that a request's state write failed (its method and path)."""
+
+
+def state_unavailable(path: object) -> StateUnavailable:
+    return StateUnavailable(
+        f"the state database ({path}) could not be written: another process holds it "
+        "locked, or the disk is full. What was asked was not done, or not all of it",
+        hint="close what holds the file open (a sqlite3 shell, a backup) and try again",
+    )
+
+
+def guarded(
+    handler: RequestHandler,
+    gate: UidGate,
+    guard: ConnectionGuard,
+    *,
+    state: object = "state.db",
+    state_failed: StateFailed | None = None,
+) -> RequestHandler:
     """The daemon's front door, wrapped once around the app's whole handler (routing
     included), in place of a middleware, so aiohttp runs none of its per-request
     middleware machinery: marks the connection busy while its request runs and hands the
     request the peer found when it connected (``peer`` asks the kernel otherwise); lets
     in only the uids the gate allows; answers every error as JSON with its status (an
     unknown path's 404 and a wrong method's 405 too), and a bug with a 500 that keeps
-    its details in the daemon's log."""
+    its details in the daemon's log. A state database that refuses a write is a 503
+    (*state*: its path) and a record (*state_failed*): the audit record written before
+    the refused write may tell of a change that was not made."""
 
     async def gatekeeper(request: web.BaseRequest) -> web.StreamResponse:
         conn = guard.connection(request.transport)
@@ -139,6 +163,13 @@ def guarded(handler: RequestHandler, gate: UidGate, guard: ConnectionGuard) -> R
             if exc.status < 400:
                 raise
             return _http_error(exc)
+        except sqlite3.OperationalError as exc:
+            log.error("state_write_failed", path=request.path, error=str(exc))
+            if state_failed is not None:
+                # When the audit log refuses writes too, the answer says enough.
+                with contextlib.suppress(AirlockError):
+                    await state_failed(request.method, request.path)
+            return error_response(state_unavailable(state))
         except Exception as exc:  # a bug: answer cleanly, keep details out of the response
             log.error("unhandled_error", path=request.path, error=type(exc).__name__)
             return web.Response(body=_INTERNAL_ERROR, status=500, content_type=JSON)

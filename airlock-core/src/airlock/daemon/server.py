@@ -90,7 +90,15 @@ async def serve(
         # The uid gate and the JSON errors wrap the app's handler once, for every request
         # (an unknown path's too), instead of a middleware aiohttp would run per request.
         assert runner.server is not None
-        runner.server.request_handler = guarded(runner.server.request_handler, gate, guard)
+        runner.server.request_handler = guarded(
+            runner.server.request_handler,
+            gate,
+            guard,
+            state=paths.state_db,
+            state_failed=lambda method, path: runtime.audit.append(
+                "state_write_failed", method=method, path=path
+            ),
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

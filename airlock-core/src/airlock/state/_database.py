@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from airlock.common.files import PRIVATE_FILE, ensure_private_dir
-from airlock.errors import AirlockError
+from airlock.errors import AirlockError, StateUnavailable
 from airlock.state.schema import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 10_000
@@ -49,7 +49,15 @@ class Database:
         self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = FULL")
-        self._migrate()
+        try:
+            self._migrate()
+        except sqlite3.OperationalError as exc:
+            self._conn.close()
+            raise StateUnavailable(
+                f"the state database ({path}) could not be opened for writing: {exc} "
+                f"(waited {busy_timeout_ms / 1000:g} s for another process to let go of it)",
+                hint="close what holds the file open (a sqlite3 shell, a backup) and start again",
+            ) from None
 
     # -- plumbing ---------------------------------------------------------------
 
