@@ -48,7 +48,12 @@ def register(app: typer.Typer) -> None:
         from airlock.errors import InvalidInput
 
         if not set_passphrase_:
-            raise InvalidInput("say what to do: airlock lock --set-passphrase", field="command")
+            raise InvalidInput(
+                "airlock lock needs --set-passphrase",
+                field="command",
+                hint="`airlock lock --set-passphrase` seals the TOTP secret and the vault; the "
+                "daemon then waits for `airlock unlock` after every start",
+            )
         set_passphrase(ctx.obj)
 
     @app.command("unlock")
