@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pyotp
 from pydantic import BaseModel
@@ -85,6 +85,18 @@ class Notebook(Connector):
     async def save_note(self, params: SaveParams) -> Done:
         NOTES[params.name] = params.text
         return Done()
+
+    described: ClassVar[dict[str, str]] = {}
+    """What ``describe`` says of a note a write names (tests of the prompt's "Acts on"
+    line); ``"!"`` makes it fail. Empty: it describes nothing."""
+
+    async def describe(self, operation: str, params: BaseModel) -> str | None:
+        if not isinstance(params, SaveParams) or params.name not in Notebook.described:
+            return None
+        said = Notebook.described[params.name]
+        if said == "!":
+            raise ConnectorError("the notebook is unreachable: secret-detail-9K")
+        return said
 
 
 class ToolResult(BaseModel):

@@ -106,6 +106,9 @@ class PendingRequest(BaseModel):
     status: Literal["pending", "approved"] = "pending"
     """``approved``: approved, its session not collected yet (``expires_at`` is then the
     collection deadline)."""
+    target: str | None = None
+    """What a write acts on, in its service's words (untrusted text): only for a caller
+    other than the requester (the daemon's owner or root), never for the agent."""
     created_at: datetime
     expires_at: datetime
 

@@ -330,6 +330,16 @@ class GcalConnector(Connector[GcalSettings]):
 
         return await self._google(f"event {params.id!r}", work)
 
+    async def describe(self, operation: str, params: BaseModel) -> str | None:
+        """The event a write names by id (``respond``), for the person's approval
+        prompt: its summary and start, read like ``get_event`` (nothing changes)."""
+        event_id, calendar = getattr(params, "id", None), getattr(params, "calendar", None)
+        if not isinstance(event_id, str) or not isinstance(calendar, str):
+            return None
+        event = await self.get_event(GetEventParams(id=event_id, calendar=calendar))
+        title = event.summary or "(no title)"
+        return f"event “{title}” starting {event.start}, in calendar {calendar}"
+
 
 def _midnight(day: date, zone: ZoneInfo | None) -> datetime:
     """The start of *day* in *zone* (the machine's zone when None), daylight saving included."""

@@ -197,6 +197,18 @@ class MailConnector(Connector, abc.ABC):
         await self.store_move(source, params.id, target)
         return Done(detail=f"moved from {source} to {target}")
 
+    async def describe(self, operation: str, params: BaseModel) -> str | None:
+        """The message a write names by id, for the person's approval prompt: its
+        subject, sender, date and folder (read like ``get_message``: nothing changes)."""
+        if not isinstance(params, MessageRef):
+            return None
+        self.check_id(params.id)
+        folder = _folder(params.folder)
+        found = await self.load_message(folder, params.id, max_chars=1)
+        sent = f", {found.date:%Y-%m-%d}" if found.date else ""
+        sender = found.from_ or "no sender"
+        return f"message “{found.subject or '(no subject)'}” from {sender}{sent}, in {folder}"
+
     async def _set_seen(self, params: MessageRef, *, seen: bool) -> Done:
         self.check_id(params.id)
         changed = await self.store_seen(_folder(params.folder), params.id, seen=seen)

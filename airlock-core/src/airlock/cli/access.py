@@ -91,7 +91,7 @@ def register(app: typer.Typer) -> None:
             as_json=as_json,
             dump=lambda r: r.model_dump(mode="json"),
             empty="no pending requests",
-            headers=["CODE", "SERVICES", "ACCESS", "WHO", "FINGERPRINT", "REASON"],
+            headers=["CODE", "SERVICES", "ACCESS", "WHO", "FINGERPRINT", "REASON", "ACTS ON"],
             row=lambda r: [
                 r.code,
                 ", ".join(r.services),
@@ -99,6 +99,9 @@ def register(app: typer.Typer) -> None:
                 f"uid {r.requester_uid}",
                 r.fingerprint,
                 untrusted_line(r.reason, 60),
+                # The service's text; only another uid's request carries it (the agent
+                # never gets it): the prompt and the dashboard show it for your own.
+                untrusted_line(r.target, 80) if r.target else "",
             ],
         )
 

@@ -190,6 +190,20 @@ class ConnectorHost:
         finally:
             await frames.aclose()
 
+    async def describe(
+        self, service: Service, spec: OperationSpec, params: Mapping[str, Any]
+    ) -> str | None:
+        """What the write *spec* with *params* acts on, in the service's words (its
+        connector's ``describe``), for the person's prompt only; None: nothing to say.
+        Bounded by the host's timeout; a failure is raised, like a call's."""
+        answer = await self.link.request(
+            "describe", service=service.name, operation=spec.name, params=dict(params)
+        )
+        found = answer.get("description")
+        if found is not None and not isinstance(found, str):
+            raise ConnectorError("the connector host sent a malformed answer (description)")
+        return found or None
+
     async def check(self, service: str) -> dict[str, Any]:
         answer = await self.link.request("check", service=service)
         return _object(answer, "check")

@@ -9,11 +9,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from airlock.errors import ConnectorError, InvalidInput
-from airlock.framework.connectors import Access, OperationSpec
+from airlock.framework.connectors import Access, Connector, OperationSpec
 from airlock.framework.spending import BudgetState
 
 MAX_FIELDS = 32
 MAX_FIELD_CHARS = 16 * 1024
+DESCRIPTION_CHARS = 1000
+"""What crosses of a write's description (``Connector.describe``); the prompt cuts more."""
 
 
 def text_field(message: Mapping[str, Any], key: str, *, limit: int = 200) -> str:
@@ -46,6 +48,25 @@ def still_a_read(message: Mapping[str, Any], service: str, spec: OperationSpec) 
             f"{service}.{spec.name} is listed as a {spec.access.value} now, no longer a read",
             hint="call it again: it needs the person's approval",
         )
+
+
+async def described(
+    connector: Connector, spec: OperationSpec, params: dict[str, Any]
+) -> str | None:
+    """What a write acts on, as the connector describes it (``Connector.describe``), for
+    the person's prompt: only writes are described (a read's params name what the agent
+    would read anyway, and it holds no session to read it yet)."""
+    if spec.access is not Access.WRITE:
+        raise InvalidInput(f"{spec.name} is not a write: nothing to describe", field="operation")
+    text = await connector.describe(spec.name, spec.parse_params(params))
+    if text is not None and not isinstance(text, str):
+        raise ConnectorError(f"{connector.name}.describe gave {type(text).__name__}, not text")
+    return text[:DESCRIPTION_CHARS] if text else None
+
+
+def forget(running: dict[int, Any], rid: int, _: object) -> None:
+    """A finished request's task leaves the running ones (a done callback)."""
+    running.pop(rid, None)
 
 
 def listed_spec(spec: OperationSpec) -> dict[str, Any]:

@@ -36,6 +36,8 @@ from airlock.connector_host.requests import (
     budget_state,
     count_field,
     credential_fields,
+    described,
+    forget,
     listed_spec,
     object_field,
     result_json,
@@ -51,13 +53,7 @@ from airlock.errors import (
     VaultError,
 )
 from airlock.framework.connectors import CheckResult, Connector, OperationSpec
-from airlock.framework.spending import (
-    Charge,
-    Meter,
-    PricedConnector,
-    budget_in_force,
-    nano_usd,
-)
+from airlock.framework.spending import Charge, Meter, PricedConnector, budget_in_force, nano_usd
 from airlock.gateway.services import Service
 from airlock.passphrase import WrongPassphrase, key_from
 from airlock.security.vault import Vault
@@ -81,6 +77,7 @@ class HostServer:
             "configure": self._configure,
             "call": self._call,
             "listed": self._listed,
+            "describe": self._describe,
             "check": self._check,
             "set_credentials": self._set_credentials,
             "get_credential": self._get_credential,
@@ -114,7 +111,7 @@ class HostServer:
                     raise ChannelBroken(f"request id {rid} is already running")
                 task = asyncio.create_task(self._answer(rid, message, outbox))
                 running[rid] = task
-                task.add_done_callback(functools.partial(_forget, running, rid))
+                task.add_done_callback(functools.partial(forget, running, rid))
         except ChannelBroken as exc:
             if str(exc) != "the channel closed":
                 log.warning("connector_host_channel_broken", reason=str(exc))
@@ -329,6 +326,10 @@ class HostServer:
                 if close is not None:
                     await close()
 
+    async def _describe(self, message: dict[str, Any]) -> dict[str, Any]:
+        async with self._operation(message) as (_, connector, spec, params):
+            return {"description": await described(connector, spec, params)}
+
     async def _listed(self, message: dict[str, Any]) -> dict[str, Any]:
         service = self._service(message)
         listed = await self.pool.listed(service.name)
@@ -393,7 +394,3 @@ class HostServer:
             return {"locked": True, "services": {}}
         names = self.vault.services()
         return {"locked": False, "services": {n: sorted(self.vault.get(n)) for n in names}}
-
-
-def _forget(running: dict[int, asyncio.Task[None]], rid: int, _: object) -> None:
-    running.pop(rid, None)

@@ -49,6 +49,7 @@ from airlock.security.code_checks import CodeChecker
 from airlock.security.peers import Peer
 from airlock.security.replies import ReplyHandler
 from airlock.security.sessions import SessionManager
+from airlock.security.targets import TargetNotes
 from airlock.security.vault import Vault
 from airlock.settings.config import CONFIG_CHANGED, AirlockConfig, config_digest, load_config
 from airlock.settings.paths import AirlockPaths
@@ -113,6 +114,7 @@ class Runtime:
         )
         self.vault = Vault(paths.vault_file)
         self.unlisted_until: dict[str, float] = {}
+        self.targets = TargetNotes()  # what pending writes act on, kept across reloads
         self._notices: set[asyncio.Task[Any]] = set()
         self.keeper = SecretKeeper(paths, self.clock)
         self.host = HostConnection(paths, pm, config, self.audit, launcher=host)
@@ -155,6 +157,8 @@ class Runtime:
             audit=self.audit,
             services=services,
             policies=self.policies,
+            describe=host.describe,
+            targets=self.targets,
         )
         approvals = ApprovalService(
             context, codes=codes, channels=channels, operation_spec=host.spec

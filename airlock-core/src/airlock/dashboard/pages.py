@@ -115,6 +115,7 @@ def pending_rows(request: web.Request) -> list[dict[str, Any]]:
                 "access": r.access,
                 "operation": r.operation,
                 "params": _params(r.operation.get("params", {})) if r.operation else "",
+                "target": rt.approvals.target(r),
                 "ttl": format_duration(r.ttl),
                 "budget": format_usd(r.budget_nano) if r.budget_nano is not None else "",
                 "reason": r.reason,

@@ -284,6 +284,17 @@ class Connector(Generic[S]):
         """A read-only probe: can we connect, and what is there?"""
         return CheckResult(ok=True, summary="no check implemented")
 
+    async def describe(self, operation: str, params: BaseModel) -> str | None:
+        """What a write's *params* act on, in the person's words, shown on the approval
+        prompt: "message 'Invoice 42' from bob@example.com in INBOX". *params* are the
+        validated params of write *operation*. Core asks when the write is requested,
+        before anyone approved anything, and shows the text to the person only, never
+        to the agent (it holds no read session): look the target up read-only, say
+        nothing the operation's params would not let the person find themselves. None
+        (the default): nothing to add; raise, or take longer than the connector host's
+        timeout, and the prompt says the target could not be looked up."""
+        return None
+
     async def list_operations(self) -> list[OperationSpec]:
         """The operations found at open (``lists_operations`` connectors): each made with
         :func:`listed_operation`."""

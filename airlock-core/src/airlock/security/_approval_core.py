@@ -63,6 +63,8 @@ class ApprovalCore:
         self._policies: list[Policy] = context.policies
         self._channels = channels
         self._operation_spec = operation_spec
+        self._describe = context.describe
+        self._targets = context.targets
         self._changed = asyncio.Condition()
         self._decide = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -73,10 +75,19 @@ class ApprovalCore:
         """Requests waiting for the person that *viewer* may see (None: the person)."""
         now = self._clock.now()
         return [
-            listed(r)
+            listed(r, target=self.target(r, viewer))
             for r in self._store.list_requests(RequestStatus.PENDING)
             if r.expires_at > now and may_see(viewer, r)
         ]
+
+    def target(self, request: AccessRequest, viewer: Peer | None = None) -> str | None:
+        """What the write acts on, as its service described it, for *viewer*: the person
+        (None), or the owner or root looking at another uid's request. Never for the
+        requester's own uid: the agent holds no session to read it (in personal mode,
+        where the agent is the person's uid, only the prompt and the dashboard show it)."""
+        if viewer is not None and viewer.uid == request.requester_uid:
+            return None
+        return self._targets.get(request.id)
 
     def sole_pending(self, settle: float) -> str | None:
         """The id of the one request pending, if no other waited in the last *settle*
@@ -189,7 +200,9 @@ def created(request: AccessRequest, claim: str) -> AccessRequestCreated:
     )
 
 
-def listed(request: AccessRequest, *, collect_by: float | None = None) -> PendingRequest:
+def listed(
+    request: AccessRequest, *, collect_by: float | None = None, target: str | None = None
+) -> PendingRequest:
     return PendingRequest(
         id=request.id,
         code=request.code,
@@ -203,6 +216,7 @@ def listed(request: AccessRequest, *, collect_by: float | None = None) -> Pendin
         operation=request.operation,
         budget_usd=usd(request.budget_nano) if request.budget_nano is not None else None,
         status=request.status,
+        target=target,
         created_at=iso(request.created_at),
         expires_at=iso(collect_by if collect_by is not None else request.expires_at),
     )

@@ -18,6 +18,7 @@ from airlock.errors import (
     NotFound,
     RateLimited,
 )
+from airlock.framework.connectors import OperationSpec
 from airlock.framework.notifiers import Notice
 from airlock.framework.operations import canonical_operation_params, operation_hash
 from airlock.framework.policies import Decision, PolicyContext, Stage, evaluate
@@ -42,6 +43,7 @@ from airlock.security.request_codes import (
     new_claim,
     new_code,
 )
+from airlock.security.targets import LOOKING, look_up
 from airlock.state.store import AccessRequest, WriteApproval
 
 __all__ = [
@@ -82,6 +84,7 @@ class ApprovalService(SessionLifecycle):
         services = list(dict.fromkeys(body.services))
         access = body.access
         operation: dict[str, Any] | None = None
+        write: OperationSpec | None = None
         for name in services:
             if name not in self._services:
                 raise NotFound(f"no service named {name!r}", field="services")
@@ -98,6 +101,7 @@ class ApprovalService(SessionLifecycle):
                     field="operation",
                 )
             params = canonical_operation_params(spec, op.params)
+            write = spec if spec.access is Access.WRITE else None
             operation = {"service": op.service, "name": op.name, "params": params}
             services, access = (
                 [op.service],
@@ -182,8 +186,21 @@ class ApprovalService(SessionLifecycle):
                 budget_usd=usd(budget) if budget is not None else None,
             )
             self._store.insert_request(request)
-        self._spawn(self._channels.send_prompt(render_prompt(request, process=peer.process)))
+        self._spawn(self._prompt(request, write, process=peer.process))
         return created(request, claim)
+
+    async def _prompt(
+        self, request: AccessRequest, write: OperationSpec | None, *, process: str | None
+    ) -> None:
+        """Send the request's prompt; a write's after asking its service what it acts on
+        (bounded by the host's timeout; the agent's answer never waits for it)."""
+        target = None
+        if write is not None and self._describe is not None and request.operation:
+            self._targets.put(request.id, LOOKING)
+            service = self._services[request.operation["service"]]
+            target = await look_up(self._describe, service, write, request, self._audit)
+            self._targets.put(request.id, target)
+        await self._channels.send_prompt(render_prompt(request, process=process, target=target))
 
     async def _join_pending(
         self,

@@ -25,9 +25,15 @@ NAME_LIMIT = 40
 MIN_VALUE = 12
 CLAIM_LABEL = "Agent says it is"
 SENSITIVE_WARNING = "yes: one-time codes and reset links NOT masked"
+TARGET_LABEL = "Acts on (the service's text, untrusted)"
+TARGET_LIMIT = 200
 
 
-def render_prompt(request: AccessRequest, *, process: str | None) -> Prompt:
+def render_prompt(
+    request: AccessRequest, *, process: str | None, target: str | None = None
+) -> Prompt:
+    """The prompt for *request*; *target*: what a write acts on, as its service described
+    it (``security/targets.py``), shown on its own line labelled as the service's text."""
     lines: list[tuple[str, str]] = [("Who", f"uid {request.requester_uid}")]
     claimed = []
     if process:  # /proc/PID/comm: the agent picks its own process name
@@ -44,6 +50,8 @@ def render_prompt(request: AccessRequest, *, process: str | None) -> Prompt:
     if request.operation:
         lines.append(("Operation", f"{request.operation['service']}.{request.operation['name']}"))
         lines.append(("Parameters", _params_line(request.operation.get("params", {}))))
+        if target is not None:
+            lines.append((TARGET_LABEL, untrusted_line(target, TARGET_LIMIT)))
     if request.sensitive:
         lines.append(("Sensitive", SENSITIVE_WARNING))
     lines += [("Request", request.code), ("Fingerprint", request.fingerprint)]
