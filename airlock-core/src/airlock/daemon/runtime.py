@@ -9,13 +9,7 @@ import sqlite3
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from airlock.api import (
-    DaemonStatus,
-    ServiceList,
-    SessionInfo,
-    TotpReplaced,
-    TotpResetStarted,
-)
+from airlock.api import DaemonStatus, ServiceList, SessionInfo, TotpReplaced, TotpResetStarted
 from airlock.common.clock import Clock, SystemClock
 from airlock.common.logs import get_logger
 from airlock.connector_host.client import ConnectorHost
