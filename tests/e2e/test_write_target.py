@@ -16,6 +16,8 @@ from pathlib import Path
 
 from daemon_harness import Airlock
 from dashboard_support import Browser, start_with_dashboard
+from test_gcal import ME, gcal_auth, google  # noqa: F401  # google: a fixture
+from tests.gcal.google_server import GoogleServer
 
 SUBJECT = "Payroll March 7Q2X strictly private"
 SENDER = "payroll-7q2x@example.org"
@@ -148,3 +150,47 @@ def test_the_dashboard_shows_what_a_pending_write_acts_on_escaped(
     acts_on = page[page.index("<dt>Acts on</dt>") :].split("</dd>", 1)[0]
     assert html.escape(f"message “{hostile}” from ") in acts_on
     assert "the service's text, untrusted" in acts_on
+
+
+def test_an_answer_to_an_invitation_names_the_event_to_the_person_only(
+    start_airlock: Callable[..., Airlock],
+    google: GoogleServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The same through gcal: the local Google server, `airlock gcal auth`, a real daemon."""
+    google.add_event(
+        ME,
+        id="invite7q2x",
+        summary="Board dinner 7Q2X",
+        attendees=[{"email": ME, "self": True, "responseStatus": "needsAction"}],
+        start={"dateTime": "2026-12-04T19:00:00+01:00"},
+        end={"dateTime": "2026-12-04T21:00:00+01:00"},
+    )
+    client_id, secret = google.client()
+    client_file = tmp_path / "client_secret.json"
+    client_file.write_text(
+        json.dumps({"installed": {"client_id": client_id, "client_secret": secret}})
+    )
+    airlock = start_airlock(
+        {"services": {"calendar": {"connector": "gcal", "write": True, **google.settings()}}}
+    )
+    assert gcal_auth(airlock, client_file).returncode == 0
+    operation = {
+        "service": "calendar",
+        "name": "respond",
+        "params": {"id": "invite7q2x", "response": "declined"},
+    }
+    with airlock.client() as agent:
+        body = {"services": ["calendar"], "reason": "decline the party", "operation": operation}
+        posted = agent.post("/v1/requests", json=body)
+        assert posted.status_code == 202, posted.text
+        line = _prompt_line(airlock, posted.json()["code"])
+        answers = [posted.text, agent.get("/v1/requests").text, airlock.cli("pending").stdout]
+    assert line == (
+        "event “Board dinner 7Q2X” starting 2026-12-04T19:00:00+01:00, in calendar primary"
+    )
+    for answer in answers:
+        assert "Board dinner" not in answer
+    audit = "".join(p.read_text() for p in airlock.paths.data_dir.rglob("audit*.jsonl"))
+    assert "Board dinner" not in audit
+    assert '"write_target_described"' in audit
