@@ -244,3 +244,27 @@ def test_services_says_a_daemon_that_answers_runs(tmp_path: Path) -> None:
     assert "not running" not in health
     assert "unexpected answer from the daemon" in health
     assert "different Airlock versions" in health
+
+
+def test_pending_shows_the_call_a_write_would_approve_and_a_spend_its_amount() -> None:
+    """The person reading `airlock pending` before `airlock approve` sees which call, or
+    how much money, the code would give away (it showed only 'write')."""
+    from datetime import UTC, datetime
+
+    from airlock.api import PendingRequest
+    from airlock.cli.access import _access_text
+
+    now = datetime.now(UTC)
+    base = {"id": "req_1", "code": "AB12", "fingerprint": "0000-0000", "reason": "r", "ttl": 60}
+    base |= {"requester_uid": 1000, "created_at": now, "expires_at": now}
+    write = PendingRequest(
+        **base,
+        services=["mail"],
+        access="write",
+        operation={"service": "mail", "name": "move\x1b[2J", "params": {"id": "1"}},
+    )
+    assert _access_text(write) == "write mail.move [2J"  # no escape reaches the terminal
+    spend = PendingRequest(**base, services=["llm"], access="spend", budget_usd=0.05)
+    assert _access_text(spend) == "spend up to $0.05"
+    read = PendingRequest(**base, services=["mail"], access="read", status="approved")
+    assert _access_text(read) == "read (approved, not collected)"

@@ -22,6 +22,20 @@ if TYPE_CHECKING:
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
+def _access_text(request: api.PendingRequest) -> str:
+    """The ACCESS cell of ``airlock pending``: a write names its call, a spend its amount
+    (the parameters are in the prompt and in ``--json``)."""
+    from airlock.common.text import untrusted_line
+
+    text = str(request.access.value)
+    if request.operation:
+        call = f"{request.operation.get('service')}.{request.operation.get('name')}"
+        text += " " + untrusted_line(call, 60)
+    if request.budget_usd is not None:
+        text += f" up to ${request.budget_usd:.2f}"
+    return text if request.status == "pending" else f"{text} (approved, not collected)"
+
+
 async def _ask(
     client: AirlockClient,
     services: list[str],
@@ -95,7 +109,7 @@ def register(app: typer.Typer) -> None:
             row=lambda r: [
                 r.code,
                 ", ".join(r.services),
-                r.access if r.status == "pending" else f"{r.access} (approved, not collected)",
+                _access_text(r),
                 f"uid {r.requester_uid}",
                 r.fingerprint,
                 untrusted_line(r.reason, 60),
