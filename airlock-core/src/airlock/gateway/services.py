@@ -39,7 +39,7 @@ def missing_component_hint(component_id: str, installed: Iterable[str], kind: st
         return f"pip install {package}"
     close = difflib.get_close_matches(component_id, sorted(installed), n=1, cutoff=0.6)
     if close:
-        return f"did you mean {close[0]!r}? (`airlock plugins list` shows the installed {kind}s)"
+        return f"did you mean {close[0]!r}? `airlock plugins list` shows the installed {kind}s"
     return (
         f"no installed plugin provides the {kind} {component_id!r}; "
         f"`airlock plugins list` shows the installed {kind}s"
