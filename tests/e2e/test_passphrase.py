@@ -80,3 +80,5 @@ def test_status_says_what_ptrace_scope_means(airlock: Airlock) -> None:
         warned = [w for w in facts["warnings"] if w.startswith("ptrace_scope")]
         assert "memory of your other processes" in warned[0]
         assert "the daemon and connector host refuse it" in warned[0]
+    shown = airlock.cli("status").stdout
+    assert shown.count(facts["ptrace_scope"]["meaning"]) == 1, "said once, not twice"

@@ -164,6 +164,9 @@ def register(app: typer.Typer) -> None:
             )
         scope = facts["ptrace_scope"]
         value = "-" if scope["value"] is None else scope["value"]
-        typer.echo(f"ptrace:   scope {value}: {scope['meaning']}")
+        warned = any(w.startswith("ptrace_scope") for w in facts["warnings"])
+        # Said once: in full here, or by the warning below (which it then points to).
+        meaning = "see the warning below" if warned else scope["meaning"]
+        typer.echo(f"ptrace:   scope {value}: {meaning}")
         for warning in facts["warnings"]:
             typer.echo(f"\nwarning: {warning}")
