@@ -48,6 +48,9 @@ def test_a_sealed_airlock_waits_for_unlock_and_its_files_hold_no_secret(
         assert opened.returncode == 0, opened.stderr
 
         assert agent.get("/v1/status").json()["passphrase_locked"] is False
+        again = airlock.cli("unlock", stdin="")  # nothing to type: it says so, asks nothing
+        assert again.returncode == 0, again.stderr
+        assert "nothing to unlock" in again.stdout
         assert airlock.approve(agent, waiting["code"]).status_code == 200
         state = agent.get(
             f"/v1/requests/{waiting['id']}", headers={"X-Airlock-Claim": waiting["claim"]}

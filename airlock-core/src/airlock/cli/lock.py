@@ -62,6 +62,10 @@ def register(app: typer.Typer) -> None:
         from airlock.cli.client_support import with_client
         from airlock.passphrase import read_passphrase
 
+        if not with_client(ctx.obj, lambda c: c.status()).passphrase_locked:
+            # Asked first: nobody types the passphrase for nothing.
+            typer.echo("nothing to unlock: the daemon is not locked (no passphrase lock, or open)")
+            return
         passphrase = read_passphrase(confirm=False)
         with_client(ctx.obj, lambda c: c.unlock(passphrase))
         typer.echo("unlocked: approvals and the vault work until the daemon stops")
