@@ -169,3 +169,34 @@ def test_the_host_spares_only_the_way_to_its_own_folder(tree: Path) -> None:
     hidden = sparing([tree / "airlock", tree / "config.yaml"], own)
     assert sorted(hidden) == sorted([tree / "airlock" / "totp.key", tree / "config.yaml"])
     assert sparing([tree / "work"], own) == [tree / "work"], "a folder not holding it stays whole"
+
+
+def test_a_hidden_path_reached_through_a_link_cannot_be_pointed_elsewhere(tree: Path) -> None:
+    # A config kept with dotfiles (stow, home-manager) is a link to the real file, and a
+    # data folder may be a link to another disk: replacing the link would hand the daemon
+    # a config (a wider policy) or a data folder (a TOTP secret) the program chose.
+    (tree / "dotfiles").mkdir()
+    (tree / "dotfiles" / "config.yaml").write_text("services: {}")
+    (tree / "xdg" / "airlock").mkdir(parents=True)
+    config = tree / "xdg" / "airlock" / "config.yaml"
+    config.symlink_to(tree / "dotfiles" / "config.yaml")
+    (tree / "share").mkdir()
+    data = tree / "share" / "airlock"
+    data.symlink_to(tree / "airlock")
+    found = confined(
+        [data, config, data / ".." / "config.yaml"],
+        f"read:{tree / 'config.yaml'}",
+        f"write:{tree / 'xdg' / 'airlock' / 'wider.yaml'}",
+        f"rename:{tree / 'xdg' / 'airlock' / 'wider.yaml'}>{config}",
+        f"rename:{data}>{tree / 'share' / 'moved'}",
+        f"read:{config}",
+        f"write:{tree / 'work' / 'new.txt'}",
+    )
+    assert found[f"rename:{tree / 'xdg' / 'airlock' / 'wider.yaml'}>{config}"] != "renamed"
+    assert found[f"rename:{data}>{tree / 'share' / 'moved'}"] == "Permission denied"
+    assert found[f"read:{config}"] == "Permission denied"
+    assert config.read_text() == "services: {}"
+    assert data.is_symlink()
+    # ".." after a link goes up from where the link leads, as the kernel does it.
+    assert found[f"read:{tree / 'config.yaml'}"] == "Permission denied"
+    assert found[f"write:{tree / 'work' / 'new.txt'}"] == "written"

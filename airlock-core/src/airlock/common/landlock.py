@@ -11,7 +11,8 @@ is neither hidden nor on the way to a hidden path is allowed whole. What that le
   after the rules were set: existing entries there are allowed, creating new ones is not;
 * listing a folder's names is allowed everywhere (the hidden ones' too: names only).
 
-Symbolic links are not rules of their own: the kernel judges the path they lead to.
+Symbolic links are not rules of their own: the kernel judges the path they lead to. A
+link on the way to a hidden path is hidden as an entry (it cannot be replaced).
 """
 
 from __future__ import annotations
@@ -72,9 +73,40 @@ def rights(abi: int) -> tuple[int, int]:
     return on_folder, on_file
 
 
+_MAX_LINKS = 40  # as the kernel's own limit on links followed in one lookup
+
+
+def _reached(path: Path) -> set[Path]:
+    """The path the kernel reaches for *path* (links resolved), and every link followed
+    on the way, each as the entry that holds it: hiding a link keeps it from being
+    replaced by one that points elsewhere (a config kept with dotfiles is such a link)."""
+    found: set[Path] = set()
+    here, pending = Path("/"), list(Path(path).absolute().parts[1:])
+    followed = 0
+    while pending:
+        part = pending.pop(0)
+        step = here / part
+        if part == "..":
+            here = here.parent
+        elif part != "." and os.path.islink(step):
+            followed += 1
+            if followed > _MAX_LINKS:
+                raise OSError(errno.ELOOP, f"{path}: too many levels of symbolic links")
+            found.add(step)
+            target = Path(os.readlink(step))
+            if target.is_absolute():
+                here = Path("/")
+            pending[:0] = target.parts[1:] if target.is_absolute() else target.parts
+        elif part != ".":
+            here = step
+    found.add(here)
+    return found
+
+
 def _outermost(paths: Iterable[Path]) -> set[Path]:
-    """The paths as the kernel sees them (links resolved), less those beneath another."""
-    resolved = {Path(os.path.realpath(p)) for p in paths}
+    """The paths as the kernel sees them (with the links on the way), less those beneath
+    another."""
+    resolved = {reached for p in paths for reached in _reached(p)}
     return {p for p in resolved if not any(q in p.parents for q in resolved)}
 
 
