@@ -10,8 +10,11 @@ in it, and it does not run again.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -19,9 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.e2e.daemon_harness import Airlock, leaked_secrets, remember
+import pytest
+from tests.e2e.daemon_harness import Airlock, leaked_secrets, needs_root, remember
+from tests.e2e.llm_harness import budget_of, spend_session
+from tests.openrouter.openrouter_server import OpenRouterServer
 
 from airlock.errors import DaemonUnreachable
+from airlock.security.vault import TotpKey, Vault
 
 SLOW_HOST = {"services": {"trial": {"connector": "trial"}}, "connector_host": {"timeout": "60s"}}
 
@@ -156,3 +163,114 @@ def test_a_state_database_held_locked_is_a_clear_503_and_a_clear_start_failure(
         assert verify.returncode == 0, verify.stdout + verify.stderr
     finally:
         airlock.stop()
+
+
+def _fill(folder: Path) -> Path:
+    """Fill *folder*'s file system; the file that did it, to delete to make room."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    error = 0
+    try:
+        while not error:
+            try:
+                os.write(fd, b"\0" * 512)
+            except OSError as exc:
+                error = exc.errno or -1
+    finally:
+        os.close(fd)
+    assert error == errno.ENOSPC
+    return filler
+
+
+def test_a_spend_call_cut_off_is_counted_only_once_its_record_is_on_disk(
+    tmp_path: Path,
+) -> None:
+    """The daemon is killed while the service answers a spend call; it starts again on an
+    audit disk with room for its ``daemon_started`` record and no more. The call's cost
+    must not be counted (and forgotten by the next start) without a record of it."""
+    needs_root("needs root to mount a small tmpfs over the audit directory")
+    openrouter = OpenRouterServer()
+    remember(openrouter.key)
+    llm = {"connector": "openrouter", "api_base": openrouter.url, "models": ["test/*"]}
+    airlock = Airlock(tmp_path / "home", overrides={"services": {"llm": {**llm, "max_usd": 1}}})
+    Vault(airlock.paths.vault_file, TotpKey(airlock.phone.secret)).set(
+        "llm", {"api_key": openrouter.key}
+    )
+    audit_dir = airlock.paths.audit_dir
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", str(audit_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        needs_root(f"needs root and mount permission ({mounted.stderr.strip()})")
+    try:
+        airlock.start()
+        current = audit_dir / "audit.jsonl"
+        started = next(r for r in _lines(current) if b'"daemon_started"' in r)
+        with airlock.client() as agent:
+            token = spend_session(airlock, agent, 0.05)
+            # The next start's daemon_started record fits in the last page of the log,
+            # and the cut-off call's record (200 bytes or more) does not.
+            while not len(started) + 16 < PAGE - current.stat().st_size % PAGE < len(started) + 150:
+                listed = agent.post(
+                    "/v1/ops/llm/list_models",
+                    json={"params": {}},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                assert listed.status_code == 200, listed.text
+            openrouter.held = threading.Event()  # the model is writing its answer
+            answers: list[object] = []
+            params = {"model": "test/flat", "messages": [{"role": "user", "content": "hi"}]}
+            caller = threading.Thread(
+                target=lambda: answers.append(_spend(agent, token, {**params, "max_tokens": 1000})),
+                daemon=True,
+            )
+            caller.start()
+            deadline = time.monotonic() + 30
+            while not openrouter.spending_calls():
+                assert time.monotonic() < deadline, "the call never reached the service"
+                time.sleep(0.01)
+            assert airlock.proc is not None
+            airlock.proc.kill()
+            airlock.proc.wait()
+            openrouter.held.set()  # the service finishes the answer, and bills it
+            caller.join(30)
+        filler = _fill(audit_dir)
+        try:
+            with pytest.raises(DaemonUnreachable, match="No space left on device"):
+                airlock.start()  # no room for the cut-off call's record
+        finally:
+            filler.unlink()
+        airlock.start()
+        with airlock.client() as agent:
+            budget = budget_of(agent)
+        settled = [r for r in _records(airlock) if r["event"] == "budget_settled_at_reservation"]
+        assert [r["cost_usd"] for r in settled] == [0.01], "money counted without a record"
+        assert budget["spent_usd"] == 0.01
+        assert budget["reserved_usd"] == 0
+        verify = airlock.audit_verify()
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+    finally:
+        airlock.stop()
+        openrouter.close()
+        subprocess.run(["umount", "-l", str(audit_dir)], check=False)
+
+
+PAGE = 4096
+
+
+def _lines(path: Path) -> list[bytes]:
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def _spend(client: httpx.Client, token: str, params: dict[str, Any]) -> object:
+    try:
+        return client.post(
+            "/v1/ops/llm/chat",
+            json={"params": params},
+            headers={"Authorization": f"Bearer {token}"},
+        ).status_code
+    except httpx.HTTPError as exc:
+        return exc

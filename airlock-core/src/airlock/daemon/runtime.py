@@ -283,8 +283,7 @@ class Runtime:
             )
         self.store.raise_audit_anchor(self.audit.last_seq)
         # A call in flight when the daemon stopped may have reached the service.
-        cut = self.priced.budgets.settle_cut_off()
-        await self.holds.settled(cut, "the call was cut off by a daemon stop")
+        await self.holds.settle_cut_off()
         self._tasks.append(asyncio.create_task(self._housekeeping()))
         self._start_listening()
         if self.vault.exists() and not self.vault.locked:

@@ -5,7 +5,9 @@ process holding the database's lock past the wait, a full disk), the call is sto
 the hold stays taken in the daemon (:class:`~airlock.gateway.budgets.Budgets`). The
 daemon counts it as spent at its worst case at its next try: every housekeeping round,
 and at its stop. Each is audited before the database changes, once; one still refused at
-the stop is audited as not counted, so the person can tell what a restart forgot.
+the stop is audited as not counted, so the person can tell what a restart forgot. Calls
+a stop cut off (reservations left open in the database) are counted at the next start,
+each audited first too.
 """
 
 from __future__ import annotations
@@ -56,6 +58,14 @@ class UnrecordedHolds:
                 cost_usd=usd(held.amount_nano),
                 reason="the state database refused writes until the daemon stopped",
             )
+
+    async def settle_cut_off(self) -> None:
+        """Count the calls a stop cut off (their reservations still open) as spent at
+        their worst case, each audited before the database changes: should its record
+        fail (a full disk), the next start counts it."""
+        for held in self.budgets.cut_off():
+            await self.settled([held], "the call was cut off by a daemon stop")
+            self.budgets.count_cut_off(held)
 
     async def settled(self, held: Iterable[Reservation], reason: str) -> None:
         """Audit holds counted as spent at their worst case."""

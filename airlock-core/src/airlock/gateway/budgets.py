@@ -178,12 +178,18 @@ class Budgets:
 
     def settle_cut_off(self) -> list[Reservation]:
         """Count every reservation left open by a previous run as spent at its worst case."""
-        settled = []
-        for reservation_id, session_id, amount in self._store.open_reservations():
-            if self._store.settle_budget(reservation_id, amount):
-                settled.append(Reservation(reservation_id, session_id, amount))
-                self._forget(session_id)
-        return settled
+        return [held for held in self.cut_off() if self.count_cut_off(held)]
+
+    def cut_off(self) -> list[Reservation]:
+        """The reservations a previous run left open: calls a stop cut off."""
+        return [Reservation(*row) for row in self._store.open_reservations()]
+
+    def count_cut_off(self, reservation: Reservation) -> bool:
+        """Count one of :meth:`cut_off` as spent at its worst case (False: it was already)."""
+        if not self._store.settle_budget(reservation.id, reservation.amount_nano):
+            return False
+        self._forget(reservation.session_id)
+        return True
 
     def _budget_of(self, session_id: str) -> _Known | None:
         """What this process knows of the session's budget (call with the lock held)."""
