@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -170,3 +172,29 @@ def test_client_secret_files_as_google_gives_them(tmp_path: Path) -> None:
     path.write_text('{"type": "service_account"}')
     with pytest.raises(InvalidInput, match="not an OAuth client file"):
         load_client_secrets(path)
+
+
+def test_the_client_secret_and_grant_are_held_by_a_process_its_own_user_cannot_read(
+    tmp_path: Path,
+) -> None:
+    """``airlock gcal auth`` holds the client secret, then the refresh token, for as long
+    as the person takes in the browser: an agent running as the person must not read them
+    out of its memory (ptrace, /proc/PID/mem)."""
+    path = tmp_path / "client_secret_123.json"
+    path.write_text(json.dumps({"installed": {"client_id": "123", "client_secret": "GOCSPX-x"}}))
+    probe = (
+        "import ctypes, sys\n"
+        "from pathlib import Path\n"
+        "from airlock_gcal.cli import _client\n"
+        "_client(Path(sys.argv[1]))\n"
+        "print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))  # PR_GET_DUMPABLE\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0"

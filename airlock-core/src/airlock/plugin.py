@@ -27,8 +27,9 @@ fall into seven groups:
 - errors a plugin raises (each carries its HTTP status and CLI exit code), and
   ``first_problem`` to turn a pydantic ``ValidationError`` into one message naming a field;
 - setup commands: ``CliState`` (the ``ctx.obj`` of every command), ``with_client``,
-  ``read_totp``, ``store_secret``, ``report_settings``, ``configured_api_base`` and
-  ``api_base_setting``.
+  ``read_totp``, ``store_secret``, ``report_settings``, ``configured_api_base``,
+  ``api_base_setting``, and ``refuse_ptrace`` for a command about to hold a secret (a
+  token it is given or receives: no process of the person's may read it out of memory).
 
 The contract test suites for a plugin's own tests are in :mod:`airlock.testing`
 (``ConnectorContract``, ``NotifierContract``).
@@ -122,6 +123,7 @@ if TYPE_CHECKING:
         first_problem,
         problem_fields,
     )
+    from airlock.ptrace import refuse_ptrace
     from airlock.security.prompts import REASON_LIMIT, untrusted_line
     from airlock.settings.config import ServicePermissions
 
@@ -201,6 +203,7 @@ __all__ = [
     "parse_json",
     "problem_fields",
     "read_totp",
+    "refuse_ptrace",
     "report_settings",
     "store_secret",
     "untrusted_line",
@@ -220,6 +223,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
     ),
     "airlock.common.clock": ("Clock", "SystemClock"),
     "airlock.connector_host.confine": ("confined_command",),
+    "airlock.ptrace": ("refuse_ptrace",),
     "airlock.settings.config": ("ServicePermissions",),
     "airlock.framework.connectors": (
         "CheckResult",

@@ -83,9 +83,11 @@ def _service_settings(state: CliState, service: str) -> GcalSettings:
 def _client(path: Path | None) -> OAuthClient:
     import getpass
 
-    from airlock.plugin import InvalidInput
+    from airlock.plugin import InvalidInput, refuse_ptrace
     from airlock_gcal.oauth import OAuthClient, load_client_secrets
 
+    # The secret, then the grant, stay here while the person is in the browser.
+    refuse_ptrace()
     if path is not None:
         return load_client_secrets(path)
     if not sys.stdin.isatty():

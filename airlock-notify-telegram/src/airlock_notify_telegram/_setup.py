@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from airlock.plugin import ApprovalTimedOut, InvalidInput, NotEnrolled, NotifierError
+from airlock.plugin import (
+    ApprovalTimedOut,
+    InvalidInput,
+    NotEnrolled,
+    NotifierError,
+    refuse_ptrace,
+)
 
 if TYPE_CHECKING:
     from airlock.plugin import CliState
@@ -94,6 +100,7 @@ def read_token() -> str:
 
     from airlock_notify_telegram._bot_api import valid_token
 
+    refuse_ptrace()  # held while setup waits for /start: no process of this user reads it
     if sys.stdin.isatty():
         typer.echo("Create a bot with @BotFather in Telegram (/newbot) and paste its token.")
         token = getpass.getpass("Bot token (hidden): ").strip()
