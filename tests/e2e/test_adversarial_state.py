@@ -540,6 +540,37 @@ def _request_as(
     return created
 
 
+def _session_as(
+    uid: int, airlock: Airlock, owner: httpx.Client, ttl: str = "60m"
+) -> dict[str, Any]:
+    """A session of *uid*'s: asked for as *uid*, approved by the owner, collected as *uid*."""
+    created = _request_as(uid, airlock, ttl=ttl)
+    approved = airlock.approve(owner, created["code"])
+    assert approved.status_code == 200, approved.text
+    status, state = http_as(
+        uid,
+        airlock.paths.socket,
+        "GET",
+        f"/v1/requests/{created['id']}",
+        headers={"X-Airlock-Claim": created["claim"]},
+    )
+    assert (status, state["status"]) == (200, "approved"), state
+    session: dict[str, Any] = state["session"]
+    remember(session["token"])
+    return session
+
+
+def _count_unread_as(uid: int, airlock: Airlock, token: str) -> tuple[int, dict[str, Any]]:
+    return http_as(
+        uid,
+        airlock.paths.socket,
+        "POST",
+        "/v1/ops/mail/count_unread",
+        headers={"Authorization": f"Bearer {token}"},
+        body={"params": {}},
+    )
+
+
 def test_only_the_uid_that_asked_collects_and_a_thief_does_not_use_up_the_handout(
     shared_airlock: Airlock, other_uid: int
 ) -> None:
@@ -599,32 +630,15 @@ def test_the_owner_revoking_all_ends_every_uids_sessions_and_approvals(
     running as another uid must lose its session and its approval not collected yet, as
     with /revoke on the phone (before, only the caller's own uid's were revoked)."""
     socket_path = shared_airlock.paths.socket
-    collected = _request_as(other_uid, shared_airlock, ttl="61m")
-    waiting = _request_as(other_uid, shared_airlock, ttl="62m")
     with shared_airlock.client() as owner:
-        assert shared_airlock.approve(owner, collected["code"]).status_code == 200
-        status, state = http_as(
-            other_uid,
-            socket_path,
-            "GET",
-            f"/v1/requests/{collected['id']}",
-            headers={"X-Airlock-Claim": collected["claim"]},
-        )
-        assert (status, state["status"]) == (200, "approved"), state
-        token = remember(state["session"]["token"])
+        session = _session_as(other_uid, shared_airlock, owner, ttl="61m")
+        waiting = _request_as(other_uid, shared_airlock, ttl="62m")
         assert shared_airlock.approve(owner, waiting["code"]).status_code == 200
         answer = owner.delete("/v1/sessions")
         assert answer.status_code == 200, answer.text
-        assert answer.json()["revoked"] == [state["session"]["id"]]
+        assert answer.json()["revoked"] == [session["id"]]
         assert answer.json()["cancelled"] == [waiting["id"]]
-    status, body = http_as(
-        other_uid,
-        socket_path,
-        "POST",
-        "/v1/ops/mail/count_unread",
-        headers={"Authorization": f"Bearer {token}"},
-        body={"params": {}},
-    )
+    status, body = _count_unread_as(other_uid, shared_airlock, session["token"])
     assert status == 401, body
     status, state = http_as(
         other_uid,
@@ -639,30 +653,11 @@ def test_the_owner_revoking_all_ends_every_uids_sessions_and_approvals(
 def test_the_owner_revokes_one_session_of_another_uid(
     shared_airlock: Airlock, other_uid: int
 ) -> None:
-    socket_path = shared_airlock.paths.socket
-    created = _request_as(other_uid, shared_airlock)
     with shared_airlock.client() as owner:
-        assert shared_airlock.approve(owner, created["code"]).status_code == 200
-        status, state = http_as(
-            other_uid,
-            socket_path,
-            "GET",
-            f"/v1/requests/{created['id']}",
-            headers={"X-Airlock-Claim": created["claim"]},
-        )
-        assert status == 200, state
-        session = state["session"]
-        remember(session["token"])
+        session = _session_as(other_uid, shared_airlock, owner)
         answer = owner.delete(f"/v1/sessions/{session['id']}")
         assert answer.status_code == 200, answer.text
-    status, body = http_as(
-        other_uid,
-        socket_path,
-        "POST",
-        "/v1/ops/mail/count_unread",
-        headers={"Authorization": f"Bearer {session['token']}"},
-        body={"params": {}},
-    )
+    status, body = _count_unread_as(other_uid, shared_airlock, session["token"])
     assert status == 401, body
     revoked = audit(shared_airlock, "session_revoked")
     assert [(e["session"], e["owner_uid"]) for e in revoked] == [(session["id"], other_uid)]
@@ -782,19 +777,8 @@ def test_the_owner_sees_every_uids_sessions_and_another_uid_only_its_own(
     """To revoke one agent's session the person must find it: the owner's (and root's)
     listing shows every uid's sessions with their uid; another uid sees only its own."""
     socket_path = shared_airlock.paths.socket
-    created = _request_as(other_uid, shared_airlock, ttl="63m")
     with shared_airlock.client() as owner:
-        assert shared_airlock.approve(owner, created["code"]).status_code == 200
-        status, state = http_as(
-            other_uid,
-            socket_path,
-            "GET",
-            f"/v1/requests/{created['id']}",
-            headers={"X-Airlock-Claim": created["claim"]},
-        )
-        assert status == 200, state
-        theirs = state["session"]
-        remember(theirs["token"])
+        theirs = _session_as(other_uid, shared_airlock, owner, ttl="63m")
         mine = shared_airlock.session(owner, ttl="64m")
         listed = owner.get("/v1/sessions").json()["sessions"]
         assert {(s["id"], s["uid"]) for s in listed} == {

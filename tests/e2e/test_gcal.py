@@ -76,9 +76,11 @@ def op(agent: httpx.Client, token: str, operation: str, **params: Any) -> httpx.
     )
 
 
-def test_auth_read_a_week_and_a_write_once_with_its_approval(
+def calendar_daemon(
     start_airlock: Callable[..., Airlock], google: GoogleServer, tmp_path: Path
-) -> None:
+) -> tuple[Airlock, subprocess.CompletedProcess[str], str]:
+    """A daemon with service ``calendar`` (writes allowed) on the local Google server,
+    what `airlock gcal auth` said authorising it, and the client secret it was given."""
     client_id, secret = google.client()
     client_file = tmp_path / "client_secret.json"
     client_file.write_text(
@@ -87,9 +89,15 @@ def test_auth_read_a_week_and_a_write_once_with_its_approval(
     airlock = start_airlock(
         {"services": {"calendar": {"connector": "gcal", "write": True, **google.settings()}}}
     )
-
     authorised = gcal_auth(airlock, client_file)
     assert authorised.returncode == 0, authorised.stderr
+    return airlock, authorised, secret
+
+
+def test_auth_read_a_week_and_a_write_once_with_its_approval(
+    start_airlock: Callable[..., Airlock], google: GoogleServer, tmp_path: Path
+) -> None:
+    airlock, authorised, secret = calendar_daemon(start_airlock, google, tmp_path)
     assert "saved client_id, client_secret, refresh_token for calendar" in authorised.stdout
     assert f"connected: 1 calendar(s), primary {ME}" in authorised.stdout
     assert f"{google.url}/auth?" in authorised.stderr, "the address is printed"

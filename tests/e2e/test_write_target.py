@@ -16,7 +16,7 @@ from pathlib import Path
 
 from daemon_harness import Airlock
 from dashboard_support import Browser, start_with_dashboard
-from test_gcal import ME, gcal_auth, google  # noqa: F401  # google: a fixture
+from test_gcal import ME, calendar_daemon, google  # noqa: F401  # google: a fixture
 from tests.gcal.google_server import GoogleServer
 
 SUBJECT = "Payroll March 7Q2X strictly private"
@@ -166,15 +166,7 @@ def test_an_answer_to_an_invitation_names_the_event_to_the_person_only(
         start={"dateTime": "2026-12-04T19:00:00+01:00"},
         end={"dateTime": "2026-12-04T21:00:00+01:00"},
     )
-    client_id, secret = google.client()
-    client_file = tmp_path / "client_secret.json"
-    client_file.write_text(
-        json.dumps({"installed": {"client_id": client_id, "client_secret": secret}})
-    )
-    airlock = start_airlock(
-        {"services": {"calendar": {"connector": "gcal", "write": True, **google.settings()}}}
-    )
-    assert gcal_auth(airlock, client_file).returncode == 0
+    airlock, _, _ = calendar_daemon(start_airlock, google, tmp_path)
     operation = {
         "service": "calendar",
         "name": "respond",

@@ -12,14 +12,7 @@ from airlock.testing import run
 from airlock_gcal.google import pause
 from tests.gcal.conftest import ME, TEAM, MakeConnector
 from tests.gcal.google_server import GoogleServer
-
-EVENT = {
-    "summary": "Board meeting",
-    "start": "2026-12-02T10:00:00+01:00",
-    "end": "2026-12-02T11:00:00+01:00",
-    "attendees": ["ana@example.test"],
-    "notify_attendees": True,
-}
+from tests.gcal.test_write_once import EVENT
 
 
 class HeldSleep:
