@@ -67,7 +67,7 @@ def test_an_agent_asking_to_move_a_message_learns_nothing_of_it(airlock: Airlock
 
         # The person sees what the id is, on its own line, marked as the service's text.
         line = _prompt_line(airlock, created["code"])
-        assert line == f"message “{SUBJECT}” from Payroll Office <{SENDER}>, 2026-03-02, in INBOX"
+        assert line == f"message in INBOX, 2026-03-02, from Payroll Office <{SENDER}>: “{SUBJECT}”"
 
         # The agent, asking every way it can, does not.
         claim = {"X-Airlock-Claim": created["claim"]}
@@ -148,7 +148,7 @@ def test_the_dashboard_shows_what_a_pending_write_acts_on_escaped(
     assert "<script>alert" not in page
     assert "<b>Payroll" not in page
     acts_on = page[page.index("<dt>Acts on</dt>") :].split("</dd>", 1)[0]
-    assert html.escape(f"message “{hostile}” from ") in acts_on
+    assert html.escape(f": “{hostile}") in acts_on
     assert "the service's text, untrusted" in acts_on
 
 
@@ -179,7 +179,7 @@ def test_an_answer_to_an_invitation_names_the_event_to_the_person_only(
         line = _prompt_line(airlock, posted.json()["code"])
         answers = [posted.text, agent.get("/v1/requests").text, airlock.cli("pending").stdout]
     assert line == (
-        "event “Board dinner 7Q2X” starting 2026-12-04T19:00:00+01:00, in calendar primary"
+        "event starting 2026-12-04T19:00:00+01:00, in calendar primary: “Board dinner 7Q2X”"
     )
     for answer in answers:
         assert "Board dinner" not in answer

@@ -29,7 +29,7 @@ def test_an_answer_to_an_invitation_is_described_by_its_event(
 ) -> None:
     google.add_event(ME, id="invite1", summary="Board dinner", **timed(4, 19))
     said = _describe(make_connector(write=True), id="invite1", response="declined")
-    assert said == "event “Board dinner” starting 2026-12-04T19:00:00+01:00, in calendar primary"
+    assert said == "event starting 2026-12-04T19:00:00+01:00, in calendar primary: “Board dinner”"
     assert [r[0] for r in google.api_requests("/events/invite1")] == ["GET"]
 
 

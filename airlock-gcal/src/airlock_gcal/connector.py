@@ -332,13 +332,15 @@ class GcalConnector(Connector[GcalSettings]):
 
     async def describe(self, operation: str, params: BaseModel) -> str | None:
         """The event a write names by id (``respond``), for the person's approval
-        prompt: its summary and start, read like ``get_event`` (nothing changes)."""
+        prompt: its start and summary, read like ``get_event`` (nothing changes). The
+        summary (an inviter's text) comes last, so a long one cannot push the start off
+        the prompt's line."""
         event_id, calendar = getattr(params, "id", None), getattr(params, "calendar", None)
         if not isinstance(event_id, str) or not isinstance(calendar, str):
             return None
         event = await self.get_event(GetEventParams(id=event_id, calendar=calendar))
         title = event.summary or "(no title)"
-        return f"event “{title}” starting {event.start}, in calendar {calendar}"
+        return f"event starting {event.start}, in calendar {calendar}: “{title}”"
 
 
 def _midnight(day: date, zone: ZoneInfo | None) -> datetime:

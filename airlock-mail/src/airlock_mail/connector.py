@@ -199,7 +199,9 @@ class MailConnector(Connector, abc.ABC):
 
     async def describe(self, operation: str, params: BaseModel) -> str | None:
         """The message a write names by id, for the person's approval prompt: its
-        subject, sender, date and folder (read like ``get_message``: nothing changes)."""
+        folder, date, sender and subject (read like ``get_message``: nothing changes).
+        The subject comes last: a stranger's long one ("… from your boss") is what the
+        prompt cuts, never the facts before it."""
         if not isinstance(params, MessageRef):
             return None
         self.check_id(params.id)
@@ -207,7 +209,7 @@ class MailConnector(Connector, abc.ABC):
         found = await self.load_message(folder, params.id, max_chars=1)
         sent = f", {found.date:%Y-%m-%d}" if found.date else ""
         sender = found.from_ or "no sender"
-        return f"message “{found.subject or '(no subject)'}” from {sender}{sent}, in {folder}"
+        return f"message in {folder}{sent}, from {sender}: “{found.subject or '(no subject)'}”"
 
     async def _set_seen(self, params: MessageRef, *, seen: bool) -> Done:
         self.check_id(params.id)

@@ -20,8 +20,8 @@ def test_a_move_is_described_by_the_message_it_names_which_stays_unread(
     params = spec.parse_params({"id": unread.id, "to_folder": "Archive"})
     said = run(connector.describe("move", params))
     assert said is not None
-    assert said.startswith(f"message “{unread.subject}” from {unread.from_}")
-    assert said.endswith(", in INBOX")
+    assert said.startswith("message in INBOX, ")
+    assert said.endswith(f", from {unread.from_}: “{unread.subject}”")
     after = call(connector, "get_message", id=unread.id)
     assert after.unread, "describing a write must not mark the message read"
 
