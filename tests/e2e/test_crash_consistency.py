@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.e2e.daemon_harness import Airlock, leaked_secrets, needs_root, remember
+from tests.e2e.dashboard_support import Browser, dashboard_url
 from tests.e2e.llm_harness import budget_of, spend_session
 from tests.openrouter.openrouter_server import OpenRouterServer
 
@@ -274,3 +275,36 @@ def _spend(client: httpx.Client, token: str, params: dict[str, Any]) -> object:
         ).status_code
     except httpx.HTTPError as exc:
         return exc
+
+
+def test_the_dashboards_revoke_all_on_a_locked_state_database_is_a_clear_503(
+    tmp_path: Path,
+) -> None:
+    """The panic button on the dashboard, like the API: a 503 that names the cause, a
+    record after the revocation records, and no traceback (it was a bare 500)."""
+    airlock = Airlock(tmp_path / "home", overrides={"dashboard": {"listen": "127.0.0.1:0"}})
+    airlock.start()
+    try:
+        person = Browser(dashboard_url(airlock))
+        assert person.login(airlock.phone.code()).status_code == 303
+        remember(person.http.cookies["airlock_dashboard"])
+        with airlock.client() as agent:
+            token = airlock.session(agent)["token"]
+            csrf = person.csrf("/sessions")
+            holder = sqlite3.connect(airlock.paths.state_db, isolation_level=None)
+            holder.execute("BEGIN EXCLUSIVE")
+            try:
+                refused = person.post("/sessions/revoke-all", {"csrf": csrf})
+            finally:
+                holder.execute("ROLLBACK")
+                holder.close()
+            assert refused.status_code == 503, refused.text
+            assert "state database" in refused.text
+            assert "locked" in refused.text
+            assert airlock.op(agent, token, "count_unread").status_code == 200
+        person.close()
+        events = [r["event"] for r in _records(airlock)]
+        assert events[events.index("session_revoked") + 1] == "state_write_failed"
+    finally:
+        airlock.stop()
+    assert "Traceback" not in airlock.daemon.log.read_text()

@@ -223,6 +223,15 @@ class StateUnavailable(AirlockError):
     code = "state_unavailable"
 
 
+def state_unavailable(path: object) -> StateUnavailable:
+    """What the person is told when the state database at *path* refused a write."""
+    return StateUnavailable(
+        f"the state database ({path}) could not be written: another process holds it "
+        "locked, or the disk is full. What was asked was not done, or not all of it",
+        hint="close what holds the file open (a sqlite3 shell, a backup) and try again",
+    )
+
+
 class ConnectorError(AirlockError):
     """The service failed. A spend call that ends so is counted at its reservation
     unless the error is a :class:`ServiceRefused` (fail closed: it may have cost)."""

@@ -27,8 +27,8 @@ from airlock.errors import (
     InvalidInput,
     PayloadTooLarge,
     RequestTimedOut,
-    StateUnavailable,
     error_class_for_status,
+    state_unavailable,
 )
 from airlock.models import first_problem
 from airlock.security.peers import Peer, peer_of
@@ -116,14 +116,6 @@ RequestHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 StateFailed = Callable[[str, str], Awaitable[object]]
 """Records that a request's state write failed (its method and path)."""
-
-
-def state_unavailable(path: object) -> StateUnavailable:
-    return StateUnavailable(
-        f"the state database ({path}) could not be written: another process holds it "
-        "locked, or the disk is full. What was asked was not done, or not all of it",
-        hint="close what holds the file open (a sqlite3 shell, a backup) and try again",
-    )
 
 
 def guarded(

@@ -126,6 +126,10 @@ def build_app(dashboard: Dashboard) -> web.Application:
                 dashboard.auth,
                 port=lambda: dashboard.port,
                 remote=dashboard.rt.config.dashboard.allow_remote,
+                state=dashboard.rt.paths.state_db,
+                state_failed=lambda method, path: dashboard.rt.audit.append(
+                    "state_write_failed", method=method, path=path, channel="dashboard"
+                ),
             )
         ],
         client_max_size=64 * 1024,

@@ -10,6 +10,8 @@ this dashboard's own script file.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,7 +22,7 @@ from multidict import MultiDictProxy
 
 from airlock.dashboard.address import host_allowed
 from airlock.dashboard.auth import COOKIE, DashboardAuth
-from airlock.errors import AirlockError
+from airlock.errors import AirlockError, state_unavailable
 from airlock.state.store import Session
 
 log = structlog.get_logger("airlock.dashboard")
@@ -51,7 +53,18 @@ def plain(status: int, text: str) -> web.Response:
     return web.Response(status=status, text=text + "\n", content_type="text/plain")
 
 
-def make_guard(auth: DashboardAuth, *, port: Callable[[], int], remote: bool) -> Middleware:
+def make_guard(
+    auth: DashboardAuth,
+    *,
+    port: Callable[[], int],
+    remote: bool,
+    state: object = "state.db",
+    state_failed: Callable[[str, str], Awaitable[object]] | None = None,
+) -> Middleware:
+    """The dashboard's checks around every request; errors as plain text with their
+    status. A state database that refuses a write is a 503 (*state*: its path) and a
+    record (*state_failed*, as the daemon's API does)."""
+
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         host = request.headers.get("Host", "")
@@ -74,10 +87,20 @@ def make_guard(auth: DashboardAuth, *, port: Callable[[], int], remote: bool) ->
         try:
             return await handler(request)
         except AirlockError as exc:  # e.g. the audit disk full: a 503 that says so
-            hint = f" ({exc.hint})" if exc.hint else ""
-            return plain(exc.status, exc.message + hint)
+            return _said(exc)
+        except sqlite3.OperationalError as exc:  # the state database locked or its disk full
+            log.error("state_write_failed", path=request.path, error=str(exc))
+            if state_failed is not None:
+                with contextlib.suppress(AirlockError):  # the audit log may refuse writes too
+                    await state_failed(request.method, request.path)
+            return _said(state_unavailable(state))
 
     return guard
+
+
+def _said(exc: AirlockError) -> web.Response:
+    hint = f" ({exc.hint})" if exc.hint else ""
+    return plain(exc.status, exc.message + hint)
 
 
 async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
