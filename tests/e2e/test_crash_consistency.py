@@ -251,6 +251,7 @@ def test_a_spend_call_cut_off_is_counted_only_once_its_record_is_on_disk(
         assert [r["cost_usd"] for r in settled] == [0.01], "money counted without a record"
         assert budget["spent_usd"] == 0.01
         assert budget["reserved_usd"] == 0
+        assert '"event": "call_cut_off_counted"' in airlock.daemon.log.read_text()
         verify = airlock.audit_verify()
         assert verify.returncode == 0, verify.stdout + verify.stderr
     finally:

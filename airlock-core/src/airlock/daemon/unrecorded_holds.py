@@ -65,7 +65,10 @@ class UnrecordedHolds:
         fail (a full disk), the next start counts it."""
         for held in self.budgets.cut_off():
             await self.settled([held], "the call was cut off by a daemon stop")
-            self.budgets.count_cut_off(held)
+            if self.budgets.count_cut_off(held):
+                log.warning(
+                    "call_cut_off_counted", session=held.session_id, cost_usd=usd(held.amount_nano)
+                )
 
     async def settled(self, held: Iterable[Reservation], reason: str) -> None:
         """Audit holds counted as spent at their worst case."""
