@@ -200,3 +200,41 @@ def test_a_hidden_path_reached_through_a_link_cannot_be_pointed_elsewhere(tree: 
     # ".." after a link goes up from where the link leads, as the kernel does it.
     assert found[f"read:{tree / 'config.yaml'}"] == "Permission denied"
     assert found[f"write:{tree / 'work' / 'new.txt'}"] == "written"
+
+
+def test_the_host_keeps_its_own_folder_through_a_linked_data_folder(tree: Path) -> None:
+    # The data folder a link to another disk: the host hides the link (it cannot be
+    # pointed elsewhere) and all of the folder but its own, which it still reads.
+    (tree / "share").mkdir()
+    data = tree / "share" / "airlock"
+    data.symlink_to(tree / "airlock")
+    (tree / "airlock" / "notes").symlink_to(tree / "work")  # a link inside: not followed
+    probe = (
+        "import json, os, sys\n"
+        "from pathlib import Path\n"
+        "from airlock.connector_host.confine import confine_host\n"
+        "data = Path(sys.argv[1])\n"
+        "found = {'unconfined': confine_host([data], data / 'connectors')}\n"
+        "for path in sys.argv[2:]:\n"
+        "    try:\n"
+        "        found[path] = Path(path).read_text()\n"
+        "    except OSError as exc:\n"
+        "        found[path] = exc.strerror\n"
+        "print(json.dumps(found))\n"
+    )
+    own, secret = data / "connectors" / "vault.key", data / "totp.key"
+    notes = tree / "work" / "notes.txt"
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(data), str(own), str(secret), str(notes)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "unconfined": None,
+        str(own): "vault key",
+        str(secret): "Permission denied",
+        str(notes): "notes",
+    }

@@ -106,19 +106,28 @@ def _reached(path: Path) -> set[Path]:
 def _outermost(paths: Iterable[Path]) -> set[Path]:
     """The paths as the kernel sees them (with the links on the way), less those beneath
     another."""
-    resolved = {reached for p in paths for reached in _reached(p)}
-    return {p for p in resolved if not any(q in p.parents for q in resolved)}
+    return _top({reached for p in paths for reached in _reached(p)})
+
+
+def _top(paths: set[Path]) -> set[Path]:
+    return {p for p in paths if not any(q in p.parents for q in paths)}
 
 
 def sparing(hidden: Iterable[Path], keep: Path) -> list[Path]:
     """*hidden* with *keep* carved out: a hidden folder that holds *keep* is hidden entry
     by entry instead, all but the one on the way to *keep* (as they are now; an entry made
-    there later is out of reach anyway, being new on the way)."""
+    there later is out of reach anyway, being new on the way). The paths are as the
+    kernel sees them: give them to :func:`hide` with ``spare`` rather than as paths (a
+    link among them would be followed again)."""
+    return sorted(_spared(_outermost(hidden), keep))
+
+
+def _spared(hidden: set[Path], keep: Path) -> set[Path]:
     keep = Path(os.path.realpath(keep))
-    found: list[Path] = []
-    for path in _outermost(hidden):
+    found: set[Path] = set()
+    for path in hidden:
         if path == keep or path not in keep.parents:
-            found.append(path)
+            found.add(path)
             continue
         way = [path]
         while way:
@@ -128,14 +137,20 @@ def sparing(hidden: Iterable[Path], keep: Path) -> list[Path]:
                     child = Path(entry.path)
                     if child == keep:
                         continue
-                    (way if child in keep.parents else found).append(child)
+                    if child in keep.parents:
+                        way.append(child)
+                    else:
+                        found.add(child)
     return found
 
 
 def allowed_entries(hidden: Iterable[Path]) -> list[tuple[Path, bool]]:
     """Every path to allow whole so that all but *hidden* stays reachable (see above),
     each with whether it is a folder."""
-    hide = _outermost(hidden)
+    return _allowed(_outermost(hidden))
+
+
+def _allowed(hide: set[Path]) -> list[tuple[Path, bool]]:
     on_the_way = {folder for path in hide for folder in path.parents}
     allowed: list[tuple[Path, bool]] = []
     for folder in sorted(on_the_way):
@@ -151,8 +166,9 @@ def allowed_entries(hidden: Iterable[Path]) -> list[tuple[Path, bool]]:
     return allowed
 
 
-def hide(paths: Iterable[Path]) -> None:
-    """From now on, this process and its descendants reach nothing of *paths*.
+def hide(paths: Iterable[Path], *, spare: Path | None = None) -> None:
+    """From now on, this process and its descendants reach nothing of *paths* (but for
+    *spare* and what is beneath it, when given: see :func:`sparing`).
 
     Raises :class:`Unavailable` when the kernel cannot do it (nothing changed then), and
     ``OSError`` for any other failure."""
@@ -167,7 +183,10 @@ def hide(paths: Iterable[Path]) -> None:
         raise _error("landlock_create_ruleset")
     try:
         _allow(libc, ruleset, Path("/"), READ_DIR)  # names only, everywhere
-        for path, folder in allowed_entries(paths):
+        hidden = _outermost(paths)
+        if spare is not None:
+            hidden = _top(_spared(hidden, spare))
+        for path, folder in _allowed(hidden):
             try:
                 _allow(libc, ruleset, path, on_folder if folder else on_file)
             except FileNotFoundError:

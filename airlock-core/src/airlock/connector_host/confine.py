@@ -44,11 +44,11 @@ def confine_host(hidden: Sequence[Path], own: Path) -> str | None:
     if not hidden:
         return None
     from airlock.common.files import ensure_private_dir
-    from airlock.common.landlock import hide, sparing
+    from airlock.common.landlock import hide
 
     ensure_private_dir(own)  # made first: a new folder on the way is out of reach after
     try:
-        hide(sparing(hidden, own))
+        hide(hidden, spare=own)
     except OSError as exc:
         return f"{exc.strerror or exc}: the connector host runs unconfined"
     return None
