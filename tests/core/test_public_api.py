@@ -97,6 +97,7 @@ PUBLIC_NAMES = [
     "parse_json",
     "problem_fields",
     "read_totp",
+    "refuse_ptrace",
     "report_settings",
     "store_secret",
     "untrusted_line",
