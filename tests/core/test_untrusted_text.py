@@ -20,3 +20,12 @@ def test_letters_with_their_marks_stay_as_written() -> None:
     for text in ("Tiếng Việt", "हिन्दी", "ภาษาไทย", "cafe\u0301"):
         decomposed = unicodedata.normalize("NFD", text)
         assert untrusted_line(decomposed, 100) == decomposed
+
+
+def test_letters_drawn_blank_are_spaces_so_a_run_cannot_push_text_onto_a_line_of_its_own() -> None:
+    """Braille's blank and the Hangul fillers are letters or symbols that draw nothing:
+    kept, a run of them would not collapse like spaces and could wrap a fake
+    "Fingerprint: …" onto a line of its own on a phone's narrow prompt."""
+    for blank in ("\u2800", "\u3164", "\u115f", "\u1160", "\uffa0"):
+        line = untrusted_line("Invoice" + blank * 80 + "Fingerprint: 1234", 200)
+        assert line == "Invoice Fingerprint: 1234", repr(blank)

@@ -11,14 +11,20 @@ MAX_MARKS = 3
 """Combining marks kept on one character: enough for the scripts that stack them
 (Vietnamese needs two), too few to draw a column over the lines around ("Zalgo" text)."""
 
+DRAWN_BLANK = frozenset("\u115f\u1160\u2800\u3164\uffa0")
+"""Letters and symbols that draw nothing (the Hangul fillers, Braille's blank): spaces
+here, so a run of them collapses like spaces instead of pushing text onto a line of its
+own where a prompt wraps."""
+
 
 def untrusted_line(text: str, limit: int) -> str:
     """Agent-controlled text made safe to show a person: one line, at most *limit* chars.
 
     Control characters (terminal escapes, ``\\r``, C1 codes), format characters (bidi
-    overrides, zero-width), line separators and unassigned code points become spaces;
-    runs of whitespace collapse to one; a character keeps at most :data:`MAX_MARKS`
-    combining marks. The one sanitiser for prompts, CLI listings and notifiers.
+    overrides, zero-width), line separators, unassigned code points and what draws
+    nothing (:data:`DRAWN_BLANK`) become spaces; runs of whitespace collapse to one; a
+    character keeps at most :data:`MAX_MARKS` combining marks. The one sanitiser for
+    prompts, CLI listings and notifiers.
     """
     cleaned = []
     marks = 0
@@ -30,7 +36,7 @@ def untrusted_line(text: str, limit: int) -> str:
                 continue
         else:
             marks = 0
-        if category in ("Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"):
+        if category in ("Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn") or char in DRAWN_BLANK:
             cleaned.append(" ")
         else:
             cleaned.append(char)
