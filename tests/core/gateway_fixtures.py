@@ -90,9 +90,14 @@ class Notebook(Connector):
     """What ``describe`` says of a note a write names (tests of the prompt's "Acts on"
     line); ``"!"`` makes it fail. Empty: it describes nothing."""
 
+    held: ClassVar[asyncio.Event | None] = None
+    """Set: ``describe`` waits for it (a service slow to answer)."""
+
     async def describe(self, operation: str, params: BaseModel) -> str | None:
         if not isinstance(params, SaveParams) or params.name not in Notebook.described:
             return None
+        if Notebook.held is not None:
+            await Notebook.held.wait()
         said = Notebook.described[params.name]
         if said == "!":
             raise ConnectorError("the notebook is unreachable: secret-detail-9K")

@@ -4,6 +4,7 @@ prompt, never a failed request. An in-process runtime with a real store and audi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,5 +91,31 @@ def test_nothing_is_added_where_the_connector_describes_nothing(tmp_path: Path) 
         assert all(TARGET_LABEL not in dict(p.lines) for p in phone.sent)
         assert len(phone.sent) == 2
         assert "write_target_described" not in {e["event"] for e in audit_events(runtime)}
+
+    run(tmp_path, scenario)
+
+
+def test_a_reload_while_a_write_is_looked_up_does_not_lose_its_prompt(
+    tmp_path: Path, descriptions: dict[str, str]
+) -> None:
+    """The prompt goes out once the service has said what the write acts on; a reload
+    (or ``airlock unlock``) meanwhile replaces the approval service, and the old one's
+    work must still reach the person: no one else would ever prompt for the request."""
+    descriptions["slow"] = "Invoice 7"
+
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        Notebook.held = asyncio.Event()
+        try:
+            created = await _ask_as(runtime, AGENT, "slow")
+            assert phone.sent == []  # still looking it up
+            await runtime.reload()
+            Notebook.held.set()
+            await settle()
+        finally:
+            Notebook.held = None
+        # The prompt went out through the channels of when it was asked for.
+        prompts = [p for p in phone.sent if p.code == created.code]
+        assert len(prompts) == 1
+        assert dict(prompts[0].lines)[TARGET_LABEL] == "Invoice 7"
 
     run(tmp_path, scenario)

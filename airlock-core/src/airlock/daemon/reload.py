@@ -47,11 +47,15 @@ async def retire(
     listeners: list[asyncio.Task[None]],
     approvals: ApprovalService,
     notifiers: dict[str, Notifier],
+    *,
+    grace: float,
 ) -> None:
     """The parts a reload replaced, once the new ones are in use: their listeners (already
-    cancelled) ended, their approval tasks and notifiers closed."""
+    cancelled) ended, their approval tasks given *grace* seconds to end (a prompt still
+    looking up what a write acts on goes out through the notifiers of when it was asked
+    for), then closed with the notifiers."""
     await asyncio.gather(*listeners, return_exceptions=True)
-    await approvals.close()
+    await approvals.finish(grace)
     await close_notifiers(notifiers)
 
 

@@ -38,7 +38,7 @@ from airlock.passphrase import DaemonLocked, WrongPassphrase
 from airlock.security import totp
 from airlock.security.approvals import ApprovalService
 from airlock.security.audit import AuditLog
-from airlock.security.channels import Channels
+from airlock.security.channels import SEND_TIMEOUT, Channels
 from airlock.security.code_checks import CodeChecker
 from airlock.security.peers import Peer
 from airlock.security.replies import ReplyHandler
@@ -344,7 +344,9 @@ class Runtime:
         self._start_listening()
         for task in old_listeners:
             task.cancel()
-        self.in_background(retire(old_listeners, old_approvals, old_notifiers))
+        # A prompt's look-up is bounded by the host's timeout, its sending by the channels'.
+        grace = self.config.connector_host.timeout + SEND_TIMEOUT
+        self.in_background(retire(old_listeners, old_approvals, old_notifiers, grace=grace))
 
     async def _housekeeping(self) -> None:
         while True:

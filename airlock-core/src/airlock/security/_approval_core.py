@@ -177,6 +177,16 @@ class ApprovalCore:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def finish(self, within: float) -> None:
+        """Let the work under way end (a prompt waiting for its service to say what the
+        write acts on, a notice being sent) for up to *within* seconds, then close: a
+        reload must not lose a prompt that nothing would send again."""
+        try:
+            if self._tasks:
+                await asyncio.wait(list(self._tasks), timeout=within)
+        finally:  # the daemon stopping meanwhile: stopped too
+            await self.close()
+
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
