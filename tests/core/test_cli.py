@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
-import socketserver
 import stat
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -202,48 +199,6 @@ def test_a_builtin_command_is_run_from_an_app_holding_only_its_module() -> None:
             assert set(alone.commands) == names  # type: ignore[attr-defined]
     everything = get_command(build_app(pm, command="no-such-command"))
     assert set(everything.commands) == set(BUILTIN_COMMANDS)  # type: ignore[attr-defined]
-
-
-class _OtherVersion(http.server.BaseHTTPRequestHandler):
-    """A daemon of another Airlock version: it answers, in a shape this client cannot read."""
-
-    def do_GET(self) -> None:
-        body = b'{"version": "9.9"}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def address_string(self) -> str:  # a Unix socket's peer has no host
-        return "unix"
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
-
-
-def test_services_says_a_daemon_that_answers_runs(tmp_path: Path) -> None:
-    """A daemon whose answers this client cannot read (another version) is not reported as
-    "not running": what it answered, and the hint, are shown instead."""
-    (tmp_path / "config.yaml").write_text(
-        f"services: {{mail: {{connector: maildir, path: {tmp_path}}}}}\n"
-    )
-    for part in ("cur", "new", "tmp", "run"):
-        (tmp_path / part).mkdir(mode=0o700)
-    server = socketserver.ThreadingUnixStreamServer(
-        str(tmp_path / "run" / "airlock.sock"), _OtherVersion
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        result = airlock(tmp_path, "services", "--json")
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert result.returncode == 0, result.stderr
-    health = json.loads(result.stdout)[0]["health"]
-    assert "not running" not in health
-    assert "unexpected answer from the daemon" in health
-    assert "different Airlock versions" in health
 
 
 def test_pending_shows_the_call_a_write_would_approve_and_a_spend_its_amount() -> None:

@@ -4,8 +4,15 @@ credentials for a connector that takes none, and the original README's commands.
 
 from __future__ import annotations
 
+import http.server
 import json
+import os
+import socketserver
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 
 import yaml
 from daemon_harness import Airlock, remember
@@ -149,3 +156,53 @@ def test_only_the_latest_asker_collects_and_other_asks_are_new_requests(
         fresh = client.get(f"/v1/requests/{two['id']}", headers={"X-Airlock-Claim": two["claim"]})
         assert fresh.json()["status"] == "approved"
         remember(fresh.json()["session"]["token"])
+
+
+class _OtherVersion(http.server.BaseHTTPRequestHandler):
+    """A daemon of another Airlock version: it answers, in a shape this client cannot read."""
+
+    def do_GET(self) -> None:
+        body = b'{"version": "9.9"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def address_string(self) -> str:  # a Unix socket's peer has no host
+        return "unix"
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+def test_services_says_a_daemon_that_answers_runs(tmp_path: Path) -> None:
+    """A daemon whose answers this client cannot read (another version) is not reported as
+    "not running": what it answered, and the hint, are shown instead. (Here, not in
+    tests/core: the service needs airlock-mail's connector installed.)"""
+    (tmp_path / "config.yaml").write_text(
+        f"services: {{mail: {{connector: maildir, path: {tmp_path}}}}}\n"
+    )
+    for part in ("cur", "new", "tmp", "run"):
+        (tmp_path / part).mkdir(mode=0o700)
+    server = socketserver.ThreadingUnixStreamServer(
+        str(tmp_path / "run" / "airlock.sock"), _OtherVersion
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "airlock", "services", "--json"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "AIRLOCK_HOME": str(tmp_path)},
+            timeout=60,
+            check=False,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 0, result.stderr
+    health = json.loads(result.stdout)[0]["health"]
+    assert "not running" not in health
+    assert "unexpected answer from the daemon" in health
+    assert "different Airlock versions" in health
