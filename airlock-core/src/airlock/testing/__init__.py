@@ -37,7 +37,7 @@ fixture, plus optional hooks to see what the person received and to make them re
 
 from __future__ import annotations
 
-from airlock.testing._support import run, skip_or_fail_under_ci, under_ci
+from airlock.testing._support import dumpable_after, run, skip_or_fail_under_ci, under_ci
 from airlock.testing.connectors import ConnectorContract, ConnectorFactory
 from airlock.testing.notifiers import (
     CONTRACT_AGENT,
@@ -57,6 +57,7 @@ __all__ = [
     "NotifierContract",
     "NotifierFactory",
     "contract_prompt",
+    "dumpable_after",
     "run",
     "skip_or_fail_under_ci",
     "under_ci",
