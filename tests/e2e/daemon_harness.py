@@ -6,7 +6,8 @@ import fcntl
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,57 @@ def needs_landlock() -> None:
 
     if abi_version() <= 0:
         skip_or_fail_under_ci("this kernel has no Landlock (Linux 5.13+)")
+
+
+@contextmanager
+def small_audit_disk(airlock: Airlock) -> Iterator[Path]:
+    """*airlock*'s audit folder on a 512 KiB tmpfs of its own, for a test to fill with
+    :func:`fill_disk` (root only); unmounted afterwards."""
+    needs_root("needs root to mount a small tmpfs over the audit directory")
+    audit_dir = airlock.paths.audit_dir
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", str(audit_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        needs_root(f"needs root and mount permission ({mounted.stderr.strip()})")
+    try:
+        yield audit_dir
+    finally:
+        subprocess.run(["umount", "-l", str(audit_dir)], check=False)
+
+
+def fill_disk(folder: Path) -> Path:
+    """Fill *folder*'s file system; the file that did it, to delete to make room."""
+    import errno
+    import os
+
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    error = 0
+    try:
+        while not error:
+            try:
+                os.write(fd, b"\0" * 512)
+            except OSError as exc:
+                error = exc.errno or -1
+    finally:
+        os.close(fd)
+    assert error == errno.ENOSPC
+    return filler
+
+
+def kill_once_reached(airlock: Airlock, reached: Callable[[], object], what: str) -> None:
+    """SIGKILL *airlock*'s daemon as soon as *reached* is true (within 30 s), mid-call."""
+    deadline = time.monotonic() + 30
+    while not reached():
+        assert time.monotonic() < deadline, f"{what} never happened"
+        time.sleep(0.01)
+    assert airlock.proc is not None
+    airlock.proc.kill()
+    airlock.proc.wait()
 
 
 MACHINE_LOCK = Path(tempfile.gettempdir()) / "airlock-e2e-machine.lock"

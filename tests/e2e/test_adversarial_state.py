@@ -8,12 +8,10 @@ real Linux user talks to the socket (root only; skipped locally, failing under C
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import pwd
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +20,13 @@ from typing import Any
 
 import httpx
 import pytest
-from daemon_harness import Airlock, leaked_secrets, needs_root, remember
+from daemon_harness import (
+    Airlock,
+    fill_disk,
+    leaked_secrets,
+    remember,
+    small_audit_disk,
+)
 from dashboard_support import Browser, dashboard_url
 
 LAUNCHER = Path(__file__).with_name("clocked_serve.py")
@@ -310,48 +314,28 @@ def airlock_factory(start_airlock: Callable[..., Airlock]) -> Callable[..., Airl
 @pytest.fixture
 def full_disk(tmp_path: Path) -> Iterator[tuple[Airlock, Callable[[], None], Callable[[], None]]]:
     """A daemon whose audit directory is a small tmpfs the test can fill and empty."""
-    needs_root("needs root to mount a small tmpfs over the audit directory")
     # Small files, so the test can start a fresh audit.jsonl right before filling the
     # disk: a file's last page may still have room, a new file needs a new page.
     airlock = Airlock(
         tmp_path / "home",
         overrides={"audit": {"rotate_bytes": 4096}, "dashboard": {"listen": "127.0.0.1:0"}},
     )
-    audit_dir = airlock.paths.audit_dir
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", str(audit_dir)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        needs_root(f"needs root and mount permission ({mounted.stderr.strip()})")
-    filler = audit_dir / "filler"
+    with small_audit_disk(airlock) as audit_dir:
+        filler = audit_dir / "filler"
 
-    def fill() -> None:
-        fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        error = 0
+        def fill() -> None:
+            assert fill_disk(audit_dir) == filler
+
+        def empty() -> None:
+            filler.unlink(missing_ok=True)
+
         try:
-            while not error:
-                try:
-                    os.write(fd, b"\0" * 512)
-                except OSError as exc:
-                    error = exc.errno or -1
+            airlock.start()
+            yield airlock, fill, empty
         finally:
-            os.close(fd)
-        assert error == errno.ENOSPC
-
-    def empty() -> None:
-        filler.unlink(missing_ok=True)
-
-    try:
-        airlock.start()
-        yield airlock, fill, empty
-    finally:
-        airlock.stop()
-        empty()
-        leaks = leaked_secrets(airlock.home)
-        subprocess.run(["umount", "-l", str(audit_dir)], check=False)
+            airlock.stop()
+            empty()
+            leaks = leaked_secrets(airlock.home)
     assert not leaks, leaks
 
 

@@ -10,20 +10,24 @@ in it, and it does not run again.
 
 from __future__ import annotations
 
-import errno
+import contextlib
 import json
-import os
 import sqlite3
-import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from tests.e2e.daemon_harness import Airlock, leaked_secrets, needs_root, remember
+from tests.e2e.daemon_harness import (
+    Airlock,
+    fill_disk,
+    kill_once_reached,
+    leaked_secrets,
+    remember,
+    small_audit_disk,
+)
 from tests.e2e.dashboard_support import Browser, dashboard_url
 from tests.e2e.llm_harness import budget_of, spend_session
 from tests.openrouter.openrouter_server import OpenRouterServer
@@ -87,13 +91,8 @@ def test_a_write_cut_off_by_a_daemon_kill_is_in_the_log_and_never_runs_again(
 
             caller = threading.Thread(target=call, daemon=True)
             caller.start()
-            deadline = time.monotonic() + 30
-            while not service.read_text():
-                assert time.monotonic() < deadline, "the write never reached the service"
-                time.sleep(0.01)
-            assert airlock.proc is not None
-            airlock.proc.kill()  # the write is done at the service, its answer not back
-            airlock.proc.wait()
+            # Killed when the write is done at the service, its answer not back.
+            kill_once_reached(airlock, service.read_text, "the write reaching the service")
             caller.join(30)
             assert cut_off, "the call answered although its daemon was killed"
         airlock.start()
@@ -166,30 +165,12 @@ def test_a_state_database_held_locked_is_a_clear_503_and_a_clear_start_failure(
         airlock.stop()
 
 
-def _fill(folder: Path) -> Path:
-    """Fill *folder*'s file system; the file that did it, to delete to make room."""
-    filler = folder / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    error = 0
-    try:
-        while not error:
-            try:
-                os.write(fd, b"\0" * 512)
-            except OSError as exc:
-                error = exc.errno or -1
-    finally:
-        os.close(fd)
-    assert error == errno.ENOSPC
-    return filler
-
-
 def test_a_spend_call_cut_off_is_counted_only_once_its_record_is_on_disk(
     tmp_path: Path,
 ) -> None:
     """The daemon is killed while the service answers a spend call; it starts again on an
     audit disk with room for its ``daemon_started`` record and no more. The call's cost
     must not be counted (and forgotten by the next start) without a record of it."""
-    needs_root("needs root to mount a small tmpfs over the audit directory")
     openrouter = OpenRouterServer()
     remember(openrouter.key)
     llm = {"connector": "openrouter", "api_base": openrouter.url, "models": ["test/*"]}
@@ -197,16 +178,10 @@ def test_a_spend_call_cut_off_is_counted_only_once_its_record_is_on_disk(
     Vault(airlock.paths.vault_file, TotpKey(airlock.phone.secret)).set(
         "llm", {"api_key": openrouter.key}
     )
-    audit_dir = airlock.paths.audit_dir
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", str(audit_dir)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        needs_root(f"needs root and mount permission ({mounted.stderr.strip()})")
-    try:
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(openrouter.close)
+        audit_dir = cleanup.enter_context(small_audit_disk(airlock))
+        cleanup.callback(airlock.stop)
         airlock.start()
         current = audit_dir / "audit.jsonl"
         started = next(r for r in _lines(current) if b'"daemon_started"' in r)
@@ -229,16 +204,10 @@ def test_a_spend_call_cut_off_is_counted_only_once_its_record_is_on_disk(
                 daemon=True,
             )
             caller.start()
-            deadline = time.monotonic() + 30
-            while not openrouter.spending_calls():
-                assert time.monotonic() < deadline, "the call never reached the service"
-                time.sleep(0.01)
-            assert airlock.proc is not None
-            airlock.proc.kill()
-            airlock.proc.wait()
+            kill_once_reached(airlock, openrouter.spending_calls, "the call reaching the service")
             openrouter.held.set()  # the service finishes the answer, and bills it
             caller.join(30)
-        filler = _fill(audit_dir)
+        filler = fill_disk(audit_dir)
         try:
             with pytest.raises(DaemonUnreachable, match="No space left on device"):
                 airlock.start()  # no room for the cut-off call's record
@@ -254,10 +223,6 @@ def test_a_spend_call_cut_off_is_counted_only_once_its_record_is_on_disk(
         assert '"event": "call_cut_off_counted"' in airlock.daemon.log.read_text()
         verify = airlock.audit_verify()
         assert verify.returncode == 0, verify.stdout + verify.stderr
-    finally:
-        airlock.stop()
-        openrouter.close()
-        subprocess.run(["umount", "-l", str(audit_dir)], check=False)
 
 
 PAGE = 4096
