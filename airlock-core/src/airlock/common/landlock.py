@@ -119,7 +119,13 @@ def sparing(hidden: Iterable[Path], keep: Path) -> list[Path]:
     there later is out of reach anyway, being new on the way). The paths are as the
     kernel sees them: give them to :func:`hide` with ``spare`` rather than as paths (a
     link among them would be followed again)."""
-    return sorted(_spared(_outermost(hidden), keep))
+    return sorted(_hidden(hidden, keep))
+
+
+def _hidden(paths: Iterable[Path], spare: Path | None) -> set[Path]:
+    """What :func:`hide` hides: *paths* as the kernel sees them, less *spare*'s way."""
+    hidden = _outermost(paths)
+    return hidden if spare is None else _top(_spared(hidden, spare))
 
 
 def _spared(hidden: set[Path], keep: Path) -> set[Path]:
@@ -144,13 +150,12 @@ def _spared(hidden: set[Path], keep: Path) -> set[Path]:
     return found
 
 
-def allowed_entries(hidden: Iterable[Path]) -> list[tuple[Path, bool]]:
-    """Every path to allow whole so that all but *hidden* stays reachable (see above),
-    each with whether it is a folder."""
-    return _allowed(_outermost(hidden))
-
-
-def _allowed(hide: set[Path]) -> list[tuple[Path, bool]]:
+def allowed_entries(
+    hidden: Iterable[Path], *, spare: Path | None = None
+) -> list[tuple[Path, bool]]:
+    """Every path to allow whole so that all but *hidden* (less *spare*'s way) stays
+    reachable (see above), each with whether it is a folder."""
+    hide = _hidden(hidden, spare)
     on_the_way = {folder for path in hide for folder in path.parents}
     allowed: list[tuple[Path, bool]] = []
     for folder in sorted(on_the_way):
@@ -183,10 +188,7 @@ def hide(paths: Iterable[Path], *, spare: Path | None = None) -> None:
         raise _error("landlock_create_ruleset")
     try:
         _allow(libc, ruleset, Path("/"), READ_DIR)  # names only, everywhere
-        hidden = _outermost(paths)
-        if spare is not None:
-            hidden = _top(_spared(hidden, spare))
-        for path, folder in _allowed(hidden):
+        for path, folder in allowed_entries(paths, spare=spare):
             try:
                 _allow(libc, ruleset, path, on_folder if folder else on_file)
             except FileNotFoundError:
