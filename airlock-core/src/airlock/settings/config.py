@@ -30,6 +30,7 @@ from airlock.models import first_problem
 from airlock.settings.config_file import CONFIG_CHANGED as CONFIG_CHANGED
 from airlock.settings.config_file import config_digest as config_digest
 from airlock.settings.config_file import read_config_file
+from airlock.settings.config_plain import LOCKOUT_FLOOR, MAX_FAILURES
 from airlock.settings.durations import parse_duration
 
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -62,12 +63,6 @@ class TotpConfig(Section):
 class SessionsConfig(Section):
     default_ttl: Duration = 3600
     max_ttl: Duration = 8 * 3600
-
-
-MAX_FAILURES = 10
-"""The most wrong codes ``approvals.max_failures`` may allow before approvals lock."""
-LOCKOUT_FLOOR = 300
-"""The shortest ``approvals.failure_window`` and ``approvals.lockout``, in seconds."""
 
 
 class ApprovalsConfig(Section):

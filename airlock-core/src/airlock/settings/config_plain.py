@@ -30,6 +30,12 @@ _SETTING = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _DURATION = re.compile(r"([0-9]{1,7}) ?([smhd])|([0-9]{1,9})")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
+MAX_FAILURES = 10
+"""The most wrong codes ``approvals.max_failures`` may allow before approvals lock
+(the config's models use the same bounds)."""
+LOCKOUT_FLOOR = 300
+"""The shortest ``approvals.failure_window`` and ``approvals.lockout``, in seconds."""
+
 
 def _seconds(value: Any) -> int | None:
     """A whole number of seconds, or ``90s``, ``60m``, ``8h``, ``7d``, in seconds."""
@@ -44,18 +50,16 @@ def _seconds(value: Any) -> int | None:
     return int(bare or number) * _UNITS.get(unit or "s", 1)
 
 
-def _duration(value: Any) -> bool:
-    """A duration (see :func:`_seconds`) above zero."""
-    seconds = _seconds(value)
-    return seconds is not None and seconds > 0
-
-
 def _duration_at_least(least: int) -> Check:
     def check(value: Any) -> bool:
         seconds = _seconds(value)
         return seconds is not None and seconds >= least
 
     return check
+
+
+_duration = _duration_at_least(1)
+"""A duration (see :func:`_seconds`) above zero."""
 
 
 def _integer(low: int, high: float = math.inf) -> Check:
@@ -97,9 +101,9 @@ SECTIONS: dict[str, dict[str, Check]] = {
     "sessions": {"default_ttl": _duration, "max_ttl": _duration},
     "approvals": {
         "timeout": _duration,
-        "max_failures": _integer(1, 10),
-        "failure_window": _duration_at_least(300),
-        "lockout": _duration_at_least(300),
+        "max_failures": _integer(1, MAX_FAILURES),
+        "failure_window": _duration_at_least(LOCKOUT_FLOOR),
+        "lockout": _duration_at_least(LOCKOUT_FLOOR),
         "notifiers": _list_of(_text),
         "retention": _duration,
     },
