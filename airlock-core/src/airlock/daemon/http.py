@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
 from airlock.common.logs import get_logger
+from airlock.common.nesting import nested_deeper_than
 from airlock.common.text import SURROGATE_ESCAPE
 from airlock.daemon.connections import PEER, ConnectionGuard
 from airlock.errors import (
@@ -216,7 +217,7 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise InvalidInput("body must be a JSON object", field="body")
     escaped = SURROGATE_ESCAPE.search(raw) is not None
     for name, value in data.items():
-        if _depth(value) > MAX_DEPTH:
+        if nested_deeper_than(value, MAX_DEPTH):
             raise _too_deep(str(name))
         if escaped and not _is_unicode(name, value):
             field = name.encode("utf-8", "replace").decode()
@@ -239,20 +240,6 @@ def _is_unicode(name: str, value: Any) -> bool:
 
 def _too_deep(field: str) -> InvalidInput:
     return InvalidInput(f"{field}: nested more than {MAX_DEPTH} levels deep", field=field)
-
-
-def _depth(value: Any) -> int:
-    """Nesting depth without recursion (the check must not itself overflow the stack)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, level)
-            if level > MAX_DEPTH:
-                return level
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, level + 1) for child in children)
-    return deepest
 
 
 def int_query(request: web.Request, name: str, default: int, *, lo: int, hi: int) -> int:

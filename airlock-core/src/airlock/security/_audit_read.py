@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from airlock.common.nesting import nested_deeper_than
 from airlock.security._audit_chain import (
     HEAD,
     SEQ_AT,
@@ -178,19 +179,7 @@ MAX_RECORD_DEPTH = 64
 
 def shallow(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """*records* less those nested deeper than :data:`MAX_RECORD_DEPTH` (put there by hand)."""
-    return [record for record in records if _depth(record) <= MAX_RECORD_DEPTH]
-
-
-def _depth(value: dict[str, Any] | list[Any]) -> int:
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        deepest = max(deepest, level)
-        if level > MAX_RECORD_DEPTH:
-            break
-        children = item.values() if isinstance(item, dict) else item
-        stack.extend((c, level + 1) for c in children if isinstance(c, dict | list))
-    return deepest
+    return [r for r in records if not nested_deeper_than(r, MAX_RECORD_DEPTH)]
 
 
 def query(
