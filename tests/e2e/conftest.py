@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import fcntl
 import pwd
 import shutil
 import subprocess
@@ -58,6 +59,7 @@ def no_secret_in_any_log_or_audit_line(
 
 
 _OTHER_USER_EXISTED = pytest.StashKey[bool]()
+OTHER_USER_LOCK = Path(tempfile.gettempdir()) / "airlock-e2e-other-user.lock"
 
 
 def _runs_the_session(config: pytest.Config) -> bool:
@@ -93,14 +95,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 @pytest.fixture
 def other_uid() -> int:
     needs_root("needs root to create and switch to a second real user")
-    try:
-        return pwd.getpwnam(OTHER_USER).pw_uid
-    except KeyError:
-        # Another worker may be adding the same user: then it exists all the same.
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", OTHER_USER],
-            check=False,
-        )
+    # One worker at a time looks and adds: two workers adding the user at once made it
+    # twice, a test holding the first one's uid while the second one's stood.
+    with OTHER_USER_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _user_exists(OTHER_USER):
+            add = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin"]
+            subprocess.run([*add, OTHER_USER], check=True)
         return pwd.getpwnam(OTHER_USER).pw_uid
 
 
