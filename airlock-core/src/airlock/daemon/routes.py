@@ -14,7 +14,7 @@ from airlock.daemon.runtime import Runtime
 from airlock.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from airlock.framework.operations import canonical_operation_params
 from airlock.security.audit import shallow
-from airlock.security.peers import speaks_for_owner
+from airlock.security.peers import speaks_for_owner, whose
 from airlock.settings.durations import parse_duration
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -95,9 +95,9 @@ async def list_sessions(request: web.Request) -> web.StreamResponse:
     can revoke one agent's session (in isolated mode each agent is a uid of its own)."""
     runtime, caller = rt(request), peer(request)
     runtime.gateway.uses.flush()
-    whose = None if speaks_for_owner(caller) else caller.uid
-    waiting = [r for r in runtime.approvals.uncollected(caller) if whose in (None, r.requester_uid)]
-    return json_model(api.SessionList(sessions=runtime.session_infos(whose), uncollected=waiting))
+    uid = whose(caller)
+    waiting = [r for r in runtime.approvals.uncollected(caller) if uid in (None, r.requester_uid)]
+    return json_model(api.SessionList(sessions=runtime.session_infos(uid), uncollected=waiting))
 
 
 async def revoke_session(request: web.Request) -> web.StreamResponse:
@@ -112,7 +112,7 @@ async def revoke_all(request: web.Request) -> web.StreamResponse:
     (the panic button, as /revoke on a phone)."""
     caller = peer(request)
     revoked, cancelled = await rt(request).approvals.revoke_all(
-        uid=None if speaks_for_owner(caller) else caller.uid,
+        uid=whose(caller),
         channel="terminal",
         actor=caller.audit_fields(),
     )

@@ -37,6 +37,12 @@ def speaks_for_owner(peer: Peer) -> bool:
     return peer.uid in (0, os.getuid())
 
 
+def whose(peer: Peer) -> int | None:
+    """The uid whose sessions *peer* lists and revokes: its own, or every uid's (None)
+    for the daemon's owner and root."""
+    return None if speaks_for_owner(peer) else peer.uid
+
+
 def peer_of(sock: socket.socket) -> Peer:
     """The credentials the kernel recorded for the connecting process."""
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
