@@ -292,3 +292,40 @@ def test_a_parameter_name_cannot_paint_the_persons_terminal(
     assert "params: to" in shown.stdout
     for raw in ("\x1b", "\x07", "\u009b", "\u202e"):
         assert raw not in shown.stdout, f"{raw!r} reached the terminal"
+
+
+def test_a_secret_the_server_prints_on_stdout_stays_out_of_the_daemon_log(
+    start_airlock: Callable[..., Airlock],
+) -> None:
+    """Stdout is the MCP channel: a line there that is not a message (a debug print,
+    a broken message) is dropped by the MCP client, whose own log said so with the line
+    in it, token and all, and a traceback, into the daemon log."""
+    secret = remember("tok_canary_stdout_6e5d4c3b2a1f0e9d")
+    hostile = Path(__file__).parents[1] / "mcp_proxy" / "hostile_server.py"
+    env = {"HOSTILE": "stdout_noise", "TOY_TOKEN": "{credentials.token}"}
+    airlock = start_airlock(
+        {
+            "services": {
+                "noisy": {
+                    "connector": "mcp",
+                    "command": [sys.executable, str(hostile)],
+                    "env": env,
+                    "timeout": 30,
+                }
+            }
+        }
+    )
+    added = airlock.cli(
+        "credentials", "add", "noisy", stdin=f"{airlock.phone.code()}\ntoken={secret}\n"
+    )
+    assert added.returncode == 0, added.stderr
+    with airlock.client() as agent:
+        token = airlock.session(agent, services=["noisy"], reason="look up")["token"]
+        for _ in range(2):
+            answer = op(agent, token, "noisy", "lookup", key="x")
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["result"]["content"][0]["text"] == "done"
+    log = airlock.daemon.log.read_text()
+    assert secret not in log
+    assert "Traceback" not in log
+    assert secret[:20] not in log, "nor the start of it, where a message is cut"

@@ -12,7 +12,9 @@
   agent's tool list), ``small`` is ordinary;
 - ``escape_params``: ``note``, whose parameter's name carries terminal escapes;
 - ``read_only_delete``: ``Delete-Repo``, annotated read-only (Airlock shows it as
-  ``delete_repo``).
+  ``delete_repo``);
+- ``stdout_noise``: before each answer to a call, a debug line on stdout (where only
+  MCP messages belong) carrying ``$TOY_TOKEN``, and a broken JSON-RPC message too.
 """
 
 from __future__ import annotations
@@ -93,6 +95,9 @@ def answer(message: dict[str, Any]) -> dict[str, Any] | None:
         except Refused:
             return refusal(message["id"], "enough")
     elif method == "tools/call":
+        if MODE == "stdout_noise":  # what a careless server (not in Python) leaves in
+            sys.stdout.write(f"token {TOKEN}\n")
+            sys.stdout.write(json.dumps({"jsonrpc": "2.0", "token": TOKEN})[:-1] + "\n")
         result = {"content": [{"type": "text", "text": "done"}]}
     else:
         return refusal(message["id"], "no such method")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 import threading
@@ -16,6 +17,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from airlock.plugin import Access, ConnectorError
+from airlock_mcp_proxy import sdk_log
 from airlock_mcp_proxy.upstream import LINE_LIMIT, _relay_stderr
 from tests.mcp_proxy.conftest import opened
 
@@ -121,3 +123,28 @@ def test_a_line_of_stderr_without_end_is_not_held_whole() -> None:
     assert peak < 8 * 1024 * 1024, f"held {peak} bytes at once"
     at_the_cut = ("y" * (LINE_LIMIT - 5) + "[secret]")[:LINE_LIMIT]
     assert relayed == ["x" * LINE_LIMIT, "the next line", at_the_cut]
+
+
+def test_what_the_mcp_client_logs_of_a_server_has_its_secrets_masked() -> None:
+    """The SDK's own warnings quote the server's words (a tool's name): into the daemon
+    log with the running servers' secrets masked and no traceback."""
+    owner = object()
+    sdk_log.hide(owner, [SECRET])
+    try:
+        with capture_logs() as logged:
+            try:
+                raise ValueError(f"input_value='{SECRET}'")
+            except ValueError:
+                logging.getLogger("mcp.client.session").exception(
+                    "dropping tool %r: invalid", f"also-{SECRET}"
+                )
+    finally:
+        sdk_log.forget(owner)
+    assert logged == [
+        {
+            "event": "mcp_client_log",
+            "message": "dropping tool 'also-[secret]': invalid",
+            "error": "ValueError",
+            "log_level": "error",
+        }
+    ]

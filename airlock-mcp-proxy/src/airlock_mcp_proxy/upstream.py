@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from airlock.plugin import confined_command, get_logger
+from airlock_mcp_proxy import sdk_log
 
 log = get_logger("airlock_mcp_proxy")
 START_TIMEOUT = 60.0
@@ -92,6 +93,7 @@ class Upstream:
     async def start(self) -> Any:
         """Start the server and complete the MCP handshake; the connected ``mcp.Client``."""
         ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        sdk_log.hide(self, self.secrets)
         self._task = asyncio.create_task(self._run(ready), name=f"mcp-upstream-{self.service}")
         try:
             return await asyncio.wait_for(asyncio.shield(ready), max(self._timeout, START_TIMEOUT))
@@ -153,8 +155,14 @@ class Upstream:
         """End the session and the server (SIGTERM, then SIGKILL, by the SDK). Idempotent."""
         self._stop.set()
         task, self._task = self._task, None
-        if task is None:
-            return
+        try:
+            if task is not None:
+                await self._end(task)
+        finally:
+            sdk_log.forget(self)
+
+    @staticmethod
+    async def _end(task: asyncio.Task[None]) -> None:
         try:
             await asyncio.wait_for(asyncio.shield(task), 10)
         except TimeoutError:
