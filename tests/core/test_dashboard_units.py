@@ -3,6 +3,8 @@ chart geometry. (Its pages are tested against a real daemon in tests/e2e.)"""
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from airlock.dashboard.activity import BAR, HEIGHT, HOURS, chart
 from airlock.dashboard.address import ListenAddress, host_allowed, parse_listen
 from airlock.dashboard.audit_view import to_csv
 from airlock.dashboard.pages import VALUE_SHOWN, _params
+from airlock.dashboard.peer_uid import peer_uid
 from airlock.errors import ConfigError
 from airlock.settings.config import AirlockConfig
 
@@ -141,3 +144,27 @@ def test_a_write_shows_every_parameter_with_long_values_cut_each_on_its_own() ->
     assert lines[1] == '"cc": ["a\\u202eb"]'
     assert lines[2] == '"to": "mallory@evil.example"'
     assert shown.replace("…", "").isascii()
+
+
+@pytest.mark.skipif(not Path("/proc/self/net/tcp").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize(
+    ("family", "host"), [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")]
+)
+def test_the_kernel_names_the_user_on_the_other_end_of_a_loopback_connection(
+    family: int, host: str
+) -> None:
+    try:
+        listener = socket.socket(family)
+        listener.bind((host, 0))
+    except OSError:
+        pytest.skip(f"no {host} here")
+    with listener:
+        listener.listen(1)
+        with socket.create_connection(listener.getsockname()[:2]) as client:
+            accepted, _ = listener.accept()
+            with accepted:
+                ours, theirs = accepted.getsockname()[:2], accepted.getpeername()[:2]
+                assert peer_uid(family, ours, theirs) == os.getuid()
+                # The server's own end is not the client's: the direction matters.
+                assert peer_uid(family, theirs, (host, 1)) is None
+                assert client.getsockname()[:2] == theirs

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+
+import structlog
 
 from airlock.daemon.runtime import Runtime
 from airlock.errors import RateLimited
@@ -23,6 +25,8 @@ from airlock.models import Access
 from airlock.security.code_checks import CodePurpose
 from airlock.security.sessions import hash_token
 from airlock.state.store import Session
+
+log = structlog.get_logger("airlock.dashboard")
 
 COOKIE = "airlock_dashboard"
 LOGIN_COOKIE = "airlock_login"
@@ -63,8 +67,9 @@ class DashboardAuth:
         if len(self._attempts) > 1000:  # forget idle addresses rather than grow forever
             self._attempts = {k: v for k, v in self._attempts.items() if v}
 
-    async def login(self, code: str, remote: str) -> Login:
-        """A new person session for a good code; raises ``InvalidCode`` and friends."""
+    async def login(self, code: str, remote: str, uid: int) -> Login:
+        """A new person session for a good code, held by *uid* (the browser's user, see
+        ``client_uid``); raises ``InvalidCode`` and friends."""
         self.check_rate(remote)
         self._rt.refresh_totp()
         await self._rt.codes.check(
@@ -80,7 +85,7 @@ class DashboardAuth:
             token_hash=hash_token(token),
             services=SERVICES,
             access=PERSON_ACCESS,
-            uid=os.getuid(),
+            uid=uid,
             created_at=now,
             expires_at=now + self._ttl,
         )
@@ -96,14 +101,22 @@ class DashboardAuth:
         )
         return Login(session, token)
 
-    def session_of(self, token: str | None) -> Session | None:
-        """The active person session of a cookie, or None."""
+    def session_of(self, token: str | None, uid: Callable[[], int]) -> Session | None:
+        """The active person session of a cookie, when the browser presenting it runs as
+        the user who logged in (*uid*: asked only for a live session); None otherwise."""
         if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 100:
             return None
         session = self._rt.store.find_session_by_token_hash(hash_token(token))
         if session is None or session.access != PERSON_ACCESS:
             return None
-        return session if session.is_active(self._rt.clock.now()) else None
+        if not session.is_active(self._rt.clock.now()):
+            return None
+        if session.uid != uid():
+            # Browsers hand a host's cookies to every port on it: another local user's
+            # web server may hold this one. Theirs to present, not to use.
+            log.warning("dashboard_cookie_of_another_user", session=session.id)
+            return None
+        return session
 
     def session_of_id(self, session_id: str) -> bool:
         session = self._rt.store.get_session(session_id)

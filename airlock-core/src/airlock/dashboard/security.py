@@ -11,6 +11,7 @@ this dashboard's own script file.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,6 +23,7 @@ from multidict import MultiDictProxy
 
 from airlock.dashboard.address import host_allowed
 from airlock.dashboard.auth import COOKIE, DashboardAuth
+from airlock.dashboard.peer_uid import peer_uid
 from airlock.errors import AirlockError, state_unavailable
 from airlock.state.store import Session
 
@@ -77,7 +79,7 @@ def make_guard(
             if origin not in (f"http://{host}", f"https://{host}"):
                 log.warning("dashboard_origin_refused", origin=(origin or "")[:80])
                 return plain(403, "cross-origin request refused")
-        session = auth.session_of(request.cookies.get(COOKIE))
+        session = auth.session_of(request.cookies.get(COOKIE), lambda: client_uid(request))
         if session is not None:
             request[SESSION_KEY] = session
         elif not request.path.startswith(PUBLIC_PATHS):
@@ -96,6 +98,19 @@ def make_guard(
             return _said(state_unavailable(state))
 
     return guard
+
+
+def client_uid(request: web.Request) -> int:
+    """The local user whose program (the browser) is on the other end of *request*; the
+    daemon's own uid when the kernel does not say (a client on another machine, or a
+    system without ``/proc``), which is what every login was bound to before."""
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    found = None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            found = peer_uid(sock.family, sock.getsockname()[:2], sock.getpeername()[:2])
+    return os.getuid() if found is None else found
 
 
 def _said(exc: AirlockError) -> web.Response:

@@ -1,0 +1,49 @@
+"""Which local user is on the other end of a dashboard connection.
+
+A browser sends a host's cookies to every port of that host, so the dashboard's login
+cookie reaches any web server another local user runs on 127.0.0.1. TCP has no
+``SO_PEERCRED``, but on Linux the kernel lists both ends of every connection made on
+this machine, each with the uid that owns it, in ``/proc/self/net/tcp`` (and ``tcp6``):
+the dashboard binds a login to the uid of the browser that logged in. A client on
+another machine (``dashboard.allow_remote``) is not listed: its uid is unknown (None).
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+TABLES = {
+    int(socket.AF_INET): Path("/proc/self/net/tcp"),
+    int(socket.AF_INET6): Path("/proc/self/net/tcp6"),
+}
+UID_COLUMN = 7
+
+
+def _hex_address(family: int, host: str, port: int) -> str:
+    """An address as the kernel prints it there: each 32-bit word in host byte order."""
+    packed = socket.inet_pton(family, host.partition("%")[0])
+    words = (packed[i : i + 4] for i in range(0, len(packed), 4))
+    text = "".join(f"{int.from_bytes(w, sys.byteorder):08X}" for w in words)
+    return f"{text}:{port:04X}"
+
+
+def peer_uid(family: int, server: tuple[str, int], client: tuple[str, int]) -> int | None:
+    """The uid owning the *client* end of a TCP connection to *server* (``sockname`` and
+    ``peername``), when the client runs on this machine and the kernel says so; None
+    otherwise."""
+    table = TABLES.get(family)
+    if table is None:
+        return None
+    try:
+        theirs = _hex_address(family, client[0], client[1])
+        ours = _hex_address(family, server[0], server[1])
+        lines = table.read_text(encoding="ascii").splitlines()[1:]
+    except (OSError, ValueError):
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) > UID_COLUMN and fields[1] == theirs and fields[2] == ours:
+            return int(fields[UID_COLUMN])
+    return None

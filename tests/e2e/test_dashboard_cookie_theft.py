@@ -1,0 +1,122 @@
+"""A browser sends a host's cookies to every port of that host: the dashboard's login
+cookie reaches any server another local user runs on 127.0.0.1 ("have a look at my dev
+server"). The cookie alone must not let that user in: a dashboard login is bound to the
+uid of the browser that logged in, as an agent's session is bound to its uid."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import pwd
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from daemon_harness import Airlock, remember
+from dashboard_support import CHROMIUM, Browser, need_browser, start_with_dashboard
+
+
+def get_as(uid: int, url: str, path: str, cookie: str) -> tuple[int, bytes]:
+    """GET *path* on the dashboard from a forked child that has become *uid*."""
+    host = url.removeprefix("http://")
+    address, port = host.rsplit(":", 1)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: drop to the other user, speak HTTP/1.1 over loopback TCP
+        try:
+            os.close(read_end)
+            user = pwd.getpwuid(uid)
+            os.setgroups([])
+            os.setgid(user.pw_gid)
+            os.setuid(uid)
+            request = (
+                f"GET {path} HTTP/1.1\r\nHost: {host}\r\nCookie: airlock_dashboard={cookie}\r\n"
+                "Connection: close\r\n\r\n"
+            )
+            with socket.create_connection((address, int(port))) as conn:
+                conn.sendall(request.encode())
+                answer = b"".join(iter(lambda: conn.recv(65536), b""))
+            os.write(write_end, answer)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        answer = pipe.read()
+    os.waitpid(pid, 0)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+@pytest.fixture
+def served(start_airlock: Callable[..., Airlock]) -> tuple[Airlock, str]:
+    return start_with_dashboard(start_airlock)
+
+
+def test_a_login_cookie_replayed_by_another_uid_opens_nothing(
+    served: tuple[Airlock, str], other_uid: int
+) -> None:
+    airlock, url = served
+    person = Browser(url)
+    assert person.login(airlock.phone.code()).status_code == 303
+    cookie = remember(person.http.cookies["airlock_dashboard"])
+    assert person.get("/audit").status_code == 200
+    for path in ("/audit", "/pending", "/sessions", "/audit/export.jsonl"):
+        status, body = get_as(other_uid, url, path, cookie)
+        assert status == 303, (path, status)  # to the login page, nothing shown
+        assert b"session_issued" not in body
+    # The person's own browser still works, and the refusal ended nothing of theirs.
+    assert person.get("/audit").status_code == 200
+    person.close()
+
+
+@pytest.fixture
+def cookie_jar_server() -> Iterator[tuple[str, list[str]]]:
+    """Another user's local web server: it notes the Cookie header of every request."""
+    seen: list[str] = []
+
+    class Noting(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Cookie", ""))
+            body = b"<!doctype html><title>dev server</title><p>hello"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Noting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_cookie_a_browser_hands_another_port_is_refused_to_its_user(
+    served: tuple[Airlock, str], other_uid: int, cookie_jar_server: tuple[str, list[str]]
+) -> None:
+    need_browser()
+    from playwright.sync_api import sync_playwright
+
+    airlock, url = served
+    elsewhere, seen = cookie_jar_server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(url + "/login")
+        page.fill("#code", airlock.phone.code())
+        page.click("button:has-text('Log in')")
+        assert page.url == url + "/pending"
+        page.goto(elsewhere)  # the person opens a page another local user serves
+        browser.close()
+    stolen = [c for c in seen if "airlock_dashboard=" in c]
+    assert stolen, "the browser kept the cookie to its port (then this attack is moot)"
+    cookie = stolen[0].split("airlock_dashboard=", 1)[1].split(";", 1)[0]
+    remember(cookie)
+    status, body = get_as(other_uid, url, "/audit", cookie)
+    assert status == 303
+    assert b"Audit log" not in body
