@@ -19,6 +19,7 @@ from airlock.daemon.connector_link import HostConnection
 from airlock.daemon.credentials import CredentialDesk
 from airlock.daemon.keeper import SecretKeeper
 from airlock.daemon.notifier_set import close_notifiers, listen, open_notifiers
+from airlock.daemon.recorded_revocations import apply_recorded_revocations
 from airlock.daemon.reenrol import Reenrolments
 from airlock.daemon.reload import Parts, recorded, retire
 from airlock.daemon.unrecorded_holds import UnrecordedHolds
@@ -282,6 +283,7 @@ class Runtime:
                 "audit_cut_detected", expected_at_least=anchor, found=started.seq - 1
             )
         self.store.raise_audit_anchor(self.audit.last_seq)
+        await apply_recorded_revocations(self.store, self.audit, self.clock)
         # A call in flight when the daemon stopped may have reached the service.
         await self.holds.settle_cut_off()
         self._tasks.append(asyncio.create_task(self._housekeeping()))

@@ -1,0 +1,85 @@
+"""Revocations the audit log records and the state database does not show, applied at start.
+
+A revoke (one session, revoke-all from the terminal, a phone or the dashboard, a
+dashboard log-out) writes its ``session_revoked`` or ``approval_revoked`` record, fsynced,
+then changes the state database. A daemon killed between the two (SIGKILL, power loss),
+or a database that refused the write (a 503 and a ``state_write_failed`` record), leaves
+a log that says revoked and a session that still works. The start, before the socket
+opens, applies each: audited first as ``session_revoked_at_start`` or
+``approval_revoked_at_start`` (``revoked_seq``: the record it applies), then written, as
+the budgets of calls a stop cut off are (:mod:`airlock.daemon.unrecorded_holds`). A
+start killed between those two finds the first record again next time.
+
+Only what can still be used is looked up: sessions active now and approved requests not
+collected (with none, nothing is read), and only the records since the earliest of them
+began (a session's life counts from its approval, a request's from its asking; its
+revocation is recorded after that, and ``ts`` never goes back) less :data:`CLOCK_SLACK`.
+A log that cannot be read stops the start: the socket never opens on sessions it may
+have revoked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from airlock.common.clock import Clock
+from airlock.common.logs import get_logger
+from airlock.models import RequestStatus
+from airlock.security.audit import AuditLog, query
+from airlock.state.store import StateStore
+
+__all__ = ["CLOCK_SLACK", "apply_recorded_revocations"]
+
+log = get_logger("airlock.daemon")
+
+CLOCK_SLACK = 60.0
+"""Seconds read before the earliest live request began: a clock stepped back between a
+request's time in the database and its record's ``ts`` (clamped, never going back)."""
+
+REASON = "its record was on disk, the state database did not show it"
+
+
+async def apply_recorded_revocations(store: StateStore, audit: AuditLog, clock: Clock) -> None:
+    now = clock.now()
+    sessions = {s.id: s for s in store.list_sessions(active_at=now)}
+    requests = {r.id: r for r in store.uncollected_requests()}
+    if not sessions and not requests:
+        return
+    since = min(
+        [r.created_at for r in requests.values()] + [s.created_at for s in sessions.values()]
+    )
+
+    def unapplied(record: dict[str, Any]) -> bool:
+        event = record.get("event")
+        return (event == "session_revoked" and record.get("session") in sessions) or (
+            event == "approval_revoked" and record.get("request") in requests
+        )
+
+    # Read errors (OSError) end the start; lines that do not parse are verify's to name.
+    records = await asyncio.to_thread(
+        query, audit.audit_dir, since=since - CLOCK_SLACK, match=unapplied, contains=(b'_revoked"',)
+    )
+    for record in records:
+        if (session := sessions.pop(str(record.get("session")), None)) is not None:
+            await audit.append(
+                "session_revoked_at_start",
+                session=session.id,
+                owner_uid=session.uid,
+                revoked_seq=record["seq"],
+                reason=REASON,
+            )
+            store.revoke_session(session.id, at=now)
+            log.warning("session_revoked_at_start", session=session.id)
+        elif (request := requests.pop(str(record.get("request")), None)) is not None:
+            await audit.append(
+                "approval_revoked_at_start",
+                request=request.id,
+                owner_uid=request.requester_uid,
+                revoked_seq=record["seq"],
+                reason=REASON,
+            )
+            store.set_request_status(
+                request.id, RequestStatus.REVOKED, decided_at=now, only_if=RequestStatus.APPROVED
+            )
+            log.warning("approval_revoked_at_start", request=request.id)
