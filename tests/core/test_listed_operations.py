@@ -15,7 +15,7 @@ from airlock.api import OperationRef
 from airlock.common.clock import FakeClock
 from airlock.daemon.runtime import Runtime
 from airlock.errors import ApprovalRequired, ConnectorError, Forbidden, InvalidInput
-from airlock.framework.connectors import Access, listed_operation
+from airlock.framework.connectors import Access, Done, listed_operation
 from airlock.json_schema import check_json
 
 TOOLS = {"services": {"tools": {"connector": "toolbox"}}}
@@ -168,3 +168,37 @@ def test_a_service_that_cannot_open_is_listed_without_operations_and_not_retried
             Toolbox.broken = False
 
     run(tmp_path, scenario, **TOOLS)
+
+
+def test_a_schemas_regular_expressions_are_left_to_the_service() -> None:
+    """A listed schema's ``pattern``s run on the agent's text, in the daemon; Python's
+    regular expressions backtrack (``^(a+)+$`` on forty a's and a "!" takes years), so
+    an MCP server naming one could stall every approval. They are the service's to
+    check; the rest of the schema is still checked here."""
+    spec = listed_operation(
+        name="find",
+        access=Access.READ,
+        input_schema={
+            "type": "object",
+            "properties": {
+                "q": {"type": "string", "pattern": "^(a+)+$"},
+                "pattern": {"type": "string"},  # a parameter called so keeps its schema
+                "tags": {
+                    "type": "object",
+                    "patternProperties": {"^(b+)+$": {"type": "string"}},
+                    "additionalProperties": False,
+                },
+            },
+            "required": ["q"],
+            "additionalProperties": False,
+        },
+        result=Done,
+        description="Find things.",
+    )
+    trap = "a" * 40 + "!"
+    spec.parse_params({"q": trap, "pattern": "*.txt", "tags": {"b" * 40 + "!": "x"}})
+    with pytest.raises(InvalidInput, match=r"params\.pattern: must be of type string"):
+        spec.parse_params({"q": trap, "pattern": 7}, within="params")
+    with pytest.raises(InvalidInput, match=r"params\.other"):
+        spec.parse_params({"q": trap, "other": 1}, within="params")
+    assert spec.params_schema()["properties"]["q"]["pattern"] == "^(a+)+$", "shown as listed"

@@ -329,3 +329,25 @@ def test_a_secret_the_server_prints_on_stdout_stays_out_of_the_daemon_log(
     assert secret not in log
     assert "Traceback" not in log
     assert secret[:20] not in log, "nor the start of it, where a message is cut"
+
+
+def test_a_servers_regular_expression_cannot_stall_the_daemon(
+    start_airlock: Callable[..., Airlock],
+) -> None:
+    """The daemon checks a call's arguments against the tool's schema before anything
+    else: a `pattern` that backtracks without end on the agent's text held its event
+    loop (every approval, every session) for as long as it ran."""
+    hostile = Path(__file__).parents[1] / "mcp_proxy" / "hostile_server.py"
+    command = [sys.executable, str(hostile)]
+    airlock = start_airlock(
+        {
+            "services": {
+                "trap": {"connector": "mcp", "command": command, "env": {"HOSTILE": "regex_trap"}}
+            }
+        }
+    )
+    with airlock.client() as agent:
+        token = airlock.session(agent, services=["trap"], reason="find")["token"]
+        answer = op(agent, token, "trap", "find", q="a" * 64 + "!")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["result"]["content"][0]["text"] == "done"

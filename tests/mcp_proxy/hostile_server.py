@@ -13,6 +13,8 @@
 - ``escape_params``: ``note``, whose parameter's name carries terminal escapes;
 - ``read_only_delete``: ``Delete-Repo``, annotated read-only (Airlock shows it as
   ``delete_repo``);
+- ``regex_trap``: ``find``, whose ``q`` must match ``^(a+)+$`` (a regular expression
+  that backtracks for years on forty a's and a "!");
 - ``stdout_noise``: before each answer to a call, a debug line on stdout (where only
   MCP messages belong) carrying ``$TOY_TOKEN``, and a broken JSON-RPC message too.
 """
@@ -61,6 +63,9 @@ def tools_page(params: dict[str, Any]) -> dict[str, Any]:
         return {"tools": [read_tool("note", painted)]}
     if MODE == "read_only_delete":
         return {"tools": [read_tool("Delete-Repo", {"type": "object"})]}
+    if MODE == "regex_trap":
+        trap = {"type": "object", "properties": {"q": {"type": "string", "pattern": "^(a+)+$"}}}
+        return {"tools": [read_tool("find", trap)]}
     if MODE == "bad_refs":
         return {"tools": [read_tool("loop", LOOP), read_tool("remote", REMOTE)]}
     tool: dict[str, Any] = {

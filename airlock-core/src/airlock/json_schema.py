@@ -3,12 +3,13 @@ tool's ``inputSchema``), with errors that name the field and never quote the val
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
 from airlock.errors import ConnectorError, InvalidInput
 
-__all__ = ["check_json", "check_schema"]
+__all__ = ["check_json", "check_schema", "without_regexes"]
 
 
 def _validator_class(schema: Mapping[str, Any]) -> Any:
@@ -29,6 +30,33 @@ def check_schema(schema: Mapping[str, Any]) -> None:
         _validator_class(schema).check_schema(schema)
     except SchemaError as exc:
         raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
+
+
+def without_regexes(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of *schema* without the keywords that run its own regular expressions on
+    the caller's input: ``pattern`` and ``patternProperties``. Python's backtrack: a
+    service's ``^(a+)+$`` takes years on forty a's and a "!", and the daemon checks
+    params on its event loop. The service checks those itself. An object that loses its
+    ``patternProperties`` loses its ``additionalProperties`` and ``unevaluatedProperties``
+    too, so a name they would allow is not refused. Every object is walked: a ``$ref``
+    may point anywhere in the schema."""
+    copied: dict[str, Any] = copy.deepcopy(dict(schema))
+    stack: list[Any] = [copied]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        if isinstance(node.get("pattern"), str):
+            del node["pattern"]
+        if isinstance(node.get("patternProperties"), dict):
+            del node["patternProperties"]
+            node.pop("additionalProperties", None)
+            node.pop("unevaluatedProperties", None)
+        stack.extend(node.values())
+    return copied
 
 
 def check_json(schema: Mapping[str, Any], value: Mapping[str, Any], *, within: str = "") -> None:

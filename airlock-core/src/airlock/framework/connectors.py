@@ -23,6 +23,7 @@ against the params model (or JSON Schema) and the return value against the resul
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from typing_extensions import TypeVar
 
 from airlock.errors import ConnectorError, InvalidInput, NotFound
-from airlock.json_schema import check_json, check_schema
+from airlock.json_schema import check_json, check_schema, without_regexes
 from airlock.models import Access, NoCredentials, NoSettings, first_problem
 
 __all__ = [
@@ -112,12 +113,18 @@ class OperationSpec:
         """*params* validated by the params model (and JSON Schema), or InvalidInput naming
         the field (under *within*, e.g. ``params``)."""
         if self.input_schema is not None:
-            check_json(self.input_schema, params, within=within)
+            check_json(self._checked_schema, params, within=within)
         try:
             return self.params.model_validate(dict(params))
         except ValidationError as exc:
             problem = first_problem(exc, within=within)
             raise InvalidInput(str(problem), field=problem.field) from None
+
+    @functools.cached_property
+    def _checked_schema(self) -> dict[str, Any]:
+        """The input schema params are checked against: without its regular expressions
+        (see ``without_regexes``)."""
+        return without_regexes(self.input_schema or {})
 
     def result_schema(self) -> dict[str, Any]:
         """What a result looks like as the daemon sends it (aliases, JSON types)."""
