@@ -1,10 +1,12 @@
-"""A browser sends a host's cookies to every port of that host: the dashboard's login
-cookie reaches any server another local user runs on 127.0.0.1 ("have a look at my dev
-server"). The cookie alone must not let that user in: a dashboard login is bound to the
-uid of the browser that logged in, as an agent's session is bound to its uid."""
+"""Other ports of 127.0.0.1. A browser sends a host's cookies to every port of that host,
+and SameSite counts them all as one site: the dashboard's login cookie reaches any server
+another local user runs on 127.0.0.1 ("have a look at my dev server"). The cookie alone
+must not let that user in (a login is bound to the uid of the browser that logged in),
+and a user the socket refuses is refused here too."""
 
 from __future__ import annotations
 
+import encodings.idna  # noqa: F401 - loaded before a child drops to a user who cannot read it
 import http.server
 import os
 import pwd
@@ -13,9 +15,12 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from daemon_harness import Airlock, remember
-from dashboard_support import CHROMIUM, Browser, need_browser, start_with_dashboard
+from dashboard_support import CHROMIUM, Browser, field, need_browser, start_with_dashboard
+
+from airlock.security.audit import query
 
 
 def get_as(uid: int, url: str, path: str, cookie: str) -> tuple[int, bytes]:
@@ -49,15 +54,52 @@ def get_as(uid: int, url: str, path: str, cookie: str) -> tuple[int, bytes]:
     return int(head.split()[1]), body
 
 
+def login_as(uid: int, url: str, code: str) -> tuple[int, str]:
+    """A login with *code*, as a browser would make it (the form's token, its cookie,
+    the dashboard's Origin), from a forked child that has become *uid*."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_end)
+            user = pwd.getpwuid(uid)
+            os.setgroups([])
+            os.setgid(user.pw_gid)
+            os.setuid(uid)
+            with httpx.Client(base_url=url) as client:
+                answer = page = client.get("/login")
+                if page.status_code == 200:
+                    token = field(page.text, "login_token")
+                    answer = client.post(
+                        "/login", data={"login_token": token, "code": code}, headers={"Origin": url}
+                    )
+            os.write(write_end, f"{answer.status_code} {answer.text}".encode())
+        except BaseException as exc:
+            os.write(write_end, f"0 {exc!r}".encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        status, _, text = pipe.read().decode().partition(" ")
+    os.waitpid(pid, 0)
+    return int(status), text
+
+
 @pytest.fixture
 def served(start_airlock: Callable[..., Airlock]) -> tuple[Airlock, str]:
     return start_with_dashboard(start_airlock)
 
 
+@pytest.fixture
+def shared(start_airlock: Callable[..., Airlock], other_uid: int) -> tuple[Airlock, str]:
+    """The other user may use this Airlock (an agent user, as in isolated mode)."""
+    return start_with_dashboard(start_airlock, {"daemon": {"allowed_uids": [other_uid]}})
+
+
 def test_a_login_cookie_replayed_by_another_uid_opens_nothing(
-    served: tuple[Airlock, str], other_uid: int
+    shared: tuple[Airlock, str], other_uid: int
 ) -> None:
-    airlock, url = served
+    airlock, url = shared
     person = Browser(url)
     assert person.login(airlock.phone.code()).status_code == 303
     cookie = remember(person.http.cookies["airlock_dashboard"])
@@ -69,6 +111,26 @@ def test_a_login_cookie_replayed_by_another_uid_opens_nothing(
     # The person's own browser still works, and the refusal ended nothing of theirs.
     assert person.get("/audit").status_code == 200
     person.close()
+
+
+def test_a_user_the_socket_refuses_cannot_try_codes_on_the_dashboard(
+    served: tuple[Airlock, str], other_uid: int
+) -> None:
+    """The socket lets in only the allowed uids; the dashboard answers any local user.
+    Each wrong code counts toward the approvals' lockout, so without the same gate any
+    user of the machine could try codes, and lock the person's approvals at will."""
+    airlock, url = served
+    for _ in range(5):  # approvals.max_failures
+        status, text = login_as(other_uid, url, "000000")
+        assert status == 403, text
+        assert f"uid {other_uid} may not use this Airlock" in text
+    person = Browser(url)
+    assert person.get("/login").status_code == 200
+    person.close()
+    assert query(airlock.paths.audit_dir, event="approval_failed") == []
+    with airlock.client() as agent:
+        created = airlock.request(agent)
+        assert airlock.approve(agent, created["code"]).status_code == 200
 
 
 @pytest.fixture
@@ -97,12 +159,12 @@ def cookie_jar_server() -> Iterator[tuple[str, list[str]]]:
 
 
 def test_the_cookie_a_browser_hands_another_port_is_refused_to_its_user(
-    served: tuple[Airlock, str], other_uid: int, cookie_jar_server: tuple[str, list[str]]
+    shared: tuple[Airlock, str], other_uid: int, cookie_jar_server: tuple[str, list[str]]
 ) -> None:
     need_browser()
     from playwright.sync_api import sync_playwright
 
-    airlock, url = served
+    airlock, url = shared
     elsewhere, seen = cookie_jar_server
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])

@@ -126,7 +126,7 @@ async def serve(
         _hand_socket_to_group(paths, gate.socket_gid)
         from airlock.dashboard.app import start as start_dashboard
 
-        dashboard = await start_dashboard(runtime)
+        dashboard = await start_dashboard(runtime, gate.allows)
         log.info("daemon_ready", socket=str(paths.socket), pid=os.getpid(), mode=paths.mode.value)
         print(f"airlock daemon listening on {paths.socket} (pid {os.getpid()})", flush=True)
         if ready is not None:

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import errno
 import os
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -44,9 +44,12 @@ def url_file(runtime: Runtime) -> Path:
 class Dashboard:
     """What the handlers share: the runtime, the login state, the templates."""
 
-    def __init__(self, runtime: Runtime, address: ListenAddress) -> None:
+    def __init__(
+        self, runtime: Runtime, address: ListenAddress, allows: Callable[[int], bool]
+    ) -> None:
         self.rt = runtime
         self.address = address
+        self.allows = allows  # the socket's uid gate (daemon.allowed_uids)
         self.port = address.port
         self.auth = DashboardAuth(runtime, runtime.config.dashboard.session_ttl)
         self.templates = _environment()
@@ -126,6 +129,7 @@ def build_app(dashboard: Dashboard) -> web.Application:
                 dashboard.auth,
                 port=lambda: dashboard.port,
                 remote=dashboard.rt.config.dashboard.allow_remote,
+                allows=dashboard.allows,
                 state=dashboard.rt.paths.state_db,
                 state_failed=lambda method, path: dashboard.rt.audit.append(
                     "state_write_failed", method=method, path=path, channel="dashboard"
@@ -167,9 +171,10 @@ class Running:
         await self.runner.cleanup()
 
 
-async def start(runtime: Runtime) -> Running | None:
-    """Serve the dashboard if ``dashboard.listen`` is not ``off``; None when it is off or
-    its port cannot be bound (reported, never fatal). A bad setting raises ``ConfigError``."""
+async def start(runtime: Runtime, allows: Callable[[int], bool]) -> Running | None:
+    """Serve the dashboard if ``dashboard.listen`` is not ``off``, to the local users
+    *allows* lets in (the socket's uid gate); None when it is off or its port cannot be
+    bound (reported, never fatal). A bad setting raises ``ConfigError``."""
     settings = runtime.config.dashboard
     address = parse_listen(settings.listen, allow_remote=settings.allow_remote)
     if address is None:
@@ -181,7 +186,7 @@ async def start(runtime: Runtime) -> Running | None:
             "(dashboard.allow_remote); anyone who can reach it may try codes",
             flush=True,
         )
-    dashboard = Dashboard(runtime, address)
+    dashboard = Dashboard(runtime, address, allows)
     runner = web.AppRunner(
         build_app(dashboard), access_log=None, handle_signals=False, shutdown_timeout=2.0
     )

@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import secrets
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -101,9 +100,9 @@ class DashboardAuth:
         )
         return Login(session, token)
 
-    def session_of(self, token: str | None, uid: Callable[[], int]) -> Session | None:
+    def session_of(self, token: str | None, uid: int) -> Session | None:
         """The active person session of a cookie, when the browser presenting it runs as
-        the user who logged in (*uid*: asked only for a live session); None otherwise."""
+        *uid*, the user who logged in; None otherwise."""
         if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 100:
             return None
         session = self._rt.store.find_session_by_token_hash(hash_token(token))
@@ -111,7 +110,7 @@ class DashboardAuth:
             return None
         if not session.is_active(self._rt.clock.now()):
             return None
-        if session.uid != uid():
+        if session.uid != uid:
             # Browsers hand a host's cookies to every port on it: another local user's
             # web server may hold this one. Theirs to present, not to use.
             log.warning("dashboard_cookie_of_another_user", session=session.id)

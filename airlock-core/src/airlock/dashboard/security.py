@@ -60,12 +60,15 @@ def make_guard(
     *,
     port: Callable[[], int],
     remote: bool,
+    allows: Callable[[int], bool],
     state: object = "state.db",
     state_failed: Callable[[str, str], Awaitable[object]] | None = None,
 ) -> Middleware:
     """The dashboard's checks around every request; errors as plain text with their
-    status. A state database that refuses a write is a 503 (*state*: its path) and a
-    record (*state_failed*, as the daemon's API does)."""
+    status. Only the local users *allows* lets in (the socket's uid gate) are answered:
+    a login tries a code, which counts toward the approvals' lockout. A state database
+    that refuses a write is a 503 (*state*: its path) and a record (*state_failed*, as
+    the daemon's API does)."""
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -73,13 +76,17 @@ def make_guard(
         if not host_allowed(host, port=port(), remote=remote):
             log.warning("dashboard_host_refused", host=host[:80])
             return plain(421, "this dashboard answers only to its own address")
+        uid = client_uid(request)
+        if not allows(uid):
+            log.warning("dashboard_uid_refused", uid=uid)
+            return plain(403, f"uid {uid} may not use this Airlock (see daemon.allowed_uids)")
         if request.method not in SAFE_METHODS:
             origin = request.headers.get("Origin")
             # https too: the page may be served through a TLS proxy (allow_remote).
             if origin not in (f"http://{host}", f"https://{host}"):
                 log.warning("dashboard_origin_refused", origin=(origin or "")[:80])
                 return plain(403, "cross-origin request refused")
-        session = auth.session_of(request.cookies.get(COOKIE), lambda: client_uid(request))
+        session = auth.session_of(request.cookies.get(COOKIE), uid)
         if session is not None:
             request[SESSION_KEY] = session
         elif not request.path.startswith(PUBLIC_PATHS):
