@@ -168,3 +168,24 @@ def test_the_kernel_names_the_user_on_the_other_end_of_a_loopback_connection(
                 # The server's own end is not the client's: the direction matters.
                 assert peer_uid(family, theirs, (host, 1)) is None
                 assert client.getsockname()[:2] == theirs
+
+
+@pytest.mark.skipif(not Path("/proc/self/net/tcp").exists(), reason="needs Linux /proc")
+def test_an_ipv4_client_of_a_dual_stack_listener_is_found_too() -> None:
+    """Listening on ``::`` (dashboard.allow_remote) takes IPv4 connections too: their
+    server end reads ``::ffff:127.0.0.1``, their client end is listed as plain IPv4."""
+    try:
+        listener = socket.socket(socket.AF_INET6)
+        listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        listener.bind(("::", 0))
+    except OSError:
+        pytest.skip("no dual-stack IPv6 here")
+    with listener:
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)):
+            accepted, _ = listener.accept()
+            with accepted:
+                ours, theirs = accepted.getsockname()[:2], accepted.getpeername()[:2]
+                assert theirs[0] == "::ffff:127.0.0.1"
+                assert peer_uid(socket.AF_INET6, ours, theirs) == os.getuid()

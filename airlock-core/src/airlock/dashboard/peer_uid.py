@@ -10,6 +10,7 @@ another machine (``dashboard.allow_remote``) is not listed: its uid is unknown (
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import sys
 from pathlib import Path
@@ -29,10 +30,24 @@ def _hex_address(family: int, host: str, port: int) -> str:
     return f"{text}:{port:04X}"
 
 
+def _ipv4_mapped(host: str) -> str | None:
+    try:
+        found = ipaddress.IPv6Address(host.partition("%")[0]).ipv4_mapped
+    except ValueError:
+        return None
+    return str(found) if found is not None else None
+
+
 def peer_uid(family: int, server: tuple[str, int], client: tuple[str, int]) -> int | None:
     """The uid owning the *client* end of a TCP connection to *server* (``sockname`` and
     ``peername``), when the client runs on this machine and the kernel says so; None
     otherwise."""
+    server, client = (server[0], server[1]), (client[0], client[1])
+    if family == socket.AF_INET6:
+        mapped = _ipv4_mapped(server[0]), _ipv4_mapped(client[0])
+        if mapped[0] is not None and mapped[1] is not None:
+            # An IPv4 client of a dual-stack listener (``::``): its end is an IPv4 socket.
+            family, server, client = socket.AF_INET, (mapped[0], server[1]), (mapped[1], client[1])
     table = TABLES.get(family)
     if table is None:
         return None
