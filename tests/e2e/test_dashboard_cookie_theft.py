@@ -133,6 +133,18 @@ def test_a_user_the_socket_refuses_cannot_try_codes_on_the_dashboard(
         assert airlock.approve(agent, created["code"]).status_code == 200
 
 
+def test_with_allow_remote_the_dashboard_answers_any_user_as_its_warning_says(
+    start_airlock: Callable[..., Airlock], other_uid: int
+) -> None:
+    """Opened to the network, the dashboard is reached through a TLS proxy running as its
+    own user, or from other machines: the socket's uid gate does not apply there."""
+    remote = {"dashboard": {"listen": "127.0.0.1:0", "allow_remote": True}}
+    airlock, url = start_with_dashboard(start_airlock, remote)
+    status, text = login_as(other_uid, url, "000000")
+    assert status == 403, text
+    assert "wrong code" in text
+
+
 @pytest.fixture
 def cookie_jar_server() -> Iterator[tuple[str, list[str]]]:
     """Another user's local web server: it notes the Cookie header of every request."""

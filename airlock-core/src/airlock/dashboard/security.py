@@ -65,8 +65,8 @@ def make_guard(
     state_failed: Callable[[str, str], Awaitable[object]] | None = None,
 ) -> Middleware:
     """The dashboard's checks around every request; errors as plain text with their
-    status. Only the local users *allows* lets in (the socket's uid gate) are answered:
-    a login tries a code, which counts toward the approvals' lockout. A state database
+    status. Only the local users *allows* lets in (the socket's uid gate) are answered,
+    unless *remote*: a login tries a code, which counts toward the approvals' lockout. A state database
     that refuses a write is a 503 (*state*: its path) and a record (*state_failed*, as
     the daemon's API does)."""
 
@@ -77,7 +77,9 @@ def make_guard(
             log.warning("dashboard_host_refused", host=host[:80])
             return plain(421, "this dashboard answers only to its own address")
         uid = client_uid(request)
-        if not allows(uid):
+        # With allow_remote the person opened it to whoever reaches it (a TLS proxy of
+        # another uid, other machines): the gate would refuse the proxy, and no more.
+        if not remote and not allows(uid):
             log.warning("dashboard_uid_refused", uid=uid)
             return plain(403, f"uid {uid} may not use this Airlock (see daemon.allowed_uids)")
         if request.method not in SAFE_METHODS:
