@@ -139,7 +139,7 @@ def test_with_allow_remote_the_dashboard_answers_any_user_as_its_warning_says(
     """Opened to the network, the dashboard is reached through a TLS proxy running as its
     own user, or from other machines: the socket's uid gate does not apply there."""
     remote = {"dashboard": {"listen": "127.0.0.1:0", "allow_remote": True}}
-    airlock, url = start_with_dashboard(start_airlock, remote)
+    _, url = start_with_dashboard(start_airlock, remote)
     status, text = login_as(other_uid, url, "000000")
     assert status == 403, text
     assert "wrong code" in text

@@ -66,9 +66,9 @@ def make_guard(
 ) -> Middleware:
     """The dashboard's checks around every request; errors as plain text with their
     status. Only the local users *allows* lets in (the socket's uid gate) are answered,
-    unless *remote*: a login tries a code, which counts toward the approvals' lockout. A state database
-    that refuses a write is a 503 (*state*: its path) and a record (*state_failed*, as
-    the daemon's API does)."""
+    unless *remote*: a login tries a code, which counts toward the approvals' lockout. A
+    state database that refuses a write is a 503 (*state*: its path) and a record
+    (*state_failed*, as the daemon's API does)."""
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
