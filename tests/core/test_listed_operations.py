@@ -202,3 +202,53 @@ def test_a_schemas_regular_expressions_are_left_to_the_service() -> None:
     with pytest.raises(InvalidInput, match=r"params\.other"):
         spec.parse_params({"q": trap, "other": 1}, within="params")
     assert spec.params_schema()["properties"]["q"]["pattern"] == "^(a+)+$", "shown as listed"
+
+
+def nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("dialect", [None, "http://json-schema.org/draft-07/schema#"])
+def test_a_schema_whose_work_doubles_with_each_level_is_cut_short(dialect: str | None) -> None:
+    """``oneOf`` two ways to read a nested array, each referring back: every level of
+    the agent's value doubles the daemon's work (forty brackets: years). A ``$schema``
+    inside must not switch to a validator that does not count."""
+    branch: dict[str, Any] = {"type": "array", "items": {"$ref": "#/$defs/n"}}
+    if dialect is not None:
+        branch["$schema"] = dialect
+    schema = {
+        "type": "object",
+        "$defs": {"n": {"oneOf": [branch, {**branch, "minItems": 0}]}},
+        "properties": {"q": {"$ref": "#/$defs/n"}},
+    }
+    spec = listed_operation(
+        name="nest", access=Access.READ, input_schema=schema, result=Done, description="N."
+    )
+    with pytest.raises(InvalidInput, match="too much to check") as caught:
+        spec.parse_params({"q": nested(40)}, within="params")
+    assert caught.value.field == "params"
+    with pytest.raises(InvalidInput, match=r"params\.q: not allowed by the schema \(oneOf\)"):
+        spec.parse_params({"q": nested(3)}, within="params")
+
+
+def test_unique_items_are_checked_in_one_pass() -> None:
+    """jsonschema compares every pair of objects for ``uniqueItems``: the 100,000 small
+    objects of a 1 MiB body took the daemon hours. Equal still means JSON's equal."""
+    spec = listed_operation(
+        name="tag",
+        access=Access.READ,
+        input_schema={
+            "type": "object",
+            "properties": {"t": {"type": "array", "uniqueItems": True}},
+        },
+        result=Done,
+        description="Tag.",
+    )
+    spec.parse_params({"t": [{"n": n} for n in range(100_000)]})
+    spec.parse_params({"t": [1, True, "1", [1], {"a": 1}, {"a": True}]})
+    for same in ([{"a": 1, "b": [2]}, {"b": [2.0], "a": 1.0}], [[], []], [False, False]):
+        with pytest.raises(InvalidInput, match=r"params\.t: not allowed by the schema"):
+            spec.parse_params({"t": same}, within="params")

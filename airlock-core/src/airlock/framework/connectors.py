@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from typing_extensions import TypeVar
 
 from airlock.errors import ConnectorError, InvalidInput, NotFound
-from airlock.json_schema import check_json, check_schema, without_regexes
+from airlock.json_schema import check_json, check_schema, checkable
 from airlock.models import Access, NoCredentials, NoSettings, first_problem
 
 __all__ = [
@@ -122,9 +122,8 @@ class OperationSpec:
 
     @functools.cached_property
     def _checked_schema(self) -> dict[str, Any]:
-        """The input schema params are checked against: without its regular expressions
-        (see ``without_regexes``)."""
-        return without_regexes(self.input_schema or {})
+        """The input schema params are checked against: bounded in time (``checkable``)."""
+        return checkable(self.input_schema or {})
 
     def result_schema(self) -> dict[str, Any]:
         """What a result looks like as the daemon sends it (aliases, JSON types)."""
