@@ -145,15 +145,21 @@ def test_with_allow_remote_the_dashboard_answers_any_user_as_its_warning_says(
     assert "wrong code" in text
 
 
+Site = tuple[str, list[str], dict[str, str]]
+
+
 @pytest.fixture
-def cookie_jar_server() -> Iterator[tuple[str, list[str]]]:
-    """Another user's local web server: it notes the Cookie header of every request."""
+def cookie_jar_server() -> Iterator[Site]:
+    """Another user's local web server: it notes the Cookie header of every request and
+    serves the pages put in its dict by path (a hello page otherwise)."""
     seen: list[str] = []
+    pages: dict[str, str] = {}
 
     class Noting(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             seen.append(self.headers.get("Cookie", ""))
-            body = b"<!doctype html><title>dev server</title><p>hello"
+            hello = "<!doctype html><title>dev server</title><p>hello"
+            body = pages.get(self.path, hello).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
             self.send_header("Content-Length", str(len(body)))
@@ -165,19 +171,19 @@ def cookie_jar_server() -> Iterator[tuple[str, list[str]]]:
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Noting)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/", seen
+    yield f"http://127.0.0.1:{server.server_address[1]}/", seen, pages
     server.shutdown()
     server.server_close()
 
 
 def test_the_cookie_a_browser_hands_another_port_is_refused_to_its_user(
-    shared: tuple[Airlock, str], other_uid: int, cookie_jar_server: tuple[str, list[str]]
+    shared: tuple[Airlock, str], other_uid: int, cookie_jar_server: Site
 ) -> None:
     need_browser()
     from playwright.sync_api import sync_playwright
 
     airlock, url = shared
-    elsewhere, seen = cookie_jar_server
+    elsewhere, seen, _ = cookie_jar_server
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page()
@@ -194,3 +200,33 @@ def test_the_cookie_a_browser_hands_another_port_is_refused_to_its_user(
     status, body = get_as(other_uid, url, "/audit", cookie)
     assert status == 303
     assert b"Audit log" not in body
+
+
+def test_a_page_elsewhere_cannot_make_the_dashboard_confirm_what_was_not_done(
+    served: tuple[Airlock, str], cookie_jar_server: Site
+) -> None:
+    """The pages confirm a decision after their own form (``?done=revoked_all``): a page
+    on another port, whose navigation carries the cookie, must not show a genuine
+    dashboard saying every session was revoked while they all still run."""
+    need_browser()
+    from playwright.sync_api import sync_playwright
+
+    airlock, url = served
+    elsewhere, _, pages = cookie_jar_server
+    spoof = f"{url}/sessions?done=revoked_all"
+    pages["/panic"] = f'<!doctype html><a id="go" href="{spoof}">Revoke every session</a>'
+    with airlock.client() as agent, sync_playwright() as p:
+        live = airlock.session(agent)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(url + "/login")
+        page.fill("#code", airlock.phone.code())
+        page.click("button:has-text('Log in')")
+        page.goto(elsewhere + "panic")
+        page.click("#go")
+        page.wait_for_url(spoof)
+        assert live["id"] in page.inner_text("#sessions")
+        assert "Every session revoked" not in page.inner_text("main")
+        page.click("button:has-text('Revoke every agent session')")  # the real one
+        assert "Every session revoked" in page.inner_text(".done")
+        browser.close()

@@ -144,6 +144,11 @@ def _params(params: dict[str, Any]) -> str:
 
 
 def _done_message(request: web.Request) -> str:
+    """The confirmation after this dashboard's own form redirected here. A page anywhere
+    can link to ``?done=revoked_all`` (from another port of 127.0.0.1 with the cookie),
+    so it shows only when the browser says the navigation came from this origin."""
+    if request.headers.get("Sec-Fetch-Site") != "same-origin":
+        return ""
     what = DONE.get(request.query.get("done", ""), "")
     code = request.query.get("code", "")
     return f"{what} {code}".strip() if what and (not code or CODE_PATTERN.match(code)) else what
