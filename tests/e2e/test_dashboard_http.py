@@ -194,6 +194,18 @@ def test_no_page_without_a_login(served: tuple[Airlock, str]) -> None:
     stranger.close()
 
 
+@pytest.mark.parametrize("name", ["a" * 300 + ".js", "a%00.js", "..%2fapp.py", "nope.css"])
+def test_a_bad_static_name_is_a_404_for_anyone(served: tuple[Airlock, str], name: str) -> None:
+    """The static files answer without a login: no name may make them fail (a name too
+    long for the file system was a 500)."""
+    _, url = served
+    stranger = Browser(url)
+    answer = stranger.get(f"/static/{name}")
+    assert answer.status_code == 404, answer.text
+    assert stranger.get("/static/dashboard.js").status_code == 200
+    stranger.close()
+
+
 def test_agent_text_is_shown_escaped_and_approving_with_a_code_works(
     served: tuple[Airlock, str], person: Browser
 ) -> None:

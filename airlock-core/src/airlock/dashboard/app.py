@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from importlib.resources import files
@@ -105,14 +106,20 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+STATIC_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}\.(js|css|png)$")
+STATIC_KINDS = {"js": "text/javascript", "css": "text/css", "png": "image/png"}
+
+
 async def static(request: web.Request) -> web.StreamResponse:
-    name = request.match_info["name"]
-    kinds = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
-    kind = kinds.get(Path(name).suffix)
-    resource = files("airlock.dashboard").joinpath("static", name)
-    if kind is None or "/" in name or not resource.is_file():
+    """A file of ``static/``; any other name (one too long for the file system, a
+    NUL, a path) is a 404 before the file system sees it."""
+    found = STATIC_NAME.match(request.match_info["name"])
+    if found is None:
         raise web.HTTPNotFound()
-    return web.Response(body=resource.read_bytes(), content_type=kind)
+    resource = files("airlock.dashboard").joinpath("static", found.group(0))
+    if not resource.is_file():
+        raise web.HTTPNotFound()
+    return web.Response(body=resource.read_bytes(), content_type=STATIC_KINDS[found.group(1)])
 
 
 async def index(request: web.Request) -> web.StreamResponse:
