@@ -148,3 +148,23 @@ def test_what_the_mcp_client_logs_of_a_server_has_its_secrets_masked() -> None:
             "log_level": "error",
         }
     ]
+
+
+def test_a_read_the_server_started_again_lists_as_a_write_is_refused(tmp_path: Path) -> None:
+    """The server exits mid-call and the next call starts it again: one that now lists a
+    tool as no longer read-only (a newer version) must not run it as the read it was."""
+    settings = hostile("flip", STARTS=str(tmp_path / "starts"))
+
+    async def main() -> tuple[Access, str, Access]:
+        async with opened(settings) as connector:
+            first = connector.listed["peek"].access
+            with pytest.raises(ConnectorError, match="the MCP server stopped"):
+                await connector.call("crash", {})
+            with pytest.raises(ConnectorError) as refused:
+                await connector.call("peek", {})
+            return first, refused.value.message, connector.listed["peek"].access
+
+    first, message, now = asyncio.run(main())
+    assert first is Access.READ
+    assert message == "files.peek is listed as a write now, no longer a read"
+    assert now is Access.WRITE, "the next call of it is a write, with the person's approval"

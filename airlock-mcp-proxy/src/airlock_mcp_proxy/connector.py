@@ -163,6 +163,10 @@ class McpProxy(Connector[McpSettings]):
                 )
             self._restarts += 1
             log.warning("mcp_server_restarted", service=self.service)
+            client = await self._start()
+            # Started again, it may be another version: what it lists now is what runs.
+            self.listed = {spec.name: spec for spec in await self._listing(client)}
+            return client
         return await self._start()
 
     async def open(self) -> None:
@@ -182,7 +186,9 @@ class McpProxy(Connector[McpSettings]):
     # -- tools as operations ----------------------------------------------------------
 
     async def list_operations(self) -> list[OperationSpec]:
-        client = await self._client()
+        return await self._listing(await self._client())
+
+    async def _listing(self, client: Any) -> list[OperationSpec]:
         secrets = self._upstream.secrets if self._upstream is not None else []
         found: list[Any] = []
         cursor: str | None = None
@@ -232,13 +238,19 @@ class McpProxy(Connector[McpSettings]):
             return None
 
     async def run_listed(self, spec: OperationSpec, arguments: dict[str, Any]) -> BaseModel:
-        tool = self._tools.get(spec.name)
-        if tool is None:
-            raise NotFound(f"{self.service} has no tool {spec.name!r}")
         from mcp.shared.exceptions import MCPError
         from mcp.types import CONNECTION_CLOSED, REQUEST_TIMEOUT
 
-        client = await self._client()
+        client = await self._client()  # a server started again has listed its tools anew
+        tool, now = self._tools.get(spec.name), self.listed.get(spec.name)
+        if tool is None or now is None:
+            raise NotFound(f"{self.service} has no tool {spec.name!r}")
+        if spec.access is Access.READ and now.access is not Access.READ:
+            raise ConnectorError(
+                f"{self.service}.{spec.name} is listed as a {now.access.value} now, "
+                "no longer a read",
+                hint="call it again: it needs the person's approval",
+            )
         upstream = self._upstream
         secrets = upstream.secrets if upstream is not None else []
         try:
