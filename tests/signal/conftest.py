@@ -1,6 +1,7 @@
-"""Fixtures of the signal notifier tests: a local signal-cli-rest-api in each mode, the
-settings that point the real notifier at it, and the API as the shared scenarios drive a
-messenger (tests/notifier_harness/scenarios.py)."""
+"""Fixtures of the signal notifier tests: a local signal-cli-rest-api in each mode and a
+local signal-cli JSON-RPC socket, the settings that point the real notifier at either,
+and either as the shared scenarios drive a messenger (tests/notifier_harness/scenarios.py).
+"""
 
 from __future__ import annotations
 
@@ -13,19 +14,36 @@ import pytest
 import airlock_notify_signal.plugin as signal_plugin
 from tests.notifier_harness.waiting import eventually
 from tests.signal.signal_api_server import BOT, PERSON, STRANGER, SignalApiServer
+from tests.signal.signal_cli_socket import SignalCliSocketServer
+
+
+@pytest.fixture(params=["normal", "json-rpc", "socket"])
+def signal_api(request: pytest.FixtureRequest) -> Iterator[SignalApiServer]:
+    """The REST API in both modes (the notifier finds out which from GET /v1/about), and
+    signal-cli's own socket (in its default receive mode: each message comes twice)."""
+    server = (
+        SignalCliSocketServer() if request.param == "socket" else SignalApiServer(request.param)
+    )
+    yield server
+    server.close()
 
 
 @pytest.fixture(params=["normal", "json-rpc"])
-def signal_api(request: pytest.FixtureRequest) -> Iterator[SignalApiServer]:
-    """The REST API in both modes: the notifier finds out which from GET /v1/about."""
-    server = SignalApiServer(mode=request.param)
+def rest_api(request: pytest.FixtureRequest) -> Iterator[SignalApiServer]:
+    """The REST API alone, in both modes (for what only it has: GET /v1/about)."""
+    server = SignalApiServer(request.param)
     yield server
     server.close()
 
 
 def settings_for(server: SignalApiServer, **extra: Any) -> dict[str, Any]:
+    way_in = (
+        {"socket": server.path}
+        if isinstance(server, SignalCliSocketServer)
+        else {"api_base": server.url}
+    )
     return {
-        "api_base": server.url,
+        **way_in,
         "number": BOT,
         "recipient": PERSON,
         "poll_timeout": 2,

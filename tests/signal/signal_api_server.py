@@ -36,7 +36,7 @@ ENDLESS_LIMIT = 64 << 20
 
 class SignalApiServer:
     def __init__(self, mode: Mode = "normal", send_shape: Literal["object", "array"] = "object"):
-        self.mode = mode
+        self.mode: str = mode
         self.send_shape = send_shape
         self.sent: list[dict[str, Any]] = []
         self.receive_calls = 0

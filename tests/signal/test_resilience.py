@@ -1,5 +1,6 @@
-"""Outages and dropped connections in both receive modes: the notifier backs off (the
-injected sleep records each wait), says what is wrong in its health, and resumes."""
+"""Outages and dropped connections in both receive modes of the REST API and on
+signal-cli's socket: the notifier backs off (the injected sleep records each wait), says
+what is wrong in its health, and resumes."""
 
 from __future__ import annotations
 
@@ -37,8 +38,8 @@ def test_the_receive_mode_follows_what_about_says(signal_api: SignalApiServer) -
         await eventually(lambda: signal_api.receive_calls >= 1)
         signal_api.message("hello")
         assert (await waiting).text == "hello"
-        expected = "websocket" if signal_api.mode == "json-rpc" else "poll"
-        assert notifier.health()["receive"] == expected
+        expected = {"json-rpc": "websocket", "normal": "poll", "socket": "socket"}
+        assert notifier.health()["receive"] == expected[signal_api.mode]
 
     use(signal_api, body)
 
@@ -51,7 +52,11 @@ def test_an_outage_shows_in_health_and_receiving_resumes(signal_api: SignalApiSe
         await eventually(lambda: len(sleeps.waited) >= 5)
         health = notifier.health()
         assert not health["ok"]
-        kind = "ClientConnectorError" if signal_api.mode == "json-rpc" else "ConnectError"
+        kind = {
+            "json-rpc": "ClientConnectorError",
+            "normal": "ConnectError",
+            "socket": f"nothing listens at {getattr(signal_api, 'path', '')}",
+        }[signal_api.mode]
         assert health["detail"] == f"unreachable: {kind} (retrying in 8s)"
         signal_api.start()
         await eventually(lambda: notifier.health()["ok"], within=10)

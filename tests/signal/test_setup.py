@@ -1,5 +1,5 @@
-"""``airlock signal setup`` as a person runs it: it checks the REST API, sends a test
-message, and finishes when the person quote-replies to it."""
+"""``airlock signal setup`` as a person runs it: it checks the REST API (or signal-cli's
+socket), sends a test message, and finishes when the person quote-replies to it."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from airlock_notify_signal._setup import TEST_MESSAGE
 from tests.signal.signal_api_server import BOT, PERSON, PERSON_UUID, STRANGER, SignalApiServer
+from tests.signal.signal_cli_socket import SignalCliSocketServer
 
 
 def setup(home: Path, server: SignalApiServer, *args: str) -> subprocess.Popen[str]:
@@ -36,8 +38,9 @@ def answer_the_test_message(server: SignalApiServer, *, source: str = PERSON) ->
 
 
 def test_setup_exchanges_a_test_message_and_writes_the_config(
-    tmp_path: Path, signal_api: SignalApiServer
+    tmp_path: Path, rest_api: SignalApiServer
 ) -> None:
+    signal_api = rest_api
     running = setup(tmp_path, signal_api, "--write-config")
     answer_the_test_message(signal_api, source=STRANGER)  # not who we wait for
     answer_the_test_message(signal_api)
@@ -72,3 +75,53 @@ def test_an_unregistered_number_is_refused(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "+15559999999 is not registered in signal-cli-rest-api" in result.stderr
     assert server.sent == []
+
+
+def setup_on_socket(home: Path, server: SignalCliSocketServer, *args: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "airlock", "signal", "setup", "--socket", server.path]
+    return subprocess.Popen(
+        [*command, "--number", BOT, "--recipient", PERSON, "--wait", "10", *args],
+        env={**os.environ, "AIRLOCK_HOME": str(home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize("accounts", [None, [BOT, "+15550003000"]])
+def test_setup_on_signal_clis_socket_writes_the_socket_into_the_config(
+    tmp_path: Path, accounts: list[str] | None
+) -> None:
+    server = SignalCliSocketServer()
+    server.accounts = accounts  # None: a single-account daemon, which lists none
+    try:
+        running = setup_on_socket(tmp_path, server, "--write-config")
+        answer_the_test_message(server)
+        out, err = running.communicate(timeout=30)
+    finally:
+        server.close()
+    assert running.returncode == 0, err
+    assert f"signal-cli 0.13.22 answers at {server.path}" in out
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert config["notifiers"]["signal"] == {
+        "socket": server.path,
+        "number": BOT,
+        "recipient": PERSON,
+        "recipient_uuid": PERSON_UUID,
+    }
+
+
+def test_setup_refuses_a_socket_others_could_reach_or_a_number_it_lacks(tmp_path: Path) -> None:
+    open_to_all, lacking = SignalCliSocketServer(socket_mode=0o777), SignalCliSocketServer()
+    lacking.accounts = ["+15550003000"]
+    try:
+        refused = setup_on_socket(tmp_path, open_to_all).communicate(timeout=30)
+        missing = setup_on_socket(tmp_path, lacking).communicate(timeout=30)
+    finally:
+        open_to_all.close()
+        lacking.close()
+    assert "lets other users connect (mode 777)" in refused[1]
+    assert open_to_all.requests == []
+    assert f"{BOT} is not an account of this signal-cli" in missing[1]
+    assert lacking.sent == []
+    assert not (tmp_path / "config.yaml").exists()

@@ -16,7 +16,9 @@ fall into seven groups:
   ``Reply``, ``Notice``); for one that talks to a messenger's HTTP API the base classes
   ``HttpNotifier`` and ``HttpApi`` (with ``ApiSettings``, ``ApiUnreachable``,
   ``AnswerTooLarge``, ``parse_json``, ``Backoff``, ``Sleep`` and ``flatten_prompt``);
-  ``untrusted_line`` / ``REASON_LIMIT`` to show agent text safely;
+  ``untrusted_line`` / ``REASON_LIMIT`` to show agent text safely; for one that talks to
+  a local service's Unix socket, ``open_private_socket`` (``SocketNotPrivate`` when
+  another user could reach it);
 - policies: ``Policy``, ``ResultFilter``, ``PolicyContext`` (with its ``Stage``,
   ``SessionFacts`` and ``ServicePermissions``), ``Verdict``, ``Decision``;
 - spending: ``PricedConnector`` (a connector whose operations cost money), ``Quote``,
@@ -124,6 +126,7 @@ if TYPE_CHECKING:
         problem_fields,
     )
     from airlock.ptrace import refuse_ptrace
+    from airlock.security.private_socket import SocketNotPrivate, open_private_socket
     from airlock.security.prompts import REASON_LIMIT, untrusted_line
     from airlock.settings.config import ServicePermissions
 
@@ -183,6 +186,7 @@ __all__ = [
     "ServiceRefused",
     "SessionFacts",
     "Sleep",
+    "SocketNotPrivate",
     "SpendSettings",
     "Stage",
     "StreamItem",
@@ -199,6 +203,7 @@ __all__ = [
     "get_logger",
     "hookimpl",
     "listed_operation",
+    "open_private_socket",
     "operation",
     "parse_json",
     "problem_fields",
@@ -283,6 +288,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "Verdict",
     ),
     "airlock.framework.untrusted": ("UNTRUSTED", "UntrustedText"),
+    "airlock.security.private_socket": ("SocketNotPrivate", "open_private_socket"),
     "airlock.security.prompts": ("REASON_LIMIT", "untrusted_line"),
     "airlock.framework.spending": (
         "BudgetState",

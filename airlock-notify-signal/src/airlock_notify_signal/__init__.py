@@ -1,1 +1,2 @@
-"""Airlock notifier for Signal (signal-cli-rest-api): prompts answered by quote-replies."""
+"""Airlock notifier for Signal (signal-cli-rest-api, or signal-cli's own socket): prompts
+answered by quote-replies."""

@@ -1,20 +1,23 @@
-"""The ``signal`` notifier: prompts sent through signal-cli-rest-api, answers read back.
+"""The ``signal`` notifier: prompts sent through signal-cli-rest-api, or through
+signal-cli's own JSON-RPC socket (``socket``), answers read back.
 
 It only transports (see docs/plugins.md): a quote-reply to a prompt becomes a Reply bound to the
 prompt's send timestamp, a 👎 reaction to it a "👎" reply, and core decides what either
-means. signal-cli-rest-api has no credentials of its own (it listens on loopback), so
-this notifier keeps nothing in the vault.
+means. Neither has credentials of its own, so this notifier keeps nothing in the vault:
+signal-cli-rest-api answers anyone who reaches its loopback port, the socket only the
+users its file permissions let in (``_cli_socket``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any, Literal
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from airlock.plugin import ApiSettings, Delivery, HttpNotifier, Notice, Prompt, Reply
+from airlock_notify_signal._cli_socket import SignalCli
 from airlock_notify_signal._envelopes import read_envelope
 from airlock_notify_signal._receiving import Receiver
 from airlock_notify_signal._render import notice_text, prompt_text
@@ -39,20 +42,48 @@ class SignalSettings(ApiSettings):
         "auto", description="auto asks GET /v1/about (json-rpc mode means the WebSocket)."
     )
     poll_timeout: int = Field(10, ge=1, le=60, description="Seconds one receive call waits.")
+    socket: str | None = Field(
+        None,
+        max_length=107,
+        description="signal-cli's JSON-RPC socket (signal-cli daemon --socket PATH), used "
+        "instead of signal-cli-rest-api: only users its permissions let in reach it.",
+    )
+
+    @field_validator("socket")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError("must be an absolute path")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> Self:
+        if self.socket is not None and self.model_fields_set & {"api_base", "receive"}:
+            raise ValueError("socket replaces api_base and receive: set one or the other")
+        return self
 
 
 class SignalNotifier(HttpNotifier[SignalSettings, int]):
     name = "signal"
-    title = "Signal (signal-cli-rest-api)"
+    title = "Signal (signal-cli)"
     Settings = SignalSettings
 
     def prepare(self) -> None:
-        self._api = self.opened(
-            SignalRestApi(self.config.api_base, self.config.number, transport=self.transport)
-        )
-        self._receiver = Receiver(
-            self._api, self.backoff, mode=self.config.receive, wait=self.config.poll_timeout
-        )
+        self._cli: SignalCli | None = None
+        self._receiver: Receiver | None = None
+        self._api: SignalRestApi | SignalCli
+        self._received: Callable[[], AsyncGenerator[Any, None]]
+        if self.config.socket is not None:
+            cli = self._cli = self._api = SignalCli(self.config.socket, self.config.number)
+            self._received = lambda: cli.items(self.backoff)
+        else:
+            self._api = rest = self.opened(
+                SignalRestApi(self.config.api_base, self.config.number, transport=self.transport)
+            )
+            self._receiver = Receiver(
+                rest, self.backoff, mode=self.config.receive, wait=self.config.poll_timeout
+            )
+            self._received = self._receiver.items
 
     async def send(self, prompt: Prompt) -> Delivery:
         timestamp = await self._api.send(self.config.recipient, prompt_text(prompt))
@@ -62,16 +93,16 @@ class SignalNotifier(HttpNotifier[SignalSettings, int]):
 
     async def notify(self, notice: Notice) -> None:
         prompt = self.recall(notice.request_id)
-        quote = (
-            {"quote_timestamp": prompt, "quote_author": self.config.number}
-            if prompt is not None
-            else {}
+        await self._api.send(
+            self.config.recipient,
+            notice_text(notice),
+            quote_timestamp=prompt,
+            quote_author=self.config.number if prompt is not None else None,
         )
-        await self._api.send(self.config.recipient, notice_text(notice), **quote)
         self.sent += 1
 
     async def replies(self) -> AsyncIterator[Reply]:
-        async with contextlib.aclosing(self._receiver.items()) as items:
+        async with contextlib.aclosing(self._received()) as items:
             async for item in items:
                 reply = read_envelope(
                     item,
@@ -82,8 +113,14 @@ class SignalNotifier(HttpNotifier[SignalSettings, int]):
                 if reply is not None:
                     yield reply
 
+    async def close(self) -> None:
+        await super().close()
+        if self._cli is not None:
+            await self._cli.aclose()
+
     def health(self) -> dict[str, Any]:
         health = super().health()
-        if self._receiver.mode_in_use:
-            health["receive"] = self._receiver.mode_in_use
+        mode = "socket" if self._cli is not None else self._receiver and self._receiver.mode_in_use
+        if mode:
+            health["receive"] = mode
         return health

@@ -1,14 +1,18 @@
-"""``airlock signal setup``: check signal-cli-rest-api, prove both directions, save config.
+"""``airlock signal setup``: check signal-cli-rest-api (or signal-cli's own socket), prove
+both directions, save config.
 
-It asks the REST API which mode it runs in and whether the sending number is registered,
-sends the person a test message, and waits for their quote-reply to it: that proves the
-prompt reaches them, that their answers come back, and from which Signal identity (the
-ACI is saved too, for messages that hide the phone number). Signal needs no secret here:
-the REST API listens on loopback without credentials.
+It asks the REST API which mode it runs in and whether the sending number is registered
+(signal-cli's socket: its version, and the accounts of a multi-account daemon), sends the
+person a test message, and waits for their quote-reply to it: that proves the prompt
+reaches them, that their answers come back, and from which Signal identity (the ACI is
+saved too, for messages that hide the phone number). Signal needs no secret here: the
+REST API listens on loopback without credentials, the socket lets in whom its
+permissions do.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -17,8 +21,9 @@ from airlock.plugin import ApprovalTimedOut, InvalidInput, NotifierError
 
 if TYPE_CHECKING:
     from airlock.plugin import CliState
+    from airlock_notify_signal._cli_socket import SignalCli
     from airlock_notify_signal._notifier import SignalSettings
-    from airlock_notify_signal._receiving import Receiver
+    from airlock_notify_signal._rest_api import SignalRestApi
 
 TEST_MESSAGE = (
     "Airlock: this is a test. Quote-reply to this message (swipe it right) with any text "
@@ -44,36 +49,48 @@ def register(app: typer.Typer) -> None:
         api_base: Annotated[
             str | None, typer.Option("--api-base", help="Where signal-cli-rest-api listens.")
         ] = None,
+        socket: Annotated[
+            str | None,
+            typer.Option(
+                "--socket",
+                help="signal-cli's own JSON-RPC socket (signal-cli daemon --socket PATH), "
+                "instead of signal-cli-rest-api.",
+            ),
+        ] = None,
         wait: Annotated[int, typer.Option("--wait", help="Seconds to wait for your reply.")] = 300,
         write_config: Annotated[
             bool, typer.Option("--write-config", help="Write the settings into config.yaml.")
         ] = False,
     ) -> None:
-        """Check signal-cli-rest-api, exchange a test message with you, then the config."""
+        """Check signal-cli, exchange a test message with you, then the config."""
         import asyncio
 
         from airlock.plugin import report_settings
 
         state: CliState = ctx.obj
-        settings = _settings(state, number=number, recipient=recipient, api_base=api_base)
+        if socket is not None and api_base is not None:
+            raise InvalidInput("give --socket or --api-base, not both", field="socket")
+        settings = _settings(
+            state, number=number, recipient=recipient, api_base=api_base, socket=socket
+        )
         found = asyncio.run(_exchange(settings, wait))
         report_settings(state, "signal", found, write=write_config)
 
 
 def _settings(
-    state: CliState, *, number: str, recipient: str, api_base: str | None
+    state: CliState, *, number: str, recipient: str, api_base: str | None, socket: str | None
 ) -> SignalSettings:
     from pydantic import ValidationError
 
     from airlock.plugin import configured_api_base, first_problem
     from airlock_notify_signal._notifier import DEFAULT_API_BASE, SignalSettings
 
-    raw: dict[str, Any] = {
-        "number": number,
-        "recipient": recipient,
-        "receive": "auto",
-        "api_base": configured_api_base(state, "signal", api_base, DEFAULT_API_BASE),
-    }
+    raw: dict[str, Any] = {"number": number, "recipient": recipient}
+    if socket is not None:
+        raw["socket"] = socket
+    else:
+        raw["receive"] = "auto"
+        raw["api_base"] = configured_api_base(state, "signal", api_base, DEFAULT_API_BASE)
     try:
         return SignalSettings.model_validate(raw)
     except ValidationError as exc:
@@ -88,29 +105,29 @@ async def _exchange(settings: SignalSettings, wait: int) -> dict[str, Any]:
     import asyncio
 
     from airlock.plugin import Backoff, api_base_setting
+    from airlock_notify_signal._cli_socket import SignalCli
     from airlock_notify_signal._notifier import DEFAULT_API_BASE
     from airlock_notify_signal._receiving import Receiver
     from airlock_notify_signal._rest_api import SignalRestApi
 
-    api = SignalRestApi(settings.api_base, settings.number)
     backoff = Backoff(initial=1.0, maximum=5.0)
+    link: SignalCli | SignalRestApi
+    items: Callable[[], AsyncGenerator[Any, None]]
+    if settings.socket is not None:
+        link = cli = SignalCli(settings.socket, settings.number)
+        where: dict[str, Any] = {"socket": settings.socket}
+        items = lambda: cli.items(backoff)  # noqa: E731 - one line, like the other branch
+    else:
+        link = api = SignalRestApi(settings.api_base, settings.number)
+        where = api_base_setting(settings.api_base, DEFAULT_API_BASE)
+        items = Receiver(api, backoff, mode="auto", wait=min(wait, 10)).items
     try:
-        about = await api.about()
-        typer.echo(
-            f"signal-cli-rest-api {about.get('version', '?')} answers at {settings.api_base} "
-            f"(mode {about.get('mode', '?')})"
-        )
-        if settings.number not in await api.accounts():
-            raise NotifierError(
-                f"{settings.number} is not registered in signal-cli-rest-api",
-                hint="register or link the number there first (see its README)",
-            )
-        sent = await api.send(settings.recipient, TEST_MESSAGE)
+        await _check(link, settings)
+        sent = await link.send(settings.recipient, TEST_MESSAGE)
         typer.echo(f"sent a test message to {settings.recipient}: quote-reply to it in Signal")
         typer.echo(f"waiting up to {wait}s for your reply...")
-        receiver = Receiver(api, backoff, mode="auto", wait=min(wait, 10))
         try:
-            uuid = await asyncio.wait_for(_reply_to(receiver, settings, sent), wait)
+            uuid = await asyncio.wait_for(_reply_to(items(), settings, sent), wait)
         except TimeoutError:
             raise ApprovalTimedOut(
                 f"no quote-reply to the test message arrived within {wait}s",
@@ -118,19 +135,49 @@ async def _exchange(settings: SignalSettings, wait: int) -> dict[str, Any]:
             ) from None
     finally:
         backoff.close()
-        await api.aclose()
+        await link.aclose()
     typer.echo("your reply came back: Signal works both ways")
-    found: dict[str, Any] = {
-        **api_base_setting(settings.api_base, DEFAULT_API_BASE),
-        "number": settings.number,
-        "recipient": settings.recipient,
-    }
+    found: dict[str, Any] = {**where, "number": settings.number, "recipient": settings.recipient}
     if uuid:
         found["recipient_uuid"] = uuid
     return found
 
 
-async def _reply_to(receiver: Receiver, settings: SignalSettings, sent: int) -> str | None:
+async def _check(link: SignalCli | SignalRestApi, settings: SignalSettings) -> None:
+    """Say what answers, and refuse a number it does not have (when it can tell)."""
+    from airlock_notify_signal._cli_socket import METHOD_NOT_FOUND, SignalCli, SignalCliError
+
+    if isinstance(link, SignalCli):
+        typer.echo(f"signal-cli {await link.version()} answers at {link.path}")
+        try:
+            accounts = await link.call("listAccounts")
+        except SignalCliError as exc:  # a single-account daemon lists none
+            if exc.rpc_code != METHOD_NOT_FOUND:
+                raise
+            return
+        listed = accounts if isinstance(accounts, list) else []
+        numbers = [a.get("number") for a in listed if isinstance(a, dict)]
+        if settings.number not in numbers:
+            raise NotifierError(
+                f"{settings.number} is not an account of this signal-cli",
+                hint="register or link the number there first (see its README)",
+            )
+        return
+    about = await link.about()
+    typer.echo(
+        f"signal-cli-rest-api {about.get('version', '?')} answers at {settings.api_base} "
+        f"(mode {about.get('mode', '?')})"
+    )
+    if settings.number not in await link.accounts():
+        raise NotifierError(
+            f"{settings.number} is not registered in signal-cli-rest-api",
+            hint="register or link the number there first (see its README)",
+        )
+
+
+async def _reply_to(
+    items: AsyncGenerator[Any, None], settings: SignalSettings, sent: int
+) -> str | None:
     """The sender's ACI from the first quote-reply to the test message *sent*.
 
     Only the recipient got that message, so a quote of it is theirs, unless it names
@@ -138,8 +185,8 @@ async def _reply_to(receiver: Receiver, settings: SignalSettings, sent: int) -> 
     """
     import contextlib
 
-    async with contextlib.aclosing(receiver.items()) as items:
-        async for item in items:
+    async with contextlib.aclosing(items) as received:
+        async for item in received:
             envelope = item.get("envelope", {}) if isinstance(item, dict) else {}
             quote = (envelope.get("dataMessage") or {}).get("quote") or {}
             number = envelope.get("sourceNumber")

@@ -1,0 +1,140 @@
+"""Signal through signal-cli's own JSON-RPC socket (``socket:`` in the settings), on an
+in-process runtime against a local signal-cli daemon on a real Unix socket: what differs
+from the REST API (every scenario every messenger passes runs on the socket too, through
+the ``signal_api`` fixture). Messages that come twice count once; messages that wait on
+Signal's server (``--receive-mode=manual``) are fetched; another account's are not
+ours; and a socket other users could connect to is never used."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from airlock.daemon.runtime import Runtime
+from tests.notifier_harness.runtime import Phone, ask, audit_events, status_of
+from tests.notifier_harness.scenarios import answers, play, settled
+from tests.notifier_harness.waiting import eventually
+from tests.signal.conftest import SignalDouble
+from tests.signal.signal_api_server import BOT, PERSON, PERSON_UUID, STRANGER
+from tests.signal.signal_cli_socket import SignalCliSocketServer
+
+
+@pytest.fixture
+def on_start() -> Iterator[SignalDouble]:
+    server = SignalCliSocketServer(receive_mode="on-start")
+    yield SignalDouble(server)
+    server.close()
+
+
+def test_a_message_that_comes_twice_counts_once(tmp_path: Path, on_start: SignalDouble) -> None:
+    """signal-cli's default receive mode pushes each message to a connection that also
+    subscribed twice (plain and wrapped): one wrong code must not count as two, which
+    with ``max_failures: 2`` would lock approvals."""
+    server = on_start.server
+    assert isinstance(server, SignalCliSocketServer)
+
+    async def scenario(runtime: Runtime, phone: Phone) -> None:
+        created = await ask(runtime)
+        prompt = await on_start.prompt(created.code)
+        on_start.say("000000", to=prompt)
+        on_start.stranger_says("hello")
+        await settled(on_start)
+        assert not any("too many wrong codes" in t for t in on_start.texts())
+        assert len(audit_events(runtime, "approval_failed")) == 1
+        assert len(audit_events(runtime, "reply_ignored")) == 1
+        on_start.say(phone.code(), to=prompt)
+        await eventually(lambda: not runtime.approvals.pending())
+        assert await status_of(runtime, created) == "approved"
+
+    play(tmp_path, on_start, scenario, approvals={"max_failures": 2})
+    subscribed = [r for r in server.requests if r["method"] == "subscribeReceive"]
+    assert [r["params"] for r in subscribed] == [{"account": BOT}]
+
+
+def test_messages_waiting_for_a_subscriber_are_fetched(tmp_path: Path) -> None:
+    """With ``--receive-mode=manual`` signal-cli receives only for subscribers (messages
+    wait on Signal's server meanwhile): the notifier subscribes when it connects."""
+    server = SignalCliSocketServer(receive_mode="manual")
+    messenger = SignalDouble(server)
+
+    async def scenario(runtime: Runtime, phone: Phone) -> None:
+        created = await ask(runtime)
+        messenger.say(phone.code(), to=await messenger.prompt(created.code))
+        await eventually(lambda: not runtime.approvals.pending())
+        assert await status_of(runtime, created) == "approved"
+        prompt = next(m for m in server.sent if f"access request {created.code}" in m["message"])
+        assert (prompt["account"], prompt["recipient"]) == (BOT, [PERSON])
+
+    try:
+        play(tmp_path, messenger, scenario)
+    finally:
+        server.close()
+
+
+def test_a_message_to_another_account_is_not_an_answer(
+    tmp_path: Path, on_start: SignalDouble
+) -> None:
+    """A signal-cli serving several accounts pushes every account's messages: the person's
+    code sent to another of them (which an agent could ask them for) approves nothing."""
+    server = on_start.server
+
+    async def scenario(runtime: Runtime, phone: Phone) -> None:
+        created = await ask(runtime)
+        prompt = await on_start.prompt(created.code)
+        envelope = {
+            "source": PERSON,
+            "sourceNumber": PERSON,
+            "sourceUuid": PERSON_UUID,
+            "sourceDevice": 1,
+            "timestamp": prompt + 1,
+            "dataMessage": {"message": phone.code(), "quote": {"id": prompt}},
+        }
+        server.item({"envelope": envelope, "account": "+15550009999"})
+        await settled(on_start)
+        assert [p.id for p in runtime.approvals.pending()] == [created.id]
+        assert not audit_events(runtime, "approval_failed")
+
+    play(tmp_path, on_start, scenario)
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o766, 0o770])
+def test_a_socket_other_users_could_connect_to_is_never_used(tmp_path: Path, mode: int) -> None:
+    """Whoever can connect to signal-cli reads the person's replies (codes included) and
+    sends from the number: a socket with a write bit for its group or others gets no
+    prompt and no request at all, and ``airlock status`` says why."""
+    server = SignalCliSocketServer(socket_mode=mode)
+    messenger = SignalDouble(server)
+    bits = f"{mode:o}"
+
+    async def scenario(runtime: Runtime, phone: Phone) -> None:
+        await ask(runtime)
+        await eventually(lambda: "lets other users connect" in _detail(runtime))
+        assert f"(mode {bits})" in _detail(runtime)
+        assert server.requests == []
+        assert server.receive_calls == 0
+        assert answers(messenger, "") == []
+        assert os.stat(server.path).st_mode & 0o777 == mode
+
+    try:
+        play(tmp_path, messenger, scenario)
+    finally:
+        server.close()
+
+
+def _detail(runtime: Runtime) -> str:
+    return str(runtime.notifiers["signal"].health().get("detail", ""))
+
+
+def test_a_stranger_is_heard_once_and_only_as_a_stranger(
+    tmp_path: Path, on_start: SignalDouble
+) -> None:
+    async def scenario(runtime: Runtime, phone: Phone) -> None:
+        on_start.stranger_says("/revoke")
+        await settled(on_start)
+        (ignored,) = audit_events(runtime, "reply_ignored")
+        assert ignored["sender"] == STRANGER
+
+    play(tmp_path, on_start, scenario)
