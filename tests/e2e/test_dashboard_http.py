@@ -194,6 +194,33 @@ def test_no_page_without_a_login(served: tuple[Airlock, str]) -> None:
     stranger.close()
 
 
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        (b"\xff\xfe=\xff", "application/x-www-form-urlencoded"),
+        (b"--x\r\n", "multipart/form-data; boundary=x"),
+        (
+            b"--x\r\nContent-Disposition: form-data\r\n\r\n1\r\n--x--\r\n",
+            "multipart/form-data; boundary=x",
+        ),
+    ],
+)
+def test_a_form_that_cannot_be_read_is_a_400(
+    served: tuple[Airlock, str], person: Browser, body: bytes, kind: str
+) -> None:
+    """A body no form parser takes (not UTF-8, a broken multipart) was a 500 and a
+    traceback, at the login (no login needed) and behind every other form."""
+    airlock, url = served
+    headers = {"Origin": url, "Content-Type": kind}
+    for path in ("/login", "/logout", "/sessions/revoke-all"):
+        answer = person.http.post(path, content=body, headers=headers)
+        assert answer.status_code == 400, (path, answer.text)
+        assert "the form could not be read" in answer.text
+    assert person.get("/pending").status_code == 200  # still logged in
+    log = "".join(p.read_text() for p in airlock.home.rglob("daemon.log"))
+    assert "Traceback" not in log
+
+
 @pytest.mark.parametrize("name", ["a" * 300 + ".js", "a%00.js", "..%2fapp.py", "nope.css"])
 def test_a_bad_static_name_is_a_404_for_anyone(served: tuple[Airlock, str], name: str) -> None:
     """The static files answer without a login: no name may make them fail (a name too

@@ -15,7 +15,7 @@ from aiohttp import web
 from airlock.daemon.runtime import Runtime
 from airlock.dashboard.app import Dashboard, of
 from airlock.dashboard.auth import COOKIE, LOGIN_COOKIE, PERSON_ACCESS
-from airlock.dashboard.security import check_csrf, client_uid, current_session
+from airlock.dashboard.security import check_csrf, client_uid, current_session, read_form
 from airlock.errors import AirlockError
 from airlock.framework.spending import format_usd
 from airlock.models import Access, RequestStatus
@@ -66,7 +66,7 @@ async def login_page(request: web.Request, error: str = "", status: int = 200) -
 
 async def login(request: web.Request) -> web.StreamResponse:
     dash = of(request)
-    form = await request.post()
+    form = await read_form(request)
     given, expected = form.get("login_token"), request.cookies.get(LOGIN_COOKIE)
     if not isinstance(given, str) or not expected or not secrets.compare_digest(given, expected):
         return await login_page(request, "The form expired; type the code again.", 403)

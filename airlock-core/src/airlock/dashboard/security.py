@@ -139,10 +139,21 @@ def current_session(request: web.Request) -> Session:
     return session
 
 
+async def read_form(request: web.Request) -> MultiDictProxy[Any]:
+    """The posted form; a body no form parser takes (not UTF-8, a broken multipart) is a
+    400 that says so, not a 500."""
+    try:
+        return await request.post()
+    except ValueError:  # UnicodeDecodeError is one, as is aiohttp's multipart complaint
+        raise web.HTTPBadRequest(
+            text="the form could not be read: send it from the dashboard's page"
+        ) from None
+
+
 async def check_csrf(request: web.Request, auth: DashboardAuth) -> MultiDictProxy[Any]:
     """The posted form, once its CSRF token matches the session's; 403 otherwise."""
     session = current_session(request)
-    form = await request.post()
+    form = await read_form(request)
     given = form.get("csrf")
     if not isinstance(given, str) or not auth.csrf_ok(session.id, given):
         raise web.HTTPForbidden(text="the form is stale or forged: reload the page")
