@@ -53,13 +53,14 @@ def lasting_code(airlock: Airlock) -> str:
 
 
 def gcal_auth(
-    airlock: Airlock, client_file: Path, *, timeout: int = 60
+    airlock: Airlock, client_file: Path, *, timeout: int = 60, argv_seen: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     args = ["gcal", "auth", "calendar", "--client-secrets", str(client_file)]
     args += ["--timeout", str(timeout)]
+    seen = {"FAKE_BROWSER_ARGV": str(argv_seen)} if argv_seen else {}
     return subprocess.run(
         [sys.executable, "-m", "airlock", *args],
-        env={**airlock.env, "BROWSER": f"{sys.executable} {BROWSER} %s"},
+        env={**airlock.env, "BROWSER": f"{sys.executable} {BROWSER} %s", **seen},
         input=lasting_code(airlock) + "\n",
         capture_output=True,
         text=True,
@@ -89,8 +90,16 @@ def calendar_daemon(
     airlock = start_airlock(
         {"services": {"calendar": {"connector": "gcal", "write": True, **google.settings()}}}
     )
-    authorised = gcal_auth(airlock, client_file)
+    argv_seen = tmp_path / "browser-argv"
+    authorised = gcal_auth(airlock, client_file, argv_seen=argv_seen)
     assert authorised.returncode == 0, authorised.stderr
+    # The browser's command line is every local user's to read: the sign-in address
+    # (this run's state and PKCE challenge) must not be on it, only a private page.
+    (command,) = argv_seen.read_text().splitlines()
+    assert "file://" in command, command
+    assert "state=" not in command, command
+    assert "code_challenge" not in command, command
+    assert "state=" in authorised.stderr  # printed to the person's own terminal
     return airlock, authorised, secret
 
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import socket
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
 import pytest
 
 from airlock.errors import AccessDenied, ApprovalTimedOut, InvalidInput
 from airlock.testing import dumpable_after
+from airlock_gcal.browser import opened_privately
 from airlock_gcal.oauth import OAuthClient, authorize, exchange, load_client_secrets, pkce_pair
 from tests.gcal.google_server import READ, WRITE, GoogleServer
 
@@ -183,3 +187,26 @@ def test_the_client_secret_and_grant_are_held_by_a_process_its_own_user_cannot_r
     path.write_text(json.dumps({"installed": {"client_id": "123", "client_secret": "GOCSPX-x"}}))
     probe = "import sys\nfrom pathlib import Path\nfrom airlock_gcal.cli import _client\n"
     assert not dumpable_after(probe + "_client(Path(sys.argv[1]))", str(path))
+
+
+def test_the_browser_is_given_a_private_page_not_the_address(tmp_path: Path) -> None:
+    """A browser's command line is readable by every local user (/proc/PID/cmdline):
+    the address, with the flow's state and PKCE challenge, goes in a page only the
+    person can read, which forwards to it, and is gone once the command ends."""
+    address = "https://accounts.example/auth?state=S3CRET&code_challenge=CH&x=<'\">"
+    given: list[str] = []
+    with opened_privately(given.append) as open_page:
+        assert open_page is not None
+        open_page(address)
+        (uri,) = given
+        page = Path(unquote(urlsplit(uri).path))
+        assert uri.startswith("file://")
+        assert "S3CRET" not in uri
+        assert stat.S_IMODE(page.stat().st_mode) == 0o600
+        assert stat.S_IMODE(page.parent.stat().st_mode) == 0o700
+        forward = re.search(r'content="0; url=([^"]+)"', page.read_text())
+        assert forward is not None
+        assert html.unescape(forward.group(1)) == address
+    assert not page.parent.exists()
+    with opened_privately(None) as nothing:
+        assert nothing is None

@@ -39,6 +39,7 @@ def register(app: Any) -> None:
         """Let Airlock read SERVICE's calendar: Google's sign-in in your browser, then
         the grant goes to the daemon's vault (your TOTP code is asked for)."""
         from airlock.plugin import read_totp, untrusted_line, with_client
+        from airlock_gcal.browser import opened_privately
         from airlock_gcal.oauth import authorize
 
         state = ctx.obj
@@ -47,15 +48,16 @@ def register(app: Any) -> None:
         # The grant can only be kept by the daemon: find out it is not running before
         # the person goes through Google's pages, not after.
         with_client(state, lambda c: c.status())
-        refresh_token = authorize(
-            client=client,
-            scopes=settings.scopes(),
-            auth_uri=settings.auth_uri,
-            token_uri=settings.token_uri,
-            say=lambda line: typer.echo(line, err=True),
-            open_browser=_browser() if browser else None,
-            timeout=timeout,
-        )
+        with opened_privately(_browser() if browser else None) as open_page:
+            refresh_token = authorize(
+                client=client,
+                scopes=settings.scopes(),
+                auth_uri=settings.auth_uri,
+                token_uri=settings.token_uri,
+                say=lambda line: typer.echo(line, err=True),
+                open_browser=open_page,
+                timeout=timeout,
+            )
         fields = {
             "client_id": client.client_id,
             "client_secret": client.client_secret,
@@ -104,7 +106,8 @@ def _client(path: Path | None) -> OAuthClient:
 
 def _browser() -> Any:
     """``webbrowser.open`` where a graphical browser may exist, else nothing (a text
-    browser would take over this terminal)."""
+    browser would take over this terminal). It is given a private page that forwards to
+    the address, never the address itself (``airlock_gcal.browser``)."""
     graphical = sys.platform in ("darwin", "win32") or any(
         os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER")
     )

@@ -1,0 +1,67 @@
+"""Opening Google's sign-in address in the person's browser without putting it on a
+command line.
+
+The address carries this run's ``state`` and PKCE challenge. A browser started with it as
+an argument shows it in ``/proc/PID/cmdline`` to every local user, who could start a
+sign-in of their own with that challenge and answer the loopback address first, with
+that state and a code for *their* Google account: Airlock would keep a grant to their
+calendar, and the agent would read what they put there and write the person's plans into
+it. So the browser is given a page in a private folder (0700, the page 0600, under the
+home folder, where a sandboxed browser can read it) that forwards to the address; the
+folder goes when the command ends.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["opened_privately"]
+
+PAGE = """<!doctype html>
+<meta charset="utf-8">
+<meta name="referrer" content="no-referrer">
+<meta http-equiv="refresh" content="0; url={url}">
+<title>Airlock: sign in with Google</title>
+<p><a href="{url}">Continue to Google's sign-in</a></p>
+"""
+
+
+@contextmanager
+def opened_privately(
+    open_url: Callable[[str], object] | None,
+) -> Iterator[Callable[[str], None] | None]:
+    """A function that opens an address through a private page with *open_url* (e.g.
+    ``webbrowser.open``; None: no browser, None given back); the page's folder is removed
+    on leaving."""
+    if open_url is None:
+        yield None
+        return
+    folder = Path(tempfile.mkdtemp(prefix="airlock-sign-in-", dir=_under_home()))
+    try:
+
+        def open_page(url: str) -> None:
+            page = folder / "sign-in.html"
+            fd = os.open(page, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(PAGE.format(url=html.escape(url, quote=True)))
+            open_url(page.as_uri())
+
+        yield open_page
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _under_home() -> str | None:
+    """``~/.cache`` (made 0700 if missing), else the system's temporary folder."""
+    cache = Path.home() / ".cache"
+    try:
+        cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return str(cache)
