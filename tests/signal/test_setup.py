@@ -18,7 +18,13 @@ from tests.signal.signal_cli_socket import SignalCliSocketServer
 
 
 def setup(home: Path, server: SignalApiServer, *args: str) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "airlock", "signal", "setup", "--api-base", server.url]
+    """``airlock signal setup`` against *server*: its socket when it is signal-cli's."""
+    way_in = (
+        ["--socket", server.path]
+        if isinstance(server, SignalCliSocketServer)
+        else ["--api-base", server.url]
+    )
+    command = [sys.executable, "-m", "airlock", "signal", "setup", *way_in]
     return subprocess.Popen(
         [*command, "--number", BOT, "--recipient", PERSON, "--wait", "10", *args],
         env={**os.environ, "AIRLOCK_HOME": str(home)},
@@ -77,17 +83,6 @@ def test_an_unregistered_number_is_refused(tmp_path: Path) -> None:
     assert server.sent == []
 
 
-def setup_on_socket(home: Path, server: SignalCliSocketServer, *args: str) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "airlock", "signal", "setup", "--socket", server.path]
-    return subprocess.Popen(
-        [*command, "--number", BOT, "--recipient", PERSON, "--wait", "10", *args],
-        env={**os.environ, "AIRLOCK_HOME": str(home)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 @pytest.mark.parametrize("accounts", [None, [BOT, "+15550003000"]])
 def test_setup_on_signal_clis_socket_writes_the_socket_into_the_config(
     tmp_path: Path, accounts: list[str] | None
@@ -95,7 +90,7 @@ def test_setup_on_signal_clis_socket_writes_the_socket_into_the_config(
     server = SignalCliSocketServer()
     server.accounts = accounts  # None: a single-account daemon, which lists none
     try:
-        running = setup_on_socket(tmp_path, server, "--write-config")
+        running = setup(tmp_path, server, "--write-config")
         answer_the_test_message(server)
         out, err = running.communicate(timeout=30)
     finally:
@@ -115,8 +110,8 @@ def test_setup_refuses_a_socket_others_could_reach_or_a_number_it_lacks(tmp_path
     open_to_all, lacking = SignalCliSocketServer(socket_mode=0o777), SignalCliSocketServer()
     lacking.accounts = ["+15550003000"]
     try:
-        refused = setup_on_socket(tmp_path, open_to_all).communicate(timeout=30)
-        missing = setup_on_socket(tmp_path, lacking).communicate(timeout=30)
+        refused = setup(tmp_path, open_to_all).communicate(timeout=30)
+        missing = setup(tmp_path, lacking).communicate(timeout=30)
     finally:
         open_to_all.close()
         lacking.close()
