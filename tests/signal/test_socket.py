@@ -7,13 +7,16 @@ ours; and a socket other users could connect to is never used."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from airlock.daemon.runtime import Runtime
+from airlock_notify_signal._cli_socket import MAX_LINE_BYTES
 from tests.notifier_harness.runtime import Phone, ask, audit_events, status_of
 from tests.notifier_harness.scenarios import answers, play, settled
 from tests.notifier_harness.waiting import eventually
@@ -136,5 +139,41 @@ def test_a_stranger_is_heard_once_and_only_as_a_stranger(
         await settled(on_start)
         (ignored,) = audit_events(runtime, "reply_ignored")
         assert ignored["sender"] == STRANGER
+
+    play(tmp_path, on_start, scenario)
+
+
+def test_a_stranger_s_line_over_the_cap_is_skipped_and_what_follows_is_read(
+    tmp_path: Path, on_start: SignalDouble
+) -> None:
+    """Anyone can write to the number, and signal-cli writes a control character of their
+    text as six bytes (``\\u0001``): a stranger's message can make a line over the cap.
+    That line is skipped, not the connection ended: the person's code right behind it,
+    already written to the connection, still approves, and nothing was reconnected."""
+    server = on_start.server
+    assert isinstance(server, SignalCliSocketServer)
+
+    def notification(source: str, uuid: str, timestamp: int, data: dict[str, Any]) -> str:
+        envelope = {
+            "source": source,
+            "sourceNumber": source,
+            "sourceUuid": uuid,
+            "sourceDevice": 1,
+            "timestamp": timestamp,
+            "dataMessage": {"timestamp": timestamp, **data},
+        }
+        params = {"envelope": envelope, "account": BOT}
+        return json.dumps({"jsonrpc": "2.0", "method": "receive", "params": params})
+
+    async def scenario(runtime: Runtime, phone: Phone) -> None:
+        created = await ask(runtime)
+        prompt = await on_start.prompt(created.code)
+        huge = notification(STRANGER, "u-stranger", prompt + 1, {"message": "\x01" * 200_000})
+        assert len(huge) > MAX_LINE_BYTES
+        code = {"message": phone.code(), "quote": {"id": prompt}}
+        server.line(huge + "\n" + notification(PERSON, PERSON_UUID, prompt + 2, code))
+        await eventually(lambda: not runtime.approvals.pending(), within=20)
+        assert await status_of(runtime, created) == "approved"
+        assert server.receive_calls == 1  # the same connection went on
 
     play(tmp_path, on_start, scenario)

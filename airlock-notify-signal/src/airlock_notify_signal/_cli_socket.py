@@ -17,9 +17,9 @@ messages come as ``receive`` notifications, plain (``params`` is ``{"envelope",
 seen already (same sender, device and timestamp) is passed on once: a code read twice
 would count as a wrong one the second time. Messages for another account are dropped.
 
-What is read is bounded: a line over :data:`MAX_LINE_BYTES` ends the connection (it is
-opened again, after the back-off's wait); a line that is not JSON, or nested too deeply to
-parse, is skipped; at most :data:`MAX_WAITING` messages wait to be read.
+What is read is bounded: a line over :data:`MAX_LINE_BYTES` (a stranger's message can
+make one), a line that is not JSON, or nested too deeply to parse, is skipped and the
+connection goes on; at most :data:`MAX_WAITING` messages wait to be read.
 """
 
 from __future__ import annotations
@@ -111,14 +111,14 @@ class _Connection:
         try:
             while True:
                 try:
-                    line = await self._reader.readline()
-                except ValueError:  # over the StreamReader's limit
-                    self.problem = f"a message over {MAX_LINE_BYTES >> 20} MiB was refused"
-                    log.warning("signal_line_refused", max_bytes=MAX_LINE_BYTES)
-                    return
-                if not line.endswith(b"\n"):
-                    return  # closed, perhaps mid-line
+                    line = await self._reader.readuntil(b"\n")
+                except asyncio.LimitOverrunError:  # over the StreamReader's limit
+                    log.warning("signal_line_skipped", why=f"over {MAX_LINE_BYTES} bytes")
+                    await _skip_line(self._reader)
+                    continue
                 self._take(line)
+        except asyncio.IncompleteReadError:
+            pass  # closed, perhaps mid-line: what came of that line is not read
         except OSError as exc:
             self.problem = f"unreachable: {type(exc).__name__}"
         finally:
@@ -264,6 +264,19 @@ class SignalCli:
                 while len(seen) > REMEMBERED_ENVELOPES:
                     seen.popitem(last=False)
         return item
+
+
+async def _skip_line(reader: asyncio.StreamReader) -> None:
+    """Drops a line over the limit up to its end: anyone can write to the number, and an
+    envelope is one line, so one stranger's message must not end the connection (and lose
+    what signal-cli wrote after it, the person's reply perhaps). The line is dropped whole:
+    no part of it is read as a line of its own."""
+    while True:
+        try:
+            await reader.readuntil(b"\n")
+            return
+        except asyncio.LimitOverrunError as exc:
+            await reader.readexactly(exc.consumed)
 
 
 def _timestamp(answer: Any) -> int:
