@@ -6,13 +6,20 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from gateway_fixtures import Phone
+from test_approvals import run, settle
 
+from airlock.common.clock import FakeClock
+from airlock.daemon.audit_budget import keep_audit_budget
+from airlock.daemon.runtime import Runtime
 from airlock.security.audit import AuditLog, verify_dir
 from airlock.settings.config import AirlockConfig
 
 ROTATE = 4096
+DAY = 86400
 
 
 def _fill(log: AuditLog, records: int) -> None:
@@ -123,3 +130,51 @@ def test_the_budget_must_leave_room_for_rotation() -> None:
 
     with pytest.raises(ValidationError, match="max_bytes"):
         AirlockConfig(audit={"rotate_bytes": 1 << 20, "max_bytes": 1 << 20})
+
+
+def test_files_with_records_younger_than_keep_for_stay_over_the_budget(tmp_path: Path) -> None:
+    """Whoever can make records fast (an agent with a session) must not push its own
+    recent ones out: a file holding a record from the last ``keep_for`` is kept, the
+    refusal is recorded once, and the file goes once its records are old enough."""
+    audit_dir, key = tmp_path / "audit", tmp_path / "audit.key"
+    audit_dir.mkdir()
+    clock = FakeClock()
+    log = AuditLog(audit_dir, key, rotate_bytes=ROTATE, clock=clock)
+    _fill(log, 120)
+    clock.advance(DAY - 1)
+    assert asyncio.run(log.drop_over_budget(3 * ROTATE, keep_for=DAY)) == []
+    assert asyncio.run(log.drop_over_budget(3 * ROTATE, keep_for=DAY)) == []
+    oldest = sorted(audit_dir.glob("audit-*.jsonl"))[0].name
+    assert log.drop_refused == f"{oldest} holds records younger than keep_for"
+    refused = log.query(event="audit_drop_refused")
+    assert [r["why"] for r in refused] == [log.drop_refused], "recorded once"
+    clock.advance(2)
+    dropped = asyncio.run(log.drop_over_budget(3 * ROTATE, keep_for=DAY))
+    assert dropped[0] == oldest
+    assert log.drop_refused is None
+    assert verify_dir(audit_dir, key).ok
+    log.close()
+
+
+def test_the_person_is_told_on_every_channel_of_a_drop_and_of_a_refusal(tmp_path: Path) -> None:
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        _fill(runtime.audit, 120)
+        await keep_audit_budget(runtime)  # every record is from now: nothing may go
+        await settle()
+        (refusal,) = phone.notices
+        assert "over its size budget (audit.max_bytes, 16,384 bytes)" in refusal
+        assert "holds records younger than keep_for" in refusal
+        await keep_audit_budget(runtime)  # the same reason is not told twice
+        await settle()
+        assert len(phone.notices) == 1
+        clock.advance(DAY + 1)
+        await keep_audit_budget(runtime)
+        await settle()
+        assert "oldest file(s) were verified and deleted" in phone.notices[-1]
+        assert runtime.audit.query(event="audit_files_dropped")
+
+    run(
+        tmp_path,
+        scenario,
+        audit={"rotate_bytes": ROTATE, "max_bytes": 4 * ROTATE, "keep_for": "1d"},
+    )

@@ -15,6 +15,7 @@ from airlock.common.logs import get_logger
 from airlock.connector_host.client import ConnectorHost
 from airlock.connector_host.link import HostLauncher
 from airlock.daemon import answers
+from airlock.daemon.audit_budget import keep_audit_budget
 from airlock.daemon.connector_link import HostConnection
 from airlock.daemon.credentials import CredentialDesk
 from airlock.daemon.keeper import SecretKeeper
@@ -25,11 +26,7 @@ from airlock.daemon.reload import Parts, recorded, retire
 from airlock.daemon.unrecorded_holds import UnrecordedHolds
 from airlock.errors import SERVICES_LISTED, NotFound
 from airlock.framework.notifiers import Notice, Notifier
-from airlock.framework.plugins import (
-    AirlockPluginManager,
-    get_connectors,
-    get_policies,
-)
+from airlock.framework.plugins import AirlockPluginManager, get_connectors, get_policies
 from airlock.gateway.budgets import Budgets
 from airlock.gateway.context import DaemonContext
 from airlock.gateway.gateway import Gateway
@@ -360,7 +357,7 @@ class Runtime:
                 await self.approvals.expire_due()
                 await self.reenrolments.expire_due()
                 await self.approvals.purge_finished()
-                await self.audit.drop_over_budget(self.config.audit.max_bytes)
+                await keep_audit_budget(self)
                 keep = {
                     svc
                     for s in self.store.list_sessions(active_at=self.clock.now())

@@ -9,6 +9,9 @@ unverified file is never dropped silently, it stays until someone looks
 (see :func:`dropped_start_vouched`). The oldest file is dropped only if the log may start
 where it does (seq 1, or vouched for by an earlier drop): files deleted behind the
 daemon's back stay visible to ``audit verify`` instead of being covered by a new drop.
+Nor is a file dropped that holds a record from the last ``audit.keep_for``: whoever can
+make records fast (an agent with a session) must not be able to push its own recent ones
+out; the directory stays over budget instead, and the person is told.
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airlock.security._audit_chain import check_file, claimed_start
+from airlock.security._audit_chain import HEAD, SEQ_AT, check_file, claimed_start
 from airlock.security._audit_format import log_files
 from airlock.security._audit_read import query
 
 DROP_EVENT = "audit_files_dropped"
+TAIL_BYTES = 1 << 16
+"""How much of a file's end is read for its last record's time (a record is far smaller;
+a longer last line reads as no time, and the file is then verified as any other)."""
 
 
 @dataclass(frozen=True)
@@ -51,8 +57,9 @@ class Plan:
     """Why the next file over the budget is kept anyway (it does not verify)."""
 
 
-def plan_drops(audit_dir: Path, key: bytes, max_bytes: int) -> Plan:
-    """The oldest rotated files to delete so the directory fits *max_bytes*."""
+def plan_drops(audit_dir: Path, key: bytes, max_bytes: int, keep_from: str = "") -> Plan:
+    """The oldest rotated files to delete so the directory fits *max_bytes*, none holding
+    a record stamped *keep_from* (an audit ``ts``) or later."""
     files = log_files(audit_dir)
     sizes = {f.path: _size(f.path) for f in files}
     total = sum(sizes.values())
@@ -61,6 +68,8 @@ def plan_drops(audit_dir: Path, key: bytes, max_bytes: int) -> Plan:
     for file in rotated[:-1]:  # the newest rotated file stays: it links to the current one
         if total <= max_bytes:
             break
+        if keep_from and _last_ts(file.path) >= keep_from:  # checked before the costly part
+            return Plan(drops, refused=f"{file.path.name} holds records younger than keep_for")
         start = claimed_start(str(file.path))
         check = check_file(str(file.path), key, *start) if start else None
         if check is None or check.bad_line is not None or check.good == 0:
@@ -103,6 +112,21 @@ def dropped_start_vouched(records: list[dict[str, Any]], start_seq: int, start_p
     return any(
         r.get("last_seq") == start_seq - 1 and r.get("last_mac") == start_prev for r in records
     )
+
+
+def _last_ts(path: Path) -> str:
+    """The ``ts`` of the file's last line ("" if it has none readable). Unverified: it
+    only ever keeps a file, and a kept file is verified before it is dropped."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(0, _size(path) - TAIL_BYTES))
+            tail = handle.read(TAIL_BYTES)
+    except OSError:
+        return ""
+    last = tail.rstrip(b"\n").rpartition(b"\n")[2]
+    if not last.startswith(HEAD):
+        return ""
+    return last[len(HEAD) : SEQ_AT].decode("ascii", "replace")
 
 
 def _size(path: Path) -> int:

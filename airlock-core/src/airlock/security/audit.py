@@ -178,9 +178,8 @@ class AuditLog:
             raise ValueError("the audit key must be 32 bytes")
         self.audit_dir = audit_dir
         self._key = key
-        self._file = AuditFile(
-            audit_dir, key, rotate_bytes=rotate_bytes, clock=clock or SystemClock()
-        )
+        self._clock = clock or SystemClock()
+        self._file = AuditFile(audit_dir, key, rotate_bytes=rotate_bytes, clock=self._clock)
         self._queue: list[_Pending] = []
         self._qlock = threading.Lock()
         self._arrived = threading.Condition(self._qlock)
@@ -259,17 +258,19 @@ class AuditLog:
             raise _audit_error(pending.error or "unknown failure")
         return pending.record
 
-    async def drop_over_budget(self, max_bytes: int) -> list[str]:
+    async def drop_over_budget(self, max_bytes: int, *, keep_for: float = 0.0) -> list[str]:
         """Delete the oldest rotated files until the directory fits *max_bytes*.
 
         Each file is verified first and its ``audit_files_dropped`` record is durable
-        before it is deleted; a file that does not verify is kept and an
-        ``audit_drop_refused`` record says why (once per reason). Returns the
+        before it is deleted; a file that does not verify, or holds a record from the
+        last *keep_for* seconds, is kept and an ``audit_drop_refused`` record says why
+        (once per reason; :attr:`drop_refused` is the reason in force). Returns the
         names of the files deleted.
         """
         import asyncio
 
-        plan = await asyncio.to_thread(plan_drops, self.audit_dir, self._key, max_bytes)
+        keep_from = format_ts(self._clock.now() - keep_for) if keep_for > 0 else ""
+        plan = await asyncio.to_thread(plan_drops, self.audit_dir, self._key, max_bytes, keep_from)
         dropped: list[str] = []
         for drop in plan.drops:
             await self.append(DROP_EVENT, **drop.record_fields())
@@ -277,9 +278,14 @@ class AuditLog:
             fsync_dir(self.audit_dir)
             dropped.append(drop.path.name)
         if plan.refused and plan.refused != self._drop_refused:
-            self._drop_refused = plan.refused
             await self.append("audit_drop_refused", why=plan.refused, max_bytes=max_bytes)
+        self._drop_refused = plan.refused
         return dropped
+
+    @property
+    def drop_refused(self) -> str | None:
+        """Why the directory stays over its budget, if it does (the last check's reason)."""
+        return self._drop_refused
 
     def query(self, **criteria: Any) -> list[dict[str, Any]]:
         """:func:`query` on this log's directory."""

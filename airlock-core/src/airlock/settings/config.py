@@ -145,6 +145,8 @@ class AuditConfig(Section):
     rotate_bytes: int = Field(64 * 1024 * 1024, ge=4096)
     max_bytes: int = Field(2 * 1024 * 1024 * 1024, ge=16384)
     """The audit directory's size budget: past it the oldest rotated files are deleted."""
+    keep_for: Duration = Field(7 * 86400, ge=1)
+    """No file holding a record this recent is deleted for the budget."""
 
     @model_validator(mode="after")
     def _room_to_rotate(self) -> AuditConfig:

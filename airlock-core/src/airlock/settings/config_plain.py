@@ -116,7 +116,7 @@ SECTIONS: dict[str, dict[str, Check]] = {
     },
     "mcp": {"approval_wait": _duration},
     "connector_host": {"socket": _path_or_none, "timeout": _duration},
-    "audit": {"rotate_bytes": _integer(4096), "max_bytes": _integer(16384)},
+    "audit": {"rotate_bytes": _integer(4096), "max_bytes": _integer(16384), "keep_for": _duration},
     "dashboard": {"listen": _text, "allow_remote": _flag, "session_ttl": _duration},
 }
 # The config's other keys, which are not sections of keys.
