@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -160,3 +161,72 @@ def test_a_process_of_another_uid_behind_ones_own_socket_is_refused(folder: Path
         os.close(ready_read)
     assert refused == f"refused: the process behind {path} runs as uid {OTHER}"
     assert got == "b''"  # closed before a byte was sent
+
+
+def serving_as(uid: int, path: Path) -> Callable[[], tuple[int, int]]:
+    """A process of *uid* listening on its own socket at *path* (mode 700), until killed:
+    a socket another user planted where root was told to look."""
+
+    def start() -> tuple[int, int]:
+        ready_read, ready_write = os.pipe()
+
+        def serve() -> str:
+            with socket.socket(socket.AF_UNIX) as server:
+                server.bind(str(path))
+                os.chmod(path, 0o700)
+                server.listen()
+                os.write(ready_write, b"ready")
+                conn, _ = server.accept()
+                conn.settimeout(10)
+                with conn:
+                    return repr(conn.recv(100))
+
+        pid, said = forked_as(uid, serve)
+        os.close(ready_write)
+        assert os.read(ready_read, 5) == b"ready"
+        os.close(ready_read)
+        return pid, said
+
+    return start
+
+
+def test_root_uses_no_socket_of_an_agent_users(folder: Path) -> None:
+    """Root (``sudo airlock signal setup --socket``) may use a socket of the service user's
+    (signal-cli runs as ``airlock``), not any user's: a socket an agent user planted where
+    the person pointed setup (a folder it can write to) would get the test message and
+    answer for the person, whose Signal identity setup then saves."""
+    needs_root()
+    path = folder / "s"
+    os.chmod(folder, 0o777)  # noqa: S103 - the other uid makes its socket here
+    pid, said = serving_as(OTHER, path)()
+    try:
+        with pytest.raises(SocketNotPrivate, match=f"belongs to uid {OTHER}"):
+            opened(path)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(said)
+
+
+def test_root_uses_a_socket_of_the_service_users(folder: Path) -> None:
+    needs_root()
+    nobody = pwd.getpwnam("nobody")
+    path = folder / "s"
+    os.chmod(folder, 0o777)  # noqa: S103 - the other uid makes its socket here
+    pid, said = serving_as(nobody.pw_uid, path)()
+    try:
+
+        async def main() -> None:
+            _reader, writer = await open_private_socket(
+                str(path), limit=1024, service_user="nobody"
+            )
+            writer.write(b"hello")
+            await writer.drain()
+            writer.close()
+
+        asyncio.run(main())
+        with os.fdopen(said, "rb") as pipe:
+            assert pipe.read().decode() == "b'hello'"
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
