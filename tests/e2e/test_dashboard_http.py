@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import html
 import io
 import json
@@ -466,6 +467,54 @@ def test_off_serves_no_dashboard_and_a_taken_port_leaves_the_daemon_running(
             assert time.monotonic() < deadline, log.read_text()[-2000:]
             time.sleep(0.05)
         assert "type no code there" in log.read_text()
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def test_no_other_program_can_serve_localhost_on_the_dashboards_port(
+    served: tuple[Airlock, str],
+) -> None:
+    """``localhost`` is ::1 first for a browser: a look-alike login page another user
+    put on [::1] of the dashboard's port would get the code typed at localhost:PORT."""
+    if not _ipv6_loopback():
+        pytest.skip("no ::1 here: nobody can take it")
+    _, url = served
+    port = int(url.rsplit(":", 1)[1])
+    with socket.socket(socket.AF_INET6) as lookalike:
+        with pytest.raises(OSError, match="in use") as taken:
+            lookalike.bind(("::1", port))
+        assert taken.value.errno == errno.EADDRINUSE
+    answer = httpx.get(f"http://[::1]:{port}/login")
+    assert "Type the current code" in answer.text  # the dashboard itself answers there
+
+
+def test_localhost_taken_before_the_start_is_told_on_every_channel(
+    start_airlock: Callable[..., Airlock],
+) -> None:
+    if not _ipv6_loopback():
+        pytest.skip("no ::1 here: nobody can take it")
+    with socket.socket(socket.AF_INET6) as lookalike:
+        lookalike.bind(("::1", 0))
+        lookalike.listen()
+        port = lookalike.getsockname()[1]
+        airlock, url = start_with_dashboard(
+            start_airlock, {"dashboard": {"listen": f"127.0.0.1:{port}"}}
+        )
+        assert httpx.get(url + "/login").status_code == 200  # 127.0.0.1 still serves
+        log = airlock.home / "daemon.log"
+        warning = f"localhost:{port} (::1) is taken by another program"
+        deadline = time.monotonic() + 20
+        while warning not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.05)
+        assert f"so use 127.0.0.1:{port} for the dashboard" in log.read_text()
 
 
 def test_airlock_dashboard_prints_the_address(

@@ -154,14 +154,36 @@ def build_app(dashboard: Dashboard) -> web.Application:
     return app
 
 
-async def _warn_taken(runtime: Runtime, listen: str) -> None:
+async def _warn_taken(runtime: Runtime, listen: str, then: str = "so the dashboard is off") -> None:
     """Tell every channel: any local user may bind a free loopback port first, and a
     page there that looks like the dashboard's login would collect the person's code."""
     text = (
-        f"Airlock: the dashboard's address {listen} is taken by another program, so the "
-        "dashboard is off. A page there is not Airlock's: type no code there."
+        f"Airlock: the dashboard's address {listen} is taken by another program, {then}. "
+        "A page there is not Airlock's: type no code there."
     )
     await runtime.channels.notify_all(Notice(text=text))
+
+
+SIBLINGS = {"127.0.0.1": "::1", "::1": "127.0.0.1"}
+
+
+async def _hold_sibling(runtime: Runtime, runner: web.AppRunner, host: str, port: int) -> None:
+    """``localhost`` names both 127.0.0.1 and ::1, and browsers try ::1 first: the other
+    loopback address is served on the same port too, so no other local user can put a
+    look-alike login page at ``localhost:PORT`` while the dashboard runs. Taken already:
+    every channel is told; not on this machine (no IPv6): nobody can take it either."""
+    sibling = SIBLINGS.get(host)
+    if sibling is None:
+        return
+    try:
+        await web.TCPSite(runner, sibling, port).start()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            log.error("dashboard_sibling_taken", address=sibling, port=port)
+            where = f"localhost:{port} ({sibling})"
+            runtime.in_background(
+                _warn_taken(runtime, where, f"so use {host}:{port} for the dashboard")
+            )
 
 
 @dataclass
@@ -212,6 +234,7 @@ async def start(runtime: Runtime, allows: Callable[[int], bool]) -> Running | No
     sockets = getattr(server, "sockets", None) or []
     if sockets:
         dashboard.port = sockets[0].getsockname()[1]
+    await _hold_sibling(runtime, runner, address.host, dashboard.port)
     url = address.url(dashboard.port)
     target = url_file(runtime)
     os.makedirs(target.parent, exist_ok=True)
