@@ -120,3 +120,29 @@ def test_setup_refuses_a_socket_others_could_reach_or_a_number_it_lacks(tmp_path
     assert f"{BOT} is not an account of this signal-cli" in missing[1]
     assert lacking.sent == []
     assert not (tmp_path / "config.yaml").exists()
+
+
+def test_setup_skips_items_of_a_broken_signal_cli_and_still_hears_the_person(
+    tmp_path: Path,
+) -> None:
+    """Whatever signal-cli hands over is read with care: an item whose envelope, message
+    or quote is not an object is passed over (it was a traceback that ended setup), and
+    the person's quote-reply after it still finishes setup."""
+    server = SignalCliSocketServer()
+    try:
+        running = setup(tmp_path, server, "--write-config")
+        deadline = time.monotonic() + 10
+        while not server.sent:
+            assert time.monotonic() < deadline, "no test message was sent"
+            time.sleep(0.02)
+        for envelope in ("x", {"dataMessage": "x"}, {"dataMessage": {"quote": ["x"]}}):
+            server.item({"envelope": envelope, "account": BOT})
+        answer_the_test_message(server)
+        out, err = running.communicate(timeout=30)
+    finally:
+        server.close()
+    assert running.returncode == 0, err
+    assert "Traceback" not in err
+    assert "Signal works both ways" in out
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert config["notifiers"]["signal"]["recipient_uuid"] == PERSON_UUID

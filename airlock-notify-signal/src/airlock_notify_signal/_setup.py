@@ -187,10 +187,17 @@ async def _reply_to(
 
     async with contextlib.aclosing(items) as received:
         async for item in received:
-            envelope = item.get("envelope", {}) if isinstance(item, dict) else {}
-            quote = (envelope.get("dataMessage") or {}).get("quote") or {}
+            envelope = _object(item, "envelope")
+            quote = _object(_object(envelope, "dataMessage"), "quote")
             number = envelope.get("sourceNumber")
             if quote.get("id") == sent and number in (None, settings.recipient):
                 uuid = envelope.get("sourceUuid")
                 return str(uuid)[:64] if uuid else None
     return None
+
+
+def _object(parent: Any, key: str) -> dict[str, Any]:
+    """*parent*'s *key* when both are JSON objects, else an empty one: what signal-cli
+    hands over is read with care."""
+    child = parent.get(key) if isinstance(parent, dict) else None
+    return child if isinstance(child, dict) else {}
