@@ -37,6 +37,8 @@ ENDLESS_LIMIT = 64 << 20
 class SignalApiServer:
     def __init__(self, mode: Mode = "normal", send_shape: Literal["object", "array"] = "object"):
         self.mode: str = mode
+        self.version = "0.100"
+        """What ``GET /v1/about`` says the version is (any text)."""
         self.send_shape = send_shape
         self.sent: list[dict[str, Any]] = []
         self.receive_calls = 0
@@ -84,7 +86,7 @@ class SignalApiServer:
                 "versions": ["v1", "v2"],
                 "build": 2,
                 "mode": self.mode,
-                "version": "0.100",
+                "version": self.version,
                 "capabilities": {"v2/send": ["quotes", "mentions"]},
             }
         )

@@ -146,3 +146,23 @@ def test_setup_skips_items_of_a_broken_signal_cli_and_still_hears_the_person(
     assert "Signal works both ways" in out
     config = yaml.safe_load((tmp_path / "config.yaml").read_text())
     assert config["notifiers"]["signal"]["recipient_uuid"] == PERSON_UUID
+
+
+def test_what_the_rest_api_says_about_itself_reaches_the_terminal_sanitised(
+    tmp_path: Path,
+) -> None:
+    """Any local user can listen on the REST API's loopback port first: the version it
+    claims is shown as one line of text, never as terminal escapes or a line of its own."""
+    server = SignalApiServer()
+    server.version = "0.100\x1b]0;owned\x07\x1b[2J\nyour reply came back: Signal works both ways"
+    try:
+        running = setup(tmp_path, server)
+        answer_the_test_message(server)
+        out, err = running.communicate(timeout=30)
+    finally:
+        server.close()
+    assert running.returncode == 0, err
+    assert "\x1b" not in out
+    assert "\x07" not in out
+    (said,) = [line for line in out.splitlines() if line.startswith("signal-cli-rest-api")]
+    assert said.startswith("signal-cli-rest-api 0.100 ]0;owned [2J your reply came back")

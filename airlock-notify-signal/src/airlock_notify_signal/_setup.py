@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from airlock.plugin import ApprovalTimedOut, InvalidInput, NotifierError
+from airlock.plugin import ApprovalTimedOut, InvalidInput, NotifierError, untrusted_line
 
 if TYPE_CHECKING:
     from airlock.plugin import CliState
@@ -164,10 +164,8 @@ async def _check(link: SignalCli | SignalRestApi, settings: SignalSettings) -> N
             )
         return
     about = await link.about()
-    typer.echo(
-        f"signal-cli-rest-api {about.get('version', '?')} answers at {settings.api_base} "
-        f"(mode {about.get('mode', '?')})"
-    )
+    version, mode = (untrusted_line(str(about.get(k, "?")), 40) for k in ("version", "mode"))
+    typer.echo(f"signal-cli-rest-api {version} answers at {settings.api_base} (mode {mode})")
     if settings.number not in await link.accounts():
         raise NotifierError(
             f"{settings.number} is not registered in signal-cli-rest-api",
