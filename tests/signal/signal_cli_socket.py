@@ -129,6 +129,18 @@ class SignalCliSocketServer(SignalApiServer):
         """A received item as given (``{"envelope", "account"}``)."""
         self._enqueue(item)
 
+    def cut_off(self, text: str) -> None:
+        """*text* without its newline on every connection, which then closes: a connection
+        lost mid-line."""
+
+        async def cut() -> None:
+            for writer in list(self._connections):
+                writer.write(text.encode())
+                await writer.drain()
+                writer.close()
+
+        self.server.call(cut())
+
     def drop_websockets(self) -> None:
         """Drops every connection (the REST stand-in's name for it)."""
 

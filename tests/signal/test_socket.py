@@ -153,18 +153,6 @@ def test_a_stranger_s_line_over_the_cap_is_skipped_and_what_follows_is_read(
     server = on_start.server
     assert isinstance(server, SignalCliSocketServer)
 
-    def notification(source: str, uuid: str, timestamp: int, data: dict[str, Any]) -> str:
-        envelope = {
-            "source": source,
-            "sourceNumber": source,
-            "sourceUuid": uuid,
-            "sourceDevice": 1,
-            "timestamp": timestamp,
-            "dataMessage": {"timestamp": timestamp, **data},
-        }
-        params = {"envelope": envelope, "account": BOT}
-        return json.dumps({"jsonrpc": "2.0", "method": "receive", "params": params})
-
     async def scenario(runtime: Runtime, phone: Phone) -> None:
         created = await ask(runtime)
         prompt = await on_start.prompt(created.code)
@@ -177,3 +165,41 @@ def test_a_stranger_s_line_over_the_cap_is_skipped_and_what_follows_is_read(
         assert server.receive_calls == 1  # the same connection went on
 
     play(tmp_path, on_start, scenario)
+
+
+def test_a_line_cut_off_by_a_lost_connection_is_not_read(
+    tmp_path: Path, on_start: SignalDouble
+) -> None:
+    """A connection lost mid-line: what came of the line is not read as a message (here
+    the person's wrong code, complete but for its newline), and the connection is
+    opened again: the person's next reply approves."""
+    server = on_start.server
+    assert isinstance(server, SignalCliSocketServer)
+
+    async def scenario(runtime: Runtime, phone: Phone) -> None:
+        created = await ask(runtime)
+        prompt = await on_start.prompt(created.code)
+        wrong = {"message": "000000", "quote": {"id": prompt}}
+        server.cut_off(notification(PERSON, PERSON_UUID, prompt + 1, wrong))
+        await eventually(lambda: server.receive_calls == 2, within=20)
+        await settled(on_start)
+        assert not audit_events(runtime, "approval_failed")
+        on_start.say(phone.code(), to=prompt)
+        await eventually(lambda: not runtime.approvals.pending(), within=20)
+        assert await status_of(runtime, created) == "approved"
+
+    play(tmp_path, on_start, scenario)
+
+
+def notification(source: str, uuid: str, timestamp: int, data: dict[str, Any]) -> str:
+    """A message as signal-cli pushes it, plain (its default receive mode)."""
+    envelope = {
+        "source": source,
+        "sourceNumber": source,
+        "sourceUuid": uuid,
+        "sourceDevice": 1,
+        "timestamp": timestamp,
+        "dataMessage": {"timestamp": timestamp, **data},
+    }
+    params = {"envelope": envelope, "account": BOT}
+    return json.dumps({"jsonrpc": "2.0", "method": "receive", "params": params})
