@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from airlock.daemon.runtime import Runtime
 from airlock_notify_signal._cli_socket import MAX_LINE_BYTES
+from airlock_notify_signal._notifier import SignalSettings
 from tests.notifier_harness.runtime import Phone, ask, audit_events, status_of
 from tests.notifier_harness.scenarios import answers, play, settled
 from tests.notifier_harness.waiting import eventually
@@ -203,3 +205,16 @@ def notification(source: str, uuid: str, timestamp: int, data: dict[str, Any]) -
     }
     params = {"envelope": envelope, "account": BOT}
     return json.dumps({"jsonrpc": "2.0", "method": "receive", "params": params})
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [("signal-cli/socket", "must be an absolute path"), ("/run/a\0b", "must not hold a NUL")],
+)
+def test_a_socket_setting_no_socket_can_have_is_refused_with_the_config(
+    path: str, problem: str
+) -> None:
+    """Refused when the config is read, with what is wrong: a NUL in the path got as far
+    as the first connection, whose ValueError ended receiving for good."""
+    with pytest.raises(ValidationError, match=problem):
+        SignalSettings.model_validate({"socket": path, "number": BOT, "recipient": PERSON})

@@ -54,6 +54,8 @@ class SignalSettings(ApiSettings):
     def _absolute(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith("/"):
             raise ValueError("must be an absolute path")
+        if value is not None and "\0" in value:  # no path can: connecting raises ValueError
+            raise ValueError("must not hold a NUL character")
         return value
 
     @model_validator(mode="after")
