@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from tests.signal.signal_api_server import BOT, SignalApiServer
+from tests.signal.signal_api_server import BOT, ENDLESS_LIMIT, SignalApiServer
 
 
 class SignalCliSocketServer(SignalApiServer):
@@ -45,6 +45,7 @@ class SignalCliSocketServer(SignalApiServer):
         daemon (``-a BOT``), which has no such method."""
         self._unix: asyncio.AbstractServer | None = None
         self._connections: set[asyncio.StreamWriter] = set()
+        self._writing: set[asyncio.Future[None]] = set()
         self._subscriptions = 0
         self.server.call(self._open())
 
@@ -128,6 +129,29 @@ class SignalCliSocketServer(SignalApiServer):
     def item(self, item: dict[str, Any]) -> None:
         """A received item as given (``{"envelope", "account"}``)."""
         self._enqueue(item)
+
+    def endless_line(self) -> None:
+        """A line that never ends on every connection (a stream gone wrong), written until
+        the client closes the connection or :data:`ENDLESS_LIMIT` bytes went; each count
+        of bytes written goes into ``endless_written``."""
+
+        async def write(writer: asyncio.StreamWriter) -> None:
+            written, chunk = 0, b"x" * (64 << 10)
+            try:
+                while written < ENDLESS_LIMIT and not writer.is_closing():
+                    writer.write(chunk)
+                    await writer.drain()
+                    written += len(chunk)
+            except ConnectionError:
+                pass
+            self.endless_written.append(written)
+            writer.close()
+
+        async def start() -> None:
+            for writer in list(self._connections):
+                self._writing.add(asyncio.ensure_future(write(writer)))
+
+        self.server.call(start())
 
     def cut_off(self, text: str) -> None:
         """*text* without its newline on every connection, which then closes: a connection

@@ -17,13 +17,13 @@ import pytest
 from pydantic import ValidationError
 
 from airlock.daemon.runtime import Runtime
-from airlock_notify_signal._cli_socket import MAX_LINE_BYTES
+from airlock_notify_signal._cli_socket import MAX_LINE_BYTES, MAX_SKIPPED_BYTES
 from airlock_notify_signal._notifier import SignalSettings
 from tests.notifier_harness.runtime import Phone, ask, audit_events, status_of
-from tests.notifier_harness.scenarios import answers, play, settled
+from tests.notifier_harness.scenarios import answers, approve_with_a_good_reply, play, settled
 from tests.notifier_harness.waiting import eventually
 from tests.signal.conftest import SignalDouble
-from tests.signal.signal_api_server import BOT, PERSON, PERSON_UUID, STRANGER
+from tests.signal.signal_api_server import BOT, ENDLESS_LIMIT, PERSON, PERSON_UUID, STRANGER
 from tests.signal.signal_cli_socket import SignalCliSocketServer
 
 
@@ -167,6 +167,28 @@ def test_a_stranger_s_line_over_the_cap_is_skipped_and_what_follows_is_read(
         assert server.receive_calls == 1  # the same connection went on
 
     play(tmp_path, on_start, scenario)
+
+
+def test_a_line_that_never_ends_ends_the_connection_at_a_bound(
+    tmp_path: Path, on_start: SignalDouble
+) -> None:
+    """A line over the cap is skipped, but not without end: a signal-cli whose stream
+    went wrong (no Signal message is that long) gets its connection ended, and the
+    new one serves the person's reply."""
+    server = on_start.server
+    assert isinstance(server, SignalCliSocketServer)
+
+    async def scenario(runtime: Runtime, phone: Phone) -> None:
+        await eventually(lambda: server.receive_calls == 1)
+        server.endless_line()
+        await eventually(lambda: server.endless_written, within=30)
+        await approve_with_a_good_reply(runtime, phone, on_start)
+        assert server.receive_calls == 2
+
+    play(tmp_path, on_start, scenario)
+    (written,) = server.endless_written
+    assert written < ENDLESS_LIMIT // 2  # stopped near the bound, not read to the end
+    assert MAX_SKIPPED_BYTES <= ENDLESS_LIMIT // 4
 
 
 def test_a_line_cut_off_by_a_lost_connection_is_not_read(

@@ -19,7 +19,8 @@ would count as a wrong one the second time. Messages for another account are dro
 
 What is read is bounded: a line over :data:`MAX_LINE_BYTES` (a stranger's message can
 make one), a line that is not JSON, or nested too deeply to parse, is skipped and the
-connection goes on; at most :data:`MAX_WAITING` messages wait to be read.
+connection goes on (a line over :data:`MAX_SKIPPED_BYTES` ends it); at most
+:data:`MAX_WAITING` messages wait to be read.
 """
 
 from __future__ import annotations
@@ -42,13 +43,17 @@ from airlock.plugin import (
     untrusted_line,
 )
 
-__all__ = ["MAX_LINE_BYTES", "MAX_WAITING", "SignalCli", "SignalCliError"]
+__all__ = ["MAX_LINE_BYTES", "MAX_SKIPPED_BYTES", "MAX_WAITING", "SignalCli", "SignalCliError"]
 
 log = get_logger("airlock.signal")
 
 SERVICE = "signal-cli"
 MAX_LINE_BYTES = 1 << 20
 """The longest line read (1 MiB): one envelope per line, a few KiB each."""
+MAX_SKIPPED_BYTES = 16 * MAX_LINE_BYTES
+"""A line over the cap is skipped up to this many bytes (16 MiB, far more than a
+stranger's message makes with every character written as a six-byte escape); one longer
+still is no message but a stream gone wrong, and ends the connection."""
 MAX_WAITING = 1000
 """Messages received and not yet read; more are dropped (and logged)."""
 REMEMBERED_ENVELOPES = 1024
@@ -114,7 +119,9 @@ class _Connection:
                     line = await self._reader.readuntil(b"\n")
                 except asyncio.LimitOverrunError:  # over the StreamReader's limit
                     log.warning("signal_line_skipped", why=f"over {MAX_LINE_BYTES} bytes")
-                    await _skip_line(self._reader)
+                    if not await _skip_line(self._reader):
+                        self.problem = f"a line over {MAX_SKIPPED_BYTES >> 20} MiB came"
+                        return
                     continue
                 self._take(line)
         except asyncio.IncompleteReadError:
@@ -266,17 +273,21 @@ class SignalCli:
         return item
 
 
-async def _skip_line(reader: asyncio.StreamReader) -> None:
-    """Drops a line over the limit up to its end: anyone can write to the number, and an
-    envelope is one line, so one stranger's message must not end the connection (and lose
-    what signal-cli wrote after it, the person's reply perhaps). The line is dropped whole:
-    no part of it is read as a line of its own."""
-    while True:
+async def _skip_line(reader: asyncio.StreamReader) -> bool:
+    """Drops a line over the limit up to its end (True), or up to
+    :data:`MAX_SKIPPED_BYTES` (False: the connection is to end). Anyone can write to the
+    number, and an envelope is one line, so one stranger's message must not end the
+    connection (and lose what signal-cli wrote after it, the person's reply perhaps). The
+    line is dropped whole: no part of it is read as a line of its own."""
+    skipped = 0
+    while skipped <= MAX_SKIPPED_BYTES:
         try:
             await reader.readuntil(b"\n")
-            return
+            return True
         except asyncio.LimitOverrunError as exc:
             await reader.readexactly(exc.consumed)
+            skipped += exc.consumed
+    return False
 
 
 def _timestamp(answer: Any) -> int:
