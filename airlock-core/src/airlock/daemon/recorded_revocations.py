@@ -1,4 +1,5 @@
-"""Revocations the audit log records and the state database does not show, applied at start.
+"""Revocations (and lowered limits) the audit log records and the state database does not
+show, applied at start.
 
 A revoke (one session, revoke-all from the terminal, a phone or the dashboard, a
 dashboard log-out) writes its ``session_revoked`` or ``approval_revoked`` record, fsynced,
@@ -8,7 +9,12 @@ a log that says revoked and a session that still works. The start, before the so
 opens, applies each: audited first as ``session_revoked_at_start`` or
 ``approval_revoked_at_start`` (``revoked_seq``: the record it applies), then written, as
 the budgets of calls a stop cut off are (:mod:`airlock.daemon.unrecorded_holds`). A
-start killed between those two finds the first record again next time.
+start killed between those two finds the first record again next time. So are a
+session's expiry brought forward and a budget's limit lowered by a reload with lower limits
+(``session_shortened``, ``budget_lowered``: :mod:`airlock.daemon.lowered_limits`), as
+``session_shortened_at_start`` (``shortened_seq``) and ``budget_lowered_at_start``
+(``lowered_seq``): the config may have been raised again before the start, the log still
+says what was taken back.
 
 Only what can still be used is looked up: sessions active now and approved requests not
 collected (with none, nothing is read), and only the records since the earliest of them
@@ -21,13 +27,15 @@ have revoked.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 from airlock.common.clock import Clock
 from airlock.common.logs import get_logger
+from airlock.framework.spending import nano_usd, usd
 from airlock.models import RequestStatus
 from airlock.security.audit import AuditLog, query
-from airlock.state.store import StateStore
+from airlock.state.store import Session, StateStore
 
 __all__ = ["CLOCK_SLACK", "apply_recorded_revocations"]
 
@@ -38,6 +46,7 @@ CLOCK_SLACK = 60.0
 request's time in the database and its record's ``ts`` (clamped, never going back)."""
 
 REASON = "its record was on disk, the state database did not show it"
+SESSION_EVENTS = ("session_revoked", "session_shortened", "budget_lowered")
 
 
 async def apply_recorded_revocations(store: StateStore, audit: AuditLog, clock: Clock) -> None:
@@ -52,15 +61,28 @@ async def apply_recorded_revocations(store: StateStore, audit: AuditLog, clock: 
 
     def unapplied(record: dict[str, Any]) -> bool:
         event = record.get("event")
-        return (event == "session_revoked" and record.get("session") in sessions) or (
+        return (event in SESSION_EVENTS and record.get("session") in sessions) or (
             event == "approval_revoked" and record.get("request") in requests
         )
 
     # Read errors (OSError) end the start; lines that do not parse are verify's to name.
+    # Each of these records names the owner's uid: the cheap filter before parsing.
     records = await asyncio.to_thread(
-        query, audit.audit_dir, since=since - CLOCK_SLACK, match=unapplied, contains=(b'_revoked"',)
+        query,
+        audit.audit_dir,
+        since=since - CLOCK_SLACK,
+        match=unapplied,
+        contains=(b'owner_uid"',),
     )
     for record in records:
+        if record["event"] == "session_shortened":
+            if (session := sessions.get(record["session"])) is not None:
+                sessions[session.id] = await _shorten(store, audit, session, record)
+            continue
+        if record["event"] == "budget_lowered":
+            if record["session"] in sessions:
+                await _lower(store, audit, sessions[record["session"]], record)
+            continue
         if (session := sessions.pop(str(record.get("session")), None)) is not None:
             await audit.append(
                 "session_revoked_at_start",
@@ -83,3 +105,41 @@ async def apply_recorded_revocations(store: StateStore, audit: AuditLog, clock: 
                 request.id, RequestStatus.REVOKED, decided_at=now, only_if=RequestStatus.APPROVED
             )
             log.warning("approval_revoked_at_start", request=request.id)
+
+
+async def _shorten(
+    store: StateStore, audit: AuditLog, session: Session, record: dict[str, Any]
+) -> Session:
+    expires_at = float(record["expires_at"])
+    if expires_at >= session.expires_at:
+        return session
+    await audit.append(
+        "session_shortened_at_start",
+        session=session.id,
+        owner_uid=session.uid,
+        shortened_seq=record["seq"],
+        expires_at=expires_at,
+        reason=REASON,
+    )
+    store.shorten_session(session.id, expires_at=expires_at, ended=False)
+    log.warning("session_shortened_at_start", session=session.id)
+    return dataclasses.replace(session, expires_at=expires_at)
+
+
+async def _lower(
+    store: StateStore, audit: AuditLog, session: Session, record: dict[str, Any]
+) -> None:
+    limit = nano_usd(record["limit_usd"])
+    budget = store.get_budget(session.id)
+    if budget is None or limit >= budget[0]:
+        return
+    await audit.append(
+        "budget_lowered_at_start",
+        session=session.id,
+        owner_uid=session.uid,
+        lowered_seq=record["seq"],
+        limit_usd=usd(limit),
+        reason=REASON,
+    )
+    store.lower_budget(session.id, limit)
+    log.warning("budget_lowered_at_start", session=session.id)

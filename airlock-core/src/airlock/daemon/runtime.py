@@ -19,6 +19,7 @@ from airlock.daemon.audit_budget import keep_audit_budget
 from airlock.daemon.connector_link import HostConnection
 from airlock.daemon.credentials import CredentialDesk
 from airlock.daemon.keeper import SecretKeeper
+from airlock.daemon.lowered_limits import LoweredLimits
 from airlock.daemon.notifier_set import close_notifiers, listen, open_notifiers
 from airlock.daemon.recorded_revocations import apply_recorded_revocations
 from airlock.daemon.reenrol import Reenrolments
@@ -115,6 +116,7 @@ class Runtime:
         self.reenrolments = Reenrolments(paths, self.keeper, self.audit, self.clock)
         self.priced = PricedCalls(Budgets(self.store, self.clock))
         self.holds = UnrecordedHolds(self.priced.budgets, self.audit)
+        self.limits = LoweredLimits(self.store, self.priced.budgets, self.audit, self.clock)
         self._use(self._assemble(config))
         self._tasks: list[asyncio.Task[None]] = []
         self._listeners: list[asyncio.Task[None]] = []
@@ -158,18 +160,8 @@ class Runtime:
         rejected = self.credentials.rejected
         gateway = Gateway(context, host=host, priced=self.priced, on_credentials_rejected=rejected)
         replies = ReplyHandler(approvals, channels, self.audit, self.clock)
-        return Parts(
-            config,
-            services,
-            sessions,
-            verifier,
-            codes,
-            notifiers,
-            channels,
-            approvals,
-            replies,
-            gateway,
-        )
+        parts = (config, services, sessions, verifier, codes, notifiers, channels, approvals)
+        return Parts(*parts, replies, gateway)
 
     def _use(self, parts: Parts) -> None:
         self.config = parts.config
@@ -283,6 +275,7 @@ class Runtime:
         await apply_recorded_revocations(self.store, self.audit, self.clock)
         # A call in flight when the daemon stopped may have reached the service.
         await self.holds.settle_cut_off()
+        await self.limits.apply(self.config, self.services)  # a lower config since the stop
         self._tasks.append(asyncio.create_task(self._housekeeping()))
         self._start_listening()
         if self.vault.exists() and not self.vault.locked:
@@ -309,6 +302,7 @@ class Runtime:
             await recorded(parts, self.audit, self.host, running=self.config)
             await self._swap(parts)
             self.config_digest = digest
+            await self.limits.apply(parts.config, parts.services)  # lower limits: open ones too
             log.info("config_reloaded", services=len(self.services))
             return parts.config
 
@@ -353,6 +347,7 @@ class Runtime:
             try:
                 self.gateway.uses.flush()
                 await self.holds.count()
+                await self.limits.apply(self.config, self.services)
                 self.store.raise_audit_anchor(self.audit.last_seq)
                 await self.approvals.expire_due()
                 await self.reenrolments.expire_due()

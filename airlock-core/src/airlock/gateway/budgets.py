@@ -43,7 +43,7 @@ from airlock.models import Access
 from airlock.settings.config import PermissionsConfig
 from airlock.state.store import StateStore
 
-__all__ = ["MOST_COUNTED_NANO", "Budgets", "Reservation", "requested_budget"]
+__all__ = ["MOST_COUNTED_NANO", "Budgets", "Reservation", "budget_cap", "requested_budget"]
 
 MOST_COUNTED_NANO = 10**18
 """The most one call is counted as spent ($1,000,000,000): a cost reported above it (a
@@ -162,6 +162,16 @@ class Budgets:
         with self._lock:
             self._unrecorded.append(reservation)
 
+    def lower(self, session_id: str, limit_nano: int) -> bool:
+        """Lower a budget's limit (a reload with a lower cap); what was spent or is held
+        stays counted. False if it was not higher. This process holds to it even while
+        the database refuses the write."""
+        with self._lock:
+            known = self._known.get(session_id)
+            if known is not None:
+                known.limit_nano = min(known.limit_nano, limit_nano)
+        return self._store.lower_budget(session_id, limit_nano)
+
     def state(self, session_id: str) -> BudgetState | None:
         found = self._store.get_budget(session_id)
         return BudgetState(*found) if found is not None else None
@@ -248,13 +258,23 @@ def requested_budget(
     if len(services) != 1:
         raise InvalidInput("a spend request names exactly one service", field="services")
     name = services[0]
+    cap = budget_cap(name, known, permissions)
+    if cap is None:
+        raise InvalidInput(f"service {name!r} does not spend money", field="access")
+    asked = nano_usd(body.budget_usd) if body.budget_usd is not None else cap
+    return min(asked, cap)
+
+
+def budget_cap(
+    name: str, known: Mapping[str, Service], permissions: PermissionsConfig
+) -> int | None:
+    """The most one approval may spend on service *name* (nano-dollars): its ``max_usd``,
+    and ``permissions.<name>.max_usd`` when lower; None for a service that spends nothing
+    (or is not configured)."""
     service = known.get(name)
     settings = spend_settings(service.settings) if service is not None else None
     if settings is None:
-        raise InvalidInput(f"service {name!r} does not spend money", field="access")
+        return None
     cap = nano_usd(settings.max_usd)
     extra = permissions.for_service(name).max_usd
-    if extra is not None:
-        cap = min(cap, nano_usd(extra))
-    asked = nano_usd(body.budget_usd) if body.budget_usd is not None else cap
-    return min(asked, cap)
+    return cap if extra is None else min(cap, nano_usd(extra))

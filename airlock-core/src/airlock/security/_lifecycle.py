@@ -12,6 +12,7 @@ from airlock.api import RequestState, SessionGrant
 from airlock.errors import Forbidden, NotFound
 from airlock.framework.operations import operation_hash
 from airlock.framework.spending import usd
+from airlock.gateway.budgets import budget_cap
 from airlock.models import Access, RequestStatus
 from airlock.security._approval_core import MAX_WAIT, ApprovalCore, iso
 from airlock.security.peers import Peer, speaks_for_owner
@@ -68,6 +69,7 @@ class SessionLifecycle(ApprovalCore):
             if fresh.status != RequestStatus.APPROVED or fresh.session_id is not None:
                 return None, fresh  # handed out already, revoked, or not collected in time
             op = fresh.operation
+            budget = self._budget(fresh)
             session, token = self._sessions.prepare(
                 fresh.services,
                 fresh.access,
@@ -89,12 +91,12 @@ class SessionLifecycle(ApprovalCore):
                 access=session.access,
                 operation=op,
                 expires_at=session.expires_at,
-                budget_usd=usd(fresh.budget_nano) if fresh.budget_nano is not None else None,
+                budget_usd=usd(budget) if budget is not None else None,
             )
             with self._store.transaction():
                 self._store.insert_session(session)
-                if fresh.budget_nano is not None:
-                    self._store.open_budget(session.id, fresh.budget_nano)
+                if budget is not None:
+                    self._store.open_budget(session.id, budget)
                 self._store.set_request_status(
                     fresh.id,
                     RequestStatus.APPROVED,
@@ -112,6 +114,14 @@ class SessionLifecycle(ApprovalCore):
             expires_at=iso(session.expires_at),
         )
         return grant, fresh
+
+    def _budget(self, request: AccessRequest) -> int | None:
+        """The budget a spend approval's session gets: the amount approved, lowered to the
+        cap in force now (a reload may have lowered it since the request)."""
+        if request.budget_nano is None:
+            return None
+        cap = budget_cap(request.services[0], self._services, self._config.permissions)
+        return request.budget_nano if cap is None else min(request.budget_nano, cap)
 
     async def expire_due(self) -> None:
         """The periodic sweep: tidies what the clock already refuses at use time."""

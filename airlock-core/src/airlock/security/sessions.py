@@ -152,8 +152,9 @@ class SessionManager:
         """The session stored under *digest*, from a cache while no revocation happened.
 
         Every operation authenticates; reading SQLite each time cost ~0.3 ms of daemon
-        time under load. Revocations go through this process's store, which counts them,
-        so a revoked session is never served from the cache; expiry is checked by the
+        time under load. Revocations (and expiries brought forward by a lower
+        ``max_ttl``) go through this process's store, which counts them, so a revoked
+        session is never served from the cache; expiry is checked by the
         caller on every call.
         """
         generation = self._store.revocations

@@ -39,8 +39,8 @@ class Database:
         _create_private(path)
         self._lock = threading.RLock()
         self._depth = 0
-        # Counts revocations made through this store, so a cache of sessions (see
-        # SessionManager.authenticate) knows when to look again.
+        # Counts revocations (and shortenings) made through this store, so a cache of
+        # sessions (see SessionManager.authenticate) knows when to look again.
         self.revocations = 0
         self._conn = sqlite3.connect(
             path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False

@@ -65,6 +65,17 @@ class SessionTables(Database):
         self.revocations += 1
         return cursor.rowcount == 1
 
+    def shorten_session(self, session_id: str, *, expires_at: float, ended: bool) -> bool:
+        """Bring an active session's expiry forward to *expires_at* (never later); *ended*:
+        the session ends by it now, its expiry already recorded. False if nothing changed."""
+        cursor = self._execute(
+            """UPDATE sessions SET expires_at = ?, expiry_noted = MAX(expiry_noted, ?)
+               WHERE id = ? AND revoked_at IS NULL AND expires_at > ?""",
+            (expires_at, int(ended), session_id, expires_at),
+        )
+        self.revocations += 1  # sessions read before it are read again
+        return cursor.rowcount == 1
+
     def increment_use(self, session_id: str, by: int = 1) -> int:
         """Add *by* to the session's use count and return the new count (0 if unknown)."""
         with self.transaction():
@@ -95,6 +106,15 @@ class SessionTables(Database):
         self._execute(
             "INSERT INTO budgets (session_id, limit_nano) VALUES (?, ?)", (session_id, limit_nano)
         )
+
+    def lower_budget(self, session_id: str, limit_nano: int) -> bool:
+        """Lower a budget's limit to *limit_nano* (never raise it); False if it was not higher.
+        Money spent and reserved stays counted."""
+        cursor = self._execute(
+            "UPDATE budgets SET limit_nano = ? WHERE session_id = ? AND limit_nano > ?",
+            (limit_nano, session_id, limit_nano),
+        )
+        return cursor.rowcount == 1
 
     def get_budget(self, session_id: str) -> tuple[int, int, int] | None:
         """(limit, spent, reserved) of a session's budget, in nano-dollars."""
