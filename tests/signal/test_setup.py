@@ -8,13 +8,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from airlock_notify_signal._setup import TEST_MESSAGE
 from tests.signal.signal_api_server import BOT, PERSON, PERSON_UUID, STRANGER, SignalApiServer
 from tests.signal.signal_cli_socket import SignalCliSocketServer
+
+TEST_WORDING = "this is a test"
 
 
 def setup(home: Path, server: SignalApiServer, *args: str) -> subprocess.Popen[str]:
@@ -34,13 +36,16 @@ def setup(home: Path, server: SignalApiServer, *args: str) -> subprocess.Popen[s
     )
 
 
-def answer_the_test_message(server: SignalApiServer, *, source: str = PERSON) -> None:
+def the_test_message(server: SignalApiServer) -> dict[str, Any]:
     deadline = time.monotonic() + 10
-    while not any(m["message"] == TEST_MESSAGE for m in list(server.sent)):
+    while not (sent := [m for m in list(server.sent) if TEST_WORDING in m["message"]]):
         assert time.monotonic() < deadline, "no test message was sent"
         time.sleep(0.02)
-    sent = next(m for m in server.sent if m["message"] == TEST_MESSAGE)
-    server.quote_reply("ok", sent["timestamp"], source=source)
+    return sent[0]
+
+
+def answer_the_test_message(server: SignalApiServer, *, source: str = PERSON) -> None:
+    server.quote_reply("ok", the_test_message(server)["timestamp"], source=source)
 
 
 def test_setup_exchanges_a_test_message_and_writes_the_config(
@@ -131,10 +136,7 @@ def test_setup_skips_items_of_a_broken_signal_cli_and_still_hears_the_person(
     server = SignalCliSocketServer()
     try:
         running = setup(tmp_path, server, "--write-config")
-        deadline = time.monotonic() + 10
-        while not server.sent:
-            assert time.monotonic() < deadline, "no test message was sent"
-            time.sleep(0.02)
+        the_test_message(server)
         for envelope in ("x", {"dataMessage": "x"}, {"dataMessage": {"quote": ["x"]}}):
             server.item({"envelope": envelope, "account": BOT})
         answer_the_test_message(server)
@@ -166,3 +168,35 @@ def test_what_the_rest_api_says_about_itself_reaches_the_terminal_sanitised(
     assert "\x07" not in out
     (said,) = [line for line in out.splitlines() if line.startswith("signal-cli-rest-api")]
     assert said.startswith("signal-cli-rest-api 0.100 ]0;owned [2J your reply came back")
+
+
+def test_a_hidden_sender_who_guessed_the_test_message_is_not_taken_for_the_person(
+    tmp_path: Path,
+) -> None:
+    """Signal may hide a sender's number, so setup takes a quote-reply from a hidden
+    number as the person's and saves its ACI as theirs. A stranger who guessed the
+    test message's timestamp (it is the time setup sent it: an agent user sees when
+    setup starts) and quotes it first, with the test message's public wording, is not
+    taken for them: the quote must hold what only the test message's recipient saw."""
+    server = SignalCliSocketServer()
+    try:
+        running = setup(tmp_path, server, "--write-config")
+        sent = the_test_message(server)
+        guessed = {"id": sent["timestamp"], "text": "Airlock: this is a test."}
+        envelope = {
+            "source": "agent-aci",
+            "sourceNumber": None,
+            "sourceUuid": "agent-aci",
+            "sourceDevice": 1,
+            "timestamp": sent["timestamp"] + 1,
+            "dataMessage": {"message": "ok", "quote": guessed},
+        }
+        server.item({"envelope": envelope, "account": BOT})
+        answer_the_test_message(server)
+        out, err = running.communicate(timeout=30)
+    finally:
+        server.close()
+    assert running.returncode == 0, err
+    assert "Signal works both ways" in out
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert config["notifiers"]["signal"]["recipient_uuid"] == PERSON_UUID

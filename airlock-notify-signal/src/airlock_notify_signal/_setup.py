@@ -12,6 +12,7 @@ permissions do.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -26,9 +27,11 @@ if TYPE_CHECKING:
     from airlock_notify_signal._rest_api import SignalRestApi
 
 TEST_MESSAGE = (
-    "Airlock: this is a test. Quote-reply to this message (swipe it right) with any text "
-    "to finish the setup. Approval prompts will arrive here."
+    "Airlock: this is a test ({mark}). Quote-reply to this message (swipe it right) with "
+    "any text to finish the setup. Approval prompts will arrive here."
 )
+"""Its ``{mark}`` is random: a quote-reply's copy of the quoted text holds it only when
+the replier saw the message (see ``_reply_to``)."""
 
 
 def register(app: typer.Typer) -> None:
@@ -123,11 +126,12 @@ async def _exchange(settings: SignalSettings, wait: int) -> dict[str, Any]:
         items = Receiver(api, backoff, mode="auto", wait=min(wait, 10)).items
     try:
         await _check(link, settings)
-        sent = await link.send(settings.recipient, TEST_MESSAGE)
+        mark = f"{secrets.randbelow(10**4):04d}-{secrets.randbelow(10**4):04d}"
+        sent = await link.send(settings.recipient, TEST_MESSAGE.format(mark=mark))
         typer.echo(f"sent a test message to {settings.recipient}: quote-reply to it in Signal")
         typer.echo(f"waiting up to {wait}s for your reply...")
         try:
-            uuid = await asyncio.wait_for(_reply_to(items(), settings, sent), wait)
+            uuid = await asyncio.wait_for(_reply_to(items(), settings, sent, mark), wait)
         except TimeoutError:
             raise ApprovalTimedOut(
                 f"no quote-reply to the test message arrived within {wait}s",
@@ -174,12 +178,16 @@ async def _check(link: SignalCli | SignalRestApi, settings: SignalSettings) -> N
 
 
 async def _reply_to(
-    items: AsyncGenerator[Any, None], settings: SignalSettings, sent: int
+    items: AsyncGenerator[Any, None], settings: SignalSettings, sent: int, mark: str
 ) -> str | None:
     """The sender's ACI from the first quote-reply to the test message *sent*.
 
     Only the recipient got that message, so a quote of it is theirs, unless it names
-    another number (Signal may hide the number, never show a wrong one).
+    another number (Signal may hide the number, never show a wrong one). Anyone can
+    quote a message by its timestamp, though, and the sender picks the quoted text: a
+    stranger with a hidden number who guessed the timestamp (the time setup sent it)
+    would be saved as the person. So the quoted text, which the person's app copies
+    from the message it got, must hold the test message's random *mark*.
     """
     import contextlib
 
@@ -188,7 +196,9 @@ async def _reply_to(
             envelope = _object(item, "envelope")
             quote = _object(_object(envelope, "dataMessage"), "quote")
             number = envelope.get("sourceNumber")
-            if quote.get("id") == sent and number in (None, settings.recipient):
+            text = quote.get("text")
+            seen = isinstance(text, str) and mark in text
+            if quote.get("id") == sent and seen and number in (None, settings.recipient):
                 uuid = envelope.get("sourceUuid")
                 return str(uuid)[:64] if uuid else None
     return None
