@@ -163,31 +163,28 @@ def test_a_process_of_another_uid_behind_ones_own_socket_is_refused(folder: Path
     assert got == "b''"  # closed before a byte was sent
 
 
-def serving_as(uid: int, path: Path) -> Callable[[], tuple[int, int]]:
-    """A process of *uid* listening on its own socket at *path* (mode 700), until killed:
-    a socket another user planted where root was told to look."""
+def serving_as(uid: int, path: Path) -> tuple[int, int]:
+    """A process of *uid* listening on its own socket at *path* (mode 700), until killed
+    (a socket another user planted where root was told to look); (pid, fd) to read what
+    it received."""
+    ready_read, ready_write = os.pipe()
 
-    def start() -> tuple[int, int]:
-        ready_read, ready_write = os.pipe()
+    def serve() -> str:
+        with socket.socket(socket.AF_UNIX) as server:
+            server.bind(str(path))
+            os.chmod(path, 0o700)
+            server.listen()
+            os.write(ready_write, b"ready")
+            conn, _ = server.accept()
+            conn.settimeout(10)
+            with conn:
+                return repr(conn.recv(100))
 
-        def serve() -> str:
-            with socket.socket(socket.AF_UNIX) as server:
-                server.bind(str(path))
-                os.chmod(path, 0o700)
-                server.listen()
-                os.write(ready_write, b"ready")
-                conn, _ = server.accept()
-                conn.settimeout(10)
-                with conn:
-                    return repr(conn.recv(100))
-
-        pid, said = forked_as(uid, serve)
-        os.close(ready_write)
-        assert os.read(ready_read, 5) == b"ready"
-        os.close(ready_read)
-        return pid, said
-
-    return start
+    pid, said = forked_as(uid, serve)
+    os.close(ready_write)
+    assert os.read(ready_read, 5) == b"ready"
+    os.close(ready_read)
+    return pid, said
 
 
 def test_root_uses_no_socket_of_an_agent_users(folder: Path) -> None:
@@ -198,7 +195,7 @@ def test_root_uses_no_socket_of_an_agent_users(folder: Path) -> None:
     needs_root()
     path = folder / "s"
     os.chmod(folder, 0o777)  # noqa: S103 - the other uid makes its socket here
-    pid, said = serving_as(OTHER, path)()
+    pid, said = serving_as(OTHER, path)
     try:
         with pytest.raises(SocketNotPrivate, match=f"belongs to uid {OTHER}"):
             opened(path)
@@ -213,7 +210,7 @@ def test_root_uses_a_socket_of_the_service_users(folder: Path) -> None:
     nobody = pwd.getpwnam("nobody")
     path = folder / "s"
     os.chmod(folder, 0o777)  # noqa: S103 - the other uid makes its socket here
-    pid, said = serving_as(nobody.pw_uid, path)()
+    pid, said = serving_as(nobody.pw_uid, path)
     try:
 
         async def main() -> None:
