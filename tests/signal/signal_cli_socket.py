@@ -12,7 +12,8 @@ them, wrapped, and messages wait (as on Signal's server) until one is there.
 The people's side (:meth:`message`, :meth:`quote_reply`, :meth:`react`, ...) and the
 record of what was sent are the REST stand-in's (:class:`SignalApiServer`): the same
 scenarios drive both. The socket is created with the given mode bits; :meth:`stop` and
-:meth:`start` close and reopen it.
+:meth:`start` close and reopen it. ``fail("send", code, message)`` makes the next send a
+JSON-RPC error, or, with a dict as *message*, answers that dict as given.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ class SignalCliSocketServer(SignalApiServer):
         queued = self._failures.get("send")
         if queued:
             code, message = queued.pop(0)
-            return _error(code, message)
+            return message if isinstance(message, dict) else _error(code, message)
         if self._repeat and self.sent:
             timestamp, self._repeat = self.sent[-1]["timestamp"], False
         else:

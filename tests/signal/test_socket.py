@@ -7,6 +7,7 @@ ours; and a socket other users could connect to is never used."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Iterator
@@ -17,7 +18,8 @@ import pytest
 from pydantic import ValidationError
 
 from airlock.daemon.runtime import Runtime
-from airlock_notify_signal._cli_socket import MAX_LINE_BYTES, MAX_SKIPPED_BYTES
+from airlock.errors import NotifierError
+from airlock_notify_signal._cli_socket import MAX_LINE_BYTES, MAX_SKIPPED_BYTES, SignalCli
 from airlock_notify_signal._notifier import SignalSettings
 from tests.notifier_harness.runtime import Phone, ask, audit_events, status_of
 from tests.notifier_harness.scenarios import answers, approve_with_a_good_reply, play, settled
@@ -240,3 +242,35 @@ def test_a_socket_setting_no_socket_can_have_is_refused_with_the_config(
     as the first connection, whose ValueError ended receiving for good."""
     with pytest.raises(ValidationError, match=problem):
         SignalSettings.model_validate({"socket": path, "number": BOT, "recipient": PERSON})
+
+
+def test_what_a_hostile_signal_cli_says_of_a_send_is_one_clean_line(
+    on_start: SignalDouble,
+) -> None:
+    """signal-cli's refusal (``error.message``) and a recipient's failure type reach logs,
+    ``airlock status`` and the terminal: one line, no terminal escapes, bounded."""
+    server = on_start.server
+    hostile = "Untrusted\x1b]0;owned\x07 identity\nsigned: the person " + "x" * 400
+    server.fail("send", -1, hostile)
+    results = [{"recipientAddress": {"number": PERSON}, "type": hostile}]
+    server.fail("send", 0, {"result": {"timestamp": 1, "results": results}})
+
+    async def main() -> list[str]:
+        cli = SignalCli(server.path, BOT)
+        said = []
+        try:
+            for _ in range(2):
+                with pytest.raises(NotifierError) as refused:
+                    await cli.send(PERSON, "hello")
+                said.append(str(refused.value))
+        finally:
+            await cli.aclose()
+        return said
+
+    refusal, undelivered = asyncio.run(main())
+    assert refusal.startswith("signal-cli refused: Untrusted ]0;owned identity signed: the")
+    assert undelivered.startswith("signal: the message was not delivered: Untrusted ]0;owned")
+    for said in (refusal, undelivered):
+        assert not any(c in said for c in "\x1b\x07\n")
+        assert len(said) < 260
+    assert server.sent == []
