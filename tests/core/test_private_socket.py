@@ -127,42 +127,6 @@ def test_a_socket_of_another_users_is_refused(folder: Path) -> None:
     assert said == f"refused: {whose}: run the service as this user ({CALLER})"
 
 
-def test_a_process_of_another_uid_behind_ones_own_socket_is_refused(folder: Path) -> None:
-    """Another uid's process listens on a socket that is (now) the caller's own file: what
-    a socket swapped between the check and the connection looks like. Refused, and the
-    process behind it never got a byte."""
-    needs_root()
-    path = folder / "s"
-    ready_read, ready_write = os.pipe()
-
-    def serve() -> str:
-        with socket.socket(socket.AF_UNIX) as server:
-            server.bind(str(path))
-            os.chmod(path, 0o700)
-            server.listen()
-            os.write(ready_write, b"ready")
-            conn, _ = server.accept()
-            conn.settimeout(10)
-            with conn:
-                return repr(conn.recv(100))
-
-    os.chmod(folder, 0o777)  # noqa: S103 - the other uid makes its socket here
-    pid, said = forked_as(OTHER, serve)
-    os.close(ready_write)  # a child that failed before it was ready is an end of file
-    try:
-        assert os.read(ready_read, 5) == b"ready"
-        os.chown(path, CALLER, CALLER)
-        refused = run_as(CALLER, open_it(path))
-        with os.fdopen(said, "rb") as pipe:
-            got = pipe.read().decode()
-    finally:
-        os.kill(pid, signal.SIGKILL)  # a child that ended is a zombie until reaped: no error
-        os.waitpid(pid, 0)
-        os.close(ready_read)
-    assert refused == f"refused: the process behind {path} runs as uid {OTHER}"
-    assert got == "b''"  # closed before a byte was sent
-
-
 def serving_as(uid: int, path: Path) -> tuple[int, int]:
     """A process of *uid* listening on its own socket at *path* (mode 700), until killed
     (a socket another user planted where root was told to look); (pid, fd) to read what
@@ -185,6 +149,26 @@ def serving_as(uid: int, path: Path) -> tuple[int, int]:
     assert os.read(ready_read, 5) == b"ready"
     os.close(ready_read)
     return pid, said
+
+
+def test_a_process_of_another_uid_behind_ones_own_socket_is_refused(folder: Path) -> None:
+    """Another uid's process listens on a socket that is (now) the caller's own file: what
+    a socket swapped between the check and the connection looks like. Refused, and the
+    process behind it never got a byte."""
+    needs_root()
+    path = folder / "s"
+    os.chmod(folder, 0o777)  # noqa: S103 - the other uid makes its socket here
+    pid, said = serving_as(OTHER, path)
+    try:
+        os.chown(path, CALLER, CALLER)
+        refused = run_as(CALLER, open_it(path))
+        with os.fdopen(said, "rb") as pipe:
+            got = pipe.read().decode()
+    finally:
+        os.kill(pid, signal.SIGKILL)  # a child that ended is a zombie until reaped: no error
+        os.waitpid(pid, 0)
+    assert refused == f"refused: the process behind {path} runs as uid {OTHER}"
+    assert got == "b''"  # closed before a byte was sent
 
 
 def test_root_uses_no_socket_of_an_agent_users(folder: Path) -> None:

@@ -44,6 +44,14 @@ def the_test_message(server: SignalApiServer) -> dict[str, Any]:
     return sent[0]
 
 
+PERSONS_SETTINGS = {"number": BOT, "recipient": PERSON, "recipient_uuid": PERSON_UUID}
+
+
+def saved_settings(home: Path) -> Any:
+    """What setup wrote into the config for ``notifiers.signal``."""
+    return yaml.safe_load((home / "config.yaml").read_text())["notifiers"]["signal"]
+
+
 def answer_the_test_message(server: SignalApiServer, *, source: str = PERSON) -> None:
     server.quote_reply("ok", the_test_message(server)["timestamp"], source=source)
 
@@ -59,13 +67,8 @@ def test_setup_exchanges_a_test_message_and_writes_the_config(
     assert running.returncode == 0, err
     assert f"(mode {signal_api.mode})" in out
     assert "Signal works both ways" in out
+    assert saved_settings(tmp_path) == {"api_base": signal_api.url, **PERSONS_SETTINGS}
     config = yaml.safe_load((tmp_path / "config.yaml").read_text())
-    assert config["notifiers"]["signal"] == {
-        "api_base": signal_api.url,
-        "number": BOT,
-        "recipient": PERSON,
-        "recipient_uuid": PERSON_UUID,
-    }
     assert config["approvals"]["notifiers"] == ["console", "signal"]
 
 
@@ -102,13 +105,7 @@ def test_setup_on_signal_clis_socket_writes_the_socket_into_the_config(
         server.close()
     assert running.returncode == 0, err
     assert f"signal-cli 0.13.22 answers at {server.path}" in out
-    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
-    assert config["notifiers"]["signal"] == {
-        "socket": server.path,
-        "number": BOT,
-        "recipient": PERSON,
-        "recipient_uuid": PERSON_UUID,
-    }
+    assert saved_settings(tmp_path) == {"socket": server.path, **PERSONS_SETTINGS}
 
 
 def test_setup_refuses_a_socket_others_could_reach_or_a_number_it_lacks(tmp_path: Path) -> None:
