@@ -143,8 +143,7 @@ def test_setup_skips_items_of_a_broken_signal_cli_and_still_hears_the_person(
     assert running.returncode == 0, err
     assert "Traceback" not in err
     assert "Signal works both ways" in out
-    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
-    assert config["notifiers"]["signal"]["recipient_uuid"] == PERSON_UUID
+    assert saved_settings(tmp_path)["recipient_uuid"] == PERSON_UUID
 
 
 def test_what_the_rest_api_says_about_itself_reaches_the_terminal_sanitised(
@@ -195,5 +194,4 @@ def test_a_hidden_sender_who_guessed_the_test_message_is_not_taken_for_the_perso
         server.close()
     assert running.returncode == 0, err
     assert "Signal works both ways" in out
-    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
-    assert config["notifiers"]["signal"]["recipient_uuid"] == PERSON_UUID
+    assert saved_settings(tmp_path)["recipient_uuid"] == PERSON_UUID
