@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pyotp
 from daemon_harness import OTHER_USER, Airlock, TotpPhone, remember
+from dashboard_support import Browser, start_with_dashboard
 from isolated_harness import as_user
 from test_adversarial_state import advance, start_clocked
 
@@ -215,3 +216,28 @@ def test_under_the_passphrase_lock_the_new_secret_is_sealed_with_the_same_passph
     with airlock.client() as agent:
         second = airlock.request(agent, reason="after a restart")
         assert airlock.approve(agent, second["code"]).status_code == 200
+
+
+def test_dashboard_logins_made_with_the_old_secret_end_when_it_is_replaced(
+    start_airlock: Callable[..., Airlock],
+) -> None:
+    """A secret is replaced because it may have leaked: a browser logged in with a code
+    of it (perhaps someone else's) must not stay logged in. Agents' sessions stay."""
+    airlock, url = start_with_dashboard(start_airlock)
+    browser = Browser(url)
+    try:
+        assert browser.login(airlock.phone.code()).status_code == 303
+        assert browser.get("/sessions").status_code == 200
+        with airlock.client() as agent:
+            token = airlock.session(agent)["token"]
+            done, _ = reset_with_cli(airlock, airlock.phone.code())
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert browser.get("/sessions").headers.get("Location", "").startswith("/login")
+            assert airlock.op(agent, token, "count_unread").status_code == 200
+    finally:
+        browser.close()
+    ended = [r for r in audit(airlock) if r.get("reason") == "totp_replaced"]
+    assert [r["event"] for r in ended] == ["session_revoked"]
+    events = [r["event"] for r in audit(airlock)]
+    assert events.index("totp_enrolled") < events.index("session_revoked")
+    assert airlock.audit_verify().returncode == 0

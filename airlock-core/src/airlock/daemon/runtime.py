@@ -224,9 +224,10 @@ class Runtime:
             reset_id, code, peer, store=self.store, config=self.config
         )
         self.refresh_totp()
+        ended = await self.approvals.end_logins(why="totp_replaced")
         self._notify(
             f"Airlock: the TOTP secret was replaced (by uid {peer.uid}). Codes of the old "
-            "entry in your app no longer work."
+            f"entry in your app no longer work; {len(ended)} dashboard login(s) ended."
         )
         return done
 

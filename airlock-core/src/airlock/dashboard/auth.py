@@ -88,7 +88,7 @@ class DashboardAuth:
             created_at=now,
             expires_at=now + self._ttl,
         )
-        self._rt.store.insert_session(session)
+        # Recorded first: if the record cannot be written, no session exists.
         await self._rt.audit.append(
             "session_issued",
             session=session.id,
@@ -98,6 +98,7 @@ class DashboardAuth:
             remote=remote,
             expires_at=session.expires_at,
         )
+        self._rt.store.insert_session(session)
         return Login(session, token)
 
     def session_of(self, token: str | None, uid: int) -> Session | None:

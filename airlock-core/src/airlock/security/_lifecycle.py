@@ -212,6 +212,22 @@ class SessionLifecycle(ApprovalCore):
         await self._wake()
         return revoked, cancelled
 
+    async def end_logins(self, *, why: str) -> list[str]:
+        """End every person (dashboard) login, each once its record is on disk: they were
+        made with a code of a TOTP secret that is no longer in force."""
+        now = self._clock.now()
+        ended: list[str] = []
+        async with self._decide:
+            for session in self._store.list_sessions(active_at=now):
+                if session.access is not Access.PERSON:
+                    continue
+                await self._audit.append(
+                    "session_revoked", session=session.id, owner_uid=session.uid, reason=why
+                )
+                self._store.revoke_session(session.id, at=now)
+                ended.append(session.id)
+        return ended
+
     async def revoke_everything(self, *, channel: str) -> tuple[list[str], list[str]]:
         """Every session of every uid and every uncollected approval: the panic button."""
         return await self.revoke_all(uid=None, channel=channel)
