@@ -43,11 +43,15 @@ def field(html: str, name: str) -> str:
 class Browser:
     """What a browser on this dashboard sends: its Host, its Origin, its cookies."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, source: str | None = None) -> None:
+        """*source*: the loopback address it sends from (127.0.0.0/8 is all this host)."""
         self.url = url
         # What a browser says of a request from the dashboard's own page.
         fetched = {"Sec-Fetch-Site": "same-origin"}
-        self.http = httpx.Client(base_url=url, follow_redirects=False, timeout=30, headers=fetched)
+        transport = httpx.HTTPTransport(local_address=source) if source else None
+        self.http = httpx.Client(
+            base_url=url, follow_redirects=False, timeout=30, headers=fetched, transport=transport
+        )
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
         return self.http.get(path, **kw)

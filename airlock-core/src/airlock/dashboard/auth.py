@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 from collections import deque
 from dataclasses import dataclass
@@ -32,10 +33,13 @@ LOGIN_COOKIE = "airlock_login"
 PERSON_ACCESS = Access.PERSON
 SERVICES = ("dashboard",)
 TOKEN_PREFIX = "ald_"  # noqa: S105 - a prefix, not a secret
-# Login attempts per client address per minute, before the codes are even checked. The
-# TOTP lockout bounds guessing overall; this keeps one page from burning through it.
+# Login attempts per local user (per address for a client on another machine) per
+# minute, before the codes are even checked. The TOTP lockout bounds guessing overall;
+# this keeps one user from burning through it, however many loopback addresses
+# (127.0.0.0/8) it sends from.
 LOGIN_ATTEMPTS = 5
 LOGIN_WINDOW = 60.0
+TRACKED = 1000
 
 
 @dataclass(frozen=True)
@@ -53,9 +57,15 @@ class DashboardAuth:
         self._csrf_key = secrets.token_bytes(32)
         self._attempts: dict[str, deque[float]] = {}
 
-    def check_rate(self, remote: str) -> None:
+    def check_rate(self, remote: str, uid: int) -> None:
         now = self._rt.clock.now()
-        recent = self._attempts.setdefault(remote, deque())
+        who = f"uid {uid}" if _loopback(remote) else remote
+        if who not in self._attempts and len(self._attempts) >= TRACKED:
+            # Forget who tried nothing in the last minute, rather than grow forever.
+            self._attempts = {
+                k: v for k, v in self._attempts.items() if v and v[-1] > now - LOGIN_WINDOW
+            }
+        recent = self._attempts.setdefault(who, deque())
         while recent and recent[0] <= now - LOGIN_WINDOW:
             recent.popleft()
         if len(recent) >= LOGIN_ATTEMPTS:
@@ -63,13 +73,11 @@ class DashboardAuth:
                 "too many login attempts from this address", hint="wait a minute, then try again"
             )
         recent.append(now)
-        if len(self._attempts) > 1000:  # forget idle addresses rather than grow forever
-            self._attempts = {k: v for k, v in self._attempts.items() if v}
 
     async def login(self, code: str, remote: str, uid: int) -> Login:
         """A new person session for a good code, held by *uid* (the browser's user, see
         ``client_uid``); raises ``InvalidCode`` and friends."""
-        self.check_rate(remote)
+        self.check_rate(remote, uid)
         self._rt.refresh_totp()
         await self._rt.codes.check(
             code,
@@ -134,3 +142,11 @@ class DashboardAuth:
 
     def csrf_ok(self, session_id: str, given: str) -> bool:
         return hmac.compare_digest(self.csrf_token(session_id), given)
+
+
+def _loopback(remote: str) -> bool:
+    """Whether *remote* is this machine (its program's uid is then known)."""
+    try:
+        return ipaddress.ip_address(remote.removeprefix("::ffff:")).is_loopback
+    except ValueError:
+        return False
