@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_harness import OTHER_USER, Airlock, leaked_secrets, needs_root, remember
+from daemon_harness import OTHER_USER, Airlock, clocked, leaked_secrets, needs_root, remember
 from llm_harness import start_llm
 from tests.openrouter.openrouter_server import OpenRouterServer
 
@@ -42,6 +42,21 @@ def start_airlock(tmp_path: Path) -> Iterator[Callable[..., Airlock]]:
 @pytest.fixture
 def airlock(start_airlock: Callable[..., Airlock]) -> Airlock:
     return start_airlock()
+
+
+@pytest.fixture
+def start_clocked(tmp_path: Path) -> Iterator[Callable[..., Airlock]]:
+    """:func:`start_airlock` for daemons on a clock the test moves (``advance``)."""
+    started: list[Airlock] = []
+
+    def start(overrides: dict[str, Any] | None = None) -> Airlock:
+        airlock = clocked(Airlock(tmp_path / f"home{len(started)}", overrides=overrides or {}))
+        started.append(airlock.start())
+        return airlock
+
+    yield start
+    for airlock in started:
+        airlock.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)

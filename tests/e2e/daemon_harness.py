@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import fcntl
+import os
+import pwd
+import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -49,8 +55,6 @@ OTHER_USER = "airlock-e2e"
 
 def needs_root(why: str = "needs root to create and switch to real users") -> None:
     """Skip locally without root; under CI a missing root fails the run, never skips it."""
-    import os
-
     from airlock.testing import skip_or_fail_under_ci
 
     if os.geteuid() != 0:
@@ -90,7 +94,6 @@ def small_audit_disk(airlock: Airlock) -> Iterator[Path]:
 def fill_disk(folder: Path) -> Path:
     """Fill *folder*'s file system; the file that did it, to delete to make room."""
     import errno
-    import os
 
     filler = folder / "filler"
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -116,6 +119,82 @@ def kill_once_reached(airlock: Airlock, reached: Callable[[], object], what: str
     assert airlock.proc is not None
     airlock.proc.kill()
     airlock.proc.wait()
+
+
+def killed_after_record(airlock: Airlock, call: Callable[[], object], event: str) -> None:
+    """Run *call* (a revoke) while the state database is held; SIGKILL the daemon once
+    the *event* record is on disk, its database write still waiting for the lock."""
+    needle = f'"event":"{event}"'.encode()
+    holder = sqlite3.connect(airlock.paths.state_db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    answers: list[object] = []
+
+    def revoke() -> None:
+        try:
+            answers.append(call())
+        except httpx.HTTPError as exc:
+            answers.append(exc)
+
+    caller = threading.Thread(target=revoke, daemon=True)
+    try:
+        caller.start()
+        current = airlock.paths.audit_dir / "audit.jsonl"
+        kill_once_reached(airlock, lambda: needle in current.read_bytes(), f"the {event} record")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    caller.join(30)
+    assert answers, "the revoke's call never ended"
+    assert isinstance(answers[0], httpx.HTTPError), answers  # never answered
+
+
+def exchange(address: Path | tuple[str, int], request: bytes) -> bytes:
+    """Send *request* on a new connection (to the Unix socket at *address*, or to a TCP
+    host and port) and return all the other end sends until it closes."""
+    if isinstance(address, Path):
+        conn = socket.socket(socket.AF_UNIX)
+        conn.connect(str(address))
+    else:
+        conn = socket.create_connection(address)
+    with conn:
+        conn.sendall(request)
+        return b"".join(iter(lambda: conn.recv(65536), b""))
+
+
+def as_uid(uid: int, work: Callable[[], bytes]) -> bytes:
+    """What *work* returns, run in a forked child that has become *uid* (with the user's
+    own groups; a uid without a passwd entry gets the group of its number and no others).
+    An exception in the child fails the caller, with the child's traceback (root only)."""
+    try:
+        user = pwd.getpwuid(uid)
+        gid, groups = user.pw_gid, os.getgrouplist(user.pw_name, user.pw_gid)
+    except KeyError:
+        gid, groups = uid, []
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_end)
+            with open(write_end, "wb") as pipe:
+                try:
+                    os.setgroups(groups)
+                    os.setgid(gid)
+                    os.setuid(uid)
+                    answer = b"ok\n" + work()
+                except BaseException:
+                    answer = b"failed\n" + traceback.format_exc().encode()
+                pipe.write(answer)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with open(read_end, "rb") as pipe:
+        answer = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    outcome, _, payload = answer.partition(b"\n")
+    if outcome != b"ok":
+        told = payload.decode(errors="replace") or f"no answer (wait status {status})"
+        raise AssertionError(f"the child as uid {uid} failed: {told}")
+    return payload
 
 
 MACHINE_LOCK = Path(tempfile.gettempdir()) / "airlock-e2e-machine.lock"
@@ -263,3 +342,29 @@ class Airlock:
 
     def audit_verify(self) -> subprocess.CompletedProcess[str]:
         return self.cli("audit", "verify", "--json")
+
+
+# -- a daemon on a clock the test moves (clocked_serve.py) -------------------------------
+
+CLOCKED_SERVE = [sys.executable, str(Path(__file__).with_name("clocked_serve.py"))]
+
+
+def clock_offset(home: Path) -> float:
+    """How far the test has moved the clock of the daemon in *home*, in seconds."""
+    try:
+        return float((home / "clock-offset").read_text() or 0)
+    except FileNotFoundError:
+        return 0.0
+
+
+def advance(airlock: Airlock, seconds: float) -> None:
+    """Move the daemon's clock (and the phone's) forward."""
+    (airlock.home / "clock-offset").write_text(str(clock_offset(airlock.home) + seconds))
+
+
+def clocked(airlock: Airlock) -> Airlock:
+    """*airlock*, not started yet, set to run its daemon and its phone on the moved clock."""
+    airlock.daemon.command = list(CLOCKED_SERVE)
+    home = airlock.home
+    airlock.phone.now = lambda: time.time() + clock_offset(home)
+    return airlock

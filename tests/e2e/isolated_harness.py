@@ -18,14 +18,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyotp
-from daemon_harness import TotpPhone, remember
+from daemon_harness import TotpPhone, as_uid, remember
 
 from airlock.demo.sample_mail import write_sample_maildir
 from airlock.service.accounts import group_exists, user_exists
@@ -63,31 +62,8 @@ def leftovers() -> list[str]:
 
 def as_user(name: str, work: Callable[[], Any]) -> Any:
     """Run *work* in a forked child that has become *name* (its own groups only) and
-    return what it returned (JSON); an exception in the child is re-raised here."""
-    entry = pwd.getpwnam(name)
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(read_end)
-            os.setgroups(os.getgrouplist(name, entry.pw_gid))
-            os.setgid(entry.pw_gid)
-            os.setuid(entry.pw_uid)
-            try:
-                answer = {"ok": work()}
-            except BaseException as exc:
-                answer = {"error": f"{type(exc).__name__}: {exc}", "tb": traceback.format_exc()}
-            os.write(write_end, json.dumps(answer).encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        raw = pipe.read()
-    os.waitpid(pid, 0)
-    answer = json.loads(raw)
-    if "error" in answer:
-        raise AssertionError(f"as {name}: {answer['error']}\n{answer['tb']}")
-    return answer["ok"]
+    return what it returned (JSON); an exception in the child fails here, with its traceback."""
+    return json.loads(as_uid(pwd.getpwnam(name).pw_uid, lambda: json.dumps(work()).encode()))
 
 
 def _clean_env(home: str, **extra: str) -> dict[str, str]:

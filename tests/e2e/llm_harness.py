@@ -1,5 +1,6 @@
 """A daemon with an ``llm`` service on the local OpenRouter, and the calls the spending
-tests make: a spend session, the budget as ``airlock sessions`` shows it, the audit."""
+tests make: a chat call, a spend session, the budget as ``airlock sessions`` shows it,
+the audit."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from daemon_harness import Airlock
 from tests.openrouter.openrouter_server import OpenRouterServer
 
 from airlock.security.vault import TotpKey, Vault
+
+PROMPT = "Draft a polite reply to Alice about the quarterly figures (secret-prompt-marker)."
 
 
 def start_llm(
@@ -55,3 +58,20 @@ def budget_of(client: httpx.Client) -> dict[str, float]:
 def audit(airlock: Airlock, event: str) -> list[dict[str, Any]]:
     lines = (airlock.paths.audit_dir / "audit.jsonl").read_text().splitlines()
     return [e for e in map(json.loads, lines) if e["event"] == event]
+
+
+def chat(
+    client: httpx.Client, token: str, *, model: str = "test/cheap", max_tokens: int = 2000
+) -> httpx.Response:
+    """One chat call with :data:`PROMPT` on the session *token* (``llm`` on the local
+    OpenRouter, whose test models each have their own price)."""
+    params = {
+        "model": model,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": max_tokens,
+    }
+    return client.post(
+        "/v1/ops/llm/chat",
+        json={"params": params},
+        headers={"Authorization": f"Bearer {token}"},
+    )

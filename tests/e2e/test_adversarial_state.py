@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
-import socket
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,46 +19,16 @@ import httpx
 import pytest
 from daemon_harness import (
     Airlock,
+    advance,
+    as_uid,
+    clock_offset,
+    exchange,
     fill_disk,
     leaked_secrets,
     remember,
     small_audit_disk,
 )
 from dashboard_support import Browser, dashboard_url
-
-LAUNCHER = Path(__file__).with_name("clocked_serve.py")
-
-
-# -- a daemon on a clock the test moves ---------------------------------------------------
-
-
-def _offset(home: Path) -> float:
-    try:
-        return float((home / "clock-offset").read_text() or 0)
-    except FileNotFoundError:
-        return 0.0
-
-
-def advance(airlock: Airlock, seconds: float) -> None:
-    """Move the daemon's clock (and the phone's) forward."""
-    (airlock.home / "clock-offset").write_text(str(_offset(airlock.home) + seconds))
-
-
-@pytest.fixture
-def start_clocked(tmp_path: Path) -> Iterator[Callable[..., Airlock]]:
-    started: list[Airlock] = []
-
-    def start(overrides: dict[str, Any] | None = None) -> Airlock:
-        airlock = Airlock(tmp_path / f"home{len(started)}", overrides=overrides or {})
-        airlock.daemon.command = [sys.executable, str(LAUNCHER)]
-        home = airlock.home
-        airlock.phone.now = lambda: time.time() + _offset(home)
-        started.append(airlock.start())
-        return airlock
-
-    yield start
-    for airlock in started:
-        airlock.stop()
 
 
 def audit(airlock: Airlock, event: str | None = None) -> list[dict[str, Any]]:
@@ -125,7 +92,7 @@ def test_a_session_lasts_its_ttl_from_the_approval_not_from_the_collection(
     with airlock.client() as agent:
         created = airlock.request(agent, ttl="10m")
         assert airlock.approve(agent, created["code"]).status_code == 200
-        approved_at = time.time() + _offset(airlock.home)
+        approved_at = time.time() + clock_offset(airlock.home)
         advance(airlock, 240)
         session = collect(agent, created).json()["session"]
         remember(session["token"])
@@ -484,26 +451,7 @@ def http_as(
     head += [f"{k}: {v}" for k, v in (headers or {}).items()]
     head += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
     request = ("\r\n".join(head) + "\r\n\r\n").encode() + payload
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: drop to the other user, speak HTTP on the socket
-        try:
-            os.close(read_end)
-            os.setgid(pwd.getpwuid(uid).pw_gid)
-            os.setuid(uid)
-            with socket.socket(socket.AF_UNIX) as conn:
-                conn.connect(str(socket_path))
-                conn.sendall(request)
-                answer = b"".join(iter(lambda: conn.recv(65536), b""))
-            os.write(write_end, answer)
-        except BaseException as exc:  # told to the parent, which fails naming it
-            os.write(write_end, f"the child failed: {exc!r}".encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        answer = pipe.read()
-    os.waitpid(pid, 0)
+    answer = as_uid(uid, lambda: exchange(socket_path, request))
     status_line, _, rest = answer.partition(b"\r\n")
     assert status_line.startswith(b"HTTP/"), answer
     return int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2])

@@ -12,15 +12,11 @@ start in a log that verifies.
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from tests.e2e.daemon_harness import Airlock, kill_once_reached, leaked_secrets
+from tests.e2e.daemon_harness import Airlock, killed_after_record, leaked_secrets
 
 AT_START = ("session_revoked_at_start", "approval_revoked_at_start")
 
@@ -31,33 +27,6 @@ def _records(airlock: Airlock) -> list[dict[str, Any]]:
         for path in sorted(airlock.paths.audit_dir.glob("audit*.jsonl"))
         for line in path.read_text().splitlines()
     ]
-
-
-def _killed_after_record(airlock: Airlock, call: Callable[[], object], event: str) -> None:
-    """Run *call* (a revoke) while the state database is held; SIGKILL the daemon once
-    the *event* record is on disk, its database write still waiting for the lock."""
-    needle = f'"event":"{event}"'.encode()
-    holder = sqlite3.connect(airlock.paths.state_db, isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")
-    answers: list[object] = []
-
-    def revoke() -> None:
-        try:
-            answers.append(call())
-        except httpx.HTTPError as exc:
-            answers.append(exc)
-
-    caller = threading.Thread(target=revoke, daemon=True)
-    try:
-        caller.start()
-        current = airlock.paths.audit_dir / "audit.jsonl"
-        kill_once_reached(airlock, lambda: needle in current.read_bytes(), f"the {event} record")
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
-    caller.join(30)
-    assert answers, "the revoke's call never ended"
-    assert isinstance(answers[0], httpx.HTTPError), answers  # never answered
 
 
 def _verified(airlock: Airlock) -> None:
@@ -77,7 +46,7 @@ def test_a_revoke_killed_before_its_database_write_is_applied_at_the_next_start(
             # says nothing of this one, which must still work after the restart.
             kept = airlock.session(agent)
             path = "/v1/sessions" if which == "all" else f"/v1/sessions/{session['id']}"
-            _killed_after_record(airlock, lambda: agent.delete(path), "session_revoked")
+            killed_after_record(airlock, lambda: agent.delete(path), "session_revoked")
         airlock.start()
         with airlock.client() as agent:
             refused = airlock.op(agent, session["token"], "count_unread")
@@ -108,7 +77,7 @@ def test_an_approval_cancelled_by_a_killed_revoke_all_stays_cancelled(tmp_path: 
         with airlock.client() as agent:
             created = airlock.request(agent)
             assert airlock.approve(agent, created["code"]).status_code == 200
-            _killed_after_record(airlock, lambda: agent.delete("/v1/sessions"), "approval_revoked")
+            killed_after_record(airlock, lambda: agent.delete("/v1/sessions"), "approval_revoked")
         airlock.start()
         with airlock.client() as agent:
             state = agent.get(

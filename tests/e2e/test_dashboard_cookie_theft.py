@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import encodings.idna  # noqa: F401 - loaded before a child drops to a user who cannot read it
 import http.server
-import os
-import pwd
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-from daemon_harness import Airlock, remember
+from daemon_harness import Airlock, as_uid, exchange, remember
 from dashboard_support import CHROMIUM, Browser, field, need_browser, start_with_dashboard
 
 from airlock.security.audit import query
@@ -27,29 +24,11 @@ def get_as(uid: int, url: str, path: str, cookie: str) -> tuple[int, bytes]:
     """GET *path* on the dashboard from a forked child that has become *uid*."""
     host = url.removeprefix("http://")
     address, port = host.rsplit(":", 1)
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: drop to the other user, speak HTTP/1.1 over loopback TCP
-        try:
-            os.close(read_end)
-            user = pwd.getpwuid(uid)
-            os.setgroups([])
-            os.setgid(user.pw_gid)
-            os.setuid(uid)
-            request = (
-                f"GET {path} HTTP/1.1\r\nHost: {host}\r\nCookie: airlock_dashboard={cookie}\r\n"
-                "Connection: close\r\n\r\n"
-            )
-            with socket.create_connection((address, int(port))) as conn:
-                conn.sendall(request.encode())
-                answer = b"".join(iter(lambda: conn.recv(65536), b""))
-            os.write(write_end, answer)
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        answer = pipe.read()
-    os.waitpid(pid, 0)
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nCookie: airlock_dashboard={cookie}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    answer = as_uid(uid, lambda: exchange((address, int(port)), request.encode()))
     head, _, body = answer.partition(b"\r\n\r\n")
     return int(head.split()[1]), body
 
@@ -57,31 +36,18 @@ def get_as(uid: int, url: str, path: str, cookie: str) -> tuple[int, bytes]:
 def login_as(uid: int, url: str, code: str) -> tuple[int, str]:
     """A login with *code*, as a browser would make it (the form's token, its cookie,
     the dashboard's Origin), from a forked child that has become *uid*."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(read_end)
-            user = pwd.getpwuid(uid)
-            os.setgroups([])
-            os.setgid(user.pw_gid)
-            os.setuid(uid)
-            with httpx.Client(base_url=url) as client:
-                answer = page = client.get("/login")
-                if page.status_code == 200:
-                    token = field(page.text, "login_token")
-                    answer = client.post(
-                        "/login", data={"login_token": token, "code": code}, headers={"Origin": url}
-                    )
-            os.write(write_end, f"{answer.status_code} {answer.text}".encode())
-        except BaseException as exc:
-            os.write(write_end, f"0 {exc!r}".encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        status, _, text = pipe.read().decode().partition(" ")
-    os.waitpid(pid, 0)
+
+    def login() -> bytes:
+        with httpx.Client(base_url=url) as client:
+            answer = page = client.get("/login")
+            if page.status_code == 200:
+                token = field(page.text, "login_token")
+                answer = client.post(
+                    "/login", data={"login_token": token, "code": code}, headers={"Origin": url}
+                )
+        return f"{answer.status_code} {answer.text}".encode()
+
+    status, _, text = as_uid(uid, login).decode().partition(" ")
     return int(status), text
 
 

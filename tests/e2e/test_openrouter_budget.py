@@ -12,28 +12,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from daemon_harness import Airlock
-from llm_harness import audit, budget_of, spend_session, start_llm
+from llm_harness import PROMPT, audit, budget_of, chat, spend_session, start_llm
 from tests.openrouter.openrouter_server import OpenRouterServer
-
-PROMPT = "Draft a polite reply to Alice about the quarterly figures (secret-prompt-marker)."
-
-
-def chat(
-    client: httpx.Client, token: str, *, model: str = "test/cheap", max_tokens: int = 2000
-) -> httpx.Response:
-    params = {
-        "model": model,
-        "messages": [{"role": "user", "content": PROMPT}],
-        "max_tokens": max_tokens,
-    }
-    return client.post(
-        "/v1/ops/llm/chat",
-        json={"params": params},
-        headers={"Authorization": f"Bearer {token}"},
-    )
 
 
 def test_an_agent_with_5_cents_chats_until_the_money_runs_out_then_nothing_is_sent(

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import grp
 import json
-import os
 import pwd
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -18,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_harness import Airlock, leaked_secrets
+from daemon_harness import Airlock, as_uid, exchange, leaked_secrets
 
 from conftest import OTHER_USER
 
@@ -31,31 +29,12 @@ AS_GROUP = (
 
 def call_as(uid: int, socket_path: Path, token: str) -> tuple[int, dict[str, Any]]:
     """POST an operation from a forked child that has become *uid* (no exec needed)."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: drop to the other user, speak HTTP/1.1 on the socket
-        try:
-            os.close(read_end)
-            user = pwd.getpwuid(uid)
-            os.setgroups(os.getgrouplist(user.pw_name, user.pw_gid))
-            os.setgid(user.pw_gid)
-            os.setuid(uid)
-            request = (
-                "POST /v1/ops/mail/count_unread HTTP/1.1\r\nHost: airlock\r\n"
-                f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-                "Content-Length: 2\r\nConnection: close\r\n\r\n{}"
-            )
-            with socket.socket(socket.AF_UNIX) as conn:
-                conn.connect(str(socket_path))
-                conn.sendall(request.encode())
-                answer = b"".join(iter(lambda: conn.recv(65536), b""))
-            os.write(write_end, answer)
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        answer = pipe.read()
-    os.waitpid(pid, 0)
+    request = (
+        "POST /v1/ops/mail/count_unread HTTP/1.1\r\nHost: airlock\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+        "Content-Length: 2\r\nConnection: close\r\n\r\n{}"
+    )
+    answer = as_uid(uid, lambda: exchange(socket_path, request.encode()))
     head, _, body = answer.partition(b"\r\n\r\n")
     status = int(head.split()[1])
     return status, json.loads(body)

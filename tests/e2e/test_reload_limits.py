@@ -12,9 +12,8 @@ Real daemon processes on real sockets; time moves by the clock file the daemon r
 from __future__ import annotations
 
 import json
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,46 +21,19 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from daemon_harness import Airlock, leaked_secrets
+from daemon_harness import (
+    Airlock,
+    advance,
+    clock_offset,
+    clocked,
+    killed_after_record,
+    leaked_secrets,
+)
 from llm_harness import budget_of, spend_session, start_llm
-from test_crash_revocations import _killed_after_record
+from llm_harness import chat as llm_chat
 from tests.openrouter.openrouter_server import OpenRouterServer
 
-LAUNCHER = [sys.executable, str(Path(__file__).with_name("clocked_serve.py"))]
 CHANGES = ("session_shortened", "budget_lowered")
-
-
-def _offset(home: Path) -> float:
-    try:
-        return float((home / "clock-offset").read_text() or 0)
-    except FileNotFoundError:
-        return 0.0
-
-
-def advance(airlock: Airlock, seconds: float) -> None:
-    """Move the daemon's clock (and the phone's) forward."""
-    (airlock.home / "clock-offset").write_text(str(_offset(airlock.home) + seconds))
-
-
-def clocked(airlock: Airlock) -> Airlock:
-    airlock.daemon.command = LAUNCHER
-    home = airlock.home
-    airlock.phone.now = lambda: time.time() + _offset(home)
-    return airlock
-
-
-@pytest.fixture
-def start_clocked(tmp_path: Path) -> Iterator[Callable[..., Airlock]]:
-    started: list[Airlock] = []
-
-    def start(overrides: dict[str, Any] | None = None) -> Airlock:
-        airlock = clocked(Airlock(tmp_path / f"home{len(started)}", overrides=overrides or {}))
-        started.append(airlock.start())
-        return airlock
-
-    yield start
-    for airlock in started:
-        airlock.stop()
 
 
 def configure(airlock: Airlock, change: Callable[[dict[str, Any]], None]) -> None:
@@ -134,7 +106,7 @@ def test_a_lower_max_ttl_shortens_the_sessions_open_now(
 
         # Approved before the reload, collected after: within the new max_ttl.
         issued = collect(agent, waiting)["session"]
-        assert ts(issued["expires_at"]) <= time.time() + _offset(airlock.home) + 1800 + 1
+        assert ts(issued["expires_at"]) <= time.time() + clock_offset(airlock.home) + 1800 + 1
 
         advance(airlock, 31 * 60)
         assert airlock.op(agent, young["token"], "count_unread").status_code == 401
@@ -198,14 +170,8 @@ def test_raising_the_limits_changes_nothing(tmp_path: Path, openrouter: OpenRout
 
 
 def chat(client: httpx.Client, token: str, max_tokens: int) -> httpx.Response:
-    params = {
-        "model": "test/flat",  # $0.01 for each 1000 tokens of answer, nothing for the prompt
-        "messages": [{"role": "user", "content": "Summarise the quarter."}],
-        "max_tokens": max_tokens,
-    }
-    return client.post(
-        "/v1/ops/llm/chat", json={"params": params}, headers={"Authorization": f"Bearer {token}"}
-    )
+    """$0.01 for each 1000 tokens of answer (test/flat), nothing for the prompt."""
+    return llm_chat(client, token, model="test/flat", max_tokens=max_tokens)
 
 
 def test_a_lower_max_usd_lowers_the_budgets_of_spend_sessions(
@@ -272,7 +238,7 @@ def test_a_shortening_killed_before_its_database_write_is_applied_at_the_next_st
         with airlock.client() as agent:
             session = airlock.session(agent, ttl="2h")
             configure(airlock, max_ttl("30m"))
-            _killed_after_record(airlock, lambda: agent.post("/v1/reload"), "session_shortened")
+            killed_after_record(airlock, lambda: agent.post("/v1/reload"), "session_shortened")
         configure(airlock, max_ttl("8h"))
         airlock.start()
         with airlock.client() as agent:
@@ -309,7 +275,7 @@ def test_a_budget_lowering_killed_before_its_database_write_is_applied_at_the_ne
         with airlock.client() as agent:
             spend_session(airlock, agent, 5.0)
             configure(airlock, cap(1.0))
-            _killed_after_record(airlock, lambda: agent.post("/v1/reload"), "budget_lowered")
+            killed_after_record(airlock, lambda: agent.post("/v1/reload"), "budget_lowered")
         configure(airlock, cap(5.0))
         airlock.start()
         with airlock.client() as agent:

@@ -14,17 +14,14 @@ from typing import Any
 
 import httpx
 import pyotp
-from daemon_harness import OTHER_USER, Airlock, TotpPhone, remember
+from daemon_harness import OTHER_USER, Airlock, TotpPhone, advance, remember
 from dashboard_support import Browser, start_with_dashboard
 from isolated_harness import as_user
-from test_adversarial_state import advance, start_clocked
 
 from airlock.daemon.reenrol import CONFIRM_TRIES, RESET_TTL
 from airlock.passphrase import sealed_file
 from airlock.security.totp import load_secret
 from airlock.security.vault import TotpKey, Vault
-
-__all__ = ["start_clocked"]  # the fixture, imported for pytest
 
 
 def audit(airlock: Airlock) -> list[dict[str, Any]]:
