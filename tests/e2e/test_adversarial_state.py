@@ -668,9 +668,8 @@ def test_a_refusal_loop_writes_one_audit_record_not_one_per_attempt(
 def test_the_audit_directory_keeps_to_its_budget_and_still_verifies(
     airlock_factory: Callable[..., Airlock],
 ) -> None:
-    airlock = airlock_factory(
-        {"audit": {"rotate_bytes": 4096, "max_bytes": 16384}, "permissions": {"rate_limit": 1000}}
-    )
+    budget = {"rotate_bytes": 4096, "max_bytes": 16384, "keep_for": "1s"}
+    airlock = airlock_factory({"audit": budget, "permissions": {"rate_limit": 1000}})
     audit_dir = airlock.paths.audit_dir
     with airlock.client() as agent:
         token = airlock.session(agent)["token"]
@@ -701,6 +700,40 @@ def test_the_audit_directory_keeps_to_its_budget_and_still_verifies(
     ]
     assert dropped
     assert all(not (audit_dir / r["file"]).exists() for r in dropped)
+
+
+def test_an_agent_making_records_fast_cannot_push_recent_ones_out(
+    airlock_factory: Callable[..., Airlock],
+) -> None:
+    """An agent with a session makes records as fast as it calls: with the default
+    ``audit.keep_for`` (7d) the budget deletes none of the recent ones, says why in the
+    log, and the directory stays over budget with its first record still there."""
+    budget = {"rotate_bytes": 4096, "max_bytes": 16384}
+    airlock = airlock_factory({"audit": budget, "permissions": {"rate_limit": 1000}})
+    audit_dir = airlock.paths.audit_dir
+    with airlock.client() as agent:
+        token = airlock.session(agent)["token"]
+        for _ in range(120):
+            assert airlock.op(agent, token, "count_unread").status_code == 200
+
+        def refusals() -> list[dict[str, Any]]:
+            return [
+                json.loads(line)
+                for path in sorted(audit_dir.glob("audit*.jsonl"))
+                for line in path.read_text().splitlines()
+                if '"audit_drop_refused"' in line
+            ]
+
+        deadline = time.monotonic() + 30  # the daemon tidies every few seconds
+        while not refusals() and time.monotonic() < deadline:
+            time.sleep(0.5)
+    (refused,) = refusals()
+    assert refused["why"].endswith("holds records younger than keep_for")
+    assert not any('"audit_files_dropped"' in p.read_text() for p in audit_dir.glob("audit*"))
+    first = min(audit_dir.glob("audit-*.jsonl")).read_text().splitlines()[0]
+    assert json.loads(first)["seq"] == 1
+    assert sum(p.stat().st_size for p in audit_dir.glob("audit*.jsonl")) > 16384
+    assert airlock.audit_verify().returncode == 0
 
 
 def test_the_owner_sees_every_uids_sessions_and_another_uid_only_its_own(
