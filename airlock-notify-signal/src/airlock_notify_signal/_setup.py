@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from airlock.plugin import ApprovalTimedOut, InvalidInput, NotifierError, untrusted_line
+from airlock.plugin import ApprovalTimedOut, InvalidInput, NotifierError
 
 if TYPE_CHECKING:
     from airlock.plugin import CliState
@@ -149,6 +149,7 @@ async def _exchange(settings: SignalSettings, wait: int) -> dict[str, Any]:
 
 async def _check(link: SignalCli | SignalRestApi, settings: SignalSettings) -> None:
     """Say what answers, and refuse a number it does not have (when it can tell)."""
+    from airlock.plugin import untrusted_line
     from airlock_notify_signal._cli_socket import METHOD_NOT_FOUND, SignalCli, SignalCliError
 
     if isinstance(link, SignalCli):
