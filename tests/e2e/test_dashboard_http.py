@@ -7,6 +7,7 @@ import errno
 import html
 import io
 import json
+import os
 import re
 import socket
 import time
@@ -275,6 +276,7 @@ def test_agent_text_is_shown_escaped_and_approving_with_a_code_works(
     approved = [v for v in audit(airlock, "totp_verified") if v.get("request") == created["id"]]
     assert approved
     assert approved[0]["channel"] == "dashboard"
+    assert approved[0]["login"] == login_of(airlock), "the record names the login that did it"
 
 
 def test_every_parameter_of_a_write_is_shown_however_long_the_others(
@@ -305,6 +307,14 @@ def test_deny_from_the_dashboard(served: tuple[Airlock, str], person: Browser) -
             f"/v1/requests/{created['id']}", headers={"X-Airlock-Claim": created["claim"]}
         ).json()
     assert state["status"] == "denied"
+    (denied,) = audit(airlock, "access_denied")
+    assert (denied["login"], denied["login_uid"]) == (login_of(airlock), os.getuid())
+
+
+def login_of(airlock: Airlock) -> str:
+    """The id of the person's (the browser's) dashboard login, as airlock sessions lists it."""
+    listed = json.loads(airlock.cli("sessions", "--json").stdout)
+    return str(next(s["id"] for s in listed if s["access"] == "person"))
 
 
 def test_no_secret_ever_appears_in_a_page(served: tuple[Airlock, str], person: Browser) -> None:
@@ -361,6 +371,9 @@ def test_revoke_all_keeps_the_person_logged_in(
         left = client.get("/v1/sessions").json()["sessions"]
     assert [s["access"] for s in left] == ["person"]
     assert "No active sessions" not in person.get("/sessions").text
+    revoked = audit(airlock, "session_revoked")
+    assert len(revoked) == 2
+    assert {r["login"] for r in revoked} == {login_of(airlock)}
 
 
 def test_logout_revokes_the_cookie(served: tuple[Airlock, str], person: Browser) -> None:

@@ -171,14 +171,15 @@ async def decide(request: web.Request) -> web.StreamResponse:
     form = await check_csrf(request, dash.auth)
     ref = request.match_info["id"][:64]
     action = request.match_info["action"]
+    by = _by(request)
     try:
         if action == "approve":
             code = form.get("code")
             done = await dash.rt.approvals.approve(
-                ref, code if isinstance(code, str) else "", peer=None, channel="dashboard"
+                ref, code if isinstance(code, str) else "", peer=None, channel="dashboard", by=by
             )
         else:
-            done = await dash.rt.approvals.deny(ref, peer=None, channel="dashboard")
+            done = await dash.rt.approvals.deny(ref, peer=None, channel="dashboard", by=by)
     except AirlockError as exc:
         return dash.render(
             request,
@@ -250,7 +251,11 @@ async def _revoke(request: web.Request, session: Session) -> None:
     if session.revoked_at is None:
         # The record first: a revocation nobody can see in the audit does not happen.
         await rt.audit.append(
-            "session_revoked", session=session.id, uid=session.uid, channel="dashboard"
+            "session_revoked",
+            session=session.id,
+            uid=session.uid,
+            channel="dashboard",
+            **_by(request),
         )
         rt.store.revoke_session(session.id, at=rt.clock.now())
 
@@ -269,8 +274,16 @@ async def revoke_all(request: web.Request) -> web.StreamResponse:
     """Every agent session; the person's own dashboard sessions stay (log out for those)."""
     dash = of(request)
     await check_csrf(request, dash.auth)
-    await dash.rt.approvals.revoke_all(uid=None, channel="dashboard", spare_person=True)
+    await dash.rt.approvals.revoke_all(
+        uid=None, channel="dashboard", actor=_by(request), spare_person=True
+    )
     raise web.HTTPSeeOther("/sessions?done=revoked_all")
+
+
+def _by(request: web.Request) -> dict[str, Any]:
+    """Who did it, for its record: the dashboard login and the uid of its browser."""
+    login = current_session(request)
+    return {"login": login.id, "login_uid": login.uid}
 
 
 # -- live updates ------------------------------------------------------------------------

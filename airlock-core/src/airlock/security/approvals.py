@@ -9,6 +9,7 @@ requester collects its session token with the request's claim secret, exactly on
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from airlock.api import AccessRequestCreated, AccessRequestIn
@@ -259,12 +260,19 @@ class ApprovalService(SessionLifecycle):
     # -- decisions --------------------------------------------------------------------
 
     async def approve(
-        self, ref: str, code: str, *, peer: Peer | None, channel: str
+        self,
+        ref: str,
+        code: str,
+        *,
+        peer: Peer | None,
+        channel: str,
+        by: Mapping[str, Any] | None = None,
     ) -> AccessRequest:
-        """Approve with a TOTP code; any allowed uid may send one (the code is the proof)."""
+        """Approve with a TOTP code; any allowed uid may send one (the code is the proof).
+        *by* names who did it where there is no socket peer (the dashboard's login)."""
         async with self._decide:
             request = await self._pending(ref, None)
-            actor = peer.audit_fields() if peer else {}
+            actor = peer.audit_fields() if peer else dict(by or {})
             purpose = CodePurpose("approve", request=request.id, request_code=request.code)
             await self._codes.check(code, channel=channel, purpose=purpose, actor=actor)
             now = self._clock.now()
@@ -288,11 +296,13 @@ class ApprovalService(SessionLifecycle):
         await self._wake()
         return self.find(request.id)
 
-    async def deny(self, ref: str, *, peer: Peer | None, channel: str) -> AccessRequest:
+    async def deny(
+        self, ref: str, *, peer: Peer | None, channel: str, by: Mapping[str, Any] | None = None
+    ) -> AccessRequest:
         """Deny; a uid may deny only its own requests (the owner and root any)."""
         async with self._decide:
             request = await self._pending(ref, peer)
-            actor = peer.audit_fields() if peer else {}
+            actor = peer.audit_fields() if peer else dict(by or {})
             await self._audit.append(
                 "access_denied",
                 **actor,
