@@ -665,39 +665,54 @@ def test_a_refusal_loop_writes_one_audit_record_not_one_per_attempt(
     assert len(audit(airlock, "operation_denied")) == 1
 
 
-def test_the_audit_directory_keeps_to_its_budget_and_still_verifies(
-    airlock_factory: Callable[..., Airlock],
-) -> None:
-    budget = {"rotate_bytes": 4096, "max_bytes": 16384, "keep_for": "1s"}
-    airlock = airlock_factory({"audit": budget, "permissions": {"rate_limit": 1000}})
-    audit_dir = airlock.paths.audit_dir
+def busy_under_a_small_budget(
+    airlock_factory: Callable[..., Airlock], **budget: Any
+) -> tuple[Airlock, str]:
+    """A daemon whose audit directory may hold 16 KiB (4 KiB files), after an agent made
+    120 calls with its session; the daemon and the session's token."""
+    config = {"rotate_bytes": 4096, "max_bytes": 16384, **budget}
+    airlock = airlock_factory({"audit": config, "permissions": {"rate_limit": 1000}})
     with airlock.client() as agent:
         token = airlock.session(agent)["token"]
         for _ in range(120):
             assert airlock.op(agent, token, "count_unread").status_code == 200
-        deadline = time.monotonic() + 30  # the daemon tidies every few seconds
+    return airlock, token
 
-        def total() -> int:
-            return sum(p.stat().st_size for p in audit_dir.glob("audit*.jsonl"))
 
+def records_of(audit_dir: Path, event: str) -> list[dict[str, Any]]:
+    """*event*'s records in every file of the directory, oldest first."""
+    return [
+        json.loads(line)
+        for path in sorted(audit_dir.glob("audit*.jsonl"))
+        for line in path.read_text().splitlines()
+        if f'"{event}"' in line
+    ]
+
+
+def audit_bytes(audit_dir: Path) -> int:
+    return sum(p.stat().st_size for p in audit_dir.glob("audit*.jsonl"))
+
+
+def test_the_audit_directory_keeps_to_its_budget_and_still_verifies(
+    airlock_factory: Callable[..., Airlock],
+) -> None:
+    airlock, token = busy_under_a_small_budget(airlock_factory, keep_for="1s")
+    audit_dir = airlock.paths.audit_dir
+    deadline = time.monotonic() + 30  # the daemon tidies every few seconds
+    with airlock.client() as agent:
         # Files are dropped one at a time, each with its record: wait for the whole tidy-up.
         while time.monotonic() < deadline:
             dropped_any = any(
                 '"audit_files_dropped"' in p.read_text() for p in audit_dir.glob("audit*")
             )
-            if dropped_any and total() <= 16384 + 4096:
+            if dropped_any and audit_bytes(audit_dir) <= 16384 + 4096:
                 break
             airlock.op(agent, token, "count_unread")
             time.sleep(0.5)
-    assert total() <= 16384 + 4096, total()
+    assert audit_bytes(audit_dir) <= 16384 + 4096, audit_bytes(audit_dir)
     verified = airlock.audit_verify()
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    dropped = [
-        json.loads(line)
-        for path in sorted(audit_dir.glob("audit*.jsonl"))
-        for line in path.read_text().splitlines()
-        if '"audit_files_dropped"' in line
-    ]
+    dropped = records_of(audit_dir, "audit_files_dropped")
     assert dropped
     assert all(not (audit_dir / r["file"]).exists() for r in dropped)
 
@@ -708,31 +723,17 @@ def test_an_agent_making_records_fast_cannot_push_recent_ones_out(
     """An agent with a session makes records as fast as it calls: with the default
     ``audit.keep_for`` (7d) the budget deletes none of the recent ones, says why in the
     log, and the directory stays over budget with its first record still there."""
-    budget = {"rotate_bytes": 4096, "max_bytes": 16384}
-    airlock = airlock_factory({"audit": budget, "permissions": {"rate_limit": 1000}})
+    airlock, _ = busy_under_a_small_budget(airlock_factory)
     audit_dir = airlock.paths.audit_dir
-    with airlock.client() as agent:
-        token = airlock.session(agent)["token"]
-        for _ in range(120):
-            assert airlock.op(agent, token, "count_unread").status_code == 200
-
-        def refusals() -> list[dict[str, Any]]:
-            return [
-                json.loads(line)
-                for path in sorted(audit_dir.glob("audit*.jsonl"))
-                for line in path.read_text().splitlines()
-                if '"audit_drop_refused"' in line
-            ]
-
-        deadline = time.monotonic() + 30  # the daemon tidies every few seconds
-        while not refusals() and time.monotonic() < deadline:
-            time.sleep(0.5)
-    (refused,) = refusals()
+    deadline = time.monotonic() + 30  # the daemon tidies every few seconds
+    while not records_of(audit_dir, "audit_drop_refused") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    (refused,) = records_of(audit_dir, "audit_drop_refused")
     assert refused["why"].endswith("holds records younger than keep_for")
     assert not any('"audit_files_dropped"' in p.read_text() for p in audit_dir.glob("audit*"))
     first = min(audit_dir.glob("audit-*.jsonl")).read_text().splitlines()[0]
     assert json.loads(first)["seq"] == 1
-    assert sum(p.stat().st_size for p in audit_dir.glob("audit*.jsonl")) > 16384
+    assert audit_bytes(audit_dir) > 16384
     assert airlock.audit_verify().returncode == 0
 
 
