@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -124,23 +125,36 @@ def test_setup_refuses_a_socket_others_could_reach_or_a_number_it_lacks(tmp_path
     assert not (tmp_path / "config.yaml").exists()
 
 
+def set_up_on_a_socket_after(
+    home: Path, deliver: Callable[[SignalCliSocketServer, dict[str, Any]], None]
+) -> tuple[int, str, str]:
+    """``airlock signal setup --socket ... --write-config``, where *deliver* hands over
+    items once the test message (given to it) went out, before the person quote-replies
+    to it; the command's exit code, stdout and stderr."""
+    server = SignalCliSocketServer()
+    try:
+        running = setup(home, server, "--write-config")
+        deliver(server, the_test_message(server))
+        answer_the_test_message(server)
+        out, err = running.communicate(timeout=30)
+    finally:
+        server.close()
+    return running.returncode, out, err
+
+
 def test_setup_skips_items_of_a_broken_signal_cli_and_still_hears_the_person(
     tmp_path: Path,
 ) -> None:
     """Whatever signal-cli hands over is read with care: an item whose envelope, message
     or quote is not an object is passed over (it was a traceback that ended setup), and
     the person's quote-reply after it still finishes setup."""
-    server = SignalCliSocketServer()
-    try:
-        running = setup(tmp_path, server, "--write-config")
-        the_test_message(server)
+
+    def broken_items(server: SignalCliSocketServer, sent: dict[str, Any]) -> None:
         for envelope in ("x", {"dataMessage": "x"}, {"dataMessage": {"quote": ["x"]}}):
             server.item({"envelope": envelope, "account": BOT})
-        answer_the_test_message(server)
-        out, err = running.communicate(timeout=30)
-    finally:
-        server.close()
-    assert running.returncode == 0, err
+
+    returncode, out, err = set_up_on_a_socket_after(tmp_path, broken_items)
+    assert returncode == 0, err
     assert "Traceback" not in err
     assert "Signal works both ways" in out
     assert saved_settings(tmp_path)["recipient_uuid"] == PERSON_UUID
@@ -174,10 +188,8 @@ def test_a_hidden_sender_who_guessed_the_test_message_is_not_taken_for_the_perso
     test message's timestamp (it is the time setup sent it: an agent user sees when
     setup starts) and quotes it first, with the test message's public wording, is not
     taken for them: the quote must hold what only the test message's recipient saw."""
-    server = SignalCliSocketServer()
-    try:
-        running = setup(tmp_path, server, "--write-config")
-        sent = the_test_message(server)
+
+    def a_guess_first(server: SignalCliSocketServer, sent: dict[str, Any]) -> None:
         guessed = {"id": sent["timestamp"], "text": "Airlock: this is a test."}
         envelope = {
             "source": "agent-aci",
@@ -188,10 +200,8 @@ def test_a_hidden_sender_who_guessed_the_test_message_is_not_taken_for_the_perso
             "dataMessage": {"message": "ok", "quote": guessed},
         }
         server.item({"envelope": envelope, "account": BOT})
-        answer_the_test_message(server)
-        out, err = running.communicate(timeout=30)
-    finally:
-        server.close()
-    assert running.returncode == 0, err
+
+    returncode, out, err = set_up_on_a_socket_after(tmp_path, a_guess_first)
+    assert returncode == 0, err
     assert "Signal works both ways" in out
     assert saved_settings(tmp_path)["recipient_uuid"] == PERSON_UUID
