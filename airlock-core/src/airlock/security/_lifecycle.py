@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from airlock.api import RequestState, SessionGrant
@@ -17,7 +17,7 @@ from airlock.models import Access, RequestStatus
 from airlock.security._approval_core import MAX_WAIT, ApprovalCore, iso
 from airlock.security.peers import Peer, speaks_for_owner
 from airlock.security.request_codes import claim_hash
-from airlock.state.store import AccessRequest
+from airlock.state.store import AccessRequest, Session
 
 
 class SessionLifecycle(ApprovalCore):
@@ -176,21 +176,18 @@ class SessionLifecycle(ApprovalCore):
         *spare_person* keeps the person's own (dashboard) sessions. Returns the sessions
         revoked and the requests cancelled."""
         now = self._clock.now()
-        revoked: list[str] = []
         cancelled: list[str] = []
         async with self._decide:
-            for session in self._store.list_sessions(uid=uid, active_at=now):
-                if spare_person and session.access is Access.PERSON:
-                    continue
-                await self._audit.append(
-                    "session_revoked",
-                    **(actor or {}),
-                    session=session.id,
-                    owner_uid=session.uid,
-                    channel=channel,
-                )
-                self._store.revoke_session(session.id, at=now)
-                revoked.append(session.id)
+            revoked = await self._end_sessions(
+                (
+                    session
+                    for session in self._store.list_sessions(uid=uid, active_at=now)
+                    if not (spare_person and session.access is Access.PERSON)
+                ),
+                now,
+                **(actor or {}),
+                channel=channel,
+            )
             for request in self._store.uncollected_requests():
                 if uid is not None and request.requester_uid != uid:
                     continue
@@ -216,16 +213,25 @@ class SessionLifecycle(ApprovalCore):
         """End every person (dashboard) login, each once its record is on disk: they were
         made with a code of a TOTP secret that is no longer in force."""
         now = self._clock.now()
-        ended: list[str] = []
         async with self._decide:
-            for session in self._store.list_sessions(active_at=now):
-                if session.access is not Access.PERSON:
-                    continue
-                await self._audit.append(
-                    "session_revoked", session=session.id, owner_uid=session.uid, reason=why
-                )
-                self._store.revoke_session(session.id, at=now)
-                ended.append(session.id)
+            return await self._end_sessions(
+                (s for s in self._store.list_sessions(active_at=now) if s.access is Access.PERSON),
+                now,
+                reason=why,
+            )
+
+    async def _end_sessions(
+        self, sessions: Iterable[Session], now: float, **fields: Any
+    ) -> list[str]:
+        """End *sessions*, each once its ``session_revoked`` record (with *fields*) is on
+        disk; their ids."""
+        ended: list[str] = []
+        for session in sessions:
+            await self._audit.append(
+                "session_revoked", **fields, session=session.id, owner_uid=session.uid
+            )
+            self._store.revoke_session(session.id, at=now)
+            ended.append(session.id)
         return ended
 
     async def revoke_everything(self, *, channel: str) -> tuple[list[str], list[str]]:
