@@ -68,7 +68,9 @@ def plan_drops(audit_dir: Path, key: bytes, max_bytes: int, keep_from: str = "")
     for file in rotated[:-1]:  # the newest rotated file stays: it links to the current one
         if total <= max_bytes:
             break
-        if keep_from and _last_ts(file.path) >= keep_from:  # checked before the costly part
+        if (
+            keep_from and _last_ts(file.path, sizes[file.path]) >= keep_from
+        ):  # checked before the costly part
             return Plan(drops, refused=f"{file.path.name} holds records younger than keep_for")
         start = claimed_start(str(file.path))
         check = check_file(str(file.path), key, *start) if start else None
@@ -114,12 +116,13 @@ def dropped_start_vouched(records: list[dict[str, Any]], start_seq: int, start_p
     )
 
 
-def _last_ts(path: Path) -> str:
-    """The ``ts`` of the file's last line ("" if it has none readable). Unverified: it
-    only ever keeps a file, and a kept file is verified before it is dropped."""
+def _last_ts(path: Path, size: int) -> str:
+    """The ``ts`` of the last line of the file of *size* bytes ("" if it has none
+    readable). Unverified: it only ever keeps a file, and a kept file is verified before
+    it is dropped."""
     try:
         with path.open("rb") as handle:
-            handle.seek(max(0, _size(path) - TAIL_BYTES))
+            handle.seek(max(0, size - TAIL_BYTES))
             tail = handle.read(TAIL_BYTES)
     except OSError:
         return ""
