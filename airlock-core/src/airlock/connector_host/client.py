@@ -174,6 +174,7 @@ class ConnectorHost:
             ceiling_nano=ceiling_nano,
             streamed=streamed,
             budget=_budget(budget),
+            at_once=streamed,
         )
         try:
             async for message in frames:

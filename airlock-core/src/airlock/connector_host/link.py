@@ -288,7 +288,9 @@ class HostLink:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _send(self, kind: str, fields: dict[str, Any], streamed: bool) -> tuple[int, _Waiter]:
+    async def _send(
+        self, kind: str, fields: dict[str, Any], streamed: bool, *, at_once: bool = False
+    ) -> tuple[int, _Waiter]:
         outbox = await self._outbox_ready()
         rid = next(self._ids)
         try:
@@ -298,6 +300,8 @@ class HostLink:
         waiter = _Waiter(streamed)
         self._waiting[rid] = waiter
         outbox.put(data)
+        if at_once:
+            outbox.flush()
         return rid, waiter
 
     def _cancel(self, rid: int) -> None:
@@ -329,10 +333,16 @@ class HostLink:
             self._waiting.pop(rid, None)
         return _answer(message)
 
-    async def stream(self, kind: str, **fields: Any) -> AsyncGenerator[dict[str, Any], None]:
+    async def stream(
+        self, kind: str, *, at_once: bool = False, **fields: Any
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """The frames of a request answered with several (``kind: "priced"``) as they come,
-        up to its ``ok`` (or its error, raised)."""
-        rid, waiter = await self._send(kind, fields, streamed=True)
+        up to its ``ok`` (or its error, raised).
+
+        *at_once*: the request is written now, not at the end of this turn with the
+        others (an agent waits for a streamed answer's first chunk, and the turn's other
+        work, such as formatting the call's audit record, need not go first)."""
+        rid, waiter = await self._send(kind, fields, streamed=True, at_once=at_once)
         assert waiter.queue is not None
         finished = False
         try:

@@ -131,15 +131,19 @@ class HostServer:
                 first = True
                 async for item in self._priced(message):
                     await self._send(outbox, {"id": rid, **item})
-                    if first and "chunk" in item:
+                    if "chunk" not in item:
+                        continue
+                    if first:
                         # The first chunk goes at once, not at the end of the turn: the
                         # connector may go on parsing what the service already sent, and
                         # the agent is waiting for it. The quote waits for the end of the
                         # turn (by then the call is on its way to the service), and later
                         # chunks of one turn go together: the core wakes once for them.
                         outbox.flush()
-                        give_way()  # the core relays it before this parses the rest
                         first = False
+                    # The core and the agent go first while this parses the rest of a
+                    # burst: on a busy machine the agent waits for a CPU behind it.
+                    give_way()
                 await self._send(outbox, {"id": rid, "ok": {}})
                 return
             handler = self._handlers.get(kind) if isinstance(kind, str) else None
