@@ -34,6 +34,7 @@ from airlock.connector_host.server import HostServer
 from airlock.errors import (
     ApprovalRequired,
     ConnectorError,
+    ConnectorTimeout,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -462,9 +463,9 @@ async def test_a_streams_first_frame_reaches_its_consumer_before_the_rest_are_de
     async def take_first() -> tuple[dict[str, Any], int]:
         """The first frame, and how many of the rest were decoded by then."""
         message = await anext(stream)
-        waiting = link._waiting[1].queue
+        waiting = link._waiting[1].frames
         assert waiting is not None
-        return message, waiting.qsize()
+        return message, len(waiting)
 
     first = asyncio.ensure_future(take_first())
     await asyncio.sleep(0.05)  # the request is written and waits for its answer
@@ -474,4 +475,61 @@ async def test_a_streams_first_frame_reaches_its_consumer_before_the_rest_are_de
     assert decoded == 0, f"the reader decoded {decoded} more frames first"
     rest = [m["chunk"]["n"] async for m in stream]
     assert rest == list(range(1, _Burst.frames))
+    await link.close()
+
+
+class _Trickle(_Burst):
+    """A host that sends a stream's frames one at a time, when the test says."""
+
+    def send(self, rid: int, n: int) -> None:
+        assert self.theirs is not None
+        self.theirs.sendall(_frame({"id": rid, "chunk": {"n": n}}))
+
+    def finish(self, rid: int) -> None:
+        assert self.theirs is not None
+        self.theirs.sendall(_frame({"id": rid, "ok": {}}))
+
+
+@in_loop
+async def test_a_stream_the_host_stops_feeding_ends_with_a_timeout() -> None:
+    """A service gone quiet mid-answer: the call is stopped after the link's timeout of
+    silence, with an error that says so (not left waiting for ever)."""
+    host = _Trickle()
+    link = HostLink(host, timeout=0.3)
+    stream = link.stream("priced", service="llm")
+    first = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0.05)  # the request is written and waits for its answer
+    host.send(1, 0)
+    assert (await asyncio.wait_for(first, 5))["chunk"] == {"n": 0}
+    with pytest.raises(ConnectorTimeout, match=r"sent nothing for 0\.3s"):
+        await asyncio.wait_for(anext(stream), 5)
+    await link.close()
+
+
+@in_loop
+async def test_a_stream_times_out_on_silence_only_not_on_its_length_or_a_slow_reader() -> None:
+    """The timeout counts the silence the consumer waits through: a stream longer than
+    the timeout whose frames keep coming is not cut, nor one whose consumer (an agent
+    reading slowly) left frames waiting for longer than the timeout."""
+    host = _Trickle()
+    link = HostLink(host, timeout=1.0)
+    stream = link.stream("priced", service="llm")
+    got: list[int] = []
+    for n in range(5):  # 1.5 s of frames, each 0.3 s after the last
+        waiting = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0.3)  # (the first time, the request is written meanwhile)
+        host.send(1, n)
+        got.append((await asyncio.wait_for(waiting, 5))["chunk"]["n"])
+    host.send(1, 5)
+    host.send(1, 6)
+    await asyncio.sleep(1.5)  # the reader is away for longer than the timeout
+    got.append((await anext(stream))["chunk"]["n"])
+    got.append((await anext(stream))["chunk"]["n"])
+    waiting = asyncio.ensure_future(anext(stream))  # nothing here: a new wait begins
+    await asyncio.sleep(0.5)
+    host.send(1, 7)
+    got.append((await asyncio.wait_for(waiting, 5))["chunk"]["n"])
+    host.finish(1)
+    assert [m async for m in stream] == []
+    assert got == list(range(8))
     await link.close()

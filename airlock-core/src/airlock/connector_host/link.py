@@ -31,6 +31,7 @@ from airlock.connector_host.protocol import (
     frame,
     read_frame,
 )
+from airlock.connector_host.waiters import Waiter
 from airlock.errors import ConnectorError, ConnectorTimeout, PayloadTooLarge, ServiceAnswerLost
 
 __all__ = ["ChildHost", "HostLauncher", "HostLink", "SocketHost"]
@@ -167,31 +168,6 @@ class SocketHost:
         """The host keeps running; only the connection closes."""
 
 
-_Frame = dict[str, Any] | None
-"""An answer frame; None when the channel closed first."""
-
-
-class _Waiter:
-    """Where the answers to one request go: one future, or a queue for a stream."""
-
-    def __init__(self, streamed: bool) -> None:
-        self.queue: asyncio.Queue[_Frame] | None = asyncio.Queue() if streamed else None
-        self.future: asyncio.Future[dict[str, Any] | None] = (
-            asyncio.get_running_loop().create_future()
-        )
-
-    def expire(self) -> None:
-        """No answer in time: the one waiting for it gets ``TimeoutError``."""
-        if not self.future.done():
-            self.future.set_exception(TimeoutError())
-
-    def put(self, message: dict[str, Any] | None) -> None:
-        if self.queue is not None:
-            self.queue.put_nowait(message)
-        elif not self.future.done():
-            self.future.set_result(message)
-
-
 class HostLink:
     """Requests to the connector host over one multiplexed connection."""
 
@@ -209,7 +185,7 @@ class HostLink:
         """Sent first on every new connection (the services, the unlock)."""
         self.on_gone = on_gone
         self._ids = itertools.count(1)
-        self._waiting: dict[int, _Waiter] = {}
+        self._waiting: dict[int, Waiter] = {}
         self._outbox: Outbox | None = None
         """The connection's outbox (and through it, its writer); None when not connected."""
         self._reading: asyncio.Task[None] | None = None
@@ -261,7 +237,7 @@ class HostLink:
                 waiter = self._waiting.get(rid) if isinstance(rid, int) else None
                 if waiter is not None:
                     waiter.put(message)
-                    if waiter.queue is not None:
+                    if waiter.frames is not None:
                         # A stream's frames often arrive together (the host writes a
                         # turn's chunks in one go, or the loop was busy): its consumer
                         # relays this one before the next is decoded, not after them all.
@@ -290,14 +266,14 @@ class HostLink:
 
     async def _send(
         self, kind: str, fields: dict[str, Any], streamed: bool, *, at_once: bool = False
-    ) -> tuple[int, _Waiter]:
+    ) -> tuple[int, Waiter]:
         outbox = await self._outbox_ready()
         rid = next(self._ids)
         try:
             data = frame({"id": rid, "kind": kind, **fields}, MAX_REQUEST_BYTES)
         except ValueError:
             raise PayloadTooLarge("the request is over the connector host's limit") from None
-        waiter = _Waiter(streamed)
+        waiter = Waiter(streamed)
         self._waiting[rid] = waiter
         outbox.put(data)
         if at_once:
@@ -343,18 +319,11 @@ class HostLink:
         others (an agent waits for a streamed answer's first chunk, and the turn's other
         work, such as formatting the call's audit record, need not go first)."""
         rid, waiter = await self._send(kind, fields, streamed=True, at_once=at_once)
-        assert waiter.queue is not None
         finished = False
         try:
             while True:
                 try:
-                    # A stream's frames often come several at a time: one waiting is
-                    # taken at once (no timer); else the next is given the timeout.
-                    if waiter.queue.empty():
-                        async with asyncio.timeout(self.timeout):
-                            message = await waiter.queue.get()
-                    else:
-                        message = waiter.queue.get_nowait()
+                    message = await waiter.next_frame(self.timeout)
                 except TimeoutError:
                     self._spawn(self._probe())
                     raise ConnectorTimeout(
@@ -366,6 +335,7 @@ class HostLink:
                     return
                 yield message
         finally:
+            waiter.close()
             if not finished:
                 self._cancel(rid)
             self._waiting.pop(rid, None)

@@ -1,0 +1,68 @@
+"""Where the host's answers to one request wait for the task that sent it."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Any
+
+__all__ = ["Frame", "Waiter"]
+
+Frame = dict[str, Any] | None
+"""An answer frame; None when the channel closed first."""
+
+
+class Waiter:
+    """Where the answers to one request go: one future, or, for a stream, its frames in
+    order (and a future its consumer waits on while none is here)."""
+
+    def __init__(self, streamed: bool) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.frames: collections.deque[Frame] | None = collections.deque() if streamed else None
+        self.future: asyncio.Future[dict[str, Any] | None] = self._loop.create_future()
+        self._waiting_since = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def expire(self) -> None:
+        """No answer in time: the one waiting for it gets ``TimeoutError``."""
+        if not self.future.done():
+            self.future.set_exception(TimeoutError())
+
+    def put(self, message: dict[str, Any] | None) -> None:
+        if self.frames is not None:
+            self.frames.append(message)
+            if not self.future.done():
+                self.future.set_result(None)
+        elif not self.future.done():
+            self.future.set_result(message)
+
+    async def next_frame(self, within: float) -> Frame:
+        """A stream's next frame: one already here at once, else the next to come within
+        *within* seconds of waiting (``TimeoutError``)."""
+        assert self.frames is not None
+        if not self.frames:
+            self._waiting_since = self._loop.time()
+            self.future = self._loop.create_future()
+            if self._timer is None:
+                deadline = self._waiting_since + within
+                self._timer = self._loop.call_at(deadline, self._check, within)
+            await self.future
+        return self.frames.popleft()
+
+    def _check(self, within: float) -> None:
+        """The stream's one timer: moved on to the current wait's end when a wait began
+        since it was set, instead of a timer set and cancelled for every frame (a stream
+        of a few hundred chunks made thousands)."""
+        self._timer = None
+        if self.future.done():
+            return  # not waiting now: the next wait sets it again
+        deadline = self._waiting_since + within
+        if self._loop.time() < deadline:
+            self._timer = self._loop.call_at(deadline, self._check, within)
+        else:
+            self.future.set_exception(TimeoutError())
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
