@@ -11,7 +11,8 @@ fall into seven groups:
   ``Done``, ``NoSettings``, ``NoCredentials``, ``OperationSpec``, ``UntrustedText`` to mark
   result fields holding text from outside, ``Clock`` / ``SystemClock`` for a connector
   that needs the time, and ``confined_command`` for one that starts a program of its own
-  (the program cannot reach Airlock's files);
+  (the program cannot reach Airlock's files), with ``PipeLines`` to read its output a
+  line at a time, each line bounded (``LineTooLong``);
 - notifiers: ``Notifier`` and what it sends and receives (``Prompt``, ``Delivery``,
   ``Reply``, ``Notice``); for one that talks to a messenger's HTTP API the base classes
   ``HttpNotifier`` and ``HttpApi`` (with ``ApiSettings``, ``ApiUnreachable``,
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
         store_secret,
     )
     from airlock.common.clock import Clock, SystemClock
+    from airlock.common.lines import LineTooLong, PipeLines
     from airlock.common.logs import get_logger
     from airlock.connector_host.confine import confined_command
     from airlock.errors import (
@@ -157,6 +159,7 @@ __all__ = [
     "HttpApi",
     "HttpNotifier",
     "InvalidInput",
+    "LineTooLong",
     "Meter",
     "NoCredentials",
     "NoSettings",
@@ -170,6 +173,7 @@ __all__ = [
     "OpenAIEmbeddingsFields",
     "OperationSpec",
     "Params",
+    "PipeLines",
     "Policy",
     "PolicyContext",
     "PricedConnector",
@@ -227,6 +231,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "store_secret",
     ),
     "airlock.common.clock": ("Clock", "SystemClock"),
+    "airlock.common.lines": ("LineTooLong", "PipeLines"),
     "airlock.connector_host.confine": ("confined_command",),
     "airlock.ptrace": ("refuse_ptrace",),
     "airlock.settings.config": ("ServicePermissions",),

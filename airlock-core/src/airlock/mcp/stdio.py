@@ -28,6 +28,8 @@ from typing import Any, cast
 import anyio
 from mcp.server.stdio import stdio_server
 
+from airlock.common.lines import PipeLines
+
 # One JSON-RPC message is one line; a longer one ends the session (the SDK reads any).
 MAX_LINE = 64 * 1024 * 1024
 
@@ -35,14 +37,14 @@ MAX_LINE = 64 * 1024 * 1024
 class _Lines:
     """What ``stdio_server`` reads from its stdin: ``async for line``."""
 
-    def __init__(self, reader: asyncio.StreamReader) -> None:
-        self._reader = reader
+    def __init__(self, lines: PipeLines) -> None:
+        self._lines = lines
 
     def __aiter__(self) -> _Lines:
         return self
 
     async def __anext__(self) -> str:
-        line = await self._reader.readline()
+        line = await self._lines.readline()
         if not line:
             raise StopAsyncIteration
         return line.decode("utf-8", "replace")
@@ -111,24 +113,22 @@ async def stdio_streams() -> AsyncIterator[tuple[Any, Any]]:
         return
     private_in, private_out, restore = claimed
     loop = asyncio.get_running_loop()
-    transports: list[asyncio.BaseTransport] = []
+    lines: PipeLines | None = None
+    write_transport: asyncio.WriteTransport | None = None
     try:
-        reader = asyncio.StreamReader(limit=MAX_LINE)
-        read_transport, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(private_in, "rb", 0)
-        )
-        transports.append(read_transport)
+        lines = await PipeLines.open(private_in, MAX_LINE)
         write_transport, protocol = await loop.connect_write_pipe(
             asyncio.streams.FlowControlMixin, os.fdopen(private_out, "wb", 0)
         )
-        transports.append(write_transport)
         writer = asyncio.StreamWriter(write_transport, protocol, None, loop)
         # The SDK uses only `async for` on stdin and write/flush on stdout (mcp 2.3).
-        stdin = cast("anyio.AsyncFile[str]", _Lines(reader))
+        stdin = cast("anyio.AsyncFile[str]", _Lines(lines))
         stdout = cast("anyio.AsyncFile[str]", _Out(writer))
         async with stdio_server(stdin, stdout) as streams:
             yield streams
     finally:
         restore()
-        for transport in transports:
-            transport.close()
+        if lines is not None:
+            lines.close()
+        if write_transport is not None:
+            write_transport.close()
