@@ -18,13 +18,20 @@
 - ``flip``: ``peek`` is read-only on the first start and not on later ones (``$STARTS``
   counts them in a file), and ``crash`` exits without answering;
 - ``stdout_noise``: before each answer to a call, a debug line on stdout (where only
-  MCP messages belong) carrying ``$TOY_TOKEN``, and a broken JSON-RPC message too.
+  MCP messages belong) carrying ``$TOY_TOKEN``, and a broken JSON-RPC message too;
+- ``endless_line``: a call is answered with 64 MiB on stdout and no newline, a MiB at a
+  time, each counted in the file ``$WRITTEN`` once the pipe took it (then it waits);
+- ``deaf``: ``take`` (read-only) takes a ``text``; once the tools are listed the server
+  never reads its stdin again;
+- ``closes_stdin``: the same ``take``, but once the tools are listed the server closes
+  its stdin and waits (its pid in the file ``$PID``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from typing import Any
 
@@ -80,6 +87,9 @@ def tools_page(params: dict[str, Any]) -> dict[str, Any]:
         return {"tools": [read_tool("find", trap)]}
     if MODE == "bad_refs":
         return {"tools": [read_tool("loop", LOOP), read_tool("remote", REMOTE)]}
+    if MODE in ("deaf", "closes_stdin"):
+        take = {"type": "object", "properties": {"text": {"type": "string"}}}
+        return {"tools": [read_tool("take", take)]}
     tool: dict[str, Any] = {
         "name": "lookup",
         "description": f"Look things up with the key {TOKEN} configured.",
@@ -114,6 +124,8 @@ def answer(message: dict[str, Any]) -> dict[str, Any] | None:
     elif method == "tools/call":
         if message["params"]["name"] == "crash":
             os._exit(3)
+        if MODE == "endless_line":
+            endless_line()
         if MODE == "stdout_noise":  # what a careless server (not in Python) leaves in
             sys.stdout.write(f"token {TOKEN}\n")
             sys.stdout.write(json.dumps({"jsonrpc": "2.0", "token": TOKEN})[:-1] + "\n")
@@ -123,15 +135,32 @@ def answer(message: dict[str, Any]) -> dict[str, Any] | None:
     return {"jsonrpc": "2.0", "id": message["id"], "result": result}
 
 
+def endless_line() -> None:
+    chunk = b"x" * (1 << 20)
+    for written in range(1, 65):
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+        with open(os.environ["WRITTEN"], "w", encoding="utf-8") as count:
+            count.write(str(written << 20))
+    signal.pause()
+
+
 def main() -> None:
     if MODE == "flip":
         with open(os.environ["STARTS"], "a", encoding="utf-8") as starts:
             starts.write("x")
     for line in sys.stdin:
         reply = answer(json.loads(line))
-        if reply is not None:
-            sys.stdout.write(json.dumps(reply) + "\n")
-            sys.stdout.flush()
+        if reply is None:
+            continue
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+        if MODE == "closes_stdin" and "tools" in reply.get("result", {}):
+            with open(os.environ["PID"], "w", encoding="utf-8") as pid:
+                pid.write(str(os.getpid()))
+            os.close(0)
+        if MODE in ("deaf", "closes_stdin") and "tools" in reply.get("result", {}):
+            signal.pause()
 
 
 if __name__ == "__main__":

@@ -64,6 +64,21 @@ def test_a_read_tool_returns_the_servers_content(
     assert refused.is_error, "the server's own refusal reaches the agent as a tool error"
 
 
+def test_an_answer_of_megabytes_arrives_whole(files_settings: dict[str, Any], served: Path) -> None:
+    """Well under the 16 MiB a line from the server may take: the answer's one line
+    carries the file twice (text and structured content), ~12 MB of JSON."""
+    text = "".join(f"line {n:07d} of a long file\n" for n in range(200_000))
+    (served / "long.txt").write_text(text)
+
+    async def main() -> Any:
+        async with opened(files_settings) as connector:
+            return await connector.call("read_text_file", {"path": str(served / "long.txt")})
+
+    answer = run(main())
+    assert answer.content[0].text == text
+    assert answer.structured == {"content": text}
+
+
 def test_arguments_are_checked_against_the_tools_schema(files_settings: dict[str, Any]) -> None:
     async def main() -> list[str | None]:
         fields = []

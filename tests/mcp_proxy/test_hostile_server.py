@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import resource
 import sys
 import threading
 import tracemalloc
@@ -14,15 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp.client.stdio import FORCE_KILL_TIMEOUT, PROCESS_TERMINATION_TIMEOUT
 from structlog.testing import capture_logs
 
 from airlock.plugin import Access, ConnectorError
 from airlock_mcp_proxy import sdk_log
+from airlock_mcp_proxy.stdio import FLUSH_TIMEOUT, MAX_LINE
 from airlock_mcp_proxy.upstream import LINE_LIMIT, _relay_stderr
 from tests.mcp_proxy.conftest import opened
 
 HOSTILE = Path(__file__).with_name("hostile_server.py")
 SECRET = "ghp_canary0123456789abcdefSECRET"
+STOP_GRACES = FLUSH_TIMEOUT + PROCESS_TERMINATION_TIMEOUT + FORCE_KILL_TIMEOUT
+"""The longest a server's stop waits before SIGKILL: to flush, to exit, after SIGTERM."""
 
 
 def hostile(mode: str, **env: str) -> dict[str, Any]:
@@ -168,3 +173,88 @@ def test_a_read_the_server_started_again_lists_as_a_write_is_refused(tmp_path: P
     assert first is Access.READ
     assert message == "files.peek is listed as a write now, no longer a read"
     assert now is Access.WRITE, "the next call of it is a write, with the person's approval"
+
+
+def _cpu_seconds() -> float:
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
+
+
+def test_a_line_without_end_on_stdout_costs_the_host_a_bounded_read(tmp_path: Path) -> None:
+    """A server answering with 64 MiB on stdout and no newline: the MCP library's reader
+    took time quadratic in the line, 21 s of the connector host's CPU (every service it
+    hosts slowed) until the call's 20 s timeout. The host reads at most MAX_LINE of it
+    (~0.2 s of CPU), then stops the server, and the call fails saying why."""
+    written = tmp_path / "written"
+    settings = {**hostile("endless_line", WRITTEN=str(written)), "timeout": 20}
+
+    async def main() -> tuple[str, float]:
+        async with opened(settings) as connector:
+            before = _cpu_seconds()
+            with pytest.raises(ConnectorError) as failed:
+                await connector.call("lookup", {"key": "x"})
+            return failed.value.message, _cpu_seconds() - before
+
+    message, cpu = asyncio.run(main())
+    assert message == "files.lookup: the MCP server wrote a line over 16 MiB and was stopped"
+    # The pipe took what the host read and 64 KiB more: the server got no further.
+    assert int(written.read_text()) <= MAX_LINE + (1 << 20)
+    # CPU time, not wall time: a loaded machine makes it little longer.
+    assert cpu < 5, f"the host spent {cpu:.1f} s of CPU on one line"
+
+
+def test_a_call_whose_arguments_the_server_does_not_read_ends_at_its_timeout() -> None:
+    """A server that no longer reads its stdin, and a call whose arguments are more than
+    the pipe holds (64 KiB): the write counts against the call's timeout, so the call
+    ends like a slow answer, the server stopped, within its timeout and the stop's own
+    graces (the SDK's writer took the arguments off the clock: the courtesy cancel then
+    waited 5 s behind them, and the 502 came ~7.5 s after the timeout)."""
+    timeout = 1.0
+    settings = {**hostile("deaf"), "timeout": timeout}
+
+    async def main() -> float:
+        async with opened(settings) as connector:
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            with pytest.raises(ConnectorError, match="the MCP server timed out"):
+                await connector.call("take", {"text": "x" * (256 * 1024)})
+            return loop.time() - start
+
+    assert asyncio.run(main()) < timeout + STOP_GRACES
+
+
+def test_a_server_that_closes_its_stdin_fails_the_call_and_is_stopped(tmp_path: Path) -> None:
+    """Nothing more can reach it: the call fails at once, and the server, still running,
+    is stopped (stdin closed, SIGTERM), not left behind."""
+    pid_file = tmp_path / "pid"
+    settings = hostile("closes_stdin", PID=str(pid_file))
+
+    async def main() -> None:
+        async with opened(settings) as connector:
+            with pytest.raises(ConnectorError, match="the MCP server stopped"):
+                await connector.call("take", {"text": "x"})
+            with pytest.raises(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), 0)
+
+    asyncio.run(main())
+
+
+def test_a_line_on_stdout_that_is_not_mcp_is_dropped_and_logged_without_its_words() -> None:
+    settings = hostile("stdout_noise", TOY_TOKEN="{credentials.token}")
+
+    async def main() -> list[Any]:
+        async with opened(settings, {"token": SECRET}) as connector:
+            return [await connector.call("lookup", {"key": "x"}) for _ in range(2)]
+
+    with capture_logs() as logged:
+        answers = asyncio.run(main())
+    assert [answer.content[0].text for answer in answers] == ["done", "done"]
+    dropped = [entry for entry in logged if entry["event"] == "mcp_server_stdout_dropped"]
+    assert len(dropped) == 4, "a debug line and a broken message before each answer"
+    assert dropped[0] == {
+        "event": "mcp_server_stdout_dropped",
+        "service": "files",
+        "bytes": len(f"token {SECRET}\n"),
+        "log_level": "warning",
+    }
+    assert SECRET not in json.dumps(logged)

@@ -261,6 +261,7 @@ class McpProxy(Connector[McpSettings]):
                 return error_result(tool, exc.message, secrets)
             failure = "timed out" if exc.code == REQUEST_TIMEOUT else "stopped"
             if upstream is not None:
+                failure = upstream.ended or failure
                 # Gone or stuck: ended here, started again by the next call (once).
                 await upstream.stop()
             raise ConnectorError(

@@ -1,9 +1,10 @@
 """The MCP SDK's own log (the ``mcp`` logger), into the daemon log without the server's
-words. The SDK logs what it could not read, a stdout line that is not an MCP message
-(a debug print, a broken message) with a traceback quoting that line: a server's token
-among it. Here each record becomes one event: its message with the secrets of the
-servers running in this process masked, cut short, and of an exception only its type
-(its text may quote the server, and cut a secret where masking cannot find it)."""
+words. The SDK logs what it could not use of a server's messages (a tool it drops,
+named), often with a traceback quoting them: a server's token among it. (A stdout line
+that is not an MCP message never reaches it: :mod:`airlock_mcp_proxy.stdio` drops it.)
+Here each record becomes one event: its message with the secrets of the servers running
+in this process masked, cut short, and of an exception only its type (its text may
+quote the server, and cut a secret where masking cannot find it)."""
 
 from __future__ import annotations
 

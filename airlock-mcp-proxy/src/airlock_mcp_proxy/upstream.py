@@ -1,9 +1,10 @@
 """One running MCP server: a child process of the daemon (stdio) or an HTTP endpoint.
 
-The MCP client lives in a task of its own, because the SDK's transports must be entered
-and left by the same task while Airlock opens a connector in one request and closes it
-from housekeeping. The child's stderr goes to the daemon log line by line, with the
-secrets from the vault masked.
+The MCP client lives in a task of its own, because the SDK's client and transports must
+be entered and left by the same task while Airlock opens a connector in one request and
+closes it from housekeeping. A child speaks through :class:`StdioServer` (its stdout read
+in linear time, a line bounded, its stdin never awaited); its stderr goes to the daemon
+log line by line, with the secrets from the vault masked.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import IO, Any
 
 from airlock.plugin import confined_command, get_logger
 from airlock_mcp_proxy import sdk_log
+from airlock_mcp_proxy.stdio import StdioServer
 
 log = get_logger("airlock_mcp_proxy")
 START_TIMEOUT = 60.0
@@ -76,6 +78,7 @@ class Upstream:
         self._timeout = timeout
         self.secrets = secrets
         self._client: Any = None
+        self._server: StdioServer | None = None
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.failure: BaseException | None = None
@@ -85,6 +88,12 @@ class Upstream:
     def client(self) -> Any:
         """The connected ``mcp.Client`` (None once the session ended)."""
         return self._client
+
+    @property
+    def ended(self) -> str | None:
+        """Why the session with a stdio server was ended on this side (it wrote a line
+        over the limit), said after "the MCP server"; None otherwise."""
+        return self._server.ended if self._server is not None else None
 
     @property
     def running(self) -> bool:
@@ -133,9 +142,6 @@ class Upstream:
                 errlog.close()
 
     def _stdio(self) -> tuple[Any, IO[str]]:
-        from mcp import StdioServerParameters
-        from mcp.client.stdio import stdio_client
-
         assert self._command is not None
         read_fd, write_fd = os.pipe()
         reader = os.fdopen(read_fd, "r", encoding="utf-8", errors="replace")
@@ -148,11 +154,14 @@ class Upstream:
         ).start()
         # It runs as the connector host's user: kept from the vault and Airlock's files.
         argv = confined_command(self._command)
-        params = StdioServerParameters(command=argv[0], args=argv[1:], env=self._env, cwd=self._cwd)
-        return stdio_client(params, errlog=errlog), errlog
+        self._server = StdioServer(
+            argv, env=self._env, cwd=self._cwd, stderr=errlog, service=self.service
+        )
+        return self._server.streams(), errlog
 
     async def stop(self) -> None:
-        """End the session and the server (SIGTERM, then SIGKILL, by the SDK). Idempotent."""
+        """End the session and the server (stdin closed, then SIGTERM, then SIGKILL).
+        Idempotent."""
         self._stop.set()
         task, self._task = self._task, None
         try:
