@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from tests.e2e.daemon_harness import Airlock, killed_after_record, leaked_secrets
+from tests.e2e.dashboard_support import DASHBOARD_ON, Browser, dashboard_url
 
 AT_START = ("session_revoked_at_start", "approval_revoked_at_start")
 
@@ -69,6 +70,40 @@ def test_a_revoke_killed_before_its_database_write_is_applied_at_the_next_start(
     finally:
         airlock.stop()
     assert not leaked_secrets(airlock.home)
+
+
+@pytest.mark.parametrize("how", ["revoke", "logout"])
+def test_a_dashboard_revoke_or_logout_killed_before_its_database_write_is_applied(
+    tmp_path: Path, how: str
+) -> None:
+    """The dashboard's Revoke (an agent's session) and Log out (the login itself) record
+    their own ``session_revoked``; the start finds those too."""
+    airlock = Airlock(tmp_path / "home", overrides=DASHBOARD_ON).start()
+    person = Browser(dashboard_url(airlock))
+    try:
+        assert person.login(airlock.phone.code()).status_code == 303
+        login = next(s for s in _listed(airlock) if s["access"] == "person")
+        with airlock.client() as agent:
+            session = airlock.session(agent)
+        csrf = person.csrf("/sessions")
+        path = f"/sessions/{session['id']}/revoke" if how == "revoke" else "/logout"
+        ended = session["id"] if how == "revoke" else login["id"]
+        killed_after_record(airlock, lambda: person.post(path, {"csrf": csrf}), "session_revoked")
+        airlock.start()
+        assert ended not in [s["id"] for s in _listed(airlock)]
+        applied = [r for r in _records(airlock) if r["event"] == "session_revoked_at_start"]
+        assert [r["session"] for r in applied] == [ended]
+        _verified(airlock)
+    finally:
+        person.close()
+        airlock.stop()
+
+
+def _listed(airlock: Airlock) -> list[dict[str, Any]]:
+    listed = airlock.cli("sessions", "--json")
+    assert listed.returncode == 0, listed.stderr
+    sessions: list[dict[str, Any]] = json.loads(listed.stdout)
+    return sessions
 
 
 def test_an_approval_cancelled_by_a_killed_revoke_all_stays_cancelled(tmp_path: Path) -> None:

@@ -133,7 +133,7 @@ class DashboardAuth:
     async def logout(self, session: Session) -> None:
         """End *session*, once its record is on disk (no record, no change)."""
         await self._rt.audit.append(
-            "session_revoked", session=session.id, uid=session.uid, channel="dashboard"
+            "session_revoked", session=session.id, owner_uid=session.uid, channel="dashboard"
         )
         self._rt.store.revoke_session(session.id, at=self._rt.clock.now())
 

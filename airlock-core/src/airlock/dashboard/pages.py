@@ -253,7 +253,7 @@ async def _revoke(request: web.Request, session: Session) -> None:
         await rt.audit.append(
             "session_revoked",
             session=session.id,
-            uid=session.uid,
+            owner_uid=session.uid,
             channel="dashboard",
             **_by(request),
         )
