@@ -7,13 +7,17 @@ brought in at the next round. The daemon end to end is tests/e2e/test_reload_lim
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
 
 from airlock.common.clock import FakeClock
 from airlock.daemon.lowered_limits import LoweredLimits
+from airlock.framework.connectors import Connector
+from airlock.framework.spending import SpendSettings, nano_usd
 from airlock.gateway.budgets import Budgets
+from airlock.gateway.services import Service
 from airlock.models import Access
 from airlock.security.audit import AuditLog
 from airlock.settings.config import AirlockConfig
@@ -75,5 +79,46 @@ def test_a_shortening_the_database_refuses_is_written_at_the_next_round_recorded
         "ses_late",
     ]
     other.close()
+    store.close()
+    audit.close()
+
+
+def _spend_service(max_usd: float) -> dict[str, Service]:
+    return {"llm": Service("llm", Connector, SpendSettings(max_usd=max_usd))}
+
+
+def test_a_recorded_change_the_database_refused_holds_after_the_limit_is_raised_again(
+    tmp_path: Path,
+) -> None:
+    """Lowered, recorded, refused by the database; then the config is raised again before
+    the next round. The record says what was taken back (the next start would apply it
+    whatever the config): the running daemon writes it too, and spends no more."""
+    clock = FakeClock()
+    audit = AuditLog(tmp_path / "audit", tmp_path / "audit.key", clock=clock)
+    store = StateStore(tmp_path / "state.db", busy_timeout_ms=50)
+    store.insert_session(_session(clock, "ses_long", 7200))
+    spend = dataclasses.replace(
+        _session(clock, "ses_spend", 600), services=("llm",), access=Access.SPEND
+    )
+    store.insert_session(spend)
+    store.open_budget("ses_spend", nano_usd(5))
+    limits = LoweredLimits(store, Budgets(store, clock), audit, clock)
+    lowered = AirlockConfig(sessions={"max_ttl": "30m"})
+
+    other = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    asyncio.run(limits.apply(lowered, _spend_service(1.0)))
+    other.execute("ROLLBACK")
+    other.close()
+    assert [r["expires_at"] for r in _events(tmp_path, "session_shortened")] == [clock.now() + 1800]
+    assert [r["limit_usd"] for r in _events(tmp_path, "budget_lowered")] == [1.0]
+
+    asyncio.run(limits.apply(AirlockConfig(), _spend_service(10.0)))  # raised again
+    assert _expiry(store, "ses_long") == clock.now() + 1800
+    assert store.get_budget("ses_spend") == (nano_usd(1), 0, 0)
+    # A fresh process (the gateway's budgets after the reload) holds no more than that.
+    assert Budgets(store, clock).hold_rest("ses_spend").amount_nano == nano_usd(1)
+    assert len(_events(tmp_path, "session_shortened")) == 1
+    assert len(_events(tmp_path, "budget_lowered")) == 1
     store.close()
     audit.close()

@@ -13,7 +13,8 @@ changes nothing granted. Dashboard log-ins keep their own ``dashboard`` lifetime
 Each change is audited first (``session_shortened``, ``budget_lowered``), then written.
 A daemon killed between the two applies the record at its next start, whatever the
 config says by then (:mod:`airlock.daemon.recorded_revocations`); a write the database
-refuses is tried again at the next round, its record not written twice.
+refuses is tried again at the next round, its record not written twice, and written even
+if the limit was raised again meanwhile (as the next start would).
 """
 
 from __future__ import annotations
@@ -70,10 +71,8 @@ class LoweredLimits:
 
     async def _shorten(self, session: Session, max_ttl: int, now: float) -> None:
         latest = max(session.created_at + max_ttl, now)
-        if session.expires_at <= latest:
-            return
         recorded = self._expiries.get(session.id)
-        if recorded is None or recorded[0] > latest:
+        if session.expires_at > latest and (recorded is None or recorded[0] > latest):
             recorded = (latest, latest <= now)
             await self._audit.append(
                 "session_shortened",
@@ -88,6 +87,9 @@ class LoweredLimits:
                     "session_expired", session=session.id, uid=session.uid, reason=ENDED
                 )
             self._expiries[session.id] = recorded
+        if recorded is None:
+            return
+        # Written even if the limit was raised since it was recorded: the record says it.
         expires_at, ended = recorded
         self._store.shorten_session(session.id, expires_at=expires_at, ended=ended)
         del self._expiries[session.id]
@@ -98,10 +100,10 @@ class LoweredLimits:
     ) -> None:
         cap = budget_cap(session.services[0], services, config.permissions)
         state = self._budgets.state(session.id)
-        if cap is None or state is None or state.limit_nano <= cap:
+        if state is None:
             return
-        limit = self._limits.get(session.id, cap)
-        if limit > cap or session.id not in self._limits:
+        limit = self._limits.get(session.id)
+        if cap is not None and state.limit_nano > cap and (limit is None or limit > cap):
             limit = cap
             await self._audit.append(
                 "budget_lowered",
@@ -113,6 +115,9 @@ class LoweredLimits:
                 spent_usd=usd(state.spent_nano),
             )
             self._limits[session.id] = limit
+        if limit is None:
+            return
+        # Written even if the cap was raised since it was recorded: the record says it.
         self._budgets.lower(session.id, limit)
         del self._limits[session.id]
         log.info("budget_lowered", session=session.id)
