@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,42 @@ def test_the_person_is_told_on_every_channel_of_a_drop_and_of_a_refusal(tmp_path
         await settle()
         assert "oldest file(s) were verified and deleted" in phone.notices[-1]
         assert runtime.audit.query(event="audit_files_dropped")
+
+    run(
+        tmp_path,
+        scenario,
+        audit={"rotate_bytes": ROTATE, "max_bytes": 4 * ROTATE, "keep_for": "1d"},
+    )
+
+
+def test_a_flood_ageing_out_file_by_file_does_not_flood_the_persons_phone(
+    tmp_path: Path,
+) -> None:
+    """An agent made records fast for twelve minutes; a keep_for later its files come of
+    age one by one, and each housekeeping round (every 5 s) deletes one and finds the
+    next too young. The person hears of the deletions and of the refusal once each within
+    the hour, then of what was deleted since, counted: not of every file."""
+
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        for _ in range(12):
+            _fill(runtime.audit, 20)
+            clock.advance(60)
+        clock.advance(DAY - 12 * 60 + 1)
+        for _ in range(12 * 12):
+            await keep_audit_budget(runtime)
+            clock.advance(5)
+        await settle()
+        dropped = runtime.audit.query(event="audit_files_dropped")
+        assert len(dropped) > 5, "the flood's files went one round after another"
+        assert len(phone.notices) == 2, phone.notices
+        first = re.search(r"its (\d+) oldest file\(s\) were verified and deleted", phone.notices[0])
+        assert first is not None, phone.notices[0]
+        assert "holds records younger than keep_for" in phone.notices[1]
+        clock.advance(3600)
+        await keep_audit_budget(runtime)
+        await settle()
+        assert len(phone.notices) == 3
+        assert f"{len(dropped) - int(first.group(1))} more file(s)" in phone.notices[2]
 
     run(
         tmp_path,

@@ -15,7 +15,7 @@ from airlock.common.logs import get_logger
 from airlock.connector_host.client import ConnectorHost
 from airlock.connector_host.link import HostLauncher
 from airlock.daemon import answers
-from airlock.daemon.audit_budget import keep_audit_budget
+from airlock.daemon.audit_budget import BudgetNotices, keep_audit_budget
 from airlock.daemon.connector_link import HostConnection
 from airlock.daemon.credentials import CredentialDesk
 from airlock.daemon.keeper import SecretKeeper
@@ -117,6 +117,7 @@ class Runtime:
         self.priced = PricedCalls(Budgets(self.store, self.clock))
         self.holds = UnrecordedHolds(self.priced.budgets, self.audit)
         self.limits = LoweredLimits(self.store, self.priced.budgets, self.audit, self.clock)
+        self.budget_notices = BudgetNotices()
         self._use(self._assemble(config))
         self._tasks: list[asyncio.Task[None]] = []
         self._listeners: list[asyncio.Task[None]] = []

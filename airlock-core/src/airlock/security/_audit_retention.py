@@ -25,6 +25,8 @@ from airlock.security._audit_format import log_files
 from airlock.security._audit_read import query
 
 DROP_EVENT = "audit_files_dropped"
+YOUNG = "holds records younger than keep_for"
+"""How a refusal for a file's recent records ends (the file's name before it)."""
 TAIL_BYTES = 1 << 16
 """How much of a file's end is read for its last record's time (a record is far smaller;
 a longer last line reads as no time, and the file is then verified as any other)."""
@@ -71,7 +73,7 @@ def plan_drops(audit_dir: Path, key: bytes, max_bytes: int, keep_from: str = "")
         if (
             keep_from and _last_ts(file.path, sizes[file.path]) >= keep_from
         ):  # checked before the costly part
-            return Plan(drops, refused=f"{file.path.name} holds records younger than keep_for")
+            return Plan(drops, refused=f"{file.path.name} {YOUNG}")
         start = claimed_start(str(file.path))
         check = check_file(str(file.path), key, *start) if start else None
         if check is None or check.bad_line is not None or check.good == 0:
