@@ -3,13 +3,22 @@ format (see ../shared/notes/field-notes.md), in either mode:
 
 - ``normal``: ``GET /v1/receive/{number}?timeout=N`` long-polls and drains the queue,
   answering a JSON array of ``{"envelope": ..., "account": ...}``;
-- ``json-rpc``: the same path is a WebSocket pushing one such object per text frame.
+- ``json-rpc``: the same path is a WebSocket pushing one such object per text frame. As
+  signal-cli-rest-api does (its relay hands a message to a WebSocket's handler only if
+  that handler is waiting, and drops it otherwise), messages that come while what was
+  written before is still unread (the client not reading, its connection's buffers
+  full) are dropped (``relay_dropped``). Messages are relayed :data:`RELAY_BATCH` every
+  few milliseconds: signal-cli decrypts one message at a time, it never pours out a
+  burst at once.
 
-``POST /v2/send`` answers 201 ``{"timestamp": "<ms>"}``, or with ``send_shape="array"``
-the later versions' ``[{"timestamp": "<ms>", "errors": {}}]``. ``GET /v1/about`` says the
-mode. The person (and strangers) act through :meth:`quote_reply`, :meth:`react` and
-:meth:`message`; failures are injected with :meth:`fail`; :meth:`stop`/:meth:`start`
-make an outage and :meth:`drop_websockets` a dropped connection.
+Polling honours ``max_messages`` (signal-cli leaves the rest on Signal's server for the
+next call). ``POST /v2/send`` answers 201 ``{"timestamp": "<ms>"}``, or with
+``send_shape="array"`` the later versions' ``[{"timestamp": "<ms>", "errors": {}}]``.
+``GET /v1/about`` says the mode. The person (and strangers) act through
+:meth:`quote_reply`, :meth:`react`, :meth:`message` and :meth:`flood`; failures are
+injected with :meth:`fail`; :meth:`hold_sends` keeps sends unanswered (the notifier
+busy) until :meth:`release_sends`; :meth:`stop`/:meth:`start` make an outage and
+:meth:`drop_websockets` a dropped connection.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import asyncio
 import itertools
 import json
 import time
+from socket import SO_SNDBUF, SOL_SOCKET
 from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
@@ -32,6 +42,8 @@ STRANGER = "+15550006666"
 Mode = Literal["normal", "json-rpc"]
 ENDLESS_LIMIT = 64 << 20
 """An endless answer gives up after this many bytes (a client without a cap reads it all)."""
+RELAY_BATCH = 20
+"""Messages relayed to a WebSocket at a time (json-rpc mode)."""
 
 
 class SignalApiServer:
@@ -48,9 +60,18 @@ class SignalApiServer:
         self._repeat = False
         self._changed: asyncio.Condition | None = None
         self._sockets: set[web.WebSocketResponse] = set()
+        self._relaying: set[asyncio.WriteTransport] = set()
         self._endless = False
         self.endless_written: list[int] = []
         """Bytes of each endless answer written before the client stopped reading."""
+        self.enqueued = 0
+        self.handed_over = 0
+        """Messages written to a connection, or dropped by the relay (json-rpc mode)."""
+        self.relay_dropped = 0
+        self.held = 0
+        """Sends waiting for :meth:`release_sends`."""
+        self._holding = False
+        self._released: asyncio.Event | None = None
         self.server = ThreadedServer(self._app)
 
     def _app(self) -> web.Application:
@@ -94,7 +115,18 @@ class SignalApiServer:
     async def _accounts(self, request: web.Request) -> web.Response:
         return web.json_response([BOT])
 
+    async def _held(self) -> None:
+        """Waits while sends are held (see :meth:`hold_sends`)."""
+        if not self._holding:
+            return
+        self.held += 1
+        if self._released is None:
+            self._released = asyncio.Event()
+        await self._released.wait()
+        self.held -= 1
+
     async def _send(self, request: web.Request) -> web.Response:
+        await self._held()
         injected = self._injected("send")
         if injected is not None:
             return injected
@@ -141,7 +173,8 @@ class SignalApiServer:
                     await asyncio.wait_for(self.changed.wait(), left)
                 except TimeoutError:
                     break
-            items, self._queue = self._queue, []
+            most = int(request.query.get("max_messages", "0")) or len(self._queue)
+            items, self._queue = self._queue[:most], self._queue[most:]
         return web.json_response(items)
 
     async def _answer_endless(self, request: web.Request) -> web.StreamResponse:
@@ -164,15 +197,30 @@ class SignalApiServer:
         self._sockets.add(socket)
         self.receive_calls += 1
         reader = asyncio.ensure_future(_until_closed(socket))
+        transport = request.transport
+        assert isinstance(transport, asyncio.WriteTransport)
+        self._relaying.add(transport)
+        # A small send buffer (no autotuning), so a client that stops reading fills it soon.
+        transport.get_extra_info("socket").setsockopt(SOL_SOCKET, SO_SNDBUF, 64 << 10)
         try:
             while not socket.closed and not reader.done():
-                items, self._queue = self._queue, []
+                items = self._queue[:RELAY_BATCH]
+                del self._queue[:RELAY_BATCH]
+                self.handed_over += len(items)
+                if transport.get_write_buffer_size():  # what came before is still unread
+                    self.relay_dropped += len(items)  # the handler is blocked: no receiver
+                    items = []
                 for item in items:
-                    await socket.send_str(item if isinstance(item, str) else json.dumps(item))
+                    text = item if isinstance(item, str) else json.dumps(item)
+                    try:
+                        await socket.send_str(text)
+                    except ConnectionError:  # the client refused a frame and went
+                        return socket
                 await asyncio.sleep(0.005)  # a test server: checking often is simplest
         finally:
             reader.cancel()
             self._sockets.discard(socket)
+            self._relaying.discard(transport)
         return socket
 
     # -- the people ------------------------------------------------------------------------
@@ -201,6 +249,22 @@ class SignalApiServer:
         if group:
             data["groupInfo"] = {"groupId": "Z3JvdXA=", "type": "DELIVER"}
         self._push(source, uuid, data, age)
+
+    def flood(self, text: str, count: int, *, source: str = STRANGER) -> None:
+        """*count* messages of *text* from *source* (a stranger), all at once."""
+        items = [self._item(source, f"u-{source}", {"message": text}, 0.0) for _ in range(count)]
+        self._enqueue(*items)
+
+    def relay_idle(self) -> bool:
+        """Every message was handed over, and the WebSockets' connections took all of it."""
+        return self.all_handed_over() and not any(
+            t.get_write_buffer_size() for t in list(self._relaying)
+        )
+
+    def all_handed_over(self) -> bool:
+        """Every message was written to a connection or dropped by the relay; True when
+        polled (then messages wait here, as on Signal's server)."""
+        return self.mode == "normal" or self.handed_over >= self.enqueued
 
     def same_millisecond(self) -> None:
         """The next message sent gets the previous one's timestamp, as two sends within
@@ -241,6 +305,11 @@ class SignalApiServer:
         self._enqueue({"envelope": envelope, "account": BOT})
 
     def _push(self, source: str | None, uuid: str, data: dict[str, Any], age: float) -> None:
+        self._enqueue(self._item(source, uuid, data, age))
+
+    def _item(
+        self, source: str | None, uuid: str, data: dict[str, Any], age: float
+    ) -> dict[str, Any]:
         timestamp = next(self._clock) - int(age * 1000)
         envelope = {
             "source": source or uuid,
@@ -251,7 +320,7 @@ class SignalApiServer:
             "timestamp": timestamp,
             "dataMessage": {"timestamp": timestamp, **data},
         }
-        self._enqueue({"envelope": envelope, "account": BOT})
+        return {"envelope": envelope, "account": BOT}
 
     def envelope(self, envelope: dict[str, Any]) -> None:
         """An envelope as given (any types, any size)."""
@@ -261,9 +330,10 @@ class SignalApiServer:
         """A raw WebSocket text frame (json-rpc mode only)."""
         self._enqueue(text)
 
-    def _enqueue(self, item: Any) -> None:
+    def _enqueue(self, *items: Any) -> None:
         async def push() -> None:
-            self._queue.append(item)
+            self._queue.extend(items)
+            self.enqueued += len(items)
             async with self.changed:
                 self.changed.notify_all()
 
@@ -275,6 +345,20 @@ class SignalApiServer:
         self, route: Literal["send", "receive"], status: int, body: Any, times: int = 1
     ) -> None:
         self._failures.setdefault(route, []).extend([(status, body)] * times)
+
+    def hold_sends(self) -> None:
+        """Sends from now on wait unanswered (the notifier, sending, is busy)."""
+        self._holding = True
+
+    def release_sends(self) -> None:
+        """Answers the sends held, and every send after."""
+
+        async def release() -> None:
+            self._holding = False
+            if self._released is not None:
+                self._released.set()
+
+        self.server.call(release())
 
     def answer_endless(self) -> None:
         """The next polling receive answers a JSON array that never ends."""

@@ -13,7 +13,8 @@ The people's side (:meth:`message`, :meth:`quote_reply`, :meth:`react`, ...) and
 record of what was sent are the REST stand-in's (:class:`SignalApiServer`): the same
 scenarios drive both. The socket is created with the given mode bits; :meth:`stop` and
 :meth:`start` close and reopen it. ``fail("send", code, message)`` makes the next send a
-JSON-RPC error, or, with a dict as *message*, answers that dict as given.
+JSON-RPC error, or, with a dict as *message*, answers that dict as given; a send held by
+``hold_sends`` holds the requests behind it on that connection, not its notifications.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class SignalCliSocketServer(SignalApiServer):
             while line := await reader.readline():
                 request = json.loads(line)
                 self.requests.append(request)
+                if request.get("method") == "send":
+                    await self._held()
                 answer = self._answer(request, subscriptions)
                 writer.write(json.dumps({"jsonrpc": "2.0", "id": request["id"], **answer}).encode())
                 writer.write(b"\n")
@@ -111,6 +114,7 @@ class SignalCliSocketServer(SignalApiServer):
                 items, self._queue = self._queue, []
                 for item in items:
                     writer.write(self._notifications(item, subscriptions))
+                self.handed_over += len(items)
                 await writer.drain()
             await asyncio.sleep(0.005)  # a test server: checking often is simplest
 

@@ -16,11 +16,14 @@ messages come as ``receive`` notifications, plain (``params`` is ``{"envelope",
 ``params.subscription``). In on-start mode both come for one message, so an envelope
 seen already (same sender, device and timestamp) is passed on once: a code read twice
 would count as a wrong one the second time. Messages for another account are dropped.
+Both happen as a message arrives, before it takes a place among those waiting to be
+read, where the person's wait apart from everyone else's (``_waiting``); so does the
+memory of envelopes seen, so a stranger's burst cannot push the person's out of it.
 
 What is read is bounded: a line over :data:`MAX_LINE_BYTES` (a stranger's message can
 make one), a line that is not JSON, or nested too deeply to parse, is skipped and the
-connection goes on (a line over :data:`MAX_SKIPPED_BYTES` ends it); at most
-:data:`MAX_WAITING` messages wait to be read.
+connection goes on (a line over :data:`MAX_SKIPPED_BYTES` ends it); what waits to be
+read is bounded in ``_waiting``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import asyncio
 import itertools
 import json
 from collections import OrderedDict
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from airlock.plugin import (
@@ -42,8 +45,9 @@ from airlock.plugin import (
     parse_json,
     untrusted_line,
 )
+from airlock_notify_signal._waiting import ENDED, Person, Waiting
 
-__all__ = ["MAX_LINE_BYTES", "MAX_SKIPPED_BYTES", "MAX_WAITING", "SignalCli", "SignalCliError"]
+__all__ = ["MAX_LINE_BYTES", "MAX_SKIPPED_BYTES", "SignalCli", "SignalCliError"]
 
 log = get_logger("airlock.signal")
 
@@ -54,12 +58,13 @@ MAX_SKIPPED_BYTES = 16 * MAX_LINE_BYTES
 """A line over the cap is skipped up to this many bytes (16 MiB, far more than a
 stranger's message makes with every character written as a six-byte escape); one longer
 still is no message but a stream gone wrong, and ends the connection."""
-MAX_WAITING = 1000
-"""Messages received and not yet read; more are dropped (and logged)."""
 REMEMBERED_ENVELOPES = 1024
+"""Envelopes remembered to pass each on once, the person's and everyone else's apart."""
 METHOD_NOT_FOUND = -32601
 DEFAULT_TIMEOUT = 15.0
-_CLOSED = object()
+
+Admit = Callable[[Any], tuple[Any, bool] | None]
+"""A notification's ``params`` as ``(item, the person's)`` to wait for reading, or None."""
 
 
 class SignalCliError(NotifierError):
@@ -71,14 +76,17 @@ class SignalCliError(NotifierError):
 
 
 class _Connection:
-    """One open connection: answers matched to requests by id, messages queued."""
+    """One open connection: answers matched to requests by id, messages waiting."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, admit: Admit
+    ) -> None:
         self._reader = reader
         self._writer = writer
+        self._admit = admit
         self._answers: dict[str, asyncio.Future[Any]] = {}
         self._ids = itertools.count(1)
-        self._items: asyncio.Queue[Any] = asyncio.Queue()
+        self._waiting = Waiting()
         self.problem = "signal-cli closed the connection"
         self._reading = asyncio.ensure_future(self._read())
 
@@ -105,8 +113,9 @@ class _Connection:
             self._answers.pop(ident, None)
 
     async def item(self) -> Any:
-        """The next message's ``params``, or ``_CLOSED`` once the connection ended."""
-        return await self._items.get()
+        """The next message (``{"envelope", "account"}``), or ``ENDED`` once the
+        connection ended and nothing waits."""
+        return await self._waiting.get()
 
     async def close(self) -> None:
         self._reading.cancel()
@@ -132,7 +141,7 @@ class _Connection:
             for answer in self._answers.values():
                 if not answer.done():
                     answer.set_exception(ApiUnreachable(SERVICE, self.problem))
-            self._items.put_nowait(_CLOSED)
+            self._waiting.end()
             self._writer.close()
 
     def _take(self, line: bytes) -> None:
@@ -144,12 +153,10 @@ class _Connection:
         if not isinstance(message, dict):
             return
         if message.get("method") == "receive" and "id" not in message:
-            if self._items.qsize() >= MAX_WAITING:
-                log.warning("signal_receive_dropped", why=f"over {MAX_WAITING} waiting")
-                return
-            params = message.get("params")
-            if params is not None:
-                self._items.put_nowait(params)
+            admitted = self._admit(message.get("params"))
+            if admitted is not None:
+                item, person = admitted
+                self._waiting.put(item, len(line), person=person)
             return
         ident = message.get("id")
         answer = self._answers.get(ident) if isinstance(ident, str) else None
@@ -163,11 +170,24 @@ class _Connection:
 
 
 class SignalCli:
-    """The account *number* on signal-cli's JSON-RPC socket at *path*."""
+    """The account *number* on signal-cli's JSON-RPC socket at *path*; *person* is who
+    the messages to read are from (None: nobody's are told apart, for sending only)."""
 
-    def __init__(self, path: str, number: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        path: str,
+        number: str,
+        *,
+        person: Person | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
         self.path = path
         self.number = number
+        self._person = person or Person(None)
+        self._seen: dict[bool, OrderedDict[tuple[Any, ...], None]] = {
+            True: OrderedDict(),
+            False: OrderedDict(),
+        }
         self._timeout = timeout
         self._connection: _Connection | None = None
         self._opening = asyncio.Lock()
@@ -199,19 +219,16 @@ class SignalCli:
     async def items(self, backoff: Backoff) -> AsyncGenerator[Any, None]:
         """Received messages as ``{"envelope", "account"}`` objects, for as long as
         *backoff* is open; a lost connection is opened again after its wait."""
-        seen: OrderedDict[tuple[Any, ...], None] = OrderedDict()
         while not backoff.closed:
             try:
                 connection = await backoff.until_closed(self._subscribed())
                 if connection is None:
                     return
                 backoff.succeeded()
-                while (params := await backoff.until_closed(connection.item())) is not _CLOSED:
-                    if params is None:
+                while (item := await backoff.until_closed(connection.item())) is not ENDED:
+                    if item is None:
                         return  # closed with us
-                    item = self._ours(params, seen)
-                    if item is not None:
-                        yield item
+                    yield item
                 problem = connection.problem
             except ApiUnreachable as exc:
                 problem = f"unreachable: {exc.kind}"
@@ -236,7 +253,7 @@ class SignalCli:
                     raise ApiUnreachable(SERVICE, f"nothing listens at {self.path}") from None
                 except OSError as exc:
                     raise ApiUnreachable(SERVICE, type(exc).__name__) from None
-                self._connection = _Connection(reader, writer)
+                self._connection = _Connection(reader, writer, self._admit)
             return self._connection
 
     async def _subscribed(self) -> _Connection:
@@ -248,29 +265,34 @@ class SignalCli:
                 raise  # an older signal-cli pushes messages to every connection anyway
         return connection
 
-    def _ours(self, params: Any, seen: OrderedDict[tuple[Any, ...], None]) -> Any:
-        """*params* as a received item, or None: another account's, or one seen already."""
+    def _admit(self, params: Any) -> tuple[Any, bool] | None:
+        """*params* as an item to read and whether it is the person's; None for none,
+        another account's, or one seen already."""
         item = (
             params.get("result")
             if isinstance(params, dict) and "subscription" in params
             else params
         )
+        if item is None:
+            return None
         if not isinstance(item, dict):
-            return item  # malformed: the envelope reader logs and skips it
+            return item, False  # malformed: the envelope reader logs and skips it
         if item.get("account", self.number) != self.number:
             return None
+        person = self._person.wrote(item)
         envelope = item.get("envelope")
         if isinstance(envelope, dict):
             key = tuple(
                 envelope.get(k) for k in ("sourceUuid", "sourceNumber", "sourceDevice", "timestamp")
             )
             if all(isinstance(k, str | int | None) for k in key):
+                seen = self._seen[person]
                 if key in seen:
                     return None
                 seen[key] = None
                 while len(seen) > REMEMBERED_ENVELOPES:
                     seen.popitem(last=False)
-        return item
+        return item, person
 
 
 async def _skip_line(reader: asyncio.StreamReader) -> bool:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from airlock.plugin import Reply, get_logger, problem_fields
 
-__all__ = ["MAX_TEXT", "THUMBS_DOWN", "read_envelope"]
+__all__ = ["MAX_TEXT", "THUMBS_DOWN", "read_envelope", "sent_by_person"]
 
 log = get_logger("airlock.signal")
 
@@ -75,6 +75,17 @@ class _Item(_Model):
     envelope: _Envelope
 
 
+def sent_by_person(
+    number: object, uuid: object, *, recipient: str | None, recipient_uuid: str | None
+) -> bool:
+    """Whether a message whose sender signal-cli names *number* (``sourceNumber``, else
+    ``source``) and *uuid* (``sourceUuid``) is the person's. Signal authenticates the
+    sender, so a stranger cannot pass for them; any of the person's devices counts."""
+    return (recipient is not None and number == recipient) or (
+        recipient_uuid is not None and uuid == recipient_uuid
+    )
+
+
 def read_envelope(
     raw: Any, *, recipient: str, recipient_uuid: str | None, not_before: float
 ) -> Reply | None:
@@ -88,8 +99,8 @@ def read_envelope(
     if data is None or envelope.timestamp / 1000 < not_before:
         return None
     number = envelope.sourceNumber or envelope.source
-    is_person = number == recipient or (
-        recipient_uuid is not None and envelope.sourceUuid == recipient_uuid
+    is_person = sent_by_person(
+        number, envelope.sourceUuid, recipient=recipient, recipient_uuid=recipient_uuid
     )
     sender = number or envelope.sourceUuid or "unknown"
     if data.groupInfo is not None:

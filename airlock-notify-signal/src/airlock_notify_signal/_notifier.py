@@ -22,6 +22,7 @@ from airlock_notify_signal._envelopes import read_envelope
 from airlock_notify_signal._receiving import Receiver
 from airlock_notify_signal._render import notice_text, prompt_text
 from airlock_notify_signal._rest_api import SignalRestApi
+from airlock_notify_signal._waiting import Person
 
 __all__ = ["SignalNotifier", "SignalSettings"]
 
@@ -75,15 +76,22 @@ class SignalNotifier(HttpNotifier[SignalSettings, int]):
         self._receiver: Receiver | None = None
         self._api: SignalRestApi | SignalCli
         self._received: Callable[[], AsyncGenerator[Any, None]]
+        person = Person(self.config.recipient, self.config.recipient_uuid)
         if self.config.socket is not None:
-            cli = self._cli = self._api = SignalCli(self.config.socket, self.config.number)
+            cli = self._cli = self._api = SignalCli(
+                self.config.socket, self.config.number, person=person
+            )
             self._received = lambda: cli.items(self.backoff)
         else:
             self._api = rest = self.opened(
                 SignalRestApi(self.config.api_base, self.config.number, transport=self.transport)
             )
             self._receiver = Receiver(
-                rest, self.backoff, mode=self.config.receive, wait=self.config.poll_timeout
+                rest,
+                self.backoff,
+                mode=self.config.receive,
+                wait=self.config.poll_timeout,
+                person=person,
             )
             self._received = self._receiver.items
 

@@ -6,21 +6,32 @@ one JSON object per text frame. ``GET /v1/about`` says which (``receive: auto``)
 config fixes it. Either way this yields the raw objects, retries with back-off when the
 service is away, and stops when the back-off is closed.
 
-What is read is bounded: a polling answer at 4 MiB (``_rest_api``), a WebSocket frame at
-:data:`MAX_FRAME_BYTES` (aiohttp's default is 4 MiB). An answer over its cap is dropped
-(logged, with the back-off's wait); a frame over it ends the connection (aiohttp closes
+Polling takes at most ``MAX_POLLED`` messages an answer (the rest wait on Signal's
+server), read up to 4 MiB (``_rest_api``); an answer over that is dropped (logged, with
+the back-off's wait).
+
+signal-cli-rest-api hands a message to a WebSocket only if it is ready to take it at
+that moment, and drops it otherwise (it keeps nothing, nor while no WebSocket is open).
+So the WebSocket is read at once, whatever core does with the message before, into
+``_waiting``, where the person's messages wait apart from everyone else's. A frame over
+:data:`MAX_FRAME_BYTES` (aiohttp's default is 4 MiB) ends the connection (aiohttp closes
 it with 1009), which is opened again. Text that is not JSON, or nested too deeply to
 parse, is skipped.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from airlock.plugin import AnswerTooLarge, ApiUnreachable, Backoff, get_logger, parse_json
 from airlock_notify_signal._rest_api import SignalApiError, SignalRestApi
+from airlock_notify_signal._waiting import ENDED, Person, Waiting
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["MAX_FRAME_BYTES", "Receiver"]
 
@@ -32,11 +43,14 @@ MAX_FRAME_BYTES = 1 << 20
 
 
 class Receiver:
-    def __init__(self, api: SignalRestApi, backoff: Backoff, *, mode: Mode, wait: int) -> None:
+    def __init__(
+        self, api: SignalRestApi, backoff: Backoff, *, mode: Mode, wait: int, person: Person
+    ) -> None:
         self._api = api
         self._backoff = backoff
         self._mode = mode
         self._wait = wait
+        self._person = person
         self.mode_in_use: str | None = None
 
     async def items(self) -> AsyncGenerator[Any, None]:
@@ -82,38 +96,60 @@ class Receiver:
                 yield item
 
     async def _websocket(self) -> AsyncGenerator[Any, None]:
+        waiting = Waiting()
+        keeping = asyncio.ensure_future(self._keep_open(waiting))
+        try:
+            while (item := await self._backoff.until_closed(waiting.get())) is not ENDED:
+                if item is None:
+                    return  # closed with us
+                yield item
+            await keeping  # it ended: raise what ended it, if anything did
+        finally:
+            keeping.cancel()
+            await asyncio.gather(keeping, return_exceptions=True)
+
+    async def _keep_open(self, waiting: Waiting) -> None:
+        """Keep a WebSocket open and read into *waiting* whatever it brings, whether or
+        not anyone reads from *waiting* meanwhile, until the back-off is closed."""
         import aiohttp
 
         url = self._api.receive_ws_url()
-        while not self._backoff.closed:
+        try:
+            while not self._backoff.closed:
+                try:
+                    async with aiohttp.ClientSession() as session:
+                        ws = await self._backoff.until_closed(
+                            session.ws_connect(url, heartbeat=30, max_msg_size=MAX_FRAME_BYTES)
+                        )
+                        if ws is None:
+                            return
+                        self._backoff.succeeded()
+                        async with ws:
+                            await self._read(ws, waiting)
+                    problem = "the WebSocket was closed"
+                    if ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG:
+                        problem = f"a message over {MAX_FRAME_BYTES >> 20} MiB was refused"
+                        log.warning("signal_frame_refused", max_bytes=MAX_FRAME_BYTES)
+                except (aiohttp.ClientError, OSError) as exc:
+                    problem = f"unreachable: {type(exc).__name__}"
+                await self._backoff.failed(problem)
+        finally:
+            waiting.end()
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse, waiting: Waiting) -> None:
+        """Take every frame off *ws* into *waiting* until it closes."""
+        import aiohttp
+
+        while (message := await ws.receive()).type == aiohttp.WSMsgType.TEXT:
+            text: str = message.data
             try:
-                async with aiohttp.ClientSession() as session:
-                    ws = await self._backoff.until_closed(
-                        session.ws_connect(url, heartbeat=30, max_msg_size=MAX_FRAME_BYTES)
-                    )
-                    if ws is None:
-                        return
-                    self._backoff.succeeded()
-                    async with ws:
-                        while True:
-                            message = await self._backoff.until_closed(ws.receive())
-                            if message is None:
-                                return
-                            if message.type != aiohttp.WSMsgType.TEXT:
-                                break  # closed or failed: reconnect
-                            try:
-                                item = parse_json(message.data)
-                            except ValueError:
-                                log.warning("signal_frame_skipped", why="not JSON")
-                                continue
-                            yield item
-                problem = "the WebSocket was closed"
-                if ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG:
-                    problem = f"a message over {MAX_FRAME_BYTES >> 20} MiB was refused"
-                    log.warning("signal_frame_refused", max_bytes=MAX_FRAME_BYTES)
-            except (aiohttp.ClientError, OSError) as exc:
-                problem = f"unreachable: {type(exc).__name__}"
-            await self._backoff.failed(problem)
+                item = parse_json(text)
+            except ValueError:
+                log.warning("signal_frame_skipped", why="not JSON")
+                continue
+            if item is not None:  # "null" is nothing (and None is "closed" to the reader)
+                waiting.put(item, len(text), person=self._person.wrote(item))
+        # closed or failed: the caller opens another
 
 
 def _problem(exc: SignalApiError | ApiUnreachable) -> str:

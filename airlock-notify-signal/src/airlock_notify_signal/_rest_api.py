@@ -16,11 +16,17 @@ import httpx
 
 from airlock.plugin import HttpApi, NotifierError, parse_json
 
-__all__ = ["MAX_RECEIVE_BYTES", "SignalApiError", "SignalRestApi"]
+__all__ = ["MAX_POLLED", "MAX_RECEIVE_BYTES", "SignalApiError", "SignalRestApi"]
 
 MAX_RECEIVE_BYTES = 4 << 20
 """The largest answer of a polling receive read (4 MiB); other answers stop at 1 MiB.
 An envelope is a few KiB (attachments are not in it), so this is hundreds of messages."""
+MAX_POLLED = 100
+"""The most messages one polling receive asks for (``max_messages``): signal-cli leaves
+the rest on Signal's server for the next call, so a burst is fetched in parts, each
+under :data:`MAX_RECEIVE_BYTES`, instead of in one answer over it, lost whole. An
+envelope holding the longest text Signal apps send inline (2,000 bytes) is at most
+13 KiB, even with every character written as a six-byte escape."""
 
 
 class SignalApiError(NotifierError):
@@ -70,14 +76,15 @@ class SignalRestApi(HttpApi):
         return _timestamp(answer)
 
     async def receive(self, wait: int) -> list[Any]:
-        """Queued messages (the call drains the queue), waiting up to *wait* s for one.
+        """Up to :data:`MAX_POLLED` queued messages (the call takes them off the queue),
+        waiting up to *wait* s for one.
 
-        An answer over :data:`MAX_RECEIVE_BYTES` is AnswerTooLarge: the queue it drained is
-        lost, and the next call starts afresh.
+        An answer over :data:`MAX_RECEIVE_BYTES` is AnswerTooLarge: the messages it took
+        are lost, and the next call starts afresh.
         """
         items = await self._request(
             "GET",
-            f"{self.receive_path}?timeout={wait}",
+            f"{self.receive_path}?timeout={wait}&max_messages={MAX_POLLED}",
             read_timeout=wait + 10,
             max_bytes=MAX_RECEIVE_BYTES,
         )

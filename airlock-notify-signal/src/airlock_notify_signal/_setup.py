@@ -112,18 +112,20 @@ async def _exchange(settings: SignalSettings, wait: int) -> dict[str, Any]:
     from airlock_notify_signal._notifier import DEFAULT_API_BASE
     from airlock_notify_signal._receiving import Receiver
     from airlock_notify_signal._rest_api import SignalRestApi
+    from airlock_notify_signal._waiting import Person
 
     backoff = Backoff(initial=1.0, maximum=5.0)
+    person = Person(settings.recipient)  # their ACI is what the exchange finds out
     link: SignalCli | SignalRestApi
     items: Callable[[], AsyncGenerator[Any, None]]
     if settings.socket is not None:
-        link = cli = SignalCli(settings.socket, settings.number)
+        link = cli = SignalCli(settings.socket, settings.number, person=person)
         where: dict[str, Any] = {"socket": settings.socket}
         items = lambda: cli.items(backoff)  # noqa: E731 - one line, like the other branch
     else:
         link = api = SignalRestApi(settings.api_base, settings.number)
         where = api_base_setting(settings.api_base, DEFAULT_API_BASE)
-        items = Receiver(api, backoff, mode="auto", wait=min(wait, 10)).items
+        items = Receiver(api, backoff, mode="auto", wait=min(wait, 10), person=person).items
     try:
         await _check(link, settings)
         mark = f"{secrets.randbelow(10**4):04d}-{secrets.randbelow(10**4):04d}"
