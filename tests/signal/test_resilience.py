@@ -11,6 +11,7 @@ from typing import Any
 from airlock.framework.connectors import NoCredentials
 from airlock.framework.notifiers import Reply
 from airlock_notify_signal._notifier import SignalNotifier, SignalSettings
+from airlock_notify_signal._receiving import MAX_SKIPPED_FRAME_BYTES
 from tests.notifier_harness.waiting import Sleeps, eventually, use_notifier
 from tests.signal.conftest import settings_for
 from tests.signal.signal_api_server import SignalApiServer
@@ -79,6 +80,38 @@ def test_a_dropped_websocket_is_reopened() -> None:
         server.message("after the drop")
         assert (await waiting).text == "after the drop"
         assert sleeps.waited == [0.05]
+
+    try:
+        use(server, body)
+    finally:
+        server.close()
+
+
+def test_a_frame_no_signal_message_makes_reopens_the_websocket_at_once() -> None:
+    """aiohttp refuses a frame over its cap from the frame's header and ends the
+    connection (it cannot skip it). signal-cli-rest-api keeps nothing while no WebSocket
+    is open, so after a connection that worked the next is opened at once, not after the
+    back-off's wait, and the channel stays healthy. A new connection whose first frame
+    is refused too (a stream that keeps going wrong) waits."""
+    server = SignalApiServer(mode="json-rpc")
+    huge = "x" * (MAX_SKIPPED_FRAME_BYTES + 1)
+
+    async def body(notifier: SignalNotifier, sleeps: Sleeps) -> None:
+        replies = notifier.replies()
+        waiting = next_reply(replies)
+        await eventually(lambda: server.receive_calls == 1)
+        server.message("before")
+        assert (await waiting).text == "before"
+        server.frame(huge)
+        await eventually(lambda: server.receive_calls == 2, within=20)
+        assert sleeps.waited == []
+        assert notifier.health()["ok"]
+        server.frame(huge)  # the new connection's first frame
+        await eventually(lambda: server.receive_calls == 3, within=20)
+        assert sleeps.waited == [0.05]
+        waiting = next_reply(replies)
+        server.message("after")
+        assert (await waiting).text == "after"
 
     try:
         use(server, body)

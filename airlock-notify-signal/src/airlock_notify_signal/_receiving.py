@@ -14,9 +14,12 @@ signal-cli-rest-api hands a message to a WebSocket only if it is ready to take i
 that moment, and drops it otherwise (it keeps nothing, nor while no WebSocket is open).
 So the WebSocket is read at once, whatever core does with the message before, into
 ``_waiting``, where the person's messages wait apart from everyone else's. A frame over
-:data:`MAX_FRAME_BYTES` (aiohttp's default is 4 MiB) ends the connection (aiohttp closes
-it with 1009), which is opened again. Text that is not JSON, or nested too deeply to
-parse, is skipped.
+:data:`MAX_FRAME_TEXT` is skipped unparsed, and the connection goes on. aiohttp cannot
+skip a frame over its own cap (it refuses it from its header and closes the connection
+with 1009), so that cap is :data:`MAX_SKIPPED_FRAME_BYTES`, which no Signal message
+reaches; a frame over it is a stream gone wrong, and the connection is opened again at
+once (after the back-off's wait when it was the connection's first frame: a stream that
+stays wrong). Text that is not JSON, or nested too deeply to parse, is skipped.
 """
 
 from __future__ import annotations
@@ -33,13 +36,19 @@ from airlock_notify_signal._waiting import ENDED, Person, Waiting
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["MAX_FRAME_BYTES", "Receiver"]
+__all__ = ["MAX_FRAME_TEXT", "MAX_SKIPPED_FRAME_BYTES", "Receiver"]
 
 log = get_logger("airlock.signal")
 
 Mode = Literal["auto", "poll", "websocket"]
-MAX_FRAME_BYTES = 1 << 20
-"""The largest WebSocket message read (1 MiB): one envelope per frame, a few KiB each."""
+MAX_FRAME_TEXT = 1 << 20
+"""The longest WebSocket message parsed (1 Mi characters, as aiohttp hands over text):
+one envelope per frame, a few KiB each."""
+MAX_SKIPPED_FRAME_BYTES = 16 << 20
+"""The largest WebSocket message taken off the connection at all (16 MiB; aiohttp's
+``max_msg_size``). Signal's server takes at most 256 KiB of content for a message, which
+signal-cli writes as at most a few MiB of JSON, even with every character a six-byte
+escape: a stranger cannot make a frame this long, so none ends the connection."""
 
 
 class Receiver:
@@ -119,29 +128,38 @@ class Receiver:
                 try:
                     async with aiohttp.ClientSession() as session:
                         ws = await self._backoff.until_closed(
-                            session.ws_connect(url, heartbeat=30, max_msg_size=MAX_FRAME_BYTES)
+                            session.ws_connect(
+                                url, heartbeat=30, max_msg_size=MAX_SKIPPED_FRAME_BYTES
+                            )
                         )
                         if ws is None:
                             return
                         self._backoff.succeeded()
                         async with ws:
-                            await self._read(ws, waiting)
+                            frames = await self._read(ws, waiting)
                     problem = "the WebSocket was closed"
                     if ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG:
-                        problem = f"a message over {MAX_FRAME_BYTES >> 20} MiB was refused"
-                        log.warning("signal_frame_refused", max_bytes=MAX_FRAME_BYTES)
+                        problem = f"a message over {MAX_SKIPPED_FRAME_BYTES >> 20} MiB was refused"
+                        log.warning("signal_frame_refused", max_bytes=MAX_SKIPPED_FRAME_BYTES)
+                        if frames:
+                            continue  # it worked until then: open a new one at once
                 except (aiohttp.ClientError, OSError) as exc:
                     problem = f"unreachable: {type(exc).__name__}"
                 await self._backoff.failed(problem)
         finally:
             waiting.end()
 
-    async def _read(self, ws: aiohttp.ClientWebSocketResponse, waiting: Waiting) -> None:
-        """Take every frame off *ws* into *waiting* until it closes."""
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse, waiting: Waiting) -> int:
+        """Take every frame off *ws* into *waiting* until it closes; how many came."""
         import aiohttp
 
+        frames = 0
         while (message := await ws.receive()).type == aiohttp.WSMsgType.TEXT:
+            frames += 1
             text: str = message.data
+            if len(text) > MAX_FRAME_TEXT:
+                log.warning("signal_frame_skipped", why=f"over {MAX_FRAME_TEXT} characters")
+                continue
             try:
                 item = parse_json(text)
             except ValueError:
@@ -149,7 +167,7 @@ class Receiver:
                 continue
             if item is not None:  # "null" is nothing (and None is "closed" to the reader)
                 waiting.put(item, len(text), person=self._person.wrote(item))
-        # closed or failed: the caller opens another
+        return frames  # closed or failed: the caller opens another
 
 
 def _problem(exc: SignalApiError | ApiUnreachable) -> str:
