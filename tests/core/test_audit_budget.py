@@ -157,6 +157,46 @@ def test_files_with_records_younger_than_keep_for_stay_over_the_budget(tmp_path:
     log.close()
 
 
+def _long(log: AuditLog) -> None:
+    """A record longer than 64 KiB: an agent's call with a long list among its
+    parameters (an MCP tool's, say; each text is cut at 4,096 characters, not the list)."""
+    log.append_sync("operation", params={"paths": ["p" * 4000] * 20})
+
+
+def test_a_long_last_record_does_not_get_a_young_file_deleted(tmp_path: Path) -> None:
+    """Each rotated file ends with the record that crossed rotate_bytes: an agent whose
+    every other call is long makes that its own. The file's records are as young."""
+    audit_dir, key = tmp_path / "audit", tmp_path / "audit.key"
+    audit_dir.mkdir()
+    log = AuditLog(audit_dir, key, rotate_bytes=ROTATE, clock=FakeClock())
+    for _ in range(10):
+        _fill(log, 1)
+        _long(log)
+    assert asyncio.run(log.drop_over_budget(4 * ROTATE, keep_for=DAY)) == []
+    assert log.drop_refused is not None
+    assert log.drop_refused.endswith("holds records younger than keep_for")
+    log.close()
+
+
+def test_files_that_begin_with_a_long_record_go_once_old_and_the_rest_verifies(
+    tmp_path: Path,
+) -> None:
+    """A file whose first record is long is read whole: it verifies, goes once old
+    enough, and ``audit verify`` starts the chain kept from it."""
+    audit_dir, key = tmp_path / "audit", tmp_path / "audit.key"
+    audit_dir.mkdir()
+    clock = FakeClock()
+    log = AuditLog(audit_dir, key, rotate_bytes=ROTATE, clock=clock)
+    for _ in range(10):
+        _long(log)
+    clock.advance(DAY + 1)
+    dropped = asyncio.run(log.drop_over_budget(4 * ROTATE, keep_for=DAY))
+    assert dropped, log.drop_refused
+    result = verify_dir(audit_dir, key)
+    assert result.ok, result.problem
+    log.close()
+
+
 def test_the_person_is_told_on_every_channel_of_a_drop_and_of_a_refusal(tmp_path: Path) -> None:
     async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
         _fill(runtime.audit, 120)

@@ -102,9 +102,12 @@ class FileCheck:
 
 
 def claimed_start(path: str) -> tuple[int, bytes] | None:
-    """The (seq, prev hex) line 1 of *path* claims, if it is framed; None otherwise."""
+    """The (seq, prev hex) line 1 of *path* claims, if it is framed; None otherwise.
+
+    Line 1 is read whole, however long (a record holding an agent's long parameters is
+    framed too): cut, it would read as unframed, a file that does not verify."""
     with open(path, "rb") as handle:
-        first = handle.readline(MAX_REPORTED_LINE)
+        first = handle.readline()
     if not framed(first):
         return None
     seq = seq_of(first)

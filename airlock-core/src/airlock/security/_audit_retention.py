@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from airlock.security._audit_chain import HEAD, SEQ_AT, check_file, claimed_start
 from airlock.security._audit_format import log_files
@@ -28,8 +28,8 @@ DROP_EVENT = "audit_files_dropped"
 YOUNG = "holds records younger than keep_for"
 """How a refusal for a file's recent records ends (the file's name before it)."""
 TAIL_BYTES = 1 << 16
-"""How much of a file's end is read for its last record's time (a record is far smaller;
-a longer last line reads as no time, and the file is then verified as any other)."""
+"""How much of a file is read at a time, from its end, to find where its last line
+starts (the record's time is at the start of its line, however long the line)."""
 
 
 @dataclass(frozen=True)
@@ -121,17 +121,35 @@ def dropped_start_vouched(records: list[dict[str, Any]], start_seq: int, start_p
 def _last_ts(path: Path, size: int) -> str:
     """The ``ts`` of the last line of the file of *size* bytes ("" if it has none
     readable). Unverified: it only ever keeps a file, and a kept file is verified before
-    it is dropped."""
+    it is dropped. The line's start is looked for from the end, however long the line is
+    (each rotated file ends with the record that crossed ``rotate_bytes``: a long one
+    is as often an agent's)."""
     try:
         with path.open("rb") as handle:
-            handle.seek(max(0, size - TAIL_BYTES))
-            tail = handle.read(TAIL_BYTES)
+            handle.seek(_last_line_start(handle, size))
+            head = handle.read(SEQ_AT)
     except OSError:
         return ""
-    last = tail.rstrip(b"\n").rpartition(b"\n")[2]
-    if not last.startswith(HEAD):
+    if not head.startswith(HEAD):
         return ""
-    return last[len(HEAD) : SEQ_AT].decode("ascii", "replace")
+    return head[len(HEAD) : SEQ_AT].decode("ascii", "replace")
+
+
+def _last_line_start(handle: BinaryIO, size: int) -> int:
+    """Where the last line of the first *size* bytes starts (its newline aside)."""
+    end, tail = size, True
+    while end > 0:
+        start = max(0, end - TAIL_BYTES)
+        handle.seek(start)
+        block = handle.read(end - start)
+        if tail:  # the last line's own newline is not the one before it
+            block = block.rstrip(b"\n")
+            tail = not block
+        cut = block.rfind(b"\n")
+        if cut != -1:
+            return start + cut + 1
+        end = start
+    return 0
 
 
 def _size(path: Path) -> int:
