@@ -1,5 +1,5 @@
 """A local signal-cli-rest-api (bbernhard, release 0.100) speaking its documented wire
-format (see ../shared/notes/field-notes.md), in either mode:
+format, in either mode:
 
 - ``normal``: ``GET /v1/receive/{number}?timeout=N`` long-polls and drains the queue,
   answering a JSON array of ``{"envelope": ..., "account": ...}``;
@@ -321,6 +321,10 @@ class SignalApiServer:
             "dataMessage": {"timestamp": timestamp, **data},
         }
         return {"envelope": envelope, "account": BOT}
+
+    def item(self, item: dict[str, Any]) -> None:
+        """A received item as given (``{"envelope", "account"}``)."""
+        self._enqueue(item)
 
     def envelope(self, envelope: dict[str, Any]) -> None:
         """An envelope as given (any types, any size)."""

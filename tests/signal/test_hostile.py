@@ -19,6 +19,7 @@ from tests.notifier_harness.scenarios import (
     HostileInputScenarios,
     approve_with_a_good_reply,
     play,
+    settled,
     still_pending_then_a_good_reply_approves,
 )
 from tests.notifier_harness.waiting import eventually
@@ -127,3 +128,34 @@ class TestSignalHostileInput(HostileInputScenarios):
         # Stopped near the cap (plus what the socket buffers hold), not read to the end.
         assert written < ENDLESS_LIMIT // 2
         assert MAX_RECEIVE_BYTES < ENDLESS_LIMIT // 4
+
+
+def test_a_message_to_another_account_is_not_an_answer(
+    tmp_path: Path, messenger: SignalDouble
+) -> None:
+    """signal-cli serving several numbers (and signal-cli-rest-api in json-rpc mode, which
+    pushes every number's messages to every WebSocket) hands over every account's
+    messages: the person's code sent to another of them, which an agent could ask them
+    for, approves nothing and counts as no wrong code. The same code to this account then
+    approves."""
+    server = messenger.server
+
+    async def scenario(runtime: Runtime, phone: Phone) -> None:
+        created = await ask(runtime)
+        prompt = await messenger.prompt(created.code)
+        envelope = {
+            "source": PERSON,
+            "sourceNumber": PERSON,
+            "sourceUuid": PERSON_UUID,
+            "sourceDevice": 1,
+            "timestamp": prompt + 1,
+            "dataMessage": {"message": phone.code(), "quote": {"id": prompt}},
+        }
+        server.item({"envelope": envelope, "account": "+15550009999"})
+        await settled(messenger)
+        assert [p.id for p in runtime.approvals.pending()] == [created.id]
+        assert not audit_events(runtime, "approval_failed")
+        messenger.say(phone.code(), to=prompt)
+        await eventually(lambda: not runtime.approvals.pending())
+
+    play(tmp_path, messenger, scenario)

@@ -81,32 +81,6 @@ def test_messages_waiting_for_a_subscriber_are_fetched(tmp_path: Path) -> None:
         server.close()
 
 
-def test_a_message_to_another_account_is_not_an_answer(
-    tmp_path: Path, on_start: SignalDouble
-) -> None:
-    """A signal-cli serving several accounts pushes every account's messages: the person's
-    code sent to another of them (which an agent could ask them for) approves nothing."""
-    server = on_start.server
-
-    async def scenario(runtime: Runtime, phone: Phone) -> None:
-        created = await ask(runtime)
-        prompt = await on_start.prompt(created.code)
-        envelope = {
-            "source": PERSON,
-            "sourceNumber": PERSON,
-            "sourceUuid": PERSON_UUID,
-            "sourceDevice": 1,
-            "timestamp": prompt + 1,
-            "dataMessage": {"message": phone.code(), "quote": {"id": prompt}},
-        }
-        server.item({"envelope": envelope, "account": "+15550009999"})
-        await settled(on_start)
-        assert [p.id for p in runtime.approvals.pending()] == [created.id]
-        assert not audit_events(runtime, "approval_failed")
-
-    play(tmp_path, on_start, scenario)
-
-
 @pytest.mark.parametrize("mode", [0o777, 0o766, 0o770])
 def test_a_socket_other_users_could_connect_to_is_never_used(tmp_path: Path, mode: int) -> None:
     """Whoever can connect to signal-cli reads the person's replies (codes included) and

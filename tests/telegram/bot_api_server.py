@@ -1,5 +1,5 @@
-"""A local Telegram Bot API server speaking the documented wire format (see
-../shared/notes/field-notes.md): ``/bot<TOKEN>/<method>`` with JSON bodies, ``{"ok": true,
+"""A local Telegram Bot API server speaking the documented wire format
+(core.telegram.org/bots/api): ``/bot<TOKEN>/<method>`` with JSON bodies, ``{"ok": true,
 "result": ...}`` or ``{"ok": false, "error_code", "description", "parameters"}`` with the
 same HTTP status; real long-polling ``getUpdates`` with offsets (a second poller ends the
 first with 409, as Telegram does); HTML parse mode checked like Telegram checks it (only

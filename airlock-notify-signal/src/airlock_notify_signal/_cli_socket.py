@@ -45,6 +45,7 @@ from airlock.plugin import (
     parse_json,
     untrusted_line,
 )
+from airlock_notify_signal._envelopes import for_another_account
 from airlock_notify_signal._waiting import ENDED, Person, Waiting
 
 __all__ = ["MAX_LINE_BYTES", "MAX_SKIPPED_BYTES", "SignalCli", "SignalCliError"]
@@ -277,7 +278,7 @@ class SignalCli:
             return None
         if not isinstance(item, dict):
             return item, False  # malformed: the envelope reader logs and skips it
-        if item.get("account", self.number) != self.number:
+        if for_another_account(item, self.number):
             return None
         person = self._person.wrote(item)
         envelope = item.get("envelope")

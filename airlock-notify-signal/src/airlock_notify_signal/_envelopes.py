@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from airlock.plugin import Reply, get_logger, problem_fields
 
-__all__ = ["MAX_TEXT", "THUMBS_DOWN", "read_envelope", "sent_by_person"]
+__all__ = ["MAX_TEXT", "THUMBS_DOWN", "for_another_account", "read_envelope", "sent_by_person"]
 
 log = get_logger("airlock.signal")
 
@@ -84,6 +84,15 @@ def sent_by_person(
     return (recipient is not None and number == recipient) or (
         recipient_uuid is not None and uuid == recipient_uuid
     )
+
+
+def for_another_account(item: Any, account: str) -> bool:
+    """Whether *item* (``{"envelope", "account"}`` as received) came to another account
+    than *account*. A signal-cli (or signal-cli-rest-api in ``json-rpc`` mode) serving
+    several numbers hands every connection every account's messages: the person's code
+    sent to another of them, which an agent could ask them for, answers nothing here. An
+    item that names no account is this one's (a single-account signal-cli)."""
+    return isinstance(item, dict) and item.get("account", account) != account
 
 
 def read_envelope(

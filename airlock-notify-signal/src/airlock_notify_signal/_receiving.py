@@ -30,6 +30,7 @@ from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any, Literal
 
 from airlock.plugin import AnswerTooLarge, ApiUnreachable, Backoff, get_logger, parse_json
+from airlock_notify_signal._envelopes import for_another_account
 from airlock_notify_signal._rest_api import SignalApiError, SignalRestApi
 from airlock_notify_signal._waiting import ENDED, Person, Waiting
 
@@ -102,7 +103,8 @@ class Receiver:
                 return
             self._backoff.succeeded()
             for item in batch:
-                yield item
+                if not for_another_account(item, self._api.number):
+                    yield item
 
     async def _websocket(self) -> AsyncGenerator[Any, None]:
         waiting = Waiting()
@@ -165,7 +167,9 @@ class Receiver:
             except ValueError:
                 log.warning("signal_frame_skipped", why="not JSON")
                 continue
-            if item is not None:  # "null" is nothing (and None is "closed" to the reader)
+            # "null" is nothing (and None is "closed" to the reader); another account's
+            # message takes no place among those waiting.
+            if item is not None and not for_another_account(item, self._api.number):
                 waiting.put(item, len(text), person=self._person.wrote(item))
         return frames  # closed or failed: the caller opens another
 
