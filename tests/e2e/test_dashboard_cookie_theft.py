@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import encodings.idna  # noqa: F401 - loaded before a child drops to a user who cannot read it
 import http.server
+import signal
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -94,6 +97,54 @@ def test_a_user_the_socket_refuses_cannot_try_codes_on_the_dashboard(
     assert person.get("/login").status_code == 200
     person.close()
     assert query(airlock.paths.audit_dir, event="approval_failed") == []
+    with airlock.client() as agent:
+        created = airlock.request(agent)
+        assert airlock.approve(agent, created["code"]).status_code == 200
+
+
+def test_a_refused_user_that_hangs_up_at_once_cannot_try_codes_either(
+    served: tuple[Airlock, str], other_uid: int
+) -> None:
+    """A program that closes its end of the connection as soon as its request is sent
+    no longer owns that end: once the hang-up is acknowledged, the kernel lists it with
+    uid 0 and no inode. It never reads the answer, but the login it sent would be
+    checked all the same, as root's."""
+    airlock, url = served
+    host = url.removeprefix("http://")
+    address, port = host.rsplit(":", 1)
+    token = "t" * 32
+    body = f"login_token={token}&code=000000"
+    request = (
+        f"POST /login HTTP/1.1\r\nHost: {host}\r\nOrigin: {url}\r\n"
+        f"Cookie: airlock_login={token}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n{body}"
+    ).encode()
+
+    def hang_up() -> bytes:
+        with socket.create_connection((address, int(port))) as conn:
+            conn.sendall(request)
+        return b""
+
+    # Sent while the daemon is busy (stopped here; a loaded machine, or the user's own
+    # flood of requests, does the same): its end is gone by the time the daemon looks.
+    assert airlock.proc is not None
+    airlock.proc.send_signal(signal.SIGSTOP)
+    try:
+        for _ in range(5):  # approvals.max_failures
+            as_uid(other_uid, hang_up)
+        time.sleep(0.2)  # past the kernel's delayed acknowledgement of the hang-up (40 ms)
+    finally:
+        airlock.proc.send_signal(signal.SIGCONT)
+    log = airlock.home / "daemon.log"
+    deadline = time.monotonic() + 10
+    while True:  # each was refused or tried by now
+        tried = query(airlock.paths.audit_dir, event="approval_failed")
+        refused = log.read_text(errors="replace").count("dashboard_client_hung_up")
+        if len(tried) + refused >= 5 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert tried == []
     with airlock.client() as agent:
         created = airlock.request(agent)
         assert airlock.approve(agent, created["code"]).status_code == 200

@@ -20,6 +20,12 @@ TABLES = {
     int(socket.AF_INET6): Path("/proc/self/net/tcp6"),
 }
 UID_COLUMN = 7
+INODE_COLUMN = 9
+HUNG_UP = -1
+"""What :func:`peer_uid` says of a client end the kernel lists with no socket (inode 0):
+its program closed it, right after sending its request say, and the kernel keeps it only
+to finish the connection, as uid 0 once the close is acknowledged. Nobody is there to
+read an answer, and nobody's request to act on (it would pass as root's)."""
 
 
 def _hex_address(family: int, host: str, port: int) -> str:
@@ -40,8 +46,8 @@ def _ipv4_mapped(host: str) -> str | None:
 
 def peer_uid(family: int, server: tuple[str, int], client: tuple[str, int]) -> int | None:
     """The uid owning the *client* end of a TCP connection to *server* (``sockname`` and
-    ``peername``), when the client runs on this machine and the kernel says so; None
-    otherwise."""
+    ``peername``), when the client runs on this machine and the kernel says so;
+    :data:`HUNG_UP` when its program closed it already; None otherwise."""
     server, client = (server[0], server[1]), (client[0], client[1])
     if family == socket.AF_INET6:
         mapped = _ipv4_mapped(server[0]), _ipv4_mapped(client[0])
@@ -59,6 +65,6 @@ def peer_uid(family: int, server: tuple[str, int], client: tuple[str, int]) -> i
         return None
     for line in lines:
         fields = line.split()
-        if len(fields) > UID_COLUMN and fields[1] == theirs and fields[2] == ours:
-            return int(fields[UID_COLUMN])
+        if len(fields) > INODE_COLUMN and fields[1] == theirs and fields[2] == ours:
+            return HUNG_UP if fields[INODE_COLUMN] == "0" else int(fields[UID_COLUMN])
     return None

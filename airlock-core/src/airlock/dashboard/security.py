@@ -23,7 +23,7 @@ from multidict import MultiDictProxy
 
 from airlock.dashboard.address import host_allowed
 from airlock.dashboard.auth import COOKIE, DashboardAuth
-from airlock.dashboard.peer_uid import peer_uid
+from airlock.dashboard.peer_uid import HUNG_UP, peer_uid
 from airlock.errors import AirlockError, state_unavailable
 from airlock.state.store import Session
 
@@ -77,6 +77,9 @@ def make_guard(
             log.warning("dashboard_host_refused", host=host[:80])
             return plain(421, "this dashboard answers only to its own address")
         uid = client_uid(request)
+        if uid == HUNG_UP:  # read as root's otherwise (see peer_uid)
+            log.warning("dashboard_client_hung_up")
+            return plain(400, "the connection was closed before its request was read")
         # With allow_remote the person opened it to whoever reaches it (a TLS proxy of
         # another uid, other machines): the gate would refuse the proxy, and no more.
         if not remote and not allows(uid):
@@ -112,7 +115,8 @@ def make_guard(
 def client_uid(request: web.Request) -> int:
     """The local user whose program (the browser) is on the other end of *request*; the
     daemon's own uid when the kernel does not say (a client on another machine, or a
-    system without ``/proc``), which is what every login was bound to before."""
+    system without ``/proc``), which is what every login was bound to before;
+    :data:`~airlock.dashboard.peer_uid.HUNG_UP` for a local client that closed its end."""
     transport = request.transport
     sock = transport.get_extra_info("socket") if transport is not None else None
     found = None
