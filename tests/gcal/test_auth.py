@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
+import shutil
 import socket
 import stat
+import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -15,7 +19,7 @@ import httpx
 import pytest
 
 from airlock.errors import AccessDenied, ApprovalTimedOut, InvalidInput
-from airlock.testing import dumpable_after
+from airlock.testing import dumpable_after, skip_or_fail_under_ci
 from airlock_gcal.browser import opened_privately
 from airlock_gcal.oauth import OAuthClient, authorize, exchange, load_client_secrets, pkce_pair
 from tests.gcal.google_server import READ, WRITE, GoogleServer
@@ -210,3 +214,77 @@ def test_the_browser_is_given_a_private_page_not_the_address(tmp_path: Path) -> 
     assert not page.parent.exists()
     with opened_privately(None) as nothing:
         assert nothing is None
+
+
+ATTACKER = 54_323
+"""A uid with no account: root may switch a forked process to any uid."""
+
+
+def _as_attacker(work: Callable[[], str]) -> str:
+    """What *work* returns, run in a forked child switched to :data:`ATTACKER`."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(ATTACKER)
+            os.setuid(ATTACKER)
+            os.write(write_end, work().encode())
+        except BaseException as exc:
+            os.write(write_end, f"failed: {exc!r}".encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        said = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return said
+
+
+def _swap(folder: Path) -> str:
+    """Move the person's folder aside and put a page of one's own in its place."""
+    try:
+        os.rename(folder, folder.with_name(folder.name + "-moved"))
+    except PermissionError:
+        return "refused"
+    folder.mkdir()
+    (folder / "sign-in.html").write_text(
+        '<meta http-equiv="refresh" content="0; url=https://accounts.example/auth?state=MINE">'
+    )
+    return "swapped"
+
+
+def test_a_cache_folder_another_user_planted_does_not_get_the_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A home folder others may write in (HOME=/tmp, a shared folder): another user made
+    ``.cache`` there first, theirs and open to all. The page's folder inside it is the
+    person's, but the folder around it is theirs: they can move it aside and put their
+    own page (a sign-in of theirs) where the browser is about to read it."""
+    if os.geteuid() != 0:
+        skip_or_fail_under_ci("needs root to act as another user")
+    home = Path(tempfile.mkdtemp(prefix="gcal-home-"))
+    try:
+        os.chmod(home, 0o1777)  # noqa: S103 - a home others may write in, as /tmp is
+        planted = home / ".cache"
+        planted.mkdir()
+        os.chown(planted, ATTACKER, ATTACKER)
+        os.chmod(planted, 0o777)  # noqa: S103 - the other user's folder, open to all
+        monkeypatch.setenv("HOME", str(home))
+        address = "https://accounts.example/auth?state=S3CRET"
+        read: list[str] = []
+
+        def browser(uri: str) -> None:
+            page = Path(unquote(urlsplit(uri).path))
+            _as_attacker(lambda: _swap(page.parent))  # before the browser reads it
+            read.append(page.read_text())
+
+        with opened_privately(browser) as open_page:
+            assert open_page is not None
+            open_page(address)
+        forward = re.search(r'content="0; url=([^"]+)"', read[0])
+        assert forward is not None
+        assert html.unescape(forward.group(1)) == address
+    finally:
+        shutil.rmtree(home)

@@ -8,7 +8,9 @@ that state and a code for *their* Google account: Airlock would keep a grant to 
 calendar, and the agent would read what they put there and write the person's plans into
 it. So the browser is given a page in a private folder (0700, the page 0600, under the
 home folder, where a sandboxed browser can read it) that forwards to the address; the
-folder goes when the command ends.
+folder goes when the command ends. The folder goes only where no other user can move it
+aside and put a page of theirs in its place: ``~/.cache`` or the temporary folder, if it
+and every folder above it are ours or root's, and writable by nobody else or sticky.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from __future__ import annotations
 import html
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 __all__ = ["opened_privately"]
@@ -42,7 +45,11 @@ def opened_privately(
     if open_url is None:
         yield None
         return
-    folder = Path(tempfile.mkdtemp(prefix="airlock-sign-in-", dir=_under_home()))
+    base = _private_base()
+    if base is None:  # the address is printed: the person opens it by hand
+        yield None
+        return
+    folder = Path(tempfile.mkdtemp(prefix="airlock-sign-in-", dir=base))
     try:
 
         def open_page(url: str) -> None:
@@ -57,11 +64,34 @@ def opened_privately(
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _under_home() -> str | None:
-    """``~/.cache`` (made 0700 if missing), else the system's temporary folder."""
+def _private_base() -> str | None:
+    """``~/.cache`` (made 0700 if missing), else the system's temporary folder: the
+    first no other user can change the page's folder in; None if neither."""
     cache = Path.home() / ".cache"
-    try:
+    with suppress(OSError):
         cache.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError:
-        return None
-    return str(cache)
+    for base in (str(cache), tempfile.gettempdir()):
+        real = os.path.realpath(base)
+        if _kept_from_others(real):
+            return real
+    return None
+
+
+def _kept_from_others(path: str) -> bool:
+    """Whether no other user (root aside) can rename or replace what *path* (a real
+    path) holds: it and every folder above it belong to us or root and are either not
+    writable by others, or sticky (as ``/tmp``: each may move only its own). A folder
+    another user planted where ``.cache`` belongs (in a home others may write in) is
+    theirs: they could move the page's folder aside and put a page of theirs there."""
+    me = os.getuid()
+    current = Path(path)
+    for folder in (current, *current.parents):
+        try:
+            st = os.lstat(folder)
+        except OSError:
+            return False
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid not in (me, 0):
+            return False
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX:
+            return False
+    return True
