@@ -133,7 +133,7 @@ def test_a_refused_user_that_hangs_up_at_once_cannot_try_codes_either(
     try:
         for _ in range(5):  # approvals.max_failures
             as_uid(other_uid, hang_up)
-        time.sleep(0.2)  # past the kernel's delayed acknowledgement of the hang-up (40 ms)
+        time.sleep(0.5)  # past the kernel's delayed acknowledgement of the hang-up (<= 200 ms)
     finally:
         airlock.proc.send_signal(signal.SIGCONT)
     log = airlock.home / "daemon.log"
