@@ -120,9 +120,10 @@ def test_a_state_database_held_locked_is_a_clear_503_and_a_clear_start_failure(
     tmp_path: Path,
 ) -> None:
     """Another process holds state.db (``BEGIN EXCLUSIVE`` in a sqlite3 shell): revoking
-    everything is refused with a 503 that says so (not a 500 "internal error"), the log
-    says the revocation it recorded was not made, and a daemon started meanwhile says
-    why it cannot start (not a traceback)."""
+    everything is answered with a 503 that says so (not a 500 "internal error") and that
+    the session is refused already, as it is (its record is on disk), the log says the
+    database write failed, and a daemon started meanwhile says why it cannot start (not
+    a traceback)."""
     airlock = Airlock(tmp_path / "home").start()
     try:
         with airlock.client() as agent:
@@ -138,11 +139,13 @@ def test_a_state_database_held_locked_is_a_clear_503_and_a_clear_start_failure(
             assert error["code"] == "state_unavailable"
             assert str(airlock.paths.state_db) in error["message"]
             assert "locked" in error["message"]
-            assert airlock.op(agent, token, "count_unread").status_code == 200
+            assert "refused already" in error["message"]
+            # Its record is on disk: refused now, not at the next start.
+            assert airlock.op(agent, token, "count_unread").status_code == 401
             events = [r["event"] for r in _records(airlock)]
             revoked = events.index("session_revoked")
             assert events[revoked + 1] == "state_write_failed"
-            assert agent.delete("/v1/sessions").status_code == 200
+            assert agent.delete("/v1/sessions").json()["revoked"] == []  # nothing left
             assert airlock.op(agent, token, "count_unread").status_code == 401
         airlock.stop()
 
@@ -246,8 +249,9 @@ def _spend(client: httpx.Client, token: str, params: dict[str, Any]) -> object:
 def test_the_dashboards_revoke_all_on_a_locked_state_database_is_a_clear_503(
     tmp_path: Path,
 ) -> None:
-    """The panic button on the dashboard, like the API: a 503 that names the cause, a
-    record after the revocation records, and no traceback (it was a bare 500)."""
+    """The panic button on the dashboard, like the API: a 503 that names the cause and
+    says the sessions are refused already (they are), a record after the revocation
+    records, and no traceback (it was a bare 500)."""
     airlock = Airlock(tmp_path / "home", overrides={"dashboard": {"listen": "127.0.0.1:0"}})
     airlock.start()
     try:
@@ -267,7 +271,8 @@ def test_the_dashboards_revoke_all_on_a_locked_state_database_is_a_clear_503(
             assert refused.status_code == 503, refused.text
             assert "state database" in refused.text
             assert "locked" in refused.text
-            assert airlock.op(agent, token, "count_unread").status_code == 200
+            assert "refused already" in refused.text
+            assert airlock.op(agent, token, "count_unread").status_code == 401
         person.close()
         events = [r["event"] for r in _records(airlock)]
         assert events[events.index("session_revoked") + 1] == "state_write_failed"

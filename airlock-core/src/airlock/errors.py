@@ -223,11 +223,18 @@ class StateUnavailable(AirlockError):
     code = "state_unavailable"
 
 
-def state_unavailable(path: object) -> StateUnavailable:
-    """What the person is told when the state database at *path* refused a write."""
+def state_unavailable(path: object, *, revocation_held: bool = False) -> StateUnavailable:
+    """What the person is told when the state database at *path* refused a write;
+    *revocation_held*: the write was a revocation on record, refused by the daemon already."""
+    held = (
+        ". The sessions whose revocation is recorded are refused already; the database "
+        "is written when it takes writes again"
+        if revocation_held
+        else ""
+    )
     return StateUnavailable(
         f"the state database ({path}) could not be written: another process holds it "
-        "locked, or the disk is full. What was asked was not done, or not all of it",
+        f"locked, or the disk is full. What was asked was not done, or not all of it{held}",
         hint="close what holds the file open (a sqlite3 shell, a backup) and try again",
     )
 

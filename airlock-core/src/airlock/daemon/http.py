@@ -33,6 +33,7 @@ from airlock.errors import (
 )
 from airlock.models import first_problem
 from airlock.security.peers import Peer, peer_of
+from airlock.state.store import RevocationNotWritten
 
 log = get_logger("airlock.daemon")
 
@@ -162,7 +163,9 @@ def guarded(
                 # When the audit log refuses writes too, the answer says enough.
                 with contextlib.suppress(AirlockError):
                     await state_failed(request.method, request.path)
-            return error_response(state_unavailable(state))
+            return error_response(
+                state_unavailable(state, revocation_held=isinstance(exc, RevocationNotWritten))
+            )
         except Exception as exc:  # a bug: answer cleanly, keep details out of the response
             log.error("unhandled_error", path=request.path, error=type(exc).__name__)
             return web.Response(body=_INTERNAL_ERROR, status=500, content_type=JSON)

@@ -4,8 +4,10 @@ show, applied at start.
 A revoke (one session, revoke-all from the terminal, a phone or the dashboard, a
 dashboard log-out) writes its ``session_revoked`` or ``approval_revoked`` record, fsynced,
 then changes the state database. A daemon killed between the two (SIGKILL, power loss),
-or a database that refused the write (a 503 and a ``state_write_failed`` record), leaves
-a log that says revoked and a session that still works. The start, before the socket
+or a database that refused the write (a 503 and a ``state_write_failed`` record; this
+daemon refuses the session already and writes it at its next housekeeping round:
+:func:`write_held_revocations`), leaves a log that says revoked and a database that does
+not. The start, before the socket
 opens, applies each: audited first as ``session_revoked_at_start`` or
 ``approval_revoked_at_start`` (``revoked_seq``: the record it applies), then written, as
 the budgets of calls a stop cut off are (:mod:`airlock.daemon.unrecorded_holds`). A
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sqlite3
 from typing import Any
 
 from airlock.common.clock import Clock
@@ -37,7 +40,7 @@ from airlock.models import RequestStatus
 from airlock.security.audit import AuditLog, query
 from airlock.state.store import Session, StateStore
 
-__all__ = ["CLOCK_SLACK", "apply_recorded_revocations"]
+__all__ = ["CLOCK_SLACK", "apply_recorded_revocations", "write_held_revocations"]
 
 log = get_logger("airlock.daemon")
 
@@ -105,6 +108,18 @@ async def apply_recorded_revocations(store: StateStore, audit: AuditLog, clock: 
                 request.id, RequestStatus.REVOKED, decided_at=now, only_if=RequestStatus.APPROVED
             )
             log.warning("approval_revoked_at_start", request=request.id)
+
+
+def write_held_revocations(store: StateStore) -> None:
+    """At each housekeeping round: write the revocations the database refused while this
+    daemon runs (refused by it already, their records on disk and not written again);
+    refused again, they stay held for the next round."""
+    try:
+        for session_id in store.write_held_revocations():
+            log.info("held_revocation_written", session=session_id)
+    except sqlite3.Error as exc:
+        held = len(store.held_revocations)
+        log.warning("revocations_not_written_yet", held=held, error=type(exc).__name__)
 
 
 async def _shorten(

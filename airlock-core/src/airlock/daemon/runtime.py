@@ -21,7 +21,7 @@ from airlock.daemon.credentials import CredentialDesk
 from airlock.daemon.keeper import SecretKeeper
 from airlock.daemon.lowered_limits import LoweredLimits
 from airlock.daemon.notifier_set import close_notifiers, listen, open_notifiers
-from airlock.daemon.recorded_revocations import apply_recorded_revocations
+from airlock.daemon.recorded_revocations import apply_recorded_revocations, write_held_revocations
 from airlock.daemon.reenrol import Reenrolments
 from airlock.daemon.reload import Parts, recorded, retire
 from airlock.daemon.unrecorded_holds import UnrecordedHolds
@@ -347,22 +347,24 @@ class Runtime:
         while True:
             await asyncio.sleep(EXPIRY_INTERVAL)
             try:
-                self.gateway.uses.flush()
-                await self.holds.count()
-                await self.limits.apply(self.config, self.services)
-                self.store.raise_audit_anchor(self.audit.last_seq)
-                await self.approvals.expire_due()
-                await self.reenrolments.expire_due()
-                await self.approvals.purge_finished()
-                await keep_audit_budget(self)
-                keep = {
-                    svc
-                    for s in self.store.list_sessions(active_at=self.clock.now())
-                    for svc in s.services
-                }
-                await self.gateway.host.close_idle(keep=keep, idle_seconds=IDLE_CLOSE_SECONDS)
+                await self.housekeeping_round()
             except Exception as exc:
                 log.error("housekeeping_failed", error=type(exc).__name__)
+
+    async def housekeeping_round(self) -> None:
+        write_held_revocations(self.store)  # first: the rest may fail on the same database
+        self.gateway.uses.flush()
+        await self.holds.count()
+        await self.limits.apply(self.config, self.services)
+        self.store.raise_audit_anchor(self.audit.last_seq)
+        await self.approvals.expire_due()
+        await self.reenrolments.expire_due()
+        await self.approvals.purge_finished()
+        await keep_audit_budget(self)
+        keep = {
+            svc for s in self.store.list_sessions(active_at=self.clock.now()) for svc in s.services
+        }
+        await self.gateway.host.close_idle(keep=keep, idle_seconds=IDLE_CLOSE_SECONDS)
 
     async def stop(self) -> None:
         tasks = [*self._tasks, *self._listeners, *self._notices]

@@ -25,7 +25,7 @@ from airlock.dashboard.address import host_allowed
 from airlock.dashboard.auth import COOKIE, DashboardAuth
 from airlock.dashboard.peer_uid import HUNG_UP, peer_uid
 from airlock.errors import AirlockError, state_unavailable
-from airlock.state.store import Session
+from airlock.state.store import RevocationNotWritten, Session
 
 log = structlog.get_logger("airlock.dashboard")
 
@@ -107,7 +107,9 @@ def make_guard(
             if state_failed is not None:
                 with contextlib.suppress(AirlockError):  # the audit log may refuse writes too
                     await state_failed(request.method, request.path)
-            return _said(state_unavailable(state))
+            return _said(
+                state_unavailable(state, revocation_held=isinstance(exc, RevocationNotWritten))
+            )
 
     return guard
 

@@ -17,7 +17,7 @@ from airlock.models import Access, RequestStatus
 from airlock.security._approval_core import MAX_WAIT, ApprovalCore, iso
 from airlock.security.peers import Peer, speaks_for_owner
 from airlock.security.request_codes import claim_hash
-from airlock.state.store import AccessRequest, Session
+from airlock.state.store import AccessRequest, RevocationNotWritten, Session
 
 
 class SessionLifecycle(ApprovalCore):
@@ -224,14 +224,25 @@ class SessionLifecycle(ApprovalCore):
         self, sessions: Iterable[Session], now: float, **fields: Any
     ) -> list[str]:
         """End *sessions*, each once its ``session_revoked`` record (with *fields*) is on
-        disk; their ids."""
+        disk; their ids. Once the database refused one, the others are recorded and
+        held without waiting for it again, refused already (``RevocationNotWritten``
+        at the end: what comes after, such as cancelling approvals, is not done)."""
         ended: list[str] = []
+        held: RevocationNotWritten | None = None
         for session in sessions:
             await self._audit.append(
                 "session_revoked", **fields, session=session.id, owner_uid=session.uid
             )
-            self._store.revoke_session(session.id, at=now)
+            if held is not None:
+                self._store.hold_revocation(session.id, at=now)
+            else:
+                try:
+                    self._store.revoke_session(session.id, at=now)
+                except RevocationNotWritten as exc:
+                    held = exc
             ended.append(session.id)
+        if held is not None:
+            raise held
         return ended
 
     async def revoke_everything(self, *, channel: str) -> tuple[list[str], list[str]]:

@@ -42,6 +42,8 @@ class Database:
         # Counts revocations (and shortenings) made through this store, so a cache of
         # sessions (see SessionManager.authenticate) knows when to look again.
         self.revocations = 0
+        self.held_revocations: dict[str, float] = {}
+        """Revocations on record the database refused, by session: their time."""
         self._conn = sqlite3.connect(
             path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
         )

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import sqlite3
 from typing import Any
 
 from airlock.state._database import Database
 from airlock.state.records import Session, session_from_row
 
 
+class RevocationNotWritten(sqlite3.OperationalError):
+    """The database refused a revocation whose record is on disk (held by another
+    process past the wait, or its disk full): this store reads the session as revoked
+    already, and :meth:`SessionTables.write_held_revocations` writes it later."""
+
+
 class SessionTables(Database):
-    """Issued sessions (the token only as its hash) and spend sessions' budgets."""
+    """Issued sessions (the token only as its hash) and spend sessions' budgets.
+
+    A revocation the database refused is *held* in memory (by session, its time):
+    every session this store reads back shows it revoked, so nothing of this process
+    (operations, streams, collect, the dashboard) serves it a moment longer, and each
+    housekeeping round tries the write again. A restart finds its record instead
+    (:mod:`airlock.daemon.recorded_revocations`).
+    """
 
     def insert_session(self, session: Session) -> None:
         self._execute(
@@ -35,11 +50,19 @@ class SessionTables(Database):
 
     def get_session(self, session_id: str) -> Session | None:
         row = self._one("SELECT * FROM sessions WHERE id = ?", (session_id,))
-        return session_from_row(row) if row else None
+        return self._read(row) if row else None
 
     def find_session_by_token_hash(self, token_hash: str) -> Session | None:
         row = self._one("SELECT * FROM sessions WHERE token_hash = ?", (token_hash,))
-        return session_from_row(row) if row else None
+        return self._read(row) if row else None
+
+    def _read(self, row: Any) -> Session:
+        """A session as stored, revoked if a revocation of it is held."""
+        session = session_from_row(row)
+        at = self.held_revocations.get(session.id)
+        if at is None or session.revoked_at is not None:
+            return session
+        return dataclasses.replace(session, revoked_at=at)
 
     def list_sessions(
         self, *, uid: int | None = None, active_at: float | None = None
@@ -54,16 +77,55 @@ class SessionTables(Database):
             sql += " AND revoked_at IS NULL AND expires_at > ?"
             params.append(active_at)
         rows = self._all(sql + " ORDER BY created_at, rowid", params)
-        return [session_from_row(row) for row in rows]
+        sessions = [self._read(row) for row in rows]
+        if active_at is None:
+            return sessions
+        return [session for session in sessions if session.revoked_at is None]
 
     def revoke_session(self, session_id: str, *, at: float) -> bool:
-        """Mark a session revoked; False if unknown or already revoked."""
-        cursor = self._execute(
-            "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-            (at, session_id),
-        )
+        """Mark a session revoked; False if unknown or already revoked. Called once the
+        revocation's record is on disk: a write the database refuses is held (see the
+        class) and raises :class:`RevocationNotWritten`."""
+        try:
+            cursor = self._execute(
+                "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (at, session_id),
+            )
+        except sqlite3.Error as exc:
+            self.hold_revocation(session_id, at=at)
+            raise RevocationNotWritten(str(exc)) from exc
+        self.held_revocations.pop(session_id, None)
         self.revocations += 1
         return cursor.rowcount == 1
+
+    def hold_revocation(self, session_id: str, *, at: float) -> None:
+        """Hold a revocation on record without writing it (the database just refused
+        another): the session reads as revoked from now on."""
+        self.held_revocations.setdefault(session_id, at)
+        self.revocations += 1  # sessions read before it are read again
+
+    def write_held_revocations(self) -> list[str]:
+        """Write the revocations held since the database refused them, oldest first; the
+        sessions written. ``sqlite3.Error`` when it refuses again (the rest stay held).
+        Not waiting for another process's lock: the write runs on the daemon's event
+        loop, which a wait of ``busy_timeout`` every round would stall."""
+        written: list[str] = []
+        if not self.held_revocations:
+            return written
+        with self._lock:
+            waits = self._conn.execute("PRAGMA busy_timeout").fetchone()[0]
+            self._conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                for session_id, at in sorted(self.held_revocations.items(), key=lambda i: i[1]):
+                    self._execute(
+                        "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                        (at, session_id),
+                    )
+                    del self.held_revocations[session_id]
+                    written.append(session_id)
+            finally:
+                self._conn.execute(f"PRAGMA busy_timeout = {int(waits)}")
+        return written
 
     def shorten_session(self, session_id: str, *, expires_at: float, ended: bool) -> bool:
         """Bring an active session's expiry forward to *expires_at* (never later); *ended*:
@@ -94,7 +156,8 @@ class SessionTables(Database):
                AND expires_at <= ? ORDER BY expires_at""",
             (now,),
         )
-        return [session_from_row(row) for row in rows]
+        held = self.held_revocations
+        return [session_from_row(row) for row in rows if row["id"] not in held]
 
     def note_expiry(self, session_id: str) -> None:
         """Mark a session's expiry as reported (once its record is written)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 from airlock.models import RequestStatus
 from airlock.state._database import BUSY_TIMEOUT_MS
 from airlock.state._requests import RequestTables
-from airlock.state._sessions import SessionTables
+from airlock.state._sessions import RevocationNotWritten, SessionTables
 from airlock.state.records import AccessRequest, Session, WriteApproval
 from airlock.state.schema import MIGRATIONS
 
@@ -26,6 +26,7 @@ __all__ = [
     "MIGRATIONS",
     "AccessRequest",
     "RequestStatus",
+    "RevocationNotWritten",
     "Session",
     "StateStore",
     "WriteApproval",
