@@ -255,3 +255,36 @@ def test_a_flood_ageing_out_file_by_file_does_not_flood_the_persons_phone(
         scenario,
         audit={"rotate_bytes": ROTATE, "max_bytes": 4 * ROTATE, "keep_for": "1d"},
     )
+
+
+@pytest.mark.parametrize(
+    "lives",
+    [
+        {"sessions": {"max_ttl": "8h"}, "dashboard": {"session_ttl": "1h"}},
+        {"sessions": {"max_ttl": "1h"}, "dashboard": {"session_ttl": "8h"}},
+    ],
+)
+def test_records_a_live_session_may_need_stay_though_keep_for_is_shorter(
+    tmp_path: Path, lives: dict[str, Any]
+) -> None:
+    """A ``keep_for`` shorter than a session's (or dashboard login's) longest life: a
+    flood must not push out the revocation record of a session still live, which a start
+    after a crash replays (the database may not show it)."""
+
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        _fill(runtime.audit, 120)
+        clock.advance(2 * 3600)  # past keep_for, within the session's life
+        await keep_audit_budget(runtime)
+        assert runtime.audit.query(event="audit_files_dropped") == []
+        assert runtime.audit.drop_refused is not None
+        assert runtime.audit.drop_refused.endswith("holds records younger than keep_for")
+        clock.advance(6 * 3600 + 1)  # past the longest life
+        await keep_audit_budget(runtime)
+        assert runtime.audit.query(event="audit_files_dropped")
+
+    run(
+        tmp_path,
+        scenario,
+        audit={"rotate_bytes": ROTATE, "max_bytes": 4 * ROTATE, "keep_for": "1h"},
+        **lives,
+    )

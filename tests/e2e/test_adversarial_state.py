@@ -694,9 +694,12 @@ def audit_bytes(audit_dir: Path) -> int:
 
 
 def test_the_audit_directory_keeps_to_its_budget_and_still_verifies(
-    airlock_factory: Callable[..., Airlock],
+    start_clocked: Callable[..., Airlock],
 ) -> None:
-    airlock, token = busy_under_a_small_budget(airlock_factory, keep_for="1s")
+    """Records past ``keep_for`` (1 s) go once no session can still need them either:
+    past ``sessions.max_ttl`` and ``dashboard.session_ttl`` (8 h each)."""
+    airlock, token = busy_under_a_small_budget(start_clocked, keep_for="1s")
+    advance(airlock, 8 * 3600 + 1)
     audit_dir = airlock.paths.audit_dir
     deadline = time.monotonic() + 30  # the daemon tidies every few seconds
     with airlock.client() as agent:

@@ -5,7 +5,8 @@ and not only in the log they may not read: an agent with a session can make reco
 to push old ones out (its own misdeeds among them), and a directory that stays over its
 budget will fill the disk, after which nothing can be recorded and so nothing is served.
 So each deletion, and each new reason the directory stays over budget (records younger
-than ``audit.keep_for``, a file that does not verify), goes to every approval channel; but
+than ``audit.keep_for``, or than a session's longest life when that is longer: see
+:func:`kept_for`; a file that does not verify), goes to every approval channel; but
 an agent that made records fast must not flood the person's phone either when its files
 come of age one by one: deletions, and refusals for young records, are told at most once
 an hour (:data:`NOTICE_EVERY`), what happened meanwhile with the next notice.
@@ -21,8 +22,9 @@ from airlock.security._audit_retention import YOUNG
 
 if TYPE_CHECKING:
     from airlock.daemon.runtime import Runtime
+    from airlock.settings.config import AirlockConfig
 
-__all__ = ["NOTICE_EVERY", "BudgetNotices", "keep_audit_budget"]
+__all__ = ["NOTICE_EVERY", "BudgetNotices", "keep_audit_budget", "kept_for"]
 
 NOTICE_EVERY = 3600.0
 """The least time between two notices of deletions, or of refusals for young records: a
@@ -45,7 +47,7 @@ async def keep_audit_budget(rt: Runtime) -> None:
     budget = rt.config.audit
     told = rt.budget_notices
     now = rt.clock.now()
-    dropped = await rt.audit.drop_over_budget(budget.max_bytes, keep_for=budget.keep_for)
+    dropped = await rt.audit.drop_over_budget(budget.max_bytes, keep_for=kept_for(rt.config))
     size = _mib(budget.max_bytes)
     told.untold += len(dropped)
     if told.untold and _due(told.dropped_at, now):
@@ -74,6 +76,15 @@ async def keep_audit_budget(rt: Runtime) -> None:
                 "(airlock revoke --all). A full disk stops Airlock serving.",
             )
             told.refusal, told.refusal_at = refused, now
+
+
+def kept_for(config: AirlockConfig) -> float:
+    """How recent a record keeps its file: ``audit.keep_for``, or a session's longest
+    life when that is longer (``sessions.max_ttl``, a dashboard login's
+    ``dashboard.session_ttl``). A start after a crash replays the revocation records of
+    the sessions still live (:mod:`airlock.daemon.recorded_revocations`); a flood must not
+    push one out first."""
+    return max(config.audit.keep_for, config.sessions.max_ttl, config.dashboard.session_ttl)
 
 
 def _due(last: float | None, now: float) -> bool:
