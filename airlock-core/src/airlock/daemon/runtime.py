@@ -122,6 +122,9 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
         self._listeners: list[asyncio.Task[None]] = []
         self._reloading = asyncio.Lock()
+        self.logins = asyncio.Lock()
+        """Held while a dashboard login's code is checked and its session saved, and while
+        a replaced secret ends the logins: none checked with the old secret survives it."""
         self.on_reload: list[Callable[[AirlockConfig], None]] = []
 
     # -- what follows the config (built at start, rebuilt by reload) --------------------
@@ -224,8 +227,9 @@ class Runtime:
         done = await self.reenrolments.confirm(
             reset_id, code, peer, store=self.store, config=self.config
         )
-        self.refresh_totp()
-        ended = await self.approvals.end_logins(why="totp_replaced")
+        async with self.logins:
+            self.refresh_totp()
+            ended = await self.approvals.end_logins(why="totp_replaced")
         self._notify(
             f"Airlock: the TOTP secret was replaced (by uid {peer.uid}). Codes of the old "
             f"entry in your app no longer work; {len(ended)} dashboard login(s) ended."

@@ -78,35 +78,38 @@ class DashboardAuth:
         """A new person session for a good code, held by *uid* (the browser's user, see
         ``client_uid``); raises ``InvalidCode`` and friends."""
         self.check_rate(remote, uid)
-        self._rt.refresh_totp()
-        await self._rt.codes.check(
-            code,
-            channel="dashboard",
-            purpose=CodePurpose("dashboard_login"),
-            actor={"remote": remote},
-        )
-        now = self._rt.clock.now()
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        session = Session(
-            id="ses_" + secrets.token_urlsafe(9),
-            token_hash=hash_token(token),
-            services=SERVICES,
-            access=PERSON_ACCESS,
-            uid=uid,
-            created_at=now,
-            expires_at=now + self._ttl,
-        )
-        # Recorded first: if the record cannot be written, no session exists.
-        await self._rt.audit.append(
-            "session_issued",
-            session=session.id,
-            services=list(SERVICES),
-            access=PERSON_ACCESS,
-            channel="dashboard",
-            remote=remote,
-            expires_at=session.expires_at,
-        )
-        self._rt.store.insert_session(session)
+        # The secret may be replaced meanwhile: its replacement ends the logins once
+        # this one is saved, or this code is checked against the new secret.
+        async with self._rt.logins:
+            self._rt.refresh_totp()
+            await self._rt.codes.check(
+                code,
+                channel="dashboard",
+                purpose=CodePurpose("dashboard_login"),
+                actor={"remote": remote},
+            )
+            now = self._rt.clock.now()
+            token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+            session = Session(
+                id="ses_" + secrets.token_urlsafe(9),
+                token_hash=hash_token(token),
+                services=SERVICES,
+                access=PERSON_ACCESS,
+                uid=uid,
+                created_at=now,
+                expires_at=now + self._ttl,
+            )
+            # Recorded first: if the record cannot be written, no session exists.
+            await self._rt.audit.append(
+                "session_issued",
+                session=session.id,
+                services=list(SERVICES),
+                access=PERSON_ACCESS,
+                channel="dashboard",
+                remote=remote,
+                expires_at=session.expires_at,
+            )
+            self._rt.store.insert_session(session)
         return Login(session, token)
 
     def session_of(self, token: str | None, uid: int) -> Session | None:
