@@ -14,7 +14,12 @@ the median of ``--runs`` warm runs (the access token already fetched):
 Requests are counted at the server. Target: airlock within 1.2x of gcsa.
 Prints one JSON object.
 
-    uv run python benchmarks/gcal.py [--runs 15]
+The two are interleaved, one call each in turn. With 15 of each, the ratio of medians
+spread 1.0-1.5 between runs minutes apart on this shared VM (2026-12-03, the same
+commit; a call takes 70-120 ms, and which side a slow spell lands on decides); with 41
+it spread 1.09-1.17.
+
+    uv run python benchmarks/gcal.py [--runs 41]
 """
 
 from __future__ import annotations
@@ -104,7 +109,7 @@ def measure(google: GoogleServer, runs: int, once: Callable[[], int]) -> dict[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--runs", type=int, default=41)
     runs = parser.parse_args().runs
     google = GoogleServer()
     try:
