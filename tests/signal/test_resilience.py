@@ -87,6 +87,33 @@ def test_a_dropped_websocket_is_reopened() -> None:
         server.close()
 
 
+def test_a_websocket_dropped_after_it_brought_messages_is_reopened_at_once() -> None:
+    """signal-cli-rest-api keeps nothing while no WebSocket is open: a connection that
+    worked is followed by the next at once, not after the back-off's wait (in which the
+    person's code could arrive and be dropped). One dropped before its first message
+    waits, as above."""
+    server = SignalApiServer(mode="json-rpc")
+
+    async def body(notifier: SignalNotifier, sleeps: Sleeps) -> None:
+        replies = notifier.replies()
+        waiting = next_reply(replies)
+        await eventually(lambda: server.receive_calls == 1)
+        server.message("before the drop")
+        assert (await waiting).text == "before the drop"
+        server.drop_websockets()
+        await eventually(lambda: server.receive_calls == 2)
+        waiting = next_reply(replies)
+        server.message("after the drop")
+        assert (await waiting).text == "after the drop"
+        assert sleeps.waited == []
+        assert notifier.health()["ok"]
+
+    try:
+        use(server, body)
+    finally:
+        server.close()
+
+
 def test_a_frame_no_signal_message_makes_reopens_the_websocket_at_once() -> None:
     """aiohttp refuses a frame over its cap from the frame's header and ends the
     connection (it cannot skip it). signal-cli-rest-api keeps nothing while no WebSocket

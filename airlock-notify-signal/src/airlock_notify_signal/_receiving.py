@@ -17,9 +17,10 @@ So the WebSocket is read at once, whatever core does with the message before, in
 :data:`MAX_FRAME_TEXT` is skipped unparsed, and the connection goes on. aiohttp cannot
 skip a frame over its own cap (it refuses it from its header and closes the connection
 with 1009), so that cap is :data:`MAX_SKIPPED_FRAME_BYTES`, which no Signal message
-reaches; a frame over it is a stream gone wrong, and the connection is opened again at
-once (after the back-off's wait when it was the connection's first frame: a stream that
-stays wrong). Text that is not JSON, or nested too deeply to parse, is skipped.
+reaches; a frame over it is a stream gone wrong. Text that is not JSON, or nested too
+deeply to parse, is skipped. A connection that ends (closed, refused a frame, failed)
+after it brought messages is followed by the next at once; one that ends before its
+first waits the back-off's time (a stream that keeps going wrong, a service away).
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ class Receiver:
         url = self._api.receive_ws_url()
         try:
             while not self._backoff.closed:
+                frames = 0
                 try:
                     async with aiohttp.ClientSession() as session:
                         ws = await self._backoff.until_closed(
@@ -143,10 +145,14 @@ class Receiver:
                     if ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG:
                         problem = f"a message over {MAX_SKIPPED_FRAME_BYTES >> 20} MiB was refused"
                         log.warning("signal_frame_refused", max_bytes=MAX_SKIPPED_FRAME_BYTES)
-                        if frames:
-                            continue  # it worked until then: open a new one at once
                 except (aiohttp.ClientError, OSError) as exc:
                     problem = f"unreachable: {type(exc).__name__}"
+                if frames:
+                    # It worked until then, and signal-cli-rest-api keeps nothing while
+                    # no WebSocket is open: the next is opened at once. One that fails
+                    # before its first message waits (a stream that keeps going wrong).
+                    log.info("signal_websocket_reopened", why=problem)
+                    continue
                 await self._backoff.failed(problem)
         finally:
             waiting.end()
