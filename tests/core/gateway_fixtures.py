@@ -4,7 +4,7 @@ recording notifier: for the approval and gateway rules that depend on time."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -219,3 +219,19 @@ def make_runtime(tmp_path: Path, clock: FakeClock, **overrides: Any) -> tuple[Ru
     pm = get_plugin_manager(load_entry_points=False, env={}, extra_plugins=[TestPlugin()])
     host = InProcessHost(get_connectors(pm), paths.connectors_dir)
     return Runtime(paths, pm, clock=clock, config=config, host=host), pyotp.TOTP(secret)
+
+
+def run_runtime(tmp_path: Path, scenario: Callable[[Runtime], Awaitable[None]]) -> Runtime:
+    """Start a runtime of :func:`make_runtime` on a fake clock, play *scenario* on it,
+    stop it; the runtime, for what the test reads afterwards."""
+    runtime, _ = make_runtime(tmp_path, FakeClock(start=1_800_000_000.0))
+
+    async def main() -> None:
+        await runtime.start()
+        try:
+            await scenario(runtime)
+        finally:
+            await runtime.stop()
+
+    asyncio.run(main())
+    return runtime

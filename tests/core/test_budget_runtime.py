@@ -7,15 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from gateway_fixtures import make_runtime
+from gateway_fixtures import run_runtime
 
-from airlock.common.clock import FakeClock
 from airlock.daemon.runtime import Runtime
 from airlock.errors import BudgetExhausted
 from airlock.framework.spending import nano_usd
@@ -24,20 +22,6 @@ from airlock.state.records import Session
 from airlock.state.store import StateStore
 
 CENT = nano_usd("0.01")
-
-
-def run(tmp_path: Path, scenario: Callable[[Runtime], Awaitable[None]]) -> Runtime:
-    runtime, _ = make_runtime(tmp_path, FakeClock(start=1_800_000_000.0))
-
-    async def main() -> None:
-        await runtime.start()
-        try:
-            await scenario(runtime)
-        finally:
-            await runtime.stop()
-
-    asyncio.run(main())
-    return runtime
 
 
 def audit_events(runtime: Runtime) -> list[dict[str, Any]]:
@@ -63,7 +47,7 @@ def test_money_held_for_a_call_being_priced_stays_held_across_a_reload(tmp_path:
         with pytest.raises(BudgetExhausted):
             budgets.shrink(budgets.hold_rest("ses_a"), CENT, service="notes")
 
-    run(tmp_path, scenario)
+    run_runtime(tmp_path, scenario)
 
 
 class Locked:
@@ -122,7 +106,7 @@ def test_housekeeping_counts_a_hold_whose_write_failed_once_the_lock_is_gone(
         assert runtime.store.get_budget("ses_a") == (10 * CENT, 6 * CENT, 0)
         assert runtime.gateway.priced.budgets.unrecorded() == []
 
-    runtime = run(tmp_path, scenario)
+    runtime = run_runtime(tmp_path, scenario)
     assert settled(runtime) == [("ses_a", 0.06)]
     assert "could not be written" in next(
         e["reason"] for e in audit_events(runtime) if e["event"] == "budget_settled_at_reservation"
@@ -133,7 +117,7 @@ def test_the_stop_counts_a_hold_whose_write_failed(tmp_path: Path) -> None:
     async def scenario(runtime: Runtime) -> None:
         failed_write(runtime, 6).release()  # no housekeeping round before the stop
 
-    runtime = run(tmp_path, scenario)
+    runtime = run_runtime(tmp_path, scenario)
     assert settled(runtime) == [("ses_a", 0.06)]
     with StateStore(runtime.paths.state_db) as store:
         assert store.get_budget("ses_a") == (10 * CENT, 6 * CENT, 0)
@@ -149,7 +133,7 @@ def test_a_hold_the_database_refuses_until_the_stop_is_audited_as_not_counted(
         locked.append(failed_write(runtime, 6))
 
     try:
-        runtime = run(tmp_path, scenario)
+        runtime = run_runtime(tmp_path, scenario)
     finally:
         locked[0].release()
     lost = [e for e in audit_events(runtime) if e["event"] == "budget_hold_not_counted"]

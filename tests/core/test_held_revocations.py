@@ -7,19 +7,16 @@ applying the record is tests/e2e/test_crash_revocations.py."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway_fixtures import make_runtime
+from gateway_fixtures import run_runtime
 
-from airlock.common.clock import FakeClock
 from airlock.daemon.runtime import Runtime
 from airlock.errors import Unauthenticated, state_unavailable
 from airlock.security.peers import Peer
@@ -27,20 +24,6 @@ from airlock.state.store import RevocationNotWritten
 
 ME = Peer(uid=os.getuid(), pid=os.getpid())
 OTHER = Peer(uid=ME.uid + 1, pid=1)
-
-
-def run(tmp_path: Path, scenario: Callable[[Runtime], Awaitable[None]]) -> Runtime:
-    runtime, _ = make_runtime(tmp_path, FakeClock(start=1_800_000_000.0))
-
-    async def main() -> None:
-        await runtime.start()
-        try:
-            await scenario(runtime)
-        finally:
-            await runtime.stop()
-
-    asyncio.run(main())
-    return runtime
 
 
 class Locked:
@@ -112,7 +95,7 @@ def test_a_revoke_the_database_refuses_is_refused_at_once_and_written_at_a_later
         assert await refused(runtime, three_token)
         assert not await refused(runtime, kept_token, OTHER)
 
-    runtime = run(tmp_path, scenario)
+    runtime = run_runtime(tmp_path, scenario)
     revoked = [r["session"] for r in records(runtime, "session_revoked")]
     assert sorted(revoked) == sorted(set(revoked))  # each recorded once
     assert len(revoked) == 3

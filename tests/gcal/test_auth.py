@@ -10,7 +10,6 @@ import shutil
 import socket
 import stat
 import tempfile
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -22,6 +21,7 @@ from airlock.errors import AccessDenied, ApprovalTimedOut, InvalidInput
 from airlock.testing import dumpable_after, skip_or_fail_under_ci
 from airlock_gcal.browser import opened_privately
 from airlock_gcal.oauth import OAuthClient, authorize, exchange, load_client_secrets, pkce_pair
+from tests.e2e.daemon_harness import as_uid
 from tests.gcal.google_server import READ, WRITE, GoogleServer
 
 
@@ -220,28 +220,6 @@ ATTACKER = 54_323
 """A uid with no account: root may switch a forked process to any uid."""
 
 
-def _as_attacker(work: Callable[[], str]) -> str:
-    """What *work* returns, run in a forked child switched to :data:`ATTACKER`."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(read_end)
-            os.setgroups([])
-            os.setgid(ATTACKER)
-            os.setuid(ATTACKER)
-            os.write(write_end, work().encode())
-        except BaseException as exc:
-            os.write(write_end, f"failed: {exc!r}".encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        said = pipe.read().decode()
-    os.waitpid(pid, 0)
-    return said
-
-
 def _swap(folder: Path) -> str:
     """Move the person's folder aside and put a page of one's own in its place."""
     try:
@@ -277,7 +255,7 @@ def test_a_cache_folder_another_user_planted_does_not_get_the_page(
 
         def browser(uri: str) -> None:
             page = Path(unquote(urlsplit(uri).path))
-            _as_attacker(lambda: _swap(page.parent))  # before the browser reads it
+            as_uid(ATTACKER, lambda: _swap(page.parent).encode())  # before the browser reads it
             read.append(page.read_text())
 
         with opened_privately(browser) as open_page:
