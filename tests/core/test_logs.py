@@ -86,3 +86,33 @@ def test_loggers_import_structlog_only_when_they_log() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_library_error_quoting_a_request_is_logged_without_its_text(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """aiohttp logs a request it cannot parse with the bytes it choked on (a header line
+    with a session token or a TOTP code): the daemon's log keeps the error's type and
+    where it came from, never its text."""
+    configure_logging(json=True, level=logging.INFO)
+    try:
+        try:
+            raise ValueError(f"Invalid header token: b'Authorization: Bearer {TOKEN}' 482913")
+        except ValueError as exc:
+            logging.getLogger("aiohttp.server").exception(
+                "Error handling request from %s", f"peer holding {CLAIM}", exc_info=exc
+            )
+    finally:
+        structlog.reset_defaults()
+        root = logging.getLogger()
+        root.handlers = [h for h in root.handlers if type(h).__name__ != "_LibraryRecords"]
+    err = capsys.readouterr().err
+    assert TOKEN[:12] not in err
+    assert CLAIM[:12] not in err
+    assert "482913" not in err
+    record = json.loads(err.strip().splitlines()[-1])
+    assert record["event"] == "Error handling request from peer holding [redacted]"
+    assert record["error"] == "ValueError"
+    assert record["library"] == "aiohttp.server"
+    assert record["level"] == "error"
+    assert any("test_a_library_error_quoting" in frame for frame in record["frames"])

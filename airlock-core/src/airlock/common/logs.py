@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import traceback
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -68,9 +69,41 @@ def get_logger(name: str) -> FilteringBoundLogger:
     return lazy  # type: ignore[no-any-return]
 
 
+class _LibraryRecords(logging.Handler):
+    """What libraries log through the standard library (aiohttp, asyncio), as structlog
+    events: the message masked; an exception by its type and the frames it came through,
+    never its text. aiohttp's own errors quote the bytes of the request they could not
+    parse: a header line with a session token, a claim or a TOTP code."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            fields: dict[str, Any] = {"library": record.name}
+            exc_type, _exc, tb = record.exc_info or (None, None, None)
+            if exc_type is not None:
+                fields["error"] = exc_type.__name__
+                if tb is not None:
+                    fields["frames"] = [
+                        f"{frame.filename}:{frame.lineno} {frame.name}"
+                        for frame in traceback.extract_tb(tb)
+                    ]
+            level = record.levelname.lower()
+            emit = getattr(get_logger(record.name), level if level in _LEVELS else "error")
+            emit(_mask(record.getMessage()), **fields)
+        except Exception:
+            self.handleError(record)
+
+
+_LEVELS = frozenset(("debug", "info", "warning", "error", "critical"))
+
+
 def configure_logging(*, json: bool | None = None, level: int = logging.INFO) -> None:
-    """JSON when *json* is true or stderr is not a terminal; a readable console otherwise."""
+    """JSON when *json* is true or stderr is not a terminal; a readable console otherwise.
+    Libraries' records (the standard library's logging) go the same way, masked."""
     import structlog
+
+    root = logging.getLogger()  # warnings and worse, as by default
+    root.handlers = [h for h in root.handlers if not isinstance(h, _LibraryRecords)]
+    root.addHandler(_LibraryRecords())
 
     as_json = (not sys.stderr.isatty()) if json is None else json
     renderer: Any = (

@@ -21,8 +21,6 @@ import resource
 import time
 from dataclasses import dataclass
 
-from aiohttp import web
-
 from airlock.common.logs import get_logger
 from airlock.security.peers import Peer, peer_of
 
@@ -44,7 +42,7 @@ def connection_budget() -> int:
 
 
 @dataclass
-class _Connection:
+class Connection:
     transport: asyncio.BaseTransport
     uid: int
     busy: int = 0
@@ -58,40 +56,40 @@ class ConnectionGuard:
     def __init__(self, *, per_uid: int, total: int) -> None:
         self.per_uid = min(per_uid, total)
         self.total = total
-        self._open: dict[asyncio.BaseTransport, _Connection] = {}
+        self._open: dict[asyncio.BaseTransport, Connection] = {}
         self.shed = 0
         self._warned_at = 0.0
 
     def __len__(self) -> int:
         return len(self._open)
 
-    def admit(self, transport: asyncio.BaseTransport) -> bool:
-        """Register a new connection; False when it is itself the one to close."""
+    def admit(self, transport: asyncio.BaseTransport) -> Connection | None:
+        """Register a new connection; None when it is itself the one to close."""
         sock = transport.get_extra_info("socket")
         try:
             peer = peer_of(sock) if sock is not None else None
         except OSError:
             peer = None
-        newcomer = _Connection(transport, peer.uid if peer is not None else -1, peer=peer)
+        newcomer = Connection(transport, peer.uid if peer is not None else -1, peer=peer)
         self._open[transport] = newcomer
         same_uid = [c for c in self._open.values() if c.uid == newcomer.uid]
         if len(same_uid) > self.per_uid:
             self._shed_one(same_uid, newcomer)
         if len(self._open) > self.total:
             self._shed_one(self._busiest_uid(), newcomer)
-        return transport in self._open
+        return newcomer if transport in self._open else None
 
     def forget(self, transport: asyncio.BaseTransport) -> None:
         self._open.pop(transport, None)
 
-    def _busiest_uid(self) -> list[_Connection]:
+    def _busiest_uid(self) -> list[Connection]:
         counts: dict[int, int] = {}
         for conn in self._open.values():
             counts[conn.uid] = counts.get(conn.uid, 0) + 1
         busiest = max(counts, key=lambda uid: counts[uid])
         return [c for c in self._open.values() if c.uid == busiest]
 
-    def _shed_one(self, candidates: list[_Connection], newcomer: _Connection) -> None:
+    def _shed_one(self, candidates: list[Connection], newcomer: Connection) -> None:
         """Close the oldest idle connection among *candidates* (the newcomer last)."""
         others = [c for c in candidates if c is not newcomer]
         idle = [c for c in others if not c.busy]
@@ -106,59 +104,7 @@ class ConnectionGuard:
                 "connections_shed", uid=victim.uid, open=len(self._open), shed_total=self.shed
             )
 
-    def connection(self, transport: asyncio.BaseTransport | None) -> _Connection | None:
-        """The open connection a request came on (``http.guarded`` marks it busy
+    def connection(self, transport: asyncio.BaseTransport | None) -> Connection | None:
+        """The open connection a request came on (``http.FrontDoor`` marks it busy
         while the request runs and hands the request its peer)."""
         return self._open.get(transport) if transport is not None else None
-
-
-class _Admitted(asyncio.Protocol):
-    """In front of aiohttp's handler for one connection: registers it with the guard."""
-
-    def __init__(self, inner: asyncio.Protocol, guard: ConnectionGuard) -> None:
-        self._inner = inner
-        self._guard = guard
-        self._transport: asyncio.BaseTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._guard.admit(transport):
-            self._transport = transport
-            self._inner.connection_made(transport)
-
-    def data_received(self, data: bytes) -> None:
-        if self._transport is not None:
-            self._inner.data_received(data)
-
-    def eof_received(self) -> bool | None:
-        return self._inner.eof_received() if self._transport is not None else None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._transport is not None:
-            self._guard.forget(self._transport)
-            self._inner.connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        if self._transport is not None:
-            self._inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        if self._transport is not None:
-            self._inner.resume_writing()
-
-
-class GuardedUnixSite(web.UnixSite):
-    """``web.UnixSite`` whose connections pass through a :class:`ConnectionGuard`."""
-
-    def __init__(self, runner: web.AppRunner, path: str, guard: ConnectionGuard) -> None:
-        super().__init__(runner, path)
-        self._guard = guard
-
-    async def start(self) -> None:
-        await web.BaseSite.start(self)  # registers the site; UnixSite.start would listen
-        server = self._runner.server
-        assert server is not None
-        guard = self._guard
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_unix_server(
-            lambda: _Admitted(server(), guard), self._path, backlog=self._backlog
-        )

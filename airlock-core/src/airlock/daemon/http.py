@@ -20,7 +20,7 @@ from pydantic_core import to_json
 from airlock.common.logs import get_logger
 from airlock.common.nesting import nested_deeper_than
 from airlock.common.text import SURROGATE_ESCAPE
-from airlock.daemon.connections import PEER, ConnectionGuard
+from airlock.daemon.connections import PEER, Connection, ConnectionGuard
 from airlock.errors import (
     HTTP_ERRORS,
     AirlockError,
@@ -64,7 +64,7 @@ def _http_error(exc: web.HTTPException) -> web.Response:
     )
 
 
-_INTERNAL_ERROR = json.dumps(
+INTERNAL_ERROR = json.dumps(
     {"error": {"code": "internal_error", "message": "internal error; see the daemon log"}}
 ).encode()
 
@@ -120,37 +120,65 @@ StateFailed = Callable[[str, str], Awaitable[object]]
 """Records that a request's state write failed (its method and path)."""
 
 
-def guarded(
-    handler: RequestHandler,
-    gate: UidGate,
-    guard: ConnectionGuard,
-    *,
-    state: object = "state.db",
-    state_failed: StateFailed | None = None,
-) -> RequestHandler:
+class FrontDoor:
     """The daemon's front door, wrapped once around the app's whole handler (routing
-    included), in place of a middleware, so aiohttp runs none of its per-request
-    middleware machinery: marks the connection busy while its request runs and hands the
-    request the peer found when it connected (``peer`` asks the kernel otherwise); lets
-    in only the uids the gate allows; answers every error as JSON with its status (an
-    unknown path's 404 and a wrong method's 405 too), and a bug with a 500 that keeps
-    its details in the daemon's log. A state database that refuses a write is a 503
-    (*state*: its path) and a record (*state_failed*): the audit record written before
-    the refused write may tell of a change that was not made."""
+    included) in place of a middleware, so aiohttp runs none of its per-request
+    middleware machinery, and around every call the fast path answers (``fast_path``):
+    marks the connection busy while its request runs; lets in only the uids the gate
+    allows; answers every error as JSON with its status (an unknown path's 404 and a
+    wrong method's 405 too), and a bug with a 500 that keeps its details in the daemon's
+    log. A state database that refuses a write is a 503 (*state*: its path) and a record
+    (*state_failed*): the audit record written before the refused write may tell of a
+    change that was not made."""
 
-    async def gatekeeper(request: web.BaseRequest) -> web.StreamResponse:
-        conn = guard.connection(request.transport)
-        if conn is not None:
-            if conn.peer is not None:
+    def __init__(
+        self,
+        gate: UidGate,
+        guard: ConnectionGuard,
+        *,
+        state: object = "state.db",
+        state_failed: StateFailed | None = None,
+    ) -> None:
+        self.gate = gate
+        self.guard = guard
+        self._state = state
+        self._state_failed = state_failed
+
+    def around(self, handler: RequestHandler) -> RequestHandler:
+        """*handler* (aiohttp's) behind the door; it hands the request the peer found
+        when it connected (``peer`` asks the kernel otherwise)."""
+
+        async def gatekeeper(request: web.BaseRequest) -> web.StreamResponse:
+            conn = self.guard.connection(request.transport)
+            if conn is not None and conn.peer is not None:
                 request[PEER] = conn.peer
+
+            async def checked() -> web.StreamResponse:
+                self.let_in(peer(request))
+                return await handler(request)
+
+            return await self.answer(conn, request.method, request.path, checked)
+
+        return gatekeeper
+
+    def let_in(self, caller: Peer) -> None:
+        if not self.gate.allows(caller.uid):
+            raise Forbidden(
+                f"uid {caller.uid} may not use this Airlock", hint="see daemon.allowed_uids"
+            )
+
+    async def answer(
+        self,
+        conn: Connection | None,
+        method: str,
+        path: str,
+        run: Callable[[], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        """What *run* answers, or its error as the JSON answer for it."""
+        if conn is not None:
             conn.busy += 1
         try:
-            caller = peer(request)
-            if not gate.allows(caller.uid):
-                raise Forbidden(
-                    f"uid {caller.uid} may not use this Airlock", hint="see daemon.allowed_uids"
-                )
-            return await handler(request)
+            return await run()
         except AirlockError as exc:
             return error_response(exc)
         except web.HTTPException as exc:
@@ -158,26 +186,31 @@ def guarded(
                 raise
             return _http_error(exc)
         except sqlite3.OperationalError as exc:
-            log.error("state_write_failed", path=request.path, error=str(exc))
-            if state_failed is not None:
+            log.error("state_write_failed", path=path, error=str(exc))
+            if self._state_failed is not None:
                 # When the audit log refuses writes too, the answer says enough.
                 with contextlib.suppress(AirlockError):
-                    await state_failed(request.method, request.path)
+                    await self._state_failed(method, path)
             return error_response(
-                state_unavailable(state, revocation_held=isinstance(exc, RevocationNotWritten))
+                state_unavailable(
+                    self._state, revocation_held=isinstance(exc, RevocationNotWritten)
+                )
             )
         except Exception as exc:  # a bug: answer cleanly, keep details out of the response
-            log.error("unhandled_error", path=request.path, error=type(exc).__name__)
-            return web.Response(body=_INTERNAL_ERROR, status=500, content_type=JSON)
+            log.error("unhandled_error", path=path, error=type(exc).__name__)
+            return web.Response(body=INTERNAL_ERROR, status=500, content_type=JSON)
         finally:
             if conn is not None:
                 conn.busy -= 1
 
-    return gatekeeper
-
 
 async def read_body(request: web.Request, model: type[M]) -> M:
-    data = parse_json_object(await whole_body(request))
+    return parse_body(await whole_body(request), model)
+
+
+def parse_body(raw: bytes, model: type[M]) -> M:
+    """*raw* as a JSON object valid for *model*; a 400 naming the field otherwise."""
+    data = parse_json_object(raw)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

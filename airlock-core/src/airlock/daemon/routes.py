@@ -8,10 +8,17 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 
 from airlock import api
-from airlock.daemon.http import int_query, json_model, operation_answer, peer, read_body
+from airlock.daemon.http import (
+    int_query,
+    json_model,
+    peer,
+    read_body,
+    whole_body,
+)
 from airlock.daemon.openapi import Route, openapi_document
+from airlock.daemon.operation_calls import bearer_token, operation_call
 from airlock.daemon.runtime import Runtime
-from airlock.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from airlock.errors import Forbidden, InvalidInput, NotFound
 from airlock.framework.operations import canonical_operation_params
 from airlock.security.audit import shallow
 from airlock.security.peers import speaks_for_owner, whose
@@ -34,11 +41,7 @@ def _totp_header(request: web.Request) -> str:
 
 
 def bearer(request: web.Request) -> str:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("no session token", hint="send Authorization: Bearer alk_...")
-    return token.strip()
+    return bearer_token(request.headers.get("Authorization", ""))
 
 
 async def status(request: web.Request) -> web.StreamResponse:
@@ -133,16 +136,11 @@ async def check_operation(request: web.Request) -> web.StreamResponse:
 
 
 async def run_operation(request: web.Request) -> web.StreamResponse:
-    token = bearer(request)
-    body = await read_body(request, api.OperationIn)
+    authorization = request.headers.get("Authorization", "")
+    bearer_token(authorization)  # no token: a 401 before the body is waited for
+    body = await whole_body(request)
     service, operation = request.match_info["service"], request.match_info["operation"]
-    try:
-        result = await rt(request).gateway.run(
-            token, peer(request), service, operation, body.params
-        )
-    except NotFound as exc:
-        raise rt(request).explain_unknown_service(exc) from None
-    return operation_answer(result, service, operation)
+    return await operation_call(rt(request), peer(request), authorization, service, operation, body)
 
 
 async def set_credentials(request: web.Request) -> web.StreamResponse:

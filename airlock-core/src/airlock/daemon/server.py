@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import grp
 import os
 import signal
@@ -16,9 +17,11 @@ from airlock.common.clock import Clock
 from airlock.common.files import ensure_private_dir
 from airlock.common.logs import get_logger
 from airlock.connector_host.link import HostLauncher
-from airlock.daemon.connections import ConnectionGuard, GuardedUnixSite, connection_budget
-from airlock.daemon.http import BODY_LIMIT, BODY_TIMEOUT, UidGate, guarded
+from airlock.daemon.connections import ConnectionGuard, connection_budget
+from airlock.daemon.fast_path import DaemonSite, FastPath
+from airlock.daemon.http import BODY_LIMIT, BODY_TIMEOUT, FrontDoor, UidGate
 from airlock.daemon.openai_routes import OPENAI_ROUTES
+from airlock.daemon.operation_calls import operation_call
 from airlock.daemon.routes import ROUTE_TABLE, ROUTES, RUNTIME
 from airlock.daemon.runtime import Runtime
 from airlock.errors import AirlockError, AlreadyRunning
@@ -28,9 +31,12 @@ from airlock.settings.paths import AirlockPaths, Mode
 
 log = get_logger("airlock.daemon")
 
+SHUTDOWN_TIMEOUT = 10.0
+"""Seconds the operation calls running when the daemon stops get to finish."""
+
 
 def build_web_app(runtime: Runtime) -> web.Application:
-    """The API's app; served only behind :func:`guarded` (see :func:`serve`)."""
+    """The API's app; served only behind ``FrontDoor.around`` (see :func:`serve`)."""
     app = web.Application(client_max_size=BODY_LIMIT)
     app[RUNTIME] = runtime
     app[BODY_TIMEOUT] = float(runtime.config.daemon.idle_timeout)
@@ -90,14 +96,18 @@ async def serve(
         # The uid gate and the JSON errors wrap the app's handler once, for every request
         # (an unknown path's too), instead of a middleware aiohttp would run per request.
         assert runner.server is not None
-        runner.server.request_handler = guarded(
-            runner.server.request_handler,
+        door = FrontDoor(
             gate,
             guard,
             state=paths.state_db,
             state_failed=lambda method, path: runtime.audit.append(
                 "state_write_failed", method=method, path=path
             ),
+        )
+        runner.server.request_handler = door.around(runner.server.request_handler)
+        # An agent's operation calls skip aiohttp's request machinery (see fast_path).
+        fast = FastPath(
+            door, functools.partial(operation_call, runtime), idle_timeout=settings.idle_timeout
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -115,7 +125,7 @@ async def serve(
         # Started before the socket opens: no agent is served before the start's audit
         # record and cut check, the budgets a stop cut off, the credentials moved.
         await runtime.start()
-        site = GuardedUnixSite(runner, str(paths.socket), guard)
+        site = DaemonSite(runner, str(paths.socket), guard, fast)
         # Created with its final mode (no window): 0600 for the person alone, 0660 in
         # isolated mode, where the socket's group is who may connect.
         old_umask = os.umask(0o177 if paths.mode is Mode.PERSONAL else 0o117)
@@ -137,6 +147,8 @@ async def serve(
             log.info("daemon_stopping")
             if dashboard is not None:
                 await dashboard.stop()
+            # The calls running finish and their answers go out; then every connection ends.
+            await fast.stop(grace=SHUTDOWN_TIMEOUT)
             await runner.cleanup()
             await runtime.stop()
             with contextlib.suppress(FileNotFoundError):

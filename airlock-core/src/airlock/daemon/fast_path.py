@@ -1,0 +1,377 @@
+"""Operation calls answered without aiohttp's request machinery: the daemon's hot path.
+
+Nearly everything an agent sends is ``POST /v1/ops/{service}/{operation}``, and for
+that one request aiohttp's per-request machinery (a task, request and response objects,
+a stream reader and writer, keep-alive bookkeeping) cost the event loop about as much as
+the call's own work. So every connection on the socket starts here. A request this
+module finds whole and in its strict form (below) is answered here, by the code the
+aiohttp route runs (``routes.operation_call`` behind ``http.FrontDoor.answer``). At the
+first request that is anything else (another route, a head or body not all arrived yet,
+a header this parser does not take) the connection, with every byte of it not yet
+answered, goes to aiohttp for the rest of its life. So this parser never has to be right
+about a request it does not take: aiohttp reads that request whole, as if it had had
+the connection from the start.
+
+The strict form: the request line exactly ``POST /v1/ops/<service>/<operation>
+HTTP/1.1``, with the names as the config and the connectors allow them (no escapes, no
+query); a head of at most 8 KiB in printable ASCII whose lines are each ``name: value``
+with a token for a name; one ``Host``; at most one each of ``Content-Length`` (digits,
+within the body limit), ``Authorization`` and ``Connection``; no ``Transfer-Encoding``,
+``Expect``, ``Upgrade`` or ``Content-Encoding``; and the whole body here. The tests hold
+it to aiohttp's reading of the same bytes, byte-mangled heads included.
+
+One request runs at a time on a connection, and answers go out in order. While one runs,
+what the agent sends next waits (reading pauses once that is more than a request can
+be), as it does while the agent is not reading its answers. A connection with no request
+running for ``daemon.idle_timeout`` seconds is closed, as aiohttp closes its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from email.utils import formatdate
+from typing import cast
+
+from aiohttp import web
+
+from airlock.daemon.connections import Connection, ConnectionGuard
+from airlock.daemon.http import BODY_LIMIT, INTERNAL_ERROR, FrontDoor
+from airlock.security.peers import Peer
+
+__all__ = ["DaemonSite", "FastPath", "OperationCall", "read_call"]
+
+HEAD_LIMIT = 8192
+"""The longest head taken here (aiohttp's own limit for a line or a field is 8190)."""
+_REQUEST_LINE = re.compile(
+    rb"POST /v1/ops/([a-z][a-z0-9_-]{0,31})/([a-z][a-z0-9_]{1,47}) HTTP/1\.1\Z"
+)
+_FIELD = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):([\x20-\x7e\t]*)\Z")
+_ONCE = frozenset((b"content-length", b"authorization", b"connection", b"host"))
+_NOT_HERE = frozenset((b"transfer-encoding", b"expect", b"upgrade", b"content-encoding"))
+_LENGTH = re.compile(rb"[0-9]{1,8}\Z")
+
+OperationCall = Callable[[Peer, str, str, str, bytes], Awaitable[web.Response]]
+"""(caller, Authorization header, service, operation, body) to the route's answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One operation call read from a connection's bytes."""
+
+    service: str
+    operation: str
+    authorization: str
+    body: bytes
+    close: bool
+    size: int
+    """How many bytes of the connection it took, head and body."""
+
+
+def read_call(data: bytes) -> Call | None:
+    """The operation call at the start of *data* in the strict form, whole; None for
+    anything else (aiohttp's then)."""
+    end = data.find(b"\r\n\r\n", 0, HEAD_LIMIT)
+    if end < 0:
+        return None
+    lines = data[:end].split(b"\r\n")
+    line = _REQUEST_LINE.match(lines[0])
+    if line is None:
+        return None
+    seen: dict[bytes, bytes] = {}
+    for raw in lines[1:]:
+        field = _FIELD.match(raw)
+        if field is None:
+            return None
+        name = field[1].lower()
+        if name in _NOT_HERE or (name in _ONCE and name in seen):
+            return None
+        seen[name] = field[2].strip(b" \t")
+    if b"host" not in seen:  # aiohttp refuses an HTTP/1.1 request without one
+        return None
+    length = seen.get(b"content-length", b"0")
+    if _LENGTH.match(length) is None or int(length) > BODY_LIMIT:
+        return None
+    connection = seen.get(b"connection", b"keep-alive").lower()
+    if connection not in (b"keep-alive", b"close"):
+        return None
+    size = end + 4 + int(length)
+    if len(data) < size:
+        return None
+    return Call(
+        service=line[1].decode(),
+        operation=line[2].decode(),
+        authorization=seen.get(b"authorization", b"").decode(),
+        body=data[end + 4 : size],
+        close=connection == b"close",
+        size=size,
+    )
+
+
+class FastPath:
+    """The connections the fast path still holds, and the calls it runs."""
+
+    def __init__(self, door: FrontDoor, call: OperationCall, *, idle_timeout: float) -> None:
+        self._door = door
+        self._call = call
+        self.idle_timeout = idle_timeout
+        self.stopping = False
+        self._held: set[ConnectionProtocol] = set()
+        self._running: set[asyncio.Task[None]] = set()
+
+    def hold(self, protocol: ConnectionProtocol) -> None:
+        self._held.add(protocol)
+
+    def release(self, protocol: ConnectionProtocol) -> None:
+        self._held.discard(protocol)
+
+    def start(self, protocol: ConnectionProtocol, conn: Connection, call: Call) -> None:
+        task = asyncio.get_running_loop().create_task(self._answer(protocol, conn, call))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _answer(self, protocol: ConnectionProtocol, conn: Connection, call: Call) -> None:
+        caller = conn.peer
+        assert caller is not None  # connections without one are aiohttp's
+
+        async def run() -> web.StreamResponse:
+            self._door.let_in(caller)
+            return await self._call(
+                caller, call.authorization, call.service, call.operation, call.body
+            )
+
+        path = f"/v1/ops/{call.service}/{call.operation}"
+        response = await self._door.answer(conn, "POST", path, run)
+        close = call.close or self.stopping
+        protocol.answered(encode_response(response, close=close), close=close)
+
+    async def stop(self, grace: float) -> None:
+        """Take no more calls, let those running finish (for at most *grace* seconds),
+        then close the connections still held here."""
+        self.stopping = True
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=grace)
+        for protocol in list(self._held):
+            protocol.close()
+
+
+class ConnectionProtocol(asyncio.Protocol):
+    """One connection on the daemon's socket: registered with the guard; its operation
+    calls answered by the fast path until its first request that is not one, then by
+    aiohttp's handler (*make_inner*)."""
+
+    def __init__(
+        self,
+        make_inner: Callable[[], asyncio.Protocol],
+        guard: ConnectionGuard,
+        fast: FastPath | None,
+    ) -> None:
+        self._make_inner = make_inner
+        self._guard = guard
+        self._fast = fast
+        self._inner: asyncio.Protocol | None = None
+        self._transport: asyncio.Transport | None = None
+        self._conn: Connection | None = None
+        self._buffer = b""
+        self._running = False
+        self._closed = False
+        self._eof = False
+        self._writing_paused = False
+        self._reading_paused = False
+        self._idle_since = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        conn = self._guard.admit(transport)
+        if conn is None:
+            return
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self._transport, self._conn = cast(asyncio.Transport, transport), conn
+        fast = self._fast
+        if fast is None or fast.stopping or conn.peer is None:
+            self._hand_over()
+            return
+        fast.hold(self)
+        self._idle_since = time.monotonic()
+        self._arm_timer(fast.idle_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        if self._inner is not None:
+            self._inner.data_received(data)
+            return
+        if self._transport is None or self._closed:
+            return
+        self._buffer = self._buffer + data if self._buffer else data
+        if not self._running and not self._writing_paused:
+            self._serve_next()
+        elif len(self._buffer) > BODY_LIMIT + HEAD_LIMIT and not self._reading_paused:
+            self._reading_paused = True
+            self._transport.pause_reading()
+
+    def _serve_next(self) -> None:
+        assert self._transport is not None
+        assert self._conn is not None
+        assert self._fast is not None
+        if not self._buffer:
+            if self._eof:
+                self._transport.close()
+            return
+        if self._fast.stopping:
+            self._transport.close()
+            return
+        call = read_call(self._buffer)
+        if call is None or (call.close and len(self._buffer) > call.size):
+            # Bytes after a request that closes the connection: aiohttp refuses them all.
+            self._hand_over()
+            return
+        self._buffer = self._buffer[call.size :]
+        self._running = True
+        self._fast.start(self, self._conn, call)
+
+    def answered(self, answer: bytes, *, close: bool) -> None:
+        """The running call's answer: written, then the next call, if one is here."""
+        self._running = False
+        transport = self._transport
+        if transport is None or self._closed or transport.is_closing():
+            return
+        transport.write(answer)
+        if close:
+            self._buffer = b""
+            transport.close()
+            return
+        self._idle_since = time.monotonic()
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+        if not self._writing_paused:
+            self._serve_next()
+
+    def _hand_over(self) -> None:
+        """aiohttp's from now on, with what has arrived and is not answered."""
+        assert self._transport is not None
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._fast is not None:
+            self._fast.release(self)
+        pending, self._buffer = self._buffer, b""
+        inner = self._inner = self._make_inner()
+        inner.connection_made(self._transport)
+        if self._reading_paused:
+            self._reading_paused = False
+            self._transport.resume_reading()
+        if self._writing_paused:
+            inner.pause_writing()
+        if pending:
+            inner.data_received(pending)
+        if self._eof and not inner.eof_received():
+            self._transport.close()
+
+    def close(self) -> None:
+        """The daemon stops: close a connection still held here."""
+        if self._transport is not None and self._inner is None:
+            self._transport.close()
+
+    def _arm_timer(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time() + max(0.0, self._idle_since + timeout - time.monotonic())
+        self._timer = loop.call_at(due, self._idle_check, timeout)
+
+    def _idle_check(self, timeout: float) -> None:
+        if self._inner is not None or self._closed or self._transport is None:
+            return
+        if self._running:
+            self._idle_since = time.monotonic()
+        elif time.monotonic() - self._idle_since >= timeout:
+            self._transport.close()
+            return
+        self._arm_timer(timeout)
+
+    def eof_received(self) -> bool | None:
+        if self._inner is not None:
+            return self._inner.eof_received()
+        self._eof = True
+        # Kept open for the answer to a call running or waiting; closed after it.
+        return True if self._running or self._buffer else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is None:
+            return
+        self._guard.forget(self._transport)
+        if self._inner is not None:
+            self._inner.connection_lost(exc)
+            return
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._fast is not None:
+            self._fast.release(self)
+
+    def pause_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.pause_writing()
+        else:
+            self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.resume_writing()
+            return
+        self._writing_paused = False
+        if not self._running and self._transport is not None and not self._closed:
+            self._serve_next()
+
+
+_date: tuple[int, bytes] = (0, b"")
+
+
+def _http_date() -> bytes:
+    global _date
+    now = int(time.time())
+    if _date[0] != now:
+        _date = (now, formatdate(now, usegmt=True).encode("ascii"))
+    return _date[1]
+
+
+_SET_HERE = frozenset(("content-length", "connection", "transfer-encoding", "date"))
+
+
+def encode_response(response: web.StreamResponse, *, close: bool) -> bytes:
+    """*response* as HTTP/1.1 bytes (what aiohttp would have written, Server aside)."""
+    body = response.body if isinstance(response, web.Response) else None
+    if not isinstance(body, bytes):  # every answer here has its bytes; a bug otherwise
+        response = web.Response(body=INTERNAL_ERROR, status=500, content_type="application/json")
+        body = INTERNAL_ERROR
+    lines = [b"HTTP/1.1 %d %s" % (response.status, response.reason.encode("latin-1"))]
+    for name, value in response.headers.items():
+        if name.lower() not in _SET_HERE:
+            lines.append(f"{name}: {value}".encode("latin-1"))
+    lines.append(b"Content-Length: %d" % len(body))
+    lines.append(b"Date: " + _http_date())
+    if close:
+        lines.append(b"Connection: close")
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+class DaemonSite(web.UnixSite):
+    """``web.UnixSite`` whose connections pass through a :class:`ConnectionGuard` and
+    start on the fast path (*fast*; None: aiohttp's from the start)."""
+
+    def __init__(
+        self, runner: web.AppRunner, path: str, guard: ConnectionGuard, fast: FastPath | None
+    ) -> None:
+        super().__init__(runner, path)
+        self._guard = guard
+        self._fast = fast
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)  # registers the site; UnixSite.start would listen
+        server = self._runner.server
+        assert server is not None
+        guard, fast = self._guard, self._fast
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_unix_server(
+            lambda: ConnectionProtocol(server, guard, fast), self._path, backlog=self._backlog
+        )

@@ -1,0 +1,34 @@
+"""What ``POST /v1/ops/{service}/{operation}`` answers: for the aiohttp route and for
+the fast path (``fast_path``), which must answer exactly alike."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from airlock import api
+from airlock.daemon.http import operation_answer, parse_body
+from airlock.daemon.runtime import Runtime
+from airlock.errors import NotFound, Unauthenticated
+from airlock.security.peers import Peer
+
+
+def bearer_token(header: str) -> str:
+    """The session token an ``Authorization`` header carries; 401 when it has none."""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("no session token", hint="send Authorization: Bearer alk_...")
+    return token.strip()
+
+
+async def operation_call(
+    runtime: Runtime, caller: Peer, authorization: str, service: str, operation: str, raw: bytes
+) -> web.Response:
+    """``POST /v1/ops/{service}/{operation}``'s answer (the route's and ``fast_path``'s),
+    from the ``Authorization`` header and the body's bytes."""
+    token = bearer_token(authorization)
+    params = parse_body(raw, api.OperationIn).params
+    try:
+        result = await runtime.gateway.run(token, caller, service, operation, params)
+    except NotFound as exc:
+        raise runtime.explain_unknown_service(exc) from None
+    return operation_answer(result, service, operation)
