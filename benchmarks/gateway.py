@@ -57,15 +57,23 @@ taken back to back, alternated):
   handler once (``daemon.http.guarded``), so aiohttp skips its per-request middleware
   machinery (~16 % of the loop's samples had been under it and the gatekeeper).
 
-The ceiling, with aiohttp's server, a durable record and the host hop: at 35 % of a
-quiet bare app (22,600 calls/s at 44 us) the daemon would serve 7,900 calls/s, i.e.
-at most 126 us of loop CPU a call with the loop never idle. The loop needs 130-150 us
-quiet, 190-240 at load 2-3, and stays idle ~20 % between the serial stages a call waits
-for (its record's group commit, its host answer), so it serves 4,000-5,500 calls/s at
-best here: 18-25 % of a quiet bare app (up to ~0.3 against a slow bare run). Reaching
-0.35 would take the loop below ~100 us a call, while aiohttp's own share is ~45 us (the
-bare app's) and the required record and hop were ~100-140 us of it; it needs a cheaper
-server than aiohttp's or the record and hop off the loop thread's process, not trimming.
+The fast path (2026-12-04, ``daemon/fast_path.py``): an operation call is now read and
+answered without aiohttp's request machinery (its task, request and response objects,
+stream reader and writer), as the sums above said it must be. Alternated against the
+commit before (20 rounds of 32 clients, two daemons side by side): 1.15-1.19x the calls
+a second, daemon CPU a call 258 -> 206 and 173 -> 152 us; the single client's overhead
+1.1 -> 0.82 ms with the host, 0.78-0.93 -> 0.62 without (bench runs an hour apart). Per thread at 32 clients
+(``/proc/.../schedstat``, the same minute; before -> after): the event-loop thread
+162 -> 120 us a call, busy 78 -> 72 % of the run; the audit writer 28 -> 26 us, and 51
+-> 45 us a call waiting for a CPU once woken; the connector host 80 -> 71 us (of which
+the Maildir count itself ~25); the load generator ~20.
+
+What stands between that and 0.35: at 35 % of a quick bare run (27,000 calls/s at 34 us)
+the daemon would serve 9,500 calls/s, i.e. at most ~210 us of CPU a call for everything
+on the two cores (loop, audit writer, host, load generator) packed without a gap. They
+take ~236 now, and the loop still idles a quarter of the run, between the waves in which
+32 calls cross the host and the audit batch together. Closing it needs a third less CPU
+a call across the daemon and the host, not one part trimmed.
 
 The load generator reports its own CPU per operation next to the server's: it must cost
 less than what it measures, or the figures measure the client.
