@@ -384,3 +384,37 @@ def _essence(answer: Answer) -> tuple[int, tuple[tuple[str, str], ...], bytes]:
 def _unparsable(answer: Answer) -> bool:
     """aiohttp's own 400 for bytes that are not HTTP (plain text, not Airlock's JSON)."""
     return answer.status == 400 and ("content-type", "text/plain; charset=utf-8") in answer.headers
+
+
+# -- heads aiohttp refuses or reads differently: the fast path must not take them ----------
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "".join(f"X-Pad-{i}: v\r\n" for i in range(130)),  # aiohttp: at most 128 fields
+        "Content-Type: text/plain\r\n",  # a second Content-Type (op() sends one)
+        "User-Agent: a\r\nUser-Agent: b\r\n",
+        "Server: a\r\nServer: a\r\n",
+        "Sec-WebSocket-Key1: 1\r\n",
+    ],
+    ids=["130 fields", "two Content-Types", "two User-Agents", "two Servers", "ws key1"],
+)
+def test_a_head_aiohttp_refuses_is_refused_on_the_fast_path_too(
+    daemon: tuple[Airlock, str], extra: str
+) -> None:
+    airlock, token = daemon
+    fast, slow = both_ways(airlock.paths.socket, op(token, extra=extra + CLOSE))
+    same(fast, slow)
+    assert [a.status for a in fast] == [400]
+
+
+def test_proxy_connection_close_ends_the_connection_on_both(
+    daemon: tuple[Airlock, str],
+) -> None:
+    """aiohttp's parser (llhttp) takes ``Proxy-Connection: close`` as ``Connection:
+    close``: the request after it on the same connection is never run there."""
+    airlock, token = daemon
+    data = op(token, extra="Proxy-Connection: close\r\n") + op(token, extra=CLOSE)
+    fast, slow = both_ways(airlock.paths.socket, data)
+    same(fast, slow)

@@ -15,9 +15,12 @@ the connection from the start.
 The strict form: the request line exactly ``POST /v1/ops/<service>/<operation>
 HTTP/1.1``, with the names as the config and the connectors allow them (no escapes, no
 query); a head of at most 8 KiB in printable ASCII whose lines are each ``name: value``
-with a token for a name; one ``Host``; at most one each of ``Content-Length`` (digits,
-within the body limit), ``Authorization`` and ``Connection``; no ``Transfer-Encoding``,
-``Expect``, ``Upgrade`` or ``Content-Encoding``; and the whole body here. The tests hold
+with a token for a name, at most 128 of them (aiohttp refuses more), no name twice
+(aiohttp refuses a second ``Content-Type``, ``User-Agent`` and others); one ``Host``;
+``Content-Length`` digits within the body limit; ``Connection`` ``keep-alive`` or
+``close``; no ``Transfer-Encoding``, ``Expect``, ``Upgrade``, ``Content-Encoding``,
+``Proxy-Connection`` (aiohttp's parser reads it as ``Connection``) or
+``Sec-WebSocket-Key1`` (aiohttp refuses it); and the whole body here. The tests hold
 it to aiohttp's reading of the same bytes, byte-mangled heads included.
 
 One request runs at a time on a connection, and answers go out in order. While one runs,
@@ -50,8 +53,18 @@ _REQUEST_LINE = re.compile(
     rb"POST /v1/ops/([a-z][a-z0-9_-]{0,31})/([a-z][a-z0-9_]{1,47}) HTTP/1\.1\Z"
 )
 _FIELD = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):([\x20-\x7e\t]*)\Z")
-_ONCE = frozenset((b"content-length", b"authorization", b"connection", b"host"))
-_NOT_HERE = frozenset((b"transfer-encoding", b"expect", b"upgrade", b"content-encoding"))
+FIELD_LIMIT = 128
+"""The most header fields taken here (aiohttp's ``max_headers``: a 400 for more)."""
+_NOT_HERE = frozenset(
+    (
+        b"transfer-encoding",
+        b"expect",
+        b"upgrade",
+        b"content-encoding",
+        b"proxy-connection",  # llhttp: the same as Connection
+        b"sec-websocket-key1",  # aiohttp: a 400
+    )
+)
 _LENGTH = re.compile(rb"[0-9]{1,8}\Z")
 
 OperationCall = Callable[[Peer, str, str, str, bytes], Awaitable[web.Response]]
@@ -81,13 +94,15 @@ def read_call(data: bytes) -> Call | None:
     line = _REQUEST_LINE.match(lines[0])
     if line is None:
         return None
+    if len(lines) - 1 > FIELD_LIMIT:
+        return None
     seen: dict[bytes, bytes] = {}
     for raw in lines[1:]:
         field = _FIELD.match(raw)
         if field is None:
             return None
         name = field[1].lower()
-        if name in _NOT_HERE or (name in _ONCE and name in seen):
+        if name in _NOT_HERE or name in seen:
             return None
         seen[name] = field[2].strip(b" \t")
     if b"host" not in seen:  # aiohttp refuses an HTTP/1.1 request without one
