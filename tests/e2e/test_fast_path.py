@@ -418,3 +418,57 @@ def test_proxy_connection_close_ends_the_connection_on_both(
     data = op(token, extra="Proxy-Connection: close\r\n") + op(token, extra=CLOSE)
     fast, slow = both_ways(airlock.paths.socket, data)
     same(fast, slow)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def test_no_new_connection_is_served_once_the_daemon_stops(tmp_path: Path) -> None:
+    """SIGTERM while a call runs: that call is answered, but a connection made while it
+    finishes is not served (the daemon takes no more calls)."""
+    import os
+    import signal
+
+    airlock = Airlock(tmp_path / "home")
+    airlock.start()
+    assert airlock.proc is not None
+    stopped: list[int] = []
+    try:
+        with airlock.client() as agent:
+            token = airlock.session(agent)["token"]
+            agent.post(
+                "/v1/ops/mail/count_unread",
+                json={"params": {}},
+                headers={"Authorization": f"Bearer {token}"},
+            )  # the connector host runs now
+        for child in _children(airlock.proc.pid):  # the call waits on it while stopped
+            os.kill(child, signal.SIGSTOP)
+            stopped.append(child)
+        running: dict[str, list[Answer]] = {}
+        call = op(token, extra=CLOSE)
+        worker = threading.Thread(
+            target=lambda: running.update(
+                got=answers(airlock.paths.socket, call, handed_over=False, timeout=20)
+            )
+        )
+        worker.start()
+        time.sleep(1.0)  # the call is running now
+        airlock.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        late = answers(airlock.paths.socket, STATUS, handed_over=False, timeout=3)
+        for child in stopped:
+            os.kill(child, signal.SIGCONT)
+        stopped.clear()
+        worker.join(30)
+        airlock.proc.wait(30)
+    finally:
+        for child in stopped:
+            os.kill(child, signal.SIGCONT)
+        if airlock.proc.poll() is None:
+            airlock.stop()
+    assert [a.status for a in running["got"]] == [200]
+    assert late == [], "a connection made after SIGTERM was served"

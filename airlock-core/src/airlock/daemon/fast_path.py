@@ -206,7 +206,12 @@ class ConnectionProtocol(asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
         self._transport, self._conn = cast(asyncio.Transport, transport), conn
         fast = self._fast
-        if fast is None or fast.stopping or conn.peer is None:
+        if fast is not None and fast.stopping:
+            # The daemon stops: no new connection is served (handed to aiohttp, it was,
+            # while the calls running finished).
+            self._transport.close()
+            return
+        if fast is None or conn.peer is None:
             self._hand_over()
             return
         fast.hold(self)
