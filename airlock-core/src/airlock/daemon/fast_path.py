@@ -41,11 +41,14 @@ from typing import cast
 
 from aiohttp import web
 
+from airlock.common.logs import get_logger
 from airlock.daemon.connections import Connection, ConnectionGuard
 from airlock.daemon.http import BODY_LIMIT, INTERNAL_ERROR, FrontDoor
 from airlock.security.peers import Peer
 
 __all__ = ["DaemonSite", "FastPath", "OperationCall", "read_call"]
+
+log = get_logger("airlock.daemon")
 
 HEAD_LIMIT = 8192
 """The longest head taken here (aiohttp's own limit for a line or a field is 8190)."""
@@ -159,9 +162,19 @@ class FastPath:
             )
 
         path = f"/v1/ops/{call.service}/{call.operation}"
-        response = await self._door.answer(conn, "POST", path, run)
-        close = call.close or self.stopping
-        protocol.answered(encode_response(response, close=close), close=close)
+        try:
+            response = await self._door.answer(conn, "POST", path, run)
+            close = call.close or self.stopping
+            answer = encode_response(response, close=close)
+        except Exception as exc:  # past the door (a redirect, its own error handling
+            # failing): a 500 that closes, never a connection left "running" for good
+            log.error("unhandled_error", path=path, error=type(exc).__name__)
+            close = True
+            answer = encode_response(
+                web.Response(body=INTERNAL_ERROR, status=500, content_type="application/json"),
+                close=True,
+            )
+        protocol.answered(answer, close=close)
 
     async def stop(self, grace: float) -> None:
         """Take no more calls, let those running finish (for at most *grace* seconds),
