@@ -73,3 +73,33 @@ def test_a_call_whose_error_escapes_the_front_door_does_not_hold_its_connection(
     transport = asyncio.run(_serve(redirected, CALL, wait=1.0))
     assert transport.closed, "the connection is held open for good"
     assert transport.written.startswith(b"HTTP/1.1 500 ")
+
+
+def test_bytes_trickling_in_behind_a_running_call_cost_no_copy_of_the_backlog() -> None:
+    """While a call runs, what the agent sends waits in the buffer (up to ~1 MiB). A byte
+    at a time must not copy that backlog each time: 4,000 one-byte reads behind a 1 MiB
+    backlog were 4 GB of copying on the event loop."""
+    import time
+
+    async def slow(_p: Peer, _a: str, _s: str, _o: str, _b: bytes) -> web.Response:
+        await asyncio.sleep(30)
+        return web.Response(body=b"{}")
+
+    async def trickle() -> float:
+        guard = ConnectionGuard(per_uid=8, total=8)
+        fast = FastPath(FrontDoor(UidGate([], None), guard), slow, idle_timeout=60)
+        ours, theirs = socket.socketpair(socket.AF_UNIX)
+        with ours, theirs:
+            protocol = ConnectionProtocol(lambda: asyncio.Protocol(), guard, fast)
+            protocol.connection_made(Recorder(ours))
+            protocol.data_received(CALL)  # runs now, for 30 s
+            await asyncio.sleep(0)
+            protocol.data_received(CALL * (1024 * 1024 // len(CALL)))
+            started = time.process_time()
+            for _ in range(4000):
+                protocol.data_received(b" ")
+            took = time.process_time() - started
+            await fast.stop(grace=0)
+            return took
+
+    assert asyncio.run(trickle()) < 0.1

@@ -87,13 +87,13 @@ class Call:
     """How many bytes of the connection it took, head and body."""
 
 
-def read_call(data: bytes) -> Call | None:
+def read_call(data: bytes | bytearray) -> Call | None:
     """The operation call at the start of *data* in the strict form, whole; None for
     anything else (aiohttp's then)."""
     end = data.find(b"\r\n\r\n", 0, HEAD_LIMIT)
     if end < 0:
         return None
-    lines = data[:end].split(b"\r\n")
+    lines = bytes(data[:end]).split(b"\r\n")
     line = _REQUEST_LINE.match(lines[0])
     if line is None:
         return None
@@ -123,7 +123,7 @@ def read_call(data: bytes) -> Call | None:
         service=line[1].decode(),
         operation=line[2].decode(),
         authorization=seen.get(b"authorization", b"").decode(),
-        body=data[end + 4 : size],
+        body=bytes(data[end + 4 : size]),
         close=connection == b"close",
         size=size,
     )
@@ -203,7 +203,9 @@ class ConnectionProtocol(asyncio.Protocol):
         self._inner: asyncio.Protocol | None = None
         self._transport: asyncio.Transport | None = None
         self._conn: Connection | None = None
-        self._buffer = b""
+        # A bytearray: bytes added at its end and taken from its start cost no copy of
+        # the rest (a bytes buffer copied the whole backlog at every read and every call).
+        self._buffer = bytearray()
         self._running = False
         self._closed = False
         self._eof = False
@@ -237,7 +239,7 @@ class ConnectionProtocol(asyncio.Protocol):
             return
         if self._transport is None or self._closed:
             return
-        self._buffer = self._buffer + data if self._buffer else data
+        self._buffer += data
         if not self._running and not self._writing_paused:
             self._serve_next()
         elif len(self._buffer) > BODY_LIMIT + HEAD_LIMIT and not self._reading_paused:
@@ -260,7 +262,7 @@ class ConnectionProtocol(asyncio.Protocol):
             # Bytes after a request that closes the connection: aiohttp refuses them all.
             self._hand_over()
             return
-        self._buffer = self._buffer[call.size :]
+        del self._buffer[: call.size]
         self._running = True
         self._fast.start(self, self._conn, call)
 
@@ -272,7 +274,7 @@ class ConnectionProtocol(asyncio.Protocol):
             return
         transport.write(answer)
         if close:
-            self._buffer = b""
+            self._buffer.clear()
             transport.close()
             return
         self._idle_since = time.monotonic()
@@ -289,7 +291,7 @@ class ConnectionProtocol(asyncio.Protocol):
             self._timer.cancel()
         if self._fast is not None:
             self._fast.release(self)
-        pending, self._buffer = self._buffer, b""
+        pending, self._buffer = bytes(self._buffer), bytearray()
         inner = self._inner = self._make_inner()
         inner.connection_made(self._transport)
         if self._reading_paused:
