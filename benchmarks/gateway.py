@@ -62,11 +62,11 @@ answered without aiohttp's request machinery (its task, request and response obj
 stream reader and writer), as the sums above said it must be. Alternated against the
 commit before (20 rounds of 32 clients, two daemons side by side): 1.15-1.19x the calls
 a second, daemon CPU a call 258 -> 206 and 173 -> 152 us; the single client's overhead
-1.1 -> 0.82 ms with the host, 0.78-0.93 -> 0.62 without (bench runs an hour apart). Per thread at 32 clients
-(``/proc/.../schedstat``, the same minute; before -> after): the event-loop thread
-162 -> 120 us a call, busy 78 -> 72 % of the run; the audit writer 28 -> 26 us, and 51
--> 45 us a call waiting for a CPU once woken; the connector host 80 -> 71 us (of which
-the Maildir count itself ~25); the load generator ~20.
+1.1 -> 0.82 ms with the host, 0.78-0.93 -> 0.62 without (bench runs an hour apart).
+Per thread at 32 clients (``/proc/.../schedstat``, the same minute; before -> after):
+the event-loop thread 162 -> 120 us a call, busy 78 -> 72 % of the run; the audit
+writer 28 -> 26 us, and 51 -> 45 us a call waiting for a CPU once woken; the connector
+host 80 -> 71 us (of which the Maildir count itself ~25); the load generator ~20.
 
 What stands between that and 0.35: at 35 % of a quick bare run (27,000 calls/s at 34 us)
 the daemon would serve 9,500 calls/s, i.e. at most ~210 us of CPU a call for everything

@@ -24,8 +24,8 @@ with a token for a name, at most 128 of them (aiohttp refuses more), no name twi
 it to aiohttp's reading of the same bytes, byte-mangled heads included.
 
 One request runs at a time on a connection, and answers go out in order. While one runs,
-what the agent sends next waits (reading pauses once that is more than a request can
-be), as it does while the agent is not reading its answers. A connection with no request
+what the agent sends next waits (reading pauses past 64 KiB), as it does while the agent
+is not reading its answers. A connection with no request
 running for ``daemon.idle_timeout`` seconds is closed, as aiohttp closes its own.
 """
 
@@ -69,6 +69,10 @@ _NOT_HERE = frozenset(
     )
 )
 _LENGTH = re.compile(rb"[0-9]{1,8}\Z")
+BACKLOG_LIMIT = 64 * 1024
+"""Bytes kept of what an agent sends while its call runs or its answers are not read,
+before reading pauses (aiohttp's own high-water mark): one connection cannot hold
+more of the daemon's memory. A request longer than this goes to aiohttp whole."""
 
 OperationCall = Callable[[Peer, str, str, str, bytes], Awaitable[web.Response]]
 """(caller, Authorization header, service, operation, body) to the route's answer."""
@@ -242,7 +246,7 @@ class ConnectionProtocol(asyncio.Protocol):
         self._buffer += data
         if not self._running and not self._writing_paused:
             self._serve_next()
-        elif len(self._buffer) > BODY_LIMIT + HEAD_LIMIT and not self._reading_paused:
+        elif len(self._buffer) > BACKLOG_LIMIT and not self._reading_paused:
             self._reading_paused = True
             self._transport.pause_reading()
 

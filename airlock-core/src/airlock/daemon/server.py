@@ -147,9 +147,9 @@ async def serve(
             log.info("daemon_stopping")
             if dashboard is not None:
                 await dashboard.stop()
-            # The calls running finish and their answers go out; then every connection ends.
-            await fast.stop(grace=SHUTDOWN_TIMEOUT)
-            await runner.cleanup()
+            # The socket stops taking connections; the calls running on either path
+            # finish and their answers go out; then every connection ends.
+            await asyncio.gather(fast.stop(grace=SHUTDOWN_TIMEOUT), runner.cleanup())
             await runtime.stop()
             with contextlib.suppress(FileNotFoundError):
                 paths.socket.unlink()
