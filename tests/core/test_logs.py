@@ -116,3 +116,25 @@ def test_a_library_error_quoting_a_request_is_logged_without_its_text(
     assert record["library"] == "aiohttp.server"
     assert record["level"] == "error"
     assert any("test_a_library_error_quoting" in frame for frame in record["frames"])
+
+
+def test_a_failed_tasks_repr_in_asyncios_log_line_is_left_out(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """asyncio's "Task exception was never retrieved" goes on with the task's repr, and
+    with it the exception's text: only the first line is kept."""
+    configure_logging(json=True, level=logging.INFO)
+    try:
+        logging.getLogger("asyncio").error(
+            "Task exception was never retrieved\nfuture: <Task finished exception="
+            "ValueError('wrong code 482913 for request ABCD-1234')>"
+        )
+    finally:
+        structlog.reset_defaults()
+        root = logging.getLogger()
+        root.handlers = [h for h in root.handlers if type(h).__name__ != "_LibraryRecords"]
+    err = capsys.readouterr().err
+    assert "482913" not in err
+    assert json.loads(err.strip().splitlines()[-1])["event"] == (
+        "Task exception was never retrieved"
+    )

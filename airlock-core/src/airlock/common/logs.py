@@ -71,9 +71,10 @@ def get_logger(name: str) -> FilteringBoundLogger:
 
 class _LibraryRecords(logging.Handler):
     """What libraries log through the standard library (aiohttp, asyncio), as structlog
-    events: the message masked; an exception by its type and the frames it came through,
-    never its text. aiohttp's own errors quote the bytes of the request they could not
-    parse: a header line with a session token, a claim or a TOTP code."""
+    events: the message's first line, masked; an exception by its type and the frames it
+    came through, never its text. aiohttp's own errors quote the bytes of the request
+    they could not parse (a header line with a session token, a claim or a TOTP code),
+    and asyncio's next lines carry the failed task's repr, its exception's text in it."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -88,7 +89,8 @@ class _LibraryRecords(logging.Handler):
                     ]
             level = record.levelname.lower()
             emit = getattr(get_logger(record.name), level if level in _LEVELS else "error")
-            emit(_mask(record.getMessage()), **fields)
+            first_line = record.getMessage().split("\n", 1)[0][:300]
+            emit(_mask(first_line), **fields)
         except Exception:
             self.handleError(record)
 
