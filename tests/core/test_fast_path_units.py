@@ -111,3 +111,35 @@ def test_reading_pauses_while_a_call_runs_and_its_backlog_passes_64_kib() -> Non
     assert above == ["pause"]
     assert after[:2] == ["pause", "resume"]
     assert written.startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_call_still_running_after_the_grace_is_cancelled_before_the_runtime_stops() -> None:
+    """At SIGTERM the calls running get a grace to finish; one still running after it is
+    cancelled then (as aiohttp cancels its own), not left to run on a stopped runtime."""
+    seen: list[str] = []
+
+    async def endless(_p: Peer, _a: str, _s: str, _o: str, _b: bytes) -> web.Response:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+        return web.Response(body=b"{}")
+
+    async def stop_while_running() -> Recorder:
+        guard = ConnectionGuard(per_uid=8, total=8)
+        fast = FastPath(FrontDoor(UidGate([], None), guard), endless, idle_timeout=60)
+        ours, theirs = socket.socketpair(socket.AF_UNIX)
+        with ours, theirs:
+            transport = Recorder(ours)
+            protocol = ConnectionProtocol(lambda: asyncio.Protocol(), guard, fast)
+            protocol.connection_made(transport)
+            protocol.data_received(CALL)
+            await asyncio.sleep(0.01)
+            await fast.stop(grace=0.05)
+            seen.append("stopped")
+            return transport
+
+    transport = asyncio.run(stop_while_running())
+    assert seen == ["cancelled", "stopped"]
+    assert transport.closed

@@ -94,11 +94,16 @@ class FastPath:
         protocol.answered(answer, close=close)
 
     async def stop(self, grace: float) -> None:
-        """Take no more calls, let those running finish (for at most *grace* seconds),
-        then close the connections still held here."""
+        """Take no more calls, let those running finish (for at most *grace* seconds;
+        those still running then are cancelled, as aiohttp cancels its own, before the
+        runtime under them stops), then close the connections still held here."""
         self.stopping = True
         if self._running:
-            await asyncio.wait(set(self._running), timeout=grace)
+            _done, late = await asyncio.wait(set(self._running), timeout=grace)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
         for protocol in list(self._held):
             protocol.close()
 
