@@ -179,6 +179,8 @@ class ConnectionProtocol(asyncio.Protocol):
         if self._fast.stopping:
             self._transport.close()
             return
+        if self._transport.is_closing():  # closed here (idle): nothing more runs on it
+            return
         call = read_call(self._buffer)
         if call is None or (call.close and len(self._buffer) > call.size):
             # Bytes after a request that closes the connection: aiohttp refuses them all.
@@ -242,7 +244,12 @@ class ConnectionProtocol(asyncio.Protocol):
         if self._running:
             self._idle_since = time.monotonic()
         elif time.monotonic() - self._idle_since >= timeout:
-            self._transport.close()
+            # An answer still unread after all this time is dropped: close() would wait
+            # for a client that never reads, and keep the connection for good.
+            if self._transport.get_write_buffer_size():
+                self._transport.abort()
+            else:
+                self._transport.close()
             return
         self._arm_timer(timeout)
 
@@ -277,6 +284,7 @@ class ConnectionProtocol(asyncio.Protocol):
             self._inner.resume_writing()
             return
         self._writing_paused = False
+        self._idle_since = time.monotonic()  # the client reads: not idle
         if not self._running and self._transport is not None and not self._closed:
             self._serve_next()
 
