@@ -17,6 +17,7 @@ from airlock.daemon.http import FrontDoor, UidGate
 from airlock.security.peers import Peer
 
 CALL = b"POST /v1/ops/mail/count_unread HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}"
+CLOSING = CALL.replace(b"Host: a\r\n", b"Host: a\r\nConnection: close\r\n")
 BIG = b"x" * (4 * 1024 * 1024)
 """An answer no socket buffer holds: writing pauses while the client does not read."""
 
@@ -47,7 +48,7 @@ class Counted:
 async def _connect(
     op: Op, *, idle: float = 0.2, guard: ConnectionGuard | None = None
 ) -> tuple[socket.socket, ConnectionGuard, FastPath, ConnectionProtocol]:
-    guard = guard or ConnectionGuard(per_uid=8, total=8)
+    guard = guard if guard is not None else ConnectionGuard(per_uid=8, total=8)
     fast = FastPath(FrontDoor(UidGate([], None), guard), op, idle_timeout=idle)
     ours, theirs = socket.socketpair(socket.AF_UNIX)
     theirs.setblocking(False)
@@ -71,8 +72,9 @@ async def _read_all(sock: socket.socket) -> bytes:
 
 
 @LOOPS
+@pytest.mark.parametrize("request_", [CALL, CLOSING], ids=["keep-alive", "close"])
 def test_a_client_that_never_reads_its_answer_loses_the_connection_at_the_idle_timeout(
-    run: Run,
+    run: Run, request_: bytes
 ) -> None:
     """The idle timeout must end a connection whose answer sits unread: ``close()``
     waits for the buffer to drain, which a client that never reads never lets happen,
@@ -81,7 +83,7 @@ def test_a_client_that_never_reads_its_answer_loses_the_connection_at_the_idle_t
     async def scenario() -> int:
         client, guard, _fast, _p = await _connect(Counted(BIG))
         with client:
-            client.send(CALL)
+            client.send(request_)
             await asyncio.sleep(1.0)  # five idle timeouts, and the client read nothing
             return len(guard)
 

@@ -39,6 +39,9 @@ class Recorder(asyncio.Transport):
     def abort(self) -> None:
         self.closed = True
 
+    def get_write_buffer_size(self) -> int:
+        return 0
+
     def pause_reading(self) -> None:
         self.flow.append("pause")
 
