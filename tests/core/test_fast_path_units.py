@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
@@ -49,21 +51,26 @@ class Recorder(asyncio.Transport):
         self.flow.append("resume")
 
 
-async def _serve(call: Any, data: bytes, wait: float) -> Recorder:
+@contextlib.contextmanager
+def connected(
+    call: Any, *, idle_timeout: float
+) -> Iterator[tuple[FastPath, ConnectionProtocol, Recorder]]:
+    """A fast path that runs *call*, and one connection on it (a socket pair's end)."""
     guard = ConnectionGuard(per_uid=8, total=8)
-    door = FrontDoor(UidGate([], None), guard)
-    fast = FastPath(door, call, idle_timeout=0.2)
+    fast = FastPath(FrontDoor(UidGate([], None), guard), call, idle_timeout=idle_timeout)
     ours, theirs = socket.socketpair(socket.AF_UNIX)
-    try:
+    with ours, theirs:
         transport = Recorder(ours)
         protocol = ConnectionProtocol(lambda: asyncio.Protocol(), guard, fast)
         protocol.connection_made(transport)
+        yield fast, protocol, transport
+
+
+async def _serve(call: Any, data: bytes, wait: float) -> Recorder:
+    with connected(call, idle_timeout=0.2) as (_fast, protocol, transport):
         protocol.data_received(data)
         await asyncio.sleep(wait)
         return transport
-    finally:
-        ours.close()
-        theirs.close()
 
 
 def test_a_call_whose_error_escapes_the_front_door_does_not_hold_its_connection() -> None:
@@ -89,13 +96,7 @@ def test_reading_pauses_while_a_call_runs_and_its_backlog_passes_64_kib() -> Non
         return web.Response(body=b"{}", content_type="application/json")
 
     async def pipeline() -> tuple[list[str], list[str], list[str], bytes]:
-        guard = ConnectionGuard(per_uid=8, total=8)
-        fast = FastPath(FrontDoor(UidGate([], None), guard), held, idle_timeout=60)
-        ours, theirs = socket.socketpair(socket.AF_UNIX)
-        with ours, theirs:
-            transport = Recorder(ours)
-            protocol = ConnectionProtocol(lambda: asyncio.Protocol(), guard, fast)
-            protocol.connection_made(transport)
+        with connected(held, idle_timeout=60) as (fast, protocol, transport):
             protocol.data_received(CALL)  # runs until released
             await asyncio.sleep(0)
             for _ in range(64 * 1024 // len(CALL)):
@@ -130,13 +131,7 @@ def test_a_call_still_running_after_the_grace_is_cancelled_before_the_runtime_st
         return web.Response(body=b"{}")
 
     async def stop_while_running() -> Recorder:
-        guard = ConnectionGuard(per_uid=8, total=8)
-        fast = FastPath(FrontDoor(UidGate([], None), guard), endless, idle_timeout=60)
-        ours, theirs = socket.socketpair(socket.AF_UNIX)
-        with ours, theirs:
-            transport = Recorder(ours)
-            protocol = ConnectionProtocol(lambda: asyncio.Protocol(), guard, fast)
-            protocol.connection_made(transport)
+        with connected(endless, idle_timeout=60) as (fast, protocol, transport):
             protocol.data_received(CALL)
             await asyncio.sleep(0.01)
             await fast.stop(grace=0.05)
