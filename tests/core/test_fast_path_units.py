@@ -54,7 +54,7 @@ class Recorder(asyncio.Transport):
 @contextlib.contextmanager
 def connected(
     call: Any, *, idle_timeout: float
-) -> Iterator[tuple[FastPath, ConnectionProtocol, Recorder]]:
+) -> Iterator[tuple[FastPath, ConnectionProtocol, Recorder, ConnectionGuard]]:
     """A fast path that runs *call*, and one connection on it (a socket pair's end)."""
     guard = ConnectionGuard(per_uid=8, total=8)
     fast = FastPath(FrontDoor(UidGate([], None), guard), call, idle_timeout=idle_timeout)
@@ -63,11 +63,11 @@ def connected(
         transport = Recorder(ours)
         protocol = ConnectionProtocol(lambda: asyncio.Protocol(), guard, fast)
         protocol.connection_made(transport)
-        yield fast, protocol, transport
+        yield fast, protocol, transport, guard
 
 
 async def _serve(call: Any, data: bytes, wait: float) -> Recorder:
-    with connected(call, idle_timeout=0.2) as (_fast, protocol, transport):
+    with connected(call, idle_timeout=0.2) as (_fast, protocol, transport, _guard):
         protocol.data_received(data)
         await asyncio.sleep(wait)
         return transport
@@ -96,7 +96,7 @@ def test_reading_pauses_while_a_call_runs_and_its_backlog_passes_64_kib() -> Non
         return web.Response(body=b"{}", content_type="application/json")
 
     async def pipeline() -> tuple[list[str], list[str], list[str], bytes]:
-        with connected(held, idle_timeout=60) as (fast, protocol, transport):
+        with connected(held, idle_timeout=60) as (fast, protocol, transport, _guard):
             protocol.data_received(CALL)  # runs until released
             await asyncio.sleep(0)
             for _ in range(64 * 1024 // len(CALL)):
@@ -131,7 +131,7 @@ def test_a_call_still_running_after_the_grace_is_cancelled_before_the_runtime_st
         return web.Response(body=b"{}")
 
     async def stop_while_running() -> Recorder:
-        with connected(endless, idle_timeout=60) as (fast, protocol, transport):
+        with connected(endless, idle_timeout=60) as (fast, protocol, transport, _guard):
             protocol.data_received(CALL)
             await asyncio.sleep(0.01)
             await fast.stop(grace=0.05)
@@ -141,3 +141,23 @@ def test_a_call_still_running_after_the_grace_is_cancelled_before_the_runtime_st
     transport = asyncio.run(stop_while_running())
     assert seen == ["cancelled", "stopped"]
     assert transport.closed
+
+
+def test_a_connection_is_busy_from_the_moment_its_call_is_read_until_answered() -> None:
+    """The guard sheds idle connections first: one whose call was read but whose task has
+    not started yet is not idle, and is idle again once answered."""
+
+    async def quick(_p: Peer, _a: str, _s: str, _o: str, _b: bytes) -> web.Response:
+        return web.Response(body=b"{}", content_type="application/json")
+
+    async def read_then_answer() -> tuple[int, int]:
+        with connected(quick, idle_timeout=60) as (_fast, protocol, transport, guard):
+            protocol.data_received(CALL)
+            conn = guard.connection(transport)
+            assert conn is not None
+            read = conn.busy  # its task has not run yet
+            await asyncio.sleep(0.05)
+            assert transport.written.startswith(b"HTTP/1.1 200 ")
+            return read, conn.busy
+
+    assert asyncio.run(read_then_answer()) == (1, 0)

@@ -64,6 +64,9 @@ class FastPath:
         self._held.discard(protocol)
 
     def start(self, protocol: ConnectionProtocol, conn: Connection, call: Call) -> None:
+        # Busy from now until its answer is handed back, not only while the front door
+        # runs it: the guard sheds an idle connection before one whose call is on its way.
+        conn.busy += 1
         task = asyncio.get_running_loop().create_task(self._answer(protocol, conn, call))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
@@ -83,6 +86,9 @@ class FastPath:
             response = await self._door.answer(conn, "POST", path, run)
             close = call.close or self.stopping
             answer = encode_response(response, close=close)
+        except asyncio.CancelledError:
+            conn.busy -= 1
+            raise
         except Exception as exc:  # past the door (a redirect, its own error handling
             # failing): a 500 that closes, never a connection left "running" for good
             log.error("unhandled_error", path=path, error=type(exc).__name__)
@@ -91,6 +97,7 @@ class FastPath:
                 web.Response(body=INTERNAL_ERROR, status=500, content_type="application/json"),
                 close=True,
             )
+        conn.busy -= 1
         protocol.answered(answer, close=close)
 
     async def stop(self, grace: float) -> None:
