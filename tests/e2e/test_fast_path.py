@@ -274,6 +274,23 @@ def test_an_idle_connection_is_closed_after_the_idle_timeout(
     assert 1.5 < waited < 10, waited
 
 
+def test_a_slow_head_gets_the_idle_timeout_once_not_twice(daemon: tuple[Airlock, str]) -> None:
+    """A connection idle most of the timeout that then starts a head and never ends it is
+    closed when the timeout runs out from its last activity, as a silent one is, not
+    after a second timeout started for the head."""
+    airlock, token = daemon
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.settimeout(20)
+        conn.connect(str(airlock.paths.socket))
+        started = time.monotonic()
+        time.sleep(1.5)  # of the daemon's 2 s
+        conn.sendall(op(token)[:40])  # a head begun, never ended
+        rest = b"".join(iter(lambda: conn.recv(65536), b""))  # until the daemon closes it
+        waited = time.monotonic() - started
+    assert rest == b""
+    assert waited < 3.0, waited  # 2 s from the connect; a fresh timer would make it 3.5
+
+
 def test_a_connection_closed_before_its_answer_leaves_the_daemon_serving(
     daemon: tuple[Airlock, str],
 ) -> None:

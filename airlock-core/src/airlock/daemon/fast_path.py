@@ -28,7 +28,7 @@ from typing import cast
 from aiohttp import web
 
 from airlock.common.logs import get_logger
-from airlock.daemon.call_wire import Call, encode_response, read_call
+from airlock.daemon.call_wire import HEAD_LIMIT, Call, encode_response, read_call
 from airlock.daemon.connections import Connection, ConnectionGuard
 from airlock.daemon.http import INTERNAL_ERROR, FrontDoor
 from airlock.security.peers import Peer
@@ -188,6 +188,10 @@ class ConnectionProtocol(asyncio.Protocol):
             return
         if self._transport.is_closing():  # closed here (idle): nothing more runs on it
             return
+        if not self._eof and len(self._buffer) < HEAD_LIMIT and b"\r\n\r\n" not in self._buffer:
+            # A head still arriving stays here, under this connection's idle timer: handed
+            # over now, it would start aiohttp's afresh (twice the timeout for a slow head).
+            return
         call = read_call(self._buffer)
         if call is None or (call.close and len(self._buffer) > call.size):
             # Bytes after a request that closes the connection: aiohttp refuses them all.
@@ -264,6 +268,9 @@ class ConnectionProtocol(asyncio.Protocol):
         if self._inner is not None:
             return self._inner.eof_received()
         self._eof = True
+        if self._buffer and not self._running and not self._writing_paused:
+            self._serve_next()  # a head cut short by the end: aiohttp's to answer
+            return True
         # Kept open for the answer to a call running or waiting; closed after it.
         return True if self._running or self._buffer else None
 
