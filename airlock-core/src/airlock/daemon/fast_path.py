@@ -4,10 +4,11 @@ Nearly everything an agent sends is ``POST /v1/ops/{service}/{operation}``, and 
 that one request aiohttp's per-request machinery (a task, request and response objects,
 a stream reader and writer, keep-alive bookkeeping) cost the event loop about as much as
 the call's own work. So every connection on the socket starts here. A request this
-module finds whole and in its strict form (``call_wire``) is answered here, by the code the
-aiohttp route runs (``routes.operation_call`` behind ``http.FrontDoor.answer``). At the
-first request that is anything else (another route, a head or body not all arrived yet,
-a header this parser does not take) the connection, with every byte of it not yet
+module finds whole and in its strict form (``call_wire``) is answered here, by the code
+the aiohttp route runs (``operation_calls.operation_call`` behind
+``http.FrontDoor.answer``). A head still arriving waits here. At the first request that
+is anything else once its head is here (another route, a body not all arrived yet, a
+header this parser does not take) the connection, with every byte of it not yet
 answered, goes to aiohttp for the rest of its life. So this parser never has to be right
 about a request it does not take: aiohttp reads that request whole, as if it had had
 the connection from the start.
