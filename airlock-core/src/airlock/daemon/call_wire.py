@@ -22,7 +22,7 @@ from email.utils import formatdate
 
 from aiohttp import web
 
-from airlock.daemon.http import BODY_LIMIT, INTERNAL_ERROR
+from airlock.daemon.http import BODY_LIMIT, INTERNAL_ERROR, internal_error
 
 __all__ = ["Call", "encode_response", "read_call"]
 
@@ -120,7 +120,7 @@ def encode_response(response: web.StreamResponse, *, close: bool) -> bytes:
     """*response* as HTTP/1.1 bytes (what aiohttp would have written, Server aside)."""
     body = response.body if isinstance(response, web.Response) else None
     if not isinstance(body, bytes):  # every answer here has its bytes; a bug otherwise
-        response = web.Response(body=INTERNAL_ERROR, status=500, content_type="application/json")
+        response = internal_error()
         body = INTERNAL_ERROR
     lines = [b"HTTP/1.1 %d %s" % (response.status, response.reason.encode("latin-1"))]
     for name, value in response.headers.items():

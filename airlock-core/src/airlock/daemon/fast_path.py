@@ -31,7 +31,7 @@ from aiohttp import web
 from airlock.common.logs import get_logger
 from airlock.daemon.call_wire import HEAD_LIMIT, Call, encode_response, read_call
 from airlock.daemon.connections import Connection, ConnectionGuard
-from airlock.daemon.http import INTERNAL_ERROR, FrontDoor
+from airlock.daemon.http import FrontDoor, internal_error
 from airlock.security.peers import Peer
 
 __all__ = ["DaemonSite", "FastPath", "OperationCall"]
@@ -87,18 +87,13 @@ class FastPath:
             response = await self._door.answer(conn, "POST", path, run)
             close = call.close or self.stopping
             answer = encode_response(response, close=close)
-        except asyncio.CancelledError:
-            conn.busy -= 1
-            raise
         except Exception as exc:  # past the door (a redirect, its own error handling
             # failing): a 500 that closes, never a connection left "running" for good
             log.error("unhandled_error", path=path, error=type(exc).__name__)
             close = True
-            answer = encode_response(
-                web.Response(body=INTERNAL_ERROR, status=500, content_type="application/json"),
-                close=True,
-            )
-        conn.busy -= 1
+            answer = encode_response(internal_error(), close=True)
+        finally:
+            conn.busy -= 1
         protocol.answered(answer, close=close)
 
     async def stop(self, grace: float) -> None:
@@ -125,7 +120,7 @@ class ConnectionProtocol(asyncio.Protocol):
         self,
         make_inner: Callable[[], asyncio.Protocol],
         guard: ConnectionGuard,
-        fast: FastPath | None,
+        fast: FastPath,
     ) -> None:
         self._make_inner = make_inner
         self._guard = guard
@@ -151,12 +146,12 @@ class ConnectionProtocol(asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
         self._transport, self._conn = cast(asyncio.Transport, transport), conn
         fast = self._fast
-        if fast is not None and fast.stopping:
+        if fast.stopping:
             # The daemon stops: no new connection is served (handed to aiohttp, it was,
             # while the calls running finished).
             self._transport.close()
             return
-        if fast is None or conn.peer is None:
+        if conn.peer is None:  # aiohttp's, whose front door refuses it
             self._hand_over()
             return
         fast.hold(self)
@@ -179,7 +174,6 @@ class ConnectionProtocol(asyncio.Protocol):
     def _serve_next(self) -> None:
         assert self._transport is not None
         assert self._conn is not None
-        assert self._fast is not None
         if not self._buffer:
             if self._eof:
                 self._transport.close()
@@ -189,11 +183,9 @@ class ConnectionProtocol(asyncio.Protocol):
             return
         if self._transport.is_closing():  # closed here (idle): nothing more runs on it
             return
-        if not self._eof and len(self._buffer) < HEAD_LIMIT and b"\r\n\r\n" not in self._buffer:
-            # A head still arriving stays here, under this connection's idle timer: handed
-            # over now, it would start aiohttp's afresh (twice the timeout for a slow head).
-            return
         call = read_call(self._buffer)
+        if call is None and self._head_arriving():
+            return
         if call is None or (call.close and len(self._buffer) > call.size):
             # Bytes after a request that closes the connection: aiohttp refuses them all.
             self._hand_over()
@@ -201,6 +193,13 @@ class ConnectionProtocol(asyncio.Protocol):
         del self._buffer[: call.size]
         self._running = True
         self._fast.start(self, self._conn, call)
+
+    def _head_arriving(self) -> bool:
+        """Whether the buffer holds a head not yet ended, the connection still open to
+        end it: that waits here, under this connection's idle timer (handed over now, it
+        would start aiohttp's afresh: twice the timeout for a slow head)."""
+        buffer = self._buffer
+        return not self._eof and len(buffer) < HEAD_LIMIT and b"\r\n\r\n" not in buffer
 
     def answered(self, answer: bytes, *, close: bool) -> None:
         """The running call's answer: written, then the next call, if one is here."""
@@ -225,8 +224,7 @@ class ConnectionProtocol(asyncio.Protocol):
         assert self._transport is not None
         if self._timer is not None:
             self._timer.cancel()
-        if self._fast is not None:
-            self._fast.release(self)
+        self._fast.release(self)
         pending, self._buffer = bytes(self._buffer), bytearray()
         inner = self._inner = self._make_inner()
         inner.connection_made(self._transport)
@@ -285,8 +283,7 @@ class ConnectionProtocol(asyncio.Protocol):
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
-        if self._fast is not None:
-            self._fast.release(self)
+        self._fast.release(self)
 
     def pause_writing(self) -> None:
         if self._inner is not None:
@@ -306,10 +303,10 @@ class ConnectionProtocol(asyncio.Protocol):
 
 class DaemonSite(web.UnixSite):
     """``web.UnixSite`` whose connections pass through a :class:`ConnectionGuard` and
-    start on the fast path (*fast*; None: aiohttp's from the start)."""
+    start on the fast path."""
 
     def __init__(
-        self, runner: web.AppRunner, path: str, guard: ConnectionGuard, fast: FastPath | None
+        self, runner: web.AppRunner, path: str, guard: ConnectionGuard, fast: FastPath
     ) -> None:
         super().__init__(runner, path)
         self._guard = guard

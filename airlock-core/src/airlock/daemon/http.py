@@ -69,6 +69,11 @@ INTERNAL_ERROR = json.dumps(
 ).encode()
 
 
+def internal_error() -> web.Response:
+    """A bug's answer: a 500 that keeps its details in the daemon's log."""
+    return web.Response(body=INTERNAL_ERROR, status=500, content_type=JSON)
+
+
 def peer(request: web.BaseRequest) -> Peer:
     cached = request.get(PEER)
     if isinstance(cached, Peer):
@@ -198,7 +203,7 @@ class FrontDoor:
             )
         except Exception as exc:  # a bug: answer cleanly, keep details out of the response
             log.error("unhandled_error", path=path, error=type(exc).__name__)
-            return web.Response(body=INTERNAL_ERROR, status=500, content_type=JSON)
+            return internal_error()
         finally:
             if conn is not None:
                 conn.busy -= 1
