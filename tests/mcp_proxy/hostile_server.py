@@ -23,8 +23,8 @@
   time, each counted in the file ``$WRITTEN`` once the pipe took it (then it waits);
 - ``deaf``: ``take`` (read-only) takes a ``text``; once the tools are listed the server
   never reads its stdin again;
-- ``closes_stdin``: the same ``take``, but once the tools are listed the server closes
-  its stdin and waits (its pid in the file ``$PID``).
+- ``closes_stdin``: the same ``take``, but the server closes its stdin just before it
+  lists the tools, and waits (its pid in the file ``$PID``).
 """
 
 from __future__ import annotations
@@ -153,12 +153,14 @@ def main() -> None:
         reply = answer(json.loads(line))
         if reply is None:
             continue
-        sys.stdout.write(json.dumps(reply) + "\n")
-        sys.stdout.flush()
         if MODE == "closes_stdin" and "tools" in reply.get("result", {}):
+            # Closed before the list goes out, so no call can be written into the pipe
+            # before its read end is gone (that call would only time out).
             with open(os.environ["PID"], "w", encoding="utf-8") as pid:
                 pid.write(str(os.getpid()))
             os.close(0)
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
         if MODE in ("deaf", "closes_stdin") and "tools" in reply.get("result", {}):
             signal.pause()
 
