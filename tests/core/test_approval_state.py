@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from gateway_fixtures import NOTES, Phone
 from test_approvals import ME, approved, ask, audit_events, code_at, run, settle
+from test_held_revocations import Locked
 from test_phone_commands import say
 
 from airlock.api import OperationRef
@@ -21,6 +22,7 @@ from airlock.daemon.runtime import Runtime
 from airlock.errors import ApprovalRequired, Forbidden, NotPending, OutOfCodes
 from airlock.security.approvals import CROCKFORD
 from airlock.security.peers import Peer
+from airlock.state.store import RevocationNotWritten
 
 OTHER = Peer(uid=ME.uid + 1, pid=1)
 
@@ -88,6 +90,47 @@ def test_phone_revoke_cancels_approved_requests_not_collected(tmp_path: Path) ->
         assert (state.status, state.session) == ("revoked", None)
         cancelled = [e for e in audit_events(runtime) if e["event"] == "approval_revoked"]
         assert [(e["request"], e["channel"]) for e in cancelled] == [(created.id, "phone")]
+
+    run(tmp_path, scenario)
+
+
+@pytest.mark.parametrize("with_a_session", [True, False])
+def test_revoke_all_the_database_refuses_still_cancels_approvals_not_collected(
+    tmp_path: Path, with_a_session: bool
+) -> None:
+    """Another process holds the state database past the wait (or its disk is full)
+    while the person revokes everything: the approved requests nobody collected yet are
+    cancelled at once all the same, held in memory until a housekeeping round writes
+    them, so no session can be collected after "revoke all" (whether the database
+    refused a session's revocation first or the cancellation itself)."""
+
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        if with_a_session:
+            runtime.sessions.create(("notes",), "read", ME.uid)
+        created = await ask(runtime)
+        await runtime.approvals.approve(
+            created.code, code_at(totp, clock), peer=ME, channel="terminal"
+        )
+        locked = Locked(runtime)
+        try:
+            with pytest.raises(RevocationNotWritten):
+                await runtime.approvals.revoke_all(uid=ME.uid, channel="terminal")
+            assert runtime.approvals.uncollected(ME) == []
+            with contextlib.suppress(sqlite3.Error):  # a round while the lock is held
+                await runtime.housekeeping_round()
+        finally:
+            locked.release()
+        state = await runtime.approvals.collect(created.id, created.claim, peer=ME, wait=0)
+        assert (state.status, state.session) == ("revoked", None)
+        await runtime.housekeeping_round()
+        assert runtime.store.held_cancellations == {}
+        with contextlib.closing(sqlite3.connect(runtime.paths.state_db)) as other:
+            row = other.execute("SELECT status FROM requests WHERE id = ?", (created.id,))
+            assert row.fetchone() == ("revoked",)
+        cancelled = [
+            e["request"] for e in audit_events(runtime) if e["event"] == "approval_revoked"
+        ]
+        assert cancelled == [created.id]
 
     run(tmp_path, scenario)
 

@@ -227,8 +227,8 @@ def state_unavailable(path: object, *, revocation_held: bool = False) -> StateUn
     """What the person is told when the state database at *path* refused a write;
     *revocation_held*: the write was a revocation on record, refused by the daemon already."""
     held = (
-        ". The sessions whose revocation is recorded are refused already; the database "
-        "is written when it takes writes again"
+        ". The sessions and approvals whose revocation is recorded are refused already; "
+        "the database is written when it takes writes again"
         if revocation_held
         else ""
     )

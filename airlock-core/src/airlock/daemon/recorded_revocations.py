@@ -5,7 +5,8 @@ A revoke (one session, revoke-all from the terminal, a phone or the dashboard, a
 dashboard log-out) writes its ``session_revoked`` or ``approval_revoked`` record, fsynced,
 then changes the state database. A daemon killed between the two (SIGKILL, power loss),
 or a database that refused the write (a 503 and a ``state_write_failed`` record; this
-daemon refuses the session already and writes it at its next housekeeping round:
+daemon refuses the session or the approval already and writes it at its next
+housekeeping round:
 :func:`write_held_revocations`), leaves a log that says revoked and a database that does
 not. The start, before the socket
 opens, applies each: audited first as ``session_revoked_at_start`` or
@@ -111,14 +112,16 @@ async def apply_recorded_revocations(store: StateStore, audit: AuditLog, clock: 
 
 
 def write_held_revocations(store: StateStore) -> None:
-    """At each housekeeping round: write the revocations the database refused while this
-    daemon runs (refused by it already, their records on disk and not written again);
-    refused again, they stay held for the next round."""
+    """At each housekeeping round: write the revocations (and cancelled approvals) the
+    database refused while this daemon runs (refused by it already, their records on disk
+    and not written again); refused again, they stay held for the next round."""
     try:
         for session_id in store.write_held_revocations():
             log.info("held_revocation_written", session=session_id)
+        for request_id in store.write_held_cancellations():
+            log.info("held_cancellation_written", request=request_id)
     except sqlite3.Error as exc:
-        held = len(store.held_revocations)
+        held = len(store.held_revocations) + len(store.held_cancellations)
         log.warning("revocations_not_written_yet", held=held, error=type(exc).__name__)
 
 

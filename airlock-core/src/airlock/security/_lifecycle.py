@@ -174,11 +174,15 @@ class SessionLifecycle(ApprovalCore):
         """Revoke every active session of *uid* (None: of every uid), and cancel the
         approved requests whose session was not collected yet, each audited first.
         *spare_person* keeps the person's own (dashboard) sessions. Returns the sessions
-        revoked and the requests cancelled."""
+        revoked and the requests cancelled.
+
+        Once the database refuses a write, the rest are recorded and held without waiting
+        for it again: all of them are refused at once all the same, and
+        ``RevocationNotWritten`` is raised at the end."""
         now = self._clock.now()
         cancelled: list[str] = []
         async with self._decide:
-            revoked = await self._end_sessions(
+            revoked, held = await self._end_sessions(
                 (
                     session
                     for session in self._store.list_sessions(uid=uid, active_at=now)
@@ -199,14 +203,17 @@ class SessionLifecycle(ApprovalCore):
                     owner_uid=request.requester_uid,
                     channel=channel,
                 )
-                self._store.set_request_status(
-                    request.id,
-                    RequestStatus.REVOKED,
-                    decided_at=now,
-                    only_if=RequestStatus.APPROVED,
-                )
+                if held is not None:
+                    self._store.hold_cancellation(request.id, at=now)
+                else:
+                    try:
+                        self._store.cancel_approval(request.id, at=now)
+                    except RevocationNotWritten as exc:
+                        held = exc
                 cancelled.append(request.id)
         await self._wake()
+        if held is not None:
+            raise held
         return revoked, cancelled
 
     async def end_logins(self, *, why: str) -> list[str]:
@@ -214,19 +221,21 @@ class SessionLifecycle(ApprovalCore):
         made with a code of a TOTP secret that is no longer in force."""
         now = self._clock.now()
         async with self._decide:
-            return await self._end_sessions(
+            ended, held = await self._end_sessions(
                 (s for s in self._store.list_sessions(active_at=now) if s.access is Access.PERSON),
                 now,
                 reason=why,
             )
+        if held is not None:
+            raise held
+        return ended
 
     async def _end_sessions(
         self, sessions: Iterable[Session], now: float, **fields: Any
-    ) -> list[str]:
+    ) -> tuple[list[str], RevocationNotWritten | None]:
         """End *sessions*, each once its ``session_revoked`` record (with *fields*) is on
-        disk; their ids. Once the database refused one, the others are recorded and
-        held without waiting for it again, refused already (``RevocationNotWritten``
-        at the end: what comes after, such as cancelling approvals, is not done)."""
+        disk; their ids, and the database's refusal if it refused one. From then on the
+        others are recorded and held without waiting for it again, refused already."""
         ended: list[str] = []
         held: RevocationNotWritten | None = None
         for session in sessions:
@@ -241,9 +250,7 @@ class SessionLifecycle(ApprovalCore):
                 except RevocationNotWritten as exc:
                     held = exc
             ended.append(session.id)
-        if held is not None:
-            raise held
-        return ended
+        return ended, held
 
     async def revoke_everything(self, *, channel: str) -> tuple[list[str], list[str]]:
         """Every session of every uid and every uncollected approval: the panic button."""

@@ -19,6 +19,12 @@ from airlock.state.schema import MIGRATIONS
 BUSY_TIMEOUT_MS = 10_000
 
 
+class RevocationNotWritten(sqlite3.OperationalError):
+    """The database refused a revocation whose record is on disk (held by another
+    process past the wait, or its disk full): this store reads the session (or the
+    approval) as revoked already, and writes it at a later housekeeping round."""
+
+
 def _create_private(path: Path) -> None:
     """Create *path* 0600 if missing, so no SQLite file is ever readable by others."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, PRIVATE_FILE)
@@ -44,6 +50,9 @@ class Database:
         self.revocations = 0
         self.held_revocations: dict[str, float] = {}
         """Revocations on record the database refused, by session: their time."""
+        self.held_cancellations: dict[str, float] = {}
+        """Cancellations of approvals not collected yet (revoke-all) on record that the
+        database refused, by request: their time."""
         self._conn = sqlite3.connect(
             path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
         )
@@ -102,6 +111,18 @@ class Database:
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         with self.transaction():
             return self._conn.execute(sql, params)
+
+    @contextlib.contextmanager
+    def _not_waiting(self) -> Iterator[None]:
+        """Writes inside fail at once on another process's lock instead of waiting
+        ``busy_timeout`` (the daemon's event loop runs them)."""
+        with self._lock:
+            waits = self._conn.execute("PRAGMA busy_timeout").fetchone()[0]
+            self._conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                yield
+            finally:
+                self._conn.execute(f"PRAGMA busy_timeout = {int(waits)}")
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         with self._lock:

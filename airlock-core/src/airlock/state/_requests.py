@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import sqlite3
 from typing import Any
 
 from airlock.models import RequestStatus
-from airlock.state._database import Database
+from airlock.state._database import Database, RevocationNotWritten
 from airlock.state.records import (
     AccessRequest,
     WriteApproval,
@@ -16,7 +18,13 @@ from airlock.state.records import (
 
 
 class RequestTables(Database):
-    """Access requests and the write approvals made from them."""
+    """Access requests and the write approvals made from them.
+
+    A cancellation of an approval nobody collected yet (revoke-all) that the database
+    refused is *held* in memory, as a session's revocation is: every request read back
+    shows it revoked, so it cannot be collected, and each housekeeping round tries the
+    write again (:meth:`write_held_cancellations`).
+    """
 
     # -- access requests ----------------------------------------------------------
 
@@ -51,20 +59,62 @@ class RequestTables(Database):
 
     def get_request(self, request_id: str) -> AccessRequest | None:
         row = self._one("SELECT * FROM requests WHERE id = ?", (request_id,))
-        return request_from_row(row) if row else None
+        return self._request(row) if row else None
 
     def get_request_by_code(self, code: str) -> AccessRequest | None:
         row = self._one("SELECT * FROM requests WHERE code = ?", (code,))
-        return request_from_row(row) if row else None
+        return self._request(row) if row else None
 
     def list_requests(self, status: RequestStatus | None = None) -> list[AccessRequest]:
-        if status is None:
+        if status is None or self.held_cancellations:  # rare: filtered as read
             rows = self._all("SELECT * FROM requests ORDER BY created_at, rowid")
         else:
             rows = self._all(
                 "SELECT * FROM requests WHERE status = ? ORDER BY created_at, rowid", (status,)
             )
-        return [request_from_row(row) for row in rows]
+        requests = [self._request(row) for row in rows]
+        return [r for r in requests if status is None or r.status == status]
+
+    def _request(self, row: Any) -> AccessRequest:
+        """A request as stored, revoked if a cancellation of it is held."""
+        request = request_from_row(row)
+        at = self.held_cancellations.get(request.id)
+        if at is None or not _uncollected(request):
+            return request
+        return dataclasses.replace(request, status=RequestStatus.REVOKED, decided_at=at)
+
+    def cancel_approval(self, request_id: str, *, at: float) -> bool:
+        """Cancel an approved request nobody collected yet (revoke-all), once the record
+        of it is on disk; False if it was not one. A write the database refuses is held
+        (see the class) and raises :class:`RevocationNotWritten`."""
+        try:
+            cancelled = self.set_request_status(
+                request_id, RequestStatus.REVOKED, decided_at=at, only_if=RequestStatus.APPROVED
+            )
+        except sqlite3.Error as exc:
+            self.hold_cancellation(request_id, at=at)
+            raise RevocationNotWritten(str(exc)) from exc
+        self.held_cancellations.pop(request_id, None)
+        return cancelled
+
+    def hold_cancellation(self, request_id: str, *, at: float) -> None:
+        """Hold a cancellation on record without writing it (the database just refused
+        another): the request reads as revoked from now on."""
+        self.held_cancellations.setdefault(request_id, at)
+
+    def write_held_cancellations(self) -> list[str]:
+        """Write the cancellations held since the database refused them; the requests
+        written. ``sqlite3.Error`` when it refuses again (the rest stay held), at once:
+        the write runs on the daemon's event loop."""
+        written: list[str] = []
+        with self._not_waiting():
+            for request_id, at in sorted(self.held_cancellations.items(), key=lambda i: i[1]):
+                self.set_request_status(
+                    request_id, RequestStatus.REVOKED, decided_at=at, only_if=RequestStatus.APPROVED
+                )
+                del self.held_cancellations[request_id]
+                written.append(request_id)
+        return written
 
     def set_request_status(
         self,
@@ -109,7 +159,7 @@ class RequestTables(Database):
             "ORDER BY decided_at, rowid",
             (RequestStatus.APPROVED,),
         )
-        return [request_from_row(row) for row in rows]
+        return [r for r in map(self._request, rows) if r.status == RequestStatus.APPROVED]
 
     def used_codes(self) -> set[str]:
         """Every request code still held by a stored request (codes are unique)."""
@@ -123,7 +173,7 @@ class RequestTables(Database):
             "AND (decided_at IS NULL OR decided_at > ?) ORDER BY created_at, rowid",
             (RequestStatus.PENDING, RequestStatus.DENIED, RequestStatus.EXPIRED, since, since),
         )
-        return [request_from_row(row) for row in rows]
+        return [self._request(row) for row in rows]
 
     def pending_requests_due(self, now: float) -> list[AccessRequest]:
         """Pending requests whose ``expires_at`` has passed."""
@@ -131,7 +181,7 @@ class RequestTables(Database):
             "SELECT * FROM requests WHERE status = ? AND expires_at <= ? ORDER BY expires_at",
             (RequestStatus.PENDING, now),
         )
-        return [request_from_row(row) for row in rows]
+        return [self._request(row) for row in rows]
 
     # -- write approvals ------------------------------------------------------------
 
@@ -198,3 +248,7 @@ class RequestTables(Database):
             (session_id, request_id),
         )
         return cursor.rowcount == 1
+
+
+def _uncollected(request: AccessRequest) -> bool:
+    return request.status == RequestStatus.APPROVED and request.session_id is None

@@ -7,14 +7,8 @@ import json
 import sqlite3
 from typing import Any
 
-from airlock.state._database import Database
+from airlock.state._database import Database, RevocationNotWritten
 from airlock.state.records import Session, session_from_row
-
-
-class RevocationNotWritten(sqlite3.OperationalError):
-    """The database refused a revocation whose record is on disk (held by another
-    process past the wait, or its disk full): this store reads the session as revoked
-    already, and :meth:`SessionTables.write_held_revocations` writes it later."""
 
 
 class SessionTables(Database):
@@ -112,19 +106,14 @@ class SessionTables(Database):
         written: list[str] = []
         if not self.held_revocations:
             return written
-        with self._lock:
-            waits = self._conn.execute("PRAGMA busy_timeout").fetchone()[0]
-            self._conn.execute("PRAGMA busy_timeout = 0")
-            try:
-                for session_id, at in sorted(self.held_revocations.items(), key=lambda i: i[1]):
-                    self._execute(
-                        "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                        (at, session_id),
-                    )
-                    del self.held_revocations[session_id]
-                    written.append(session_id)
-            finally:
-                self._conn.execute(f"PRAGMA busy_timeout = {int(waits)}")
+        with self._not_waiting():
+            for session_id, at in sorted(self.held_revocations.items(), key=lambda i: i[1]):
+                self._execute(
+                    "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                    (at, session_id),
+                )
+                del self.held_revocations[session_id]
+                written.append(session_id)
         return written
 
     def shorten_session(self, session_id: str, *, expires_at: float, ended: bool) -> bool:

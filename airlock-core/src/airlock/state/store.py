@@ -15,9 +15,9 @@ same mode). One connection is shared by the daemon's threads behind a re-entrant
 from __future__ import annotations
 
 from airlock.models import RequestStatus
-from airlock.state._database import BUSY_TIMEOUT_MS
+from airlock.state._database import BUSY_TIMEOUT_MS, RevocationNotWritten
 from airlock.state._requests import RequestTables
-from airlock.state._sessions import RevocationNotWritten, SessionTables
+from airlock.state._sessions import SessionTables
 from airlock.state.records import AccessRequest, Session, WriteApproval
 from airlock.state.schema import MIGRATIONS
 
