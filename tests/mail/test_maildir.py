@@ -433,6 +433,25 @@ def test_a_cur_directory_swapped_for_a_symlink_is_refused(maildir: Path, tmp_pat
         run(connector.call("list_messages", {"folder": "Archive"}))
 
 
+@pytest.mark.parametrize("folder", ["INBOX", "Archive"])
+@pytest.mark.parametrize("subdir", ["cur", "new"])
+def test_a_kept_count_is_not_served_once_cur_or_new_is_a_symlink(
+    maildir: Path, call: Call, tmp_path: Path, folder: str, subdir: str
+) -> None:
+    """A count kept from before is not given for a folder whose ``cur/`` or ``new/`` was
+    swapped for a symlink to the very same directory (same inode and times)."""
+    base = maildir if folder == "INBOX" else maildir / ".Archive"
+    _age_directories(base, 60)  # settled: the count is kept between calls
+    call("count_unread", folder=folder)
+    info = os.stat(base / subdir)
+    (base / subdir).rename(tmp_path / "moved")
+    os.utime(tmp_path / "moved", ns=(info.st_atime_ns, info.st_mtime_ns))
+    (base / subdir).symlink_to(tmp_path / "moved")
+    refused = ConnectorError if folder == "INBOX" else NotFound
+    with pytest.raises(refused):
+        call("count_unread", folder=folder)
+
+
 def test_fifos_dotfiles_and_odd_names_are_not_messages(maildir: Path, call: Call) -> None:
     os.mkfifo(maildir / "cur" / "1700000000.M3P3.fifo:2,")
     (maildir / "cur" / ".hidden:2,").write_text("Subject: x\n\nx")

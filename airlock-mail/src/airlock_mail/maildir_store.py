@@ -46,6 +46,9 @@ _HEAD_CHUNK = 8192
 # (the kernel's clock for mtimes is coarse), so its cached count is not trusted yet.
 _SETTLED_NS = 1_000_000_000
 _DirStamp = tuple[int, int, int]  # device, inode, mtime in ns
+_Stamps = tuple[tuple[int, int], _DirStamp, _DirStamp]
+"""A folder's directory (device, inode: it changes with every message file Dovecot
+keeps there), its ``cur/`` and its ``new/``."""
 
 
 def is_maildir(path: Path) -> bool:
@@ -74,7 +77,8 @@ class Entry:
 class MaildirStore:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._unread: dict[str, tuple[tuple[_DirStamp, _DirStamp], int]] = {}
+        self._unread: dict[str, tuple[_Stamps, int]] = {}
+        self._paths: dict[str, tuple[str, str, str]] = {}
 
     def check(self) -> None:
         if not is_maildir(self.root):
@@ -129,12 +133,12 @@ class MaildirStore:
             _opendir("cur", folder_fd) as cur_fd,
             _opendir("new", folder_fd) as new_fd,
         ):
-            stamps = (_dir_stamp(cur_fd), _dir_stamp(new_fd))
+            stamps = (_dir_stamp(folder_fd)[:2], _dir_stamp(cur_fd), _dir_stamp(new_fd))
             cached = self._unread.get(folder)
             if cached is not None and cached[0] == stamps:
                 return cached[1]
             count = _count_unseen(cur_fd, "cur") + _count_unseen(new_fd, "new")
-        if all(time.time_ns() - stamp[2] > _SETTLED_NS for stamp in stamps):
+        if all(time.time_ns() - stamp[2] > _SETTLED_NS for stamp in stamps[1:]):
             self._unread[folder] = (stamps, count)
         return count
 
@@ -142,24 +146,37 @@ class MaildirStore:
         """The last count of *folder* while neither ``cur/`` nor ``new/`` changed since;
         None when it must be counted (again) by :meth:`unread_count`.
 
-        Three ``open`` and two ``fstat`` calls on directories, no listing: cheap enough
-        to run on the event loop, so polling an unchanged folder skips the worker
-        thread (whose hand-off costs several times the check). Only a folder counted
-        before has a count, so its name already passed :meth:`folder_names`.
+        Three ``stat`` calls, no descriptor and no listing: cheap enough to run on the
+        event loop, so polling an unchanged folder skips the worker thread (whose
+        hand-off costs several times the check). Only a folder counted before has a
+        count, so its name already passed :meth:`folder_names`. The count is given only
+        while the folder's directory, its ``cur/`` and its ``new/`` are the very
+        directories (device and inode) that :meth:`unread_count` opened without
+        following a symlink, and ``cur/`` and ``new/`` unchanged since (their mtime).
+        None of the three is followed if it is a symlink (the root, INBOX's directory,
+        is the configured path and may be one), so a symlink planted or a folder
+        replaced is counted again that way, and refused.
         """
         cached = self._unread.get(folder)
         if cached is None:
             return None
+        stamps, count = cached
+        base, cur, new = self._stamp_paths(folder)
         try:
-            with (
-                self._counted_folder(folder) as folder_fd,
-                _opendir("cur", folder_fd) as cur_fd,
-                _opendir("new", folder_fd) as new_fd,
-            ):
-                stamps = (_dir_stamp(cur_fd), _dir_stamp(new_fd))
-        except (OSError, ConnectorError):
+            info = os.stat(base, follow_symlinks=folder == INBOX)
+            if ((info.st_dev, info.st_ino), _path_stamp(cur), _path_stamp(new)) != stamps:
+                return None
+        except OSError:
             return None  # unread_count opens it again and says what is wrong
-        return cached[1] if cached[0] == stamps else None
+        return count
+
+    def _stamp_paths(self, folder: str) -> tuple[str, str, str]:
+        """The paths of *folder*'s directory, its ``cur/`` and its ``new/`` (built once)."""
+        found = self._paths.get(folder)
+        if found is None:
+            base = self.root if folder == INBOX else self.root / ("." + folder)
+            found = self._paths[folder] = (str(base), str(base / "cur"), str(base / "new"))
+        return found
 
     def find(self, folder: str, key: str) -> Entry:
         for entry in self.entries(folder):
@@ -241,17 +258,6 @@ class MaildirStore:
             yield fd
 
     @contextmanager
-    def _counted_folder(self, folder: str) -> Iterator[int]:
-        """Like :meth:`_folder` for a folder :meth:`unread_count` counted, without listing
-        the folders again (a folder renamed or replaced by a symlink since fails to open)."""
-        with self._root() as root_fd:
-            if folder == INBOX:
-                yield root_fd
-                return
-            with _opendir("." + folder, root_fd) as fd:
-                yield fd
-
-    @contextmanager
     def _file(self, folder: str, entry: Entry) -> Iterator[int]:
         with self._folder(folder) as folder_fd, _opendir(entry.subdir, folder_fd) as dir_fd:
             try:
@@ -287,6 +293,11 @@ def _opendir(name: str, parent_fd: int) -> Iterator[int]:
 
 def _dir_stamp(fd: int) -> _DirStamp:
     info = os.fstat(fd)
+    return (info.st_dev, info.st_ino, info.st_mtime_ns)
+
+
+def _path_stamp(path: str) -> _DirStamp:
+    info = os.lstat(path)
     return (info.st_dev, info.st_ino, info.st_mtime_ns)
 
 
