@@ -140,7 +140,11 @@ class OpenRouterServer:
     def fail(
         self, path: str, status: int, *, times: int = 1, retry_after: float | None = None
     ) -> None:
-        message = {401: "User not found.", 402: "Insufficient credits"}.get(status, "failed")
+        message = {
+            401: "User not found.",
+            402: "Insufficient credits",
+            403: "Input was flagged by moderation",
+        }.get(status, "failed")
         self.faults.setdefault(path, []).extend([Fault(status, message, retry_after)] * times)
 
     def spending_calls(self) -> list[Call]:

@@ -365,6 +365,7 @@ def test_a_provider_failing_mid_way_is_an_answer_lost(server: OpenRouterServer) 
     [
         (401, ConnectorAuthError, "service_auth_failed"),
         (402, ServiceOutOfCredit, "service_out_of_credit"),
+        (403, ServiceRefused, "service_refused"),  # moderation flagged the input
         (429, ServiceRateLimited, "service_rate_limited"),
         (500, ServiceRefused, "service_refused"),
         (503, ServiceRefused, "service_refused"),
@@ -388,6 +389,9 @@ def test_upstream_errors_are_mapped(
         assert raised.value.status == 429
     if status >= 500:
         assert raised.value.status == 502
+    if status == 403:  # the agent's text was refused, not the person's key
+        assert not isinstance(raised.value, ConnectorAuthError)
+        assert "moderation flagged the input" in raised.value.message
 
 
 def test_a_wrong_key_is_refused_without_quoting_it(server: OpenRouterServer) -> None:

@@ -185,11 +185,18 @@ class OpenRouterApi:
 
     def _error(self, status: int, headers: Mapping[str, str], content: bytes) -> Exception:
         text = _error_text(self._unquoted(content))
-        if status in (401, 403):
+        if status == 401:
             # The person fixes this, not the agent: no detail that could echo the key.
             return ConnectorAuthError(
                 f"OpenRouter refused the API key stored for service {self.service!r} "
                 f"(HTTP {status}); the person has been told",
+            )
+        if status == 403:
+            # OpenRouter's moderation flagged the input: the agent's text, not the key
+            # (an agent must not be able to have the key reported refused on purpose).
+            return ServiceRefused(
+                f"OpenRouter's moderation flagged the input (HTTP 403): {text}",
+                hint="nothing was charged; change the input or pick another model",
             )
         if status == 402:
             return ServiceOutOfCredit(
