@@ -283,9 +283,12 @@ class OpenRouterServer:
 
 
 def _tokens(content: Any) -> int:
-    """Roughly 4 bytes a token, as real tokenisers give on English text."""
+    """Roughly 4 bytes a token on ASCII, as real tokenisers give on English text, and a
+    token a byte on the rest (characters outside a vocabulary fall back to bytes)."""
     if isinstance(content, str):
-        return math.ceil(len(content.encode()) / 4)
+        data = content.encode()
+        ascii_bytes = len(content.encode("ascii", "ignore"))
+        return math.ceil(ascii_bytes / 4) + len(data) - ascii_bytes
     if isinstance(content, list):
         return sum(
             _tokens(part.get("text") if isinstance(part, dict) else part) for part in content

@@ -83,14 +83,49 @@ def test_a_model_without_a_price_cannot_be_quoted(server: OpenRouterServer, mode
 def test_the_worst_case_is_the_prompt_estimate_plus_max_tokens_at_the_model_price(
     server: OpenRouterServer,
 ) -> None:
-    text = "x" * 300  # 300 bytes: estimated as 100 tokens, plus 4 for the message
+    text = "x" * 300  # 300 bytes: at most 300 tokens, plus 4 for the message
     params = {"model": "test/cheap", "messages": [{"role": "user", "content": text}]}
     found = quote(server, "chat", {**params, "max_tokens": 50})
-    assert Decimal(str(found.usd)) == Decimal("0.000001") * 104 + Decimal("0.000002") * 50
-    assert found.facts == {"model": "test/cheap", "max_tokens": 50, "prompt_tokens_est": 104}
+    assert Decimal(str(found.usd)) == Decimal("0.000001") * 304 + Decimal("0.000002") * 50
+    assert found.facts == {"model": "test/cheap", "max_tokens": 50, "prompt_tokens_est": 304}
     # No max_tokens: the service's cap is the worst case (and is sent upstream).
     capped = quote(server, "chat", params, max_tokens=200)
     assert capped.facts["max_tokens"] == 200
+
+
+def test_a_prompt_of_rare_characters_cannot_cost_more_than_its_quote(
+    server: OpenRouterServer,
+) -> None:
+    """A tokeniser spends up to a token a byte on characters outside its vocabulary (the
+    local server counts so): an agent choosing such text must not get calls that cost
+    more than was reserved for them, which calls sent side by side would add up."""
+    text = "\U00020000" * 1000  # 4,000 bytes, 4,000 tokens
+    params = {
+        "model": "test/cheap",
+        "messages": [{"role": "user", "content": text}],
+        "max_tokens": 20,
+    }
+    found = quote(server, "chat", params)
+
+    async def body(connector: OpenRouterConnector) -> Charge:
+        result = await connector.call("chat", params)
+        parsed = connector.spec("chat").params.model_validate(params)
+        return connector.charge("chat", parsed, result)
+
+    charge = use(server, body)
+    assert charge.usd > 0.004, "the service counted a token a byte"
+    assert charge.usd <= found.usd
+
+
+def test_a_prompt_is_never_reserved_above_the_context_of_the_model(
+    server: OpenRouterServer,
+) -> None:
+    """The service reads at most the model's context (8192 tokens here): a longer prompt
+    is not reserved as more."""
+    text = "x" * 20_000
+    params = {"model": "test/cheap", "messages": [{"role": "user", "content": text}]}
+    found = quote(server, "chat", {**params, "max_tokens": 50})
+    assert found.facts["prompt_tokens_est"] == 8192
 
 
 IMAGE = {"type": "image_url", "image_url": {"url": "https://example.org/cat.png"}}

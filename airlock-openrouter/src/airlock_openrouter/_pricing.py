@@ -1,9 +1,9 @@
 """Prices from OpenRouter's ``/models`` and the arithmetic of worst cases and charges.
 
 OpenRouter gives prices as strings of dollars per token (``"0.0000025"``); they are read
-as ``Decimal`` so sums stay exact. A prompt's tokens are estimated from its UTF-8 size
-(:data:`BYTES_PER_TOKEN`), erring high for ordinary text; the service's own count settles
-the call afterwards.
+as ``Decimal`` so sums stay exact. A prompt's tokens are reserved at their worst case,
+its UTF-8 size (:data:`BYTES_PER_TOKEN`); the service's own count settles the call
+afterwards.
 """
 
 from __future__ import annotations
@@ -16,8 +16,11 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-BYTES_PER_TOKEN = 3
-"""Tokenisers average about 4 bytes a token on English text and code; 3 errs high."""
+BYTES_PER_TOKEN = 1
+"""A token covers at least one byte: tokenisers average about 4 bytes a token on English
+text and code, but spend up to a token a byte on characters outside their vocabulary,
+which an agent may choose on purpose (an average would let each call cost more than its
+reservation, and calls side by side overspend the budget by as much)."""
 TOKENS_PER_MESSAGE = 4
 """Each message's role and separators."""
 

@@ -181,6 +181,8 @@ class OpenRouterConnector(PricedConnector):
             prompt = estimate_tokens(_chat_size(params), len(params.messages))
             if _has_media(params):
                 prompt = max(prompt, self._context_length(params.model))
+            elif (context := self._listed_context_length(params.model)) is not None:
+                prompt = min(prompt, context)  # the most the service reads and bills
             answers = limit * (params.n or 1)
             worst = price.cost(prompt, answers)
             facts = {"model": params.model, "max_tokens": limit, "prompt_tokens_est": prompt}
@@ -275,12 +277,18 @@ class OpenRouterConnector(PricedConnector):
             raise InvalidInput(f"model: {model!r} has no fixed price", field="model")
         return price
 
-    def _context_length(self, model: str) -> int:
-        """The most tokens *model* reads (from ``/models``, already fetched by ``_price``):
-        the worst case of a prompt whose size its bytes do not tell (images, audio)."""
+    def _listed_context_length(self, model: str) -> int | None:
+        """The most tokens *model* reads (from ``/models``, already fetched by ``_price``);
+        None when it lists none."""
         info = self._catalogue.get(model)
         length = info.context_length if info is not None else None
-        if not length or length < 0:
+        return length if length and length > 0 else None
+
+    def _context_length(self, model: str) -> int:
+        """:meth:`_listed_context_length`, required: the worst case of a prompt whose size
+        its bytes do not tell (images, audio)."""
+        length = self._listed_context_length(model)
+        if length is None:
             raise InvalidInput(
                 f"messages: model {model!r} has no known context length, so a prompt with "
                 "images, audio or files cannot be priced",
