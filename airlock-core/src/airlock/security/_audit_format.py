@@ -71,6 +71,18 @@ def _secret_name(name: str) -> bool:
 
 
 def _scrub_text(text: str) -> str:
+    if len(text) <= SHORT_NAME:
+        return _scrub_short_text(text)
+    return _scrub_long_text(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _scrub_short_text(text: str) -> str:
+    """Short texts repeat from record to record (ids, names, outcomes): scrubbed once."""
+    return _scrub_long_text(text)
+
+
+def _scrub_long_text(text: str) -> str:
     if len(text) > MAX_STRING:
         text = f"{text[:MAX_STRING]}…[+{len(text) - MAX_STRING} chars]"
     if "alk_" in text:
@@ -110,6 +122,8 @@ def scrub(value: Any, *, _depth: int = 0) -> Any:
                 out[name] = _scrub_text(item)
             elif type(item) is int or item is None:
                 out[name] = item
+            elif type(item) is float:
+                out[name] = item if math.isfinite(item) else str(item)
             else:
                 out[name] = scrub(item, _depth=_depth + 1)
         return out
