@@ -14,7 +14,10 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airlock_openrouter._models import ChatParams
 
 BYTES_PER_TOKEN = 1
 """A token covers at least one byte: tokenisers average about 4 bytes a token on English
@@ -72,3 +75,22 @@ def prompt_size(value: Any) -> int:
     if isinstance(value, dict):
         return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
     return 0
+
+
+def chat_size(params: ChatParams) -> int:
+    """Bytes of what the model reads: message texts, tool calls and tool definitions."""
+    parts: list[Any] = [params.tools or [], params.response_format or ""]
+    for message in params.messages:
+        parts += [message.content or "", message.tool_calls or [], message.name or ""]
+    return prompt_size(parts)
+
+
+def has_media(params: ChatParams) -> bool:
+    """Whether a message has a part other than text (an image, audio, a file): a few bytes
+    of URL or reference that the model may read as thousands of tokens."""
+    return any(
+        not isinstance(part, dict) or part.get("type") != "text"
+        for message in params.messages
+        if isinstance(message.content, list)
+        for part in message.content
+    )

@@ -49,7 +49,14 @@ from airlock_openrouter._models import (
     OpenRouterSettings,
     UsageResult,
 )
-from airlock_openrouter._pricing import Price, allowed, estimate_tokens, prompt_size
+from airlock_openrouter._pricing import (
+    Price,
+    allowed,
+    chat_size,
+    estimate_tokens,
+    has_media,
+    prompt_size,
+)
 
 if TYPE_CHECKING:
     # aiohttp loads with the first call, not when the connector is declared
@@ -178,8 +185,8 @@ class OpenRouterConnector(PricedConnector):
         if isinstance(params, ChatParams):
             price = await self._price(params.model)
             limit = self._max_tokens(params)
-            prompt = estimate_tokens(_chat_size(params), len(params.messages))
-            if _has_media(params):
+            prompt = estimate_tokens(chat_size(params), len(params.messages))
+            if has_media(params):
                 prompt = max(prompt, self._context_length(params.model))
             elif (context := self._listed_context_length(params.model)) is not None:
                 prompt = min(prompt, context)  # the most the service reads and bills
@@ -356,25 +363,6 @@ def _no_error(answer: dict[str, Any]) -> dict[str, Any]:
         message = str(error.get("message"))[:200]
         raise ServiceAnswerLost(f"OpenRouter's provider failed: {message}")
     return answer
-
-
-def _chat_size(params: ChatParams) -> int:
-    """Bytes of what the model reads: message texts, tool calls and tool definitions."""
-    parts: list[Any] = [params.tools or [], params.response_format or ""]
-    for message in params.messages:
-        parts += [message.content or "", message.tool_calls or [], message.name or ""]
-    return prompt_size(parts)
-
-
-def _has_media(params: ChatParams) -> bool:
-    """Whether a message has a part other than text (an image, audio, a file): a few bytes
-    of URL or reference that the model may read as thousands of tokens."""
-    return any(
-        not isinstance(part, dict) or part.get("type") != "text"
-        for message in params.messages
-        if isinstance(message.content, list)
-        for part in message.content
-    )
 
 
 _BILLED = ("content", "tool_calls", "reasoning", "reasoning_details")
