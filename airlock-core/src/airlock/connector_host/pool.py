@@ -69,6 +69,10 @@ class ConnectorPool:
         return (await self._entry(name)).connector
 
     async def _entry(self, name: str) -> _Open:
+        entry = self._open.get(name)
+        if entry is not None:  # open already: nothing to wait for
+            entry.last_used = time.monotonic()
+            return entry
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
             entry = self._open.get(name)
