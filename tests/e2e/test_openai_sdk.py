@@ -105,6 +105,44 @@ def test_a_stream_is_relayed_as_each_chunk_arrives_and_settled_from_its_usage(
     assert openrouter.spending_calls()[-1].body["stream"] is True  # type: ignore[index]
 
 
+def test_streams_racing_for_the_last_cents_cannot_overspend(
+    llm: Airlock, openrouter: OpenRouterServer, token: str
+) -> None:
+    """Twelve streams at once on $0.05, each of test/flat's exact $0.01: five are served
+    whole, seven refused (402) before anything of theirs is sent."""
+    outcomes: list[int] = []
+    start = threading.Barrier(12)
+
+    def agent() -> None:
+        client = sdk(llm, token)
+        start.wait()
+        try:
+            stream = client.chat.completions.create(
+                model="test/flat",
+                messages=HELLO,  # type: ignore[arg-type]
+                max_tokens=1000,
+                stream=True,
+            )
+            for _chunk in stream:
+                pass
+        except openai.APIStatusError as exc:
+            outcomes.append(exc.status_code)
+        else:
+            outcomes.append(200)
+
+    threads = [threading.Thread(target=agent) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == [200] * 5 + [402] * 7
+    assert len(openrouter.spending_calls()) == 5
+    with llm.client() as plain:
+        budget = budget_of(plain)
+    assert budget["spent_usd"] == pytest.approx(0.05)
+    assert (budget["left_usd"], budget["reserved_usd"]) == (0, 0)
+
+
 def test_a_stream_running_past_its_reservation_ends_with_an_error_event(
     llm: Airlock, openrouter: OpenRouterServer, token: str
 ) -> None:

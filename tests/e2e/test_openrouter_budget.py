@@ -172,6 +172,8 @@ def test_upstream_refusals_reach_the_agent_cleanly_and_never_the_key(
         broke = chat(client, token)
         openrouter.fail("/chat/completions", 503)
         down = chat(client, token)
+        openrouter.fail("/chat/completions", 403)  # moderation flagged the prompt
+        flagged = chat(client, token)
         openrouter.fail("/chat/completions", 401)
         bad_key = chat(client, token)
         outside = chat(client, token, model="other/model")
@@ -179,13 +181,15 @@ def test_upstream_refusals_reach_the_agent_cleanly_and_never_the_key(
     assert (limited.status_code, limited.headers.get("Retry-After")) == (429, "7")
     assert (broke.status_code, broke.json()["error"]["code"]) == (402, "service_out_of_credit")
     assert (down.status_code, down.json()["error"]["code"]) == (502, "service_refused")
+    assert (flagged.status_code, flagged.json()["error"]["code"]) == (502, "service_refused")
+    assert "moderation flagged the input" in flagged.json()["error"]["message"]
     assert (bad_key.status_code, bad_key.json()["error"]["code"]) == (502, "service_auth_failed")
     assert outside.status_code == 403
-    for answer in (limited, broke, down, bad_key, outside):
+    for answer in (limited, broke, down, flagged, bad_key, outside):
         assert openrouter.key not in answer.text
     assert budget["spent_usd"] == 0  # refused calls cost nothing
     assert budget["reserved_usd"] == 0
-    assert len(openrouter.spending_calls()) == 4  # the model outside the allow-list never left
+    assert len(openrouter.spending_calls()) == 5  # the model outside the allow-list never left
     # The person, not the agent, hears about the key (console notices go to the daemon log).
     assert "llm refused the credentials stored for it" in llm.daemon.log.read_text()
     assert "credentials add" not in bad_key.text
