@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any
 
 from airlock.api import RequestState, SessionGrant
@@ -203,13 +204,11 @@ class SessionLifecycle(ApprovalCore):
                     owner_uid=request.requester_uid,
                     channel=channel,
                 )
-                if held is not None:
-                    self._store.hold_cancellation(request.id, at=now)
-                else:
-                    try:
-                        self._store.cancel_approval(request.id, at=now)
-                    except RevocationNotWritten as exc:
-                        held = exc
+                held = _write_or_hold(
+                    held,
+                    partial(self._store.cancel_approval, request.id, at=now),
+                    partial(self._store.hold_cancellation, request.id, at=now),
+                )
                 cancelled.append(request.id)
         await self._wake()
         if held is not None:
@@ -242,16 +241,29 @@ class SessionLifecycle(ApprovalCore):
             await self._audit.append(
                 "session_revoked", **fields, session=session.id, owner_uid=session.uid
             )
-            if held is not None:
-                self._store.hold_revocation(session.id, at=now)
-            else:
-                try:
-                    self._store.revoke_session(session.id, at=now)
-                except RevocationNotWritten as exc:
-                    held = exc
+            held = _write_or_hold(
+                held,
+                partial(self._store.revoke_session, session.id, at=now),
+                partial(self._store.hold_revocation, session.id, at=now),
+            )
             ended.append(session.id)
         return ended, held
 
     async def revoke_everything(self, *, channel: str) -> tuple[list[str], list[str]]:
         """Every session of every uid and every uncollected approval: the panic button."""
         return await self.revoke_all(uid=None, channel=channel)
+
+
+def _write_or_hold(
+    held: RevocationNotWritten | None, write: Callable[[], object], hold: Callable[[], None]
+) -> RevocationNotWritten | None:
+    """Write a revocation whose record is on disk, or, once the database has refused one
+    (*held*), hold it without waiting for the database again; the refusal so far."""
+    if held is not None:
+        hold()
+        return held
+    try:
+        write()
+    except RevocationNotWritten as exc:
+        return exc
+    return None
