@@ -75,6 +75,18 @@ take ~236 now, and the loop still idles a quarter of the run, between the waves 
 32 calls cross the host and the audit batch together. Closing it needs a third less CPU
 a call across the daemon and the host, not one part trimmed.
 
+Later the same day: the Maildir check of a kept count is three ``stat`` calls on paths
+(the host 71 -> 51-58 us a call), and a bench run gave 0.255 (7,092-7,735 calls/s at
+119 us of daemon CPU a call). Timed inside a diagnostic daemon, a call at 32 clients took
+5.7 ms: 2.9 waiting for the host, 2.3 for its audit batch (a commit 1.3-1.4 ms, its
+``fdatasync`` 0.6-0.8). Leaving the ``fdatasync`` out served exactly as many calls
+(6,700/s both), and writing records on the loop thread fewer (5,473/s, the loop saturated
+at 181 us a call): what limits the daemon is the loop thread's CPU, ~115 us a call, which
+cProfile finds spread over dozens of functions of a few us each (the audit fields' JSON
+~4.5, their scrubbing ~3.6, reading the call ~4), uvloop's socket calls about a third.
+A 0.5 ms GIL switch interval (0.997, alternated) and writing requests to the host at once
+while few are in flight there (0.97-1.02) changed nothing.
+
 The load generator reports its own CPU per operation next to the server's: it must cost
 less than what it measures, or the figures measure the client.
 
