@@ -182,7 +182,7 @@ def test_upstream_refusals_reach_the_agent_cleanly_and_never_the_key(
     assert (broke.status_code, broke.json()["error"]["code"]) == (402, "service_out_of_credit")
     assert (down.status_code, down.json()["error"]["code"]) == (502, "service_refused")
     assert (flagged.status_code, flagged.json()["error"]["code"]) == (502, "service_refused")
-    assert "moderation flagged the input" in flagged.json()["error"]["message"]
+    assert "flagged by moderation" in flagged.json()["error"]["message"]
     assert (bad_key.status_code, bad_key.json()["error"]["code"]) == (502, "service_auth_failed")
     assert outside.status_code == 403
     for answer in (limited, broke, down, flagged, bad_key, outside):

@@ -24,7 +24,7 @@ from airlock.framework.spending import Charge, Meter, Quote
 from airlock.testing import run
 from airlock_openrouter.connector import OpenRouterConnector
 from tests.openrouter.conftest import connector_for
-from tests.openrouter.openrouter_server import MODELS, OpenRouterServer
+from tests.openrouter.openrouter_server import MODELS, Fault, OpenRouterServer
 
 T = TypeVar("T")
 HELLO = [{"role": "user", "content": "Say hello in one word."}]
@@ -115,6 +115,60 @@ def test_a_prompt_of_rare_characters_cannot_cost_more_than_its_quote(
     charge = use(server, body)
     assert charge.usd > 0.004, "the service counted a token a byte"
     assert charge.usd <= found.usd
+
+
+def charged(server: OpenRouterServer, params: dict[str, Any]) -> Charge:
+    async def body(connector: OpenRouterConnector) -> Charge:
+        result = await connector.call("chat", params)
+        parsed = connector.spec("chat").params.model_validate(params)
+        return connector.charge("chat", parsed, result)
+
+    return use(server, body)
+
+
+@pytest.mark.parametrize("write_price", ["0.00000125", "0"])
+def test_a_prompt_asking_to_be_cached_is_reserved_at_the_price_of_a_cache_write(
+    server: OpenRouterServer, monkeypatch: pytest.MonkeyPatch, write_price: str
+) -> None:
+    """A part with ``cache_control`` (passed upstream) may be billed as a cache write: at
+    ``input_cache_write`` where listed, and up to twice the prompt price (Anthropic's for
+    an hour) whatever is listed."""
+    [cheap] = [m for m in MODELS if m["id"] == "test/cheap"]
+    monkeypatch.setitem(cheap, "pricing", {**cheap["pricing"], "input_cache_write": write_price})
+    part = {"type": "text", "text": "x" * 4000, "cache_control": {"type": "ephemeral"}}
+    params = {"model": "test/cheap", "messages": [{"role": "user", "content": [part]}]}
+    found = quote(server, "chat", {**params, "max_tokens": 1})
+    prompt = found.facts["prompt_tokens_est"]
+    server.usage = {  # every prompt token written to the cache for an hour
+        "prompt_tokens": prompt,
+        "completion_tokens": 1,
+        "cost": float(Decimal("0.000002") * prompt + Decimal("0.000002")),
+    }
+    assert charged(server, {**params, "max_tokens": 1}).usd <= found.usd
+    sent = server.spending_calls()[-1].body
+    assert sent is not None
+    assert sent["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"}
+
+
+def test_tools_are_reserved_with_the_prompt_the_provider_adds_for_them(
+    server: OpenRouterServer,
+) -> None:
+    """A model given tools also reads its provider's prompt for them (346 tokens for
+    Claude's): a one-letter tool and "hi" must not cost several times their quote."""
+    params = {
+        "model": "test/cheap",
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"type": "function", "function": {"name": "f"}}],
+        "max_tokens": 1,
+    }
+    found = quote(server, "chat", params)
+    prompt = 346 + 60
+    server.usage = {
+        "prompt_tokens": prompt,
+        "completion_tokens": 1,
+        "cost": float(Decimal("0.000001") * prompt + Decimal("0.000002")),
+    }
+    assert charged(server, params).usd <= found.usd
 
 
 def test_a_prompt_is_never_reserved_above_the_context_of_the_model(
@@ -426,7 +480,26 @@ def test_upstream_errors_are_mapped(
         assert raised.value.status == 502
     if status == 403:  # the agent's text was refused, not the person's key
         assert not isinstance(raised.value, ConnectorAuthError)
-        assert "moderation flagged the input" in raised.value.message
+        assert "refused the input (HTTP 403): Input was flagged by moderation" in str(
+            raised.value.message
+        )
+
+
+def test_a_key_at_its_spending_limit_is_out_of_credit_not_flagged_input(
+    server: OpenRouterServer,
+) -> None:
+    """OpenRouter answers 403 "Key limit exceeded" once the key reaches the spending limit
+    the person set on it: theirs to raise, not the agent's input to change."""
+    limit = "Key limit exceeded (total limit). Manage it using https://openrouter.ai/settings/keys"
+    server.faults.setdefault("/chat/completions", []).append(Fault(403, limit))
+
+    async def body(connector: OpenRouterConnector) -> Any:
+        return await connector.call("chat", {"model": "test/cheap", "messages": HELLO})
+
+    with pytest.raises(ServiceOutOfCredit) as raised:
+        use(server, body)
+    assert "spending limit set on it" in raised.value.message
+    assert "input" not in raised.value.message
 
 
 def test_a_wrong_key_is_refused_without_quoting_it(server: OpenRouterServer) -> None:

@@ -191,11 +191,17 @@ class OpenRouterApi:
                 f"OpenRouter refused the API key stored for service {self.service!r} "
                 f"(HTTP {status}); the person has been told",
             )
+        if status == 403 and "key limit" in text.lower():
+            # The spending limit the person set on the key: theirs to raise.
+            return ServiceOutOfCredit(
+                "the OpenRouter key has reached the spending limit set on it",
+                hint="the person can raise it at https://openrouter.ai/settings/keys",
+            )
         if status == 403:
-            # OpenRouter's moderation flagged the input: the agent's text, not the key
-            # (an agent must not be able to have the key reported refused on purpose).
+            # Otherwise OpenRouter's moderation flagged the input: the agent's text, not
+            # the key (an agent must not be able to have the key reported refused).
             return ServiceRefused(
-                f"OpenRouter's moderation flagged the input (HTTP 403): {text}",
+                f"OpenRouter refused the input (HTTP 403): {text}",
                 hint="nothing was charged; change the input or pick another model",
             )
         if status == 402:

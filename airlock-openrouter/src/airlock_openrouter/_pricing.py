@@ -26,6 +26,9 @@ which an agent may choose on purpose (an average would let each call cost more t
 reservation, and calls side by side overspend the budget by as much)."""
 TOKENS_PER_MESSAGE = 4
 """Each message's role and separators."""
+TOOLS_TOKENS = 1000
+"""What a model given tools or a response format also reads: the provider's own prompt
+for them (Anthropic documents 346 tokens for Claude's, more for its built-in tools)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class Price:
     prompt: Decimal
     completion: Decimal
     request: Decimal = Decimal(0)
+    cache_write: Decimal = Decimal(0)
+    """A prompt token written to the provider's cache (``input_cache_write``)."""
 
     @classmethod
     def of(cls, pricing: Mapping[str, Any]) -> Price | None:
@@ -43,16 +48,27 @@ class Price:
         if any(pricing.get(k) is None for k in ("prompt", "completion")):
             return None
         try:
-            values = [Decimal(str(pricing.get(k) or 0)) for k in ("prompt", "completion")]
-            request = Decimal(str(pricing.get("request") or 0))
+            values = [
+                Decimal(str(pricing.get(k) or 0))
+                for k in ("prompt", "completion", "request", "input_cache_write")
+            ]
         except (InvalidOperation, ValueError):
             return None
-        if any(not v.is_finite() or v < 0 for v in (*values, request)):
+        if any(not v.is_finite() or v < 0 for v in values):
             return None  # OpenRouter marks a router's variable price with "-1"
-        return cls(values[0], values[1], request)
+        return cls(*values)
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
         return self.prompt * prompt_tokens + self.completion * completion_tokens + self.request
+
+    def worst(self, prompt_tokens: int, completion_tokens: int, *, cached: bool) -> Decimal:
+        """:meth:`cost` at the dearest a prompt token can be billed: a prompt asking to be
+        *cached* may be written to the cache, at ``input_cache_write`` or up to twice the
+        prompt price (Anthropic: 1.25 times for five minutes, 2 for an hour)."""
+        if not cached:
+            return self.cost(prompt_tokens, completion_tokens)
+        per_token = max(self.prompt * 2, self.cache_write)
+        return per_token * prompt_tokens + self.completion * completion_tokens + self.request
 
 
 def allowed(model: str, patterns: Iterable[str]) -> bool:
@@ -75,6 +91,26 @@ def prompt_size(value: Any) -> int:
     if isinstance(value, dict):
         return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
     return 0
+
+
+def chat_prompt_tokens(params: ChatParams) -> int:
+    """The most tokens a chat's prompt can be billed for, from its text alone."""
+    tokens = estimate_tokens(chat_size(params), len(params.messages))
+    return tokens + (TOOLS_TOKENS if params.tools or params.response_format else 0)
+
+
+def asks_for_caching(params: ChatParams) -> bool:
+    """Whether a message part or a tool carries ``cache_control`` (passed upstream)."""
+    values: list[Any] = [params.tools or [], *(m.content for m in params.messages)]
+    while values:
+        value = values.pop()
+        if isinstance(value, dict):
+            if "cache_control" in value:
+                return True
+            values.extend(value.values())
+        elif isinstance(value, list):
+            values.extend(value)
+    return False
 
 
 def chat_size(params: ChatParams) -> int:

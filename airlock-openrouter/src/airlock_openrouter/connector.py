@@ -52,7 +52,8 @@ from airlock_openrouter._models import (
 from airlock_openrouter._pricing import (
     Price,
     allowed,
-    chat_size,
+    asks_for_caching,
+    chat_prompt_tokens,
     estimate_tokens,
     has_media,
     prompt_size,
@@ -185,13 +186,13 @@ class OpenRouterConnector(PricedConnector):
         if isinstance(params, ChatParams):
             price = await self._price(params.model)
             limit = self._max_tokens(params)
-            prompt = estimate_tokens(chat_size(params), len(params.messages))
+            prompt = chat_prompt_tokens(params)
             if has_media(params):
                 prompt = max(prompt, self._context_length(params.model))
             elif (context := self._listed_context_length(params.model)) is not None:
                 prompt = min(prompt, context)  # the most the service reads and bills
             answers = limit * (params.n or 1)
-            worst = price.cost(prompt, answers)
+            worst = price.worst(prompt, answers, cached=asks_for_caching(params))
             facts = {"model": params.model, "max_tokens": limit, "prompt_tokens_est": prompt}
         elif isinstance(params, EmbedParams):
             price = await self._price(params.model)
