@@ -452,6 +452,51 @@ def test_a_kept_count_is_not_served_once_cur_or_new_is_a_symlink(
         call("count_unread", folder=folder)
 
 
+def _symlink_with_inode(link: Path, target: Path, inode: int, tries: int = 2000) -> bool:
+    """Plant *link* -> *target* as a symlink whose inode number is *inode*: create
+    symlinks under other names beside it until one gets it, then rename it into place."""
+    made = []
+    try:
+        for n in range(tries):
+            candidate = link.parent / f"planted-{n}"
+            candidate.symlink_to(target)
+            if candidate.lstat().st_ino == inode:
+                candidate.rename(link)
+                return True
+            made.append(candidate)
+        return False
+    finally:
+        for path in made:
+            path.unlink()
+
+
+def test_a_kept_count_is_not_served_for_a_folder_now_a_symlink_given_its_inode(
+    maildir: Path, call: Call, tmp_path: Path
+) -> None:
+    archive = maildir / ".Archive"
+    _age_directories(archive, 60)
+    assert call("count_unread", folder="Archive").unread == 1
+    assert call("count_unread", folder="Archive").unread == 1  # kept
+    old = archive.stat()
+    stamps = {sub: os.stat(archive / sub) for sub in ("cur", "new")}
+    # The folder's cur/ and new/ move elsewhere (same directories, times put back), the
+    # folder's directory goes, and a symlink taking its inode number stands in its place.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for sub in ("cur", "new"):
+        (archive / sub).rename(elsewhere / sub)
+        info = stamps[sub]
+        os.utime(elsewhere / sub, ns=(info.st_atime_ns, info.st_mtime_ns))
+    for leftover in archive.iterdir():
+        leftover.rmdir() if leftover.is_dir() else leftover.unlink()
+    archive.rmdir()
+    if not _symlink_with_inode(archive, elsewhere, old.st_ino):
+        pytest.skip("this file system gave the freed inode number to no symlink")
+    assert archive.is_symlink()
+    with pytest.raises(NotFound):
+        call("count_unread", folder="Archive")
+
+
 def test_fifos_dotfiles_and_odd_names_are_not_messages(maildir: Path, call: Call) -> None:
     os.mkfifo(maildir / "cur" / "1700000000.M3P3.fifo:2,")
     (maildir / "cur" / ".hidden:2,").write_text("Subject: x\n\nx")

@@ -154,8 +154,9 @@ class MaildirStore:
         directories (device and inode) that :meth:`unread_count` opened without
         following a symlink, and ``cur/`` and ``new/`` unchanged since (their mtime).
         None of the three is followed if it is a symlink (the root, INBOX's directory,
-        is the configured path and may be one), so a symlink planted or a folder
-        replaced is counted again that way, and refused.
+        is the configured path and may be one), and each must be a directory: a symlink
+        planted (even one given a freed directory's inode number) or a folder replaced
+        is counted again that way, and refused.
         """
         cached = self._unread.get(folder)
         if cached is None:
@@ -163,8 +164,8 @@ class MaildirStore:
         stamps, count = cached
         base, cur, new = self._stamp_paths(folder)
         try:
-            info = os.stat(base, follow_symlinks=folder == INBOX)
-            if ((info.st_dev, info.st_ino), _path_stamp(cur), _path_stamp(new)) != stamps:
+            folder_stamp = _path_stamp(base, follow=folder == INBOX)
+            if (folder_stamp[:2], _path_stamp(cur), _path_stamp(new)) != stamps:
                 return None
         except OSError:
             return None  # unread_count opens it again and says what is wrong
@@ -296,8 +297,12 @@ def _dir_stamp(fd: int) -> _DirStamp:
     return (info.st_dev, info.st_ino, info.st_mtime_ns)
 
 
-def _path_stamp(path: str) -> _DirStamp:
-    info = os.lstat(path)
+def _path_stamp(path: str, *, follow: bool = False) -> _DirStamp:
+    """:func:`_dir_stamp` of the directory at *path*; ``NotADirectoryError`` for anything
+    else (a symlink, unless *follow*)."""
+    info = os.stat(path, follow_symlinks=follow)
+    if not stat.S_ISDIR(info.st_mode):
+        raise NotADirectoryError(path)
     return (info.st_dev, info.st_ino, info.st_mtime_ns)
 
 
