@@ -316,6 +316,17 @@ def test_a_model_listed_without_a_price_is_not_free(
     assert raised.value.field == "model"
 
 
+@pytest.mark.parametrize("given", ["", [""], ["", ""]])
+def test_an_empty_embedding_input_still_costs_its_framing(
+    server: OpenRouterServer, given: Any
+) -> None:
+    """A model frames each input with tokens of its own (a start and an end): an empty
+    one is not free, so it cannot pass a budget that has nothing left, again and again."""
+    found = quote(server, "embed", {"model": "test/embed", "input": given})
+    assert found.usd > 0
+    assert found.facts["prompt_tokens_est"] == 4 * (len(given) if isinstance(given, list) else 1)
+
+
 def test_embeddings_are_quoted_and_charged(server: OpenRouterServer) -> None:
     params = {"model": "test/embed", "input": ["one", "two"]}
     assert quote(server, "embed", params).usd > 0

@@ -196,7 +196,8 @@ class OpenRouterConnector(PricedConnector):
             facts = {"model": params.model, "max_tokens": limit, "prompt_tokens_est": prompt}
         elif isinstance(params, EmbedParams):
             price = await self._price(params.model)
-            prompt = estimate_tokens(prompt_size(params.input))
+            inputs = len(params.input) if isinstance(params.input, list) else 1
+            prompt = estimate_tokens(prompt_size(params.input), inputs)  # each framed
             worst = price.cost(prompt, 0)
             facts = {"model": params.model, "prompt_tokens_est": prompt}
         else:
