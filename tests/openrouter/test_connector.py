@@ -198,6 +198,24 @@ def test_a_prompt_with_an_image_is_reserved_as_the_whole_context_of_the_model(
     assert found.facts["prompt_tokens_est"] == 8192
 
 
+def test_what_a_message_carries_beyond_openais_fields_is_reserved_too(
+    server: OpenRouterServer,
+) -> None:
+    """Fields a message carries beyond OpenAI's go upstream (an earlier answer's
+    ``reasoning_details``): their bytes count; a reference to audio the model made before
+    may be thousands of tokens, as an image is: the model's whole context."""
+    thinking = {
+        "role": "assistant",
+        "content": "ok",
+        "reasoning_details": [{"type": "reasoning.text", "text": "y" * 3000}],
+    }
+    params = {"model": "test/cheap", "messages": [thinking, *HELLO], "max_tokens": 1}
+    assert quote(server, "chat", params).facts["prompt_tokens_est"] > 3000
+    spoken = {"role": "assistant", "audio": {"id": "audio_abc"}}
+    params = {"model": "test/cheap", "messages": [spoken, *HELLO], "max_tokens": 1}
+    assert quote(server, "chat", params).facts["prompt_tokens_est"] == 8192
+
+
 def test_a_prompt_with_an_image_for_a_model_of_unknown_context_is_refused(
     server: OpenRouterServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

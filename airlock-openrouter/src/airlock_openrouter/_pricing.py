@@ -114,19 +114,24 @@ def asks_for_caching(params: ChatParams) -> bool:
 
 
 def chat_size(params: ChatParams) -> int:
-    """Bytes of what the model reads: message texts, tool calls and tool definitions."""
+    """Bytes of what the model reads: message texts, tool calls, the fields a message
+    carries beyond OpenAI's (passed upstream: ``reasoning_details`` and the like) and tool
+    definitions."""
     parts: list[Any] = [params.tools or [], params.response_format or ""]
     for message in params.messages:
         parts += [message.content or "", message.tool_calls or [], message.name or ""]
+        if message.model_extra:
+            parts.append(message.model_extra)
     return prompt_size(parts)
 
 
 def has_media(params: ChatParams) -> bool:
-    """Whether a message has a part other than text (an image, audio, a file): a few bytes
-    of URL or reference that the model may read as thousands of tokens."""
+    """Whether a message has a part other than text (an image, audio, a file), or refers
+    to audio the model produced before (``audio``): a few bytes of URL or reference that
+    the model may read as thousands of tokens."""
     return any(
         not isinstance(part, dict) or part.get("type") != "text"
         for message in params.messages
         if isinstance(message.content, list)
         for part in message.content
-    )
+    ) or any("audio" in (message.model_extra or {}) for message in params.messages)
