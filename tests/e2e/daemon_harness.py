@@ -110,6 +110,29 @@ def fill_disk(folder: Path) -> Path:
     return filler
 
 
+def fill_right_after_rotation(
+    airlock: Airlock,
+    agent: httpx.Client,
+    token: str,
+    fill: Callable[[], None],
+    empty: Callable[[], None],
+) -> None:
+    """Fill *airlock*'s audit disk (see :func:`small_audit_disk`) just after
+    ``audit.jsonl`` rotated, so that the next record needs a page the disk no longer has.
+    A record written in the background meanwhile (a prompt's ``approval_sent`` comes once
+    its channel has sent it) starts the new file on a page with room left: then room is
+    made, a call writes on, and it is tried again."""
+    current = airlock.paths.audit_dir / "audit.jsonl"
+    for _ in range(100):
+        if not current.exists():
+            fill()
+            if not current.exists():
+                return
+            empty()
+        assert airlock.op(agent, token, "count_unread").status_code == 200
+    raise AssertionError("audit.jsonl never rotated")
+
+
 def kill_once_reached(airlock: Airlock, reached: Callable[[], object], what: str) -> None:
     """SIGKILL *airlock*'s daemon as soon as *reached* is true (within 30 s), mid-call."""
     deadline = time.monotonic() + 30

@@ -24,6 +24,7 @@ from daemon_harness import (
     clock_offset,
     exchange,
     fill_disk,
+    fill_right_after_rotation,
     leaked_secrets,
     remember,
     small_audit_disk,
@@ -317,13 +318,7 @@ def test_with_the_audit_disk_full_nothing_changes_and_the_answer_says_so(
         to_collect = airlock.request(agent, ttl="63m")
         assert airlock.approve(agent, to_collect["code"]).status_code == 200
         live = airlock.session(agent, ttl="64m")
-        current = airlock.paths.audit_dir / "audit.jsonl"
-        for _ in range(100):
-            if not current.exists():
-                break  # just rotated: the next record needs a new page
-            assert airlock.op(agent, live["token"], "count_unread").status_code == 200
-        assert not current.exists()
-        fill()
+        fill_right_after_rotation(airlock, agent, live["token"], fill, empty)
 
         approved = airlock.approve(agent, to_approve["code"])
         assert approved.status_code == 503, approved.text
@@ -370,13 +365,7 @@ def test_with_the_audit_disk_full_an_approved_write_is_not_sent_and_stays_approv
         created = airlock.request(agent, reason="mark it read", operation=operation)
         assert airlock.approve(agent, created["code"]).status_code == 200
         writer = remember(collect(agent, created).json()["session"]["token"])
-        current = airlock.paths.audit_dir / "audit.jsonl"
-        for _ in range(100):
-            if not current.exists():
-                break  # just rotated: the next record needs a new page
-            assert airlock.op(agent, reader, "count_unread").status_code == 200
-        assert not current.exists()
-        fill()
+        fill_right_after_rotation(airlock, agent, reader, fill, empty)
 
         refused = airlock.op(agent, writer, "mark_read", **params)
         assert refused.status_code == 503, refused.text
@@ -407,14 +396,8 @@ def test_with_the_audit_disk_full_the_dashboard_ends_no_session_and_says_why(
     remember(person.http.cookies["airlock_dashboard"])
     with airlock.client() as agent:
         live = airlock.session(agent)
-        current = airlock.paths.audit_dir / "audit.jsonl"
-        for _ in range(100):
-            if not current.exists():
-                break  # just rotated: the next record needs a new page
-            assert airlock.op(agent, live["token"], "count_unread").status_code == 200
-        assert not current.exists()
         csrf = person.csrf("/sessions")
-        fill()
+        fill_right_after_rotation(airlock, agent, live["token"], fill, empty)
 
         revoked = person.post(f"/sessions/{live['id']}/revoke", {"csrf": csrf})
         assert revoked.status_code == 503, revoked.text
