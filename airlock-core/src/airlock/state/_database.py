@@ -17,10 +17,6 @@ from airlock.errors import AirlockError, StateUnavailable
 from airlock.state.schema import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 10_000
-REVOCATION_WAIT_MS = 250
-"""The longest a revocation waits for another process's lock: refused, it is held and
-refused at once all the same (see ``RevocationNotWritten``), and the event loop it runs
-on serves every agent meanwhile."""
 
 
 class RevocationNotWritten(sqlite3.OperationalError):
@@ -117,16 +113,16 @@ class Database:
             return self._conn.execute(sql, params)
 
     @contextlib.contextmanager
-    def _waiting_at_most(self, ms: int) -> Iterator[None]:
-        """Writes inside wait at most *ms* for another process's lock, not the whole
+    def _not_waiting(self) -> Iterator[None]:
+        """Writes inside fail at once on another process's lock instead of waiting
         ``busy_timeout`` (the daemon's event loop runs them)."""
         with self._lock:
-            waits = int(self._conn.execute("PRAGMA busy_timeout").fetchone()[0])
-            self._conn.execute(f"PRAGMA busy_timeout = {min(waits, int(ms))}")
+            waits = self._conn.execute("PRAGMA busy_timeout").fetchone()[0]
+            self._conn.execute("PRAGMA busy_timeout = 0")
             try:
                 yield
             finally:
-                self._conn.execute(f"PRAGMA busy_timeout = {waits}")
+                self._conn.execute(f"PRAGMA busy_timeout = {int(waits)}")
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         with self._lock:

@@ -8,7 +8,7 @@ import sqlite3
 from typing import Any
 
 from airlock.models import RequestStatus
-from airlock.state._database import REVOCATION_WAIT_MS, Database, RevocationNotWritten
+from airlock.state._database import Database, RevocationNotWritten
 from airlock.state.records import (
     AccessRequest,
     WriteApproval,
@@ -88,13 +88,9 @@ class RequestTables(Database):
         of it is on disk; False if it was not one. A write the database refuses is held
         (see the class) and raises :class:`RevocationNotWritten`."""
         try:
-            with self._waiting_at_most(REVOCATION_WAIT_MS):
-                cancelled = self.set_request_status(
-                    request_id,
-                    RequestStatus.REVOKED,
-                    decided_at=at,
-                    only_if=RequestStatus.APPROVED,
-                )
+            cancelled = self.set_request_status(
+                request_id, RequestStatus.REVOKED, decided_at=at, only_if=RequestStatus.APPROVED
+            )
         except sqlite3.Error as exc:
             self.hold_cancellation(request_id, at=at)
             raise RevocationNotWritten(str(exc)) from exc
@@ -111,7 +107,7 @@ class RequestTables(Database):
         written. ``sqlite3.Error`` when it refuses again (the rest stay held), at once:
         the write runs on the daemon's event loop."""
         written: list[str] = []
-        with self._waiting_at_most(0):
+        with self._not_waiting():
             for request_id, at in sorted(self.held_cancellations.items(), key=lambda i: i[1]):
                 self.set_request_status(
                     request_id, RequestStatus.REVOKED, decided_at=at, only_if=RequestStatus.APPROVED

@@ -7,7 +7,7 @@ import json
 import sqlite3
 from typing import Any
 
-from airlock.state._database import REVOCATION_WAIT_MS, Database, RevocationNotWritten
+from airlock.state._database import Database, RevocationNotWritten
 from airlock.state.records import Session, session_from_row
 
 
@@ -81,11 +81,10 @@ class SessionTables(Database):
         revocation's record is on disk: a write the database refuses is held (see the
         class) and raises :class:`RevocationNotWritten`."""
         try:
-            with self._waiting_at_most(REVOCATION_WAIT_MS):
-                cursor = self._execute(
-                    "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                    (at, session_id),
-                )
+            cursor = self._execute(
+                "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (at, session_id),
+            )
         except sqlite3.Error as exc:
             self.hold_revocation(session_id, at=at)
             raise RevocationNotWritten(str(exc)) from exc
@@ -107,7 +106,7 @@ class SessionTables(Database):
         written: list[str] = []
         if not self.held_revocations:
             return written
-        with self._waiting_at_most(0):
+        with self._not_waiting():
             for session_id, at in sorted(self.held_revocations.items(), key=lambda i: i[1]):
                 self._execute(
                     "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
