@@ -29,6 +29,7 @@ class Nothing(Params):
 
 class Nap(Params):
     seconds: float = Field(0.0, ge=0, le=120)
+    mark: str = Field("", description="A file created once the nap has begun (tests wait on it)")
 
 
 class Peek(Params):
@@ -67,6 +68,8 @@ class TrialConnector(Connector):
 
     @operation(access=Access.READ, params=Nap, result=Said, description="Wait, politely.")
     async def nap(self, params: Nap) -> Said:
+        if params.mark:
+            os.close(os.open(params.mark, os.O_WRONLY | os.O_CREAT, 0o600))
         await asyncio.sleep(params.seconds)
         return Said(text="rested", pid=os.getpid())
 

@@ -160,11 +160,15 @@ def test_killing_the_host_mid_operation_is_a_clean_error_and_a_new_host(trial: A
         token = _token(trial, agent)
         first = _op(agent, token, "whoami").json()["result"]["pid"]
         answers: list[httpx.Response] = []
+        begun = trial.paths.connectors_dir / "napping"  # the one folder the host may write
         napping = threading.Thread(
-            target=lambda: answers.append(_op(agent, token, "nap", seconds=1.5))
+            target=lambda: answers.append(_op(agent, token, "nap", seconds=5, mark=str(begun)))
         )
         napping.start()
-        time.sleep(0.5)  # the nap is running in the host
+        deadline = time.monotonic() + 30
+        while not begun.exists():  # until the nap is running in the host
+            assert time.monotonic() < deadline, "the nap never began"
+            time.sleep(0.01)
         os.kill(first, signal.SIGKILL)
         napping.join(30)
         assert answers, "the call never answered"
