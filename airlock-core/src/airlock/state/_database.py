@@ -8,7 +8,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -123,6 +123,22 @@ class Database:
                 yield
             finally:
                 self._conn.execute(f"PRAGMA busy_timeout = {int(waits)}")
+
+    def _write_held(
+        self, held: dict[str, float], write: Callable[[str, float], object]
+    ) -> list[str]:
+        """Write what *held* holds (id to its time), oldest first, by *write*; the ids
+        written. ``sqlite3.Error`` when the database refuses again (the rest stay held),
+        at once, not after ``busy_timeout``: the daemon's event loop runs it."""
+        written: list[str] = []
+        if not held:
+            return written
+        with self._not_waiting():
+            for key, at in sorted(held.items(), key=lambda item: item[1]):
+                write(key, at)
+                del held[key]
+                written.append(key)
+        return written
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         with self._lock:

@@ -106,15 +106,12 @@ class RequestTables(Database):
         """Write the cancellations held since the database refused them; the requests
         written. ``sqlite3.Error`` when it refuses again (the rest stay held), at once:
         the write runs on the daemon's event loop."""
-        written: list[str] = []
-        with self._not_waiting():
-            for request_id, at in sorted(self.held_cancellations.items(), key=lambda i: i[1]):
-                self.set_request_status(
-                    request_id, RequestStatus.REVOKED, decided_at=at, only_if=RequestStatus.APPROVED
-                )
-                del self.held_cancellations[request_id]
-                written.append(request_id)
-        return written
+        return self._write_held(
+            self.held_cancellations,
+            lambda request_id, at: self.set_request_status(
+                request_id, RequestStatus.REVOKED, decided_at=at, only_if=RequestStatus.APPROVED
+            ),
+        )
 
     def set_request_status(
         self,

@@ -103,18 +103,13 @@ class SessionTables(Database):
         sessions written. ``sqlite3.Error`` when it refuses again (the rest stay held).
         Not waiting for another process's lock: the write runs on the daemon's event
         loop, which a wait of ``busy_timeout`` every round would stall."""
-        written: list[str] = []
-        if not self.held_revocations:
-            return written
-        with self._not_waiting():
-            for session_id, at in sorted(self.held_revocations.items(), key=lambda i: i[1]):
-                self._execute(
-                    "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                    (at, session_id),
-                )
-                del self.held_revocations[session_id]
-                written.append(session_id)
-        return written
+        return self._write_held(
+            self.held_revocations,
+            lambda session_id, at: self._execute(
+                "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (at, session_id),
+            ),
+        )
 
     def shorten_session(self, session_id: str, *, expires_at: float, ended: bool) -> bool:
         """Bring an active session's expiry forward to *expires_at* (never later); *ended*:
