@@ -12,7 +12,7 @@ import fnmatch
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -65,10 +65,8 @@ class Price:
         """:meth:`cost` at the dearest a prompt token can be billed: a prompt asking to be
         *cached* may be written to the cache, at ``input_cache_write`` or up to twice the
         prompt price (Anthropic: 1.25 times for five minutes, 2 for an hour)."""
-        if not cached:
-            return self.cost(prompt_tokens, completion_tokens)
-        per_token = max(self.prompt * 2, self.cache_write)
-        return per_token * prompt_tokens + self.completion * completion_tokens + self.request
+        dearest = replace(self, prompt=max(self.prompt * 2, self.cache_write)) if cached else self
+        return dearest.cost(prompt_tokens, completion_tokens)
 
 
 def allowed(model: str, patterns: Iterable[str]) -> bool:
