@@ -113,23 +113,24 @@ def _http_date() -> bytes:
     return _date[1]
 
 
+_LINE_BREAK = re.compile(r"[\r\n]")
 _SET_HERE = frozenset(("content-length", "connection", "transfer-encoding", "date"))
 
 
 def encode_response(response: web.StreamResponse, *, close: bool) -> bytes:
     """*response* as HTTP/1.1 bytes (what aiohttp would have written, Server aside)."""
     body = response.body if isinstance(response, web.Response) else None
-    headers = [f"{name}: {value}" for name, value in response.headers.items()]
     # Every answer here has its bytes, and no header a line break (which would split
     # the answer; aiohttp refuses the same): a bug otherwise, answered as one.
-    if not isinstance(body, bytes) or any("\r" in h or "\n" in h for h in headers):
+    if not isinstance(body, bytes) or any(
+        _LINE_BREAK.search(name + value) for name, value in response.headers.items()
+    ):
         response = internal_error()
         body = INTERNAL_ERROR
-        headers = [f"{name}: {value}" for name, value in response.headers.items()]
     lines = [b"HTTP/1.1 %d %s" % (response.status, response.reason.encode("latin-1"))]
-    for header in headers:
-        if header.partition(":")[0].lower() not in _SET_HERE:
-            lines.append(header.encode("latin-1"))
+    for name, value in response.headers.items():
+        if name.lower() not in _SET_HERE:
+            lines.append(f"{name}: {value}".encode("latin-1"))
     lines.append(b"Content-Length: %d" % len(body))
     lines.append(b"Date: " + _http_date())
     if close:
