@@ -73,16 +73,16 @@ def _secret_name(name: str) -> bool:
 def _scrub_text(text: str) -> str:
     if len(text) <= SHORT_NAME:
         return _scrub_short_text(text)
-    return _scrub_long_text(text)
+    return _scrub_any_text(text)
 
 
 @functools.lru_cache(maxsize=4096)
 def _scrub_short_text(text: str) -> str:
     """Short texts repeat from record to record (ids, names, outcomes): scrubbed once."""
-    return _scrub_long_text(text)
+    return _scrub_any_text(text)
 
 
-def _scrub_long_text(text: str) -> str:
+def _scrub_any_text(text: str) -> str:
     if len(text) > MAX_STRING:
         text = f"{text[:MAX_STRING]}…[+{len(text) - MAX_STRING} chars]"
     if "alk_" in text:
