@@ -5,6 +5,8 @@ the audit."""
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +77,21 @@ def chat(
         json={"params": params},
         headers={"Authorization": f"Bearer {token}"},
     )
+
+
+def at_once(count: int, call: Callable[[], int]) -> list[int]:
+    """*call* from *count* threads released together (agents racing for the last cents);
+    the statuses they got, sorted."""
+    start = threading.Barrier(count)
+    statuses: list[int] = []
+
+    def agent() -> None:
+        start.wait()
+        statuses.append(call())
+
+    threads = [threading.Thread(target=agent) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(statuses)

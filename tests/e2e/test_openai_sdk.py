@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 from daemon_harness import Airlock
-from llm_harness import audit, budget_of, spend_session
+from llm_harness import at_once, audit, budget_of, spend_session
 from tests.openrouter.openrouter_server import OpenRouterServer
 
 from airlock.client import AirlockClient
@@ -110,12 +110,9 @@ def test_streams_racing_for_the_last_cents_cannot_overspend(
 ) -> None:
     """Twelve streams at once on $0.05, each of test/flat's exact $0.01: five are served
     whole, seven refused (402) before anything of theirs is sent."""
-    outcomes: list[int] = []
-    start = threading.Barrier(12)
 
-    def agent() -> None:
+    def agent() -> int:
         client = sdk(llm, token)
-        start.wait()
         try:
             stream = client.chat.completions.create(
                 model="test/flat",
@@ -126,16 +123,10 @@ def test_streams_racing_for_the_last_cents_cannot_overspend(
             for _chunk in stream:
                 pass
         except openai.APIStatusError as exc:
-            outcomes.append(exc.status_code)
-        else:
-            outcomes.append(200)
+            return exc.status_code
+        return 200
 
-    threads = [threading.Thread(target=agent) for _ in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(outcomes) == [200] * 5 + [402] * 7
+    assert at_once(12, agent) == [200] * 5 + [402] * 7
     assert len(openrouter.spending_calls()) == 5
     with llm.client() as plain:
         budget = budget_of(plain)

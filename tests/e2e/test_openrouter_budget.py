@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from daemon_harness import Airlock
-from llm_harness import PROMPT, audit, budget_of, chat, spend_session, start_llm
+from llm_harness import PROMPT, at_once, audit, budget_of, chat, spend_session, start_llm
 from tests.openrouter.openrouter_server import OpenRouterServer
 
 
@@ -68,20 +68,12 @@ def test_calls_racing_for_the_last_cents_cannot_overspend(
     """test/flat costs exactly its worst case: 1000 tokens = $0.01 a call, five in $0.05."""
     with llm.client() as client:
         token = spend_session(llm, client, 0.05)
-    statuses: list[int] = []
-    start = threading.Barrier(15)
 
-    def agent() -> None:
+    def agent() -> int:
         with llm.client() as own:
-            start.wait()
-            statuses.append(chat(own, token, model="test/flat", max_tokens=1000).status_code)
+            return chat(own, token, model="test/flat", max_tokens=1000).status_code
 
-    threads = [threading.Thread(target=agent) for _ in range(15)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(statuses) == [200] * 5 + [402] * 10
+    assert at_once(15, agent) == [200] * 5 + [402] * 10
     assert len(openrouter.spending_calls()) == 5
     with llm.client() as client:
         budget = budget_of(client)
