@@ -22,13 +22,13 @@ from pydantic import BaseModel, SecretStr
 from airlock.common.clock import FakeClock
 from airlock.errors import AuditError
 from airlock.security import audit as audit_module
+from airlock.security._audit_format import log_files
 from airlock.security.audit import (
     CURRENT_NAME,
     GENESIS,
     AuditLog,
     format_ts,
     load_or_create_key,
-    log_files,
     query,
     scrub,
     verify,

@@ -104,6 +104,7 @@ class Runtime:
             paths.audit_key_file,
             rotate_bytes=config.audit.rotate_bytes,
             clock=self.clock,
+            writer_process=True,
         )
         self.vault = Vault(paths.vault_file)
         self.unlisted_until: dict[str, float] = {}
@@ -386,7 +387,7 @@ class Runtime:
         await close_notifiers(self.notifiers)
         await self.audit.append("daemon_stopped", pid=os.getpid())
         _at_stop("audit_anchor", lambda: self.store.raise_audit_anchor(self.audit.last_seq))
-        self.audit.close()
+        await self.audit.aclose()
         self.store.close()
 
 

@@ -39,6 +39,14 @@ class AuditRecord:
     mac: str
 
 
+def audit_error(reason: str) -> AuditError:
+    """What a writer waiting for a record that was not written is told."""
+    return AuditError(
+        f"audit record not written: {reason}",
+        hint="nothing was served; check the disk and run `airlock audit verify`",
+    )
+
+
 @dataclass
 class _Chain:
     seq: int = 0
@@ -84,12 +92,13 @@ class AuditFile:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def commit(self, batch: list[tuple[str, str]]) -> list[AuditRecord]:
-        """Write (event, fields JSON) pairs as records, durably; ``AuditError`` if not."""
+    def commit(self, batch: list[tuple[str, str]], *, ts: str | None = None) -> list[AuditRecord]:
+        """Write (event, fields JSON) pairs as records, durably; ``AuditError`` if not.
+        Their time is *ts* (by the clock of the process that made them) or now."""
         try:
             with self._file_lock():
                 current = self._sync_with_disk()
-                return self._write_batch(current, batch)
+                return self._write_batch(current, batch, ts or format_ts(self._clock.now()))
         except OSError as exc:
             raise AuditError(exc.strerror or str(exc)) from None
 
@@ -196,9 +205,11 @@ class AuditFile:
         expected = Mac(self._key).of(prev, body_of(line)).hex().encode("ascii")
         return hmac.compare_digest(expected, mac_of(line))
 
-    def _write_batch(self, current: _Current, batch: list[tuple[str, str]]) -> list[AuditRecord]:
+    def _write_batch(
+        self, current: _Current, batch: list[tuple[str, str]], now: str
+    ) -> list[AuditRecord]:
         chain = _Chain(self._chain.seq, self._chain.mac, self._chain.ts)
-        ts = max(format_ts(self._clock.now()), chain.ts)
+        ts = max(now, chain.ts)
         entries = list(batch)
         if current.repaired:
             entries.insert(0, ("audit_tail_repaired", f',"dropped_bytes":{current.repaired}'))

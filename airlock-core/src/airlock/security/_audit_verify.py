@@ -27,7 +27,7 @@ from airlock.security._audit_chain import (
     prev_of,
     seq_of,
 )
-from airlock.security._audit_format import log_files
+from airlock.security._audit_format import load_key, log_files
 from airlock.security._audit_read import query
 from airlock.security._audit_retention import DROP_EVENT, dropped_start_vouched
 
@@ -219,3 +219,14 @@ def _check_parallel(files: list[Path], key: bytes, workers: int) -> list[FileChe
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         return list(pool.map(check_file, [str(p) for p in files], [key] * len(files)))
+
+
+def verify_dir(audit_dir: Path, key_file: Path) -> VerifyResult:
+    """``airlock audit verify`` without the CLI: load the key, verify the directory.
+
+    No key and no log is a fresh install (nothing to check); log files without their key
+    cannot be checked and raise ``AuditError``.
+    """
+    if not key_file.exists() and not log_files(audit_dir):
+        return VerifyResult(True, 0)
+    return verify(audit_dir, load_key(key_file))

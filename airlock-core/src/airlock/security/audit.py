@@ -23,9 +23,11 @@ links to the last durable one. Many writers arriving together share one fsync: t
 first becomes the *leader*, takes everything queued, writes it in one ``write`` and
 syncs once, while the others wait (threads on a lock, coroutines on a future; the
 async path runs the leader on the log's own writer thread, and a batch wakes each
-event loop once, whatever its size). Several processes (daemon
-and CLI) can append: each batch holds an ``flock`` and re-reads the tail if another
-process changed the file. A partial last line left by a crash was never acknowledged;
+event loop once, whatever its size). The daemon's log writes its coroutines' records
+in a writer process instead (``_audit_writer``), where a batch's work does not wait
+for the event loop's interpreter lock. Several processes (daemon, its writer, the CLI)
+can append: each batch holds an ``flock`` and re-reads the tail if another process
+changed the file. A partial last line left by a crash was never acknowledged;
 it is cut off on the next open and an ``audit_tail_repaired`` record says so.
 
 **Time order.** ``ts`` comes from the injected clock but never goes backwards (a clock
@@ -64,7 +66,7 @@ from airlock.common.clock import Clock, SystemClock
 from airlock.common.files import fsync_dir
 from airlock.errors import AuditError
 from airlock.security._audit_chain import GENESIS
-from airlock.security._audit_file import AuditFile, AuditRecord
+from airlock.security._audit_file import AuditFile, AuditRecord, audit_error
 from airlock.security._audit_format import (
     CURRENT_NAME,
     KEY_BYTES,
@@ -76,16 +78,17 @@ from airlock.security._audit_format import (
     key_for_log,
     load_key,
     load_or_create_key,
-    log_files,
     rotated_name,
     scrub,
 )
 from airlock.security._audit_read import query, shallow
 from airlock.security._audit_retention import DROP_EVENT, plan_drops
-from airlock.security._audit_verify import VerifyProblem, VerifyResult, verify
+from airlock.security._audit_verify import VerifyProblem, VerifyResult, verify, verify_dir
 
 if TYPE_CHECKING:
     import asyncio
+
+    from airlock.security._audit_link import WriterLink
 
 GROUP_WAIT = 0.002  # seconds a leader waits for writers already inside append()
 
@@ -146,14 +149,7 @@ def _settle_futures(settled: list[_Pending]) -> None:
         if pending.record is not None:
             future.set_result(pending.record)
         else:
-            future.set_exception(_audit_error(pending.error or "audit write failed"))
-
-
-def _audit_error(reason: str) -> AuditError:
-    return AuditError(
-        f"audit record not written: {reason}",
-        hint="nothing was served; check the disk and run `airlock audit verify`",
-    )
+            future.set_exception(audit_error(pending.error or "audit write failed"))
 
 
 class AuditLog:
@@ -161,7 +157,8 @@ class AuditLog:
 
     ``await log.append(event, **fields)`` from coroutines (the daemon),
     ``log.append_sync(event, **fields)`` from threads or sync code (the CLI). *key* is
-    the key itself or the key file (created on first use).
+    the key itself or the key file (created on first use). With *writer_process* (the
+    daemon), coroutines' records are written by a writer process (``_audit_writer``).
     """
 
     def __init__(
@@ -171,6 +168,7 @@ class AuditLog:
         *,
         rotate_bytes: int = 64 * 1024 * 1024,
         clock: Clock | None = None,
+        writer_process: bool = False,
     ) -> None:
         if isinstance(key, Path):
             key = key_for_log(key, audit_dir)
@@ -188,6 +186,14 @@ class AuditLog:
         self._drop_refused: str | None = None
         self._writer: ThreadPoolExecutor | None = None
         """The thread that leads batches for coroutines (started on the first)."""
+        self._process: WriterLink | None = None
+        if writer_process:
+            from airlock.security._audit_link import WriterLink
+
+            now = self._clock.now
+            self._process = WriterLink(
+                audit_dir, key, rotate_bytes=rotate_bytes, now=lambda: format_ts(now())
+            )
 
     def __repr__(self) -> str:
         return f"AuditLog({str(self.audit_dir)!r})"
@@ -199,11 +205,20 @@ class AuditLog:
     @property
     def last_seq(self) -> int:
         """The seq of the last record this log wrote or read (0 before the first)."""
-        return self._file.last_seq
+        written = self._process.last_seq if self._process is not None else 0
+        return max(self._file.last_seq, written)
 
     def close(self) -> None:
+        if self._process is not None:
+            self._process.close()
         with self._qlock:
             self._file.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, then wait for the writer process to end."""
+        self.close()
+        if self._process is not None:
+            await self._process.wait_closed()
         if self._writer is not None:
             self._writer.shutdown(wait=False)
 
@@ -219,8 +234,12 @@ class AuditLog:
         """Write one record; returns once it is on disk, ``AuditError`` if it cannot be.
 
         For coroutines: waits on a future while the disk work runs in a worker thread,
-        so the event loop never blocks on fsync.
+        so the event loop never blocks on fsync (or in the writer process, if this log
+        has one).
         """
+        if self._process is not None:
+            check_event(event)
+            return await self._process.append(event, fields_json(fields))
         self._arrive()
         queued = False
         try:
@@ -255,7 +274,7 @@ class AuditLog:
                 self._gave_up()
         pending.done.acquire()
         if pending.record is None:
-            raise _audit_error(pending.error or "unknown failure")
+            raise audit_error(pending.error or "unknown failure")
         return pending.record
 
     async def drop_over_budget(self, max_bytes: int, *, keep_for: float = 0.0) -> list[str]:
@@ -331,7 +350,7 @@ class AuditLog:
                 try:
                     records = self._file.commit([(p.event, p.fields_json) for p in batch])
                 except AuditError as exc:
-                    _settle([(pending, None, _reason(exc)) for pending in batch])
+                    _settle([(pending, None, exc.message) for pending in batch])
                 else:
                     _settle([(p, r, None) for p, r in zip(batch, records, strict=True)])
                 batch = []
@@ -364,21 +383,6 @@ class AuditLog:
             if now >= deadline:
                 return
             self._arrived.wait(deadline - now)
-
-
-def _reason(exc: AuditError) -> str:
-    return exc.message
-
-
-def verify_dir(audit_dir: Path, key_file: Path) -> VerifyResult:
-    """``airlock audit verify`` without the CLI: load the key, verify the directory.
-
-    No key and no log is a fresh install (nothing to check); log files without their key
-    cannot be checked and raise ``AuditError``.
-    """
-    if not key_file.exists() and not log_files(audit_dir):
-        return VerifyResult(True, 0)
-    return verify(audit_dir, load_key(key_file))
 
 
 class Auditor(Protocol):

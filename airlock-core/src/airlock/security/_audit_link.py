@@ -1,0 +1,206 @@
+"""The daemon's side of its audit writer process (:mod:`._audit_writer`).
+
+The records an event loop's turn produces go in one write to the process; each waits on
+a future for its answer line, in order. The process is started at the first record and
+again after it stops: records waiting when it stopped fail with ``AuditError`` (they may
+or may not be on disk, like a crash's), and for ``RESTART_GAP`` seconds after a start
+every record fails at once rather than start a process in a loop. Fail closed: nothing
+waits for a record that cannot be written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import socket
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import cast
+
+from airlock.errors import AuditError
+from airlock.security._audit_file import AuditRecord, audit_error
+from airlock.security._audit_writer import whole_lines
+
+__all__ = ["RESTART_GAP", "WriterLink"]
+
+RESTART_GAP = 1.0
+"""Seconds between two starts of the writer process."""
+STOP_WAIT = 10.0
+"""Seconds the writer has to write what it holds once the daemon's side closes."""
+
+
+class WriterLink:
+    """Records to an audit writer process, started when needed.
+
+    *now* gives the time of the records written in a turn (the log's clock).
+    """
+
+    def __init__(
+        self,
+        audit_dir: Path,
+        key: bytes,
+        *,
+        rotate_bytes: int,
+        now: Callable[[], str],
+        restart_gap: float = RESTART_GAP,
+    ) -> None:
+        self.audit_dir = audit_dir
+        self.restart_gap = restart_gap
+        self._key = key
+        self._rotate_bytes = rotate_bytes
+        self.now = now
+        self.last_seq = 0
+        """The seq of the last record the process wrote (0 before the first)."""
+        self.process: asyncio.subprocess.Process | None = None
+        self._channel: _Channel | None = None
+        self._starting = asyncio.Lock()
+        self._started = -restart_gap
+        self.closed = False
+
+    async def append(self, event: str, fields_json: str) -> AuditRecord:
+        channel = self._channel
+        if self.closed:
+            raise audit_error("the audit log is closed")
+        if channel is None or channel.lost:
+            channel = await self._start()
+        return await channel.send(event, fields_json)
+
+    async def _start(self) -> _Channel:
+        async with self._starting:
+            channel = self._channel
+            if channel is not None and not channel.lost:
+                return channel  # another record started it meanwhile
+            self._reap()
+            if time.monotonic() - self._started < self.restart_gap:
+                raise audit_error("the audit writer stopped; it starts again in a moment")
+            self._started = time.monotonic()
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                self.process = await asyncio.create_subprocess_exec(
+                    *(sys.executable, "-P", "-m", "airlock.security._audit_writer"),
+                    *("--fd", str(theirs.fileno()), "--dir", str(self.audit_dir)),
+                    *("--rotate-bytes", str(self._rotate_bytes)),
+                    pass_fds=(theirs.fileno(),),
+                    stdin=asyncio.subprocess.DEVNULL,
+                )
+                ours.sendall(self._key)  # an empty socket buffer takes it at once
+            except OSError as exc:
+                ours.close()
+                raise audit_error(f"the audit writer did not start: {exc.strerror}") from None
+            finally:
+                theirs.close()
+            ours.setblocking(False)
+            loop = asyncio.get_running_loop()
+            # The loop's transport gets a copy: ours ends the stream at close() at once,
+            # whether or not the loop runs again (the writer then ends: see close()).
+            make = functools.partial(_Channel, self, ours)
+            _, protocol = await loop.create_connection(make, sock=ours.dup())
+            self._channel = protocol
+            return self._channel
+
+    def close(self) -> None:
+        """End the channel: the process writes what it has, then ends (the event loop
+        collects it; :meth:`wait_closed` waits for that). Records from then on fail."""
+        self.closed = True
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.close()
+
+    async def wait_closed(self) -> None:
+        """After :meth:`close`: the process's end (killed after ``STOP_WAIT`` seconds)."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        try:
+            await asyncio.wait_for(process.wait(), STOP_WAIT)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+
+    def _reap(self) -> None:
+        """End a process whose channel broke, if it still runs."""
+        process, self.process = self.process, None
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+
+
+class _Channel(asyncio.Protocol):
+    """One writer process's socket: records out, answer lines back, in order."""
+
+    def __init__(self, link: WriterLink, sock: socket.socket) -> None:
+        self._link = link
+        self._sock = sock
+        self._transport: asyncio.Transport | None = None
+        self._out: list[str] = []
+        self._waiting: deque[tuple[asyncio.Future[AuditRecord], str]] = deque()
+        self._buffer = bytearray()
+        self.lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+
+    def send(self, event: str, fields_json: str) -> asyncio.Future[AuditRecord]:
+        loop = asyncio.get_running_loop()
+        if not self._out:
+            loop.call_soon(self._flush)
+        self._out.append(f"R{event}\t{fields_json}\n")
+        future: asyncio.Future[AuditRecord] = loop.create_future()
+        self._waiting.append((future, event))
+        return future
+
+    def _flush(self) -> None:
+        lines, self._out = self._out, []
+        if self._transport is None or self.lost:
+            return  # their records failed with the channel
+        self._transport.write(f"T{self._link.now()}\n{''.join(lines)}".encode("ascii"))
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        for line in whole_lines(self._buffer):
+            if not self._waiting or not self._answer(line):
+                self.close()  # answers nobody asked for, or not answers: a broken writer
+                return
+
+    def _answer(self, line: bytes) -> bool:
+        future, event = self._waiting.popleft()
+        if line.startswith(b"!"):
+            outcome: AuditRecord | AuditError = audit_error(line[1:].decode("ascii", "replace"))
+        else:
+            try:
+                seq, ts, mac = line.decode("ascii").split(" ")
+                outcome = AuditRecord(int(seq), ts, event, mac)
+            except ValueError:
+                self._waiting.appendleft((future, event))
+                return False
+            self._link.last_seq = outcome.seq
+        if not future.done():
+            if isinstance(outcome, AuditError):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+        return True
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+        if self._transport is not None:
+            self._transport.abort()
+        self._lost("the audit writer stopped")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._sock.close()
+        self._lost("the audit writer stopped")
+
+    def _lost(self, reason: str) -> None:
+        self.lost = True
+        waiting, self._waiting = self._waiting, deque()
+        for future, _ in waiting:
+            if not future.done():
+                future.set_exception(audit_error(reason))

@@ -1,0 +1,185 @@
+"""The daemon's audit writer process: the same chain, the key kept out of sight, and
+every record waiting on it failing closed when it stops."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from airlock.common.clock import FakeClock
+from airlock.errors import AuditError
+from airlock.security._audit_file import AuditFile
+from airlock.security._audit_format import fields_json, format_ts
+from airlock.security._audit_link import WriterLink
+from airlock.security._audit_writer import Broken, serve
+from airlock.security.audit import AuditLog, verify
+
+KEY = bytes(range(32))
+
+
+def run(main: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(main())
+
+
+def records_of(audit_dir: Path) -> list[dict[str, object]]:
+    text = (audit_dir / "audit.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def writer_of(log: AuditLog) -> asyncio.subprocess.Process:
+    link = log._process
+    assert link is not None
+    assert link.process is not None
+    return link.process
+
+
+def test_records_from_the_writer_process_chain_with_the_clis_and_verify(
+    tmp_path: Path,
+) -> None:
+    audit_dir = tmp_path / "audit"
+    clock = FakeClock()
+
+    async def main() -> None:
+        log = AuditLog(audit_dir, KEY, clock=clock, writer_process=True)
+        try:
+            first = await asyncio.gather(*(log.append("operation", n=n) for n in range(20)))
+            # Another process's records (the CLI's) in between: the chain goes on.
+            with AuditLog(audit_dir, KEY) as cli:
+                cli.append_sync("totp_enrolled", replaced=False)
+            clock.advance(5)
+            later = await log.append("operation", n=20, token="alk_" + "x" * 40)
+            assert log.last_seq == later.seq == 22
+        finally:
+            await log.aclose()
+        assert [r.seq for r in first] == list(range(1, 21))
+        written = records_of(audit_dir)
+        assert [r["seq"] for r in written] == list(range(1, 23))
+        assert [r["mac"] for r in written[:20]] == [r.mac for r in first]
+        assert written[0]["ts"] == format_ts(clock.now() - 5)  # the log's clock, not the process's
+        assert written[21]["ts"] == later.ts == format_ts(clock.now())
+        assert written[21]["token"] == "[redacted]"
+        assert verify(audit_dir, KEY).ok
+
+    run(main)
+
+
+def test_the_key_is_in_neither_the_writers_arguments_nor_its_environment(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        with AuditLog(tmp_path / "audit", KEY, writer_process=True) as log:
+            await log.append("daemon_started")
+            proc = Path(f"/proc/{writer_of(log).pid}")
+            seen = [
+                await asyncio.to_thread((proc / name).read_bytes) for name in ("cmdline", "environ")
+            ]
+        for form in (KEY, KEY.hex().encode(), KEY.hex().upper().encode()):
+            assert all(form not in text for text in seen)
+
+    run(main)
+
+
+def test_records_waiting_when_the_writer_dies_fail_and_the_next_starts_it_again(
+    tmp_path: Path,
+) -> None:
+    audit_dir = tmp_path / "audit"
+
+    async def main() -> None:
+        link = WriterLink(audit_dir, KEY, rotate_bytes=1 << 20, now=lambda: format_ts(0))
+        try:
+            await link.append("daemon_started", "")
+            process = link.process
+            assert process is not None
+            os.kill(process.pid, signal.SIGSTOP)  # it reads nothing more
+            waiting = [asyncio.ensure_future(link.append("operation", f',"n":{n}')) for n in (1, 2)]
+            await asyncio.sleep(0)
+            os.kill(process.pid, signal.SIGKILL)
+            results = await asyncio.gather(*waiting, return_exceptions=True)
+            assert all(isinstance(r, AuditError) for r in results), results
+            # Within the gap after a start, a record fails at once (no start in a loop).
+            with pytest.raises(AuditError, match="starts again"):
+                await link.append("operation", ',"n":3')
+            link.restart_gap = 0.0
+            after = await link.append("operation", ',"n":4')
+            assert link.process is not None
+            assert link.process.pid != process.pid
+        finally:
+            link.close()
+            await link.wait_closed()
+        assert after.seq == 2  # the killed batch never reached the file
+        assert verify(audit_dir, KEY).ok
+
+    run(main)
+
+
+def test_a_record_the_disk_refuses_fails_closed_and_the_next_links_to_the_last_good(
+    tmp_path: Path,
+) -> None:
+    audit_dir = tmp_path / "audit"
+
+    async def main() -> None:
+        log = AuditLog(audit_dir, KEY, writer_process=True)
+        try:
+            await log.append("daemon_started")
+            current = audit_dir / "audit.jsonl"
+            current.rename(audit_dir / "aside.jsonl")
+            current.mkdir()  # nothing can be written where the file was
+            refused = await asyncio.gather(
+                *(log.append("operation", n=n) for n in range(3)), return_exceptions=True
+            )
+            assert all(isinstance(r, AuditError) for r in refused), refused
+            assert "not written" in str(refused[0])
+            current.rmdir()
+            (audit_dir / "aside.jsonl").rename(current)
+            assert (await log.append("operation", n=3)).seq == 2
+        finally:
+            await log.aclose()
+        assert verify(audit_dir, KEY).ok
+
+    run(main)
+
+
+def test_the_writer_ends_when_the_log_closes(tmp_path: Path) -> None:
+    async def main() -> None:
+        log = AuditLog(tmp_path / "audit", KEY, writer_process=True)
+        await log.append("daemon_started")
+        process = writer_of(log)
+        await log.aclose()
+        assert process.returncode == 0
+        with pytest.raises(AuditError):
+            await log.append("operation")  # closed: nothing is written any more
+
+    run(main)
+
+
+def test_a_line_that_is_not_the_protocol_ends_the_writer(tmp_path: Path) -> None:
+    ours, theirs = socket.socketpair()
+    audit_file = AuditFile(tmp_path / "audit", KEY, rotate_bytes=1 << 20, clock=FakeClock())
+    ended: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            serve(theirs, audit_file)
+        except BaseException as exc:
+            ended.append(exc)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    good = f"T{format_ts(0)}\nRoperation\t{fields_json({'n': 1})}\n".encode()
+    ours.sendall(good)
+    assert ours.recv(200).split()[0] == b"1"  # the good record was written and answered
+    ours.sendall(b"Xnot a line of it\n")
+    thread.join(10)
+    assert len(ended) == 1
+    assert isinstance(ended[0], Broken)
+    ours.close()
+    theirs.close()
+    audit_file.close()
