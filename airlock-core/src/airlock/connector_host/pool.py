@@ -55,15 +55,24 @@ class ConnectorPool:
     async def using(self, name: str) -> AsyncIterator[Connector]:
         """Service *name*'s open connector (opened the first time) for one call: a
         connector retired meanwhile is closed when its last call ends, not under it."""
-        entry = await self._entry(name)
-        entry.calls += 1
+        entry = await self.take(name)
         try:
             yield entry.connector
         finally:
-            entry.calls -= 1
-            entry.last_used = time.monotonic()
-            if entry.retired and not entry.calls:
-                await self._close(name, entry)
+            await self.give_back(name, entry)
+
+    async def take(self, name: str) -> _Open:
+        """:meth:`using` without a context manager (the host's hot path): the entry of
+        service *name*'s open connector, in use until :meth:`give_back`."""
+        entry = await self._entry(name)
+        entry.calls += 1
+        return entry
+
+    async def give_back(self, name: str, entry: _Open) -> None:
+        entry.calls -= 1
+        entry.last_used = time.monotonic()
+        if entry.retired and not entry.calls:
+            await self._close(name, entry)
 
     async def get(self, name: str) -> Connector:
         return (await self._entry(name)).connector

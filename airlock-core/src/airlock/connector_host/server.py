@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from airlock.common.logs import get_logger
 from airlock.common.loop import give_way
+from airlock.connector_host.credential_requests import CredentialRequests
 from airlock.connector_host.keys import HostKeys
 from airlock.connector_host.pool import ConnectorPool
 from airlock.connector_host.protocol import (
@@ -35,7 +36,6 @@ from airlock.connector_host.protocol import (
 from airlock.connector_host.requests import (
     budget_state,
     count_field,
-    credential_fields,
     described,
     forget,
     listed_spec,
@@ -71,7 +71,8 @@ class HostServer:
         self.keys = keys
         self.vault = Vault(keys.vault_file, keys.load())
         self.services: dict[str, Service] = {}
-        self.pool = ConnectorPool(self.services, self._credentials_for)
+        self.credentials = CredentialRequests(self)
+        self.pool = ConnectorPool(self.services, self.credentials.stored_for)
         self.timeout = 30.0
         self._handlers: dict[str, Handler] = {
             "configure": self._configure,
@@ -79,10 +80,10 @@ class HostServer:
             "listed": self._listed,
             "describe": self._describe,
             "check": self._check,
-            "set_credentials": self._set_credentials,
-            "get_credential": self._get_credential,
-            "remove_credentials": self._remove_credentials,
-            "stored": self._stored,
+            "set_credentials": self.credentials.set,
+            "get_credential": self.credentials.get,
+            "remove_credentials": self.credentials.remove,
+            "stored": self.credentials.stored,
             "discard": self._discard,
             "close_idle": self._close_idle,
             "unlock": self._unlock,
@@ -96,6 +97,7 @@ class HostServer:
         """Answer the requests on one connection until it closes (or breaks the rules)."""
         running: dict[int, asyncio.Task[None]] = {}
         outbox = Outbox(writer, per_write=ANSWERS_PER_WRITE)
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 message = await read_frame(reader, MAX_REQUEST_BYTES)
@@ -109,7 +111,7 @@ class HostServer:
                     raise ChannelBroken("a request without a valid id")
                 if rid in running:
                     raise ChannelBroken(f"request id {rid} is already running")
-                task = asyncio.create_task(self._answer(rid, message, outbox))
+                task = loop.create_task(self._answer(rid, message, outbox))
                 running[rid] = task
                 task.add_done_callback(functools.partial(forget, running, rid))
         except ChannelBroken as exc:
@@ -170,8 +172,9 @@ class HostServer:
             )
             data = frame({"id": message["id"], "error": encode_error(error)}, MAX_ANSWER_BYTES)
         outbox.put(data)
-        with contextlib.suppress(ConnectionError):
-            await outbox.writer.drain()  # what earlier turns wrote: a stream waits for room
+        if outbox.writer.transport.get_write_buffer_size():
+            with contextlib.suppress(ConnectionError):
+                await outbox.writer.drain()  # what earlier turns wrote: a stream waits for room
 
     # -- configuration and lifecycle ---------------------------------------------------
 
@@ -197,7 +200,7 @@ class HostServer:
         old = self.pool
         self.services.clear()
         self.services.update(services)
-        self.pool = ConnectorPool(self.services, self._credentials_for)
+        self.pool = ConnectorPool(self.services, self.credentials.stored_for)
         await old.close_all()
         return {"services": sorted(services), "locked": self.vault.locked}
 
@@ -259,9 +262,17 @@ class HostServer:
             )
 
     async def _call(self, message: dict[str, Any]) -> dict[str, Any]:
-        async with self._operation(message) as (service, connector, spec, params):
+        # Most requests are this: ``_operation``'s steps, without its context managers.
+        service = self._service(message)
+        operation = text_field(message, "operation", limit=64)
+        entry = await self.pool.take(service.name)
+        try:
+            spec = entry.connector.operation_spec(operation)
+            params = object_field(message, "params")
             still_a_read(message, service.name, spec)
-            result = await self._result(service, connector, spec, params, message)
+            result = await self._result(service, entry.connector, spec, params, message)
+        finally:
+            await self.pool.give_back(service.name, entry)
         return {"result": result_json(result)}
 
     async def _result(
@@ -341,10 +352,10 @@ class HostServer:
 
     async def _check(self, message: dict[str, Any]) -> dict[str, Any]:
         """``check()`` on a fresh connector with the stored credentials."""
-        result = await self._probe(self.pool.connector(self._service(message).name))
+        result = await self.probe(self.pool.connector(self._service(message).name))
         return {"check": result.model_dump(mode="json")}
 
-    async def _probe(self, connector: Connector) -> CheckResult:
+    async def probe(self, connector: Connector) -> CheckResult:
         """Open *connector*, run its ``check()`` and close it, each within the timeout."""
         try:
             await asyncio.wait_for(connector.open(), self.timeout)
@@ -352,49 +363,3 @@ class HostServer:
         finally:
             with contextlib.suppress(Exception):
                 await connector.close()
-
-    # -- credentials -------------------------------------------------------------------
-
-    def _credentials_for(self, service: str) -> Mapping[str, str]:
-        return self.vault.get(service) if self.vault.has(service) else {}
-
-    async def _set_credentials(self, message: dict[str, Any]) -> dict[str, Any]:
-        """Store a service's credentials after a ``check()`` with them passes (or, with
-        ``check: false``, as they are: moving them from an older vault)."""
-        name = text_field(message, "service", limit=64)
-        fields = credential_fields(message.get("fields"))
-        check: dict[str, Any] | None = None
-        service = self.services.get(name)
-        if message.get("check", True):
-            if service is None:
-                raise NotFound(f"no service named {name!r}")
-            credentials = service.connector.parse_credentials(fields, service=name)
-            connector = service.connector(service.settings, credentials, service=name)
-            check = (await self._probe(connector)).model_dump()
-        await asyncio.to_thread(self.vault.set, name, fields)
-        await self.pool.discard(name)
-        return {"fields": sorted(fields), "check": check}
-
-    async def _get_credential(self, message: dict[str, Any]) -> dict[str, Any]:
-        name = text_field(message, "service", limit=64)
-        field = text_field(message, "field", limit=64)
-        stored = self._credentials_for(name)
-        if field not in stored:
-            raise NotFound(f"no credential field {field[:40]!r} for {name}")
-        return {"value": stored[field]}
-
-    async def _remove_credentials(self, message: dict[str, Any]) -> dict[str, Any]:
-        name = text_field(message, "service", limit=64)
-        if not self.vault.has(name):
-            raise NotFound(f"no credentials stored for {name}")
-        fields = sorted(self.vault.get(name))
-        await asyncio.to_thread(self.vault.remove, name)
-        await self.pool.discard(name)
-        return {"fields": fields}
-
-    async def _stored(self, message: dict[str, Any]) -> dict[str, Any]:
-        """Which services have credentials, and the fields' names (never their values)."""
-        if self.vault.locked:
-            return {"locked": True, "services": {}}
-        names = self.vault.services()
-        return {"locked": False, "services": {n: sorted(self.vault.get(n)) for n in names}}
