@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aiohttp import web
 
-from airlock.daemon.call_wire import encode_response
+from airlock.daemon.call_wire import encode_json, encode_response
 
 
 def test_an_answer_is_http_1_1_with_its_length_and_date() -> None:
@@ -29,3 +29,10 @@ def test_a_header_value_with_a_line_break_never_reaches_the_wire(bad: str) -> No
     assert answer.startswith(b"HTTP/1.1 500 ")
     for injected in (b"Set-Cookie", b"Location", b"Evil"):
         assert injected not in answer
+
+
+@pytest.mark.parametrize("close", [False, True])
+@pytest.mark.parametrize("body", [b"{}", b'{"result":{"unread":3},"untrusted":true}', b"x" * 70000])
+def test_a_json_answer_is_the_bytes_of_the_response_it_stands_for(body: bytes, close: bool) -> None:
+    response = web.Response(body=body, content_type="application/json")
+    assert encode_json(body, close=close) == encode_response(response, close=close)

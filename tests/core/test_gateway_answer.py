@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_serializer
 
 from airlock.api import OperationOut
-from airlock.daemon.http import json_model, operation_answer
+from airlock.daemon.http import json_model, operation_body
 from airlock.default_plugins._policies import RedactCodesPolicy, never_redacted
 from airlock.framework.connectors import Access
 from airlock.framework.policies import PolicyContext, SessionFacts, Stage, UntrustedText
@@ -53,10 +53,9 @@ def test_the_answer_is_the_bytes_the_envelope_model_gives() -> None:
             service=service,
             operation=operation,
         )
-        answer = operation_answer(result, service, operation)
-        assert answer.body == json_model(envelope).body
-        assert answer.content_type == "application/json"
-        assert json.loads(answer.body)["result"]["folderName"] == result.folder
+        body = operation_body(result, service, operation)
+        assert body == json_model(envelope).body
+        assert json.loads(body)["result"]["folderName"] == result.folder
 
 
 def test_closed_results_without_text_keys_are_never_redacted() -> None:

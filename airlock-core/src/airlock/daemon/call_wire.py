@@ -24,7 +24,7 @@ from aiohttp import web
 
 from airlock.daemon.http import BODY_LIMIT, INTERNAL_ERROR, internal_error
 
-__all__ = ["Call", "encode_response", "read_call"]
+__all__ = ["Call", "encode_json", "encode_response", "read_call"]
 
 HEAD_LIMIT = 8192
 """The longest head taken here (aiohttp's own limit for a line or a field is 8190)."""
@@ -136,3 +136,11 @@ def encode_response(response: web.StreamResponse, *, close: bool) -> bytes:
     if close:
         lines.append(b"Connection: close")
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def encode_json(body: bytes, *, close: bool) -> bytes:
+    """A 200 answer of JSON *body*: the bytes :func:`encode_response` writes for
+    ``web.Response(body=body, content_type="application/json")``, without making one."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    end = b"\r\nConnection: close\r\n\r\n" if close else b"\r\n\r\n"
+    return b"%bContent-Length: %d\r\nDate: %b%b%b" % (head, len(body), _http_date(), end, body)

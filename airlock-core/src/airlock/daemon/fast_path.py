@@ -29,7 +29,7 @@ from typing import cast
 from aiohttp import web
 
 from airlock.common.logs import get_logger
-from airlock.daemon.call_wire import HEAD_LIMIT, Call, encode_response, read_call
+from airlock.daemon.call_wire import HEAD_LIMIT, Call, encode_json, encode_response, read_call
 from airlock.daemon.connections import Connection, ConnectionGuard
 from airlock.daemon.http import FrontDoor, internal_error
 from airlock.security.peers import Peer
@@ -43,8 +43,9 @@ BACKLOG_LIMIT = 64 * 1024
 before reading pauses (aiohttp's own high-water mark): one connection cannot hold
 more of the daemon's memory. A request longer than this goes to aiohttp whole."""
 
-OperationCall = Callable[[Peer, str, str, str, bytes], Awaitable[web.Response]]
-"""(caller, Authorization header, service, operation, body) to the route's answer."""
+OperationCall = Callable[[Peer, str, str, str, bytes], Awaitable[bytes]]
+"""(caller, Authorization header, service, operation, body) to the route's answer's body
+(its errors raised, as the route's)."""
 
 
 class FastPath:
@@ -76,7 +77,7 @@ class FastPath:
         caller = conn.peer
         assert caller is not None  # connections without one are aiohttp's
 
-        async def run() -> web.StreamResponse:
+        async def run() -> bytes:
             self._door.let_in(caller)
             return await self._call(
                 caller, call.authorization, call.service, call.operation, call.body
@@ -86,7 +87,10 @@ class FastPath:
         try:
             response = await self._door.answer(conn, "POST", path, run)
             close = call.close or self.stopping
-            answer = encode_response(response, close=close)
+            if isinstance(response, bytes):
+                answer = encode_json(response, close=close)
+            else:
+                answer = encode_response(response, close=close)
         except Exception as exc:  # past the door (a redirect, its own error handling
             # failing): a 500 that closes, never a connection left "running" for good
             log.error("unhandled_error", path=path, error=type(exc).__name__)

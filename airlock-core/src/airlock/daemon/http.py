@@ -44,6 +44,8 @@ MAX_DEPTH = 32
 BODY_TIMEOUT = web.AppKey("body_timeout", float)
 """Seconds a body may take to arrive once its headers have (``daemon.idle_timeout``)."""
 M = TypeVar("M", bound=BaseModel)
+A = TypeVar("A")
+"""What a handler the front door runs answers: a response, or (the fast path) its body."""
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -177,8 +179,8 @@ class FrontDoor:
         conn: Connection | None,
         method: str,
         path: str,
-        run: Callable[[], Awaitable[web.StreamResponse]],
-    ) -> web.StreamResponse:
+        run: Callable[[], Awaitable[A]],
+    ) -> A | web.Response:
         """What *run* answers, or its error as the JSON answer for it."""
         if conn is not None:
             conn.busy += 1
@@ -303,14 +305,13 @@ def json_model(model: BaseModel, status: int = 200) -> web.Response:
     return web.Response(body=model.model_dump_json().encode(), status=status, content_type=JSON)
 
 
-def operation_answer(result: BaseModel, service: str, operation: str) -> web.Response:
+def operation_body(result: BaseModel, service: str, operation: str) -> bytes:
     """``OperationOut``'s JSON built around the result's own (the core validated the
     result against the operation's result model once): the bytes
     ``json_model(OperationOut(result=result.model_dump(mode="json", by_alias=True), ...))``
     gives, without that dump, the envelope's validation and its dump."""
-    body = b'{"result":%b,"untrusted":true,"service":%b,"operation":%b}' % (
+    return b'{"result":%b,"untrusted":true,"service":%b,"operation":%b}' % (
         result.model_dump_json(by_alias=True).encode(),
         to_json(service),
         to_json(operation),
     )
-    return web.Response(body=body, content_type=JSON)

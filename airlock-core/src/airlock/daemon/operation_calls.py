@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from airlock import api
-from airlock.daemon.http import operation_answer, parse_body
+from airlock.daemon.http import JSON, operation_body, parse_body
 from airlock.daemon.runtime import Runtime
 from airlock.errors import NotFound, Unauthenticated
 from airlock.security.peers import Peer
@@ -20,15 +20,23 @@ def bearer_token(header: str) -> str:
     return token.strip()
 
 
-async def operation_call(
+async def operation_result(
     runtime: Runtime, caller: Peer, authorization: str, service: str, operation: str, raw: bytes
-) -> web.Response:
-    """``POST /v1/ops/{service}/{operation}``'s answer (the route's and ``fast_path``'s),
-    from the ``Authorization`` header and the body's bytes."""
+) -> bytes:
+    """The JSON body of ``POST /v1/ops/{service}/{operation}``'s answer (``fast_path``
+    writes it as is), from the ``Authorization`` header and the body's bytes."""
     token = bearer_token(authorization)
     params = parse_body(raw, api.OperationIn).params
     try:
         result = await runtime.gateway.run(token, caller, service, operation, params)
     except NotFound as exc:
         raise runtime.explain_unknown_service(exc) from None
-    return operation_answer(result, service, operation)
+    return operation_body(result, service, operation)
+
+
+async def operation_call(
+    runtime: Runtime, caller: Peer, authorization: str, service: str, operation: str, raw: bytes
+) -> web.Response:
+    """The route's answer: :func:`operation_result`'s body."""
+    body = await operation_result(runtime, caller, authorization, service, operation, raw)
+    return web.Response(body=body, content_type=JSON)

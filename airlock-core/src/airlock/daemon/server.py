@@ -21,7 +21,7 @@ from airlock.daemon.connections import ConnectionGuard, connection_budget
 from airlock.daemon.fast_path import DaemonSite, FastPath
 from airlock.daemon.http import BODY_LIMIT, BODY_TIMEOUT, FrontDoor, UidGate
 from airlock.daemon.openai_routes import OPENAI_ROUTES
-from airlock.daemon.operation_calls import operation_call
+from airlock.daemon.operation_calls import operation_result
 from airlock.daemon.routes import ROUTE_TABLE, ROUTES, RUNTIME
 from airlock.daemon.runtime import Runtime
 from airlock.errors import AirlockError, AlreadyRunning
@@ -107,7 +107,7 @@ async def serve(
         runner.server.request_handler = door.around(runner.server.request_handler)
         # An agent's operation calls skip aiohttp's request machinery (see fast_path).
         fast = FastPath(
-            door, functools.partial(operation_call, runtime), idle_timeout=settings.idle_timeout
+            door, functools.partial(operation_result, runtime), idle_timeout=settings.idle_timeout
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -181,8 +181,9 @@ def ts_bound(when: float | datetime) -> str:
     return format_ts(when)
 
 
+# No cycle check: what it encodes is scrub()'s output, fresh containers cut at a depth.
 _CANONICAL = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False, check_circular=False
 )
 
 
