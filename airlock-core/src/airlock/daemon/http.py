@@ -17,6 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
+from airlock import api
 from airlock.common.logs import get_logger
 from airlock.common.nesting import nested_deeper_than
 from airlock.common.text import SURROGATE_ESCAPE
@@ -215,9 +216,23 @@ async def read_body(request: web.Request, model: type[M]) -> M:
     return parse_body(await whole_body(request), model)
 
 
+def operation_params(raw: bytes) -> dict[str, Any]:
+    """``parse_body(raw, OperationIn).params`` without the model for the usual body (an
+    object with at most ``params``, an object: JSON's keys are text, so the model would
+    take it as it is); anything else through the model, for its error."""
+    data = parse_json_object(raw)
+    params = data.get("params", {})
+    if type(params) is dict and all(name == "params" for name in data):
+        return params
+    return validated(data, api.OperationIn).params
+
+
 def parse_body(raw: bytes, model: type[M]) -> M:
     """*raw* as a JSON object valid for *model*; a 400 naming the field otherwise."""
-    data = parse_json_object(raw)
+    return validated(parse_json_object(raw), model)
+
+
+def validated(data: dict[str, Any], model: type[M]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from airlock import api
-from airlock.daemon.http import JSON, operation_body, parse_body
+from airlock.daemon.http import JSON, operation_body, operation_params
 from airlock.daemon.runtime import Runtime
 from airlock.errors import NotFound, Unauthenticated
 from airlock.security.peers import Peer
@@ -26,7 +25,7 @@ async def operation_result(
     """The JSON body of ``POST /v1/ops/{service}/{operation}``'s answer (``fast_path``
     writes it as is), from the ``Authorization`` header and the body's bytes."""
     token = bearer_token(authorization)
-    params = parse_body(raw, api.OperationIn).params
+    params = operation_params(raw)
     try:
         result = await runtime.gateway.run(token, caller, service, operation, params)
     except NotFound as exc:
