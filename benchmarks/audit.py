@@ -67,9 +67,16 @@ def append_rate_threads(audit_dir: Path, key: bytes, writers: int, each: int) ->
         return writers * each / (time.perf_counter() - start)
 
 
-def append_rate_coroutines(audit_dir: Path, key: bytes, writers: int, each: int) -> float:
+def append_rate_coroutines(
+    audit_dir: Path, key: bytes, writers: int, each: int, *, writer_process: bool = False
+) -> float:
+    """Records a second from *writers* coroutines; with *writer_process*, written by the
+    audit writer process as the daemon's are."""
+
     async def main() -> float:
-        with AuditLog(audit_dir, key) as log:
+        log = AuditLog(audit_dir, key, writer_process=writer_process)
+        try:
+            await log.append("daemon_started")  # the writer process started
 
             async def writer(n: int) -> None:
                 for i in range(each):
@@ -78,6 +85,8 @@ def append_rate_coroutines(audit_dir: Path, key: bytes, writers: int, each: int)
             start = time.perf_counter()
             await asyncio.gather(*(writer(n) for n in range(writers)))
             return writers * each / (time.perf_counter() - start)
+        finally:
+            await log.aclose()
 
     return asyncio.run(main())
 
@@ -146,6 +155,11 @@ def main() -> None:
         )
         figures["append_32_coroutines_events_per_s"] = round(
             append_rate_coroutines(root / "append32c", key, writers=32, each=200)
+        )
+        figures["append_32_coroutines_writer_process_events_per_s"] = round(
+            append_rate_coroutines(
+                root / "append32p", key, writers=32, each=200, writer_process=True
+            )
         )
 
         log_dir = root / "log"

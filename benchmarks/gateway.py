@@ -87,6 +87,18 @@ cProfile finds spread over dozens of functions of a few us each (the audit field
 A 0.5 ms GIL switch interval (0.997, alternated) and writing requests to the host at once
 while few are in flight there (0.97-1.02) changed nothing.
 
+2026-12-05: latency, not CPU, was what held 32 clients back (they serve 32 / the time a
+call takes). A diagnostic daemon without the audit record served 1.37x the calls; with
+the record's wait put back as a 1 ms sleep, 1.03x. A batch commit in the writer thread
+took ~800 us for ~300 us of work (format 160, write 20, fdatasync 280): the rest was the
+thread taking the GIL back from the busy loop after each system call. The daemon's records
+now go to a writer process (``security/_audit_writer.py``): 1.17x the calls (alternated),
+daemon CPU a call 124 -> 99 us. With the host's call path and the answer's encoding
+trimmed after it (1.08 each), this benchmark alone gave 0.336 (rounds 0.280-0.409). Per
+thread after: the loop ~103 us a call (79 % busy), the writer process ~23 (mostly
+fdatasync in the kernel), the host ~48; ``perf`` on the loop: 75 % interpreter, 11 %
+kernel, 3 % uvloop.
+
 The load generator reports its own CPU per operation next to the server's: it must cost
 less than what it measures, or the figures measure the client.
 
