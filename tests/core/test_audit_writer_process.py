@@ -8,6 +8,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,7 +21,7 @@ from airlock.errors import AuditError
 from airlock.security._audit_file import AuditFile
 from airlock.security._audit_format import fields_json, format_ts
 from airlock.security._audit_link import WriterLink
-from airlock.security._audit_writer import Broken, serve
+from airlock.security._audit_writer import READY, Broken, serve
 from airlock.security.audit import AuditLog, verify
 
 KEY = bytes(range(32))
@@ -183,3 +185,22 @@ def test_a_line_that_is_not_the_protocol_ends_the_writer(tmp_path: Path) -> None
     ours.close()
     theirs.close()
     audit_file.close()
+
+
+def test_the_writer_asks_for_the_key_only_once_it_refuses_ptrace(tmp_path: Path) -> None:
+    """It says ready after making itself non-dumpable; the key is sent only then, so it
+    never waits in the socket while a process of the same user could read the writer."""
+    ours, theirs = socket.socketpair()
+    argv = [sys.executable, "-P", "-m", "airlock.security._audit_writer"]
+    argv += ["--fd", str(theirs.fileno()), "--dir", str(tmp_path / "audit")]
+    writer = subprocess.Popen([*argv, "--rotate-bytes", "65536"], pass_fds=[theirs.fileno()])
+    theirs.close()
+    ours.settimeout(30)
+    try:
+        assert ours.recv(100) == READY  # before anything was sent to it
+        ours.sendall(KEY + f"T{format_ts(0)}\nRdaemon_started\t\n".encode())
+        assert ours.recv(200).split()[0] == b"1"
+    finally:
+        ours.close()
+        assert writer.wait(30) == 0
+    assert verify(tmp_path / "audit", KEY).ok

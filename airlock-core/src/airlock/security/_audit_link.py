@@ -23,7 +23,7 @@ from typing import cast
 
 from airlock.errors import AuditError
 from airlock.security._audit_file import AuditRecord, audit_error
-from airlock.security._audit_writer import whole_lines
+from airlock.security._audit_writer import READY, whole_lines
 
 __all__ = ["RESTART_GAP", "WriterLink"]
 
@@ -87,7 +87,6 @@ class WriterLink:
                     pass_fds=(theirs.fileno(),),
                     stdin=asyncio.subprocess.DEVNULL,
                 )
-                ours.sendall(self._key)  # an empty socket buffer takes it at once
             except OSError as exc:
                 ours.close()
                 raise audit_error(f"the audit writer did not start: {exc.strerror}") from None
@@ -98,9 +97,13 @@ class WriterLink:
             # The loop's transport gets a copy: ours ends the stream at close() at once,
             # whether or not the loop runs again (the writer then ends: see close()).
             make = functools.partial(_Channel, self, ours)
-            _, protocol = await loop.create_connection(make, sock=ours.dup())
-            self._channel = protocol
-            return self._channel
+            _, channel = await loop.create_connection(make, sock=ours.dup())
+            self._channel = channel
+            # The key only once the writer refuses ptrace: never waiting in the socket
+            # for a process another of its user's could still read.
+            await channel.ready
+            channel.send_key(self._key)
+            return channel
 
     def close(self) -> None:
         """End the channel: the process writes what it has, then ends (the event loop
@@ -141,9 +144,15 @@ class _Channel(asyncio.Protocol):
         self._waiting: deque[tuple[asyncio.Future[AuditRecord], str]] = deque()
         self._buffer = bytearray()
         self.lost = False
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Done when the writer says it may be sent the key."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
+
+    def send_key(self, key: bytes) -> None:
+        if self._transport is not None and not self.lost:
+            self._transport.write(key)
 
     def send(self, event: str, fields_json: str) -> asyncio.Future[AuditRecord]:
         loop = asyncio.get_running_loop()
@@ -163,6 +172,12 @@ class _Channel(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._buffer += data
         for line in whole_lines(self._buffer):
+            if not self.ready.done():
+                if line + b"\n" != READY:
+                    self.close()
+                    return
+                self.ready.set_result(None)
+                continue
             if not self._waiting or not self._answer(line):
                 self.close()  # answers nobody asked for, or not answers: a broken writer
                 return
@@ -200,6 +215,8 @@ class _Channel(asyncio.Protocol):
 
     def _lost(self, reason: str) -> None:
         self.lost = True
+        if not self.ready.done():
+            self.ready.set_exception(audit_error(reason))
         waiting, self._waiting = self._waiting, deque()
         for future, _ in waiting:
             if not future.done():

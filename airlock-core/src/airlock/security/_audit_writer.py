@@ -5,8 +5,10 @@ macs, taking the interpreter lock back after each system call) waited for the ev
 loop between its callbacks, and every call waited for its batch: the batch took three
 times its work (docs/performance.md). Here it runs beside the loop.
 
-The daemon starts it with one end of a socket pair (``--fd``), sends the audit key
-first (32 bytes; never in argv or the environment), then lines:
+The daemon starts it with one end of a socket pair (``--fd``). It says ``ready`` once no
+process of its user may read its memory, and only then does the daemon send the audit
+key (32 bytes; never in argv or the environment, never waiting in the socket while the
+new process could still be read), then lines:
 
 * ``T<ts>``: the time of the records that follow, by the daemon's clock;
 * ``R<event>\\t<fields>``: one record, its fields as the ``,"k":v`` text the daemon made
@@ -34,9 +36,11 @@ from airlock.security._audit_chain import TS_LEN
 from airlock.security._audit_file import AuditFile, AuditRecord
 from airlock.security._audit_format import KEY_BYTES
 
-__all__ = ["answer_lines", "main", "serve", "whole_lines"]
+__all__ = ["READY", "answer_lines", "main", "serve", "whole_lines"]
 
 READ_SIZE = 1 << 20
+READY = b"ready\n"
+"""The writer's first line: it may be sent the key."""
 
 
 class Broken(Exception):
@@ -117,12 +121,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from airlock.ptrace import refuse_ptrace
 
-    refuse_ptrace()  # before the key arrives: no process of this user may read it here
+    refuse_ptrace()  # before the key is sent: no process of this user may read it here
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
     sock = socket.socket(fileno=args.fd)
     audit_file: AuditFile | None = None
     try:
+        sock.sendall(READY)
         key = _read_key(sock)
         audit_file = AuditFile(args.dir, key, rotate_bytes=args.rotate_bytes, clock=SystemClock())
         serve(sock, audit_file)
