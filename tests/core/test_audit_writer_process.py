@@ -25,6 +25,8 @@ from airlock.security._audit_writer import READY, Broken, serve
 from airlock.security.audit import AuditLog, verify
 
 KEY = bytes(range(32))
+PRINTABLE_KEY = bytes(range(65, 97))
+"""No NUL in it: /proc's cmdline and environ separate their strings with NULs."""
 
 
 def run(main: Callable[[], Awaitable[None]]) -> None:
@@ -77,13 +79,17 @@ def test_the_key_is_in_neither_the_writers_arguments_nor_its_environment(
     tmp_path: Path,
 ) -> None:
     async def main() -> None:
-        with AuditLog(tmp_path / "audit", KEY, writer_process=True) as log:
+        log = AuditLog(tmp_path / "audit", PRINTABLE_KEY, writer_process=True)
+        try:
             await log.append("daemon_started")
             proc = Path(f"/proc/{writer_of(log).pid}")
             seen = [
                 await asyncio.to_thread((proc / name).read_bytes) for name in ("cmdline", "environ")
             ]
-        for form in (KEY, KEY.hex().encode(), KEY.hex().upper().encode()):
+        finally:
+            await log.aclose()
+        key = PRINTABLE_KEY
+        for form in (key, key.hex().encode(), key.hex().upper().encode()):
             assert all(form not in text for text in seen)
 
     run(main)
@@ -204,3 +210,73 @@ def test_the_writer_asks_for_the_key_only_once_it_refuses_ptrace(tmp_path: Path)
         ours.close()
         assert writer.wait(30) == 0
     assert verify(tmp_path / "audit", KEY).ok
+
+
+def link_at(audit_dir: Path) -> WriterLink:
+    return WriterLink(
+        audit_dir, KEY, rotate_bytes=1 << 20, now=lambda: format_ts(0), restart_gap=0.0
+    )
+
+
+def test_a_record_sent_while_the_writer_starts_waits_for_the_key(tmp_path: Path) -> None:
+    async def main() -> None:
+        link = link_at(tmp_path / "audit")
+        try:
+            first = asyncio.ensure_future(link.append("daemon_started", ""))
+            # The link's own state, polled each turn of the loop: no event says it.
+            while link._channel is None:  # noqa: ASYNC110 - the writer is up, keyless
+                await asyncio.sleep(0)
+            assert not first.done()
+            second = await link.append("operation", ',"n":1')
+            assert sorted([(await first).seq, second.seq]) == [1, 2]
+        finally:
+            link.close()
+            await link.wait_closed()
+        assert verify(tmp_path / "audit", KEY).ok
+
+    run(main)
+
+
+def test_records_cut_off_while_the_writer_was_down_are_not_written_over(
+    tmp_path: Path,
+) -> None:
+    audit_dir = tmp_path / "audit"
+
+    async def main() -> None:
+        link = link_at(audit_dir)
+        try:
+            for n in range(3):
+                await link.append("operation", f',"n":{n}')
+            current = audit_dir / "audit.jsonl"
+            first_line = current.read_bytes().splitlines(keepends=True)[0]
+            assert link.process is not None
+            link.process.kill()  # the writer stops; someone cuts the log meanwhile
+            await link.process.wait()
+            current.write_bytes(first_line)
+            with pytest.raises(AuditError, match="gone"):
+                await link.append("operation", ',"n":3')
+            assert link.last_seq == 3
+        finally:
+            link.close()
+            await link.wait_closed()
+
+    run(main)
+
+
+def test_a_log_closed_while_its_writer_starts_writes_nothing_and_leaves_no_writer(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        link = link_at(tmp_path / "audit")
+        pending = asyncio.ensure_future(link.append("daemon_started", ""))
+        while link.process is None:  # noqa: ASYNC110 - polled each turn, as above
+            await asyncio.sleep(0)
+        process = link.process
+        link.close()
+        with pytest.raises(AuditError, match=r"closed|stopped"):
+            await pending
+        await link.wait_closed()
+        assert await asyncio.wait_for(process.wait(), 10) is not None
+        assert not (tmp_path / "audit" / "audit.jsonl").exists()
+
+    run(main)

@@ -69,14 +69,24 @@ class AuditFile:
     """Writes batches of records to ``audit.jsonl`` under the chain; not thread-safe
     (``AuditLog`` lets one leader at a time in)."""
 
-    def __init__(self, audit_dir: Path, key: bytes, *, rotate_bytes: int, clock: Clock) -> None:
+    def __init__(
+        self,
+        audit_dir: Path,
+        key: bytes,
+        *,
+        rotate_bytes: int,
+        clock: Clock,
+        written_up_to: int = 0,
+    ) -> None:
+        """*written_up_to*: records before this file that must still be there (a writer
+        process started again: those of the one before)."""
         self.audit_dir = audit_dir
         self.current_path = audit_dir / CURRENT_NAME
         self._current_name = str(self.current_path)  # str: stat on every batch, skip pathlib
         self._key = key
         self._rotate_bytes = rotate_bytes
         self._clock = clock
-        self._chain = _Chain()
+        self._chain = _Chain(seq=written_up_to)
         self._current: _Current | None = None
         self._lock_fd: int | None = None
 

@@ -34,7 +34,7 @@ MAX_STRING = 4096
 MAX_ITEMS = 1000
 MAX_DEPTH = 12
 
-_EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_EVENT_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")  # \Z: "$" lets a final line break in
 _ROTATED = re.compile(r"^audit-(\d{8}T\d{6}\.\d{3}Z)-(\d{12})\.jsonl$")
 
 # --- secrets out ----------------------------------------------------------------------

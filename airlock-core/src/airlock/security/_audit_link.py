@@ -75,35 +75,55 @@ class WriterLink:
             if channel is not None and not channel.lost:
                 return channel  # another record started it meanwhile
             self._reap()
+            self._check_open()
             if time.monotonic() - self._started < self.restart_gap:
                 raise audit_error("the audit writer stopped; it starts again in a moment")
             self._started = time.monotonic()
-            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            channel = self._channel = await self._spawn()
+            # Records sent from now on wait in the channel until the key has gone out.
             try:
-                self.process = await asyncio.create_subprocess_exec(
-                    *(sys.executable, "-P", "-m", "airlock.security._audit_writer"),
-                    *("--fd", str(theirs.fileno()), "--dir", str(self.audit_dir)),
-                    *("--rotate-bytes", str(self._rotate_bytes)),
-                    pass_fds=(theirs.fileno(),),
-                    stdin=asyncio.subprocess.DEVNULL,
-                )
-            except OSError as exc:
-                ours.close()
-                raise audit_error(f"the audit writer did not start: {exc.strerror}") from None
+                await asyncio.shield(channel.ready)
             finally:
-                theirs.close()
+                if self.closed:  # closed while it started: it ends with the rest
+                    channel.close()
+            self._check_open()
+            return channel
+
+    async def _spawn(self) -> _Channel:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *(sys.executable, "-P", "-m", "airlock.security._audit_writer"),
+                *("--fd", str(theirs.fileno()), "--dir", str(self.audit_dir)),
+                *("--rotate-bytes", str(self._rotate_bytes)),
+                # Records it must find on disk: a cut while no writer ran is refused.
+                *("--written-up-to", str(self.last_seq)),
+                pass_fds=(theirs.fileno(),),
+                stdin=asyncio.subprocess.DEVNULL,
+            )
             ours.setblocking(False)
-            loop = asyncio.get_running_loop()
             # The loop's transport gets a copy: ours ends the stream at close() at once,
             # whether or not the loop runs again (the writer then ends: see close()).
-            make = functools.partial(_Channel, self, ours)
-            _, channel = await loop.create_connection(make, sock=ours.dup())
-            self._channel = channel
-            # The key only once the writer refuses ptrace: never waiting in the socket
-            # for a process another of its user's could still read.
-            await channel.ready
-            channel.send_key(self._key)
-            return channel
+            make = functools.partial(_Channel, self, ours, self._key)
+            _, channel = await asyncio.get_running_loop().create_connection(make, sock=ours.dup())
+        except OSError as exc:
+            ours.close()
+            self._reap()
+            raise audit_error(f"the audit writer did not start: {exc.strerror}") from None
+        except BaseException:
+            ours.close()
+            self._reap()
+            raise
+        finally:
+            theirs.close()
+        if self.closed:
+            channel.close()
+        return channel
+
+    def _check_open(self) -> None:
+        if self.closed:
+            self._reap()
+            raise audit_error("the audit log is closed")
 
     def close(self) -> None:
         """End the channel: the process writes what it has, then ends (the event loop
@@ -136,27 +156,27 @@ class WriterLink:
 class _Channel(asyncio.Protocol):
     """One writer process's socket: records out, answer lines back, in order."""
 
-    def __init__(self, link: WriterLink, sock: socket.socket) -> None:
+    def __init__(self, link: WriterLink, sock: socket.socket, key: bytes) -> None:
         self._link = link
         self._sock = sock
+        self._key: bytes | None = key
+        """Sent (and forgotten here) once the writer says it refuses ptrace: never
+        waiting in the socket for a process another of its user's could still read."""
         self._transport: asyncio.Transport | None = None
         self._out: list[str] = []
         self._waiting: deque[tuple[asyncio.Future[AuditRecord], str]] = deque()
         self._buffer = bytearray()
         self.lost = False
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        """Done when the writer says it may be sent the key."""
+        """Done when the writer said it may be sent the key (and was sent it)."""
+        self.ready.add_done_callback(_seen)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
 
-    def send_key(self, key: bytes) -> None:
-        if self._transport is not None and not self.lost:
-            self._transport.write(key)
-
     def send(self, event: str, fields_json: str) -> asyncio.Future[AuditRecord]:
         loop = asyncio.get_running_loop()
-        if not self._out:
+        if not self._out and self.ready.done():
             loop.call_soon(self._flush)
         self._out.append(f"R{event}\t{fields_json}\n")
         future: asyncio.Future[AuditRecord] = loop.create_future()
@@ -173,10 +193,14 @@ class _Channel(asyncio.Protocol):
         self._buffer += data
         for line in whole_lines(self._buffer):
             if not self.ready.done():
-                if line + b"\n" != READY:
+                if line + b"\n" != READY or self._transport is None or self._key is None:
                     self.close()
                     return
+                self._transport.write(self._key)
+                self._key = None
                 self.ready.set_result(None)
+                if self._out:  # records sent while it started
+                    self._flush()
                 continue
             if not self._waiting or not self._answer(line):
                 self.close()  # answers nobody asked for, or not answers: a broken writer
@@ -193,7 +217,7 @@ class _Channel(asyncio.Protocol):
             except ValueError:
                 self._waiting.appendleft((future, event))
                 return False
-            self._link.last_seq = outcome.seq
+            self._link.last_seq = max(self._link.last_seq, outcome.seq)
         if not future.done():
             if isinstance(outcome, AuditError):
                 future.set_exception(outcome)
@@ -215,9 +239,16 @@ class _Channel(asyncio.Protocol):
 
     def _lost(self, reason: str) -> None:
         self.lost = True
+        self._key = None
         if not self.ready.done():
             self.ready.set_exception(audit_error(reason))
         waiting, self._waiting = self._waiting, deque()
         for future, _ in waiting:
             if not future.done():
                 future.set_exception(audit_error(reason))
+
+
+def _seen(future: asyncio.Future[None]) -> None:
+    """A start nobody waits for any more (cancelled) must not log its failure as lost."""
+    if not future.cancelled():
+        future.exception()

@@ -118,6 +118,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fd", type=int, required=True, help="the daemon's socket pair end")
     parser.add_argument("--dir", type=Path, required=True, help="the audit directory")
     parser.add_argument("--rotate-bytes", type=int, required=True)
+    parser.add_argument(
+        "--written-up-to",
+        type=int,
+        default=0,
+        help="the last seq the daemon's writers wrote: a log cut below it is refused",
+    )
     args = parser.parse_args(argv)
     from airlock.ptrace import refuse_ptrace
 
@@ -129,7 +135,13 @@ def main(argv: list[str] | None = None) -> None:
     try:
         sock.sendall(READY)
         key = _read_key(sock)
-        audit_file = AuditFile(args.dir, key, rotate_bytes=args.rotate_bytes, clock=SystemClock())
+        audit_file = AuditFile(
+            args.dir,
+            key,
+            rotate_bytes=args.rotate_bytes,
+            clock=SystemClock(),
+            written_up_to=args.written_up_to,
+        )
         serve(sock, audit_file)
     except (Broken, ConnectionError):
         pass  # the daemon is gone or broken: it fails its waiting records itself
