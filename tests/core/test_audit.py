@@ -821,3 +821,20 @@ def test_verifying_while_the_daemon_rotates_the_log_never_gives_a_false_verdict(
         writer.wait()
     assert "ok" in verdicts
     assert verify(audit_dir, key).ok
+
+
+def test_a_closed_log_leaves_no_writer_thread_behind(audit_dir: Path) -> None:
+    before = set(threading.enumerate())
+    started: list[threading.Thread] = []
+    log = AuditLog(audit_dir, KEY)  # kept: a log collected would end its thread anyway
+
+    async def main() -> None:
+        with log:
+            await log.append("operation", service="gmail")
+            started.extend(t for t in threading.enumerate() if t not in before)
+
+    asyncio.run(main())
+    assert started, "the coroutine's record went through a writer thread"
+    for thread in started:
+        thread.join(5)
+    assert not [t.name for t in started if t.is_alive()]

@@ -213,14 +213,14 @@ class AuditLog:
             self._process.close()
         with self._qlock:
             self._file.close()
+        if self._writer is not None:
+            self._writer.shutdown(wait=False)
 
     async def aclose(self) -> None:
         """:meth:`close`, then wait for the writer process to end."""
         self.close()
         if self._process is not None:
             await self._process.wait_closed()
-        if self._writer is not None:
-            self._writer.shutdown(wait=False)
 
     def __enter__(self) -> AuditLog:
         return self
