@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from airlock.errors import ConnectorError
@@ -16,7 +16,9 @@ CredentialsFor = Callable[[str], Mapping[str, str]]
 
 
 @dataclass(eq=False)
-class _Open:
+class OpenConnector:
+    """A service's open connector in the pool, and the calls using it."""
+
     connector: Connector
     last_used: float
     calls: int = 0
@@ -32,8 +34,8 @@ class ConnectorPool:
     def __init__(self, services: Mapping[str, Service], credentials_for: CredentialsFor) -> None:
         self._services = services
         self._credentials_for = credentials_for
-        self._open: dict[str, _Open] = {}
-        self._retiring: dict[str, set[_Open]] = {}
+        self._open: dict[str, OpenConnector] = {}
+        self._retiring: dict[str, set[OpenConnector]] = {}
         """Retired connectors calls still run on, by service: closing the service (the
         vault locked, no session covering it) closes them too."""
         self._changes: dict[str, int] = {}
@@ -51,24 +53,15 @@ class ConnectorPool:
         credentials = service.connector.parse_credentials(self._credentials_for(name), service=name)
         return service.connector(service.settings, credentials, service=name)
 
-    @contextlib.asynccontextmanager
-    async def using(self, name: str) -> AsyncIterator[Connector]:
-        """Service *name*'s open connector (opened the first time) for one call: a
-        connector retired meanwhile is closed when its last call ends, not under it."""
-        entry = await self.take(name)
-        try:
-            yield entry.connector
-        finally:
-            await self.give_back(name, entry)
-
-    async def take(self, name: str) -> _Open:
-        """:meth:`using` without a context manager (the host's hot path): the entry of
-        service *name*'s open connector, in use until :meth:`give_back`."""
+    async def take(self, name: str) -> OpenConnector:
+        """Service *name*'s open connector (opened the first time) for one call, in use
+        until :meth:`give_back`: a connector retired meanwhile is closed when its last
+        call ends, not under it."""
         entry = await self._entry(name)
         entry.calls += 1
         return entry
 
-    async def give_back(self, name: str, entry: _Open) -> None:
+    async def give_back(self, name: str, entry: OpenConnector) -> None:
         entry.calls -= 1
         entry.last_used = time.monotonic()
         if entry.retired and not entry.calls:
@@ -77,7 +70,7 @@ class ConnectorPool:
     async def get(self, name: str) -> Connector:
         return (await self._entry(name)).connector
 
-    async def _entry(self, name: str) -> _Open:
+    async def _entry(self, name: str) -> OpenConnector:
         entry = self._open.get(name)
         if entry is not None:  # open already: nothing to wait for
             entry.last_used = time.monotonic()
@@ -103,7 +96,7 @@ class ConnectorPool:
                         await connector.close()
                     raise
                 self._listed[name] = listed
-                entry = self._open[name] = _Open(connector, time.monotonic())
+                entry = self._open[name] = OpenConnector(connector, time.monotonic())
             entry.last_used = time.monotonic()
             return entry
 
@@ -169,7 +162,7 @@ class ConnectorPool:
         for retired in [*self._retiring.get(name, ()), *([entry] if entry else [])]:
             await self._close(name, retired)
 
-    async def _close(self, name: str, entry: _Open) -> None:
+    async def _close(self, name: str, entry: OpenConnector) -> None:
         retiring = self._retiring.get(name)
         if retiring is not None:
             retiring.discard(entry)

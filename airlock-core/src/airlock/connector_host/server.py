@@ -22,7 +22,7 @@ from airlock.common.logs import get_logger
 from airlock.common.loop import give_way
 from airlock.connector_host.credential_requests import CredentialRequests
 from airlock.connector_host.keys import HostKeys
-from airlock.connector_host.pool import ConnectorPool
+from airlock.connector_host.pool import ConnectorPool, OpenConnector
 from airlock.connector_host.protocol import (
     ANSWERS_PER_WRITE,
     MAX_ANSWER_BYTES,
@@ -245,30 +245,36 @@ class HostServer:
             raise NotFound(f"no service named {name!r}")
         return service
 
-    @contextlib.asynccontextmanager
-    async def _operation(
+    async def _take(
         self, message: Mapping[str, Any]
-    ) -> AsyncIterator[tuple[Service, Connector, OperationSpec, dict[str, Any]]]:
-        """The call's service, its connector (for the call's length: see
-        ``ConnectorPool.using``), the operation and the raw params."""
-        service = self._service(message)
-        operation = text_field(message, "operation", limit=64)
-        async with self.pool.using(service.name) as connector:
-            yield (
-                service,
-                connector,
-                connector.operation_spec(operation),
-                object_field(message, "params"),
-            )
-
-    async def _call(self, message: dict[str, Any]) -> dict[str, Any]:
-        # Most requests are this: ``_operation``'s steps, without its context managers.
+    ) -> tuple[Service, OpenConnector, OperationSpec, dict[str, Any]]:
+        """The call's service, its connector (in use until given back to the pool: see
+        ``ConnectorPool.take``), the operation and the raw params."""
         service = self._service(message)
         operation = text_field(message, "operation", limit=64)
         entry = await self.pool.take(service.name)
         try:
             spec = entry.connector.operation_spec(operation)
-            params = object_field(message, "params")
+            return service, entry, spec, object_field(message, "params")
+        except BaseException:
+            await self.pool.give_back(service.name, entry)
+            raise
+
+    @contextlib.asynccontextmanager
+    async def _operation(
+        self, message: Mapping[str, Any]
+    ) -> AsyncIterator[tuple[Service, Connector, OperationSpec, dict[str, Any]]]:
+        """:meth:`_take` for the block's length."""
+        service, entry, spec, params = await self._take(message)
+        try:
+            yield service, entry.connector, spec, params
+        finally:
+            await self.pool.give_back(service.name, entry)
+
+    async def _call(self, message: dict[str, Any]) -> dict[str, Any]:
+        # Most requests are this: :meth:`_operation` without its context manager's cost.
+        service, entry, spec, params = await self._take(message)
+        try:
             still_a_read(message, service.name, spec)
             result = await self._result(service, entry.connector, spec, params, message)
         finally:
