@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from airlock.common.logs import get_logger
+from airlock.common.processes import wait_or_kill
 from airlock.connector_host.protocol import (
     MAX_ANSWER_BYTES,
     MAX_REQUEST_BYTES,
@@ -127,12 +128,7 @@ class ChildHost:
             return
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), STOP_GRACE)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
+        await wait_or_kill(process, STOP_GRACE)
 
 
 class SocketHost:

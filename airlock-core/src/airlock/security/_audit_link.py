@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
+from airlock.common.processes import wait_or_kill
 from airlock.errors import AuditError
 from airlock.security._audit_file import AuditRecord, audit_error
 from airlock.security._audit_writer import READY, whole_lines
@@ -136,14 +137,8 @@ class WriterLink:
     async def wait_closed(self) -> None:
         """After :meth:`close`: the process's end (killed after ``STOP_WAIT`` seconds)."""
         process, self.process = self.process, None
-        if process is None:
-            return
-        try:
-            await asyncio.wait_for(process.wait(), STOP_WAIT)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
+        if process is not None:
+            await wait_or_kill(process, STOP_WAIT)
 
     def _reap(self) -> None:
         """End a process whose channel broke, if it still runs."""
