@@ -4,6 +4,7 @@ every record waiting on it failing closed when it stops."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -11,7 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from airlock.common.clock import FakeClock
 from airlock.errors import AuditError
 from airlock.security._audit_file import AuditFile
 from airlock.security._audit_format import fields_json, format_ts
-from airlock.security._audit_link import WriterLink
+from airlock.security._audit_link import RESTART_GAP, WriterLink
 from airlock.security._audit_writer import READY, Broken, serve
 from airlock.security.audit import AuditLog, verify
 
@@ -38,6 +39,18 @@ def records_of(audit_dir: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in text.splitlines()]
 
 
+@contextlib.asynccontextmanager
+async def writer_log(
+    audit_dir: Path, *, key: bytes = KEY, clock: FakeClock | None = None
+) -> AsyncIterator[AuditLog]:
+    """A log whose coroutines' records go to a writer process, ended after the block."""
+    log = AuditLog(audit_dir, key, clock=clock, writer_process=True)
+    try:
+        yield log
+    finally:
+        await log.aclose()
+
+
 def writer_of(log: AuditLog) -> asyncio.subprocess.Process:
     link = log._process
     assert link is not None
@@ -52,8 +65,7 @@ def test_records_from_the_writer_process_chain_with_the_clis_and_verify(
     clock = FakeClock()
 
     async def main() -> None:
-        log = AuditLog(audit_dir, KEY, clock=clock, writer_process=True)
-        try:
+        async with writer_log(audit_dir, clock=clock) as log:
             first = await asyncio.gather(*(log.append("operation", n=n) for n in range(20)))
             # Another process's records (the CLI's) in between: the chain goes on.
             with AuditLog(audit_dir, KEY) as cli:
@@ -61,8 +73,6 @@ def test_records_from_the_writer_process_chain_with_the_clis_and_verify(
             clock.advance(5)
             later = await log.append("operation", n=20, token="alk_" + "x" * 40)
             assert log.last_seq == later.seq == 22
-        finally:
-            await log.aclose()
         assert [r.seq for r in first] == list(range(1, 21))
         written = records_of(audit_dir)
         assert [r["seq"] for r in written] == list(range(1, 23))
@@ -79,15 +89,12 @@ def test_the_key_is_in_neither_the_writers_arguments_nor_its_environment(
     tmp_path: Path,
 ) -> None:
     async def main() -> None:
-        log = AuditLog(tmp_path / "audit", PRINTABLE_KEY, writer_process=True)
-        try:
+        async with writer_log(tmp_path / "audit", key=PRINTABLE_KEY) as log:
             await log.append("daemon_started")
             proc = Path(f"/proc/{writer_of(log).pid}")
             seen = [
                 await asyncio.to_thread((proc / name).read_bytes) for name in ("cmdline", "environ")
             ]
-        finally:
-            await log.aclose()
         key = PRINTABLE_KEY
         for form in (key, key.hex().encode(), key.hex().upper().encode()):
             assert all(form not in text for text in seen)
@@ -101,8 +108,7 @@ def test_records_waiting_when_the_writer_dies_fail_and_the_next_starts_it_again(
     audit_dir = tmp_path / "audit"
 
     async def main() -> None:
-        link = WriterLink(audit_dir, KEY, rotate_bytes=1 << 20, now=lambda: format_ts(0))
-        try:
+        async with writer_link(audit_dir, restart_gap=RESTART_GAP) as link:
             await link.append("daemon_started", "")
             process = link.process
             assert process is not None
@@ -119,9 +125,6 @@ def test_records_waiting_when_the_writer_dies_fail_and_the_next_starts_it_again(
             after = await link.append("operation", ',"n":4')
             assert link.process is not None
             assert link.process.pid != process.pid
-        finally:
-            link.close()
-            await link.wait_closed()
         assert after.seq == 2  # the killed batch never reached the file
         assert verify(audit_dir, KEY).ok
 
@@ -134,8 +137,7 @@ def test_a_record_the_disk_refuses_fails_closed_and_the_next_links_to_the_last_g
     audit_dir = tmp_path / "audit"
 
     async def main() -> None:
-        log = AuditLog(audit_dir, KEY, writer_process=True)
-        try:
+        async with writer_log(audit_dir) as log:
             await log.append("daemon_started")
             current = audit_dir / "audit.jsonl"
             current.rename(audit_dir / "aside.jsonl")
@@ -148,8 +150,6 @@ def test_a_record_the_disk_refuses_fails_closed_and_the_next_links_to_the_last_g
             current.rmdir()
             (audit_dir / "aside.jsonl").rename(current)
             assert (await log.append("operation", n=3)).seq == 2
-        finally:
-            await log.aclose()
         assert verify(audit_dir, KEY).ok
 
     run(main)
@@ -212,16 +212,25 @@ def test_the_writer_asks_for_the_key_only_once_it_refuses_ptrace(tmp_path: Path)
     assert verify(tmp_path / "audit", KEY).ok
 
 
-def link_at(audit_dir: Path) -> WriterLink:
+def link_at(audit_dir: Path, restart_gap: float = 0.0) -> WriterLink:
     return WriterLink(
-        audit_dir, KEY, rotate_bytes=1 << 20, now=lambda: format_ts(0), restart_gap=0.0
+        audit_dir, KEY, rotate_bytes=1 << 20, now=lambda: format_ts(0), restart_gap=restart_gap
     )
+
+
+@contextlib.asynccontextmanager
+async def writer_link(audit_dir: Path, restart_gap: float = 0.0) -> AsyncIterator[WriterLink]:
+    link = link_at(audit_dir, restart_gap)
+    try:
+        yield link
+    finally:
+        link.close()
+        await link.wait_closed()
 
 
 def test_a_record_sent_while_the_writer_starts_waits_for_the_key(tmp_path: Path) -> None:
     async def main() -> None:
-        link = link_at(tmp_path / "audit")
-        try:
+        async with writer_link(tmp_path / "audit") as link:
             first = asyncio.ensure_future(link.append("daemon_started", ""))
             # The link's own state, polled each turn of the loop: no event says it.
             while link._channel is None:  # noqa: ASYNC110 - the writer is up, keyless
@@ -229,9 +238,6 @@ def test_a_record_sent_while_the_writer_starts_waits_for_the_key(tmp_path: Path)
             assert not first.done()
             second = await link.append("operation", ',"n":1')
             assert sorted([(await first).seq, second.seq]) == [1, 2]
-        finally:
-            link.close()
-            await link.wait_closed()
         assert verify(tmp_path / "audit", KEY).ok
 
     run(main)
@@ -243,8 +249,7 @@ def test_records_cut_off_while_the_writer_was_down_are_not_written_over(
     audit_dir = tmp_path / "audit"
 
     async def main() -> None:
-        link = link_at(audit_dir)
-        try:
+        async with writer_link(audit_dir) as link:
             for n in range(3):
                 await link.append("operation", f',"n":{n}')
             current = audit_dir / "audit.jsonl"
@@ -256,9 +261,6 @@ def test_records_cut_off_while_the_writer_was_down_are_not_written_over(
             with pytest.raises(AuditError, match="gone"):
                 await link.append("operation", ',"n":3')
             assert link.last_seq == 3
-        finally:
-            link.close()
-            await link.wait_closed()
 
     run(main)
 
