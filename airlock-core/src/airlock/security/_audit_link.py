@@ -162,7 +162,8 @@ class _Channel(asyncio.Protocol):
         self._waiting: deque[tuple[asyncio.Future[AuditRecord], str]] = deque()
         self._buffer = bytearray()
         self.lost = False
-        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self.ready: asyncio.Future[None] = self._loop.create_future()
         """Done when the writer said it may be sent the key (and was sent it)."""
         self.ready.add_done_callback(_seen)
 
@@ -170,11 +171,10 @@ class _Channel(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
 
     def send(self, event: str, fields_json: str) -> asyncio.Future[AuditRecord]:
-        loop = asyncio.get_running_loop()
         if not self._out and self.ready.done():
-            loop.call_soon(self._flush)
+            self._loop.call_soon(self._flush)
         self._out.append(f"R{event}\t{fields_json}\n")
-        future: asyncio.Future[AuditRecord] = loop.create_future()
+        future: asyncio.Future[AuditRecord] = self._loop.create_future()
         self._waiting.append((future, event))
         return future
 
