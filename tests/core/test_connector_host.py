@@ -533,3 +533,47 @@ async def test_a_stream_times_out_on_silence_only_not_on_its_length_or_a_slow_re
     assert [m async for m in stream] == []
     assert got == list(range(8))
     await link.close()
+
+
+def _sent_so_far(sock: socket.socket) -> list[dict[str, Any]]:
+    """The frames the link has written to the host's end of the pair until now."""
+    sock.setblocking(False)
+    data = b""
+    while True:
+        try:
+            data += sock.recv(65536)
+        except BlockingIOError:
+            break
+    frames = []
+    while data:
+        (size,) = struct.unpack(">I", data[:4])
+        frames.append(json.loads(data[4 : 4 + size]))
+        data = data[4 + size :]
+    return frames
+
+
+@in_loop
+async def test_every_request_times_out_at_its_own_deadline_and_no_sooner() -> None:
+    """One timer serves every request's deadline: a request with a short one, sent
+    after one with a long one, fails at its own; the long one is not cut short by it,
+    and a request answered in time is not expired."""
+    host = _Trickle()
+    link = HostLink(host, timeout=5)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    slow = asyncio.ensure_future(link.request("ping", within=0.8))
+    await asyncio.sleep(0.05)
+    quick = asyncio.ensure_future(link.request("ping", within=0.2))
+    with pytest.raises(ConnectorTimeout, match=r"longer than 0\.2s"):
+        await asyncio.wait_for(quick, 5)
+    assert not slow.done(), "the long deadline went with the short one"
+    answered = asyncio.ensure_future(link.request("ping", within=0.3))
+    await asyncio.sleep(0.05)
+    assert host.theirs is not None
+    rid = _sent_so_far(host.theirs)[-1]["id"]
+    host.theirs.sendall(_frame({"id": rid, "ok": {"pid": 7}}))
+    assert await asyncio.wait_for(answered, 5) == {"pid": 7}
+    with pytest.raises(ConnectorTimeout, match=r"longer than 0\.8s"):
+        await asyncio.wait_for(slow, 5)
+    assert loop.time() - start >= 0.79
+    await link.close()

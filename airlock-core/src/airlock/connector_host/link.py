@@ -32,7 +32,7 @@ from airlock.connector_host.protocol import (
     frame,
     read_frame,
 )
-from airlock.connector_host.waiters import Waiter
+from airlock.connector_host.waiters import Deadlines, Waiter
 from airlock.errors import ConnectorError, ConnectorTimeout, PayloadTooLarge, ServiceAnswerLost
 
 __all__ = ["ChildHost", "HostLauncher", "HostLink", "SocketHost"]
@@ -188,6 +188,8 @@ class HostLink:
         self._connecting = asyncio.Lock()
         self._greeted = False
         self._background: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._deadlines = Deadlines(self._waiting)
         self.restarts = 0
 
     @property
@@ -207,6 +209,7 @@ class HostLink:
         async with self._connecting:
             if self._open_outbox() is None:
                 self._greeted = False
+                self._loop = asyncio.get_running_loop()
                 reader, writer = await self.launcher.connect()
                 self._outbox = Outbox(writer)
                 self._reading = asyncio.create_task(self._read(reader, writer))
@@ -261,7 +264,13 @@ class HostLink:
         task.add_done_callback(self._background.discard)
 
     async def _send(
-        self, kind: str, fields: dict[str, Any], streamed: bool, *, at_once: bool = False
+        self,
+        kind: str,
+        fields: dict[str, Any],
+        streamed: bool,
+        *,
+        at_once: bool = False,
+        within: float | None = None,
     ) -> tuple[int, Waiter]:
         outbox = await self._outbox_ready()
         rid = next(self._ids)
@@ -269,7 +278,13 @@ class HostLink:
             data = frame({"id": rid, "kind": kind, **fields}, MAX_REQUEST_BYTES)
         except ValueError:
             raise PayloadTooLarge("the request is over the connector host's limit") from None
-        waiter = Waiter(streamed)
+        loop = self._loop
+        assert loop is not None  # set when it connected
+        if within is None:
+            waiter = Waiter(loop, streamed)
+        else:
+            waiter = Waiter(loop, streamed, loop.time() + within)
+            self._deadlines.watch(loop, waiter.deadline)  # type: ignore[arg-type]
         self._waiting[rid] = waiter
         outbox.put(data)
         if at_once:
@@ -286,8 +301,7 @@ class HostLink:
         self, kind: str, *, within: float | None = None, **fields: Any
     ) -> dict[str, Any]:
         """The host's answer to one request; its error raised as the AirlockError it is."""
-        rid, waiter = await self._send(kind, fields, streamed=False)
-        expiry = asyncio.get_running_loop().call_later(within or self.timeout, waiter.expire)
+        rid, waiter = await self._send(kind, fields, streamed=False, within=within or self.timeout)
         try:
             message = await waiter.future
         except TimeoutError:
@@ -301,7 +315,6 @@ class HostLink:
             self._cancel(rid)
             raise
         finally:
-            expiry.cancel()
             self._waiting.pop(rid, None)
         return _answer(message)
 
@@ -353,6 +366,7 @@ class HostLink:
             self._reading.cancel()
             with contextlib.suppress(BaseException):
                 await self._reading
+        self._deadlines.close()
         if self._outbox is not None:
             self._outbox.writer.close()
             self._outbox = None

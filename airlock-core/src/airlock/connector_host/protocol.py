@@ -148,12 +148,13 @@ class Outbox:
         self.writer = writer
         self._frames: list[bytes] = []
         self._per_write = per_write
+        self._loop = asyncio.get_running_loop()
 
     def put(self, data: bytes) -> None:
         """Queue one whole frame (from :func:`frame`) for the end of this turn (or
         write the group it completes)."""
         if not self._frames:
-            asyncio.get_running_loop().call_soon(self.flush)
+            self._loop.call_soon(self.flush)
         self._frames.append(data)
         if self._per_write is not None and len(self._frames) >= self._per_write:
             self.flush()

@@ -53,7 +53,14 @@ from airlock.errors import (
     VaultError,
 )
 from airlock.framework.connectors import CheckResult, Connector, OperationSpec
-from airlock.framework.spending import Charge, Meter, PricedConnector, budget_in_force, nano_usd
+from airlock.framework.spending import (
+    Charge,
+    Meter,
+    PricedConnector,
+    budget_in_force,
+    current_budget,
+    nano_usd,
+)
 from airlock.gateway.services import Service
 from airlock.passphrase import WrongPassphrase, key_from
 from airlock.security.vault import Vault
@@ -292,7 +299,10 @@ class HostServer:
         """The operation's result, run with the session's budget the request carries; a
         connector that failed is closed (the next call opens it again)."""
         try:
-            with budget_in_force(budget_state(message.get("budget"))):
+            budget = budget_state(message.get("budget"))
+            if budget is None and current_budget() is None:
+                return await connector.call(spec.name, params)  # no context manager's cost
+            with budget_in_force(budget):
                 return await connector.call(spec.name, params)
         except ConnectorError:
             await self.pool.discard(service.name, connector)

@@ -6,7 +6,7 @@ import asyncio
 import collections
 from typing import Any
 
-__all__ = ["Frame", "Waiter"]
+__all__ = ["Deadlines", "Frame", "Waiter"]
 
 Frame = dict[str, Any] | None
 """An answer frame; None when the channel closed first."""
@@ -16,10 +16,16 @@ class Waiter:
     """Where the answers to one request go: one future, or, for a stream, its frames in
     order (and a future its consumer waits on while none is here)."""
 
-    def __init__(self, streamed: bool) -> None:
-        self._loop = asyncio.get_running_loop()
+    __slots__ = ("_loop", "_timer", "_waiting_since", "deadline", "frames", "future")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, streamed: bool, deadline: float | None = None
+    ) -> None:
+        self._loop = loop
         self.frames: collections.deque[Frame] | None = collections.deque() if streamed else None
-        self.future: asyncio.Future[dict[str, Any] | None] = self._loop.create_future()
+        self.future: asyncio.Future[dict[str, Any] | None] = loop.create_future()
+        self.deadline = deadline
+        """When a single answer is due (the loop's clock); its link expires it then."""
         self._waiting_since = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
@@ -61,6 +67,47 @@ class Waiter:
             self._timer = self._loop.call_at(deadline, self._check, within)
         else:
             self.future.set_exception(TimeoutError())
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+class Deadlines:
+    """One timer for the deadlines of every single answer in *waiting*, set for the
+    earliest, instead of a timer set and cancelled for every request (a cost of the
+    event loop's on each call)."""
+
+    def __init__(self, waiting: dict[int, Waiter]) -> None:
+        self._waiting = waiting
+        self._timer: asyncio.TimerHandle | None = None
+        self._due = 0.0
+
+    def watch(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
+        """Make sure the timer goes off by *due*."""
+        if self._timer is None or due < self._due:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._due = due
+            self._timer = loop.call_at(due, self._expire, loop)
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Expire the answers now due, and set the timer for the earliest of the rest:
+        under load, requests sent in the last moments, so one look at them a timeout."""
+        self._timer = None
+        now = loop.time()
+        earliest: float | None = None
+        for waiter in list(self._waiting.values()):
+            due = waiter.deadline
+            if due is None:
+                continue
+            if due <= now:
+                waiter.expire()
+            elif earliest is None or due < earliest:
+                earliest = due
+        if earliest is not None:
+            self.watch(loop, earliest)
 
     def close(self) -> None:
         if self._timer is not None:

@@ -58,6 +58,7 @@ class FastPath:
         self.stopping = False
         self._held: set[ConnectionProtocol] = set()
         self._running: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def hold(self, protocol: ConnectionProtocol) -> None:
         self._held.add(protocol)
@@ -69,7 +70,9 @@ class FastPath:
         # Busy from now until its answer is handed back, not only while the front door
         # runs it: the guard sheds an idle connection before one whose call is on its way.
         conn.busy += 1
-        task = asyncio.get_running_loop().create_task(self._answer(protocol, conn, call))
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        task = self._loop.create_task(self._answer(protocol, conn, call))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
