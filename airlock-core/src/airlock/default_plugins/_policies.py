@@ -25,6 +25,9 @@ from airlock.framework.policies import (
 )
 from airlock.models import Access
 
+_IN_SCOPE = Verdict(Decision.ALLOW, "in scope", "scope")
+"""Most calls' verdict, made once (a frozen dataclass is slow to make, and safe to share)."""
+
 
 class ScopePolicy:
     """An operation's service must be in the session, and its access within the session's.
@@ -54,7 +57,7 @@ class ScopePolicy:
             return Verdict(Decision.DENY, f"session does not cover service {ctx.service!r}")
         if not ctx.session.access.allows(ctx.access):
             return Verdict(Decision.DENY, f"session is {ctx.session.access}-only")
-        return Verdict(Decision.ALLOW, "in scope")
+        return _IN_SCOPE
 
 
 class ReadOnlyPolicy:
