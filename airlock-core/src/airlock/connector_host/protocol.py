@@ -27,6 +27,7 @@ import json
 import struct
 from typing import Any, Final
 
+from airlock.common.json_text import compact_encoder
 from airlock.common.text import SURROGATE_ESCAPE, mend_halves
 from airlock.errors import (
     AirlockError,
@@ -105,18 +106,17 @@ async def read_frame(reader: asyncio.StreamReader, limit: int) -> dict[str, Any]
     return message
 
 
-# Made once (``json.dumps`` with any argument makes an encoder a call). No cycle check: a
-# frame holds parsed JSON and models' dumps, trees (a cycle would fail as RecursionError).
-_AS_UTF8 = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
-_AS_ASCII = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+# A frame holds parsed JSON and models' dumps: trees, as compact_encoder's need.
+_AS_UTF8 = compact_encoder(ensure_ascii=False)
+_AS_ASCII = compact_encoder()
 
 
 def frame(message: dict[str, Any], limit: int) -> bytes:
     """*message* as one frame; ``ValueError`` when it is over *limit* bytes."""
     try:
-        payload = _AS_UTF8.encode(message).encode("utf-8")
+        payload = _AS_UTF8(message).encode("utf-8")
     except UnicodeEncodeError:  # half of a UTF-16 pair in a text: escaped, mended on arrival
-        payload = _AS_ASCII.encode(message).encode("ascii")
+        payload = _AS_ASCII(message).encode("ascii")
     if len(payload) > limit:
         raise ValueError(f"{len(payload)} bytes is over the {limit} byte limit")
     return _HEADER.pack(len(payload)) + payload

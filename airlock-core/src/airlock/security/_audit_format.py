@@ -10,7 +10,6 @@ from __future__ import annotations
 import enum
 import functools
 import hmac
-import json
 import math
 import os
 import re
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from airlock.common.files import PRIVATE_FILE, ensure_private_dir, fsync_dir
+from airlock.common.json_text import compact_encoder
 from airlock.errors import AuditError
 from airlock.security._audit_chain import HEAD, SEQ_AT, SEQ_MARK
 
@@ -182,9 +182,7 @@ def ts_bound(when: float | datetime) -> str:
 
 
 # No cycle check: what it encodes is scrub()'s output, fresh containers cut at a depth.
-_CANONICAL = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False, check_circular=False
-)
+_CANONICAL = compact_encoder(sort_keys=True, allow_nan=False)
 
 
 def fields_json(fields: Mapping[str, Any]) -> str:
@@ -194,7 +192,7 @@ def fields_json(fields: Mapping[str, Any]) -> str:
             raise ValueError(f"audit field name {name!r} is reserved")
     if not fields:
         return ""
-    return "," + _CANONICAL.encode(scrub(fields))[1:-1]
+    return "," + _CANONICAL(scrub(fields))[1:-1]
 
 
 def encode_line(
