@@ -577,3 +577,31 @@ async def test_every_request_times_out_at_its_own_deadline_and_no_sooner() -> No
         await asyncio.wait_for(slow, 5)
     assert loop.time() - start >= 0.79
     await link.close()
+
+
+@in_loop
+async def test_answers_that_arrive_a_few_bytes_at_a_time_are_read_whole_and_in_order() -> None:
+    """However the host's bytes are cut up on the way, each answer reaches its own
+    request whole; an answer for nobody, or whose id is ``true`` rather than a number,
+    answers no request."""
+    host = _Trickle()
+    link = HostLink(host, timeout=5)
+    first = asyncio.ensure_future(link.request("ping"))
+    second = asyncio.ensure_future(link.request("ping"))
+    await asyncio.sleep(0.05)
+    assert host.theirs is not None
+    ids = [sent["id"] for sent in _sent_so_far(host.theirs)]
+    data = b"".join(
+        [
+            _frame({"id": True, "ok": {"pid": 666}}),
+            _frame({"id": 999, "ok": {"pid": 666}}),
+            _frame({"id": ids[1], "ok": {"pid": 2}}),
+            _frame({"id": ids[0], "ok": {"pid": 1}}),
+        ]
+    )
+    for start in range(0, len(data), 3):
+        host.theirs.sendall(data[start : start + 3])
+        await asyncio.sleep(0.001)
+    assert await asyncio.wait_for(first, 5) == {"pid": 1}
+    assert await asyncio.wait_for(second, 5) == {"pid": 2}
+    await link.close()

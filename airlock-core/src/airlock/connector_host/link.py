@@ -233,7 +233,7 @@ class HostLink:
             while True:
                 message = await read_frame(reader, MAX_ANSWER_BYTES)
                 rid = message.get("id")
-                waiter = self._waiting.get(rid) if isinstance(rid, int) else None
+                waiter = self._waiting.get(rid) if type(rid) is int else None  # not true
                 if waiter is not None:
                     waiter.put(message)
                     if waiter.frames is not None:
