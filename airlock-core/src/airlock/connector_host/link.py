@@ -283,8 +283,9 @@ class HostLink:
         if within is None:
             waiter = Waiter(loop, streamed)
         else:
-            waiter = Waiter(loop, streamed, loop.time() + within)
-            self._deadlines.watch(loop, waiter.deadline)  # type: ignore[arg-type]
+            due = loop.time() + within
+            waiter = Waiter(loop, streamed, due)
+            self._deadlines.watch(loop, due)
         self._waiting[rid] = waiter
         outbox.put(data)
         if at_once:
