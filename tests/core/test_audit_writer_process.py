@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,7 @@ from airlock.common.clock import FakeClock
 from airlock.errors import AuditError
 from airlock.security._audit_file import AuditFile
 from airlock.security._audit_format import fields_json, format_ts
-from airlock.security._audit_link import RESTART_GAP, WriterLink
+from airlock.security._audit_link import ANSWER_WAIT, RESTART_GAP, WriterLink
 from airlock.security._audit_writer import READY, Broken, serve
 from airlock.security.audit import AuditLog, verify
 
@@ -131,6 +132,63 @@ def test_records_waiting_when_the_writer_dies_fail_and_the_next_starts_it_again(
     run(main)
 
 
+def test_a_stuck_writer_fails_the_records_waiting_on_it_and_the_next_replaces_it(
+    tmp_path: Path,
+) -> None:
+    """A writer that stops answering (stopped by a signal, or its disk hung) fails the
+    records waiting on it after the answer wait, not never, and is killed; the next
+    record starts another, and the chain goes on."""
+    audit_dir = tmp_path / "audit"
+
+    async def main() -> None:
+        async with writer_link(audit_dir, answer_wait=0.3) as link:
+            await link.append("daemon_started", "")
+            stuck = link.process
+            assert stuck is not None
+            os.kill(stuck.pid, signal.SIGSTOP)
+            try:
+                with pytest.raises(AuditError, match=r"did not answer for 0\.3s"):
+                    await asyncio.wait_for(link.append("operation", ',"n":1'), 10)
+                after = await asyncio.wait_for(link.append("operation", ',"n":2'), 10)
+                assert link.process is not None
+                assert link.process.pid != stuck.pid
+                assert await asyncio.wait_for(stuck.wait(), 10) == -signal.SIGKILL
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(stuck.pid, signal.SIGCONT)
+        assert after.seq == 2  # the record the stuck writer never read is not in the log
+        assert [r["event"] for r in records_of(audit_dir)] == ["daemon_started", "operation"]
+        assert verify(audit_dir, KEY).ok
+
+    run(main)
+
+
+def test_a_writer_that_never_says_ready_fails_the_start_instead_of_holding_it(
+    tmp_path: Path,
+) -> None:
+    audit_dir = tmp_path / "audit"
+
+    async def main() -> None:
+        async with writer_link(audit_dir, answer_wait=0.3) as link:
+            real_spawn = link._spawn
+            started: list[asyncio.subprocess.Process] = []
+
+            async def spawn_and_stop() -> Any:
+                channel = await real_spawn()
+                assert link.process is not None
+                os.kill(link.process.pid, signal.SIGSTOP)  # before it can say ready
+                started.append(link.process)
+                return channel
+
+            link._spawn = spawn_and_stop  # type: ignore[method-assign]
+            with pytest.raises(AuditError, match="did not answer"):
+                await asyncio.wait_for(link.append("daemon_started", ""), 10)
+            # Killed at once: a stop of the daemon does not wait for it in vain.
+            assert await asyncio.wait_for(started[0].wait(), 5) == -signal.SIGKILL
+
+    run(main)
+
+
 def test_a_record_the_disk_refuses_fails_closed_and_the_next_links_to_the_last_good(
     tmp_path: Path,
 ) -> None:
@@ -212,15 +270,24 @@ def test_the_writer_asks_for_the_key_only_once_it_refuses_ptrace(tmp_path: Path)
     assert verify(tmp_path / "audit", KEY).ok
 
 
-def link_at(audit_dir: Path, restart_gap: float = 0.0) -> WriterLink:
+def link_at(
+    audit_dir: Path, restart_gap: float = 0.0, answer_wait: float = ANSWER_WAIT
+) -> WriterLink:
     return WriterLink(
-        audit_dir, KEY, rotate_bytes=1 << 20, now=lambda: format_ts(0), restart_gap=restart_gap
+        audit_dir,
+        KEY,
+        rotate_bytes=1 << 20,
+        now=lambda: format_ts(0),
+        restart_gap=restart_gap,
+        answer_wait=answer_wait,
     )
 
 
 @contextlib.asynccontextmanager
-async def writer_link(audit_dir: Path, restart_gap: float = 0.0) -> AsyncIterator[WriterLink]:
-    link = link_at(audit_dir, restart_gap)
+async def writer_link(
+    audit_dir: Path, restart_gap: float = 0.0, answer_wait: float = ANSWER_WAIT
+) -> AsyncIterator[WriterLink]:
+    link = link_at(audit_dir, restart_gap, answer_wait)
     try:
         yield link
     finally:

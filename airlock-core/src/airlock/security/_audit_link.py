@@ -32,6 +32,10 @@ RESTART_GAP = 1.0
 """Seconds between two starts of the writer process."""
 STOP_WAIT = 10.0
 """Seconds the writer has to write what it holds once the daemon's side closes."""
+ANSWER_WAIT = 30.0
+"""Seconds without an answer while records wait (or without ``ready`` at a start) after
+which the writer counts as stuck (stopped, or its disk hung): the channel ends, the
+waiting records fail, the writer is killed, and the next record starts another."""
 
 
 class WriterLink:
@@ -48,9 +52,11 @@ class WriterLink:
         rotate_bytes: int,
         now: Callable[[], str],
         restart_gap: float = RESTART_GAP,
+        answer_wait: float = ANSWER_WAIT,
     ) -> None:
         self.audit_dir = audit_dir
         self.restart_gap = restart_gap
+        self.answer_wait = answer_wait
         self._key = key
         self._rotate_bytes = rotate_bytes
         self.now = now
@@ -140,6 +146,12 @@ class WriterLink:
         if process is not None:
             await wait_or_kill(process, STOP_WAIT)
 
+    def stuck(self, channel: _Channel) -> None:
+        """*channel*'s writer stopped answering: ended now, not at the next start (a stop
+        would wait for it in vain)."""
+        if channel is self._channel:
+            self._reap()
+
     def _reap(self) -> None:
         """End a process whose channel broke, if it still runs."""
         process, self.process = self.process, None
@@ -166,6 +178,10 @@ class _Channel(asyncio.Protocol):
         self.ready: asyncio.Future[None] = self._loop.create_future()
         """Done when the writer said it may be sent the key (and was sent it)."""
         self.ready.add_done_callback(_seen)
+        self._answers = 0
+        self._watch: asyncio.TimerHandle | None = self._loop.call_later(
+            link.answer_wait, self._check, 0
+        )
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
@@ -173,6 +189,8 @@ class _Channel(asyncio.Protocol):
     def send(self, event: str, fields_json: str) -> asyncio.Future[AuditRecord]:
         if not self._out and self.ready.done():
             self._loop.call_soon(self._flush)
+        if self._watch is None and not self.lost:
+            self._watch = self._loop.call_later(self._link.answer_wait, self._check, self._answers)
         self._out.append(f"R{event}\t{fields_json}\n")
         future: asyncio.Future[AuditRecord] = self._loop.create_future()
         self._waiting.append((future, event))
@@ -201,7 +219,22 @@ class _Channel(asyncio.Protocol):
                 self.close()  # answers nobody asked for, or not answers: a broken writer
                 return
 
+    def _check(self, answers_then: int) -> None:
+        """The stuck-writer check (see ``ANSWER_WAIT``): ready by now, and an answer since
+        *answers_then* if records wait; checked again while they do."""
+        self._watch = None
+        if self.lost:
+            return
+        if self.ready.done() and (not self._waiting or self._answers != answers_then):
+            if self._waiting:
+                wait = self._link.answer_wait
+                self._watch = self._loop.call_later(wait, self._check, self._answers)
+            return
+        self.close(f"the audit writer did not answer for {self._link.answer_wait:g}s")
+        self._link.stuck(self)
+
     def _answer(self, line: bytes) -> bool:
+        self._answers += 1
         future, event = self._waiting.popleft()
         if line.startswith(b"!"):
             outcome: AuditRecord | AuditError = audit_error(line[1:].decode("ascii", "replace"))
@@ -220,19 +253,22 @@ class _Channel(asyncio.Protocol):
                 future.set_result(outcome)
         return True
 
-    def close(self) -> None:
+    def close(self, reason: str = "the audit writer stopped") -> None:
+        self._lost(reason)
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
         if self._transport is not None:
             self._transport.abort()
-        self._lost("the audit writer stopped")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._sock.close()
         self._lost("the audit writer stopped")
 
     def _lost(self, reason: str) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         self.lost = True
         self._key = None
         if not self.ready.done():
