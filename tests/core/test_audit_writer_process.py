@@ -141,13 +141,13 @@ def test_a_stuck_writer_fails_the_records_waiting_on_it_and_the_next_replaces_it
     audit_dir = tmp_path / "audit"
 
     async def main() -> None:
-        async with writer_link(audit_dir, answer_wait=0.3) as link:
+        async with writer_link(audit_dir, answer_wait=1.0) as link:
             await link.append("daemon_started", "")
             stuck = link.process
             assert stuck is not None
             os.kill(stuck.pid, signal.SIGSTOP)
             try:
-                with pytest.raises(AuditError, match=r"did not answer for 0\.3s"):
+                with pytest.raises(AuditError, match=r"did not answer for 1s"):
                     await asyncio.wait_for(link.append("operation", ',"n":1'), 10)
                 after = await asyncio.wait_for(link.append("operation", ',"n":2'), 10)
                 assert link.process is not None
@@ -169,7 +169,7 @@ def test_a_writer_that_never_says_ready_fails_the_start_instead_of_holding_it(
     audit_dir = tmp_path / "audit"
 
     async def main() -> None:
-        async with writer_link(audit_dir, answer_wait=0.3) as link:
+        async with writer_link(audit_dir, answer_wait=1.0) as link:
             real_spawn = link._spawn
             started: list[asyncio.subprocess.Process] = []
 
@@ -185,6 +185,54 @@ def test_a_writer_that_never_says_ready_fails_the_start_instead_of_holding_it(
                 await asyncio.wait_for(link.append("daemon_started", ""), 10)
             # Killed at once: a stop of the daemon does not wait for it in vain.
             assert await asyncio.wait_for(started[0].wait(), 5) == -signal.SIGKILL
+
+    run(main)
+
+
+def test_a_writer_that_pauses_briefly_is_not_taken_for_stuck(tmp_path: Path) -> None:
+    """The wait is counted from when a record starts waiting, not from the writer's
+    start: a record sent just before the answer wait has passed since the start, to a
+    writer that pauses a moment, is written, and the writer is not killed."""
+
+    async def main() -> None:
+        async with writer_link(tmp_path / "audit", answer_wait=1.0) as link:
+            # The writer starts for a record whose caller went away before it was sent.
+            starting = asyncio.ensure_future(link.append("daemon_started", ""))
+            while link._channel is None:  # noqa: ASYNC110 - polled each turn, as below
+                await asyncio.sleep(0)
+            starting.cancel()  # while it waits for the writer's ready
+            await asyncio.wait_for(asyncio.shield(link._channel.ready), 5)
+            assert starting.cancelled()
+            writer = link.process
+            assert writer is not None
+            await asyncio.sleep(0.8)
+            os.kill(writer.pid, signal.SIGSTOP)
+            try:
+                record = asyncio.ensure_future(link.append("operation", ',"n":1'))
+                await asyncio.sleep(0.4)  # past the start's check, paused all along
+            finally:
+                os.kill(writer.pid, signal.SIGCONT)
+            assert (await asyncio.wait_for(record, 5)).seq == 1
+            assert link.process is writer
+            assert writer.returncode is None  # not killed
+
+    run(main)
+
+
+def test_a_record_sent_on_a_channel_that_just_broke_fails_at_once(tmp_path: Path) -> None:
+    """The channel broke between the record's caller finding it and sending on it (the
+    writer died as it said ready): the record fails now, it is not left waiting on a
+    channel nothing answers any more."""
+
+    async def main() -> None:
+        async with writer_link(tmp_path / "audit") as link:
+            await link.append("daemon_started", "")
+            channel = link._channel
+            assert channel is not None
+            channel.close()
+            await asyncio.sleep(0.05)  # and all that follows a close has run
+            with pytest.raises(AuditError, match="writer stopped"):
+                await asyncio.wait_for(channel.send("operation", ""), 5)
 
     run(main)
 

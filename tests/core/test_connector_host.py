@@ -605,3 +605,24 @@ async def test_answers_that_arrive_a_few_bytes_at_a_time_are_read_whole_and_in_o
     assert await asyncio.wait_for(first, 5) == {"pid": 1}
     assert await asyncio.wait_for(second, 5) == {"pid": 2}
     await link.close()
+
+
+def test_a_link_used_again_on_a_new_event_loop_still_times_its_requests_out() -> None:
+    """A request still waiting when its event loop ended leaves the deadlines' timer on
+    that dead loop; the link, used again on another loop, must not take that timer for
+    its own and wait for ever."""
+    host = _Trickle()  # answers nothing unless told
+    link = HostLink(host, timeout=0.3)
+
+    async def left_waiting() -> None:
+        waiting = asyncio.ensure_future(link.request("ping"))
+        await asyncio.sleep(0.05)  # sent; the loop ends with it unanswered
+        assert not waiting.done()
+
+    async def again() -> None:
+        with pytest.raises(ConnectorTimeout):
+            await asyncio.wait_for(link.request("ping"), 5)
+        await link.close()
+
+    asyncio.run(left_waiting())
+    asyncio.run(again())

@@ -82,15 +82,17 @@ class Deadlines:
     def __init__(self, waiting: dict[int, Waiter]) -> None:
         self._waiting = waiting
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
         self._due = 0.0
 
     def watch(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
-        """Make sure the timer goes off by *due*."""
-        if self._timer is None or due < self._due:
-            if self._timer is not None:
-                self._timer.cancel()
+        """Make sure the timer goes off by *due* (on *loop*: a timer left on a loop that
+        ended, the link used again on another, never would)."""
+        if self._timer is None or due < self._due or loop is not self._timer_loop:
+            self.close()
             self._due = due
             self._timer = loop.call_at(due, self._expire, loop)
+            self._timer_loop = loop
 
     def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
         """Expire the answers now due, and set the timer for the earliest of the rest:
@@ -110,6 +112,7 @@ class Deadlines:
             self.watch(loop, earliest)
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        timer, loop = self._timer, self._timer_loop
+        self._timer = self._timer_loop = None
+        if timer is not None and loop is not None and not loop.is_closed():
+            timer.cancel()

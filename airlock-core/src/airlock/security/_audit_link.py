@@ -179,20 +179,25 @@ class _Channel(asyncio.Protocol):
         """Done when the writer said it may be sent the key (and was sent it)."""
         self.ready.add_done_callback(_seen)
         self._answers = 0
+        # First the start's check (None: only whether it said ready), then, while records
+        # wait, whether one was answered since the check before.
         self._watch: asyncio.TimerHandle | None = self._loop.call_later(
-            link.answer_wait, self._check, 0
+            link.answer_wait, self._check, None
         )
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
 
     def send(self, event: str, fields_json: str) -> asyncio.Future[AuditRecord]:
+        future: asyncio.Future[AuditRecord] = self._loop.create_future()
+        if self.lost:  # it broke since the record's caller looked: nothing would answer
+            future.set_exception(audit_error("the audit writer stopped"))
+            return future
         if not self._out and self.ready.done():
             self._loop.call_soon(self._flush)
-        if self._watch is None and not self.lost:
+        if self._watch is None:
             self._watch = self._loop.call_later(self._link.answer_wait, self._check, self._answers)
         self._out.append(f"R{event}\t{fields_json}\n")
-        future: asyncio.Future[AuditRecord] = self._loop.create_future()
         self._waiting.append((future, event))
         return future
 
@@ -219,13 +224,16 @@ class _Channel(asyncio.Protocol):
                 self.close()  # answers nobody asked for, or not answers: a broken writer
                 return
 
-    def _check(self, answers_then: int) -> None:
-        """The stuck-writer check (see ``ANSWER_WAIT``): ready by now, and an answer since
-        *answers_then* if records wait; checked again while they do."""
+    def _check(self, answers_then: int | None) -> None:
+        """The stuck-writer check (see ``ANSWER_WAIT``): ready by now and, if records wait
+        and *answers_then* counts the answers at the check before, one answered since;
+        checked again while records wait."""
         self._watch = None
         if self.lost:
             return
-        if self.ready.done() and (not self._waiting or self._answers != answers_then):
+        if self.ready.done() and (
+            answers_then is None or not self._waiting or self._answers != answers_then
+        ):
             if self._waiting:
                 wait = self._link.answer_wait
                 self._watch = self._loop.call_later(wait, self._check, self._answers)
