@@ -63,8 +63,11 @@ def _compile_sources(session: nox.Session) -> None:
 @nox.session
 @nox.parametrize("package", list(PACKAGES))
 def tests(session: nox.Session, package: str) -> None:
-    """Run one package's tests with only that package installed."""
-    _sync(session, "--package", package, "--group", "test")
+    """Run one package's tests with only that package installed (the core with its
+    ``speedups`` extra, uvloop, as a daemon runs: the tests that run a transport on both
+    loops would otherwise skip uvloop's, and no other session runs them)."""
+    extras = ["--extra", "speedups"] if package == "airlock-core" else []
+    _sync(session, "--package", package, "--group", "test", *extras)
     _compile_sources(session)
     workers = ["-n", "2", "--dist", "loadfile"] if package in ON_TWO_WORKERS else []
     session.run("pytest", PACKAGES[package], *workers, *session.posargs)
