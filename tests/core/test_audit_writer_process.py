@@ -35,6 +35,13 @@ def run(main: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(main())
 
 
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait until *condition* holds: the link's own state, which no event says, looked
+    at each turn of the loop."""
+    while not condition():  # noqa: ASYNC110 - no event to wait on
+        await asyncio.sleep(0)
+
+
 def records_of(audit_dir: Path) -> list[dict[str, object]]:
     text = (audit_dir / "audit.jsonl").read_text()
     return [json.loads(line) for line in text.splitlines()]
@@ -198,8 +205,7 @@ def test_a_writer_that_pauses_briefly_is_not_taken_for_stuck(tmp_path: Path) -> 
         async with writer_link(tmp_path / "audit", answer_wait=1.0) as link:
             # The writer starts for a record whose caller went away before it was sent.
             starting = asyncio.ensure_future(link.append("daemon_started", ""))
-            while link._channel is None:  # noqa: ASYNC110 - polled each turn, as below
-                await asyncio.sleep(0)
+            await until(lambda: link._channel is not None)
             starting.cancel()  # while it waits for the writer's ready
             await asyncio.wait_for(asyncio.shield(link._channel.ready), 5)
             assert starting.cancelled()
@@ -347,9 +353,7 @@ def test_a_record_sent_while_the_writer_starts_waits_for_the_key(tmp_path: Path)
     async def main() -> None:
         async with writer_link(tmp_path / "audit") as link:
             first = asyncio.ensure_future(link.append("daemon_started", ""))
-            # The link's own state, polled each turn of the loop: no event says it.
-            while link._channel is None:  # noqa: ASYNC110 - the writer is up, keyless
-                await asyncio.sleep(0)
+            await until(lambda: link._channel is not None)  # the writer is up, keyless
             assert not first.done()
             second = await link.append("operation", ',"n":1')
             assert sorted([(await first).seq, second.seq]) == [1, 2]
@@ -386,8 +390,7 @@ def test_a_log_closed_while_its_writer_starts_writes_nothing_and_leaves_no_write
     async def main() -> None:
         link = link_at(tmp_path / "audit")
         pending = asyncio.ensure_future(link.append("daemon_started", ""))
-        while link.process is None:  # noqa: ASYNC110 - polled each turn, as above
-            await asyncio.sleep(0)
+        await until(lambda: link.process is not None)
         process = link.process
         link.close()
         with pytest.raises(AuditError, match=r"closed|stopped"):

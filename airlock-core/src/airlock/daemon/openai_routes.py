@@ -12,13 +12,13 @@ events as each chunk arrives; a stream that fails or is cut by the budget ends w
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncGenerator
 from typing import Any
 
 from aiohttp import web
 
 from airlock import api_openai as api
+from airlock.common.json_text import compact_encoder
 from airlock.common.logs import get_logger
 from airlock.common.loop import give_way
 from airlock.daemon.http import Handler, parse_json_object, peer, whole_body
@@ -125,8 +125,12 @@ class _EventStream(web.StreamResponse):
     _send_headers_immediately = False
 
 
+_EVENT_JSON = compact_encoder()
+"""An event's JSON (a chunk the host parsed, or an error): a tree, encoded each chunk."""
+
+
 def _event(data: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+    return b"data: " + _EVENT_JSON(data).encode() + b"\n\n"
 
 
 def _error(code: str, message: str) -> dict[str, str]:

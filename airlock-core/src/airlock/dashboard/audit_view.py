@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from airlock.common.json_text import compact_encoder
 from airlock.dashboard.app import Dashboard, of
 from airlock.dashboard.security import check_csrf, current_session
 from airlock.security.audit import query, verify_dir
@@ -83,28 +84,26 @@ class Filters:
                 return False
             if needle is not None:
                 shown = {k: v for k, v in record.items() if k not in ("mac", "prev")}
-                return needle in _STORED.encode(shown).encode("ascii").lower()
+                return needle in _STORED(shown).encode("ascii").lower()
             return True
 
         return wanted
 
     def contains(self) -> tuple[bytes, ...]:
         """Bytes a stored line of the wanted session holds (skips the rest unparsed)."""
-        return (
-            (b'"session":' + _STORED.encode(self.session).encode("ascii"),) if self.session else ()
-        )
+        return (b'"session":' + _STORED(self.session).encode("ascii"),) if self.session else ()
 
     def folded(self) -> bytes | None:
         """The search text as it appears in a stored line, lowercased (ASCII letters fold;
         other characters are stored as \\u escapes and match as written)."""
         if not self.text:
             return None
-        return _STORED.encode(self.text)[1:-1].encode("ascii").lower()
+        return _STORED(self.text)[1:-1].encode("ascii").lower()
 
 
 # The audit log's own encoding of a record (sorted keys, compact, ASCII): searching the
-# stored text lets a search skip lines before parsing them.
-_STORED = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+# stored text lets a search skip lines before parsing them. Records read back are trees.
+_STORED = compact_encoder(sort_keys=True)
 
 
 def _day(raw: str, field: str) -> datetime | None:
