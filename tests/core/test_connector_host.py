@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import pytest
 from pydantic import BaseModel
+from tests.core.frames import frames_of
 from tests.core.gateway_fixtures import NOTES, Answer, AskParams, Notebook
 
 from airlock.connector_host.keys import HostKeys, seal_host_key
@@ -26,9 +27,9 @@ from airlock.connector_host.protocol import (
     MAX_ANSWER_BYTES,
     MAX_REQUEST_BYTES,
     ChannelBroken,
+    FrameReader,
     decode_error,
     frame,
-    read_frame,
 )
 from airlock.connector_host.server import HostServer
 from airlock.errors import (
@@ -88,7 +89,7 @@ _DEEP = b'{"a":' + b"[" * 99_999 + b"]" * 99_999 + b"}"
 @in_loop
 async def test_a_broken_or_oversized_frame_ends_the_channel(data: bytes) -> None:
     with pytest.raises(ChannelBroken):
-        await read_frame(await _reader_of(data), MAX_REQUEST_BYTES)
+        await FrameReader(await _reader_of(data), MAX_REQUEST_BYTES).next()
 
 
 @in_loop
@@ -101,7 +102,9 @@ async def test_half_of_a_unicode_pair_crosses_the_channel_and_arrives_mended() -
     for _ in range(900):
         deep = [deep]
     sent = {"id": 1, "ok": {f"key {half}": f"a {half} b \U0001f600", "deep": deep}}
-    got = await read_frame(await _reader_of(frame(sent, MAX_ANSWER_BYTES)), MAX_ANSWER_BYTES)
+    got = await FrameReader(
+        await _reader_of(frame(sent, MAX_ANSWER_BYTES)), MAX_ANSWER_BYTES
+    ).next()
     assert got["ok"]["key \ufffd"] == "a \ufffd b \U0001f600"
     inner = got["ok"]["deep"]
     for _ in range(900):
@@ -159,7 +162,7 @@ async def _ask(
     reader, writer = pair
     writer.write(_frame(message))
     await writer.drain()
-    return await asyncio.wait_for(read_frame(reader, MAX_ANSWER_BYTES), 5)
+    return await asyncio.wait_for(frames_of(reader, MAX_ANSWER_BYTES).next(), 5)
 
 
 @in_loop
@@ -181,7 +184,7 @@ async def test_the_host_answers_bad_requests_with_errors_and_a_bad_id_with_a_han
         writer.write(_frame({"id": "1; drop", "kind": "ping"}))
         await writer.drain()
         with pytest.raises(ChannelBroken):
-            await asyncio.wait_for(read_frame(reader, MAX_ANSWER_BYTES), 5)
+            await asyncio.wait_for(frames_of(reader, MAX_ANSWER_BYTES).next(), 5)
 
 
 @in_loop
@@ -336,7 +339,7 @@ async def _frames(
     await writer.drain()
     frames = []
     while True:
-        frame = await asyncio.wait_for(read_frame(reader, MAX_ANSWER_BYTES), 5)
+        frame = await asyncio.wait_for(frames_of(reader, MAX_ANSWER_BYTES).next(), 5)
         frames.append(frame)
         if "ok" in frame or "error" in frame:
             return frames

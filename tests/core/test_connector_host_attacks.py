@@ -14,6 +14,7 @@ from typing import Any
 
 import pyotp
 import pytest
+from tests.core.frames import frames_of
 from tests.core.gateway_fixtures import Toolbox
 
 from airlock.clients.local_daemon import LocalDaemon
@@ -23,7 +24,6 @@ from airlock.connector_host.link import ChildHost, HostLink, Streams
 from airlock.connector_host.protocol import (
     MAX_ANSWER_BYTES,
     MAX_REQUEST_BYTES,
-    read_frame,
     write_frame,
 )
 from airlock.errors import AirlockError, ConnectorError
@@ -123,7 +123,7 @@ class _Scripted:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
-            message = await read_frame(reader, MAX_REQUEST_BYTES)
+            message = await frames_of(reader, MAX_REQUEST_BYTES).next()
             if "id" in message:
                 ok = self.answers.get(str(message.get("kind")), {})
                 write_frame(writer, {"id": message["id"], "ok": ok}, MAX_ANSWER_BYTES)

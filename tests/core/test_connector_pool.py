@@ -13,11 +13,12 @@ from typing import Any, ClassVar
 
 import pytest
 from pydantic import BaseModel
+from tests.core.frames import frames_of
 from tests.core.gateway_fixtures import Note, NoteParams
 from tests.core.test_connector_host import _ask, _frame, _Served, in_loop
 
 from airlock.connector_host.keys import seal_host_key
-from airlock.connector_host.protocol import MAX_ANSWER_BYTES, read_frame
+from airlock.connector_host.protocol import MAX_ANSWER_BYTES
 from airlock.framework.connectors import Access, CheckResult, Connector, operation
 from airlock.passphrase import key_from
 
@@ -101,7 +102,7 @@ async def test_new_credentials_do_not_cut_off_a_call_running_on_the_old_connecto
         assert "ok" in stored
         assert f"close {first}" not in Latch.events, "closed under a running call"
         Latch.release.set()
-        answer = await asyncio.wait_for(read_frame(pair[0], MAX_ANSWER_BYTES), 5)
+        answer = await asyncio.wait_for(frames_of(pair[0], MAX_ANSWER_BYTES).next(), 5)
         assert answer == {"id": 2, "ok": {"result": {"name": "a", "text": "still here"}}}
         assert Latch.events[-1] == f"close {first}"  # retired once its call ended
         again = await _ask(pair, {"id": 4, **READ})
@@ -124,7 +125,7 @@ async def test_closing_idle_connectors_spares_one_in_use_but_not_one_no_session_
         assert (await _ask(pair, revoked))["ok"] == {"closed": ["n"]}
         assert f"close {first}" in Latch.events, "a service no session covers stayed open"
         Latch.release.set()
-        await asyncio.wait_for(read_frame(pair[0], MAX_ANSWER_BYTES), 5)
+        await asyncio.wait_for(frames_of(pair[0], MAX_ANSWER_BYTES).next(), 5)
         assert Latch.events.count(f"close {first}") == 1
 
 
@@ -156,7 +157,7 @@ async def test_locking_the_vault_closes_a_retired_connector_its_calls_still_run_
         assert (await _ask(pair, {"id": 4, "kind": "lock"}))["ok"] == {"locked": True}
         assert f"close {first}" in Latch.events, "the vault is locked, the old key still in use"
         Latch.release.set()
-        await asyncio.wait_for(read_frame(pair[0], MAX_ANSWER_BYTES), 5)
+        await asyncio.wait_for(frames_of(pair[0], MAX_ANSWER_BYTES).next(), 5)
         assert Latch.events.count(f"close {first}") == 1
 
 
@@ -172,7 +173,7 @@ async def test_a_session_revoked_closes_a_retired_connector_its_calls_still_run_
         assert (await _ask(pair, revoked))["ok"] == {"closed": ["n"]}
         assert f"close {first}" in Latch.events, "a service no session covers stayed open"
         Latch.release.set()
-        await asyncio.wait_for(read_frame(pair[0], MAX_ANSWER_BYTES), 5)
+        await asyncio.wait_for(frames_of(pair[0], MAX_ANSWER_BYTES).next(), 5)
         assert Latch.events.count(f"close {first}") == 1
 
 
@@ -205,6 +206,6 @@ async def test_credentials_gone_while_a_connector_opens_do_not_stay_in_it_for_la
         assert "ok" in await _ask(pair, {"id": 4, **change})
         SlowOpen.opened.set()
         Latch.release.set()
-        answer = await asyncio.wait_for(read_frame(pair[0], MAX_ANSWER_BYTES), 5)
+        answer = await asyncio.wait_for(frames_of(pair[0], MAX_ANSWER_BYTES).next(), 5)
         assert "error" in answer, "a call ran on credentials gone before it was answered"
         assert Latch.events[-1] == f"close {opening}", "the connector opened with them stayed open"

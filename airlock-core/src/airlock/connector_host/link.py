@@ -27,10 +27,10 @@ from airlock.connector_host.protocol import (
     MAX_ANSWER_BYTES,
     MAX_REQUEST_BYTES,
     ChannelBroken,
+    FrameReader,
     Outbox,
     decode_error,
     frame,
-    read_frame,
 )
 from airlock.connector_host.waiters import Deadlines, Waiter
 from airlock.errors import ConnectorError, ConnectorTimeout, PayloadTooLarge, ServiceAnswerLost
@@ -229,9 +229,10 @@ class HostLink:
 
     async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         reason = "the connector host closed the channel"
+        frames = FrameReader(reader, MAX_ANSWER_BYTES)
         try:
             while True:
-                message = await read_frame(reader, MAX_ANSWER_BYTES)
+                message = await frames.next()
                 rid = message.get("id")
                 waiter = self._waiting.get(rid) if type(rid) is int else None  # not true
                 if waiter is not None:

@@ -28,10 +28,10 @@ from airlock.connector_host.protocol import (
     MAX_ANSWER_BYTES,
     MAX_REQUEST_BYTES,
     ChannelBroken,
+    FrameReader,
     Outbox,
     encode_error,
     frame,
-    read_frame,
 )
 from airlock.connector_host.requests import (
     budget_state,
@@ -105,9 +105,10 @@ class HostServer:
         running: dict[int, asyncio.Task[None]] = {}
         outbox = Outbox(writer, per_write=ANSWERS_PER_WRITE)
         loop = asyncio.get_running_loop()
+        frames = FrameReader(reader, MAX_REQUEST_BYTES)
         try:
             while True:
-                message = await read_frame(reader, MAX_REQUEST_BYTES)
+                message = await frames.next()
                 if message.get("kind") == "cancel":
                     task = running.get(message.get("target"))  # type: ignore[arg-type]
                     if task is not None:

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from airlock.daemon.http import BODY_LIMIT, INTERNAL_ERROR, internal_error
 
-__all__ = ["Call", "encode_json", "encode_response", "read_call"]
+__all__ = ["Call", "CallReader", "encode_json", "encode_response"]
 
 HEAD_LIMIT = 8192
 """The longest head taken here (aiohttp's own limit for a line or a field is 8190)."""
@@ -60,13 +60,56 @@ class Call:
     """How many bytes of the connection it took, head and body."""
 
 
-def read_call(data: bytes | bytearray) -> Call | None:
-    """The operation call at the start of *data* in the strict form, whole; None for
-    anything else (aiohttp's then)."""
-    end = data.find(b"\r\n\r\n", 0, HEAD_LIMIT)
-    if end < 0:
-        return None
-    lines = bytes(data[:end]).split(b"\r\n")
+@dataclass(slots=True, frozen=True)
+class _Head:
+    """What a head in the strict form says (all of a call but its body)."""
+
+    service: str
+    operation: str
+    authorization: str
+    length: int
+    close: bool
+
+
+class CallReader:
+    """Reads one connection's operation calls. An agent sends the same head call after
+    call (its path, token and body length do not change): a head byte for byte the same
+    as this connection's last one says the same, and is not parsed again."""
+
+    __slots__ = ("_head", "_said")
+
+    def __init__(self) -> None:
+        self._head = b""
+        self._said: _Head | None = None
+
+    def read(self, data: bytes | bytearray) -> Call | None:
+        """The operation call at the start of *data* in the strict form, whole; None for
+        anything else (aiohttp's then)."""
+        end = data.find(b"\r\n\r\n", 0, HEAD_LIMIT)
+        if end < 0:
+            return None
+        head = bytes(data[:end])
+        said = self._said
+        if said is None or head != self._head:
+            said = _read_head(head)
+            if said is None:
+                return None
+            self._head, self._said = head, said
+        size = end + 4 + said.length
+        if len(data) < size:
+            return None
+        return Call(
+            service=said.service,
+            operation=said.operation,
+            authorization=said.authorization,
+            body=bytes(data[end + 4 : size]),
+            close=said.close,
+            size=size,
+        )
+
+
+def _read_head(head: bytes) -> _Head | None:
+    lines = head.split(b"\r\n")
     line = _REQUEST_LINE.match(lines[0])
     if line is None:
         return None
@@ -89,16 +132,12 @@ def read_call(data: bytes | bytearray) -> Call | None:
     connection = seen.get(b"connection", b"keep-alive").lower()
     if connection not in (b"keep-alive", b"close"):
         return None
-    size = end + 4 + int(length)
-    if len(data) < size:
-        return None
-    return Call(
+    return _Head(
         service=line[1].decode(),
         operation=line[2].decode(),
         authorization=seen.get(b"authorization", b"").decode(),
-        body=bytes(data[end + 4 : size]),
+        length=int(length),
         close=connection == b"close",
-        size=size,
     )
 
 

@@ -29,7 +29,13 @@ from typing import cast
 from aiohttp import web
 
 from airlock.common.logs import get_logger
-from airlock.daemon.call_wire import HEAD_LIMIT, Call, encode_json, encode_response, read_call
+from airlock.daemon.call_wire import (
+    HEAD_LIMIT,
+    Call,
+    CallReader,
+    encode_json,
+    encode_response,
+)
 from airlock.daemon.connections import Connection, ConnectionGuard
 from airlock.daemon.http import FrontDoor, internal_error
 from airlock.security.peers import Peer
@@ -138,6 +144,7 @@ class ConnectionProtocol(asyncio.Protocol):
         # A bytearray: bytes added at its end and taken from its start cost no copy of
         # the rest (a bytes buffer copied the whole backlog at every read and every call).
         self._buffer = bytearray()
+        self._calls = CallReader()
         self._running = False
         self._closed = False
         self._eof = False
@@ -190,7 +197,7 @@ class ConnectionProtocol(asyncio.Protocol):
             return
         if self._transport.is_closing():  # closed here (idle): nothing more runs on it
             return
-        call = read_call(self._buffer)
+        call = self._calls.read(self._buffer)
         if call is None and self._head_arriving():
             return
         if call is None or (call.close and len(self._buffer) > call.size):

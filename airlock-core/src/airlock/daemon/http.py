@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
 from airlock import api
+from airlock.common.json_text import read_json
 from airlock.common.logs import get_logger
 from airlock.common.nesting import nested_deeper_than
 from airlock.common.text import SURROGATE_ESCAPE
@@ -266,7 +267,7 @@ async def whole_body(request: web.Request) -> bytes:
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """A JSON object of at most ``MAX_DEPTH`` levels; anything else is a 400 naming where."""
     try:
-        data: Any = json.loads(raw or b"{}")
+        data: Any = read_json(raw) if raw else {}
     except RecursionError:
         raise _too_deep("body") from None
     except (ValueError, UnicodeDecodeError):
