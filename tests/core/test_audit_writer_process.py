@@ -110,6 +110,30 @@ def test_the_key_is_in_neither_the_writers_arguments_nor_its_environment(
     run(main)
 
 
+def test_the_writer_runs_in_a_session_of_its_own(tmp_path: Path) -> None:
+    """Its own CPU share where the kernel shares by session (autogroup), so a batch's
+    records do not wait for the busy daemon to let it run; and the terminal's signals to
+    the daemon's foreground group (Ctrl-C, Ctrl-Z) do not stop it mid-batch."""
+
+    async def main() -> None:
+        async with writer_log(tmp_path / "audit") as log:
+            await log.append("daemon_started")
+            writer = writer_of(log).pid
+            assert os.getsid(writer) == writer
+            assert os.getpgid(writer) != os.getpgid(0)
+            assert _autogroup(str(writer)) != _autogroup("self") or _autogroup("self") is None
+
+    run(main)
+
+
+def _autogroup(pid: str) -> str | None:
+    """The scheduler's group of process *pid*; None on a kernel without autogroup."""
+    try:
+        return Path(f"/proc/{pid}/autogroup").read_text().split()[0]
+    except FileNotFoundError:
+        return None
+
+
 def test_records_waiting_when_the_writer_dies_fail_and_the_next_starts_it_again(
     tmp_path: Path,
 ) -> None:

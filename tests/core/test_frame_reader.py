@@ -5,6 +5,7 @@ than a read, and the channel ending between frames or inside one."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -31,7 +32,7 @@ def _read_all(data: bytes, cuts: list[int], count: int) -> list[dict[str, Any]]:
         edges = [0, *sorted({c % (len(data) + 1) for c in cuts}), len(data)]
 
         async def feed() -> None:
-            for start, end in zip(edges, edges[1:], strict=False):
+            for start, end in itertools.pairwise(edges):
                 reader.feed_data(data[start:end])
                 await asyncio.sleep(0)
             reader.feed_eof()

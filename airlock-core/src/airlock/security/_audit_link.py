@@ -107,6 +107,13 @@ class WriterLink:
                 *("--written-up-to", str(self.last_seq)),
                 pass_fds=(theirs.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
+                # A session of its own: where the kernel shares the CPU out by session
+                # (autogroup, on by default outside a service's cgroup), a writer in the
+                # daemon's waited for a CPU behind the busy event loop and the connector
+                # host each time it woke, ~25 us a record, and every call waits for its
+                # batch. Nor does the terminal's Ctrl-C or Ctrl-Z reach it: it ends when
+                # the daemon's side closes.
+                start_new_session=True,
             )
             ours.setblocking(False)
             # The loop's transport gets a copy: ours ends the stream at close() at once,
