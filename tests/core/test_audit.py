@@ -746,6 +746,19 @@ def test_huge_values_are_cut_down(log: AuditLog) -> None:
     assert record["items"][-1] == "[+4000 more]"
 
 
+def test_an_object_with_too_many_keys_is_cut_down_and_says_by_how_many(log: AuditLog) -> None:
+    """The first thousand keys are kept, scrubbed like any others (the line sorts them)."""
+    params = {f"k{n}": n for n in range(1005)}
+    params["k3"] = "alk_" + "t" * 40
+    log.append_sync("operation", params=params, small={"password": "p", "a": "b"})
+    record = query(log.audit_dir)[0]
+    kept = record["params"]
+    assert set(kept) == {f"k{n}" for n in range(1000)} | {"[truncated]"}
+    assert kept["[truncated]"] == "5 more keys"
+    assert kept["k3"] == "alk_[redacted]"
+    assert record["small"] == {"a": "b", "password": "[redacted]"}
+
+
 def test_huge_field_names_are_cut_down_and_masked_like_values(log: AuditLog) -> None:
     # An MCP tool's arguments, say: the agent names the keys of a params object.
     token = "alk_" + "t" * 40

@@ -18,6 +18,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -108,10 +109,10 @@ def scrub(value: Any, *, _depth: int = 0) -> Any:
         return "[too deep]"
     if kind is dict or isinstance(value, Mapping):
         out: dict[str, Any] = {}
-        for index, (key, item) in enumerate(value.items()):
-            if index >= MAX_ITEMS:
-                out["[truncated]"] = f"{len(value) - MAX_ITEMS} more keys"
-                break
+        over = len(value) - MAX_ITEMS
+        # The record's own fields, and most parameters: a loop without a count, each
+        # text's length looked at here (these run for every field of every record).
+        for key, item in value.items() if over <= 0 else islice(value.items(), MAX_ITEMS):
             if type(key) is str and len(key) <= SHORT_NAME:
                 name, secret = _short_field_name(key)
             else:
@@ -119,13 +120,16 @@ def scrub(value: Any, *, _depth: int = 0) -> Any:
             if secret:
                 out[name] = REDACTED
             elif type(item) is str:
-                out[name] = _scrub_text(item)
+                short = len(item) <= SHORT_NAME
+                out[name] = _scrub_short_text(item) if short else _scrub_any_text(item)
             elif type(item) is int or item is None:
                 out[name] = item
             elif type(item) is float:
                 out[name] = item if math.isfinite(item) else str(item)
             else:
                 out[name] = scrub(item, _depth=_depth + 1)
+        if over > 0:
+            out["[truncated]"] = f"{over} more keys"
         return out
     if isinstance(value, list | tuple | set | frozenset):
         items = list(value)
