@@ -26,7 +26,7 @@ back to back on the same build, gave medians of 0.307 and 0.396 (rounds 0.297-0.
 machine whose speed came and went within seconds: two ``nox -s bench`` runs on one build,
 later that day, gave 0.298 and 0.345 (rounds 0.22-0.47 and 0.26-0.50, the bare app
 17,100-31,000 calls/s within each run). Twenty-one rounds, with a session's token for
-each eleven (``ROUNDS_PER_SESSION``: within the rate limit of 100,000 calls a minute),
+each eleven (``rounds_per_session``: within the rate limit of 100,000 calls a minute),
 take the run to ~95 s.
 
 Where a call's time goes at 32 clients (issue 17, 2026-12-02; this 2-core VM is shared
@@ -328,9 +328,14 @@ def bare_aiohttp(home: Path) -> Iterator[tuple[Path, int]]:
         server.wait()
 
 
-ROUNDS_PER_SESSION = 11
-"""Rounds driven with one session's token: 11 x 6,400 calls keep it under its rate limit
-of 100,000 a minute (the next rounds use another session's)."""
+SESSION_CALLS = 90_000
+"""Calls driven with one session's token before the rounds take another's: within its rate
+limit of 100,000 a minute, with room for the single client's runs."""
+
+
+def rounds_per_session(clients: int, per_client: int) -> int:
+    """Rounds one session's token serves (11 at 32 clients of 200 calls each)."""
+    return max(1, SESSION_CALLS // (clients * per_client))
 
 
 def throughput_rounds(
@@ -342,8 +347,9 @@ def throughput_rounds(
 ) -> list[dict[str, Any]]:
     """Each server (name: socket, requests, pid) driven from *clients* clients in turn,
     *rounds* times, the order reversed every other round: a round's figures are runs
-    seconds apart, so one lucky or unlucky run cannot decide a ratio alone. Round *i*
-    sends ``requests[i // ROUNDS_PER_SESSION]`` (or the last)."""
+    seconds apart, so one lucky or unlucky run cannot decide a ratio alone. Each
+    session's requests serve :func:`rounds_per_session` rounds, the next the next's."""
+    per_session = rounds_per_session(clients, per_client)
     found = []
     for index in range(rounds):
         names = sorted(servers, reverse=index % 2 == 1)
@@ -351,7 +357,7 @@ def throughput_rounds(
             {
                 name: drive(
                     servers[name][0],
-                    _for_round(servers[name][1], index),
+                    _for_round(servers[name][1], index // per_session),
                     clients=clients,
                     per_client=per_client,
                     server_pid=servers[name][2],
@@ -362,8 +368,8 @@ def throughput_rounds(
     return found
 
 
-def _for_round(requests: list[bytes], index: int) -> bytes:
-    return requests[min(index // ROUNDS_PER_SESSION, len(requests) - 1)]
+def _for_round(requests: list[bytes], session: int) -> bytes:
+    return requests[min(session, len(requests) - 1)]
 
 
 async def approval_latency(socket: Path, codes: Codes, samples: int) -> dict[str, float]:
@@ -533,7 +539,7 @@ async def run(n: int, clients: int, per_client: int, rounds: int) -> dict[str, A
                 bare_socket, op_request("none"), clients=1, per_client=n, server_pid=bare_pid
             )
             tokens, no_hop_tokens = [token], [no_hop_token]
-            for _ in range(-(-rounds // ROUNDS_PER_SESSION) - 1):  # one per 11 rounds
+            for _ in range(-(-rounds // rounds_per_session(clients, per_client)) - 1):
                 tokens.append(await open_session(daemon.paths.socket, codes))
                 no_hop_tokens.append(await open_session(no_hop.paths.socket, no_hop_codes))
             seen = throughput_rounds(

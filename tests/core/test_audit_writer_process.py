@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -124,6 +126,73 @@ def test_the_writer_runs_in_a_session_of_its_own(tmp_path: Path) -> None:
             assert _autogroup(str(writer)) != _autogroup("self") or _autogroup("self") is None
 
     run(main)
+
+
+_PARENT = """
+import asyncio, sys
+from pathlib import Path
+from airlock.security.audit import AuditLog
+
+async def main():
+    log = AuditLog(Path(sys.argv[1]), bytes(range(32)), writer_process=True)
+    await log.append("daemon_started")
+    print(log._process.process.pid, flush=True)
+    sys.stdin.readline()  # the test holds the log's lock now
+    await log.append("operation")  # the writer waits for the lock: stuck
+asyncio.run(main())
+"""
+
+
+def test_a_writer_stuck_when_the_daemon_is_killed_dies_with_it(tmp_path: Path) -> None:
+    """In a session of its own, a kill of the daemon's process group (the service
+    supervisor's last resort) misses the writer; the kernel ends it with the daemon
+    instead, even while it waits for the log's lock and would not see the channel close."""
+    audit_dir = tmp_path / "audit"
+    daemon = subprocess.Popen(
+        [sys.executable, "-c", _PARENT, str(audit_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert daemon.stdout is not None
+    assert daemon.stdin is not None
+    writer = int(daemon.stdout.readline())
+    lock = os.open(audit_dir / ".audit.lock", os.O_RDWR)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        daemon.stdin.write("go\n")
+        daemon.stdin.flush()
+        deadline = time.monotonic() + 10
+        while "lock" not in _waiting_in(writer) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert "lock" in _waiting_in(writer), "the writer never waited for the lock"
+        os.killpg(daemon.pid, signal.SIGKILL)
+        daemon.wait(10)
+        deadline = time.monotonic() + 10
+        while _alive(writer) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not _alive(writer), "the writer outlived the daemon"
+    finally:
+        os.close(lock)
+        if _alive(writer):
+            os.kill(writer, signal.SIGKILL)
+
+
+def _waiting_in(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    """Running or asleep; not a zombie (nobody here may reap an orphan) and not gone."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
 
 
 def _autogroup(pid: str) -> str | None:

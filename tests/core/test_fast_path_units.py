@@ -161,3 +161,50 @@ def test_a_connection_is_busy_from_the_moment_its_call_is_read_until_answered() 
             return read, conn.busy
 
     assert asyncio.run(read_then_answer()) == (1, 0)
+
+
+def _holds(value: Any, needle: bytes, depth: int = 0) -> bool:
+    """Whether *needle* is in *value* or in what it holds (attributes, slots, items)."""
+    if isinstance(value, bytes | bytearray):
+        return needle in value
+    if isinstance(value, str):
+        return needle.decode() in value
+    if depth > 3 or value is None or isinstance(value, int | float | asyncio.BaseTransport):
+        return False
+    inner: list[Any] = []
+    if isinstance(value, dict | list | tuple | set):
+        inner = list(value.values()) if isinstance(value, dict) else list(value)
+    for name in getattr(type(value), "__slots__", ()):
+        inner.append(getattr(value, name, None))
+    inner += list(getattr(value, "__dict__", {}).values())
+    return any(_holds(item, needle, depth + 1) for item in inner)
+
+
+def test_a_connection_keeps_no_token_once_it_ends_or_moves_to_aiohttp() -> None:
+    """The last call's head (its token in it) is remembered to read the next call
+    quicker: only while the connection is the fast path's."""
+    token = b"alk_" + b"s" * 43
+    call = CALL.replace(b"Host: a\r\n", b"Host: a\r\nAuthorization: Bearer " + token + b"\r\n")
+
+    async def quick(_p: Peer, _a: str, _s: str, _o: str, _b: bytes) -> web.Response:
+        return web.Response(body=b"{}", content_type="application/json")
+
+    async def run() -> tuple[bool, bool, bool]:
+        with connected(quick, idle_timeout=60) as (_fast, protocol, transport, _guard):
+            protocol.data_received(call)
+            await asyncio.sleep(0.05)
+            assert transport.written.startswith(b"HTTP/1.1 200 ")
+            while_served = _holds(protocol, token)
+            protocol.connection_lost(None)
+            after_end = _holds(protocol, token)
+        with connected(quick, idle_timeout=60) as (_fast, protocol, transport, _guard):
+            protocol.data_received(call)
+            await asyncio.sleep(0.05)
+            protocol.data_received(b"GET /v1/status HTTP/1.1\r\nHost: a\r\n\r\n")  # aiohttp's
+            after_hand_over = _holds(protocol._calls, token)
+        return while_served, after_end, after_hand_over
+
+    while_served, after_end, after_hand_over = asyncio.run(run())
+    assert while_served  # the check can see it: the memo holds the head
+    assert not after_end
+    assert not after_hand_over

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -86,3 +87,46 @@ def test_a_frame_over_the_limit_is_refused_before_its_payload_is_read() -> None:
             await asyncio.wait_for(FrameReader(reader, 50).next(), 5)
 
     asyncio.run(run())
+
+
+def test_a_large_frame_is_not_held_while_the_channel_is_quiet() -> None:
+    """Read, it is the caller's: the reader keeps none of its 15 MiB while it waits for
+    the next (a hostile host could otherwise pin that much of the daemon for good)."""
+
+    async def run() -> int:
+        reader = asyncio.StreamReader(limit=1 << 25)
+        reader.feed_data(frame({"id": 1, "ok": {"t": "x" * (15 << 20)}}, MAX_ANSWER_BYTES))
+        frames = FrameReader(reader, MAX_ANSWER_BYTES)
+        tracemalloc.start()
+        try:
+            got = await frames.next()
+            assert len(got["ok"]["t"]) == 15 << 20
+            del got
+            waiting = asyncio.ensure_future(frames.next())
+            await asyncio.sleep(0)
+            held, _peak = tracemalloc.get_traced_memory()
+            waiting.cancel()
+            return held
+        finally:
+            tracemalloc.stop()
+
+    assert asyncio.run(run()) < 1 << 20
+
+
+def test_a_wait_cancelled_mid_frame_loses_none_of_it() -> None:
+    async def run() -> list[dict[str, Any]]:
+        reader = asyncio.StreamReader()
+        data = frame({"id": 1, "ok": {}}, MAX_ANSWER_BYTES) + frame(
+            {"id": 2, "ok": {"a": "b"}}, MAX_ANSWER_BYTES
+        )
+        frames = FrameReader(reader, MAX_ANSWER_BYTES)
+        reader.feed_data(data[:6])  # all of a length and two bytes of its payload
+        waiting = asyncio.ensure_future(frames.next())
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        reader.feed_data(data[6:])
+        return [await frames.next(), await frames.next()]
+
+    assert asyncio.run(run()) == [{"id": 1, "ok": {}}, {"id": 2, "ok": {"a": "b"}}]

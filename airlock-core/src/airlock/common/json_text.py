@@ -62,8 +62,8 @@ def read_json(raw: bytes) -> Any:
     skips white space with a regular expression at both ends; an object's first byte
     ``{`` and a second that is not NUL already say UTF-8 (as they do to it), and white
     space after the object is rare."""
-    if raw[:1] != b"{" or raw[1:2] == b"\x00":
-        return json.loads(raw)  # its own guess, or its own error
+    if type(raw) is not bytes or raw[:1] != b"{" or raw[1:2] == b"\x00":
+        return json.loads(raw)  # its own guess, or its own error (any type it takes)
     text = raw.decode("utf-8", "surrogatepass")  # json.loads's own error handler
     value, end = _DECODE(text)
     if end != len(text):

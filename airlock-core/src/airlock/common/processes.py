@@ -1,18 +1,47 @@
-"""Ending a child process the event loop started."""
+"""Ending a child process: waited for by the event loop that started it, or ended by
+the kernel with it."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import os
+import signal
+from typing import TYPE_CHECKING
 
-__all__ = ["wait_or_kill"]
+if TYPE_CHECKING:  # the audit writer process imports this module, and no event loop
+    import asyncio
+
+__all__ = ["end_with_parent", "wait_or_kill"]
+
+PR_SET_PDEATHSIG = 1
 
 
 async def wait_or_kill(process: asyncio.subprocess.Process, within: float) -> None:
     """Wait for *process* to end; kill it if it has not within *within* seconds."""
+    import asyncio
+
     try:
         await asyncio.wait_for(process.wait(), within)
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             process.kill()
         await process.wait()
+
+
+def end_with_parent() -> bool:
+    """Have the kernel SIGKILL this process when the thread that started it ends, however
+    that ends (``PR_SET_PDEATHSIG``): a child in a session of its own is out of reach of a
+    kill of its parent's process group. False where the kernel cannot (not Linux); a
+    parent already gone by the time it was asked ends this process at once."""
+    import ctypes
+
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if int(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent:  # it ended before the kernel was asked
+        os.kill(os.getpid(), signal.SIGKILL)
+    return True

@@ -100,33 +100,38 @@ class FrameReader:
         if len(data) - at >= _HEADER.size:
             (size,) = _HEADER.unpack_from(data, at)
             start = at + _HEADER.size
-            if size <= self._limit and start + size <= len(data):
-                self._at = start + size
-                return _message(data[start : start + size])
+            end = start + size
+            if size <= self._limit and end <= len(data):
+                if end == len(data):  # all taken: the buffer goes now, not at the next read
+                    self._data, self._at = b"", 0
+                else:
+                    self._at = end
+                return _message(data[start:end])
+        del data  # not held while the channel is quiet (it may be a 16 MiB answer)
         return await self._arriving()
 
     async def _arriving(self) -> dict[str, Any]:
         """The next frame, once it is all here (read in one go after its length: a
-        large answer is not gathered piece by piece)."""
-        rest = self._data[self._at :]
-        self._data, self._at = b"", 0
+        large answer is not gathered piece by piece). What has arrived stays in the
+        reader while it waits, so a wait cancelled loses nothing."""
+        self._data, self._at = self._data[self._at :], 0
         try:
-            while len(rest) < _HEADER.size:
+            while len(self._data) < _HEADER.size:
                 more = await self._reader.read(_READ_SIZE)
                 if not more:
-                    raise asyncio.IncompleteReadError(rest, None)
-                rest += more
-            (size,) = _HEADER.unpack_from(rest)
+                    raise asyncio.IncompleteReadError(self._data, None)
+                self._data += more
+            (size,) = _HEADER.unpack_from(self._data)
             if size > self._limit:
                 raise ChannelBroken(f"a frame of {size} bytes is over the {self._limit} byte limit")
-            missing = _HEADER.size + size - len(rest)
-            if missing > 0:
-                rest += await self._reader.readexactly(missing)
+            missing = _HEADER.size + size - len(self._data)
+            if missing > 0:  # readexactly takes nothing until all of it is here
+                self._data += await self._reader.readexactly(missing)
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
-            where = " inside a frame" if rest else ""
+            where = " inside a frame" if self._data else ""
             raise ChannelBroken(f"the channel closed{where}") from exc
-        self._data, self._at = rest, _HEADER.size + size
-        return _message(rest[_HEADER.size : self._at])
+        self._at = _HEADER.size + size
+        return _message(self._data[_HEADER.size : self._at])
 
 
 _READ_SIZE = 256 * 1024

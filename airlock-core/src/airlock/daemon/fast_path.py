@@ -239,6 +239,7 @@ class ConnectionProtocol(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
         self._fast.release(self)
+        self._calls = CallReader()  # its last head (a token in it) is not kept for aiohttp's
         pending, self._buffer = bytes(self._buffer), bytearray()
         inner = self._inner = self._make_inner()
         inner.connection_made(self._transport)
@@ -295,6 +296,7 @@ class ConnectionProtocol(asyncio.Protocol):
             self._inner.connection_lost(exc)
             return
         self._closed = True
+        self._calls = CallReader()
         if self._timer is not None:
             self._timer.cancel()
         self._fast.release(self)

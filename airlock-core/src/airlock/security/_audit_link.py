@@ -112,7 +112,8 @@ class WriterLink:
                 # daemon's waited for a CPU behind the busy event loop and the connector
                 # host each time it woke, ~25 us a record, and every call waits for its
                 # batch. Nor does the terminal's Ctrl-C or Ctrl-Z reach it: it ends when
-                # the daemon's side closes.
+                # the daemon's side closes, and the kernel kills it if the daemon dies
+                # (``end_with_parent``: a kill of the daemon's group misses it now).
                 start_new_session=True,
             )
             ours.setblocking(False)

@@ -125,9 +125,11 @@ def main(argv: list[str] | None = None) -> None:
         help="the last seq the daemon's writers wrote: a log cut below it is refused",
     )
     args = parser.parse_args(argv)
+    from airlock.common.processes import end_with_parent
     from airlock.ptrace import refuse_ptrace
 
     refuse_ptrace()  # before the key is sent: no process of this user may read it here
+    end_with_parent()  # in a session of its own: no kill of the daemon's group reaches it
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
     sock = socket.socket(fileno=args.fd)
