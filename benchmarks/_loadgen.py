@@ -83,9 +83,13 @@ def drive(
     clients: int,
     per_client: int,
     server_pid: int | None = None,
+    seconds: float | None = None,
 ) -> dict[str, Any]:
     """Send *per_client* requests on each of *clients* keep-alive connections, one in
-    flight per connection; return throughput, latency and the CPU both sides spent."""
+    flight per connection; return throughput, latency and the CPU both sides spent.
+    With *seconds*, a connection sends no more once that long has passed (*per_client*
+    then caps it): servers of different speeds driven for the same time are exposed
+    alike to what else the machine does meanwhile."""
     selector = selectors.DefaultSelector()
     conns = []
     for _ in range(clients):
@@ -99,6 +103,7 @@ def drive(
     server_cpu0 = process_cpu_seconds(server_pid) if server_pid else 0.0
     own_cpu0 = time.process_time()
     started = time.perf_counter()
+    deadline = started + seconds if seconds is not None else None
     for conn in conns:
         conn.sent_at = time.perf_counter()
         conn.sock.sendall(request)
@@ -115,7 +120,7 @@ def drive(
                     now = time.perf_counter()
                     latencies.append(now - conn.sent_at)
                     conn.done += 1
-                    if conn.done == per_client:
+                    if conn.done == per_client or (deadline is not None and now >= deadline):
                         selector.unregister(conn.sock)
                         open_conns -= 1
                         break

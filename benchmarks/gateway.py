@@ -26,8 +26,17 @@ back to back on the same build, gave medians of 0.307 and 0.396 (rounds 0.297-0.
 machine whose speed came and went within seconds: two ``nox -s bench`` runs on one build,
 later that day, gave 0.298 and 0.345 (rounds 0.22-0.47 and 0.26-0.50, the bare app
 17,100-31,000 calls/s within each run). Twenty-one rounds, with a session's token for
-each eleven (``rounds_per_session``: within the rate limit of 100,000 calls a minute),
-take the run to ~95 s.
+each nine (``rounds_per_session``: within the rate limit of 100,000 calls a minute),
+take the run to ~105 s.
+
+Each server is now driven for the same time in a round (``ROUND_SECONDS``, 0.6 s), not
+for the same number of calls. With 200 calls a client each, the bare app's run lasted
+~0.23 s against the daemon's ~0.65, and the start and end of a run (32 connections
+opened, the clients finishing one by one) weighed on it most: back to back, alternated
+(15 pairs), the bare app served 22,000 calls/s in runs of 200 a client and 26,900 in
+0.6 s windows (1.13x per pair), the daemon 9,260 and 9,310 (1.05x). So the ratio as
+measured until then flattered the gateway by ~8 %: 0.35-0.37 that way, 0.315 and 0.341
+in two runs this way, an hour later on the same build.
 
 Where a call's time goes at 32 clients (issue 17, 2026-12-02; this 2-core VM is shared
 with other work, and even CPU a call moves with it: the same build measured 130-150 us
@@ -338,33 +347,44 @@ def rounds_per_session(clients: int, per_client: int) -> int:
     return max(1, SESSION_CALLS // (clients * per_client))
 
 
+ROUND_SECONDS = 0.6
+"""How long each server is driven in a round: all for the same time, so the machine's
+other work weighs on each alike (driven for the same number of calls, the bare app's
+run lasted a third of the daemon's, and a slow spell hit the daemon's three times as
+often)."""
+UNCAPPED = 100_000
+"""Calls a client of the bare app may make in a round: more than it makes in one."""
+
+
 def throughput_rounds(
-    servers: dict[str, tuple[Path, list[bytes], int]],
+    servers: dict[str, tuple[Path, list[bytes], int, int]],
     *,
     clients: int,
-    per_client: int,
     rounds: int,
+    seconds: float = ROUND_SECONDS,
 ) -> list[dict[str, Any]]:
-    """Each server (name: socket, requests, pid) driven from *clients* clients in turn,
-    *rounds* times, the order reversed every other round: a round's figures are runs
-    seconds apart, so one lucky or unlucky run cannot decide a ratio alone. Each
-    session's requests serve :func:`rounds_per_session` rounds, the next the next's."""
-    per_session = rounds_per_session(clients, per_client)
+    """Each server (name: socket, requests, pid, calls a client at most) driven from
+    *clients* clients for *seconds* in turn, *rounds* times, the order reversed every
+    other round: a round's figures are runs seconds apart, so one lucky or unlucky run
+    cannot decide a ratio alone. A daemon's calls a client cap what one session's token
+    serves in a round (:func:`rounds_per_session` rounds a session, the next the
+    next's)."""
     found = []
     for index in range(rounds):
         names = sorted(servers, reverse=index % 2 == 1)
-        found.append(
-            {
-                name: drive(
-                    servers[name][0],
-                    _for_round(servers[name][1], index // per_session),
-                    clients=clients,
-                    per_client=per_client,
-                    server_pid=servers[name][2],
-                )
-                for name in names
-            }
-        )
+        round_figures = {}
+        for name in names:
+            socket_path, requests, pid, per_client = servers[name]
+            session = index // rounds_per_session(clients, per_client)
+            round_figures[name] = drive(
+                socket_path,
+                _for_round(requests, session),
+                clients=clients,
+                per_client=per_client,
+                server_pid=pid,
+                seconds=seconds,
+            )
+        found.append(round_figures)
     return found
 
 
@@ -548,16 +568,17 @@ async def run(n: int, clients: int, per_client: int, rounds: int) -> dict[str, A
                         daemon.paths.socket,
                         [op_request(t) for t in tokens],
                         daemon.proc.pid,
+                        per_client,
                     ),
                     "without_host": (
                         no_hop.paths.socket,
                         [op_request(t) for t in no_hop_tokens],
                         no_hop.proc.pid,
+                        per_client,
                     ),
-                    "bare_aiohttp": (bare_socket, [op_request("none")], bare_pid),
+                    "bare_aiohttp": (bare_socket, [op_request("none")], bare_pid, UNCAPPED),
                 },
                 clients=clients,
-                per_client=per_client,
                 rounds=rounds,
             )
             mcp_figures = await mcp_overhead(daemon.paths.socket, codes, max(50, n // 4))
@@ -638,7 +659,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--ops", type=int, default=1000, help="sequential operations per figure")
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--per-client", type=int, default=200)
+    parser.add_argument(
+        "--per-client", type=int, default=300, help="a daemon's calls a client, at most, a round"
+    )
     parser.add_argument("--rounds", type=int, default=21, help="alternated throughput rounds (odd)")
     args = parser.parse_args()
     figures = run(args.ops, args.clients, args.per_client, args.rounds | 1)
