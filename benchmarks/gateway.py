@@ -353,15 +353,15 @@ limit of 100,000 a minute, with room for the single client's runs."""
 
 
 def rounds_per_session(clients: int, per_client: int) -> int:
-    """Rounds one session's token serves (11 at 32 clients of 200 calls each)."""
+    """Rounds one session's token serves (9 at 32 clients of at most 300 calls each)."""
     return max(1, SESSION_CALLS // (clients * per_client))
 
 
 ROUND_SECONDS = 0.6
-"""How long each server is driven in a round: all for the same time, so the machine's
-other work weighs on each alike (driven for the same number of calls, the bare app's
-run lasted a third of the daemon's, and a slow spell hit the daemon's three times as
-often)."""
+"""How long each server is driven in a round: all for the same time. Driven for the same
+number of calls, the bare app's run lasted a third of the daemon's, and a run's start
+and end (connections opened, clients finishing one by one) weighed on it most (see the
+module docstring)."""
 UNCAPPED = 100_000
 """Calls a client of the bare app may make in a round: more than it makes in one."""
 

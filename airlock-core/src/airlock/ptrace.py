@@ -53,10 +53,16 @@ def refuse_ptrace() -> bool:
     ``/proc/PID/mem``, ``environ`` or open files (root still can), and it leaves no core
     dump. Lasts until the process ends or execs another program. False where the kernel
     has no ``prctl`` (not Linux): then nothing changed."""
+    return prctl(PR_SET_DUMPABLE, 0)
+
+
+def prctl(option: int, value: int) -> bool:
+    """Set one of this process's ``prctl`` options; False where the kernel refused or has
+    no ``prctl`` (not Linux)."""
     import ctypes
 
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)) == 0
+        return int(libc.prctl(option, value, 0, 0, 0)) == 0
     except (OSError, AttributeError):
         return False

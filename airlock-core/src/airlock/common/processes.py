@@ -33,14 +33,10 @@ def end_with_parent() -> bool:
     that ends (``PR_SET_PDEATHSIG``): a child in a session of its own is out of reach of a
     kill of its parent's process group. False where the kernel cannot (not Linux); a
     parent already gone by the time it was asked ends this process at once."""
-    import ctypes
+    from airlock.ptrace import prctl
 
     parent = os.getppid()
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if int(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)) != 0:
-            return False
-    except (OSError, AttributeError):
+    if not prctl(PR_SET_PDEATHSIG, signal.SIGKILL):
         return False
     if os.getppid() != parent:  # it ended before the kernel was asked
         os.kill(os.getpid(), signal.SIGKILL)
