@@ -106,6 +106,7 @@ PUBLIC_NAMES = [
     "store_secret",
     "untrusted_line",
     "with_client",
+    "withhold",
 ]
 
 

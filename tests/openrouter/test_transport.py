@@ -506,6 +506,110 @@ def test_a_service_echoing_the_key_does_not_pass_it_on() -> None:
     assert not [text for text in seen if KEY in text]
 
 
+def _escaped(text: str, which: Callable[[int, str], bool], *, upper: bool = False) -> str:
+    """*text* as a JSON string's inside, the characters *which* picks spelled ``\\uxxxx``
+    (``\\uXXXX`` if *upper*)."""
+    spelling = "\\u{:04X}" if upper else "\\u{:04x}"
+    return "".join(spelling.format(ord(c)) if which(i, c) else c for i, c in enumerate(text))
+
+
+SPELLINGS = {
+    "every character escaped": _escaped(KEY, lambda i, c: True),
+    "its first character escaped": _escaped(KEY, lambda i, c: i == 0),
+    "upper-case hex, one in three": _escaped(KEY, lambda i, c: i % 3 == 0, upper=True),
+}
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS.values(), ids=list(SPELLINGS))
+def test_a_key_echoed_in_json_escapes_is_withheld_too(spelling: str) -> None:
+    """JSON may spell any character as an escape (PHP's encoder escapes every ``/``, Go's
+    ``<``, ``>`` and ``&``): the key read out of such an echo is withheld as the raw one
+    is, from an error's message, an answer's strings and member names, and an event."""
+
+    def echo(request: web.Request) -> str:
+        assert request.headers["Authorization"] == f"Bearer {KEY}"
+        return f"got header Bearer {spelling}"
+
+    def answer(body: str, status: int = 200) -> web.Response:
+        return web.Response(body=body.encode(), status=status, content_type="application/json")
+
+    async def refuses(request: web.Request) -> web.Response:
+        return answer(f'{{"error": {{"message": "{echo(request)}"}}}}', status=400)
+
+    async def answers(request: web.Request) -> web.Response:
+        content = echo(request)
+        return answer(f'{{"choices": [{{"message": {{"content": "{content}"}}}}], "{content}": 1}}')
+
+    async def streams(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        event = f'{{"choices": [{{"delta": {{"content": "{echo(request)}"}}}}]}}'
+        await response.write(f"data: {event}\n\ndata: [DONE]\n\n".encode())
+        return response
+
+    async def main() -> list[str]:
+        routes = {"/refuses": refuses, "/answers": answers, "/streams": streams}
+        async with serving(routes) as base:
+            api = api_for(base)
+            try:
+                with pytest.raises(InvalidInput) as raised:
+                    await api.post("refuses", {})
+                got = await api.post("answers", {})
+                events = [event async for event in api.stream("streams", {})]
+            finally:
+                await api.aclose()
+            return [raised.value.message, json.dumps(got), json.dumps(events)]
+
+    seen = run(main())
+    assert all("got header Bearer [key withheld]" in text for text in seen), seen
+    assert not [text for text in seen if "TRANSPORTCANARY" in text]
+
+
+def test_a_key_at_the_cut_of_an_error_message_shows_no_part_of_it() -> None:
+    """The message is cut short after the key is withheld, not before: a cut through an
+    escaped key would have left its first characters."""
+    cut = _api.ERROR_TEXT_LIMIT
+    spelled = _escaped(KEY, lambda i, c: True)
+
+    async def refuses(request: web.Request) -> web.Response:
+        body = f'{{"error": {{"message": "{"x" * (cut - 12)} {spelled}"}}}}'
+        return web.Response(body=body.encode(), status=400, content_type="application/json")
+
+    async def main() -> str:
+        async with serving({"/refuses": refuses}) as base:
+            api = api_for(base)
+            try:
+                with pytest.raises(InvalidInput) as raised:
+                    await api.post("refuses", {})
+            finally:
+                await api.aclose()
+            return raised.value.message
+
+    message = run(main())
+    assert "x" * (cut - 12) + " [key with" in message
+    assert KEY[:6] not in message
+
+
+def test_an_answer_nested_deeper_than_json_reads_is_an_answer_lost() -> None:
+    """A service's answer a hundred thousand arrays deep is unreadable JSON, said so,
+    not an unexpected failure of the connector."""
+
+    async def answers(request: web.Request) -> web.Response:
+        body = "[" * 100_000 + "]" * 100_000
+        return web.Response(body=body.encode(), content_type="application/json")
+
+    async def main() -> None:
+        async with serving({"/answers": answers}) as base:
+            api = api_for(base)
+            try:
+                with pytest.raises(ServiceAnswerLost, match="not JSON"):
+                    await api.post("answers", {})
+            finally:
+                await api.aclose()
+
+    run(main())
+
+
 def test_closing_the_client_ends_the_calls_it_is_reading_at_once() -> None:
     """The connector is closed under running calls (the vault locked, no session covering
     the service any more): each ends at once as an answer lost, not waiting on a

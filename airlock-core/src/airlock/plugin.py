@@ -9,7 +9,8 @@ fall into seven groups:
 - connectors: ``Connector``, ``operation``, ``listed_operation`` (an operation found when
   the connector opens), ``Access``, ``Params``, ``CheckResult``,
   ``Done``, ``NoSettings``, ``NoCredentials``, ``OperationSpec``, ``UntrustedText`` to mark
-  result fields holding text from outside, ``Clock`` / ``SystemClock`` for a connector
+  result fields holding text from outside, ``withhold`` to keep a secret the service
+  echoes back out of what is passed on, ``Clock`` / ``SystemClock`` for a connector
   that needs the time, and ``confined_command`` for one that starts a program of its own
   (the program cannot reach Airlock's files), with ``PipeLines`` to read its output a
   line at a time, each line bounded (``LineTooLong``);
@@ -89,6 +90,7 @@ if TYPE_CHECKING:
         listed_operation,
         operation,
     )
+    from airlock.framework.echoes import withhold
     from airlock.framework.hookspecs import hookimpl
     from airlock.framework.http_notifier import (
         AnswerTooLarge,
@@ -217,6 +219,7 @@ __all__ = [
     "store_secret",
     "untrusted_line",
     "with_client",
+    "withhold",
 ]
 
 # Where each public name lives; kept equal to the imports above by tests/core.
@@ -263,6 +266,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "ServiceRateLimited",
         "ServiceRefused",
     ),
+    "airlock.framework.echoes": ("withhold",),
     "airlock.framework.hookspecs": ("hookimpl",),
     "airlock.framework.http_notifier": (
         "AnswerTooLarge",

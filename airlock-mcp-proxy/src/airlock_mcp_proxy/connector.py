@@ -23,8 +23,9 @@ from airlock.plugin import (
     OperationSpec,
     get_logger,
     listed_operation,
+    withhold,
 )
-from airlock_mcp_proxy.results import McpToolResult, error_result, masked, tool_result
+from airlock_mcp_proxy.results import McpToolResult, error_result, tool_result
 from airlock_mcp_proxy.settings import (
     McpCredentials,
     McpSettings,
@@ -58,7 +59,7 @@ def plain_line(text: str, secrets: Iterable[str] = ()) -> str:
     and the vault's *secrets* masked (agents read it before any approval)."""
     first = text.strip().splitlines()[0] if text.strip() else ""
     plain = "".join(c for c in first if unicodedata.category(c)[0] != "C")
-    return str(masked(plain, secrets))[:300].strip()
+    return str(withhold(plain, secrets))[:300].strip()
 
 
 def strict_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -205,7 +206,7 @@ class McpProxy(Connector[McpSettings]):
         for tool in found[:MAX_TOOLS]:
             spec = self._spec(tool, secrets)
             if spec is None or spec.name in specs:
-                left_out = str(masked(tool.name, secrets))[:80]
+                left_out = str(withhold(tool.name, secrets))[:80]
                 log.warning("mcp_tool_left_out", service=self.service, tool=left_out)
                 continue
             specs[spec.name] = spec
@@ -216,7 +217,7 @@ class McpProxy(Connector[McpSettings]):
     def _spec(self, tool: Any, secrets: list[str]) -> OperationSpec | None:
         """The tool as an operation; a stored secret the server put in its name,
         description or schema is masked (the agent sees them without any approval)."""
-        name = operation_name(str(masked(tool.name, secrets)))
+        name = operation_name(str(withhold(tool.name, secrets)))
         if name is None or not self.settings.offers((tool.name, name)):
             return None
         if len(json.dumps(tool.input_schema)) > MAX_SCHEMA_CHARS:
@@ -229,7 +230,7 @@ class McpProxy(Connector[McpSettings]):
             return listed_operation(
                 name=name,
                 access=Access.READ if read else Access.WRITE,
-                input_schema=masked(strict_schema(tool.input_schema), secrets),
+                input_schema=withhold(strict_schema(tool.input_schema), secrets),
                 result=McpToolResult,
                 description=plain_line(tool.description or tool.title or "", secrets) or name,
                 destructive=not read and destructive is not False,

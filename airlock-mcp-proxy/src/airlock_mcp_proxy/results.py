@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel
 
-from airlock.plugin import UNTRUSTED, UntrustedText
+from airlock.plugin import UNTRUSTED, UntrustedText, withhold
 
 # UNTRUSTED marks a field holding JSON rather than one string: redact-codes masks codes in
 # every string inside it.
@@ -71,23 +71,6 @@ def content_block(block: Any) -> McpContent:
     return McpContent(type=kind)
 
 
-def masked(value: Any, secrets: Iterable[str]) -> Any:
-    """*value* (JSON) with every occurrence of a secret replaced: an upstream that echoes
-    its token must not hand it to the agent."""
-    hidden = [s for s in secrets if s]
-    if not hidden:
-        return value
-    if isinstance(value, str):
-        for secret in hidden:
-            value = value.replace(secret, "[secret]")
-        return value
-    if isinstance(value, dict):
-        return {masked(k, hidden): masked(v, hidden) for k, v in value.items()}
-    if isinstance(value, list):
-        return [masked(v, hidden) for v in value]
-    return value
-
-
 def tool_result(tool: str, answer: Any, secrets: Iterable[str]) -> McpToolResult:
     """The SDK's CallToolResult as what the agent sees, with the secrets masked."""
     result = McpToolResult(
@@ -96,7 +79,7 @@ def tool_result(tool: str, answer: Any, secrets: Iterable[str]) -> McpToolResult
         content=[content_block(b) for b in answer.content],
         structured=answer.structured_content,
     )
-    return McpToolResult.model_validate(masked(result.model_dump(), list(secrets)))
+    return McpToolResult.model_validate(withhold(result.model_dump(), list(secrets)))
 
 
 def error_result(tool: str, message: str, secrets: Iterable[str]) -> McpToolResult:
@@ -104,4 +87,4 @@ def error_result(tool: str, message: str, secrets: Iterable[str]) -> McpToolResu
     result = McpToolResult(
         tool=tool, is_error=True, content=[McpContent(type="text", text=message)]
     )
-    return McpToolResult.model_validate(masked(result.model_dump(), list(secrets)))
+    return McpToolResult.model_validate(withhold(result.model_dump(), list(secrets)))

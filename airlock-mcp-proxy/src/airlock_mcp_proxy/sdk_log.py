@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from airlock.plugin import get_logger
+from airlock.plugin import get_logger, withhold
 
 log = get_logger("airlock_mcp_proxy")
 MESSAGE_LIMIT = 300
@@ -31,9 +31,7 @@ def forget(owner: object) -> None:
 
 def masked_text(text: str) -> str:
     for secrets in list(_hidden.values()):
-        for secret in sorted(secrets, key=len, reverse=True):
-            if secret:
-                text = text.replace(secret, "[secret]")
+        text = withhold(text, secrets)
     return text
 
 

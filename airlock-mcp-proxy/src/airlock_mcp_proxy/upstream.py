@@ -13,10 +13,10 @@ import asyncio
 import contextlib
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import IO, Any
 
-from airlock.plugin import confined_command, get_logger
+from airlock.plugin import confined_command, get_logger, withhold
 from airlock_mcp_proxy import sdk_log
 from airlock_mcp_proxy.stdio import StdioServer
 
@@ -26,13 +26,6 @@ START_TIMEOUT = 60.0
 service's ``timeout`` for tool calls."""
 LINE_LIMIT = 2000
 """Longer stderr lines are cut: a server dumping a file to stderr must not flood the log."""
-
-
-def _mask(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[secret]")
-    return text
 
 
 def _lines(stream: IO[str], keep: int) -> Iterator[str]:
@@ -51,7 +44,7 @@ def _relay_stderr(stream: IO[str], service: str, secrets: list[str]) -> None:
     keep = LINE_LIMIT + max((len(s) for s in secrets), default=0)
     with stream:
         for line in _lines(stream, keep):
-            text = _mask(line, secrets)[:LINE_LIMIT]
+            text = withhold(line, secrets)[:LINE_LIMIT]
             if text.strip():
                 log.info("mcp_server_stderr", service=service, line=text)
 

@@ -40,6 +40,7 @@ from airlock.plugin import (
     ServiceRateLimited,
     ServiceRefused,
 )
+from airlock_openrouter._withhold import KeyWithholder
 
 __all__ = ["OpenRouterApi"]
 
@@ -67,7 +68,7 @@ class OpenRouterApi:
             "X-Title": "Airlock",
             "User-Agent": "airlock-openrouter",
         }
-        self._secret = api_key.encode()
+        self._withhold = KeyWithholder(api_key)
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=timeout, sock_connect=CONNECT_SECONDS, sock_read=timeout
         )
@@ -156,6 +157,16 @@ class OpenRouterApi:
             "proxy": self._proxy,
         }
 
+    def _error_text(self, content: bytes) -> str:
+        """The service's own explanation (``{"error": {"message"}}``), short and on one
+        line, the key withheld before it is cut short (no part of it shows)."""
+        try:
+            message = self._read_json(content)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = self._withhold.from_bytes(content).decode("utf-8", "replace")
+        text = " ".join(self._withhold.from_text(str(message)).split())
+        return text[:ERROR_TEXT_LIMIT] or "no reason given"
+
     async def _refuse_failure(self, response: aiohttp.ClientResponse) -> None:
         """Raise what an answer that is not a success means (a redirect included: the
         key does not follow it)."""
@@ -165,18 +176,25 @@ class OpenRouterApi:
         if response.status >= 300:
             raise ServiceRefused(f"OpenRouter answered with a redirect (HTTP {response.status})")
 
-    def _unquoted(self, content: bytes) -> bytes:
-        """*content* without the key, should the service quote it back (a proxy's or a
-        provider's message echoing the request's headers): nothing it sends passes it on."""
-        if self._secret in content:
-            return content.replace(self._secret, b"[key withheld]")
-        return content
+    def _read_json(self, content: bytes) -> Any:
+        """*content*'s JSON without the key, should the service quote it back (a proxy's
+        or a provider's message echoing the request's headers), however it spells it
+        (``_withhold``): nothing it sends passes the key on. ``ValueError`` if it is not
+        JSON (nested too deep included)."""
+        content = self._withhold.from_bytes(content)
+        try:
+            data = json.loads(content)
+        except RecursionError:
+            raise ValueError("nested too deep") from None
+        if self._withhold.may_spell_it(content):
+            data = self._withhold.from_json(data)
+        return data
 
     def _object(self, content: bytes) -> dict[str, Any]:
         """A successful answer's JSON object (one that cannot be read was lost: the call
         may have cost)."""
         try:
-            data = json.loads(self._unquoted(content))
+            data = self._read_json(content)
         except ValueError:
             raise ServiceAnswerLost("OpenRouter sent something that is not JSON") from None
         if not isinstance(data, dict):
@@ -184,7 +202,7 @@ class OpenRouterApi:
         return data
 
     def _error(self, status: int, headers: Mapping[str, str], content: bytes) -> Exception:
-        text = _error_text(self._unquoted(content))
+        text = self._error_text(content)
         if status == 401:
             # The person fixes this, not the agent: no detail that could echo the key.
             return ConnectorAuthError(
@@ -321,17 +339,6 @@ async def _drain(content: aiohttp.StreamReader, read: int) -> None:
                 read += len(data)
                 if read > TAIL_BYTES:
                     return
-
-
-def _error_text(content: bytes) -> str:
-    """The service's own explanation (``{"error": {"message"}}``), short and on one line."""
-    try:
-        data = json.loads(content)
-        message = data["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        message = content.decode("utf-8", "replace")
-    text = " ".join(str(message).split())
-    return text[:ERROR_TEXT_LIMIT] or "no reason given"
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
