@@ -22,6 +22,7 @@ from imapclient import IMAPClient
 from imapclient.imap4 import IMAP4WithTimeout
 from imapclient.tls import IMAP4_TLS
 
+from airlock.plugin import withhold
 from airlock_mail._imap_endpoint import Endpoint, LoginRefused
 from airlock_mail._imap_guard import WireGuard, WirePolicy
 from airlock_mail._imap_search import imap_string, needs_literal
@@ -130,9 +131,7 @@ def _withheld(server_text: str, password: str) -> str:
     """The server's refusal without the password in it: some servers quote the rejected
     command line back, and the agent reads this text in the error."""
     quoted = password.replace("\\", "\\\\").replace('"', '\\"')
-    for form in sorted({password, quoted}, key=len, reverse=True):
-        server_text = server_text.replace(form, "[password withheld]")
-    return server_text
+    return str(withhold(server_text, (password, quoted), mark="[password withheld]"))
 
 
 def _text(value: object) -> str:
