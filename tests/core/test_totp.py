@@ -13,6 +13,7 @@ import pytest
 
 from airlock.common.clock import FakeClock
 from airlock.errors import ApprovalsLocked, CodeAlreadyUsed, InvalidCode, NotEnrolled
+from airlock.security.lockout import lockout_for
 from airlock.security.totp import (
     Enrolment,
     TotpVerifier,
@@ -278,6 +279,70 @@ def test_the_enrolment_code_sent_to_approve_costs_no_attempt(
     assert verifier.lock_state().attempts_left == APPROVALS.max_failures
 
 
+def lock_out(verifier: TotpVerifier, clock: FakeClock) -> float:
+    """Send wrong codes until approvals lock; how long the lock lasts."""
+    for _ in range(APPROVALS.max_failures):
+        with pytest.raises(InvalidCode):
+            verifier.verify(wrong_code(step_of(clock)))
+    until = verifier.lock_state().locked_until
+    assert until is not None
+    return until - clock.now()
+
+
+def test_each_lockout_in_a_row_lasts_twice_the_last_up_to_a_day(
+    verifier: TotpVerifier, clock: FakeClock
+) -> None:
+    lasted = []
+    for _ in range(10):
+        lasted.append(lock_out(verifier, clock))
+        clock.advance(lasted[-1])
+    assert lasted == [900, 1800, 3600, 7200, 14400, 28800, 57600, 86400, 86400, 86400]
+    for _ in range(APPROVALS.max_failures - 1):
+        with pytest.raises(InvalidCode):
+            verifier.verify(wrong_code(step_of(clock)))
+    with pytest.raises(InvalidCode, match=r"locked for 1d \(lockout 11 in a row"):
+        verifier.verify(wrong_code(step_of(clock)))
+
+
+def test_an_accepted_code_makes_the_next_lockout_the_first_again(
+    verifier: TotpVerifier, clock: FakeClock
+) -> None:
+    clock.advance(lock_out(verifier, clock))
+    clock.advance(lock_out(verifier, clock))
+    assert verifier.verify(code_at(step_of(clock))) == step_of(clock)
+    clock.advance(PERIOD)
+    assert lock_out(verifier, clock) == 900
+
+
+def test_a_month_of_guessing_checks_a_few_hundred_codes_at_most(
+    store: StateStore, clock: FakeClock
+) -> None:
+    """At the loosest settings (10 wrong codes in 5 minutes lock for 5 minutes), a guesser
+    sending a code whenever approvals are open: a fixed lockout let ~86,000 codes be
+    checked in 30 days (a 23 % chance to hit one); doubling leaves 380 (0.1 %)."""
+    loosest = ApprovalsConfig(max_failures=10, failure_window=300, lockout=300)
+    verifier = TotpVerifier(store, SECRET, TotpConfig(), loosest, clock)
+    end = clock.now() + 30 * 86_400
+    checked = 0
+    while clock.now() < end:
+        try:
+            verifier.verify(wrong_code(step_of(clock)))
+        except ApprovalsLocked:
+            until = verifier.lock_state().locked_until
+            assert until is not None
+            clock.set(until)
+        except InvalidCode:
+            checked += 1
+            clock.advance(1)
+    assert checked <= 400
+
+
+def test_a_configured_lockout_longer_than_a_day_is_kept_as_set() -> None:
+    assert lockout_for(2 * 86_400, 0) == 2 * 86_400
+    assert lockout_for(2 * 86_400, 5) == 2 * 86_400
+    assert lockout_for(300, 1000) == 86_400
+
+
 def test_the_lock_survives_a_restart(data_dir: Path, clock: FakeClock) -> None:
     path = data_dir / "state.db"
     with StateStore(path) as store:
@@ -291,6 +356,18 @@ def test_the_lock_survives_a_restart(data_dir: Path, clock: FakeClock) -> None:
         assert verifier.lock_state().locked
         with pytest.raises(ApprovalsLocked):
             verifier.verify(code_at(step_of(clock)))
+
+
+def test_lockouts_in_a_row_are_counted_across_a_restart(data_dir: Path, clock: FakeClock) -> None:
+    """A daemon stopped and started again (which an agent running as the person can do)
+    does not make the next lockout the first again."""
+    path = data_dir / "state.db"
+    with StateStore(path) as store:
+        verifier = TotpVerifier(store, SECRET, TotpConfig(), APPROVALS, clock)
+        clock.advance(lock_out(verifier, clock))
+    with StateStore(path) as store:
+        verifier = TotpVerifier(store, SECRET, TotpConfig(), APPROVALS, clock)
+        assert lock_out(verifier, clock) == 1800
 
 
 def test_the_used_code_stays_refused_after_a_restart(data_dir: Path, clock: FakeClock) -> None:

@@ -8,14 +8,13 @@ enforces what turns a code into an approval of one request:
   newer than the last accepted step, kept in the state store so it holds across
   restarts. A code for an older step is refused even if it was never used, because a
   newer one already was.
-* **bounded guessing**: wrong codes (including codes older than the last accepted one)
-  within ``approvals.failure_window`` are counted; the ``max_failures``-th locks approvals for
-  ``approvals.lockout``. While locked, every code is refused without being checked,
-  a correct one too, so guessing gains nothing. The lock is persisted. A correct code
+* **bounded guessing** (:mod:`.lockout`): wrong codes (including codes older than the
+  last accepted one) count toward locking approvals; while locked, every code is refused
+  without being checked, a correct one too, so guessing gains nothing. A correct code
   does not wipe earlier failures: the limit is on wrong codes per window, whoever sends
-  the right ones in between. Re-sending the *last accepted* code (typically the one just
-  typed to enrol, or to approve the previous request) is refused without counting: it
-  is not a guess, and it approves nothing.
+  the right ones in between. Re-sending the *last accepted* code
+  (typically the one just typed to enrol, or to approve the previous request) is
+  refused without counting: it is not a guess, and it approves nothing.
 
 Codes are compared with ``hmac.compare_digest`` against every candidate step, without
 stopping at the first match. Time comes from an injected ``Clock``.
@@ -35,7 +34,6 @@ import io
 import os
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -52,11 +50,11 @@ from airlock.common.files import (
 )
 from airlock.errors import (
     AirlockError,
-    ApprovalsLocked,
     CodeAlreadyUsed,
     InvalidCode,
     NotEnrolled,
 )
+from airlock.security.lockout import Lockout, LockState
 from airlock.settings.config import ApprovalsConfig, TotpConfig
 from airlock.settings.durations import format_duration
 from airlock.state.store import StateStore
@@ -190,16 +188,6 @@ def _matching_steps(totp: pyotp.TOTP, code: str, step: int) -> list[int]:
     return matches
 
 
-@dataclass(frozen=True)
-class LockState:
-    """Whether approvals are locked, and how close they are to it."""
-
-    locked: bool
-    locked_until: float | None
-    recent_failures: int
-    attempts_left: int
-
-
 class TotpVerifier:
     """Checks approval codes against the enrolled secret and the store's replay state."""
 
@@ -214,7 +202,7 @@ class TotpVerifier:
         self._store = store
         self._secret = SecretStr(secret) if secret else None
         self._config = config
-        self._approvals = approvals
+        self._lockout = Lockout(store, approvals)
         self._clock = clock
 
     def __repr__(self) -> str:
@@ -234,12 +222,7 @@ class TotpVerifier:
         )
 
     def lock_state(self) -> LockState:
-        now = self._clock.now()
-        until = self._store.locked_until()
-        locked = until is not None and now < until
-        failures = self._store.count_failures_since(now - self._approvals.failure_window)
-        left = 0 if locked else max(self._approvals.max_failures - failures, 0)
-        return LockState(locked, until if locked else None, failures, left)
+        return self._lockout.state(self._clock.now())
 
     def verify(self, code: str) -> int:
         """Accept *code* once: returns its time step, or raises.
@@ -253,17 +236,13 @@ class TotpVerifier:
             raise NotEnrolled()
         with self._store.transaction():
             now = self._clock.now()
-            until = self._store.locked_until()
-            if until is not None and now < until:
-                locked_error = self._locked_error(until, now)
-            else:
-                locked_error = None
-                if until is not None:
-                    self._store.set_locked_until(None)
+            locked_error = self._lockout.refusal(now)
             if locked_error is None:
                 step, failure = self._check(self._secret, code, now)
-                if failure is not None and not isinstance(failure, CodeAlreadyUsed):
-                    failure = self._record_failure(failure, now)
+                if failure is None:
+                    self._lockout.passed()
+                elif not isinstance(failure, CodeAlreadyUsed):
+                    failure = self._lockout.failed(failure, now)
         if locked_error is not None:
             raise locked_error
         if failure is not None:
@@ -292,33 +271,6 @@ class TotpVerifier:
         return -1, InvalidCode(
             "code older than the last accepted code",
             hint="wait for the next code from your app and send that",
-        )
-
-    def _record_failure(self, error: InvalidCode, now: float) -> InvalidCode:
-        self._store.add_failure(now)
-        window_start = now - self._approvals.failure_window
-        self._store.clear_failures(before=window_start)
-        failures = self._store.count_failures_since(window_start)
-        if failures >= self._approvals.max_failures:
-            self._store.set_locked_until(now + self._approvals.lockout)
-            self._store.clear_failures()
-            lockout = format_duration(self._approvals.lockout)
-            return InvalidCode(
-                f"{error.message}; too many wrong codes, approvals are locked for {lockout}",
-                hint=f"wait {lockout}, then approve again",
-            )
-        left = self._approvals.max_failures - failures
-        plural = "s" if left != 1 else ""
-        return InvalidCode(
-            f"{error.message} ({left} attempt{plural} left before approvals lock)",
-            hint=error.hint,
-        )
-
-    def _locked_error(self, until: float, now: float) -> ApprovalsLocked:
-        wait = format_duration(max(1, int(until - now + 0.999)))
-        return ApprovalsLocked(
-            f"approvals are locked after too many wrong codes; try again in {wait}",
-            hint="if you did not send those codes, someone may be guessing: revoke sessions",
         )
 
 

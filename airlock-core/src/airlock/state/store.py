@@ -125,6 +125,22 @@ class StateStore(RequestTables, SessionTables):
     def set_locked_until(self, until: float | None) -> None:
         self._execute("UPDATE approval_lock SET locked_until = ? WHERE id = 1", (until,))
 
+    def lockouts_in_a_row(self) -> int:
+        """Lockouts since the last accepted code (see :meth:`lock`)."""
+        row = self._one("SELECT lockouts FROM approval_lock WHERE id = 1")
+        return int(row["lockouts"]) if row else 0
+
+    def lock(self, until: float) -> None:
+        """Lock approvals until *until*: one more lockout in a row."""
+        self._execute(
+            "UPDATE approval_lock SET locked_until = ?, lockouts = lockouts + 1 WHERE id = 1",
+            (until,),
+        )
+
+    def end_lockouts(self) -> None:
+        """A code was accepted: the next lockout is the first in a row again."""
+        self._execute("UPDATE approval_lock SET lockouts = 0 WHERE id = 1 AND lockouts != 0")
+
     # -- audit anchor -----------------------------------------------------------------
 
     def audit_anchor(self) -> int:
