@@ -83,11 +83,11 @@ def test_a_model_without_a_price_cannot_be_quoted(server: OpenRouterServer, mode
 def test_the_worst_case_is_the_prompt_estimate_plus_max_tokens_at_the_model_price(
     server: OpenRouterServer,
 ) -> None:
-    text = "x" * 300  # 300 bytes: at most 300 tokens, plus 4 for the message
+    text = "x" * 300  # 300 bytes: at most 300 tokens, plus 8 for the message, 16 the chat's
     params = {"model": "test/cheap", "messages": [{"role": "user", "content": text}]}
     found = quote(server, "chat", {**params, "max_tokens": 50})
-    assert Decimal(str(found.usd)) == Decimal("0.000001") * 304 + Decimal("0.000002") * 50
-    assert found.facts == {"model": "test/cheap", "max_tokens": 50, "prompt_tokens_est": 304}
+    assert Decimal(str(found.usd)) == Decimal("0.000001") * 324 + Decimal("0.000002") * 50
+    assert found.facts == {"model": "test/cheap", "max_tokens": 50, "prompt_tokens_est": 324}
     # No max_tokens: the service's cap is the worst case (and is sent upstream).
     capped = quote(server, "chat", params, max_tokens=200)
     assert capped.facts["max_tokens"] == 200
@@ -114,6 +114,24 @@ def test_a_prompt_of_rare_characters_cannot_cost_more_than_its_quote(
 
     charge = use(server, body)
     assert charge.usd > 0.004, "the service counted a token a byte"
+    assert charge.usd <= found.usd
+
+
+@pytest.mark.parametrize("count", [1, 100])
+def test_short_messages_cannot_cost_more_than_their_quote(
+    server: OpenRouterServer, count: int
+) -> None:
+    """A chat template frames each message (its role and delimiters: 5 tokens in Llama 3's,
+    as the local server counts) and the chat (the answer's turn header): an agent sending
+    many empty messages must not get calls that cost more than was reserved for them."""
+    params = {
+        "model": "test/cheap",
+        "messages": [{"role": "user", "content": ""}] * count,
+        "max_tokens": 1,
+    }
+    found = quote(server, "chat", params)
+    charge = charged(server, params)
+    assert charge.usd >= 0.000001 * (5 + 5 * count), "the service counted the framing"
     assert charge.usd <= found.usd
 
 

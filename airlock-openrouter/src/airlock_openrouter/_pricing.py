@@ -25,7 +25,16 @@ text and code, but spend up to a token a byte on characters outside their vocabu
 which an agent may choose on purpose (an average would let each call cost more than its
 reservation, and calls side by side overspend the budget by as much)."""
 TOKENS_PER_MESSAGE = 4
-"""Each message's role and separators."""
+"""Each embedding input's framing (a start and an end token)."""
+CHAT_TOKENS_PER_MESSAGE = 8
+"""Each chat message's framing in the model's chat template: its role and delimiters
+(ChatML and Llama 3 spend 5, a tool message its call's id and name as well). Four, as
+before, was below them: an agent sending many short messages got calls that cost more
+than was reserved for them."""
+CHAT_TOKENS = 16
+"""A chat's own framing, whatever its messages: the start of the text and the header of
+the answer's turn after the last message (5 in Llama 3), or the default system line some
+templates add."""
 TOOLS_TOKENS = 1000
 """What a model given tools or a response format also reads: the provider's own prompt
 for them (Anthropic documents 346 tokens for Claude's, more for its built-in tools)."""
@@ -93,7 +102,8 @@ def prompt_size(value: Any) -> int:
 
 def chat_prompt_tokens(params: ChatParams) -> int:
     """The most tokens a chat's prompt can be billed for, from its text alone."""
-    tokens = estimate_tokens(chat_size(params), len(params.messages))
+    tokens = math.ceil(chat_size(params) / BYTES_PER_TOKEN) + CHAT_TOKENS
+    tokens += CHAT_TOKENS_PER_MESSAGE * len(params.messages)
     return tokens + (TOOLS_TOKENS if params.tools or params.response_format else 0)
 
 
