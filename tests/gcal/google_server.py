@@ -52,6 +52,7 @@ class Failure:
     reason: str
     times: int
     retry_after: int | None = None
+    echo: bool = False  # the message quotes the request's Authorization header
 
 
 @dataclass
@@ -181,10 +182,19 @@ class GoogleServer(ThreadedServer):
         return event
 
     def fail(
-        self, path: str, status: int, reason: str, times: int = 1, retry_after: int | None = None
+        self,
+        path: str,
+        status: int,
+        reason: str,
+        times: int = 1,
+        retry_after: int | None = None,
+        *,
+        echo: bool = False,
     ) -> None:
-        """The next *times* requests whose path contains *path* get this error."""
-        self.state.failures.append(Failure(path, status, reason, times, retry_after))
+        """The next *times* requests whose path contains *path* get this error (its message
+        quoting the request's ``Authorization`` header if *echo*, as a debugging proxy
+        might)."""
+        self.state.failures.append(Failure(path, status, reason, times, retry_after, echo))
 
     def api_requests(
         self, contains: str = "/calendar/v3/"
@@ -212,7 +222,10 @@ class GoogleServer(ThreadedServer):
         for failure in self.state.failures:
             if failure.times > 0 and failure.path in request.path:
                 failure.times -= 1
-                response = error(failure.status, failure.reason, f"injected {failure.reason}")
+                message = f"injected {failure.reason}"
+                if failure.echo:
+                    message += f" for {request.headers.get('Authorization', '')}"
+                response = error(failure.status, failure.reason, message)
                 if failure.retry_after is not None:
                     response.headers["Retry-After"] = str(failure.retry_after)
                 return response

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -303,6 +304,22 @@ def test_secrets_stay_out_of_errors(google: GoogleServer, make_connector: MakeCo
         call(connector, "list_calendars")
     shown = f"{refused.value} {refused.value.hint} {refused.value.to_dict()} {connector!r}"
     assert not [s for s in secrets if s in shown]
+
+
+def test_a_token_google_quotes_back_is_withheld_from_the_error(
+    google: GoogleServer, make_connector: MakeConnector
+) -> None:
+    """An answer quoting the request's ``Authorization`` header (a debugging proxy on the
+    way) reaches the agent without the access token in it."""
+    connector = make_connector()
+    google.fail("/calendarList", 400, "badRequest", echo=True)
+    with pytest.raises(InvalidInput) as refused:
+        call(connector, "list_calendars")
+    issued = list(google.state.tokens)
+    assert issued, "the request went with an access token"
+    assert "injected badRequest for Bearer [secret]" in refused.value.message
+    shown = json.dumps(refused.value.to_dict())
+    assert not [token for token in issued if token in shown]
 
 
 # -- rate limits ------------------------------------------------------------------------------

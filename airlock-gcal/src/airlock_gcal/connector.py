@@ -118,12 +118,22 @@ class GcalConnector(Connector[GcalSettings]):
             try:
                 result = await to_the_end(lambda: work(calendar))
             except Exception as exc:
-                error = explain(exc, service=self.service, what=what)
+                error = explain(exc, service=self.service, what=what, secrets=self._held(calendar))
                 if isinstance(error, ConnectorAuthError):
                     self.problem = error.message
                 raise error from None
         self.problem = None
         return result
+
+    def _held(self, calendar: GoogleCalendar) -> list[str]:
+        """What Google could quote back of what the connector sends it: the access token
+        of the moment, the refresh token and the client secret."""
+        token = getattr(getattr(calendar, "credentials", None), "token", None)
+        held = [
+            self._secrets.client_secret.get_secret_value(),
+            self._secrets.refresh_token.get_secret_value(),
+        ]
+        return [*held, token] if isinstance(token, str) else held
 
     def _allowed(self, *calendars: str) -> None:
         for calendar in calendars:

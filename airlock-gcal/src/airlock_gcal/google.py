@@ -24,7 +24,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airlock.plugin import (
@@ -35,6 +35,7 @@ from airlock.plugin import (
     InvalidInput,
     NotFound,
     RateLimited,
+    withhold,
 )
 
 if TYPE_CHECKING:
@@ -235,19 +236,25 @@ def _reasons(exc: Any) -> set[str]:
     return {str(e.get("reason")) for e in errors if isinstance(e, dict)}
 
 
-def _message(exc: Any) -> str:
+def _message(exc: Any, secrets: Iterable[str]) -> str:
+    """Google's explanation, on one line and short, any of *secrets* it quotes withheld
+    first (so the cut shows no part of one)."""
     message = str(_body(exc).get("message") or exc.resp.reason or "no message")
-    return message.replace("\n", " ")[:200]
+    return str(withhold(message, secrets)).replace("\n", " ")[:200]
 
 
 _GRANT_ERROR = re.compile(r"^\s*'?(?P<code>[a-z_]+)\b")
 REAUTH = "run `airlock gcal auth {service}` again"
 
 
-def explain(exc: BaseException, *, service: str, what: str) -> AirlockError:
+def explain(
+    exc: BaseException, *, service: str, what: str, secrets: Iterable[str] = ()
+) -> AirlockError:
     """*exc* from gcsa, googleapiclient, google-auth or the network, as an Airlock error.
 
-    Messages carry Google's error code and message, never a token or the request.
+    Messages carry Google's error code and message, never a token or the request: the
+    *secrets* the connector holds (its tokens, the client secret) are withheld from
+    Google's message, should an answer quote the request's headers back.
     """
     from google.auth.exceptions import RefreshError, TransportError
     from googleapiclient.errors import HttpError
@@ -274,7 +281,7 @@ def explain(exc: BaseException, *, service: str, what: str) -> AirlockError:
             hint=REAUTH.format(service=service),
         )
     if isinstance(exc, HttpError):
-        status, message = exc.resp.status, _message(exc)
+        status, message = exc.resp.status, _message(exc, secrets)
         if status == 401:
             return ConnectorAuthError(
                 f"Google rejected the access token after a refresh: {message}",
