@@ -590,6 +590,86 @@ def test_a_key_at_the_cut_of_an_error_message_shows_no_part_of_it() -> None:
     assert KEY[:6] not in message
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"error": "Bearer ESCAPED"}',  # an error as a plain string
+        '{"detail": {"header": "Bearer ESCAPED"}}',  # another shape altogether
+    ],
+)
+def test_an_error_of_another_shape_shows_its_json_with_the_key_withheld(body: str) -> None:
+    """Not ``{"error": {"message"}}``: the JSON as read is shown, the key withheld from it
+    (the bytes as sent would show its escapes, which spell the key)."""
+    spelled = _escaped(KEY, lambda i, c: True)
+
+    async def refuses(request: web.Request) -> web.Response:
+        content = body.replace("ESCAPED", spelled).encode()
+        return web.Response(body=content, status=400, content_type="application/json")
+
+    async def main() -> str:
+        async with serving({"/refuses": refuses}) as base:
+            api = api_for(base)
+            try:
+                with pytest.raises(InvalidInput) as raised:
+                    await api.post("refuses", {})
+            finally:
+                await api.aclose()
+            return raised.value.message
+
+    message = run(main())
+    assert "Bearer [key withheld]" in message
+    assert "TRANSPORTCANARY" not in message
+    assert "\\u" not in message
+
+
+def test_an_error_cut_short_through_the_key_shows_no_start_of_it() -> None:
+    """An error body is read to 64 KiB: one cut there through an echoed key, its white
+    space (which the agent's own input can pad) collapsed to bring the cut into the first
+    300 characters, shows none of the key."""
+    limit = _api.MAX_ERROR_BYTES
+    head = '{"error": {"message": "echo:'
+    tail = f" Bearer {KEY}"
+    padding = " " * (limit - len(head) - len(tail) + 5)  # the cut falls 5 short of the end
+
+    async def refuses(request: web.Request) -> web.Response:
+        content = f'{head}{padding}{tail}"}}}}'.encode()
+        return web.Response(body=content, status=400, content_type="application/json")
+
+    async def main() -> str:
+        async with serving({"/refuses": refuses}) as base:
+            api = api_for(base)
+            try:
+                with pytest.raises(InvalidInput) as raised:
+                    await api.post("refuses", {})
+            finally:
+                await api.aclose()
+            return raised.value.message
+
+    message = run(main())
+    assert message.endswith("echo: Bearer")
+    assert KEY[:8] not in message
+
+
+def test_an_answer_in_utf_16_is_an_answer_lost() -> None:
+    """``json.loads`` would read it, and a search for the key's UTF-8 bytes would not find
+    the key in it."""
+
+    async def answers(request: web.Request) -> web.Response:
+        content = json.dumps({"choices": [{"message": {"content": f"Bearer {KEY}"}}]})
+        return web.Response(body=content.encode("utf-16"), content_type="application/json")
+
+    async def main() -> None:
+        async with serving({"/answers": answers}) as base:
+            api = api_for(base)
+            try:
+                with pytest.raises(ServiceAnswerLost, match="not JSON"):
+                    await api.post("answers", {})
+            finally:
+                await api.aclose()
+
+    run(main())
+
+
 def test_an_answer_nested_deeper_than_json_reads_is_an_answer_lost() -> None:
     """A service's answer a hundred thousand arrays deep is unreadable JSON, said so,
     not an unexpected failure of the connector."""

@@ -1,25 +1,56 @@
-"""The OpenRouter key withheld however an answer spells it."""
+"""The OpenRouter key withheld however an answer spells it, and text that could hide it
+not shown."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
+
 from airlock_openrouter._withhold import WITHHELD, KeyWithholder
 
-KEY = "sk-or-v1-WITHHOLDCANARY/+0123456789"
+KEY = "sk-or-v1-WITHHOLDCANARY0123456789"
+SLASHED = "sk-or-v1-abc/def+ghi/0123456789"
 withhold = KeyWithholder(KEY)
 
 
-def test_the_raw_key_goes_from_the_bytes() -> None:
-    assert withhold.from_bytes(f'{{"m": "x {KEY} y"}}'.encode()) == b'{"m": "x [key withheld] y"}'
+def test_the_raw_key_goes_from_read_json() -> None:
+    assert withhold.read_json(f'{{"m": "x {KEY} y"}}'.encode()) == {"m": f"x {WITHHELD} y"}
 
 
-def test_an_escaped_key_is_not_in_the_bytes_but_is_found_once_read() -> None:
-    escaped = json.dumps({"m": KEY}).replace("/", "\\/").encode()  # as PHP writes JSON
-    assert withhold.from_bytes(escaped) == escaped  # not there to find as bytes
-    assert withhold.may_spell_it(escaped)
-    assert withhold.from_json(json.loads(escaped)) == {"m": WITHHELD}
+def test_a_key_spelled_with_php_slashes_is_withheld_once_read() -> None:
+    escaped = json.dumps({"m": SLASHED}).replace("/", "\\/").encode()  # as PHP writes JSON
+    assert KeyWithholder(SLASHED).read_json(escaped) == {"m": WITHHELD}
 
 
-def test_json_without_a_backslash_cannot_spell_the_key() -> None:
-    assert not withhold.may_spell_it(json.dumps({"content": "plain text"}).encode())
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_json_in_another_encoding_is_not_read(encoding: str) -> None:
+    """``json.loads`` of bytes reads UTF-16 and UTF-32 too, where a search for the key's
+    UTF-8 bytes finds nothing: such an answer is no answer."""
+    with pytest.raises(ValueError, match=r"UTF-8|Expecting"):
+        withhold.read_json(json.dumps({"m": KEY}).encode(encoding))
+
+
+def test_only_an_escape_that_could_spell_the_key_makes_the_json_walked() -> None:
+    """A streamed token holding ``\\n`` costs no walk for a key no short escape spells."""
+    assert not withhold.may_spell_it('{"content": "line\\nnext \\"quoted\\""}')
+    assert withhold.may_spell_it('{"content": "\\u0073k"}')
+    assert KeyWithholder(SLASHED).may_spell_it('{"content": "a\\/b"}')
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"Bearer \\u0073k-or-v1-WITHHOLD...",  # an escape, in text that is not JSON
+        f"Bearer {KEY}".encode("utf-16"),  # not UTF-8
+        b"Bearer s\x00k\x00-\x00o\x00r",  # a control character between its letters
+    ],
+)
+def test_text_that_could_hide_the_key_is_not_shown(body: bytes) -> None:
+    assert withhold.shown(body, cut=False) is None
+
+
+def test_the_start_of_the_key_at_the_end_of_a_cut_body_is_dropped() -> None:
+    body = f"echo: Bearer {KEY[:-1]}".encode()
+    assert withhold.shown(body, cut=True) == "echo: Bearer "
+    assert withhold.shown(f"x {KEY} y".encode(), cut=False) == f"x {WITHHELD} y"

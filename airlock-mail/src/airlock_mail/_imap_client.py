@@ -129,9 +129,34 @@ def login(client: GuardedClient, username: str, password: str) -> None:
 
 def _withheld(server_text: str, password: str) -> str:
     """The server's refusal without the password in it: some servers quote the rejected
-    command line back, and the agent reads this text in the error."""
+    command line back, and the agent reads this text in the error. The password is
+    looked for as sent (itself, or as an IMAP quoted string) and as imaplib words a BAD
+    answer: the ``repr`` of the line's bytes, under either quote."""
     quoted = password.replace("\\", "\\\\").replace('"', '\\"')
-    return str(withhold(server_text, (password, quoted), mark="[password withheld]"))
+    forms = {password, quoted}
+    for sent in (password, quoted):
+        data = sent.encode("utf-8")
+        forms |= {_bytes_repr(data, "'"), _bytes_repr(data, '"')}
+    return str(withhold(server_text, forms, mark="[password withheld]"))
+
+
+_REPR_ESCAPES = {ord("\\"): "\\\\", ord("\t"): "\\t", ord("\n"): "\\n", ord("\r"): "\\r"}
+
+
+def _bytes_repr(data: bytes, quote: str) -> str:
+    """*data* as it shows inside ``repr`` of bytes that ``repr`` puts in *quote*."""
+    shown = []
+    for byte in data:
+        char = chr(byte)
+        if byte in _REPR_ESCAPES:
+            shown.append(_REPR_ESCAPES[byte])
+        elif char == quote:
+            shown.append("\\" + char)
+        elif 0x20 <= byte < 0x7F:
+            shown.append(char)
+        else:
+            shown.append(f"\\x{byte:02x}")
+    return "".join(shown)
 
 
 def _text(value: object) -> str:

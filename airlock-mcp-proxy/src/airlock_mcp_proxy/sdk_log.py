@@ -30,9 +30,9 @@ def forget(owner: object) -> None:
 
 
 def masked_text(text: str) -> str:
-    for secrets in list(_hidden.values()):
-        text = withhold(text, secrets)
-    return text
+    """*text* with every server's secrets withheld at once (the longest first, whichever
+    server's it is)."""
+    return str(withhold(text, [s for secrets in list(_hidden.values()) for s in secrets]))
 
 
 class _Relay(logging.Handler):

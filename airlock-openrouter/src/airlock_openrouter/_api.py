@@ -158,12 +158,21 @@ class OpenRouterApi:
         }
 
     def _error_text(self, content: bytes) -> str:
-        """The service's own explanation (``{"error": {"message"}}``), short and on one
-        line, the key withheld before it is cut short (no part of it shows)."""
+        """The service's own explanation (``{"error": {"message"}}``, or the JSON it sent
+        in another shape), short and on one line, the key withheld before it is cut short
+        (no part of it shows). *content* may have been cut at ``MAX_ERROR_BYTES``."""
+        message: Any
         try:
-            message = self._read_json(content)["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = self._withhold.from_bytes(content).decode("utf-8", "replace")
+            data = self._withhold.read_json(content)
+        except ValueError:
+            message = self._withhold.shown(content, cut=True)
+            if message is None:
+                return "the reason it gave is not shown (it could hide the key)"
+        else:
+            error = data.get("error") if isinstance(data, dict) else None
+            message = error.get("message") if isinstance(error, dict) else None
+            if message is None:
+                message = json.dumps(data, ensure_ascii=False)
         text = " ".join(self._withhold.from_text(str(message)).split())
         return text[:ERROR_TEXT_LIMIT] or "no reason given"
 
@@ -176,25 +185,13 @@ class OpenRouterApi:
         if response.status >= 300:
             raise ServiceRefused(f"OpenRouter answered with a redirect (HTTP {response.status})")
 
-    def _read_json(self, content: bytes) -> Any:
-        """*content*'s JSON without the key, should the service quote it back (a proxy's
-        or a provider's message echoing the request's headers), however it spells it
-        (``_withhold``): nothing it sends passes the key on. ``ValueError`` if it is not
-        JSON (nested too deep included)."""
-        content = self._withhold.from_bytes(content)
-        try:
-            data = json.loads(content)
-        except RecursionError:
-            raise ValueError("nested too deep") from None
-        if self._withhold.may_spell_it(content):
-            data = self._withhold.from_json(data)
-        return data
-
     def _object(self, content: bytes) -> dict[str, Any]:
         """A successful answer's JSON object (one that cannot be read was lost: the call
         may have cost)."""
         try:
-            data = self._read_json(content)
+            # Without the key, should the service quote it back (a proxy's or a
+            # provider's message echoing the request's headers), however it spells it.
+            data = self._withhold.read_json(content)
         except ValueError:
             raise ServiceAnswerLost("OpenRouter sent something that is not JSON") from None
         if not isinstance(data, dict):
