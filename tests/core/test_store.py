@@ -207,11 +207,27 @@ def test_step_failures_and_lock_survive_a_reopen(data_dir: Path) -> None:
         store.advance_last_step(42)
         store.add_failure(10.0)
         store.add_failure(20.0)
-        store.set_locked_until(999.0)
+        store.lock(999.0, 3)
     with StateStore(path) as store:
         assert store.last_step() == 42
         assert store.count_failures_since(0.0) == 2
         assert store.locked_until() == 999.0
+        assert store.last_lockout() == (999.0, 3)
+
+
+def test_a_negative_count_of_lockouts_is_refused_and_a_missing_lock_row_made_again(
+    store: StateStore,
+) -> None:
+    """The count doubles a lockout: a negative one (written into the database by hand)
+    made the doubling raise inside the code check, which undid the failure's record, and
+    approvals never locked. The database refuses it; and a lock row deleted by hand does
+    not stop approvals from locking."""
+    with pytest.raises(sqlite3.IntegrityError):
+        store._execute("UPDATE approval_lock SET lockouts = -1 WHERE id = 1")
+    store._execute("DELETE FROM approval_lock")
+    assert store.last_lockout() == (None, 0)
+    store.lock(500.0, 1)
+    assert store.locked_until() == 500.0
 
 
 def test_failures_are_counted_inside_a_window(store: StateStore) -> None:

@@ -304,27 +304,47 @@ def test_each_lockout_in_a_row_lasts_twice_the_last_up_to_a_day(
         verifier.verify(wrong_code(step_of(clock)))
 
 
-def test_an_accepted_code_makes_the_next_lockout_the_first_again(
+def test_an_accepted_code_does_not_end_the_doubling(
     verifier: TotpVerifier, clock: FakeClock
 ) -> None:
+    """An agent can have the person approve something whenever it likes: their code must
+    not bring the guesser back to short lockouts."""
     clock.advance(lock_out(verifier, clock))
     clock.advance(lock_out(verifier, clock))
     assert verifier.verify(code_at(step_of(clock))) == step_of(clock)
     clock.advance(PERIOD)
+    assert lock_out(verifier, clock) == 3600
+
+
+def test_a_lockout_a_day_after_the_last_one_ended_is_the_first_again(
+    verifier: TotpVerifier, clock: FakeClock
+) -> None:
+    """A person who mistypes now and then waits ``approvals.lockout`` each time."""
+    clock.advance(lock_out(verifier, clock))
+    clock.advance(lock_out(verifier, clock) + 86_399)
+    assert lock_out(verifier, clock) == 3600, "within a day of the last one's end"
+    clock.advance(3600 + 86_400)
     assert lock_out(verifier, clock) == 900
 
 
+@pytest.mark.parametrize("approves_every", [None, 8 * 3600], ids=["alone", "person approves"])
 def test_a_month_of_guessing_checks_a_few_hundred_codes_at_most(
-    store: StateStore, clock: FakeClock
+    store: StateStore, clock: FakeClock, approves_every: int | None
 ) -> None:
     """At the loosest settings (10 wrong codes in 5 minutes lock for 5 minutes), a guesser
     sending a code whenever approvals are open: a fixed lockout let ~86,000 codes be
-    checked in 30 days (a 23 % chance to hit one); doubling leaves 380 (0.1 %)."""
+    checked in 30 days (a 23 % chance to hit one); doubling leaves 380 (0.1 %), also when
+    the person approves something (which the agent may ask for) three times a day."""
     loosest = ApprovalsConfig(max_failures=10, failure_window=300, lockout=300)
     verifier = TotpVerifier(store, SECRET, TotpConfig(), loosest, clock)
     end = clock.now() + 30 * 86_400
+    next_approval = clock.now() + (approves_every or end)
     checked = 0
     while clock.now() < end:
+        if approves_every and clock.now() >= next_approval:
+            with contextlib.suppress(ApprovalsLocked, CodeAlreadyUsed):  # later, then
+                verifier.verify(code_at(step_of(clock)))
+                next_approval += approves_every
         try:
             verifier.verify(wrong_code(step_of(clock)))
         except ApprovalsLocked:

@@ -2,12 +2,16 @@
 
 ``approvals.max_failures`` wrong codes within ``approvals.failure_window`` lock approvals
 for ``approvals.lockout``; while locked, every code is refused unchecked. A lockout that
-follows another with no accepted code between them lasts twice the one before, up to a
-day (:func:`lockout_for`): with a fixed lockout a guesser kept up ``max_failures``
-guesses a lockout, day and night (at the loosest settings ~2,900 a day, ~1 % a day to
-hit one of the 3 codes a 6-digit window accepts); doubling leaves a few a day. Failures,
-the lock and the lockouts in a row live in the state database, inside the caller's
-transaction (:class:`airlock.security.totp.TotpVerifier`), so a restart changes nothing.
+starts within a day of the last one's end lasts twice that one, up to a day
+(:func:`lockout_for`): with a fixed lockout a guesser kept up ``max_failures`` guesses a
+lockout, day and night (at the loosest settings ~2,900 a day, ~1 % a day to hit one of
+the 3 codes a 6-digit window accepts); doubling leaves about one lockout's worth a day.
+A correct code does not end the doubling: an agent can have the person approve
+something whenever it likes, and would then be back to short lockouts. A person who
+mistypes now and then is locked out for ``approvals.lockout`` each time a day apart.
+Failures, the lock and the lockouts in a row live in the state database, inside the
+caller's transaction (:class:`airlock.security.totp.TotpVerifier`), so a restart changes
+nothing.
 """
 
 from __future__ import annotations
@@ -19,16 +23,18 @@ from airlock.settings.config import ApprovalsConfig
 from airlock.settings.durations import format_duration
 from airlock.state.store import StateStore
 
-__all__ = ["LOCKOUT_CEILING", "LockState", "Lockout", "lockout_for"]
+__all__ = ["LOCKOUT_CEILING", "LOCKOUT_MEMORY", "LockState", "Lockout", "lockout_for"]
 
 LOCKOUT_CEILING = 86_400
 """Seconds the doubling of lockouts in a row stops at (a longer configured one stays)."""
+LOCKOUT_MEMORY = 86_400
+"""Seconds after a lockout's end within which the next lockout counts as in a row."""
 
 
 def lockout_for(configured: int, earlier: int) -> int:
     """Seconds a lockout lasts after *earlier* lockouts in a row: *configured*, doubled
     for each, at most ``LOCKOUT_CEILING`` (or *configured*, if that is longer)."""
-    return min(configured << min(earlier, 32), max(LOCKOUT_CEILING, configured))
+    return min(configured << min(max(earlier, 0), 32), max(LOCKOUT_CEILING, configured))
 
 
 @dataclass(frozen=True)
@@ -57,22 +63,16 @@ class Lockout:
 
     def refusal(self, now: float) -> ApprovalsLocked | None:
         """What a code gets while approvals are locked, unchecked; None once open (a lock
-        that has lifted is cleared)."""
+        that has lifted stays on record: the next lockout within a day of its end doubles
+        it)."""
         until = self._store.locked_until()
-        if until is None:
-            return None
-        if now < until:
+        if until is not None and now < until:
             wait = format_duration(max(1, int(until - now + 0.999)))
             return ApprovalsLocked(
                 f"approvals are locked after too many wrong codes; try again in {wait}",
                 hint="if you did not send those codes, someone may be guessing: revoke sessions",
             )
-        self._store.set_locked_until(None)
         return None
-
-    def passed(self) -> None:
-        """A code was accepted: the next lockout is the first in a row again."""
-        self._store.end_lockouts()
 
     def failed(self, error: InvalidCode, now: float) -> InvalidCode:
         """Count a wrong code; *error* said again with how many attempts are left, or that
@@ -82,9 +82,11 @@ class Lockout:
         self._store.clear_failures(before=window_start)
         failures = self._store.count_failures_since(window_start)
         if failures >= self._approvals.max_failures:
-            earlier = self._store.lockouts_in_a_row()
+            last_end, in_a_row = self._store.last_lockout()
+            recent = last_end is not None and now - last_end < LOCKOUT_MEMORY
+            earlier = in_a_row if recent else 0
             seconds = lockout_for(self._approvals.lockout, earlier)
-            self._store.lock(now + seconds)
+            self._store.lock(now + seconds, earlier + 1)
             self._store.clear_failures()
             lockout = format_duration(seconds)
             again = f" (lockout {earlier + 1} in a row: each lasts twice the last)"

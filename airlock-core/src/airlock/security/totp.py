@@ -239,9 +239,7 @@ class TotpVerifier:
             locked_error = self._lockout.refusal(now)
             if locked_error is None:
                 step, failure = self._check(self._secret, code, now)
-                if failure is None:
-                    self._lockout.passed()
-                elif not isinstance(failure, CodeAlreadyUsed):
+                if failure is not None and not isinstance(failure, CodeAlreadyUsed):
                     failure = self._lockout.failed(failure, now)
         if locked_error is not None:
             raise locked_error

@@ -105,9 +105,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE sessions ADD COLUMN operation_hash TEXT;
     CREATE INDEX requests_uid ON requests (requester_uid, status);
     """,
-    # 5: lockouts in a row with no accepted code between them; each lasts twice the one
-    # before, so guessing slows to a few codes a day however the lockout is set.
+    # 5: lockouts in a row (each within a day of the last one's end); each lasts twice
+    # the one before, so guessing slows to a few codes a day however the lockout is set.
     """
-    ALTER TABLE approval_lock ADD COLUMN lockouts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE approval_lock ADD COLUMN lockouts INTEGER NOT NULL DEFAULT 0
+        CHECK (lockouts >= 0);
     """,
 )

@@ -122,24 +122,24 @@ class StateStore(RequestTables, SessionTables):
         row = self._one("SELECT locked_until FROM approval_lock WHERE id = 1")
         return float(row["locked_until"]) if row and row["locked_until"] is not None else None
 
-    def set_locked_until(self, until: float | None) -> None:
-        self._execute("UPDATE approval_lock SET locked_until = ? WHERE id = 1", (until,))
+    def last_lockout(self) -> tuple[float | None, int]:
+        """When the last lockout ends or ended (None: none yet) and how many lockouts in a
+        row it made (see :meth:`lock`)."""
+        row = self._one("SELECT locked_until, lockouts FROM approval_lock WHERE id = 1")
+        if row is None:
+            return None, 0
+        until = row["locked_until"]
+        return (float(until) if until is not None else None), max(0, int(row["lockouts"]))
 
-    def lockouts_in_a_row(self) -> int:
-        """Lockouts since the last accepted code (see :meth:`lock`)."""
-        row = self._one("SELECT lockouts FROM approval_lock WHERE id = 1")
-        return int(row["lockouts"]) if row else 0
-
-    def lock(self, until: float) -> None:
-        """Lock approvals until *until*: one more lockout in a row."""
+    def lock(self, until: float, in_a_row: int) -> None:
+        """Lock approvals until *until*, the *in_a_row*-th lockout in a row (the row is
+        made again if it is missing: approvals lock whatever happened to it)."""
         self._execute(
-            "UPDATE approval_lock SET locked_until = ?, lockouts = lockouts + 1 WHERE id = 1",
-            (until,),
+            "INSERT INTO approval_lock (id, locked_until, lockouts) VALUES (1, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET locked_until = excluded.locked_until, "
+            "lockouts = excluded.lockouts",
+            (until, in_a_row),
         )
-
-    def end_lockouts(self) -> None:
-        """A code was accepted: the next lockout is the first in a row again."""
-        self._execute("UPDATE approval_lock SET lockouts = 0 WHERE id = 1 AND lockouts != 0")
 
     # -- audit anchor -----------------------------------------------------------------
 
