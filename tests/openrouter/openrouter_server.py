@@ -205,7 +205,10 @@ class OpenRouterServer:
             return _error(400, f"{model} is not a valid model ID")
         # Framed as Llama 3's chat template frames a prompt: the start of the text and
         # the answer's turn header (5), and each message's header and end (5).
-        prompt = 5 + sum(_tokens(m.get("content")) + 5 for m in body.get("messages", []))
+        messages = body.get("messages", [])
+        prompt = 5 + sum(
+            _tokens(m.get("content")) + _tokens(m.get("tool_call_id")) + 5 for m in messages
+        )
         limit = int(body.get("max_tokens") or 100)
         answer = min(limit, self.answer_tokens) if self.answer_tokens is not None else limit
         usage = self._usage(body, model, prompt, answer + self.extra_tokens)

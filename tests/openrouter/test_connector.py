@@ -83,11 +83,11 @@ def test_a_model_without_a_price_cannot_be_quoted(server: OpenRouterServer, mode
 def test_the_worst_case_is_the_prompt_estimate_plus_max_tokens_at_the_model_price(
     server: OpenRouterServer,
 ) -> None:
-    text = "x" * 300  # 300 bytes: at most 300 tokens, plus 8 for the message, 16 the chat's
+    text = "x" * 300  # 300 bytes: at most 300 tokens, plus 8 for the message, 32 the chat's
     params = {"model": "test/cheap", "messages": [{"role": "user", "content": text}]}
     found = quote(server, "chat", {**params, "max_tokens": 50})
-    assert Decimal(str(found.usd)) == Decimal("0.000001") * 324 + Decimal("0.000002") * 50
-    assert found.facts == {"model": "test/cheap", "max_tokens": 50, "prompt_tokens_est": 324}
+    assert Decimal(str(found.usd)) == Decimal("0.000001") * 340 + Decimal("0.000002") * 50
+    assert found.facts == {"model": "test/cheap", "max_tokens": 50, "prompt_tokens_est": 340}
     # No max_tokens: the service's cap is the worst case (and is sent upstream).
     capped = quote(server, "chat", params, max_tokens=200)
     assert capped.facts["max_tokens"] == 200
@@ -132,6 +132,26 @@ def test_short_messages_cannot_cost_more_than_their_quote(
     found = quote(server, "chat", params)
     charge = charged(server, params)
     assert charge.usd >= 0.000001 * (5 + 5 * count), "the service counted the framing"
+    assert charge.usd <= found.usd
+
+
+def test_the_id_a_tool_answer_refers_to_is_reserved_with_the_prompt(
+    server: OpenRouterServer,
+) -> None:
+    """A template renders a tool answer's ``tool_call_id`` (up to 128 characters, a token
+    a byte at worst, as the local server counts) into the prompt: it is reserved too."""
+    call_id = "\U00020000" * 128  # 512 bytes
+    params = {
+        "model": "test/cheap",
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "tool", "content": "", "tool_call_id": call_id},  # its call left out
+        ],
+        "max_tokens": 1,
+    }
+    found = quote(server, "chat", params)
+    charge = charged(server, params)
+    assert charge.usd >= 0.000001 * 512, "the service counted the id"
     assert charge.usd <= found.usd
 
 

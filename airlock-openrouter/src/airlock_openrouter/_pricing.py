@@ -31,10 +31,10 @@ CHAT_TOKENS_PER_MESSAGE = 8
 (ChatML and Llama 3 spend 5, a tool message its call's id and name as well). Four, as
 before, was below them: an agent sending many short messages got calls that cost more
 than was reserved for them."""
-CHAT_TOKENS = 16
+CHAT_TOKENS = 32
 """A chat's own framing, whatever its messages: the start of the text and the header of
-the answer's turn after the last message (5 in Llama 3), or the default system line some
-templates add."""
+the answer's turn after the last message (5 in Llama 3), and the system block some
+templates always add (Llama 3.1's "Cutting Knowledge Date", ~24 tokens in all)."""
 TOOLS_TOKENS = 1000
 """What a model given tools or a response format also reads: the provider's own prompt
 for them (Anthropic documents 346 tokens for Claude's, more for its built-in tools)."""
@@ -122,12 +122,13 @@ def asks_for_caching(params: ChatParams) -> bool:
 
 
 def chat_size(params: ChatParams) -> int:
-    """Bytes of what the model reads: message texts, tool calls, the fields a message
-    carries beyond OpenAI's (passed upstream: ``reasoning_details`` and the like) and tool
-    definitions."""
+    """Bytes of what the model reads: message texts, tool calls and the id a tool's answer
+    refers to, the fields a message carries beyond OpenAI's (passed upstream:
+    ``reasoning_details`` and the like) and tool definitions."""
     parts: list[Any] = [params.tools or [], params.response_format or ""]
     for message in params.messages:
         parts += [message.content or "", message.tool_calls or [], message.name or ""]
+        parts.append(message.tool_call_id or "")
         if message.model_extra:
             parts.append(message.model_extra)
     return prompt_size(parts)
