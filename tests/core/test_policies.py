@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from typing import Annotated, Any, Literal
 
+import pytest
 from pydantic import BaseModel
 
 from airlock.default_plugins._policies import (
@@ -193,3 +196,28 @@ def test_every_string_inside_json_marked_untrusted_is_masked() -> None:
     for secret in ("904512", "7355"):
         assert secret not in text
     assert filtered.tool == "read_mail 482913", "unmarked fields are left alone"
+
+
+def test_the_gateways_context_is_the_one_the_class_makes_and_as_frozen() -> None:
+    """``PolicyContext.of_call`` (the gateway's, quicker) gives what calling the class
+    gives, names every field (one added later cannot be left out), and stays frozen."""
+    fields = {
+        "stage": Stage.OPERATION,
+        "service": "mail",
+        "access": Access.READ,
+        "operation": "count_unread",
+        "params": {"folder": "INBOX"},
+        "session": None,
+        "uid": 1000,
+        "now": 12.5,
+        "permissions": ServicePermissions(),
+        "rate_limit": 7,
+    }
+    assert set(inspect.signature(PolicyContext.of_call).parameters) == {
+        f.name for f in dataclasses.fields(PolicyContext)
+    }
+    made = PolicyContext.of_call(**fields)
+    assert made == PolicyContext(**fields)
+    assert dataclasses.replace(made, uid=1) == PolicyContext(**{**fields, "uid": 1})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.uid = 0  # type: ignore[misc]

@@ -198,7 +198,7 @@ class Gateway:
         canonical = canonical_operation_params(spec, params)
         spend = spec.access is Access.SPEND
         audited = audited_params(service.settings, canonical) if spend else canonical
-        ctx = PolicyContext(
+        ctx = PolicyContext.of_call(
             stage=Stage.OPERATION,
             service=service_name,
             access=spec.access,

@@ -29,7 +29,7 @@ from airlock.security._audit_format import (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: one is made for every record, and frozen costs 2x
 class AuditRecord:
     """What ``append`` wrote: enough to cite the record (seq) and link to it (mac)."""
 
