@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import imaplib
+import re
 import ssl
 from typing import Any
 
@@ -130,14 +131,27 @@ def login(client: GuardedClient, username: str, password: str) -> None:
 def _withheld(server_text: str, password: str) -> str:
     """The server's refusal without the password in it: some servers quote the rejected
     command line back, and the agent reads this text in the error. The password is
-    looked for as sent (itself, or as an IMAP quoted string) and as imaplib words a BAD
-    answer: the ``repr`` of the line's bytes, under either quote."""
+    looked for as sent (itself, or as an IMAP quoted string) and as imaplib words it: the
+    ``repr`` of a BAD answer's bytes under either quote, and a BYE's bytes read as ASCII
+    (each other byte a U+FFFD). Text still holding six characters of the password in a
+    row (a form not foreseen, a quote cut short) is not shown, only its response code."""
     quoted = password.replace("\\", "\\\\").replace('"', '\\"')
     forms = {password, quoted}
     for sent in (password, quoted):
         data = sent.encode("utf-8")
         forms |= {_bytes_repr(data, "'"), _bytes_repr(data, '"')}
-    return str(withhold(server_text, forms, mark="[password withheld]"))
+        forms.add(data.decode("ascii", "replace"))
+    text = str(withhold(server_text, forms, mark="[password withheld]"))
+    run = min(PASSWORD_RUN, len(password))
+    if any(password[i : i + run] in text for i in range(len(password) - run + 1)):
+        code = _RESPONSE_CODE.match(text)
+        return (code.group(0) + " " if code else "") + "(the server's text quoted the password)"
+    return text
+
+
+PASSWORD_RUN = 6
+"""Characters of the password in a row that keep a server's text from the agent."""
+_RESPONSE_CODE = re.compile(r"\s*\[[A-Z][A-Z0-9-]*\]")
 
 
 _REPR_ESCAPES = {ord("\\"): "\\\\", ord("\t"): "\\t", ord("\n"): "\\n", ord("\r"): "\\r"}

@@ -1,6 +1,7 @@
 """A server that quotes the refused LOGIN line back (some do) does not hand the password
 to the agent: the refusal's text reaches it with the password withheld, as sent, as an
-IMAP quoted string, and as imaplib words a BAD answer (the ``repr`` of its bytes)."""
+IMAP quoted string, and as imaplib words a BAD or BYE answer (the ``repr`` of its bytes,
+or them read as ASCII); a quote cut short is not shown at all."""
 
 from __future__ import annotations
 
@@ -32,6 +33,11 @@ def _quoting_server(listener: socket.socket, answer: bytes) -> None:
             verb = command.split(b" ", 1)[0].upper()
             if verb == b"CAPABILITY":
                 conn.sendall(b"* CAPABILITY IMAP4rev1\r\n" + tag + b" OK done\r\n")
+            elif verb == b"LOGIN" and answer == b"BYE":  # imaplib reads a BYE as ASCII
+                conn.sendall(b"* BYE refused: " + line + b"\r\n" + tag + b" NO bye\r\n")
+                return
+            elif verb == b"LOGIN" and answer == b"cut":  # the quote cut short
+                conn.sendall(tag + b" NO [ALERT] refused: " + line[:-4] + b"\r\n")
             elif verb == b"LOGIN":
                 conn.sendall(tag + b" " + answer + b" refused: " + line + b"\r\n")
             else:
@@ -39,7 +45,7 @@ def _quoting_server(listener: socket.socket, answer: bytes) -> None:
                 return
 
 
-@pytest.mark.parametrize("answer", [b"NO [AUTHENTICATIONFAILED]", b"BAD"])
+@pytest.mark.parametrize("answer", [b"NO [AUTHENTICATIONFAILED]", b"BAD", b"BYE", b"cut"])
 @pytest.mark.parametrize(
     "password",
     ['ECHO"CANARY\\pw', "ECHO'CANARY\\pw", "ECHOCANARY-päss"],
@@ -60,6 +66,9 @@ def test_a_server_quoting_the_login_back_does_not_show_the_password(
         client.shutdown()
         listener.close()
     text = str(refused.value)
-    assert "refused: " in text
-    assert "[password withheld]" in text
+    if answer == b"cut":  # no form to withhold: the text is not shown, its code is
+        assert text == "[ALERT] (the server's text quoted the password)"
+    else:
+        assert "refused: " in text
+        assert "[password withheld]" in text
     assert "CANARY" not in text
