@@ -64,3 +64,27 @@ def test_no_secrets_or_only_empty_ones_leave_the_value_as_it_is() -> None:
     value = {"a": ["", "b"]}
     assert withhold(value, []) is value
     assert withhold(value, [""]) is value
+
+
+def test_with_least_a_run_of_a_secret_cut_short_is_withheld_too() -> None:
+    """An echo cut short shows all of a secret but its end; the agent could move the cut
+    by padding its own input."""
+    secret = "sk-or-v1-0123456789abcdef0123456789abcdef"
+    assert withhold(f"Bearer {secret[:-1]}", [secret], least=12) == "Bearer [secret]"
+    assert withhold(f"x{secret[5:30]}y", [secret], least=12) == "x[secret]y"
+    assert withhold(f"ab {secret[:11]} cd", [secret], least=12) == f"ab {secret[:11]} cd"
+    assert withhold("keys look like sk-or-v1-...", [secret], least=12) == (
+        "keys look like sk-or-v1-..."
+    )
+    both = f"{secret[:20]} and {secret[-20:]}"
+    assert withhold(both, [secret], least=12) == "[secret] and [secret]"
+
+
+@given(st.text(alphabet="abc0123456789-", max_size=60), st.integers(0, 40), st.integers(1, 41))
+def test_no_run_of_least_characters_of_the_secret_is_left(
+    around: str, start: int, length: int
+) -> None:
+    secret = "sk-or-v1-0123456789abcdef0123456789abcdef"
+    run = secret[start : start + length]
+    shown = withhold(around[:30] + run + around[30:], [secret], least=12)
+    assert not any(secret[i : i + 12] in shown for i in range(len(secret) - 11))

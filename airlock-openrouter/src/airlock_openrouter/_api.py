@@ -165,7 +165,7 @@ class OpenRouterApi:
         try:
             data = self._withhold.read_json(content)
         except ValueError:
-            message = self._withhold.shown(content, cut=True)
+            message = self._withhold.shown(content, cut=len(content) >= MAX_ERROR_BYTES)
             if message is None:
                 return "the reason it gave is not shown (it could hide the key)"
         else:

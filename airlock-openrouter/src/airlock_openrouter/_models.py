@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from airlock.plugin import OpenAIChatFields, OpenAIEmbeddingsFields, Params, SpendSettings
 
@@ -40,6 +40,21 @@ class OpenRouterCredentials(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     api_key: SecretStr = Field(min_length=1, description="Your OpenRouter API key (sk-or-...)")
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _printable(cls, value: Any) -> Any:
+        """The key as it goes in a header: blanks around it dropped (a server trims them,
+        so an echo would hold the key without them, which the search for the key as
+        stored would miss), and visible ASCII only (a server reading headers as Latin-1
+        would echo other characters changed)."""
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(raw, str):
+            return value
+        key = raw.strip()
+        if not all("!" <= c <= "~" for c in key):
+            raise ValueError("an API key is letters, digits and punctuation, without spaces")
+        return key
 
 
 class ChatParams(OpenAIChatFields, Params):

@@ -22,6 +22,10 @@ from airlock.plugin import withhold
 __all__ = ["WITHHELD", "KeyWithholder"]
 
 WITHHELD = "[key withheld]"
+KEY_RUN = 12
+"""Characters of the key in a row that are withheld as the key is: an echo cut short
+(a gateway quoting the request up to so many characters, which the agent moves by
+padding its own input) showed all of it but the end."""
 _SHORT_ESCAPED = '"\\/\b\f\n\r\t'
 """What JSON may spell with a backslash and one letter."""
 
@@ -34,9 +38,8 @@ class KeyWithholder:
         self._short_escapable = any(c in _SHORT_ESCAPED or ord(c) < 0x20 for c in key)
 
     def from_text(self, text: str) -> str:
-        if self._key in text:
-            return text.replace(self._key, WITHHELD)
-        return text
+        """*text* without the key, nor any run of ``KEY_RUN`` of its characters."""
+        return str(withhold(text, (self._key,), mark=WITHHELD, least=KEY_RUN))
 
     def read_json(self, content: bytes) -> Any:
         """*content*'s JSON, the key withheld however it is spelled; ``ValueError`` if it
@@ -47,7 +50,7 @@ class KeyWithholder:
         except (UnicodeDecodeError, RecursionError):
             raise ValueError("not JSON in UTF-8") from None
         if self.may_spell_it(text):
-            data = withhold(data, (self._key,), mark=WITHHELD)
+            data = withhold(data, (self._key,), mark=WITHHELD, least=KEY_RUN)
         return data
 
     def may_spell_it(self, text: str) -> bool:

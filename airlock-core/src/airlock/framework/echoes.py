@@ -18,10 +18,14 @@ from typing import Any
 __all__ = ["withhold"]
 
 
-def withhold(value: Any, secrets: Iterable[str], *, mark: str = "[secret]") -> Any:
+def withhold(
+    value: Any, secrets: Iterable[str], *, mark: str = "[secret]", least: int | None = None
+) -> Any:
     """*value* (text, or JSON as ``json.loads`` or ``model_dump`` makes it) with each of
-    *secrets* replaced by *mark* wherever it occurs; a copy where anything is a container,
-    made without recursion (JSON may nest as deep as its reader allowed)."""
+    *secrets* replaced by *mark* wherever it occurs, and with *least*, any run of at least
+    that many of a secret's characters too (an echo cut short, which the agent could move
+    by padding its own input); a copy where anything is a container, made without
+    recursion (JSON may nest as deep as its reader allowed)."""
     # The longest first: one secret inside another must not leave the other's rest.
     hidden = sorted({secret for secret in secrets if secret}, key=len, reverse=True)
     if not hidden:
@@ -31,6 +35,8 @@ def withhold(value: Any, secrets: Iterable[str], *, mark: str = "[secret]") -> A
         for secret in hidden:
             if secret in found:
                 found = found.replace(secret, mark)
+            if least is not None and len(secret) > least:
+                found = _without_runs(found, secret, least, mark)
         return found
 
     pending: list[tuple[Any, Any]] = []
@@ -57,3 +63,33 @@ def withhold(value: Any, secrets: Iterable[str], *, mark: str = "[secret]") -> A
         else:
             target.extend(copy(item) for item in source)
     return result
+
+
+def _without_runs(text: str, secret: str, least: int, mark: str) -> str:
+    """*text* with each run of at least *least* characters of *secret* replaced by *mark*.
+
+    Every such run holds one of the secret's pieces of ``(least + 1) // 2`` characters
+    taken end to end, so only those are searched for; each one found is grown along the
+    secret as far as the text follows it."""
+    size = (least + 1) // 2
+    spans: list[tuple[int, int]] = []
+    for start in range(0, len(secret) - size + 1, size):
+        piece = secret[start : start + size]
+        at = text.find(piece)
+        while at >= 0:
+            left, right, first, last = at, at + size, start, start + size
+            while left > 0 and first > 0 and text[left - 1] == secret[first - 1]:
+                left, first = left - 1, first - 1
+            while right < len(text) and last < len(secret) and text[right] == secret[last]:
+                right, last = right + 1, last + 1
+            if right - left >= least:
+                spans.append((left, right))
+            at = text.find(piece, at + 1)
+    if not spans:
+        return text
+    out, end = [], 0
+    for left, right in sorted(spans):
+        if left >= end:
+            out += [text[end:left], mark]
+        end = max(end, right)
+    return "".join(out) + text[end:]
