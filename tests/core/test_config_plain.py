@@ -114,6 +114,7 @@ def test_the_template_with_its_example_service_is_read_with_it(tmp_path: Path) -
         ({"dashboard": {"listen": "0.0.0.0:9000"}}, {}),
         ({"dashboard": {"listen": "127.0.0.1:²"}}, {}),
         ({"sessions": {"default_ttl": "0s"}}, {}),
+        ({"sessions": {"default_ttl": 2**70}}, {}),  # past the longest duration
         ({"typo": {}}, {}),
         ({}, {"AIRLOCK_SESSIONS__DEFAULT_TTL": "later"}),
         ({}, {"airlock_services": '{"m": {"connector": "maildir"}}'}),

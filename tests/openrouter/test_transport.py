@@ -467,6 +467,33 @@ def test_a_refused_proxy_is_not_quoted(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "s3cret" not in error.message
 
 
+async def one_event(request: web.Request, event: str) -> web.StreamResponse:
+    """A stream of one server-sent event, then ``[DONE]``."""
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    await response.write(f"data: {event}\n\ndata: [DONE]\n\n".encode())
+    return response
+
+
+def what_the_agent_sees(refuses: Handler, answers: Handler, streams: Handler) -> list[str]:
+    """As JSON: the error a refusal ends with, an answer, and a stream's events."""
+
+    async def main() -> list[str]:
+        routes = {"/refuses": refuses, "/answers": answers, "/streams": streams}
+        async with serving(routes) as base:
+            api = api_for(base)
+            try:
+                with pytest.raises(InvalidInput) as raised:
+                    await api.post("refuses", {})
+                answer = await api.post("answers", {})
+                events = [event async for event in api.stream("streams", {})]
+            finally:
+                await api.aclose()
+            return [json.dumps(raised.value.to_dict()), json.dumps(answer), json.dumps(events)]
+
+    return run(main())
+
+
 def test_a_service_echoing_the_key_does_not_pass_it_on() -> None:
     """An error explanation, an answer or a streamed event that quotes the request's
     ``Authorization`` header (a broken proxy, a provider's debug message) reaches the
@@ -482,28 +509,30 @@ def test_a_service_echoing_the_key_does_not_pass_it_on() -> None:
         return web.json_response({"choices": [{"message": {"content": echo(request)}}]})
 
     async def streams(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
         event = json.dumps({"choices": [{"delta": {"content": echo(request)}}]})
-        await response.write(f"data: {event}\n\ndata: [DONE]\n\n".encode())
-        return response
+        return await one_event(request, event)
 
-    async def main() -> list[str]:
-        routes = {"/refuses": refuses, "/answers": answers, "/streams": streams}
+    seen = what_the_agent_sees(refuses, answers, streams)
+    assert all("got header Bearer " in text for text in seen)
+    assert not [text for text in seen if KEY in text]
+
+
+def post_refused(
+    routes: dict[str, Handler], path: str, kind: type[ConnectorError]
+) -> ConnectorError:
+    """The error of *kind* a ``POST`` of *path* at a server of *routes* ends with."""
+
+    async def main() -> ConnectorError:
         async with serving(routes) as base:
             api = api_for(base)
             try:
-                with pytest.raises(InvalidInput) as raised:
-                    await api.post("refuses", {})
-                answer = await api.post("answers", {})
-                events = [event async for event in api.stream("streams", {})]
+                with pytest.raises(kind) as raised:
+                    await api.post(path, {})
             finally:
                 await api.aclose()
-            return [json.dumps(raised.value.to_dict()), json.dumps(answer), json.dumps(events)]
+            return raised.value
 
-    seen = run(main())
-    assert all("got header Bearer " in text for text in seen)
-    assert not [text for text in seen if KEY in text]
+    return run(main())
 
 
 def _escaped(text: str, which: Callable[[int, str], bool], *, upper: bool = False) -> str:
@@ -541,26 +570,10 @@ def test_a_key_echoed_in_json_escapes_is_withheld_too(spelling: str) -> None:
         return answer(f'{{"choices": [{{"message": {{"content": "{content}"}}}}], "{content}": 1}}')
 
     async def streams(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
         event = f'{{"choices": [{{"delta": {{"content": "{echo(request)}"}}}}]}}'
-        await response.write(f"data: {event}\n\ndata: [DONE]\n\n".encode())
-        return response
+        return await one_event(request, event)
 
-    async def main() -> list[str]:
-        routes = {"/refuses": refuses, "/answers": answers, "/streams": streams}
-        async with serving(routes) as base:
-            api = api_for(base)
-            try:
-                with pytest.raises(InvalidInput) as raised:
-                    await api.post("refuses", {})
-                got = await api.post("answers", {})
-                events = [event async for event in api.stream("streams", {})]
-            finally:
-                await api.aclose()
-            return [raised.value.message, json.dumps(got), json.dumps(events)]
-
-    seen = run(main())
+    seen = what_the_agent_sees(refuses, answers, streams)
     # The key, or its run after an escaped first letter, withheld (one letter may show).
     assert all("got header Bearer " in text and "[key withheld]" in text for text in seen)
     assert not [text for text in seen if "TRANSPORTCANARY" in text]
@@ -576,17 +589,7 @@ def test_a_key_at_the_cut_of_an_error_message_shows_no_part_of_it() -> None:
         body = f'{{"error": {{"message": "{"x" * (cut - 12)} {spelled}"}}}}'
         return web.Response(body=body.encode(), status=400, content_type="application/json")
 
-    async def main() -> str:
-        async with serving({"/refuses": refuses}) as base:
-            api = api_for(base)
-            try:
-                with pytest.raises(InvalidInput) as raised:
-                    await api.post("refuses", {})
-            finally:
-                await api.aclose()
-            return raised.value.message
-
-    message = run(main())
+    message = post_refused({"/refuses": refuses}, "refuses", InvalidInput).message
     assert "x" * (cut - 12) + " [key with" in message
     assert KEY[:6] not in message
 
@@ -607,17 +610,7 @@ def test_an_error_of_another_shape_shows_its_json_with_the_key_withheld(body: st
         content = body.replace("ESCAPED", spelled).encode()
         return web.Response(body=content, status=400, content_type="application/json")
 
-    async def main() -> str:
-        async with serving({"/refuses": refuses}) as base:
-            api = api_for(base)
-            try:
-                with pytest.raises(InvalidInput) as raised:
-                    await api.post("refuses", {})
-            finally:
-                await api.aclose()
-            return raised.value.message
-
-    message = run(main())
+    message = post_refused({"/refuses": refuses}, "refuses", InvalidInput).message
     assert "Bearer [key withheld]" in message
     assert "TRANSPORTCANARY" not in message
     assert "\\u" not in message
@@ -636,17 +629,7 @@ def test_an_error_cut_short_through_the_key_shows_no_start_of_it() -> None:
         content = f'{head}{padding}{tail}"}}}}'.encode()
         return web.Response(body=content, status=400, content_type="application/json")
 
-    async def main() -> str:
-        async with serving({"/refuses": refuses}) as base:
-            api = api_for(base)
-            try:
-                with pytest.raises(InvalidInput) as raised:
-                    await api.post("refuses", {})
-            finally:
-                await api.aclose()
-            return raised.value.message
-
-    message = run(main())
+    message = post_refused({"/refuses": refuses}, "refuses", InvalidInput).message
     assert message.endswith(("echo: Bearer", "echo: Bearer [key withheld]"))
     assert KEY[:8] not in message
 
@@ -659,16 +642,8 @@ def test_an_answer_in_utf_16_is_an_answer_lost() -> None:
         content = json.dumps({"choices": [{"message": {"content": f"Bearer {KEY}"}}]})
         return web.Response(body=content.encode("utf-16"), content_type="application/json")
 
-    async def main() -> None:
-        async with serving({"/answers": answers}) as base:
-            api = api_for(base)
-            try:
-                with pytest.raises(ServiceAnswerLost, match="not JSON"):
-                    await api.post("answers", {})
-            finally:
-                await api.aclose()
-
-    run(main())
+    lost = post_refused({"/answers": answers}, "answers", ServiceAnswerLost)
+    assert "not JSON" in lost.message
 
 
 def test_an_answer_nested_deeper_than_json_reads_is_an_answer_lost() -> None:
@@ -679,16 +654,8 @@ def test_an_answer_nested_deeper_than_json_reads_is_an_answer_lost() -> None:
         body = "[" * 100_000 + "]" * 100_000
         return web.Response(body=body.encode(), content_type="application/json")
 
-    async def main() -> None:
-        async with serving({"/answers": answers}) as base:
-            api = api_for(base)
-            try:
-                with pytest.raises(ServiceAnswerLost, match="not JSON"):
-                    await api.post("answers", {})
-            finally:
-                await api.aclose()
-
-    run(main())
+    lost = post_refused({"/answers": answers}, "answers", ServiceAnswerLost)
+    assert "not JSON" in lost.message
 
 
 def test_closing_the_client_ends_the_calls_it_is_reading_at_once() -> None:

@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airlock.settings.durations import MAX_SECONDS
+
 Check = Callable[[Any], bool]
 
 _SERVICE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")  # config.SERVICE_NAME, whole text
@@ -38,9 +40,10 @@ LOCKOUT_FLOOR = 300
 
 
 def _seconds(value: Any) -> int | None:
-    """A whole number of seconds, or ``90s``, ``60m``, ``8h``, ``7d``, in seconds."""
+    """A whole number of seconds, or ``90s``, ``60m``, ``8h``, ``7d``, in seconds (a number
+    past the longest duration is left to the models, which refuse it)."""
     if type(value) is int:
-        return value
+        return value if value <= MAX_SECONDS else None
     if type(value) is not str:
         return None
     found = _DURATION.fullmatch(value.strip(" "))
