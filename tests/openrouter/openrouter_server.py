@@ -12,6 +12,7 @@ of a path fail. Answers are deterministic: an answer has ``max_tokens`` tokens u
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import secrets
@@ -206,9 +207,10 @@ class OpenRouterServer:
         # Framed as Llama 3's chat template frames a prompt: the start of the text and
         # the answer's turn header (5), and each message's header and end (5).
         messages = body.get("messages", [])
-        prompt = 5 + sum(
-            _tokens(m.get("content")) + _tokens(m.get("tool_call_id")) + 5 for m in messages
-        )
+        prompt = 5 + _written(body.get("tools"))
+        for m in messages:
+            prompt += _tokens(m.get("content")) + _tokens(m.get("tool_call_id")) + 5
+            prompt += _written(m.get("tool_calls"))
         limit = int(body.get("max_tokens") or 100)
         answer = min(limit, self.answer_tokens) if self.answer_tokens is not None else limit
         usage = self._usage(body, model, prompt, answer + self.extra_tokens)
@@ -299,6 +301,29 @@ def _tokens(content: Any) -> int:
             _tokens(part.get("text") if isinstance(part, dict) else part) for part in content
         )
     return 0
+
+
+def _written(value: Any) -> int:
+    """Tokens of tools or tool calls as a Llama 3.1 template writes them with ``tojson``
+    (ASCII JSON, ``<>&'`` as six-byte escapes, a call's arguments read first, numbers as
+    Python writes them), at a token a byte: escapes and digits tokenise badly."""
+    if not value:
+        return 0
+    if isinstance(value, list):
+        value = [_arguments_read(item) for item in value]
+    text = json.dumps(value)
+    return len(text) + 5 * sum(text.count(c) for c in "<>&'")
+
+
+def _arguments_read(call: Any) -> Any:
+    function = call.get("function") if isinstance(call, dict) else None
+    if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+        with contextlib.suppress(ValueError):
+            return {
+                **call,
+                "function": {**function, "arguments": json.loads(function["arguments"])},
+            }
+    return call
 
 
 def _event(data: dict[str, Any]) -> bytes:

@@ -3,6 +3,7 @@ and every upstream error mapped, with the key never in an error."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -152,6 +153,34 @@ def test_the_id_a_tool_answer_refers_to_is_reserved_with_the_prompt(
     found = quote(server, "chat", params)
     charge = charged(server, params)
     assert charge.usd >= 0.000001 * 512, "the service counted the id"
+    assert charge.usd <= found.usd
+
+
+@pytest.mark.parametrize(
+    "part",
+    ["tool call arguments", "tool descriptions"],
+)
+def test_what_a_template_writes_as_json_is_reserved_as_written(
+    server: OpenRouterServer, part: str
+) -> None:
+    """Templates write tools and tool calls with ``tojson``: ``<`` becomes ``\\u003c`` (six
+    bytes for one) and a call's arguments are read and written again (``1e15`` becomes
+    ``1000000000000000.0``), so text an agent picks grows up to sixfold on its way to the
+    model (the local server counts a token a byte of what is written)."""
+    params: dict[str, Any] = {"model": "test/cheap", "max_tokens": 1}
+    if part == "tool call arguments":
+        call = {"id": "c1", "type": "function", "function": {"name": "f"}}
+        call["function"]["arguments"] = json.dumps({"a": [1e15] * 200}).replace(
+            "1000000000000000.0", "1e15"
+        )  # type: ignore[index]
+        params["messages"] = [{"role": "assistant", "content": None, "tool_calls": [call]}]
+    else:
+        tool = {"type": "function", "function": {"name": "f", "description": "<" * 1000}}
+        params["messages"] = [{"role": "user", "content": "hi"}]
+        params["tools"] = [tool]
+    found = quote(server, "chat", params)
+    charge = charged(server, params)
+    assert charge.usd >= 0.000001 * 3000, "the service counted what the template wrote"
     assert charge.usd <= found.usd
 
 

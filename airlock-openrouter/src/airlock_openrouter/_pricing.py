@@ -124,14 +124,51 @@ def asks_for_caching(params: ChatParams) -> bool:
 def chat_size(params: ChatParams) -> int:
     """Bytes of what the model reads: message texts, tool calls and the id a tool's answer
     refers to, the fields a message carries beyond OpenAI's (passed upstream:
-    ``reasoning_details`` and the like) and tool definitions."""
-    parts: list[Any] = [params.tools or [], params.response_format or ""]
+    ``reasoning_details`` and the like) and tool definitions; those a template writes as
+    JSON at the size it writes them (:func:`rendered_size`)."""
+    parts: list[Any] = []
+    size = rendered_size(params.tools or []) + rendered_size(params.response_format or "")
     for message in params.messages:
-        parts += [message.content or "", message.tool_calls or [], message.name or ""]
-        parts.append(message.tool_call_id or "")
+        parts += [message.content or "", message.name or "", message.tool_call_id or ""]
+        calls = message.tool_calls or []
+        size += max(rendered_size(calls), rendered_size(_arguments_read(calls)))
         if message.model_extra:
             parts.append(message.model_extra)
-    return prompt_size(parts)
+    return size + prompt_size(parts)
+
+
+_HTML_ESCAPED = "<>&'"
+"""What Jinja's ``tojson`` spells as a six-character ``\\u`` escape."""
+
+
+def rendered_size(value: Any) -> int:
+    """Bytes of *value* as a chat template writes it with ``tojson``, or as sent, whichever
+    is longer: Jinja's filter writes ASCII JSON with ``<``, ``>``, ``&`` and ``'`` as
+    ``\\u003c`` and the like (six bytes for one), and numbers as Python does (``1e15`` as
+    ``1000000000000000.0``), so text an agent picks grows up to sixfold on the way to the
+    model; a token a byte bounds the longer."""
+    if value == "" or value == []:
+        return 0
+    text = json.dumps(value, default=str)
+    written = len(text) + 5 * sum(map(text.count, _HTML_ESCAPED))
+    return max(written, prompt_size(value))
+
+
+def _arguments_read(calls: list[Any]) -> list[Any]:
+    """*calls* with each call's ``arguments`` as read JSON where they are JSON: serving
+    engines read them before the template writes them again."""
+    read: list[Any] = []
+    for call in calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+            try:
+                arguments = json.loads(function["arguments"])
+            except (ValueError, RecursionError):
+                pass
+            else:
+                call = {**call, "function": {**function, "arguments": arguments}}
+        read.append(call)
+    return read
 
 
 def has_media(params: ChatParams) -> bool:
