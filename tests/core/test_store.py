@@ -11,6 +11,7 @@ import pytest
 
 from airlock.errors import AirlockError
 from airlock.state.store import (
+    MAX_LOCKOUTS,
     MIGRATIONS,
     AccessRequest,
     RequestStatus,
@@ -228,6 +229,9 @@ def test_a_negative_count_of_lockouts_is_refused_and_a_missing_lock_row_made_aga
     assert store.last_lockout() == (None, 0)
     store.lock(500.0, 1)
     assert store.locked_until() == 500.0
+    for written in ("abc", 2**63 - 1):  # text passes the check; so does a huge count
+        store._execute("UPDATE approval_lock SET lockouts = ? WHERE id = 1", (written,))
+        assert store.last_lockout() == (500.0, MAX_LOCKOUTS)
 
 
 def test_failures_are_counted_inside_a_window(store: StateStore) -> None:

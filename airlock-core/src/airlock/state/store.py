@@ -42,6 +42,12 @@ def _finished_requests(before: float) -> tuple[float, str, str, str]:
     return (before, RequestStatus.DENIED, RequestStatus.EXPIRED, RequestStatus.REVOKED)
 
 
+MAX_LOCKOUTS = 64
+"""Lockouts in a row counted at most (far past the doubling's ceiling): a count written
+by hand into the database past it, or as text, is read as this, not as an error that
+would undo the code check's record of a failure."""
+
+
 class StateStore(RequestTables, SessionTables):
     """Typed access to ``state.db``. Safe to share between threads.
 
@@ -129,7 +135,11 @@ class StateStore(RequestTables, SessionTables):
         if row is None:
             return None, 0
         until = row["locked_until"]
-        return (float(until) if until is not None else None), max(0, int(row["lockouts"]))
+        try:
+            count = min(max(int(row["lockouts"]), 0), MAX_LOCKOUTS)
+        except (TypeError, ValueError):
+            count = MAX_LOCKOUTS  # written by hand as text: as many as it can mean
+        return (float(until) if until is not None else None), count
 
     def lock(self, until: float, in_a_row: int) -> None:
         """Lock approvals until *until*, the *in_a_row*-th lockout in a row (the row is
