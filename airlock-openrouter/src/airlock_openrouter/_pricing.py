@@ -142,16 +142,16 @@ _HTML_ESCAPED = "<>&'"
 
 
 def rendered_size(value: Any) -> int:
-    """Bytes of *value* as a chat template writes it with ``tojson``, or as sent, whichever
-    is longer: Jinja's filter writes ASCII JSON with ``<``, ``>``, ``&`` and ``'`` as
-    ``\\u003c`` and the like (six bytes for one), and numbers as Python does (``1e15`` as
-    ``1000000000000000.0``), so text an agent picks grows up to sixfold on the way to the
-    model; a token a byte bounds the longer."""
+    """Bytes of *value* as a chat template writes it with ``tojson``: Jinja's filter writes
+    ASCII JSON with ``<``, ``>``, ``&`` and ``'`` as ``\\u003c`` and the like (six bytes for
+    one), and numbers as Python does (``1e15`` as ``1000000000000000.0``), so text an agent
+    picks grows up to sixfold on the way to the model; a token a byte bounds it. Never
+    less than :func:`prompt_size` of it (ASCII JSON spells no character in fewer bytes
+    than UTF-8)."""
     if value == "" or value == []:
         return 0
     text = json.dumps(value, default=str)
-    written = len(text) + 5 * sum(map(text.count, _HTML_ESCAPED))
-    return max(written, prompt_size(value))
+    return len(text) + 5 * sum(map(text.count, _HTML_ESCAPED))
 
 
 def _arguments_read(calls: list[Any]) -> list[Any]:

@@ -32,7 +32,7 @@ LOCKOUT_CEILING = 86_400
 """Seconds the doubling of lockouts in a row stops at (a longer configured one stays)."""
 LOCKOUT_MEMORY = 86_400
 """The day: failures are counted over it as well as over ``approvals.failure_window``,
-and each one since the last lockout ended takes one off the lockouts in a row."""
+and each whole one since the last lockout ended takes one off the lockouts in a row."""
 DAILY_FAILURES = 2
 """Wrong codes a day that lock approvals, in ``approvals.max_failures``."""
 
@@ -80,8 +80,7 @@ class Lockout:
 
     def refusal(self, now: float) -> ApprovalsLocked | None:
         """What a code gets while approvals are locked, unchecked; None once open (a lock
-        that has lifted stays on record: the next lockout within a day of its end doubles
-        it)."""
+        that has lifted stays on record: the next lockout's length counts from its end)."""
         until = self._store.locked_until()
         if until is not None and now < until:
             wait = format_duration(max(1, int(until - now + 0.999)))

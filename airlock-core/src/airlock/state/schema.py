@@ -105,8 +105,8 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE sessions ADD COLUMN operation_hash TEXT;
     CREATE INDEX requests_uid ON requests (requester_uid, status);
     """,
-    # 5: lockouts in a row (each within a day of the last one's end); each lasts twice
-    # the one before, so guessing slows to a few codes a day however the lockout is set.
+    # 5: lockouts in a row (one fewer for each day since the last one ended); each lasts
+    # twice the one before, so guessing slows to a few codes a day however it is timed.
     """
     ALTER TABLE approval_lock ADD COLUMN lockouts INTEGER NOT NULL DEFAULT 0
         CHECK (lockouts >= 0);
