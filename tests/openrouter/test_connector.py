@@ -184,6 +184,14 @@ def test_what_a_template_writes_as_json_is_reserved_as_written(
     assert charge.usd <= found.usd
 
 
+def test_a_lone_surrogate_in_a_message_is_quoted_not_a_failure(server: OpenRouterServer) -> None:
+    """JSON's ``"\\ud800"`` reads into a character UTF-8 cannot hold: the quote counts it
+    as its escape's six bytes instead of raising while it measured the prompt."""
+    params = {"model": "test/cheap", "messages": [{"role": "user", "content": "x\ud800"}]}
+    found = quote(server, "chat", {**params, "max_tokens": 1})
+    assert found.facts["prompt_tokens_est"] == 1 + 6 + 8 + 32
+
+
 def charged(server: OpenRouterServer, params: dict[str, Any]) -> Charge:
     async def body(connector: OpenRouterConnector) -> Charge:
         result = await connector.call("chat", params)

@@ -88,15 +88,17 @@ def estimate_tokens(text_size: int, messages: int = 0) -> int:
 
 
 def prompt_size(value: Any) -> int:
-    """UTF-8 bytes of the text in *value* (messages, content parts or embedding input)."""
+    """UTF-8 bytes of the text in *value* (messages, content parts or embedding input); a
+    lone surrogate, which JSON's ``\\ud800`` reads into and UTF-8 cannot hold, as the six
+    bytes of that escape."""
     if isinstance(value, str):
-        return len(value.encode("utf-8"))
+        return len(value.encode("utf-8", "backslashreplace"))
     if isinstance(value, int):
         return BYTES_PER_TOKEN  # a token id is one token
     if isinstance(value, list):
         return sum(prompt_size(item) for item in value)
     if isinstance(value, dict):
-        return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+        return len(json.dumps(value, ensure_ascii=False).encode("utf-8", "backslashreplace"))
     return 0
 
 
