@@ -22,8 +22,9 @@ import pytest
 
 from airlock.common.clock import FakeClock
 from airlock.errors import AuditError
+from airlock.security._audit_fields import fields_json
 from airlock.security._audit_file import AuditFile
-from airlock.security._audit_format import fields_json, format_ts
+from airlock.security._audit_format import format_ts
 from airlock.security._audit_link import ANSWER_WAIT, RESTART_GAP, WriterLink
 from airlock.security._audit_writer import READY, Broken, serve
 from airlock.security.audit import AuditLog, verify

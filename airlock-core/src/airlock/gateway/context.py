@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from airlock.common.clock import Clock
 from airlock.framework.policies import Policy
 from airlock.gateway.services import Service
-from airlock.security.audit import Auditor
+from airlock.security.audit import AuditLog
 from airlock.security.sessions import SessionManager
 from airlock.security.targets import Describe, TargetNotes
 from airlock.settings.config import AirlockConfig
@@ -30,7 +30,7 @@ class DaemonContext:
     sessions: SessionManager
     config: AirlockConfig
     clock: Clock
-    audit: Auditor
+    audit: AuditLog
     services: Mapping[str, Service]
     policies: list[Policy]
     describe: Describe | None = None

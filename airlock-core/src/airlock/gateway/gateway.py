@@ -43,6 +43,7 @@ from airlock.framework.policies import (
 )
 from airlock.framework.spending import BudgetState
 from airlock.gateway.context import DaemonContext
+from airlock.gateway.operation_record import ok_fields
 from airlock.gateway.priced_calls import BudgetCut, PricedCalls, audited_params
 from airlock.gateway.services import Service
 from airlock.gateway.session_use import SessionFactsCache, UseCounter
@@ -278,18 +279,16 @@ class Gateway:
             ) from None
         self.auth_problems.pop(service_name, None)
         result = apply_filters(self._filters, call.ctx, result)
-        count = self.uses.add(call.session)
-        await self._audit.append(
-            "operation",
-            **call.where,
-            params=call.audited,
-            outcome="ok",
-            count=count,
+        fields = ok_fields(
+            call.where,
+            call.audited,
+            count=self.uses.add(call.session),
             items=_items(result),
             duration_ms=_ms(started),
             approval=call.approval.request_id if call.approval else None,
-            **facts,
+            facts=facts,
         )
+        await self._audit.append_encoded("operation", fields)
         return result
 
     async def _write_begins(self, call: _Admitted) -> None:

@@ -47,8 +47,9 @@ session token or ``Bearer`` credential inside a string is masked.
 
 **Where.** This module queues writers and runs the group commit; ``_audit_file`` writes
 a batch to the current file (lock, tail, chain, fsync, rotation); ``_audit_format``
-encodes records, ``_audit_chain`` computes macs, ``_audit_read`` queries,
-``_audit_verify`` verifies, ``_audit_retention`` plans what the size budget drops.
+encodes records, ``_audit_fields`` their fields (scrubbed), ``_audit_chain`` computes
+macs, ``_audit_read`` queries, ``_audit_verify`` verifies, ``_audit_retention`` plans
+what the size budget drops.
 """
 
 from __future__ import annotations
@@ -66,20 +67,18 @@ from airlock.common.clock import Clock, SystemClock
 from airlock.common.files import fsync_dir
 from airlock.errors import AuditError
 from airlock.security._audit_chain import GENESIS
+from airlock.security._audit_fields import REDACTED, fields_json, scrub
 from airlock.security._audit_file import AuditFile, AuditRecord, audit_error
 from airlock.security._audit_format import (
     CURRENT_NAME,
     KEY_BYTES,
-    REDACTED,
     check_event,
     encode_record,
-    fields_json,
     format_ts,
     key_for_log,
     load_key,
     load_or_create_key,
     rotated_name,
-    scrub,
 )
 from airlock.security._audit_read import query, shallow
 from airlock.security._audit_retention import DROP_EVENT, plan_drops
@@ -233,13 +232,23 @@ class AuditLog:
     async def append(self, event: str, **fields: Any) -> AuditRecord:
         """Write one record; returns once it is on disk, ``AuditError`` if it cannot be.
 
-        For coroutines: waits on a future while the disk work runs in a worker thread,
-        so the event loop never blocks on fsync (or in the writer process, if this log
-        has one).
-        """
+        Waits on a future while the disk work runs in a worker thread (or the writer
+        process, if this log has one): the event loop never blocks on fsync."""
         if self._process is not None:
             check_event(event)
             return await self._process.append(event, fields_json(fields))
+        return await self._append_here(event, fields)
+
+    async def append_encoded(self, event: str, fields: str) -> AuditRecord:
+        """:meth:`append` of fields already in ``fields_json``'s text (a record made on
+        every call: see ``gateway.operation_record``)."""
+        if self._process is not None:
+            check_event(event)
+            return await self._process.append(event, fields)
+        return await self._append_here(event, fields)
+
+    async def _append_here(self, event: str, fields: Mapping[str, Any] | str) -> AuditRecord:
+        # No writer process: this process's writer thread.
         self._arrive()
         queued = False
         try:
@@ -310,10 +319,10 @@ class AuditLog:
         """:func:`query` on this log's directory."""
         return query(self.audit_dir, **criteria)
 
-    def _prepare(self, event: str, fields: Mapping[str, Any]) -> _Pending:
+    def _prepare(self, event: str, fields: Mapping[str, Any] | str) -> _Pending:
         # Validation and JSON happen in the caller, so one bad event cannot fail a batch.
         check_event(event)
-        return _Pending(event, fields_json(fields))
+        return _Pending(event, fields if isinstance(fields, str) else fields_json(fields))
 
     def _arrive(self) -> None:
         """A writer is on its way (preparing its record), until it queues or gives up."""
