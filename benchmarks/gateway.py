@@ -135,6 +135,33 @@ shipping the fields unscrubbed for the writer to scrub (loop CPU 72 -> 65 us a c
 0.91-0.95x the calls. Per thread after (schedstat, ~10,600 calls/s): the loop 66-72 us a
 call (76 % busy, 12 waiting for a CPU), the writer 19-22 (12-18 waiting), the host 29-32.
 
+2026-12-05, where the time of a call at 32 clients goes (a daemon with timestamps at
+each step, 20,000 calls, medians): ~2.5 ms in all, of which ~0.27 waiting in the loop
+before its turn, ~0.85 for the host's answer (it runs a wave of ~10 requests one after
+another at ~36 us of CPU each, and answers them eight at a time), ~0.1 for the loop to
+take the answer up, and ~1.1 for the audit batch (the writer's cycle ~0.54 ms, its
+``fdatasync`` 0.27-0.28; a record waits for the cycle under way, then its own). What moves
+the figure, each alternated against the same build over 36-72 rounds:
+
+* the writer's ``fdatasync`` left out: 1.20x; replaced by a sleep as long: 1.08x. The
+  durable write costs in its wait and in the kernel's own work for it (the journal), and
+  neither can go (a record is on disk before its answer). Overwriting a preallocated
+  file in place (no journal commit), the records also appended for readers: 1.03x, not
+  worth a second file to recover from.
+* the loop's CPU: the ``operation`` record's fields written by hand in sorted order
+  (``gateway.operation_record``): 6-8 us less a call, 1.00-1.03x. Nor did the loop at
+  nice -5 (1.04x) or a 0.2 ms scheduler slice (1.02x) do much more.
+* the writer's waits for a CPU (16-29 us a record): gone with SCHED_FIFO (a test, root
+  only), and the throughput the same; its autogroup at nice -10 or a 0.1 ms slice did not
+  shorten them.
+* the host's CPU: its Maildir check's three ``stat`` calls left out (~9 of its ~36 us a
+  request; a test only: the check is what keeps a count honest): 1.06x. A microsecond
+  of the host's counts about twice one of the loop's, since every call waits for the
+  host's wave. The host in a session of its own: 1.01-1.04x, within the noise.
+
+So 32 clients are held back by the latency of two waits every call makes in turn, the
+host's wave and the audit's durable write, more than by any one process's CPU.
+
 The load generator reports its own CPU per operation next to the server's: it must cost
 less than what it measures, or the figures measure the client.
 
