@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from airlock.daemon.connections import ConnectionGuard
-from airlock.daemon.fast_path import ConnectionProtocol, FastPath
+from airlock.daemon.fast_path import BACKLOG_LIMIT, ConnectionProtocol, FastPath
 from airlock.daemon.http import FrontDoor, UidGate
 from airlock.security.peers import Peer
 
@@ -113,8 +113,47 @@ def test_reading_pauses_while_a_call_runs_and_its_backlog_passes_64_kib() -> Non
     below, above, after, written = asyncio.run(pipeline())
     assert below == []
     assert above == ["pause"]
-    assert after[:2] == ["pause", "resume"]
+    assert after[:2] == ["pause", "resume"]  # the backlog answered down under the mark
     assert written.startswith(b"HTTP/1.1 200 ")
+
+
+READ_SIZE = 256 * 1024
+"""The most one read of the event loop hands over."""
+
+
+def test_a_pipelining_agent_cannot_grow_its_backlog_past_the_mark() -> None:
+    """An agent that sends calls as fast as the daemon lets it, reading its answers: the
+    calls waiting stay within the mark and one read, however many are answered. Reading
+    resumed at every answer, so each (~80 bytes taken out) let a whole read in: 50
+    answers held 13 MiB, and a real daemon grew past a GiB in seconds."""
+    gate = asyncio.Queue[None]()
+
+    async def held(_p: Peer, _a: str, _s: str, _o: str, _b: bytes) -> web.Response:
+        await gate.get()
+        return web.Response(body=b"{}", content_type="application/json")
+
+    async def flood() -> tuple[int, list[str]]:
+        with connected(held, idle_timeout=600) as (fast, protocol, transport, _guard):
+            chunk = CALL * (READ_SIZE // len(CALL))
+            largest = 0
+            for _ in range(50):
+                while not transport.flow or transport.flow[-1] != "pause":
+                    protocol.data_received(chunk)  # a transport reads until paused
+                    largest = max(largest, len(protocol._buffer))
+                gate.put_nowait(None)  # the running call answered
+                await asyncio.sleep(0.001)
+            flow = list(transport.flow)
+            for _ in range(len(protocol._buffer) // len(CALL) + 2):
+                gate.put_nowait(None)
+            await asyncio.sleep(0.2)  # all answered: reading goes on
+            flow.append(transport.flow[-1])
+            await fast.stop(grace=0.1)
+            return largest, flow
+
+    largest, flow = asyncio.run(flood())
+    assert largest <= BACKLOG_LIMIT + READ_SIZE
+    assert flow[:1] == ["pause"]
+    assert flow[-1] == "resume"
 
 
 def test_a_call_still_running_after_the_grace_is_cancelled_before_the_runtime_stops() -> None:

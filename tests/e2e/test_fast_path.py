@@ -312,6 +312,59 @@ def test_a_connection_closed_before_its_answer_leaves_the_daemon_serving(
     assert fast[0].status == 200
 
 
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.parametrize("with_token", [False, True], ids=["no token", "a session's"])
+def test_an_agent_pipelining_calls_cannot_grow_the_daemons_memory(
+    daemon: tuple[Airlock, str], with_token: bool
+) -> None:
+    """One connection, calls sent as fast as the daemon takes them while the answers are
+    read: what waits stays within the fast path's 64 KiB mark. Reading resumed at every
+    answer, each letting a whole read in: the daemon grew by a GiB in seconds, with or
+    without a token, and other agents' calls slowed to half a second."""
+    airlock, token = daemon
+    assert airlock.proc is not None
+    pid = airlock.proc.pid
+    calls = op(token if with_token else None) * 1000
+    answered = 0
+    stop = threading.Event()
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.connect(str(airlock.paths.socket))
+        conn.settimeout(5)
+
+        def read() -> None:
+            nonlocal answered
+            while not stop.is_set():
+                try:
+                    data = conn.recv(1 << 20)
+                except OSError:
+                    return
+                if not data:
+                    return
+                answered += data.count(b"HTTP/1.1 ")
+
+        reader = threading.Thread(target=read, daemon=True)
+        start = rss_mib(pid)
+        reader.start()
+        largest = start
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            conn.sendall(calls)  # blocks while the daemon does not read
+            largest = max(largest, rss_mib(pid))
+        stop.set()
+        conn.shutdown(socket.SHUT_RDWR)
+        reader.join(5)
+    assert answered > 1000, "the flood was not served"
+    assert largest - start < 48, f"the daemon grew from {start:.0f} to {largest:.0f} MiB"
+    fast, _slow = both_ways(airlock.paths.socket, op(token, extra=CLOSE))
+    assert fast[0].status == 200
+
+
 # -- every head an agent could send: both sides split and answer it alike ------------------
 
 HEAD_NOISE = st.sampled_from(
