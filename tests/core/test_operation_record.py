@@ -146,3 +146,24 @@ def test_a_record_written_this_way_verifies_and_hides_its_secrets(tmp_path: Path
         assert (record["count"], record["items"], record["duration_ms"]) == (3, 2, "inf")
         assert (record["outcome"], record["approval"], record["uid"]) == ("ok", "req-1", 1000)
     assert verify(audit_dir, KEY).ok
+
+
+def test_fields_text_that_is_not_one_line_of_ascii_json_is_refused(tmp_path: Path) -> None:
+    """Text spliced into a line as it is: a line break in it would start a line (a
+    record) of its own, on disk and in the writer process's protocol."""
+
+    async def main() -> list[str]:
+        refused = []
+        with AuditLog(tmp_path / "audit", KEY) as log:
+            for text in (',"a":1\nR operation\t,"b":2', ',"a":"\t"', ',"a":"é"'):
+                try:
+                    await log.append_encoded("operation", text)
+                except ValueError:
+                    refused.append(text)
+        return refused
+
+    assert len(asyncio.run(main())) == 3
+    assert (
+        not (tmp_path / "audit" / "audit.jsonl").exists()
+        or not (tmp_path / "audit" / "audit.jsonl").read_text()
+    )

@@ -154,11 +154,10 @@ def _settle_futures(settled: list[_Pending]) -> None:
 class AuditLog:
     """Appends records to the chain; thread-safe, group-committing, fail-closed.
 
-    ``await log.append(event, **fields)`` from coroutines (the daemon),
-    ``log.append_sync(event, **fields)`` from threads or sync code (the CLI). *key* is
-    the key itself or the key file (created on first use). With *writer_process* (the
-    daemon), coroutines' records are written by a writer process (``_audit_writer``).
-    """
+    ``await log.append(event, **fields)`` from coroutines (the daemon), ``append_sync``
+    from threads or sync code (the CLI). *key* is the key itself or the key file (made
+    on first use). With *writer_process* (the daemon), coroutines' records are written
+    by a writer process (``_audit_writer``)."""
 
     def __init__(
         self,
@@ -183,8 +182,7 @@ class AuditLog:
         self._leading = False
         self._arriving = 0
         self._drop_refused: str | None = None
-        self._writer: ThreadPoolExecutor | None = None
-        """The thread that leads batches for coroutines (started on the first)."""
+        self._writer: ThreadPoolExecutor | None = None  # leads coroutines' batches
         self._process: WriterLink | None = None
         if writer_process:
             from airlock.security._audit_link import WriterLink
@@ -242,6 +240,8 @@ class AuditLog:
     async def append_encoded(self, event: str, fields: str) -> AuditRecord:
         """:meth:`append` of fields already in ``fields_json``'s text (a record made on
         every call: see ``gateway.operation_record``)."""
+        if not (fields.isascii() and fields.isprintable()):  # as fields_json writes
+            raise ValueError("audit fields must be one line of ASCII JSON text")
         if self._process is not None:
             check_event(event)
             return await self._process.append(event, fields)
