@@ -352,6 +352,38 @@ def test_an_agent_cannot_flood_the_person_with_prompts(tmp_path: Path) -> None:
     run(tmp_path, scenario)
 
 
+def test_asking_and_withdrawing_in_a_loop_cannot_flood_the_person(tmp_path: Path) -> None:
+    """A withdrawn request frees its place among the waiting at once, so an agent that
+    asks and withdraws in a loop sent a prompt (and a notice) each time, ~50 a second,
+    and used up the request codes in hours. Within ``approvals.timeout`` a uid has
+    MAX_UNAPPROVED requests that were not approved; approved ones do not count."""
+    from airlock.errors import RateLimited
+    from airlock.security.approvals import MAX_UNAPPROVED
+
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        for n in range(MAX_UNAPPROVED):
+            created = await ask(runtime, reason=f"ask {n}")
+            await runtime.approvals.deny(created.code, peer=ME, channel="api")
+        prompts = len(phone.sent)
+        with pytest.raises(RateLimited, match="not approved"):
+            await ask(runtime, reason="one more")
+        await settle()
+        assert len(phone.sent) == prompts == MAX_UNAPPROVED, "no prompt for the refused ask"
+        clock.advance(5 * 60 + 1)  # the window has passed
+        kept = await ask(runtime, reason="later")
+        clock.advance(31)  # a fresh code
+        await approved(runtime, totp, clock, kept)
+        for n in range(MAX_UNAPPROVED - 1):
+            created = await ask(runtime, reason=f"again {n}")
+            await runtime.approvals.deny(created.code, peer=ME, channel="api")
+        # The approved one is not counted: one more may still be asked.
+        await ask(runtime, reason="the last one")
+        with pytest.raises(RateLimited):
+            await ask(runtime, reason="past it", ttl="2h")  # not the same ask: no join
+
+    run(tmp_path, scenario, approvals={"timeout": "5m"})
+
+
 def test_asking_again_for_the_same_thing_joins_instead_of_prompting_again(
     tmp_path: Path,
 ) -> None:

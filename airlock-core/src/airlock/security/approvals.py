@@ -64,6 +64,11 @@ __all__ = [
 # is per uid, so one agent user cannot fill the queue for the others, under a global cap.
 MAX_PENDING = 10
 MAX_PENDING_ALL = 30
+MAX_UNAPPROVED = 3 * MAX_PENDING
+"""Requests a uid may make within ``approvals.timeout`` that are not approved: one that
+an agent withdraws (or the person denies) frees its place among the waiting at once, and
+asking and withdrawing in a loop sent the phone ~50 prompts a second (and used up the
+request codes in hours). Approved ones do not count: each takes a fresh code."""
 
 
 class ApprovalService(SessionLifecycle):
@@ -245,7 +250,15 @@ class ApprovalService(SessionLifecycle):
         return None
 
     def _check_room(self, uid: int) -> None:
-        """Each uid may keep MAX_PENDING requests waiting, all uids MAX_PENDING_ALL."""
+        """Each uid may keep MAX_PENDING requests waiting, all uids MAX_PENDING_ALL, and
+        a uid make MAX_UNAPPROVED not approved within ``approvals.timeout``."""
+        window = self._config.approvals.timeout
+        if self._store.count_unapproved_since(uid, self._clock.now() - window) >= MAX_UNAPPROVED:
+            raise RateLimited(
+                f"{MAX_UNAPPROVED} of your requests in the last {window / 60:g} minutes "
+                "were not approved",
+                hint="wait a few minutes before asking again",
+            )
         if self._store.count_pending(uid) >= MAX_PENDING:
             raise RateLimited(
                 f"{MAX_PENDING} of your requests are already waiting for the person",

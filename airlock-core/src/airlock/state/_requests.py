@@ -149,6 +149,16 @@ class RequestTables(Database):
         row = self._one(sql, params)
         return int(row["n"]) if row else 0
 
+    def count_unapproved_since(self, uid: int, since: float) -> int:
+        """Requests *uid* made since *since* that were not approved (waiting, denied,
+        withdrawn, expired or cancelled)."""
+        row = self._one(
+            "SELECT COUNT(*) AS n FROM requests "
+            "WHERE requester_uid = ? AND created_at >= ? AND status != ?",
+            [uid, since, RequestStatus.APPROVED],
+        )
+        return int(row["n"]) if row else 0
+
     def uncollected_requests(self) -> list[AccessRequest]:
         """Approved requests whose session nobody has collected yet."""
         rows = self._all(
