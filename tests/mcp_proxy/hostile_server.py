@@ -24,7 +24,14 @@
 - ``deaf``: ``take`` (read-only) takes a ``text``; once the tools are listed the server
   never reads its stdin again;
 - ``closes_stdin``: the same ``take``, but the server closes its stdin just before it
-  lists the tools, and waits (its pid in the file ``$PID``).
+  lists the tools, and waits (its pid in the file ``$PID``);
+- ``ping_flood``: once the tools are listed, the server never reads its stdin again and
+  sends ``ping`` requests with ids of 1 MiB (whose answers echo them), 200 of them,
+  each counted in the file ``$WRITTEN``;
+- ``forks``: the server starts a child that sleeps (its pid in the file ``$PID``), and
+  exits as it should when its stdin closes, leaving the child behind;
+- ``output_trap``: ``find`` declares an output schema whose ``q`` must match
+  ``^(a+)+$`` and answers with forty a's and a "!".
 """
 
 from __future__ import annotations
@@ -87,7 +94,10 @@ def tools_page(params: dict[str, Any]) -> dict[str, Any]:
         return {"tools": [read_tool("find", trap)]}
     if MODE == "bad_refs":
         return {"tools": [read_tool("loop", LOOP), read_tool("remote", REMOTE)]}
-    if MODE in ("deaf", "closes_stdin"):
+    if MODE == "output_trap":
+        trap = {"type": "object", "properties": {"q": {"type": "string", "pattern": "^(a+)+$"}}}
+        return {"tools": [{**read_tool("find", {"type": "object"}), "outputSchema": trap}]}
+    if MODE in ("deaf", "closes_stdin", "ping_flood"):
         take = {"type": "object", "properties": {"text": {"type": "string"}}}
         return {"tools": [read_tool("take", take)]}
     tool: dict[str, Any] = {
@@ -130,6 +140,8 @@ def answer(message: dict[str, Any]) -> dict[str, Any] | None:
             sys.stdout.write(f"token {TOKEN}\n")
             sys.stdout.write(json.dumps({"jsonrpc": "2.0", "token": TOKEN})[:-1] + "\n")
         result = {"content": [{"type": "text", "text": "done"}]}
+        if MODE == "output_trap":
+            result["structuredContent"] = {"q": "a" * 40 + "!"}
     else:
         return refusal(message["id"], "no such method")
     return {"jsonrpc": "2.0", "id": message["id"], "result": result}
@@ -145,7 +157,23 @@ def endless_line() -> None:
     signal.pause()
 
 
+def ping_flood() -> None:
+    for sent in range(1, 201):
+        ping = {"jsonrpc": "2.0", "id": f"{sent:04d}" + "p" * (1 << 20), "method": "ping"}
+        sys.stdout.write(json.dumps(ping) + "\n")
+        sys.stdout.flush()
+        with open(os.environ["WRITTEN"], "w", encoding="utf-8") as count:
+            count.write(str(sent))
+    signal.pause()
+
+
 def main() -> None:
+    if MODE == "forks" and os.fork() == 0:
+        with open(os.environ["PID"], "w", encoding="utf-8") as pid:
+            pid.write(str(os.getpid()))
+        os.close(0)
+        os.close(1)
+        signal.pause()
     if MODE == "flip":
         with open(os.environ["STARTS"], "a", encoding="utf-8") as starts:
             starts.write("x")
@@ -161,6 +189,8 @@ def main() -> None:
             os.close(0)
         sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()
+        if MODE == "ping_flood" and "tools" in reply.get("result", {}):
+            ping_flood()
         if MODE in ("deaf", "closes_stdin") and "tools" in reply.get("result", {}):
             signal.pause()
 

@@ -239,6 +239,73 @@ def test_a_server_that_closes_its_stdin_fails_the_call_and_is_stopped(tmp_path: 
     asyncio.run(main())
 
 
+def _rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_a_server_that_pings_and_never_reads_the_answers_is_stopped(tmp_path: Path) -> None:
+    """The MCP library answers a server's pings by itself, each answer echoing the ping's
+    id: a server that sent pings with 1 MiB ids and never read its stdin grew the host by
+    ~50 MB a second with no call running. Past STDIN_BACKLOG unread the session ends and
+    the server is stopped, and a call says why."""
+    written = tmp_path / "written"
+    settings = hostile("ping_flood", WRITTEN=str(written))
+
+    async def main() -> tuple[float, str, int]:
+        before = _rss_mib()
+        async with opened(settings) as connector:
+            upstream = connector._upstream
+            assert upstream is not None
+            for _ in range(300):  # until the session ends, or the server sent them all
+                if upstream.ended or (written.exists() and written.read_text() == "200"):
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # what it would send meanwhile
+            grown = _rss_mib() - before
+            with pytest.raises(ConnectorError) as failed:
+                await connector.call("take", {"text": "x"})
+            return grown, failed.value.message, int(written.read_text() or 0)
+
+    grown, message, sent = asyncio.run(main())
+    assert message == (
+        "files.take: the MCP server left over 4 MiB unread on its stdin and was stopped"
+    )
+    # Its stdout is read no further: the pipe and the host's reader (at most twice
+    # MAX_LINE) hold what it wrote after.
+    assert sent < 50, "the server went on sending"
+    assert grown < 64, f"the host grew by {grown:.0f} MiB"
+
+
+def test_what_a_server_leaves_behind_in_its_group_is_stopped_with_it(tmp_path: Path) -> None:
+    """A server that started a child and exits as asked when its stdin closes: the child
+    (holding the server's environment, the service's secrets among it) was left running
+    at every stop, outliving even the daemon."""
+    pid_file = tmp_path / "pid"
+    settings = hostile("forks", PID=str(pid_file), TOY_TOKEN="{credentials.token}")
+
+    async def main() -> int:
+        async with opened(settings, {"token": SECRET}):
+            for _ in range(100):
+                if pid_file.exists() and pid_file.read_text():
+                    break
+                await asyncio.sleep(0.02)
+            return int(pid_file.read_text())
+
+    child = asyncio.run(main())
+    for _ in range(100):  # SIGKILLed: gone once its parent (init) reaps it
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        threading.Event().wait(0.02)
+    else:
+        os.kill(child, 9)
+        raise AssertionError("the server's child outlived the server's stop")
+
+
 def test_a_line_on_stdout_that_is_not_mcp_is_dropped_and_logged_without_its_words() -> None:
     settings = hostile("stdout_noise", TOY_TOKEN="{credentials.token}")
 

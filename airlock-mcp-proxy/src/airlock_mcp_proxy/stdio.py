@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -51,6 +52,11 @@ the core in at most 16 MiB, so a longer text answer could not be delivered anywa
 image or a file, passed on as its size only, still arrives whole in base64, so one of
 over ~12 MB is refused too. The host holds at most about twice this of a server's
 stdout."""
+STDIN_BACKLOG = 4 * 1024 * 1024
+"""The most a server may leave unread on its stdin (a request is at most 2 MiB): past
+it, the server has stopped reading, and the session ends. The SDK answers a server's
+pings by itself, each answer echoing the ping's id: a server that sent pings with 1 MiB
+ids and never read the answers grew the host by ~50 MB a second, no call running."""
 FLUSH_TIMEOUT = 0.5
 """Seconds what was written may take to reach a server being stopped (as the SDK)."""
 REAP_TIMEOUT = 2.0
@@ -86,9 +92,10 @@ class _Stdin:
     """What the session writes to (the SDK's ``WriteStream``): each message is put in
     the pipe's buffer at once, never awaited."""
 
-    def __init__(self, pipe: asyncio.WriteTransport) -> None:
+    def __init__(self, pipe: asyncio.WriteTransport, on_backlog: Callable[[], object]) -> None:
         self._pipe = pipe
         self._closed = False
+        self._on_backlog = on_backlog
 
     async def send(self, item: SessionMessage, /) -> None:
         await anyio.lowlevel.checkpoint_if_cancelled()
@@ -96,6 +103,9 @@ class _Stdin:
             raise anyio.ClosedResourceError
         if self._pipe.is_closing():
             raise anyio.BrokenResourceError  # the server closed its stdin or exited
+        if self._pipe.get_write_buffer_size() > STDIN_BACKLOG:
+            self._on_backlog()
+            raise anyio.BrokenResourceError
         text = item.message.model_dump_json(by_alias=True, exclude_unset=True)
         self._pipe.write(text.encode() + b"\n")
 
@@ -164,6 +174,14 @@ class StdioServer:
         reading, read = anyio.CancelScope(), anyio.Event()
         flushed.on_broken = reading.cancel
 
+        def deaf() -> None:
+            if self.ended is None:
+                self.ended = (
+                    f"left over {STDIN_BACKLOG >> 20} MiB unread on its stdin and was stopped"
+                )
+                log.error("mcp_server_not_reading", service=self._service, limit=STDIN_BACKLOG)
+            reading.cancel()  # the session ends; the stop below stops the server
+
         async def read_stdout() -> None:
             try:
                 with reading:
@@ -175,7 +193,7 @@ class StdioServer:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(read_stdout)
             try:
-                yield from_server, _Stdin(pipe)
+                yield from_server, _Stdin(pipe, deaf)
             finally:
                 # Every wait in the stop is bounded: it finishes even when cancelled.
                 with anyio.CancelScope(shield=True):
@@ -228,6 +246,11 @@ class StdioServer:
                 await terminate_posix_process_tree(cast(Any, process), FORCE_KILL_TIMEOUT)
                 if not await _exited(process, REAP_TIMEOUT):
                     log.warning("mcp_server_not_stopped", service=self._service, pid=process.pid)
+            # What it started and left behind in its group (holding its environment, the
+            # service's secrets among it) ends with it: the group's id stays reserved
+            # while any of them lives. One that left the group (setsid) is out of reach.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
             lines.close()
 
 
