@@ -31,7 +31,7 @@
 - ``forks``: the server starts a child that sleeps (its pid in the file ``$PID``), and
   exits as it should when its stdin closes, leaving the child behind;
 - ``output_trap``: ``find`` declares an output schema whose ``q`` must match
-  ``^(a+)+$`` and answers with forty a's and a "!".
+  ``^(a+)+$`` and answers with ``$AS`` a's (forty unless set) and a "!".
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def answer(message: dict[str, Any]) -> dict[str, Any] | None:
             sys.stdout.write(json.dumps({"jsonrpc": "2.0", "token": TOKEN})[:-1] + "\n")
         result = {"content": [{"type": "text", "text": "done"}]}
         if MODE == "output_trap":
-            result["structuredContent"] = {"q": "a" * 40 + "!"}
+            result["structuredContent"] = {"q": "a" * int(os.environ.get("AS", "40")) + "!"}
     else:
         return refusal(message["id"], "no such method")
     return {"jsonrpc": "2.0", "id": message["id"], "result": result}

@@ -239,6 +239,23 @@ def test_a_server_that_closes_its_stdin_fails_the_call_and_is_stopped(tmp_path: 
     asyncio.run(main())
 
 
+def test_a_result_is_not_checked_against_a_schema_the_server_declared() -> None:
+    """The MCP library checked a result against the tool's declared output schema with
+    Python's backtracking ``re`` on the host's event loop: ``^(a+)+$`` against forty a's
+    and a "!" would stall every hosted service for years (28 a's: 18 s). The proxy does
+    not check results against it (they go to the agent as untrusted content), so the
+    library is told there is none: this answer, which does not match it, is passed on
+    (twelve a's: were it checked, the check would refuse it at once, not hang here)."""
+
+    async def main() -> Any:
+        async with opened(hostile("output_trap", AS="12")) as connector:
+            return await connector.call("find", {})
+
+    result = asyncio.run(main())
+    assert [block.text for block in result.content] == ["done"]
+    assert result.structured == {"q": "a" * 12 + "!"}
+
+
 def _rss_mib() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

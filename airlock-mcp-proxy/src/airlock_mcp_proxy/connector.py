@@ -195,6 +195,7 @@ class McpProxy(Connector[McpSettings]):
         cursor: str | None = None
         for _ in range(MAX_PAGES):
             page = await client.list_tools(cursor=cursor)
+            _no_output_checks(client, page.tools)
             found += page.tools
             cursor = page.next_cursor
             if not cursor or len(found) >= MAX_TOOLS:
@@ -275,3 +276,16 @@ class McpProxy(Connector[McpSettings]):
                 hint="the daemon log has the server's own output",
             ) from None
         return tool_result(tool, answer, secrets)
+
+
+def _no_output_checks(client: Any, tools: list[Any]) -> None:
+    """Tell the MCP library these tools declare no output schema. It checks a result's
+    structured content against the schema the server declared, with Python's
+    backtracking ``re`` on the connector host's event loop: a ``pattern`` such as
+    ``^(a+)+$`` and an answer of forty a's and a "!" would stall every service the host
+    runs for years. The proxy never relies on that check (results go to the agent as
+    content, untrusted); the input schemas it does use are bounded (``strict_schema``)."""
+    schemas = getattr(client.session, "_tool_output_schemas", None)
+    if isinstance(schemas, dict):
+        for tool in tools:
+            schemas[tool.name] = None
