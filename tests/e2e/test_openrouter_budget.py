@@ -6,8 +6,10 @@ right; the audit has model, tokens and cost but not the prompt; the key leaks no
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -276,3 +278,66 @@ def test_a_session_ending_while_its_answer_streams_ends_the_answer(
         airlock.stop()
     assert events[-1].get("error", {}).get("code") == "unauthenticated", events[-1]
     assert len(events) < 150, "the answer went on after the session ended"
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_a_streamed_answer_the_agent_stops_reading_is_ended_and_settled(
+    tmp_path: Path, openrouter: OpenRouterServer
+) -> None:
+    """Sixteen streamed answers of 4,000 tokens whose agent reads the first bytes, then
+    nothing: each event waited without end for the agent to take it, the service's chunks
+    gathered in the daemon (~6 MB a stream, kept for as long as the agent kept the
+    connection) and the budget stayed reserved. Now a stream whose event is not taken
+    within the idle timeout ends, its reservation is settled and its record written."""
+    openrouter.reset()
+    openrouter.answer_tokens, openrouter.token_delay = 4000, 0.0
+    config = {"daemon": {"idle_timeout": "2s"}, "permissions": {"rate_limit": 100000}}
+    airlock = start_llm(tmp_path / "unread", openrouter, config=config)
+    body = {
+        "model": "test/cheap",
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": 4000,
+        "stream": True,
+    }
+    data = json.dumps(body).encode()
+    unread: list[socket.socket] = []
+    try:
+        with airlock.client() as client:
+            token = spend_session(airlock, client, 1.0)
+        assert airlock.proc is not None
+        before = _rss_mib(airlock.proc.pid)
+        head = (
+            "POST /v1/openai/llm/chat/completions HTTP/1.1\r\nHost: airlock\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n"
+        ).encode()
+        for _ in range(16):
+            conn = socket.socket(socket.AF_UNIX)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            conn.connect(str(airlock.paths.socket))
+            conn.sendall(head + data)
+            assert conn.recv(64).startswith(b"HTTP/1.1 200")
+            unread.append(conn)  # and never read again
+        deadline = time.monotonic() + 20
+        with airlock.client() as client:
+            while time.monotonic() < deadline:
+                ended = [r for r in audit(airlock, "operation") if r.get("stream")]
+                if len(ended) == 16 and budget_of(client)["reserved_usd"] == 0:
+                    break
+                time.sleep(0.2)
+            budget = budget_of(client)
+        grown = _rss_mib(airlock.proc.pid) - before
+    finally:
+        for conn in unread:
+            conn.close()
+        airlock.stop()
+    assert len(ended) == 16, "the streams were not ended while their agent held them"
+    assert budget["reserved_usd"] == 0
+    assert {r["outcome"] for r in ended} == {"error"}
+    assert grown < 48, f"the daemon grew by {grown:.0f} MiB"

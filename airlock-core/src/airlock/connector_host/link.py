@@ -32,7 +32,7 @@ from airlock.connector_host.protocol import (
     decode_error,
     frame,
 )
-from airlock.connector_host.waiters import Deadlines, Waiter
+from airlock.connector_host.waiters import MAX_FRAMES_WAITING, Deadlines, StreamNotRead, Waiter
 from airlock.errors import ConnectorError, ConnectorTimeout, PayloadTooLarge, ServiceAnswerLost
 
 __all__ = ["ChildHost", "HostLauncher", "HostLink", "SocketHost"]
@@ -339,6 +339,12 @@ class HostLink:
                     self._spawn(self._probe())
                     raise ConnectorTimeout(
                         f"the service sent nothing for {self.timeout:g}s; the call was stopped"
+                    ) from None
+                except StreamNotRead:
+                    raise ConnectorError(
+                        f"the answer was not read: {MAX_FRAMES_WAITING} of its chunks "
+                        "waited, so the call was stopped",
+                        hint="read a streamed answer as it comes",
                     ) from None
                 if message is None or "ok" in message or "error" in message:
                     finished = True

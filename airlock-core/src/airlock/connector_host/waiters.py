@@ -6,17 +6,27 @@ import asyncio
 import collections
 from typing import Any
 
-__all__ = ["Deadlines", "Frame", "Waiter"]
+__all__ = ["MAX_FRAMES_WAITING", "Deadlines", "Frame", "StreamNotRead", "Waiter"]
 
 Frame = dict[str, Any] | None
 """An answer frame; None when the channel closed first."""
+
+
+MAX_FRAMES_WAITING = 1024
+"""A stream's frames the core keeps that its consumer has not taken (about a chunk a
+token): more means the agent is not reading its answer, and the stream ends. They were
+kept without end: 64 streams never read held ~450 MB, 8 long ones 55 MB each."""
+
+
+class StreamNotRead(Exception):
+    """A stream's consumer left more than MAX_FRAMES_WAITING frames waiting."""
 
 
 class Waiter:
     """Where the answers to one request go: one future, or, for a stream, its frames in
     order (and a future its consumer waits on while none is here)."""
 
-    __slots__ = ("_loop", "_timer", "_waiting_since", "deadline", "frames", "future")
+    __slots__ = ("_loop", "_timer", "_waiting_since", "deadline", "frames", "future", "unread")
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, streamed: bool, deadline: float | None = None
@@ -28,6 +38,8 @@ class Waiter:
         """When a single answer is due (the loop's clock); its link expires it then."""
         self._waiting_since = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        self.unread = False
+        """The stream's frames were left waiting past the limit (and dropped)."""
 
     def expire(self) -> None:
         """No answer in time: the one waiting for it gets ``TimeoutError``."""
@@ -36,7 +48,13 @@ class Waiter:
 
     def put(self, message: dict[str, Any] | None) -> None:
         if self.frames is not None:
-            self.frames.append(message)
+            if self.unread:
+                return
+            if len(self.frames) >= MAX_FRAMES_WAITING:
+                self.unread = True
+                self.frames.clear()  # the stream ends: what it held is not kept
+            else:
+                self.frames.append(message)
             if not self.future.done():
                 self.future.set_result(None)
         elif not self.future.done():
@@ -46,13 +64,15 @@ class Waiter:
         """A stream's next frame: one already here at once, else the next to come within
         *within* seconds of waiting (``TimeoutError``)."""
         assert self.frames is not None
-        if not self.frames:
+        if not self.frames and not self.unread:
             self._waiting_since = self._loop.time()
             self.future = self._loop.create_future()
             if self._timer is None:
                 deadline = self._waiting_since + within
                 self._timer = self._loop.call_at(deadline, self._check, within)
             await self.future
+        if self.unread:
+            raise StreamNotRead
         return self.frames.popleft()
 
     def _check(self, within: float) -> None:

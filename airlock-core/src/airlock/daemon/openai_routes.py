@@ -11,6 +11,7 @@ events as each chunk arrives; a stream that fails or is cut by the budget ends w
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -21,7 +22,7 @@ from airlock import api_openai as api
 from airlock.common.json_text import compact_encoder
 from airlock.common.logs import get_logger
 from airlock.common.loop import give_way
-from airlock.daemon.http import Handler, parse_json_object, peer, whole_body
+from airlock.daemon.http import BODY_TIMEOUT, Handler, parse_json_object, peer, whole_body
 from airlock.daemon.openapi import Route
 from airlock.daemon.routes import RUNTIME, bearer
 from airlock.daemon.runtime import Runtime
@@ -90,18 +91,26 @@ async def _relay(
             first = None
         response = _EventStream(headers=SSE_HEADERS)
         await response.prepare(request)
+        # An event not taken by the agent within the idle timeout ends the stream: one
+        # that stopped reading held its call (the budget reserved, the service's chunks
+        # gathering in the daemon) for as long as it kept the connection open.
+        wait = float(request.app.get(BODY_TIMEOUT, 30.0))
         # From here on the status is sent: every ending is an event, never an exception
         # (which would make the error wrapper, ``http.guarded``, write a second response into the
         # stream).
         try:
             if first is not None:
-                await response.write(_event(first))
+                await _send(response, _event(first), wait)
                 give_way()  # the agent reads its first chunk before the rest are relayed
                 async for chunk in chunks:
-                    await response.write(_event(chunk))
+                    await _send(response, _event(chunk), wait)
             ending = b"data: [DONE]\n\n"
         except ConnectionError:
             return response  # the client went away: nothing more to send
+        except TimeoutError:
+            if request.transport is not None:
+                request.transport.abort()  # it does not read: nothing more is sent
+            return response
         except BudgetCut as exc:
             ending = _event({"error": _error(BudgetExhausted.code, str(exc))})
         except AirlockError as exc:
@@ -109,12 +118,19 @@ async def _relay(
         except Exception as exc:
             log.error("stream_failed", path=request.path, error=type(exc).__name__)
             ending = _event({"error": _error("internal_error", "stream failed")})
-        with contextlib.suppress(ConnectionError):
-            await response.write(ending)
-            await response.write_eof()
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            await _send(response, ending, wait)
+            async with asyncio.timeout(wait):
+                await response.write_eof()
     finally:
         await chunks.aclose()  # settles the budget and writes the audit record
     return response
+
+
+async def _send(response: web.StreamResponse, data: bytes, wait: float) -> None:
+    """Write *data*; ``TimeoutError`` when the agent has not taken it within *wait*."""
+    async with asyncio.timeout(wait):
+        await response.write(data)
 
 
 class _EventStream(web.StreamResponse):
