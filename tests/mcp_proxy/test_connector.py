@@ -4,6 +4,7 @@ read-only annotations and writes) and a small Python server that leaks and crash
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -158,6 +159,51 @@ def test_env_secrets_reach_the_server_but_never_the_agent() -> None:
     text = result.model_dump_json()
     assert SECRET not in text
     assert "TOY_TOKEN=[secret]" in text, "the server did get the value, and it was masked"
+
+
+ODD_SECRET = 'wJalr/K7+bPx=ä "q\\ zz-canary'
+"""A key with what URLs and JSON spell otherwise: / + = space, a quote, a backslash, ä."""
+
+
+@pytest.mark.parametrize("spelling", ["url", "url_path", "url_form", "json_ascii", "json"])
+def test_a_secret_the_server_echoes_encoded_reaches_neither_the_agent_nor_the_log(
+    spelling: str,
+) -> None:
+    """An HTTP library's error quoting the URL it called spells the key URL-encoded, and
+    JSON text escapes it: withheld only as stored, most of it reached the agent."""
+    from urllib.parse import quote, quote_plus
+
+    from structlog.testing import capture_logs
+
+    settings = toy_settings(env={"TOY_TOKEN": "{credentials.token}"})
+    spelled = {
+        "url": quote(ODD_SECRET, safe=""),
+        "url_path": quote(ODD_SECRET),
+        "url_form": quote_plus(ODD_SECRET),
+        "json_ascii": json.dumps(ODD_SECRET)[1:-1],
+        "json": json.dumps(ODD_SECRET, ensure_ascii=False)[1:-1],
+    }[spelling]
+
+    async def main() -> McpToolResult:
+        async with opened(settings, {"token": ODD_SECRET}) as connector:
+            result = await connector.call(
+                "show_env_spelled", {"name": "TOY_TOKEN", "spelling": spelling}
+            )
+            assert isinstance(result, McpToolResult)
+            for _ in range(100):  # the stderr line, relayed by a thread
+                if any("api.example" in str(e.get("line")) for e in logged):
+                    break
+                await asyncio.sleep(0.02)
+            return result
+
+    with capture_logs() as logged:
+        result = run(main())
+    text = result.model_dump_json()
+    assert "key=[secret]" in text, text
+    lines = [str(e["line"]) for e in logged if "api.example" in str(e.get("line"))]
+    assert lines == ["GET https://api.example/v1?key=[secret] failed"]
+    assert "canary" not in text + "".join(lines)
+    assert spelled not in text
 
 
 def test_a_credential_not_stored_is_a_clear_error() -> None:

@@ -4,6 +4,7 @@ what it lists must neither hang the connector nor hand the vault's secrets to ag
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ from structlog.testing import capture_logs
 from airlock.plugin import Access, ConnectorError
 from airlock_mcp_proxy import sdk_log
 from airlock_mcp_proxy.stdio import FLUSH_TIMEOUT, MAX_LINE
-from airlock_mcp_proxy.upstream import LINE_LIMIT, _relay_stderr
+from airlock_mcp_proxy.upstream import LINE_LIMIT, LINES_A_MINUTE, _relay_stderr
 from tests.mcp_proxy.conftest import opened
 
 HOSTILE = Path(__file__).with_name("hostile_server.py")
@@ -99,6 +100,24 @@ def test_a_schema_that_cannot_be_checked_is_a_clean_error() -> None:
     loop, remote = asyncio.run(main())
     assert "refers to itself" in loop
     assert "example.invalid" not in remote, "a schema's addresses are the server's words"
+
+
+def test_a_server_flooding_stderr_gets_a_few_hundred_lines_a_minute_into_the_log() -> None:
+    """2,000-character lines as fast as a server can write them added ~40 MiB a second
+    to the daemon log: a full disk stops every audit record, so every call. At most
+    LINES_A_MINUTE a minute are logged; the rest are counted, said once a minute."""
+    lines = "".join(f"line {n} {'z' * 1900}\n" for n in range(2000)) + "a minute on\n" * 3
+    # The clock as the relay reads it: at its start, then before each line (2,000 lines
+    # in 20 s, then a minute on).
+    times = iter([0.0, *(n * 0.01 for n in range(2000))])
+    with capture_logs() as logged:
+        _relay_stderr(io.StringIO(lines), "files", [], clock=lambda: next(times, 80.0))
+    relayed = [e["line"] for e in logged if e["event"] == "mcp_server_stderr"]
+    dropped = [e["lines"] for e in logged if e["event"] == "mcp_server_stderr_dropped"]
+    assert len(relayed) == LINES_A_MINUTE + 3
+    assert relayed[LINES_A_MINUTE - 1].startswith(f"line {LINES_A_MINUTE - 1} ")
+    assert relayed[-3:] == ["a minute on"] * 3
+    assert dropped == [2000 - LINES_A_MINUTE]
 
 
 def test_a_line_of_stderr_without_end_is_not_held_whole() -> None:

@@ -6,9 +6,11 @@ tries to leak its environment (to stdout and stderr), and one that crashes. Run 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
+from urllib.parse import quote, quote_plus
 
 from mcp.server import MCPServer
 from mcp.types import ToolAnnotations
@@ -23,6 +25,21 @@ def show_env(name: str) -> str:
     value = os.environ.get(name, "")
     print(f"show_env {name}={value}", file=sys.stderr, flush=True)
     return f"{name}={value}"
+
+
+@server.tool(annotations=READ)
+def show_env_spelled(name: str, spelling: str) -> str:
+    """An environment variable as an honest error quotes it: in a URL, or in JSON."""
+    value = os.environ.get(name, "")
+    spelled = {
+        "url": quote(value, safe=""),
+        "url_path": quote(value),
+        "url_form": quote_plus(value),
+        "json_ascii": json.dumps(value)[1:-1],
+        "json": json.dumps(value, ensure_ascii=False)[1:-1],
+    }[spelling]
+    print(f"GET https://api.example/v1?key={spelled} failed", file=sys.stderr, flush=True)
+    return f'{{"error": "GET https://api.example/v1?key={spelled}: 401"}}'
 
 
 @server.tool(annotations=READ)

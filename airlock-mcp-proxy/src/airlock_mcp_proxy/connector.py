@@ -10,6 +10,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
+from urllib.parse import quote, quote_plus
 
 from pydantic import BaseModel, SecretStr
 
@@ -51,6 +52,20 @@ def operation_name(tool: str) -> str | None:
     name = re.sub(r"[^a-z0-9_]+", "_", tool.lower()).strip("_")
     name = re.sub(r"^[^a-z]+", "", name)[:48].rstrip("_")
     return name if len(name) >= 2 else None
+
+
+def spellings(secret: str) -> set[str]:
+    """*secret* and the ways a server's honest echo spells it: URL-encoded (an HTTP
+    library's error quoting the URL it called), and escaped in JSON text (with and
+    without ``ensure_ascii``). Each is withheld wherever the secret itself is."""
+    return {
+        secret,
+        quote(secret, safe=""),
+        quote(secret),
+        quote_plus(secret),
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+    }
 
 
 def plain_line(text: str, secrets: Iterable[str] = ()) -> str:
@@ -115,7 +130,7 @@ class McpProxy(Connector[McpSettings]):
                 hint=f"run `airlock credentials add {self.service}`",
             )
         env = resolve_env(self.settings.env, stored)
-        secrets = [stored[f] for f in needed]
+        secrets = {spelled for f in needed for spelled in spellings(stored[f])}
         return Upstream(
             service=self.service,
             command=self.settings.command,

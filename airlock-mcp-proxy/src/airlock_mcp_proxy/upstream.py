@@ -13,7 +13,8 @@ import asyncio
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from airlock.plugin import confined_command, get_logger, withhold
@@ -38,15 +39,39 @@ def _lines(stream: IO[str], keep: int) -> Iterator[str]:
         yield line.rstrip("\n")
 
 
-def _relay_stderr(stream: IO[str], service: str, secrets: list[str]) -> None:
-    """Each line the server writes to stderr, into the daemon log (a thread: blocking reads)."""
+LINES_A_MINUTE = 300
+"""Stderr lines of one server logged in a minute; the rest are counted, not logged. A
+server writing 2,000-character lines as fast as it could added ~40 MiB a second to the
+daemon log (not rotated under the supervisor): a full disk stops every record."""
+
+
+def _relay_stderr(
+    stream: IO[str],
+    service: str,
+    secrets: list[str],
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Each line the server writes to stderr, into the daemon log (a thread: blocking
+    reads), at most LINES_A_MINUTE a minute."""
     # The longest secret past the cut is read too, so a secret at the cut is masked whole.
     keep = LINE_LIMIT + max((len(s) for s in secrets), default=0)
+    minute, logged, dropped = clock(), 0, 0
     with stream:
         for line in _lines(stream, keep):
+            if clock() - minute >= 60:
+                if dropped:
+                    log.warning("mcp_server_stderr_dropped", service=service, lines=dropped)
+                minute, logged, dropped = clock(), 0, 0
+            if logged >= LINES_A_MINUTE:
+                dropped += 1
+                continue
             text = withhold(line, secrets)[:LINE_LIMIT]
             if text.strip():
+                logged += 1
                 log.info("mcp_server_stderr", service=service, line=text)
+    if dropped:
+        log.warning("mcp_server_stderr_dropped", service=service, lines=dropped)
 
 
 class Upstream:
