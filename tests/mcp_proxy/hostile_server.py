@@ -30,6 +30,8 @@
   each counted in the file ``$WRITTEN``;
 - ``forks``: the server starts a child that sleeps (its pid in the file ``$PID``), and
   exits as it should when its stdin closes, leaving the child behind;
+- ``fat_pages``: 16 pages of one tool each, ``fat-N``, whose schema of ~1.4 MB (an
+  enum of 100,000 values) is too long to be offered, then a page with ``small``;
 - ``output_trap``: ``find`` declares an output schema whose ``q`` must match
   ``^(a+)+$`` and answers with ``$AS`` a's (forty unless set) and a "!".
 """
@@ -94,6 +96,13 @@ def tools_page(params: dict[str, Any]) -> dict[str, Any]:
         return {"tools": [read_tool("find", trap)]}
     if MODE == "bad_refs":
         return {"tools": [read_tool("loop", LOOP), read_tool("remote", REMOTE)]}
+    if MODE == "fat_pages":
+        page = int(params.get("cursor") or 0)
+        if page == 16:
+            return {"tools": [read_tool("small", {"type": "object"})]}
+        choice = {"type": "string", "enum": [f"v{page}-{n:06d}" for n in range(100_000)]}
+        fat = read_tool(f"fat-{page}", {"type": "object", "properties": {"choice": choice}})
+        return {"tools": [fat], "nextCursor": str(page + 1)}
     if MODE == "output_trap":
         trap = {"type": "object", "properties": {"q": {"type": "string", "pattern": "^(a+)+$"}}}
         return {"tools": [{**read_tool("find", {"type": "object"}), "outputSchema": trap}]}

@@ -42,6 +42,8 @@ MAX_SCHEMA_CHARS = 64 * 1024
 """A tool whose input schema is longer (as JSON) is left out: every agent's tool list
 carries it, and real tools need a few KiB."""
 MAX_PAGES = 50
+LIST_DEADLINE = 60.0
+"""Seconds all of a listing's pages may take: what came by then is listed."""
 """Pages of ``tools/list`` asked for at most: a server whose pages never end (empty ones
 naming a next one) must not keep the service opening forever."""
 
@@ -205,28 +207,36 @@ class McpProxy(Connector[McpSettings]):
         return await self._listing(await self._client())
 
     async def _listing(self, client: Any) -> list[OperationSpec]:
+        """The tools as operations, each page's taken as it arrives: a tool left out (a
+        schema over MAX_SCHEMA_CHARS) is not kept while later pages come (pages of one
+        15 MiB tool each held 3 GB by the 13th)."""
         secrets = self._upstream.secrets if self._upstream is not None else []
-        found: list[Any] = []
-        cursor: str | None = None
-        for _ in range(MAX_PAGES):
-            page = await client.list_tools(cursor=cursor)
-            _no_output_checks(client, page.tools)
-            found += page.tools
-            cursor = page.next_cursor
-            if not cursor or len(found) >= MAX_TOOLS:
-                break
-        else:
-            log.warning("mcp_tool_list_cut", service=self.service, pages=MAX_PAGES)
         specs: dict[str, OperationSpec] = {}
         tools: dict[str, str] = {}
-        for tool in found[:MAX_TOOLS]:
-            spec = self._spec(tool, secrets)
-            if spec is None or spec.name in specs:
-                left_out = str(withhold(tool.name, secrets))[:80]
-                log.warning("mcp_tool_left_out", service=self.service, tool=left_out)
-                continue
-            specs[spec.name] = spec
-            tools[spec.name] = tool.name
+        listed = 0
+        cursor: str | None = None
+        try:
+            async with asyncio.timeout(LIST_DEADLINE):
+                for _ in range(MAX_PAGES):
+                    page = await client.list_tools(cursor=cursor, cache_mode="bypass")
+                    _no_output_checks(client, page.tools)
+                    for tool in page.tools[: MAX_TOOLS - listed]:
+                        spec = self._spec(tool, secrets)
+                        if spec is None or spec.name in specs:
+                            left_out = str(withhold(tool.name, secrets))[:80]
+                            log.warning("mcp_tool_left_out", service=self.service, tool=left_out)
+                            continue
+                        specs[spec.name] = spec
+                        tools[spec.name] = tool.name
+                    listed += len(page.tools)
+                    cursor = page.next_cursor
+                    del page
+                    if not cursor or listed >= MAX_TOOLS:
+                        break
+                else:
+                    log.warning("mcp_tool_list_cut", service=self.service, pages=MAX_PAGES)
+        except TimeoutError:
+            log.warning("mcp_tool_list_cut", service=self.service, seconds=LIST_DEADLINE)
         self._tools = tools
         return list(specs.values())
 
