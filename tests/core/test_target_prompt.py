@@ -67,6 +67,25 @@ def test_the_service_text_is_shown_to_the_person_sanitised_and_never_to_the_agen
     run(tmp_path, scenario)
 
 
+def test_the_phone_shows_the_whole_label_saying_the_text_is_untrusted(
+    tmp_path: Path, descriptions: dict[str, str]
+) -> None:
+    """Telegram and Signal flatten a prompt's labels to a limit, which was 32: the label
+    read ``Acts on (the service's text, un…``, its key word gone from over a hostile
+    mail subject."""
+    from airlock.framework.http_notifier import flatten_prompt
+
+    descriptions["a"] = "Invoice 7"
+
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        await _ask_as(runtime, AGENT, "a")
+        flat = flatten_prompt(phone.sent[0], value_limit=200)
+        assert dict(flat.lines)[TARGET_LABEL] == "Invoice 7"
+        assert all(label.endswith("untrusted)") for label, _ in flat.lines if "Acts" in label)
+
+    run(tmp_path, scenario)
+
+
 def test_a_failed_look_up_is_a_note_on_the_prompt_not_a_failed_request(
     tmp_path: Path, descriptions: dict[str, str]
 ) -> None:

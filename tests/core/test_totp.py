@@ -116,7 +116,22 @@ def test_codes_may_carry_spaces(verifier: TotpVerifier, clock: FakeClock) -> Non
     assert verifier.verify(f" {code[:3]} {code[3:]} ") == step_of(clock)
 
 
-@pytest.mark.parametrize("junk", ["", "12345", "1234567", "abcdef", "１２３４５６", "9" * 5000])
+@pytest.mark.parametrize("script", ["٠١٢٣٤٥٦٧٨٩", "０１２３４５６７８９", "०१२३४५६७८९"])
+def test_the_code_in_a_keyboards_own_digits_is_the_code(
+    verifier: TotpVerifier, clock: FakeClock, script: str
+) -> None:
+    """A phone keyboard may type the person's code in Arabic-Indic, full-width or
+    Devanagari digits: their own correct code, which was refused and counted toward the
+    lockout (five such replies locked approvals)."""
+    code = code_at(step_of(clock))
+    typed = "".join(script[int(digit)] for digit in code)
+    assert verifier.verify(f"{typed[:3]} {typed[3:]}") == step_of(clock)
+    assert verifier.lock_state().recent_failures == 0
+
+
+@pytest.mark.parametrize(
+    "junk", ["", "12345", "1234567", "abcdef", "１２３４５６", "¹²³⁴⁵⁶", "①②③④⑤⑥", "9" * 5000]
+)
 def test_things_that_are_not_codes_are_refused_and_counted(
     verifier: TotpVerifier, junk: str
 ) -> None:

@@ -250,7 +250,7 @@ class HttpNotifier(Notifier, Generic[S, R]):
 
 
 def flatten_prompt(
-    prompt: Prompt, *, value_limit: int, title_limit: int = 120, label_limit: int = 32
+    prompt: Prompt, *, value_limit: int, title_limit: int = 120, label_limit: int = 48
 ) -> Prompt:
     """*prompt* with its title, every label and value, and the reason each one short line.
 

@@ -33,6 +33,7 @@ import hmac
 import io
 import os
 import secrets
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -172,9 +173,11 @@ def _normalise(code: str) -> str | None:
     if len(code) > _MAX_CODE_CHARS:
         return None
     cleaned = code.replace(" ", "").replace("-", "").strip()
-    if not cleaned.isascii() or not cleaned.isdigit():
+    if not cleaned.isdecimal():  # decimal digits of any script: not ², not ①
         return None
-    return cleaned
+    # A phone keyboard may type the person's code in its own digits (Arabic-Indic,
+    # full width): the same code, not a wrong one that counts toward the lockout.
+    return "".join(str(unicodedata.decimal(digit)) for digit in cleaned)
 
 
 def _matching_steps(totp: pyotp.TOTP, code: str, step: int) -> list[int]:
