@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from gateway_fixtures import NOTES, Notebook, Phone, make_runtime
 
 from airlock.api import AccessRequestIn, OperationRef, SessionGrant
@@ -180,6 +181,34 @@ def test_a_reply_to_a_prompt_approves_that_request_only(tmp_path: Path) -> None:
         first = await ask(runtime)
         second = await ask(runtime, ttl="2h")  # a different ask, so a second request
         phone.reply(code_at(totp, clock), in_reply_to="msg-2")
+        await settle()
+        assert [p.id for p in runtime.approvals.pending()] == [first.id]
+        state = await runtime.approvals.collect(second.id, second.claim, peer=ME, wait=0)
+        assert state.status == "approved"
+
+    run(tmp_path, scenario)
+
+
+def test_a_reply_to_a_prompt_sent_before_a_reload_still_approves_its_request(
+    tmp_path: Path,
+) -> None:
+    """A reload (or an unlock) builds the channels anew: they forgot which prompt was for
+    which request, so a reply to a prompt already on the phone was "not an open prompt",
+    and no prompt was sent again (with two waiting, the phone could approve neither)."""
+
+    async def scenario(runtime: Runtime, totp: Any, phone: Phone, clock: FakeClock) -> None:
+        first = await ask(runtime)
+        second = await ask(runtime, ttl="2h")
+        settings = {
+            "services": {"notes": {"connector": "notebook"}},
+            "approvals": {"notifiers": ["console", "phone"]},
+        }
+        runtime.paths.config_file.write_text(yaml.safe_dump(settings))
+        await runtime.reload()
+        now = runtime.notifiers["phone"]
+        assert isinstance(now, Phone)
+        assert now is not phone, "the notifiers were built anew"
+        now.reply(code_at(totp, clock), in_reply_to="msg-2")
         await settle()
         assert [p.id for p in runtime.approvals.pending()] == [first.id]
         state = await runtime.approvals.collect(second.id, second.claim, peer=ME, wait=0)

@@ -331,12 +331,12 @@ class Runtime:
 
     async def _swap(self, parts: Parts) -> None:
         """Put freshly built parts in use, all at once (the uid gate too), and retire the
-        old ones in the background: a notifier stuck closing in its client library must
-        hold back neither the new config nor the next reload (``stop`` waits a while for
-        it, as for every task of the daemon's)."""
+        old ones in the background: a notifier stuck closing in its client library holds
+        back neither the new config nor the next reload (``stop`` waits a while for it)."""
         old_approvals, old_notifiers = self.approvals, self.notifiers
         old_listeners = self._listeners
         self.gateway.uses.flush()
+        parts.channels.carry_over(self.channels)
         self._use(parts)
         for hook in self.on_reload:
             hook(parts.config)

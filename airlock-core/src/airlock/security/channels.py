@@ -47,6 +47,17 @@ class Channels:
             return None
         return self._deliveries.get((notifier, ref)) or None
 
+    def carry_over(self, old: Channels) -> None:
+        """Remember the prompts *old* sent on the channels kept (a reload or an unlock
+        builds the channels anew): replies to prompts already on the phone still
+        approve. Forgotten, every such reply was "not an open prompt", and no prompt was
+        sent again."""
+        kept = {key: rid for key, rid in old._deliveries.items() if key[0] in self._channels}
+        kept.update(self._deliveries)
+        self._deliveries = kept
+        while len(self._deliveries) > KEPT_DELIVERIES:
+            del self._deliveries[next(iter(self._deliveries))]
+
     def _delivered(self, notifier: str, ref: str, request_id: str) -> None:
         """Remember which request a sent prompt is for. Two prompts given one reference
         (Signal names a message by its millisecond) are neither's: a reply to it cannot
