@@ -15,7 +15,7 @@ from aiohttp import web
 from airlock.daemon.runtime import Runtime
 from airlock.dashboard.app import Dashboard, of
 from airlock.dashboard.auth import COOKIE, LOGIN_COOKIE, PERSON_ACCESS
-from airlock.dashboard.security import check_csrf, client_uid, current_session, read_form
+from airlock.dashboard.security import check_csrf, current_session, read_form, request_uid
 from airlock.errors import AirlockError
 from airlock.framework.spending import format_usd
 from airlock.models import Access, RequestStatus
@@ -73,7 +73,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     code = form.get("code")
     try:
         done = await dash.auth.login(
-            code if isinstance(code, str) else "", _remote(request), client_uid(request)
+            code if isinstance(code, str) else "", _remote(request), request_uid(request)
         )
     except AirlockError as exc:
         return await login_page(request, exc.message, exc.status)

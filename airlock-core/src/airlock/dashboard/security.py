@@ -49,6 +49,7 @@ HEADERS = {
 SAFE_METHODS = ("GET", "HEAD")
 PUBLIC_PATHS = ("/login", "/static/", "/favicon.ico")
 SESSION_KEY = "airlock_dashboard_session"
+UID_KEY = "airlock_dashboard_uid"
 
 
 def plain(status: int, text: str) -> web.Response:
@@ -80,6 +81,14 @@ def make_guard(
         if uid == HUNG_UP:  # read as root's otherwise (see peer_uid)
             log.warning("dashboard_client_hung_up")
             return plain(400, "the connection was closed before its request was read")
+        if uid is None:
+            if not remote:
+                # Gone (reset) or the kernel's table unreadable (no file descriptor left):
+                # taken for the daemon's owner, a refused user logged in as them.
+                log.warning("dashboard_uid_unknown")
+                return plain(403, "the connecting local user cannot be told; refused")
+            uid = os.getuid()  # another machine: what every login was bound to before
+        request[UID_KEY] = uid
         # With allow_remote the person opened it to whoever reaches it (a TLS proxy of
         # another uid, other machines): the gate would refuse the proxy, and no more.
         if not remote and not allows(uid):
@@ -114,18 +123,26 @@ def make_guard(
     return guard
 
 
-def client_uid(request: web.Request) -> int:
-    """The local user whose program (the browser) is on the other end of *request*; the
-    daemon's own uid when the kernel does not say (a client on another machine, or a
-    system without ``/proc``), which is what every login was bound to before;
-    :data:`~airlock.dashboard.peer_uid.HUNG_UP` for a local client that closed its end."""
+def client_uid(request: web.Request) -> int | None:
+    """The local user whose program (the browser) is on the other end of *request*; None
+    when the kernel does not say (a client on another machine, one gone, or the table
+    unreadable); :data:`~airlock.dashboard.peer_uid.HUNG_UP` for a local client that
+    closed its end. Asked once a request, by the guard: see :func:`request_uid`."""
     transport = request.transport
     sock = transport.get_extra_info("socket") if transport is not None else None
-    found = None
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            found = peer_uid(sock.family, sock.getsockname()[:2], sock.getpeername()[:2])
-    return os.getuid() if found is None else found
+    if sock is None:
+        return None
+    try:
+        return peer_uid(sock.family, sock.getsockname()[:2], sock.getpeername()[:2])
+    except OSError:
+        return None
+
+
+def request_uid(request: web.Request) -> int:
+    """The uid the guard found for *request* (asked again later, a client that reset its
+    connection meanwhile would not be there to say)."""
+    uid: int = request[UID_KEY]
+    return uid
 
 
 def _said(exc: AirlockError) -> web.Response:
