@@ -171,7 +171,7 @@ def test_the_servers_secret_never_reaches_the_agent_the_log_or_the_audit(
         "credentials", "add", "toy", stdin=f"{airlock.phone.code()}\ntoken={secret}\n"
     )
     assert added.returncode == 0, added.stderr
-    assert "connected: 6 tools" in added.stdout
+    assert "connected: 7 tools" in added.stdout
     with airlock.client() as agent:
         token = airlock.session(agent, services=["toy"], reason="check env")["token"]
         echoed = op(agent, token, "toy", "show_env", name="TOY_TOKEN")
