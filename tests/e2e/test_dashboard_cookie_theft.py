@@ -14,6 +14,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -149,6 +150,46 @@ def test_a_refused_user_that_hangs_up_at_once_cannot_try_codes_either(
     with airlock.client() as agent:
         created = airlock.request(agent)
         assert airlock.approve(agent, created["code"]).status_code == 200
+
+
+def test_a_refused_user_cannot_hold_the_daemons_file_descriptors_through_the_dashboard(
+    served: tuple[Airlock, str], other_uid: int
+) -> None:
+    """The uid gate ran once a request's head had arrived: another local user opening
+    connections with half a head held a file descriptor of the daemon each, 1,200 of
+    them all it had, and agents and the CLI were then refused. Now such a connection is
+    answered 403 and closed as it is accepted, before a byte of it is read."""
+    airlock, url = served
+    host = url.removeprefix("http://")
+    address, port = host.rsplit(":", 1)
+    assert airlock.proc is not None
+    fds = Path(f"/proc/{airlock.proc.pid}/fd")
+    before = len(list(fds.iterdir()))
+
+    def hold() -> bytes:
+        held = []
+        for _ in range(300):
+            conn = socket.create_connection((address, int(port)))
+            conn.sendall(b"GET /login HTTP/1.1\r\nHost: " + host.encode())  # half a head
+            held.append(conn)
+        time.sleep(2.0)  # while the daemon's file descriptors are counted
+        answers = [conn.recv(200) for conn in held[:3]]
+        for conn in held:
+            conn.close()
+        return b"|".join(answers)
+
+    done: list[bytes] = []
+    child = threading.Thread(target=lambda: done.append(as_uid(other_uid, hold)))
+    child.start()
+    time.sleep(1.5)
+    grown = len(list(fds.iterdir())) - before
+    child.join(30)
+    assert grown < 30, f"the daemon held {grown} more file descriptors"
+    [answers] = done
+    assert answers.split(b"|")[0].startswith(b"HTTP/1.1 403 Forbidden")
+    assert f"uid {other_uid} may not use this Airlock".encode() in answers
+    with airlock.client() as agent:
+        assert agent.get("/v1/status").status_code == 200
 
 
 def test_a_refused_user_that_resets_its_connection_cannot_try_codes_either(

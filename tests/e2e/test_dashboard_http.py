@@ -50,6 +50,27 @@ def audit(airlock: Airlock, event: str) -> list[dict[str, Any]]:
     return query(airlock.paths.audit_dir, event=event)
 
 
+@pytest.mark.parametrize("path", ["/audit", "/audit/export.jsonl", "/sessions", "/events"])
+def test_a_page_on_another_port_cannot_use_the_persons_login(
+    served: tuple[Airlock, str], person: Browser, path: str
+) -> None:
+    """A web server on another port of 127.0.0.1 is the same site to the browser, which
+    sends the dashboard's cookie with its GETs: it could not read the answers, but each
+    was served logged in (a full audit scan, an export of 100,000 records, one of the
+    20 event streams). A logged-in request a browser says another site's page made is
+    refused; the dashboard's own page, the address typed, or a link followed still get
+    it."""
+    for site in ("same-site", "cross-site"):
+        for mode, dest in (("no-cors", "image"), ("cors", "empty"), ("navigate", "iframe")):
+            made = {"Sec-Fetch-Site": site, "Sec-Fetch-Mode": mode, "Sec-Fetch-Dest": dest}
+            assert person.get(path, headers=made).status_code == 403, made
+    if path != "/events":  # a stream: not read here
+        assert person.get(path).status_code == 200
+        assert person.get(path, headers={"Sec-Fetch-Site": "none"}).status_code == 200
+        link = {"Sec-Fetch-Site": "same-site", "Sec-Fetch-Mode": "navigate"}
+        assert person.get(path, headers={**link, "Sec-Fetch-Dest": "document"}).status_code == 200
+
+
 def test_login_with_a_code_sets_a_strict_httponly_cookie_listed_as_a_person_session(
     served: tuple[Airlock, str], browser: Browser
 ) -> None:

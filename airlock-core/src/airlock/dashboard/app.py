@@ -24,6 +24,7 @@ from airlock.common.files import atomic_write_private
 from airlock.daemon.runtime import Runtime
 from airlock.dashboard.address import ListenAddress, parse_listen
 from airlock.dashboard.auth import DashboardAuth
+from airlock.dashboard.gate import GatedSite
 from airlock.dashboard.security import add_headers, current_session, make_guard
 from airlock.framework.notifiers import Notice
 from airlock.security.prompts import untrusted_line
@@ -167,7 +168,13 @@ async def _warn_taken(runtime: Runtime, listen: str, then: str = "so the dashboa
 SIBLINGS = {"127.0.0.1": "::1", "::1": "127.0.0.1"}
 
 
-async def _hold_sibling(runtime: Runtime, runner: web.AppRunner, host: str, port: int) -> None:
+async def _hold_sibling(
+    runtime: Runtime,
+    runner: web.AppRunner,
+    host: str,
+    port: int,
+    allows: Callable[[int], bool] | None,
+) -> None:
     """``localhost`` names both 127.0.0.1 and ::1, and browsers try ::1 first: the other
     loopback address is served on the same port too, so no other local user can put a
     look-alike login page at ``localhost:PORT`` while the dashboard runs. Taken already:
@@ -176,7 +183,7 @@ async def _hold_sibling(runtime: Runtime, runner: web.AppRunner, host: str, port
     if sibling is None:
         return
     try:
-        await web.TCPSite(runner, sibling, port).start()
+        await GatedSite(runner, sibling, port, allows).start()
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             log.error("dashboard_sibling_taken", address=sibling, port=port)
@@ -220,7 +227,8 @@ async def start(runtime: Runtime, allows: Callable[[int], bool]) -> Running | No
         build_app(dashboard), access_log=None, handle_signals=False, shutdown_timeout=2.0
     )
     await runner.setup()
-    site = web.TCPSite(runner, address.host, address.port)
+    gate = None if settings.allow_remote else allows
+    site = GatedSite(runner, address.host, address.port, gate)
     try:
         await site.start()
     except OSError as exc:
@@ -234,7 +242,7 @@ async def start(runtime: Runtime, allows: Callable[[int], bool]) -> Running | No
     sockets = getattr(server, "sockets", None) or []
     if sockets:
         dashboard.port = sockets[0].getsockname()[1]
-    await _hold_sibling(runtime, runner, address.host, dashboard.port)
+    await _hold_sibling(runtime, runner, address.host, dashboard.port, gate)
     url = address.url(dashboard.port)
     target = url_file(runtime)
     os.makedirs(target.parent, exist_ok=True)

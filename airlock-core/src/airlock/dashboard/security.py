@@ -101,6 +101,12 @@ def make_guard(
                 log.warning("dashboard_origin_refused", origin=(origin or "")[:80])
                 return plain(403, "cross-origin request refused")
         session = auth.session_of(request.cookies.get(COOKIE), uid)
+        if session is not None and _fetched_from_elsewhere(request):
+            # Another port of 127.0.0.1 is the same site: the browser sends the cookie
+            # with a page's images and fetches too (a full audit scan, an export, an
+            # event stream each). A link followed to the dashboard still opens it.
+            log.warning("dashboard_fetch_site_refused")
+            return plain(403, "a request from another site or port is refused")
         if session is not None:
             request[SESSION_KEY] = session
         elif not request.path.startswith(PUBLIC_PATHS):
@@ -121,6 +127,17 @@ def make_guard(
             )
 
     return guard
+
+
+def _fetched_from_elsewhere(request: web.Request) -> bool:
+    """Whether a browser says another site's page made *request*, other than by the
+    person following a link (a top-level navigation to a document)."""
+    headers = request.headers
+    if headers.get("Sec-Fetch-Site") in (None, "same-origin", "none"):
+        return False
+    return not (
+        headers.get("Sec-Fetch-Mode") == "navigate" and headers.get("Sec-Fetch-Dest") == "document"
+    )
 
 
 def client_uid(request: web.Request) -> int | None:
