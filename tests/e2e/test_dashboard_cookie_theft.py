@@ -56,6 +56,17 @@ def login_as(uid: int, url: str, code: str) -> tuple[int, str]:
     return int(status), text
 
 
+def raw_login(url: str, token: str) -> bytes:
+    """A login with a wrong code as a browser sends it (its form token and cookie)."""
+    body = f"login_token={token}&code=000000"
+    return (
+        f"POST /login HTTP/1.1\r\nHost: {url.removeprefix('http://')}\r\nOrigin: {url}\r\n"
+        f"Cookie: airlock_login={token}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n{body}"
+    ).encode()
+
+
 @pytest.fixture
 def served(start_airlock: Callable[..., Airlock]) -> tuple[Airlock, str]:
     return start_with_dashboard(start_airlock)
@@ -114,14 +125,7 @@ def test_a_refused_user_that_hangs_up_at_once_cannot_try_codes_either(
     airlock, url = served
     host = url.removeprefix("http://")
     address, port = host.rsplit(":", 1)
-    token = "t" * 32
-    body = f"login_token={token}&code=000000"
-    request = (
-        f"POST /login HTTP/1.1\r\nHost: {host}\r\nOrigin: {url}\r\n"
-        f"Cookie: airlock_login={token}\r\n"
-        "Content-Type: application/x-www-form-urlencoded\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n{body}"
-    ).encode()
+    request = raw_login(url, "t" * 32)
 
     def hang_up() -> bytes:
         with socket.create_connection((address, int(port))) as conn:
@@ -203,14 +207,7 @@ def test_a_refused_user_that_resets_its_connection_cannot_try_codes_either(
     airlock, url = served
     host = url.removeprefix("http://")
     address, port = host.rsplit(":", 1)
-    token = "r" * 32
-    body = f"login_token={token}&code=000000"
-    request = (
-        f"POST /login HTTP/1.1\r\nHost: {host}\r\nOrigin: {url}\r\n"
-        f"Cookie: airlock_login={token}\r\n"
-        "Content-Type: application/x-www-form-urlencoded\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n{body}"
-    ).encode()
+    request = raw_login(url, "r" * 32)
 
     def reset() -> bytes:
         conn = socket.create_connection((address, int(port)))

@@ -17,7 +17,7 @@ from typing import cast
 from aiohttp import web
 
 from airlock.common.logs import get_logger
-from airlock.dashboard.peer_uid import HUNG_UP, peer_uid
+from airlock.dashboard.peer_uid import HUNG_UP, transport_uid
 
 __all__ = ["MAX_CONNECTIONS", "GatedSite"]
 
@@ -30,17 +30,6 @@ MAX_CONNECTIONS = 128
 class _Count:
     def __init__(self) -> None:
         self.open = 0
-
-
-def _uid(transport: asyncio.BaseTransport) -> int | None:
-    """The local user on the other end, as ``security.client_uid`` reads it."""
-    sock = transport.get_extra_info("socket")
-    if sock is None:
-        return None
-    try:
-        return peer_uid(sock.family, sock.getsockname()[:2], sock.getpeername()[:2])
-    except OSError:
-        return None
 
 
 def _refused(uid: int) -> bytes:
@@ -73,7 +62,7 @@ class _Gate(asyncio.Protocol):
             cast(asyncio.Transport, transport).abort()
             return
         if self._allows is not None:
-            uid = _uid(transport)
+            uid = transport_uid(transport)
             if uid is None or uid == HUNG_UP:  # gone, or the kernel's table unreadable
                 log.warning("dashboard_uid_unknown")
                 cast(asyncio.Transport, transport).abort()

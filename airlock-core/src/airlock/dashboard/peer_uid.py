@@ -10,6 +10,7 @@ another machine (``dashboard.allow_remote``) is not listed: its uid is unknown (
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 import sys
@@ -68,3 +69,15 @@ def peer_uid(family: int, server: tuple[str, int], client: tuple[str, int]) -> i
         if len(fields) > INODE_COLUMN and fields[1] == theirs and fields[2] == ours:
             return HUNG_UP if fields[INODE_COLUMN] == "0" else int(fields[UID_COLUMN])
     return None
+
+
+def transport_uid(transport: asyncio.BaseTransport | None) -> int | None:
+    """:func:`peer_uid` of a connection's transport; None when it is gone or the kernel
+    does not say (its table unreadable too: no file descriptor left, say)."""
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return None
+    try:
+        return peer_uid(sock.family, sock.getsockname()[:2], sock.getpeername()[:2])
+    except OSError:
+        return None

@@ -23,7 +23,7 @@ from multidict import MultiDictProxy
 
 from airlock.dashboard.address import host_allowed
 from airlock.dashboard.auth import COOKIE, DashboardAuth
-from airlock.dashboard.peer_uid import HUNG_UP, peer_uid
+from airlock.dashboard.peer_uid import HUNG_UP, transport_uid
 from airlock.errors import AirlockError, state_unavailable
 from airlock.state.store import RevocationNotWritten, Session
 
@@ -145,14 +145,7 @@ def client_uid(request: web.Request) -> int | None:
     when the kernel does not say (a client on another machine, one gone, or the table
     unreadable); :data:`~airlock.dashboard.peer_uid.HUNG_UP` for a local client that
     closed its end. Asked once a request, by the guard: see :func:`request_uid`."""
-    transport = request.transport
-    sock = transport.get_extra_info("socket") if transport is not None else None
-    if sock is None:
-        return None
-    try:
-        return peer_uid(sock.family, sock.getsockname()[:2], sock.getpeername()[:2])
-    except OSError:
-        return None
+    return transport_uid(request.transport)
 
 
 def request_uid(request: web.Request) -> int:
