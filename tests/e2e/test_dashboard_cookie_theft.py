@@ -67,6 +67,20 @@ def raw_login(url: str, token: str) -> bytes:
     ).encode()
 
 
+def settled(airlock: Airlock, before: int, refusals: tuple[str, ...]) -> list[Any]:
+    """The codes tried since the *before*-th, once five logins were each tried or refused
+    (the daemon log's ``dashboard_<refusal>`` lines), or after 10 s."""
+    log = airlock.home / "daemon.log"
+    deadline = time.monotonic() + 10
+    while True:
+        tried = query(airlock.paths.audit_dir, event="approval_failed")[before:]
+        text = log.read_text(errors="replace")
+        seen = sum(text.count(f"dashboard_{refusal}") for refusal in refusals)
+        if len(tried) + seen >= 5 or time.monotonic() > deadline:
+            return tried
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def served(start_airlock: Callable[..., Airlock]) -> tuple[Airlock, str]:
     return start_with_dashboard(start_airlock)
@@ -142,15 +156,7 @@ def test_a_refused_user_that_hangs_up_at_once_cannot_try_codes_either(
         time.sleep(0.5)  # past the kernel's delayed acknowledgement of the hang-up (<= 200 ms)
     finally:
         airlock.proc.send_signal(signal.SIGCONT)
-    log = airlock.home / "daemon.log"
-    deadline = time.monotonic() + 10
-    while True:  # each was refused or tried by now
-        tried = query(airlock.paths.audit_dir, event="approval_failed")
-        refused = log.read_text(errors="replace").count("dashboard_client_hung_up")
-        if len(tried) + refused >= 5 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert tried == []
+    assert settled(airlock, 0, ("client_hung_up",)) == []
     with airlock.client() as agent:
         created = airlock.request(agent)
         assert airlock.approve(agent, created["code"]).status_code == 200
@@ -219,16 +225,7 @@ def test_a_refused_user_that_resets_its_connection_cannot_try_codes_either(
     before = len(query(airlock.paths.audit_dir, event="approval_failed"))
     for _ in range(5):  # approvals.max_failures
         as_uid(other_uid, reset)
-    log = airlock.home / "daemon.log"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # each was refused or tried by now
-        tried = query(airlock.paths.audit_dir, event="approval_failed")[before:]
-        text = log.read_text(errors="replace")
-        seen = sum(text.count(f"dashboard_{w}") for w in ("uid_unknown", "uid_refused"))
-        if len(tried) + seen >= 5:
-            break
-        time.sleep(0.05)
-    assert tried == []
+    assert settled(airlock, before, ("uid_unknown", "uid_refused")) == []
     with airlock.client() as agent:
         created = airlock.request(agent)
         assert airlock.approve(agent, created["code"]).status_code == 200

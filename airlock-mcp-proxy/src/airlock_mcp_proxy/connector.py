@@ -42,10 +42,10 @@ MAX_SCHEMA_CHARS = 64 * 1024
 """A tool whose input schema is longer (as JSON) is left out: every agent's tool list
 carries it, and real tools need a few KiB."""
 MAX_PAGES = 50
-LIST_DEADLINE = 60.0
-"""Seconds all of a listing's pages may take: what came by then is listed."""
 """Pages of ``tools/list`` asked for at most: a server whose pages never end (empty ones
 naming a next one) must not keep the service opening forever."""
+LIST_DEADLINE = 60.0
+"""Seconds all of a listing's pages may take: what came by then is listed."""
 
 
 def operation_name(tool: str) -> str | None:

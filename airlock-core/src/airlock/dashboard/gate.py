@@ -18,6 +18,7 @@ from aiohttp import web
 
 from airlock.common.logs import get_logger
 from airlock.dashboard.peer_uid import HUNG_UP, transport_uid
+from airlock.dashboard.security import refused_text
 
 __all__ = ["MAX_CONNECTIONS", "GatedSite"]
 
@@ -34,7 +35,7 @@ class _Count:
 
 def _refused(uid: int) -> bytes:
     """The answer a refused user gets (as the guard would give it), then the close."""
-    text = f"uid {uid} may not use this Airlock (see daemon.allowed_uids)\n".encode()
+    text = f"{refused_text(uid)}\n".encode()
     head = (
         "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\n"
         f"Content-Length: {len(text)}\r\nConnection: close\r\n\r\n"

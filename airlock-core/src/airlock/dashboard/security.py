@@ -52,6 +52,11 @@ SESSION_KEY = "airlock_dashboard_session"
 UID_KEY = "airlock_dashboard_uid"
 
 
+def refused_text(uid: int) -> str:
+    """What a local user the uid gate refuses is told (by the guard and the accept gate)."""
+    return f"uid {uid} may not use this Airlock (see daemon.allowed_uids)"
+
+
 def plain(status: int, text: str) -> web.Response:
     return web.Response(status=status, text=text + "\n", content_type="text/plain")
 
@@ -93,7 +98,7 @@ def make_guard(
         # another uid, other machines): the gate would refuse the proxy, and no more.
         if not remote and not allows(uid):
             log.warning("dashboard_uid_refused", uid=uid)
-            return plain(403, f"uid {uid} may not use this Airlock (see daemon.allowed_uids)")
+            return plain(403, refused_text(uid))
         if request.method not in SAFE_METHODS:
             origin = request.headers.get("Origin")
             # https too: the page may be served through a TLS proxy (allow_remote).

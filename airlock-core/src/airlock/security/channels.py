@@ -55,8 +55,7 @@ class Channels:
         kept = {key: rid for key, rid in old._deliveries.items() if key[0] in self._channels}
         kept.update(self._deliveries)
         self._deliveries = kept
-        while len(self._deliveries) > KEPT_DELIVERIES:
-            del self._deliveries[next(iter(self._deliveries))]
+        self._forget_oldest()
 
     def _delivered(self, notifier: str, ref: str, request_id: str) -> None:
         """Remember which request a sent prompt is for. Two prompts given one reference
@@ -65,8 +64,11 @@ class Channels:
         key = (notifier, ref)
         known = self._deliveries.get(key)
         self._deliveries[key] = request_id if known in (None, request_id) else AMBIGUOUS
+        self._forget_oldest()
+
+    def _forget_oldest(self) -> None:
         while len(self._deliveries) > KEPT_DELIVERIES:
-            del self._deliveries[next(iter(self._deliveries))]  # the oldest
+            del self._deliveries[next(iter(self._deliveries))]
 
     def health(self) -> list[dict[str, Any]]:
         """Each channel: the last send's outcome, and what the notifier says of itself
