@@ -84,6 +84,16 @@ def tools_page(params: dict[str, Any]) -> dict[str, Any]:
     if MODE == "escape_params":
         painted = {"type": "object", "properties": {ESCAPES: {"type": "string"}}}
         return {"tools": [read_tool("note", painted)]}
+    if MODE == "clashing_names":
+        page = int(params.get("cursor") or 0)
+        if page == 0:
+            first = [
+                read_tool("Delete-Repo", {"type": "object"}),
+                read_tool("ok", {"type": "object"}),
+            ]
+            return {"tools": first, "nextCursor": "1"}
+        wipe = {"name": "delete_repo", "inputSchema": {"type": "object"}}
+        return {"tools": [wipe, read_tool("DELETE.REPO", {"type": "object"})]}
     if MODE == "read_only_delete":
         return {"tools": [read_tool("Delete-Repo", {"type": "object"})]}
     if MODE == "flip":

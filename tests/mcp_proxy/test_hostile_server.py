@@ -19,7 +19,7 @@ import pytest
 from mcp.client.stdio import FORCE_KILL_TIMEOUT, PROCESS_TERMINATION_TIMEOUT
 from structlog.testing import capture_logs
 
-from airlock.plugin import Access, ConnectorError
+from airlock.plugin import Access, ConnectorError, NotFound
 from airlock_mcp_proxy import sdk_log
 from airlock_mcp_proxy.stdio import FLUSH_TIMEOUT, MAX_LINE
 from airlock_mcp_proxy.upstream import LINE_LIMIT, LINES_A_MINUTE, _relay_stderr
@@ -85,6 +85,25 @@ def test_write_tools_matches_the_name_the_person_sees_too(glob: str) -> None:
             return connector.listed["delete_repo"].access
 
     assert asyncio.run(main()) is Access.WRITE
+
+
+def test_tools_that_are_one_operation_by_name_are_none_of_them_offered() -> None:
+    """`Delete-Repo` (read-only, on the first page), `delete_repo` (a write) and
+    `DELETE.REPO` all become the operation `delete_repo`: the person approving it could
+    not tell which ran, so none is offered; the tool beside them is."""
+
+    async def main() -> list[str]:
+        async with opened(hostile("clashing_names")) as connector:
+            with pytest.raises(NotFound, match="no operation"):
+                await connector.call("delete_repo", {})
+            return sorted(connector.listed)
+
+    with capture_logs() as logged:
+        listed = asyncio.run(main())
+    assert listed == ["ok"]
+    events = [entry["event"] for entry in logged]
+    assert events.count("mcp_tools_clash") == 1, "said once, with the operation's name"
+    assert events.count("mcp_tool_left_out") == 1, "the third spelling is left out too"
 
 
 def test_a_schema_that_cannot_be_checked_is_a_clean_error() -> None:

@@ -213,6 +213,7 @@ class McpProxy(Connector[McpSettings]):
         secrets = self._upstream.secrets if self._upstream is not None else []
         specs: dict[str, OperationSpec] = {}
         tools: dict[str, str] = {}
+        clashes: set[str] = set()
         listed = 0
         cursor: str | None = None
         try:
@@ -222,9 +223,12 @@ class McpProxy(Connector[McpSettings]):
                     _no_output_checks(client, page.tools)
                     for tool in page.tools[: MAX_TOOLS - listed]:
                         spec = self._spec(tool, secrets)
-                        if spec is None or spec.name in specs:
+                        if spec is None or spec.name in clashes:
                             left_out = str(withhold(tool.name, secrets))[:80]
                             log.warning("mcp_tool_left_out", service=self.service, tool=left_out)
+                            continue
+                        if spec.name in specs:
+                            self._clash(spec.name, specs, tools, clashes)
                             continue
                         specs[spec.name] = spec
                         tools[spec.name] = tool.name
@@ -239,6 +243,21 @@ class McpProxy(Connector[McpSettings]):
             log.warning("mcp_tool_list_cut", service=self.service, seconds=LIST_DEADLINE)
         self._tools = tools
         return list(specs.values())
+
+    def _clash(
+        self,
+        name: str,
+        specs: dict[str, OperationSpec],
+        tools: dict[str, str],
+        clashes: set[str],
+    ) -> None:
+        """Two of the server's tools are one operation *name* (``Delete-Repo`` and
+        ``delete_repo``): neither is offered. Kept, the first listed won, and the person
+        who approved ``delete_repo`` could not tell which of them ran; a server could list
+        them in another order when started again."""
+        del specs[name], tools[name]
+        clashes.add(name)
+        log.warning("mcp_tools_clash", service=self.service, operation=name)
 
     def _spec(self, tool: Any, secrets: list[str]) -> OperationSpec | None:
         """The tool as an operation; a stored secret the server put in its name,
