@@ -10,10 +10,12 @@ button and edited prompts, Signal's reactions) stays in that messenger's tests.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import pytest
 
@@ -278,6 +280,87 @@ class ApprovalScenarios:
             assert not audit_events(runtime, "approval_failed")
 
         play(tmp_path, messenger, scenario)
+
+    @pytest.mark.parametrize("held", ["before", "after"])
+    def test_a_reply_in_hand_when_the_daemon_reloads_is_handled_once(
+        self, tmp_path: Path, messenger: MessengerDouble, held: str
+    ) -> None:
+        """A reload replaces the notifier while the person's wrong code is being handled
+        (held here *before* or *after* the daemon's own handling of it, as a slow send
+        would). It counts toward the lockout once: not lost with the old notifier's
+        listening, nor received again by the new notifier and counted twice. The next
+        reply then goes to the new notifier, and approves."""
+        settings = messenger.settings()
+        runtime, phone, hold = holding(tmp_path, messenger, settings, before=held == "before")
+
+        async def scenario(runtime: Runtime, phone: Phone) -> None:
+            created = await ask(runtime)
+            prompt = await messenger.prompt(created.code)
+            messenger.say("000000", to=prompt)
+            await eventually(hold.holding.is_set)
+            await reload(runtime, messenger, settings)
+            assert runtime.replies is not hold, "the new notifier answers to the new parts"
+            hold.release.set()
+            await eventually(lambda: audit_events(runtime, "approval_failed"))
+            await eventually(lambda: runtime.listeners[messenger.channel].receiving)
+            await settled(messenger)  # anything received again is handled by now
+            (failed,) = audit_events(runtime, "approval_failed")
+            assert failed["counted"] is True
+            assert hold.handled == 1
+            messenger.say(phone.code(), to=prompt)
+            await eventually(lambda: not runtime.approvals.pending())
+            assert await status_of(runtime, created) == "approved"
+
+        run_scenario(runtime, phone, scenario)
+
+
+async def reload(runtime: Runtime, messenger: MessengerDouble, settings: dict[str, Any]) -> None:
+    """``airlock reload`` of the runtime's config as it is (every notifier built anew)."""
+    config = {
+        "services": {"echo": {"connector": "echo"}},
+        "approvals": {"notifiers": ["console", messenger.channel]},
+        "notifiers": {messenger.channel: settings},
+    }
+    runtime.paths.config_file.write_text(json.dumps(config))
+    before = runtime.notifiers[messenger.channel]
+    await runtime.reload()
+    assert runtime.notifiers[messenger.channel] is not before
+
+
+def holding(
+    tmp_path: Path, messenger: MessengerDouble, settings: dict[str, Any], *, before: bool
+) -> tuple[Runtime, Phone, HeldReplies]:
+    """A runtime whose notifier is *messenger*'s, its replies handled through a
+    :class:`HeldReplies`."""
+    runtime, phone = make_runtime(
+        tmp_path / "home", messenger.plugin, messenger.channel, settings, messenger.credentials()
+    )
+    hold = HeldReplies(runtime.replies, before=before)
+    runtime.replies = cast(ReplyHandler, hold)  # the listener starts with it
+    return runtime, phone, hold
+
+
+class HeldReplies:
+    """The daemon's reply handler, holding the first reply it is given until
+    ``release`` (*before* handing it on, or after): a reply in hand for as long as the
+    test needs."""
+
+    def __init__(self, inner: ReplyHandler, *, before: bool) -> None:
+        self.inner = inner
+        self.before = before
+        self.holding = asyncio.Event()
+        self.release = asyncio.Event()
+        self.handled = 0
+
+    async def handle(self, notifier: str, reply: Reply) -> None:
+        first = not self.holding.is_set()
+        self.holding.set()
+        if first and self.before:
+            await self.release.wait()
+        await self.inner.handle(notifier, reply)
+        self.handled += 1
+        if first and not self.before:
+            await self.release.wait()
 
 
 class HostileInputScenarios:

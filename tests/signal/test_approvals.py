@@ -9,8 +9,15 @@ from pathlib import Path
 import pytest
 
 from airlock.daemon.runtime import Runtime
-from tests.notifier_harness.runtime import Phone, ask, audit_events, status_of
-from tests.notifier_harness.scenarios import ApprovalScenarios, answers, play, settled
+from tests.notifier_harness.runtime import Phone, ask, audit_events, run_scenario, status_of
+from tests.notifier_harness.scenarios import (
+    ApprovalScenarios,
+    answers,
+    holding,
+    play,
+    reload,
+    settled,
+)
 from tests.notifier_harness.waiting import eventually
 from tests.signal.conftest import SignalDouble
 
@@ -76,3 +83,29 @@ def test_a_reply_to_two_prompts_sent_in_one_millisecond_approves_neither(
         assert not audit_events(runtime, "totp_verified")
 
     play(tmp_path, messenger, scenario)
+
+
+def test_a_reply_that_came_while_core_handled_another_at_a_reload_is_not_lost(
+    tmp_path: Path, messenger: SignalDouble
+) -> None:
+    """Signal hands a message over once. The person's right code came while core was
+    still handling their wrong one, and the old notifier had read it (off the WebSocket
+    or signal-cli's socket) when the daemon reloaded: the new notifier takes it over,
+    and it approves."""
+    settings = messenger.settings()
+    runtime, phone, hold = holding(tmp_path, messenger, settings, before=False)
+
+    async def scenario(runtime: Runtime, phone: Phone) -> None:
+        created = await ask(runtime)
+        prompt = await messenger.prompt(created.code)
+        messenger.say("000000", to=prompt)
+        await eventually(hold.holding.is_set)
+        messenger.say(phone.code(), to=prompt)
+        await eventually(messenger.server.all_handed_over)
+        await reload(runtime, messenger, settings)
+        hold.release.set()
+        await eventually(lambda: not runtime.approvals.pending())
+        assert await status_of(runtime, created) == "approved"
+        assert len(audit_events(runtime, "approval_failed")) == 1
+
+    run_scenario(runtime, phone, scenario)

@@ -16,7 +16,15 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from airlock.plugin import ApiSettings, Delivery, HttpNotifier, Notice, Prompt, Reply
+from airlock.plugin import (
+    ApiSettings,
+    Delivery,
+    HttpNotifier,
+    Notice,
+    Notifier,
+    Prompt,
+    Reply,
+)
 from airlock_notify_signal._cli_socket import SignalCli
 from airlock_notify_signal._envelopes import read_envelope
 from airlock_notify_signal._receiving import Receiver
@@ -94,6 +102,8 @@ class SignalNotifier(HttpNotifier[SignalSettings, int]):
                 person=person,
             )
             self._received = self._receiver.items
+        self._carried: list[Any] = []
+        """What the notifier this one took over from received and never read."""
 
     async def send(self, prompt: Prompt) -> Delivery:
         timestamp = await self._api.send(self.config.recipient, prompt_text(prompt))
@@ -111,17 +121,40 @@ class SignalNotifier(HttpNotifier[SignalSettings, int]):
         )
         self.sent += 1
 
+    def carry_over(self, old: Notifier) -> None:
+        """Also what *old* received and never read (a message that came while core
+        handled the one before): Signal hands a message over once, and the person's
+        reply would be lost with the old notifier. signal-cli's socket is taken over
+        whole: its connection keeps receiving into what waits to be read, and *old*
+        (still sending the notices of its last approvals) sends through it too."""
+        super().carry_over(old)
+        if not self.same_conversation(old):
+            return
+        assert isinstance(old, SignalNotifier)
+        if old._receiver is not None:
+            self._carried, old._receiver.unread = old._receiver.unread, []
+        if old._cli is not None:
+            cli, old._cli = old._cli, None  # closed with this notifier now, not with *old*
+            self._cli = self._api = cli
+            self._received = lambda: cli.items(self.backoff)
+
     async def replies(self) -> AsyncIterator[Reply]:
+        carried, self._carried = self._carried, []
+        for item in carried:
+            if (reply := self._reply(item)) is not None:
+                yield reply
         async with contextlib.aclosing(self._received()) as items:
             async for item in items:
-                reply = read_envelope(
-                    item,
-                    recipient=self.config.recipient,
-                    recipient_uuid=self.config.recipient_uuid,
-                    not_before=self.not_before,
-                )
-                if reply is not None:
+                if (reply := self._reply(item)) is not None:
                     yield reply
+
+    def _reply(self, item: Any) -> Reply | None:
+        return read_envelope(
+            item,
+            recipient=self.config.recipient,
+            recipient_uuid=self.config.recipient_uuid,
+            not_before=self.not_before,
+        )
 
     async def close(self) -> None:
         await super().close()

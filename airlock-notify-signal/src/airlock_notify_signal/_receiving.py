@@ -63,6 +63,9 @@ class Receiver:
         self._wait = wait
         self._person = person
         self.mode_in_use: str | None = None
+        self.unread: list[Any] = []
+        """What was received and not yielded when :meth:`items` was closed: a notifier
+        taking over from this one (a reload) yields it first."""
 
     async def items(self) -> AsyncGenerator[Any, None]:
         mode = await self._decide()
@@ -103,9 +106,13 @@ class Receiver:
             if batch is None:
                 return
             self._backoff.succeeded()
-            for item in batch:
-                if not for_another_account(item, self._api.number):
+            mine = [item for item in batch if not for_another_account(item, self._api.number)]
+            for at, item in enumerate(mine):
+                try:
                     yield item
+                except GeneratorExit:
+                    self.unread += mine[at + 1 :]  # drained from the service: kept here
+                    raise
 
     async def _websocket(self) -> AsyncGenerator[Any, None]:
         waiting = Waiting()
@@ -119,6 +126,7 @@ class Receiver:
         finally:
             keeping.cancel()
             await asyncio.gather(keeping, return_exceptions=True)
+            self.unread += waiting.take_all()
 
     async def _keep_open(self, waiting: Waiting) -> None:
         """Keep a WebSocket open and read into *waiting* whatever it brings, whether or

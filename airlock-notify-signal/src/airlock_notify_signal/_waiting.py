@@ -124,6 +124,15 @@ class Waiting:
             self._let_in("others")
             self._arrived.set()
 
+    def take_all(self) -> list[Any]:
+        """Every message waiting, in the order they came, and none left."""
+        person = [(order, item) for order, item in self._person]
+        others = [(order, item) for order, item, _ in self._others]
+        self._person.clear()
+        self._others.clear()
+        self._others_bytes = 0
+        return [item for _, item in sorted(person + others, key=lambda pair: pair[0])]
+
     async def get(self) -> Any:
         """The message that came next; :data:`ENDED` once it ended and nothing is left."""
         while True:

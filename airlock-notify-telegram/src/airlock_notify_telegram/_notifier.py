@@ -29,6 +29,7 @@ from airlock.plugin import (
     Delivery,
     HttpNotifier,
     Notice,
+    Notifier,
     NotifierError,
     Prompt,
     Reply,
@@ -100,6 +101,12 @@ class TelegramNotifier(HttpNotifier[TelegramSettings, _SentPrompt]):
                 self.problem = exc.message
         self._offset: int | None = None
         self._limit = UPDATES_PER_POLL
+
+    def carry_over(self, old: Notifier) -> None:
+        super().carry_over(old)
+        if self.same_conversation(old):
+            assert isinstance(old, TelegramNotifier)
+            self._offset = old._offset
 
     # -- sending -----------------------------------------------------------------------
 
@@ -190,12 +197,15 @@ class TelegramNotifier(HttpNotifier[TelegramSettings, _SentPrompt]):
                         why=incoming.problem,
                         passed_on=incoming.reply is not None,
                     )
+                if incoming.callback_id is not None:
+                    await self._answer_button(incoming.callback_id, incoming.reply)
+                # Past it only now, as it is handed on: a notifier that takes over from
+                # this one (a reload) goes on from here, and receives again an update
+                # this one stopped at before handing it on.
                 if incoming.update_id is not None:
                     self._offset = max(self._offset or 0, incoming.update_id + 1)
                 else:
                     unconfirmed += 1
-                if incoming.callback_id is not None:
-                    await self._answer_button(incoming.callback_id, incoming.reply)
                 if incoming.reply is not None:
                     yield incoming.reply
             if unconfirmed:

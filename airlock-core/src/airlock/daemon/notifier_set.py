@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 
 from airlock.common.logs import get_logger
@@ -12,7 +11,6 @@ from airlock.framework.connectors import validate_settings
 from airlock.framework.notifiers import Notifier
 from airlock.framework.plugins import AirlockPluginManager, get_notifiers
 from airlock.gateway.services import missing_component_hint
-from airlock.security.replies import ReplyHandler
 from airlock.security.vault import Vault
 from airlock.settings.config import AirlockConfig
 
@@ -47,20 +45,6 @@ def open_notifiers(
         stored = vault.get(name) if enrolled and vault.has(name) else {}
         opened[name] = cls(settings, cls.Credentials.model_validate(stored))
     return opened, set(available)
-
-
-async def listen(name: str, notifier: Notifier, replies: ReplyHandler) -> None:
-    """Hand every reply *notifier* receives to *replies*, until cancelled."""
-    try:
-        async for reply in notifier.replies():
-            try:
-                await replies.handle(name, reply)
-            except Exception as exc:  # one failed answer must not stop the listening
-                log.error("notifier_reply_failed", notifier=name, error=type(exc).__name__)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        log.error("notifier_listen_failed", notifier=name, error=type(exc).__name__)
 
 
 async def close_notifiers(notifiers: Mapping[str, Notifier]) -> None:

@@ -15,7 +15,10 @@ from airlock.common.logs import get_logger
 from airlock.daemon.notifier_set import close_notifiers
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from airlock.daemon.connector_link import HostConnection
+    from airlock.daemon.listeners import Listener
     from airlock.framework.notifiers import Notifier
     from airlock.gateway.gateway import Gateway
     from airlock.gateway.services import Service
@@ -44,17 +47,17 @@ class Parts:
 
 
 async def retire(
-    listeners: list[asyncio.Task[None]],
+    listeners: Mapping[str, Listener],
     approvals: ApprovalService,
     notifiers: dict[str, Notifier],
     *,
     grace: float,
 ) -> None:
     """The parts a reload replaced, once the new ones are in use: their listeners (already
-    cancelled) ended, their approval tasks given *grace* seconds to end (a prompt still
-    looking up what a write acts on goes out through the notifiers of when it was asked
-    for), then closed with the notifiers."""
-    await asyncio.gather(*listeners, return_exceptions=True)
+    stopped, see ``daemon.listeners``) ended, their approval tasks given *grace* seconds to
+    end (a prompt still looking up what a write acts on goes out through the notifiers of
+    when it was asked for), then closed with the notifiers."""
+    await asyncio.gather(*(ls.task for ls in listeners.values()), return_exceptions=True)
     await approvals.finish(grace)
     await close_notifiers(notifiers)
 

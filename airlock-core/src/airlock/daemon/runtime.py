@@ -19,8 +19,9 @@ from airlock.daemon.audit_budget import BudgetNotices, keep_audit_budget
 from airlock.daemon.connector_link import HostConnection
 from airlock.daemon.credentials import CredentialDesk
 from airlock.daemon.keeper import SecretKeeper
+from airlock.daemon.listeners import Listener, listen_to
 from airlock.daemon.lowered_limits import LoweredLimits
-from airlock.daemon.notifier_set import close_notifiers, listen, open_notifiers
+from airlock.daemon.notifier_set import close_notifiers, open_notifiers
 from airlock.daemon.recorded_revocations import apply_recorded_revocations, write_held_revocations
 from airlock.daemon.reenrol import Reenrolments
 from airlock.daemon.reload import Parts, recorded, retire
@@ -121,7 +122,8 @@ class Runtime:
         self.budget_notices = BudgetNotices()
         self._use(self._assemble(config))
         self._tasks: list[asyncio.Task[None]] = []
-        self._listeners: list[asyncio.Task[None]] = []
+        self.listeners: dict[str, Listener] = {}
+        """Each notifier's, by its name (``daemon.listeners``)."""
         self._reloading = asyncio.Lock()
         self.logins = asyncio.Lock()
         """Held while a dashboard login's code is checked and its session saved, and while
@@ -284,17 +286,11 @@ class Runtime:
         await self.holds.settle_cut_off()
         await self.limits.apply(self.config, self.services)  # a lower config since the stop
         self._tasks.append(asyncio.create_task(self._housekeeping()))
-        self._start_listening()
+        self.listeners = listen_to(self.notifiers, self.replies)
         if self.vault.exists() and not self.vault.locked:
             # Service credentials an older release kept here move before any call.
             await self.credentials.move_service_credentials()
         self._tasks.append(asyncio.create_task(self.host.warm()))
-
-    def _start_listening(self) -> None:
-        self._listeners = [
-            asyncio.create_task(listen(name, notifier, self.replies))
-            for name, notifier in self.notifiers.items()
-        ]
 
     async def reload(self) -> AirlockConfig:
         """Re-read the config, services and notifiers; sessions and pending requests stay.
@@ -334,16 +330,14 @@ class Runtime:
         old ones in the background: a notifier stuck closing in its client library holds
         back neither the new config nor the next reload (``stop`` waits a while for it)."""
         old_approvals, old_notifiers = self.approvals, self.notifiers
-        old_listeners = self._listeners
+        old_listeners = self.listeners
         self.gateway.uses.flush()
         parts.channels.carry_over(self.channels)
         self._use(parts)
         for hook in self.on_reload:
             hook(parts.config)
         self.unlisted_until.clear()  # a reloaded service may list its operations now
-        self._start_listening()
-        for task in old_listeners:
-            task.cancel()
+        self.listeners = listen_to(self.notifiers, self.replies, before=old_listeners)
         # A prompt's look-up is bounded by the host's timeout, its sending by the channels'.
         grace = self.config.connector_host.timeout + SEND_TIMEOUT
         self.in_background(retire(old_listeners, old_approvals, old_notifiers, grace=grace))
@@ -372,7 +366,7 @@ class Runtime:
         await self.gateway.host.close_idle(keep=keep, idle_seconds=IDLE_CLOSE_SECONDS)
 
     async def stop(self) -> None:
-        tasks = [*self._tasks, *self._listeners, *self._notices]
+        tasks = [*self._tasks, *(ls.task for ls in self.listeners.values()), *self._notices]
         for task in tasks:
             task.cancel()
         if tasks:

@@ -238,6 +238,29 @@ class HttpNotifier(Notifier, Generic[S, R]):
     def recall(self, request_id: str | None) -> R | None:
         return self._prompts.get(request_id) if request_id else None
 
+    def same_conversation(self, old: Notifier) -> bool:
+        """Whether *old* spoke in the same conversation as this one: the same class,
+        settings and credentials (another chat's message ids are not this one's)."""
+        return (
+            type(old) is type(self)
+            and isinstance(old, HttpNotifier)
+            and old.config == self.config
+            and old.credentials == self.credentials
+        )
+
+    def carry_over(self, old: Notifier) -> None:
+        """The prompts *old* sent (a notice after a reload still points at its prompt)
+        and its backlog cut-off (a reply sent while the channel was down is an answer,
+        not a backlog, however long the reload waited), if it was the same
+        conversation. A subclass that overrides this calls it too."""
+        if not self.same_conversation(old):
+            return
+        assert isinstance(old, HttpNotifier)
+        prompts = OrderedDict(old._prompts)
+        prompts.update(self._prompts)
+        self._prompts = prompts
+        self.not_before = min(self.not_before, old.not_before)
+
     async def close(self) -> None:
         self.backoff.close()
         for api in self._apis:

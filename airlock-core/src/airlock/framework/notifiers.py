@@ -100,6 +100,14 @@ class Notifier:
     async def notify(self, notice: Notice) -> None:
         raise NotImplementedError
 
+    def carry_over(self, old: Notifier) -> None:
+        """Take over what *old* knew of the conversation: *old* is the notifier of this
+        name that a reload (or an unlock) replaces with this one, before either has
+        received. Called once, before :meth:`replies` starts; *old*'s replies stop
+        right after (a reply it was handling is ended unhandled, so it must be received
+        again here). What to take is the notifier's: where its updates go on from (an
+        offset), what it sent. The default takes nothing."""
+
     async def close(self) -> None:
         """Stop receiving and release connections. Idempotent."""
 
