@@ -318,6 +318,21 @@ def test_every_parameter_of_a_write_is_shown_however_long_the_others(
     assert "\u202e" not in page
 
 
+def test_a_write_parameter_with_look_alike_letters_is_named_on_the_page(
+    served: tuple[Airlock, str], person: Browser
+) -> None:
+    """`Аrchive` with a Cyrillic А: the page names the letter, as the phone's prompt does."""
+    airlock, _ = served
+    params = {"id": "1", "folder": "INBOX", "to_folder": "\u0410rchive"}
+    operation = {"service": "mail", "name": "move", "params": params}
+    with airlock.client() as client:
+        created = airlock.request(client, operation=operation, reason="tidy up")
+    page = html.unescape(person.get("/pending").text)
+    article = page[page.index(f'id="req-{created["code"]}"') :].split("</article>", 1)[0]
+    assert "<dt>Look-alike letters</dt>" in article
+    assert "'\u0410rchive': Cyrillic \u0410 U+0410" in article
+
+
 def test_deny_from_the_dashboard(served: tuple[Airlock, str], person: Browser) -> None:
     airlock, _ = served
     with airlock.client() as client:

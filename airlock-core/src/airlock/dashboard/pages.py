@@ -20,6 +20,7 @@ from airlock.errors import AirlockError
 from airlock.framework.spending import format_usd
 from airlock.models import Access, RequestStatus
 from airlock.security.peers import Peer
+from airlock.security.prompts import spoofed_words
 from airlock.security.request_codes import CODE_PATTERN
 from airlock.settings.durations import format_duration
 from airlock.state.store import Session
@@ -117,7 +118,8 @@ def pending_rows(request: web.Request) -> list[dict[str, Any]]:
                 "access": r.access,
                 "operation": r.operation,
                 "params": _params(r.operation.get("params", {})) if r.operation else "",
-                "target": rt.approvals.target(r),
+                "target": (target := rt.approvals.target(r)),
+                "lookalikes": _lookalikes(r.operation, target),
                 "ttl": format_duration(r.ttl),
                 "budget": format_usd(r.budget_nano) if r.budget_nano is not None else "",
                 "reason": r.reason,
@@ -126,6 +128,11 @@ def pending_rows(request: web.Request) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _lookalikes(operation: dict[str, Any] | None, target: str | None) -> str | None:
+    """What the phone's prompt says of a write's look-alike letters, the same here."""
+    return spoofed_words(operation.get("params", {}), target) if operation else None
 
 
 def _params(params: dict[str, Any]) -> str:

@@ -2,7 +2,9 @@
 
 Everything the agent controls (reason, agent name, process name, parameters) is
 flattened to one line by :func:`untrusted_line`, and shown quoted under a fixed heading
-that says the agent claims it, so it cannot imitate or hide the prompt's own lines.
+that says the agent claims it, so it cannot imitate or hide the prompt's own lines. A
+write's parameters (and what it acts on) with letters passing for others
+(``bob@cоmpany.com``, a Cyrillic ``о``) get a line naming them (``security/lookalikes``).
 The CLI's listings and every notifier show agent text through the same function.
 """
 
@@ -16,6 +18,7 @@ from typing import Any
 from airlock.common.text import untrusted_line as untrusted_line
 from airlock.framework.notifiers import Prompt
 from airlock.framework.spending import format_usd
+from airlock.security.lookalikes import LOOKALIKE_LABEL, lookalikes
 from airlock.settings.durations import format_duration
 from airlock.state.store import AccessRequest
 
@@ -48,10 +51,14 @@ def render_prompt(
         ("Lasts", format_duration(request.ttl)),
     ]
     if request.operation:
+        params = request.operation.get("params", {})
         lines.append(("Operation", f"{request.operation['service']}.{request.operation['name']}"))
-        lines.append(("Parameters", _params_line(request.operation.get("params", {}))))
+        lines.append(("Parameters", _params_line(params)))
         if target is not None:
             lines.append((TARGET_LABEL, untrusted_line(target, TARGET_LIMIT)))
+        spoofed = spoofed_words(params, target)
+        if spoofed is not None:
+            lines.append((LOOKALIKE_LABEL, spoofed))
     if request.sensitive:
         lines.append(("Sensitive", SENSITIVE_WARNING))
     lines += [("Request", request.code), ("Fingerprint", request.fingerprint)]
@@ -68,6 +75,13 @@ def render_prompt(
         reason=untrusted_line(request.reason, REASON_LIMIT),
         expires_at=datetime.fromtimestamp(request.expires_at, UTC),
     )
+
+
+def spoofed_words(params: dict[str, Any], target: str | None) -> str | None:
+    """The words of a write's *params* and *target* whose letters pass for others
+    (``security/lookalikes``), over their whole text, not the lines shown: nothing hides
+    past a cut."""
+    return lookalikes(f"{_json(params)}\n{target or ''}")
 
 
 def _access_line(request: AccessRequest) -> str:
