@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
+import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -18,10 +20,14 @@ from aiohttp import web
 from airlock.common.json_text import compact_encoder
 from airlock.dashboard.app import Dashboard, of
 from airlock.dashboard.security import check_csrf, current_session
-from airlock.security.audit import query, verify_dir
+from airlock.security._audit_read import matching
+from airlock.security.audit import verify_dir
 
 PAGE = 50
 EXPORT_LIMIT = 100_000
+EXPORT_PART = 1_000
+"""Records read and written at a time by an export."""
+EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 TEXT_LIMIT = 100
 SUMMARY_KEYS = (
     "service",
@@ -165,19 +171,27 @@ def _cursor_until(ts: str) -> datetime:
 def find(
     audit_dir: Path, filters: Filters, before: tuple[int, str] | None, limit: int
 ) -> list[dict[str, Any]]:
-    """Newest first: one page (or an export) of the records *filters* select, read by
-    seeking to the time range, and from *before* (the last record shown) on."""
+    """Newest first: one page of the records *filters* select, read by seeking to the
+    time range, and from *before* (the last record shown) on."""
+    found = selected(audit_dir, filters, before)
+    with contextlib.closing(found):
+        return list(itertools.islice(found, limit))
+
+
+def selected(
+    audit_dir: Path, filters: Filters, before: tuple[int, str] | None = None
+) -> Generator[dict[str, Any], None, None]:
+    """:func:`find`'s records one by one, as they are read, without a limit."""
     until = filters.until
     if before is not None:
         cursor = _cursor_until(before[1])
         until = cursor if until is None else min(until, cursor)
-    return query(
+    return matching(
         audit_dir,
         since=filters.since,
         until=until,
         service=filters.service or None,
         event=filters.event or None,
-        limit=limit,
         newest_first=True,
         match=filters.match(before[0] if before else None),
         contains=filters.contains(),
@@ -236,19 +250,31 @@ async def export(request: web.Request) -> web.StreamResponse:
         filters = parse_filters(request)
     except BadFilter as exc:
         return dash.render(request, "error.html", status=400, message=str(exc))
-    records = await asyncio.to_thread(find, dash.rt.audit.audit_dir, filters, None, EXPORT_LIMIT)
-    if kind == "jsonl":
-        # ASCII, as the log stores it: agent text with U+2028, U+2029 or NEL left raw
-        # would break a line in two for readers that split on every line break.
-        body = "".join(json.dumps(r) + "\n" for r in records)
-        content_type = "application/x-ndjson"
-    else:
-        body, content_type = to_csv(records), "text/csv"
-    return web.Response(
-        text=body,
-        content_type=content_type,
-        headers={"Content-Disposition": f'attachment; filename="airlock-audit.{kind}"'},
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": EXPORT_TYPES[kind],
+            "Content-Disposition": f'attachment; filename="airlock-audit.{kind}"',
+        }
     )
+    await response.prepare(request)
+    parts = export_parts(dash.rt.audit.audit_dir, filters, kind)
+    while (part := await asyncio.to_thread(next, parts, None)) is not None:
+        await response.write(part.encode())
+    await response.write_eof()
+    return response
+
+
+def export_parts(audit_dir: Path, filters: Filters, kind: str) -> Iterator[str]:
+    """The export of what *filters* select (newest first, at most EXPORT_LIMIT records),
+    as CSV or JSON lines (*kind*), in parts of :data:`EXPORT_PART` records, each read as
+    it is asked for: an export of 100,000 records was built whole in memory, several
+    exports at once several times over."""
+    records = itertools.islice(selected(audit_dir, filters), EXPORT_LIMIT)
+    # ASCII JSON lines, as the log stores them: agent text with U+2028, U+2029 or NEL
+    # left raw would break a line in two for readers that split on every line break.
+    lines = csv_lines(records) if kind == "csv" else (json.dumps(r) + "\n" for r in records)
+    while batch := list(itertools.islice(lines, EXPORT_PART)):
+        yield "".join(batch)
 
 
 def _cell(value: Any) -> str:
@@ -259,7 +285,12 @@ def _cell(value: Any) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def to_csv(records: list[dict[str, Any]]) -> str:
+def to_csv(records: Iterable[dict[str, Any]]) -> str:
+    return "".join(csv_lines(records))
+
+
+def csv_lines(records: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """The CSV export, its header row first, a row (one line or more) at a time."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([*CSV_COLUMNS, "details"])
@@ -269,7 +300,10 @@ def to_csv(records: list[dict[str, Any]]) -> str:
             [_cell(record.get(c)) for c in CSV_COLUMNS]
             + [_cell(json.dumps(rest, ensure_ascii=False, sort_keys=True))]
         )
-    return out.getvalue()
+        yield out.getvalue()
+        out.seek(0)
+        out.truncate()
+    yield out.getvalue()
 
 
 async def run_verify(dash: Dashboard) -> None:

@@ -7,9 +7,11 @@ block, not per line). Checking the chain is ``_audit_verify``'s.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -207,9 +209,37 @@ def query(
     *match* decides.
     Unreadable lines are skipped here; ``verify`` is the place that reports them.
     """
-    out: list[dict[str, Any]] = []
     if limit is not None and limit <= 0:
-        return out
+        return []
+    found = matching(
+        audit_dir,
+        since=since,
+        until=until,
+        service=service,
+        event=event,
+        newest_first=newest_first,
+        match=match,
+        contains=contains,
+        contains_folded=contains_folded,
+    )
+    with contextlib.closing(found):
+        return list(itertools.islice(found, limit))
+
+
+def matching(
+    audit_dir: Path,
+    *,
+    since: float | datetime | None = None,
+    until: float | datetime | None = None,
+    service: str | None = None,
+    event: str | None = None,
+    newest_first: bool = False,
+    match: Callable[[dict[str, Any]], bool] | None = None,
+    contains: tuple[bytes, ...] = (),
+    contains_folded: bytes | None = None,
+) -> Generator[dict[str, Any], None, None]:
+    """:func:`query`'s records one by one, as they are read (a block at a time): for
+    a caller that passes them on without holding them all (the dashboard's export)."""
     since_ts = ts_bound(since) if since is not None else None
     until_ts = ts_bound(until) if until is not None else None
     ranges = _ranges(audit_dir, since_ts, until_ts)
@@ -219,7 +249,12 @@ def query(
     if service is not None:
         needles.append(json.dumps(service).encode("ascii"))
     for path, start, end in reversed(ranges) if newest_first else ranges:
-        for block in _blocks(path, start, end, backward=newest_first):
+        try:
+            blocks = _blocks(path, start, end, backward=newest_first)
+            first = next(blocks, None)  # the file opened: it may have gone meanwhile
+        except FileNotFoundError:  # dropped by the size budget since the ranges were read
+            continue
+        for block in itertools.chain([first] if first is not None else [], blocks):
             records = _parse(block, tuple(needles), contains_folded)
             for record in reversed(records) if newest_first else records:
                 if event is not None and record.get("event") != event:
@@ -228,10 +263,7 @@ def query(
                     continue
                 if match is not None and not match(record):
                     continue
-                out.append(record)
-                if limit is not None and len(out) >= limit:
-                    return out
-    return out
+                yield record
 
 
 def _has_service(record: dict[str, Any], service: str) -> bool:
