@@ -159,6 +159,10 @@ def answer(message: dict[str, Any]) -> dict[str, Any] | None:
             sys.stdout.write(f"token {TOKEN}\n")
             sys.stdout.write(json.dumps({"jsonrpc": "2.0", "token": TOKEN})[:-1] + "\n")
         result = {"content": [{"type": "text", "text": "done"}]}
+        if MODE == "many_blocks":
+            result["content"] = [{"type": "text", "text": ""}] * int(os.environ["BLOCKS"])
+        if MODE == "many_objects":
+            result["structuredContent"] = {"rows": [{}] * int(os.environ["OBJECTS"])}
         if MODE == "output_trap":
             result["structuredContent"] = {"q": "a" * int(os.environ.get("AS", "40")) + "!"}
     else:

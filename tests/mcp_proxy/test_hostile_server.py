@@ -321,6 +321,54 @@ def _rss_mib() -> float:
     raise AssertionError("no VmRSS")
 
 
+def _peak_reset() -> None:
+    """Start the process's peak RSS (VmHWM) over from its RSS now."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_an_answer_of_half_a_million_content_blocks_ends_the_session_unparsed() -> None:
+    """540,000 empty text blocks in one answer (15 MiB) cost the host ~2 GB and 15 s as
+    a result, a model each, stalling every service it runs. Counted past MAX_OBJECTS,
+    the answer is not parsed: the session ends and the call says why."""
+    settings = {**hostile("many_blocks", BLOCKS="540000"), "tools": ["lookup"]}
+
+    async def main() -> tuple[str, float]:
+        async with opened(settings) as connector:
+            _peak_reset()
+            before = _rss_mib()
+            with pytest.raises(ConnectorError) as caught:
+                await connector.call("lookup", {})
+            return caught.value.message, _peak_mib() - before
+
+    message, grown = asyncio.run(main())
+    assert "wrote a message of over 100,000 JSON objects and was stopped" in message
+    assert grown < 300, f"the host grew by {grown:.0f} MiB"
+
+
+def test_a_result_of_too_many_content_blocks_is_an_error_and_the_server_goes_on() -> None:
+    """50,000 blocks (fewer objects than MAX_OBJECTS): the call is answered with an
+    error saying so, before the blocks become models; the session goes on."""
+    settings = {**hostile("many_blocks", BLOCKS="50000"), "tools": ["lookup"]}
+
+    async def main() -> tuple[Any, bool]:
+        async with opened(settings) as connector:
+            refused = await connector.call("lookup", {})
+            upstream = connector._upstream
+            return refused, upstream is not None and upstream.running
+
+    refused, running = asyncio.run(main())
+    assert refused.is_error
+    assert "50,000 content blocks, over Airlock's 10,000" in refused.content[0].text
+    assert running
+
+
 def test_a_server_that_pings_and_never_reads_the_answers_is_stopped(tmp_path: Path) -> None:
     """The MCP library answers a server's pings by itself, each answer echoing the ping's
     id: a server that sent pings with 1 MiB ids and never read its stdin grew the host by

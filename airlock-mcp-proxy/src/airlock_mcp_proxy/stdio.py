@@ -6,7 +6,8 @@ client in place of the SDK's ``stdio_client`` (mcp 2.3), which bounds neither of
   joined each chunk to the line so far: a server writing 80 MB without a newline cost
   the host ~55 s of CPU (40 MB: 11 s). A line over :data:`MAX_LINE` ends the session
   (the call fails saying so, and the server is stopped): what follows it cannot be
-  trusted to start a message, and a server that writes one is broken or hostile.
+  trusted to start a message, and a server that writes one is broken or hostile. So
+  does a message of too many JSON objects (:mod:`.messages`).
 - A message to the server goes into the pipe's buffer at once, so the time it takes
   to reach a server is part of the call's timeout, whose clock the SDK starts when the
   transport has taken the message. The SDK's writer took it before writing it: with a
@@ -41,9 +42,10 @@ from mcp.client.stdio import (
 )
 from mcp.os.posix.utilities import terminate_posix_process_tree
 from mcp.shared.message import SessionMessage
-from mcp.types import JSONRPCMessage, jsonrpc_message_adapter
+from mcp.types import JSONRPCMessage
 
 from airlock.plugin import LineTooLong, PipeLines, get_logger
+from airlock_mcp_proxy.messages import MAX_OBJECTS, TooManyObjects, read_message
 
 log = get_logger("airlock_mcp_proxy")
 MAX_LINE = 16 * 1024 * 1024
@@ -212,6 +214,9 @@ class StdioServer:
         except LineTooLong:
             self.ended = f"wrote a line over {MAX_LINE >> 20} MiB and was stopped"
             log.error("mcp_server_line_too_long", service=self._service, limit=MAX_LINE)
+        except TooManyObjects as exc:
+            self.ended = f"wrote {exc} and was stopped"
+            log.error("mcp_server_message_too_large", service=self._service, limit=MAX_OBJECTS)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
             pass  # the session is gone, or the pipe broke: either way it ends here
 
@@ -219,7 +224,9 @@ class StdioServer:
         if not line.strip():
             return None
         try:
-            return jsonrpc_message_adapter.validate_json(line, by_name=False)
+            return read_message(line)
+        except TooManyObjects:
+            raise
         except ValueError:
             # A debug print, a broken message: its words may hold a secret.
             log.warning("mcp_server_stdout_dropped", service=self._service, bytes=len(line))
