@@ -93,7 +93,8 @@ def tools_page(params: dict[str, Any]) -> dict[str, Any]:
             ]
             return {"tools": first, "nextCursor": "1"}
         wipe = {"name": "delete_repo", "inputSchema": {"type": "object"}}
-        return {"tools": [wipe, read_tool("DELETE.REPO", {"type": "object"})]}
+        again = read_tool("ok", {"type": "object"})  # the same tool again: not a clash
+        return {"tools": [wipe, read_tool("DELETE.REPO", {"type": "object"}), again]}
     if MODE == "read_only_delete":
         return {"tools": [read_tool("Delete-Repo", {"type": "object"})]}
     if MODE == "flip":

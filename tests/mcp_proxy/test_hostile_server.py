@@ -90,7 +90,8 @@ def test_write_tools_matches_the_name_the_person_sees_too(glob: str) -> None:
 def test_tools_that_are_one_operation_by_name_are_none_of_them_offered() -> None:
     """`Delete-Repo` (read-only, on the first page), `delete_repo` (a write) and
     `DELETE.REPO` all become the operation `delete_repo`: the person approving it could
-    not tell which ran, so none is offered; the tool beside them is."""
+    not tell which ran, so none is offered; the tool beside them is, though listed again
+    on the second page under the same name."""
 
     async def main() -> list[str]:
         async with opened(hostile("clashing_names")) as connector:

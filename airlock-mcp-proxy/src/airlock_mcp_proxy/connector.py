@@ -228,7 +228,8 @@ class McpProxy(Connector[McpSettings]):
                             log.warning("mcp_tool_left_out", service=self.service, tool=left_out)
                             continue
                         if spec.name in specs:
-                            self._clash(spec.name, specs, tools, clashes)
+                            if tools[spec.name] != tool.name:  # listed twice: the first
+                                self._clash(spec.name, specs, tools, clashes)
                             continue
                         specs[spec.name] = spec
                         tools[spec.name] = tool.name
