@@ -10,9 +10,13 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import cast
 
+from structlog.testing import capture_logs
+
 from airlock.daemon.listeners import Listener, listen_to
+from airlock.daemon.reload import retire
 from airlock.framework.notifiers import Notifier, Reply
 from airlock.models import NoCredentials, NoSettings
+from airlock.security.approvals import ApprovalService
 from airlock.security.replies import ReplyHandler
 
 
@@ -152,6 +156,68 @@ def test_a_reply_in_hand_past_the_wait_is_cut_off_and_the_new_one_receives() -> 
         assert seen.handled == []
         await until(lambda: new_notifier.receiving)
         assert new_notifier.took_over is old_notifier
+        new.stop()
+
+    asyncio.run(main())
+
+
+def test_a_notifier_that_cannot_receive_is_logged_and_its_successor_still_takes_over() -> None:
+    """A send-only notifier (``replies`` not written: the base raises at once) says so
+    in the log, as before; the notifier replacing it still takes over and receives."""
+
+    class SendOnly(Inbox):
+        def replies(self) -> AsyncIterator[Reply]:
+            raise NotImplementedError
+
+    async def main() -> list[str]:
+        _, replies = handler()
+        old_notifier, new_notifier = SendOnly(), Inbox()
+        with capture_logs() as logged:
+            old = listen_to({"inbox": old_notifier}, replies)
+            await ended(old["inbox"])
+            new = listen_to({"inbox": new_notifier}, replies, before=old)
+            await until(lambda: new_notifier.receiving)
+        assert old["inbox"].released.is_set()
+        new["inbox"].stop()
+        return [entry["event"] for entry in logged]
+
+    assert asyncio.run(main()) == ["notifier_listen_failed"]
+
+
+def test_a_retired_notifier_is_closed_only_after_its_successor_took_over() -> None:
+    """Its reply in hand cut off, the old listener ends before the new one took over:
+    closing the old notifier then (the reload's retiring of it) lost what the new one
+    takes over (signal-cli's connection, with the messages waiting on it)."""
+
+    class Closing(Inbox):
+        closed = False
+        open_at_take_over: bool | None = None
+
+        def carry_over(self, old: Notifier) -> None:
+            assert isinstance(old, Closing)
+            self.open_at_take_over = not old.closed
+            super().carry_over(old)
+
+        async def close(self) -> None:
+            self.closed = True
+
+    class NoApprovals:
+        async def finish(self, grace: float) -> None:
+            return None
+
+    async def main() -> None:
+        seen, replies = handler()
+        old_notifier, new_notifier = Closing(), Closing()
+        old = {"inbox": Listener("inbox", old_notifier, replies)}
+        seen.gate.clear()
+        old_notifier.queue.put_nowait("stuck")
+        await seen.started.wait()
+        new = Listener("inbox", new_notifier, replies, after=old["inbox"], wait=0.05)
+        old["inbox"].stop()
+        approvals = cast(ApprovalService, NoApprovals())
+        await retire(old, approvals, {"inbox": old_notifier}, grace=5)
+        assert old_notifier.closed
+        assert new_notifier.open_at_take_over is True
         new.stop()
 
     asyncio.run(main())

@@ -21,6 +21,7 @@ import pytest
 
 from airlock.api import AccessRequestCreated
 from airlock.daemon.runtime import Runtime
+from airlock.errors import AirlockError
 from airlock.framework.notifiers import Reply
 from airlock.security.replies import BARE_CODE_SETTLE, ReplyHandler
 from tests.notifier_harness.runtime import (
@@ -285,11 +286,12 @@ class ApprovalScenarios:
     def test_a_reply_in_hand_when_the_daemon_reloads_is_handled_once(
         self, tmp_path: Path, messenger: MessengerDouble, held: str
     ) -> None:
-        """A reload replaces the notifier while the person's wrong code is being handled
-        (held here *before* or *after* the daemon's own handling of it, as a slow send
-        would). It counts toward the lockout once: not lost with the old notifier's
-        listening, nor received again by the new notifier and counted twice. The next
-        reply then goes to the new notifier, and approves."""
+        """A reload (of a config whose poll timeout changed) replaces the notifier while
+        the person's wrong code is being handled (held here *before* or *after* the
+        daemon's own handling of it, as a slow send would). It counts toward the lockout
+        once: not lost with the old notifier's listening, nor received again by the new
+        notifier and counted twice. The next reply then goes to the new notifier, and
+        approves."""
         settings = messenger.settings()
         runtime, phone, hold = holding(tmp_path, messenger, settings, before=held == "before")
 
@@ -298,7 +300,7 @@ class ApprovalScenarios:
             prompt = await messenger.prompt(created.code)
             messenger.say("000000", to=prompt)
             await eventually(hold.holding.is_set)
-            await reload(runtime, messenger, settings)
+            await reload(runtime, messenger, {**settings, "poll_timeout": 3})
             assert runtime.replies is not hold, "the new notifier answers to the new parts"
             hold.release.set()
             await eventually(lambda: audit_events(runtime, "approval_failed"))
@@ -310,6 +312,32 @@ class ApprovalScenarios:
             messenger.say(phone.code(), to=prompt)
             await eventually(lambda: not runtime.approvals.pending())
             assert await status_of(runtime, created) == "approved"
+
+        run_scenario(runtime, phone, scenario)
+
+    def test_a_reply_finished_across_a_reload_and_a_decision_elsewhere_take_turns(
+        self, tmp_path: Path, messenger: MessengerDouble
+    ) -> None:
+        """The old notifier finishes the person's right code after a reload, through the
+        approval service of before; a denial from the terminal comes meanwhile, through
+        the new one. They take turns: the code approves, the denial finds nothing
+        pending. Apart, each wrote its record (`totp_verified`, `access_denied`) and
+        only one could change the request."""
+        settings = messenger.settings()
+        runtime, phone, hold = holding(tmp_path, messenger, settings, before=True)
+
+        async def scenario(runtime: Runtime, phone: Phone) -> None:
+            created = await ask(runtime)
+            messenger.say(phone.code(), to=await messenger.prompt(created.code))
+            await eventually(hold.holding.is_set)
+            await reload(runtime, messenger, settings)
+            hold.release.set()
+            for _ in range(5):  # the old reply runs on until its code's record is written
+                await asyncio.sleep(0)
+            with pytest.raises(AirlockError):
+                await runtime.approvals.deny(created.id, peer=None, channel="terminal")
+            assert await status_of(runtime, created) == "approved"
+            assert not audit_events(runtime, "access_denied")
 
         run_scenario(runtime, phone, scenario)
 

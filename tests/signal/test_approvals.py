@@ -102,7 +102,7 @@ def test_a_reply_that_came_while_core_handled_another_at_a_reload_is_not_lost(
         await eventually(hold.holding.is_set)
         messenger.say(phone.code(), to=prompt)
         await eventually(messenger.server.all_handed_over)
-        await reload(runtime, messenger, settings)
+        await reload(runtime, messenger, {**settings, "poll_timeout": 3})
         hold.release.set()
         await eventually(lambda: not runtime.approvals.pending())
         assert await status_of(runtime, created) == "approved"

@@ -12,15 +12,19 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from pydantic import ValidationError
 
+from airlock.daemon.listeners import listen_to
 from airlock.daemon.runtime import Runtime
 from airlock.errors import NotifierError
+from airlock.models import NoCredentials
+from airlock.security.replies import ReplyHandler
+from airlock.testing import contract_prompt
 from airlock_notify_signal._cli_socket import MAX_LINE_BYTES, MAX_SKIPPED_BYTES, SignalCli
-from airlock_notify_signal._notifier import SignalSettings
+from airlock_notify_signal._notifier import SignalNotifier, SignalSettings
 from tests.notifier_harness.runtime import Phone, ask, audit_events, status_of
 from tests.notifier_harness.scenarios import answers, approve_with_a_good_reply, play, settled
 from tests.notifier_harness.waiting import eventually
@@ -248,3 +252,48 @@ def test_what_a_hostile_signal_cli_says_of_a_send_is_one_clean_line(
         assert not any(c in said for c in "\x1b\x07\n")
         assert len(said) < 260
     assert server.sent == []
+
+
+def test_reloads_keep_one_connection_subscribed_once(on_start: SignalDouble) -> None:
+    """Each reload's notifier takes signal-cli's connection over whole: one connection,
+    one subscription (subscribed again by each, a message came once more per reload),
+    each message handled once; the connection a prompt sent during the handover opened
+    is closed at once."""
+    server = on_start.server
+    assert isinstance(server, SignalCliSocketServer)
+
+    class Handled:
+        def __init__(self) -> None:
+            self.texts: list[str] = []
+
+        async def handle(self, notifier: str, reply: Any) -> None:
+            self.texts.append(reply.text)
+
+    async def main() -> None:
+        settings = SignalSettings.model_validate(on_start.settings())
+        handled = Handled()
+        replies = cast(ReplyHandler, handled)
+        notifiers = [SignalNotifier(settings, NoCredentials())]
+        listeners = listen_to({"signal": notifiers[0]}, replies)
+        try:
+            for reload in range(3):
+                on_start.say(f"before reload {reload}")
+                await eventually(lambda n=reload: len(handled.texts) == n + 1)
+                notifiers.append(SignalNotifier(settings, NoCredentials()))
+                await notifiers[-1].send(contract_prompt())  # its own connection, at first
+                listeners = listen_to({"signal": notifiers[-1]}, replies, before=listeners)
+                await eventually(lambda ls=listeners: ls["signal"].receiving)
+                await eventually(lambda: len(server._connections) == 1)
+            on_start.say("the last")
+            await eventually(lambda: "the last" in handled.texts)
+            subscribed = [r for r in server.requests if r["method"] == "subscribeReceive"]
+            assert len(subscribed) == 1
+            assert handled.texts == [f"before reload {n}" for n in range(3)] + ["the last"]
+        finally:
+            listeners["signal"].stop()
+            await asyncio.gather(listeners["signal"].task, return_exceptions=True)
+            for notifier in notifiers:
+                await notifier.close()
+        await eventually(lambda: not server._connections)
+
+    asyncio.run(main())

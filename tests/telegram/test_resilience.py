@@ -206,27 +206,35 @@ def test_the_bot_token_never_appears_in_logs_errors_or_health(
     assert secret not in captured
 
 
-def test_a_reload_to_another_chat_or_bot_carries_nothing_over(bot_api: BotApiServer) -> None:
-    """Message ids and update offsets are the old chat's and bot's: a notifier for
-    another chat (or token) must not edit or quote by them, nor skip updates by them."""
+def test_what_a_reload_carries_over_depends_on_the_bot_and_the_chat(
+    bot_api: BotApiServer,
+) -> None:
+    """A reload changing a timeout carries the offset and the prompts; one to another
+    chat of the same bot the offset only (the bot's updates go on; message ids are the
+    old chat's); one to another bot (token) nothing."""
 
     async def main() -> None:
         sleeps = Sleeps()
         old = notifier(bot_api, sleeps)
         await old.send(PROMPT)
         old._offset = 42
-        same, other_chat = notifier(bot_api, sleeps), notifier(bot_api, sleeps, chat_id=7)
+        slower, other_chat = (
+            notifier(bot_api, sleeps, poll_timeout=5),
+            notifier(bot_api, sleeps, chat_id=7),
+        )
         other_bot = TelegramNotifier(
             TelegramSettings.model_validate(settings_for(bot_api)),
             TelegramCredentials(bot_token="1:another"),
             sleep=sleeps,
         )
-        for new in (same, other_chat, other_bot):
+        for new in (slower, other_chat, other_bot):
             new.carry_over(old)
-        assert (same.recall("req_1"), same._offset) == (old.recall("req_1"), 42)
-        for new in (other_chat, other_bot):
-            assert (new.recall("req_1"), new._offset) == (None, None)
-        for each in (old, same, other_chat, other_bot):
+        sent = old.recall("req_1")
+        assert sent is not None
+        assert (slower.recall("req_1"), slower._offset) == (sent, 42)
+        assert (other_chat.recall("req_1"), other_chat._offset) == (None, 42)
+        assert (other_bot.recall("req_1"), other_bot._offset) == (None, None)
+        for each in (old, slower, other_chat, other_bot):
             await each.close()
 
     asyncio.run(main())

@@ -88,6 +88,7 @@ class _Connection:
         self._answers: dict[str, asyncio.Future[Any]] = {}
         self._ids = itertools.count(1)
         self._waiting = Waiting()
+        self.subscribed = False
         self.problem = "signal-cli closed the connection"
         self._reading = asyncio.ensure_future(self._read())
 
@@ -258,12 +259,17 @@ class SignalCli:
             return self._connection
 
     async def _subscribed(self) -> _Connection:
+        """The connection, subscribed once (a notifier taking it over after a reload
+        reads on: subscribed again, each message would come once more)."""
         connection = await self._connected()
+        if connection.subscribed:
+            return connection
         try:
             await connection.call("subscribeReceive", {"account": self.number}, self._timeout)
         except SignalCliError as exc:
             if exc.rpc_code != METHOD_NOT_FOUND:
                 raise  # an older signal-cli pushes messages to every connection anyway
+        connection.subscribed = True
         return connection
 
     def _admit(self, params: Any) -> tuple[Any, bool] | None:

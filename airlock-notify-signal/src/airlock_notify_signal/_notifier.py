@@ -10,6 +10,7 @@ users its file permissions let in (``_cli_socket``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Literal, Self
@@ -102,8 +103,7 @@ class SignalNotifier(HttpNotifier[SignalSettings, int]):
                 person=person,
             )
             self._received = self._receiver.items
-        self._carried: list[Any] = []
-        """What the notifier this one took over from received and never read."""
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def send(self, prompt: Prompt) -> Delivery:
         timestamp = await self._api.send(self.config.recipient, prompt_text(prompt))
@@ -121,28 +121,35 @@ class SignalNotifier(HttpNotifier[SignalSettings, int]):
         )
         self.sent += 1
 
+    def conversation(self) -> tuple[Any, ...]:
+        """The account and the person: the prompts this notifier remembers are messages
+        of their conversation (a reply quotes one by its timestamp)."""
+        return (*self._account(), self.config.recipient, self.config.recipient_uuid)
+
+    def _account(self) -> tuple[Any, ...]:
+        return (self.config.api_base, self.config.socket, self.config.number)
+
     def carry_over(self, old: Notifier) -> None:
-        """Also what *old* received and never read (a message that came while core
-        handled the one before): Signal hands a message over once, and the person's
-        reply would be lost with the old notifier. signal-cli's socket is taken over
-        whole: its connection keeps receiving into what waits to be read, and *old*
-        (still sending the notices of its last approvals) sends through it too."""
+        """Also, from the same account, what *old* received and never read (a message
+        that came while core handled the one before): Signal hands a message over once,
+        and the person's reply would be lost with the old notifier. signal-cli's socket
+        is taken over whole: its connection keeps receiving into what waits to be read,
+        and *old* (still sending the notices of its last approvals) sends through it."""
         super().carry_over(old)
-        if not self.same_conversation(old):
+        if not isinstance(old, SignalNotifier) or old._account() != self._account():
             return
-        assert isinstance(old, SignalNotifier)
-        if old._receiver is not None:
-            self._carried, old._receiver.unread = old._receiver.unread, []
-        if old._cli is not None:
-            cli, old._cli = old._cli, None  # closed with this notifier now, not with *old*
+        if old._receiver is not None and self._receiver is not None:
+            self._receiver.unread.extendleft(reversed(old._receiver.unread))
+            old._receiver.unread.clear()
+        if old._cli is not None and self._cli is not None:
+            own, cli, old._cli = self._cli, old._cli, None  # now this notifier's to close
             self._cli = self._api = cli
             self._received = lambda: cli.items(self.backoff)
+            task = asyncio.get_running_loop().create_task(own.aclose())  # a send opened it
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def replies(self) -> AsyncIterator[Reply]:
-        carried, self._carried = self._carried, []
-        for item in carried:
-            if (reply := self._reply(item)) is not None:
-                yield reply
         async with contextlib.aclosing(self._received()) as items:
             async for item in items:
                 if (reply := self._reply(item)) is not None:
@@ -160,6 +167,7 @@ class SignalNotifier(HttpNotifier[SignalSettings, int]):
         await super().close()
         if self._cli is not None:
             await self._cli.aclose()
+        await asyncio.gather(*self._closing, return_exceptions=True)
 
     def health(self) -> dict[str, Any]:
         health = super().health()

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -63,9 +64,10 @@ class Receiver:
         self._wait = wait
         self._person = person
         self.mode_in_use: str | None = None
-        self.unread: list[Any] = []
-        """What was received and not yielded when :meth:`items` was closed: a notifier
-        taking over from this one (a reload) yields it first."""
+        self.unread: deque[Any] = deque()
+        """Received and not yielded: what :meth:`items` yields first, and what it had not
+        yielded when it was closed, for a receiver taking over from this one (a reload:
+        Signal hands a message over once)."""
 
     async def items(self) -> AsyncGenerator[Any, None]:
         mode = await self._decide()
@@ -93,6 +95,8 @@ class Receiver:
         return None
 
     async def _poll(self) -> AsyncGenerator[Any, None]:
+        while self.unread:
+            yield self.unread.popleft()
         while not self._backoff.closed:
             try:
                 batch = await self._backoff.until_closed(self._api.receive(self._wait))
@@ -106,18 +110,18 @@ class Receiver:
             if batch is None:
                 return
             self._backoff.succeeded()
-            mine = [item for item in batch if not for_another_account(item, self._api.number)]
-            for at, item in enumerate(mine):
-                try:
-                    yield item
-                except GeneratorExit:
-                    self.unread += mine[at + 1 :]  # drained from the service: kept here
-                    raise
+            # Drained from the service: kept here until yielded (see ``unread``).
+            self.unread += (i for i in batch if not for_another_account(i, self._api.number))
+            while self.unread:
+                yield self.unread.popleft()
 
     async def _websocket(self) -> AsyncGenerator[Any, None]:
         waiting = Waiting()
         keeping = asyncio.ensure_future(self._keep_open(waiting))
         try:
+            while self.unread:  # while the WebSocket opens: nothing is lost meanwhile
+                yield self.unread.popleft()
+                await asyncio.sleep(0)  # lets it start opening before the next
             while (item := await self._backoff.until_closed(waiting.get())) is not ENDED:
                 if item is None:
                     return  # closed with us

@@ -102,10 +102,17 @@ class TelegramNotifier(HttpNotifier[TelegramSettings, _SentPrompt]):
         self._offset: int | None = None
         self._limit = UPDATES_PER_POLL
 
+    def conversation(self) -> tuple[Any, ...]:
+        return (*self._bot(), self.config.chat_id)
+
+    def _bot(self) -> tuple[Any, ...]:
+        return (self.config.api_base, self.credentials)
+
     def carry_over(self, old: Notifier) -> None:
+        """Also, from the same bot, where its updates go on from: received again, an
+        update would be handled twice (a wrong code counted twice)."""
         super().carry_over(old)
-        if self.same_conversation(old):
-            assert isinstance(old, TelegramNotifier)
+        if isinstance(old, TelegramNotifier) and old._bot() == self._bot():
             self._offset = old._offset
 
     # -- sending -----------------------------------------------------------------------

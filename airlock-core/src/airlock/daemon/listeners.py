@@ -50,7 +50,12 @@ class Listener:
         self._stopping = False
         self.receiving = False
         """Whether its notifier's replies have started (after any take-over)."""
+        self.released = asyncio.Event()
+        """Set once no listener will take over from this one's notifier any more (its
+        successor took over, gave up, or there is none): only then may it be closed."""
         self.task = asyncio.create_task(self._run(after, wait), name=f"listen-{name}")
+        if after is not None:
+            self.task.add_done_callback(lambda _: after.released.set())
 
     def stop(self) -> None:
         """Stop receiving: at once, or after the reply being handled."""
@@ -64,9 +69,10 @@ class Listener:
             self._busy = False
             if self._stopping:
                 return
-        received = self.notifier.replies()
-        self.receiving = True
+        received = None
         try:
+            received = self.notifier.replies()
+            self.receiving = True
             async for reply in received:
                 self._busy = True
                 try:
@@ -82,7 +88,7 @@ class Listener:
         except Exception as exc:
             log.error("notifier_listen_failed", notifier=self.name, error=type(exc).__name__)
         finally:
-            close = getattr(received, "aclose", None)
+            close = getattr(received, "aclose", None) if received is not None else None
             if close is not None:
                 with contextlib.suppress(Exception):
                     await close()
@@ -90,15 +96,20 @@ class Listener:
     async def _take_over(self, old: Listener, wait: float) -> None:
         """*old* stopped (its reply in hand handled, for *wait* seconds at most), then
         what its notifier knew carried over to this one."""
-        _, running = await asyncio.wait({old.task}, timeout=wait)
-        if running:
-            log.warning("notifier_reply_cut_off", notifier=self.name, waited=wait)
-            old.task.cancel()
-            await asyncio.wait({old.task}, timeout=wait)
         try:
-            self.notifier.carry_over(old.notifier)
-        except Exception as exc:  # a plugin's failure costs its history, not the channel
-            log.warning("notifier_carry_over_failed", notifier=self.name, error=type(exc).__name__)
+            _, running = await asyncio.wait({old.task}, timeout=wait)
+            if running:
+                log.warning("notifier_reply_cut_off", notifier=self.name, waited=wait)
+                old.task.cancel()
+                await asyncio.wait({old.task}, timeout=wait)
+            try:
+                self.notifier.carry_over(old.notifier)
+            except Exception as exc:  # a plugin's failure costs its history, not the channel
+                log.warning(
+                    "notifier_carry_over_failed", notifier=self.name, error=type(exc).__name__
+                )
+        finally:
+            old.released.set()
 
 
 def listen_to(
@@ -114,6 +125,8 @@ def listen_to(
         name: Listener(name, notifier, replies, after=old.get(name))
         for name, notifier in notifiers.items()
     }
-    for listener in old.values():
+    for name, listener in old.items():
         listener.stop()
+        if name not in listeners:
+            listener.released.set()  # nobody takes over from it
     return listeners

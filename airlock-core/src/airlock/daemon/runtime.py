@@ -333,6 +333,7 @@ class Runtime:
         old_listeners = self.listeners
         self.gateway.uses.flush()
         parts.channels.carry_over(self.channels)
+        parts.approvals.carry_over(self.approvals)
         self._use(parts)
         for hook in self.on_reload:
             hook(parts.config)

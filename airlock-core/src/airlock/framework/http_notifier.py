@@ -238,14 +238,20 @@ class HttpNotifier(Notifier, Generic[S, R]):
     def recall(self, request_id: str | None) -> R | None:
         return self._prompts.get(request_id) if request_id else None
 
+    def conversation(self) -> tuple[Any, ...]:
+        """What names the conversation this notifier's prompts are messages of (another
+        chat's message ids are not this one's): by default every setting but the
+        retries, and the credentials. A subclass names just what does (Telegram: the
+        bot and the chat), so that a reload changing a timeout carries the prompts."""
+        settings = self.config.model_dump(exclude={"retry_initial", "retry_max"})
+        return (settings, self.credentials)
+
     def same_conversation(self, old: Notifier) -> bool:
-        """Whether *old* spoke in the same conversation as this one: the same class,
-        settings and credentials (another chat's message ids are not this one's)."""
+        """Whether *old* (the same class) spoke in this notifier's conversation."""
         return (
             type(old) is type(self)
             and isinstance(old, HttpNotifier)
-            and old.config == self.config
-            and old.credentials == self.credentials
+            and old.conversation() == self.conversation()
         )
 
     def carry_over(self, old: Notifier) -> None:

@@ -102,11 +102,13 @@ class Notifier:
 
     def carry_over(self, old: Notifier) -> None:
         """Take over what *old* knew of the conversation: *old* is the notifier of this
-        name that a reload (or an unlock) replaces with this one, before either has
-        received. Called once, before :meth:`replies` starts; *old*'s replies stop
-        right after (a reply it was handling is ended unhandled, so it must be received
-        again here). What to take is the notifier's: where its updates go on from (an
-        offset), what it sent. The default takes nothing."""
+        name that a reload (or an unlock) replaces with this one. Called once, after
+        *old*'s replies stopped (the reply it was handling was handled to the end, unless
+        that took over a minute: then it was cut off) and before this one's
+        :meth:`replies` starts; *old* is closed only afterwards. What to take is the
+        notifier's: where its updates go on from (an offset past every update *old*
+        handed on, and no further), what it received and did not hand on, what it sent.
+        Take nothing from another chat or account. The default takes nothing."""
 
     async def close(self) -> None:
         """Stop receiving and release connections. Idempotent."""

@@ -69,6 +69,12 @@ class ApprovalCore:
         self._decide = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def carry_over(self, old: ApprovalCore) -> None:
+        """Decide under *old*'s lock: a reload's new service runs beside the old one
+        while that finishes a reply in hand, and a request is decided once at a time
+        across both (each would write its record, and only one change could be made)."""
+        self._decide = old._decide
+
     # -- requests ---------------------------------------------------------------------
 
     def pending(self, viewer: Peer | None = None) -> list[PendingRequest]:
