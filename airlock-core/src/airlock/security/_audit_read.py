@@ -184,44 +184,12 @@ def shallow(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in records if not nested_deeper_than(r, MAX_RECORD_DEPTH)]
 
 
-def query(
-    audit_dir: Path,
-    *,
-    since: float | datetime | None = None,
-    until: float | datetime | None = None,
-    service: str | None = None,
-    event: str | None = None,
-    limit: int | None = None,
-    newest_first: bool = False,
-    match: Callable[[dict[str, Any]], bool] | None = None,
-    contains: tuple[bytes, ...] = (),
-    contains_folded: bytes | None = None,
-) -> list[dict[str, Any]]:
-    """Records with ``since <= ts < until``, optionally of one service or event.
-
-    Files are picked by the first ts in their names and each is entered by binary search
-    on byte offsets, so a day out of a year-long log costs a few dozen seeks plus the
-    day itself. ``limit`` keeps the oldest (or with *newest_first*, the newest) matches.
-    A record matches *service* if its ``service`` is it or its ``services`` contain it,
-    and *match* (if given) when it returns true: checked before *limit* counts it.
-    *contains* (bytes every stored line must hold) and *contains_folded* (bytes its
-    ASCII-lowercased form must hold) skip lines before they are parsed; they narrow, and
-    *match* decides.
-    Unreadable lines are skipped here; ``verify`` is the place that reports them.
-    """
+def query(audit_dir: Path, *, limit: int | None = None, **criteria: Any) -> list[dict[str, Any]]:
+    """The records :func:`matching` gives for *criteria*, at most *limit* of them: the
+    oldest (or with ``newest_first``, the newest)."""
     if limit is not None and limit <= 0:
         return []
-    found = matching(
-        audit_dir,
-        since=since,
-        until=until,
-        service=service,
-        event=event,
-        newest_first=newest_first,
-        match=match,
-        contains=contains,
-        contains_folded=contains_folded,
-    )
+    found = matching(audit_dir, **criteria)
     with contextlib.closing(found):
         return list(itertools.islice(found, limit))
 
@@ -238,8 +206,18 @@ def matching(
     contains: tuple[bytes, ...] = (),
     contains_folded: bytes | None = None,
 ) -> Generator[dict[str, Any], None, None]:
-    """:func:`query`'s records one by one, as they are read (a block at a time): for
-    a caller that passes them on without holding them all (the dashboard's export)."""
+    """Records with ``since <= ts < until``, optionally of one service or event, one by
+    one as they are read (a block at a time: a caller may pass them on without holding
+    them all, as the dashboard's export does), oldest first unless *newest_first*.
+
+    Files are picked by the first ts in their names and each is entered by binary search
+    on byte offsets, so a day out of a year-long log costs a few dozen seeks plus the
+    day itself. A record matches *service* if its ``service`` is it or its ``services``
+    contain it, and *match* (if given) when it returns true. *contains* (bytes every
+    stored line must hold) and *contains_folded* (bytes its ASCII-lowercased form must
+    hold) skip lines before they are parsed; they narrow, and *match* decides.
+    Unreadable lines are skipped here; ``verify`` is the place that reports them.
+    """
     since_ts = ts_bound(since) if since is not None else None
     until_ts = ts_bound(until) if until is not None else None
     ranges = _ranges(audit_dir, since_ts, until_ts)
