@@ -12,6 +12,7 @@ import resource
 import sys
 import threading
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from airlock_mcp_proxy import sdk_log
 from airlock_mcp_proxy.stdio import FLUSH_TIMEOUT, MAX_LINE
 from airlock_mcp_proxy.upstream import LINE_LIMIT, LINES_A_MINUTE, _relay_stderr
 from tests.mcp_proxy.conftest import opened
+from tests.mcp_proxy.hostile_http import HostileHttpServer
 
 HOSTILE = Path(__file__).with_name("hostile_server.py")
 SECRET = "ghp_canary0123456789abcdefSECRET"
@@ -449,3 +451,52 @@ def test_a_line_on_stdout_that_is_not_mcp_is_dropped_and_logged_without_its_word
         "log_level": "warning",
     }
     assert SECRET not in json.dumps(logged)
+
+
+@pytest.fixture
+def http_server() -> Iterator[HostileHttpServer]:
+    server = HostileHttpServer()
+    yield server
+    server.close()
+
+
+def _call_over_http(server: HostileHttpServer, answers: list[dict[str, Any]]) -> list[Any]:
+    """The connector's calls of `lookup`, one per answer (as `answer` takes it) in turn."""
+
+    async def main() -> list[Any]:
+        results = []
+        async with opened({"url": server.url, "timeout": 30}) as connector:
+            for answer in answers:
+                server.answer(**answer)
+                results.append(await connector.call("lookup", {}))
+        return results
+
+    return asyncio.run(main())
+
+
+def test_an_http_answer_over_16_mib_is_refused_unread_and_the_session_goes_on(
+    http_server: HostileHttpServer,
+) -> None:
+    """The MCP library read a JSON answer whole, however long, and parsed it; now past
+    16 MiB the call fails saying so, and the next call is answered."""
+    _peak_reset()
+    before = _rss_mib()
+    huge, fine = _call_over_http(http_server, [{"text": "x", "repeat": 64 << 20}, {}])
+    grown = _peak_mib() - before
+    assert huge.is_error
+    assert "the server's answer is over 16 MiB" in huge.content[0].text
+    assert [block.text for block in fine.content] == ["ok"]
+    assert grown < 64, f"the host grew by {grown:.0f} MiB for a 64 MiB answer"
+
+
+def test_an_http_answer_of_too_many_objects_or_compressed_is_refused(
+    http_server: HostileHttpServer,
+) -> None:
+    crowded, packed, fine = _call_over_http(
+        http_server, [{"blocks": 540_000, "text": ""}, {"gzip": True}, {}]
+    )
+    assert crowded.is_error
+    assert "over 100,000 JSON objects" in crowded.content[0].text
+    assert packed.is_error
+    assert "compressed" in packed.content[0].text
+    assert [block.text for block in fine.content] == ["ok"]

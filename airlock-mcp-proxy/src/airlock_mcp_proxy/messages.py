@@ -24,7 +24,14 @@ from mcp.types import (
     jsonrpc_message_adapter,
 )
 
-__all__ = ["COUNTED_FROM", "MAX_BLOCKS", "MAX_OBJECTS", "TooManyObjects", "read_message"]
+__all__ = [
+    "COUNTED_FROM",
+    "MAX_BLOCKS",
+    "MAX_OBJECTS",
+    "TooManyObjects",
+    "count_objects",
+    "read_message",
+]
 
 MAX_OBJECTS = 100_000
 """JSON objects one message may hold: a tool list of 500 tools with large schemas has a
@@ -44,7 +51,7 @@ def read_message(line: bytes) -> JSONRPCMessage:
     """*line* as an MCP message; ``ValueError`` if it is not one, :class:`TooManyObjects`
     if it holds too much to parse."""
     if len(line) >= COUNTED_FROM:
-        _count(line)
+        count_objects(line)
     message = jsonrpc_message_adapter.validate_json(line, by_name=False)
     if isinstance(message, JSONRPCResponse):
         content = message.result.get("content")
@@ -58,7 +65,9 @@ def read_message(line: bytes) -> JSONRPCMessage:
     return message
 
 
-def _count(line: bytes) -> None:
+def count_objects(line: bytes) -> None:
+    """:class:`TooManyObjects` if *line*, read as JSON, holds more than MAX_OBJECTS
+    objects (read only that far); nothing said of text that is not JSON."""
     seen = 0
 
     def counted(obj: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from airlock.plugin import confined_command, get_logger, withhold
 from airlock_mcp_proxy import sdk_log
-from airlock_mcp_proxy.stdio import StdioServer
+from airlock_mcp_proxy.stdio import MAX_LINE, StdioServer
 
 log = get_logger("airlock_mcp_proxy")
 START_TIMEOUT = 60.0
@@ -132,13 +132,20 @@ class Upstream:
         from mcp import Client
 
         errlog: IO[str] | None = None
+        http = None
         try:
             if self._command is not None:
                 transport, errlog = self._stdio()
                 client = Client(transport, read_timeout_seconds=self._timeout)
             else:
                 assert self._url is not None
-                client = Client(self._url, read_timeout_seconds=self._timeout)
+                from mcp.client.streamable_http import streamable_http_client
+
+                from airlock_mcp_proxy.http_answers import bounded_client
+
+                http = bounded_client(MAX_LINE)  # the library's own reads answers unbounded
+                transport = streamable_http_client(self._url, http_client=http)
+                client = Client(transport, read_timeout_seconds=self._timeout)
             async with client:
                 if errlog is not None:
                     # The child holds its own copy: the relay sees EOF when it exits.
@@ -158,6 +165,8 @@ class Upstream:
             self._client = None
             if errlog is not None:
                 errlog.close()
+            if http is not None:
+                await http.aclose()
 
     def _stdio(self) -> tuple[Any, IO[str]]:
         assert self._command is not None
