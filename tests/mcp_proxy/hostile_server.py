@@ -162,6 +162,8 @@ def answer(message: dict[str, Any]) -> dict[str, Any] | None:
         result = {"content": [{"type": "text", "text": "done"}]}
         if MODE == "many_blocks":
             result["content"] = [{"type": "text", "text": ""}] * int(os.environ["BLOCKS"])
+        if MODE == "many_arrays":
+            result["structuredContent"] = {"rows": [[]] * int(os.environ["ARRAYS"])}
         if MODE == "many_objects":
             result["structuredContent"] = {"rows": [{}] * int(os.environ["OBJECTS"])}
         if MODE == "output_trap":

@@ -355,6 +355,25 @@ def test_an_answer_of_half_a_million_content_blocks_ends_the_session_unparsed() 
     assert grown < 300, f"the host grew by {grown:.0f} MiB"
 
 
+def test_an_answer_of_millions_of_empty_arrays_ends_the_session_unparsed() -> None:
+    """Arrays are not objects: 16 MiB of `[]` (5.6 million) cost the host 1.8 GB and 6 s
+    to parse. 3.5 million, counted past MAX_VALUES: the session ends and the call says
+    why."""
+    settings = {**hostile("many_arrays", ARRAYS="3500000"), "tools": ["lookup"]}
+
+    async def main() -> tuple[str, float]:
+        async with opened(settings) as connector:
+            _peak_reset()
+            before = _rss_mib()
+            with pytest.raises(ConnectorError) as caught:
+                await connector.call("lookup", {})
+            return caught.value.message, _peak_mib() - before
+
+    message, grown = asyncio.run(main())
+    assert "wrote a message of over 500,000 JSON values and was stopped" in message
+    assert grown < 200, f"the host grew by {grown:.0f} MiB"
+
+
 def test_a_result_of_too_many_content_blocks_is_an_error_and_the_server_goes_on() -> None:
     """50,000 blocks (fewer objects than MAX_OBJECTS): the call is answered with an
     error saying so, before the blocks become models; the session goes on."""
@@ -492,11 +511,14 @@ def test_an_http_answer_over_16_mib_is_refused_unread_and_the_session_goes_on(
 def test_an_http_answer_of_too_many_objects_or_compressed_is_refused(
     http_server: HostileHttpServer,
 ) -> None:
-    crowded, packed, fine = _call_over_http(
-        http_server, [{"blocks": 540_000, "text": ""}, {"gzip": True}, {}]
+    crowded, blocks, packed, fine = _call_over_http(
+        http_server,
+        [{"blocks": 540_000, "text": ""}, {"blocks": 50_000, "text": ""}, {"gzip": True}, {}],
     )
     assert crowded.is_error
     assert "over 100,000 JSON objects" in crowded.content[0].text
+    assert blocks.is_error
+    assert "50,000 content blocks, over Airlock's 10,000" in blocks.content[0].text
     assert packed.is_error
     assert "compressed" in packed.content[0].text
     assert [block.text for block in fine.content] == ["ok"]

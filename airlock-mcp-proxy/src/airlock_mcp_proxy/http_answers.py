@@ -2,8 +2,9 @@
 
 The MCP library reads a JSON answer whole, however long, then parses it (it bounds only
 an SSE event, at 1 MiB): a server's 100 MB answer was 100 MB and more in the connector
-host. Here an answer is read up to :data:`~.stdio.MAX_LINE` (16 MiB) and its JSON
-objects counted (:mod:`.messages`) before the library sees it; one over either limit,
+host. Here an answer is read up to :data:`~.stdio.MAX_LINE` (16 MiB), its JSON values
+counted and its content blocks too (:mod:`.messages`) before the library sees it (an
+error answer's body as well: the library reads that too); one over a limit,
 or compressed (its size unknown until unpacked), reaches the library as the server's
 JSON-RPC error saying so, and the call fails with it (the session goes on). SSE streams
 pass as they are.
@@ -16,7 +17,12 @@ from typing import Any
 
 import httpx2
 
-from airlock_mcp_proxy.messages import COUNTED_FROM, TooManyObjects, count_objects
+from airlock_mcp_proxy.messages import (
+    COUNTED_FROM,
+    TooManyObjects,
+    blocks_refusal,
+    count_objects,
+)
 
 __all__ = ["BoundedAnswers", "bounded_client"]
 
@@ -50,6 +56,9 @@ class BoundedAnswers(httpx2.AsyncBaseTransport):
                 count_objects(bytes(body))
             except TooManyObjects as exc:
                 return _refused(f"the server answered with {exc}")
+            why = _blocks(bytes(body))
+            if why is not None:
+                return _refused(why)
         return httpx2.Response(
             response.status_code,
             headers=headers,
@@ -69,6 +78,15 @@ def bounded_client(limit: int) -> httpx2.AsyncClient:
         headers={"Accept-Encoding": "identity"},
         trust_env=False,
     )
+
+
+def _blocks(body: bytes) -> str | None:
+    """A result's content blocks over the limit (a model each, in the library)."""
+    try:
+        message = json.loads(body)
+    except (ValueError, RecursionError):
+        return None  # the library says what is wrong with it
+    return blocks_refusal(message.get("result")) if isinstance(message, dict) else None
 
 
 def _refused(why: str) -> httpx2.Response:
