@@ -7,6 +7,7 @@ import contextlib
 import json
 import re
 import secrets
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -119,7 +120,7 @@ def pending_rows(request: web.Request) -> list[dict[str, Any]]:
                 "operation": r.operation,
                 "params": _params(r.operation.get("params", {})) if r.operation else "",
                 "target": (target := rt.approvals.target(r)),
-                "lookalikes": _lookalikes(r.operation, target),
+                "lookalikes": _lookalikes(r.id, r.operation, target),
                 "ttl": format_duration(r.ttl),
                 "budget": format_usd(r.budget_nano) if r.budget_nano is not None else "",
                 "reason": r.reason,
@@ -130,9 +131,23 @@ def pending_rows(request: web.Request) -> list[dict[str, Any]]:
     return rows
 
 
-def _lookalikes(operation: dict[str, Any] | None, target: str | None) -> str | None:
-    """What the phone's prompt says of a write's look-alike letters, the same here."""
-    return spoofed_words(operation.get("params", {}), target) if operation else None
+_LOOKALIKES: OrderedDict[tuple[str, str | None], str | None] = OrderedDict()
+
+
+def _lookalikes(
+    request_id: str, operation: dict[str, Any] | None, target: str | None
+) -> str | None:
+    """What the phone's prompt says of a write's look-alike letters, the same here:
+    worked out once a request (its parameters do not change; a megabyte of them takes
+    up to ~0.3 s, and the page is loaded again and again), the last 256 kept."""
+    if not operation:
+        return None
+    key = (request_id, target)
+    if key not in _LOOKALIKES:
+        _LOOKALIKES[key] = spoofed_words(operation.get("params", {}), target)
+        while len(_LOOKALIKES) > 256:
+            _LOOKALIKES.popitem(last=False)
+    return _LOOKALIKES[key]
 
 
 def _params(params: dict[str, Any]) -> str:

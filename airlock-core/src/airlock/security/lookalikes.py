@@ -9,13 +9,14 @@ letters spelt out (``'bob@cоmpany.com': Cyrillic о U+043E``), and an IDN label
 punycode (``xn--80ak6aa92e.com``) with what it spells. The letters of Europe's own
 alphabets (``é``, ``ß``, ``ı``, ``ł``) are Latin, and a word of one other script alone
 (``Привет``, ``東京タワー``) is not mixed; nor are scripts that copy no Latin letter
-(``Tシャツ``). Words are what lies between spaces, quotes and hyphens (``IT-отдел`` is
-two words, as it is written).
+(``Tシャツ``). Words are what lies between spaces and quotes; outside an address or a
+dotted name, hyphens split them too (``IT-отдел`` is two words, as it is written).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import unicodedata
 
@@ -46,16 +47,21 @@ COPYING = frozenset(
     }
 )
 """Scripts (the first word of a letter's Unicode name) with letters that copy Latin ones."""
-EUROPEAN = ((0x00C0, 0x024F), (0x1E00, 0x1EFF))
-"""Latin letters of Europe's (and Vietnam's) alphabets: Latin-1, Extended-A and -B, and
-Extended Additional."""
-NOT_EUROPEAN = frozenset("\u00d7\u00f7\u01c0\u01c1\u01c2\u01c3")
-"""In those ranges, yet no letter of an alphabet: ``×``, ``÷`` and the click letters
-(``ǀ`` is an ``l``)."""
+ALPHABETS = frozenset(
+    "\u00df\u00e6\u00f8\u0153\u00f0\u00fe\u0142\u0111\u0127\u0131\u0138\u0140\u0149"
+    "\u014b\u0167\u017f\u00c6\u00d8\u0152\u00d0\u00de\u0141\u0110\u0126\u014a\u0166"
+    "\u0133\u0132\u0259\u018f\u025b\u0190\u0254\u0186\u0253\u0181\u0257\u018a\u028b"
+    "\u01b2\u0199\u0198\u01b4\u01b3"
+)
+"""Latin letters of living alphabets that are no accented ASCII letter: ``ß æ ø œ ð þ ł
+đ ħ ı ĸ ŀ ŋ ŧ ſ ĳ`` (Europe's, Turkish ``ı`` among them), and ``ə ɛ ɔ ɓ ɗ ʋ ƙ ƴ``
+(Azerbaijani's and West Africa's). An accented ASCII letter (``é``, ``ș``, ``ǎ``) is
+a letter of its alphabet too; any other Latin letter is not (``ɑ``, ``ɡ``, ``Ɩ``,
+``ƿ``, the click ``ǀ``)."""
 UNITS = frozenset("\u00b5\u03bc")
 """``µ`` and ``μ``, in ``10μs`` and ``5µm``."""
 BLOCKS = (
-    (0x01C0, 0x01C3),  # the click letters
+    (0x0180, 0x024F),  # Latin extended-B
     (0x0250, 0x02AF),  # IPA
     (0x0370, 0x03FF),  # Greek
     (0x0400, 0x052F),  # Cyrillic
@@ -78,6 +84,9 @@ BLOCKS = (
 WORD_LIMIT = 40
 _ASCII_LETTER = re.compile(r"[A-Za-z]")
 _ADDRESS = re.compile(r"[@./]")
+_HYPHENS = re.compile("[-\u2010-\u2015]")
+MAX_NAMES = 20
+"""Names in punycode decoded at most (each label is work)."""
 _NAME = re.compile(r"[A-Za-z0-9.\-]+")
 
 
@@ -105,11 +114,18 @@ def lookalikes(text: str, *, limit: int = 200) -> str | None:
 
 
 def _mixed(text: str) -> list[str]:
-    """The words of *text* with Latin letters and letters that copy them, each once."""
+    """The words of *text* with Latin letters and letters that copy them, each once: an
+    address or a dotted name whole (``аррӏе-id.com``), other words split at hyphens
+    (``IT-отдел`` is written so in Russian)."""
     if text.isascii():
         return []
-    words = _words_with_copies().findall(text)
-    return [word for word in dict.fromkeys(words) if _ASCII_LETTER.search(word)]
+    found: dict[str, None] = {}
+    copy = _copy_letter()
+    for word in dict.fromkeys(_words_with_copies().findall(text)):
+        for part in [word] if _ADDRESS.search(word) else _HYPHENS.split(word):
+            if _ASCII_LETTER.search(part) and copy.search(part):
+                found[part] = None
+    return list(found)
 
 
 def _spelt(word: str) -> str:
@@ -122,7 +138,10 @@ def _punycode(text: str) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     if "xn--" not in text.lower():
         return found
-    for word in dict.fromkeys(w for w in _NAME.findall(text) if "xn--" in w.lower()):
+    names = (w for w in _NAME.findall(text) if "xn--" in w.lower() and len(w) <= 253)
+    for word in itertools.islice(dict.fromkeys(names), MAX_NAMES):
+        if word.count(".") > 10:
+            continue  # no domain name has that many labels
         labels = []
         for label in word.split("."):
             try:
@@ -136,34 +155,47 @@ def _punycode(text: str) -> list[tuple[str, str]]:
 
 
 @functools.cache
-def _words_with_copies() -> re.Pattern[str]:
-    """Words holding a letter that copies a Latin one: found by the regex engine, so
-    that text without one costs no Python per word (a megabyte of words: ~10 ms)."""
+def _copies() -> str:
+    """The letters that copy Latin ones, as a regex class's ranges (a class of thousands
+    of single letters is slow)."""
     codes = [c for lo, hi in BLOCKS for c in range(lo, hi + 1) if _copies_latin(chr(c))]
     runs: list[list[int]] = []
-    for code in codes:  # as ranges: a class of thousands of single letters is slow
+    for code in codes:
         if runs and runs[-1][1] == code - 1:
             runs[-1][1] = code
         else:
             runs.append([code, code])
-    copies = "".join(
+    return "".join(
         re.escape(chr(lo)) + (f"-{re.escape(chr(hi))}" if hi > lo else "") for lo, hi in runs
     )
-    # From a word's start only, nothing given back: linear in the text, however long
-    # a word without such a letter runs.
-    return re.compile(rf"(?<![^\s\"'`\-])[^\s\"'`\-{copies}]*+[{copies}][^\s\"'`\-]*+")
+
+
+@functools.cache
+def _copy_letter() -> re.Pattern[str]:
+    return re.compile(f"[{_copies()}]")
+
+
+@functools.cache
+def _words_with_copies() -> re.Pattern[str]:
+    """Words holding a letter that copies a Latin one: found by the regex engine, so
+    that text without one costs no Python per word (a megabyte of words: ~10 ms). From
+    a word's start only, nothing given back: linear in the text, however long a word
+    without such a letter runs."""
+    copies = _copies()
+    return re.compile(rf"(?<![^\s\"'`])[^\s\"'`{copies}]*+[{copies}][^\s\"'`]*+")
 
 
 @functools.lru_cache(maxsize=4096)
 def _copies_latin(char: str) -> bool:
     """Whether *char* is a letter that can pass for a Latin one without being one of
     the alphabets' own (see the module)."""
-    if char.isascii() or not char.isalpha() or char in UNITS:
+    if char.isascii() or not char.isalpha() or char in UNITS or char in ALPHABETS:
         return False
-    code = ord(char)
-    if char not in NOT_EUROPEAN and any(lo <= code <= hi for lo, hi in EUROPEAN):
-        return False
-    return _script(char) in COPYING
+    script = _script(char)
+    base = unicodedata.normalize("NFD", char)[0]
+    if script == "LATIN" and base.isascii():
+        return False  # an accented ASCII letter
+    return script in COPYING or 0x2100 <= ord(char) <= 0x214F  # letterlike: ℎ, ℂ, K
 
 
 def _script(char: str) -> str:
