@@ -221,3 +221,36 @@ def test_a_retired_notifier_is_closed_only_after_its_successor_took_over() -> No
         new.stop()
 
     asyncio.run(main())
+
+
+def test_a_daemon_stopping_during_a_handover_still_closes_the_old_notifier() -> None:
+    """The daemon's stop cancels the retiring of a reload's old parts: their notifier
+    was then never closed (its API clients left open)."""
+
+    class Closing(Inbox):
+        closed = False
+
+        async def close(self) -> None:
+            self.closed = True
+
+    class NoApprovals:
+        async def finish(self, grace: float) -> None:
+            return None
+
+    async def main() -> None:
+        seen, replies = handler()
+        old_notifier = Closing()
+        old = {"inbox": Listener("inbox", old_notifier, replies)}
+        seen.gate.clear()
+        old_notifier.queue.put_nowait("in hand")
+        await seen.started.wait()
+        old["inbox"].stop()  # its reply in hand: it goes on
+        approvals = cast(ApprovalService, NoApprovals())
+        retiring = asyncio.ensure_future(retire(old, approvals, {"inbox": old_notifier}, grace=60))
+        await asyncio.sleep(0)
+        retiring.cancel()  # the daemon stops
+        await asyncio.gather(retiring, return_exceptions=True)
+        assert old_notifier.closed
+        old["inbox"].task.cancel()
+
+    asyncio.run(main())

@@ -297,3 +297,62 @@ def test_reloads_keep_one_connection_subscribed_once(on_start: SignalDouble) -> 
         await eventually(lambda: not server._connections)
 
     asyncio.run(main())
+
+
+def test_a_prompt_sent_during_the_handover_is_delivered_and_remembered(
+    on_start: SignalDouble,
+) -> None:
+    """The new notifier sends a prompt through a connection of its own while it takes
+    over the old one's: its own is closed only once the send has its answer (closed at
+    once, the send failed though signal-cli sent it, and the prompt on the phone was
+    not remembered)."""
+    server = on_start.server
+    assert isinstance(server, SignalCliSocketServer)
+
+    async def main() -> None:
+        settings = SignalSettings.model_validate(on_start.settings())
+        old, new = (
+            SignalNotifier(settings, NoCredentials()),
+            SignalNotifier(settings, NoCredentials()),
+        )
+        listeners = listen_to({"signal": old}, cast(ReplyHandler, object()))
+        try:
+            await eventually(lambda: listeners["signal"].receiving)
+            server.hold_sends()
+            prompt = contract_prompt()
+            sending = asyncio.ensure_future(new.send(prompt))
+            await eventually(lambda: server.held == 1)
+            new.carry_over(old)
+            server.release_sends()
+            await sending
+            assert new.recall(prompt.request_id) is not None
+            assert len(server.sent) == 1
+        finally:
+            listeners["signal"].stop()
+            await asyncio.gather(listeners["signal"].task, return_exceptions=True)
+            await old.close()
+            await new.close()
+
+    asyncio.run(main())
+
+
+def test_a_reload_to_another_person_does_not_take_over_the_connection(
+    on_start: SignalDouble,
+) -> None:
+    """The connection sorts what it receives by who wrote it: a notifier for another
+    person keeps its own (adopted, the new person's messages waited among strangers')."""
+
+    async def main() -> None:
+        old = SignalNotifier(
+            SignalSettings.model_validate(on_start.settings(recipient="+15550003000")),
+            NoCredentials(),
+        )
+        new = SignalNotifier(SignalSettings.model_validate(on_start.settings()), NoCredentials())
+        await old.send(contract_prompt())  # its connection open
+        new.carry_over(old)
+        assert new._cli is not old._cli
+        assert old._cli is not None, "closed with the old notifier"
+        await old.close()
+        await new.close()
+
+    asyncio.run(main())

@@ -29,6 +29,7 @@ read is bounded in ``_waiting``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 from collections import OrderedDict
@@ -86,6 +87,9 @@ class _Connection:
         self._writer = writer
         self._admit = admit
         self._answers: dict[str, asyncio.Future[Any]] = {}
+        self._idle = asyncio.Event()
+        """Set while no answer is awaited."""
+        self._idle.set()
         self._ids = itertools.count(1)
         self._waiting = Waiting()
         self.subscribed = False
@@ -102,6 +106,7 @@ class _Connection:
         ident = str(next(self._ids))
         answer = asyncio.get_running_loop().create_future()
         self._answers[ident] = answer
+        self._idle.clear()
         request = {"jsonrpc": "2.0", "id": ident, "method": method, "params": params}
         try:
             self._writer.write(json.dumps(request).encode() + b"\n")
@@ -113,11 +118,21 @@ class _Connection:
             raise ApiUnreachable(SERVICE, type(exc).__name__) from None
         finally:
             self._answers.pop(ident, None)
+            if not self._answers:
+                self._idle.set()
 
     async def item(self) -> Any:
         """The next message (``{"envelope", "account"}``), or ``ENDED`` once the
         connection ended and nothing waits."""
         return await self._waiting.get()
+
+    async def close_when_idle(self, within: float) -> None:
+        """Close once no answer is awaited (a send in flight finishes), *within* seconds
+        at most."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self._idle.wait()
+        await self.close()
 
     async def close(self) -> None:
         self._reading.cancel()
@@ -238,10 +253,14 @@ class SignalCli:
                 problem = str(exc)
             await backoff.failed(problem)
 
-    async def aclose(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
-            self._connection = None
+    async def aclose(self, *, when_idle: bool = False) -> None:
+        """Close the connection; *when_idle*: once a send in flight has its answer."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            if when_idle:
+                await connection.close_when_idle(self._timeout)
+            else:
+                await connection.close()
 
     async def _connected(self) -> _Connection:
         async with self._opening:

@@ -141,11 +141,13 @@ class SignalNotifier(HttpNotifier[SignalSettings, int]):
         if old._receiver is not None and self._receiver is not None:
             self._receiver.unread.extendleft(reversed(old._receiver.unread))
             old._receiver.unread.clear()
-        if old._cli is not None and self._cli is not None:
+        # The connection sorts what it receives by who wrote it: only for the same person.
+        if old._cli is not None and self._cli is not None and self.same_conversation(old):
             own, cli, old._cli = self._cli, old._cli, None  # now this notifier's to close
             self._cli = self._api = cli
             self._received = lambda: cli.items(self.backoff)
-            task = asyncio.get_running_loop().create_task(own.aclose())  # a send opened it
+            # A send may have opened it, and may still be waiting for its answer.
+            task = asyncio.get_running_loop().create_task(own.aclose(when_idle=True))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 

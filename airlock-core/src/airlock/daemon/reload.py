@@ -57,16 +57,18 @@ async def retire(
     stopped, see ``daemon.listeners``) ended, their approval tasks given *grace* seconds to
     end (a prompt still looking up what a write acts on goes out through the notifiers of
     when it was asked for), then closed with the notifiers."""
-    await asyncio.gather(*(ls.task for ls in listeners.values()), return_exceptions=True)
-    # Not closed before the new notifier took over (it may adopt what the old one holds,
-    # signal-cli's connection): bounded, its take-over is.
-    released = [asyncio.ensure_future(ls.released.wait()) for ls in listeners.values()]
-    if released:
-        _, late = await asyncio.wait(released, timeout=grace)
-        for waiting in late:
-            waiting.cancel()
-    await approvals.finish(grace)
-    await close_notifiers(notifiers)
+    try:
+        await asyncio.gather(*(ls.task for ls in listeners.values()), return_exceptions=True)
+        # Not closed before the new notifier took over (it may adopt what the old one
+        # holds, signal-cli's connection): bounded, its take-over is.
+        released = [asyncio.ensure_future(ls.released.wait()) for ls in listeners.values()]
+        if released:
+            _, late = await asyncio.wait(released, timeout=grace)
+            for waiting in late:
+                waiting.cancel()
+        await approvals.finish(grace)
+    finally:
+        await close_notifiers(notifiers)  # also when the daemon stops meanwhile
 
 
 async def recorded(
