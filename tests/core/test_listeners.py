@@ -22,7 +22,7 @@ from airlock.security.replies import ReplyHandler
 
 class Inbox(Notifier):
     """A notifier whose replies come from a queue; a new one takes over the old's queue
-    and remembers whom it took over from."""
+    and remembers whom it took over from, and whether that one was still open."""
 
     name = "inbox"
 
@@ -30,11 +30,17 @@ class Inbox(Notifier):
         super().__init__(NoSettings(), NoCredentials())
         self.queue: asyncio.Queue[str] = asyncio.Queue()
         self.took_over: Inbox | None = None
+        self.open_at_take_over: bool | None = None
         self.receiving = False
+        self.closed = False
 
     def carry_over(self, old: Notifier) -> None:
         assert isinstance(old, Inbox)
         self.took_over, self.queue = old, old.queue
+        self.open_at_take_over = not old.closed
+
+    async def close(self) -> None:
+        self.closed = True
 
     async def replies(self) -> AsyncIterator[Reply]:
         self.receiving = True
@@ -61,6 +67,20 @@ class Handler:
 def handler() -> tuple[Handler, ReplyHandler]:
     h = Handler()
     return h, cast(ReplyHandler, h)
+
+
+async def in_hand(seen: Handler, notifier: Inbox, text: str) -> None:
+    """*notifier* receives *text*, whose handling is held (``seen.gate``) once begun."""
+    seen.gate.clear()
+    notifier.queue.put_nowait(text)
+    await seen.started.wait()
+
+
+class NoApprovals:
+    """The old approval service a reload retires, with nothing in flight."""
+
+    async def finish(self, grace: float) -> None:
+        return None
 
 
 async def until(condition: Callable[[], bool]) -> None:
@@ -97,9 +117,7 @@ def test_the_reply_in_hand_is_finished_before_the_new_notifier_receives() -> Non
         seen, replies = handler()
         old_notifier, new_notifier = Inbox(), Inbox()
         old = listen_to({"inbox": old_notifier}, replies)
-        seen.gate.clear()
-        old_notifier.queue.put_nowait("000000")
-        await seen.started.wait()
+        await in_hand(seen, old_notifier, "000000")
         new = listen_to({"inbox": new_notifier}, replies, before=old)
         for _ in range(20):
             await asyncio.sleep(0)
@@ -125,9 +143,7 @@ def test_two_reloads_in_a_row_hand_over_in_order() -> None:
         seen, replies = handler()
         first, second, third = Inbox(), Inbox(), Inbox()
         one = listen_to({"inbox": first}, replies)
-        seen.gate.clear()
-        first.queue.put_nowait("in hand")
-        await seen.started.wait()
+        await in_hand(seen, first, "in hand")
         two = listen_to({"inbox": second}, replies, before=one)
         three = listen_to({"inbox": third}, replies, before=two)
         seen.gate.set()
@@ -147,9 +163,7 @@ def test_a_reply_in_hand_past_the_wait_is_cut_off_and_the_new_one_receives() -> 
         seen, replies = handler()
         old_notifier, new_notifier = Inbox(), Inbox()
         old = Listener("inbox", old_notifier, replies)
-        seen.gate.clear()
-        old_notifier.queue.put_nowait("stuck")
-        await seen.started.wait()
+        await in_hand(seen, old_notifier, "stuck")
         new = Listener("inbox", new_notifier, replies, after=old, wait=0.05)
         old.stop()
         await ended(old)  # cut off by the new one's wait running out
@@ -189,29 +203,11 @@ def test_a_retired_notifier_is_closed_only_after_its_successor_took_over() -> No
     closing the old notifier then (the reload's retiring of it) lost what the new one
     takes over (signal-cli's connection, with the messages waiting on it)."""
 
-    class Closing(Inbox):
-        closed = False
-        open_at_take_over: bool | None = None
-
-        def carry_over(self, old: Notifier) -> None:
-            assert isinstance(old, Closing)
-            self.open_at_take_over = not old.closed
-            super().carry_over(old)
-
-        async def close(self) -> None:
-            self.closed = True
-
-    class NoApprovals:
-        async def finish(self, grace: float) -> None:
-            return None
-
     async def main() -> None:
         seen, replies = handler()
-        old_notifier, new_notifier = Closing(), Closing()
+        old_notifier, new_notifier = Inbox(), Inbox()
         old = {"inbox": Listener("inbox", old_notifier, replies)}
-        seen.gate.clear()
-        old_notifier.queue.put_nowait("stuck")
-        await seen.started.wait()
+        await in_hand(seen, old_notifier, "stuck")
         new = Listener("inbox", new_notifier, replies, after=old["inbox"], wait=0.05)
         old["inbox"].stop()
         approvals = cast(ApprovalService, NoApprovals())
@@ -227,23 +223,11 @@ def test_a_daemon_stopping_during_a_handover_still_closes_the_old_notifier() -> 
     """The daemon's stop cancels the retiring of a reload's old parts: their notifier
     was then never closed (its API clients left open)."""
 
-    class Closing(Inbox):
-        closed = False
-
-        async def close(self) -> None:
-            self.closed = True
-
-    class NoApprovals:
-        async def finish(self, grace: float) -> None:
-            return None
-
     async def main() -> None:
         seen, replies = handler()
-        old_notifier = Closing()
+        old_notifier = Inbox()
         old = {"inbox": Listener("inbox", old_notifier, replies)}
-        seen.gate.clear()
-        old_notifier.queue.put_nowait("in hand")
-        await seen.started.wait()
+        await in_hand(seen, old_notifier, "in hand")
         old["inbox"].stop()  # its reply in hand: it goes on
         approvals = cast(ApprovalService, NoApprovals())
         retiring = asyncio.ensure_future(retire(old, approvals, {"inbox": old_notifier}, grace=60))

@@ -95,9 +95,13 @@ class Receiver:
         return None
 
     async def _poll(self) -> AsyncGenerator[Any, None]:
-        while self.unread:
-            yield self.unread.popleft()
-        while not self._backoff.closed:
+        while True:
+            # What was carried over first, then each batch: drained from the service, it
+            # is kept here until yielded (see ``unread``).
+            while self.unread:
+                yield self.unread.popleft()
+            if self._backoff.closed:
+                return
             try:
                 batch = await self._backoff.until_closed(self._api.receive(self._wait))
             except AnswerTooLarge as exc:
@@ -110,10 +114,7 @@ class Receiver:
             if batch is None:
                 return
             self._backoff.succeeded()
-            # Drained from the service: kept here until yielded (see ``unread``).
             self.unread += (i for i in batch if not for_another_account(i, self._api.number))
-            while self.unread:
-                yield self.unread.popleft()
 
     async def _websocket(self) -> AsyncGenerator[Any, None]:
         waiting = Waiting()
